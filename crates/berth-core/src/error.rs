@@ -1,0 +1,45 @@
+use berth_store::{Digest, StoreError};
+use thiserror::Error;
+
+/// Everything the registry service can refuse. Each adapter maps these to
+/// its protocol's codes in one place.
+#[derive(Debug, Error)]
+pub enum RegistryError {
+    #[error("invalid repository name {0:?}: must be 2-256 characters of lowercase letters, digits and separators (. _ __ -), path components separated by /")]
+    NameInvalid(String),
+    #[error("repository {0:?} not found")]
+    NameUnknown(String),
+    #[error("invalid tag {0:?}: must match [A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}")]
+    TagInvalid(String),
+    #[error("invalid digest: {0}")]
+    DigestInvalid(String),
+    #[error("blob {0} not found in this repository")]
+    BlobUnknown(Digest),
+    #[error("upload session not found")]
+    BlobUploadUnknown,
+    #[error("upload invalid: {0}")]
+    BlobUploadInvalid(String),
+    /// A chunk did not start where the upload ends; the client should resume from `current`.
+    #[error("chunk starts at {requested} but the upload holds {current} bytes")]
+    UploadRangeInvalid { requested: u64, current: u64 },
+    #[error("requested range not satisfiable for a blob of {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    #[error("manifest {0} not found")]
+    ManifestUnknown(String),
+    #[error("manifest invalid: {0}")]
+    ManifestInvalid(String),
+    #[error("manifest references {0}, which is not in this repository")]
+    ManifestBlobUnknown(Digest),
+    #[error("manifest is larger than the {limit}-byte limit")]
+    ManifestTooLarge { limit: usize },
+    #[error("size invalid: {0}")]
+    SizeInvalid(String),
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    #[error("denied: {0}")]
+    Denied(String),
+    #[error("storage failure: {0}")]
+    Store(#[from] StoreError),
+}
+
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;

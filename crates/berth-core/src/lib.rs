@@ -1,0 +1,22 @@
+//! The registry service: every rule of berth lives here once, independent
+//! of HTTP and of storage. Adapters (`berth-oci`, later `berth-ecr`) parse
+//! requests, call [`Registry`], and map [`RegistryError`] to their protocol.
+
+pub mod clock;
+pub mod error;
+pub mod fsck;
+pub mod gc;
+mod locks;
+pub mod manifest;
+pub mod names;
+mod registry;
+mod uploads;
+
+pub use berth_store::{BlobRange, BlobReader, ByteStream as BlobStream, Digest, DigestError};
+pub use clock::{Clock, SystemClock};
+pub use error::RegistryError;
+pub use gc::{GcOptions, GcReport};
+pub use manifest::{media_types, MAX_MANIFEST_BYTES};
+pub use names::{Reference, RepositoryName, Tag};
+pub use registry::*;
+pub use uploads::UploadStatus;

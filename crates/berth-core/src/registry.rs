@@ -1,0 +1,323 @@
+//! The registry service: repositories, blobs, manifests, tags, referrers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use berth_store::{
+    BlobRange, BlobReader, BlobStore, Digest, ManifestRow, ManifestSummary, MetadataStore, NewManifest, PutManifestOutcome, UnlinkOutcome,
+};
+use bytes::Bytes;
+
+use crate::error::Result;
+use crate::locks::DigestLocks;
+use crate::manifest;
+use crate::names::{Reference, RepositoryName, Tag};
+use crate::uploads::UploadState;
+use crate::{Clock, RegistryError};
+
+/// Tunables of the service (not of any one protocol).
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// Blobs unreferenced for longer than this may be garbage-collected; also the
+    /// age after which an idle upload session is abandoned.
+    pub gc_grace_millis: i64,
+    /// Create a repository on its first push (OCI registries do; ECR does not).
+    pub create_repository_on_push: bool,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig { gc_grace_millis: 24 * 3600 * 1000, create_repository_on_push: true }
+    }
+}
+
+pub struct Registry {
+    pub(crate) meta: Arc<dyn MetadataStore>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: RegistryConfig,
+    pub(crate) digest_locks: DigestLocks,
+    pub(crate) uploads: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<UploadState>>>>,
+}
+
+/// A manifest to serve.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub content: Bytes,
+}
+
+impl From<ManifestRow> for Manifest {
+    fn from(r: ManifestRow) -> Self {
+        Manifest { digest: r.digest, media_type: r.media_type, content: r.content }
+    }
+}
+
+#[derive(Debug)]
+pub struct PutManifestResult {
+    pub digest: Digest,
+    pub subject: Option<Digest>,
+}
+
+/// A page of a lexically ordered listing; `next` is the `last` to ask for the following page.
+#[derive(Debug)]
+pub struct Page {
+    pub items: Vec<String>,
+    pub more: bool,
+}
+
+/// Result of a blob mount request.
+#[derive(Debug)]
+pub enum MountOutcome {
+    Mounted(Digest),
+    /// The blob could not be mounted; a fresh upload session was opened instead.
+    Upload(crate::UploadStatus),
+}
+
+/// Largest page a listing returns, whatever `n` asks for (a Link header leads on).
+pub const MAX_PAGE: u32 = 10_000;
+
+impl Registry {
+    pub fn new(meta: Arc<dyn MetadataStore>, blobs: Arc<dyn BlobStore>, clock: Arc<dyn Clock>, config: RegistryConfig) -> Self {
+        Registry { meta, blobs, clock, config, digest_locks: DigestLocks::new(), uploads: Default::default() }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    pub(crate) async fn existing_repository(&self, name: &RepositoryName) -> Result<()> {
+        match self.meta.get_repository(name.as_str()).await? {
+            Some(_) => Ok(()),
+            None => Err(RegistryError::NameUnknown(name.to_string())),
+        }
+    }
+
+    /// The repository a push writes into, created on first push when configured so.
+    pub(crate) async fn push_target(&self, name: &RepositoryName) -> Result<()> {
+        if self.config.create_repository_on_push {
+            self.meta.ensure_repository(name.as_str(), self.now()).await?;
+            Ok(())
+        } else {
+            self.existing_repository(name).await
+        }
+    }
+
+    // ---- blobs ----
+
+    /// Size of a blob readable through this repository.
+    pub async fn stat_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<u64> {
+        match self.meta.repository_blob(repo.as_str(), digest).await? {
+            Some(size) => {
+                self.keep_alive(digest).await?;
+                Ok(size)
+            }
+            None => {
+                self.existing_repository(repo).await?;
+                Err(RegistryError::BlobUnknown(digest.clone()))
+            }
+        }
+    }
+
+    /// Clients check a blob exists and then reference it; keep the collector off it meanwhile.
+    async fn keep_alive(&self, digest: &Digest) -> Result<()> {
+        let now = self.now();
+        self.meta.touch_blob(digest, now, now - self.config.gc_grace_millis / 4).await?;
+        Ok(())
+    }
+
+    /// Opens a blob (or a range of it). `range` is the raw (start, end) from the request,
+    /// `end` None meaning "to the end"; a suffix range is `(None, Some(n))`.
+    pub async fn read_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        range: Option<(Option<u64>, Option<u64>)>,
+    ) -> Result<(u64, Option<BlobRange>, BlobReader)> {
+        let size = self.stat_blob(repo, digest).await?;
+        let range = match range {
+            None => None,
+            Some(r) => Some(resolve_range(r, size)?),
+        };
+        match self.blobs.get(digest, range).await? {
+            Some(reader) => Ok((size, range, reader)),
+            None => {
+                tracing::error!(%digest, "blob is recorded in metadata but missing from the blob store");
+                Err(RegistryError::BlobUnknown(digest.clone()))
+            }
+        }
+    }
+
+    pub async fn delete_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+        self.existing_repository(repo).await?;
+        match self.meta.unlink_blob(repo.as_str(), digest).await? {
+            UnlinkOutcome::Unlinked => Ok(()),
+            UnlinkOutcome::NotLinked => Err(RegistryError::BlobUnknown(digest.clone())),
+            UnlinkOutcome::Referenced => {
+                Err(RegistryError::Denied(format!("blob {digest} is referenced by a manifest in {repo}; delete the manifest first")))
+            }
+        }
+    }
+
+    /// Links a blob from another repository without copying bytes (`from` readable by the caller:
+    /// the adapter authorizes that before calling).
+    pub async fn mount_blob(&self, repo: &RepositoryName, digest: &Digest, from: Option<&RepositoryName>) -> Result<MountOutcome> {
+        self.push_target(repo).await?;
+        if let Some(from) = from {
+            if let Some(size) = self.meta.repository_blob(from.as_str(), digest).await? {
+                let _guard = self.digest_locks.lock(digest).await;
+                if self.blobs.stat(digest).await?.is_some() {
+                    self.meta.link_blob(repo.as_str(), digest, size, self.now()).await?;
+                    return Ok(MountOutcome::Mounted(digest.clone()));
+                }
+            }
+        }
+        Ok(MountOutcome::Upload(self.start_upload(repo).await?))
+    }
+
+    // ---- manifests ----
+
+    pub async fn get_manifest(&self, repo: &RepositoryName, reference: &Reference) -> Result<Manifest> {
+        let row = match reference {
+            Reference::Tag(t) => self.meta.get_manifest_by_tag(repo.as_str(), t.as_str()).await?,
+            Reference::Digest(d) => self.meta.get_manifest_by_digest(repo.as_str(), d).await?,
+        };
+        match row {
+            Some(r) => Ok(r.into()),
+            None => {
+                self.existing_repository(repo).await?;
+                Err(RegistryError::ManifestUnknown(reference.to_string()))
+            }
+        }
+    }
+
+    /// Stores a manifest exactly as pushed and, when `reference` is a tag, moves the tag to it.
+    pub async fn put_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        content_type: &str,
+        body: Bytes,
+    ) -> Result<PutManifestResult> {
+        let parsed = manifest::parse(&body, content_type)?;
+        let digest = match reference {
+            Reference::Digest(expected) => {
+                let actual = Digest::of(expected.algorithm(), &body);
+                if &actual != expected {
+                    return Err(RegistryError::DigestInvalid(format!("manifest digest is {actual}, not {expected}")));
+                }
+                actual
+            }
+            Reference::Tag(_) => Digest::sha256_of(&body),
+        };
+        self.push_target(repo).await?;
+        let tag = match reference {
+            Reference::Tag(t) => Some(t.as_str()),
+            Reference::Digest(_) => None,
+        };
+        let outcome = self
+            .meta
+            .put_manifest(NewManifest {
+                repository: repo.as_str(),
+                manifest: ManifestRow {
+                    digest: digest.clone(),
+                    media_type: parsed.media_type,
+                    artifact_type: parsed.artifact_type,
+                    subject: parsed.subject.clone(),
+                    annotations: parsed.annotations,
+                    content: body,
+                    pushed_at: self.now(),
+                },
+                references: parsed.references,
+                tag,
+            })
+            .await?;
+        match outcome {
+            PutManifestOutcome::Stored => Ok(PutManifestResult { digest, subject: parsed.subject }),
+            PutManifestOutcome::MissingReference(d, _) => Err(RegistryError::ManifestBlobUnknown(d)),
+        }
+    }
+
+    /// By digest: deletes the manifest and its tags. By tag: deletes only the tag.
+    pub async fn delete_manifest(&self, repo: &RepositoryName, reference: &Reference) -> Result<()> {
+        self.existing_repository(repo).await?;
+        let deleted = match reference {
+            Reference::Tag(t) => self.meta.delete_tag(repo.as_str(), t.as_str()).await?,
+            Reference::Digest(d) => self.meta.delete_manifest(repo.as_str(), d).await?,
+        };
+        if deleted {
+            Ok(())
+        } else {
+            Err(RegistryError::ManifestUnknown(reference.to_string()))
+        }
+    }
+
+    pub async fn list_tags(&self, repo: &RepositoryName, last: Option<&str>, n: Option<u32>) -> Result<Page> {
+        self.existing_repository(repo).await?;
+        let limit = n.unwrap_or(u32::MAX).min(MAX_PAGE);
+        let mut items = self.meta.list_tags(repo.as_str(), last, limit.saturating_add(1)).await?;
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        Ok(Page { items, more })
+    }
+
+    pub async fn list_repositories(&self, last: Option<&str>, n: Option<u32>) -> Result<Page> {
+        let limit = n.unwrap_or(u32::MAX).min(MAX_PAGE);
+        let mut items = self.meta.list_repositories(last, limit.saturating_add(1)).await?;
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        Ok(Page { items, more })
+    }
+
+    /// Manifests whose subject is `subject`, optionally only those of `artifact_type`.
+    pub async fn referrers(&self, repo: &RepositoryName, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<ManifestSummary>> {
+        if self.meta.get_repository(repo.as_str()).await?.is_none() {
+            // The spec wants an empty index, not an error, for unknown subjects.
+            return Ok(Vec::new());
+        }
+        let mut all = self.meta.list_referrers(repo.as_str(), subject).await?;
+        if let Some(t) = artifact_type {
+            all.retain(|m| m.artifact_type.as_deref() == Some(t));
+        }
+        Ok(all)
+    }
+
+    pub async fn open_upload_sessions(&self) -> Result<u64> {
+        Ok(self.meta.count_uploads().await?)
+    }
+
+    pub fn tag(s: &str) -> Result<Tag> {
+        Tag::parse(s)
+    }
+}
+
+fn resolve_range((start, end): (Option<u64>, Option<u64>), size: u64) -> Result<BlobRange> {
+    let unsatisfiable = RegistryError::RangeNotSatisfiable { size };
+    let (s, e) = match (start, end) {
+        (Some(s), Some(e)) if s <= e => (s, e.min(size.saturating_sub(1))),
+        (Some(s), None) => (s, size.saturating_sub(1)),
+        (None, Some(n)) if n > 0 => (size.saturating_sub(n), size.saturating_sub(1)),
+        _ => return Err(unsatisfiable),
+    };
+    if size == 0 || s >= size {
+        return Err(unsatisfiable);
+    }
+    Ok(BlobRange { start: s, end_inclusive: e })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(resolve_range((Some(0), Some(9)), 100).unwrap(), BlobRange { start: 0, end_inclusive: 9 });
+        assert_eq!(resolve_range((Some(90), Some(200)), 100).unwrap(), BlobRange { start: 90, end_inclusive: 99 });
+        assert_eq!(resolve_range((Some(10), None), 100).unwrap(), BlobRange { start: 10, end_inclusive: 99 });
+        assert_eq!(resolve_range((None, Some(10)), 100).unwrap(), BlobRange { start: 90, end_inclusive: 99 });
+        assert!(resolve_range((Some(100), None), 100).is_err());
+        assert!(resolve_range((Some(5), Some(4)), 100).is_err());
+        assert!(resolve_range((None, Some(0)), 100).is_err());
+    }
+}

@@ -1,0 +1,86 @@
+//! Service errors as the distribution-spec's error JSON: the one place where
+//! a code and an HTTP status are chosen.
+
+use axum::response::{IntoResponse, Response};
+use berth_core::RegistryError;
+use http::{HeaderValue, StatusCode};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    #[error(transparent)]
+    Registry(RegistryError),
+    #[error("no such endpoint")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    BadRequest(String),
+    /// A chunk's Content-Range does not fit the upload; tells where it stands.
+    #[error("{0}")]
+    RangeInvalid(String),
+}
+
+impl OciError {
+    fn parts(&self) -> (StatusCode, &'static str) {
+        use RegistryError as R;
+        match self {
+            OciError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            OciError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
+            OciError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
+            OciError::RangeInvalid(_) => (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),
+            OciError::Registry(e) => match e {
+                R::NameInvalid(_) => (StatusCode::BAD_REQUEST, "NAME_INVALID"),
+                R::NameUnknown(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
+                R::TagInvalid(_) => (StatusCode::BAD_REQUEST, "TAG_INVALID"),
+                R::DigestInvalid(_) => (StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
+                R::BlobUnknown(_) => (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"),
+                R::BlobUploadUnknown => (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN"),
+                R::BlobUploadInvalid(_) => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
+                R::UploadRangeInvalid { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),
+                R::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "RANGE_INVALID"),
+                R::ManifestUnknown(_) => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
+                R::ManifestInvalid(_) => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
+                R::ManifestBlobUnknown(_) => (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"),
+                R::ManifestTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
+                R::SizeInvalid(_) => (StatusCode::BAD_REQUEST, "SIZE_INVALID"),
+                R::Unsupported(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
+                R::Denied(_) => (StatusCode::FORBIDDEN, "DENIED"),
+                R::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
+            },
+        }
+    }
+}
+
+impl IntoResponse for OciError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        let message = match &self {
+            OciError::Registry(RegistryError::Store(e)) => {
+                tracing::error!(error = %e, "storage failure");
+                "internal storage error; see the server log".to_string()
+            }
+            other => other.to_string(),
+        };
+        let detail = match &self {
+            OciError::Registry(RegistryError::ManifestBlobUnknown(d)) | OciError::Registry(RegistryError::BlobUnknown(d)) => {
+                json!({ "digest": d.to_string() })
+            }
+            _ => json!(null),
+        };
+        let body = json!({ "errors": [{ "code": code, "message": message, "detail": detail }] });
+        let mut resp = (status, axum::Json(body)).into_response();
+        match &self {
+            OciError::Registry(RegistryError::RangeNotSatisfiable { size }) => {
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    resp.headers_mut().insert(http::header::CONTENT_RANGE, v);
+                }
+            }
+            OciError::Registry(RegistryError::UploadRangeInvalid { current, .. }) => {
+                resp.headers_mut().insert(http::header::RANGE, crate::headers::upload_range(*current));
+            }
+            _ => {}
+        }
+        resp
+    }
+}

@@ -1,0 +1,50 @@
+//! The OCI Distribution API adapter (`/v2/`).
+//!
+//! A request is first parsed into an [`Endpoint`] (routing is data, see
+//! `endpoint.rs`), then handled by calling the registry service; every
+//! service error becomes the spec's error JSON in one place (`error.rs`).
+
+mod endpoint;
+mod error;
+mod handlers;
+mod headers;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use berth_core::Registry;
+
+pub use endpoint::Endpoint;
+pub use error::OciError;
+
+/// The route a request took, as a low-cardinality label for logs and metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteLabel(pub &'static str);
+
+/// `/v2/` and everything under it.
+pub fn router(registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/v2", axum::routing::any(dispatch))
+        .route("/v2/", axum::routing::any(dispatch))
+        .route("/v2/{*rest}", axum::routing::any(dispatch))
+        .with_state(registry)
+}
+
+async fn dispatch(State(registry): State<Arc<Registry>>, req: Request<Body>) -> Response {
+    let endpoint = Endpoint::parse(req.uri().path());
+    let label = endpoint.as_ref().map(Endpoint::label).unwrap_or("v2_unknown");
+    let mut response = match endpoint {
+        Ok(ep) => match handlers::handle(&registry, ep, req).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        },
+        Err(e) => e.into_response(),
+    };
+    let headers = response.headers_mut();
+    headers.insert("docker-distribution-api-version", http::HeaderValue::from_static("registry/2.0"));
+    response.extensions_mut().insert(RouteLabel(label));
+    response
+}

@@ -1,0 +1,216 @@
+//! Blob storage on a local filesystem.
+//!
+//! Layout under the root (the one place it is written down):
+//! ```text
+//! <root>/
+//!   blobs/
+//!     sha256/<first two hex>/<hex>     committed blobs, read-only once renamed here
+//!     sha512/<first two hex>/<hex>
+//!   uploads/
+//!     <session uuid>                   append-only data of an open upload session
+//! ```
+//! A commit fsyncs the upload file, renames it into `blobs/…` and fsyncs the
+//! directory, so a blob path exists only for complete, verified, durable
+//! content. Session ids and digests are validated before they reach a path.
+
+use std::io::{self, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tokio::fs::{self, File, OpenOptions};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio_util::io::ReaderStream;
+
+use crate::blob::{BlobRange, BlobReader, BlobStore, ByteStream};
+use crate::{Algorithm, Digest, StoreError};
+
+const READ_CHUNK: usize = 256 * 1024;
+
+pub struct FsBlobStore {
+    root: PathBuf,
+}
+
+impl FsBlobStore {
+    pub async fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        for dir in [root.join("blobs/sha256"), root.join("blobs/sha512"), root.join("uploads")] {
+            fs::create_dir_all(&dir).await.map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
+        }
+        Ok(FsBlobStore { root })
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.hex();
+        self.root.join("blobs").join(digest.algorithm().name()).join(&hex[..2]).join(hex)
+    }
+
+    fn upload_path(&self, id: &str) -> Result<PathBuf, StoreError> {
+        // Session ids are UUIDs minted by the service; anything else never reaches the disk.
+        if id.len() != 36 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+            return Err(StoreError::UploadNotFound(id.to_string()));
+        }
+        Ok(self.root.join("uploads").join(id))
+    }
+}
+
+async fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
+    let d = File::open(dir).await.map_err(|e| StoreError::io(format!("opening {}", dir.display()), e))?;
+    d.sync_all().await.map_err(|e| StoreError::io(format!("fsync {}", dir.display()), e))
+}
+
+fn not_found_is_none<T>(r: io::Result<T>) -> io::Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn create_upload(&self, id: &str) -> Result<(), StoreError> {
+        let path = self.upload_path(id)?;
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+            .map_err(|e| StoreError::io(format!("creating upload {id}"), e))?;
+        Ok(())
+    }
+
+    async fn upload_len(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        let path = self.upload_path(id)?;
+        let meta = not_found_is_none(fs::metadata(&path).await).map_err(|e| StoreError::io(format!("stat upload {id}"), e))?;
+        Ok(meta.map(|m| m.len()))
+    }
+
+    async fn append_upload(&self, id: &str, offset: u64, mut data: ByteStream) -> Result<u64, StoreError> {
+        let path = self.upload_path(id)?;
+        let mut file = match OpenOptions::new().write(true).open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::UploadNotFound(id.to_string())),
+            Err(e) => return Err(StoreError::io(format!("opening upload {id}"), e)),
+        };
+        let current = file.metadata().await.map_err(|e| StoreError::io(format!("stat upload {id}"), e))?.len();
+        if current != offset {
+            return Err(StoreError::OffsetMismatch { requested: offset, current });
+        }
+        file.seek(SeekFrom::Start(offset)).await.map_err(|e| StoreError::io(format!("seek upload {id}"), e))?;
+        // Large writes through a buffer: fewer syscalls than one write per network frame.
+        let mut writer = tokio::io::BufWriter::with_capacity(READ_CHUNK, file);
+        let mut written = offset;
+        while let Some(chunk) = data.next().await {
+            let chunk = chunk.map_err(|e| StoreError::io(format!("receiving data for upload {id}"), e));
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    // Keep what arrived intact so the client can resume from the reported offset.
+                    let _ = writer.flush().await;
+                    return Err(e);
+                }
+            };
+            writer.write_all(&chunk).await.map_err(|e| StoreError::io(format!("writing upload {id}"), e))?;
+            written += chunk.len() as u64;
+        }
+        writer.flush().await.map_err(|e| StoreError::io(format!("writing upload {id}"), e))?;
+        Ok(written)
+    }
+
+    async fn read_upload(&self, id: &str) -> Result<ByteStream, StoreError> {
+        let path = self.upload_path(id)?;
+        let file = match File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::UploadNotFound(id.to_string())),
+            Err(e) => return Err(StoreError::io(format!("opening upload {id}"), e)),
+        };
+        Ok(ReaderStream::with_capacity(file, READ_CHUNK).boxed())
+    }
+
+    async fn commit_upload(&self, id: &str, digest: &Digest) -> Result<(), StoreError> {
+        let src = self.upload_path(id)?;
+        let file = match File::open(&src).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::UploadNotFound(id.to_string())),
+            Err(e) => return Err(StoreError::io(format!("opening upload {id}"), e)),
+        };
+        file.sync_all().await.map_err(|e| StoreError::io(format!("fsync upload {id}"), e))?;
+        drop(file);
+        let dst = self.blob_path(digest);
+        let parent = dst.parent().expect("blob path has a parent");
+        fs::create_dir_all(parent).await.map_err(|e| StoreError::io(format!("creating {}", parent.display()), e))?;
+        // Same content under the same name: replacing an existing blob is harmless,
+        // and rename is atomic, so readers see the old or the new file, both complete.
+        fs::rename(&src, &dst).await.map_err(|e| StoreError::io(format!("committing upload {id} as {digest}"), e))?;
+        fsync_dir(parent).await?;
+        fsync_dir(&self.root.join("uploads")).await
+    }
+
+    async fn delete_upload(&self, id: &str) -> Result<(), StoreError> {
+        let path = self.upload_path(id)?;
+        not_found_is_none(fs::remove_file(&path).await).map_err(|e| StoreError::io(format!("removing upload {id}"), e))?;
+        Ok(())
+    }
+
+    async fn list_uploads(&self) -> Result<Vec<String>, StoreError> {
+        let dir = self.root.join("uploads");
+        let mut rd = fs::read_dir(&dir).await.map_err(|e| StoreError::io("listing uploads", e))?;
+        let mut out = Vec::new();
+        while let Some(entry) = rd.next_entry().await.map_err(|e| StoreError::io("listing uploads", e))? {
+            if let Some(name) = entry.file_name().to_str() {
+                out.push(name.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        let meta =
+            not_found_is_none(fs::metadata(self.blob_path(digest)).await).map_err(|e| StoreError::io(format!("stat blob {digest}"), e))?;
+        Ok(meta.map(|m| m.len()))
+    }
+
+    async fn get(&self, digest: &Digest, range: Option<BlobRange>) -> Result<Option<BlobReader>, StoreError> {
+        let Some(mut file) =
+            not_found_is_none(File::open(self.blob_path(digest)).await).map_err(|e| StoreError::io(format!("opening blob {digest}"), e))?
+        else {
+            return Ok(None);
+        };
+        let size = file.metadata().await.map_err(|e| StoreError::io(format!("stat blob {digest}"), e))?.len();
+        let (start, len) = match range {
+            Some(r) => (r.start, r.end_inclusive - r.start + 1),
+            None => (0, size),
+        };
+        if start > 0 {
+            file.seek(SeekFrom::Start(start)).await.map_err(|e| StoreError::io(format!("seek blob {digest}"), e))?;
+        }
+        let body = ReaderStream::with_capacity(file.take(len), READ_CHUNK).boxed();
+        Ok(Some(BlobReader { len, body }))
+    }
+
+    async fn delete(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let removed = not_found_is_none(fs::remove_file(self.blob_path(digest)).await)
+            .map_err(|e| StoreError::io(format!("removing blob {digest}"), e))?;
+        Ok(removed.is_some())
+    }
+
+    async fn list_blobs(&self) -> Result<Vec<Digest>, StoreError> {
+        let mut out = Vec::new();
+        for alg in [Algorithm::Sha256, Algorithm::Sha512] {
+            let base = self.root.join("blobs").join(alg.name());
+            let mut shards = fs::read_dir(&base).await.map_err(|e| StoreError::io("listing blobs", e))?;
+            while let Some(shard) = shards.next_entry().await.map_err(|e| StoreError::io("listing blobs", e))? {
+                let mut files = fs::read_dir(shard.path()).await.map_err(|e| StoreError::io("listing blobs", e))?;
+                while let Some(f) = files.next_entry().await.map_err(|e| StoreError::io("listing blobs", e))? {
+                    if let Some(name) = f.file_name().to_str() {
+                        if let Ok(d) = format!("{}:{}", alg.name(), name).parse() {
+                            out.push(d);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}

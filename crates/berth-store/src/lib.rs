@@ -1,0 +1,24 @@
+//! Storage for berth: the two narrow interfaces the registry service writes
+//! through, and their embedded backends.
+//!
+//! - [`BlobStore`] holds bytes: upload sessions (append-only temp objects)
+//!   and content-addressed blobs that appear only when committed.
+//! - [`MetadataStore`] holds rows: repositories, blob links, manifests, tags,
+//!   upload sessions. Every change the service makes is one call, and every
+//!   call is one transaction.
+//!
+//! Neither interface holds a registry rule; those live in `berth-core`.
+
+pub mod blob;
+pub mod digest;
+pub mod error;
+pub mod fs;
+pub mod meta;
+pub mod sqlite;
+
+pub use blob::{BlobRange, BlobReader, BlobStore, ByteStream};
+pub use digest::{Algorithm, Digest, DigestError};
+pub use error::StoreError;
+pub use fs::FsBlobStore;
+pub use meta::*;
+pub use sqlite::SqliteMetadataStore;

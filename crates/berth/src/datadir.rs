@@ -1,0 +1,41 @@
+//! Opening a data directory: exclusive lock, stores, registry service.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use berth_core::{Registry, RegistryConfig, SystemClock};
+use berth_store::{FsBlobStore, SqliteMetadataStore};
+
+/// An opened data directory. The lock is held for as long as this lives, so two berth
+/// processes (a server and an offline `gc`, say) never write the same directory.
+pub struct DataDir {
+    pub registry: Arc<Registry>,
+    _lock: File,
+}
+
+impl DataDir {
+    pub async fn open(dir: &Path, config: RegistryConfig) -> anyhow::Result<DataDir> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
+        let lock_path = dir.join("berth.lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", lock_path.display()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "{} is in use by another berth process (a running `berth serve`?); stop it first, or use its online GC (POST /_berth/gc)",
+                dir.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e).context("locking the data directory"),
+        }
+        let meta = SqliteMetadataStore::open(&dir.join("berth.db")).await.context("opening the metadata database")?;
+        let blobs = FsBlobStore::open(dir).await.context("opening blob storage")?;
+        let registry = Registry::new(Arc::new(meta), Arc::new(blobs), Arc::new(SystemClock), config);
+        Ok(DataDir { registry: Arc::new(registry), _lock: lock })
+    }
+}

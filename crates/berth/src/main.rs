@@ -1,0 +1,52 @@
+//! `berth`: a self-hosted container registry. Subcommands: `serve`, `gc`, `fsck`.
+
+mod config;
+mod datadir;
+mod maintenance;
+mod observe;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "berth", version, about = "A container registry that is Amazon ECR on your own machine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the registry (OCI Distribution API on /v2/).
+    Serve(config::ServeArgs),
+    /// Delete blobs no manifest references and abandoned uploads (berth must be stopped;
+    /// a running berth collects online on its own schedule and at POST /_berth/gc).
+    Gc(maintenance::GcArgs),
+    /// Check that every blob hashes to its name and every manifest reference resolves.
+    Fsck(maintenance::FsckArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Gc(args) => maintenance::gc(args).await,
+            Command::Fsck(args) => maintenance::fsck(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

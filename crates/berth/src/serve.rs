@@ -1,0 +1,136 @@
+//! `berth serve`: wiring the registry, its adapters and its background work.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use berth_core::{GcOptions, Registry, RegistryConfig};
+use serde::Deserialize;
+
+use crate::config::ServeArgs;
+use crate::datadir::DataDir;
+use crate::observe::{self, Metrics};
+
+#[derive(Clone)]
+struct AppState {
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let settings = args.resolve()?;
+    observe::init_logging(settings.log_format);
+    let config = RegistryConfig { gc_grace_millis: (settings.gc_grace_seconds as i64).saturating_mul(1000), ..RegistryConfig::default() };
+    let data = DataDir::open(&settings.data_dir, config).await?;
+    let metrics = Arc::new(Metrics::new()?);
+    let state = AppState { registry: data.registry.clone(), metrics: metrics.clone() };
+    let app = app(state.clone());
+
+    let listener = std::net::TcpListener::bind(settings.listen).with_context(|| format!("binding {}", settings.listen))?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    let scheme = if settings.tls.is_some() { "https" } else { "http" };
+    tracing::info!(addr = %local, data_dir = %settings.data_dir.display(), "berth listening on {scheme}://{local}");
+    // Scripts and tests read the bound address (port 0 = any free port) from this first stdout line.
+    println!("listening on {local}");
+    std::io::stdout().flush().ok();
+
+    if settings.gc_interval_seconds > 0 {
+        tokio::spawn(gc_schedule(state.clone(), Duration::from_secs(settings.gc_interval_seconds)));
+    }
+
+    let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
+    match settings.tls {
+        None => {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            axum::serve(listener, make_service).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
+        }
+        Some((cert, key)) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+                .await
+                .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;
+            let handle = axum_server::Handle::new();
+            let h = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                h.graceful_shutdown(Some(Duration::from_secs(30)));
+            });
+            axum_server::from_tcp_rustls(listener, tls).handle(handle).serve(make_service).await.context("serving HTTPS")?;
+        }
+    }
+    tracing::info!("berth stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn app(state: AppState) -> Router {
+    let admin = Router::new()
+        .route("/health", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/_berth/gc", post(gc_now))
+        .with_state(state.clone());
+    Router::new()
+        .merge(berth_oci::router(state.registry.clone()))
+        .merge(admin)
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), observe::track))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    state.metrics.render(&state.registry).await
+}
+
+#[derive(Deserialize)]
+struct GcQuery {
+    #[serde(default)]
+    dry_run: bool,
+    grace_seconds: Option<i64>,
+}
+
+async fn gc_now(State(state): State<AppState>, Query(q): Query<GcQuery>) -> Response {
+    let opts = GcOptions { dry_run: q.dry_run, grace_millis: q.grace_seconds.map(|s| s.saturating_mul(1000)) };
+    match state.registry.collect_garbage(opts).await {
+        Ok(report) => {
+            state.metrics.record_gc(&report);
+            axum::Json(report).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "garbage collection failed");
+            (http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+        }
+    }
+}
+
+async fn gc_schedule(state: AppState, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await; // the first tick is immediate; start collecting one period after start-up
+    loop {
+        ticker.tick().await;
+        match state.registry.collect_garbage(GcOptions { dry_run: false, grace_millis: None }).await {
+            Ok(report) => state.metrics.record_gc(&report),
+            Err(e) => tracing::error!(error = %e, "scheduled garbage collection failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs every client the test suite drives, idempotently. Safe to re-run.
+set -euo pipefail
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+need_apt=()
+for pair in skopeo:skopeo podman:podman buildah:buildah umoci:umoci runc:runc jq:jq busybox:busybox-static docker-registry:docker-registry; do
+  cmd=${pair%%:*}; pkg=${pair##*:}
+  command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  # Debian packages may try to start services (docker-registry on :5000); forbid that.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    echo 'exit 101' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null; $SUDO chmod +x /usr/sbin/policy-rc.d; created_policy=1
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+  [ "${created_policy:-0}" = 1 ] && $SUDO rm -f /usr/sbin/policy-rc.d
+fi
+command -v docker >/dev/null 2>&1 || { echo "exit 101" | $SUDO tee /usr/sbin/policy-rc.d >/dev/null; $SUDO chmod +x /usr/sbin/policy-rc.d; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker.io; $SUDO rm -f /usr/sbin/policy-rc.d; }
+python3 -m pip install -q --disable-pip-version-check pytest requests oras awscli boto3
