@@ -36,6 +36,9 @@ impl Endpoint {
             return Ok(Endpoint::UploadStart { name: name(n)? });
         }
         if let Some((n, id)) = rest.rsplit_once("/blobs/uploads/") {
+            if id.is_empty() || id.contains('/') {
+                return Err(not_found());
+            }
             return Ok(Endpoint::Upload { name: name(n)?, id: id.to_string() });
         }
         if let Some((n, r)) = rest.rsplit_once("/manifests/") {

@@ -285,8 +285,8 @@ async fn start_upload(registry: &Registry, name: &RepositoryName, query: &HashMa
 /// The chunk's start offset from `Content-Range`, checked against `Content-Length`.
 fn chunk_start(headers: &HeaderMap) -> Result<Option<u64>, OciError> {
     let Some(v) = headers.get(header::CONTENT_RANGE) else { return Ok(None) };
-    let v = v.to_str().map_err(|_| OciError::RangeInvalid("Content-Range is not ASCII".into()))?;
-    let (start, end) = parse_content_range(v).ok_or_else(|| OciError::RangeInvalid(format!("Content-Range {v:?} is not <start>-<end>")))?;
+    let v = v.to_str().map_err(|_| OciError::BadRequest("Content-Range is not ASCII".into()))?;
+    let (start, end) = parse_content_range(v).ok_or_else(|| OciError::BadRequest(format!("Content-Range {v:?} is not <start>-<end>")))?;
     if let Some(len) = content_length(headers) {
         if len != end - start + 1 {
             return Err(OciError::RangeInvalid(format!(

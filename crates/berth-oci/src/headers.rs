@@ -8,11 +8,12 @@ pub fn upload_range(len: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("0-{}", len.saturating_sub(1))).unwrap_or(HeaderValue::from_static("0-0"))
 }
 
-/// Parses a chunk's `Content-Range: <start>-<end>` (the spec's form; `bytes ` / `bytes=` prefixes tolerated).
+/// Parses a chunk's `Content-Range`, which the spec requires to match `^[0-9]+-[0-9]+$`.
 pub fn parse_content_range(v: &str) -> Option<(u64, u64)> {
-    let v = v.trim();
-    let v = v.strip_prefix("bytes ").or_else(|| v.strip_prefix("bytes=")).unwrap_or(v);
     let (s, e) = v.split_once('-')?;
+    if !(s.bytes().all(|b| b.is_ascii_digit()) && e.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
     let (s, e) = (s.parse::<u64>().ok()?, e.parse::<u64>().ok()?);
     (s <= e).then_some((s, e))
 }
@@ -45,7 +46,8 @@ mod tests {
     #[test]
     fn content_ranges() {
         assert_eq!(parse_content_range("0-99"), Some((0, 99)));
-        assert_eq!(parse_content_range("bytes 5-9"), Some((5, 9)));
+        assert_eq!(parse_content_range("bytes 5-9"), None);
+        assert_eq!(parse_content_range("+5-9"), None);
         assert_eq!(parse_content_range("9-5"), None);
         assert_eq!(parse_content_range("abc"), None);
         assert_eq!(parse_range("bytes=0-9"), Some(Ok((Some(0), Some(9)))));
