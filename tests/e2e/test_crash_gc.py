@@ -168,6 +168,7 @@ def make_manifest(blobs):
 N_PUSHES = 20
 N_COMPLETE_BEFORE_KILL = 6
 N_PAUSERS = 6   # pushers that stop mid-upload (acknowledged partial data) until the kill
+N_STREAMERS = 3  # pushers that, once done, keep a streamed PATCH in flight until the kill
 
 
 class Pusher(threading.Thread):
@@ -184,10 +185,30 @@ class Pusher(threading.Thread):
         self.blobs += [_rand(rnd.randint(2 * MiB, 4 * MiB), seed=idx * 100 + i) for i in range(nblobs)]
         self.manifest = make_manifest(self.blobs)
         self.pauser = idx >= N_PUSHES - N_PAUSERS
+        self.streamer = idx < N_STREAMERS
+        self.stream_data = _rand(8 * MiB, seed=10_000 + idx) if self.streamer else None
         self.done = False
         self.sessions = {}   # digest -> [location, acked_bytes]
         self.completed_blobs = set()
         self.error = None
+
+    def stream_until_killed(self):
+        """Keep a streamed (no Content-Range) PATCH on the wire so that the kill lands mid-request."""
+        data = self.stream_data
+        d = sha256(data)
+        while not self.state["kill_started"].is_set():
+            loc = self.reg.start_upload(self.name).headers["Location"]
+            self.sessions[d] = [loc, 0]
+
+            def gen():
+                for i in range(0, len(data), 256 * 1024):
+                    yield data[i:i + 256 * 1024]
+            r = self.reg.patch(loc, data=gen(), headers={"Content-Type": "application/octet-stream"})
+            assert_status(r, 202)
+            self.sessions[d] = [r.headers["Location"], len(data)]
+            r = self.reg.put(self.reg.with_query(r.headers["Location"], digest=d))
+            assert_status(r, 201)
+            self.sessions.pop(d, None)
 
     def run(self):
         st = self.state
@@ -217,6 +238,8 @@ class Pusher(threading.Thread):
                 st["completed"] += 1
                 if st["completed"] >= N_COMPLETE_BEFORE_KILL:
                     st["enough_completed"].set()
+            if self.streamer:
+                self.stream_until_killed()
         except Exception as e:  # noqa: BLE001 - connection errors after the kill are expected
             if not st["kill_started"].is_set():
                 self.error = e
@@ -279,21 +302,33 @@ def test_kill9_during_concurrent_pushes(fresh_berth):
 
     # 4. interrupted uploads either resume or are cleanly unknown
     resumed = unknown = 0
-    for p in interrupted:
+    for p in pushers:
         for d, (loc, acked) in list(p.sessions.items()):
-            data = next(x for x in p.blobs if sha256(x) == d)
+            data = next(x for x in p.blobs + [p.stream_data] if x is not None and sha256(x) == d)
             st = reg.get(loc)
             if st.status_code == 404:
                 assert_error(st, 404, "BLOB_UPLOAD_UNKNOWN")
                 unknown += 1
+                print(f"upload unknown after crash: {p.name} streamer={p.streamer} acked={acked}/{len(data)} "
+                      f"blob_now_present={reg.head(f'/v2/{p.name}/blobs/{d}').status_code == 200}")
                 continue
             assert_status(st, 204)
             end = parse_range(st.headers.get("Range"))
             size = end + 1
+            loc = st.headers["Location"]
+            if end == 0:
+                # "0-0" is ambiguous (empty, or one byte); try from 0 and fall back to 1 on 416
+                r = reg.patch(loc, data=data, headers={
+                    "Content-Type": "application/octet-stream", "Content-Range": f"0-{len(data) - 1}"})
+                if r.status_code == 416:
+                    size = 1
+                else:
+                    assert_status(r, 202)
+                    size = len(data)
+                    loc = r.headers["Location"]
             assert size >= acked, (f"upload lost acknowledged data: server has {size} bytes, "
                                    f"{acked} were acknowledged with 202: {describe(st)}")
             assert size <= len(data), describe(st)
-            loc = st.headers["Location"]
             if size < len(data):
                 r = reg.patch(loc, data=data[size:], headers={
                     "Content-Type": "application/octet-stream", "Content-Range": f"{size}-{len(data) - 1}"})
@@ -302,6 +337,10 @@ def test_kill9_during_concurrent_pushes(fresh_berth):
             r = reg.put(reg.with_query(loc, digest=d))
             assert_status(r, 201)
             resumed += 1
+            g = reg.get(f"/v2/{p.name}/blobs/{d}")
+            assert_status(g, 200)
+            assert g.content == data
+    for p in interrupted:
         # finish the push; the manifest must now be accepted
         for data in p.blobs:
             if reg.head(f"/v2/{p.name}/blobs/{sha256(data)}").status_code != 200:
@@ -510,6 +549,7 @@ def test_gc_online_during_concurrent_pushes(fresh_berth):
         gc_runs += 1
     for t in threads:
         t.join()
+    print(f"online gc ran {gc_runs} times during {len(results)} pushes")
     assert not errors, f"pushes failed while online gc ran: {errors}"
     assert gc_runs >= 2, f"gc ran only {gc_runs} times during the pushes"
     assert len(results) == N_ONLINE_PUSHERS * PUSHES_EACH
@@ -519,3 +559,44 @@ def test_gc_online_during_concurrent_pushes(fresh_berth):
     b.stop()
     fsck(b)
     check_blob_store(b.data_dir)
+
+
+def test_gc_keeps_blobs_of_untagged_but_referenced_manifests(fresh_berth):
+    """Blobs of index children and of referrers (both pushed by digest, untagged) are referenced."""
+    from httputil import OCI_EMPTY, OCI_EMPTY_BYTES, OCI_EMPTY_DIGEST, sha512
+    b = fresh_berth
+    reg = Registry(b.url)
+    name = "team/untagged"
+    child = reg.push_image(name, tag=None, nlayers=1, layer_size=10_000)
+    idx = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                      "manifests": [descriptor(child["manifest"], OCI_MANIFEST)]}).encode()
+    reg.put_manifest(name, "multi", idx, OCI_INDEX)
+    # an untagged referrer of the index, with a sha512-addressed layer
+    reg.upload_blob(name, OCI_EMPTY_BYTES)
+    sig = os.urandom(3000)
+    reg.upload_blob(name, sig, digest=sha512(sig))
+    ref = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.sig",
+                      "config": {"mediaType": OCI_EMPTY, "digest": OCI_EMPTY_DIGEST, "size": 2},
+                      "layers": [{"mediaType": "application/octet-stream", "digest": sha512(sig), "size": len(sig)}],
+                      "subject": descriptor(idx, OCI_INDEX)}).encode()
+    reg.put_manifest(name, sha256(ref), ref, OCI_MANIFEST)
+    out = _online_gc(reg, False, 0)
+    assert out["blobs_deleted"] == 0, f"online gc deleted referenced blobs: {out}"
+    verify_pull(reg, name, "multi", expect_body=idx)
+    verify_pull(reg, name, sha256(ref), expect_body=ref, check_content=False)
+    g = reg.get(f"/v2/{name}/blobs/{sha512(sig)}")
+    assert_status(g, 200)
+    assert g.content == sig
+    b.stop()
+    out = gc_cli(b, "--grace-seconds", "0")
+    assert out["blobs_deleted"] == 0, f"offline gc deleted referenced blobs: {out}"
+    for d, _ in child["blobs"]:
+        assert os.path.isfile(blob_file(b.data_dir, d))
+    assert os.path.isfile(blob_file(b.data_dir, sha512(sig)))
+    assert os.path.isfile(blob_file(b.data_dir, OCI_EMPTY_DIGEST))
+    fsck(b)
+    b.start(listen=b.addr)
+    reg = Registry(b.url)
+    verify_pull(reg, name, "multi", expect_body=idx)
+    mans = reg.get(f"/v2/{name}/referrers/{sha256(idx)}").json()["manifests"]
+    assert [m["digest"] for m in mans] == [sha256(ref)]

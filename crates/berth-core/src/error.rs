@@ -11,6 +11,12 @@ pub enum RegistryError {
     NameUnknown(String),
     #[error("invalid tag {0:?}: must match [A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}")]
     TagInvalid(String),
+    #[error(
+        "the image tag '{tag}' already exists in the '{repository}' repository and cannot be overwritten because the tag is immutable"
+    )]
+    TagImmutable { tag: String, repository: String },
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
     #[error("invalid digest: {0}")]
     DigestInvalid(String),
     #[error("blob {0} not found in this repository")]

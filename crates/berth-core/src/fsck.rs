@@ -52,18 +52,19 @@ impl Registry {
                 report.problems.push(format!("blob {digest} holds content with digest {actual}"));
             }
         }
-        for (repo, manifest, child, kind) in self.meta.all_references().await? {
+        for (key, manifest, child, kind) in self.meta.all_references().await? {
+            let repo = format!("{}/{}/{}", key.account, key.region, key.name);
             report.references_checked += 1;
             match kind {
                 RefKind::Blob => {
-                    if self.meta.repository_blob(&repo, &child).await?.is_none() {
+                    if self.meta.repository_blob(&key, &child).await?.is_none() {
                         report.problems.push(format!("{repo}@{manifest} references blob {child}, not linked in the repository"));
                     } else if self.blobs.stat(&child).await?.is_none() {
                         report.problems.push(format!("{repo}@{manifest} references blob {child}, missing from blob storage"));
                     }
                 }
                 RefKind::Manifest => {
-                    if self.meta.get_manifest_by_digest(&repo, &child).await?.is_none() {
+                    if self.meta.get_manifest_by_digest(&key, &child).await?.is_none() {
                         report.problems.push(format!("{repo}@{manifest} references manifest {child}, which is missing"));
                     }
                 }

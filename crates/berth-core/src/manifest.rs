@@ -58,6 +58,8 @@ pub struct ParsedManifest {
     pub subject: Option<Digest>,
     pub annotations: Option<String>,
     pub references: Vec<(Digest, RefKind)>,
+    /// Sum of the sizes of the referenced descriptors (ECR's imageSizeInBytes).
+    pub total_size: u64,
 }
 
 fn is_json_family(ct: &str) -> bool {
@@ -101,6 +103,8 @@ pub fn parse(bytes: &[u8], content_type: &str) -> Result<ParsedManifest, Registr
     };
 
     let mut references = Vec::new();
+    let mut total_size: u64 = 0;
+    let mut add = |d: &RawDescriptor| total_size = total_size.saturating_add(d.size.max(0) as u64);
     let mut artifact_type = raw.artifact_type.clone();
     match media_type.as_str() {
         OCI_MANIFEST | DOCKER_MANIFEST => {
@@ -110,8 +114,10 @@ pub fn parse(bytes: &[u8], content_type: &str) -> Result<ParsedManifest, Registr
                 return Err(RegistryError::ManifestInvalid("image manifest must not have a manifests array".into()));
             }
             references.push((descriptor(config, "config")?, RefKind::Blob));
+            add(config);
             for (i, layer) in layers.iter().enumerate() {
                 let d = descriptor(layer, &format!("layers[{i}]"))?;
+                add(layer);
                 // Non-distributable layers live elsewhere (their urls); the registry need not hold them.
                 if layer.urls.is_empty() {
                     references.push((d, RefKind::Blob));
@@ -129,11 +135,13 @@ pub fn parse(bytes: &[u8], content_type: &str) -> Result<ParsedManifest, Registr
             }
             for (i, m) in manifests.iter().enumerate() {
                 references.push((descriptor(m, &format!("manifests[{i}]"))?, RefKind::Manifest));
+                add(m);
             }
         }
         OCI_ARTIFACT => {
             for (i, b) in raw.blobs.iter().flatten().enumerate() {
                 references.push((descriptor(b, &format!("blobs[{i}]"))?, RefKind::Blob));
+                add(b);
             }
         }
         other => return Err(RegistryError::ManifestInvalid(format!("unknown manifest media type {other:?}"))),
@@ -145,7 +153,7 @@ pub fn parse(bytes: &[u8], content_type: &str) -> Result<ParsedManifest, Registr
     };
     references.sort_by(|a, b| a.0.cmp(&b.0));
     references.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
-    Ok(ParsedManifest { media_type, artifact_type, subject, annotations, references })
+    Ok(ParsedManifest { media_type, artifact_type, subject, annotations, references, total_size })
 }
 
 #[cfg(test)]

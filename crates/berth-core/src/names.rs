@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::LazyLock;
 
-use berth_store::Digest;
+use berth_store::{Digest, RepoKey};
 use regex::Regex;
 
 use crate::RegistryError;
@@ -34,6 +34,43 @@ impl RepositoryName {
 impl fmt::Display for RepositoryName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// A registry: an account's repositories in one region.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RegistryRef {
+    pub account: String,
+    pub region: String,
+}
+
+/// A repository in a registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repo {
+    pub name: RepositoryName,
+    key: RepoKey,
+}
+
+impl Repo {
+    pub fn new(registry: &RegistryRef, name: RepositoryName) -> Repo {
+        let key = RepoKey { account: registry.account.clone(), region: registry.region.clone(), name: name.0.clone() };
+        Repo { name, key }
+    }
+    pub fn key(&self) -> &RepoKey {
+        &self.key
+    }
+    pub fn registry(&self) -> RegistryRef {
+        RegistryRef { account: self.key.account.clone(), region: self.key.region.clone() }
+    }
+    /// `arn:aws:ecr:<region>:<account>:repository/<name>`
+    pub fn arn(&self) -> String {
+        format!("arn:aws:ecr:{}:{}:repository/{}", self.key.region, self.key.account, self.key.name)
+    }
+}
+
+impl fmt::Display for Repo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name.as_str())
     }
 }
 

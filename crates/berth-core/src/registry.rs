@@ -4,14 +4,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use berth_store::{
-    BlobRange, BlobReader, BlobStore, Digest, ManifestRow, ManifestSummary, MetadataStore, NewManifest, PutManifestOutcome, UnlinkOutcome,
+    BlobRange, BlobReader, BlobStore, Digest, ManifestRow, ManifestSummary, MetadataStore, NewManifest, PutManifestOutcome, RepositoryRow,
+    RepositorySettings, TagMove, UnlinkOutcome,
 };
 use bytes::Bytes;
 
 use crate::error::Result;
 use crate::locks::DigestLocks;
 use crate::manifest;
-use crate::names::{Reference, RepositoryName, Tag};
+use crate::names::{Reference, RegistryRef, Repo, Tag};
 use crate::uploads::UploadState;
 use crate::{Clock, RegistryError};
 
@@ -23,11 +24,20 @@ pub struct RegistryConfig {
     pub gc_grace_millis: i64,
     /// Create a repository on its first push (OCI registries do; ECR does not).
     pub create_repository_on_push: bool,
+    /// The account and region a request addresses when its host does not name one.
+    pub default_registry: RegistryRef,
+    /// Registry host names, e.g. `{account}.dkr.ecr.{region}.example.com`; None: the listen address.
+    pub registry_host_template: Option<String>,
 }
 
 impl Default for RegistryConfig {
     fn default() -> Self {
-        RegistryConfig { gc_grace_millis: 24 * 3600 * 1000, create_repository_on_push: true }
+        RegistryConfig {
+            gc_grace_millis: 24 * 3600 * 1000,
+            create_repository_on_push: true,
+            default_registry: RegistryRef { account: "000000000000".into(), region: "us-east-1".into() },
+            registry_host_template: None,
+        }
     }
 }
 
@@ -83,32 +93,60 @@ impl Registry {
         Registry { meta, blobs, clock, config, digest_locks: DigestLocks::new(), uploads: Default::default() }
     }
 
+    pub fn config(&self) -> &RegistryConfig {
+        &self.config
+    }
+
+    /// The registry a request to `host` addresses: the account and region named by the host
+    /// template when it matches, else the default registry.
+    pub fn registry_for_host(&self, host: Option<&str>) -> RegistryRef {
+        if let (Some(template), Some(host)) = (&self.config.registry_host_template, host) {
+            if let Some(r) = match_host_template(template, host) {
+                return r;
+            }
+        }
+        self.config.default_registry.clone()
+    }
+
+    /// The host clients use for a registry (`repositoryUri`, `proxyEndpoint`).
+    pub fn registry_host(&self, registry: &RegistryRef, listen_host: &str) -> String {
+        match &self.config.registry_host_template {
+            Some(t) => t.replace("{account}", &registry.account).replace("{region}", &registry.region),
+            None => listen_host.to_string(),
+        }
+    }
+
     pub fn now(&self) -> i64 {
         self.clock.now_millis()
     }
 
-    pub(crate) async fn existing_repository(&self, name: &RepositoryName) -> Result<()> {
-        match self.meta.get_repository(name.as_str()).await? {
-            Some(_) => Ok(()),
-            None => Err(RegistryError::NameUnknown(name.to_string())),
+    pub(crate) async fn existing_repository(&self, repo: &Repo) -> Result<RepositoryRow> {
+        match self.meta.get_repository(repo.key()).await? {
+            Some(r) => Ok(r),
+            None => Err(RegistryError::NameUnknown(repo.to_string())),
         }
     }
 
     /// The repository a push writes into, created on first push when configured so.
-    pub(crate) async fn push_target(&self, name: &RepositoryName) -> Result<()> {
-        if self.config.create_repository_on_push {
-            self.meta.ensure_repository(name.as_str(), self.now()).await?;
-            Ok(())
-        } else {
-            self.existing_repository(name).await
+    pub(crate) async fn push_target(&self, repo: &Repo) -> Result<RepositoryRow> {
+        if let Some(r) = self.meta.get_repository(repo.key()).await? {
+            return Ok(r);
         }
+        if !self.config.create_repository_on_push {
+            return Err(RegistryError::NameUnknown(repo.to_string()));
+        }
+        if let Some(r) = self.meta.create_repository(repo.key(), &default_settings(), &[], self.now()).await? {
+            return Ok(r);
+        }
+        // Created concurrently by another push.
+        self.existing_repository(repo).await
     }
 
     // ---- blobs ----
 
     /// Size of a blob readable through this repository.
-    pub async fn stat_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<u64> {
-        match self.meta.repository_blob(repo.as_str(), digest).await? {
+    pub async fn stat_blob(&self, repo: &Repo, digest: &Digest) -> Result<u64> {
+        match self.meta.repository_blob(repo.key(), digest).await? {
             Some(size) => {
                 self.keep_alive(digest).await?;
                 Ok(size)
@@ -131,7 +169,7 @@ impl Registry {
     /// `end` None meaning "to the end"; a suffix range is `(None, Some(n))`.
     pub async fn read_blob(
         &self,
-        repo: &RepositoryName,
+        repo: &Repo,
         digest: &Digest,
         range: Option<(Option<u64>, Option<u64>)>,
     ) -> Result<(u64, Option<BlobRange>, BlobReader)> {
@@ -149,9 +187,9 @@ impl Registry {
         }
     }
 
-    pub async fn delete_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+    pub async fn delete_blob(&self, repo: &Repo, digest: &Digest) -> Result<()> {
         self.existing_repository(repo).await?;
-        match self.meta.unlink_blob(repo.as_str(), digest).await? {
+        match self.meta.unlink_blob(repo.key(), digest).await? {
             UnlinkOutcome::Unlinked => Ok(()),
             UnlinkOutcome::NotLinked => Err(RegistryError::BlobUnknown(digest.clone())),
             UnlinkOutcome::Referenced => {
@@ -162,13 +200,13 @@ impl Registry {
 
     /// Links a blob from another repository without copying bytes (`from` readable by the caller:
     /// the adapter authorizes that before calling).
-    pub async fn mount_blob(&self, repo: &RepositoryName, digest: &Digest, from: Option<&RepositoryName>) -> Result<MountOutcome> {
+    pub async fn mount_blob(&self, repo: &Repo, digest: &Digest, from: Option<&Repo>) -> Result<MountOutcome> {
         self.push_target(repo).await?;
         if let Some(from) = from {
-            if let Some(size) = self.meta.repository_blob(from.as_str(), digest).await? {
+            if let Some(size) = self.meta.repository_blob(from.key(), digest).await? {
                 let _guard = self.digest_locks.lock(digest).await;
                 if self.blobs.stat(digest).await?.is_some() {
-                    self.meta.link_blob(repo.as_str(), digest, size, self.now()).await?;
+                    self.meta.link_blob(repo.key(), digest, size, self.now()).await?;
                     return Ok(MountOutcome::Mounted(digest.clone()));
                 }
             }
@@ -178,10 +216,10 @@ impl Registry {
 
     // ---- manifests ----
 
-    pub async fn get_manifest(&self, repo: &RepositoryName, reference: &Reference) -> Result<Manifest> {
+    pub async fn get_manifest(&self, repo: &Repo, reference: &Reference) -> Result<Manifest> {
         let row = match reference {
-            Reference::Tag(t) => self.meta.get_manifest_by_tag(repo.as_str(), t.as_str()).await?,
-            Reference::Digest(d) => self.meta.get_manifest_by_digest(repo.as_str(), d).await?,
+            Reference::Tag(t) => self.meta.get_manifest_by_tag(repo.key(), t.as_str()).await?,
+            Reference::Digest(d) => self.meta.get_manifest_by_digest(repo.key(), d).await?,
         };
         match row {
             Some(r) => Ok(r.into()),
@@ -193,13 +231,7 @@ impl Registry {
     }
 
     /// Stores a manifest exactly as pushed and, when `reference` is a tag, moves the tag to it.
-    pub async fn put_manifest(
-        &self,
-        repo: &RepositoryName,
-        reference: &Reference,
-        content_type: &str,
-        body: Bytes,
-    ) -> Result<PutManifestResult> {
+    pub async fn put_manifest(&self, repo: &Repo, reference: &Reference, content_type: &str, body: Bytes) -> Result<PutManifestResult> {
         let parsed = manifest::parse(&body, content_type)?;
         let digest = match reference {
             Reference::Digest(expected) => {
@@ -211,21 +243,29 @@ impl Registry {
             }
             Reference::Tag(_) => Digest::sha256_of(&body),
         };
-        self.push_target(repo).await?;
+        let repository = self.push_target(repo).await?;
         let tag = match reference {
-            Reference::Tag(t) => Some(t.as_str()),
+            Reference::Tag(t) => {
+                let rule = if crate::immutability::tag_is_immutable(&repository.settings, t.as_str())? {
+                    TagMove::CreateOnly
+                } else {
+                    TagMove::Move
+                };
+                Some((t.as_str(), rule))
+            }
             Reference::Digest(_) => None,
         };
         let outcome = self
             .meta
             .put_manifest(NewManifest {
-                repository: repo.as_str(),
+                repository: repo.key(),
                 manifest: ManifestRow {
                     digest: digest.clone(),
                     media_type: parsed.media_type,
                     artifact_type: parsed.artifact_type,
                     subject: parsed.subject.clone(),
                     annotations: parsed.annotations,
+                    image_size: parsed.total_size,
                     content: body,
                     pushed_at: self.now(),
                 },
@@ -236,15 +276,19 @@ impl Registry {
         match outcome {
             PutManifestOutcome::Stored => Ok(PutManifestResult { digest, subject: parsed.subject }),
             PutManifestOutcome::MissingReference(d, _) => Err(RegistryError::ManifestBlobUnknown(d)),
+            PutManifestOutcome::TagExists(_) => {
+                Err(RegistryError::TagImmutable { tag: tag.map(|t| t.0.to_string()).unwrap_or_default(), repository: repo.to_string() })
+            }
+            PutManifestOutcome::RepositoryMissing => Err(RegistryError::NameUnknown(repo.to_string())),
         }
     }
 
     /// By digest: deletes the manifest and its tags. By tag: deletes only the tag.
-    pub async fn delete_manifest(&self, repo: &RepositoryName, reference: &Reference) -> Result<()> {
+    pub async fn delete_manifest(&self, repo: &Repo, reference: &Reference) -> Result<()> {
         self.existing_repository(repo).await?;
         let deleted = match reference {
-            Reference::Tag(t) => self.meta.delete_tag(repo.as_str(), t.as_str()).await?,
-            Reference::Digest(d) => self.meta.delete_manifest(repo.as_str(), d).await?,
+            Reference::Tag(t) => self.meta.delete_tag(repo.key(), t.as_str()).await?,
+            Reference::Digest(d) => self.meta.delete_manifest(repo.key(), d).await?,
         };
         if deleted {
             Ok(())
@@ -253,30 +297,31 @@ impl Registry {
         }
     }
 
-    pub async fn list_tags(&self, repo: &RepositoryName, last: Option<&str>, n: Option<u32>) -> Result<Page> {
+    pub async fn list_tags(&self, repo: &Repo, last: Option<&str>, n: Option<u32>) -> Result<Page> {
         self.existing_repository(repo).await?;
         let limit = n.unwrap_or(u32::MAX).min(MAX_PAGE);
-        let mut items = self.meta.list_tags(repo.as_str(), last, limit.saturating_add(1)).await?;
+        let mut items = self.meta.list_tags(repo.key(), last, limit.saturating_add(1)).await?;
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);
         Ok(Page { items, more })
     }
 
-    pub async fn list_repositories(&self, last: Option<&str>, n: Option<u32>) -> Result<Page> {
+    pub async fn list_repositories(&self, registry: &RegistryRef, last: Option<&str>, n: Option<u32>) -> Result<Page> {
         let limit = n.unwrap_or(u32::MAX).min(MAX_PAGE);
-        let mut items = self.meta.list_repositories(last, limit.saturating_add(1)).await?;
+        let rows = self.meta.list_repositories(&registry.account, &registry.region, last, limit.saturating_add(1)).await?;
+        let mut items: Vec<String> = rows.into_iter().map(|r| r.key.name).collect();
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);
         Ok(Page { items, more })
     }
 
     /// Manifests whose subject is `subject`, optionally only those of `artifact_type`.
-    pub async fn referrers(&self, repo: &RepositoryName, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<ManifestSummary>> {
-        if self.meta.get_repository(repo.as_str()).await?.is_none() {
+    pub async fn referrers(&self, repo: &Repo, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<ManifestSummary>> {
+        if self.meta.get_repository(repo.key()).await?.is_none() {
             // The spec wants an empty index, not an error, for unknown subjects.
             return Ok(Vec::new());
         }
-        let mut all = self.meta.list_referrers(repo.as_str(), subject).await?;
+        let mut all = self.meta.list_referrers(repo.key(), subject).await?;
         if let Some(t) = artifact_type {
             all.retain(|m| m.artifact_type.as_deref() == Some(t));
         }
@@ -289,6 +334,37 @@ impl Registry {
 
     pub fn tag(s: &str) -> Result<Tag> {
         Tag::parse(s)
+    }
+}
+
+/// Matches `host` (port ignored) against a template with `{account}` and `{region}` placeholders.
+fn match_host_template(template: &str, host: &str) -> Option<RegistryRef> {
+    let host = host.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map(|(h, _)| h).unwrap_or(host);
+    let template = template.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map(|(h, _)| h).unwrap_or(template);
+    let (t_parts, h_parts): (Vec<&str>, Vec<&str>) = (template.split('.').collect(), host.split('.').collect());
+    if t_parts.len() != h_parts.len() {
+        return None;
+    }
+    let (mut account, mut region) = (None, None);
+    for (t, h) in t_parts.iter().zip(&h_parts) {
+        match *t {
+            "{account}" if h.len() == 12 && h.bytes().all(|b| b.is_ascii_digit()) => account = Some(h.to_string()),
+            "{region}" if !h.is_empty() => region = Some(h.to_string()),
+            lit if lit.eq_ignore_ascii_case(h) => {}
+            _ => return None,
+        }
+    }
+    Some(RegistryRef { account: account?, region: region? })
+}
+
+/// Settings of a repository created by a push (ECR's CreateRepository defaults).
+pub fn default_settings() -> RepositorySettings {
+    RepositorySettings {
+        tag_mutability: "MUTABLE".into(),
+        tag_mutability_exclusions: None,
+        scan_on_push: false,
+        encryption_type: "AES256".into(),
+        kms_key: None,
     }
 }
 
@@ -309,6 +385,15 @@ fn resolve_range((start, end): (Option<u64>, Option<u64>), size: u64) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_templates() {
+        let t = "{account}.dkr.ecr.{region}.example.com";
+        let r = match_host_template(t, "123456789012.dkr.ecr.eu-west-1.example.com:5000").unwrap();
+        assert_eq!((r.account.as_str(), r.region.as_str()), ("123456789012", "eu-west-1"));
+        assert!(match_host_template(t, "12345.dkr.ecr.eu-west-1.example.com").is_none());
+        assert!(match_host_template(t, "127.0.0.1:5000").is_none());
+    }
 
     #[test]
     fn ranges() {

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use sha2::{Digest as _, Sha256, Sha512};
 
 use crate::error::Result;
-use crate::names::RepositoryName;
+use crate::names::Repo;
 use crate::{Registry, RegistryError};
 
 #[derive(Default)]
@@ -38,12 +38,12 @@ fn blob_upload_unknown(e: StoreError) -> RegistryError {
 }
 
 impl Registry {
-    pub async fn start_upload(&self, repo: &RepositoryName) -> Result<UploadStatus> {
+    pub async fn start_upload(&self, repo: &Repo) -> Result<UploadStatus> {
         self.push_target(repo).await?;
         let id = uuid::Uuid::new_v4().to_string();
         // Row first, data object second: a data object without a row is then always an
         // orphan the collector may sweep, and a row without data reads as an ended session.
-        let row = UploadRow { id: id.clone(), repository: repo.to_string(), started_at: self.now() };
+        let row = UploadRow { id: id.clone(), repository: repo.key().clone(), started_at: self.now() };
         self.meta.create_upload(&row).await?;
         if let Err(e) = self.blobs.create_upload(&id).await {
             let _ = self.meta.delete_upload(&id).await;
@@ -62,9 +62,9 @@ impl Registry {
     }
 
     /// The session, checked to belong to `repo`, with its current size.
-    async fn session(&self, repo: &RepositoryName, id: &str) -> Result<(UploadRow, u64)> {
+    async fn session(&self, repo: &Repo, id: &str) -> Result<(UploadRow, u64)> {
         let row = match self.meta.get_upload(id).await? {
-            Some(r) if r.repository == repo.as_str() => r,
+            Some(r) if r.repository == *repo.key() => r,
             _ => return Err(RegistryError::BlobUploadUnknown),
         };
         match self.blobs.upload_len(id).await? {
@@ -78,14 +78,14 @@ impl Registry {
     }
 
     /// Validates the session before any in-memory state is made for it, so unknown ids cost nothing.
-    async fn locked_session(&self, repo: &RepositoryName, id: &str) -> Result<(Arc<tokio::sync::Mutex<UploadState>>, UploadRow, u64)> {
+    async fn locked_session(&self, repo: &Repo, id: &str) -> Result<(Arc<tokio::sync::Mutex<UploadState>>, UploadRow, u64)> {
         let (row, len) = self.session(repo, id).await?;
         Ok((self.session_state(id), row, len))
     }
 
-    pub async fn upload_status(&self, repo: &RepositoryName, id: &str) -> Result<UploadStatus> {
+    pub async fn upload_status(&self, repo: &Repo, id: &str) -> Result<UploadStatus> {
         let (row, len) = self.session(repo, id).await?;
-        Ok(UploadStatus { id: row.id, repository: row.repository, offset: len })
+        Ok(UploadStatus { id: row.id, repository: row.repository.name, offset: len })
     }
 
     async fn ensure_hashed(&self, id: &str, state: &mut UploadState, len: u64) -> Result<()> {
@@ -106,7 +106,7 @@ impl Registry {
 
     /// Appends a chunk. `start` is the chunk's first byte offset when the client said
     /// (Content-Range); it must be where the upload currently ends.
-    pub async fn append_upload(&self, repo: &RepositoryName, id: &str, start: Option<u64>, body: ByteStream) -> Result<UploadStatus> {
+    pub async fn append_upload(&self, repo: &Repo, id: &str, start: Option<u64>, body: ByteStream) -> Result<UploadStatus> {
         let (state_arc, row, len) = self.locked_session(repo, id).await?;
         let mut state = state_arc.lock().await;
         let (row, len) = if self.blobs.upload_len(id).await? == Some(len) { (row, len) } else { self.session(repo, id).await? };
@@ -116,7 +116,7 @@ impl Registry {
             }
         }
         let offset = self.write_hashed(id, &mut state, len, body).await?;
-        Ok(UploadStatus { id: row.id, repository: row.repository, offset })
+        Ok(UploadStatus { id: row.id, repository: row.repository.name, offset })
     }
 
     async fn write_hashed(&self, id: &str, state: &mut UploadState, len: u64, body: ByteStream) -> Result<u64> {
@@ -155,7 +155,7 @@ impl Registry {
     /// Finishes an upload with an optional final chunk; the blob appears only if it hashes to `digest`.
     pub async fn complete_upload(
         &self,
-        repo: &RepositoryName,
+        repo: &Repo,
         id: &str,
         digest: &Digest,
         start: Option<u64>,
@@ -189,7 +189,7 @@ impl Registry {
         {
             let _guard = self.digest_locks.lock(digest).await;
             self.blobs.commit_upload(id, digest).await.map_err(blob_upload_unknown)?;
-            self.meta.link_blob(repo.as_str(), digest, len, self.now()).await?;
+            self.meta.link_blob(repo.key(), digest, len, self.now()).await?;
         }
         self.meta.delete_upload(id).await?;
         drop(state);
@@ -207,7 +207,7 @@ impl Registry {
     }
 
     /// Monolithic upload (`POST ?digest=` with the body): a session opened and completed at once.
-    pub async fn upload_blob(&self, repo: &RepositoryName, digest: &Digest, body: ByteStream) -> Result<Digest> {
+    pub async fn upload_blob(&self, repo: &Repo, digest: &Digest, body: ByteStream) -> Result<Digest> {
         let status = self.start_upload(repo).await?;
         match self.complete_upload(repo, &status.id, digest, None, Some(body)).await {
             Ok(d) => Ok(d),
@@ -219,7 +219,7 @@ impl Registry {
         }
     }
 
-    pub async fn cancel_upload(&self, repo: &RepositoryName, id: &str) -> Result<()> {
+    pub async fn cancel_upload(&self, repo: &Repo, id: &str) -> Result<()> {
         self.session(repo, id).await?;
         self.discard_upload(id).await
     }

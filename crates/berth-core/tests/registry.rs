@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use berth_core::{Clock, Digest, GcOptions, Reference, Registry, RegistryConfig, RegistryError, RepositoryName};
+use berth_core::{Clock, Digest, GcOptions, Reference, Registry, RegistryConfig, RegistryError, RegistryRef, Repo, RepositoryName};
 use berth_store::{FsBlobStore, SqliteMetadataStore};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -41,11 +41,11 @@ fn stream(data: &[u8]) -> berth_core::BlobStream {
     futures::stream::iter(chunks).boxed()
 }
 
-fn repo(s: &str) -> RepositoryName {
-    RepositoryName::parse(s).unwrap()
+fn repo(s: &str) -> Repo {
+    Repo::new(&RegistryRef { account: "123456789012".into(), region: "us-east-1".into() }, RepositoryName::parse(s).unwrap())
 }
 
-async fn read_all(r: &Registry, name: &RepositoryName, d: &Digest) -> Vec<u8> {
+async fn read_all(r: &Registry, name: &Repo, d: &Digest) -> Vec<u8> {
     let (_, _, mut reader) = r.read_blob(name, d, None).await.unwrap();
     let mut out = Vec::new();
     while let Some(c) = reader.body.next().await {

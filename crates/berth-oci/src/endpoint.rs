@@ -2,23 +2,55 @@
 //! so the fixed suffixes (`/manifests/<ref>`, `/blobs/uploads/<id>`, …)
 //! are matched from the right.
 
-use berth_core::{RegistryError, RepositoryName};
+use berth_core::{RegistryError, RegistryRef, Repo, RepositoryName};
 
 use crate::OciError;
 
+/// An endpoint naming repositories by `N`: a bare name when parsed, a [`Repo`] once the
+/// registry the request addresses is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
+pub enum Endpoint<N = RepositoryName> {
     Base,
     Catalog,
-    Tags { name: RepositoryName },
-    Manifest { name: RepositoryName, reference: String },
-    Blob { name: RepositoryName, digest: String },
-    UploadStart { name: RepositoryName },
-    Upload { name: RepositoryName, id: String },
-    Referrers { name: RepositoryName, digest: String },
+    Tags { name: N },
+    Manifest { name: N, reference: String },
+    Blob { name: N, digest: String },
+    UploadStart { name: N },
+    Upload { name: N, id: String },
+    Referrers { name: N, digest: String },
 }
 
-impl Endpoint {
+impl<N> Endpoint<N> {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Endpoint::Base => "v2_base",
+            Endpoint::Catalog => "v2_catalog",
+            Endpoint::Tags { .. } => "v2_tags",
+            Endpoint::Manifest { .. } => "v2_manifest",
+            Endpoint::Blob { .. } => "v2_blob",
+            Endpoint::UploadStart { .. } => "v2_upload_start",
+            Endpoint::Upload { .. } => "v2_upload",
+            Endpoint::Referrers { .. } => "v2_referrers",
+        }
+    }
+}
+
+impl Endpoint<RepositoryName> {
+    /// Places the named repository in `registry`.
+    pub fn bind(self, registry: &RegistryRef) -> Endpoint<Repo> {
+        let r = |name| Repo::new(registry, name);
+        match self {
+            Endpoint::Base => Endpoint::Base,
+            Endpoint::Catalog => Endpoint::Catalog,
+            Endpoint::Tags { name } => Endpoint::Tags { name: r(name) },
+            Endpoint::Manifest { name, reference } => Endpoint::Manifest { name: r(name), reference },
+            Endpoint::Blob { name, digest } => Endpoint::Blob { name: r(name), digest },
+            Endpoint::UploadStart { name } => Endpoint::UploadStart { name: r(name) },
+            Endpoint::Upload { name, id } => Endpoint::Upload { name: r(name), id },
+            Endpoint::Referrers { name, digest } => Endpoint::Referrers { name: r(name), digest },
+        }
+    }
+
     pub fn parse(path: &str) -> Result<Endpoint, OciError> {
         let rest = path.strip_prefix("/v2").ok_or_else(not_found)?;
         let rest = rest.strip_prefix('/').unwrap_or(rest);
@@ -51,31 +83,6 @@ impl Endpoint {
             return Ok(Endpoint::Referrers { name: name(n)?, digest: d.to_string() });
         }
         Err(not_found())
-    }
-
-    pub fn label(&self) -> &'static str {
-        match self {
-            Endpoint::Base => "v2_base",
-            Endpoint::Catalog => "v2_catalog",
-            Endpoint::Tags { .. } => "v2_tags",
-            Endpoint::Manifest { .. } => "v2_manifest",
-            Endpoint::Blob { .. } => "v2_blob",
-            Endpoint::UploadStart { .. } => "v2_upload_start",
-            Endpoint::Upload { .. } => "v2_upload",
-            Endpoint::Referrers { .. } => "v2_referrers",
-        }
-    }
-
-    pub fn repository(&self) -> Option<&RepositoryName> {
-        match self {
-            Endpoint::Base | Endpoint::Catalog => None,
-            Endpoint::Tags { name }
-            | Endpoint::Manifest { name, .. }
-            | Endpoint::Blob { name, .. }
-            | Endpoint::UploadStart { name }
-            | Endpoint::Upload { name, .. }
-            | Endpoint::Referrers { name, .. } => Some(name),
-        }
     }
 }
 

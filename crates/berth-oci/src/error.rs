@@ -16,6 +16,8 @@ pub enum OciError {
     MethodNotAllowed,
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    PaginationInvalid(String),
     /// A chunk's Content-Range does not fit the upload; tells where it stands.
     #[error("{0}")]
     RangeInvalid(String),
@@ -28,11 +30,15 @@ impl OciError {
             OciError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             OciError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
             OciError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
+            OciError::PaginationInvalid(_) => (StatusCode::BAD_REQUEST, "PAGINATION_NUMBER_INVALID"),
             OciError::RangeInvalid(_) => (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),
             OciError::Registry(e) => match e {
                 R::NameInvalid(_) => (StatusCode::BAD_REQUEST, "NAME_INVALID"),
                 R::NameUnknown(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
                 R::TagInvalid(_) => (StatusCode::BAD_REQUEST, "TAG_INVALID"),
+                // As ECR answers a docker push of an immutable tag.
+                R::TagImmutable { .. } => (StatusCode::BAD_REQUEST, "TAG_INVALID"),
+                R::InvalidParameter(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
                 R::DigestInvalid(_) => (StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
                 R::BlobUnknown(_) => (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"),
                 R::BlobUploadUnknown => (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN"),

@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use berth_core::{media_types, Digest, MountOutcome, Reference, Registry, RegistryError, RepositoryName, UploadStatus, MAX_MANIFEST_BYTES};
+use berth_core::{
+    media_types, Digest, MountOutcome, Reference, Registry, RegistryError, RegistryRef, Repo, RepositoryName, UploadStatus,
+    MAX_MANIFEST_BYTES,
+};
 use futures::{StreamExt, TryStreamExt};
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
@@ -20,9 +23,12 @@ type HandlerResult = Result<Response, OciError>;
 pub(crate) async fn handle(registry: &Registry, ep: Endpoint, req: Request<Body>) -> HandlerResult {
     let method = req.method().clone();
     let query = query_params(&req);
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+    let registry_ref = registry.registry_for_host(host);
+    let ep = ep.bind(&registry_ref);
     match (ep, method) {
         (Endpoint::Base, Method::GET | Method::HEAD) => Ok(json_response(StatusCode::OK, json!({}))),
-        (Endpoint::Catalog, Method::GET) => catalog(registry, &query).await,
+        (Endpoint::Catalog, Method::GET) => catalog(registry, &registry_ref, &query).await,
         (Endpoint::Tags { name }, Method::GET) => tags(registry, &name, &query).await,
         (Endpoint::Manifest { name, reference }, m @ (Method::GET | Method::HEAD)) => {
             get_manifest(registry, &name, &reference, m == Method::HEAD).await
@@ -36,7 +42,7 @@ pub(crate) async fn handle(registry: &Registry, ep: Endpoint, req: Request<Body>
             registry.delete_blob(&name, &parse_digest(&digest)?).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
-        (Endpoint::UploadStart { name }, Method::POST) => start_upload(registry, &name, &query, req).await,
+        (Endpoint::UploadStart { name }, Method::POST) => start_upload(registry, &registry_ref, &name, &query, req).await,
         (Endpoint::Upload { name, id }, Method::GET) => {
             let status = registry.upload_status(&name, &id).await?;
             Ok(upload_response(StatusCode::NO_CONTENT, &name, &status))
@@ -90,7 +96,7 @@ fn content_type(headers: &HeaderMap) -> String {
 fn page_params(query: &HashMap<String, String>) -> Result<(Option<u32>, Option<&str>), OciError> {
     let n = match query.get("n") {
         None => None,
-        Some(v) => Some(v.parse::<u32>().map_err(|_| OciError::BadRequest(format!("n={v:?} is not a non-negative integer")))?),
+        Some(v) => Some(v.parse::<u32>().map_err(|_| OciError::PaginationInvalid(format!("n={v:?} is not a non-negative integer")))?),
     };
     Ok((n, query.get("last").map(String::as_str).filter(|s| !s.is_empty())))
 }
@@ -105,9 +111,9 @@ fn next_link(path: &str, n: Option<u32>, page: &berth_core::Page) -> Option<Head
     Some(hv(&format!("<{path}?n={n}&last={last}>; rel=\"next\"")))
 }
 
-async fn catalog(registry: &Registry, query: &HashMap<String, String>) -> HandlerResult {
+async fn catalog(registry: &Registry, registry_ref: &RegistryRef, query: &HashMap<String, String>) -> HandlerResult {
     let (n, last) = page_params(query)?;
-    let page = registry.list_repositories(last, n).await?;
+    let page = registry.list_repositories(registry_ref, last, n).await?;
     let mut resp = json_response(StatusCode::OK, json!({ "repositories": page.items }));
     if let Some(link) = next_link("/v2/_catalog", n, &page) {
         resp.headers_mut().insert(header::LINK, link);
@@ -115,17 +121,17 @@ async fn catalog(registry: &Registry, query: &HashMap<String, String>) -> Handle
     Ok(resp)
 }
 
-async fn tags(registry: &Registry, name: &RepositoryName, query: &HashMap<String, String>) -> HandlerResult {
+async fn tags(registry: &Registry, name: &Repo, query: &HashMap<String, String>) -> HandlerResult {
     let (n, last) = page_params(query)?;
     let page = registry.list_tags(name, last, n).await?;
-    let mut resp = json_response(StatusCode::OK, json!({ "name": name.as_str(), "tags": page.items }));
+    let mut resp = json_response(StatusCode::OK, json!({ "name": name.to_string(), "tags": page.items }));
     if let Some(link) = next_link(&format!("/v2/{name}/tags/list"), n, &page) {
         resp.headers_mut().insert(header::LINK, link);
     }
     Ok(resp)
 }
 
-async fn referrers(registry: &Registry, name: &RepositoryName, digest: &str, query: &HashMap<String, String>) -> HandlerResult {
+async fn referrers(registry: &Registry, name: &Repo, digest: &str, query: &HashMap<String, String>) -> HandlerResult {
     let subject = parse_digest(digest)?;
     let filter = query.get("artifactType").map(String::as_str).filter(|s| !s.is_empty());
     let found = registry.referrers(name, &subject, filter).await?;
@@ -153,7 +159,7 @@ async fn referrers(registry: &Registry, name: &RepositoryName, digest: &str, que
 
 // ---- manifests ----
 
-async fn get_manifest(registry: &Registry, name: &RepositoryName, reference: &str, head: bool) -> HandlerResult {
+async fn get_manifest(registry: &Registry, name: &Repo, reference: &str, head: bool) -> HandlerResult {
     let reference = Reference::parse(reference)?;
     let m = registry.get_manifest(name, &reference).await?;
     let builder = Response::builder()
@@ -168,7 +174,7 @@ async fn get_manifest(registry: &Registry, name: &RepositoryName, reference: &st
     builder.body(Body::from(m.content)).map_err(|e| OciError::BadRequest(e.to_string()))
 }
 
-async fn put_manifest(registry: &Registry, name: &RepositoryName, reference: &str, req: Request<Body>) -> HandlerResult {
+async fn put_manifest(registry: &Registry, name: &Repo, reference: &str, req: Request<Body>) -> HandlerResult {
     let reference = Reference::parse(reference)?;
     let ct = content_type(req.headers());
     if content_length(req.headers()).is_some_and(|n| n > MAX_MANIFEST_BYTES as u64) {
@@ -195,7 +201,7 @@ async fn put_manifest(registry: &Registry, name: &RepositoryName, reference: &st
     builder.body(Body::empty()).map_err(|e| OciError::BadRequest(e.to_string()))
 }
 
-async fn delete_manifest(registry: &Registry, name: &RepositoryName, reference: &str) -> HandlerResult {
+async fn delete_manifest(registry: &Registry, name: &Repo, reference: &str) -> HandlerResult {
     let reference = Reference::parse(reference)?;
     registry.delete_manifest(name, &reference).await?;
     Ok(StatusCode::ACCEPTED.into_response())
@@ -203,7 +209,7 @@ async fn delete_manifest(registry: &Registry, name: &RepositoryName, reference: 
 
 // ---- blobs ----
 
-async fn get_blob(registry: &Registry, name: &RepositoryName, digest: &str, headers: &HeaderMap, head: bool) -> HandlerResult {
+async fn get_blob(registry: &Registry, name: &Repo, digest: &str, headers: &HeaderMap, head: bool) -> HandlerResult {
     let digest = parse_digest(digest)?;
     let digest_s = digest.to_string();
     if head {
@@ -244,7 +250,7 @@ async fn get_blob(registry: &Registry, name: &RepositoryName, digest: &str, head
 
 // ---- uploads ----
 
-fn upload_response(status: StatusCode, name: &RepositoryName, upload: &UploadStatus) -> Response {
+fn upload_response(status: StatusCode, name: &Repo, upload: &UploadStatus) -> Response {
     let mut resp = status.into_response();
     let h = resp.headers_mut();
     h.insert(header::LOCATION, hv(&format!("/v2/{name}/blobs/uploads/{}", upload.id)));
@@ -254,7 +260,7 @@ fn upload_response(status: StatusCode, name: &RepositoryName, upload: &UploadSta
     resp
 }
 
-fn blob_created(name: &RepositoryName, digest: &Digest) -> Response {
+fn blob_created(name: &Repo, digest: &Digest) -> Response {
     let mut resp = StatusCode::CREATED.into_response();
     let h = resp.headers_mut();
     h.insert(header::LOCATION, hv(&format!("/v2/{name}/blobs/{digest}")));
@@ -263,11 +269,17 @@ fn blob_created(name: &RepositoryName, digest: &Digest) -> Response {
     resp
 }
 
-async fn start_upload(registry: &Registry, name: &RepositoryName, query: &HashMap<String, String>, req: Request<Body>) -> HandlerResult {
+async fn start_upload(
+    registry: &Registry,
+    registry_ref: &RegistryRef,
+    name: &Repo,
+    query: &HashMap<String, String>,
+    req: Request<Body>,
+) -> HandlerResult {
     if let Some(mount) = query.get("mount") {
         let digest = parse_digest(mount)?;
         // An invalid `from` is treated as "cannot mount": the client falls back to uploading.
-        let from = query.get("from").and_then(|f| RepositoryName::parse(f).ok());
+        let from = query.get("from").and_then(|f| RepositoryName::parse(f).ok()).map(|n| Repo::new(registry_ref, n));
         return match registry.mount_blob(name, &digest, from.as_ref()).await? {
             MountOutcome::Mounted(d) => Ok(blob_created(name, &d)),
             MountOutcome::Upload(status) => Ok(upload_response(StatusCode::ACCEPTED, name, &status)),
@@ -298,19 +310,13 @@ fn chunk_start(headers: &HeaderMap) -> Result<Option<u64>, OciError> {
     Ok(Some(start))
 }
 
-async fn patch_upload(registry: &Registry, name: &RepositoryName, id: &str, req: Request<Body>) -> HandlerResult {
+async fn patch_upload(registry: &Registry, name: &Repo, id: &str, req: Request<Body>) -> HandlerResult {
     let start = chunk_start(req.headers())?;
     let status = registry.append_upload(name, id, start, body_stream(req)).await?;
     Ok(upload_response(StatusCode::ACCEPTED, name, &status))
 }
 
-async fn put_upload(
-    registry: &Registry,
-    name: &RepositoryName,
-    id: &str,
-    query: &HashMap<String, String>,
-    req: Request<Body>,
-) -> HandlerResult {
+async fn put_upload(registry: &Registry, name: &Repo, id: &str, query: &HashMap<String, String>, req: Request<Body>) -> HandlerResult {
     let digest = query.get("digest").ok_or_else(|| OciError::Registry(RegistryError::DigestInvalid("PUT must carry ?digest=".into())))?;
     let digest = parse_digest(digest)?;
     let start = chunk_start(req.headers())?;

@@ -35,6 +35,11 @@ pub fn router(registry: Arc<Registry>) -> Router {
 
 async fn dispatch(State(registry): State<Arc<Registry>>, req: Request<Body>) -> Response {
     let endpoint = Endpoint::parse(req.uri().path());
+    // An error may be answered before the request body is read. The connection then cannot be
+    // reused (the unread body is still on the wire), so say so rather than let the client's
+    // next request on it fail (RFC 9112 §9.3).
+    let carries_body = req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
+        || req.headers().contains_key(http::header::TRANSFER_ENCODING);
     let label = endpoint.as_ref().map(Endpoint::label).unwrap_or("v2_unknown");
     let mut response = match endpoint {
         Ok(ep) => match handlers::handle(&registry, ep, req).await {
@@ -45,6 +50,9 @@ async fn dispatch(State(registry): State<Arc<Registry>>, req: Request<Body>) -> 
     };
     let headers = response.headers_mut();
     headers.insert("docker-distribution-api-version", http::HeaderValue::from_static("registry/2.0"));
+    if carries_body && (response.status().is_client_error() || response.status().is_server_error()) {
+        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    }
     response.extensions_mut().insert(RouteLabel(label));
     response
 }

@@ -8,11 +8,32 @@ use crate::{Digest, StoreError};
 /// Milliseconds since the Unix epoch, as supplied by the service's clock.
 pub type Millis = i64;
 
+/// A repository's identity: the registry (account + region) and its name there.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RepoKey {
+    pub account: String,
+    pub region: String,
+    pub name: String,
+}
+
+/// Settings a repository carries (strings as ECR spells them; the service validates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositorySettings {
+    pub tag_mutability: String,
+    /// JSON array of `{filterType, filter}`.
+    pub tag_mutability_exclusions: Option<String>,
+    pub scan_on_push: bool,
+    pub encryption_type: String,
+    pub kms_key: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct RepositoryRow {
     pub id: i64,
-    pub name: String,
+    pub key: RepoKey,
     pub created_at: Millis,
+    pub settings: RepositorySettings,
+    pub policy: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,16 +51,27 @@ pub struct ManifestRow {
     pub subject: Option<Digest>,
     /// JSON object of the manifest's annotations (for referrers listings), if any.
     pub annotations: Option<String>,
+    /// Sum of the sizes of what it references (ECR's imageSizeInBytes).
+    pub image_size: u64,
     pub content: Bytes,
     pub pushed_at: Millis,
 }
 
+/// How a manifest push may move its tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagMove {
+    /// Point the tag at the new manifest, wherever it pointed before.
+    Move,
+    /// Only create the tag (or keep it if it already names this manifest): immutable tags.
+    CreateOnly,
+}
+
 pub struct NewManifest<'a> {
-    pub repository: &'a str,
+    pub repository: &'a RepoKey,
     pub manifest: ManifestRow,
     /// Everything the manifest references, each of which must already be in the repository.
     pub references: Vec<(Digest, RefKind)>,
-    pub tag: Option<&'a str>,
+    pub tag: Option<(&'a str, TagMove)>,
 }
 
 #[derive(Debug)]
@@ -47,6 +79,9 @@ pub enum PutManifestOutcome {
     Stored,
     /// A reference is missing from the repository; nothing was written.
     MissingReference(Digest, RefKind),
+    /// `TagMove::CreateOnly` and the tag names another manifest; nothing was written.
+    TagExists(Digest),
+    RepositoryMissing,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,10 +92,18 @@ pub enum UnlinkOutcome {
     Referenced,
 }
 
+#[derive(Debug)]
+pub enum DeleteRepositoryOutcome {
+    Deleted(Box<RepositoryRow>),
+    NotFound,
+    /// It holds images and `force` was not given.
+    NotEmpty,
+}
+
 #[derive(Debug, Clone)]
 pub struct UploadRow {
     pub id: String,
-    pub repository: String,
+    pub repository: RepoKey,
     pub started_at: Millis,
 }
 
@@ -80,46 +123,113 @@ pub struct ManifestSummary {
     pub size: u64,
 }
 
+/// One image (manifest) of a repository with all its tags.
+#[derive(Debug, Clone)]
+pub struct ImageRow {
+    pub digest: Digest,
+    pub tags: Vec<String>,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    pub image_size: u64,
+    pub pushed_at: Millis,
+    pub last_pulled_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagStatus {
+    Any,
+    Tagged,
+    Untagged,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessKeyRow {
+    pub access_key_id: String,
+    pub secret: String,
+    pub user_arn: String,
+    pub account: String,
+    pub active: bool,
+}
+
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
-    async fn get_repository(&self, name: &str) -> Result<Option<RepositoryRow>, StoreError>;
-    /// Returns the repository, creating it if needed.
-    async fn ensure_repository(&self, name: &str, now: Millis) -> Result<RepositoryRow, StoreError>;
-    /// Names in lexical order strictly after `last`, at most `limit`.
-    async fn list_repositories(&self, last: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError>;
+    // ---- repositories ----
+    async fn get_repository(&self, key: &RepoKey) -> Result<Option<RepositoryRow>, StoreError>;
+    /// Creates the repository; None if it already exists.
+    async fn create_repository(
+        &self,
+        key: &RepoKey,
+        settings: &RepositorySettings,
+        tags: &[(String, String)],
+        now: Millis,
+    ) -> Result<Option<RepositoryRow>, StoreError>;
+    /// Repositories of a registry in lexical name order strictly after `after`, at most `limit`.
+    async fn list_repositories(
+        &self,
+        account: &str,
+        region: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RepositoryRow>, StoreError>;
+    async fn update_repository_settings(&self, key: &RepoKey, settings: &RepositorySettings) -> Result<bool, StoreError>;
+    async fn set_repository_policy(&self, key: &RepoKey, policy: Option<&str>) -> Result<bool, StoreError>;
+    async fn delete_repository(&self, key: &RepoKey, force: bool) -> Result<DeleteRepositoryOutcome, StoreError>;
+    async fn put_resource_tags(&self, key: &RepoKey, tags: &[(String, String)]) -> Result<bool, StoreError>;
+    async fn remove_resource_tags(&self, key: &RepoKey, keys: &[String]) -> Result<bool, StoreError>;
+    async fn list_resource_tags(&self, key: &RepoKey) -> Result<Vec<(String, String)>, StoreError>;
+    async fn get_registry_policy(&self, account: &str, region: &str) -> Result<Option<String>, StoreError>;
+    async fn set_registry_policy(&self, account: &str, region: &str, policy: Option<&str>) -> Result<bool, StoreError>;
 
+    // ---- blobs ----
     /// Size of a blob linked into the repository.
-    async fn repository_blob(&self, repository: &str, digest: &Digest) -> Result<Option<u64>, StoreError>;
-    /// Size of a blob known anywhere (for dedup and mounts).
-    async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, StoreError>;
+    async fn repository_blob(&self, key: &RepoKey, digest: &Digest) -> Result<Option<u64>, StoreError>;
     /// Records the blob (if new) and links it into the repository; refreshes its last-seen time.
-    async fn link_blob(&self, repository: &str, digest: &Digest, size: u64, now: Millis) -> Result<(), StoreError>;
+    async fn link_blob(&self, key: &RepoKey, digest: &Digest, size: u64, now: Millis) -> Result<(), StoreError>;
     /// Removes the blob from the repository unless a manifest there references it.
-    async fn unlink_blob(&self, repository: &str, digest: &Digest) -> Result<UnlinkOutcome, StoreError>;
+    async fn unlink_blob(&self, key: &RepoKey, digest: &Digest) -> Result<UnlinkOutcome, StoreError>;
     /// Refreshes a blob's last-seen time if it is older than `stale_before` (keeps GC away from
     /// blobs clients are about to reference).
     async fn touch_blob(&self, digest: &Digest, now: Millis, stale_before: Millis) -> Result<(), StoreError>;
 
+    // ---- uploads ----
     async fn create_upload(&self, upload: &UploadRow) -> Result<(), StoreError>;
     async fn get_upload(&self, id: &str) -> Result<Option<UploadRow>, StoreError>;
     async fn delete_upload(&self, id: &str) -> Result<bool, StoreError>;
     async fn uploads_started_before(&self, before: Millis) -> Result<Vec<UploadRow>, StoreError>;
     async fn count_uploads(&self) -> Result<u64, StoreError>;
 
-    /// Stores the manifest and moves the tag, or changes nothing if a reference is missing.
+    // ---- manifests and tags ----
+    /// Stores the manifest and moves the tag, or changes nothing (see the outcome).
     async fn put_manifest(&self, new: NewManifest<'_>) -> Result<PutManifestOutcome, StoreError>;
-    async fn get_manifest_by_digest(&self, repository: &str, digest: &Digest) -> Result<Option<ManifestRow>, StoreError>;
-    async fn get_manifest_by_tag(&self, repository: &str, tag: &str) -> Result<Option<ManifestRow>, StoreError>;
+    async fn get_manifest_by_digest(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ManifestRow>, StoreError>;
+    async fn get_manifest_by_tag(&self, key: &RepoKey, tag: &str) -> Result<Option<ManifestRow>, StoreError>;
     /// Deletes the manifest and every tag pointing at it.
-    async fn delete_manifest(&self, repository: &str, digest: &Digest) -> Result<bool, StoreError>;
-    async fn delete_tag(&self, repository: &str, tag: &str) -> Result<bool, StoreError>;
-    async fn list_tags(&self, repository: &str, last: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError>;
-    async fn list_referrers(&self, repository: &str, subject: &Digest) -> Result<Vec<ManifestSummary>, StoreError>;
+    async fn delete_manifest(&self, key: &RepoKey, digest: &Digest) -> Result<bool, StoreError>;
+    async fn delete_tag(&self, key: &RepoKey, tag: &str) -> Result<bool, StoreError>;
+    async fn list_tags(&self, key: &RepoKey, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError>;
+    async fn list_referrers(&self, key: &RepoKey, subject: &Digest) -> Result<Vec<ManifestSummary>, StoreError>;
+    /// Images in digest order strictly after `after`, at most `limit`.
+    async fn list_images(&self, key: &RepoKey, status: TagStatus, after: Option<&str>, limit: u32) -> Result<Vec<ImageRow>, StoreError>;
+    async fn get_image(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ImageRow>, StoreError>;
+    /// Records a pull (ECR's lastRecordedPullTime).
+    async fn record_pull(&self, key: &RepoKey, digest: &Digest, now: Millis) -> Result<(), StoreError>;
     /// Every (repository, manifest digest, reference) triple, for fsck.
-    async fn all_references(&self) -> Result<Vec<(String, Digest, Digest, RefKind)>, StoreError>;
+    async fn all_references(&self) -> Result<Vec<(RepoKey, Digest, Digest, RefKind)>, StoreError>;
 
+    // ---- garbage collection ----
     /// Blobs no manifest references whose last-seen time is before `before`.
     async fn gc_candidates(&self, before: Millis) -> Result<Vec<GcCandidate>, StoreError>;
     /// Re-checks the candidate inside one transaction and forgets it; false if it became live.
     async fn gc_forget_blob(&self, digest: &Digest, before: Millis) -> Result<bool, StoreError>;
+
+    // ---- identity ----
+    async fn ensure_account(&self, account: &str, now: Millis) -> Result<(), StoreError>;
+    /// Creates a user; false if it exists.
+    async fn create_user(&self, account: &str, name: &str, arn: &str, now: Millis) -> Result<bool, StoreError>;
+    async fn create_access_key(&self, access_key_id: &str, secret: &str, user_arn: &str, now: Millis) -> Result<(), StoreError>;
+    async fn get_access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRow>, StoreError>;
+    async fn put_user_policy(&self, user_arn: &str, policy_name: &str, document: &str) -> Result<(), StoreError>;
+    async fn user_policies(&self, user_arn: &str) -> Result<Vec<(String, String)>, StoreError>;
+    /// All token signing keys, newest first; creates the first one from `fresh` if there are none.
+    async fn signing_keys(&self, fresh: &[u8], now: Millis) -> Result<Vec<Vec<u8>>, StoreError>;
 }

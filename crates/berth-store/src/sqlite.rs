@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use crate::error::DbContext;
 use crate::meta::*;
@@ -33,23 +33,79 @@ fn kind_code(kind: RefKind) -> i64 {
 }
 
 /// Digests in the database were validated on the way in; one that does not parse means corruption.
+fn parse_digest(s: &str) -> Result<Digest, StoreError> {
+    Digest::from_str(s).map_err(|e| StoreError::Db { context: "corrupt digest in database", source: sqlx::Error::Decode(Box::new(e)) })
+}
+
 fn digest_col(row: &SqliteRow, col: &str) -> Result<Digest, StoreError> {
     let s: String = row.try_get(col).ctx("reading digest column")?;
-    Digest::from_str(&s).map_err(|e| StoreError::Db { context: "corrupt digest in database", source: sqlx::Error::Decode(Box::new(e)) })
+    parse_digest(&s)
 }
+
+const MANIFEST_COLS: &str = "m.digest, m.media_type, m.artifact_type, m.subject, m.annotations, m.image_size, m.content, m.pushed_at";
 
 fn manifest_row(row: &SqliteRow) -> Result<ManifestRow, StoreError> {
     let subject: Option<String> = row.try_get("subject").ctx("reading manifest")?;
     let content: Vec<u8> = row.try_get("content").ctx("reading manifest")?;
+    let image_size: i64 = row.try_get("image_size").ctx("reading manifest")?;
     Ok(ManifestRow {
         digest: digest_col(row, "digest")?,
         media_type: row.try_get("media_type").ctx("reading manifest")?,
         artifact_type: row.try_get("artifact_type").ctx("reading manifest")?,
         subject: subject.and_then(|s| s.parse().ok()),
         annotations: row.try_get("annotations").ctx("reading manifest")?,
+        image_size: image_size as u64,
         content: Bytes::from(content),
         pushed_at: row.try_get("pushed_at").ctx("reading manifest")?,
     })
+}
+
+const REPO_COLS: &str =
+    "id, account_id, region, name, created_at, tag_mutability, tag_mutability_exclusions, scan_on_push, encryption_type, kms_key, policy";
+
+fn repository_row(r: &SqliteRow) -> Result<RepositoryRow, StoreError> {
+    let c = "reading repository";
+    let scan: i64 = r.try_get("scan_on_push").ctx(c)?;
+    Ok(RepositoryRow {
+        id: r.try_get("id").ctx(c)?,
+        key: RepoKey { account: r.try_get("account_id").ctx(c)?, region: r.try_get("region").ctx(c)?, name: r.try_get("name").ctx(c)? },
+        created_at: r.try_get("created_at").ctx(c)?,
+        settings: RepositorySettings {
+            tag_mutability: r.try_get("tag_mutability").ctx(c)?,
+            tag_mutability_exclusions: r.try_get("tag_mutability_exclusions").ctx(c)?,
+            scan_on_push: scan != 0,
+            encryption_type: r.try_get("encryption_type").ctx(c)?,
+            kms_key: r.try_get("kms_key").ctx(c)?,
+        },
+        policy: r.try_get("policy").ctx(c)?,
+    })
+}
+
+fn image_row(r: &SqliteRow) -> Result<ImageRow, StoreError> {
+    let c = "reading image";
+    let tags: Option<String> = r.try_get("tags").ctx(c)?;
+    let mut tags: Vec<String> = tags.map(|t| t.split('\n').map(str::to_string).collect()).unwrap_or_default();
+    tags.sort();
+    let size: i64 = r.try_get("image_size").ctx(c)?;
+    Ok(ImageRow {
+        digest: digest_col(r, "digest")?,
+        tags,
+        media_type: r.try_get("media_type").ctx(c)?,
+        artifact_type: r.try_get("artifact_type").ctx(c)?,
+        image_size: size as u64,
+        pushed_at: r.try_get("pushed_at").ctx(c)?,
+        last_pulled_at: r.try_get("last_pulled_at").ctx(c)?,
+    })
+}
+
+async fn repo_id_in(conn: &mut SqliteConnection, key: &RepoKey) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar("SELECT id FROM repositories WHERE account_id = ? AND region = ? AND name = ?")
+        .bind(&key.account)
+        .bind(&key.region)
+        .bind(&key.name)
+        .fetch_optional(conn)
+        .await
+        .ctx("looking up repository")
 }
 
 impl SqliteMetadataStore {
@@ -86,72 +142,232 @@ impl SqliteMetadataStore {
         tx.commit().await.ctx("committing migration")
     }
 
-    async fn repo_id(&self, name: &str) -> Result<Option<i64>, StoreError> {
-        sqlx::query_scalar("SELECT id FROM repositories WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.reader)
-            .await
-            .ctx("looking up repository")
+    async fn repo_id(&self, key: &RepoKey) -> Result<Option<i64>, StoreError> {
+        let mut conn = self.reader.acquire().await.ctx("acquiring connection")?;
+        repo_id_in(&mut conn, key).await
     }
 }
 
-const MANIFEST_COLS: &str = "m.digest, m.media_type, m.artifact_type, m.subject, m.annotations, m.content, m.pushed_at";
-
 #[async_trait]
 impl MetadataStore for SqliteMetadataStore {
-    async fn get_repository(&self, name: &str) -> Result<Option<RepositoryRow>, StoreError> {
-        let row = sqlx::query("SELECT id, name, created_at FROM repositories WHERE name = ?")
-            .bind(name)
+    async fn get_repository(&self, key: &RepoKey) -> Result<Option<RepositoryRow>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {REPO_COLS} FROM repositories WHERE account_id = ? AND region = ? AND name = ?"))
+            .bind(&key.account)
+            .bind(&key.region)
+            .bind(&key.name)
             .fetch_optional(&self.reader)
             .await
             .ctx("reading repository")?;
-        row.map(|r| {
-            Ok(RepositoryRow {
-                id: r.try_get("id").ctx("reading repository")?,
-                name: r.try_get("name").ctx("reading repository")?,
-                created_at: r.try_get("created_at").ctx("reading repository")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(repository_row).transpose()
     }
 
-    async fn ensure_repository(&self, name: &str, now: Millis) -> Result<RepositoryRow, StoreError> {
-        if let Some(r) = self.get_repository(name).await? {
-            return Ok(r);
+    async fn create_repository(
+        &self,
+        key: &RepoKey,
+        settings: &RepositorySettings,
+        tags: &[(String, String)],
+        now: Millis,
+    ) -> Result<Option<RepositoryRow>, StoreError> {
+        let mut tx = self.writer.begin().await.ctx("creating repository")?;
+        let inserted = sqlx::query(
+            "INSERT INTO repositories (account_id, region, name, created_at, tag_mutability, tag_mutability_exclusions, scan_on_push, encryption_type, kms_key) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&key.account)
+        .bind(&key.region)
+        .bind(&key.name)
+        .bind(now)
+        .bind(&settings.tag_mutability)
+        .bind(&settings.tag_mutability_exclusions)
+        .bind(settings.scan_on_push as i64)
+        .bind(&settings.encryption_type)
+        .bind(&settings.kms_key)
+        .execute(&mut *tx)
+        .await
+        .ctx("inserting repository")?;
+        if inserted.rows_affected() == 0 {
+            return Ok(None);
         }
-        sqlx::query("INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(now)
-            .execute(&self.writer)
-            .await
-            .ctx("creating repository")?;
-        let row = sqlx::query("SELECT id, name, created_at FROM repositories WHERE name = ?")
-            .bind(name)
-            .fetch_one(&self.writer)
+        let id = inserted.last_insert_rowid();
+        for (k, v) in tags {
+            sqlx::query("INSERT INTO resource_tags (repository_id, tag_key, tag_value) VALUES (?, ?, ?) ON CONFLICT (repository_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value")
+                .bind(id)
+                .bind(k)
+                .bind(v)
+                .execute(&mut *tx)
+                .await
+                .ctx("tagging repository")?;
+        }
+        let row = sqlx::query(&format!("SELECT {REPO_COLS} FROM repositories WHERE id = ?"))
+            .bind(id)
+            .fetch_one(&mut *tx)
             .await
             .ctx("reading created repository")?;
-        Ok(RepositoryRow {
-            id: row.try_get("id").ctx("reading repository")?,
-            name: row.try_get("name").ctx("reading repository")?,
-            created_at: row.try_get("created_at").ctx("reading repository")?,
-        })
+        tx.commit().await.ctx("committing repository")?;
+        repository_row(&row).map(Some)
     }
 
-    async fn list_repositories(&self, last: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar("SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?")
-            .bind(last.unwrap_or(""))
-            .bind(limit as i64)
+    async fn list_repositories(
+        &self,
+        account: &str,
+        region: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RepositoryRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REPO_COLS} FROM repositories WHERE account_id = ? AND region = ? AND name > ? ORDER BY name LIMIT ?"
+        ))
+        .bind(account)
+        .bind(region)
+        .bind(after.unwrap_or(""))
+        .bind(limit as i64)
+        .fetch_all(&self.reader)
+        .await
+        .ctx("listing repositories")?;
+        rows.iter().map(repository_row).collect()
+    }
+
+    async fn update_repository_settings(&self, key: &RepoKey, s: &RepositorySettings) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE repositories SET tag_mutability = ?, tag_mutability_exclusions = ?, scan_on_push = ?, encryption_type = ?, kms_key = ? \
+             WHERE account_id = ? AND region = ? AND name = ?",
+        )
+        .bind(&s.tag_mutability)
+        .bind(&s.tag_mutability_exclusions)
+        .bind(s.scan_on_push as i64)
+        .bind(&s.encryption_type)
+        .bind(&s.kms_key)
+        .bind(&key.account)
+        .bind(&key.region)
+        .bind(&key.name)
+        .execute(&self.writer)
+        .await
+        .ctx("updating repository")?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn set_repository_policy(&self, key: &RepoKey, policy: Option<&str>) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE repositories SET policy = ? WHERE account_id = ? AND region = ? AND name = ?")
+            .bind(policy)
+            .bind(&key.account)
+            .bind(&key.region)
+            .bind(&key.name)
+            .execute(&self.writer)
+            .await
+            .ctx("setting repository policy")?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn delete_repository(&self, key: &RepoKey, force: bool) -> Result<DeleteRepositoryOutcome, StoreError> {
+        let mut tx = self.writer.begin().await.ctx("deleting repository")?;
+        let row = sqlx::query(&format!("SELECT {REPO_COLS} FROM repositories WHERE account_id = ? AND region = ? AND name = ?"))
+            .bind(&key.account)
+            .bind(&key.region)
+            .bind(&key.name)
+            .fetch_optional(&mut *tx)
+            .await
+            .ctx("reading repository")?;
+        let Some(row) = row.as_ref().map(repository_row).transpose()? else { return Ok(DeleteRepositoryOutcome::NotFound) };
+        if !force {
+            let images: Option<i64> = sqlx::query_scalar("SELECT 1 FROM manifests WHERE repository_id = ? LIMIT 1")
+                .bind(row.id)
+                .fetch_optional(&mut *tx)
+                .await
+                .ctx("counting images")?;
+            if images.is_some() {
+                return Ok(DeleteRepositoryOutcome::NotEmpty);
+            }
+        }
+        // Children first: tags and references name manifests, manifests name the repository.
+        for sql in [
+            "DELETE FROM tags WHERE repository_id = ?",
+            "DELETE FROM manifest_references WHERE repository_id = ?",
+            "DELETE FROM manifests WHERE repository_id = ?",
+            "DELETE FROM repository_blobs WHERE repository_id = ?",
+            "DELETE FROM uploads WHERE repository_id = ?",
+            "DELETE FROM resource_tags WHERE repository_id = ?",
+            "DELETE FROM repositories WHERE id = ?",
+        ] {
+            sqlx::query(sql).bind(row.id).execute(&mut *tx).await.ctx("deleting repository contents")?;
+        }
+        tx.commit().await.ctx("committing repository delete")?;
+        Ok(DeleteRepositoryOutcome::Deleted(Box::new(row)))
+    }
+
+    async fn put_resource_tags(&self, key: &RepoKey, tags: &[(String, String)]) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await.ctx("tagging repository")?;
+        let Some(id) = repo_id_in(&mut tx, key).await? else { return Ok(false) };
+        for (k, v) in tags {
+            sqlx::query("INSERT INTO resource_tags (repository_id, tag_key, tag_value) VALUES (?, ?, ?) ON CONFLICT (repository_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value")
+                .bind(id)
+                .bind(k)
+                .bind(v)
+                .execute(&mut *tx)
+                .await
+                .ctx("tagging repository")?;
+        }
+        tx.commit().await.ctx("committing tags")?;
+        Ok(true)
+    }
+
+    async fn remove_resource_tags(&self, key: &RepoKey, keys: &[String]) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await.ctx("untagging repository")?;
+        let Some(id) = repo_id_in(&mut tx, key).await? else { return Ok(false) };
+        for k in keys {
+            sqlx::query("DELETE FROM resource_tags WHERE repository_id = ? AND tag_key = ?")
+                .bind(id)
+                .bind(k)
+                .execute(&mut *tx)
+                .await
+                .ctx("untagging repository")?;
+        }
+        tx.commit().await.ctx("committing untag")?;
+        Ok(true)
+    }
+
+    async fn list_resource_tags(&self, key: &RepoKey) -> Result<Vec<(String, String)>, StoreError> {
+        let Some(id) = self.repo_id(key).await? else { return Ok(Vec::new()) };
+        let rows = sqlx::query("SELECT tag_key, tag_value FROM resource_tags WHERE repository_id = ? ORDER BY tag_key")
+            .bind(id)
             .fetch_all(&self.reader)
             .await
-            .ctx("listing repositories")
+            .ctx("listing resource tags")?;
+        rows.iter().map(|r| Ok((r.try_get(0).ctx("reading tag")?, r.try_get(1).ctx("reading tag")?))).collect()
     }
 
-    async fn repository_blob(&self, repository: &str, digest: &Digest) -> Result<Option<u64>, StoreError> {
+    async fn get_registry_policy(&self, account: &str, region: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT document FROM registry_policies WHERE account_id = ? AND region = ?")
+            .bind(account)
+            .bind(region)
+            .fetch_optional(&self.reader)
+            .await
+            .ctx("reading registry policy")
+    }
+
+    async fn set_registry_policy(&self, account: &str, region: &str, policy: Option<&str>) -> Result<bool, StoreError> {
+        let r = match policy {
+            Some(p) => sqlx::query(
+                "INSERT INTO registry_policies (account_id, region, document) VALUES (?, ?, ?) ON CONFLICT (account_id, region) DO UPDATE SET document = excluded.document",
+            )
+            .bind(account)
+            .bind(region)
+            .bind(p),
+            None => sqlx::query("DELETE FROM registry_policies WHERE account_id = ? AND region = ?").bind(account).bind(region),
+        }
+        .execute(&self.writer)
+        .await
+        .ctx("writing registry policy")?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn repository_blob(&self, key: &RepoKey, digest: &Digest) -> Result<Option<u64>, StoreError> {
         let size: Option<i64> = sqlx::query_scalar(
             "SELECT b.size FROM blobs b JOIN repository_blobs rb ON rb.digest = b.digest \
-             JOIN repositories r ON r.id = rb.repository_id WHERE r.name = ? AND b.digest = ?",
+             JOIN repositories r ON r.id = rb.repository_id WHERE r.account_id = ? AND r.region = ? AND r.name = ? AND b.digest = ?",
         )
-        .bind(repository)
+        .bind(&key.account)
+        .bind(&key.region)
+        .bind(&key.name)
         .bind(digest.to_string())
         .fetch_optional(&self.reader)
         .await
@@ -159,17 +375,11 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(size.map(|s| s as u64))
     }
 
-    async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, StoreError> {
-        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE digest = ?")
-            .bind(digest.to_string())
-            .fetch_optional(&self.reader)
-            .await
-            .ctx("looking up blob")?;
-        Ok(size.map(|s| s as u64))
-    }
-
-    async fn link_blob(&self, repository: &str, digest: &Digest, size: u64, now: Millis) -> Result<(), StoreError> {
+    async fn link_blob(&self, key: &RepoKey, digest: &Digest, size: u64, now: Millis) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await.ctx("linking blob")?;
+        let Some(id) = repo_id_in(&mut tx, key).await? else {
+            return Err(StoreError::Db { context: "linking blob into a repository that does not exist", source: sqlx::Error::RowNotFound });
+        };
         sqlx::query(
             "INSERT INTO blobs (digest, size, created_at, last_seen_at) VALUES (?, ?, ?, ?) \
              ON CONFLICT (digest) DO UPDATE SET last_seen_at = excluded.last_seen_at",
@@ -181,81 +391,82 @@ impl MetadataStore for SqliteMetadataStore {
         .execute(&mut *tx)
         .await
         .ctx("recording blob")?;
-        sqlx::query(
-            "INSERT INTO repository_blobs (repository_id, digest) SELECT id, ? FROM repositories WHERE name = ? \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(digest.to_string())
-        .bind(repository)
-        .execute(&mut *tx)
-        .await
-        .ctx("linking blob into repository")?;
+        sqlx::query("INSERT INTO repository_blobs (repository_id, digest) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .bind(id)
+            .bind(digest.to_string())
+            .execute(&mut *tx)
+            .await
+            .ctx("linking blob into repository")?;
         tx.commit().await.ctx("committing blob link")
     }
 
-    async fn unlink_blob(&self, repository: &str, digest: &Digest) -> Result<UnlinkOutcome, StoreError> {
+    async fn unlink_blob(&self, key: &RepoKey, digest: &Digest) -> Result<UnlinkOutcome, StoreError> {
         let mut tx = self.writer.begin().await.ctx("unlinking blob")?;
+        let Some(id) = repo_id_in(&mut tx, key).await? else { return Ok(UnlinkOutcome::NotLinked) };
         let d = digest.to_string();
-        let referenced: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM manifest_references mr JOIN repositories r ON r.id = mr.repository_id \
-             WHERE r.name = ? AND mr.child_digest = ? AND mr.kind = 0 LIMIT 1",
-        )
-        .bind(repository)
-        .bind(&d)
-        .fetch_optional(&mut *tx)
-        .await
-        .ctx("checking blob references")?;
+        let referenced: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM manifest_references WHERE repository_id = ? AND child_digest = ? AND kind = 0 LIMIT 1")
+                .bind(id)
+                .bind(&d)
+                .fetch_optional(&mut *tx)
+                .await
+                .ctx("checking blob references")?;
         if referenced.is_some() {
             return Ok(UnlinkOutcome::Referenced);
         }
-        let r =
-            sqlx::query("DELETE FROM repository_blobs WHERE digest = ? AND repository_id = (SELECT id FROM repositories WHERE name = ?)")
-                .bind(&d)
-                .bind(repository)
-                .execute(&mut *tx)
-                .await
-                .ctx("unlinking blob")?;
+        let r = sqlx::query("DELETE FROM repository_blobs WHERE repository_id = ? AND digest = ?")
+            .bind(id)
+            .bind(&d)
+            .execute(&mut *tx)
+            .await
+            .ctx("unlinking blob")?;
         tx.commit().await.ctx("committing blob unlink")?;
         Ok(if r.rows_affected() > 0 { UnlinkOutcome::Unlinked } else { UnlinkOutcome::NotLinked })
     }
 
     async fn touch_blob(&self, digest: &Digest, now: Millis, stale_before: Millis) -> Result<(), StoreError> {
-        sqlx::query("UPDATE blobs SET last_seen_at = ? WHERE digest = ? AND last_seen_at < ?")
-            .bind(now)
+        // Read first: the common case (fresh) then costs no write transaction.
+        let seen: Option<i64> = sqlx::query_scalar("SELECT last_seen_at FROM blobs WHERE digest = ?")
             .bind(digest.to_string())
-            .bind(stale_before)
-            .execute(&self.writer)
+            .fetch_optional(&self.reader)
             .await
-            .ctx("touching blob")?;
+            .ctx("reading blob")?;
+        if seen.is_some_and(|s| s < stale_before) {
+            sqlx::query("UPDATE blobs SET last_seen_at = ? WHERE digest = ? AND last_seen_at < ?")
+                .bind(now)
+                .bind(digest.to_string())
+                .bind(stale_before)
+                .execute(&self.writer)
+                .await
+                .ctx("touching blob")?;
+        }
         Ok(())
     }
 
     async fn create_upload(&self, upload: &UploadRow) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO uploads (id, repository_id, started_at) SELECT ?, id, ? FROM repositories WHERE name = ?")
+        let mut tx = self.writer.begin().await.ctx("creating upload session")?;
+        let Some(id) = repo_id_in(&mut tx, &upload.repository).await? else {
+            return Err(StoreError::Db { context: "upload into a repository that does not exist", source: sqlx::Error::RowNotFound });
+        };
+        sqlx::query("INSERT INTO uploads (id, repository_id, started_at) VALUES (?, ?, ?)")
             .bind(&upload.id)
+            .bind(id)
             .bind(upload.started_at)
-            .bind(&upload.repository)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await
             .ctx("creating upload session")?;
-        Ok(())
+        tx.commit().await.ctx("committing upload session")
     }
 
     async fn get_upload(&self, id: &str) -> Result<Option<UploadRow>, StoreError> {
-        let row =
-            sqlx::query("SELECT u.id, r.name, u.started_at FROM uploads u JOIN repositories r ON r.id = u.repository_id WHERE u.id = ?")
-                .bind(id)
-                .fetch_optional(&self.reader)
-                .await
-                .ctx("reading upload session")?;
-        row.map(|r| {
-            Ok(UploadRow {
-                id: r.try_get(0).ctx("reading upload session")?,
-                repository: r.try_get(1).ctx("reading upload session")?,
-                started_at: r.try_get(2).ctx("reading upload session")?,
-            })
-        })
-        .transpose()
+        let row = sqlx::query(
+            "SELECT u.id, r.account_id, r.region, r.name, u.started_at FROM uploads u JOIN repositories r ON r.id = u.repository_id WHERE u.id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .ctx("reading upload session")?;
+        row.as_ref().map(upload_row).transpose()
     }
 
     async fn delete_upload(&self, id: &str) -> Result<bool, StoreError> {
@@ -265,21 +476,13 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn uploads_started_before(&self, before: Millis) -> Result<Vec<UploadRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT u.id, r.name, u.started_at FROM uploads u JOIN repositories r ON r.id = u.repository_id WHERE u.started_at < ?",
+            "SELECT u.id, r.account_id, r.region, r.name, u.started_at FROM uploads u JOIN repositories r ON r.id = u.repository_id WHERE u.started_at < ?",
         )
         .bind(before)
         .fetch_all(&self.reader)
         .await
         .ctx("listing stale upload sessions")?;
-        rows.iter()
-            .map(|r| {
-                Ok(UploadRow {
-                    id: r.try_get(0).ctx("reading upload session")?,
-                    repository: r.try_get(1).ctx("reading upload session")?,
-                    started_at: r.try_get(2).ctx("reading upload session")?,
-                })
-            })
-            .collect()
+        rows.iter().map(upload_row).collect()
     }
 
     async fn count_uploads(&self) -> Result<u64, StoreError> {
@@ -289,18 +492,7 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn put_manifest(&self, new: NewManifest<'_>) -> Result<PutManifestOutcome, StoreError> {
         let mut tx = self.writer.begin().await.ctx("storing manifest")?;
-        let repo_id: Option<i64> = sqlx::query_scalar("SELECT id FROM repositories WHERE name = ?")
-            .bind(new.repository)
-            .fetch_optional(&mut *tx)
-            .await
-            .ctx("looking up repository")?;
-        let Some(repo_id) = repo_id else {
-            // The service creates the repository first; without it every reference is missing.
-            if let Some((d, k)) = new.references.first() {
-                return Ok(PutManifestOutcome::MissingReference(d.clone(), *k));
-            }
-            return Err(StoreError::Db { context: "storing manifest", source: sqlx::Error::RowNotFound });
-        };
+        let Some(repo_id) = repo_id_in(&mut tx, new.repository).await? else { return Ok(PutManifestOutcome::RepositoryMissing) };
         for (digest, kind) in &new.references {
             let present: Option<i64> = match kind {
                 RefKind::Blob => sqlx::query_scalar("SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?"),
@@ -317,9 +509,20 @@ impl MetadataStore for SqliteMetadataStore {
         }
         let m = &new.manifest;
         let digest = m.digest.to_string();
+        if let Some((tag, TagMove::CreateOnly)) = new.tag {
+            let existing: Option<String> = sqlx::query_scalar("SELECT manifest_digest FROM tags WHERE repository_id = ? AND name = ?")
+                .bind(repo_id)
+                .bind(tag)
+                .fetch_optional(&mut *tx)
+                .await
+                .ctx("reading tag")?;
+            if let Some(existing) = existing.filter(|e| *e != digest) {
+                return Ok(PutManifestOutcome::TagExists(parse_digest(&existing)?));
+            }
+        }
         let inserted = sqlx::query(
-            "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject, annotations, size, content, pushed_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject, annotations, size, image_size, content, pushed_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(repo_id)
         .bind(&digest)
@@ -328,6 +531,7 @@ impl MetadataStore for SqliteMetadataStore {
         .bind(m.subject.as_ref().map(|s| s.to_string()))
         .bind(&m.annotations)
         .bind(m.content.len() as i64)
+        .bind(m.image_size as i64)
         .bind(m.content.as_ref())
         .bind(m.pushed_at)
         .execute(&mut *tx)
@@ -347,7 +551,7 @@ impl MetadataStore for SqliteMetadataStore {
                 .ctx("recording manifest reference")?;
             }
         }
-        if let Some(tag) = new.tag {
+        if let Some((tag, _)) = new.tag {
             sqlx::query(
                 "INSERT INTO tags (repository_id, name, manifest_digest, updated_at) VALUES (?, ?, ?, ?) \
                  ON CONFLICT (repository_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest, updated_at = excluded.updated_at",
@@ -364,11 +568,14 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(PutManifestOutcome::Stored)
     }
 
-    async fn get_manifest_by_digest(&self, repository: &str, digest: &Digest) -> Result<Option<ManifestRow>, StoreError> {
+    async fn get_manifest_by_digest(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ManifestRow>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {MANIFEST_COLS} FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE r.name = ? AND m.digest = ?"
+            "SELECT {MANIFEST_COLS} FROM manifests m JOIN repositories r ON r.id = m.repository_id \
+             WHERE r.account_id = ? AND r.region = ? AND r.name = ? AND m.digest = ?"
         ))
-        .bind(repository)
+        .bind(&key.account)
+        .bind(&key.region)
+        .bind(&key.name)
         .bind(digest.to_string())
         .fetch_optional(&self.reader)
         .await
@@ -376,12 +583,15 @@ impl MetadataStore for SqliteMetadataStore {
         row.as_ref().map(manifest_row).transpose()
     }
 
-    async fn get_manifest_by_tag(&self, repository: &str, tag: &str) -> Result<Option<ManifestRow>, StoreError> {
+    async fn get_manifest_by_tag(&self, key: &RepoKey, tag: &str) -> Result<Option<ManifestRow>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {MANIFEST_COLS} FROM tags t JOIN repositories r ON r.id = t.repository_id \
-             JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest WHERE r.name = ? AND t.name = ?"
+             JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest \
+             WHERE r.account_id = ? AND r.region = ? AND r.name = ? AND t.name = ?"
         ))
-        .bind(repository)
+        .bind(&key.account)
+        .bind(&key.region)
+        .bind(&key.name)
         .bind(tag)
         .fetch_optional(&self.reader)
         .await
@@ -389,16 +599,16 @@ impl MetadataStore for SqliteMetadataStore {
         row.as_ref().map(manifest_row).transpose()
     }
 
-    async fn delete_manifest(&self, repository: &str, digest: &Digest) -> Result<bool, StoreError> {
-        let Some(repo_id) = self.repo_id(repository).await? else { return Ok(false) };
+    async fn delete_manifest(&self, key: &RepoKey, digest: &Digest) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin().await.ctx("deleting manifest")?;
+        let Some(repo_id) = repo_id_in(&mut tx, key).await? else { return Ok(false) };
         let d = digest.to_string();
-        sqlx::query("DELETE FROM tags WHERE repository_id = ? AND manifest_digest = ?")
-            .bind(repo_id)
-            .bind(&d)
-            .execute(&mut *tx)
-            .await
-            .ctx("deleting tags of manifest")?;
+        for sql in [
+            "DELETE FROM tags WHERE repository_id = ? AND manifest_digest = ?",
+            "DELETE FROM manifest_references WHERE repository_id = ? AND manifest_digest = ?",
+        ] {
+            sqlx::query(sql).bind(repo_id).bind(&d).execute(&mut *tx).await.ctx("deleting manifest tags and references")?;
+        }
         let r = sqlx::query("DELETE FROM manifests WHERE repository_id = ? AND digest = ?")
             .bind(repo_id)
             .bind(&d)
@@ -409,34 +619,34 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(r.rows_affected() > 0)
     }
 
-    async fn delete_tag(&self, repository: &str, tag: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query("DELETE FROM tags WHERE name = ? AND repository_id = (SELECT id FROM repositories WHERE name = ?)")
+    async fn delete_tag(&self, key: &RepoKey, tag: &str) -> Result<bool, StoreError> {
+        let Some(repo_id) = self.repo_id(key).await? else { return Ok(false) };
+        let r = sqlx::query("DELETE FROM tags WHERE repository_id = ? AND name = ?")
+            .bind(repo_id)
             .bind(tag)
-            .bind(repository)
             .execute(&self.writer)
             .await
             .ctx("deleting tag")?;
         Ok(r.rows_affected() > 0)
     }
 
-    async fn list_tags(&self, repository: &str, last: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar(
-            "SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = ? AND t.name > ? ORDER BY t.name LIMIT ?",
-        )
-        .bind(repository)
-        .bind(last.unwrap_or(""))
-        .bind(limit as i64)
-        .fetch_all(&self.reader)
-        .await
-        .ctx("listing tags")
+    async fn list_tags(&self, key: &RepoKey, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
+        let Some(repo_id) = self.repo_id(key).await? else { return Ok(Vec::new()) };
+        sqlx::query_scalar("SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name LIMIT ?")
+            .bind(repo_id)
+            .bind(after.unwrap_or(""))
+            .bind(limit as i64)
+            .fetch_all(&self.reader)
+            .await
+            .ctx("listing tags")
     }
 
-    async fn list_referrers(&self, repository: &str, subject: &Digest) -> Result<Vec<ManifestSummary>, StoreError> {
+    async fn list_referrers(&self, key: &RepoKey, subject: &Digest) -> Result<Vec<ManifestSummary>, StoreError> {
+        let Some(repo_id) = self.repo_id(key).await? else { return Ok(Vec::new()) };
         let rows = sqlx::query(
-            "SELECT m.digest, m.media_type, m.artifact_type, m.annotations, m.size FROM manifests m \
-             JOIN repositories r ON r.id = m.repository_id WHERE r.name = ? AND m.subject = ? ORDER BY m.pushed_at, m.digest",
+            "SELECT digest, media_type, artifact_type, annotations, size FROM manifests WHERE repository_id = ? AND subject = ? ORDER BY pushed_at, digest",
         )
-        .bind(repository)
+        .bind(repo_id)
         .bind(subject.to_string())
         .fetch_all(&self.reader)
         .await
@@ -455,18 +665,71 @@ impl MetadataStore for SqliteMetadataStore {
             .collect()
     }
 
-    async fn all_references(&self) -> Result<Vec<(String, Digest, Digest, RefKind)>, StoreError> {
+    async fn list_images(&self, key: &RepoKey, status: TagStatus, after: Option<&str>, limit: u32) -> Result<Vec<ImageRow>, StoreError> {
+        let Some(repo_id) = self.repo_id(key).await? else { return Ok(Vec::new()) };
+        let having = match status {
+            TagStatus::Any => "",
+            TagStatus::Tagged => "HAVING COUNT(t.name) > 0",
+            TagStatus::Untagged => "HAVING COUNT(t.name) = 0",
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT m.digest, m.media_type, m.artifact_type, m.image_size, m.pushed_at, m.last_pulled_at, group_concat(t.name, char(10)) AS tags \
+             FROM manifests m LEFT JOIN tags t ON t.repository_id = m.repository_id AND t.manifest_digest = m.digest \
+             WHERE m.repository_id = ? AND m.digest > ? GROUP BY m.digest {having} ORDER BY m.digest LIMIT ?"
+        ))
+        .bind(repo_id)
+        .bind(after.unwrap_or(""))
+        .bind(limit as i64)
+        .fetch_all(&self.reader)
+        .await
+        .ctx("listing images")?;
+        rows.iter().map(image_row).collect()
+    }
+
+    async fn get_image(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ImageRow>, StoreError> {
+        let Some(repo_id) = self.repo_id(key).await? else { return Ok(None) };
+        let row = sqlx::query(
+            "SELECT m.digest, m.media_type, m.artifact_type, m.image_size, m.pushed_at, m.last_pulled_at, group_concat(t.name, char(10)) AS tags \
+             FROM manifests m LEFT JOIN tags t ON t.repository_id = m.repository_id AND t.manifest_digest = m.digest \
+             WHERE m.repository_id = ? AND m.digest = ? GROUP BY m.digest",
+        )
+        .bind(repo_id)
+        .bind(digest.to_string())
+        .fetch_optional(&self.reader)
+        .await
+        .ctx("reading image")?;
+        row.as_ref().map(image_row).transpose()
+    }
+
+    async fn record_pull(&self, key: &RepoKey, digest: &Digest, now: Millis) -> Result<(), StoreError> {
+        let Some(repo_id) = self.repo_id(key).await? else { return Ok(()) };
+        sqlx::query("UPDATE manifests SET last_pulled_at = ? WHERE repository_id = ? AND digest = ?")
+            .bind(now)
+            .bind(repo_id)
+            .bind(digest.to_string())
+            .execute(&self.writer)
+            .await
+            .ctx("recording pull")?;
+        Ok(())
+    }
+
+    async fn all_references(&self) -> Result<Vec<(RepoKey, Digest, Digest, RefKind)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT r.name, mr.manifest_digest, mr.child_digest, mr.kind FROM manifest_references mr JOIN repositories r ON r.id = mr.repository_id",
+            "SELECT r.account_id, r.region, r.name, mr.manifest_digest, mr.child_digest, mr.kind FROM manifest_references mr JOIN repositories r ON r.id = mr.repository_id",
         )
         .fetch_all(&self.reader)
         .await
         .ctx("listing references")?;
         rows.iter()
             .map(|r| {
-                let kind: i64 = r.try_get("kind").ctx("reading reference")?;
+                let c = "reading reference";
+                let kind: i64 = r.try_get("kind").ctx(c)?;
                 Ok((
-                    r.try_get("name").ctx("reading reference")?,
+                    RepoKey {
+                        account: r.try_get("account_id").ctx(c)?,
+                        region: r.try_get("region").ctx(c)?,
+                        name: r.try_get("name").ctx(c)?,
+                    },
                     digest_col(r, "manifest_digest")?,
                     digest_col(r, "child_digest")?,
                     if kind == 0 { RefKind::Blob } else { RefKind::Manifest },
@@ -512,4 +775,112 @@ impl MetadataStore for SqliteMetadataStore {
         tx.commit().await.ctx("committing blob collection")?;
         Ok(true)
     }
+
+    async fn ensure_account(&self, account: &str, now: Millis) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO accounts (account_id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .bind(account)
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .ctx("creating account")?;
+        Ok(())
+    }
+
+    async fn create_user(&self, account: &str, name: &str, arn: &str, now: Millis) -> Result<bool, StoreError> {
+        let r = sqlx::query("INSERT INTO users (arn, account_id, name, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+            .bind(arn)
+            .bind(account)
+            .bind(name)
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .ctx("creating user")?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn create_access_key(&self, access_key_id: &str, secret: &str, user_arn: &str, now: Millis) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO access_keys (access_key_id, secret, user_arn, active, created_at) VALUES (?, ?, ?, 1, ?)")
+            .bind(access_key_id)
+            .bind(secret)
+            .bind(user_arn)
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .ctx("creating access key")?;
+        Ok(())
+    }
+
+    async fn get_access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT k.access_key_id, k.secret, k.user_arn, u.account_id, k.active FROM access_keys k JOIN users u ON u.arn = k.user_arn WHERE k.access_key_id = ?",
+        )
+        .bind(access_key_id)
+        .fetch_optional(&self.reader)
+        .await
+        .ctx("reading access key")?;
+        row.map(|r| {
+            let c = "reading access key";
+            let active: i64 = r.try_get("active").ctx(c)?;
+            Ok(AccessKeyRow {
+                access_key_id: r.try_get("access_key_id").ctx(c)?,
+                secret: r.try_get("secret").ctx(c)?,
+                user_arn: r.try_get("user_arn").ctx(c)?,
+                account: r.try_get("account_id").ctx(c)?,
+                active: active != 0,
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_user_policy(&self, user_arn: &str, policy_name: &str, document: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO user_policies (user_arn, policy_name, document) VALUES (?, ?, ?) ON CONFLICT (user_arn, policy_name) DO UPDATE SET document = excluded.document",
+        )
+        .bind(user_arn)
+        .bind(policy_name)
+        .bind(document)
+        .execute(&self.writer)
+        .await
+        .ctx("attaching policy")?;
+        Ok(())
+    }
+
+    async fn user_policies(&self, user_arn: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT policy_name, document FROM user_policies WHERE user_arn = ? ORDER BY policy_name")
+            .bind(user_arn)
+            .fetch_all(&self.reader)
+            .await
+            .ctx("reading user policies")?;
+        rows.iter().map(|r| Ok((r.try_get(0).ctx("reading policy")?, r.try_get(1).ctx("reading policy")?))).collect()
+    }
+
+    async fn signing_keys(&self, fresh: &[u8], now: Millis) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut tx = self.writer.begin().await.ctx("reading signing keys")?;
+        let existing: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT secret FROM signing_keys ORDER BY id DESC").fetch_all(&mut *tx).await.ctx("reading signing keys")?;
+        if !existing.is_empty() {
+            return Ok(existing);
+        }
+        sqlx::query("INSERT INTO signing_keys (secret, created_at) VALUES (?, ?)")
+            .bind(fresh)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .ctx("creating signing key")?;
+        tx.commit().await.ctx("committing signing key")?;
+        Ok(vec![fresh.to_vec()])
+    }
+}
+
+fn upload_row(r: &SqliteRow) -> Result<UploadRow, StoreError> {
+    let c = "reading upload session";
+    Ok(UploadRow {
+        id: r.try_get("id").ctx(c)?,
+        repository: RepoKey {
+            account: r.try_get("account_id").ctx(c)?,
+            region: r.try_get("region").ctx(c)?,
+            name: r.try_get("name").ctx(c)?,
+        },
+        started_at: r.try_get("started_at").ctx(c)?,
+    })
 }

@@ -1,0 +1,131 @@
+//! Tag immutability, one rule for every way a tag can be pushed
+//! (`/v2/` manifest PUT and ECR PutImage alike).
+
+use berth_store::RepositorySettings;
+use serde::{Deserialize, Serialize};
+
+use crate::RegistryError;
+
+pub const MUTABLE: &str = "MUTABLE";
+pub const IMMUTABLE: &str = "IMMUTABLE";
+pub const IMMUTABLE_WITH_EXCLUSION: &str = "IMMUTABLE_WITH_EXCLUSION";
+pub const MUTABLE_WITH_EXCLUSION: &str = "MUTABLE_WITH_EXCLUSION";
+
+/// ECR's `ImageTagMutabilityExclusionFilter`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExclusionFilter {
+    pub filter_type: String,
+    pub filter: String,
+}
+
+/// Validates a mutability setting with its filters, as CreateRepository and
+/// PutImageTagMutability do, and returns the filters serialized for storage.
+pub fn validate(mutability: &str, filters: &[ExclusionFilter]) -> Result<Option<String>, RegistryError> {
+    let with_exclusion = match mutability {
+        MUTABLE | IMMUTABLE => false,
+        IMMUTABLE_WITH_EXCLUSION | MUTABLE_WITH_EXCLUSION => true,
+        other => {
+            return Err(RegistryError::InvalidParameter(format!(
+                "imageTagMutability {other:?} is not one of MUTABLE, IMMUTABLE, IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION"
+            )))
+        }
+    };
+    if !with_exclusion {
+        if !filters.is_empty() {
+            return Err(RegistryError::InvalidParameter(format!(
+                "imageTagMutabilityExclusionFilters are only allowed with {mutability}_WITH_EXCLUSION"
+            )));
+        }
+        return Ok(None);
+    }
+    if filters.is_empty() || filters.len() > 5 {
+        return Err(RegistryError::InvalidParameter(format!("{mutability} needs 1 to 5 imageTagMutabilityExclusionFilters")));
+    }
+    for f in filters {
+        if f.filter_type != "WILDCARD" {
+            return Err(RegistryError::InvalidParameter(format!("exclusion filterType {:?} is not WILDCARD", f.filter_type)));
+        }
+        let ok_chars = f.filter.chars().all(|c| c.is_ascii_alphanumeric() || "._*-".contains(c));
+        if f.filter.is_empty() || f.filter.len() > 128 || !ok_chars || f.filter.matches('*').count() > 2 {
+            return Err(RegistryError::InvalidParameter(format!(
+                "exclusion filter {:?} must be 1-128 characters of [a-zA-Z0-9._*-] with at most two wildcards",
+                f.filter
+            )));
+        }
+    }
+    serde_json::to_string(filters).map(Some).map_err(|e| RegistryError::InvalidParameter(e.to_string()))
+}
+
+pub fn filters(settings: &RepositorySettings) -> Vec<ExclusionFilter> {
+    settings.tag_mutability_exclusions.as_deref().and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default()
+}
+
+/// Whether a push may not move `tag` once it exists.
+pub fn tag_is_immutable(settings: &RepositorySettings, tag: &str) -> Result<bool, RegistryError> {
+    let excluded = || filters(settings).iter().any(|f| wildcard_match(&f.filter, tag));
+    Ok(match settings.tag_mutability.as_str() {
+        IMMUTABLE => true,
+        IMMUTABLE_WITH_EXCLUSION => !excluded(),
+        MUTABLE_WITH_EXCLUSION => excluded(),
+        _ => false,
+    })
+}
+
+/// `*` matches any run of characters; everything else literally.
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && p[pi] != '*' && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(m: &str, filters: &[&str]) -> RepositorySettings {
+        let f: Vec<ExclusionFilter> =
+            filters.iter().map(|f| ExclusionFilter { filter_type: "WILDCARD".into(), filter: f.to_string() }).collect();
+        RepositorySettings {
+            tag_mutability: m.into(),
+            tag_mutability_exclusions: validate(m, &f).unwrap(),
+            scan_on_push: false,
+            encryption_type: "AES256".into(),
+            kms_key: None,
+        }
+    }
+
+    #[test]
+    fn rules() {
+        assert!(!tag_is_immutable(&settings(MUTABLE, &[]), "v1").unwrap());
+        assert!(tag_is_immutable(&settings(IMMUTABLE, &[]), "v1").unwrap());
+        let s = settings(IMMUTABLE_WITH_EXCLUSION, &["latest", "dev-*"]);
+        assert!(!tag_is_immutable(&s, "latest").unwrap());
+        assert!(!tag_is_immutable(&s, "dev-123").unwrap());
+        assert!(tag_is_immutable(&s, "v1").unwrap());
+        let s = settings(MUTABLE_WITH_EXCLUSION, &["release-*"]);
+        assert!(tag_is_immutable(&s, "release-1").unwrap());
+        assert!(!tag_is_immutable(&s, "latest").unwrap());
+        assert!(validate("BOGUS", &[]).is_err());
+        assert!(validate(IMMUTABLE_WITH_EXCLUSION, &[]).is_err());
+        assert!(validate(MUTABLE, &[ExclusionFilter { filter_type: "WILDCARD".into(), filter: "x".into() }]).is_err());
+        assert!(wildcard_match("a*b*c", "axxbyyc"));
+        assert!(!wildcard_match("a*b", "ab-c"));
+    }
+}
