@@ -9,4 +9,4 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo nextest run --workspace --locked
 cargo build --release --locked -p berth
-BERTH_BIN="$PWD/target/release/berth" python3 -m pytest -v -p no:cacheprovider tests/e2e "$@"
+BERTH_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/berth" python3 -m pytest -v -p no:cacheprovider tests/e2e "$@"
