@@ -24,13 +24,35 @@ def berth_bin():
     return path
 
 
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+ADMIN_KEY = "AKIAIOSFODNN7EXAMPLE"
+ADMIN_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
 class Berth:
-    """A running berth server. `addr` is HOST:PORT, `url` is http://HOST:PORT."""
+    """A running berth server. `addr` is HOST:PORT, `url` is http://HOST:PORT.
+
+    Started with a known admin access key (BERTH_ADMIN_*), so tests can sign ECR
+    calls and fetch registry tokens (`token()`) for /v2/.
+    """
+
+    account = ACCOUNT
+    region = REGION
+    admin_key = ADMIN_KEY
+    admin_secret = ADMIN_SECRET
 
     def __init__(self, data_dir, extra_args=(), env=None):
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
-        self.env = dict(os.environ, **(env or {}))
+        base = {
+            "BERTH_ACCOUNT_ID": ACCOUNT,
+            "BERTH_REGION": REGION,
+            "BERTH_ADMIN_ACCESS_KEY_ID": ADMIN_KEY,
+            "BERTH_ADMIN_SECRET_ACCESS_KEY": ADMIN_SECRET,
+        }
+        self.env = dict(os.environ, **base, **(env or {}))
+        self._token = None
         self.proc = None
         self.addr = None
         self.log_path = os.path.join(data_dir + ".log")
@@ -75,8 +97,45 @@ class Berth:
         return self.start(listen=self.addr)
 
     def cli(self, *args, check=True):
-        """Run a berth subcommand (gc, fsck, ...) against this data dir."""
-        return subprocess.run([berth_bin(), *args], capture_output=True, text=True, check=check)
+        """Run a berth subcommand (gc, fsck, admin ...)."""
+        return subprocess.run([berth_bin(), *args], capture_output=True, text=True, check=check, env=self.env)
+
+    def ecr(self, key=ADMIN_KEY, secret=ADMIN_SECRET, region=REGION):
+        """A boto3 ECR client signed with the given access key."""
+        import boto3
+
+        return boto3.client(
+            "ecr",
+            endpoint_url=self.url,
+            region_name=region,
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+        )
+
+    def token(self, key=ADMIN_KEY, secret=ADMIN_SECRET):
+        """The registry password (`aws ecr get-login-password`) for an access key."""
+        import base64
+
+        if key == ADMIN_KEY and self._token:
+            return self._token
+        data = self.ecr(key, secret).get_authorization_token()["authorizationData"][0]
+        user, password = base64.b64decode(data["authorizationToken"]).decode().split(":", 1)
+        assert user == "AWS"
+        if key == ADMIN_KEY:
+            self._token = password
+        return password
+
+    def create_user(self, name, policy=None, policy_file=None, account=ACCOUNT):
+        """Creates a user with an access key via `berth admin`; returns (access_key_id, secret)."""
+        import json
+
+        args = ["admin", "create-user", "--data-dir", self.data_dir, "--account", account, "--name", name]
+        if policy:
+            args += ["--policy", policy]
+        if policy_file:
+            args += ["--policy-file", policy_file]
+        out = json.loads(self.cli(*args).stdout)
+        return out["access_key_id"], out["secret_access_key"]
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,18 @@
 """HTTP helpers for the berth end-to-end tests (OCI Distribution Spec v1.1).
 
-Everything that talks to the server goes through `Registry`, so authentication
-can be added in exactly one place (`_apply_auth`) once berth grows it.
+Everything that talks to the server goes through `Registry` (or `raw_request`), and both
+take their credentials from one place: `registry_authorization()`. berth, like ECR, requires
+`Authorization: Basic base64(AWS:<token>)` on /v2/, where the token is the password
+`aws ecr get-login-password` prints (GetAuthorizationToken, signed with the admin key the
+conftest `Berth` starts the server with).
 """
+import base64
 import hashlib
 import http.client
 import json
 import os
 import re
+import threading
 import urllib.parse
 import uuid
 
@@ -105,24 +110,57 @@ def next_link(resp):
     return m.group(1)
 
 
-class Registry:
-    """Thin wrapper over requests for one berth server."""
+_token_lock = threading.Lock()
 
-    def __init__(self, base_url, timeout=60):
+
+def fetch_token(base_url, key=None, secret=None):
+    """The registry password for `key` (default: the admin key), via GetAuthorizationToken."""
+    import boto3
+    from conftest import ADMIN_KEY, ADMIN_SECRET, REGION
+
+    with _token_lock:  # boto3 sessions are not thread-safe; Pushers create Registries in threads
+        client = boto3.session.Session().client(
+            "ecr", endpoint_url=base_url, region_name=REGION,
+            aws_access_key_id=key or ADMIN_KEY, aws_secret_access_key=secret or ADMIN_SECRET)
+    data = client.get_authorization_token()["authorizationData"][0]
+    user, password = base64.b64decode(data["authorizationToken"]).decode().split(":", 1)
+    assert user == "AWS", data
+    return password
+
+
+def basic_auth(token):
+    return "Basic " + base64.b64encode(f"AWS:{token}".encode()).decode()
+
+
+def registry_authorization(base_url, token=None):
+    """THE place that decides the `Authorization` header of /v2/ requests.
+
+    BERTH_TEST_USER/BERTH_TEST_PASSWORD override it (Basic with those); otherwise
+    Basic AWS:<token>, fetching the admin's token when none is given."""
+    user = os.environ.get("BERTH_TEST_USER")
+    if user:
+        return "Basic " + base64.b64encode(f"{user}:{os.environ.get('BERTH_TEST_PASSWORD', '')}".encode()).decode()
+    return basic_auth(token or fetch_token(base_url))
+
+
+class Registry:
+    """Thin wrapper over requests for one berth server.
+
+    `token`: the registry password to send (tests pass `berth.token()`); when None the
+    admin's token is fetched from the server; `token=False` sends no credentials."""
+
+    def __init__(self, base_url, timeout=60, token=None):
         self.base = base_url.rstrip("/")
         self.timeout = timeout
         self.s = requests.Session()
-        self._apply_auth(self.s)
+        self._apply_auth(self.s, self.base, token)
 
-    # The single place where credentials will be attached later.
+    # The single place where credentials are attached.
     @staticmethod
-    def _apply_auth(session):
-        user = os.environ.get("BERTH_TEST_USER")
-        if user:
-            session.auth = (user, os.environ.get("BERTH_TEST_PASSWORD", ""))
-        token = os.environ.get("BERTH_TEST_TOKEN")
-        if token:
-            session.headers["Authorization"] = f"Bearer {token}"
+    def _apply_auth(session, base_url, token=None):
+        if token is False:
+            return
+        session.headers["Authorization"] = registry_authorization(base_url, token)
 
     def url(self, path_or_url):
         if path_or_url.startswith("http://") or path_or_url.startswith("https://"):
@@ -235,10 +273,14 @@ def descriptor(body: bytes, media_type, **extra):
     return d
 
 
-def raw_request(addr, method, path, headers=None, body=None, timeout=30):
+def raw_request(addr, method, path, headers=None, body=None, timeout=30, token=None):
     """Send `path` byte-for-byte (no dot-segment normalisation, unlike requests/urllib3).
 
-    Returns (status, headers-dict-lowercased, body-bytes)."""
+    Authenticated like `Registry` (token=False: anonymous; an explicit Authorization
+    header wins). Returns (status, headers-dict-lowercased, body-bytes)."""
+    headers = dict(headers or {})
+    if token is not False and not any(k.lower() == "authorization" for k in headers):
+        headers["Authorization"] = registry_authorization(f"http://{addr}", token)
     host, port = addr.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:

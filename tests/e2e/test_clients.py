@@ -16,6 +16,7 @@ How the clients reach the registry (TLS / credentials) is decided in ONE place:
 A missing client fails the test (it never skips): these tests are how we know berth works
 with the clients users have.
 """
+import base64
 import gzip
 import hashlib
 import io
@@ -64,13 +65,17 @@ class Result:
 class RegistryAccess:
     """The single place that knows how clients authenticate to / trust the registry.
 
-    Today berth is anonymous, plain HTTP: every client gets its "insecure registry" flag and
-    no credentials. `login()` is where a later step (aws ecr get-login-password) will log the
-    clients in; all commands below already use the tmp auth file it would write.
+    berth is plain HTTP (every client gets its "insecure registry" flag) and, like ECR,
+    wants `AWS` / <registry token> credentials (the token is what `aws ecr get-login-password`
+    prints). `login()` logs the clients in the way ECR's user guide does: `skopeo login` writes the
+    tmp auth file that skopeo, podman and buildah are all given (--authfile), `docker login` writes
+    DOCKER_CONFIG in the tmp home, and oras logs in with config_path in the tmp home (and its
+    "basic" auth backend). Plain HTTP checks use `http_headers()`.
     """
 
-    def __init__(self, addr, home):
+    def __init__(self, addr, home, token):
         self.addr = addr
+        self.token = token
         self.authfile = os.path.join(home, "auth.json")
         self.docker_config = os.path.join(home, ".docker")
 
@@ -79,6 +84,19 @@ class RegistryAccess:
         if not os.path.exists(self.authfile):
             with open(self.authfile, "w") as f:
                 json.dump({"auths": {}}, f)  # podman/buildah insist the file exists
+        for cmd in (["skopeo", "login", "--tls-verify=false", "--authfile", self.authfile],
+                    ["docker", "login"]):
+            require(cmd[0])
+            p = subprocess.run([*cmd, "-u", "AWS", "--password-stdin", self.addr], input=self.token,
+                               capture_output=True, text=True, env=env, timeout=CMD_TIMEOUT)
+            assert p.returncode == 0, f"{' '.join(cmd)} failed ({p.returncode}): {p.stdout}\n{p.stderr}"
+        with open(self.authfile) as f:
+            assert self.addr in json.load(f)["auths"], "skopeo login wrote no credentials"
+        with open(os.path.join(self.docker_config, "config.json")) as f:
+            assert self.addr in json.load(f)["auths"], "docker login wrote no credentials"
+
+    def http_headers(self):
+        return {"Authorization": "Basic " + base64.b64encode(f"AWS:{self.token}".encode()).decode()}
 
     # skopeo: separate flags for the source and the destination side
     def skopeo_src(self):
@@ -98,7 +116,11 @@ class RegistryAccess:
 
     def oras_client(self):
         import oras.client
-        client = oras.client.OrasClient(hostname=self.addr, insecure=True)
+        # ECR challenges with `Basic`: oras-py's default "token" backend would try to fetch a
+        # bearer token from the realm; the "basic" backend sends the login's credentials.
+        client = oras.client.OrasClient(hostname=self.addr, insecure=True, auth_backend="basic")
+        client.login(username="AWS", password=self.token, hostname=self.addr,
+                     config_path=self.oras_config_path())
         return client
 
     def oras_config_path(self):
@@ -119,7 +141,7 @@ class Clients:
         self.R = berth.addr
         self.home = str(home)
         os.makedirs(os.path.join(self.home, "tmp"), exist_ok=True)
-        self.access = RegistryAccess(self.R, self.home)
+        self.access = RegistryAccess(self.R, self.home, berth.token())
         regconf = os.path.join(self.home, "registries.conf")
         with open(regconf, "w") as f:
             f.write("unqualified-search-registries = []\n")
@@ -213,10 +235,11 @@ class Clients:
     # --- plain HTTP, to check what the server stores --------------------------------------
     def get_manifest(self, repo, ref, accept=ALL_MANIFEST_TYPES, method="GET"):
         return requests.request(method, f"{self.berth.url}/v2/{repo}/manifests/{ref}",
-                                headers={"Accept": accept}, timeout=60)
+                                headers={"Accept": accept, **self.access.http_headers()}, timeout=60)
 
     def get_blob(self, repo, digest, method="GET"):
-        return requests.request(method, f"{self.berth.url}/v2/{repo}/blobs/{digest}", timeout=120)
+        return requests.request(method, f"{self.berth.url}/v2/{repo}/blobs/{digest}",
+                                headers=self.access.http_headers(), timeout=120)
 
 
 def unmount_under(*dirs):
@@ -405,7 +428,8 @@ def test_skopeo_delete(clients, layout, repo):
     # the other image is untouched
     assert clients.inspect_raw(repo, "keep") == keep.manifest_bytes
     # deleting it again: 404 MANIFEST_UNKNOWN
-    r = requests.delete(f"{clients.berth.url}/v2/{repo}/manifests/{gone.manifest_digest}", timeout=30)
+    r = requests.delete(f"{clients.berth.url}/v2/{repo}/manifests/{gone.manifest_digest}",
+                        headers=clients.access.http_headers(), timeout=30)
     assert r.status_code == 404, (r.status_code, r.text)
     # and the image can be pushed again afterwards
     clients.skopeo_push(gone, repo, "gone")

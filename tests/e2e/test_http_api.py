@@ -22,7 +22,7 @@ from httputil import (
 
 @pytest.fixture
 def reg(berth):
-    return Registry(berth.url)
+    return Registry(berth.url, token=berth.token())
 
 
 def _upload_uuid_in_location(r):
@@ -477,7 +477,8 @@ def _early_reject_then_reuse(addr, method, path, headers, body):
                 break
             rest += c
         try:
-            sock.sendall(f"GET /v2/ HTTP/1.1\r\nHost: {addr}\r\n\r\n".encode())
+            auth = "".join(f"{k}: {v}\r\n" for k, v in headers.items() if k.lower() == "authorization")
+            sock.sendall(f"GET /v2/ HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\n".encode())
             nxt = sock.recv(65536)
             follow = nxt.split(b"\r\n")[0].decode(errors="replace") if nxt else "EOF (connection closed)"
         except OSError as e:
@@ -498,7 +499,7 @@ def test_early_error_keeps_connection_usable_or_says_close(reg, berth, repo, cas
     assert_status(r, 202)
     path = urllib.parse.urlsplit(reg.url(r.headers["Location"]))
     path = path.path + (("?" + path.query) if path.query else "")
-    hdrs = {"Content-Type": "application/octet-stream"}
+    hdrs = {"Content-Type": "application/octet-stream", "Authorization": reg.s.headers["Authorization"]}
     if case == "out_of_order_416":
         hdrs["Content-Range"] = f"0-{len(body) - 1}"
     elif case == "malformed_range_400":

@@ -15,8 +15,32 @@ pub enum RegistryError {
         "the image tag '{tag}' already exists in the '{repository}' repository and cannot be overwritten because the tag is immutable"
     )]
     TagImmutable { tag: String, repository: String },
-    #[error("invalid parameter: {0}")]
+    #[error("{0}")]
     InvalidParameter(String),
+    #[error("The repository with name '{0}' already exists in the registry with id '{account}'", account = .0.key().account)]
+    RepositoryExists(crate::Repo),
+    #[error("The repository with name '{0}' in registry with id '{account}' cannot be deleted because it still contains images", account = .0.key().account)]
+    RepositoryNotEmpty(crate::Repo),
+    #[error("{0}")]
+    PolicyNotFound(String),
+    #[error("{0}")]
+    RegistryPolicyNotFound(String),
+    #[error("{0}")]
+    TooManyTags(String),
+    #[error("{0}")]
+    InvalidTagParameter(String),
+    #[error("{0}")]
+    LayerPartTooSmall(String),
+    #[error("{0}")]
+    LayerAlreadyExists(String),
+    #[error("{0}")]
+    ImageAlreadyExists(String),
+    #[error("{0}")]
+    EmptyUpload(String),
+    #[error("{0}")]
+    ImageDigestMismatch(String),
+    #[error("{message}")]
+    InvalidLayerPart { message: String, last_valid: Option<u64> },
     #[error("invalid digest: {0}")]
     DigestInvalid(String),
     #[error("blob {0} not found in this repository")]
@@ -34,8 +58,10 @@ pub enum RegistryError {
     ManifestUnknown(String),
     #[error("manifest invalid: {0}")]
     ManifestInvalid(String),
-    #[error("manifest references {0}, which is not in this repository")]
+    #[error("manifest references blob {0}, which is not in this repository")]
     ManifestBlobUnknown(Digest),
+    #[error("manifest references manifest {0}, which is not in this repository")]
+    ManifestChildUnknown(Digest),
     #[error("manifest is larger than the {limit}-byte limit")]
     ManifestTooLarge { limit: usize },
     #[error("size invalid: {0}")]
@@ -44,6 +70,8 @@ pub enum RegistryError {
     Unsupported(String),
     #[error("denied: {0}")]
     Denied(String),
+    #[error("{0}")]
+    Unauthenticated(crate::auth::AuthFailure),
     #[error("storage failure: {0}")]
     Store(#[from] StoreError),
 }

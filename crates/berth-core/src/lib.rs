@@ -2,15 +2,19 @@
 //! of HTTP and of storage. Adapters (`berth-oci`, later `berth-ecr`) parse
 //! requests, call [`Registry`], and map [`RegistryError`] to their protocol.
 
+pub mod auth;
+mod cache;
 pub mod clock;
 pub mod error;
 pub mod fsck;
 pub mod gc;
+pub mod images;
 pub mod immutability;
 mod locks;
 pub mod manifest;
 pub mod names;
 mod registry;
+pub mod repositories;
 mod uploads;
 
 pub use berth_store::{BlobRange, BlobReader, ByteStream as BlobStream, Digest, DigestError};

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use berth_store::{
-    BlobRange, BlobReader, BlobStore, Digest, ManifestRow, ManifestSummary, MetadataStore, NewManifest, PutManifestOutcome, RepositoryRow,
-    RepositorySettings, TagMove, UnlinkOutcome,
+    BlobRange, BlobReader, BlobStore, Digest, ManifestRow, ManifestSummary, MetadataStore, NewManifest, PutManifestOutcome, RefKind,
+    RepositoryRow, RepositorySettings, TagMove, UnlinkOutcome,
 };
 use bytes::Bytes;
 
@@ -48,6 +48,10 @@ pub struct Registry {
     pub(crate) config: RegistryConfig,
     pub(crate) digest_locks: DigestLocks,
     pub(crate) uploads: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<UploadState>>>>,
+    /// Registry token HMAC keys, newest first (loaded by `init_identity`).
+    pub(crate) signing_keys: std::sync::RwLock<Vec<Vec<u8>>>,
+    pub(crate) small_parts: crate::uploads::SmallParts,
+    pub(crate) caches: crate::cache::Caches,
 }
 
 /// A manifest to serve.
@@ -90,7 +94,17 @@ pub const MAX_PAGE: u32 = 10_000;
 
 impl Registry {
     pub fn new(meta: Arc<dyn MetadataStore>, blobs: Arc<dyn BlobStore>, clock: Arc<dyn Clock>, config: RegistryConfig) -> Self {
-        Registry { meta, blobs, clock, config, digest_locks: DigestLocks::new(), uploads: Default::default() }
+        Registry {
+            meta,
+            blobs,
+            clock,
+            config,
+            digest_locks: DigestLocks::new(),
+            uploads: Default::default(),
+            signing_keys: Default::default(),
+            small_parts: Default::default(),
+            caches: crate::cache::Caches::new(),
+        }
     }
 
     pub fn config(&self) -> &RegistryConfig {
@@ -125,6 +139,10 @@ impl Registry {
             Some(r) => Ok(r),
             None => Err(RegistryError::NameUnknown(repo.to_string())),
         }
+    }
+
+    pub async fn repository_exists(&self, repo: &Repo) -> Result<bool> {
+        Ok(self.meta.get_repository(repo.key()).await?.is_some())
     }
 
     /// The repository a push writes into, created on first push when configured so.
@@ -218,7 +236,18 @@ impl Registry {
 
     pub async fn get_manifest(&self, repo: &Repo, reference: &Reference) -> Result<Manifest> {
         let row = match reference {
-            Reference::Tag(t) => self.meta.get_manifest_by_tag(repo.key(), t.as_str()).await?,
+            Reference::Tag(t) => {
+                let key = (repo.key().clone(), t.as_str().to_string());
+                if let Some(hit) = self.caches.tags.get(&key) {
+                    return Ok(hit.as_ref().clone().into());
+                }
+                let generation = self.caches.generation();
+                let row = self.meta.get_manifest_by_tag(repo.key(), t.as_str()).await?;
+                if let Some(r) = &row {
+                    self.caches.fill(&self.caches.tags, generation, key, std::sync::Arc::new(r.clone()));
+                }
+                row
+            }
             Reference::Digest(d) => self.meta.get_manifest_by_digest(repo.key(), d).await?,
         };
         match row {
@@ -273,9 +302,13 @@ impl Registry {
                 tag,
             })
             .await?;
+        if let (PutManifestOutcome::Stored, Some((t, _))) = (&outcome, tag) {
+            self.caches.invalidate_tag(repo.key(), t);
+        }
         match outcome {
             PutManifestOutcome::Stored => Ok(PutManifestResult { digest, subject: parsed.subject }),
-            PutManifestOutcome::MissingReference(d, _) => Err(RegistryError::ManifestBlobUnknown(d)),
+            PutManifestOutcome::MissingReference(d, RefKind::Blob) => Err(RegistryError::ManifestBlobUnknown(d)),
+            PutManifestOutcome::MissingReference(d, RefKind::Manifest) => Err(RegistryError::ManifestChildUnknown(d)),
             PutManifestOutcome::TagExists(_) => {
                 Err(RegistryError::TagImmutable { tag: tag.map(|t| t.0.to_string()).unwrap_or_default(), repository: repo.to_string() })
             }
@@ -287,8 +320,16 @@ impl Registry {
     pub async fn delete_manifest(&self, repo: &Repo, reference: &Reference) -> Result<()> {
         self.existing_repository(repo).await?;
         let deleted = match reference {
-            Reference::Tag(t) => self.meta.delete_tag(repo.key(), t.as_str()).await?,
-            Reference::Digest(d) => self.meta.delete_manifest(repo.key(), d).await?,
+            Reference::Tag(t) => {
+                let deleted = self.meta.delete_tag(repo.key(), t.as_str()).await?;
+                self.caches.invalidate_tag(repo.key(), t.as_str());
+                deleted
+            }
+            Reference::Digest(d) => {
+                let deleted = self.meta.delete_manifest(repo.key(), d).await?;
+                self.caches.invalidate_repository_tags();
+                deleted
+            }
         };
         if deleted {
             Ok(())

@@ -21,6 +21,10 @@ pub(crate) struct UploadState {
     hashed: Option<(u64, Sha256)>,
 }
 
+/// ECR layer-part sessions whose last part was below the minimum part size.
+#[derive(Default)]
+pub(crate) struct SmallParts(std::sync::Mutex<std::collections::HashSet<String>>);
+
 /// Where an upload session stands.
 #[derive(Debug, Clone)]
 pub struct UploadStatus {
@@ -59,6 +63,7 @@ impl Registry {
 
     fn forget_session_state(&self, id: &str) {
         self.uploads.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.set_last_part_small(id, false);
     }
 
     /// The session, checked to belong to `repo`, with its current size.
@@ -222,6 +227,19 @@ impl Registry {
     pub async fn cancel_upload(&self, repo: &Repo, id: &str) -> Result<()> {
         self.session(repo, id).await?;
         self.discard_upload(id).await
+    }
+
+    pub(crate) fn last_part_small(&self, id: &str) -> bool {
+        self.small_parts.0.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
+    }
+
+    pub(crate) fn set_last_part_small(&self, id: &str, small: bool) {
+        let mut set = self.small_parts.0.lock().unwrap_or_else(|p| p.into_inner());
+        if small {
+            set.insert(id.to_string());
+        } else {
+            set.remove(id);
+        }
     }
 
     pub(crate) async fn discard_upload(&self, id: &str) -> Result<()> {

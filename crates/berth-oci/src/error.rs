@@ -47,12 +47,24 @@ impl OciError {
                 R::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "RANGE_INVALID"),
                 R::ManifestUnknown(_) => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
                 R::ManifestInvalid(_) => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
-                R::ManifestBlobUnknown(_) => (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"),
+                R::ManifestBlobUnknown(_) | R::ManifestChildUnknown(_) => (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"),
                 R::ManifestTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
                 R::SizeInvalid(_) => (StatusCode::BAD_REQUEST, "SIZE_INVALID"),
                 R::Unsupported(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
                 R::Denied(_) => (StatusCode::FORBIDDEN, "DENIED"),
+                R::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
                 R::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
+                // ECR-API-only refusals; /v2/ never produces them, but map them plainly.
+                R::RepositoryExists(_) | R::RepositoryNotEmpty(_) | R::ImageAlreadyExists(_) | R::LayerAlreadyExists(_) => {
+                    (StatusCode::CONFLICT, "UNSUPPORTED")
+                }
+                R::PolicyNotFound(_) | R::RegistryPolicyNotFound(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
+                R::TooManyTags(_)
+                | R::InvalidTagParameter(_)
+                | R::EmptyUpload(_)
+                | R::LayerPartTooSmall(_)
+                | R::InvalidLayerPart { .. } => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
+                R::ImageDigestMismatch(_) => (StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
             },
         }
     }
@@ -69,7 +81,9 @@ impl IntoResponse for OciError {
             other => other.to_string(),
         };
         let detail = match &self {
-            OciError::Registry(RegistryError::ManifestBlobUnknown(d)) | OciError::Registry(RegistryError::BlobUnknown(d)) => {
+            OciError::Registry(RegistryError::ManifestBlobUnknown(d))
+            | OciError::Registry(RegistryError::ManifestChildUnknown(d))
+            | OciError::Registry(RegistryError::BlobUnknown(d)) => {
                 json!({ "digest": d.to_string() })
             }
             _ => json!(null),
@@ -81,6 +95,13 @@ impl IntoResponse for OciError {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                     resp.headers_mut().insert(http::header::CONTENT_RANGE, v);
                 }
+            }
+            OciError::Registry(RegistryError::Unauthenticated(_)) => {
+                // ECR's challenge; docker/podman/skopeo answer it with the stored login.
+                resp.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"berth\",service=\"ecr.amazonaws.com\""),
+                );
             }
             OciError::Registry(RegistryError::UploadRangeInvalid { current, .. }) => {
                 resp.headers_mut().insert(http::header::RANGE, crate::headers::upload_range(*current));

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
+use berth_core::auth::Principal;
 use berth_core::{
     media_types, Digest, MountOutcome, Reference, Registry, RegistryError, RegistryRef, Repo, RepositoryName, UploadStatus,
     MAX_MANIFEST_BYTES,
@@ -26,6 +27,9 @@ pub(crate) async fn handle(registry: &Registry, ep: Endpoint, req: Request<Body>
     let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
     let registry_ref = registry.registry_for_host(host);
     let ep = ep.bind(&registry_ref);
+    let creds = crate::access::credentials(&req);
+    let principal = crate::access::authenticate(registry, creds).await?;
+    crate::access::authorize(registry, &principal, &registry_ref, &ep, &method, &query).await?;
     match (ep, method) {
         (Endpoint::Base, Method::GET | Method::HEAD) => Ok(json_response(StatusCode::OK, json!({}))),
         (Endpoint::Catalog, Method::GET) => catalog(registry, &registry_ref, &query).await,
@@ -42,7 +46,7 @@ pub(crate) async fn handle(registry: &Registry, ep: Endpoint, req: Request<Body>
             registry.delete_blob(&name, &parse_digest(&digest)?).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
-        (Endpoint::UploadStart { name }, Method::POST) => start_upload(registry, &registry_ref, &name, &query, req).await,
+        (Endpoint::UploadStart { name }, Method::POST) => start_upload(registry, &principal, &registry_ref, &name, &query, req).await,
         (Endpoint::Upload { name, id }, Method::GET) => {
             let status = registry.upload_status(&name, &id).await?;
             Ok(upload_response(StatusCode::NO_CONTENT, &name, &status))
@@ -271,6 +275,7 @@ fn blob_created(name: &Repo, digest: &Digest) -> Response {
 
 async fn start_upload(
     registry: &Registry,
+    principal: &Principal,
     registry_ref: &RegistryRef,
     name: &Repo,
     query: &HashMap<String, String>,
@@ -280,6 +285,11 @@ async fn start_upload(
         let digest = parse_digest(mount)?;
         // An invalid `from` is treated as "cannot mount": the client falls back to uploading.
         let from = query.get("from").and_then(|f| RepositoryName::parse(f).ok()).map(|n| Repo::new(registry_ref, n));
+        // Mounting reads the source: without permission to read it, fall back to an upload.
+        let from = match from {
+            Some(f) if crate::access::may_read_blobs(registry, principal, &f).await => Some(f),
+            _ => None,
+        };
         return match registry.mount_blob(name, &digest, from.as_ref()).await? {
             MountOutcome::Mounted(d) => Ok(blob_created(name, &d)),
             MountOutcome::Upload(status) => Ok(upload_response(StatusCode::ACCEPTED, name, &status)),

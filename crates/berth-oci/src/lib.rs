@@ -4,6 +4,7 @@
 //! `endpoint.rs`), then handled by calling the registry service; every
 //! service error becomes the spec's error JSON in one place (`error.rs`).
 
+mod access;
 mod endpoint;
 mod error;
 mod handlers;
@@ -35,6 +36,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
 
 async fn dispatch(State(registry): State<Arc<Registry>>, req: Request<Body>) -> Response {
     let endpoint = Endpoint::parse(req.uri().path());
+    let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_string();
     // An error may be answered before the request body is read. The connection then cannot be
     // reused (the unread body is still on the wire), so say so rather than let the client's
     // next request on it fail (RFC 9112 §9.3).
@@ -50,6 +52,13 @@ async fn dispatch(State(registry): State<Arc<Registry>>, req: Request<Body>) -> 
     };
     let headers = response.headers_mut();
     headers.insert("docker-distribution-api-version", http::HeaderValue::from_static("registry/2.0"));
+    if response.status() == http::StatusCode::UNAUTHORIZED {
+        // ECR's challenge: docker/podman/skopeo answer it with the stored login.
+        let challenge = format!("Basic realm=\"https://{host}/\",service=\"ecr.amazonaws.com\"");
+        if let Ok(v) = http::HeaderValue::from_str(&challenge) {
+            response.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
+        }
+    }
     if carries_body && (response.status().is_client_error() || response.status().is_server_error()) {
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     }

@@ -226,6 +226,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn ensure_account(&self, account: &str, now: Millis) -> Result<(), StoreError>;
     /// Creates a user; false if it exists.
     async fn create_user(&self, account: &str, name: &str, arn: &str, now: Millis) -> Result<bool, StoreError>;
+    /// The account of a user, if the user exists.
+    async fn user_account(&self, user_arn: &str) -> Result<Option<String>, StoreError>;
     async fn create_access_key(&self, access_key_id: &str, secret: &str, user_arn: &str, now: Millis) -> Result<(), StoreError>;
     async fn get_access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRow>, StoreError>;
     async fn put_user_policy(&self, user_arn: &str, policy_name: &str, document: &str) -> Result<(), StoreError>;

@@ -798,6 +798,14 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(r.rows_affected() > 0)
     }
 
+    async fn user_account(&self, user_arn: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT account_id FROM users WHERE arn = ?")
+            .bind(user_arn)
+            .fetch_optional(&self.reader)
+            .await
+            .ctx("reading user")
+    }
+
     async fn create_access_key(&self, access_key_id: &str, secret: &str, user_arn: &str, now: Millis) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO access_keys (access_key_id, secret, user_arn, active, created_at) VALUES (?, ?, ?, 1, ?)")
             .bind(access_key_id)

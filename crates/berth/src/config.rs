@@ -33,11 +33,41 @@ pub struct ServeArgs {
     /// Unreferenced blobs and idle uploads younger than this are never collected.
     #[arg(long, env = "BERTH_GC_GRACE_SECONDS")]
     pub gc_grace_seconds: Option<u64>,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+}
+
+/// The default registry and its admin.
+#[derive(clap::Args, Debug, Default)]
+pub struct IdentityArgs {
+    /// The default account (12-digit registry id).
+    #[arg(long, env = "BERTH_ACCOUNT_ID")]
+    pub account_id: Option<String>,
+    /// The default region.
+    #[arg(long, env = "BERTH_REGION")]
+    pub region: Option<String>,
+    /// Admin access key id to ensure at start (with --admin-secret-access-key); otherwise one is generated on first start.
+    #[arg(long, env = "BERTH_ADMIN_ACCESS_KEY_ID", hide_env_values = true)]
+    pub admin_access_key_id: Option<String>,
+    #[arg(long, env = "BERTH_ADMIN_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub admin_secret_access_key: Option<String>,
+    /// Registry host names, e.g. `{account}.dkr.ecr.{region}.example.com:5000` (default: the listen address).
+    #[arg(long, env = "BERTH_REGISTRY_HOST")]
+    pub registry_host: Option<String>,
+    /// Refuse pushes to repositories that were not created first (ECR's behaviour).
+    #[arg(long, env = "BERTH_NO_CREATE_ON_PUSH")]
+    pub no_create_on_push: bool,
 }
 
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    account_id: Option<String>,
+    region: Option<String>,
+    admin_access_key_id: Option<String>,
+    admin_secret_access_key: Option<String>,
+    registry_host: Option<String>,
+    create_repository_on_push: Option<bool>,
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     log_format: Option<String>,
@@ -61,10 +91,17 @@ pub struct Settings {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub gc_interval_seconds: u64,
     pub gc_grace_seconds: u64,
+    pub account_id: String,
+    pub region: String,
+    pub admin_key: Option<(String, String)>,
+    pub registry_host: Option<String>,
+    pub create_repository_on_push: bool,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
 pub const DEFAULT_DATA_DIR: &str = "./berth-data";
+pub const DEFAULT_ACCOUNT: &str = "000000000000";
+pub const DEFAULT_REGION: &str = "us-east-1";
 
 impl ServeArgs {
     pub fn resolve(self) -> anyhow::Result<Settings> {
@@ -87,7 +124,24 @@ impl ServeArgs {
             (None, None) => None,
             _ => anyhow::bail!("TLS needs both --tls-cert and --tls-key"),
         };
+        let account_id = self.identity.account_id.or(file.account_id).unwrap_or_else(|| DEFAULT_ACCOUNT.to_string());
+        if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
+            anyhow::bail!("account id {account_id:?} is not a 12-digit number");
+        }
+        let admin_key = match (
+            self.identity.admin_access_key_id.or(file.admin_access_key_id),
+            self.identity.admin_secret_access_key.or(file.admin_secret_access_key),
+        ) {
+            (Some(id), Some(secret)) => Some((id, secret)),
+            (None, None) => None,
+            _ => anyhow::bail!("the admin access key needs both an id and a secret"),
+        };
         Ok(Settings {
+            account_id,
+            region: self.identity.region.or(file.region).unwrap_or_else(|| DEFAULT_REGION.to_string()),
+            admin_key,
+            registry_host: self.identity.registry_host.or(file.registry_host),
+            create_repository_on_push: !self.identity.no_create_on_push && file.create_repository_on_push.unwrap_or(true),
             listen,
             data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             log_format,

@@ -39,3 +39,24 @@ impl DataDir {
         Ok(DataDir { registry: Arc::new(registry), _lock: lock })
     }
 }
+
+/// Shows a generated admin key once and keeps it, readable by the owner only, under the data dir.
+pub fn announce_admin_key(dir: &Path, account: &str, region: &str, id: &str, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("admin-credentials");
+    let mut f = File::options()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(f, "# berth admin of account {account}; use with aws --endpoint-url ... ecr\n[default]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\nregion = {region}")?;
+    // Deliberately printed (not logged): shown once, on the terminal that started berth.
+    eprintln!(
+        "\nberth: created the admin access key for account {account} (saved to {}, mode 0600):\n  AWS_ACCESS_KEY_ID={id}\n  AWS_SECRET_ACCESS_KEY={secret}\n  AWS_DEFAULT_REGION={region}\n",
+        path.display()
+    );
+    Ok(())
+}

@@ -1,5 +1,6 @@
 //! `berth`: a self-hosted container registry. Subcommands: `serve`, `gc`, `fsck`.
 
+mod admin;
 mod config;
 mod datadir;
 mod maintenance;
@@ -24,6 +25,9 @@ enum Command {
     Gc(maintenance::GcArgs),
     /// Check that every blob hashes to its name and every manifest reference resolves.
     Fsck(maintenance::FsckArgs),
+    /// Manage accounts, users, access keys and policies.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -40,6 +44,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Gc(args) => maintenance::gc(args).await,
             Command::Fsck(args) => maintenance::fsck(args).await,
+            Command::Admin(cmd) => admin::run(cmd).await,
         }
     });
     match result {

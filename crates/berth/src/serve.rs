@@ -11,7 +11,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use berth_core::{GcOptions, Registry, RegistryConfig};
+use berth_core::{GcOptions, Registry, RegistryConfig, RegistryRef};
 use serde::Deserialize;
 
 use crate::config::ServeArgs;
@@ -27,11 +27,20 @@ struct AppState {
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = args.resolve()?;
     observe::init_logging(settings.log_format);
-    let config = RegistryConfig { gc_grace_millis: (settings.gc_grace_seconds as i64).saturating_mul(1000), ..RegistryConfig::default() };
+    let config = RegistryConfig {
+        gc_grace_millis: (settings.gc_grace_seconds as i64).saturating_mul(1000),
+        create_repository_on_push: settings.create_repository_on_push,
+        default_registry: RegistryRef { account: settings.account_id.clone(), region: settings.region.clone() },
+        registry_host_template: settings.registry_host.clone(),
+    };
     let data = DataDir::open(&settings.data_dir, config).await?;
+    data.registry.init_identity().await.context("loading token signing keys")?;
+    if let Some((id, secret)) = data.registry.bootstrap_admin(settings.admin_key.clone()).await.context("creating the admin user")? {
+        crate::datadir::announce_admin_key(&settings.data_dir, &settings.account_id, &settings.region, &id, &secret)?;
+    }
     let metrics = Arc::new(Metrics::new()?);
     let state = AppState { registry: data.registry.clone(), metrics: metrics.clone() };
-    let app = app(state.clone());
+    let app = app(state.clone(), settings.tls.is_some());
 
     let listener = std::net::TcpListener::bind(settings.listen).with_context(|| format!("binding {}", settings.listen))?;
     listener.set_nonblocking(true)?;
@@ -70,7 +79,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn app(state: AppState) -> Router {
+fn app(state: AppState, tls: bool) -> Router {
     let admin = Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
@@ -78,7 +87,14 @@ fn app(state: AppState) -> Router {
         .with_state(state.clone());
     Router::new()
         .merge(berth_oci::router(state.registry.clone()))
+        .merge(berth_ecr::router(state.registry.clone()))
         .merge(admin)
+        .layer(axum::middleware::map_request(move |mut req: axum::extract::Request| async move {
+            // Adapters read the transport facts (peer address, TLS) for policy conditions.
+            let source_ip = req.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+            req.extensions_mut().insert(berth_core::auth::Transport { source_ip, secure: tls });
+            req
+        }))
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), observe::track))
 }
 

@@ -1,0 +1,391 @@
+//! Identity and authorization: who is calling, and may they do this.
+//!
+//! Every adapter authenticates through [`Registry::authenticate_sigv4`] (ECR
+//! API) or [`Registry::authenticate_token`] (`/v2/` Basic auth), then asks
+//! [`Registry::authorize`] with the ECR action the request is. That is the
+//! only place a permission is decided: identity policies of the principal,
+//! the repository policy and the registry policy, with IAM semantics
+//! (explicit Deny wins, default deny, cross-account needs both sides).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use base64::Engine;
+use berth_iam::policy::{self, AuthzRequest, Decision, Policy};
+use berth_iam::{sigv4, token};
+use time::OffsetDateTime;
+
+use crate::cache::RepoAuthz;
+use crate::error::Result;
+use crate::names::{RegistryRef, Repo};
+use crate::{Registry, RegistryError};
+use berth_store::AccessKeyRow;
+
+/// Why a caller is not authenticated; adapters map each to their protocol.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuthFailure {
+    #[error("missing authentication")]
+    Missing,
+    #[error("the security token included in the request is invalid")]
+    UnknownAccessKey,
+    #[error("{0}")]
+    BadSignature(String),
+    #[error("{0}")]
+    SignatureExpired(String),
+    #[error("{0}")]
+    Malformed(String),
+    #[error("the registry token is invalid")]
+    TokenInvalid,
+    #[error("the registry token has expired; run aws ecr get-login-password again")]
+    TokenExpired,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub arn: String,
+    pub account: String,
+    pub access_key_id: String,
+    /// The region the caller signed for (SigV4 scope), when known.
+    pub region: Option<String>,
+    pub source_ip: Option<IpAddr>,
+    pub secure_transport: bool,
+}
+
+/// What a request acts on, for authorization.
+pub enum Resource<'a> {
+    Repository(&'a Repo),
+    /// Registry-wide actions (GetAuthorizationToken, DescribeRegistry, registry policy, catalog).
+    Registry(&'a RegistryRef),
+    /// Every repository of a registry (`…:repository/*`), for listings.
+    AllRepositories(&'a RegistryRef),
+}
+
+/// Transport facts an adapter knows about a request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Transport {
+    pub source_ip: Option<IpAddr>,
+    pub secure: bool,
+}
+
+const ADMIN_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+/// Registry tokens live 12 hours, as ECR's.
+pub const TOKEN_TTL_SECS: i64 = 12 * 3600;
+
+fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| {
+        RegistryError::Store(berth_store::StoreError::io("reading system randomness", std::io::Error::other(e.to_string())))
+    })?;
+    Ok(b)
+}
+
+/// A new access key pair in AWS's shapes (AKIA + 16 base32 characters; 40-character secret).
+pub fn new_access_key() -> Result<(String, String)> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let id_bytes = random_bytes::<16>()?;
+    let id: String =
+        std::iter::once("AKIA".to_string()).chain(id_bytes.iter().map(|b| (ALPHABET[(*b as usize) % 32] as char).to_string())).collect();
+    let secret = base64::engine::general_purpose::STANDARD.encode(random_bytes::<30>()?);
+    Ok((id, secret))
+}
+
+pub fn user_arn(account: &str, name: &str) -> String {
+    format!("arn:aws:iam::{account}:user/{name}")
+}
+
+fn valid_account(a: &str) -> bool {
+    a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl Registry {
+    /// Loads (or creates) the token signing keys. Called once at start-up.
+    pub async fn init_identity(&self) -> Result<()> {
+        let keys = self.meta.signing_keys(&random_bytes::<32>()?, self.now()).await?;
+        *self.signing_keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        Ok(())
+    }
+
+    /// Makes sure the default account has an admin with full access. With `key` given, that
+    /// access key is ensured; otherwise a key is generated if the admin has none. Returns a
+    /// newly generated key pair (to be shown once).
+    pub async fn bootstrap_admin(&self, key: Option<(String, String)>) -> Result<Option<(String, String)>> {
+        let account = self.config.default_registry.account.clone();
+        let arn = user_arn(&account, "admin");
+        let now = self.now();
+        self.meta.ensure_account(&account, now).await?;
+        let created = self.meta.create_user(&account, "admin", &arn, now).await?;
+        self.meta.put_user_policy(&arn, "AdministratorAccess", ADMIN_POLICY).await?;
+        match key {
+            Some((id, secret)) => {
+                match self.meta.get_access_key(&id).await? {
+                    Some(existing) if existing.user_arn == arn => {
+                        if !constant_time_eq(existing.secret.as_bytes(), secret.as_bytes()) {
+                            return Err(RegistryError::InvalidParameter(format!(
+                                "access key {id} already exists with another secret; remove it or use another key id"
+                            )));
+                        }
+                    }
+                    Some(_) => return Err(RegistryError::InvalidParameter(format!("access key {id} belongs to another user"))),
+                    None => self.meta.create_access_key(&id, &secret, &arn, now).await?,
+                }
+                Ok(None)
+            }
+            None if created => {
+                let (id, secret) = new_access_key()?;
+                self.meta.create_access_key(&id, &secret, &arn, now).await?;
+                Ok(Some((id, secret)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Creates a user (and its account if new) with a fresh access key and the given policies
+    /// (managed policy names or JSON documents, validated).
+    pub async fn create_user(&self, account: &str, name: &str, policies: &[(String, String)]) -> Result<(String, String, String)> {
+        if !valid_account(account) {
+            return Err(RegistryError::InvalidParameter(format!("account {account:?} is not a 12-digit id")));
+        }
+        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)) {
+            return Err(RegistryError::InvalidParameter(format!("user name {name:?} is not a valid IAM user name")));
+        }
+        for (pname, doc) in policies {
+            Policy::parse_identity(doc).map_err(|e| RegistryError::InvalidParameter(format!("policy {pname}: {e}")))?;
+        }
+        let now = self.now();
+        let arn = user_arn(account, name);
+        self.meta.ensure_account(account, now).await?;
+        self.meta.create_user(account, name, &arn, now).await?;
+        for (pname, doc) in policies {
+            self.meta.put_user_policy(&arn, pname, doc).await?;
+        }
+        let (id, secret) = new_access_key()?;
+        self.meta.create_access_key(&id, &secret, &arn, now).await?;
+        Ok((arn, id, secret))
+    }
+
+    pub async fn create_account(&self, account: &str) -> Result<()> {
+        if !valid_account(account) {
+            return Err(RegistryError::InvalidParameter(format!("account {account:?} is not a 12-digit id")));
+        }
+        Ok(self.meta.ensure_account(account, self.now()).await?)
+    }
+
+    /// A further access key for an existing user.
+    pub async fn create_access_key(&self, user_arn: &str) -> Result<(String, String)> {
+        if !self.user_exists(user_arn).await? {
+            return Err(RegistryError::InvalidParameter(format!("no user {user_arn}")));
+        }
+        let (id, secret) = new_access_key()?;
+        self.meta.create_access_key(&id, &secret, user_arn, self.now()).await?;
+        Ok((id, secret))
+    }
+
+    async fn user_exists(&self, user_arn: &str) -> Result<bool> {
+        Ok(self.meta.user_account(user_arn).await?.is_some())
+    }
+
+    /// Attaches (or replaces, by name) identity policies on a user.
+    pub async fn attach_policies(&self, user_arn: &str, policies: &[(String, String)]) -> Result<()> {
+        if !self.user_exists(user_arn).await? {
+            return Err(RegistryError::InvalidParameter(format!("no user {user_arn}")));
+        }
+        for (name, doc) in policies {
+            Policy::parse_identity(doc).map_err(|e| RegistryError::InvalidParameter(format!("policy {name}: {e}")))?;
+        }
+        for (name, doc) in policies {
+            self.meta.put_user_policy(user_arn, name, doc).await?;
+        }
+        self.caches.bump();
+        self.caches.user_policies.invalidate(user_arn);
+        Ok(())
+    }
+
+    /// Verifies a SigV4-signed request and returns its principal.
+    pub async fn authenticate_sigv4(&self, req: &sigv4::RequestParts<'_>, transport: Transport) -> Result<Principal> {
+        let parsed = sigv4::parse(req).map_err(sig_failure)?;
+        let cred = parsed.credential();
+        let key = self.access_key(&cred.access_key_id).await?;
+        let Some(key) = key.filter(|k| k.active) else {
+            return Err(RegistryError::Unauthenticated(AuthFailure::UnknownAccessKey));
+        };
+        let now = OffsetDateTime::from_unix_timestamp(self.now() / 1000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        sigv4::verify(req, &parsed, &key.secret, now).map_err(sig_failure)?;
+        Ok(Principal {
+            arn: key.user_arn.clone(),
+            account: key.account.clone(),
+            access_key_id: key.access_key_id.clone(),
+            region: Some(cred.region.clone()),
+            source_ip: transport.source_ip,
+            secure_transport: transport.secure,
+        })
+    }
+
+    /// Issues a registry password for `principal` (GetAuthorizationToken). Returns
+    /// (password, expires_at unix seconds).
+    pub fn issue_token(&self, principal: &Principal) -> Result<(String, i64)> {
+        let expires_at = self.now() / 1000 + TOKEN_TTL_SECS;
+        let keys = self.signing_keys.read().unwrap_or_else(|p| p.into_inner());
+        let key = keys.first().ok_or_else(|| RegistryError::InvalidParameter("token signing keys are not loaded".into()))?;
+        let claims = token::TokenClaims {
+            account: principal.account.clone(),
+            principal_arn: principal.arn.clone(),
+            access_key_id: principal.access_key_id.clone(),
+            expires_at,
+        };
+        Ok((token::issue(key, &claims), expires_at))
+    }
+
+    /// Verifies `/v2/` Basic credentials (`AWS:<registry token>`).
+    pub async fn authenticate_token(&self, user: &str, password: &str, transport: Transport) -> Result<Principal> {
+        if user != token::USERNAME {
+            return Err(RegistryError::Unauthenticated(AuthFailure::TokenInvalid));
+        }
+        let now = self.now() / 1000;
+        let claims = {
+            let keys = self.signing_keys.read().unwrap_or_else(|p| p.into_inner());
+            let mut result = Err(AuthFailure::TokenInvalid);
+            for key in keys.iter() {
+                match token::verify(key, password, now) {
+                    Ok(c) => {
+                        result = Ok(c);
+                        break;
+                    }
+                    Err(token::TokenError::Expired { .. }) => {
+                        result = Err(AuthFailure::TokenExpired);
+                        break;
+                    }
+                    Err(_) => {}
+                }
+            }
+            result.map_err(RegistryError::Unauthenticated)?
+        };
+        // A token dies with its access key.
+        match self.access_key(&claims.access_key_id).await? {
+            Some(k) if k.active && k.user_arn == claims.principal_arn => {}
+            _ => return Err(RegistryError::Unauthenticated(AuthFailure::TokenInvalid)),
+        }
+        Ok(Principal {
+            arn: claims.principal_arn,
+            account: claims.account,
+            access_key_id: claims.access_key_id,
+            region: None,
+            source_ip: transport.source_ip,
+            secure_transport: transport.secure,
+        })
+    }
+
+    /// The one authorization decision: may `principal` perform `action` (e.g. `ecr:PutImage`) on `resource`?
+    pub async fn authorize(&self, principal: &Principal, action: &str, resource: Resource<'_>) -> Result<()> {
+        let (arn, account, region) = match &resource {
+            Resource::Repository(repo) => (repo.arn(), repo.key().account.clone(), repo.key().region.clone()),
+            Resource::Registry(r) => ("*".to_string(), r.account.clone(), r.region.clone()),
+            Resource::AllRepositories(r) => {
+                (format!("arn:aws:ecr:{}:{}:repository/*", r.region, r.account), r.account.clone(), r.region.clone())
+            }
+        };
+        let identity = self.user_policies(&principal.arn).await?;
+        let repo_authz = match &resource {
+            Resource::Repository(repo) => Some(self.repo_authz(repo).await?),
+            Resource::Registry(_) | Resource::AllRepositories(_) => None,
+        };
+        let registry_policy = self.registry_policy_parsed(&account, &region).await?;
+        let resource_policies: Vec<&Policy> =
+            repo_authz.as_ref().and_then(|a| a.policy.as_deref()).into_iter().chain(registry_policy.as_ref().as_ref()).collect();
+        let mut context: HashMap<String, Vec<String>> = HashMap::new();
+        let now = OffsetDateTime::from_unix_timestamp(self.now() / 1000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        if let Ok(t) = now.format(&time::format_description::well_known::Rfc3339) {
+            context.insert("aws:CurrentTime".into(), vec![t]);
+        }
+        context.insert("aws:EpochTime".into(), vec![(self.now() / 1000).to_string()]);
+        context.insert("aws:SecureTransport".into(), vec![principal.secure_transport.to_string()]);
+        if let Some(ip) = principal.source_ip {
+            context.insert("aws:SourceIp".into(), vec![ip.to_string()]);
+        }
+        for (k, v) in repo_authz.iter().flat_map(|a| a.tags.iter()) {
+            context.insert(format!("aws:ResourceTag/{k}"), vec![v.clone()]);
+            context.insert(format!("ecr:ResourceTag/{k}"), vec![v.clone()]);
+        }
+        let iam_principal = policy::Principal { arn: principal.arn.clone(), account: principal.account.clone() };
+        let req = AuthzRequest { principal: &iam_principal, action, resource: &arn, resource_account: &account, context: &context };
+        let identity_refs: Vec<&Policy> = identity.iter().collect();
+        match policy::authorize(&req, &identity_refs, &resource_policies) {
+            Decision::Allow => Ok(()),
+            Decision::ExplicitDeny => Err(RegistryError::Denied(format!(
+                "User: {} is not authorized to perform: {action} on resource: {arn} with an explicit deny",
+                principal.arn
+            ))),
+            Decision::ImplicitDeny => Err(RegistryError::Denied(format!(
+                "User: {} is not authorized to perform: {action} on resource: {arn} because no {} policy allows the {action} action",
+                principal.arn,
+                if principal.account == account { "identity-based or resource-based" } else { "resource-based" }
+            ))),
+        }
+    }
+}
+
+impl Registry {
+    async fn access_key(&self, id: &str) -> Result<Option<Arc<AccessKeyRow>>> {
+        if let Some(k) = self.caches.access_keys.get(id) {
+            return Ok(Some(k));
+        }
+        let generation = self.caches.generation();
+        let Some(row) = self.meta.get_access_key(id).await? else { return Ok(None) };
+        let row = Arc::new(row);
+        self.caches.fill(&self.caches.access_keys, generation, id.to_string(), row.clone());
+        Ok(Some(row))
+    }
+
+    async fn user_policies(&self, arn: &str) -> Result<Arc<Vec<Policy>>> {
+        if let Some(p) = self.caches.user_policies.get(arn) {
+            return Ok(p);
+        }
+        let generation = self.caches.generation();
+        // Stored documents were validated when written; one that no longer parses grants nothing.
+        let docs = self.meta.user_policies(arn).await?;
+        let parsed = Arc::new(docs.iter().filter_map(|(_, d)| Policy::parse(d).ok()).collect::<Vec<_>>());
+        self.caches.fill(&self.caches.user_policies, generation, arn.to_string(), parsed.clone());
+        Ok(parsed)
+    }
+
+    async fn repo_authz(&self, repo: &Repo) -> Result<Arc<RepoAuthz>> {
+        if let Some(a) = self.caches.repo_authz.get(repo.key()) {
+            return Ok(a);
+        }
+        let generation = self.caches.generation();
+        let policy = self.meta.get_repository(repo.key()).await?.and_then(|r| r.policy).and_then(|d| Policy::parse(&d).ok()).map(Arc::new);
+        let tags = self.meta.list_resource_tags(repo.key()).await?;
+        let authz = Arc::new(RepoAuthz { policy, tags });
+        self.caches.fill(&self.caches.repo_authz, generation, repo.key().clone(), authz.clone());
+        Ok(authz)
+    }
+
+    async fn registry_policy_parsed(&self, account: &str, region: &str) -> Result<Arc<Option<Policy>>> {
+        let key = (account.to_string(), region.to_string());
+        if let Some(p) = self.caches.registry_policies.get(&key) {
+            return Ok(p);
+        }
+        let generation = self.caches.generation();
+        let parsed = Arc::new(self.meta.get_registry_policy(account, region).await?.and_then(|d| Policy::parse(&d).ok()));
+        self.caches.fill(&self.caches.registry_policies, generation, key, parsed.clone());
+        Ok(parsed)
+    }
+}
+
+fn sig_failure(e: sigv4::SigError) -> RegistryError {
+    RegistryError::Unauthenticated(match e {
+        sigv4::SigError::Missing => AuthFailure::Missing,
+        sigv4::SigError::Malformed(m) => AuthFailure::Malformed(m),
+        sigv4::SigError::Expired(m) => AuthFailure::SignatureExpired(m),
+        sigv4::SigError::PayloadHashMismatch { .. } => AuthFailure::BadSignature("the request body does not match x-amz-content-sha256".into()),
+        sigv4::SigError::SignatureMismatch => AuthFailure::BadSignature(
+            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.".into(),
+        ),
+    })
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}

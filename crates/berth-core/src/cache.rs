@@ -1,0 +1,98 @@
+//! In-memory caches for the hot reads: manifest by tag, access keys, and the
+//! inputs of an authorization decision. Safe because every write goes through
+//! this process's `Registry`, which invalidates what it changes. A reader only
+//! fills the cache if no write happened while it read (generation check), so
+//! an invalidation can never be overtaken by a stale fill.
+//!
+//! Identity rows can also change from `berth admin` (another process); those
+//! entries expire after a few seconds instead.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_iam::policy::Policy;
+use berth_store::{AccessKeyRow, ManifestRow, RepoKey};
+use moka::sync::Cache;
+
+/// How long identity rows written by other processes may be served stale.
+const IDENTITY_TTL: Duration = Duration::from_secs(3);
+/// Backstop for entries this process invalidates itself.
+const CONTENT_TTL: Duration = Duration::from_secs(300);
+
+/// Authorization inputs that belong to a repository.
+#[derive(Clone, Default)]
+pub(crate) struct RepoAuthz {
+    pub policy: Option<Arc<Policy>>,
+    pub tags: Vec<(String, String)>,
+}
+
+pub(crate) struct Caches {
+    generation: AtomicU64,
+    pub tags: Cache<(RepoKey, String), Arc<ManifestRow>>,
+    pub access_keys: Cache<String, Arc<AccessKeyRow>>,
+    pub user_policies: Cache<String, Arc<Vec<Policy>>>,
+    pub repo_authz: Cache<RepoKey, Arc<RepoAuthz>>,
+    pub registry_policies: Cache<(String, String), Arc<Option<Policy>>>,
+}
+
+impl Caches {
+    pub(crate) fn new() -> Caches {
+        Caches {
+            generation: AtomicU64::new(0),
+            tags: Cache::builder().max_capacity(50_000).time_to_live(CONTENT_TTL).build(),
+            access_keys: Cache::builder().max_capacity(10_000).time_to_live(IDENTITY_TTL).build(),
+            user_policies: Cache::builder().max_capacity(10_000).time_to_live(IDENTITY_TTL).build(),
+            repo_authz: Cache::builder().max_capacity(50_000).time_to_live(CONTENT_TTL).build(),
+            registry_policies: Cache::builder().max_capacity(1_000).time_to_live(CONTENT_TTL).build(),
+        }
+    }
+
+    /// Call before reading the database for a fill.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Fills only if nothing was invalidated since `generation` was read.
+    pub(crate) fn fill<K, V>(&self, cache: &Cache<K, V>, generation: u64, key: K, value: V)
+    where
+        K: std::hash::Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        if self.generation() == generation {
+            cache.insert(key, value);
+        }
+    }
+
+    /// Call after a write commits (and before answering it).
+    pub(crate) fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn invalidate_tag(&self, repo: &RepoKey, tag: &str) {
+        self.bump();
+        self.tags.invalidate(&(repo.clone(), tag.to_string()));
+    }
+
+    /// A manifest delete may untag many tags; a repository delete, everything in it.
+    pub(crate) fn invalidate_repository_tags(&self) {
+        self.bump();
+        self.tags.invalidate_all();
+    }
+
+    pub(crate) fn invalidate_repository(&self, repo: &RepoKey) {
+        self.bump();
+        self.repo_authz.invalidate(repo);
+        self.tags.invalidate_all();
+    }
+
+    pub(crate) fn invalidate_repo_authz(&self, repo: &RepoKey) {
+        self.bump();
+        self.repo_authz.invalidate(repo);
+    }
+
+    pub(crate) fn invalidate_registry_policy(&self, account: &str, region: &str) {
+        self.bump();
+        self.registry_policies.invalidate(&(account.to_string(), region.to_string()));
+    }
+}

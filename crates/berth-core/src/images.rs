@@ -1,0 +1,248 @@
+//! Images as the ECR API sees them: listings, batch get/delete, PutImage and
+//! the layer-part upload protocol, built on the same manifest and upload
+//! rules as `/v2/`.
+
+use berth_store::{ImageRow, TagStatus};
+use bytes::Bytes;
+use futures::StreamExt;
+
+use crate::error::Result;
+use crate::names::{Reference, Repo, Tag};
+use crate::{Digest, Manifest, Registry, RegistryError};
+
+/// ECR's minimum layer part size (every part but the last).
+pub const MIN_LAYER_PART: u64 = 5 * 1024 * 1024;
+
+/// An `ImageIdentifier`: a tag, a digest, or both.
+#[derive(Debug, Clone, Default)]
+pub struct ImageId {
+    pub digest: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// Why one image of a batch failed (ECR's `ImageFailure.failureCode`).
+#[derive(Debug, Clone)]
+pub struct ImageFailure {
+    pub id: ImageId,
+    pub code: &'static str,
+    pub reason: String,
+}
+
+#[derive(Debug)]
+pub struct FoundImage {
+    pub id: ImageId,
+    pub manifest: Manifest,
+}
+
+enum Resolved {
+    Found(Digest, Option<String>),
+    Failed(ImageFailure),
+}
+
+impl Registry {
+    pub async fn images(&self, repo: &Repo, status: TagStatus, after: Option<&str>, limit: u32) -> Result<Vec<ImageRow>> {
+        self.existing_repository(repo).await?;
+        Ok(self.meta.list_images(repo.key(), status, after, limit).await?)
+    }
+
+    /// Resolves each identifier to an image digest, or says why not.
+    async fn resolve(&self, repo: &Repo, id: &ImageId) -> Result<Resolved> {
+        let fail = |code: &'static str, reason: String| Ok(Resolved::Failed(ImageFailure { id: id.clone(), code, reason }));
+        let digest = match &id.digest {
+            Some(d) => match d.parse::<Digest>() {
+                Ok(d) => Some(d),
+                Err(e) => return fail("InvalidImageDigest", e.to_string()),
+            },
+            None => None,
+        };
+        if let Some(t) = &id.tag {
+            if Tag::parse(t).is_err() {
+                return fail("InvalidImageTag", format!("Invalid image tag {t:?}"));
+            }
+        }
+        match (digest, &id.tag) {
+            (None, None) => fail("MissingDigestAndTag", "Requested image has neither a digest nor a tag".into()),
+            (Some(d), None) => match self.meta.get_manifest_by_digest(repo.key(), &d).await? {
+                Some(_) => Ok(Resolved::Found(d, None)),
+                None => fail("ImageNotFound", "Requested image not found".into()),
+            },
+            (digest, Some(tag)) => match self.meta.get_manifest_by_tag(repo.key(), tag).await? {
+                Some(m) if digest.as_ref().is_none_or(|d| *d == m.digest) => Ok(Resolved::Found(m.digest, Some(tag.clone()))),
+                Some(_) => fail("ImageTagDoesNotMatchDigest", "Invalid image digest for the requested tag".into()),
+                None => fail("ImageNotFound", "Requested image not found".into()),
+            },
+        }
+    }
+
+    /// DescribeImages with imageIds: details for each, failures for the rest.
+    pub async fn describe_image_ids(&self, repo: &Repo, ids: &[ImageId]) -> Result<(Vec<ImageRow>, Vec<ImageFailure>)> {
+        self.existing_repository(repo).await?;
+        let (mut found, mut failures) = (Vec::new(), Vec::new());
+        for id in ids {
+            match self.resolve(repo, id).await? {
+                Resolved::Found(d, _) => {
+                    if let Some(row) = self.meta.get_image(repo.key(), &d).await? {
+                        if !found.iter().any(|r: &ImageRow| r.digest == row.digest) {
+                            found.push(row);
+                        }
+                    }
+                }
+                Resolved::Failed(f) => failures.push(f),
+            }
+        }
+        Ok((found, failures))
+    }
+
+    /// BatchGetImage. `accepted`: media types the caller takes (empty: any).
+    pub async fn batch_get_images(
+        &self,
+        repo: &Repo,
+        ids: &[ImageId],
+        accepted: &[String],
+    ) -> Result<(Vec<FoundImage>, Vec<ImageFailure>)> {
+        self.existing_repository(repo).await?;
+        let (mut found, mut failures) = (Vec::new(), Vec::new());
+        for id in ids {
+            match self.resolve(repo, id).await? {
+                Resolved::Found(d, tag) => {
+                    let Some(row) = self.meta.get_manifest_by_digest(repo.key(), &d).await? else { continue };
+                    if !accepted.is_empty() && !accepted.contains(&row.media_type) {
+                        failures.push(ImageFailure {
+                            id: id.clone(),
+                            code: "UnsupportedImageType",
+                            reason: format!("The image's media type {} is not among acceptedMediaTypes", row.media_type),
+                        });
+                        continue;
+                    }
+                    self.meta.record_pull(repo.key(), &d, self.now()).await?;
+                    found.push(FoundImage { id: ImageId { digest: Some(d.to_string()), tag }, manifest: row.into() });
+                }
+                Resolved::Failed(f) => failures.push(f),
+            }
+        }
+        Ok((found, failures))
+    }
+
+    /// BatchDeleteImage: a tag alone removes the tag (and the image when it was its last tag,
+    /// as ECR does); a digest removes the image and all its tags.
+    pub async fn batch_delete_images(&self, repo: &Repo, ids: &[ImageId]) -> Result<(Vec<ImageId>, Vec<ImageFailure>)> {
+        self.existing_repository(repo).await?;
+        let (mut deleted, mut failures) = (Vec::new(), Vec::new());
+        for id in ids {
+            match self.resolve(repo, id).await? {
+                Resolved::Found(d, Some(tag)) if id.digest.is_none() => {
+                    self.meta.delete_tag(repo.key(), &tag).await?;
+                    self.caches.invalidate_tag(repo.key(), &tag);
+                    let image = self.meta.get_image(repo.key(), &d).await?;
+                    if image.is_some_and(|i| i.tags.is_empty()) {
+                        self.meta.delete_manifest(repo.key(), &d).await?;
+                    }
+                    deleted.push(ImageId { digest: Some(d.to_string()), tag: Some(tag) });
+                }
+                Resolved::Found(d, tag) => {
+                    let image = self.meta.get_image(repo.key(), &d).await?;
+                    self.meta.delete_manifest(repo.key(), &d).await?;
+                    self.caches.invalidate_repository_tags();
+                    match (tag, image) {
+                        (Some(t), _) => deleted.push(ImageId { digest: Some(d.to_string()), tag: Some(t) }),
+                        (None, Some(img)) if !img.tags.is_empty() => {
+                            for t in img.tags {
+                                deleted.push(ImageId { digest: Some(d.to_string()), tag: Some(t) });
+                            }
+                        }
+                        _ => deleted.push(ImageId { digest: Some(d.to_string()), tag: None }),
+                    }
+                }
+                Resolved::Failed(f) => failures.push(f),
+            }
+        }
+        Ok((deleted, failures))
+    }
+
+    /// PutImage: the same rules as a `/v2/` manifest PUT, plus ECR's own checks.
+    pub async fn put_image(
+        &self,
+        repo: &Repo,
+        manifest: Bytes,
+        media_type: Option<&str>,
+        tag: Option<&str>,
+        digest: Option<&str>,
+    ) -> Result<(Digest, String)> {
+        self.existing_repository(repo).await?;
+        let actual = Digest::sha256_of(&manifest);
+        if let Some(d) = digest {
+            let expected: Digest = d.parse().map_err(|e: crate::DigestError| RegistryError::InvalidParameter(e.to_string()))?;
+            let actual_alg = Digest::of(expected.algorithm(), &manifest);
+            if actual_alg != expected {
+                return Err(RegistryError::ImageDigestMismatch(format!("the manifest's digest is {actual_alg}, not {expected}")));
+            }
+        }
+        if let Some(t) = tag {
+            Tag::parse(t).map_err(|e| RegistryError::InvalidParameter(e.to_string()))?;
+            if let Some(existing) = self.meta.get_manifest_by_tag(repo.key(), t).await? {
+                if existing.digest == actual {
+                    return Err(RegistryError::ImageAlreadyExists(format!(
+                        "Image with digest '{actual}' and tag '{t}' already exists in the repository with name '{repo}' in registry with id '{}'",
+                        repo.key().account
+                    )));
+                }
+            }
+        }
+        let reference = match tag {
+            Some(t) => Reference::Tag(Tag::parse(t)?),
+            None => Reference::Digest(actual.clone()),
+        };
+        let stored = self.put_manifest(repo, &reference, media_type.unwrap_or(""), manifest).await?;
+        let media = self.meta.get_manifest_by_digest(repo.key(), &stored.digest).await?.map(|m| m.media_type).unwrap_or_default();
+        Ok((stored.digest, media))
+    }
+
+    /// BatchCheckLayerAvailability for one digest: its size if the repository has it.
+    pub async fn layer_size(&self, repo: &Repo, digest: &Digest) -> Result<Option<u64>> {
+        Ok(self.meta.repository_blob(repo.key(), digest).await?)
+    }
+
+    /// UploadLayerPart: appends `part` at `first_byte`. Every part but the last must be at
+    /// least 5 MiB, which shows when the next part arrives.
+    pub async fn upload_layer_part(&self, repo: &Repo, id: &str, first_byte: u64, last_byte: u64, part: Bytes) -> Result<u64> {
+        if last_byte < first_byte || last_byte - first_byte + 1 != part.len() as u64 {
+            return Err(RegistryError::InvalidLayerPart {
+                message: format!("partFirstByte {first_byte} and partLastByte {last_byte} do not match the {} bytes sent", part.len()),
+                last_valid: None,
+            });
+        }
+        let previous_small = self.last_part_small(id);
+        let status = self.upload_status(repo, id).await?;
+        if status.offset != first_byte {
+            return Err(RegistryError::InvalidLayerPart {
+                message: format!("partFirstByte must be {} (the bytes received so far)", status.offset),
+                last_valid: status.offset.checked_sub(1),
+            });
+        }
+        if status.offset > 0 && previous_small {
+            return Err(RegistryError::LayerPartTooSmall(format!(
+                "Layer part size must be at least {MIN_LAYER_PART} bytes, except for the last part"
+            )));
+        }
+        let len = part.len() as u64;
+        let body = futures::stream::once(async move { Ok::<_, std::io::Error>(part) }).boxed();
+        let st = self.append_upload(repo, id, Some(first_byte), body).await?;
+        self.set_last_part_small(id, len < MIN_LAYER_PART);
+        Ok(st.offset.saturating_sub(1))
+    }
+
+    /// CompleteLayerUpload with ECR's exceptions.
+    pub async fn complete_layer_upload(&self, repo: &Repo, id: &str, digest: &Digest) -> Result<Digest> {
+        let status = self.upload_status(repo, id).await?;
+        if status.offset == 0 {
+            return Err(RegistryError::EmptyUpload(format!("The upload with id '{id}' contains no layer parts")));
+        }
+        if self.meta.repository_blob(repo.key(), digest).await?.is_some() {
+            self.discard_upload(id).await?;
+            return Err(RegistryError::LayerAlreadyExists(format!(
+                "The layer '{digest}' already exists in the repository with name '{repo}'"
+            )));
+        }
+        self.complete_upload(repo, id, digest, None, None).await
+    }
+}

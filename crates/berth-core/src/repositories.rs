@@ -1,0 +1,176 @@
+//! Repository lifecycle and settings (the ECR control plane's repository actions).
+
+use berth_iam::policy::Policy;
+use berth_store::{DeleteRepositoryOutcome, RepositoryRow, RepositorySettings};
+
+use crate::error::Result;
+use crate::immutability::{self, ExclusionFilter};
+use crate::names::{RegistryRef, Repo};
+use crate::{Registry, RegistryError};
+
+pub const MAX_RESOURCE_TAGS: usize = 50;
+
+/// What CreateRepository asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NewRepository {
+    pub tag_mutability: Option<String>,
+    pub exclusion_filters: Vec<ExclusionFilter>,
+    pub scan_on_push: bool,
+    pub encryption_type: Option<String>,
+    pub kms_key: Option<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+fn validate_tags(tags: &[(String, String)]) -> Result<()> {
+    if tags.len() > MAX_RESOURCE_TAGS {
+        return Err(RegistryError::TooManyTags(format!("a repository can have at most {MAX_RESOURCE_TAGS} tags")));
+    }
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 || k.starts_with("aws:") {
+            return Err(RegistryError::InvalidTagParameter(format!(
+                "tag {k:?}: keys must be 1-128 characters not starting with aws:, values at most 256 characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn encryption(t: Option<&str>, kms_key: Option<&str>) -> Result<(String, Option<String>)> {
+    match (t.unwrap_or("AES256"), kms_key) {
+        ("AES256", None) => Ok(("AES256".into(), None)),
+        ("AES256", Some(_)) => Err(RegistryError::InvalidParameter("kmsKey can only be given with encryptionType KMS or KMS_DSSE".into())),
+        (t @ ("KMS" | "KMS_DSSE"), k) => Ok((t.to_string(), k.map(str::to_string))),
+        (other, _) => Err(RegistryError::InvalidParameter(format!("encryptionType {other:?} is not AES256, KMS or KMS_DSSE"))),
+    }
+}
+
+impl Registry {
+    pub async fn create_repository(&self, repo: &Repo, req: NewRepository) -> Result<RepositoryRow> {
+        let mutability = req.tag_mutability.as_deref().unwrap_or(immutability::MUTABLE);
+        let exclusions = immutability::validate(mutability, &req.exclusion_filters)?;
+        let (encryption_type, kms_key) = encryption(req.encryption_type.as_deref(), req.kms_key.as_deref())?;
+        validate_tags(&req.tags)?;
+        let settings = RepositorySettings {
+            tag_mutability: mutability.to_string(),
+            tag_mutability_exclusions: exclusions,
+            scan_on_push: req.scan_on_push,
+            encryption_type,
+            kms_key,
+        };
+        self.meta.ensure_account(&repo.key().account, self.now()).await?;
+        let created = self.meta.create_repository(repo.key(), &settings, &req.tags, self.now()).await?;
+        self.caches.invalidate_repo_authz(repo.key());
+        created.ok_or_else(|| RegistryError::RepositoryExists(repo.clone()))
+    }
+
+    pub async fn repository(&self, repo: &Repo) -> Result<RepositoryRow> {
+        self.existing_repository(repo).await
+    }
+
+    /// A page of a registry's repositories, in name order after `after`.
+    pub async fn repositories(&self, registry: &RegistryRef, after: Option<&str>, limit: u32) -> Result<Vec<RepositoryRow>> {
+        Ok(self.meta.list_repositories(&registry.account, &registry.region, after, limit).await?)
+    }
+
+    pub async fn delete_repository(&self, repo: &Repo, force: bool) -> Result<RepositoryRow> {
+        let outcome = self.meta.delete_repository(repo.key(), force).await?;
+        self.caches.invalidate_repository(repo.key());
+        match outcome {
+            DeleteRepositoryOutcome::Deleted(row) => Ok(*row),
+            DeleteRepositoryOutcome::NotFound => Err(RegistryError::NameUnknown(repo.to_string())),
+            DeleteRepositoryOutcome::NotEmpty => Err(RegistryError::RepositoryNotEmpty(repo.clone())),
+        }
+    }
+
+    pub async fn set_tag_mutability(&self, repo: &Repo, mutability: &str, filters: &[ExclusionFilter]) -> Result<RepositoryRow> {
+        let exclusions = immutability::validate(mutability, filters)?;
+        let mut row = self.existing_repository(repo).await?;
+        row.settings.tag_mutability = mutability.to_string();
+        row.settings.tag_mutability_exclusions = exclusions;
+        self.meta.update_repository_settings(repo.key(), &row.settings).await?;
+        Ok(row)
+    }
+
+    pub async fn set_scan_on_push(&self, repo: &Repo, scan_on_push: bool) -> Result<RepositoryRow> {
+        let mut row = self.existing_repository(repo).await?;
+        row.settings.scan_on_push = scan_on_push;
+        self.meta.update_repository_settings(repo.key(), &row.settings).await?;
+        Ok(row)
+    }
+
+    pub async fn tag_repository(&self, repo: &Repo, tags: &[(String, String)]) -> Result<()> {
+        validate_tags(tags)?;
+        let existing = self.meta.list_resource_tags(repo.key()).await?;
+        let total = existing.iter().filter(|(k, _)| !tags.iter().any(|(n, _)| n == k)).count() + tags.len();
+        if total > MAX_RESOURCE_TAGS {
+            return Err(RegistryError::TooManyTags(format!("a repository can have at most {MAX_RESOURCE_TAGS} tags")));
+        }
+        let tagged = self.meta.put_resource_tags(repo.key(), tags).await?;
+        self.caches.invalidate_repo_authz(repo.key());
+        if !tagged {
+            return Err(RegistryError::NameUnknown(repo.to_string()));
+        }
+        Ok(())
+    }
+
+    pub async fn untag_repository(&self, repo: &Repo, keys: &[String]) -> Result<()> {
+        let untagged = self.meta.remove_resource_tags(repo.key(), keys).await?;
+        self.caches.invalidate_repo_authz(repo.key());
+        if !untagged {
+            return Err(RegistryError::NameUnknown(repo.to_string()));
+        }
+        Ok(())
+    }
+
+    pub async fn repository_tags(&self, repo: &Repo) -> Result<Vec<(String, String)>> {
+        self.existing_repository(repo).await?;
+        Ok(self.meta.list_resource_tags(repo.key()).await?)
+    }
+
+    pub async fn set_repository_policy(&self, repo: &Repo, policy: &str) -> Result<()> {
+        if policy.len() > 10240 {
+            return Err(RegistryError::InvalidParameter("policyText is longer than 10240 characters".into()));
+        }
+        Policy::parse_resource(policy).map_err(|e| RegistryError::InvalidParameter(format!("Invalid repository policy provided: {e}")))?;
+        let set = self.meta.set_repository_policy(repo.key(), Some(policy)).await?;
+        self.caches.invalidate_repo_authz(repo.key());
+        if !set {
+            return Err(RegistryError::NameUnknown(repo.to_string()));
+        }
+        Ok(())
+    }
+
+    pub async fn repository_policy(&self, repo: &Repo) -> Result<String> {
+        self.existing_repository(repo)
+            .await?
+            .policy
+            .ok_or_else(|| RegistryError::PolicyNotFound(format!("Repository policy does not exist for the repository with name '{repo}'")))
+    }
+
+    pub async fn delete_repository_policy(&self, repo: &Repo) -> Result<String> {
+        let policy = self.repository_policy(repo).await?;
+        self.meta.set_repository_policy(repo.key(), None).await?;
+        self.caches.invalidate_repo_authz(repo.key());
+        Ok(policy)
+    }
+
+    pub async fn set_registry_policy(&self, registry: &RegistryRef, policy: &str) -> Result<()> {
+        Policy::parse_resource(policy).map_err(|e| RegistryError::InvalidParameter(format!("Invalid registry policy provided: {e}")))?;
+        self.meta.set_registry_policy(&registry.account, &registry.region, Some(policy)).await?;
+        self.caches.invalidate_registry_policy(&registry.account, &registry.region);
+        Ok(())
+    }
+
+    pub async fn registry_policy(&self, registry: &RegistryRef) -> Result<String> {
+        self.meta.get_registry_policy(&registry.account, &registry.region).await?.ok_or_else(|| {
+            RegistryError::RegistryPolicyNotFound(format!("Registry policy does not exist in the registry with id '{}'", registry.account))
+        })
+    }
+
+    pub async fn delete_registry_policy(&self, registry: &RegistryRef) -> Result<String> {
+        let policy = self.registry_policy(registry).await?;
+        self.meta.set_registry_policy(&registry.account, &registry.region, None).await?;
+        self.caches.invalidate_registry_policy(&registry.account, &registry.region);
+        Ok(policy)
+    }
+}

@@ -1,0 +1,787 @@
+//! One function per ECR action: parse the input shape, authorize the action,
+//! call the registry service, build the output shape.
+
+use base64::Engine;
+use berth_core::auth::{Principal, Resource};
+use berth_core::images::{ImageFailure, ImageId};
+use berth_core::immutability::ExclusionFilter;
+use berth_core::repositories::NewRepository;
+use berth_core::{Digest, Registry, RegistryRef, Repo, RepositoryName};
+use berth_store::TagStatus;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::shapes::{self, image_id, next_token, parse_token};
+use crate::EcrError;
+
+pub(crate) struct Ctx<'a> {
+    pub registry: &'a Registry,
+    pub principal: &'a Principal,
+    /// The Host the client called (the repository URI host when no template is configured).
+    pub host: &'a str,
+}
+
+type Out = Result<Value, EcrError>;
+
+pub(crate) async fn run(ctx: &Ctx<'_>, action: &str, body: &[u8]) -> Out {
+    match action {
+        "GetAuthorizationToken" => get_authorization_token(ctx, parse(body)?).await,
+        "DescribeRegistry" => describe_registry(ctx, parse(body)?).await,
+        "CreateRepository" => create_repository(ctx, parse(body)?).await,
+        "DescribeRepositories" => describe_repositories(ctx, parse(body)?).await,
+        "DeleteRepository" => delete_repository(ctx, parse(body)?).await,
+        "PutImageTagMutability" => put_image_tag_mutability(ctx, parse(body)?).await,
+        "PutImageScanningConfiguration" => put_image_scanning_configuration(ctx, parse(body)?).await,
+        "TagResource" => tag_resource(ctx, parse(body)?).await,
+        "UntagResource" => untag_resource(ctx, parse(body)?).await,
+        "ListTagsForResource" => list_tags_for_resource(ctx, parse(body)?).await,
+        "ListImages" => list_images(ctx, parse(body)?).await,
+        "DescribeImages" => describe_images(ctx, parse(body)?).await,
+        "BatchGetImage" => batch_get_image(ctx, parse(body)?).await,
+        "BatchDeleteImage" => batch_delete_image(ctx, parse(body)?).await,
+        "PutImage" => put_image(ctx, parse(body)?).await,
+        "BatchCheckLayerAvailability" => batch_check_layer_availability(ctx, parse(body)?).await,
+        "InitiateLayerUpload" => initiate_layer_upload(ctx, parse(body)?).await,
+        "UploadLayerPart" => upload_layer_part(ctx, parse(body)?).await,
+        "CompleteLayerUpload" => complete_layer_upload(ctx, parse(body)?).await,
+        "GetDownloadUrlForLayer" => get_download_url_for_layer(ctx, parse(body)?).await,
+        "SetRepositoryPolicy" => set_repository_policy(ctx, parse(body)?).await,
+        "GetRepositoryPolicy" => get_repository_policy(ctx, parse(body)?).await,
+        "DeleteRepositoryPolicy" => delete_repository_policy(ctx, parse(body)?).await,
+        "PutRegistryPolicy" => put_registry_policy(ctx, parse(body)?).await,
+        "GetRegistryPolicy" => get_registry_policy(ctx, parse(body)?).await,
+        "DeleteRegistryPolicy" => delete_registry_policy(ctx, parse(body)?).await,
+        "ListImageReferrers" => list_image_referrers(ctx, parse(body)?).await,
+        other => Err(EcrError::new("UnknownOperationException", format!("berth does not implement the ECR action {other} yet"))),
+    }
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, EcrError> {
+    let body = if body.is_empty() { b"{}".as_slice() } else { body };
+    serde_json::from_slice(body).map_err(|e| EcrError::new("SerializationException", format!("could not read the request: {e}")))
+}
+
+// ---- common parameters ----
+
+fn registry_of(ctx: &Ctx<'_>, registry_id: Option<&str>) -> Result<RegistryRef, EcrError> {
+    let account = match registry_id {
+        Some(id) if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) => id.to_string(),
+        Some(id) => {
+            return Err(EcrError::invalid(format!(
+                "Invalid parameter at 'registryId' failed to satisfy constraint: '{id}' is not a 12-digit registry id"
+            )))
+        }
+        None => ctx.principal.account.clone(),
+    };
+    let region = ctx.principal.region.clone().unwrap_or_else(|| ctx.registry.config().default_registry.region.clone());
+    Ok(RegistryRef { account, region })
+}
+
+fn repo_of(ctx: &Ctx<'_>, registry_id: Option<&str>, name: &str) -> Result<(RegistryRef, Repo), EcrError> {
+    let registry = registry_of(ctx, registry_id)?;
+    let name = RepositoryName::parse(name).map_err(|_| {
+        EcrError::invalid(format!(
+            "Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must satisfy regular expression '(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*' and be 2-256 characters' ({name:?})"
+        ))
+    })?;
+    let repo = Repo::new(&registry, name);
+    Ok((registry, repo))
+}
+
+async fn allow(ctx: &Ctx<'_>, action: &str, resource: Resource<'_>) -> Result<(), EcrError> {
+    Ok(ctx.registry.authorize(ctx.principal, action, resource).await?)
+}
+
+fn uri_host(ctx: &Ctx<'_>, registry: &RegistryRef) -> String {
+    ctx.registry.registry_host(registry, ctx.host)
+}
+
+fn scheme(ctx: &Ctx<'_>) -> &'static str {
+    if ctx.principal.secure_transport {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+fn max_results(v: Option<i64>, max: i64, default: i64) -> Result<u32, EcrError> {
+    match v {
+        None => Ok(default as u32),
+        Some(n) if (1..=max).contains(&n) => Ok(n as u32),
+        Some(n) => Err(EcrError::invalid(format!(
+            "Invalid parameter at 'maxResults' failed to satisfy constraint: 'Member must have value between 1 and {max}' ({n})"
+        ))),
+    }
+}
+
+#[derive(Deserialize, Clone, Default)]
+#[serde(rename_all = "camelCase")]
+struct ImageIdIn {
+    image_digest: Option<String>,
+    image_tag: Option<String>,
+}
+
+fn image_ids(ids: &[ImageIdIn]) -> Result<Vec<ImageId>, EcrError> {
+    if ids.is_empty() || ids.len() > 100 {
+        return Err(EcrError::invalid(format!(
+            "Invalid parameter at 'imageIds' failed to satisfy constraint: 'Member must have length between 1 and 100' ({})",
+            ids.len()
+        )));
+    }
+    Ok(ids.iter().map(|i| ImageId { digest: i.image_digest.clone(), tag: i.image_tag.clone() }).collect())
+}
+
+fn failure(f: &ImageFailure) -> Value {
+    json!({ "imageId": image_id(f.id.digest.as_deref(), f.id.tag.as_deref()), "failureCode": f.code, "failureReason": f.reason })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RegistryOnly {}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RepoOnly {
+    registry_id: Option<String>,
+    repository_name: String,
+}
+
+// ---- registry ----
+
+async fn get_authorization_token(ctx: &Ctx<'_>, _in: Value) -> Out {
+    let registry = registry_of(ctx, None)?;
+    allow(ctx, "ecr:GetAuthorizationToken", Resource::Registry(&registry)).await?;
+    let (password, expires_at) = ctx.registry.issue_token(ctx.principal)?;
+    Ok(json!({ "authorizationData": [{
+        "authorizationToken": berth_iam::token::authorization_token(&password),
+        "expiresAt": expires_at,
+        "proxyEndpoint": format!("{}://{}", scheme(ctx), uri_host(ctx, &registry)),
+    }]}))
+}
+
+async fn describe_registry(ctx: &Ctx<'_>, _in: Value) -> Out {
+    let registry = registry_of(ctx, None)?;
+    allow(ctx, "ecr:DescribeRegistry", Resource::Registry(&registry)).await?;
+    Ok(json!({ "registryId": registry.account, "replicationConfiguration": { "rules": [] } }))
+}
+
+// ---- repositories ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateRepositoryIn {
+    registry_id: Option<String>,
+    repository_name: String,
+    #[serde(default)]
+    tags: Vec<TagIn>,
+    image_tag_mutability: Option<String>,
+    #[serde(default)]
+    image_tag_mutability_exclusion_filters: Vec<ExclusionFilter>,
+    image_scanning_configuration: Option<ScanningIn>,
+    encryption_configuration: Option<EncryptionIn>,
+}
+
+/// ECR's `Tag` shape is the one spelled in PascalCase.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TagIn {
+    key: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ScanningIn {
+    #[serde(default)]
+    scan_on_push: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EncryptionIn {
+    encryption_type: String,
+    kms_key: Option<String>,
+}
+
+async fn create_repository(ctx: &Ctx<'_>, i: CreateRepositoryIn) -> Out {
+    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    allow(ctx, "ecr:CreateRepository", Resource::Repository(&repo)).await?;
+    if !i.tags.is_empty() {
+        allow(ctx, "ecr:TagResource", Resource::Repository(&repo)).await?;
+    }
+    let req = NewRepository {
+        tag_mutability: i.image_tag_mutability,
+        exclusion_filters: i.image_tag_mutability_exclusion_filters,
+        scan_on_push: i.image_scanning_configuration.is_some_and(|s| s.scan_on_push),
+        encryption_type: i.encryption_configuration.as_ref().map(|e| e.encryption_type.clone()),
+        kms_key: i.encryption_configuration.and_then(|e| e.kms_key),
+        tags: i.tags.into_iter().map(|t| (t.key, t.value)).collect(),
+    };
+    let row = ctx.registry.create_repository(&repo, req).await?;
+    Ok(json!({ "repository": shapes::repository(&row, &uri_host(ctx, &registry)) }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DescribeRepositoriesIn {
+    registry_id: Option<String>,
+    repository_names: Option<Vec<String>>,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+}
+
+async fn describe_repositories(ctx: &Ctx<'_>, i: DescribeRepositoriesIn) -> Out {
+    let registry = registry_of(ctx, i.registry_id.as_deref())?;
+    let host = uri_host(ctx, &registry);
+    if let Some(names) = i.repository_names {
+        if names.is_empty() || names.len() > 100 {
+            return Err(EcrError::invalid(
+                "Invalid parameter at 'repositoryNames' failed to satisfy constraint: 'Member must have length between 1 and 100'",
+            ));
+        }
+        if i.next_token.is_some() || i.max_results.is_some() {
+            return Err(EcrError::invalid("maxResults and nextToken cannot be used with repositoryNames"));
+        }
+        let mut out = Vec::new();
+        for n in &names {
+            let (_, repo) = repo_of(ctx, i.registry_id.as_deref(), n)?;
+            allow(ctx, "ecr:DescribeRepositories", Resource::Repository(&repo)).await?;
+            out.push(shapes::repository(&ctx.registry.repository(&repo).await?, &host));
+        }
+        return Ok(json!({ "repositories": out }));
+    }
+    let limit = max_results(i.max_results, 1000, 1000)?;
+    let after = i.next_token.as_deref().map(parse_token).transpose()?;
+    // Allowed on every repository (`repository/*`)? Then no per-row checks are needed; a caller
+    // allowed on some repositories sees those; a caller allowed on none is refused, as ECR does.
+    let everything = ctx.registry.authorize(ctx.principal, "ecr:DescribeRepositories", Resource::Registry(&registry)).await.is_ok()
+        || ctx.registry.authorize(ctx.principal, "ecr:DescribeRepositories", Resource::AllRepositories(&registry)).await.is_ok();
+    let rows = ctx.registry.repositories(&registry, after.as_deref(), limit + 1).await?;
+    let more = rows.len() > limit as usize;
+    let mut out = Vec::new();
+    let mut last = None;
+    for row in rows.iter().take(limit as usize) {
+        last = Some(row.key.name.clone());
+        let repo = Repo::new(&registry, RepositoryName::parse(&row.key.name)?);
+        if everything || ctx.registry.authorize(ctx.principal, "ecr:DescribeRepositories", Resource::Repository(&repo)).await.is_ok() {
+            out.push(shapes::repository(row, &host));
+        }
+    }
+    if !everything && out.is_empty() {
+        allow(ctx, "ecr:DescribeRepositories", Resource::AllRepositories(&registry)).await?;
+    }
+    let mut v = json!({ "repositories": out });
+    if let (true, Some(l)) = (more, last) {
+        v["nextToken"] = json!(next_token(&l));
+    }
+    Ok(v)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeleteRepositoryIn {
+    registry_id: Option<String>,
+    repository_name: String,
+    #[serde(default)]
+    force: bool,
+}
+
+async fn delete_repository(ctx: &Ctx<'_>, i: DeleteRepositoryIn) -> Out {
+    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    allow(ctx, "ecr:DeleteRepository", Resource::Repository(&repo)).await?;
+    let row = ctx.registry.delete_repository(&repo, i.force).await?;
+    Ok(json!({ "repository": shapes::repository(&row, &uri_host(ctx, &registry)) }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TagMutabilityIn {
+    registry_id: Option<String>,
+    repository_name: String,
+    image_tag_mutability: String,
+    #[serde(default)]
+    image_tag_mutability_exclusion_filters: Vec<ExclusionFilter>,
+}
+
+async fn put_image_tag_mutability(ctx: &Ctx<'_>, i: TagMutabilityIn) -> Out {
+    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    allow(ctx, "ecr:PutImageTagMutability", Resource::Repository(&repo)).await?;
+    let row = ctx.registry.set_tag_mutability(&repo, &i.image_tag_mutability, &i.image_tag_mutability_exclusion_filters).await?;
+    let mut v =
+        json!({ "registryId": registry.account, "repositoryName": repo.name.as_str(), "imageTagMutability": row.settings.tag_mutability });
+    if !i.image_tag_mutability_exclusion_filters.is_empty() {
+        v["imageTagMutabilityExclusionFilters"] = json!(i.image_tag_mutability_exclusion_filters);
+    }
+    Ok(v)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ScanningConfigIn {
+    registry_id: Option<String>,
+    repository_name: String,
+    image_scanning_configuration: ScanningIn,
+}
+
+async fn put_image_scanning_configuration(ctx: &Ctx<'_>, i: ScanningConfigIn) -> Out {
+    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    allow(ctx, "ecr:PutImageScanningConfiguration", Resource::Repository(&repo)).await?;
+    let row = ctx.registry.set_scan_on_push(&repo, i.image_scanning_configuration.scan_on_push).await?;
+    Ok(json!({ "registryId": registry.account, "repositoryName": repo.name.as_str(),
+               "imageScanningConfiguration": { "scanOnPush": row.settings.scan_on_push } }))
+}
+
+/// `arn:aws:ecr:<region>:<account>:repository/<name>` → the repository.
+fn repo_from_arn(ctx: &Ctx<'_>, arn: &str) -> Result<Repo, EcrError> {
+    let bad = || EcrError::invalid(format!("Invalid parameter at 'resourceArn': {arn:?} is not an ECR repository ARN"));
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    if parts.len() != 6 || parts[0] != "arn" || parts[2] != "ecr" {
+        return Err(bad());
+    }
+    let name = parts[5].strip_prefix("repository/").ok_or_else(bad)?;
+    let (mut registry, repo) = repo_of(ctx, Some(parts[4]), name)?;
+    registry.region = parts[3].to_string();
+    Ok(Repo::new(&registry, repo.name))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TagResourceIn {
+    resource_arn: String,
+    tags: Vec<TagIn>,
+}
+
+async fn tag_resource(ctx: &Ctx<'_>, i: TagResourceIn) -> Out {
+    let repo = repo_from_arn(ctx, &i.resource_arn)?;
+    allow(ctx, "ecr:TagResource", Resource::Repository(&repo)).await?;
+    let tags: Vec<(String, String)> = i.tags.into_iter().map(|t| (t.key, t.value)).collect();
+    ctx.registry.tag_repository(&repo, &tags).await?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UntagResourceIn {
+    resource_arn: String,
+    tag_keys: Vec<String>,
+}
+
+async fn untag_resource(ctx: &Ctx<'_>, i: UntagResourceIn) -> Out {
+    let repo = repo_from_arn(ctx, &i.resource_arn)?;
+    allow(ctx, "ecr:UntagResource", Resource::Repository(&repo)).await?;
+    ctx.registry.untag_repository(&repo, &i.tag_keys).await?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListTagsIn {
+    resource_arn: String,
+}
+
+async fn list_tags_for_resource(ctx: &Ctx<'_>, i: ListTagsIn) -> Out {
+    let repo = repo_from_arn(ctx, &i.resource_arn)?;
+    allow(ctx, "ecr:ListTagsForResource", Resource::Repository(&repo)).await?;
+    let tags: Vec<Value> = ctx.registry.repository_tags(&repo).await?.into_iter().map(|(k, v)| json!({ "Key": k, "Value": v })).collect();
+    Ok(json!({ "tags": tags }))
+}
+
+// ---- images ----
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct FilterIn {
+    tag_status: Option<String>,
+}
+
+fn tag_status(f: Option<&FilterIn>) -> Result<TagStatus, EcrError> {
+    match f.and_then(|f| f.tag_status.as_deref()) {
+        None | Some("ANY") => Ok(TagStatus::Any),
+        Some("TAGGED") => Ok(TagStatus::Tagged),
+        Some("UNTAGGED") => Ok(TagStatus::Untagged),
+        Some(o) => Err(EcrError::invalid(format!("Invalid parameter at 'filter.tagStatus': {o:?} is not TAGGED, UNTAGGED or ANY"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListImagesIn {
+    registry_id: Option<String>,
+    repository_name: String,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+    filter: Option<FilterIn>,
+}
+
+async fn list_images(ctx: &Ctx<'_>, i: ListImagesIn) -> Out {
+    let (_, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    allow(ctx, "ecr:ListImages", Resource::Repository(&repo)).await?;
+    let limit = max_results(i.max_results, 1000, 1000)?;
+    let after = i.next_token.as_deref().map(parse_token).transpose()?;
+    let rows = ctx.registry.images(&repo, tag_status(i.filter.as_ref())?, after.as_deref(), limit + 1).await?;
+    let more = rows.len() > limit as usize;
+    let page = &rows[..rows.len().min(limit as usize)];
+    let mut ids = Vec::new();
+    for row in page {
+        let d = row.digest.to_string();
+        if row.tags.is_empty() {
+            ids.push(image_id(Some(&d), None));
+        }
+        for t in &row.tags {
+            ids.push(image_id(Some(&d), Some(t)));
+        }
+    }
+    let mut v = json!({ "imageIds": ids });
+    if let (true, Some(last)) = (more, page.last()) {
+        v["nextToken"] = json!(next_token(&last.digest.to_string()));
+    }
+    Ok(v)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DescribeImagesIn {
+    registry_id: Option<String>,
+    repository_name: String,
+    image_ids: Option<Vec<ImageIdIn>>,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+    filter: Option<FilterIn>,
+}
+
+async fn describe_images(ctx: &Ctx<'_>, i: DescribeImagesIn) -> Out {
+    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    allow(ctx, "ecr:DescribeImages", Resource::Repository(&repo)).await?;
+    if let Some(ids) = &i.image_ids {
+        if i.next_token.is_some() || i.max_results.is_some() {
+            return Err(EcrError::invalid("maxResults and nextToken cannot be used with imageIds"));
+        }
+        let (found, failures) = ctx.registry.describe_image_ids(&repo, &image_ids(ids)?).await?;
+        if let Some(f) = failures.first() {
+            // ECR reports a missing image of DescribeImages as an exception, not a failure entry.
+            if f.code == "ImageNotFound" {
+                return Err(EcrError::new(
+                    "ImageNotFoundException",
+                    format!("The image with imageId {} does not exist within the repository with name '{repo}'", failure(f)["imageId"]),
+                ));
+            }
+            return Err(EcrError::invalid(f.reason.clone()));
+        }
+        let details: Vec<Value> = found.iter().map(|r| shapes::image_detail(r, &registry, &repo)).collect();
+        return Ok(json!({ "imageDetails": details }));
+    }
+    let limit = max_results(i.max_results, 1000, 100)?;
+    let after = i.next_token.as_deref().map(parse_token).transpose()?;
+    let rows = ctx.registry.images(&repo, tag_status(i.filter.as_ref())?, after.as_deref(), limit + 1).await?;
+    let more = rows.len() > limit as usize;
+    let page = &rows[..rows.len().min(limit as usize)];
+    let details: Vec<Value> = page.iter().map(|r| shapes::image_detail(r, &registry, &repo)).collect();
+    let mut v = json!({ "imageDetails": details });
+    if let (true, Some(last)) = (more, page.last()) {
+        v["nextToken"] = json!(next_token(&last.digest.to_string()));
+    }
+    Ok(v)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BatchGetImageIn {
+    registry_id: Option<String>,
+    repository_name: String,
+    image_ids: Vec<ImageIdIn>,
+    #[serde(default)]
+    accepted_media_types: Vec<String>,
+}
+
+async fn batch_get_image(ctx: &Ctx<'_>, i: BatchGetImageIn) -> Out {
+    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    allow(ctx, "ecr:BatchGetImage", Resource::Repository(&repo)).await?;
+    if i.accepted_media_types.len() > 100 {
+        return Err(EcrError::invalid("Invalid parameter at 'acceptedMediaTypes': at most 100"));
+    }
+    let (found, failures) = ctx.registry.batch_get_images(&repo, &image_ids(&i.image_ids)?, &i.accepted_media_types).await?;
+    let images: Vec<Value> = found
+        .iter()
+        .map(|f| {
+            json!({
+                "registryId": registry.account,
+                "repositoryName": repo.name.as_str(),
+                "imageId": image_id(f.id.digest.as_deref(), f.id.tag.as_deref()),
+                "imageManifest": String::from_utf8_lossy(&f.manifest.content),
+                "imageManifestMediaType": f.manifest.media_type,
+            })
+        })
+        .collect();
+    Ok(json!({ "images": images, "failures": failures.iter().map(failure).collect::<Vec<_>>() }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BatchDeleteImageIn {
+    registry_id: Option<String>,
+    repository_name: String,
+    image_ids: Vec<ImageIdIn>,
+}
+
+async fn batch_delete_image(ctx: &Ctx<'_>, i: BatchDeleteImageIn) -> Out {
+    let (_, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    allow(ctx, "ecr:BatchDeleteImage", Resource::Repository(&repo)).await?;
+    let (deleted, failures) = ctx.registry.batch_delete_images(&repo, &image_ids(&i.image_ids)?).await?;
+    Ok(json!({
+        "imageIds": deleted.iter().map(|d| image_id(d.digest.as_deref(), d.tag.as_deref())).collect::<Vec<_>>(),
+        "failures": failures.iter().map(failure).collect::<Vec<_>>(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PutImageIn {
+    registry_id: Option<String>,
+    repository_name: String,
+    image_manifest: String,
+    image_manifest_media_type: Option<String>,
+    image_tag: Option<String>,
+    image_digest: Option<String>,
+}
+
+async fn put_image(ctx: &Ctx<'_>, i: PutImageIn) -> Out {
+    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    allow(ctx, "ecr:PutImage", Resource::Repository(&repo)).await?;
+    let (digest, media) = ctx
+        .registry
+        .put_image(
+            &repo,
+            Bytes::from(i.image_manifest.clone()),
+            i.image_manifest_media_type.as_deref(),
+            i.image_tag.as_deref(),
+            i.image_digest.as_deref(),
+        )
+        .await?;
+    let d = digest.to_string();
+    Ok(json!({ "image": {
+        "registryId": registry.account,
+        "repositoryName": repo.name.as_str(),
+        "imageId": image_id(Some(&d), i.image_tag.as_deref()),
+        "imageManifest": i.image_manifest,
+        "imageManifestMediaType": media,
+    }}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LayerAvailabilityIn {
+    registry_id: Option<String>,
+    repository_name: String,
+    layer_digests: Vec<String>,
+}
+
+async fn batch_check_layer_availability(ctx: &Ctx<'_>, i: LayerAvailabilityIn) -> Out {
+    let (_, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    allow(ctx, "ecr:BatchCheckLayerAvailability", Resource::Repository(&repo)).await?;
+    if i.layer_digests.is_empty() || i.layer_digests.len() > 100 {
+        return Err(EcrError::invalid(
+            "Invalid parameter at 'layerDigests' failed to satisfy constraint: 'Member must have length between 1 and 100'",
+        ));
+    }
+    ctx.registry.repository(&repo).await?;
+    let (mut layers, mut failures) = (Vec::new(), Vec::new());
+    for d in &i.layer_digests {
+        let Ok(digest) = d.parse::<Digest>() else {
+            failures.push(json!({ "layerDigest": d, "failureCode": "InvalidLayerDigest", "failureReason": "Invalid layer digest" }));
+            continue;
+        };
+        match ctx.registry.layer_size(&repo, &digest).await? {
+            Some(size) => layers.push(json!({ "layerDigest": d, "layerAvailability": "AVAILABLE", "layerSize": size })),
+            None => failures
+                .push(json!({ "layerDigest": d, "failureCode": "MissingLayerDigest", "failureReason": "Requested layer not found" })),
+        }
+    }
+    Ok(json!({ "layers": layers, "failures": failures }))
+}
+
+async fn initiate_layer_upload(ctx: &Ctx<'_>, i: RepoOnly) -> Out {
+    let (_, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    allow(ctx, "ecr:InitiateLayerUpload", Resource::Repository(&repo)).await?;
+    ctx.registry.repository(&repo).await?;
+    let status = ctx.registry.start_upload(&repo).await?;
+    Ok(json!({ "uploadId": status.id, "partSize": berth_core::images::MIN_LAYER_PART }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UploadLayerPartIn {
+    registry_id: Option<String>,
+    repository_name: String,
+    upload_id: String,
+    part_first_byte: u64,
+    part_last_byte: u64,
+    layer_part_blob: String,
+}
+
+async fn upload_layer_part(ctx: &Ctx<'_>, i: UploadLayerPartIn) -> Out {
+    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    allow(ctx, "ecr:UploadLayerPart", Resource::Repository(&repo)).await?;
+    let part = base64::engine::general_purpose::STANDARD
+        .decode(i.layer_part_blob.as_bytes())
+        .map_err(|e| EcrError::invalid(format!("Invalid parameter at 'layerPartBlob': not base64 ({e})")))?;
+    let last = ctx.registry.upload_layer_part(&repo, &i.upload_id, i.part_first_byte, i.part_last_byte, Bytes::from(part)).await?;
+    Ok(json!({ "registryId": registry.account, "repositoryName": repo.name.as_str(), "uploadId": i.upload_id, "lastByteReceived": last }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CompleteLayerUploadIn {
+    registry_id: Option<String>,
+    repository_name: String,
+    upload_id: String,
+    layer_digests: Vec<String>,
+}
+
+async fn complete_layer_upload(ctx: &Ctx<'_>, i: CompleteLayerUploadIn) -> Out {
+    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    allow(ctx, "ecr:CompleteLayerUpload", Resource::Repository(&repo)).await?;
+    let [d] = i.layer_digests.as_slice() else {
+        return Err(EcrError::invalid("Invalid parameter at 'layerDigests': exactly one digest is supported"));
+    };
+    let digest: Digest = d.parse().map_err(|e: berth_core::DigestError| EcrError::new("InvalidLayerException", e.to_string()))?;
+    let stored = ctx.registry.complete_layer_upload(&repo, &i.upload_id, &digest).await.map_err(|e| match e {
+        berth_core::RegistryError::DigestInvalid(m) => EcrError::new("InvalidLayerException", m),
+        other => other.into(),
+    })?;
+    Ok(
+        json!({ "registryId": registry.account, "repositoryName": repo.name.as_str(), "uploadId": i.upload_id, "layerDigest": stored.to_string() }),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DownloadUrlIn {
+    registry_id: Option<String>,
+    repository_name: String,
+    layer_digest: String,
+}
+
+async fn get_download_url_for_layer(ctx: &Ctx<'_>, i: DownloadUrlIn) -> Out {
+    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    allow(ctx, "ecr:GetDownloadUrlForLayer", Resource::Repository(&repo)).await?;
+    let digest: Digest = i.layer_digest.parse().map_err(|e: berth_core::DigestError| EcrError::invalid(e.to_string()))?;
+    if ctx.registry.layer_size(&repo, &digest).await?.is_none() {
+        ctx.registry.repository(&repo).await?;
+        return Err(EcrError::new(
+            "LayersNotFoundException",
+            format!("The layer {digest} does not exist in the repository with name '{repo}'"),
+        ));
+    }
+    // A URL that works without headers: the caller's own registry token as a query parameter.
+    let (password, _) = ctx.registry.issue_token(ctx.principal)?;
+    let url = format!("{}://{}/v2/{}/blobs/{digest}?berth_token={password}", scheme(ctx), uri_host(ctx, &registry), repo.name);
+    Ok(json!({ "downloadUrl": url, "layerDigest": digest.to_string() }))
+}
+
+// ---- policies ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SetRepositoryPolicyIn {
+    registry_id: Option<String>,
+    repository_name: String,
+    policy_text: String,
+}
+
+async fn set_repository_policy(ctx: &Ctx<'_>, i: SetRepositoryPolicyIn) -> Out {
+    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    allow(ctx, "ecr:SetRepositoryPolicy", Resource::Repository(&repo)).await?;
+    ctx.registry.set_repository_policy(&repo, &i.policy_text).await?;
+    Ok(json!({ "registryId": registry.account, "repositoryName": repo.name.as_str(), "policyText": i.policy_text }))
+}
+
+async fn get_repository_policy(ctx: &Ctx<'_>, i: RepoOnly) -> Out {
+    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    allow(ctx, "ecr:GetRepositoryPolicy", Resource::Repository(&repo)).await?;
+    let policy = ctx.registry.repository_policy(&repo).await?;
+    Ok(json!({ "registryId": registry.account, "repositoryName": repo.name.as_str(), "policyText": policy }))
+}
+
+async fn delete_repository_policy(ctx: &Ctx<'_>, i: RepoOnly) -> Out {
+    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    allow(ctx, "ecr:DeleteRepositoryPolicy", Resource::Repository(&repo)).await?;
+    let policy = ctx.registry.delete_repository_policy(&repo).await?;
+    Ok(json!({ "registryId": registry.account, "repositoryName": repo.name.as_str(), "policyText": policy }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PutRegistryPolicyIn {
+    policy_text: String,
+}
+
+async fn put_registry_policy(ctx: &Ctx<'_>, i: PutRegistryPolicyIn) -> Out {
+    let registry = registry_of(ctx, None)?;
+    allow(ctx, "ecr:PutRegistryPolicy", Resource::Registry(&registry)).await?;
+    ctx.registry.set_registry_policy(&registry, &i.policy_text).await?;
+    Ok(json!({ "registryId": registry.account, "policyText": i.policy_text }))
+}
+
+async fn get_registry_policy(ctx: &Ctx<'_>, _i: RegistryOnly) -> Out {
+    let registry = registry_of(ctx, None)?;
+    allow(ctx, "ecr:GetRegistryPolicy", Resource::Registry(&registry)).await?;
+    let policy = ctx.registry.registry_policy(&registry).await?;
+    Ok(json!({ "registryId": registry.account, "policyText": policy }))
+}
+
+async fn delete_registry_policy(ctx: &Ctx<'_>, _i: RegistryOnly) -> Out {
+    let registry = registry_of(ctx, None)?;
+    allow(ctx, "ecr:DeleteRegistryPolicy", Resource::Registry(&registry)).await?;
+    let policy = ctx.registry.delete_registry_policy(&registry).await?;
+    Ok(json!({ "registryId": registry.account, "policyText": policy }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListImageReferrersIn {
+    registry_id: Option<String>,
+    repository_name: String,
+    subject_id: ImageIdIn,
+    filter: Option<ReferrerFilterIn>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReferrerFilterIn {
+    #[serde(default)]
+    artifact_types: Vec<String>,
+}
+
+async fn list_image_referrers(ctx: &Ctx<'_>, i: ListImageReferrersIn) -> Out {
+    let (_, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    allow(ctx, "ecr:ListImageReferrers", Resource::Repository(&repo)).await?;
+    let subject: Digest = i
+        .subject_id
+        .image_digest
+        .as_deref()
+        .ok_or_else(|| EcrError::invalid("subjectId.imageDigest is required"))?
+        .parse()
+        .map_err(|e: berth_core::DigestError| EcrError::invalid(e.to_string()))?;
+    ctx.registry.repository(&repo).await?;
+    let types = i.filter.map(|f| f.artifact_types).unwrap_or_default();
+    let referrers: Vec<Value> = ctx
+        .registry
+        .referrers(&repo, &subject, None)
+        .await?
+        .into_iter()
+        .filter(|m| types.is_empty() || m.artifact_type.as_ref().is_some_and(|t| types.contains(t)))
+        .map(|m| {
+            let mut v = json!({ "mediaType": m.media_type, "digest": m.digest.to_string(), "size": m.size });
+            if let Some(t) = m.artifact_type {
+                v["artifactType"] = json!(t);
+            }
+            if let Some(a) = m.annotations.and_then(|a| serde_json::from_str::<Value>(&a).ok()) {
+                v["annotations"] = a;
+            }
+            v
+        })
+        .collect();
+    Ok(json!({ "referrers": referrers }))
+}

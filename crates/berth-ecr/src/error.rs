@@ -1,0 +1,115 @@
+//! Service errors as AWS JSON 1.1 exceptions (`__type`, `message`): the one
+//! place the ECR exception names and HTTP statuses are chosen.
+
+use axum::response::{IntoResponse, Response};
+use berth_core::auth::AuthFailure;
+use berth_core::RegistryError;
+use http::StatusCode;
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct EcrError {
+    pub type_name: &'static str,
+    pub message: String,
+    pub status: StatusCode,
+    /// Extra members of the exception shape (e.g. InvalidLayerPartException's lastValidByteReceived).
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl EcrError {
+    pub fn new(type_name: &'static str, message: impl Into<String>) -> Self {
+        EcrError { type_name, message: message.into(), status: StatusCode::BAD_REQUEST, extra: Default::default() }
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new("InvalidParameterException", message)
+    }
+    pub fn server(message: impl Into<String>) -> Self {
+        EcrError { status: StatusCode::INTERNAL_SERVER_ERROR, ..Self::new("ServerException", message) }
+    }
+}
+
+impl From<RegistryError> for EcrError {
+    fn from(e: RegistryError) -> Self {
+        use RegistryError as R;
+        let msg = e.to_string();
+        match e {
+            R::NameUnknown(name) => {
+                EcrError::new("RepositoryNotFoundException", format!("The repository with name '{name}' does not exist in the registry"))
+            }
+            R::NameInvalid(_) | R::TagInvalid(_) | R::InvalidParameter(_) | R::DigestInvalid(_) | R::ManifestTooLarge { .. } => {
+                EcrError::invalid(msg)
+            }
+            R::ManifestInvalid(_) | R::Unsupported(_) => EcrError::new(
+                "InvalidParameterException",
+                format!("Invalid parameter at 'imageManifest' failed to satisfy constraint: '{msg}'"),
+            ),
+            R::ManifestBlobUnknown(d) => EcrError::new(
+                "LayersNotFoundException",
+                format!("The layer {d} referenced by the manifest does not exist in the repository"),
+            ),
+            R::ManifestChildUnknown(d) => EcrError::new(
+                "ReferencedImagesNotFoundException",
+                format!("The manifest list references image {d}, which does not exist in the repository"),
+            ),
+            R::BlobUnknown(d) => EcrError::new("LayersNotFoundException", format!("The layer {d} does not exist in the repository")),
+            R::BlobUploadUnknown => EcrError::new("UploadNotFoundException", "The upload could not be found"),
+            R::BlobUploadInvalid(_) | R::UploadRangeInvalid { .. } | R::SizeInvalid(_) => EcrError::new("InvalidLayerPartException", msg),
+            R::InvalidLayerPart { message, last_valid } => {
+                let mut err = EcrError::new("InvalidLayerPartException", message);
+                if let Some(l) = last_valid {
+                    err.extra.insert("lastValidByteReceived".into(), json!(l));
+                }
+                err
+            }
+            R::RangeNotSatisfiable { .. } => EcrError::invalid(msg),
+            R::ManifestUnknown(_) => EcrError::new("ImageNotFoundException", msg),
+            R::TagImmutable { .. } => EcrError::new("ImageTagAlreadyExistsException", msg),
+            R::RepositoryExists(_) => EcrError::new("RepositoryAlreadyExistsException", msg),
+            R::RepositoryNotEmpty(_) => EcrError::new("RepositoryNotEmptyException", msg),
+            R::PolicyNotFound(_) => EcrError::new("RepositoryPolicyNotFoundException", msg),
+            R::RegistryPolicyNotFound(_) => EcrError::new("RegistryPolicyNotFoundException", msg),
+            R::TooManyTags(_) => EcrError::new("TooManyTagsException", msg),
+            R::InvalidTagParameter(_) => EcrError::new("InvalidTagParameterException", msg),
+            R::LayerPartTooSmall(_) => EcrError::new("LayerPartTooSmallException", msg),
+            R::LayerAlreadyExists(_) => EcrError::new("LayerAlreadyExistsException", msg),
+            R::ImageAlreadyExists(_) => EcrError::new("ImageAlreadyExistsException", msg),
+            R::EmptyUpload(_) => EcrError::new("EmptyUploadException", msg),
+            R::ImageDigestMismatch(_) => EcrError::new("ImageDigestDoesNotMatchException", msg),
+            R::Denied(m) => EcrError::new("AccessDeniedException", m),
+            R::Unauthenticated(f) => match f {
+                AuthFailure::Missing => EcrError {
+                    status: StatusCode::FORBIDDEN,
+                    ..EcrError::new("MissingAuthenticationTokenException", "Missing Authentication Token")
+                },
+                AuthFailure::UnknownAccessKey => EcrError {
+                    status: StatusCode::FORBIDDEN,
+                    ..EcrError::new("UnrecognizedClientException", "The security token included in the request is invalid.")
+                },
+                AuthFailure::SignatureExpired(m) => EcrError {
+                    status: StatusCode::FORBIDDEN,
+                    ..EcrError::new("InvalidSignatureException", format!("Signature expired: {m}"))
+                },
+                AuthFailure::BadSignature(m) | AuthFailure::Malformed(m) => {
+                    EcrError { status: StatusCode::FORBIDDEN, ..EcrError::new("InvalidSignatureException", m) }
+                }
+                AuthFailure::TokenInvalid | AuthFailure::TokenExpired => {
+                    EcrError { status: StatusCode::FORBIDDEN, ..EcrError::new("ExpiredTokenException", f.to_string()) }
+                }
+            },
+            R::Store(e) => {
+                tracing::error!(error = %e, "storage failure");
+                EcrError::server("internal storage error; see the server log")
+            }
+        }
+    }
+}
+
+impl IntoResponse for EcrError {
+    fn into_response(self) -> Response {
+        let mut body = self.extra;
+        body.insert("__type".into(), json!(self.type_name));
+        body.insert("message".into(), json!(self.message));
+        (self.status, [(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")], axum::Json(serde_json::Value::Object(body)))
+            .into_response()
+    }
+}

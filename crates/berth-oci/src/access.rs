@@ -1,0 +1,110 @@
+//! Who is calling `/v2/`, and which ECR action each request is. The decision
+//! itself is the registry service's (`Registry::authorize`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use base64::Engine;
+use berth_core::auth::{AuthFailure, Principal, Resource, Transport};
+use berth_core::{Registry, RegistryError, RegistryRef, Repo};
+use http::{header, Method};
+
+use crate::{Endpoint, OciError};
+
+/// The caller's Basic credentials and transport, read before any await (a request body is not `Sync`).
+/// A blob GET may instead carry the token in `berth_token` (the URLs GetDownloadUrlForLayer returns).
+pub(crate) fn credentials(req: &Request<Body>) -> (Option<(String, String)>, Transport) {
+    let from_query = || {
+        if req.method() != Method::GET || !req.uri().path().contains("/blobs/sha") {
+            return None;
+        }
+        let query = req.uri().query()?;
+        form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "berth_token").map(|(_, v)| ("AWS".to_string(), v.into_owned()))
+    };
+    (basic_credentials(req).or_else(from_query), transport(req))
+}
+
+pub(crate) async fn authenticate(registry: &Registry, creds: (Option<(String, String)>, Transport)) -> Result<Principal, OciError> {
+    let (basic, transport) = creds;
+    let (user, password) = basic.ok_or(OciError::Registry(RegistryError::Unauthenticated(AuthFailure::Missing)))?;
+    Ok(registry.authenticate_token(&user, &password, transport).await?)
+}
+
+pub(crate) fn transport(req: &Request<Body>) -> Transport {
+    let mut t = req.extensions().get::<Transport>().copied().unwrap_or_default();
+    if t.source_ip.is_none() {
+        t.source_ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    }
+    t
+}
+
+fn basic_credentials(req: &Request<Body>) -> Option<(String, String)> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+/// The ECR action a `/v2/` request is, as ECR documents for its Docker registry API.
+fn action(ep: &Endpoint<Repo>, method: &Method) -> Option<&'static str> {
+    Some(match (ep, method) {
+        (Endpoint::Base, _) => return None,
+        (Endpoint::Catalog, _) => "ecr:DescribeRepositories",
+        (Endpoint::Tags { .. }, _) => "ecr:ListImages",
+        (Endpoint::Manifest { .. }, &Method::PUT) => "ecr:PutImage",
+        (Endpoint::Manifest { .. }, &Method::DELETE) | (Endpoint::Blob { .. }, &Method::DELETE) => "ecr:BatchDeleteImage",
+        (Endpoint::Manifest { .. }, _) | (Endpoint::Referrers { .. }, _) => "ecr:BatchGetImage",
+        (Endpoint::Blob { .. }, &Method::HEAD) => "ecr:BatchCheckLayerAvailability",
+        (Endpoint::Blob { .. }, _) => "ecr:GetDownloadUrlForLayer",
+        (Endpoint::UploadStart { .. }, _) => "ecr:InitiateLayerUpload",
+        (Endpoint::Upload { .. }, &Method::PUT) => "ecr:CompleteLayerUpload",
+        (Endpoint::Upload { .. }, _) => "ecr:UploadLayerPart",
+    })
+}
+
+fn repository(ep: &Endpoint<Repo>) -> Option<&Repo> {
+    match ep {
+        Endpoint::Base | Endpoint::Catalog => None,
+        Endpoint::Tags { name }
+        | Endpoint::Manifest { name, .. }
+        | Endpoint::Blob { name, .. }
+        | Endpoint::UploadStart { name }
+        | Endpoint::Upload { name, .. }
+        | Endpoint::Referrers { name, .. } => Some(name),
+    }
+}
+
+pub(crate) async fn authorize(
+    registry: &Registry,
+    principal: &Principal,
+    registry_ref: &RegistryRef,
+    ep: &Endpoint<Repo>,
+    method: &Method,
+    _query: &HashMap<String, String>,
+) -> Result<(), OciError> {
+    let Some(action) = action(ep, method) else { return Ok(()) };
+    match repository(ep) {
+        None => registry.authorize(principal, action, Resource::Registry(registry_ref)).await?,
+        Some(repo) => {
+            registry.authorize(principal, action, Resource::Repository(repo)).await?;
+            // A push into a repository that does not exist yet creates it.
+            let pushes = matches!((ep, method), (Endpoint::UploadStart { .. }, &Method::POST) | (Endpoint::Manifest { .. }, &Method::PUT));
+            if pushes && !registry.repository_exists(repo).await? {
+                registry.authorize(principal, "ecr:CreateRepository", Resource::Repository(repo)).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a cross-repository mount may read `from`.
+pub(crate) async fn may_read_blobs(registry: &Registry, principal: &Principal, from: &Repo) -> bool {
+    registry.authorize(principal, "ecr:GetDownloadUrlForLayer", Resource::Repository(from)).await.is_ok()
+}

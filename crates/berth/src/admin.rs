@@ -1,0 +1,128 @@
+//! `berth admin …`: accounts, users, access keys and their policies. Works
+//! while berth is serving (it only writes identity rows, in transactions).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use berth_core::{Registry, RegistryConfig, SystemClock};
+use berth_store::{FsBlobStore, SqliteMetadataStore};
+use serde_json::json;
+
+use crate::config::DEFAULT_DATA_DIR;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create an account (a 12-digit registry id).
+    CreateAccount(AccountArgs),
+    /// Create a user with an access key; prints the key as JSON (the secret is shown only here).
+    CreateUser(CreateUserArgs),
+    /// Create another access key for an existing user; prints it as JSON.
+    CreateAccessKey(UserArgs),
+    /// Attach managed or custom policies to an existing user.
+    AttachPolicy(AttachPolicyArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AccountArgs {
+    #[arg(long, env = "BERTH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    #[arg(long)]
+    pub account: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UserArgs {
+    #[arg(long, env = "BERTH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// arn:aws:iam::<account>:user/<name>
+    #[arg(long)]
+    pub user_arn: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AttachPolicyArgs {
+    #[arg(long, env = "BERTH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    #[arg(long)]
+    pub user_arn: String,
+    #[command(flatten)]
+    pub policies: PolicyArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PolicyArgs {
+    /// Managed policy to attach: AmazonEC2ContainerRegistryFullAccess, …PowerUser, …ReadOnly
+    /// (the `AmazonEC2ContainerRegistry` prefix may be left out). Repeatable.
+    #[arg(long)]
+    pub policy: Vec<String>,
+    /// A JSON identity policy document to attach. Repeatable.
+    #[arg(long)]
+    pub policy_file: Vec<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CreateUserArgs {
+    #[arg(long, env = "BERTH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// 12-digit account id (created if new).
+    #[arg(long, env = "BERTH_ACCOUNT_ID")]
+    pub account: String,
+    #[arg(long)]
+    pub name: String,
+    #[command(flatten)]
+    pub policies: PolicyArgs,
+}
+
+pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AdminCommand::CreateUser(args) => create_user(args).await,
+        AdminCommand::CreateAccount(args) => {
+            registry(&args.data_dir).await?.create_account(&args.account).await?;
+            println!("{}", json!({ "account": args.account }));
+            Ok(ExitCode::SUCCESS)
+        }
+        AdminCommand::CreateAccessKey(args) => {
+            let (id, secret) = registry(&args.data_dir).await?.create_access_key(&args.user_arn).await?;
+            println!("{}", json!({ "user_arn": args.user_arn, "access_key_id": id, "secret_access_key": secret }));
+            Ok(ExitCode::SUCCESS)
+        }
+        AdminCommand::AttachPolicy(args) => {
+            let policies = policy_documents(&args.policies)?;
+            registry(&args.data_dir).await?.attach_policies(&args.user_arn, &policies).await?;
+            println!("{}", json!({ "user_arn": args.user_arn, "attached": policies.iter().map(|(n, _)| n).collect::<Vec<_>>() }));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn policy_documents(args: &PolicyArgs) -> anyhow::Result<Vec<(String, String)>> {
+    let mut policies = Vec::new();
+    for name in &args.policy {
+        let full = if name.starts_with("AmazonEC2ContainerRegistry") { name.clone() } else { format!("AmazonEC2ContainerRegistry{name}") };
+        let doc = berth_iam::policy::managed_policy(&full).with_context(|| format!("no managed policy named {name}"))?;
+        policies.push((full, doc.to_string()));
+    }
+    for path in &args.policy_file {
+        let doc = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("inline").to_string();
+        policies.push((name, doc));
+    }
+    Ok(policies)
+}
+
+async fn registry(dir: &std::path::Path) -> anyhow::Result<Registry> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let meta = SqliteMetadataStore::open(&dir.join("berth.db")).await.context("opening the metadata database")?;
+    let blobs = FsBlobStore::open(dir).await.context("opening blob storage")?;
+    Ok(Registry::new(Arc::new(meta), Arc::new(blobs), Arc::new(SystemClock), RegistryConfig::default()))
+}
+
+async fn create_user(args: CreateUserArgs) -> anyhow::Result<ExitCode> {
+    let policies = policy_documents(&args.policies)?;
+    let registry = registry(&args.data_dir).await?;
+    let (arn, id, secret) = registry.create_user(&args.account, &args.name, &policies).await?;
+    println!("{}", json!({ "user_arn": arn, "access_key_id": id, "secret_access_key": secret }));
+    Ok(ExitCode::SUCCESS)
+}
