@@ -10,6 +10,8 @@ import re
 import urllib.parse
 import uuid
 
+import requests
+
 import pytest
 
 from httputil import (
@@ -1481,3 +1483,17 @@ def test_bad_digest_manifest_reference(reg, repo, bad):
     assert r.status_code in (400, 404), describe(r)
     r = reg.put_manifest(repo, bad, img["manifest"], OCI_MANIFEST, expect=None)
     assert_error(r, 400, "DIGEST_INVALID", "UNSUPPORTED", "TAG_INVALID", "MANIFEST_INVALID")
+
+
+def test_operator_gc_requires_an_authorized_principal(berth):
+    """POST /_berth/gc is not open: no credentials → 401, a ReadOnly user → 403 DENIED."""
+    r = requests.post(berth.url + "/_berth/gc?dry_run=true", timeout=30)
+    assert r.status_code == 401, r.text
+    assert r.json()["errors"][0]["code"] == "UNAUTHORIZED"
+    key, secret = berth.create_user(f"gcreader{uuid.uuid4().hex[:6]}", policy="ReadOnly")
+    token = berth.token(key, secret)
+    r = requests.post(berth.url + "/_berth/gc?dry_run=true", auth=("AWS", token), timeout=30)
+    assert r.status_code == 403, r.text
+    assert r.json()["errors"][0]["code"] == "DENIED"
+    r = requests.post(berth.url + "/_berth/gc?dry_run=true", auth=("AWS", berth.token()), timeout=300)
+    assert r.status_code == 200 and r.json()["dry_run"] is True, r.text

@@ -19,6 +19,20 @@ use axum::Router;
 use berth_core::Registry;
 
 pub use endpoint::Endpoint;
+
+/// The credentials a request carries, read synchronously (a request body is not `Sync`).
+pub struct Caller(Option<(String, String)>, berth_core::auth::Transport);
+
+pub fn caller(req: &Request<Body>) -> Caller {
+    let (c, t) = access::credentials(req);
+    Caller(c, t)
+}
+
+/// Authenticates a non-`/v2/` request the way `/v2/` does (Basic `AWS:<registry token>`), for
+/// operator endpoints that must not be open.
+pub async fn authenticate_basic(registry: &Registry, caller: Caller) -> Result<berth_core::auth::Principal, OciError> {
+    access::authenticate(registry, (caller.0, caller.1)).await
+}
 pub use error::OciError;
 
 /// The route a request took, as a low-cardinality label for logs and metrics.

@@ -109,9 +109,21 @@ struct GcQuery {
     grace_seconds: Option<i64>,
 }
 
-async fn gc_now(State(state): State<AppState>, Query(q): Query<GcQuery>) -> Response {
+/// Online GC, for operators: needs a registry token of a principal allowed `berth:CollectGarbage`.
+async fn gc_now(State(state): State<AppState>, Query(q): Query<GcQuery>, req: axum::extract::Request) -> Response {
+    let registry = state.registry.clone();
+    let caller = berth_oci::caller(&req);
+    drop(req);
+    let principal = match berth_oci::authenticate_basic(&registry, caller).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let scope = registry.config().default_registry.clone();
+    if let Err(e) = registry.authorize(&principal, "berth:CollectGarbage", berth_core::auth::Resource::Registry(&scope)).await {
+        return berth_oci::OciError::Registry(e).into_response();
+    }
     let opts = GcOptions { dry_run: q.dry_run, grace_millis: q.grace_seconds.map(|s| s.saturating_mul(1000)) };
-    match state.registry.collect_garbage(opts).await {
+    match registry.collect_garbage(opts).await {
         Ok(report) => {
             state.metrics.record_gc(&report);
             axum::Json(report).into_response()
