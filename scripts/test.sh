@@ -10,3 +10,5 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo nextest run --workspace --locked
 cargo build --release --locked -p berth
 BERTH_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/berth" python3 -m pytest -v -p no:cacheprovider tests/e2e "$@"
+# The benchmark's small variant, so bench/ cannot rot (no targets asserted).
+./bench/ci-smoke.sh

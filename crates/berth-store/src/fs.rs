@@ -19,13 +19,15 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::fs::{self, File, OpenOptions};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
 use crate::blob::{BlobRange, BlobReader, BlobStore, ByteStream};
 use crate::{Algorithm, Digest, StoreError};
 
 const READ_CHUNK: usize = 256 * 1024;
+const READ_QUEUE: usize = 4;
+const WRITE_QUEUE: usize = 32;
+const WRITE_BUFFER: usize = 1024 * 1024;
 
 pub struct FsBlobStore {
     root: PathBuf,
@@ -88,34 +90,54 @@ impl BlobStore for FsBlobStore {
 
     async fn append_upload(&self, id: &str, offset: u64, mut data: ByteStream) -> Result<u64, StoreError> {
         let path = self.upload_path(id)?;
-        let mut file = match OpenOptions::new().write(true).open(&path).await {
+        let file = match std::fs::OpenOptions::new().write(true).open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::UploadNotFound(id.to_string())),
             Err(e) => return Err(StoreError::io(format!("opening upload {id}"), e)),
         };
-        let current = file.metadata().await.map_err(|e| StoreError::io(format!("stat upload {id}"), e))?.len();
+        let current = file.metadata().map_err(|e| StoreError::io(format!("stat upload {id}"), e))?.len();
         if current != offset {
             return Err(StoreError::OffsetMismatch { requested: offset, current });
         }
-        file.seek(SeekFrom::Start(offset)).await.map_err(|e| StoreError::io(format!("seek upload {id}"), e))?;
-        // Large writes through a buffer: fewer syscalls than one write per network frame.
-        let mut writer = tokio::io::BufWriter::with_capacity(READ_CHUNK, file);
-        let mut written = offset;
+        // Writes run on a blocking thread fed through a small bounded channel: the network
+        // side (and the caller's hashing) runs concurrently with the disk, memory stays bounded
+        // (WRITE_QUEUE chunks), and there is no thread-pool hop per write as with tokio::fs.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(WRITE_QUEUE);
+        let writer = tokio::task::spawn_blocking(move || -> io::Result<u64> {
+            use std::io::{Seek, Write};
+            let mut file = file;
+            file.seek(SeekFrom::Start(offset))?;
+            let mut out = std::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+            let mut written = offset;
+            while let Some(chunk) = rx.blocking_recv() {
+                out.write_all(&chunk)?;
+                written += chunk.len() as u64;
+            }
+            out.flush()?;
+            Ok(written)
+        });
+        let mut receive_error = None;
         while let Some(chunk) = data.next().await {
-            let chunk = chunk.map_err(|e| StoreError::io(format!("receiving data for upload {id}"), e));
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => {
-                    // Keep what arrived intact so the client can resume from the reported offset.
-                    let _ = writer.flush().await;
-                    return Err(e);
+            match chunk {
+                Ok(c) => {
+                    if tx.send(c).await.is_err() {
+                        break; // the writer stopped on an error; it is reported below
+                    }
                 }
-            };
-            writer.write_all(&chunk).await.map_err(|e| StoreError::io(format!("writing upload {id}"), e))?;
-            written += chunk.len() as u64;
+                Err(e) => {
+                    receive_error = Some(e);
+                    break;
+                }
+            }
         }
-        writer.flush().await.map_err(|e| StoreError::io(format!("writing upload {id}"), e))?;
-        Ok(written)
+        drop(tx);
+        let written = writer.await.map_err(|e| StoreError::io(format!("writing upload {id}"), io::Error::other(e.to_string())))?;
+        let written = written.map_err(|e| StoreError::io(format!("writing upload {id}"), e))?;
+        match receive_error {
+            // What arrived is intact on disk, so the client can resume from the reported offset.
+            Some(e) => Err(StoreError::io(format!("receiving data for upload {id} (kept {written} bytes)"), e)),
+            None => Ok(written),
+        }
     }
 
     async fn read_upload(&self, id: &str) -> Result<ByteStream, StoreError> {
@@ -172,20 +194,50 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn get(&self, digest: &Digest, range: Option<BlobRange>) -> Result<Option<BlobReader>, StoreError> {
-        let Some(mut file) =
-            not_found_is_none(File::open(self.blob_path(digest)).await).map_err(|e| StoreError::io(format!("opening blob {digest}"), e))?
+        let Some(file) = not_found_is_none(std::fs::File::open(self.blob_path(digest)))
+            .map_err(|e| StoreError::io(format!("opening blob {digest}"), e))?
         else {
             return Ok(None);
         };
-        let size = file.metadata().await.map_err(|e| StoreError::io(format!("stat blob {digest}"), e))?.len();
+        let size = file.metadata().map_err(|e| StoreError::io(format!("stat blob {digest}"), e))?.len();
         let (start, len) = match range {
             Some(r) => (r.start, r.end_inclusive - r.start + 1),
             None => (0, size),
         };
-        if start > 0 {
-            file.seek(SeekFrom::Start(start)).await.map_err(|e| StoreError::io(format!("seek blob {digest}"), e))?;
-        }
-        let body = ReaderStream::with_capacity(file.take(len), READ_CHUNK).boxed();
+        // Reads run on a blocking thread into a bounded channel (see append_upload): large
+        // sequential reads, no per-read thread-pool hop, bounded memory per download.
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(READ_QUEUE);
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Seek};
+            let mut file = file;
+            if let Err(e) = file.seek(SeekFrom::Start(start)) {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+            let mut remaining = len;
+            while remaining > 0 {
+                let mut buf = bytes::BytesMut::zeroed(READ_CHUNK.min(remaining as usize));
+                match file.read(&mut buf) {
+                    Ok(0) => {
+                        let _ = tx.blocking_send(Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob shorter than recorded")));
+                        return;
+                    }
+                    Ok(n) => {
+                        buf.truncate(n);
+                        remaining -= n as u64;
+                        if tx.blocking_send(Ok(buf.freeze())).is_err() {
+                            return; // the client went away
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        let body = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed();
         Ok(Some(BlobReader { len, body }))
     }
 

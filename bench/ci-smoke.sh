@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The benchmark's small variant, end to end against berth only, so that it cannot rot.
+# No targets are asserted: it fails only when a workload fails. About a minute after the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=$(mktemp -d /tmp/berth-bench-smoke.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+BENCH_SCALE=small BENCH_TARGETS=berth BENCH_OUT="$out/RESULTS.md" ./bench/compare.sh
+grep -q '^| push ' "$out/RESULTS.md"
+echo "bench smoke: ok"
