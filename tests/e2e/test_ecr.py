@@ -976,3 +976,35 @@ def test_registry_policy(berth):
     ecr.delete_registry_policy()
     aws_error(ecr.get_registry_policy, "RegistryPolicyNotFoundException")
     aws_error(ecr.put_registry_policy, "InvalidParameterException", policyText="{nope")
+
+
+def test_list_images_pages_one_image_with_many_tags(berth):
+    """ListImages pages by image id (digest, tag): one image with 5 tags → pages of 2, 2, 1."""
+    import hashlib as _h
+    import json as _j
+
+    import requests as _r
+
+    ecr = berth.ecr()
+    name = f"team/manytags{uuid.uuid4().hex[:8]}"
+    ecr.create_repository(repositoryName=name)
+    cfg = b"{}"
+    cfg_digest = "sha256:" + _h.sha256(cfg).hexdigest()
+    r = _r.post(f"{berth.url}/v2/{name}/blobs/uploads/?digest={cfg_digest}", data=cfg, auth=("AWS", berth.token()), timeout=30)
+    assert r.status_code == 201, r.text
+    manifest = _j.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg_digest, "size": 2},
+                         "layers": []})
+    for t in ["a", "b", "c", "d", "e"]:
+        ecr.put_image(repositoryName=name, imageManifest=manifest, imageTag=t)
+    pages, token = [], None
+    while True:
+        kw = {"repositoryName": name, "maxResults": 2}
+        if token:
+            kw["nextToken"] = token
+        out = ecr.list_images(**kw)
+        pages.append([i["imageTag"] for i in out["imageIds"]])
+        token = out.get("nextToken")
+        if not token:
+            break
+    assert pages == [["a", "b"], ["c", "d"], ["e"]]

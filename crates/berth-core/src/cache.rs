@@ -19,6 +19,8 @@ use moka::sync::Cache;
 const IDENTITY_TTL: Duration = Duration::from_secs(3);
 /// Backstop for entries this process invalidates itself.
 const CONTENT_TTL: Duration = Duration::from_secs(300);
+/// Memory the manifest-by-tag cache may hold.
+const TAG_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Authorization inputs that belong to a repository.
 #[derive(Clone, Default)]
@@ -40,7 +42,12 @@ impl Caches {
     pub(crate) fn new() -> Caches {
         Caches {
             generation: AtomicU64::new(0),
-            tags: Cache::builder().max_capacity(50_000).time_to_live(CONTENT_TTL).build(),
+            // Weighed by manifest size (up to 4 MiB each), so memory stays bounded whatever is pushed.
+            tags: Cache::builder()
+                .weigher(|_k, v: &Arc<ManifestRow>| u32::try_from(v.content.len() + 256).unwrap_or(u32::MAX))
+                .max_capacity(TAG_CACHE_BYTES)
+                .time_to_live(CONTENT_TTL)
+                .build(),
             access_keys: Cache::builder().max_capacity(10_000).time_to_live(IDENTITY_TTL).build(),
             user_policies: Cache::builder().max_capacity(10_000).time_to_live(IDENTITY_TTL).build(),
             repo_authz: Cache::builder().max_capacity(50_000).time_to_live(CONTENT_TTL).build(),

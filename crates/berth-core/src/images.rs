@@ -45,6 +45,18 @@ impl Registry {
         Ok(self.meta.list_images(repo.key(), status, after, limit).await?)
     }
 
+    /// ListImages: (digest, tag) pairs, "" for untagged images, after the `after` pair.
+    pub async fn image_ids(
+        &self,
+        repo: &Repo,
+        status: TagStatus,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<(Digest, String)>> {
+        self.existing_repository(repo).await?;
+        Ok(self.meta.list_image_ids(repo.key(), status, after, limit).await?)
+    }
+
     /// Resolves each identifier to an image digest, or says why not.
     async fn resolve(&self, repo: &Repo, id: &ImageId) -> Result<Resolved> {
         let fail = |code: &'static str, reason: String| Ok(Resolved::Failed(ImageFailure { id: id.clone(), code, reason }));

@@ -420,22 +420,14 @@ async fn list_images(ctx: &Ctx<'_>, i: ListImagesIn) -> Out {
     allow(ctx, "ecr:ListImages", Resource::Repository(&repo)).await?;
     let limit = max_results(i.max_results, 1000, 1000)?;
     let after = i.next_token.as_deref().map(parse_token).transpose()?;
-    let rows = ctx.registry.images(&repo, tag_status(i.filter.as_ref())?, after.as_deref(), limit + 1).await?;
+    let after = after.as_deref().map(|t| t.split_once('\n').unwrap_or((t, "")));
+    let rows = ctx.registry.image_ids(&repo, tag_status(i.filter.as_ref())?, after, limit + 1).await?;
     let more = rows.len() > limit as usize;
     let page = &rows[..rows.len().min(limit as usize)];
-    let mut ids = Vec::new();
-    for row in page {
-        let d = row.digest.to_string();
-        if row.tags.is_empty() {
-            ids.push(image_id(Some(&d), None));
-        }
-        for t in &row.tags {
-            ids.push(image_id(Some(&d), Some(t)));
-        }
-    }
+    let ids: Vec<Value> = page.iter().map(|(d, t)| image_id(Some(&d.to_string()), Some(t.as_str()).filter(|t| !t.is_empty()))).collect();
     let mut v = json!({ "imageIds": ids });
-    if let (true, Some(last)) = (more, page.last()) {
-        v["nextToken"] = json!(next_token(&last.digest.to_string()));
+    if let (true, Some((d, t))) = (more, page.last()) {
+        v["nextToken"] = json!(next_token(&format!("{d}\n{t}")));
     }
     Ok(v)
 }

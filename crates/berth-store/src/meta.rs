@@ -211,6 +211,15 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Images in digest order strictly after `after`, at most `limit`.
     async fn list_images(&self, key: &RepoKey, status: TagStatus, after: Option<&str>, limit: u32) -> Result<Vec<ImageRow>, StoreError>;
     async fn get_image(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ImageRow>, StoreError>;
+    /// Image identifiers (digest, tag; "" for an untagged image) in (digest, tag) order strictly
+    /// after `after`, at most `limit`: one row per tag, as ECR's ListImages pages them.
+    async fn list_image_ids(
+        &self,
+        key: &RepoKey,
+        status: TagStatus,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<(Digest, String)>, StoreError>;
     /// Records a pull (ECR's lastRecordedPullTime).
     async fn record_pull(&self, key: &RepoKey, digest: &Digest, now: Millis) -> Result<(), StoreError>;
     /// Every (repository, manifest digest, reference) triple, for fsck.

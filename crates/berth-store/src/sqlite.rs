@@ -701,6 +701,36 @@ impl MetadataStore for SqliteMetadataStore {
         row.as_ref().map(image_row).transpose()
     }
 
+    async fn list_image_ids(
+        &self,
+        key: &RepoKey,
+        status: TagStatus,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<(Digest, String)>, StoreError> {
+        let Some(repo_id) = self.repo_id(key).await? else { return Ok(Vec::new()) };
+        let tagged = "SELECT manifest_digest AS digest, name AS tag FROM tags WHERE repository_id = ?1";
+        let untagged = "SELECT m.digest AS digest, '' AS tag FROM manifests m WHERE m.repository_id = ?1 \
+             AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest)";
+        let source = match status {
+            TagStatus::Tagged => tagged.to_string(),
+            TagStatus::Untagged => untagged.to_string(),
+            TagStatus::Any => format!("{tagged} UNION ALL {untagged}"),
+        };
+        let (after_digest, after_tag) = after.unwrap_or(("", ""));
+        let rows = sqlx::query(&format!(
+            "SELECT digest, tag FROM ({source}) WHERE digest > ?2 OR (digest = ?2 AND tag > ?3) ORDER BY digest, tag LIMIT ?4"
+        ))
+        .bind(repo_id)
+        .bind(after_digest)
+        .bind(after_tag)
+        .bind(limit as i64)
+        .fetch_all(&self.reader)
+        .await
+        .ctx("listing image ids")?;
+        rows.iter().map(|r| Ok((digest_col(r, "digest")?, r.try_get("tag").ctx("reading image id")?))).collect()
+    }
+
     async fn record_pull(&self, key: &RepoKey, digest: &Digest, now: Millis) -> Result<(), StoreError> {
         let Some(repo_id) = self.repo_id(key).await? else { return Ok(()) };
         sqlx::query("UPDATE manifests SET last_pulled_at = ? WHERE repository_id = ? AND digest = ?")

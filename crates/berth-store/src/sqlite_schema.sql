@@ -120,7 +120,7 @@ CREATE TABLE tags (
     PRIMARY KEY (repository_id, name),
     FOREIGN KEY (repository_id, manifest_digest) REFERENCES manifests(repository_id, digest) ON DELETE CASCADE
 );
-CREATE INDEX tags_manifest ON tags(repository_id, manifest_digest);
+CREATE INDEX tags_manifest ON tags(repository_id, manifest_digest, name);
 
 CREATE TABLE uploads (
     id             TEXT PRIMARY KEY,

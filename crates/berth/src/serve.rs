@@ -26,7 +26,7 @@ struct AppState {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = args.resolve()?;
-    observe::init_logging(settings.log_format);
+    let _log_guard = observe::init_logging(settings.log_format);
     let config = RegistryConfig {
         gc_grace_millis: (settings.gc_grace_seconds as i64).saturating_mul(1000),
         create_repository_on_push: settings.create_repository_on_push,
