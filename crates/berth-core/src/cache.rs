@@ -60,14 +60,21 @@ impl Caches {
         self.generation.load(Ordering::SeqCst)
     }
 
-    /// Fills only if nothing was invalidated since `generation` was read.
+    /// Fills unless something was invalidated since `generation` was read. Insert first, check
+    /// second: a writer bumps after its commit and invalidates after its bump, so either our
+    /// check sees the bump (and we take the entry out) or the writer's invalidation comes
+    /// after our insert.
     pub(crate) fn fill<K, V>(&self, cache: &Cache<K, V>, generation: u64, key: K, value: V)
     where
-        K: std::hash::Hash + Eq + Send + Sync + 'static,
+        K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        if self.generation() == generation {
-            cache.insert(key, value);
+        if self.generation() != generation {
+            return;
+        }
+        cache.insert(key.clone(), value);
+        if self.generation() != generation {
+            cache.invalidate(&key);
         }
     }
 
@@ -101,5 +108,32 @@ impl Caches {
     pub(crate) fn invalidate_registry_policy(&self, account: &str, region: &str) {
         self.bump();
         self.registry_policies.invalidate(&(account.to_string(), region.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fill_that_raced_a_write_is_dropped() {
+        let c = Caches::new();
+        let g = c.generation();
+        c.fill(&c.access_keys, g, "k1".to_string(), Arc::new(key("k1")));
+        assert!(c.access_keys.get("k1").is_some());
+        let stale = c.generation();
+        c.bump(); // a write committed while a reader was reading
+        c.fill(&c.access_keys, stale, "k2".to_string(), Arc::new(key("k2")));
+        assert!(c.access_keys.get("k2").is_none());
+    }
+
+    fn key(id: &str) -> AccessKeyRow {
+        AccessKeyRow {
+            access_key_id: id.into(),
+            secret: "s".into(),
+            user_arn: "arn:aws:iam::1:user/u".into(),
+            account: "1".into(),
+            active: true,
+        }
     }
 }
