@@ -276,6 +276,20 @@ impl Registry {
         })
     }
 
+    /// Authorizes a push action (`ecr:InitiateLayerUpload`, `ecr:PutImage`, …) into `repo`. A push
+    /// into a repository that does not exist creates it, so it also needs `ecr:CreateRepository`
+    /// (and is refused outright when pushes may not create repositories).
+    pub async fn authorize_push(&self, principal: &Principal, action: &str, repo: &Repo) -> Result<()> {
+        self.authorize(principal, action, Resource::Repository(repo)).await?;
+        if !self.repository_exists(repo).await? {
+            if !self.config.create_repository_on_push {
+                return Err(RegistryError::NameUnknown(repo.to_string()));
+            }
+            self.authorize(principal, "ecr:CreateRepository", Resource::Repository(repo)).await?;
+        }
+        Ok(())
+    }
+
     /// The one authorization decision: may `principal` perform `action` (e.g. `ecr:PutImage`) on `resource`?
     pub async fn authorize(&self, principal: &Principal, action: &str, resource: Resource<'_>) -> Result<()> {
         let (arn, account, region) = match &resource {

@@ -181,32 +181,35 @@ impl Registry {
         digest: Option<&str>,
     ) -> Result<(Digest, String)> {
         self.existing_repository(repo).await?;
-        let actual = Digest::sha256_of(&manifest);
-        if let Some(d) = digest {
-            let expected: Digest = d.parse().map_err(|e: crate::DigestError| RegistryError::InvalidParameter(e.to_string()))?;
-            let actual_alg = Digest::of(expected.algorithm(), &manifest);
-            if actual_alg != expected {
-                return Err(RegistryError::ImageDigestMismatch(format!("the manifest's digest is {actual_alg}, not {expected}")));
+        let expected = digest.map(|d| d.parse::<Digest>().map_err(|e| RegistryError::InvalidParameter(e.to_string()))).transpose()?;
+        let tag = tag.map(Tag::parse).transpose().map_err(|e| RegistryError::InvalidParameter(e.to_string()))?;
+        // Checked against the digest the caller named, in its algorithm (sha256 by default).
+        let actual = match &expected {
+            Some(e) => Digest::of(e.algorithm(), &manifest),
+            None => Digest::sha256_of(&manifest),
+        };
+        if let Some(e) = &expected {
+            if *e != actual {
+                return Err(RegistryError::ImageDigestMismatch(format!("the manifest's digest is {actual}, not {e}")));
             }
         }
-        if let Some(t) = tag {
-            Tag::parse(t).map_err(|e| RegistryError::InvalidParameter(e.to_string()))?;
-            if let Some(existing) = self.meta.get_manifest_by_tag(repo.key(), t).await? {
+        if let Some(t) = &tag {
+            if let Some(existing) = self.meta.get_manifest_by_tag(repo.key(), t.as_str()).await? {
                 if existing.digest == actual {
                     return Err(RegistryError::ImageAlreadyExists(format!(
-                        "Image with digest '{actual}' and tag '{t}' already exists in the repository with name '{repo}' in registry with id '{}'",
+                        "Image with digest '{actual}' and tag '{}' already exists in the repository with name '{repo}' in registry with id '{}'",
+                        t.as_str(),
                         repo.key().account
                     )));
                 }
             }
         }
         let reference = match tag {
-            Some(t) => Reference::Tag(Tag::parse(t)?),
-            None => Reference::Digest(actual.clone()),
+            Some(t) => Reference::Tag(t),
+            None => Reference::Digest(actual),
         };
         let stored = self.put_manifest(repo, &reference, media_type.unwrap_or(""), manifest).await?;
-        let media = self.meta.get_manifest_by_digest(repo.key(), &stored.digest).await?.map(|m| m.media_type).unwrap_or_default();
-        Ok((stored.digest, media))
+        Ok((stored.digest, stored.media_type))
     }
 
     /// BatchCheckLayerAvailability for one digest: its size if the repository has it.

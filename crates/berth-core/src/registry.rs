@@ -71,6 +71,7 @@ impl From<ManifestRow> for Manifest {
 #[derive(Debug)]
 pub struct PutManifestResult {
     pub digest: Digest,
+    pub media_type: String,
     pub subject: Option<Digest>,
 }
 
@@ -262,6 +263,7 @@ impl Registry {
     /// Stores a manifest exactly as pushed and, when `reference` is a tag, moves the tag to it.
     pub async fn put_manifest(&self, repo: &Repo, reference: &Reference, content_type: &str, body: Bytes) -> Result<PutManifestResult> {
         let parsed = manifest::parse(&body, content_type)?;
+        let media_type = parsed.media_type.clone();
         let digest = match reference {
             Reference::Digest(expected) => {
                 let actual = Digest::of(expected.algorithm(), &body);
@@ -306,7 +308,7 @@ impl Registry {
             self.caches.invalidate_tag(repo.key(), t);
         }
         match outcome {
-            PutManifestOutcome::Stored => Ok(PutManifestResult { digest, subject: parsed.subject }),
+            PutManifestOutcome::Stored => Ok(PutManifestResult { digest, media_type, subject: parsed.subject }),
             PutManifestOutcome::MissingReference(d, RefKind::Blob) => Err(RegistryError::ManifestBlobUnknown(d)),
             PutManifestOutcome::MissingReference(d, RefKind::Manifest) => Err(RegistryError::ManifestChildUnknown(d)),
             PutManifestOutcome::TagExists(_) => {

@@ -3,9 +3,10 @@
 use berth_iam::policy::Policy;
 use berth_store::{DeleteRepositoryOutcome, RepositoryRow, RepositorySettings};
 
+use crate::auth::{Principal, Resource};
 use crate::error::Result;
 use crate::immutability::{self, ExclusionFilter};
-use crate::names::{RegistryRef, Repo};
+use crate::names::{RegistryRef, Repo, RepositoryName};
 use crate::{Registry, RegistryError};
 
 pub const MAX_RESOURCE_TAGS: usize = 50;
@@ -44,7 +45,48 @@ fn encryption(t: Option<&str>, kms_key: Option<&str>) -> Result<(String, Option<
     }
 }
 
+/// A page of repositories the caller may describe.
+pub struct RepositoryPage {
+    pub rows: Vec<RepositoryRow>,
+    /// Whether the registry has more repositories after `last_scanned`.
+    pub more: bool,
+    /// The last name looked at (the cursor for the next page, whether or not it was visible).
+    pub last_scanned: Option<String>,
+}
+
 impl Registry {
+    /// DescribeRepositories without names: a caller allowed on `repository/*` sees every row; one
+    /// allowed on some repositories sees those; one allowed on none is refused, as ECR does.
+    pub async fn describable_repositories(
+        &self,
+        principal: &Principal,
+        registry: &RegistryRef,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<RepositoryPage> {
+        const ACTION: &str = "ecr:DescribeRepositories";
+        let everything = self.authorize(principal, ACTION, Resource::Registry(registry)).await.is_ok()
+            || self.authorize(principal, ACTION, Resource::AllRepositories(registry)).await.is_ok();
+        let mut rows = self.repositories(registry, after, limit.saturating_add(1)).await?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let last_scanned = rows.last().map(|r| r.key.name.clone());
+        if !everything {
+            let mut visible = Vec::with_capacity(rows.len());
+            for row in rows {
+                let repo = Repo::new(registry, RepositoryName::parse(&row.key.name)?);
+                if self.authorize(principal, ACTION, Resource::Repository(&repo)).await.is_ok() {
+                    visible.push(row);
+                }
+            }
+            if visible.is_empty() {
+                self.authorize(principal, ACTION, Resource::AllRepositories(registry)).await?;
+            }
+            rows = visible;
+        }
+        Ok(RepositoryPage { rows, more, last_scanned })
+    }
+
     pub async fn create_repository(&self, repo: &Repo, req: NewRepository) -> Result<RepositoryRow> {
         let mutability = req.tag_mutability.as_deref().unwrap_or(immutability::MUTABLE);
         let exclusions = immutability::validate(mutability, &req.exclusion_filters)?;

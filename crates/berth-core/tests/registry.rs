@@ -178,3 +178,28 @@ async fn gc_removes_abandoned_uploads_but_not_fresh_ones() {
     assert!(matches!(r.upload_status(&name, &old.id).await, Err(RegistryError::BlobUploadUnknown)));
     assert_eq!(r.upload_status(&name, &fresh.id).await.unwrap().offset, 0);
 }
+
+#[tokio::test]
+async fn a_tag_read_through_the_cache_follows_moves_and_deletes() {
+    let env = Env::new();
+    let r = env.registry().await;
+    let name = repo("team/app");
+    let config = Digest::sha256_of(b"{}");
+    let (l1, l2) = (Digest::sha256_of(b"layer"), Digest::sha256_of(b"other"));
+    for (d, b) in [(&config, &b"{}"[..]), (&l1, b"layer"), (&l2, b"other")] {
+        r.upload_blob(&name, d, stream(b)).await.unwrap();
+    }
+    let tag = Reference::parse("v1").unwrap();
+    let first = r.put_manifest(&name, &tag, "", image_manifest(&config, &l1)).await.unwrap();
+    // Read twice: the second read is served from the cache.
+    assert_eq!(r.get_manifest(&name, &tag).await.unwrap().digest, first.digest);
+    assert_eq!(r.get_manifest(&name, &tag).await.unwrap().digest, first.digest);
+    let second = r.put_manifest(&name, &tag, "", image_manifest(&config, &l2)).await.unwrap();
+    assert_eq!(r.get_manifest(&name, &tag).await.unwrap().digest, second.digest, "a moved tag is never served stale");
+    r.delete_manifest(&name, &Reference::Digest(second.digest.clone())).await.unwrap();
+    assert!(matches!(r.get_manifest(&name, &tag).await, Err(RegistryError::ManifestUnknown(_))), "a deleted image's tag is gone");
+    r.put_manifest(&name, &tag, "", image_manifest(&config, &l1)).await.unwrap();
+    assert_eq!(r.get_manifest(&name, &tag).await.unwrap().digest, first.digest);
+    r.delete_manifest(&name, &tag).await.unwrap();
+    assert!(matches!(r.get_manifest(&name, &tag).await, Err(RegistryError::ManifestUnknown(_))), "an untagged tag is gone");
+}

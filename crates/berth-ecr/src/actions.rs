@@ -254,24 +254,9 @@ async fn describe_repositories(ctx: &Ctx<'_>, i: DescribeRepositoriesIn) -> Out 
     }
     let limit = max_results(i.max_results, 1000, 1000)?;
     let after = i.next_token.as_deref().map(parse_token).transpose()?;
-    // Allowed on every repository (`repository/*`)? Then no per-row checks are needed; a caller
-    // allowed on some repositories sees those; a caller allowed on none is refused, as ECR does.
-    let everything = ctx.registry.authorize(ctx.principal, "ecr:DescribeRepositories", Resource::Registry(&registry)).await.is_ok()
-        || ctx.registry.authorize(ctx.principal, "ecr:DescribeRepositories", Resource::AllRepositories(&registry)).await.is_ok();
-    let rows = ctx.registry.repositories(&registry, after.as_deref(), limit + 1).await?;
-    let more = rows.len() > limit as usize;
-    let mut out = Vec::new();
-    let mut last = None;
-    for row in rows.iter().take(limit as usize) {
-        last = Some(row.key.name.clone());
-        let repo = Repo::new(&registry, RepositoryName::parse(&row.key.name)?);
-        if everything || ctx.registry.authorize(ctx.principal, "ecr:DescribeRepositories", Resource::Repository(&repo)).await.is_ok() {
-            out.push(shapes::repository(row, &host));
-        }
-    }
-    if !everything && out.is_empty() {
-        allow(ctx, "ecr:DescribeRepositories", Resource::AllRepositories(&registry)).await?;
-    }
+    let page = ctx.registry.describable_repositories(ctx.principal, &registry, after.as_deref(), limit).await?;
+    let out: Vec<Value> = page.rows.iter().map(|row| shapes::repository(row, &host)).collect();
+    let (more, last) = (page.more, page.last_scanned);
     let mut v = json!({ "repositories": out });
     if let (true, Some(l)) = (more, last) {
         v["nextToken"] = json!(next_token(&l));

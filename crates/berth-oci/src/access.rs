@@ -93,11 +93,11 @@ pub(crate) async fn authorize(
     match repository(ep) {
         None => registry.authorize(principal, action, Resource::Registry(registry_ref)).await?,
         Some(repo) => {
-            registry.authorize(principal, action, Resource::Repository(repo)).await?;
-            // A push into a repository that does not exist yet creates it.
             let pushes = matches!((ep, method), (Endpoint::UploadStart { .. }, &Method::POST) | (Endpoint::Manifest { .. }, &Method::PUT));
-            if pushes && !registry.repository_exists(repo).await? {
-                registry.authorize(principal, "ecr:CreateRepository", Resource::Repository(repo)).await?;
+            if pushes {
+                registry.authorize_push(principal, action, repo).await?;
+            } else {
+                registry.authorize(principal, action, Resource::Repository(repo)).await?;
             }
         }
     }

@@ -98,6 +98,22 @@ fn image_row(r: &SqliteRow) -> Result<ImageRow, StoreError> {
     })
 }
 
+async fn upsert_resource_tags(conn: &mut SqliteConnection, repository_id: i64, tags: &[(String, String)]) -> Result<(), StoreError> {
+    for (k, v) in tags {
+        sqlx::query(
+            "INSERT INTO resource_tags (repository_id, tag_key, tag_value) VALUES (?, ?, ?) \
+             ON CONFLICT (repository_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value",
+        )
+        .bind(repository_id)
+        .bind(k)
+        .bind(v)
+        .execute(&mut *conn)
+        .await
+        .ctx("tagging repository")?;
+    }
+    Ok(())
+}
+
 async fn repo_id_in(conn: &mut SqliteConnection, key: &RepoKey) -> Result<Option<i64>, StoreError> {
     sqlx::query_scalar("SELECT id FROM repositories WHERE account_id = ? AND region = ? AND name = ?")
         .bind(&key.account)
@@ -189,15 +205,7 @@ impl MetadataStore for SqliteMetadataStore {
             return Ok(None);
         }
         let id = inserted.last_insert_rowid();
-        for (k, v) in tags {
-            sqlx::query("INSERT INTO resource_tags (repository_id, tag_key, tag_value) VALUES (?, ?, ?) ON CONFLICT (repository_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value")
-                .bind(id)
-                .bind(k)
-                .bind(v)
-                .execute(&mut *tx)
-                .await
-                .ctx("tagging repository")?;
-        }
+        upsert_resource_tags(&mut tx, id, tags).await?;
         let row = sqlx::query(&format!("SELECT {REPO_COLS} FROM repositories WHERE id = ?"))
             .bind(id)
             .fetch_one(&mut *tx)
@@ -297,15 +305,7 @@ impl MetadataStore for SqliteMetadataStore {
     async fn put_resource_tags(&self, key: &RepoKey, tags: &[(String, String)]) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin().await.ctx("tagging repository")?;
         let Some(id) = repo_id_in(&mut tx, key).await? else { return Ok(false) };
-        for (k, v) in tags {
-            sqlx::query("INSERT INTO resource_tags (repository_id, tag_key, tag_value) VALUES (?, ?, ?) ON CONFLICT (repository_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value")
-                .bind(id)
-                .bind(k)
-                .bind(v)
-                .execute(&mut *tx)
-                .await
-                .ctx("tagging repository")?;
-        }
+        upsert_resource_tags(&mut tx, id, tags).await?;
         tx.commit().await.ctx("committing tags")?;
         Ok(true)
     }
