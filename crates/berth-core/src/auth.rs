@@ -39,6 +39,10 @@ pub enum AuthFailure {
     TokenInvalid,
     #[error("the registry token has expired; run aws ecr get-login-password again")]
     TokenExpired,
+    #[error("the access key, user name or password is wrong")]
+    BadCredentials,
+    #[error("the console session is invalid or has expired; sign in again")]
+    SessionInvalid,
 }
 
 /// An authenticated caller.
@@ -51,6 +55,20 @@ pub struct Principal {
     pub region: Option<String>,
     pub source_ip: Option<IpAddr>,
     pub secure_transport: bool,
+}
+
+impl Principal {
+    /// The caller a verified registry token or console session names.
+    pub(crate) fn from_claims(claims: token::TokenClaims, transport: Transport) -> Principal {
+        Principal {
+            arn: claims.principal_arn,
+            account: claims.account,
+            access_key_id: claims.access_key_id,
+            region: None,
+            source_ip: transport.source_ip,
+            secure_transport: transport.secure,
+        }
+    }
 }
 
 /// What a request acts on, for authorization.
@@ -73,7 +91,7 @@ const ADMIN_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Al
 /// Registry tokens live 12 hours, as ECR's.
 pub const TOKEN_TTL_SECS: i64 = 12 * 3600;
 
-fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).map_err(|e| {
         RegistryError::Store(berth_store::StoreError::io("reading system randomness", std::io::Error::other(e.to_string())))
@@ -222,6 +240,15 @@ impl Registry {
         })
     }
 
+    pub(crate) fn current_signing_key(&self) -> Result<Vec<u8>> {
+        let keys = self.signing_keys.read().unwrap_or_else(|p| p.into_inner());
+        keys.first().cloned().ok_or_else(|| RegistryError::InvalidParameter("token signing keys are not loaded".into()))
+    }
+
+    pub(crate) fn all_signing_keys(&self) -> Vec<Vec<u8>> {
+        self.signing_keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Issues a registry password for `principal` (GetAuthorizationToken). Returns
     /// (password, expires_at unix seconds).
     pub fn issue_token(&self, principal: &Principal) -> Result<(String, i64)> {
@@ -266,14 +293,7 @@ impl Registry {
             Some(k) if k.active && k.user_arn == claims.principal_arn => {}
             _ => return Err(RegistryError::Unauthenticated(AuthFailure::TokenInvalid)),
         }
-        Ok(Principal {
-            arn: claims.principal_arn,
-            account: claims.account,
-            access_key_id: claims.access_key_id,
-            region: None,
-            source_ip: transport.source_ip,
-            secure_transport: transport.secure,
-        })
+        Ok(Principal::from_claims(claims, transport))
     }
 
     /// Authorizes a push action (`ecr:InitiateLayerUpload`, `ecr:PutImage`, …) into `repo`. A push
@@ -340,7 +360,7 @@ impl Registry {
 }
 
 impl Registry {
-    async fn access_key(&self, id: &str) -> Result<Option<Arc<AccessKeyRow>>> {
+    pub(crate) async fn access_key(&self, id: &str) -> Result<Option<Arc<AccessKeyRow>>> {
         if let Some(k) = self.caches.access_keys.get(id) {
             return Ok(Some(k));
         }
@@ -399,7 +419,7 @@ fn sig_failure(e: sigv4::SigError) -> RegistryError {
     })
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }

@@ -56,6 +56,14 @@ pub enum RegistryError {
     RangeNotSatisfiable { size: u64 },
     #[error("manifest {0} not found")]
     ManifestUnknown(String),
+    #[error("image {0} is archived: restore it with UpdateImageStorageClass (targetStorageClass STANDARD) or push it again")]
+    ImageArchived(String),
+    #[error("{0}")]
+    LifecyclePolicyNotFound(String),
+    #[error("{0}")]
+    LifecyclePreviewNotFound(String),
+    #[error("{0}")]
+    LifecyclePreviewInProgress(String),
     #[error("manifest invalid: {0}")]
     ManifestInvalid(String),
     #[error("manifest references blob {0}, which is not in this repository")]

@@ -2,7 +2,7 @@
 //! the layer-part upload protocol, built on the same manifest and upload
 //! rules as `/v2/`.
 
-use berth_store::{ImageRow, TagStatus};
+use berth_store::{ImageRow, StorageClass, TagStatus};
 use bytes::Bytes;
 use futures::StreamExt;
 
@@ -40,9 +40,18 @@ enum Resolved {
 }
 
 impl Registry {
-    pub async fn images(&self, repo: &Repo, status: TagStatus, after: Option<&str>, limit: u32) -> Result<Vec<ImageRow>> {
+    /// DescribeImages without imageIds. `storage`: None = any storage class.
+    pub async fn images(
+        &self,
+        repo: &Repo,
+        status: TagStatus,
+        storage: Option<StorageClass>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ImageRow>> {
         self.existing_repository(repo).await?;
-        Ok(self.meta.list_images(repo.key(), status, after, limit).await?)
+        self.flush_pulls().await?;
+        Ok(self.meta.list_images(repo.key(), status, storage, after, limit).await?)
     }
 
     /// ListImages: (digest, tag) pairs, "" for untagged images, after the `after` pair.
@@ -50,11 +59,12 @@ impl Registry {
         &self,
         repo: &Repo,
         status: TagStatus,
+        storage: Option<StorageClass>,
         after: Option<(&str, &str)>,
         limit: u32,
     ) -> Result<Vec<(Digest, String)>> {
         self.existing_repository(repo).await?;
-        Ok(self.meta.list_image_ids(repo.key(), status, after, limit).await?)
+        Ok(self.meta.list_image_ids(repo.key(), status, storage, after, limit).await?)
     }
 
     /// Resolves each identifier to an image digest, or says why not.
@@ -89,6 +99,7 @@ impl Registry {
     /// DescribeImages with imageIds: details for each, failures for the rest.
     pub async fn describe_image_ids(&self, repo: &Repo, ids: &[ImageId]) -> Result<(Vec<ImageRow>, Vec<ImageFailure>)> {
         self.existing_repository(repo).await?;
+        self.flush_pulls().await?;
         let (mut found, mut failures) = (Vec::new(), Vec::new());
         for id in ids {
             match self.resolve(repo, id).await? {
@@ -126,13 +137,38 @@ impl Registry {
                         });
                         continue;
                     }
-                    self.meta.record_pull(repo.key(), &d, self.now()).await?;
+                    if row.storage_class == StorageClass::Archive {
+                        failures.push(ImageFailure {
+                            id: id.clone(),
+                            code: "ImageNotFound",
+                            reason: RegistryError::ImageArchived(d.to_string()).to_string(),
+                        });
+                        continue;
+                    }
+                    self.pulls.note(repo.key(), &d, self.now());
                     found.push(FoundImage { id: ImageId { digest: Some(d.to_string()), tag }, manifest: row.into() });
                 }
                 Resolved::Failed(f) => failures.push(f),
             }
         }
         Ok((found, failures))
+    }
+
+    /// UpdateImageStorageClass: archives an image, or restores an archived one (at once: berth
+    /// keeps archived bytes where they were, so there is no ACTIVATING period).
+    pub async fn set_image_storage_class(&self, repo: &Repo, id: &ImageId, class: StorageClass) -> Result<(ImageId, StorageClass)> {
+        self.existing_repository(repo).await?;
+        let digest = match self.resolve(repo, id).await? {
+            Resolved::Found(d, _) => d,
+            Resolved::Failed(f) if f.code == "ImageNotFound" => return Err(RegistryError::ManifestUnknown(f.reason)),
+            Resolved::Failed(f) => return Err(RegistryError::InvalidParameter(f.reason)),
+        };
+        if self.meta.set_storage_class(repo.key(), &digest, class, self.now()).await?.is_none() {
+            return Err(RegistryError::ManifestUnknown(digest.to_string()));
+        }
+        self.caches.invalidate_repository_tags();
+        tracing::info!(repository = %repo, digest = %digest, storage_class = class.as_str(), "image storage class changed");
+        Ok((ImageId { digest: Some(digest.to_string()), tag: id.tag.clone() }, class))
     }
 
     /// BatchDeleteImage: a tag alone removes the tag (and the image when it was its last tag,

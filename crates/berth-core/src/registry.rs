@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use berth_store::{
     BlobRange, BlobReader, BlobStore, Digest, ManifestRow, ManifestSummary, MetadataStore, NewManifest, PutManifestOutcome, RefKind,
-    RepositoryRow, RepositorySettings, TagMove, UnlinkOutcome,
+    RepositoryRow, RepositorySettings, StorageClass, TagMove, UnlinkOutcome,
 };
 use bytes::Bytes;
 
@@ -52,6 +52,7 @@ pub struct Registry {
     pub(crate) signing_keys: std::sync::RwLock<Vec<Vec<u8>>>,
     pub(crate) small_parts: crate::uploads::SmallParts,
     pub(crate) caches: crate::cache::Caches,
+    pub(crate) pulls: crate::pulls::PullLog,
 }
 
 /// A manifest to serve.
@@ -105,6 +106,7 @@ impl Registry {
             signing_keys: Default::default(),
             small_parts: Default::default(),
             caches: crate::cache::Caches::new(),
+            pulls: Default::default(),
         }
     }
 
@@ -235,12 +237,38 @@ impl Registry {
 
     // ---- manifests ----
 
-    pub async fn get_manifest(&self, repo: &Repo, reference: &Reference) -> Result<Manifest> {
+    /// A manifest to serve; `pull` records the pull (a GET, not a HEAD). Archived images are
+    /// listed but not served.
+    pub async fn get_manifest(&self, repo: &Repo, reference: &Reference, pull: bool) -> Result<Manifest> {
+        let manifest = self.find_manifest(repo, reference).await?;
+        if manifest.storage_class == StorageClass::Archive {
+            return Err(RegistryError::ImageArchived(manifest.digest.to_string()));
+        }
+        if pull {
+            self.pulls.note(repo.key(), &manifest.digest, self.now());
+        }
+        Ok(manifest.into())
+    }
+
+    /// Writes pending pull times (see [`crate::pulls`]).
+    pub async fn flush_pulls(&self) -> Result<()> {
+        let pending = self.pulls.take();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.meta.record_pulls(&pending).await {
+            self.pulls.restore(pending);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    async fn find_manifest(&self, repo: &Repo, reference: &Reference) -> Result<ManifestRow> {
         let row = match reference {
             Reference::Tag(t) => {
                 let key = (repo.key().clone(), t.as_str().to_string());
                 if let Some(hit) = self.caches.tags.get(&key) {
-                    return Ok(hit.as_ref().clone().into());
+                    return Ok(hit.as_ref().clone());
                 }
                 let generation = self.caches.generation();
                 let row = self.meta.get_manifest_by_tag(repo.key(), t.as_str()).await?;
@@ -252,7 +280,7 @@ impl Registry {
             Reference::Digest(d) => self.meta.get_manifest_by_digest(repo.key(), d).await?,
         };
         match row {
-            Some(r) => Ok(r.into()),
+            Some(r) => Ok(r),
             None => {
                 self.existing_repository(repo).await?;
                 Err(RegistryError::ManifestUnknown(reference.to_string()))
@@ -299,6 +327,7 @@ impl Registry {
                     image_size: parsed.total_size,
                     content: body,
                     pushed_at: self.now(),
+                    storage_class: StorageClass::Standard,
                 },
                 references: parsed.references,
                 tag,

@@ -121,13 +121,13 @@ async fn manifest_needs_its_blobs_in_the_repository_and_tags_move_atomically() {
     let tag = Reference::parse("v1").unwrap();
     let err = r.put_manifest(&name, &tag, "", m.clone()).await.unwrap_err();
     assert!(matches!(err, RegistryError::ManifestBlobUnknown(d) if d == layer));
-    assert!(matches!(r.get_manifest(&name, &tag).await, Err(RegistryError::ManifestUnknown(_))));
+    assert!(matches!(r.get_manifest(&name, &tag, true).await, Err(RegistryError::ManifestUnknown(_))));
     // A blob in another repository does not count.
     r.upload_blob(&repo("team/other"), &layer, stream(b"layer")).await.unwrap();
     assert!(r.put_manifest(&name, &tag, "", m.clone()).await.is_err());
     r.upload_blob(&name, &layer, stream(b"layer")).await.unwrap();
     let put = r.put_manifest(&name, &tag, "", m.clone()).await.unwrap();
-    let got = r.get_manifest(&name, &tag).await.unwrap();
+    let got = r.get_manifest(&name, &tag, true).await.unwrap();
     assert_eq!(got.content, m);
     assert_eq!(got.digest, put.digest);
     // Referenced blobs cannot be deleted out from under the manifest.
@@ -192,14 +192,14 @@ async fn a_tag_read_through_the_cache_follows_moves_and_deletes() {
     let tag = Reference::parse("v1").unwrap();
     let first = r.put_manifest(&name, &tag, "", image_manifest(&config, &l1)).await.unwrap();
     // Read twice: the second read is served from the cache.
-    assert_eq!(r.get_manifest(&name, &tag).await.unwrap().digest, first.digest);
-    assert_eq!(r.get_manifest(&name, &tag).await.unwrap().digest, first.digest);
+    assert_eq!(r.get_manifest(&name, &tag, true).await.unwrap().digest, first.digest);
+    assert_eq!(r.get_manifest(&name, &tag, true).await.unwrap().digest, first.digest);
     let second = r.put_manifest(&name, &tag, "", image_manifest(&config, &l2)).await.unwrap();
-    assert_eq!(r.get_manifest(&name, &tag).await.unwrap().digest, second.digest, "a moved tag is never served stale");
+    assert_eq!(r.get_manifest(&name, &tag, true).await.unwrap().digest, second.digest, "a moved tag is never served stale");
     r.delete_manifest(&name, &Reference::Digest(second.digest.clone())).await.unwrap();
-    assert!(matches!(r.get_manifest(&name, &tag).await, Err(RegistryError::ManifestUnknown(_))), "a deleted image's tag is gone");
+    assert!(matches!(r.get_manifest(&name, &tag, true).await, Err(RegistryError::ManifestUnknown(_))), "a deleted image's tag is gone");
     r.put_manifest(&name, &tag, "", image_manifest(&config, &l1)).await.unwrap();
-    assert_eq!(r.get_manifest(&name, &tag).await.unwrap().digest, first.digest);
+    assert_eq!(r.get_manifest(&name, &tag, true).await.unwrap().digest, first.digest);
     r.delete_manifest(&name, &tag).await.unwrap();
-    assert!(matches!(r.get_manifest(&name, &tag).await, Err(RegistryError::ManifestUnknown(_))), "an untagged tag is gone");
+    assert!(matches!(r.get_manifest(&name, &tag, true).await, Err(RegistryError::ManifestUnknown(_))), "an untagged tag is gone");
 }

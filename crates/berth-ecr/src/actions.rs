@@ -7,23 +7,23 @@ use berth_core::images::{ImageFailure, ImageId};
 use berth_core::immutability::ExclusionFilter;
 use berth_core::repositories::NewRepository;
 use berth_core::{Digest, Registry, RegistryRef, Repo, RepositoryName};
-use berth_store::TagStatus;
+use berth_store::{StorageClass, TagStatus};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::shapes::{self, image_id, next_token, parse_token};
-use crate::EcrError;
+use crate::{lifecycle_actions as lifecycle, EcrError};
 
 pub(crate) struct Ctx<'a> {
-    pub registry: &'a Registry,
+    pub registry: &'a std::sync::Arc<Registry>,
     pub principal: &'a Principal,
     /// The Host the client called (the repository URI host when no template is configured).
     pub host: &'a str,
 }
 
-type Out = Result<Value, EcrError>;
+pub(crate) type Out = Result<Value, EcrError>;
 
 pub(crate) async fn run(ctx: &Ctx<'_>, action: &str, body: &[u8]) -> Out {
     match action {
@@ -54,11 +54,17 @@ pub(crate) async fn run(ctx: &Ctx<'_>, action: &str, body: &[u8]) -> Out {
         "GetRegistryPolicy" => get_registry_policy(ctx, parse(body)?).await,
         "DeleteRegistryPolicy" => delete_registry_policy(ctx, parse(body)?).await,
         "ListImageReferrers" => list_image_referrers(ctx, parse(body)?).await,
+        "PutLifecyclePolicy" => lifecycle::put_lifecycle_policy(ctx, parse(body)?).await,
+        "GetLifecyclePolicy" => lifecycle::get_lifecycle_policy(ctx, parse(body)?).await,
+        "DeleteLifecyclePolicy" => lifecycle::delete_lifecycle_policy(ctx, parse(body)?).await,
+        "StartLifecyclePolicyPreview" => lifecycle::start_lifecycle_policy_preview(ctx, parse(body)?).await,
+        "GetLifecyclePolicyPreview" => lifecycle::get_lifecycle_policy_preview(ctx, parse(body)?).await,
+        "UpdateImageStorageClass" => lifecycle::update_image_storage_class(ctx, parse(body)?).await,
         other => Err(EcrError::new("UnknownOperationException", format!("berth does not implement the ECR action {other} yet"))),
     }
 }
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, EcrError> {
+pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, EcrError> {
     let body = if body.is_empty() { b"{}".as_slice() } else { body };
     serde_json::from_slice(body).map_err(|e| EcrError::new("SerializationException", format!("could not read the request: {e}")))
 }
@@ -79,7 +85,7 @@ fn registry_of(ctx: &Ctx<'_>, registry_id: Option<&str>) -> Result<RegistryRef, 
     Ok(RegistryRef { account, region })
 }
 
-fn repo_of(ctx: &Ctx<'_>, registry_id: Option<&str>, name: &str) -> Result<(RegistryRef, Repo), EcrError> {
+pub(crate) fn repo_of(ctx: &Ctx<'_>, registry_id: Option<&str>, name: &str) -> Result<(RegistryRef, Repo), EcrError> {
     let registry = registry_of(ctx, registry_id)?;
     let name = RepositoryName::parse(name).map_err(|_| {
         EcrError::invalid(format!(
@@ -90,7 +96,7 @@ fn repo_of(ctx: &Ctx<'_>, registry_id: Option<&str>, name: &str) -> Result<(Regi
     Ok((registry, repo))
 }
 
-async fn allow(ctx: &Ctx<'_>, action: &str, resource: Resource<'_>) -> Result<(), EcrError> {
+pub(crate) async fn allow(ctx: &Ctx<'_>, action: &str, resource: Resource<'_>) -> Result<(), EcrError> {
     Ok(ctx.registry.authorize(ctx.principal, action, resource).await?)
 }
 
@@ -106,7 +112,7 @@ fn scheme(ctx: &Ctx<'_>) -> &'static str {
     }
 }
 
-fn max_results(v: Option<i64>, max: i64, default: i64) -> Result<u32, EcrError> {
+pub(crate) fn max_results(v: Option<i64>, max: i64, default: i64) -> Result<u32, EcrError> {
     match v {
         None => Ok(default as u32),
         Some(n) if (1..=max).contains(&n) => Ok(n as u32),
@@ -118,12 +124,12 @@ fn max_results(v: Option<i64>, max: i64, default: i64) -> Result<u32, EcrError> 
 
 #[derive(Deserialize, Clone, Default)]
 #[serde(rename_all = "camelCase")]
-struct ImageIdIn {
+pub(crate) struct ImageIdIn {
     image_digest: Option<String>,
     image_tag: Option<String>,
 }
 
-fn image_ids(ids: &[ImageIdIn]) -> Result<Vec<ImageId>, EcrError> {
+pub(crate) fn image_ids(ids: &[ImageIdIn]) -> Result<Vec<ImageId>, EcrError> {
     if ids.is_empty() || ids.len() > 100 {
         return Err(EcrError::invalid(format!(
             "Invalid parameter at 'imageIds' failed to satisfy constraint: 'Member must have length between 1 and 100' ({})",
@@ -133,7 +139,7 @@ fn image_ids(ids: &[ImageIdIn]) -> Result<Vec<ImageId>, EcrError> {
     Ok(ids.iter().map(|i| ImageId { digest: i.image_digest.clone(), tag: i.image_tag.clone() }).collect())
 }
 
-fn failure(f: &ImageFailure) -> Value {
+pub(crate) fn failure(f: &ImageFailure) -> Value {
     json!({ "imageId": image_id(f.id.digest.as_deref(), f.id.tag.as_deref()), "failureCode": f.code, "failureReason": f.reason })
 }
 
@@ -379,6 +385,7 @@ async fn list_tags_for_resource(ctx: &Ctx<'_>, i: ListTagsIn) -> Out {
 #[serde(rename_all = "camelCase")]
 struct FilterIn {
     tag_status: Option<String>,
+    image_status: Option<String>,
 }
 
 fn tag_status(f: Option<&FilterIn>) -> Result<TagStatus, EcrError> {
@@ -387,6 +394,18 @@ fn tag_status(f: Option<&FilterIn>) -> Result<TagStatus, EcrError> {
         Some("TAGGED") => Ok(TagStatus::Tagged),
         Some("UNTAGGED") => Ok(TagStatus::Untagged),
         Some(o) => Err(EcrError::invalid(format!("Invalid parameter at 'filter.tagStatus': {o:?} is not TAGGED, UNTAGGED or ANY"))),
+    }
+}
+
+/// ECR's imageStatus filter: ACTIVE when absent; ACTIVATING never matches (restores are immediate).
+fn image_status(f: Option<&FilterIn>) -> Result<Option<StorageClass>, EcrError> {
+    match f.and_then(|f| f.image_status.as_deref()) {
+        None | Some("ACTIVE") | Some("ACTIVATING") => Ok(Some(StorageClass::Standard)),
+        Some("ARCHIVED") => Ok(Some(StorageClass::Archive)),
+        Some("ANY") => Ok(None),
+        Some(o) => {
+            Err(EcrError::invalid(format!("Invalid parameter at 'filter.imageStatus': {o:?} is not ACTIVE, ARCHIVED, ACTIVATING or ANY")))
+        }
     }
 }
 
@@ -406,7 +425,7 @@ async fn list_images(ctx: &Ctx<'_>, i: ListImagesIn) -> Out {
     let limit = max_results(i.max_results, 1000, 1000)?;
     let after = i.next_token.as_deref().map(parse_token).transpose()?;
     let after = after.as_deref().map(|t| t.split_once('\n').unwrap_or((t, "")));
-    let rows = ctx.registry.image_ids(&repo, tag_status(i.filter.as_ref())?, after, limit + 1).await?;
+    let rows = ctx.registry.image_ids(&repo, tag_status(i.filter.as_ref())?, image_status(i.filter.as_ref())?, after, limit + 1).await?;
     let more = rows.len() > limit as usize;
     let page = &rows[..rows.len().min(limit as usize)];
     let ids: Vec<Value> = page.iter().map(|(d, t)| image_id(Some(&d.to_string()), Some(t.as_str()).filter(|t| !t.is_empty()))).collect();
@@ -451,7 +470,8 @@ async fn describe_images(ctx: &Ctx<'_>, i: DescribeImagesIn) -> Out {
     }
     let limit = max_results(i.max_results, 1000, 100)?;
     let after = i.next_token.as_deref().map(parse_token).transpose()?;
-    let rows = ctx.registry.images(&repo, tag_status(i.filter.as_ref())?, after.as_deref(), limit + 1).await?;
+    let rows =
+        ctx.registry.images(&repo, tag_status(i.filter.as_ref())?, image_status(i.filter.as_ref())?, after.as_deref(), limit + 1).await?;
     let more = rows.len() > limit as usize;
     let page = &rows[..rows.len().min(limit as usize)];
     let details: Vec<Value> = page.iter().map(|r| shapes::image_detail(r, &registry, &repo)).collect();

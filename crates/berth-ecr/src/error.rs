@@ -62,7 +62,10 @@ impl From<RegistryError> for EcrError {
                 err
             }
             R::RangeNotSatisfiable { .. } => EcrError::invalid(msg),
-            R::ManifestUnknown(_) => EcrError::new("ImageNotFoundException", msg),
+            R::ManifestUnknown(_) | R::ImageArchived(_) => EcrError::new("ImageNotFoundException", msg),
+            R::LifecyclePolicyNotFound(_) => EcrError::new("LifecyclePolicyNotFoundException", msg),
+            R::LifecyclePreviewNotFound(_) => EcrError::new("LifecyclePolicyPreviewNotFoundException", msg),
+            R::LifecyclePreviewInProgress(_) => EcrError::new("LifecyclePolicyPreviewInProgressException", msg),
             R::TagImmutable { .. } => EcrError::new("ImageTagAlreadyExistsException", msg),
             R::RepositoryExists(_) => EcrError::new("RepositoryAlreadyExistsException", msg),
             R::RepositoryNotEmpty(_) => EcrError::new("RepositoryNotEmptyException", msg),
@@ -92,7 +95,7 @@ impl From<RegistryError> for EcrError {
                 AuthFailure::BadSignature(m) | AuthFailure::Malformed(m) => {
                     EcrError { status: StatusCode::FORBIDDEN, ..EcrError::new("InvalidSignatureException", m) }
                 }
-                AuthFailure::TokenInvalid | AuthFailure::TokenExpired => {
+                AuthFailure::TokenInvalid | AuthFailure::TokenExpired | AuthFailure::BadCredentials | AuthFailure::SessionInvalid => {
                     EcrError { status: StatusCode::FORBIDDEN, ..EcrError::new("ExpiredTokenException", f.to_string()) }
                 }
             },

@@ -8,6 +8,7 @@
 
 mod actions;
 mod error;
+mod lifecycle_actions;
 mod shapes;
 
 use std::sync::Arc;
@@ -42,7 +43,7 @@ async fn dispatch(State(registry): State<Arc<Registry>>, req: Request<Body>) -> 
     resp
 }
 
-async fn handle(registry: &Registry, req: Request<Body>) -> Result<Response, EcrError> {
+async fn handle(registry: &Arc<Registry>, req: Request<Body>) -> Result<Response, EcrError> {
     let target = req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let Some(action) = target.strip_prefix(TARGET_PREFIX).map(str::to_string) else {
         return Err(EcrError::new("UnknownOperationException", format!("unknown operation {target:?}")));

@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use berth_core::{RegistryRef, Repo};
-use berth_store::{ImageRow, RepositoryRow};
+use berth_store::{ImageRow, RepositoryRow, StorageClass};
 use serde_json::{json, Value};
 
 use crate::EcrError;
@@ -51,6 +51,16 @@ pub fn image_detail(row: &ImageRow, registry: &RegistryRef, repo: &Repo) -> Valu
     }
     if let Some(p) = row.last_pulled_at {
         v["lastRecordedPullTime"] = ts(p);
+    }
+    v["imageStatus"] = json!(match row.storage_class {
+        StorageClass::Standard => "ACTIVE",
+        StorageClass::Archive => "ARCHIVED",
+    });
+    if let Some(a) = row.archived_at {
+        v["lastArchivedAt"] = ts(a);
+    }
+    if let Some(a) = row.last_activated_at {
+        v["lastActivatedAt"] = ts(a);
     }
     v
 }

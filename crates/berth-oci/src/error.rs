@@ -45,7 +45,7 @@ impl OciError {
                 R::BlobUploadInvalid(_) => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
                 R::UploadRangeInvalid { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),
                 R::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "RANGE_INVALID"),
-                R::ManifestUnknown(_) => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
+                R::ManifestUnknown(_) | R::ImageArchived(_) => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
                 R::ManifestInvalid(_) => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
                 R::ManifestBlobUnknown(_) | R::ManifestChildUnknown(_) => (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"),
                 R::ManifestTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
@@ -58,7 +58,10 @@ impl OciError {
                 R::RepositoryExists(_) | R::RepositoryNotEmpty(_) | R::ImageAlreadyExists(_) | R::LayerAlreadyExists(_) => {
                     (StatusCode::CONFLICT, "UNSUPPORTED")
                 }
-                R::PolicyNotFound(_) | R::RegistryPolicyNotFound(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
+                R::PolicyNotFound(_) | R::RegistryPolicyNotFound(_) | R::LifecyclePolicyNotFound(_) | R::LifecyclePreviewNotFound(_) => {
+                    (StatusCode::NOT_FOUND, "NAME_UNKNOWN")
+                }
+                R::LifecyclePreviewInProgress(_) => (StatusCode::CONFLICT, "UNSUPPORTED"),
                 R::TooManyTags(_)
                 | R::InvalidTagParameter(_)
                 | R::EmptyUpload(_)

@@ -165,7 +165,7 @@ async fn referrers(registry: &Registry, name: &Repo, digest: &str, query: &HashM
 
 async fn get_manifest(registry: &Registry, name: &Repo, reference: &str, head: bool) -> HandlerResult {
     let reference = Reference::parse(reference)?;
-    let m = registry.get_manifest(name, &reference).await?;
+    let m = registry.get_manifest(name, &reference, !head).await?;
     let builder = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, hv(&m.media_type))

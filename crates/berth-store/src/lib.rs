@@ -15,6 +15,7 @@ pub mod error;
 pub mod fs;
 pub mod meta;
 pub mod sqlite;
+mod sqlite_lifecycle;
 
 pub use blob::{BlobRange, BlobReader, BlobStore, ByteStream};
 pub use digest::{Algorithm, Digest, DigestError};

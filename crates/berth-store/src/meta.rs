@@ -55,6 +55,79 @@ pub struct ManifestRow {
     pub image_size: u64,
     pub content: Bytes,
     pub pushed_at: Millis,
+    /// Archived manifests are listed but not served.
+    pub storage_class: StorageClass,
+}
+
+/// Where an image's bytes live: ECR's standard and archive storage classes
+/// (imageStatus ACTIVE and ARCHIVED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StorageClass {
+    #[default]
+    Standard,
+    Archive,
+}
+
+impl StorageClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageClass::Standard => "STANDARD",
+            StorageClass::Archive => "ARCHIVE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "STANDARD" => Some(StorageClass::Standard),
+            "ARCHIVE" => Some(StorageClass::Archive),
+            _ => None,
+        }
+    }
+}
+
+/// What the lifecycle evaluator needs to know about one image.
+#[derive(Debug, Clone)]
+pub struct LifecycleImageRow {
+    pub digest: Digest,
+    pub tags: Vec<String>,
+    pub pushed_at: Millis,
+    pub last_pulled_at: Option<Millis>,
+    pub storage_class: StorageClass,
+    pub archived_at: Option<Millis>,
+    pub last_activated_at: Option<Millis>,
+    /// The manifest this one refers to (signatures, SBOMs), if any.
+    pub subject: Option<Digest>,
+    /// Another manifest of the repository (an index) lists this one.
+    pub referenced_by_manifest: bool,
+}
+
+/// A repository's lifecycle policy.
+#[derive(Debug, Clone)]
+pub struct LifecyclePolicyRow {
+    pub policy: String,
+    pub updated_at: Millis,
+    /// When a run last applied it (ECR's lastEvaluatedAt).
+    pub evaluated_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpireOutcome {
+    /// Deleted: the image and then its referrers (transitively), in that order.
+    Expired(Vec<Digest>),
+    /// The image changed since it was evaluated (tags moved, or an index now lists it); kept.
+    Changed,
+    NotFound,
+}
+
+/// The last lifecycle policy preview of a repository.
+#[derive(Debug, Clone)]
+pub struct LifecyclePreviewRow {
+    pub policy: String,
+    /// IN_PROGRESS | COMPLETE | FAILED
+    pub status: String,
+    /// JSON of the results, once complete.
+    pub result: Option<String>,
+    pub started_at: Millis,
 }
 
 /// How a manifest push may move its tag.
@@ -133,6 +206,9 @@ pub struct ImageRow {
     pub image_size: u64,
     pub pushed_at: Millis,
     pub last_pulled_at: Option<Millis>,
+    pub storage_class: StorageClass,
+    pub archived_at: Option<Millis>,
+    pub last_activated_at: Option<Millis>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,7 +285,14 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn list_tags(&self, key: &RepoKey, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError>;
     async fn list_referrers(&self, key: &RepoKey, subject: &Digest) -> Result<Vec<ManifestSummary>, StoreError>;
     /// Images in digest order strictly after `after`, at most `limit`.
-    async fn list_images(&self, key: &RepoKey, status: TagStatus, after: Option<&str>, limit: u32) -> Result<Vec<ImageRow>, StoreError>;
+    async fn list_images(
+        &self,
+        key: &RepoKey,
+        status: TagStatus,
+        storage: Option<StorageClass>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ImageRow>, StoreError>;
     async fn get_image(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ImageRow>, StoreError>;
     /// Image identifiers (digest, tag; "" for an untagged image) in (digest, tag) order strictly
     /// after `after`, at most `limit`: one row per tag, as ECR's ListImages pages them.
@@ -217,11 +300,31 @@ pub trait MetadataStore: Send + Sync + 'static {
         &self,
         key: &RepoKey,
         status: TagStatus,
+        storage: Option<StorageClass>,
         after: Option<(&str, &str)>,
         limit: u32,
     ) -> Result<Vec<(Digest, String)>, StoreError>;
-    /// Records a pull (ECR's lastRecordedPullTime).
-    async fn record_pull(&self, key: &RepoKey, digest: &Digest, now: Millis) -> Result<(), StoreError>;
+    /// Records pulls (ECR's lastRecordedPullTime) in one transaction; a later time never goes back.
+    async fn record_pulls(&self, pulls: &[(RepoKey, Digest, Millis)]) -> Result<(), StoreError>;
+    /// Moves an image to a storage class. None if there is no such image, else whether it changed.
+    async fn set_storage_class(&self, key: &RepoKey, digest: &Digest, class: StorageClass, now: Millis)
+        -> Result<Option<bool>, StoreError>;
+
+    // ---- lifecycle ----
+    /// Sets (Some) or removes (None) the repository's lifecycle policy; false if the repository is missing.
+    async fn set_lifecycle_policy(&self, key: &RepoKey, policy: Option<&str>, now: Millis) -> Result<bool, StoreError>;
+    /// The policy text and when it was last set.
+    async fn lifecycle_policy(&self, key: &RepoKey) -> Result<Option<LifecyclePolicyRow>, StoreError>;
+    async fn mark_lifecycle_evaluated(&self, key: &RepoKey, now: Millis) -> Result<(), StoreError>;
+    /// Deletes an image that lifecycle evaluation expired, with its referrers, in one transaction,
+    /// only if its tags are still `expected_tags` (sorted) and no other manifest lists it.
+    async fn expire_manifest(&self, key: &RepoKey, digest: &Digest, expected_tags: &[String]) -> Result<ExpireOutcome, StoreError>;
+    /// Every repository that has a lifecycle policy.
+    async fn lifecycle_repositories(&self) -> Result<Vec<RepoKey>, StoreError>;
+    /// Every image of the repository with what the lifecycle evaluator needs.
+    async fn lifecycle_images(&self, key: &RepoKey) -> Result<Vec<LifecycleImageRow>, StoreError>;
+    async fn put_lifecycle_preview(&self, key: &RepoKey, preview: &LifecyclePreviewRow) -> Result<bool, StoreError>;
+    async fn lifecycle_preview(&self, key: &RepoKey) -> Result<Option<LifecyclePreviewRow>, StoreError>;
     /// Every (repository, manifest digest, reference) triple, for fsck.
     async fn all_references(&self) -> Result<Vec<(RepoKey, Digest, Digest, RefKind)>, StoreError>;
 
@@ -241,6 +344,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn get_access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRow>, StoreError>;
     async fn put_user_policy(&self, user_arn: &str, policy_name: &str, document: &str) -> Result<(), StoreError>;
     async fn user_policies(&self, user_arn: &str) -> Result<Vec<(String, String)>, StoreError>;
+    /// Sets or clears a user's console password hash; false if the user does not exist.
+    async fn set_console_password(&self, user_arn: &str, hash: Option<&str>) -> Result<bool, StoreError>;
+    async fn console_password(&self, user_arn: &str) -> Result<Option<String>, StoreError>;
     /// All token signing keys, newest first; creates the first one from `fresh` if there are none.
     async fn signing_keys(&self, fresh: &[u8], now: Millis) -> Result<Vec<Vec<u8>>, StoreError>;
 }

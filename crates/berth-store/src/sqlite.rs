@@ -17,8 +17,9 @@ use crate::error::DbContext;
 use crate::meta::*;
 use crate::{Digest, StoreError};
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 const SCHEMA_V1: &str = include_str!("sqlite_schema.sql");
+const SCHEMA_V2: &str = include_str!("sqlite_schema_v2.sql");
 
 pub struct SqliteMetadataStore {
     writer: SqlitePool,
@@ -37,12 +38,18 @@ fn parse_digest(s: &str) -> Result<Digest, StoreError> {
     Digest::from_str(s).map_err(|e| StoreError::Db { context: "corrupt digest in database", source: sqlx::Error::Decode(Box::new(e)) })
 }
 
-fn digest_col(row: &SqliteRow, col: &str) -> Result<Digest, StoreError> {
+pub(crate) fn digest_col(row: &SqliteRow, col: &str) -> Result<Digest, StoreError> {
     let s: String = row.try_get(col).ctx("reading digest column")?;
     parse_digest(&s)
 }
 
-const MANIFEST_COLS: &str = "m.digest, m.media_type, m.artifact_type, m.subject, m.annotations, m.image_size, m.content, m.pushed_at";
+const MANIFEST_COLS: &str =
+    "m.digest, m.media_type, m.artifact_type, m.subject, m.annotations, m.image_size, m.content, m.pushed_at, m.storage_class";
+
+fn storage_class_col(row: &SqliteRow) -> Result<StorageClass, StoreError> {
+    let class: String = row.try_get("storage_class").ctx("reading storage class")?;
+    Ok(StorageClass::parse(&class).unwrap_or_default())
+}
 
 fn manifest_row(row: &SqliteRow) -> Result<ManifestRow, StoreError> {
     let subject: Option<String> = row.try_get("subject").ctx("reading manifest")?;
@@ -57,8 +64,12 @@ fn manifest_row(row: &SqliteRow) -> Result<ManifestRow, StoreError> {
         image_size: image_size as u64,
         content: Bytes::from(content),
         pushed_at: row.try_get("pushed_at").ctx("reading manifest")?,
+        storage_class: storage_class_col(row)?,
     })
 }
+
+const IMAGE_COLS: &str =
+    "m.digest, m.media_type, m.artifact_type, m.image_size, m.pushed_at, m.last_pulled_at, m.storage_class, m.archived_at, m.last_activated_at";
 
 const REPO_COLS: &str =
     "id, account_id, region, name, created_at, tag_mutability, tag_mutability_exclusions, scan_on_push, encryption_type, kms_key, policy";
@@ -95,6 +106,9 @@ fn image_row(r: &SqliteRow) -> Result<ImageRow, StoreError> {
         image_size: size as u64,
         pushed_at: r.try_get("pushed_at").ctx(c)?,
         last_pulled_at: r.try_get("last_pulled_at").ctx(c)?,
+        storage_class: storage_class_col(r)?,
+        archived_at: r.try_get("archived_at").ctx(c)?,
+        last_activated_at: r.try_get("last_activated_at").ctx(c)?,
     })
 }
 
@@ -114,7 +128,7 @@ async fn upsert_resource_tags(conn: &mut SqliteConnection, repository_id: i64, t
     Ok(())
 }
 
-async fn repo_id_in(conn: &mut SqliteConnection, key: &RepoKey) -> Result<Option<i64>, StoreError> {
+pub(crate) async fn repo_id_in(conn: &mut SqliteConnection, key: &RepoKey) -> Result<Option<i64>, StoreError> {
     sqlx::query_scalar("SELECT id FROM repositories WHERE account_id = ? AND region = ? AND name = ?")
         .bind(&key.account)
         .bind(&key.region)
@@ -153,6 +167,9 @@ impl SqliteMetadataStore {
         }
         if version < 1 {
             sqlx::raw_sql(SCHEMA_V1).execute(&mut *tx).await.ctx("creating schema v1")?;
+        }
+        if version < 2 {
+            sqlx::raw_sql(SCHEMA_V2).execute(&mut *tx).await.ctx("migrating to schema v2")?;
         }
         sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).execute(&mut *tx).await.ctx("recording schema version")?;
         tx.commit().await.ctx("committing migration")
@@ -537,6 +554,19 @@ impl MetadataStore for SqliteMetadataStore {
         .execute(&mut *tx)
         .await
         .ctx("inserting manifest")?;
+        if inserted.rows_affected() == 0 {
+            // Pushing an archived image again restores it (as ECR does).
+            sqlx::query(
+                "UPDATE manifests SET storage_class = 'STANDARD', last_activated_at = ? \
+                 WHERE repository_id = ? AND digest = ? AND storage_class = 'ARCHIVE'",
+            )
+            .bind(m.pushed_at)
+            .bind(repo_id)
+            .bind(&digest)
+            .execute(&mut *tx)
+            .await
+            .ctx("restoring archived manifest")?;
+        }
         if inserted.rows_affected() > 0 {
             for (child, kind) in &new.references {
                 sqlx::query(
@@ -665,7 +695,14 @@ impl MetadataStore for SqliteMetadataStore {
             .collect()
     }
 
-    async fn list_images(&self, key: &RepoKey, status: TagStatus, after: Option<&str>, limit: u32) -> Result<Vec<ImageRow>, StoreError> {
+    async fn list_images(
+        &self,
+        key: &RepoKey,
+        status: TagStatus,
+        storage: Option<StorageClass>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ImageRow>, StoreError> {
         let Some(repo_id) = self.repo_id(key).await? else { return Ok(Vec::new()) };
         let having = match status {
             TagStatus::Any => "",
@@ -673,12 +710,14 @@ impl MetadataStore for SqliteMetadataStore {
             TagStatus::Untagged => "HAVING COUNT(t.name) = 0",
         };
         let rows = sqlx::query(&format!(
-            "SELECT m.digest, m.media_type, m.artifact_type, m.image_size, m.pushed_at, m.last_pulled_at, group_concat(t.name, char(10)) AS tags \
+            "SELECT {IMAGE_COLS}, group_concat(t.name, char(10)) AS tags \
              FROM manifests m LEFT JOIN tags t ON t.repository_id = m.repository_id AND t.manifest_digest = m.digest \
-             WHERE m.repository_id = ? AND m.digest > ? GROUP BY m.digest {having} ORDER BY m.digest LIMIT ?"
+             WHERE m.repository_id = ? AND m.digest > ? AND (? IS NULL OR m.storage_class = ?) GROUP BY m.digest {having} ORDER BY m.digest LIMIT ?"
         ))
         .bind(repo_id)
         .bind(after.unwrap_or(""))
+        .bind(storage.map(StorageClass::as_str))
+        .bind(storage.map(StorageClass::as_str))
         .bind(limit as i64)
         .fetch_all(&self.reader)
         .await
@@ -688,11 +727,11 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn get_image(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ImageRow>, StoreError> {
         let Some(repo_id) = self.repo_id(key).await? else { return Ok(None) };
-        let row = sqlx::query(
-            "SELECT m.digest, m.media_type, m.artifact_type, m.image_size, m.pushed_at, m.last_pulled_at, group_concat(t.name, char(10)) AS tags \
+        let row = sqlx::query(&format!(
+            "SELECT {IMAGE_COLS}, group_concat(t.name, char(10)) AS tags \
              FROM manifests m LEFT JOIN tags t ON t.repository_id = m.repository_id AND t.manifest_digest = m.digest \
-             WHERE m.repository_id = ? AND m.digest = ? GROUP BY m.digest",
-        )
+             WHERE m.repository_id = ? AND m.digest = ? GROUP BY m.digest"
+        ))
         .bind(repo_id)
         .bind(digest.to_string())
         .fetch_optional(&self.reader)
@@ -705,13 +744,20 @@ impl MetadataStore for SqliteMetadataStore {
         &self,
         key: &RepoKey,
         status: TagStatus,
+        storage: Option<StorageClass>,
         after: Option<(&str, &str)>,
         limit: u32,
     ) -> Result<Vec<(Digest, String)>, StoreError> {
         let Some(repo_id) = self.repo_id(key).await? else { return Ok(Vec::new()) };
-        let tagged = "SELECT manifest_digest AS digest, name AS tag FROM tags WHERE repository_id = ?1";
+        let tagged = match storage {
+            None => "SELECT manifest_digest AS digest, name AS tag FROM tags WHERE repository_id = ?1",
+            Some(_) => {
+                "SELECT t.manifest_digest AS digest, t.name AS tag FROM tags t JOIN manifests m \
+                 ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest WHERE t.repository_id = ?1 AND m.storage_class = ?5"
+            }
+        };
         let untagged = "SELECT m.digest AS digest, '' AS tag FROM manifests m WHERE m.repository_id = ?1 \
-             AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest)";
+             AND (?5 IS NULL OR m.storage_class = ?5) AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest)";
         let source = match status {
             TagStatus::Tagged => tagged.to_string(),
             TagStatus::Untagged => untagged.to_string(),
@@ -725,22 +771,57 @@ impl MetadataStore for SqliteMetadataStore {
         .bind(after_digest)
         .bind(after_tag)
         .bind(limit as i64)
+        .bind(storage.map(StorageClass::as_str))
         .fetch_all(&self.reader)
         .await
         .ctx("listing image ids")?;
         rows.iter().map(|r| Ok((digest_col(r, "digest")?, r.try_get("tag").ctx("reading image id")?))).collect()
     }
 
-    async fn record_pull(&self, key: &RepoKey, digest: &Digest, now: Millis) -> Result<(), StoreError> {
-        let Some(repo_id) = self.repo_id(key).await? else { return Ok(()) };
-        sqlx::query("UPDATE manifests SET last_pulled_at = ? WHERE repository_id = ? AND digest = ?")
-            .bind(now)
-            .bind(repo_id)
-            .bind(digest.to_string())
-            .execute(&self.writer)
-            .await
-            .ctx("recording pull")?;
-        Ok(())
+    async fn record_pulls(&self, pulls: &[(RepoKey, Digest, Millis)]) -> Result<(), StoreError> {
+        crate::sqlite_lifecycle::record_pulls(&self.writer, pulls).await
+    }
+
+    async fn set_storage_class(
+        &self,
+        key: &RepoKey,
+        digest: &Digest,
+        class: StorageClass,
+        now: Millis,
+    ) -> Result<Option<bool>, StoreError> {
+        crate::sqlite_lifecycle::set_storage_class(&self.writer, key, digest, class, now).await
+    }
+
+    async fn set_lifecycle_policy(&self, key: &RepoKey, policy: Option<&str>, now: Millis) -> Result<bool, StoreError> {
+        crate::sqlite_lifecycle::set_lifecycle_policy(&self.writer, key, policy, now).await
+    }
+
+    async fn lifecycle_policy(&self, key: &RepoKey) -> Result<Option<LifecyclePolicyRow>, StoreError> {
+        crate::sqlite_lifecycle::lifecycle_policy(&self.reader, key).await
+    }
+
+    async fn mark_lifecycle_evaluated(&self, key: &RepoKey, now: Millis) -> Result<(), StoreError> {
+        crate::sqlite_lifecycle::mark_lifecycle_evaluated(&self.writer, key, now).await
+    }
+
+    async fn expire_manifest(&self, key: &RepoKey, digest: &Digest, expected_tags: &[String]) -> Result<ExpireOutcome, StoreError> {
+        crate::sqlite_lifecycle::expire_manifest(&self.writer, key, digest, expected_tags).await
+    }
+
+    async fn lifecycle_repositories(&self) -> Result<Vec<RepoKey>, StoreError> {
+        crate::sqlite_lifecycle::lifecycle_repositories(&self.reader).await
+    }
+
+    async fn lifecycle_images(&self, key: &RepoKey) -> Result<Vec<LifecycleImageRow>, StoreError> {
+        crate::sqlite_lifecycle::lifecycle_images(&self.reader, key).await
+    }
+
+    async fn put_lifecycle_preview(&self, key: &RepoKey, preview: &LifecyclePreviewRow) -> Result<bool, StoreError> {
+        crate::sqlite_lifecycle::put_lifecycle_preview(&self.writer, key, preview).await
+    }
+
+    async fn lifecycle_preview(&self, key: &RepoKey) -> Result<Option<LifecyclePreviewRow>, StoreError> {
+        crate::sqlite_lifecycle::lifecycle_preview(&self.reader, key).await
     }
 
     async fn all_references(&self) -> Result<Vec<(RepoKey, Digest, Digest, RefKind)>, StoreError> {
@@ -881,6 +962,14 @@ impl MetadataStore for SqliteMetadataStore {
         .await
         .ctx("attaching policy")?;
         Ok(())
+    }
+
+    async fn set_console_password(&self, user_arn: &str, hash: Option<&str>) -> Result<bool, StoreError> {
+        crate::sqlite_lifecycle::set_console_password(&self.writer, user_arn, hash).await
+    }
+
+    async fn console_password(&self, user_arn: &str) -> Result<Option<String>, StoreError> {
+        crate::sqlite_lifecycle::console_password(&self.reader, user_arn).await
     }
 
     async fn user_policies(&self, user_arn: &str) -> Result<Vec<(String, String)>, StoreError> {

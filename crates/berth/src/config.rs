@@ -33,6 +33,9 @@ pub struct ServeArgs {
     /// Unreferenced blobs and idle uploads younger than this are never collected.
     #[arg(long, env = "BERTH_GC_GRACE_SECONDS")]
     pub gc_grace_seconds: Option<u64>,
+    /// Seconds between runs of every repository's lifecycle policy (0 disables the schedule).
+    #[arg(long, env = "BERTH_LIFECYCLE_INTERVAL_SECONDS")]
+    pub lifecycle_interval_seconds: Option<u64>,
     #[command(flatten)]
     pub identity: IdentityArgs,
 }
@@ -75,6 +78,7 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     gc_interval_seconds: Option<u64>,
     gc_grace_seconds: Option<u64>,
+    lifecycle_interval_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +95,7 @@ pub struct Settings {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub gc_interval_seconds: u64,
     pub gc_grace_seconds: u64,
+    pub lifecycle_interval_seconds: u64,
     pub account_id: String,
     pub region: String,
     pub admin_key: Option<(String, String)>,
@@ -148,6 +153,7 @@ impl ServeArgs {
             tls,
             gc_interval_seconds: self.gc_interval_seconds.or(file.gc_interval_seconds).unwrap_or(3600),
             gc_grace_seconds: self.gc_grace_seconds.or(file.gc_grace_seconds).unwrap_or(24 * 3600),
+            lifecycle_interval_seconds: self.lifecycle_interval_seconds.or(file.lifecycle_interval_seconds).unwrap_or(3600),
         })
     }
 }

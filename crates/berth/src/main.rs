@@ -1,4 +1,4 @@
-//! `berth`: a self-hosted container registry. Subcommands: `serve`, `gc`, `fsck`.
+//! `berth`: a self-hosted container registry. Subcommands: `serve`, `gc`, `fsck`, `lifecycle`, `admin`.
 
 mod admin;
 mod config;
@@ -25,6 +25,10 @@ enum Command {
     Gc(maintenance::GcArgs),
     /// Check that every blob hashes to its name and every manifest reference resolves.
     Fsck(maintenance::FsckArgs),
+    /// Apply lifecycle policies now (berth must be stopped; a running berth applies them on
+    /// its own schedule and at POST /_berth/lifecycle).
+    #[command(subcommand)]
+    Lifecycle(maintenance::LifecycleCommand),
     /// Manage accounts, users, access keys and policies.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
@@ -44,6 +48,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Gc(args) => maintenance::gc(args).await,
             Command::Fsck(args) => maintenance::fsck(args).await,
+            Command::Lifecycle(cmd) => maintenance::lifecycle(cmd).await,
             Command::Admin(cmd) => admin::run(cmd).await,
         }
     });

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use berth_core::{GcOptions, RegistryConfig};
+use berth_core::{GcOptions, RegistryConfig, RegistryRef};
 
 use crate::config::DEFAULT_DATA_DIR;
 use crate::datadir::DataDir;
@@ -39,4 +39,54 @@ pub async fn fsck(args: FsckArgs) -> anyhow::Result<ExitCode> {
     let report = data.registry.fsck().await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum LifecycleCommand {
+    /// Apply every repository's lifecycle policy (or one repository's) and print what was
+    /// expired or archived.
+    Run(LifecycleRunArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LifecycleRunArgs {
+    #[arg(long, env = "BERTH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Only this repository (with --account and --region, else the defaults).
+    #[arg(long)]
+    pub repository: Option<String>,
+    #[arg(long, env = "BERTH_ACCOUNT_ID", default_value = crate::config::DEFAULT_ACCOUNT)]
+    pub account: String,
+    #[arg(long, env = "BERTH_REGION", default_value = crate::config::DEFAULT_REGION)]
+    pub region: String,
+    /// Report what would be expired or archived without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub async fn lifecycle(cmd: LifecycleCommand) -> anyhow::Result<ExitCode> {
+    let LifecycleCommand::Run(args) = cmd;
+    let data = DataDir::open(&args.data_dir, RegistryConfig::default()).await?;
+    let only = match &args.repository {
+        Some(name) => {
+            let name = berth_core::RepositoryName::parse(name).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Some(berth_core::Repo::new(&RegistryRef { account: args.account.clone(), region: args.region.clone() }, name))
+        }
+        None => None,
+    };
+    let reports = data.registry.run_lifecycle_policies(only.as_ref(), args.dry_run).await?;
+    for r in &reports {
+        for a in &r.actions {
+            let verb = match (a.action.as_str(), args.dry_run) {
+                ("EXPIRE", false) => "expired",
+                ("EXPIRE", true) => "would expire",
+                (_, false) => "archived",
+                (_, true) => "would archive",
+            };
+            let tags = if a.tags.is_empty() { "<untagged>".to_string() } else { a.tags.join(",") };
+            eprintln!("{}/{}: {verb} {} [{tags}] (rule {})", r.account, r.repository, a.digest, a.rule_priority);
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&reports)?);
+    Ok(ExitCode::SUCCESS)
 }

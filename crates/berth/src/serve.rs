@@ -54,6 +54,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if settings.gc_interval_seconds > 0 {
         tokio::spawn(gc_schedule(state.clone(), Duration::from_secs(settings.gc_interval_seconds)));
     }
+    if settings.lifecycle_interval_seconds > 0 {
+        tokio::spawn(lifecycle_schedule(state.clone(), Duration::from_secs(settings.lifecycle_interval_seconds)));
+    }
+    tokio::spawn(flush_pulls(state.registry.clone()));
 
     let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
     match settings.tls {
@@ -75,6 +79,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             axum_server::from_tcp_rustls(listener, tls).handle(handle).serve(make_service).await.context("serving HTTPS")?;
         }
     }
+    if let Err(e) = data.registry.flush_pulls().await {
+        tracing::error!(error = %e, "recording pull times at shutdown");
+    }
     tracing::info!("berth stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -84,11 +91,13 @@ fn app(state: AppState, tls: bool) -> Router {
         .route("/health", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/_berth/gc", post(gc_now))
+        .route("/_berth/lifecycle", post(lifecycle_now))
         .with_state(state.clone());
     Router::new()
         .merge(berth_oci::router(state.registry.clone()))
         .merge(berth_ecr::router(state.registry.clone()))
         .merge(admin)
+        .nest("/console", berth_console::router(state.registry.clone(), berth_console::ConsoleSettings { tls }))
         .layer(axum::middleware::map_request(move |mut req: axum::extract::Request| async move {
             // Adapters read the transport facts (peer address, TLS) for policy conditions.
             let source_ip = req.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
@@ -109,18 +118,24 @@ struct GcQuery {
     grace_seconds: Option<i64>,
 }
 
+/// Ops endpoints take a registry token (Basic `AWS:<token>`) of a principal allowed `action` on
+/// the default registry; the refusal is an OCI error response.
+async fn authorize_operator(registry: &Registry, req: axum::extract::Request, action: &str) -> Result<(), Response> {
+    let caller = berth_oci::caller(&req);
+    drop(req);
+    let principal = berth_oci::authenticate_basic(registry, caller).await.map_err(|e| e.into_response())?;
+    let scope = registry.config().default_registry.clone();
+    registry
+        .authorize(&principal, action, berth_core::auth::Resource::Registry(&scope))
+        .await
+        .map_err(|e| berth_oci::OciError::Registry(e).into_response())
+}
+
 /// Online GC, for operators: needs a registry token of a principal allowed `berth:CollectGarbage`.
 async fn gc_now(State(state): State<AppState>, Query(q): Query<GcQuery>, req: axum::extract::Request) -> Response {
     let registry = state.registry.clone();
-    let caller = berth_oci::caller(&req);
-    drop(req);
-    let principal = match berth_oci::authenticate_basic(&registry, caller).await {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    let scope = registry.config().default_registry.clone();
-    if let Err(e) = registry.authorize(&principal, "berth:CollectGarbage", berth_core::auth::Resource::Registry(&scope)).await {
-        return berth_oci::OciError::Registry(e).into_response();
+    if let Err(denied) = authorize_operator(&registry, req, "berth:CollectGarbage").await {
+        return denied;
     }
     let opts = GcOptions { dry_run: q.dry_run, grace_millis: q.grace_seconds.map(|s| s.saturating_mul(1000)) };
     match registry.collect_garbage(opts).await {
@@ -131,6 +146,50 @@ async fn gc_now(State(state): State<AppState>, Query(q): Query<GcQuery>, req: ax
         Err(e) => {
             tracing::error!(error = %e, "garbage collection failed");
             (http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct LifecycleQuery {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Applies every lifecycle policy now: needs a registry token of a principal allowed
+/// `berth:RunLifecycle` on the registry.
+async fn lifecycle_now(State(state): State<AppState>, Query(q): Query<LifecycleQuery>, req: axum::extract::Request) -> Response {
+    let registry = state.registry.clone();
+    if let Err(denied) = authorize_operator(&registry, req, "berth:RunLifecycle").await {
+        return denied;
+    }
+    match registry.run_lifecycle_policies(None, q.dry_run).await {
+        Ok(reports) => axum::Json(reports).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "lifecycle run failed");
+            (http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+        }
+    }
+}
+
+async fn lifecycle_schedule(state: AppState, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        if let Err(e) = state.registry.run_lifecycle_policies(None, false).await {
+            tracing::error!(error = %e, "scheduled lifecycle run failed");
+        }
+    }
+}
+
+/// Pull times are noted in memory and written in batches (see berth_core::pulls).
+async fn flush_pulls(registry: Arc<Registry>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        ticker.tick().await;
+        if let Err(e) = registry.flush_pulls().await {
+            tracing::warn!(error = %e, "recording pull times");
         }
     }
 }
