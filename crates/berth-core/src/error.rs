@@ -59,6 +59,10 @@ pub enum RegistryError {
     #[error("image {0} is archived: restore it with UpdateImageStorageClass (targetStorageClass STANDARD) or push it again")]
     ImageArchived(String),
     #[error("{0}")]
+    ScanNotFound(String),
+    #[error("{0}")]
+    LimitExceeded(String),
+    #[error("{0}")]
     LifecyclePolicyNotFound(String),
     #[error("{0}")]
     LifecyclePreviewNotFound(String),

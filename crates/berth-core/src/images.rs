@@ -154,15 +154,24 @@ impl Registry {
         Ok((found, failures))
     }
 
+    /// The digest an identifier names, or why not (as an error).
+    pub(crate) async fn resolve_image(&self, repo: &Repo, id: &ImageId) -> Result<Digest> {
+        self.existing_repository(repo).await?;
+        match self.resolve(repo, id).await? {
+            Resolved::Found(d, _) => Ok(d),
+            Resolved::Failed(f) if f.code == "ImageNotFound" => Err(RegistryError::ManifestUnknown(format!(
+                "The image with imageId {{imageDigest:'{}', imageTag:'{}'}} does not exist within the repository with name '{repo}'",
+                id.digest.as_deref().unwrap_or("null"),
+                id.tag.as_deref().unwrap_or("null")
+            ))),
+            Resolved::Failed(f) => Err(RegistryError::InvalidParameter(f.reason)),
+        }
+    }
+
     /// UpdateImageStorageClass: archives an image, or restores an archived one (at once: berth
     /// keeps archived bytes where they were, so there is no ACTIVATING period).
     pub async fn set_image_storage_class(&self, repo: &Repo, id: &ImageId, class: StorageClass) -> Result<(ImageId, StorageClass)> {
-        self.existing_repository(repo).await?;
-        let digest = match self.resolve(repo, id).await? {
-            Resolved::Found(d, _) => d,
-            Resolved::Failed(f) if f.code == "ImageNotFound" => return Err(RegistryError::ManifestUnknown(f.reason)),
-            Resolved::Failed(f) => return Err(RegistryError::InvalidParameter(f.reason)),
-        };
+        let digest = self.resolve_image(repo, id).await?;
         if self.meta.set_storage_class(repo.key(), &digest, class, self.now()).await?.is_none() {
             return Err(RegistryError::ManifestUnknown(digest.to_string()));
         }

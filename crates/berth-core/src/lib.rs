@@ -18,6 +18,7 @@ pub mod names;
 mod pulls;
 mod registry;
 pub mod repositories;
+pub mod scanning;
 mod uploads;
 
 pub use berth_store::{BlobRange, BlobReader, ByteStream as BlobStream, Digest, DigestError};

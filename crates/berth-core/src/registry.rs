@@ -53,6 +53,7 @@ pub struct Registry {
     pub(crate) small_parts: crate::uploads::SmallParts,
     pub(crate) caches: crate::cache::Caches,
     pub(crate) pulls: crate::pulls::PullLog,
+    pub(crate) scanner: crate::scanning::Scanner,
 }
 
 /// A manifest to serve.
@@ -107,6 +108,7 @@ impl Registry {
             small_parts: Default::default(),
             caches: crate::cache::Caches::new(),
             pulls: Default::default(),
+            scanner: Default::default(),
         }
     }
 
@@ -337,7 +339,10 @@ impl Registry {
             self.caches.invalidate_tag(repo.key(), t);
         }
         match outcome {
-            PutManifestOutcome::Stored => Ok(PutManifestResult { digest, media_type, subject: parsed.subject }),
+            PutManifestOutcome::Stored => {
+                self.scan_after_push(repo, &digest, repository.settings.scan_on_push, parsed.subject.is_some()).await;
+                Ok(PutManifestResult { digest, media_type, subject: parsed.subject })
+            }
             PutManifestOutcome::MissingReference(d, RefKind::Blob) => Err(RegistryError::ManifestBlobUnknown(d)),
             PutManifestOutcome::MissingReference(d, RefKind::Manifest) => Err(RegistryError::ManifestChildUnknown(d)),
             PutManifestOutcome::TagExists(_) => {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::shapes::{self, image_id, next_token, parse_token};
-use crate::{lifecycle_actions as lifecycle, EcrError};
+use crate::{lifecycle_actions as lifecycle, scan_actions as scan, EcrError};
 
 pub(crate) struct Ctx<'a> {
     pub registry: &'a std::sync::Arc<Registry>,
@@ -60,6 +60,11 @@ pub(crate) async fn run(ctx: &Ctx<'_>, action: &str, body: &[u8]) -> Out {
         "StartLifecyclePolicyPreview" => lifecycle::start_lifecycle_policy_preview(ctx, parse(body)?).await,
         "GetLifecyclePolicyPreview" => lifecycle::get_lifecycle_policy_preview(ctx, parse(body)?).await,
         "UpdateImageStorageClass" => lifecycle::update_image_storage_class(ctx, parse(body)?).await,
+        "StartImageScan" => scan::start_image_scan(ctx, parse(body)?).await,
+        "DescribeImageScanFindings" => scan::describe_image_scan_findings(ctx, parse(body)?).await,
+        "PutRegistryScanningConfiguration" => scan::put_registry_scanning_configuration(ctx, parse(body)?).await,
+        "GetRegistryScanningConfiguration" => scan::get_registry_scanning_configuration(ctx, parse(body)?).await,
+        "BatchGetRepositoryScanningConfiguration" => scan::batch_get_repository_scanning_configuration(ctx, parse(body)?).await,
         other => Err(EcrError::new("UnknownOperationException", format!("berth does not implement the ECR action {other} yet"))),
     }
 }
@@ -71,7 +76,7 @@ pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, EcrError> {
 
 // ---- common parameters ----
 
-fn registry_of(ctx: &Ctx<'_>, registry_id: Option<&str>) -> Result<RegistryRef, EcrError> {
+pub(crate) fn registry_of(ctx: &Ctx<'_>, registry_id: Option<&str>) -> Result<RegistryRef, EcrError> {
     let account = match registry_id {
         Some(id) if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) => id.to_string(),
         Some(id) => {
@@ -465,7 +470,10 @@ async fn describe_images(ctx: &Ctx<'_>, i: DescribeImagesIn) -> Out {
             }
             return Err(EcrError::invalid(f.reason.clone()));
         }
-        let details: Vec<Value> = found.iter().map(|r| shapes::image_detail(r, &registry, &repo)).collect();
+        let mut details: Vec<Value> = found.iter().map(|r| shapes::image_detail(r, &registry, &repo)).collect();
+        for (row, detail) in found.iter().zip(details.iter_mut()) {
+            scan::add_scan_summary(ctx, &repo, &row.digest, detail).await?;
+        }
         return Ok(json!({ "imageDetails": details }));
     }
     let limit = max_results(i.max_results, 1000, 100)?;
@@ -474,7 +482,10 @@ async fn describe_images(ctx: &Ctx<'_>, i: DescribeImagesIn) -> Out {
         ctx.registry.images(&repo, tag_status(i.filter.as_ref())?, image_status(i.filter.as_ref())?, after.as_deref(), limit + 1).await?;
     let more = rows.len() > limit as usize;
     let page = &rows[..rows.len().min(limit as usize)];
-    let details: Vec<Value> = page.iter().map(|r| shapes::image_detail(r, &registry, &repo)).collect();
+    let mut details: Vec<Value> = page.iter().map(|r| shapes::image_detail(r, &registry, &repo)).collect();
+    for (row, detail) in page.iter().zip(details.iter_mut()) {
+        scan::add_scan_summary(ctx, &repo, &row.digest, detail).await?;
+    }
     let mut v = json!({ "imageDetails": details });
     if let (true, Some(last)) = (more, page.last()) {
         v["nextToken"] = json!(next_token(&last.digest.to_string()));

@@ -63,6 +63,8 @@ impl From<RegistryError> for EcrError {
             }
             R::RangeNotSatisfiable { .. } => EcrError::invalid(msg),
             R::ManifestUnknown(_) | R::ImageArchived(_) => EcrError::new("ImageNotFoundException", msg),
+            R::ScanNotFound(_) => EcrError::new("ScanNotFoundException", msg),
+            R::LimitExceeded(_) => EcrError::new("LimitExceededException", msg),
             R::LifecyclePolicyNotFound(_) => EcrError::new("LifecyclePolicyNotFoundException", msg),
             R::LifecyclePreviewNotFound(_) => EcrError::new("LifecyclePolicyPreviewNotFoundException", msg),
             R::LifecyclePreviewInProgress(_) => EcrError::new("LifecyclePolicyPreviewInProgressException", msg),

@@ -9,6 +9,7 @@
 mod actions;
 mod error;
 mod lifecycle_actions;
+mod scan_actions;
 mod shapes;
 
 use std::sync::Arc;

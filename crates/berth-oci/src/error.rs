@@ -62,6 +62,8 @@ impl OciError {
                     (StatusCode::NOT_FOUND, "NAME_UNKNOWN")
                 }
                 R::LifecyclePreviewInProgress(_) => (StatusCode::CONFLICT, "UNSUPPORTED"),
+                R::ScanNotFound(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
+                R::LimitExceeded(_) => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
                 R::TooManyTags(_)
                 | R::InvalidTagParameter(_)
                 | R::EmptyUpload(_)

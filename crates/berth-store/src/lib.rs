@@ -16,6 +16,7 @@ pub mod fs;
 pub mod meta;
 pub mod sqlite;
 mod sqlite_lifecycle;
+mod sqlite_scans;
 
 pub use blob::{BlobRange, BlobReader, BlobStore, ByteStream};
 pub use digest::{Algorithm, Digest, DigestError};

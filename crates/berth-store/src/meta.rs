@@ -119,6 +119,19 @@ pub enum ExpireOutcome {
     NotFound,
 }
 
+/// The latest scan of an image.
+#[derive(Debug, Clone)]
+pub struct ImageScanRow {
+    /// ECR's ScanStatus: IN_PROGRESS | COMPLETE | FAILED | UNSUPPORTED_IMAGE | FINDINGS_UNAVAILABLE …
+    pub status: String,
+    pub description: Option<String>,
+    pub started_at: Millis,
+    pub completed_at: Option<Millis>,
+    pub vulndb_version: Option<String>,
+    /// JSON written by the service, once complete.
+    pub findings: Option<String>,
+}
+
 /// The last lifecycle policy preview of a repository.
 #[derive(Debug, Clone)]
 pub struct LifecyclePreviewRow {
@@ -333,6 +346,16 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn gc_candidates(&self, before: Millis) -> Result<Vec<GcCandidate>, StoreError>;
     /// Re-checks the candidate inside one transaction and forgets it; false if it became live.
     async fn gc_forget_blob(&self, digest: &Digest, before: Millis) -> Result<bool, StoreError>;
+
+    // ---- scans ----
+    /// Records the image's latest scan; false if the image does not exist.
+    async fn put_image_scan(&self, key: &RepoKey, digest: &Digest, scan: &ImageScanRow) -> Result<bool, StoreError>;
+    async fn image_scan(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ImageScanRow>, StoreError>;
+    /// Every image that has been scanned (for continuous rescans).
+    async fn scanned_images(&self) -> Result<Vec<(RepoKey, Digest)>, StoreError>;
+    /// The registry scanning configuration (JSON), if one was put.
+    async fn registry_scanning(&self, account: &str, region: &str) -> Result<Option<String>, StoreError>;
+    async fn set_registry_scanning(&self, account: &str, region: &str, config: &str) -> Result<(), StoreError>;
 
     // ---- identity ----
     async fn ensure_account(&self, account: &str, now: Millis) -> Result<(), StoreError>;

@@ -964,6 +964,26 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(())
     }
 
+    async fn put_image_scan(&self, key: &RepoKey, digest: &Digest, scan: &ImageScanRow) -> Result<bool, StoreError> {
+        crate::sqlite_scans::put_image_scan(&self.writer, key, digest, scan).await
+    }
+
+    async fn image_scan(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ImageScanRow>, StoreError> {
+        crate::sqlite_scans::image_scan(&self.reader, key, digest).await
+    }
+
+    async fn scanned_images(&self) -> Result<Vec<(RepoKey, Digest)>, StoreError> {
+        crate::sqlite_scans::scanned_images(&self.reader).await
+    }
+
+    async fn registry_scanning(&self, account: &str, region: &str) -> Result<Option<String>, StoreError> {
+        crate::sqlite_scans::registry_scanning(&self.reader, account, region).await
+    }
+
+    async fn set_registry_scanning(&self, account: &str, region: &str, config: &str) -> Result<(), StoreError> {
+        crate::sqlite_scans::set_registry_scanning(&self.writer, account, region, config).await
+    }
+
     async fn set_console_password(&self, user_arn: &str, hash: Option<&str>) -> Result<bool, StoreError> {
         crate::sqlite_lifecycle::set_console_password(&self.writer, user_arn, hash).await
     }

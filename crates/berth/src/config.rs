@@ -36,6 +36,12 @@ pub struct ServeArgs {
     /// Seconds between runs of every repository's lifecycle policy (0 disables the schedule).
     #[arg(long, env = "BERTH_LIFECYCLE_INTERVAL_SECONDS")]
     pub lifecycle_interval_seconds: Option<u64>,
+    /// Concurrent image scans (scan on push, StartImageScan, continuous rescans).
+    #[arg(long, env = "BERTH_SCAN_WORKERS")]
+    pub scan_workers: Option<usize>,
+    /// Seconds between checks for a newly imported vulnerability database (continuous rescans).
+    #[arg(long, env = "BERTH_VULNDB_CHECK_SECONDS")]
+    pub vulndb_check_seconds: Option<u64>,
     #[command(flatten)]
     pub identity: IdentityArgs,
 }
@@ -79,6 +85,8 @@ struct FileConfig {
     gc_interval_seconds: Option<u64>,
     gc_grace_seconds: Option<u64>,
     lifecycle_interval_seconds: Option<u64>,
+    scan_workers: Option<usize>,
+    vulndb_check_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +104,8 @@ pub struct Settings {
     pub gc_interval_seconds: u64,
     pub gc_grace_seconds: u64,
     pub lifecycle_interval_seconds: u64,
+    pub scan_workers: usize,
+    pub vulndb_check_seconds: u64,
     pub account_id: String,
     pub region: String,
     pub admin_key: Option<(String, String)>,
@@ -154,6 +164,8 @@ impl ServeArgs {
             gc_interval_seconds: self.gc_interval_seconds.or(file.gc_interval_seconds).unwrap_or(3600),
             gc_grace_seconds: self.gc_grace_seconds.or(file.gc_grace_seconds).unwrap_or(24 * 3600),
             lifecycle_interval_seconds: self.lifecycle_interval_seconds.or(file.lifecycle_interval_seconds).unwrap_or(3600),
+            scan_workers: self.scan_workers.or(file.scan_workers).unwrap_or(2),
+            vulndb_check_seconds: self.vulndb_check_seconds.or(file.vulndb_check_seconds).unwrap_or(30),
         })
     }
 }

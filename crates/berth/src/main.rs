@@ -1,4 +1,4 @@
-//! `berth`: a self-hosted container registry. Subcommands: `serve`, `gc`, `fsck`, `lifecycle`, `admin`.
+//! `berth`: a self-hosted container registry. Subcommands: `serve`, `gc`, `fsck`, `lifecycle`, `vulndb`, `admin`.
 
 mod admin;
 mod config;
@@ -6,6 +6,7 @@ mod datadir;
 mod maintenance;
 mod observe;
 mod serve;
+mod vulndb;
 
 use clap::{Parser, Subcommand};
 
@@ -19,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the registry (OCI Distribution API on /v2/).
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Delete blobs no manifest references and abandoned uploads (berth must be stopped;
     /// a running berth collects online on its own schedule and at POST /_berth/gc).
     Gc(maintenance::GcArgs),
@@ -29,6 +30,9 @@ enum Command {
     /// its own schedule and at POST /_berth/lifecycle).
     #[command(subcommand)]
     Lifecycle(maintenance::LifecycleCommand),
+    /// Manage the offline vulnerability database (OSV) that image scans match against.
+    #[command(subcommand)]
+    Vulndb(vulndb::VulnDbCommand),
     /// Manage accounts, users, access keys and policies.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
@@ -45,10 +49,11 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Gc(args) => maintenance::gc(args).await,
             Command::Fsck(args) => maintenance::fsck(args).await,
             Command::Lifecycle(cmd) => maintenance::lifecycle(cmd).await,
+            Command::Vulndb(cmd) => vulndb::run(cmd).await,
             Command::Admin(cmd) => admin::run(cmd).await,
         }
     });

@@ -58,6 +58,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(lifecycle_schedule(state.clone(), Duration::from_secs(settings.lifecycle_interval_seconds)));
     }
     tokio::spawn(flush_pulls(state.registry.clone()));
+    data.registry.start_scanner(berth_core::scanning::ScanSettings {
+        vulndb_dir: crate::vulndb::db_root(&settings.data_dir),
+        workers: settings.scan_workers,
+        timeout: Duration::from_secs(300),
+    });
+    if settings.vulndb_check_seconds > 0 {
+        tokio::spawn(watch_vulndb(state.registry.clone(), Duration::from_secs(settings.vulndb_check_seconds)));
+    }
 
     let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
     match settings.tls {
@@ -180,6 +188,25 @@ async fn lifecycle_schedule(state: AppState, every: Duration) {
         if let Err(e) = state.registry.run_lifecycle_policies(None, false).await {
             tracing::error!(error = %e, "scheduled lifecycle run failed");
         }
+    }
+}
+
+/// Rescans CONTINUOUS_SCAN repositories when `berth vulndb import` swapped in a new database.
+async fn watch_vulndb(registry: Arc<Registry>, every: Duration) {
+    let mut seen = registry.vulndb_version();
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        let now = registry.vulndb_version();
+        if now == seen {
+            continue;
+        }
+        tracing::info!(version = ?now, "vulnerability database changed");
+        match registry.rescan_continuous().await {
+            Ok(n) => tracing::info!(queued = n, "continuous rescans queued"),
+            Err(e) => tracing::error!(error = %e, "queueing continuous rescans"),
+        }
+        seen = now;
     }
 }
 

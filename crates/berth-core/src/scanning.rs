@@ -1,0 +1,557 @@
+//! Scan on push, manual scans and continuous rescans, natively and offline (`berth-scan`).
+//!
+//! A push never waits for a scan: the push records an IN_PROGRESS row and hands a job to a
+//! bounded queue; a fixed pool of workers reads the layers through the blob store on blocking
+//! threads (within `berth_scan::Limits`), matches the inventory against the imported OSV
+//! database, stores the findings and attaches the inventory to the image as a CycloneDX SBOM
+//! referrer. The vulnerability database is reopened whenever its `current` pointer changes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use berth_scan::{Inventory, Layer, Limits, VulnDb};
+use berth_store::{ImageScanRow, Millis, RepoKey, StorageClass};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::error::Result;
+use crate::images::ImageId;
+use crate::names::{Reference, RegistryRef, Repo};
+use crate::{media_types, Digest, Registry, RegistryError};
+
+/// ECR's limit: one manual scan per image per 24 hours.
+pub const SCAN_INTERVAL_MILLIS: i64 = 24 * 3600 * 1000;
+/// Jobs waiting for a worker; more are refused (FAILED, retry with StartImageScan).
+const QUEUE_DEPTH: usize = 10_000;
+/// The artifact type of the SBOM referrer berth attaches.
+pub const SBOM_ARTIFACT_TYPE: &str = "application/vnd.cyclonedx+json";
+const EMPTY_CONFIG: &[u8] = b"{}";
+const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+
+/// Scanning as configured at start-up.
+#[derive(Debug, Clone)]
+pub struct ScanSettings {
+    /// Where `berth vulndb import` keeps the OSV database.
+    pub vulndb_dir: PathBuf,
+    /// Concurrent scans.
+    pub workers: usize,
+    /// Wall-clock bound of one scan.
+    pub timeout: Duration,
+}
+
+/// One finding as stored and reported (ECR's ImageScanFinding).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredFinding {
+    pub name: String,
+    pub description: String,
+    pub uri: String,
+    pub severity: String,
+    pub attributes: Vec<(String, String)>,
+}
+
+/// What a completed scan stored.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanResult {
+    /// When the vulnerability database was imported (ECR's vulnerabilitySourceUpdatedAt).
+    pub source_updated_at: Option<Millis>,
+    pub findings: Vec<StoredFinding>,
+    /// What the scanner saw but could not cover (e.g. an RPM database).
+    pub notes: Vec<String>,
+    pub packages: usize,
+    pub sbom_digest: Option<String>,
+}
+
+impl ScanResult {
+    /// findingSeverityCounts.
+    pub fn severity_counts(&self) -> BTreeMap<String, u64> {
+        let mut counts = BTreeMap::new();
+        for f in &self.findings {
+            *counts.entry(f.severity.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
+/// An image's scan as the API reports it.
+#[derive(Debug, Clone)]
+pub struct ImageScan {
+    pub row: ImageScanRow,
+    pub result: Option<ScanResult>,
+}
+
+/// The registry scanning configuration (ECR's RegistryScanningConfiguration).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryScanning {
+    pub scan_type: String,
+    pub rules: Vec<ScanningRule>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanningRule {
+    pub scan_frequency: String,
+    pub repository_filters: Vec<ScanningFilter>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanningFilter {
+    pub filter: String,
+    pub filter_type: String,
+}
+
+/// How one repository is scanned (ECR's RepositoryScanningConfiguration).
+#[derive(Debug, Clone)]
+pub struct RepositoryScanning {
+    pub scan_on_push: bool,
+    /// SCAN_ON_PUSH | CONTINUOUS_SCAN | MANUAL
+    pub scan_frequency: String,
+    pub applied_filters: Vec<ScanningFilter>,
+}
+
+struct ScanJob {
+    repo: Repo,
+    digest: Digest,
+}
+
+/// The scanner's state inside the registry.
+#[derive(Default)]
+pub(crate) struct Scanner {
+    settings: std::sync::OnceLock<ScanSettings>,
+    queue: std::sync::OnceLock<mpsc::Sender<ScanJob>>,
+    db: Mutex<Option<(String, Arc<VulnDb>)>>,
+}
+
+fn scan_failed(message: String) -> RegistryError {
+    RegistryError::InvalidParameter(message)
+}
+
+/// `*` wildcards anchored on the whole repository name (ECR's WILDCARD filter).
+fn wildcard_match(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+fn valid_filter(f: &str) -> bool {
+    !f.is_empty() && f.len() <= 255 && f.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/*".contains(&b))
+}
+
+fn row(status: &str, description: Option<String>, started_at: Millis) -> ImageScanRow {
+    ImageScanRow { status: status.into(), description, started_at, completed_at: None, vulndb_version: None, findings: None }
+}
+
+fn is_image_config(media_type: &str) -> bool {
+    media_type == "application/vnd.oci.image.config.v1+json" || media_type == "application/vnd.docker.container.image.v1+json"
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ImageManifestView {
+    media_type: Option<String>,
+    config: Option<DescriptorView>,
+    #[serde(default)]
+    layers: Vec<DescriptorView>,
+    subject: Option<serde_json::Value>,
+    artifact_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DescriptorView {
+    media_type: String,
+    digest: String,
+}
+
+impl Registry {
+    /// Starts the scan workers (once). Without this, scans are never run and images report
+    /// no scan status.
+    pub fn start_scanner(self: &Arc<Self>, settings: ScanSettings) {
+        let (tx, rx) = mpsc::channel::<ScanJob>(QUEUE_DEPTH);
+        if self.scanner.queue.set(tx).is_err() {
+            return;
+        }
+        let workers = settings.workers.max(1);
+        let _ = self.scanner.settings.set(settings);
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..workers {
+            let (registry, rx) = (Arc::downgrade(self), rx.clone());
+            tokio::spawn(async move {
+                loop {
+                    let job = { rx.lock().await.recv().await };
+                    let (Some(job), Some(registry)) = (job, registry.upgrade()) else { return };
+                    registry.run_scan(&job.repo, &job.digest).await;
+                }
+            });
+        }
+    }
+
+    fn scanning_enabled(&self) -> bool {
+        self.scanner.queue.get().is_some()
+    }
+
+    /// Records an IN_PROGRESS scan and queues it; never waits for the scan.
+    pub(crate) async fn queue_scan(&self, repo: &Repo, digest: &Digest) -> Result<ImageScanRow> {
+        let Some(queue) = self.scanner.queue.get() else {
+            return Err(scan_failed("image scanning is not enabled on this server".into()));
+        };
+        let pending = row("IN_PROGRESS", None, self.now());
+        self.meta.put_image_scan(repo.key(), digest, &pending).await?;
+        if queue.try_send(ScanJob { repo: repo.clone(), digest: digest.clone() }).is_err() {
+            let failed = row("FAILED", Some("the scan queue is full; start the scan again later".into()), pending.started_at);
+            self.meta.put_image_scan(repo.key(), digest, &failed).await?;
+            return Ok(failed);
+        }
+        Ok(pending)
+    }
+
+    /// Called after a manifest is stored: queues a scan when the repository scans on push.
+    pub(crate) async fn scan_after_push(&self, repo: &Repo, digest: &Digest, scan_on_push_setting: bool, subject: bool) {
+        if !self.scanning_enabled() || subject {
+            return;
+        }
+        let wants = match self.repository_scanning_with(repo, scan_on_push_setting).await {
+            Ok(s) => s.scan_on_push,
+            Err(e) => {
+                tracing::warn!(repository = %repo, error = %e, "reading scanning configuration");
+                false
+            }
+        };
+        if wants {
+            if let Err(e) = self.queue_scan(repo, digest).await {
+                tracing::warn!(repository = %repo, digest = %digest, error = %e, "queueing scan on push");
+            }
+        }
+    }
+
+    /// StartImageScan: at most once per image per 24 hours.
+    pub async fn start_image_scan(&self, repo: &Repo, id: &ImageId) -> Result<(Digest, ImageScanRow)> {
+        let digest = self.resolve_image(repo, id).await?;
+        let image = self.meta.get_image(repo.key(), &digest).await?.ok_or_else(|| RegistryError::ManifestUnknown(digest.to_string()))?;
+        if image.storage_class == StorageClass::Archive {
+            return Err(RegistryError::ImageArchived(digest.to_string()));
+        }
+        if let Some(last) = self.meta.image_scan(repo.key(), &digest).await? {
+            if self.now() - last.started_at < SCAN_INTERVAL_MILLIS {
+                return Err(RegistryError::LimitExceeded(format!(
+                    "The scan quota per image has been exceeded. Wait and try again. (image {digest} was scanned in the last 24 hours)"
+                )));
+            }
+        }
+        let row = self.queue_scan(repo, &digest).await?;
+        Ok((digest, row))
+    }
+
+    /// DescribeImageScanFindings / the scan summary of DescribeImages.
+    pub async fn image_scan(&self, repo: &Repo, digest: &Digest) -> Result<Option<ImageScan>> {
+        let Some(row) = self.meta.image_scan(repo.key(), digest).await? else { return Ok(None) };
+        let result = match &row.findings {
+            Some(json) => Some(serde_json::from_str(json).map_err(|e| scan_failed(format!("stored scan result: {e}")))?),
+            None => None,
+        };
+        Ok(Some(ImageScan { row, result }))
+    }
+
+    /// The scan of an image named by tag or digest; ScanNotFound when it was never scanned.
+    pub async fn image_scan_findings(&self, repo: &Repo, id: &ImageId) -> Result<(Digest, ImageScan)> {
+        let digest = self.resolve_image(repo, id).await?;
+        match self.image_scan(repo, &digest).await? {
+            Some(scan) => Ok((digest, scan)),
+            None => Err(RegistryError::ScanNotFound(format!(
+                "Image scan does not exist for the image with '{digest}' in the repository with name '{repo}' in the registry with id '{}'",
+                repo.key().account
+            ))),
+        }
+    }
+
+    pub async fn registry_scanning(&self, registry: &RegistryRef) -> Result<RegistryScanning> {
+        match self.meta.registry_scanning(&registry.account, &registry.region).await? {
+            Some(json) => serde_json::from_str(&json).map_err(|e| scan_failed(format!("stored scanning configuration: {e}"))),
+            None => Ok(RegistryScanning { scan_type: "BASIC".into(), rules: Vec::new() }),
+        }
+    }
+
+    /// PutRegistryScanningConfiguration, validated as ECR does.
+    pub async fn put_registry_scanning(&self, registry: &RegistryRef, config: RegistryScanning) -> Result<RegistryScanning> {
+        if !matches!(config.scan_type.as_str(), "BASIC" | "ENHANCED") {
+            return Err(RegistryError::InvalidParameter(format!(
+                "Invalid parameter at 'scanType': {:?} is not BASIC or ENHANCED",
+                config.scan_type
+            )));
+        }
+        if config.rules.len() > 2 {
+            return Err(RegistryError::InvalidParameter("Invalid parameter at 'rules': at most 2 rules".into()));
+        }
+        for (i, rule) in config.rules.iter().enumerate() {
+            if !matches!(rule.scan_frequency.as_str(), "SCAN_ON_PUSH" | "CONTINUOUS_SCAN" | "MANUAL") {
+                return Err(RegistryError::InvalidParameter(format!(
+                    "Invalid parameter at 'rules.{}.scanFrequency': {:?} is not SCAN_ON_PUSH, CONTINUOUS_SCAN or MANUAL",
+                    i + 1,
+                    rule.scan_frequency
+                )));
+            }
+            if rule.repository_filters.is_empty() || rule.repository_filters.len() > 100 {
+                return Err(RegistryError::InvalidParameter(format!(
+                    "Invalid parameter at 'rules.{}.repositoryFilters': 1 to 100 filters",
+                    i + 1
+                )));
+            }
+            for f in &rule.repository_filters {
+                if f.filter_type != "WILDCARD" || !valid_filter(&f.filter) {
+                    return Err(RegistryError::InvalidParameter(format!(
+                        "Invalid parameter at 'rules.{}.repositoryFilters': filter {:?} of type {:?} is not a WILDCARD filter of [a-z0-9._-/*]",
+                        i + 1,
+                        f.filter,
+                        f.filter_type
+                    )));
+                }
+            }
+        }
+        let json = serde_json::to_string(&config).map_err(|e| scan_failed(e.to_string()))?;
+        self.meta.set_registry_scanning(&registry.account, &registry.region, &json).await?;
+        Ok(config)
+    }
+
+    /// BatchGetRepositoryScanningConfiguration for one repository: a registry rule whose filter
+    /// matches decides (CONTINUOUS_SCAN before SCAN_ON_PUSH before MANUAL); otherwise the
+    /// repository's own scanOnPush.
+    pub async fn repository_scanning(&self, repo: &Repo) -> Result<RepositoryScanning> {
+        let row = self.existing_repository(repo).await?;
+        self.repository_scanning_with(repo, row.settings.scan_on_push).await
+    }
+
+    async fn repository_scanning_with(&self, repo: &Repo, scan_on_push_setting: bool) -> Result<RepositoryScanning> {
+        let config = self.registry_scanning(&repo.registry()).await?;
+        let name = repo.name.as_str();
+        for frequency in ["CONTINUOUS_SCAN", "SCAN_ON_PUSH", "MANUAL"] {
+            for rule in config.rules.iter().filter(|r| r.scan_frequency == frequency) {
+                let applied: Vec<ScanningFilter> =
+                    rule.repository_filters.iter().filter(|f| wildcard_match(&f.filter, name)).cloned().collect();
+                if !applied.is_empty() {
+                    let on_push = frequency != "MANUAL" || scan_on_push_setting;
+                    return Ok(RepositoryScanning { scan_on_push: on_push, scan_frequency: frequency.into(), applied_filters: applied });
+                }
+            }
+        }
+        let frequency = if scan_on_push_setting { "SCAN_ON_PUSH" } else { "MANUAL" };
+        Ok(RepositoryScanning { scan_on_push: scan_on_push_setting, scan_frequency: frequency.into(), applied_filters: Vec::new() })
+    }
+
+    /// The current vulnerability database, reopened when an import swapped it.
+    fn vulndb(&self) -> Result<Option<(String, Arc<VulnDb>)>> {
+        let Some(settings) = self.scanner.settings.get() else { return Ok(None) };
+        let current = match std::fs::read_to_string(settings.vulndb_dir.join("current")) {
+            Ok(v) => v.trim().to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(scan_failed(format!("reading the vulnerability database pointer: {e}"))),
+        };
+        let mut cached = self.scanner.db.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((v, db)) = cached.as_ref() {
+            if *v == current {
+                return Ok(Some((v.clone(), db.clone())));
+            }
+        }
+        let db = VulnDb::open(&settings.vulndb_dir).map_err(|e| scan_failed(format!("opening the vulnerability database: {e}")))?;
+        *cached = db.map(|db| (current.clone(), Arc::new(db)));
+        Ok(cached.clone())
+    }
+
+    /// The version of the database scans use now, if any.
+    pub fn vulndb_version(&self) -> Option<String> {
+        self.vulndb().ok().flatten().map(|(v, _)| v)
+    }
+
+    /// After an import: rescans every image of repositories under CONTINUOUS_SCAN that was
+    /// scanned with another database version. Returns how many were queued.
+    pub async fn rescan_continuous(&self) -> Result<usize> {
+        let Some((version, _)) = self.vulndb()? else { return Ok(0) };
+        let mut queued = 0;
+        for (key, digest) in self.meta.scanned_images().await? {
+            let Some(repo) = repo_of_key(&key) else { continue };
+            if self.repository_scanning(&repo).await.map(|s| s.scan_frequency != "CONTINUOUS_SCAN").unwrap_or(true) {
+                continue;
+            }
+            let scan = self.meta.image_scan(&key, &digest).await?;
+            if scan.is_some_and(|s| s.status == "IN_PROGRESS" || s.vulndb_version.as_deref() == Some(version.as_str())) {
+                continue;
+            }
+            self.queue_scan(&repo, &digest).await?;
+            queued += 1;
+        }
+        Ok(queued)
+    }
+
+    /// The job: inventory → findings → stored result + SBOM referrer. Every failure ends in a
+    /// FAILED row with a reason.
+    async fn run_scan(&self, repo: &Repo, digest: &Digest) {
+        let started_at = self.now();
+        let outcome = self.scan_image(repo, digest, started_at).await;
+        let done = match outcome {
+            Ok(row) => row,
+            Err(e) => {
+                tracing::warn!(repository = %repo, digest = %digest, error = %e, "scan failed");
+                ImageScanRow { completed_at: Some(self.now()), ..row("FAILED", Some(e.to_string()), started_at) }
+            }
+        };
+        tracing::info!(repository = %repo, digest = %digest, status = %done.status, "image scanned");
+        if let Err(e) = self.meta.put_image_scan(repo.key(), digest, &done).await {
+            tracing::error!(repository = %repo, digest = %digest, error = %e, "storing scan result");
+        }
+    }
+
+    async fn scan_image(&self, repo: &Repo, digest: &Digest, started_at: Millis) -> Result<ImageScanRow> {
+        let manifest = self
+            .meta
+            .get_manifest_by_digest(repo.key(), digest)
+            .await?
+            .ok_or_else(|| RegistryError::ManifestUnknown(digest.to_string()))?;
+        let view: ImageManifestView =
+            serde_json::from_slice(&manifest.content).map_err(|e| RegistryError::ManifestInvalid(e.to_string()))?;
+        let media_type = view.media_type.clone().unwrap_or(manifest.media_type.clone());
+        let config_type = view.config.as_ref().map(|c| c.media_type.as_str()).unwrap_or("");
+        if view.subject.is_some() || view.artifact_type.is_some() || !is_image_config(config_type) {
+            let why = format!("{media_type} with config {config_type:?} is not a container image berth can scan");
+            return Ok(ImageScanRow { completed_at: Some(self.now()), ..row("UNSUPPORTED_IMAGE", Some(why), started_at) });
+        }
+        let settings = self.scanner.settings.get().cloned().ok_or_else(|| scan_failed("scanning is not enabled".into()))?;
+        let mut layers = Vec::new();
+        for l in &view.layers {
+            let d: Digest = l.digest.parse().map_err(|e| RegistryError::DigestInvalid(format!("{e}")))?;
+            let reader = self.blobs.get(&d, None).await?.ok_or_else(|| RegistryError::BlobUnknown(d.clone()))?;
+            let stream = reader.body.map_err(std::io::Error::other);
+            let bridge = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream.boxed()));
+            layers.push((l.media_type.clone(), bridge));
+        }
+        let limits = Limits { deadline: Instant::now() + settings.timeout, ..Limits::default() };
+        let db = self.vulndb()?;
+        let subject = digest.to_string();
+        let scanned = tokio::task::spawn_blocking(
+            move || -> std::result::Result<(Inventory, Vec<berth_scan::Finding>, Vec<u8>), berth_scan::ScanError> {
+                let layers = layers.into_iter().map(|(media_type, r)| Layer { media_type, reader: Box::new(r) }).collect();
+                let inventory = berth_scan::inventory(layers, &limits)?;
+                let findings = match &db {
+                    Some((_, db)) => db.try_find(&inventory)?,
+                    None => Vec::new(),
+                };
+                let sbom = berth_scan::to_cyclonedx(&inventory, &subject);
+                Ok((inventory, findings, sbom))
+            },
+        )
+        .await
+        .map_err(|e| scan_failed(format!("scan worker: {e}")))?;
+        let (inventory, findings, sbom) = match scanned {
+            Ok(v) => v,
+            Err(e) => return Ok(ImageScanRow { completed_at: Some(self.now()), ..row("FAILED", Some(e.to_string()), started_at) }),
+        };
+        let sbom_digest = self.attach_sbom(repo, digest, Bytes::from(sbom)).await?;
+        let (version, source_updated_at) = match self.vulndb()? {
+            Some((v, db)) => {
+                let imported = time::OffsetDateTime::parse(&db.status().imported_at, &time::format_description::well_known::Rfc3339)
+                    .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+                    .ok();
+                (Some(v), imported)
+            }
+            None => (None, None),
+        };
+        let result = ScanResult {
+            source_updated_at,
+            findings: findings
+                .into_iter()
+                .map(|f| StoredFinding {
+                    name: f.name,
+                    description: f.description,
+                    uri: f.uri,
+                    severity: f.severity.as_str().to_string(),
+                    attributes: f.attributes,
+                })
+                .collect(),
+            notes: inventory.notes.clone(),
+            packages: inventory.packages.len(),
+            sbom_digest: Some(sbom_digest.to_string()),
+        };
+        let (status, description) = match &version {
+            Some(_) => ("COMPLETE", Some("The scan was completed successfully.".to_string())),
+            None => ("FINDINGS_UNAVAILABLE", Some("no vulnerability database is imported; run `berth vulndb import`".to_string())),
+        };
+        Ok(ImageScanRow {
+            status: status.into(),
+            description,
+            started_at,
+            completed_at: Some(self.now()),
+            vulndb_version: version,
+            findings: Some(serde_json::to_string(&result).map_err(|e| scan_failed(e.to_string()))?),
+        })
+    }
+
+    /// Pushes the SBOM as an OCI artifact whose subject is the image (a referrer).
+    async fn attach_sbom(&self, repo: &Repo, subject: &Digest, sbom: Bytes) -> Result<Digest> {
+        let subject_row = self
+            .meta
+            .get_manifest_by_digest(repo.key(), subject)
+            .await?
+            .ok_or_else(|| RegistryError::ManifestUnknown(subject.to_string()))?;
+        let sbom_digest = Digest::sha256_of(&sbom);
+        let config_digest = Digest::sha256_of(EMPTY_CONFIG);
+        for (d, bytes) in [(&sbom_digest, sbom.clone()), (&config_digest, Bytes::from_static(EMPTY_CONFIG))] {
+            let len = bytes.len();
+            let body = futures::stream::iter(vec![Ok::<_, std::io::Error>(bytes)]).boxed();
+            self.upload_blob(repo, d, body).await?;
+            tracing::debug!(digest = %d, len, "sbom blob stored");
+        }
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media_types::OCI_MANIFEST,
+            "artifactType": SBOM_ARTIFACT_TYPE,
+            "config": { "mediaType": EMPTY_MEDIA_TYPE, "digest": config_digest.to_string(), "size": EMPTY_CONFIG.len() },
+            "layers": [{ "mediaType": SBOM_ARTIFACT_TYPE, "digest": sbom_digest.to_string(), "size": sbom.len() }],
+            "subject": { "mediaType": subject_row.media_type, "digest": subject.to_string(), "size": subject_row.content.len() },
+            "annotations": { "org.opencontainers.image.created": time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                "dev.berth.sbom.generator": "berth-scan" },
+        });
+        let body = Bytes::from(serde_json::to_vec(&manifest).map_err(|e| scan_failed(e.to_string()))?);
+        let digest = Digest::sha256_of(&body);
+        self.put_manifest(repo, &Reference::Digest(digest.clone()), media_types::OCI_MANIFEST, body).await?;
+        Ok(digest)
+    }
+}
+
+fn repo_of_key(key: &RepoKey) -> Option<Repo> {
+    let name = crate::RepositoryName::parse(&key.name).ok()?;
+    Some(Repo::new(&RegistryRef { account: key.account.clone(), region: key.region.clone() }, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wildcard_match;
+
+    #[test]
+    fn wildcard_filters_match_whole_names() {
+        assert!(wildcard_match("*", "team/app"));
+        assert!(wildcard_match("team/*", "team/app"));
+        assert!(!wildcard_match("team/*", "other/app"));
+        assert!(wildcard_match("*app", "team/app"));
+        assert!(wildcard_match("t*m/*p", "team/app"));
+        assert!(!wildcard_match("team", "team/app"));
+        assert!(wildcard_match("team/app", "team/app"));
+    }
+}

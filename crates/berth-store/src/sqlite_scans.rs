@@ -1,0 +1,108 @@
+//! SQLite rows for image scans and the registry scanning configuration.
+
+use sqlx::{Row, SqlitePool};
+
+use crate::error::DbContext;
+use crate::meta::*;
+use crate::sqlite::{digest_col, repo_id_in};
+use crate::{Digest, StoreError};
+
+pub(crate) async fn put_image_scan(writer: &SqlitePool, key: &RepoKey, digest: &Digest, scan: &ImageScanRow) -> Result<bool, StoreError> {
+    let mut tx = writer.begin().await.ctx("storing image scan")?;
+    let Some(repo_id) = repo_id_in(&mut tx, key).await? else { return Ok(false) };
+    let d = digest.to_string();
+    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?")
+        .bind(repo_id)
+        .bind(&d)
+        .fetch_optional(&mut *tx)
+        .await
+        .ctx("reading image")?;
+    if exists.is_none() {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO image_scans (repository_id, digest, status, description, started_at, completed_at, vulndb_version, findings) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository_id, digest) DO UPDATE SET status = excluded.status, \
+         description = excluded.description, started_at = excluded.started_at, completed_at = excluded.completed_at, \
+         vulndb_version = excluded.vulndb_version, findings = excluded.findings",
+    )
+    .bind(repo_id)
+    .bind(&d)
+    .bind(&scan.status)
+    .bind(&scan.description)
+    .bind(scan.started_at)
+    .bind(scan.completed_at)
+    .bind(&scan.vulndb_version)
+    .bind(&scan.findings)
+    .execute(&mut *tx)
+    .await
+    .ctx("storing image scan")?;
+    tx.commit().await.ctx("committing image scan")?;
+    Ok(true)
+}
+
+pub(crate) async fn image_scan(reader: &SqlitePool, key: &RepoKey, digest: &Digest) -> Result<Option<ImageScanRow>, StoreError> {
+    let row = sqlx::query(
+        "SELECT s.status, s.description, s.started_at, s.completed_at, s.vulndb_version, s.findings FROM image_scans s \
+         JOIN repositories r ON r.id = s.repository_id WHERE r.account_id = ? AND r.region = ? AND r.name = ? AND s.digest = ?",
+    )
+    .bind(&key.account)
+    .bind(&key.region)
+    .bind(&key.name)
+    .bind(digest.to_string())
+    .fetch_optional(reader)
+    .await
+    .ctx("reading image scan")?;
+    let Some(r) = row else { return Ok(None) };
+    let c = "reading image scan";
+    Ok(Some(ImageScanRow {
+        status: r.try_get("status").ctx(c)?,
+        description: r.try_get("description").ctx(c)?,
+        started_at: r.try_get("started_at").ctx(c)?,
+        completed_at: r.try_get("completed_at").ctx(c)?,
+        vulndb_version: r.try_get("vulndb_version").ctx(c)?,
+        findings: r.try_get("findings").ctx(c)?,
+    }))
+}
+
+pub(crate) async fn scanned_images(reader: &SqlitePool) -> Result<Vec<(RepoKey, Digest)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT r.account_id, r.region, r.name, s.digest FROM image_scans s JOIN repositories r ON r.id = s.repository_id \
+         ORDER BY s.repository_id, s.digest",
+    )
+    .fetch_all(reader)
+    .await
+    .ctx("listing scanned images")?;
+    rows.iter()
+        .map(|r| {
+            let c = "reading scanned image";
+            Ok((
+                RepoKey { account: r.try_get("account_id").ctx(c)?, region: r.try_get("region").ctx(c)?, name: r.try_get("name").ctx(c)? },
+                digest_col(r, "digest")?,
+            ))
+        })
+        .collect()
+}
+
+pub(crate) async fn registry_scanning(reader: &SqlitePool, account: &str, region: &str) -> Result<Option<String>, StoreError> {
+    sqlx::query_scalar("SELECT config FROM registry_scanning WHERE account_id = ? AND region = ?")
+        .bind(account)
+        .bind(region)
+        .fetch_optional(reader)
+        .await
+        .ctx("reading registry scanning configuration")
+}
+
+pub(crate) async fn set_registry_scanning(writer: &SqlitePool, account: &str, region: &str, config: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO registry_scanning (account_id, region, config) VALUES (?, ?, ?) \
+         ON CONFLICT (account_id, region) DO UPDATE SET config = excluded.config",
+    )
+    .bind(account)
+    .bind(region)
+    .bind(config)
+    .execute(writer)
+    .await
+    .ctx("storing registry scanning configuration")?;
+    Ok(())
+}
