@@ -1,10 +1,49 @@
 //! The web console at `/console/`: the ECR console flows, server-rendered, every page and
 //! action authorized by the registry service like any API call.
+//!
+//! The console is one more adapter over [`berth_core::Registry`]: each page and each form
+//! authorizes the ECR action it is (`ecr:DescribeRepositories`, `ecr:CreateRepository`, …) with
+//! the same resource the ECR API uses, then calls the same service method. Controls a user may
+//! not use are not shown, and the server refuses them anyway. Every POST carries the session's
+//! CSRF token ([`web::Post`] checks it before any handler runs).
+//!
+//! Routes (nested at `/console`):
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /signin`, `POST /signin`, `POST /signout` | sign-in with an access key or a console password |
+//! | `GET /repositories` | list: search, sort, keyset pagination |
+//! | `GET /repositories/new`, `POST /repositories` | CreateRepository |
+//! | `GET /registry`, `POST /registry/policy[/delete]` | registry policy |
+//! | `GET /repo/<name>` | images |
+//! | `GET /repo/<name>/-/push` | push commands |
+//! | `GET /repo/<name>/-/image/<digest>` | one image: manifest, layers, platforms, referrers |
+//! | `GET /repo/<name>/-/permissions` | repository policy |
+//! | `GET /repo/<name>/-/lifecycle` | lifecycle policy |
+//! | `GET /repo/<name>/-/settings` | tag mutability, scanning, tags, delete |
+//! | `POST /repo/<name>/-/…` | the actions of those pages |
+//! | `GET /static/console.css`, `/static/console.js` | embedded assets |
 
 use std::sync::Arc;
 
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use axum::Router;
 use berth_core::Registry;
+use http::header::{self, HeaderValue};
+
+mod assets;
+mod image;
+mod lifecycle;
+mod policy;
+mod repo;
+mod repos;
+mod settings;
+mod signin;
+mod view;
+mod web;
 
 /// How the console is served.
 #[derive(Debug, Clone, Default)]
@@ -15,6 +54,43 @@ pub struct ConsoleSettings {
 
 /// The console's routes, to be nested at `/console`.
 pub fn router(registry: Arc<Registry>, settings: ConsoleSettings) -> Router {
-    let _ = (registry, settings);
+    let app = web::App { registry, tls: settings.tls };
     Router::new()
+        .route("/", get(|| async { Redirect::to("/console/repositories") }))
+        .route("/signin", get(signin::page).post(signin::submit))
+        .route("/signout", post(signin::signout))
+        .route("/static/{file}", get(assets::serve))
+        .route("/repositories", get(repos::list).post(repos::create))
+        .route("/repositories/new", get(repos::new_form))
+        .route("/registry", get(policy::registry_page))
+        .route("/registry/policy", post(policy::registry_save))
+        .route("/registry/policy/delete", post(policy::registry_delete))
+        .route("/repo/{*path}", get(repo::get).post(repo::post))
+        .fallback(|| async { web::Fail::not_found("There is no console page at this address.").into_response() })
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(app)
 }
+
+/// Pages are never cached and never framed; scripts and styles come only from the console.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let is_asset = req.uri().path().contains("/static/");
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !is_asset {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests;

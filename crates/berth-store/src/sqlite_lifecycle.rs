@@ -201,25 +201,36 @@ pub(crate) async fn lifecycle_repositories(reader: &SqlitePool) -> Result<Vec<Re
 pub(crate) async fn lifecycle_images(reader: &SqlitePool, key: &RepoKey) -> Result<Vec<LifecycleImageRow>, StoreError> {
     let mut conn = reader.acquire().await.ctx("acquiring connection")?;
     let Some(repo_id) = repo_id_in(&mut conn, key).await? else { return Ok(Vec::new()) };
+    // One grouped scan of manifests ⋈ tags, and the set of manifests an index lists: no
+    // per-row subqueries (this is read whole for every evaluation pass).
     let rows = sqlx::query(
         "SELECT m.digest, m.pushed_at, m.last_pulled_at, m.storage_class, m.archived_at, m.last_activated_at, m.subject, \
-           (SELECT group_concat(t.name, char(10)) FROM tags t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest) AS tags, \
-           EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.repository_id = m.repository_id AND mr.child_digest = m.digest AND mr.kind = 1) AS referenced \
-         FROM manifests m WHERE m.repository_id = ?",
+           group_concat(t.name, char(10)) AS tags \
+         FROM manifests m LEFT JOIN tags t ON t.repository_id = m.repository_id AND t.manifest_digest = m.digest \
+         WHERE m.repository_id = ? GROUP BY m.digest",
     )
     .bind(repo_id)
     .fetch_all(&mut *conn)
     .await
     .ctx("listing images for lifecycle")?;
+    let listed: std::collections::HashSet<String> =
+        sqlx::query_scalar("SELECT DISTINCT child_digest FROM manifest_references WHERE repository_id = ? AND kind = 1")
+            .bind(repo_id)
+            .fetch_all(&mut *conn)
+            .await
+            .ctx("listing index children")?
+            .into_iter()
+            .collect();
     rows.iter()
         .map(|r| {
             let c = "reading image for lifecycle";
             let tags: Option<String> = r.try_get("tags").ctx(c)?;
             let class: String = r.try_get("storage_class").ctx(c)?;
             let subject: Option<String> = r.try_get("subject").ctx(c)?;
-            let referenced: i64 = r.try_get("referenced").ctx(c)?;
+            let digest = digest_col(r, "digest")?;
+            let referenced = listed.contains(&digest.to_string());
             Ok(LifecycleImageRow {
-                digest: digest_col(r, "digest")?,
+                digest,
                 tags: tags.map(|t| t.split('\n').map(str::to_string).collect()).unwrap_or_default(),
                 pushed_at: r.try_get("pushed_at").ctx(c)?,
                 last_pulled_at: r.try_get("last_pulled_at").ctx(c)?,
@@ -227,7 +238,7 @@ pub(crate) async fn lifecycle_images(reader: &SqlitePool, key: &RepoKey) -> Resu
                 archived_at: r.try_get("archived_at").ctx(c)?,
                 last_activated_at: r.try_get("last_activated_at").ctx(c)?,
                 subject: subject.and_then(|s| s.parse().ok()),
-                referenced_by_manifest: referenced != 0,
+                referenced_by_manifest: referenced,
             })
         })
         .collect()

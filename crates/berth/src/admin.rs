@@ -22,6 +22,26 @@ pub enum AdminCommand {
     CreateAccessKey(UserArgs),
     /// Attach managed or custom policies to an existing user.
     AttachPolicy(AttachPolicyArgs),
+    /// Set (or with --remove, remove) a user's web console password; the password is read from stdin.
+    SetConsolePassword(ConsolePasswordArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ConsolePasswordArgs {
+    #[arg(long, env = "BERTH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// 12-digit account id of the user.
+    #[arg(long, env = "BERTH_ACCOUNT_ID")]
+    pub account: String,
+    /// User name (as given to create-user).
+    #[arg(long)]
+    pub user: String,
+    /// Read the password from standard input (the default; never pass it as an argument).
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Remove the console password instead: the user can then sign in only with an access key.
+    #[arg(long, conflicts_with = "password_stdin")]
+    pub remove: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -94,7 +114,32 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             println!("{}", json!({ "user_arn": args.user_arn, "attached": policies.iter().map(|(n, _)| n).collect::<Vec<_>>() }));
             Ok(ExitCode::SUCCESS)
         }
+        AdminCommand::SetConsolePassword(args) => set_console_password(args).await,
     }
+}
+
+/// The password is the first line of stdin (piped, or typed at the terminal), without its newline.
+async fn set_console_password(args: ConsolePasswordArgs) -> anyhow::Result<ExitCode> {
+    let password = if args.remove {
+        None
+    } else {
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            eprintln!("console password for {} in {} (the input is shown; pipe it in to avoid that):", args.user, args.account);
+        }
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).context("reading the password from stdin")?;
+        let password = line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line).to_string();
+        anyhow::ensure!(
+            !password.is_empty(),
+            "no password on stdin (pipe it in, e.g. `printf %s \"$PW\" | berth admin set-console-password ...`)"
+        );
+        Some(password)
+    };
+    let registry = registry(&args.data_dir).await?;
+    registry.set_console_password(&args.account, &args.user, password.as_deref()).await?;
+    let arn = berth_core::auth::user_arn(&args.account, &args.user);
+    println!("{}", json!({ "user_arn": arn, "console_password": if args.remove { "removed" } else { "set" } }));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn policy_documents(args: &PolicyArgs) -> anyhow::Result<Vec<(String, String)>> {

@@ -106,6 +106,8 @@ fn app(state: AppState, tls: bool) -> Router {
         .merge(berth_ecr::router(state.registry.clone()))
         .merge(admin)
         .nest("/console", berth_console::router(state.registry.clone(), berth_console::ConsoleSettings { tls }))
+        // `nest` does not route the trailing-slash form to the nested router.
+        .route("/console/", get(|| async { axum::response::Redirect::permanent("/console/repositories") }))
         .layer(axum::middleware::map_request(move |mut req: axum::extract::Request| async move {
             // Adapters read the transport facts (peer address, TLS) for policy conditions.
             let source_ip = req.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip());

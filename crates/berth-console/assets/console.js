@@ -1,0 +1,264 @@
+// berth console: progressive enhancement only. Every page works without this script;
+// it adds copy buttons, live form hints, select-all, policy templates and the lifecycle builder.
+(function () {
+  'use strict';
+
+  function announce(message) {
+    var live = document.getElementById('live');
+    if (!live) return;
+    live.textContent = '';
+    window.setTimeout(function () { live.textContent = message; }, 40);
+  }
+
+  // ---- copy buttons ----
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text).then(function () { return true; }, function () { return fallbackCopy(text); });
+    }
+    return Promise.resolve(fallbackCopy(text));
+  }
+  function fallbackCopy(text) {
+    var ta = document.createElement('textarea');
+    ta.value = text;
+    ta.setAttribute('readonly', '');
+    ta.style.position = 'fixed';
+    ta.style.opacity = '0';
+    document.body.appendChild(ta);
+    ta.select();
+    var ok = false;
+    try { ok = document.execCommand('copy'); } catch (e) { ok = false; }
+    ta.remove();
+    return ok;
+  }
+  document.querySelectorAll('button.copy[data-copy]').forEach(function (b) { b.hidden = false; });
+  document.addEventListener('click', function (ev) {
+    var b = ev.target.closest && ev.target.closest('button.copy[data-copy]');
+    if (!b) return;
+    copyText(b.getAttribute('data-copy')).then(function (ok) {
+      var label = b.firstChild;
+      if (label && label.nodeType === 3) {
+        label.nodeValue = ok ? 'Copied' : 'Copy failed';
+        b.classList.toggle('copied', ok);
+        window.setTimeout(function () { label.nodeValue = 'Copy'; b.classList.remove('copied'); }, 1600);
+      }
+      announce(ok ? 'Copied to the clipboard' : 'Could not copy; select the text and copy it');
+    });
+  });
+
+  // ---- fields shown for some choices (exclusion filters, KMS key) ----
+  function syncShowFor() {
+    document.querySelectorAll('[data-show-for]').forEach(function (el) {
+      var name = el.getAttribute('data-show-from') || 'mutability';
+      var form = el.closest('form') || document;
+      var checked = form.querySelector('input[name="' + name + '"]:checked');
+      var show = !!checked && el.getAttribute('data-show-for').split(' ').indexOf(checked.value) >= 0;
+      el.hidden = !show;
+      el.querySelectorAll('input, select, textarea').forEach(function (i) { i.disabled = !show; });
+    });
+  }
+  document.addEventListener('change', function (ev) {
+    if (ev.target.matches && ev.target.matches('input[type="radio"]')) syncShowFor();
+  });
+  syncShowFor();
+
+  // ---- the service's validation messages, before submit ----
+  document.querySelectorAll('[data-invalid-message]').forEach(function (input) {
+    var check = function () {
+      input.setCustomValidity('');
+      if (!input.validity.valid && !input.validity.valueMissing) input.setCustomValidity(input.getAttribute('data-invalid-message'));
+    };
+    input.addEventListener('input', check);
+    input.addEventListener('invalid', check);
+  });
+
+  // ---- select all / selection count / delete button ----
+  document.querySelectorAll('input[data-select-all]').forEach(function (all) {
+    var name = all.getAttribute('data-select-all');
+    var form = all.closest('form');
+    var boxes = function () { return form.querySelectorAll('input[type="checkbox"][name="' + name + '"]'); };
+    var button = form.querySelector('[data-needs-selection="' + name + '"]');
+    var count = form.querySelector('#selected-count');
+    all.hidden = false;
+    var sync = function () {
+      var n = 0, total = 0;
+      boxes().forEach(function (b) { total++; if (b.checked) n++; });
+      all.checked = n > 0 && n === total;
+      all.indeterminate = n > 0 && n < total;
+      if (button) button.disabled = n === 0;
+      if (count) count.textContent = n ? n + ' selected' : '';
+    };
+    all.addEventListener('change', function () {
+      boxes().forEach(function (b) { b.checked = all.checked; });
+      sync();
+    });
+    form.addEventListener('change', function (ev) { if (ev.target.name === name) sync(); });
+    sync();
+  });
+
+  // ---- repeatable rows (tags on the create form) ----
+  document.querySelectorAll('button[data-add-row]').forEach(function (btn) {
+    var container = document.getElementById(btn.getAttribute('data-add-row'));
+    if (!container) return;
+    btn.hidden = false;
+    btn.addEventListener('click', function () {
+      var rows = container.children;
+      var last = rows[rows.length - 1];
+      if (!last) return;
+      var copy = last.cloneNode(true);
+      var n = rows.length;
+      copy.querySelectorAll('input').forEach(function (i) {
+        i.value = '';
+        i.id = i.id.replace(/\d+$/, String(n));
+      });
+      copy.querySelectorAll('label').forEach(function (l) {
+        l.htmlFor = l.htmlFor.replace(/\d+$/, String(n));
+      });
+      container.appendChild(copy);
+      var first = copy.querySelector('input');
+      if (first) first.focus();
+    });
+  });
+
+  // ---- policy editors: templates, formatting, JSON check ----
+  document.addEventListener('click', function (ev) {
+    var a = ev.target.closest && ev.target.closest('a[data-template]');
+    if (!a) return;
+    var target = document.getElementById(a.getAttribute('data-target'));
+    if (!target) return;
+    ev.preventDefault();
+    var text = a.getAttribute('data-template');
+    if (target.value.trim() && target.value.trim() !== text.trim() &&
+        !window.confirm('Replace the policy in the editor with this template?')) return;
+    target.value = text;
+    target.focus();
+    announce('Template inserted into the editor');
+  });
+  document.querySelectorAll('button[data-format-json]').forEach(function (b) {
+    var target = document.getElementById(b.getAttribute('data-format-json'));
+    if (!target) return;
+    b.hidden = false;
+    b.addEventListener('click', function () {
+      try {
+        target.value = JSON.stringify(JSON.parse(target.value), null, 2);
+        showError(target, '');
+      } catch (e) {
+        showError(target, 'The policy is not valid JSON: ' + e.message);
+      }
+    });
+  });
+  function showError(textarea, message) {
+    var box = document.getElementById(textarea.id + '-error');
+    if (box) box.textContent = message;
+    textarea.classList.toggle('invalid', !!message);
+    if (message) textarea.setAttribute('aria-invalid', 'true'); else textarea.removeAttribute('aria-invalid');
+  }
+  document.querySelectorAll('form[data-json-form]').forEach(function (form) {
+    form.addEventListener('submit', function (ev) {
+      var ta = form.querySelector('textarea');
+      if (!ta) return;
+      try {
+        JSON.parse(ta.value);
+        showError(ta, '');
+      } catch (e) {
+        ev.preventDefault();
+        showError(ta, 'The policy is not valid JSON: ' + e.message);
+        ta.focus();
+      }
+    });
+  });
+
+  // ---- lifecycle rule builder: rules in a form <-> the JSON text ----
+  var builder = document.querySelector('[data-lifecycle-builder]');
+  if (builder) lifecycleBuilder(builder);
+
+  function lifecycleBuilder(root) {
+    var textarea = document.getElementById(root.getAttribute('data-target'));
+    var list = root.querySelector('.rules');
+    var template = root.querySelector('template');
+    if (!textarea || !list || !template) return;
+    root.hidden = false;
+
+    function field(rule, name) { return rule.querySelector('[data-f="' + name + '"]'); }
+    function addRule(r) {
+      var node = template.content.firstElementChild.cloneNode(true);
+      var n = list.children.length + 1;
+      node.querySelectorAll('[id]').forEach(function (el) { el.id = el.id + '-' + n; });
+      node.querySelectorAll('label[for]').forEach(function (el) { el.htmlFor = el.htmlFor + '-' + n; });
+      list.appendChild(node);
+      r = r || {};
+      var sel = r.selection || {};
+      field(node, 'priority').value = r.rulePriority != null ? r.rulePriority : n;
+      field(node, 'description').value = r.description || '';
+      field(node, 'tagStatus').value = sel.tagStatus || 'any';
+      field(node, 'tagPatternList').value = (sel.tagPatternList || sel.tagPrefixList || []).join(', ');
+      field(node, 'patternKind').value = sel.tagPrefixList ? 'prefix' : 'pattern';
+      field(node, 'countType').value = sel.countType || 'imageCountMoreThan';
+      field(node, 'countNumber').value = sel.countNumber != null ? sel.countNumber : 10;
+      field(node, 'countUnit').value = sel.countUnit || 'days';
+      var action = r.action || {};
+      field(node, 'action').value = action.type === 'transition' ? 'transition' : 'expire';
+      syncRule(node);
+      return node;
+    }
+    function syncRule(node) {
+      var tagged = field(node, 'tagStatus').value === 'tagged';
+      field(node, 'tagPatternList').closest('.field').hidden = !tagged;
+      field(node, 'patternKind').closest('.field').hidden = !tagged;
+      var days = field(node, 'countType').value !== 'imageCountMoreThan';
+      field(node, 'countUnit').closest('.field').hidden = !days;
+    }
+    function toPolicy() {
+      var rules = [];
+      Array.prototype.forEach.call(list.children, function (node) {
+        var sel = { tagStatus: field(node, 'tagStatus').value };
+        if (sel.tagStatus === 'tagged') {
+          var pats = field(node, 'tagPatternList').value.split(',').map(function (s) { return s.trim(); }).filter(Boolean);
+          sel[field(node, 'patternKind').value === 'prefix' ? 'tagPrefixList' : 'tagPatternList'] = pats;
+        }
+        sel.countType = field(node, 'countType').value;
+        if (sel.countType !== 'imageCountMoreThan') sel.countUnit = field(node, 'countUnit').value;
+        sel.countNumber = parseInt(field(node, 'countNumber').value, 10);
+        var rule = { rulePriority: parseInt(field(node, 'priority').value, 10) };
+        var d = field(node, 'description').value.trim();
+        if (d) rule.description = d;
+        rule.selection = sel;
+        rule.action = field(node, 'action').value === 'transition' ? { type: 'transition', targetStorageClass: 'archive' } : { type: 'expire' };
+        rules.push(rule);
+      });
+      return { rules: rules };
+    }
+    function write() {
+      textarea.value = JSON.stringify(toPolicy(), null, 2);
+    }
+    function read() {
+      var policy;
+      try { policy = JSON.parse(textarea.value || '{"rules":[]}'); } catch (e) { return false; }
+      list.textContent = '';
+      (policy.rules || []).forEach(function (r) { addRule(r); });
+      return true;
+    }
+    root.addEventListener('input', function (ev) {
+      var node = ev.target.closest('.rule');
+      if (node) { syncRule(node); write(); }
+    });
+    root.addEventListener('change', function (ev) {
+      var node = ev.target.closest('.rule');
+      if (node) { syncRule(node); write(); }
+    });
+    root.addEventListener('click', function (ev) {
+      if (ev.target.matches('[data-remove-rule]')) {
+        ev.target.closest('.rule').remove();
+        write();
+        announce('Rule removed');
+      } else if (ev.target.matches('[data-add-rule]')) {
+        var node = addRule(null);
+        write();
+        var first = node.querySelector('input, select');
+        if (first) first.focus();
+      } else if (ev.target.matches('[data-read-json]')) {
+        announce(read() ? 'Rules loaded from the JSON' : 'The JSON could not be read');
+      }
+    });
+    read();
+  }
+})();

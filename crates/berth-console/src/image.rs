@@ -1,0 +1,313 @@
+//! One image: details, pull commands, layers, platforms of an index, referrers, the manifest.
+
+use berth_core::auth::Resource;
+use berth_core::images::ImageId;
+use berth_core::scanning::ImageScan;
+use berth_core::{Digest, Reference, RegistryError, Repo};
+use berth_store::StorageClass;
+use maud::{html, Markup};
+use serde_json::Value;
+
+use crate::repo::{crumbs, describe, header, repo_url, Tab};
+use crate::view::{self, Nav, Page};
+use crate::web::{see_other, Fail, PageResult, Post, Session};
+
+/// A descriptor of the manifest (config, layer, child manifest), as far as it is well formed.
+struct Desc {
+    media_type: String,
+    digest: String,
+    size: Option<u64>,
+    platform: Option<String>,
+}
+
+fn desc(v: &Value) -> Desc {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let platform = v.get("platform").map(|p| {
+        let f = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("");
+        let mut out = format!("{}/{}", f("os"), f("architecture"));
+        if !f("variant").is_empty() {
+            out.push('/');
+            out.push_str(f("variant"));
+        }
+        if !f("os.version").is_empty() {
+            out.push_str(&format!(" ({})", f("os.version")));
+        }
+        out
+    });
+    Desc { media_type: s("mediaType"), digest: s("digest"), size: v.get("size").and_then(Value::as_u64), platform }
+}
+
+fn descs(v: &Value, key: &str) -> Vec<Desc> {
+    v.get(key).and_then(Value::as_array).map(|a| a.iter().map(desc).collect()).unwrap_or_default()
+}
+
+/// Findings, most severe first.
+fn by_severity(findings: &[berth_core::scanning::StoredFinding]) -> Vec<&berth_core::scanning::StoredFinding> {
+    let mut sorted: Vec<_> = findings.iter().collect();
+    sorted.sort_by_key(|f| view::SEVERITIES.iter().position(|s| *s == f.severity).unwrap_or(view::SEVERITIES.len()));
+    sorted
+}
+
+fn findings_section(s: &Session, repo: &Repo, digest: &str, findings: &Result<Option<ImageScan>, String>, may_scan: bool) -> Markup {
+    html! {
+        section.card aria-labelledby="scan-h" #scan-findings {
+            div.section-head {
+                h2 #scan-h { "Scan findings" }
+                @if may_scan {
+                    form method="post" action={(repo_url(repo)) "/-/image/" (digest) "/scan"} {
+                        (view::csrf(s))
+                        button.btn.btn-small type="submit" { "Scan now" }
+                    }
+                }
+            }
+            @match findings {
+                Err(why) => { p.muted { (why) } }
+                Ok(None) => { p.muted { "This image has not been scanned. Repositories with scan on push scan each image after it is pushed." } }
+                Ok(Some(scan)) => {
+                    dl.details {
+                        div { dt { "Status" } dd { (view::scan_summary(Some(scan))) " " code.small { (scan.row.status) } } }
+                        @if let Some(desc) = &scan.row.description { div { dt { "Details" } dd { (desc) } } }
+                        div { dt { "Started" } dd { (view::when(scan.row.started_at)) } }
+                        @if let Some(done) = scan.row.completed_at { div { dt { "Completed" } dd { (view::when(done)) } } }
+                        @if let Some(r) = &scan.result {
+                            div { dt { "Packages" } dd { (r.packages) } }
+                            @if let Some(at) = r.source_updated_at { div { dt { "Vulnerability data" } dd { "as of " (view::when(at)) } } }
+                            @if let Some(sbom) = &r.sbom_digest {
+                                div { dt { "SBOM" } dd { a href={(repo_url(repo)) "/-/image/" (sbom)} { code { (view::short_digest(sbom)) } } " (CycloneDX referrer)" } }
+                            }
+                        }
+                    }
+                    @if let Some(r) = &scan.result {
+                        @for note in &r.notes { p.help { (note) } }
+                        @if r.findings.is_empty() {
+                            @if scan.row.status == "COMPLETE" {
+                                p { "No known vulnerabilities were found in the packages of this image." }
+                            }
+                        } @else {
+                            @let sorted = by_severity(&r.findings);
+                            div.table-wrap {
+                                table.data #findings {
+                                    thead { tr { th scope="col" { "Severity" } th scope="col" { "Vulnerability" } th scope="col" { "Package" } th scope="col" { "Description" } } }
+                                    tbody {
+                                        @for f in sorted {
+                                            tr {
+                                                td { span class={"badge badge-" (view::severity_kind(&f.severity))} { (f.severity.to_ascii_lowercase()) } }
+                                                td { @if f.uri.starts_with("https://") { a href=(f.uri) rel="noreferrer noopener" { (f.name) } } @else { (f.name) } }
+                                                td.small { @for (k, v) in &f.attributes { span.muted { (k) ": " } (v) br; } }
+                                                td.small { (f.description) }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub async fn page(s: &Session, repo: &Repo, digest: &str) -> PageResult {
+    let row = describe(s, repo).await?;
+    let digest: Digest = digest.parse().map_err(|_| Fail::not_found(format!("'{digest}' is not an image digest.")))?;
+    let d = digest.to_string();
+    s.allow("ecr:DescribeImages", Resource::Repository(repo)).await?;
+    let (found, failures) = s.registry().describe_image_ids(repo, &[ImageId { digest: Some(d.clone()), tag: None }]).await?;
+    let Some(image) = found.into_iter().next() else {
+        let why = failures.first().map(|f| f.reason.clone()).unwrap_or_else(|| "Requested image not found".into());
+        return Err(Fail::not_found(format!("{why}: {d} in {}", repo.name)));
+    };
+    // The manifest is read as BatchGetImage reads it, without counting as a pull.
+    let may_get = s.may("ecr:BatchGetImage", Resource::Repository(repo)).await;
+    let manifest = if !may_get {
+        Err("You may not read this image's manifest (ecr:BatchGetImage).".to_string())
+    } else {
+        match s.registry().get_manifest(repo, &Reference::Digest(digest.clone()), false).await {
+            Ok(m) => Ok(m),
+            Err(e @ RegistryError::ImageArchived(_)) => Err(e.to_string()),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let parsed: Option<Value> = manifest.as_ref().ok().and_then(|m| serde_json::from_slice(&m.content).ok());
+    let pretty = match (&manifest, &parsed) {
+        (Ok(_), Some(v)) => serde_json::to_string_pretty(v).ok(),
+        (Ok(m), None) => Some(String::from_utf8_lossy(&m.content).into_owned()),
+        _ => None,
+    };
+    let may_move = s.may("ecr:UpdateImageStorageClass", Resource::Repository(repo)).await;
+    let may_scan = s.may("ecr:StartImageScan", Resource::Repository(repo)).await;
+    let findings = if s.may("ecr:DescribeImageScanFindings", Resource::Repository(repo)).await {
+        Ok(s.registry().image_scan(repo, &digest).await?)
+    } else {
+        Err("You may not read this image's scan findings (ecr:DescribeImageScanFindings).".to_string())
+    };
+    let referrers = if s.may("ecr:ListImageReferrers", Resource::Repository(repo)).await {
+        Some(s.registry().referrers(repo, &digest, None).await?)
+    } else {
+        None
+    };
+    let host = s.registry_host();
+    let base = repo_url(repo);
+    let config = parsed.as_ref().and_then(|v| v.get("config")).map(desc);
+    let layers = parsed.as_ref().map(|v| descs(v, "layers")).unwrap_or_default();
+    let children = parsed.as_ref().map(|v| descs(v, "manifests")).unwrap_or_default();
+    let subject = parsed.as_ref().and_then(|v| v.get("subject")).map(desc);
+    let layer_total: u64 = layers.iter().filter_map(|l| l.size).sum();
+    let title =
+        image.tags.first().map(|t| format!("{}:{t}", repo.name)).unwrap_or_else(|| format!("{}@{}", repo.name, view::short_digest(&d)));
+    let body = html! {
+        (header(s, repo, &row, Tab::Images))
+        section.card aria-labelledby="image-h" #image-details {
+            h2 #image-h { "Image " (title) }
+            dl.details {
+                div { dt { "Digest" } dd { code data-digest=(d) { (d) } " " (view::copy(&d, "digest")) } }
+                div { dt { "Tags" } dd { @if image.tags.is_empty() { span.muted { "untagged" } } @for t in &image.tags { span.tag { (t) } " " } } }
+                div { dt { "Type" } dd { (view::media_label(&image.media_type)) " " code.small { (image.media_type) } } }
+                @if let Some(a) = &image.artifact_type { div { dt { "Artifact type" } dd { code { (a) } } } }
+                div { dt { "Size" } dd #image-size { (view::size(image.image_size)) } }
+                div { dt { "Pushed at" } dd { (view::when(image.pushed_at)) } }
+                div { dt { "Last pulled" } dd { (view::maybe_when(image.last_pulled_at, "Never")) } }
+                div { dt { "Storage" } dd #image-storage {
+                    @match image.storage_class {
+                        StorageClass::Archive => { (view::badge("Archived", "warn")) " " @if let Some(a) = image.archived_at { "since " (view::when(a)) } }
+                        StorageClass::Standard => { "Standard" }
+                    }
+                    @if may_move {
+                        form.inline method="post" action={(base) "/-/image/" (d) "/storage-class"} {
+                            (view::csrf(s))
+                            @match image.storage_class {
+                                StorageClass::Archive => {
+                                    input type="hidden" name="class" value="STANDARD";
+                                    " " button.btn.btn-small type="submit" { "Restore to standard" }
+                                }
+                                StorageClass::Standard => {
+                                    input type="hidden" name="class" value="ARCHIVE";
+                                    " " button.btn.btn-small.btn-quiet type="submit" { "Archive" }
+                                }
+                            }
+                        }
+                    }
+                } }
+                @if let Some(sub) = &subject {
+                    div { dt { "Refers to" } dd { a href={(base) "/-/image/" (sub.digest)} { code { (sub.digest) } } } }
+                }
+            }
+            h3 { "Pull" }
+            (view::command(&format!("docker pull {host}/{}@{d}", repo.name), "pull by digest command"))
+            @for t in &image.tags {
+                (view::command(&format!("docker pull {host}/{}:{t}", repo.name), &format!("pull {t} command")))
+            }
+        }
+        @if !children.is_empty() {
+            section.card aria-labelledby="platforms-h" {
+                h2 #platforms-h { "Platforms" }
+                div.table-wrap {
+                    table.data #platforms {
+                        thead { tr { th scope="col" { "Platform" } th scope="col" { "Digest" } th scope="col" { "Type" } th scope="col" class="num" { "Manifest size" } } }
+                        tbody {
+                            @for c in &children {
+                                tr {
+                                    td { (c.platform.as_deref().unwrap_or("—")) }
+                                    td { a href={(base) "/-/image/" (c.digest)} title=(c.digest) { code { (view::short_digest(&c.digest)) } } }
+                                    td { (view::media_label(&c.media_type)) }
+                                    td.num { @if let Some(sz) = c.size { (view::size(sz)) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if config.is_some() || !layers.is_empty() {
+            section.card aria-labelledby="layers-h" {
+                h2 #layers-h { "Layers" }
+                div.table-wrap {
+                    table.data #layers {
+                        thead { tr { th scope="col" { "#" } th scope="col" { "Digest" } th scope="col" { "Media type" } th scope="col" class="num" { "Size" } } }
+                        tbody {
+                            @if let Some(c) = &config {
+                                tr.muted-row {
+                                    td { "config" }
+                                    td { code title=(c.digest) { (view::short_digest(&c.digest)) } }
+                                    td { code.small { (c.media_type) } }
+                                    td.num { @if let Some(sz) = c.size { (view::size(sz)) } }
+                                }
+                            }
+                            @for (i, l) in layers.iter().enumerate() {
+                                tr {
+                                    td { (i + 1) }
+                                    td { code title=(l.digest) { (view::short_digest(&l.digest)) } " " (view::copy(&l.digest, "layer digest")) }
+                                    td { code.small { (l.media_type) } }
+                                    td.num { @if let Some(sz) = l.size { (view::size(sz)) } }
+                                }
+                            }
+                        }
+                        tfoot { tr { th scope="row" colspan="3" { (layers.len()) " layer" @if layers.len() != 1 { "s" } } td.num { (view::size(layer_total)) } } }
+                    }
+                }
+            }
+        }
+        section.card aria-labelledby="referrers-h" {
+            h2 #referrers-h { "Referrers" }
+            p.help { "Signatures, SBOMs and other artifacts whose subject is this image." }
+            @match &referrers {
+                None => { p.muted { "You may not list referrers (ecr:ListImageReferrers)." } }
+                Some(r) if r.is_empty() => { p.muted { "No artifacts refer to this image." } }
+                Some(r) => {
+                    div.table-wrap {
+                        table.data #referrers {
+                            thead { tr { th scope="col" { "Artifact type" } th scope="col" { "Digest" } th scope="col" class="num" { "Size" } th scope="col" { "Annotations" } } }
+                            tbody {
+                                @for m in r {
+                                    @let rd = m.digest.to_string();
+                                    tr {
+                                        td { code.small { (m.artifact_type.as_deref().unwrap_or(&m.media_type)) } }
+                                        td { a href={(base) "/-/image/" (rd)} title=(rd) { code { (view::short_digest(&rd)) } } }
+                                        td.num { (view::size(m.size)) }
+                                        td { @if let Some(a) = &m.annotations { code.small.wrap { (a) } } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (findings_section(s, repo, &d, &findings, may_scan))
+        section.card aria-labelledby="manifest-h" {
+            h2 #manifest-h { "Manifest" }
+            @match (&manifest, &pretty) {
+                (Ok(_), Some(text)) => {
+                    div.cmd { pre.json #manifest { code { (text) } } (view::copy(text, "manifest")) }
+                }
+                (Err(why), _) => { p.muted { (why) } }
+                _ => {}
+            }
+        }
+    };
+    let page = Page { title: &title, nav: Nav::Repositories, crumbs: crumbs(repo, Some(&view::short_digest(&d))), notice: None, body };
+    Ok(view::render(s, page).await)
+}
+
+/// UpdateImageStorageClass: archive an image, or restore an archived one.
+pub async fn set_storage_class(post: &Post, repo: &Repo, digest: &str) -> PageResult {
+    let s = &post.session;
+    s.allow("ecr:UpdateImageStorageClass", Resource::Repository(repo)).await?;
+    let class =
+        StorageClass::parse(&post.form.text("class")).ok_or_else(|| Fail::bad_request("The storage class must be STANDARD or ARCHIVE."))?;
+    let digest: Digest = digest.parse().map_err(|_| Fail::not_found(format!("'{digest}' is not an image digest.")))?;
+    let id = ImageId { digest: Some(digest.to_string()), tag: None };
+    s.registry().set_image_storage_class(repo, &id, class).await?;
+    Ok(see_other(&format!("{}/-/image/{digest}", repo_url(repo))))
+}
+
+/// StartImageScan (at most once per image per 24 hours, as ECR).
+pub async fn start_scan(post: &Post, repo: &Repo, digest: &str) -> PageResult {
+    let s = &post.session;
+    s.allow("ecr:StartImageScan", Resource::Repository(repo)).await?;
+    let digest: Digest = digest.parse().map_err(|_| Fail::not_found(format!("'{digest}' is not an image digest.")))?;
+    let id = ImageId { digest: Some(digest.to_string()), tag: None };
+    s.registry().start_image_scan(repo, &id).await?;
+    Ok(see_other(&format!("{}/-/image/{digest}#scan-findings", repo_url(repo))))
+}

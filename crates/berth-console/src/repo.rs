@@ -1,0 +1,402 @@
+//! One repository: routing of its pages, the images table (with deletion), push commands.
+
+use axum::extract::{Path, RawQuery};
+use axum::response::Response;
+use berth_core::auth::Resource;
+use berth_core::images::ImageId;
+use berth_core::Repo;
+use berth_store::{ImageRow, RepositoryRow, StorageClass, TagStatus};
+use maud::{html, Markup};
+
+use crate::view::{self, Nav, Page};
+use crate::web::{query_pairs, see_other, Fail, PageResult, Post, Session};
+
+/// Images per page of the images table.
+const IMAGES_PER_PAGE: u32 = 100;
+/// BatchDeleteImage takes at most 100 image ids.
+const MAX_DELETE: usize = 100;
+
+/// `team/app/-/settings` → (`team/app`, Some(`settings`)). `-` cannot be a name component.
+fn split(path: &str) -> (&str, Option<&str>) {
+    match path.split_once("/-/") {
+        Some((name, rest)) => (name, Some(rest)),
+        None => (path.strip_suffix("/-").unwrap_or(path), None),
+    }
+}
+
+fn repo_of(s: &Session, name: &str) -> Result<Repo, Fail> {
+    s.repo(name).map_err(|_| Fail::not_found(format!("There is no repository named '{name}': {}.", crate::repos::NAME_RULE)))
+}
+
+pub async fn get(s: Session, Path(path): Path<String>, RawQuery(query): RawQuery) -> PageResult {
+    let q = query_pairs(query.as_deref());
+    let (name, rest) = split(&path);
+    let repo = repo_of(&s, name)?;
+    match rest {
+        None | Some("") | Some("images") => images_page(&s, &repo, &q).await,
+        Some("push") => push_page(&s, &repo, &q).await,
+        Some("permissions") => crate::policy::repo_page(&s, &repo, &q, None).await,
+        Some("lifecycle") => crate::lifecycle::page(&s, &repo, &q).await,
+        Some("settings") => crate::settings::page(&s, &repo, &q).await,
+        Some(r) => match r.strip_prefix("image/") {
+            Some(digest) => crate::image::page(&s, &repo, digest).await,
+            None => Err(Fail::not_found("There is no such repository page.")),
+        },
+    }
+}
+
+pub async fn post(Path(path): Path<String>, post: Post) -> PageResult {
+    let (name, rest) = split(&path);
+    let repo = repo_of(&post.session, name)?;
+    match rest.unwrap_or("") {
+        "images/delete" => delete_images(&post, &repo).await,
+        "permissions" => crate::policy::repo_save(&post, &repo).await,
+        "permissions/delete" => crate::policy::repo_delete(&post, &repo).await,
+        "settings/mutability" => crate::settings::save_mutability(&post, &repo).await,
+        "settings/scanning" => crate::settings::save_scanning(&post, &repo).await,
+        "settings/tags" => crate::settings::add_tag(&post, &repo).await,
+        "settings/untag" => crate::settings::remove_tag(&post, &repo).await,
+        "delete" => crate::settings::delete_repository(&post, &repo).await,
+        "lifecycle" => crate::lifecycle::save(&post, &repo).await,
+        "lifecycle/preview" => crate::lifecycle::preview(&post, &repo).await,
+        "lifecycle/delete" => crate::lifecycle::delete(&post, &repo).await,
+        r => match r.strip_prefix("image/").and_then(|d| d.rsplit_once('/')) {
+            Some((digest, "storage-class")) => crate::image::set_storage_class(&post, &repo, digest).await,
+            Some((digest, "scan")) => crate::image::start_scan(&post, &repo, digest).await,
+            _ => Err(Fail::not_found("There is no such repository action.")),
+        },
+    }
+}
+
+pub fn param<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    q.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// The repository row, when the caller may DescribeRepositories on it.
+pub async fn describe(s: &Session, repo: &Repo) -> Result<RepositoryRow, Fail> {
+    s.allow("ecr:DescribeRepositories", Resource::Repository(repo)).await?;
+    Ok(s.registry().repository(repo).await?)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Images,
+    Permissions,
+    Lifecycle,
+    Settings,
+    Push,
+}
+
+pub fn repo_url(repo: &Repo) -> String {
+    format!("/console/repo/{}", repo.name)
+}
+
+/// The repository's heading, URI, summary and tabs.
+pub fn header(s: &Session, repo: &Repo, row: &RepositoryRow, tab: Tab) -> Markup {
+    let uri = format!("{}/{}", s.registry_host(), repo.name);
+    let base = repo_url(repo);
+    let current = |t: Tab| if t == tab { Some("page") } else { None };
+    html! {
+        div.page-head {
+            div.min0 {
+                h1.repo-name { (view::breakable(repo.name.as_str())) }
+                p.uri-line { code { (uri) } " " (view::copy(&uri, "repository URI")) }
+            }
+            @if tab != Tab::Push { a.btn href={(base) "/-/push"} { "View push commands" } }
+        }
+        dl.summary {
+            div { dt { "Tag immutability" } dd { (crate::repos::mutability_label(&row.settings.tag_mutability)) } }
+            div { dt { "Scan on push" } dd { @if row.settings.scan_on_push { "Enabled" } @else { "Disabled" } } }
+            div { dt { "Encryption" } dd { (row.settings.encryption_type) } }
+            div { dt { "Created" } dd { (view::when(row.created_at)) } }
+        }
+        nav.tabs aria-label="Repository" {
+            a href=(base) aria-current=[current(Tab::Images)] { "Images" }
+            a href={(base) "/-/permissions"} aria-current=[current(Tab::Permissions)] { "Permissions" }
+            a href={(base) "/-/lifecycle"} aria-current=[current(Tab::Lifecycle)] { "Lifecycle policy" }
+            a href={(base) "/-/settings"} aria-current=[current(Tab::Settings)] { "Settings" }
+        }
+    }
+}
+
+pub fn crumbs(repo: &Repo, last: Option<&str>) -> Vec<(String, Option<String>)> {
+    let mut c =
+        vec![("Repositories".to_string(), Some("/console/repositories".to_string())), (repo.name.to_string(), Some(repo_url(repo)))];
+    if let Some(l) = last {
+        c.push((l.to_string(), None));
+    }
+    c
+}
+
+pub fn notice(q: &[(String, String)]) -> Option<String> {
+    param(q, "done").and_then(view::notice_text).map(str::to_string)
+}
+
+/// The images filter: tag status and storage class (ECR's tagStatus and imageStatus filters).
+fn status_of(q: &[(String, String)]) -> (TagStatus, Option<StorageClass>, &'static str) {
+    match param(q, "status") {
+        Some("tagged") => (TagStatus::Tagged, None, "tagged"),
+        Some("untagged") => (TagStatus::Untagged, None, "untagged"),
+        Some("archived") => (TagStatus::Any, Some(StorageClass::Archive), "archived"),
+        _ => (TagStatus::Any, None, "any"),
+    }
+}
+
+fn type_cell(row: &ImageRow) -> Markup {
+    html! {
+        @match &row.artifact_type {
+            Some(a) => { span title=(row.media_type) { "Artifact" } br; span.muted.small title="Artifact type" { (a) } }
+            None => { span title=(row.media_type) { (view::media_label(&row.media_type)) } }
+        }
+    }
+}
+
+async fn images_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageResult {
+    let row = describe(s, repo).await?;
+    let (status, storage, status_key) = status_of(q);
+    let after = param(q, "after").filter(|a| !a.is_empty());
+    let may_list = s.may("ecr:DescribeImages", Resource::Repository(repo)).await;
+    let may_delete = s.may("ecr:BatchDeleteImage", Resource::Repository(repo)).await;
+    let (mut images, more) = if may_list {
+        let mut rows = s.registry().images(repo, status, storage, after, IMAGES_PER_PAGE + 1).await?;
+        let more = rows.len() > IMAGES_PER_PAGE as usize;
+        rows.truncate(IMAGES_PER_PAGE as usize);
+        (rows, more)
+    } else {
+        (Vec::new(), false)
+    };
+    let next_after = if more { images.last().map(|i| i.digest.to_string()) } else { None };
+    images.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at).then_with(|| a.digest.to_string().cmp(&b.digest.to_string())));
+    // The scan summary DescribeImages carries (imageScanStatus, findingSeverityCounts).
+    let mut scans = Vec::with_capacity(images.len());
+    for img in &images {
+        scans.push(s.registry().image_scan(repo, &img.digest).await?);
+    }
+    let base = repo_url(repo);
+    let filter_link = |key: &str| if key == "any" { base.clone() } else { format!("{base}?status={key}") };
+    let body = html! {
+        (header(s, repo, &row, Tab::Images))
+        section aria-labelledby="images-h" {
+            div.section-head {
+                h2 #images-h { "Images" }
+                nav.segmented aria-label="Filter images" {
+                    @for (key, label) in [("any", "All"), ("tagged", "Tagged"), ("untagged", "Untagged"), ("archived", "Archived")] {
+                        a href=(filter_link(key)) aria-current=[(key == status_key).then_some("true")] { (label) }
+                    }
+                }
+            }
+            @if !may_list {
+                (view::alert("You may not list this repository's images (ecr:DescribeImages)."))
+            } @else if images.is_empty() {
+                (view::empty(if status_key == "any" { "No images yet" } else { "No images match this filter" }, html! {
+                    @if status_key == "any" {
+                        p { "Push an image to " code { (repo.name) } " to see it here." }
+                        p { a.btn.btn-primary href={(base) "/-/push"} { "View push commands" } }
+                    } @else {
+                        p { a href=(base) { "Show all images" } }
+                    }
+                }))
+            } @else {
+                form #images-form method="post" action={(base) "/-/images/delete"} {
+                    (view::csrf(s))
+                    @if may_delete {
+                        div.table-actions {
+                            span.muted #selected-count aria-live="polite" {}
+                            button.btn.btn-danger type="submit" data-needs-selection="image" { "Delete" }
+                        }
+                    }
+                    div.table-wrap {
+                        table.data #images {
+                            caption.sr-only { "Images of " (repo.name) }
+                            thead {
+                                tr {
+                                    @if may_delete {
+                                        th scope="col" class="check" {
+                                            input type="checkbox" data-select-all="image" aria-label="Select all images" hidden;
+                                        }
+                                    }
+                                    th scope="col" { "Image tags" }
+                                    th scope="col" { "Digest" }
+                                    th scope="col" { "Type" }
+                                    th scope="col" { "Pushed at" }
+                                    th scope="col" class="num" { "Size" }
+                                    th scope="col" { "Last pulled" }
+                                    th scope="col" { "Scan status" }
+                                }
+                            }
+                            tbody {
+                                @for (img, scan) in images.iter().zip(&scans) {
+                                    @let d = img.digest.to_string();
+                                    tr data-digest=(d) {
+                                        @if may_delete {
+                                            td.check {
+                                                input type="checkbox" name="image" value=(d)
+                                                    aria-label={"Select image " (img.tags.first().map(String::as_str).unwrap_or(&d))};
+                                            }
+                                        }
+                                        td.tags {
+                                            @if img.tags.is_empty() { span.muted { "untagged" } " " }
+                                            @for t in &img.tags { span.tag { (t) } " " }
+                                            @if img.storage_class == StorageClass::Archive {
+                                                (view::badge("Archived", "warn"))
+                                            }
+                                        }
+                                        td.digest {
+                                            a href={(base) "/-/image/" (d)} title=(d) { code { (view::short_digest(&d)) } }
+                                            " " (view::copy(&d, "digest"))
+                                        }
+                                        td { (type_cell(img)) }
+                                        td { (view::when(img.pushed_at)) }
+                                        td.num { (view::size(img.image_size)) }
+                                        td { (view::maybe_when(img.last_pulled_at, "Never")) }
+                                        td { (view::scan_summary(scan.as_ref())) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                nav.pager aria-label="Pagination" {
+                    @if after.is_some() { a.btn href=(filter_link(status_key)) { "First page" } }
+                    @if let Some(n) = &next_after {
+                        a.btn rel="next" href={(filter_link(status_key)) (if status_key == "any" { "?" } else { "&" }) "after=" (n)} { "Next page" }
+                    }
+                }
+            }
+        }
+    };
+    let page = Page { title: repo.name.as_str(), nav: Nav::Repositories, crumbs: crumbs(repo, None), notice: notice(q), body };
+    Ok(view::render(s, page).await)
+}
+
+async fn delete_images(post: &Post, repo: &Repo) -> PageResult {
+    let s = &post.session;
+    s.allow("ecr:BatchDeleteImage", Resource::Repository(repo)).await?;
+    let digests: Vec<String> = post.form.all("image").into_iter().map(str::to_string).collect();
+    let base = repo_url(repo);
+    if digests.is_empty() {
+        return Ok(see_other(&base));
+    }
+    if digests.len() > MAX_DELETE {
+        return Err(Fail::bad_request(format!("Select at most {MAX_DELETE} images to delete at once.")));
+    }
+    let ids: Vec<ImageId> = digests.iter().map(|d| ImageId { digest: Some(d.clone()), tag: None }).collect();
+    if post.form.get("confirm") != Some("yes") {
+        // The confirmation step: what exactly will go.
+        let row = describe(s, repo).await?;
+        let (found, failures) = s.registry().describe_image_ids(repo, &ids).await?;
+        let body = html! {
+            (header(s, repo, &row, Tab::Images))
+            section.card.danger-zone aria-labelledby="confirm-h" {
+                h2 #confirm-h { "Delete " (found.len()) " image" @if found.len() != 1 { "s" } "?" }
+                p { "These images and all their tags will be deleted from " code { (repo.name) } ". This cannot be undone." }
+                ul.confirm-list {
+                    @for img in &found {
+                        li {
+                            code { (img.digest) }
+                            @if !img.tags.is_empty() { " — " @for t in &img.tags { span.tag { (t) } " " } }
+                        }
+                    }
+                    @for f in &failures { li.error-text { (f.id.digest.as_deref().unwrap_or("")) ": " (f.reason) } }
+                }
+                form method="post" action={(base) "/-/images/delete"} {
+                    (view::csrf(s))
+                    input type="hidden" name="confirm" value="yes";
+                    @for img in &found { input type="hidden" name="image" value=(img.digest); }
+                    div.form-actions {
+                        a.btn href=(base) { "Cancel" }
+                        button.btn.btn-danger type="submit" disabled[found.is_empty()] { "Delete" }
+                    }
+                }
+            }
+        };
+        let page = Page { title: "Delete images", nav: Nav::Repositories, crumbs: crumbs(repo, Some("Delete images")), notice: None, body };
+        return Ok(view::render(s, page).await);
+    }
+    let (_, failures) = s.registry().batch_delete_images(repo, &ids).await?;
+    if failures.is_empty() {
+        return Ok(see_other(&format!("{base}?done=images-deleted")));
+    }
+    let row = describe(s, repo).await?;
+    let body = html! {
+        (header(s, repo, &row, Tab::Images))
+        div.notice.err role="alert" {
+            p { "Some images could not be deleted:" }
+            ul { @for f in &failures { li { code { (f.id.digest.as_deref().unwrap_or("")) } " — " (f.code) ": " (f.reason) } } }
+        }
+        p { a.btn href=(base) { "Back to images" } }
+    };
+    let page = Page { title: "Delete images", nav: Nav::Repositories, crumbs: crumbs(repo, Some("Delete images")), notice: None, body };
+    let mut resp: Response = view::render(s, page).await;
+    *resp.status_mut() = http::StatusCode::BAD_REQUEST;
+    Ok(resp)
+}
+
+async fn push_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageResult {
+    let row = describe(s, repo).await?;
+    let host = s.registry_host();
+    let region = &s.registry.region;
+    let name = repo.name.as_str();
+    let login = format!(
+        "aws ecr get-login-password --region {region} --endpoint-url {} | docker login --username AWS --password-stdin {host}",
+        s.endpoint_url()
+    );
+    let build = format!("docker build -t {name} .");
+    let tag = format!("docker tag {name}:latest {host}/{name}:latest");
+    let push = format!("docker push {host}/{name}:latest");
+    let plain_http = !s.app.tls;
+    let loopback = host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
+    let body = html! {
+        (header(s, repo, &row, Tab::Push))
+        section.card aria-labelledby="push-h" #push-commands {
+            h2 #push-h { "Push commands for " (name) }
+            p { "Make sure you have the AWS CLI and Docker installed, and AWS credentials (an access key of this registry) configured, e.g. with "
+                code { "aws configure" } "." }
+            ol.steps {
+                li {
+                    p { "Retrieve an authentication token and authenticate your Docker client to the registry:" }
+                    div data-command="login" { (view::command(&login, "login command")) }
+                    @if plain_http && !loopback {
+                        p.help { "This registry is served over plain HTTP: add " code { (host) } " to Docker's "
+                            code { "insecure-registries" } " (in " code { "/etc/docker/daemon.json" } ") first." }
+                    }
+                }
+                li {
+                    p { "Build your Docker image (skip this step if your image is already built):" }
+                    div data-command="build" { (view::command(&build, "build command")) }
+                }
+                li {
+                    p { "Tag your image so you can push it to this repository:" }
+                    div data-command="tag" { (view::command(&tag, "tag command")) }
+                }
+                li {
+                    p { "Push the image to this repository:" }
+                    div data-command="push" { (view::command(&push, "push command")) }
+                }
+            }
+            details.more {
+                summary { "Using Podman instead of Docker" }
+                @let podman_login = login.replace("| docker login", "| podman login");
+                (view::command(&podman_login, "podman login command"))
+                (view::command(&format!("podman push {host}/{name}:latest"), "podman push command"))
+                @if plain_http { p.help { "Over plain HTTP add " code { "--tls-verify=false" } " to " code { "podman login" } " and " code { "podman push" } "." } }
+            }
+        }
+    };
+    let page =
+        Page { title: "Push commands", nav: Nav::Repositories, crumbs: crumbs(repo, Some("Push commands")), notice: notice(q), body };
+    Ok(view::render(s, page).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split;
+
+    #[test]
+    fn paths() {
+        assert_eq!(split("team/app"), ("team/app", None));
+        assert_eq!(split("team/app/-/settings"), ("team/app", Some("settings")));
+        assert_eq!(split("team/app/-/image/sha256:ab"), ("team/app", Some("image/sha256:ab")));
+        assert_eq!(split("app/-"), ("app", None));
+    }
+}

@@ -1,0 +1,616 @@
+//! The repositories list (search, sort, pagination) and "Create repository".
+
+use std::time::Instant;
+
+use axum::extract::Query;
+use axum::response::Response;
+use berth_core::auth::Resource;
+use berth_core::immutability::ExclusionFilter;
+use berth_core::repositories::NewRepository;
+use berth_core::{RegistryError, Repo, RepositoryName};
+use berth_store::{RepositoryRow, TagStatus};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use crate::view::{self, Nav, Page};
+use crate::web::{see_other, with_query, Fail, PageResult, Post, Session};
+
+/// Rows read from the store per step while searching.
+const CHUNK: u32 = 1000;
+/// Rows a substring search looks at per request before offering to continue.
+const SCAN_BUDGET: usize = 20_000;
+/// Rows the creation-time sort orders (it has to see every repository).
+const SORT_LIMIT: usize = 100_000;
+/// Images counted per repository row; more shows as "1000+".
+const COUNT_LIMIT: u32 = 1000;
+pub const PER_PAGE: [u32; 3] = [25, 50, 100];
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    q: Option<String>,
+    /// "prefix" or "contains" (default).
+    mode: Option<String>,
+    /// "name" (default), "created" (newest first), "created-asc".
+    sort: Option<String>,
+    /// Name-order cursor: the last name of the previous page.
+    after: Option<String>,
+    /// Page number for the creation-time sort.
+    page: Option<usize>,
+    per: Option<u32>,
+    done: Option<String>,
+}
+
+struct Listing {
+    rows: Vec<RepositoryRow>,
+    /// The cursor (name order) or page (creation order) for the next page.
+    next: Option<String>,
+    /// The search stopped early (scan budget); `next` continues it.
+    partial: bool,
+    total: Option<usize>,
+    /// Nothing was visible and the service refused DescribeRepositories.
+    denied: Option<String>,
+}
+
+fn matches(name: &str, q: &str, prefix: bool) -> bool {
+    q.is_empty() || if prefix { name.starts_with(q) } else { name.contains(q) }
+}
+
+/// The largest string sorting before every name that starts with `prefix` (names are ASCII), so
+/// a prefix search starts at the prefix instead of the top of the registry.
+fn before_prefix(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    let last = chars.pop()?;
+    let prev = char::from_u32(last as u32 - 1).filter(|_| last.is_ascii() && last as u32 > 0)?;
+    let mut s: String = chars.into_iter().collect();
+    s.push(prev);
+    s.push(char::MAX);
+    Some(s)
+}
+
+/// One step through the registry in name order, as DescribeRepositories pages it: the rows the
+/// caller may describe, whether there are more, and the cursor. A step where the caller may
+/// describe nothing comes back empty with the service's refusal.
+async fn step(s: &Session, after: Option<&str>, limit: u32) -> Result<(Vec<RepositoryRow>, bool, Option<String>, Option<String>), Fail> {
+    match s.registry().describable_repositories(&s.principal, &s.registry, after, limit).await {
+        Ok(p) => Ok((p.rows, p.more, p.last_scanned, None)),
+        Err(RegistryError::Denied(m)) => {
+            // Nothing here is visible; move the cursor past these rows as DescribeRepositories' nextToken would.
+            let mut raw = s.registry().repositories(&s.registry, after, limit.saturating_add(1)).await?;
+            let more = raw.len() > limit as usize;
+            raw.truncate(limit as usize);
+            Ok((Vec::new(), more, raw.last().map(|r| r.key.name.clone()), Some(format!("denied: {m}"))))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn by_name(s: &Session, q: &str, prefix: bool, after: Option<String>, per: u32) -> Result<Listing, Fail> {
+    let mut cursor = after.or_else(|| if prefix && !q.is_empty() { before_prefix(q) } else { None });
+    let mut rows = Vec::new();
+    let (mut scanned, mut denied, mut any_visible) = (0usize, None, false);
+    loop {
+        // Without a search one step is one page; with one, read ahead in chunks.
+        let want = if q.is_empty() { per + 1 } else { CHUNK };
+        let (chunk, more, last, refusal) = step(s, cursor.as_deref(), want).await?;
+        scanned += want as usize;
+        any_visible |= refusal.is_none();
+        if refusal.is_some() {
+            denied = refusal;
+        }
+        let mut past_prefix = false;
+        for row in chunk {
+            if prefix && !q.is_empty() && row.key.name.as_str() > q && !row.key.name.starts_with(q) {
+                past_prefix = true;
+                break;
+            }
+            if matches(&row.key.name, q, prefix) {
+                rows.push(row);
+                if rows.len() > per as usize {
+                    break;
+                }
+            }
+        }
+        if rows.len() > per as usize {
+            rows.truncate(per as usize);
+            let next = rows.last().map(|r| r.key.name.clone());
+            return Ok(Listing { rows, next, partial: false, total: None, denied: None });
+        }
+        cursor = last;
+        if !more || past_prefix || cursor.is_none() {
+            break;
+        }
+        if scanned >= SCAN_BUDGET {
+            return Ok(Listing { rows, next: cursor, partial: true, total: None, denied: None });
+        }
+    }
+    let denied = if rows.is_empty() && !any_visible { denied.map(|d| d.trim_start_matches("denied: ").to_string()) } else { None };
+    Ok(Listing { rows, next: None, partial: false, total: None, denied })
+}
+
+/// Creation-time order: the store keeps name order only, so this reads every name once (keys and
+/// times only) and then loads the rows of one page.
+async fn by_created(s: &Session, q: &str, prefix: bool, newest_first: bool, page: usize, per: u32) -> Result<Listing, Fail> {
+    let mut keys: Vec<(i64, String)> = Vec::new();
+    let mut cursor = if prefix && !q.is_empty() { before_prefix(q) } else { None };
+    let (mut denied, mut any_visible) = (None, false);
+    loop {
+        let (chunk, more, last, refusal) = step(s, cursor.as_deref(), 1000).await?;
+        any_visible |= refusal.is_none();
+        if refusal.is_some() {
+            denied = refusal;
+        }
+        let mut past_prefix = false;
+        for row in chunk {
+            if prefix && !q.is_empty() && row.key.name.as_str() > q && !row.key.name.starts_with(q) {
+                past_prefix = true;
+                break;
+            }
+            if matches(&row.key.name, q, prefix) {
+                keys.push((row.created_at, row.key.name));
+            }
+        }
+        cursor = last;
+        if !more || past_prefix || cursor.is_none() || keys.len() >= SORT_LIMIT {
+            break;
+        }
+    }
+    if newest_first {
+        keys.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    } else {
+        keys.sort();
+    }
+    let total = keys.len();
+    let start = page.saturating_sub(1).saturating_mul(per as usize);
+    let mut rows = Vec::new();
+    for (_, name) in keys.iter().skip(start).take(per as usize) {
+        let repo = s.repo(name)?;
+        match s.registry().repository(&repo).await {
+            Ok(row) => rows.push(row),
+            Err(RegistryError::NameUnknown(_)) => {} // deleted meanwhile
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let next = (start + (per as usize) < total).then(|| (page.max(1) + 1).to_string());
+    let denied = if total == 0 && !any_visible { denied.map(|d| d.trim_start_matches("denied: ").to_string()) } else { None };
+    Ok(Listing { rows, next, partial: false, total: Some(total), denied })
+}
+
+/// Image count and total size of one repository (None: the caller may not DescribeImages).
+async fn image_stats(s: &Session, repo: &Repo) -> Option<(usize, bool, u64)> {
+    if !s.may("ecr:DescribeImages", Resource::Repository(repo)).await {
+        return None;
+    }
+    let images = s.registry().images(repo, TagStatus::Any, None, None, COUNT_LIMIT + 1).await.ok()?;
+    let more = images.len() > COUNT_LIMIT as usize;
+    let n = images.len().min(COUNT_LIMIT as usize);
+    Some((n, more, images.iter().take(n).map(|i| i.image_size).sum()))
+}
+
+pub async fn list(s: Session, Query(lq): Query<ListQuery>) -> PageResult {
+    let started = Instant::now();
+    let q = lq.q.as_deref().unwrap_or("").trim().to_ascii_lowercase();
+    let prefix = lq.mode.as_deref() == Some("prefix");
+    let sort = match lq.sort.as_deref() {
+        Some("created") => "created",
+        Some("created-asc") => "created-asc",
+        _ => "name",
+    };
+    let per = lq.per.filter(|p| PER_PAGE.contains(p)).unwrap_or(PER_PAGE[0]);
+    let page = lq.page.unwrap_or(1).max(1);
+    let listing = match sort {
+        "name" => by_name(&s, &q, prefix, lq.after.clone().filter(|a| !a.is_empty()), per).await?,
+        other => by_created(&s, &q, prefix, other == "created", page, per).await?,
+    };
+    if let Some(d) = &listing.denied {
+        return Err(Fail::new(http::StatusCode::FORBIDDEN, d.clone()));
+    }
+    let host = s.registry_host();
+    let may_create = s.may("ecr:CreateRepository", Resource::AllRepositories(&s.registry)).await;
+    let mut stats = Vec::with_capacity(listing.rows.len());
+    for row in &listing.rows {
+        let st = match RepositoryName::parse(&row.key.name) {
+            Ok(n) => image_stats(&s, &Repo::new(&s.registry, n)).await,
+            Err(_) => None,
+        };
+        stats.push(st);
+    }
+    let per_s = per.to_string();
+    let base = |extra: &[(&str, &str)]| {
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        if !q.is_empty() {
+            pairs.push(("q", &q));
+        }
+        if prefix {
+            pairs.push(("mode", "prefix"));
+        }
+        if sort != "name" {
+            pairs.push(("sort", sort));
+        }
+        if per != PER_PAGE[0] {
+            pairs.push(("per", &per_s));
+        }
+        pairs.extend_from_slice(extra);
+        with_query("/console/repositories", &pairs)
+    };
+    let next_href = listing.next.as_deref().map(|n| if sort == "name" { base(&[("after", n)]) } else { base(&[("page", n)]) });
+    let show_first = lq.after.is_some() || page > 1;
+    let elapsed = started.elapsed().as_millis();
+    let body = html! {
+        div.page-head {
+            div {
+                h1 { "Private repositories" }
+                p.muted { "Registry " code { (host) } " · account " (s.registry.account) " · " (s.registry.region) }
+            }
+            @if may_create {
+                a.btn.btn-primary href="/console/repositories/new" { "Create repository" }
+            }
+        }
+        form.toolbar method="get" action="/console/repositories" role="search" {
+            div.field.grow {
+                label for="q" { "Find repositories" }
+                input #q type="search" name="q" value=(q) placeholder="Repository name" autocomplete="off" spellcheck="false";
+            }
+            div.field {
+                label for="mode" { "Match" }
+                select #mode name="mode" {
+                    option value="contains" selected[!prefix] { "Name contains" }
+                    option value="prefix" selected[prefix] { "Name starts with" }
+                }
+            }
+            div.field {
+                label for="sort" { "Sort by" }
+                select #sort name="sort" {
+                    option value="name" selected[sort == "name"] { "Name" }
+                    option value="created" selected[sort == "created"] { "Created (newest first)" }
+                    option value="created-asc" selected[sort == "created-asc"] { "Created (oldest first)" }
+                }
+            }
+            div.field {
+                label for="per" { "Per page" }
+                select #per name="per" {
+                    @for p in PER_PAGE { option value=(p) selected[p == per] { (p) } }
+                }
+            }
+            div.field.actions-end { button.btn type="submit" { "Apply" } }
+        }
+        @if listing.rows.is_empty() {
+            @if q.is_empty() && !show_first {
+                (view::empty("No repositories yet", html! {
+                    p { "A repository holds the images of one application. Create one, then push to it with docker, podman or skopeo." }
+                    @if may_create { p { a.btn.btn-primary href="/console/repositories/new" { "Create repository" } } }
+                }))
+            } @else {
+                (view::empty("No repositories match", html! {
+                    p { "Nothing matches " strong { (q) } @if listing.partial { " in the repositories searched so far" } "." }
+                    p { a href="/console/repositories" { "Show all repositories" } }
+                }))
+            }
+        } @else {
+            div.table-wrap {
+                table.data #repositories {
+                    caption.sr-only { "Repositories" }
+                    thead {
+                        tr {
+                            th scope="col" { "Repository name" }
+                            th scope="col" { "URI" }
+                            th scope="col" { "Created at" }
+                            th scope="col" { "Tag immutability" }
+                            th scope="col" { "Scan on push" }
+                            th scope="col" { "Encryption" }
+                            th scope="col" class="num" { "Images" }
+                            th scope="col" class="num" { "Size" }
+                        }
+                    }
+                    tbody {
+                        @for (row, st) in listing.rows.iter().zip(&stats) {
+                            @let uri = format!("{host}/{}", row.key.name);
+                            tr data-repository=(row.key.name) {
+                                th scope="row" { a href={"/console/repo/" (row.key.name)} { (view::breakable(&row.key.name)) } }
+                                td.uri { code { (view::breakable(&uri)) } " " (view::copy(&uri, &format!("URI of {}", row.key.name))) }
+                                td { (view::when(row.created_at)) }
+                                td { (mutability_label(&row.settings.tag_mutability)) }
+                                td { @if row.settings.scan_on_push { (view::badge("Enabled", "ok")) } @else { span.muted { "Disabled" } } }
+                                td { (row.settings.encryption_type) }
+                                @match st {
+                                    Some((n, more, bytes)) => {
+                                        td.num data-images=(n) { (n) @if *more { "+" } }
+                                        td.num { (view::size(*bytes)) }
+                                    }
+                                    None => {
+                                        td.num { span.muted title="You may not describe this repository's images" { "—" } }
+                                        td.num { span.muted { "—" } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        nav.pager aria-label="Pagination" {
+            @if show_first { a.btn href=(base(&[])) { "First page" } }
+            @if let Some(total) = listing.total {
+                span.muted { "Page " (page) " of " (total.div_ceil(per as usize).max(1)) " · " (total) " repositories" }
+            }
+            @if let Some(href) = &next_href {
+                a.btn rel="next" href=(href) { @if listing.partial { "Continue search" } @else { "Next page" } }
+            }
+            span.muted.small { "Listed in " (elapsed) " ms" }
+        }
+    };
+    let notice = lq.done.as_deref().and_then(view::notice_text).map(str::to_string);
+    Ok(view::render(&s, Page { title: "Repositories", nav: Nav::Repositories, crumbs: vec![], notice, body }).await)
+}
+
+pub fn mutability_label(m: &str) -> &'static str {
+    match m {
+        "MUTABLE" => "Mutable",
+        "IMMUTABLE" => "Immutable",
+        "IMMUTABLE_WITH_EXCLUSION" => "Immutable, with exclusions",
+        "MUTABLE_WITH_EXCLUSION" => "Mutable, with exclusions",
+        _ => "Unknown",
+    }
+}
+
+// ---- create ----
+
+/// What the create form holds, to render it again with the service's message.
+#[derive(Default)]
+pub struct CreateForm {
+    name: String,
+    mutability: String,
+    filters: Vec<String>,
+    scan_on_push: bool,
+    encryption: String,
+    kms_key: String,
+    tags: Vec<(String, String)>,
+    error: Option<(Field, String)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    General,
+    Name,
+    Mutability,
+    Encryption,
+    Tags,
+}
+
+/// The name rule as an HTML `pattern` (the service's rule; anchored by the browser).
+pub const NAME_PATTERN: &str = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*";
+pub const NAME_RULE: &str =
+    "must be 2-256 characters of lowercase letters, digits and separators (. _ __ -), path components separated by /";
+pub const FILTER_PATTERN: &str = r"[a-zA-Z0-9._*\-]{1,128}";
+pub const FILTER_RULE: &str = "must be 1-128 characters of [a-zA-Z0-9._*-] with at most two wildcards";
+pub const MAX_FILTERS: usize = 5;
+
+pub fn mutability_fields(mutability: &str, filters: &[String], error: Option<&str>) -> Markup {
+    let options = [
+        ("MUTABLE", "Mutable", "Tags can be overwritten by a later push."),
+        ("IMMUTABLE", "Immutable", "A tag, once pushed, cannot be moved to another image."),
+        ("IMMUTABLE_WITH_EXCLUSION", "Immutable, with exclusions", "Tags are immutable except those matching a filter."),
+        ("MUTABLE_WITH_EXCLUSION", "Mutable, with exclusions", "Tags are mutable except those matching a filter."),
+    ];
+    let current = if mutability.is_empty() { "MUTABLE" } else { mutability };
+    html! {
+        fieldset.field #mutability-fields data-invalid=[error.map(|_| "true")] {
+            legend { "Image tag mutability" }
+            @for (value, label, help) in options {
+                @let id = format!("mut-{}", value.to_ascii_lowercase());
+                div.choice {
+                    input type="radio" name="mutability" id=(id) value=(value) checked[current == value] aria-describedby={(id) "-help"};
+                    label for=(id) { (label) }
+                    p.help id={(id) "-help"} { (help) }
+                }
+            }
+            div.exclusions data-show-for="IMMUTABLE_WITH_EXCLUSION MUTABLE_WITH_EXCLUSION" data-show-from="mutability" {
+                p.help #filters-help { "Exclusion filters (up to " (MAX_FILTERS) "): tag patterns where " code { "*" }
+                    " matches any characters, e.g. " code { "latest" } " or " code { "dev-*" } ". Filters " (FILTER_RULE) "." }
+                @for i in 0..MAX_FILTERS {
+                    @let id = format!("filter-{i}");
+                    div.field.inline {
+                        label for=(id) { "Filter " (i + 1) }
+                        input id=(id) name="filter" value=(filters.get(i).map(String::as_str).unwrap_or(""))
+                            pattern=(FILTER_PATTERN) maxlength="128" spellcheck="false" autocapitalize="off"
+                            data-invalid-message={"Exclusion filter " (FILTER_RULE)} aria-describedby="filters-help";
+                    }
+                }
+            }
+            @if let Some(e) = error { p.error-text #mutability-error role="alert" { (e) } }
+        }
+    }
+}
+
+pub fn exclusion_filters(form: &crate::web::FormData) -> Vec<ExclusionFilter> {
+    form.all("filter")
+        .into_iter()
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(|f| ExclusionFilter { filter_type: "WILDCARD".into(), filter: f.to_string() })
+        .collect()
+}
+
+fn create_form(s: &Session, f: &CreateForm) -> Markup {
+    let err = |field: Field| f.error.as_ref().filter(|(w, _)| *w == field).map(|(_, m)| m.as_str());
+    let host = s.registry_host();
+    let encryption = if f.encryption.is_empty() { "AES256" } else { f.encryption.as_str() };
+    let mut tags = f.tags.clone();
+    while tags.len() < 3 {
+        tags.push(Default::default());
+    }
+    html! {
+        h1 { "Create repository" }
+        @if let Some((_, m)) = &f.error { (view::alert(m)) }
+        form.card.form-wide method="post" action="/console/repositories" {
+            (view::csrf(s))
+            section.form-section aria-labelledby="general-h" {
+                h2 #general-h { "General settings" }
+                div.field data-invalid=[err(Field::Name).map(|_| "true")] {
+                    label for="name" { "Repository name" }
+                    div.prefixed {
+                        span.prefix aria-hidden="true" { (host) "/" }
+                        input #name name="name" required minlength="2" maxlength="256" pattern=(NAME_PATTERN)
+                            value=(f.name) spellcheck="false" autocapitalize="off" autocomplete="off" autofocus
+                            placeholder="team/app" aria-describedby="name-help name-error"
+                            data-invalid-message={"The repository name " (NAME_RULE) "."};
+                    }
+                    p.help #name-help { "The name " (NAME_RULE) ", e.g. " code { "team/app" } "." }
+                    p.error-text #name-error role="alert" { @if let Some(e) = err(Field::Name) { (e) } }
+                }
+                (mutability_fields(&f.mutability, &f.filters, err(Field::Mutability)))
+            }
+            section.form-section aria-labelledby="scan-h" {
+                h2 #scan-h { "Image scan settings" }
+                div.choice {
+                    input #scan_on_push type="checkbox" name="scan_on_push" value="on" checked[f.scan_on_push] aria-describedby="scan-help";
+                    label for="scan_on_push" { "Scan on push" }
+                    p.help #scan-help { "Scan each image for known vulnerabilities after it is pushed." }
+                }
+            }
+            section.form-section aria-labelledby="enc-h" {
+                h2 #enc-h { "Encryption settings" }
+                fieldset.field data-invalid=[err(Field::Encryption).map(|_| "true")] {
+                    legend { "Encryption type" }
+                    @for (value, label, help) in [
+                        ("AES256", "AES-256", "Server-side encryption with keys the registry manages."),
+                        ("KMS", "AWS KMS", "Server-side encryption with a KMS key."),
+                        ("KMS_DSSE", "AWS KMS, dual-layer (DSSE)", "Two layers of encryption with a KMS key."),
+                    ] {
+                        @let id = format!("enc-{}", value.to_ascii_lowercase());
+                        div.choice {
+                            input type="radio" name="encryption" id=(id) value=(value) checked[encryption == value];
+                            label for=(id) { (label) }
+                            p.help { (help) }
+                        }
+                    }
+                    div.field data-show-for="KMS KMS_DSSE" data-show-from="encryption" {
+                        label for="kms_key" { "KMS key ARN " span.muted { "(optional)" } }
+                        input #kms_key name="kms_key" value=(f.kms_key) spellcheck="false" autocapitalize="off"
+                            placeholder="arn:aws:kms:region:account:key/id";
+                    }
+                    @if let Some(e) = err(Field::Encryption) { p.error-text role="alert" { (e) } }
+                    p.help { "The encryption settings cannot be changed after the repository is created." }
+                }
+            }
+            section.form-section aria-labelledby="tags-h" {
+                h2 #tags-h { "Tags " span.muted { "(optional)" } }
+                @if let Some(e) = err(Field::Tags) { p.error-text role="alert" { (e) } }
+                div #tag-rows {
+                    @for (i, (k, v)) in tags.iter().enumerate() {
+                        div.tag-row {
+                            div.field {
+                                label for={"tag-key-" (i)} { "Key" }
+                                input id={"tag-key-" (i)} name="tag_key" value=(k) maxlength="128";
+                            }
+                            div.field {
+                                label for={"tag-value-" (i)} { "Value" }
+                                input id={"tag-value-" (i)} name="tag_value" value=(v) maxlength="256";
+                            }
+                        }
+                    }
+                }
+                button.btn.btn-quiet type="button" data-add-row="tag-rows" hidden { "Add tag" }
+            }
+            div.form-actions {
+                a.btn href="/console/repositories" { "Cancel" }
+                button.btn.btn-primary type="submit" { "Create repository" }
+            }
+        }
+    }
+}
+
+pub async fn new_form(s: Session) -> PageResult {
+    // The form is for callers who may create somewhere; the create itself authorizes the name.
+    let body = create_form(&s, &CreateForm::default());
+    Ok(view::render(
+        &s,
+        Page { title: "Create repository", nav: Nav::Repositories, crumbs: crumbs("Create repository"), notice: None, body },
+    )
+    .await)
+}
+
+fn crumbs(last: &str) -> Vec<(String, Option<String>)> {
+    vec![("Repositories".into(), Some("/console/repositories".into())), (last.into(), None)]
+}
+
+fn field_of(e: &RegistryError) -> Field {
+    match e {
+        RegistryError::NameInvalid(_) | RegistryError::RepositoryExists(_) => Field::Name,
+        RegistryError::TooManyTags(_) | RegistryError::InvalidTagParameter(_) => Field::Tags,
+        RegistryError::InvalidParameter(m) if m.contains("encryptionType") || m.contains("kmsKey") => Field::Encryption,
+        RegistryError::InvalidParameter(m) if m.contains("imageTagMutability") || m.contains("xclusion") => Field::Mutability,
+        _ => Field::General,
+    }
+}
+
+/// CreateRepository, as the ECR adapter runs it: authorize the name, tags need TagResource too.
+async fn create_repository(s: &Session, name: &str, req: NewRepository) -> Result<Repo, RegistryError> {
+    let repo = s.repo(name)?;
+    s.registry().authorize(&s.principal, "ecr:CreateRepository", Resource::Repository(&repo)).await?;
+    if !req.tags.is_empty() {
+        s.registry().authorize(&s.principal, "ecr:TagResource", Resource::Repository(&repo)).await?;
+    }
+    s.registry().create_repository(&repo, req).await?;
+    Ok(repo)
+}
+
+pub async fn create(post: Post) -> Result<Response, Fail> {
+    let (s, f) = (&post.session, &post.form);
+    let tags: Vec<(String, String)> = f
+        .all("tag_key")
+        .into_iter()
+        .zip(f.all("tag_value").into_iter().chain(std::iter::repeat("")))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .filter(|(k, v)| !k.is_empty() || !v.is_empty())
+        .collect();
+    let filters = exclusion_filters(f);
+    let encryption = f.text("encryption");
+    let kms_key = f.text("kms_key");
+    let req = NewRepository {
+        tag_mutability: Some(f.text("mutability")).filter(|m| !m.is_empty()),
+        exclusion_filters: filters.clone(),
+        scan_on_push: f.checked("scan_on_push"),
+        encryption_type: Some(encryption.clone()).filter(|e| !e.is_empty()),
+        kms_key: Some(kms_key.clone()).filter(|k| !k.is_empty()),
+        tags: tags.clone(),
+    };
+    let name = f.text("name");
+    match create_repository(s, &name, req).await {
+        Ok(repo) => Ok(see_other(&format!("/console/repo/{}/-/push?done=created", repo.name))),
+        Err(e) => {
+            let status = crate::web::status_of(&e);
+            if status == http::StatusCode::INTERNAL_SERVER_ERROR {
+                return Err(e.into());
+            }
+            let form = CreateForm {
+                name,
+                mutability: f.text("mutability"),
+                filters: filters.into_iter().map(|x| x.filter).collect(),
+                scan_on_push: f.checked("scan_on_push"),
+                encryption,
+                kms_key,
+                tags,
+                error: Some((field_of(&e), crate::web::message_of(&e))),
+            };
+            let body = create_form(s, &form);
+            let page = Page { title: "Create repository", nav: Nav::Repositories, crumbs: crumbs("Create repository"), notice: None, body };
+            let mut resp = view::render(s, page).await;
+            *resp.status_mut() = status;
+            Ok(resp)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_bounds() {
+        let b = before_prefix("team/").unwrap();
+        assert!(b.as_str() < "team/" && b.as_str() < "team/app");
+        assert!(b.as_str() > "team.zzz" && b.as_str() > "team.");
+        assert!(before_prefix("").is_none());
+        assert!(matches("team/app", "app", false) && !matches("team/app", "app", true));
+    }
+}

@@ -1,0 +1,451 @@
+//! The console driven in-process: sign-in, sessions, CSRF, authorization, forms.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::Router;
+use berth_core::{Registry, RegistryConfig, RegistryRef, Repo, RepositoryName, SystemClock};
+use berth_store::{FsBlobStore, SqliteMetadataStore};
+use http::{header, Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use crate::{router, ConsoleSettings};
+
+const ACCOUNT: &str = "123456789012";
+const KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    registry: Arc<Registry>,
+    app: Router,
+}
+
+async fn harness() -> Harness {
+    let dir =
+        if std::path::Path::new("/dev/shm").is_dir() { tempfile::tempdir_in("/dev/shm") } else { tempfile::tempdir() }.expect("tempdir");
+    let meta = SqliteMetadataStore::open(&dir.path().join("berth.db")).await.expect("db");
+    let blobs = FsBlobStore::open(dir.path()).await.expect("blobs");
+    let config =
+        RegistryConfig { default_registry: RegistryRef { account: ACCOUNT.into(), region: "us-east-1".into() }, ..Default::default() };
+    let registry = Arc::new(Registry::new(Arc::new(meta), Arc::new(blobs), Arc::new(SystemClock), config));
+    registry.init_identity().await.expect("identity");
+    registry.bootstrap_admin(Some((KEY.into(), SECRET.into()))).await.expect("admin");
+    registry.start_scanner(berth_core::scanning::ScanSettings {
+        vulndb_dir: dir.path().join("vulndb"),
+        workers: 1,
+        timeout: std::time::Duration::from_secs(30),
+    });
+    let app = Router::new().nest("/console", router(registry.clone(), ConsoleSettings { tls: false }));
+    Harness { _dir: dir, registry, app }
+}
+
+struct Resp {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+impl Harness {
+    async fn send(&self, req: Request<Body>) -> Resp {
+        let resp = self.app.clone().oneshot(req).await.expect("response");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = String::from_utf8_lossy(&resp.into_body().collect().await.expect("body").to_bytes()).into_owned();
+        Resp { status, headers, body }
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> Resp {
+        let mut req = Request::get(path).header(header::HOST, "127.0.0.1:5000");
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, format!("berth_console={c}"));
+        }
+        self.send(req.body(Body::empty()).expect("request")).await
+    }
+
+    async fn post(&self, path: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> Resp {
+        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let mut req =
+            Request::post(path).header(header::HOST, "127.0.0.1:5000").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, format!("berth_console={c}"));
+        }
+        self.send(req.body(Body::from(body)).expect("request")).await
+    }
+
+    /// Signs in with an access key; returns (cookie value, csrf token).
+    async fn sign_in(&self, key: &str, secret: &str) -> (String, String) {
+        let r = self.post("/console/signin", None, &[("method", "key"), ("access_key_id", key), ("secret_access_key", secret)]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let set = r.headers.get(header::SET_COOKIE).expect("cookie").to_str().expect("ascii").to_string();
+        for attr in ["HttpOnly", "SameSite=Strict", "Path=/console", "Max-Age="] {
+            assert!(set.contains(attr), "{set}");
+        }
+        assert!(!set.contains("Secure"), "plain HTTP: no Secure attribute: {set}");
+        let value = set.split(';').next().and_then(|kv| kv.split_once('=')).map(|(_, v)| v.to_string()).expect("value");
+        let csrf = self.registry.console_csrf_token(&value).expect("csrf");
+        (value, csrf)
+    }
+
+    async fn user(&self, name: &str, policy: &str) -> (String, String) {
+        let doc = berth_iam::policy::managed_policy(policy).expect("managed policy").to_string();
+        let (_, id, secret) = self.registry.create_user(ACCOUNT, name, &[(policy.to_string(), doc)]).await.expect("user");
+        (id, secret)
+    }
+
+    fn repo(name: &str) -> Repo {
+        Repo::new(&RegistryRef { account: ACCOUNT.into(), region: "us-east-1".into() }, RepositoryName::parse(name).expect("name"))
+    }
+}
+
+fn location(r: &Resp) -> &str {
+    r.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+#[tokio::test]
+async fn pages_need_a_session() {
+    let h = harness().await;
+    let r = h.get("/console/repositories?q=app", None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/console/signin?next=%2Fconsole%2Frepositories%3Fq%3Dapp");
+    let r = h.get("/console/repositories", Some("b1.forged.value")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(location(&r).contains("expired=1"));
+    let r = h.get("/console/signin", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Access key ID") && r.body.contains("Console password"));
+    assert!(r.headers.get(header::CONTENT_SECURITY_POLICY).is_some());
+}
+
+#[tokio::test]
+async fn sign_in_with_key_or_password_and_sign_out() {
+    let h = harness().await;
+    let r = h.post("/console/signin", None, &[("method", "key"), ("access_key_id", KEY), ("secret_access_key", "wrong")]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("wrong"), "{}", r.body);
+    assert!(!r.body.contains("value=\"wrong\""), "the secret is never echoed");
+
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    let r = h.get("/console/repositories", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("No repositories yet") && r.body.contains("Create repository"));
+
+    h.registry.set_console_password(ACCOUNT, "admin", Some("correct horse battery")).await.expect("password");
+    let form = [
+        ("method", "password"),
+        ("account", ACCOUNT),
+        ("user", "admin"),
+        ("password", "correct horse battery"),
+        ("next", "/console/registry"),
+    ];
+    let r = h.post("/console/signin", None, &form).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(location(&r), "/console/registry");
+    let r = h.post("/console/signin", None, &[("method", "password"), ("account", ACCOUNT), ("user", "admin"), ("password", "nope")]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // Sign-out needs the CSRF token too, and clears the cookie.
+    assert_eq!(h.post("/console/signout", Some(&cookie), &[]).await.status, StatusCode::FORBIDDEN);
+    let r = h.post("/console/signout", Some(&cookie), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.headers.get(header::SET_COOKIE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.contains("Max-Age=0")));
+}
+
+#[tokio::test]
+async fn create_repository_checks_csrf_and_shows_service_messages() {
+    let h = harness().await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    let form = [("name", "team/app"), ("mutability", "IMMUTABLE"), ("scan_on_push", "on"), ("encryption", "AES256")];
+    let r = h.post("/console/repositories", Some(&cookie), &form).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "no CSRF token: refused");
+    let r = h.post("/console/repositories", Some(&cookie), &[("csrf", "0000"), form[0], form[1]]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "wrong CSRF token: refused");
+    assert!(!h.registry.repository_exists(&Harness::repo("team/app")).await.expect("exists"));
+
+    let mut with = vec![("csrf", csrf.as_str())];
+    with.extend_from_slice(&form);
+    with.extend_from_slice(&[("tag_key", "team"), ("tag_value", "platform"), ("filter", "")]);
+    let r = h.post("/console/repositories", Some(&cookie), &with).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(location(&r), "/console/repo/team/app/-/push?done=created");
+    let row = h.registry.repository(&Harness::repo("team/app")).await.expect("created");
+    assert_eq!(row.settings.tag_mutability, "IMMUTABLE");
+    assert!(row.settings.scan_on_push);
+    assert_eq!(h.registry.repository_tags(&Harness::repo("team/app")).await.expect("tags"), vec![("team".into(), "platform".into())]);
+
+    // The same messages as the API, on the form.
+    let r = h.post("/console/repositories", Some(&cookie), &with).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(
+        r.body.contains("The repository with name &#39;team/app&#39; already exists") || r.body.contains("already exists"),
+        "{}",
+        r.body
+    );
+    let r = h.post("/console/repositories", Some(&cookie), &[("csrf", &csrf), ("name", "Team/App")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("must be 2-256 characters"), "{}", r.body);
+    let bad = [("csrf", csrf.as_str()), ("name", "team/other"), ("mutability", "IMMUTABLE"), ("filter", "latest")];
+    let r = h.post("/console/repositories", Some(&cookie), &bad).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("imageTagMutabilityExclusionFilters are only allowed"), "{}", r.body);
+    let bad = [("csrf", csrf.as_str()), ("name", "team/other"), ("encryption", "AES256"), ("kms_key", "arn:aws:kms:x")];
+    let r = h.post("/console/repositories", Some(&cookie), &bad).await;
+    assert!(r.body.contains("kmsKey can only be given"), "{}", r.body);
+
+    // Pages of the new repository.
+    for page in ["", "/-/push", "/-/permissions", "/-/settings", "/-/lifecycle"] {
+        let r = h.get(&format!("/console/repo/team/app{page}"), Some(&cookie)).await;
+        assert_eq!(r.status, StatusCode::OK, "{page}: {}", r.body);
+    }
+    let r = h.get("/console/repo/team/app/-/push", Some(&cookie)).await;
+    assert!(r.body.contains(
+        "aws ecr get-login-password --region us-east-1 --endpoint-url http://127.0.0.1:5000 | docker login --username AWS --password-stdin 127.0.0.1:5000"
+    ));
+    assert!(r.body.contains("docker push 127.0.0.1:5000/team/app:latest"));
+    let r = h.get("/console/repositories?q=app", Some(&cookie)).await;
+    assert!(r.body.contains("127.0.0.1:5000/team/app"), "{}", r.body);
+    let r = h.get("/console/repositories?q=zzz", Some(&cookie)).await;
+    assert!(r.body.contains("No repositories match"), "{}", r.body);
+    assert_eq!(h.get("/console/repo/team/nope", Some(&cookie)).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn read_only_users_see_no_controls_and_are_refused() {
+    let h = harness().await;
+    let (admin, admin_csrf) = h.sign_in(KEY, SECRET).await;
+    let r = h.post("/console/repositories", Some(&admin), &[("csrf", &admin_csrf), ("name", "team/app")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let (id, secret) = h.user("viewer", "AmazonEC2ContainerRegistryReadOnly").await;
+    let (cookie, csrf) = h.sign_in(&id, &secret).await;
+
+    let r = h.get("/console/repositories", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("team/app"));
+    assert!(!r.body.contains("/console/repositories/new"), "no create control");
+    let r = h.get("/console/repo/team/app/-/settings", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(!r.body.contains("Delete repository") && !r.body.contains("Save tag immutability"));
+    let r = h.get("/console/repo/team/app/-/permissions", Some(&cookie)).await;
+    assert!(!r.body.contains("Save policy"));
+
+    // Forged requests with the user's own valid CSRF token: the service refuses them.
+    let r = h.post("/console/repositories", Some(&cookie), &[("csrf", &csrf), ("name", "team/forged")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(r.body.contains("not authorized to perform: ecr:CreateRepository"), "{}", r.body);
+    assert!(!h.registry.repository_exists(&Harness::repo("team/forged")).await.expect("exists"));
+    let r =
+        h.post("/console/repo/team/app/-/delete", Some(&cookie), &[("csrf", &csrf), ("confirm_name", "team/app"), ("force", "on")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(h.registry.repository_exists(&Harness::repo("team/app")).await.expect("exists"));
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"ecr:*"}]}"#;
+    let r = h.post("/console/repo/team/app/-/permissions", Some(&cookie), &[("csrf", &csrf), ("policy", policy)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Another session's token is not this session's.
+    let r = h.post("/console/repositories", Some(&cookie), &[("csrf", &admin_csrf), ("name", "team/forged")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("CSRF"));
+    // No registry policy page for a read-only user.
+    assert_eq!(h.get("/console/registry", Some(&cookie)).await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn repository_policy_is_validated_by_the_service() {
+    let h = harness().await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    h.post("/console/repositories", Some(&cookie), &[("csrf", &csrf), ("name", "team/app")]).await;
+    let r = h.get("/console/repo/team/app/-/permissions?template=read-only-account", Some(&cookie)).await;
+    assert!(r.body.contains("aws:PrincipalAccount") && r.body.contains(ACCOUNT), "{}", r.body);
+    let bad = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Maybe","Principal":"*","Action":"ecr:BatchGetImage"}]}"#;
+    let r = h.post("/console/repo/team/app/-/permissions", Some(&cookie), &[("csrf", &csrf), ("policy", bad)]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("Invalid repository policy provided"), "{}", r.body);
+    assert!(r.body.contains("Maybe"), "the rejected text stays in the editor");
+    let good = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::210987654321:root"},"Action":"ecr:BatchGetImage"}]}"#;
+    let r = h.post("/console/repo/team/app/-/permissions", Some(&cookie), &[("csrf", &csrf), ("policy", good)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(h.registry.repository_policy(&Harness::repo("team/app")).await.expect("policy"), good);
+    let r = h.post("/console/repo/team/app/-/permissions/delete", Some(&cookie), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+
+    // Settings: tag immutability with exclusions, scanning, tags, delete.
+    let r = h
+        .post(
+            "/console/repo/team/app/-/settings/mutability",
+            Some(&cookie),
+            &[("csrf", &csrf), ("mutability", "IMMUTABLE_WITH_EXCLUSION"), ("filter", "latest"), ("filter", "dev-*"), ("filter", "")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let row = h.registry.repository(&Harness::repo("team/app")).await.expect("row");
+    assert_eq!(row.settings.tag_mutability, "IMMUTABLE_WITH_EXCLUSION");
+    let r = h
+        .post("/console/repo/team/app/-/settings/mutability", Some(&cookie), &[("csrf", &csrf), ("mutability", "IMMUTABLE_WITH_EXCLUSION")])
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("needs 1 to 5"), "{}", r.body);
+    let r = h.post("/console/repo/team/app/-/settings/tags", Some(&cookie), &[("csrf", &csrf), ("key", "aws:bad"), ("value", "x")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = h.post("/console/repo/team/app/-/delete", Some(&cookie), &[("csrf", &csrf), ("confirm_name", "team/ap")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = h.post("/console/repo/team/app/-/delete", Some(&cookie), &[("csrf", &csrf), ("confirm_name", "team/app")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(!h.registry.repository_exists(&Harness::repo("team/app")).await.expect("exists"));
+}
+
+#[tokio::test]
+async fn listing_pages_through_the_store() {
+    let h = harness().await;
+    let (cookie, _) = h.sign_in(KEY, SECRET).await;
+    for i in 0..60 {
+        let repo = Harness::repo(&format!("svc/r{i:03}"));
+        h.registry.create_repository(&repo, Default::default()).await.expect("create");
+    }
+    h.registry.create_repository(&Harness::repo("zeta/app"), Default::default()).await.expect("create");
+    let r = h.get("/console/repositories", Some(&cookie)).await;
+    assert!(r.body.contains("svc/r000") && r.body.contains("svc/r024") && !r.body.contains("svc/r025"));
+    assert!(r.body.contains("after=svc%2Fr024"), "next page link");
+    let r = h.get("/console/repositories?after=svc%2Fr024", Some(&cookie)).await;
+    assert!(r.body.contains("svc/r025") && !r.body.contains("svc/r024\""));
+    let r = h.get("/console/repositories?q=zeta&mode=prefix", Some(&cookie)).await;
+    assert!(r.body.contains("zeta/app") && !r.body.contains("svc/r0"));
+    let r = h.get("/console/repositories?q=r05&per=50", Some(&cookie)).await;
+    assert!(r.body.contains("svc/r059") && !r.body.contains("svc/r049"));
+    let r = h.get("/console/repositories?sort=created", Some(&cookie)).await;
+    assert!(r.body.contains("Page 1 of 3"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn console_root_redirects() {
+    let h = harness().await;
+    let r = h.get("/console", None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/console/repositories");
+}
+
+/// Pushes a one-layer image tagged `tag` (a distinct config per call); returns its digest.
+async fn push_image(registry: &Registry, repo: &Repo, tag: &str) -> String {
+    use berth_core::{Digest, Reference, Tag};
+    let put = |data: Vec<u8>| async move {
+        let digest = Digest::sha256_of(&data);
+        let body = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(data)) });
+        registry.upload_blob(repo, &digest, Box::pin(body)).await.expect("blob");
+        digest
+    };
+    let layer = b"layer bytes".to_vec();
+    let (layer_len, layer) = (layer.len(), put(layer).await);
+    let config = format!(r#"{{"architecture":"amd64","os":"linux","tag":"{tag}"}}"#).into_bytes();
+    let (config_len, config) = (config.len(), put(config).await);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{config_len}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{layer}","size":{layer_len}}}]}}"#
+    );
+    let reference = Reference::Tag(Tag::parse(tag).expect("tag"));
+    let stored =
+        registry.put_manifest(repo, &reference, "application/vnd.oci.image.manifest.v1+json", manifest.into()).await.expect("manifest");
+    stored.digest.to_string()
+}
+
+#[tokio::test]
+async fn images_and_lifecycle_preview() {
+    let h = harness().await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    let repo = Harness::repo("team/app");
+    h.registry.create_repository(&repo, Default::default()).await.expect("create");
+    let mut digests = Vec::new();
+    for i in 0..12 {
+        digests.push(push_image(&h.registry, &repo, &format!("prod-{i:02}")).await);
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let r = h.get("/console/repo/team/app", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(digests.iter().all(|d| r.body.contains(&format!("data-digest=\"{d}\""))));
+    let r = h.get(&format!("/console/repo/team/app/-/image/{}", digests[0]), Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("prod-00") && r.body.contains("&quot;schemaVersion&quot;: 2"), "{}", r.body);
+    let r = h.get("/console/repositories", Some(&cookie)).await;
+    assert!(r.body.contains("data-images=\"12\""), "{}", r.body);
+
+    // Delete: a confirmation step first, then the deletion.
+    let r = h.post("/console/repo/team/app/-/images/delete", Some(&cookie), &[("csrf", &csrf), ("image", &digests[11])]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Delete 1 image?") && r.body.contains(&digests[11]));
+    assert!(h.registry.repository_exists(&repo).await.expect("exists"));
+    let form = [("csrf", csrf.as_str()), ("image", &digests[11]), ("confirm", "yes")];
+    let r = h.post("/console/repo/team/app/-/images/delete", Some(&cookie), &form).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let r = h.get("/console/repo/team/app", Some(&cookie)).await;
+    assert!(!r.body.contains(&digests[11]) && r.body.contains(&digests[10]));
+
+    // Scans: none yet; StartImageScan from the image page; a second one within 24 hours is refused.
+    let image_page = format!("/console/repo/team/app/-/image/{}", digests[2]);
+    let r = h.get(&image_page, Some(&cookie)).await;
+    assert!(r.body.contains("This image has not been scanned") && r.body.contains("Scan now"), "{}", r.body);
+    let r = h.post(&format!("{image_page}/scan"), Some(&cookie), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let r = h.get(&image_page, Some(&cookie)).await;
+    assert!(!r.body.contains("This image has not been scanned"), "{}", r.body);
+    let r = h.post(&format!("{image_page}/scan"), Some(&cookie), &[("csrf", &csrf)]).await;
+    assert!(r.status.is_client_error() && r.body.contains("scan quota"), "{}", r.body);
+
+    // Archive and restore (UpdateImageStorageClass); the Archived filter lists archived images only.
+    let archive = format!("/console/repo/team/app/-/image/{}/storage-class", digests[1]);
+    let r = h.post(&archive, Some(&cookie), &[("csrf", &csrf), ("class", "ARCHIVE")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let r = h.get("/console/repo/team/app?status=archived", Some(&cookie)).await;
+    assert!(r.body.contains(&digests[1]) && !r.body.contains(&digests[2]), "{}", r.body);
+    let r = h.get(&format!("/console/repo/team/app/-/image/{}", digests[1]), Some(&cookie)).await;
+    assert!(r.body.contains("Restore to standard") && r.body.contains("is archived"), "{}", r.body);
+    let r = h.post(&archive, Some(&cookie), &[("csrf", &csrf), ("class", "STANDARD")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(!h.get("/console/repo/team/app?status=archived", Some(&cookie)).await.body.contains(&digests[1]));
+
+    // Lifecycle: seed 004's policy keeps the newest 10 prod images; the preview names the oldest.
+    let policy = r#"{"rules":[
+ {"rulePriority":1,"description":"Keep last 10 'prod' images","selection":{"tagStatus":"tagged","tagPrefixList":["prod"],"countType":"imageCountMoreThan","countNumber":10},"action":{"type":"expire"}},
+ {"rulePriority":2,"description":"Delete untagged images older than 7 days","selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":7},"action":{"type":"expire"}}]}"#;
+    let r = h.post("/console/repo/team/app/-/lifecycle/preview", Some(&cookie), &[("csrf", &csrf), ("policy", policy)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("1</strong> image would expire"), "{}", r.body);
+    assert!(r.body.contains(&format!("data-digest=\"{}\"", digests[0])), "{}", r.body);
+    assert!(h.registry.lifecycle_policy(&repo).await.is_err(), "a preview saves nothing");
+    let bad = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"tagged","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#;
+    let r = h.post("/console/repo/team/app/-/lifecycle", Some(&cookie), &[("csrf", &csrf), ("policy", bad)]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("tagPrefixList") || r.body.contains("tagPatternList"), "{}", r.body);
+    let r = h.post("/console/repo/team/app/-/lifecycle", Some(&cookie), &[("csrf", &csrf), ("policy", policy)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(h.registry.lifecycle_policy(&repo).await.expect("saved").text, policy);
+    let r = h.get("/console/repo/team/app/-/lifecycle", Some(&cookie)).await;
+    assert!(r.body.contains("Keep last 10") && r.body.contains("beyond the newest 10"), "{}", r.body);
+    let r = h.post("/console/repo/team/app/-/lifecycle/delete", Some(&cookie), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(h.registry.lifecycle_policy(&repo).await.is_err());
+}
+
+/// `cargo test -p berth-console -- --ignored --nocapture ten_thousand`: list pages over 10,000 repositories.
+#[tokio::test]
+#[ignore = "timing run: creates 10,000 repositories"]
+async fn ten_thousand_repositories() {
+    let h = harness().await;
+    let (cookie, _) = h.sign_in(KEY, SECRET).await;
+    let started = std::time::Instant::now();
+    for i in 0..10_000 {
+        let repo = Harness::repo(&format!("team{}/service-{i:05}", i % 50));
+        h.registry.create_repository(&repo, Default::default()).await.expect("create");
+    }
+    eprintln!("created 10,000 repositories in {:?}", started.elapsed());
+    for path in [
+        "/console/repositories",
+        "/console/repositories?after=team25%2Fservice-05025",
+        "/console/repositories?q=team49%2F&mode=prefix",
+        "/console/repositories?q=service-0999",
+        "/console/repositories?q=nomatch",
+        "/console/repositories?sort=created",
+        "/console/repositories?sort=created&page=200&per=50",
+    ] {
+        let t = std::time::Instant::now();
+        let r = h.get(path, Some(&cookie)).await;
+        assert_eq!(r.status, StatusCode::OK);
+        eprintln!("{path}: {:?}", t.elapsed());
+    }
+}

@@ -1,0 +1,332 @@
+//! Request plumbing shared by every page: the session (cookie → principal), POST forms with
+//! their CSRF check, errors as pages, redirects.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::response::{IntoResponse, Response};
+use berth_core::auth::{Principal, Resource, Transport};
+use berth_core::{Registry, RegistryError, RegistryRef, Repo, RepositoryName};
+use http::request::Parts;
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+
+/// The session cookie (Path=/console).
+pub const COOKIE: &str = "berth_console";
+/// Largest form body accepted (policies are at most 10 KiB, lifecycle policies 30 KiB).
+const MAX_FORM: usize = 256 * 1024;
+
+#[derive(Clone)]
+pub struct App {
+    pub registry: Arc<Registry>,
+    pub tls: bool,
+}
+
+impl App {
+    /// The `Set-Cookie` value for a session (None: clear it).
+    pub fn session_cookie(&self, value: Option<(&str, i64)>) -> String {
+        let secure = if self.tls { "; Secure" } else { "" };
+        match value {
+            Some((v, max_age)) => format!("{COOKIE}={v}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"),
+            None => format!("{COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
+        }
+    }
+
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
+/// A signed-in user on this request.
+pub struct Session {
+    pub app: App,
+    pub principal: Principal,
+    pub cookie: String,
+    pub csrf: String,
+    /// The caller's registry: its account, in the default region.
+    pub registry: RegistryRef,
+    /// The Host the browser used (the registry host when no template is configured).
+    pub host: String,
+}
+
+impl Session {
+    pub fn registry(&self) -> &Registry {
+        &self.app.registry
+    }
+
+    /// May the caller perform `action` on `resource`? (for showing controls; the action checks again)
+    pub async fn may(&self, action: &str, resource: Resource<'_>) -> bool {
+        self.registry().authorize(&self.principal, action, resource).await.is_ok()
+    }
+
+    /// Authorizes `action` or fails with the service's refusal.
+    pub async fn allow(&self, action: &str, resource: Resource<'_>) -> Result<(), Fail> {
+        Ok(self.registry().authorize(&self.principal, action, resource).await?)
+    }
+
+    pub fn repo(&self, name: &str) -> Result<Repo, RegistryError> {
+        Ok(Repo::new(&self.registry, RepositoryName::parse(name)?))
+    }
+
+    /// The host clients push to (`repositoryUri` without the name).
+    pub fn registry_host(&self) -> String {
+        self.registry().registry_host(&self.registry, &self.host)
+    }
+
+    /// The ECR API endpoint this console was reached on.
+    pub fn endpoint_url(&self) -> String {
+        format!("{}://{}", self.app.scheme(), self.host)
+    }
+
+    /// A short name for the header: the user name of the ARN.
+    pub fn user_name(&self) -> &str {
+        self.principal.arn.rsplit_once('/').map(|(_, n)| n).unwrap_or(&self.principal.arn)
+    }
+}
+
+pub fn request_host(parts: &Parts) -> String {
+    parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| "localhost".into())
+}
+
+pub fn transport(parts: &Parts) -> Transport {
+    let mut t = parts.extensions.get::<Transport>().copied().unwrap_or_default();
+    if t.source_ip.is_none() {
+        t.source_ip = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    }
+    t
+}
+
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, v)| *k == name && !v.is_empty())
+        .map(|(_, v)| v.to_string())
+}
+
+impl FromRequestParts<App> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Response> {
+        let Some(cookie) = cookie_value(&parts.headers, COOKIE) else {
+            return Err(to_signin(parts, app, false));
+        };
+        let principal = match app.registry.authenticate_console_session(&cookie, transport(parts)).await {
+            Ok(p) => p,
+            Err(RegistryError::Unauthenticated(_)) => return Err(to_signin(parts, app, true)),
+            Err(e) => return Err(Fail::from(e).into_response()),
+        };
+        let csrf = app.registry.console_csrf_token(&cookie).map_err(|e| Fail::from(e).into_response())?;
+        let registry = RegistryRef { account: principal.account.clone(), region: app.registry.config().default_registry.region.clone() };
+        Ok(Session { app: app.clone(), principal, cookie, csrf, registry, host: request_host(parts) })
+    }
+}
+
+/// Not signed in (or the session ended): to the sign-in page, coming back here after a GET.
+fn to_signin(parts: &Parts, app: &App, expired: bool) -> Response {
+    let mut url = String::from("/console/signin");
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    if parts.method == Method::GET {
+        // Nested at /console: the original URI has the full path.
+        let uri = parts.extensions.get::<axum::extract::OriginalUri>().map(|o| &o.0).unwrap_or(&parts.uri);
+        let here = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/console/");
+        query.append_pair("next", here);
+    }
+    if expired {
+        query.append_pair("expired", "1");
+    }
+    let query = query.finish();
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(&query);
+    }
+    let mut resp = see_other(&url);
+    if expired {
+        if let Ok(v) = HeaderValue::from_str(&app.session_cookie(None)) {
+            resp.headers_mut().insert(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+/// A form-encoded body, keeping repeated fields (`image=…&image=…`) in order.
+#[derive(Debug, Default)]
+pub struct FormData(Vec<(String, String)>);
+
+impl FormData {
+    pub fn parse(body: &[u8]) -> Self {
+        FormData(form_urlencoded::parse(body).into_owned().collect())
+    }
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+    /// The field, trimmed; "" when absent.
+    pub fn text(&self, key: &str) -> String {
+        self.get(key).unwrap_or("").trim().to_string()
+    }
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+    }
+    pub fn checked(&self, key: &str) -> bool {
+        self.get(key).is_some_and(|v| !v.is_empty())
+    }
+}
+
+async fn read_form(body: axum::body::Body) -> Result<FormData, Response> {
+    let bytes = axum::body::to_bytes(body, MAX_FORM)
+        .await
+        .map_err(|_| Fail::new(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.").into_response())?;
+    Ok(FormData::parse(&bytes))
+}
+
+/// A signed-in POST whose CSRF token has been checked.
+pub struct Post {
+    pub session: Session,
+    pub form: FormData,
+}
+
+impl FromRequest<App> for Post {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, app: &App) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let session = Session::from_request_parts(&mut parts, app).await?;
+        let form = read_form(body).await?;
+        app.registry.check_console_csrf(&session.cookie, form.get("csrf").unwrap_or("")).map_err(|e| Fail::from(e).into_response())?;
+        Ok(Post { session, form })
+    }
+}
+
+/// A POST before sign-in (the sign-in form itself).
+pub struct AnonymousPost {
+    pub form: FormData,
+    pub transport: Transport,
+}
+
+impl FromRequest<App> for AnonymousPost {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, _app: &App) -> Result<Self, Response> {
+        let (parts, body) = req.into_parts();
+        let transport = transport(&parts);
+        Ok(AnonymousPost { form: read_form(body).await?, transport })
+    }
+}
+
+/// A page that could not be shown: status and the service's message.
+#[derive(Debug)]
+pub struct Fail {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub message: String,
+}
+
+impl Fail {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        let title = match status {
+            StatusCode::FORBIDDEN => "Access denied",
+            StatusCode::NOT_FOUND => "Not found",
+            StatusCode::UNAUTHORIZED => "Sign-in required",
+            s if s.is_server_error() => "Something went wrong",
+            _ => "That did not work",
+        };
+        Fail { status, title, message: message.into() }
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+/// The HTTP status a service refusal is shown with.
+pub fn status_of(e: &RegistryError) -> StatusCode {
+    use RegistryError as R;
+    match e {
+        R::Denied(_) => StatusCode::FORBIDDEN,
+        R::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        R::NameUnknown(_)
+        | R::ManifestUnknown(_)
+        | R::BlobUnknown(_)
+        | R::PolicyNotFound(_)
+        | R::RegistryPolicyNotFound(_)
+        | R::LifecyclePolicyNotFound(_)
+        | R::LifecyclePreviewNotFound(_) => StatusCode::NOT_FOUND,
+        R::RepositoryExists(_)
+        | R::RepositoryNotEmpty(_)
+        | R::TagImmutable { .. }
+        | R::ImageAlreadyExists(_)
+        | R::LifecyclePreviewInProgress(_) => StatusCode::CONFLICT,
+        R::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// The message shown for a service error: its own words, except storage failures (logged).
+pub fn message_of(e: &RegistryError) -> String {
+    match e {
+        RegistryError::Store(inner) => {
+            tracing::error!(error = %inner, "console request failed in storage");
+            "The registry could not read or write its storage; the server log has the details.".into()
+        }
+        RegistryError::NameUnknown(name) => format!("The repository with name '{name}' does not exist in the registry"),
+        other => other.to_string(),
+    }
+}
+
+impl From<RegistryError> for Fail {
+    fn from(e: RegistryError) -> Self {
+        Fail::new(status_of(&e), message_of(&e))
+    }
+}
+
+impl IntoResponse for Fail {
+    fn into_response(self) -> Response {
+        (self.status, crate::view::error_page(self.title, &self.message)).into_response()
+    }
+}
+
+pub type PageResult = Result<Response, Fail>;
+
+/// 303 See Other: the answer to a form POST.
+pub fn see_other(location: &str) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// `?key=value` appended to a URL, value encoded.
+pub fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    let q = s.finish();
+    if q.is_empty() {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&{q}")
+    } else {
+        format!("{url}?{q}")
+    }
+}
+
+/// Query-string values of a GET.
+pub fn query_pairs(parts: Option<&str>) -> Vec<(String, String)> {
+    parts.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+}

@@ -1,0 +1,339 @@
+// Drives berth's web console in headless Chromium (Debian's /usr/bin/chromium) with playwright-core.
+//
+//   node console.mjs <phase>     phases: create | verify | readonly
+//
+// Input comes from environment variables set by tests/e2e/test_console.py (BERTH_URL, REPO, …).
+// Each phase prints one JSON line (`RESULT {...}`) with what it read from the pages, and exits
+// non-zero with a message on the first failed check. Screenshots go to $SHOTS.
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const env = (k, d) => {
+  const v = process.env[k] ?? d;
+  if (v === undefined) throw new Error(`missing environment variable ${k}`);
+  return v;
+};
+const URL_ = env('BERTH_URL');
+const SHOTS = env('SHOTS');
+const phase = process.argv[2];
+const result = {};
+
+class CheckFailed extends Error {}
+function check(cond, message) {
+  if (!cond) throw new CheckFailed(message);
+}
+
+async function launch() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-console-chromium-'));
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+    viewport: { width: 1360, height: 900 },
+    timeout: 60_000,
+  });
+  context.setDefaultTimeout(20_000);
+  const page = context.pages()[0] ?? await context.newPage();
+  const consoleErrors = [];
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  // Pages answered with 4xx on purpose (refusals, validation) log "Failed to load resource"; anything
+  // else (script exceptions, CSP violations) is a failure.
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource: the server responded with a status of 4')) {
+      consoleErrors.push(m.text());
+    }
+  });
+  return { context, page, dir, consoleErrors };
+}
+
+async function shot(page, name, opts = {}) {
+  const dir = opts.dir ?? SHOTS;
+  fs.mkdirSync(dir, { recursive: true });
+  await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage: opts.fullPage ?? true });
+}
+
+async function signInWithKey(page, key, secret) {
+  await page.goto(`${URL_}/console`);
+  check(page.url().includes('/console/signin'), `unauthenticated visit should land on sign-in, got ${page.url()}`);
+  await page.fill('#access_key_id', key);
+  await page.fill('#secret_access_key', secret);
+  await Promise.all([page.waitForURL(/\/console\/repositories/), page.click('form[aria-labelledby="key-h"] button[type="submit"]')]);
+}
+
+async function signInWithPassword(page, account, user, password) {
+  await page.goto(`${URL_}/console/signin`);
+  await page.fill('#account', account);
+  await page.fill('#user', user);
+  await page.fill('#password', password);
+  await Promise.all([page.waitForURL(/\/console\/repositories/), page.click('form[aria-labelledby="pw-h"] button[type="submit"]')]);
+}
+
+/// A POST from the page's own origin with the browser's cookie: what a forged form could send.
+async function forge(page, url, fields) {
+  return page.evaluate(async ({ url, fields }) => {
+    const r = await fetch(url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(fields).toString(),
+      redirect: 'manual',
+    });
+    return { status: r.status, body: await r.text() };
+  }, { url, fields });
+}
+
+async function csrfOf(page) {
+  return page.getAttribute('form[action="/console/signout"] input[name="csrf"]', 'value');
+}
+
+// ---- phases ----
+
+async function create(page) {
+  const repo = env('REPO');
+  // Sign-in page, then a wrong secret, then the right one.
+  await page.goto(`${URL_}/console/signin`);
+  await shot(page, 'signin', { fullPage: false });
+  await page.fill('#access_key_id', env('ADMIN_KEY'));
+  await page.fill('#secret_access_key', 'not-the-secret');
+  await page.click('form[aria-labelledby="key-h"] button[type="submit"]');
+  check(await page.locator('[role="alert"]').first().isVisible(), 'a wrong secret shows an error');
+  await signInWithKey(page, env('ADMIN_KEY'), env('ADMIN_SECRET'));
+  const cookies = await page.context().cookies();
+  const session = cookies.find((c) => c.name === 'berth_console');
+  check(session && session.httpOnly && session.sameSite === 'Strict' && session.path === '/console', `session cookie attributes: ${JSON.stringify(session)}`);
+
+  // Create repository: client-side validation first (the service's words), then the real thing.
+  await page.click('a:has-text("Create repository")');
+  await page.waitForURL(/\/console\/repositories\/new/);
+  await page.fill('#name', 'Bad Name!');
+  const invalid = await page.$eval('#name', (el) => ({ valid: el.checkValidity(), message: el.validationMessage }));
+  check(!invalid.valid && invalid.message.includes('must be 2-256 characters'), `name validated before submit: ${JSON.stringify(invalid)}`);
+  check(await page.locator('#filter-0').isHidden(), 'exclusion filters hidden while MUTABLE');
+  await page.check('#mut-immutable_with_exclusion');
+  check(await page.locator('#filter-0').isVisible(), 'exclusion filters shown for IMMUTABLE_WITH_EXCLUSION');
+  await page.fill('#filter-0', 'a**b*');
+  await page.fill('#name', repo);
+  await page.check('#mut-immutable');
+  check(await page.locator('#filter-0').isHidden(), 'exclusion filters hidden again for IMMUTABLE');
+  await page.check('#scan_on_push');
+  await page.fill('#tag-key-0', 'team');
+  await page.fill('#tag-value-0', 'console-test');
+  await shot(page, 'create-repository');
+  await Promise.all([page.waitForURL(/\/-\/push/), page.click('form button[type="submit"]:has-text("Create repository")')]);
+  check((await page.textContent('[role="status"]')).includes('Repository created'), 'created notice');
+
+  // The same name again: the service's message, inline.
+  await page.goto(`${URL_}/console/repositories/new`);
+  await page.fill('#name', repo);
+  await page.click('form button[type="submit"]:has-text("Create repository")');
+  const dup = await page.textContent('#name-error');
+  check(dup.includes('already exists'), `duplicate name error: ${dup}`);
+
+  // Push commands.
+  await page.goto(`${URL_}/console/repo/${repo}/-/push`);
+  const commands = {};
+  for (const step of ['login', 'build', 'tag', 'push']) {
+    commands[step] = (await page.textContent(`[data-command="${step}"] pre code`)).trim();
+    check(await page.locator(`[data-command="${step}"] button.copy`).isVisible(), `copy button for ${step}`);
+  }
+  await page.click('[data-command="push"] button.copy');
+  await page.waitForFunction(() => document.getElementById('live').textContent.length > 0);
+  await shot(page, 'push-commands');
+  result.commands = commands;
+  result.summary = await page.textContent('dl.summary');
+}
+
+async function verify(page) {
+  const repo = env('REPO');
+  const digest = env('DIGEST');
+  const size = env('SIZE');
+  await signInWithPassword(page, env('ACCOUNT'), 'admin', env('ADMIN_PASSWORD'));
+
+  // The repositories list shows the new repository with its image.
+  await page.goto(`${URL_}/console/repositories?q=${encodeURIComponent(repo)}`);
+  const row = page.locator(`tr[data-repository="${repo}"]`);
+  check(await row.count() === 1, 'repository listed');
+  const rowText = await row.textContent();
+  check(rowText.includes('Immutable') && rowText.includes('Enabled'), `row shows IMMUTABLE + scan on push: ${rowText}`);
+  const count = await row.locator('[data-images]').getAttribute('data-images');
+  check(count === env('EXPECT_IMAGES'), `image count ${count} (the image and its scan's SBOM referrer, if any)`);
+  await page.goto(`${URL_}/console/repositories`);
+  await shot(page, 'repositories');
+
+  // Repository page: the image with its digest and size.
+  await page.goto(`${URL_}/console/repo/${repo}`);
+  const img = page.locator(`tr[data-digest="${digest}"]`);
+  check(await img.count() === 1, `image ${digest} listed on the repository page`);
+  check(await img.locator('[data-bytes]').getAttribute('data-bytes') === size, `image size ${size}`);
+  check((await img.textContent()).includes('latest'), 'tag latest');
+  result.images_text = await img.textContent();
+  await shot(page, 'repository');
+  await page.click('a:has-text("Untagged")');
+  check(await page.locator(`tr[data-digest="${digest}"]`).count() === 0, 'untagged filter hides the tagged image');
+  await page.click('a:has-text("Tagged")');
+  check(await page.locator(`tr[data-digest="${digest}"]`).count() === 1, 'tagged filter shows it');
+
+  // Image page.
+  await page.click(`tr[data-digest="${digest}"] td.digest a`);
+  await page.waitForURL(/\/-\/image\//);
+  check((await page.textContent('code[data-digest]')).trim() === digest, 'image page digest');
+  check(await page.getAttribute('#image-size [data-bytes]', 'data-bytes') === size, 'image page size');
+  const manifest = JSON.parse(await page.textContent('#manifest'));
+  check(manifest.schemaVersion === 2 && Array.isArray(manifest.layers), 'manifest JSON shown');
+  check(await page.locator('#layers tbody tr').count() === manifest.layers.length + 1, 'config + layers listed');
+  check(await page.locator('#scan-findings').count() === 1, 'scan findings section');
+  result.scan_status = await page.getAttribute('#scan-findings [data-scan-status]', 'data-scan-status');
+  await shot(page, 'image');
+
+  // Permissions: invalid JSON (caught in the page), an invalid policy (the service's message), a valid one.
+  await page.goto(`${URL_}/console/repo/${repo}/-/permissions`);
+  check((await page.textContent('main')).includes('No repository policy yet'), 'empty state for no policy');
+  await page.fill('#policy', '{"Version": "2012-10-17", "Statement": [');
+  await page.click('button:has-text("Save policy")');
+  check((await page.textContent('#policy-error')).includes('not valid JSON'), 'JSON syntax error shown before submit');
+  check(page.url().endsWith('/-/permissions'), 'no submit with broken JSON');
+  await page.fill('#policy', JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Perhaps', Principal: '*', Action: 'ecr:BatchGetImage' }] }));
+  await Promise.all([page.waitForLoadState('load'), page.click('button:has-text("Save policy")')]);
+  const serviceError = await page.textContent('#policy-error');
+  check(serviceError.includes('Invalid repository policy provided'), `service validation message shown: ${serviceError}`);
+  result.policy_error = serviceError;
+  page.once('dialog', (d) => d.accept());
+  await page.click('a:has-text("Read-only for everyone in this account")');
+  check((await page.inputValue('#policy')).includes('aws:PrincipalAccount'), 'template inserted');
+  await Promise.all([page.waitForURL(/done=policy-saved/), page.click('button:has-text("Save policy")')]);
+  check((await page.textContent('[role="status"]')).includes('Repository policy saved'), 'policy saved');
+  await shot(page, 'permissions');
+
+  // Registry policy page (admins).
+  await page.goto(`${URL_}/console/registry`);
+  check(await page.locator('button:has-text("Save policy")').count() === 1, 'registry policy editor for the admin');
+
+  // Settings: tags, scanning, delete controls.
+  await page.goto(`${URL_}/console/repo/${repo}/-/settings`);
+  check((await page.textContent('#resource-tags')).includes('console-test'), 'resource tag from the create form');
+  check(await page.isChecked('#scan_on_push'), 'scan on push checked');
+  await shot(page, 'settings');
+
+  // Lifecycle page.
+  result.lifecycle = await lifecycle(page);
+
+  // Phone width.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(`${URL_}/console/repositories`);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 1, `no horizontal page scroll at phone width (overflow ${overflow}px)`);
+  await shot(page, 'repositories-phone', { fullPage: false });
+  await page.goto(`${URL_}/console/repo/${repo}`);
+  await shot(page, 'repository-phone', { fullPage: false });
+  await page.setViewportSize({ width: 1360, height: 900 });
+
+  // Keyboard: the skip link is the first stop and leads to the content.
+  await page.goto(`${URL_}/console/repositories`);
+  await page.keyboard.press('Tab');
+  check(await page.evaluate(() => document.activeElement.classList.contains('skip')), 'skip link is first in focus order');
+
+  // Delete the image (and its SBOM referrer, if the scan attached one) with the confirmation step.
+  await page.goto(`${URL_}/console/repo/${repo}`);
+  const deleteButton = page.locator('#images-form button:has-text("Delete")');
+  check(await deleteButton.isDisabled(), 'delete disabled until something is selected');
+  await page.check('input[data-select-all]');
+  check(await page.isChecked(`tr[data-digest="${digest}"] input[name="image"]`), 'select all selects the image');
+  await Promise.all([page.waitForLoadState('load'), deleteButton.click()]);
+  const n = env('EXPECT_IMAGES');
+  check((await page.textContent('#confirm-h')).includes(`Delete ${n} image`), `confirmation step for ${n}`);
+  check((await page.textContent('.confirm-list')).includes(digest), 'confirmation lists the digest');
+  await shot(page, 'delete-images');
+  await Promise.all([page.waitForURL(/done=images-deleted/), page.click('section.danger-zone button:has-text("Delete")')]);
+  check((await page.textContent('main')).includes('No images yet'), 'empty state after delete');
+}
+
+async function lifecycle(page) {
+  // Seed 004's policy on a repository of 11 prod images: preview (nothing changes), then save.
+  const repo = env('LC_REPO');
+  await page.goto(`${URL_}/console/repo/${repo}/-/lifecycle`);
+  check((await page.textContent('main')).includes('No lifecycle policy'), 'lifecycle empty state');
+  check(await page.locator('[data-lifecycle-builder]').isVisible(), 'rule builder shown');
+  const policy = env('LIFECYCLE_POLICY');
+  await page.fill('#lifecycle-policy', policy);
+  await page.click('button:has-text("Load into the rule builder")');
+  const rules = await page.locator('.rules .rule').count();
+  check(rules === JSON.parse(policy).rules.length, `rule builder shows ${rules} rules`);
+  check(await page.inputValue('.rules .rule:nth-child(1) [data-f="tagPatternList"]') === 'prod', 'rule 1 prefix in the builder');
+  // Editing in the builder rewrites the JSON; put the seed policy back afterwards.
+  await page.fill('.rules .rule:nth-child(1) [data-f="countNumber"]', '5');
+  check(JSON.parse(await page.inputValue('#lifecycle-policy')).rules[0].selection.countNumber === 5, 'builder writes the JSON');
+  await page.fill('#lifecycle-policy', policy);
+  await Promise.all([page.waitForLoadState('load'), page.click('button:has-text("Preview")')]);
+  const summary = await page.textContent('#preview-summary');
+  check(summary.includes('1 image would expire'), `preview summary: ${summary}`);
+  const expected = env('LC_EXPIRES');
+  check(await page.locator(`#preview-results tr[data-digest="${expected}"]`).count() === 1, 'preview names the oldest prod image');
+  check((await page.textContent('#preview-results')).includes('prod-00'), 'preview shows its tag');
+  await shot(page, 'lifecycle');
+  await Promise.all([page.waitForURL(/done=lifecycle-saved/), page.click('button:has-text("Save lifecycle policy")')]);
+  check((await page.textContent('[role="status"]')).includes('Lifecycle policy saved'), 'lifecycle policy saved');
+  check((await page.textContent('#lifecycle-rules')).includes("Keep last 10 'prod' images"), 'saved rules listed');
+  return { rules, summary };
+}
+
+async function readonly(page) {
+  const repo = env('REPO');
+  // Admin: a POST without the CSRF token is refused.
+  await signInWithKey(page, env('ADMIN_KEY'), env('ADMIN_SECRET'));
+  const noToken = await forge(page, '/console/repositories', { name: `${repo}-nocsrf`, mutability: 'MUTABLE' });
+  check(noToken.status === 403 && noToken.body.includes('CSRF'), `POST without CSRF token refused: ${noToken.status}`);
+  result.no_csrf_status = noToken.status;
+  await page.context().clearCookies();
+
+  await signInWithKey(page, env('RO_KEY'), env('RO_SECRET'));
+  const list = await page.textContent('main');
+  check(list.includes(repo), 'read-only user sees the repository');
+  check(await page.locator('a:has-text("Create repository")').count() === 0, 'no create control');
+  check(await page.locator('a:has-text("Registry policy")').count() === 0, 'no registry policy link');
+  await shot(page, 'repositories-readonly');
+  await page.goto(`${URL_}/console/repo/${repo}`);
+  check(await page.locator('input[name="image"]').count() === 0, 'no image selection');
+  check(await page.locator('#images-form button:has-text("Delete")').count() === 0, 'no delete images control');
+  await page.goto(`${URL_}/console/repo/${repo}/-/settings`);
+  check(await page.locator('button:has-text("Delete repository")').count() === 0, 'no delete repository control');
+  check(await page.locator('button:has-text("Save tag immutability")').count() === 0, 'no mutability control');
+  await page.goto(`${URL_}/console/repo/${repo}/-/permissions`);
+  check(await page.locator('button:has-text("Save policy")').count() === 0, 'no policy editor');
+
+  // Forged POSTs with the user's own valid CSRF token: the server refuses them.
+  const csrf = await csrfOf(page);
+  const created = await forge(page, '/console/repositories', { csrf, name: `${repo}-forged`, mutability: 'MUTABLE' });
+  check(created.status === 403 && created.body.includes('ecr:CreateRepository'), `forged create refused: ${created.status}`);
+  const deleted = await forge(page, `/console/repo/${repo}/-/delete`, { csrf, confirm_name: repo, force: 'on' });
+  check(deleted.status === 403 && deleted.body.includes('ecr:DeleteRepository'), `forged delete refused: ${deleted.status}`);
+  result.forged_create_status = created.status;
+  result.forged_delete_status = deleted.status;
+}
+
+const phases = { create, verify, readonly };
+
+async function main() {
+  if (!phases[phase]) throw new CheckFailed(`unknown phase ${phase}; use one of ${Object.keys(phases).join(', ')}`);
+  const { context, page, dir, consoleErrors } = await launch();
+  try {
+    await phases[phase](page);
+    check(consoleErrors.length === 0, `script errors in the page: ${consoleErrors.join(' | ')}`);
+  } catch (e) {
+    // Failure screenshots go next to the test's temporary files, not into docs/.
+    try { await shot(page, `failure-${phase}`, { dir: process.env.FAIL_SHOTS || os.tmpdir() }); } catch { /* ignore */ }
+    throw e;
+  } finally {
+    await context.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  console.log('RESULT ' + JSON.stringify(result));
+}
+
+main().catch((e) => {
+  console.error(e instanceof CheckFailed ? `CHECK FAILED: ${e.message}` : (e && e.stack) || String(e));
+  process.exit(1);
+});
