@@ -239,3 +239,42 @@ def test_manual_scan_registry_configuration_and_hostile_layers(berth, tmp_path):
     bad_rules = json.dumps([{"scanFrequency": "HOURLY", "repositoryFilters": [{"filter": "*", "filterType": "WILDCARD"}]}])
     aws.ecr_fails("InvalidParameterException", "put-registry-scanning-configuration", "--scan-type", "BASIC",
                   "--rules", bad_rules)
+
+
+def test_continuous_scan_rescans_when_a_new_database_is_imported(tmp_path):
+    """CONTINUOUS_SCAN: importing a database that knows a new advisory rescans the image."""
+    import shutil
+    from conftest import Berth
+
+    partial = tmp_path / "osv-partial"
+    shutil.copytree(FIXTURES, partial)
+    os.remove(partial / "debian" / "DEBIAN-CVE-2022-3715.json")  # bash's advisory: not known yet
+    b = Berth(str(tmp_path / "data"), extra_args=["--vulndb-check-seconds", "1"]).start()
+    try:
+        subprocess.run([berth_bin(), "vulndb", "import", str(partial), "--data-dir", b.data_dir], check=True,
+                       capture_output=True, timeout=300)
+        aws = Aws(b, tmp_path / "home")
+        rules = json.dumps([{"scanFrequency": "CONTINUOUS_SCAN",
+                             "repositoryFilters": [{"filter": "prod/*", "filterType": "WILDCARD"}]}])
+        aws.ecr("put-registry-scanning-configuration", "--scan-type", "BASIC", "--rules", rules)
+        aws.ecr("create-repository", "--repository-name", "prod/app")
+        conf = aws.ecr("batch-get-repository-scanning-configuration", "--repository-names", "prod/app")
+        assert conf["scanningConfigurations"][0]["scanFrequency"] == "CONTINUOUS_SCAN"
+        push_layers(reg_for(b), "prod/app", "v1", debian_layers())
+        first = wait_scan(aws, "prod/app", "v1")
+        assert first["imageScanStatus"]["status"] == "COMPLETE"
+        names = {f["name"] for f in first["imageScanFindings"]["findings"]}
+        assert "CVE-2022-3715" not in names and "CVE-2023-4911" in names
+
+        import_fixtures(b)
+        deadline = time.monotonic() + 90
+        while True:
+            out = aws.ecr("describe-image-scan-findings", "--repository-name", "prod/app", "--image-id", "imageTag=v1")
+            done = out["imageScanStatus"]["status"] == "COMPLETE"
+            if done and "imageScanFindings" in out and findings_of(out) == EXPECTED:
+                break
+            assert time.monotonic() < deadline, f"no rescan after the import: {out}"
+            time.sleep(0.2)  # waiting for the server's periodic database check
+        assert out["imageScanFindings"]["findingSeverityCounts"]["LOW"] == 1
+    finally:
+        b.stop()

@@ -18,6 +18,8 @@ use crate::{Registry, RegistryError};
 /// How long a console session lasts.
 pub const CONSOLE_SESSION_SECS: i64 = 8 * 3600;
 const SESSION_KEY_LABEL: &[u8] = b"berth-console-session-key\n";
+static ARGON2_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// Shortest console password accepted.
 pub const MIN_PASSWORD_LEN: usize = 12;
 
@@ -93,6 +95,9 @@ impl Registry {
         let arn = user_arn(account, user);
         let stored = self.meta.console_password(&arn).await?;
         let password = password.to_string();
+        // argon2 is deliberately costly (~19 MiB, tens of ms): bound how many run at once so a
+        // flood of sign-ins cannot exhaust memory or the blocking pool.
+        let _permit = ARGON2_SLOTS.acquire().await.map_err(|_| unauthenticated())?;
         let ok = tokio::task::spawn_blocking(move || match stored {
             Some(stored) => PasswordHash::new(&stored).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()),
             None => {

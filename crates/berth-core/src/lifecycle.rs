@@ -61,6 +61,9 @@ pub struct LifecycleRunReport {
     pub skipped: Vec<String>,
 }
 
+/// An IN_PROGRESS preview older than this was interrupted (a restart) and may be replaced.
+const PREVIEW_STALE_MILLIS: Millis = 10 * 60 * 1000;
+
 fn invalid_policy(e: berth_lifecycle::PolicyError) -> RegistryError {
     RegistryError::InvalidParameter(e.to_string())
 }
@@ -165,7 +168,8 @@ impl Registry {
             None => self.lifecycle_policy(repo).await?.text,
         };
         if let Some(p) = self.meta.lifecycle_preview(repo.key()).await? {
-            if p.status == "IN_PROGRESS" {
+            // A preview left IN_PROGRESS by a stopped server is stale, not running.
+            if p.status == "IN_PROGRESS" && self.now() - p.started_at < PREVIEW_STALE_MILLIS {
                 return Err(RegistryError::LifecyclePreviewInProgress(format!(
                     "The previous lifecycle policy preview request has not completed for repository '{repo}'. Wait and try again."
                 )));
@@ -228,6 +232,18 @@ impl Registry {
             report.actions = planned;
             return Ok(report);
         }
+        let outcome = self.apply_planned(repo, planned, &mut report).await;
+        // Whatever happened, cached tags of changed images must not outlive this run.
+        if !report.actions.is_empty() {
+            self.caches.invalidate_repository_tags();
+        }
+        outcome?;
+        self.meta.mark_lifecycle_evaluated(key, self.now()).await?;
+        Ok(report)
+    }
+
+    async fn apply_planned(&self, repo: &Repo, planned: Vec<PlannedAction>, report: &mut LifecycleRunReport) -> Result<()> {
+        let key = repo.key();
         for action in planned {
             let digest: Digest = action.digest.parse().map_err(|e| RegistryError::DigestInvalid(format!("{e}")))?;
             let applied = if action.action == ActionKind::Expire.as_api_str() {
@@ -252,9 +268,7 @@ impl Registry {
                 report.skipped.push(action.digest);
             }
         }
-        self.caches.invalidate_repository_tags();
-        self.meta.mark_lifecycle_evaluated(key, self.now()).await?;
-        Ok(report)
+        Ok(())
     }
 
     /// Applies every repository's lifecycle policy (or only `only`'s). A repository whose run

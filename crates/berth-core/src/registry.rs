@@ -54,6 +54,7 @@ pub struct Registry {
     pub(crate) caches: crate::cache::Caches,
     pub(crate) pulls: crate::pulls::PullLog,
     pub(crate) scanner: crate::scanning::Scanner,
+    pub(crate) pull_flush: tokio::sync::Mutex<()>,
 }
 
 /// A manifest to serve.
@@ -109,6 +110,7 @@ impl Registry {
             caches: crate::cache::Caches::new(),
             pulls: Default::default(),
             scanner: Default::default(),
+            pull_flush: Default::default(),
         }
     }
 
@@ -254,6 +256,9 @@ impl Registry {
 
     /// Writes pending pull times (see [`crate::pulls`]).
     pub async fn flush_pulls(&self) -> Result<()> {
+        // One flush at a time: a reader that flushes must see every pull noted before it,
+        // including ones another flush has taken but not yet written.
+        let _one = self.pull_flush.lock().await;
         let pending = self.pulls.take();
         if pending.is_empty() {
             return Ok(());
@@ -274,7 +279,8 @@ impl Registry {
                 }
                 let generation = self.caches.generation();
                 let row = self.meta.get_manifest_by_tag(repo.key(), t.as_str()).await?;
-                if let Some(r) = &row {
+                // Archived manifests are never cached, so a restore can never leave one stale.
+                if let Some(r) = row.as_ref().filter(|r| r.storage_class == StorageClass::Standard) {
                     self.caches.fill(&self.caches.tags, generation, key, std::sync::Arc::new(r.clone()));
                 }
                 row
@@ -335,12 +341,20 @@ impl Registry {
                 tag,
             })
             .await?;
-        if let (PutManifestOutcome::Stored, Some((t, _))) = (&outcome, tag) {
-            self.caches.invalidate_tag(repo.key(), t);
+        if let PutManifestOutcome::Stored { restored, .. } = &outcome {
+            if *restored {
+                // Other tags of the restored image may be cached as archived.
+                self.caches.invalidate_repository_tags();
+            } else if let Some((t, _)) = tag {
+                self.caches.invalidate_tag(repo.key(), t);
+            }
         }
         match outcome {
-            PutManifestOutcome::Stored => {
-                self.scan_after_push(repo, &digest, repository.settings.scan_on_push, parsed.subject.is_some()).await;
+            PutManifestOutcome::Stored { inserted, .. } => {
+                // ECR scans new images on push, not re-pushes of ones it holds (a new tag, say).
+                if inserted {
+                    self.scan_after_push(repo, &digest, repository.settings.scan_on_push, parsed.subject.is_some()).await;
+                }
                 Ok(PutManifestResult { digest, media_type, subject: parsed.subject })
             }
             PutManifestOutcome::MissingReference(d, RefKind::Blob) => Err(RegistryError::ManifestBlobUnknown(d)),

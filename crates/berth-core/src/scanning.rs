@@ -205,18 +205,42 @@ impl Registry {
         }
     }
 
+    /// Requeues scans a stopped or crashed server left IN_PROGRESS (their jobs lived only in
+    /// that process's queue). Returns how many.
+    pub async fn resume_interrupted_scans(&self) -> Result<usize> {
+        let pending = self.meta.scanned_images(Some("IN_PROGRESS")).await?;
+        for (key, digest) in &pending {
+            if let Some(repo) = repo_of_key(key) {
+                if let Err(e) = self.queue_scan(&repo, digest, true).await {
+                    tracing::error!(repository = %repo, digest = %digest, error = %e, "resuming scan");
+                }
+            }
+        }
+        Ok(pending.len())
+    }
+
     fn scanning_enabled(&self) -> bool {
         self.scanner.queue.get().is_some()
     }
 
     /// Records an IN_PROGRESS scan and queues it; never waits for the scan.
-    pub(crate) async fn queue_scan(&self, repo: &Repo, digest: &Digest) -> Result<ImageScanRow> {
+    /// `wait`: wait for queue space (background rescans) instead of failing when it is full.
+    pub(crate) async fn queue_scan(&self, repo: &Repo, digest: &Digest, wait: bool) -> Result<ImageScanRow> {
         let Some(queue) = self.scanner.queue.get() else {
             return Err(scan_failed("image scanning is not enabled on this server".into()));
         };
-        let pending = row("IN_PROGRESS", None, self.now());
+        // The previous findings stay readable until the new scan replaces them.
+        let previous = self.meta.image_scan(repo.key(), digest).await?;
+        let pending = ImageScanRow {
+            findings: previous.as_ref().and_then(|p| p.findings.clone()),
+            completed_at: previous.as_ref().and_then(|p| p.completed_at),
+            vulndb_version: previous.and_then(|p| p.vulndb_version),
+            ..row("IN_PROGRESS", None, self.now())
+        };
         self.meta.put_image_scan(repo.key(), digest, &pending).await?;
-        if queue.try_send(ScanJob { repo: repo.clone(), digest: digest.clone() }).is_err() {
+        let job = ScanJob { repo: repo.clone(), digest: digest.clone() };
+        let sent = if wait { queue.send(job).await.is_ok() } else { queue.try_send(job).is_ok() };
+        if !sent {
             let failed = row("FAILED", Some("the scan queue is full; start the scan again later".into()), pending.started_at);
             self.meta.put_image_scan(repo.key(), digest, &failed).await?;
             return Ok(failed);
@@ -237,7 +261,7 @@ impl Registry {
             }
         };
         if wants {
-            if let Err(e) = self.queue_scan(repo, digest).await {
+            if let Err(e) = self.queue_scan(repo, digest, false).await {
                 tracing::warn!(repository = %repo, digest = %digest, error = %e, "queueing scan on push");
             }
         }
@@ -251,13 +275,15 @@ impl Registry {
             return Err(RegistryError::ImageArchived(digest.to_string()));
         }
         if let Some(last) = self.meta.image_scan(repo.key(), &digest).await? {
-            if self.now() - last.started_at < SCAN_INTERVAL_MILLIS {
+            // Only scans that ran (or run) count against the quota; a failed one may be retried.
+            let counted = matches!(last.status.as_str(), "COMPLETE" | "IN_PROGRESS" | "FINDINGS_UNAVAILABLE");
+            if counted && self.now() - last.started_at < SCAN_INTERVAL_MILLIS {
                 return Err(RegistryError::LimitExceeded(format!(
                     "The scan quota per image has been exceeded. Wait and try again. (image {digest} was scanned in the last 24 hours)"
                 )));
             }
         }
-        let row = self.queue_scan(repo, &digest).await?;
+        let row = self.queue_scan(repo, &digest, false).await?;
         Ok((digest, row))
     }
 
@@ -385,7 +411,7 @@ impl Registry {
     pub async fn rescan_continuous(&self) -> Result<usize> {
         let Some((version, _)) = self.vulndb()? else { return Ok(0) };
         let mut queued = 0;
-        for (key, digest) in self.meta.scanned_images().await? {
+        for (key, digest) in self.meta.scanned_images(None).await? {
             let Some(repo) = repo_of_key(&key) else { continue };
             if self.repository_scanning(&repo).await.map(|s| s.scan_frequency != "CONTINUOUS_SCAN").unwrap_or(true) {
                 continue;
@@ -394,7 +420,10 @@ impl Registry {
             if scan.is_some_and(|s| s.status == "IN_PROGRESS" || s.vulndb_version.as_deref() == Some(version.as_str())) {
                 continue;
             }
-            self.queue_scan(&repo, &digest).await?;
+            if let Err(e) = self.queue_scan(&repo, &digest, true).await {
+                tracing::error!(repository = %repo, digest = %digest, error = %e, "queueing continuous rescan");
+                continue;
+            }
             queued += 1;
         }
         Ok(queued)
@@ -404,7 +433,11 @@ impl Registry {
     /// FAILED row with a reason.
     async fn run_scan(&self, repo: &Repo, digest: &Digest) {
         let started_at = self.now();
-        let outcome = self.scan_image(repo, digest, started_at).await;
+        let bound = self.scanner.settings.get().map(|s| s.timeout).unwrap_or(Duration::from_secs(300)) + Duration::from_secs(30);
+        let outcome = match tokio::time::timeout(bound, self.scan_image(repo, digest, started_at)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(scan_failed(format!("the scan did not finish within {} s", bound.as_secs()))),
+        };
         let done = match outcome {
             Ok(row) => row,
             Err(e) => {
@@ -436,13 +469,14 @@ impl Registry {
         let mut layers = Vec::new();
         for l in &view.layers {
             let d: Digest = l.digest.parse().map_err(|e| RegistryError::DigestInvalid(format!("{e}")))?;
-            let reader = self.blobs.get(&d, None).await?.ok_or_else(|| RegistryError::BlobUnknown(d.clone()))?;
-            let stream = reader.body.map_err(std::io::Error::other);
-            let bridge = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream.boxed()));
-            layers.push((l.media_type.clone(), bridge));
+            // Opened only when the scanner reaches it: one open blob reader per scan at a time.
+            let reader = LazyBlob { blobs: self.blobs.clone(), digest: d, handle: tokio::runtime::Handle::current(), inner: None };
+            layers.push((l.media_type.clone(), reader));
         }
         let limits = Limits { deadline: Instant::now() + settings.timeout, ..Limits::default() };
+        // The database version used is the one recorded, even if an import lands mid-scan.
         let db = self.vulndb()?;
+        let used = db.clone();
         let subject = digest.to_string();
         let scanned = tokio::task::spawn_blocking(
             move || -> std::result::Result<(Inventory, Vec<berth_scan::Finding>, Vec<u8>), berth_scan::ScanError> {
@@ -463,7 +497,7 @@ impl Registry {
             Err(e) => return Ok(ImageScanRow { completed_at: Some(self.now()), ..row("FAILED", Some(e.to_string()), started_at) }),
         };
         let sbom_digest = self.attach_sbom(repo, digest, Bytes::from(sbom)).await?;
-        let (version, source_updated_at) = match self.vulndb()? {
+        let (version, source_updated_at) = match used {
             Some((v, db)) => {
                 let imported = time::OffsetDateTime::parse(&db.status().imported_at, &time::format_description::well_known::Rfc3339)
                     .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
@@ -532,6 +566,34 @@ impl Registry {
         let digest = Digest::sha256_of(&body);
         self.put_manifest(repo, &Reference::Digest(digest.clone()), media_types::OCI_MANIFEST, body).await?;
         Ok(digest)
+    }
+}
+
+/// A layer blob read on a blocking thread, opened on first read.
+struct LazyBlob {
+    blobs: Arc<dyn berth_store::BlobStore>,
+    digest: Digest,
+    handle: tokio::runtime::Handle,
+    inner: Option<tokio_util::io::SyncIoBridge<tokio_util::io::StreamReader<berth_store::ByteStream, Bytes>>>,
+}
+
+impl std::io::Read for LazyBlob {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.inner.is_none() {
+            let (blobs, digest) = (self.blobs.clone(), self.digest.clone());
+            let reader = self
+                .handle
+                .block_on(async move { blobs.get(&digest, None).await })
+                .map_err(std::io::Error::other)?
+                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("layer {} is missing", self.digest)))?;
+            let stream: berth_store::ByteStream = reader.body.map_err(std::io::Error::other).boxed();
+            self.inner =
+                Some(tokio_util::io::SyncIoBridge::new_with_handle(tokio_util::io::StreamReader::new(stream), self.handle.clone()));
+        }
+        match self.inner.as_mut() {
+            Some(r) => r.read(buf),
+            None => Ok(0),
+        }
     }
 }
 

@@ -402,7 +402,8 @@ fn tag_status(f: Option<&FilterIn>) -> Result<TagStatus, EcrError> {
     }
 }
 
-/// ECR's imageStatus filter: ACTIVE when absent; ACTIVATING never matches (restores are immediate).
+/// ECR's imageStatus filter: ACTIVE when absent. berth restores at once, so no image is ever
+/// ACTIVATING; that filter is answered like ACTIVE.
 fn image_status(f: Option<&FilterIn>) -> Result<Option<StorageClass>, EcrError> {
     match f.and_then(|f| f.image_status.as_deref()) {
         None | Some("ACTIVE") | Some("ACTIVATING") => Ok(Some(StorageClass::Standard)),

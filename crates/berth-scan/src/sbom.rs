@@ -58,7 +58,9 @@ pub fn to_cyclonedx(inventory: &Inventory, subject_digest: &str) -> Vec<u8> {
     let mut subject = Component::new(Classification::Container, subject_digest, "", Some(subject_digest.to_string()));
     subject.version = None;
     let metadata = Metadata {
-        timestamp: DateTime::now().ok(),
+        // No timestamp: the same inventory gives the same bytes, so a rescan re-attaches the
+        // same SBOM referrer instead of piling up new ones.
+        timestamp: None,
         tools: Some(Tools::List(vec![Tool::new("berth", "berth-scan", env!("CARGO_PKG_VERSION"))])),
         component: Some(subject),
         ..Metadata::default()

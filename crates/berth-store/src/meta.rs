@@ -162,7 +162,12 @@ pub struct NewManifest<'a> {
 
 #[derive(Debug)]
 pub enum PutManifestOutcome {
-    Stored,
+    /// `inserted`: the manifest is new to the repository (not a re-push); `restored`: it was
+    /// archived and a re-push brought it back.
+    Stored {
+        inserted: bool,
+        restored: bool,
+    },
     /// A reference is missing from the repository; nothing was written.
     MissingReference(Digest, RefKind),
     /// `TagMove::CreateOnly` and the tag names another manifest; nothing was written.
@@ -351,8 +356,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Records the image's latest scan; false if the image does not exist.
     async fn put_image_scan(&self, key: &RepoKey, digest: &Digest, scan: &ImageScanRow) -> Result<bool, StoreError>;
     async fn image_scan(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ImageScanRow>, StoreError>;
-    /// Every image that has been scanned (for continuous rescans).
-    async fn scanned_images(&self) -> Result<Vec<(RepoKey, Digest)>, StoreError>;
+    /// Every image that has a scan (of that status, if given).
+    async fn scanned_images(&self, status: Option<&str>) -> Result<Vec<(RepoKey, Digest)>, StoreError>;
     /// The registry scanning configuration (JSON), if one was put.
     async fn registry_scanning(&self, account: &str, region: &str) -> Result<Option<String>, StoreError>;
     async fn set_registry_scanning(&self, account: &str, region: &str, config: &str) -> Result<(), StoreError>;

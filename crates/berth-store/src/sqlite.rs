@@ -554,9 +554,10 @@ impl MetadataStore for SqliteMetadataStore {
         .execute(&mut *tx)
         .await
         .ctx("inserting manifest")?;
+        let mut restored = false;
         if inserted.rows_affected() == 0 {
             // Pushing an archived image again restores it (as ECR does).
-            sqlx::query(
+            restored = sqlx::query(
                 "UPDATE manifests SET storage_class = 'STANDARD', last_activated_at = ? \
                  WHERE repository_id = ? AND digest = ? AND storage_class = 'ARCHIVE'",
             )
@@ -565,7 +566,9 @@ impl MetadataStore for SqliteMetadataStore {
             .bind(&digest)
             .execute(&mut *tx)
             .await
-            .ctx("restoring archived manifest")?;
+            .ctx("restoring archived manifest")?
+            .rows_affected()
+                > 0;
         }
         if inserted.rows_affected() > 0 {
             for (child, kind) in &new.references {
@@ -595,7 +598,7 @@ impl MetadataStore for SqliteMetadataStore {
             .ctx("moving tag")?;
         }
         tx.commit().await.ctx("committing manifest")?;
-        Ok(PutManifestOutcome::Stored)
+        Ok(PutManifestOutcome::Stored { inserted: inserted.rows_affected() > 0, restored })
     }
 
     async fn get_manifest_by_digest(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ManifestRow>, StoreError> {
@@ -972,8 +975,8 @@ impl MetadataStore for SqliteMetadataStore {
         crate::sqlite_scans::image_scan(&self.reader, key, digest).await
     }
 
-    async fn scanned_images(&self) -> Result<Vec<(RepoKey, Digest)>, StoreError> {
-        crate::sqlite_scans::scanned_images(&self.reader).await
+    async fn scanned_images(&self, status: Option<&str>) -> Result<Vec<(RepoKey, Digest)>, StoreError> {
+        crate::sqlite_scans::scanned_images(&self.reader, status).await
     }
 
     async fn registry_scanning(&self, account: &str, region: &str) -> Result<Option<String>, StoreError> {

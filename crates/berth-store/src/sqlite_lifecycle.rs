@@ -152,12 +152,17 @@ pub(crate) async fn expire_manifest(
     let mut doomed = vec![d];
     let mut i = 0;
     while i < doomed.len() {
-        let referrers: Vec<String> = sqlx::query_scalar("SELECT digest FROM manifests WHERE repository_id = ? AND subject = ?")
-            .bind(repo_id)
-            .bind(&doomed[i])
-            .fetch_all(&mut *tx)
-            .await
-            .ctx("listing referrers")?;
+        // A referrer that is tagged or listed by an index is kept (it is then judged on its own).
+        let referrers: Vec<String> = sqlx::query_scalar(
+            "SELECT m.digest FROM manifests m WHERE m.repository_id = ?1 AND m.subject = ?2 \
+             AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = ?1 AND t.manifest_digest = m.digest) \
+             AND NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.repository_id = ?1 AND r.child_digest = m.digest AND r.kind = 1)",
+        )
+        .bind(repo_id)
+        .bind(&doomed[i])
+        .fetch_all(&mut *tx)
+        .await
+        .ctx("listing referrers")?;
         for r in referrers {
             if !doomed.contains(&r) {
                 doomed.push(r);
@@ -225,13 +230,16 @@ pub(crate) async fn lifecycle_images(reader: &SqlitePool, key: &RepoKey) -> Resu
         .map(|r| {
             let c = "reading image for lifecycle";
             let tags: Option<String> = r.try_get("tags").ctx(c)?;
+            let mut tags: Vec<String> = tags.map(|t| t.split('\n').map(str::to_string).collect()).unwrap_or_default();
+            // expire_manifest compares against the sorted tag list.
+            tags.sort();
             let class: String = r.try_get("storage_class").ctx(c)?;
             let subject: Option<String> = r.try_get("subject").ctx(c)?;
             let digest = digest_col(r, "digest")?;
             let referenced = listed.contains(&digest.to_string());
             Ok(LifecycleImageRow {
                 digest,
-                tags: tags.map(|t| t.split('\n').map(str::to_string).collect()).unwrap_or_default(),
+                tags,
                 pushed_at: r.try_get("pushed_at").ctx(c)?,
                 last_pulled_at: r.try_get("last_pulled_at").ctx(c)?,
                 storage_class: StorageClass::parse(&class).unwrap_or_default(),

@@ -65,11 +65,12 @@ pub(crate) async fn image_scan(reader: &SqlitePool, key: &RepoKey, digest: &Dige
     }))
 }
 
-pub(crate) async fn scanned_images(reader: &SqlitePool) -> Result<Vec<(RepoKey, Digest)>, StoreError> {
+pub(crate) async fn scanned_images(reader: &SqlitePool, status: Option<&str>) -> Result<Vec<(RepoKey, Digest)>, StoreError> {
     let rows = sqlx::query(
         "SELECT r.account_id, r.region, r.name, s.digest FROM image_scans s JOIN repositories r ON r.id = s.repository_id \
-         ORDER BY s.repository_id, s.digest",
+         WHERE ?1 IS NULL OR s.status = ?1 ORDER BY s.repository_id, s.digest",
     )
+    .bind(status)
     .fetch_all(reader)
     .await
     .ctx("listing scanned images")?;

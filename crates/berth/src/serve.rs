@@ -63,6 +63,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         workers: settings.scan_workers,
         timeout: Duration::from_secs(300),
     });
+    match data.registry.resume_interrupted_scans().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(scans = n, "resumed scans interrupted by the last shutdown"),
+        Err(e) => tracing::error!(error = %e, "resuming interrupted scans"),
+    }
     if settings.vulndb_check_seconds > 0 {
         tokio::spawn(watch_vulndb(state.registry.clone(), Duration::from_secs(settings.vulndb_check_seconds)));
     }
@@ -195,20 +200,24 @@ async fn lifecycle_schedule(state: AppState, every: Duration) {
 
 /// Rescans CONTINUOUS_SCAN repositories when `berth vulndb import` swapped in a new database.
 async fn watch_vulndb(registry: Arc<Registry>, every: Duration) {
-    let mut seen = registry.vulndb_version();
+    // None at start: the first tick also catches a database imported while berth was stopped
+    // (rescan_continuous skips images already scanned with the current version).
+    let mut seen: Option<String> = None;
     let mut ticker = tokio::time::interval(every);
     loop {
         ticker.tick().await;
         let now = registry.vulndb_version();
-        if now == seen {
+        if now.is_none() || now == seen {
             continue;
         }
         tracing::info!(version = ?now, "vulnerability database changed");
         match registry.rescan_continuous().await {
-            Ok(n) => tracing::info!(queued = n, "continuous rescans queued"),
-            Err(e) => tracing::error!(error = %e, "queueing continuous rescans"),
+            Ok(n) => {
+                tracing::info!(queued = n, "continuous rescans queued");
+                seen = now;
+            }
+            Err(e) => tracing::error!(error = %e, "queueing continuous rescans; retrying at the next check"),
         }
-        seen = now;
     }
 }
 
