@@ -255,7 +255,7 @@ impl Registry {
                     ExpireOutcome::Changed | ExpireOutcome::NotFound => false,
                 }
             } else {
-                self.meta.set_storage_class(key, &digest, StorageClass::Archive, self.now()).await? == Some(true)
+                self.meta.archive_if_unchanged(key, &digest, &action.tags, self.now()).await?
             };
             if applied {
                 tracing::info!(

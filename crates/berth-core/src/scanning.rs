@@ -538,6 +538,8 @@ impl Registry {
 
     /// Pushes the SBOM as an OCI artifact whose subject is the image (a referrer).
     async fn attach_sbom(&self, repo: &Repo, subject: &Digest, sbom: Bytes) -> Result<Digest> {
+        // Never re-create a repository deleted while the scan ran (uploads create on push).
+        self.existing_repository(repo).await?;
         let subject_row = self
             .meta
             .get_manifest_by_digest(repo.key(), subject)

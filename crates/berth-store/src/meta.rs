@@ -337,6 +337,10 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Deletes an image that lifecycle evaluation expired, with its referrers, in one transaction,
     /// only if its tags are still `expected_tags` (sorted) and no other manifest lists it.
     async fn expire_manifest(&self, key: &RepoKey, digest: &Digest, expected_tags: &[String]) -> Result<ExpireOutcome, StoreError>;
+    /// Archives an image a lifecycle rule selected, only if it is still standard with the same
+    /// tags (sorted) and no index lists it; false if anything changed.
+    async fn archive_if_unchanged(&self, key: &RepoKey, digest: &Digest, expected_tags: &[String], now: Millis)
+        -> Result<bool, StoreError>;
     /// Every repository that has a lifecycle policy.
     async fn lifecycle_repositories(&self) -> Result<Vec<RepoKey>, StoreError>;
     /// Every image of the repository with what the lifecycle evaluator needs.

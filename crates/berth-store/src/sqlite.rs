@@ -811,6 +811,16 @@ impl MetadataStore for SqliteMetadataStore {
         crate::sqlite_lifecycle::expire_manifest(&self.writer, key, digest, expected_tags).await
     }
 
+    async fn archive_if_unchanged(
+        &self,
+        key: &RepoKey,
+        digest: &Digest,
+        expected_tags: &[String],
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        crate::sqlite_lifecycle::archive_if_unchanged(&self.writer, key, digest, expected_tags, now).await
+    }
+
     async fn lifecycle_repositories(&self) -> Result<Vec<RepoKey>, StoreError> {
         crate::sqlite_lifecycle::lifecycle_repositories(&self.reader).await
     }

@@ -311,3 +311,38 @@ pub(crate) async fn console_password(reader: &SqlitePool, user_arn: &str) -> Res
         .ctx("reading console password")?;
     Ok(hash.flatten())
 }
+
+pub(crate) async fn archive_if_unchanged(
+    writer: &SqlitePool,
+    key: &RepoKey,
+    digest: &Digest,
+    expected_tags: &[String],
+    now: Millis,
+) -> Result<bool, StoreError> {
+    let mut tx = writer.begin().await.ctx("archiving image")?;
+    let Some(repo_id) = repo_id_in(&mut tx, key).await? else { return Ok(false) };
+    let d = digest.to_string();
+    let mut tags: Vec<String> = sqlx::query_scalar("SELECT name FROM tags WHERE repository_id = ? AND manifest_digest = ?")
+        .bind(repo_id)
+        .bind(&d)
+        .fetch_all(&mut *tx)
+        .await
+        .ctx("reading image tags")?;
+    tags.sort();
+    if tags != expected_tags {
+        return Ok(false);
+    }
+    let r = sqlx::query(
+        "UPDATE manifests SET storage_class = 'ARCHIVE', archived_at = ?1 WHERE repository_id = ?2 AND digest = ?3 \
+         AND storage_class = 'STANDARD' \
+         AND NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.repository_id = ?2 AND r.child_digest = ?3 AND r.kind = 1)",
+    )
+    .bind(now)
+    .bind(repo_id)
+    .bind(&d)
+    .execute(&mut *tx)
+    .await
+    .ctx("archiving image")?;
+    tx.commit().await.ctx("committing archive")?;
+    Ok(r.rows_affected() > 0)
+}
