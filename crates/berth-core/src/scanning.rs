@@ -241,7 +241,8 @@ impl Registry {
         let job = ScanJob { repo: repo.clone(), digest: digest.clone() };
         let sent = if wait { queue.send(job).await.is_ok() } else { queue.try_send(job).is_ok() };
         if !sent {
-            let failed = row("FAILED", Some("the scan queue is full; start the scan again later".into()), pending.started_at);
+            // started_at 0: a scan that never ran does not count against the 24-hour quota.
+            let failed = row("FAILED", Some("the scan queue is full; start the scan again later".into()), 0);
             self.meta.put_image_scan(repo.key(), digest, &failed).await?;
             return Ok(failed);
         }
@@ -275,9 +276,9 @@ impl Registry {
             return Err(RegistryError::ImageArchived(digest.to_string()));
         }
         if let Some(last) = self.meta.image_scan(repo.key(), &digest).await? {
-            // Only scans that ran (or run) count against the quota; a failed one may be retried.
-            let counted = matches!(last.status.as_str(), "COMPLETE" | "IN_PROGRESS" | "FINDINGS_UNAVAILABLE");
-            if counted && self.now() - last.started_at < SCAN_INTERVAL_MILLIS {
+            // Every scan that ran counts, failed or not (as ECR counts them); a job refused by a
+            // full queue never ran and is recorded with started_at 0.
+            if self.now() - last.started_at < SCAN_INTERVAL_MILLIS {
                 return Err(RegistryError::LimitExceeded(format!(
                     "The scan quota per image has been exceeded. Wait and try again. (image {digest} was scanned in the last 24 hours)"
                 )));

@@ -65,7 +65,13 @@ pub fn to_cyclonedx(inventory: &Inventory, subject_digest: &str) -> Vec<u8> {
         component: Some(subject),
         ..Metadata::default()
     };
-    let bom = Bom { spec_version: SpecVersion::V1_5, metadata: Some(metadata), components: Some(Components(components)), ..Bom::default() };
+    let bom = Bom {
+        spec_version: SpecVersion::V1_5,
+        serial_number: Some(serial_number(inventory, subject_digest)),
+        metadata: Some(metadata),
+        components: Some(Components(components)),
+        ..Bom::default()
+    };
     let mut out = Vec::new();
     match bom.output_as_json_v1_5(&mut out) {
         Ok(()) => out,
@@ -75,4 +81,22 @@ pub fn to_cyclonedx(inventory: &Inventory, subject_digest: &str) -> Vec<u8> {
         }))
         .unwrap_or_default(),
     }
+}
+
+/// A serial number derived from the subject and the inventory (a name-based UUID, v5-shaped)
+/// instead of a random one: the same image scanned twice yields byte-identical SBOMs.
+fn serial_number(inventory: &Inventory, subject_digest: &str) -> UrnUuid {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(subject_digest.as_bytes());
+    for p in &inventory.packages {
+        h.update(b"\n");
+        h.update(p.purl.as_bytes());
+    }
+    let mut b: [u8; 16] = h.finalize()[..16].try_into().unwrap_or([0; 16]);
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex = hex::encode(b);
+    let uuid = format!("urn:uuid:{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]);
+    UrnUuid::new(uuid).unwrap_or_else(|_| UrnUuid::generate())
 }
