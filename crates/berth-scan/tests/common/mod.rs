@@ -6,6 +6,8 @@ use std::io::Write;
 
 use berth_scan::Layer;
 
+pub mod workload;
+
 pub const TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const TAR_GZ: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const TAR_ZST: &str = "application/vnd.oci.image.layer.v1.tar+zstd";

@@ -1,15 +1,12 @@
-//! Throughput of `inventory` on a synthetic 200 MiB layer. Ignored by default; run with
-//! `cargo test -p berth-scan --release --test bench -- --ignored --nocapture`.
+//! Workloads shared by the scale tests (small, asserted) and the benchmark example (full size,
+//! timed): a large mixed layer and a Debian-shaped OSV export.
 
-mod common;
+use std::io::Write;
 
-use std::time::Instant;
-
-use berth_scan::{inventory, Limits};
-use common::*;
+use super::*;
 
 /// Text-like, moderately compressible bytes (roughly what image layers hold).
-fn filler(n: usize, seed: u64) -> Vec<u8> {
+pub fn filler(n: usize, seed: u64) -> Vec<u8> {
     const WORDS: [&[u8]; 16] = [
         b"lib",
         b"usr",
@@ -43,14 +40,15 @@ fn filler(n: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-fn synthetic_layer() -> (Vec<u8>, usize) {
+/// A mixed layer: `data_files` files of 50 KiB, 20 ELF executables of 1 MiB (one a Go binary),
+/// 500 Python packages, a dpkg database and a package-lock. `data_files = 3600` is ~200 MiB.
+pub fn synthetic_layer(data_files: usize) -> (Vec<u8>, usize) {
     let mut t = Tar::new()
         .file("etc/os-release", &os_release("debian", "12", "Debian GNU/Linux 12 (bookworm)"))
         .file("var/lib/dpkg/status", DPKG_STATUS.repeat(40).as_bytes())
         .file("app/package-lock.json", PACKAGE_LOCK_V3.as_bytes());
     let mut files = 3;
-    // 180 MiB of ordinary files in 3600 files of 50 KiB.
-    for i in 0..3600 {
+    for i in 0..data_files {
         t = t.file(&format!("usr/share/data/{}/file-{i}.dat", i % 64), &filler(50 << 10, i as u64 + 1));
         files += 1;
     }
@@ -72,49 +70,10 @@ fn synthetic_layer() -> (Vec<u8>, usize) {
     (t.bytes(), files)
 }
 
-#[test]
-#[ignore]
-fn inventory_200mib() {
-    let (tar, files) = synthetic_layer();
-    let mib = tar.len() as f64 / (1 << 20) as f64;
-    let gz = gz(&tar);
-    let zs = zst(&tar);
-    println!(
-        "layer: {mib:.1} MiB uncompressed, {files} files; gzip {:.1} MiB, zstd {:.1} MiB",
-        gz.len() as f64 / 1048576.0,
-        zs.len() as f64 / 1048576.0
-    );
-    for (name, media, data) in [("tar", TAR, tar.clone()), ("tar+gzip", TAR_GZ, gz), ("tar+zstd", TAR_ZST, zs)] {
-        let mut best = f64::MAX;
-        let mut count = 0;
-        for _ in 0..3 {
-            let started = Instant::now();
-            let inv = inventory(vec![layer(media, data.clone())], &Limits::default()).unwrap();
-            best = best.min(started.elapsed().as_secs_f64());
-            count = inv.packages.len();
-        }
-        println!("{name:>9}: {:.0} ms ({:.0} MiB/s uncompressed), {count} packages", best * 1000.0, mib / best);
-    }
-}
-
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// 50,000 Debian-shaped OSV files (three releases each, version lists, a fifth of them on
-/// `linux`) imported from a directory, then matched.
-#[test]
-#[ignore]
-fn import_50k_debian_like_advisories() {
-    use std::io::Write;
-    let src = tempfile::tempdir().unwrap();
-    for i in 0..50_000u32 {
+/// Writes `n` Debian-shaped OSV advisories (three releases each, 40-entry version lists, a fifth
+/// of them on `linux`) under `dir_root`, 100 per directory.
+pub fn debian_like_advisories(dir_root: &std::path::Path, n: u32) {
+    for i in 0..n {
         let pkg = if i % 5 == 0 { "linux".to_string() } else { format!("pkg{}", i % 5000) };
         let versions: Vec<String> = (0..40).map(|v| format!("\"1.{v}-{}\"", i % 7)).collect();
         let affected: Vec<String> = [11, 12, 13]
@@ -133,24 +92,19 @@ fn import_50k_debian_like_advisories() {
             "A flaw was found. ".repeat(20),
             affected.join(",")
         );
-        let dir = src.path().join(format!("{}", i % 100));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::File::create(dir.join(format!("DEBIAN-CVE-2024-{i:05}.json"))).unwrap().write_all(json.as_bytes()).unwrap();
+        let dir = dir_root.join(format!("{}", i % 100));
+        std::fs::create_dir_all(&dir).expect("writing advisory");
+        std::fs::File::create(dir.join(format!("DEBIAN-CVE-2024-{i:05}.json")))
+            .expect("writing advisory")
+            .write_all(json.as_bytes())
+            .expect("writing advisory");
     }
-    let before = peak_rss_mib();
-    let db_root = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    let summary = berth_scan::VulnDb::import(src.path(), db_root.path()).unwrap();
-    let import = started.elapsed();
-    println!(
-        "import: {} advisories in {:.1} s; peak RSS {:.0} MiB (before import {:.0} MiB)",
-        summary.advisories,
-        import.as_secs_f64(),
-        peak_rss_mib(),
-        before
-    );
-    let db = berth_scan::VulnDb::open(db_root.path()).unwrap().unwrap();
-    let inv = berth_scan::Inventory {
+}
+
+/// 200 Debian 12 packages: `linux-libc-dev` (source `linux`) and `bin1..199` (sources `pkg1..199`),
+/// all at version 1.20-3.
+pub fn debian_like_inventory() -> berth_scan::Inventory {
+    berth_scan::Inventory {
         os: Some(berth_scan::OsInfo { id: "debian".into(), version_id: Some("12".into()), pretty_name: None }),
         packages: (0..200)
             .map(|i| berth_scan::Package {
@@ -164,9 +118,5 @@ fn import_50k_debian_like_advisories() {
             })
             .collect(),
         notes: vec![],
-    };
-    let started = Instant::now();
-    let findings = db.find(&inv);
-    println!("find: {} findings for 200 packages in {:.0} ms", findings.len(), started.elapsed().as_secs_f64() * 1000.0);
-    assert_eq!(summary.advisories, 50_000);
+    }
 }
