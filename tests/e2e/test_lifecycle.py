@@ -205,14 +205,36 @@ def test_archive_restore_and_pull_times(berth, tmp_path):
 
 
 def test_online_lifecycle_run_needs_a_token_and_permission(berth, tmp_path):
+    aws = Aws(berth, tmp_path / "home")
+    repo = uniq("team/online")
+    aws.ecr("create-repository", "--repository-name", repo)
+    reg = reg_for(berth)
+    old = reg.push_image(repo, tag="v1")["digest"]
+    new = reg.push_image(repo, tag="v2")["digest"]
+    keep_one = {"rules": [{"rulePriority": 1, "description": "keep the newest image",
+                           "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
+                           "action": {"type": "expire"}}]}
+    aws.ecr("put-lifecycle-policy", "--repository-name", repo, "--lifecycle-policy-text", write_policy(tmp_path, keep_one))
+
     r = requests.post(f"{berth.url}/_berth/lifecycle?dry_run=true", timeout=30)
     assert_status(r, 401)
     key, secret = berth.create_user(uniq("ro-"), policy="AmazonEC2ContainerRegistryReadOnly")
     r = requests.post(f"{berth.url}/_berth/lifecycle?dry_run=true",
                       headers={"Authorization": basic_auth(berth.token(key, secret))}, timeout=30)
     assert_status(r, 403)
-    r = requests.post(f"{berth.url}/_berth/lifecycle?dry_run=true",
-                      headers={"Authorization": basic_auth(berth.token())}, timeout=120)
+
+    admin = {"Authorization": basic_auth(berth.token())}
+    r = requests.post(f"{berth.url}/_berth/lifecycle?dry_run=true", headers=admin, timeout=120)
     assert_status(r, 200)
-    assert isinstance(r.json(), list)
-    assert all(rep["dryRun"] for rep in r.json())
+    report = next(rep for rep in r.json() if rep["repository"] == repo)
+    assert report["dryRun"] is True
+    assert [a["digest"] for a in report["actions"]] == [old]
+    listed = {i["imageDigest"] for i in aws.ecr("list-images", "--repository-name", repo)["imageIds"]}
+    assert listed == {old, new}, "a dry run changes nothing"
+
+    r = requests.post(f"{berth.url}/_berth/lifecycle", headers=admin, timeout=120)
+    assert_status(r, 200)
+    report = next(rep for rep in r.json() if rep["repository"] == repo)
+    assert report["dryRun"] is False and [a["digest"] for a in report["actions"]] == [old]
+    listed = {i["imageDigest"] for i in aws.ecr("list-images", "--repository-name", repo)["imageIds"]}
+    assert listed == {new}

@@ -146,8 +146,7 @@ fn preview_section(preview: &Result<LifecyclePreview, String>, fresh: bool) -> M
                         @if p.status == "IN_PROGRESS" { "Reload this page in a moment to see the result." } }
                 }
                 Ok(p) => {
-                    @let expiring = p.results.iter().filter(|r| r.action == "EXPIRE").count();
-                    @let archiving = p.results.len() - expiring;
+                    @let (expiring, archiving) = p.summary();
                     p #preview-summary {
                         strong { (expiring) } " image" @if expiring != 1 { "s" } " would expire"
                         @if archiving > 0 { ", " strong { (archiving) } " would be archived" }

@@ -168,10 +168,9 @@ async fn images_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageRe
     let next_after = if more { images.last().map(|i| i.digest.to_string()) } else { None };
     images.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at).then_with(|| a.digest.to_string().cmp(&b.digest.to_string())));
     // The scan summary DescribeImages carries (imageScanStatus, findingSeverityCounts).
-    let mut scans = Vec::with_capacity(images.len());
-    for img in &images {
-        scans.push(s.registry().image_scan(repo, &img.digest).await?);
-    }
+    let digests: Vec<_> = images.iter().map(|i| i.digest.clone()).collect();
+    let mut by_digest = s.registry().image_scans(repo, &digests).await?;
+    let scans: Vec<_> = images.iter().map(|i| by_digest.remove(&i.digest)).collect();
     let base = repo_url(repo);
     let filter_link = |key: &str| if key == "any" { base.clone() } else { format!("{base}?status={key}") };
     let body = html! {

@@ -45,6 +45,14 @@ pub struct LifecyclePreview {
     pub results: Vec<PlannedAction>,
 }
 
+impl LifecyclePreview {
+    /// ECR's preview summary: (expiringImageTotalCount, images transitioning to archive).
+    pub fn summary(&self) -> (usize, usize) {
+        let expiring = self.results.iter().filter(|p| p.action == ActionKind::Expire.as_api_str()).count();
+        (expiring, self.results.len() - expiring)
+    }
+}
+
 /// What one run did (or, dry, would do) to one repository.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -290,12 +290,20 @@ impl Registry {
 
     /// DescribeImageScanFindings / the scan summary of DescribeImages.
     pub async fn image_scan(&self, repo: &Repo, digest: &Digest) -> Result<Option<ImageScan>> {
-        let Some(row) = self.meta.image_scan(repo.key(), digest).await? else { return Ok(None) };
-        let result = match &row.findings {
-            Some(json) => Some(serde_json::from_str(json).map_err(|e| scan_failed(format!("stored scan result: {e}")))?),
-            None => None,
-        };
-        Ok(Some(ImageScan { row, result }))
+        Ok(self.image_scans(repo, std::slice::from_ref(digest)).await?.remove(digest))
+    }
+
+    /// The scans of a page of images (one query), for listings: DescribeImages, the console.
+    pub async fn image_scans(&self, repo: &Repo, digests: &[Digest]) -> Result<std::collections::HashMap<Digest, ImageScan>> {
+        let mut out = std::collections::HashMap::new();
+        for (digest, row) in self.meta.image_scans(repo.key(), digests).await? {
+            let result = match &row.findings {
+                Some(json) => Some(serde_json::from_str(json).map_err(|e| scan_failed(format!("stored scan result: {e}")))?),
+                None => None,
+            };
+            out.insert(digest, ImageScan { row, result });
+        }
+        Ok(out)
     }
 
     /// The scan of an image named by tag or digest; ScanNotFound when it was never scanned.

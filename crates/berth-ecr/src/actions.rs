@@ -472,9 +472,8 @@ async fn describe_images(ctx: &Ctx<'_>, i: DescribeImagesIn) -> Out {
             return Err(EcrError::invalid(f.reason.clone()));
         }
         let mut details: Vec<Value> = found.iter().map(|r| shapes::image_detail(r, &registry, &repo)).collect();
-        for (row, detail) in found.iter().zip(details.iter_mut()) {
-            scan::add_scan_summary(ctx, &repo, &row.digest, detail).await?;
-        }
+        let mut with_digests: Vec<_> = found.iter().map(|r| r.digest.clone()).zip(details.iter_mut()).collect();
+        scan::add_scan_summaries(ctx, &repo, &mut with_digests).await?;
         return Ok(json!({ "imageDetails": details }));
     }
     let limit = max_results(i.max_results, 1000, 100)?;
@@ -484,9 +483,8 @@ async fn describe_images(ctx: &Ctx<'_>, i: DescribeImagesIn) -> Out {
     let more = rows.len() > limit as usize;
     let page = &rows[..rows.len().min(limit as usize)];
     let mut details: Vec<Value> = page.iter().map(|r| shapes::image_detail(r, &registry, &repo)).collect();
-    for (row, detail) in page.iter().zip(details.iter_mut()) {
-        scan::add_scan_summary(ctx, &repo, &row.digest, detail).await?;
-    }
+    let mut with_digests: Vec<_> = page.iter().map(|r| r.digest.clone()).zip(details.iter_mut()).collect();
+    scan::add_scan_summaries(ctx, &repo, &mut with_digests).await?;
     let mut v = json!({ "imageDetails": details });
     if let (true, Some(last)) = (more, page.last()) {
         v["nextToken"] = json!(next_token(&last.digest.to_string()));

@@ -147,8 +147,7 @@ pub(crate) async fn get_lifecycle_policy_preview(ctx: &Ctx<'_>, i: GetPreviewIn)
     };
     let limit = max_results(i.max_results, 100, 100)? as usize;
     let page: Vec<Value> = selected.iter().skip(start).take(limit).map(|p| preview_result(p)).collect();
-    let expiring = preview.results.iter().filter(|p| p.action == "EXPIRE").count();
-    let transitioning = preview.results.len() - expiring;
+    let (expiring, transitioning) = preview.summary();
     let mut summary = json!({ "expiringImageTotalCount": expiring });
     if transitioning > 0 {
         summary["transitioningImageTotalCounts"] = json!([{ "targetStorageClass": "ARCHIVE", "imageTotalCount": transitioning }]);

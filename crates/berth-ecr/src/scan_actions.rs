@@ -20,10 +20,20 @@ fn scan_status(scan: &ImageScan) -> Value {
     v
 }
 
-/// imageScanStatus and imageScanFindingsSummary of an ImageDetail.
-pub(crate) async fn add_scan_summary(ctx: &Ctx<'_>, repo: &Repo, digest: &Digest, detail: &mut Value) -> Result<(), EcrError> {
-    let Some(scan) = ctx.registry.image_scan(repo, digest).await? else { return Ok(()) };
-    detail["imageScanStatus"] = scan_status(&scan);
+/// imageScanStatus and imageScanFindingsSummary of each ImageDetail, from one lookup.
+pub(crate) async fn add_scan_summaries(ctx: &Ctx<'_>, repo: &Repo, details: &mut [(Digest, &mut Value)]) -> Result<(), EcrError> {
+    let digests: Vec<Digest> = details.iter().map(|(d, _)| d.clone()).collect();
+    let scans = ctx.registry.image_scans(repo, &digests).await?;
+    for (digest, detail) in details.iter_mut() {
+        if let Some(scan) = scans.get(digest) {
+            add_scan_summary(scan, detail);
+        }
+    }
+    Ok(())
+}
+
+fn add_scan_summary(scan: &ImageScan, detail: &mut Value) {
+    detail["imageScanStatus"] = scan_status(scan);
     if let (Some(result), Some(done)) = (&scan.result, scan.row.completed_at) {
         let mut summary = json!({ "imageScanCompletedAt": ts(done), "findingSeverityCounts": result.severity_counts() });
         if let Some(at) = result.source_updated_at {
@@ -31,7 +41,6 @@ pub(crate) async fn add_scan_summary(ctx: &Ctx<'_>, repo: &Repo, digest: &Digest
         }
         detail["imageScanFindingsSummary"] = summary;
     }
-    Ok(())
 }
 
 #[derive(Deserialize)]

@@ -360,6 +360,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Records the image's latest scan; false if the image does not exist.
     async fn put_image_scan(&self, key: &RepoKey, digest: &Digest, scan: &ImageScanRow) -> Result<bool, StoreError>;
     async fn image_scan(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ImageScanRow>, StoreError>;
+    /// The scans of many images of one repository in one query (listings).
+    async fn image_scans(&self, key: &RepoKey, digests: &[Digest]) -> Result<Vec<(Digest, ImageScanRow)>, StoreError>;
     /// Every image that has a scan (of that status, if given).
     async fn scanned_images(&self, status: Option<&str>) -> Result<Vec<(RepoKey, Digest)>, StoreError>;
     /// The registry scanning configuration (JSON), if one was put.

@@ -985,6 +985,10 @@ impl MetadataStore for SqliteMetadataStore {
         crate::sqlite_scans::image_scan(&self.reader, key, digest).await
     }
 
+    async fn image_scans(&self, key: &RepoKey, digests: &[Digest]) -> Result<Vec<(Digest, ImageScanRow)>, StoreError> {
+        crate::sqlite_scans::image_scans(&self.reader, key, digests).await
+    }
+
     async fn scanned_images(&self, status: Option<&str>) -> Result<Vec<(RepoKey, Digest)>, StoreError> {
         crate::sqlite_scans::scanned_images(&self.reader, status).await
     }

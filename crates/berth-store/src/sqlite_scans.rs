@@ -41,28 +41,45 @@ pub(crate) async fn put_image_scan(writer: &SqlitePool, key: &RepoKey, digest: &
     Ok(true)
 }
 
-pub(crate) async fn image_scan(reader: &SqlitePool, key: &RepoKey, digest: &Digest) -> Result<Option<ImageScanRow>, StoreError> {
-    let row = sqlx::query(
-        "SELECT s.status, s.description, s.started_at, s.completed_at, s.vulndb_version, s.findings FROM image_scans s \
-         JOIN repositories r ON r.id = s.repository_id WHERE r.account_id = ? AND r.region = ? AND r.name = ? AND s.digest = ?",
-    )
-    .bind(&key.account)
-    .bind(&key.region)
-    .bind(&key.name)
-    .bind(digest.to_string())
-    .fetch_optional(reader)
-    .await
-    .ctx("reading image scan")?;
-    let Some(r) = row else { return Ok(None) };
+const SCAN_COLS: &str = "s.digest, s.status, s.description, s.started_at, s.completed_at, s.vulndb_version, s.findings";
+
+fn scan_row(r: &sqlx::sqlite::SqliteRow) -> Result<(Digest, ImageScanRow), StoreError> {
     let c = "reading image scan";
-    Ok(Some(ImageScanRow {
-        status: r.try_get("status").ctx(c)?,
-        description: r.try_get("description").ctx(c)?,
-        started_at: r.try_get("started_at").ctx(c)?,
-        completed_at: r.try_get("completed_at").ctx(c)?,
-        vulndb_version: r.try_get("vulndb_version").ctx(c)?,
-        findings: r.try_get("findings").ctx(c)?,
-    }))
+    Ok((
+        digest_col(r, "digest")?,
+        ImageScanRow {
+            status: r.try_get("status").ctx(c)?,
+            description: r.try_get("description").ctx(c)?,
+            started_at: r.try_get("started_at").ctx(c)?,
+            completed_at: r.try_get("completed_at").ctx(c)?,
+            vulndb_version: r.try_get("vulndb_version").ctx(c)?,
+            findings: r.try_get("findings").ctx(c)?,
+        },
+    ))
+}
+
+pub(crate) async fn image_scan(reader: &SqlitePool, key: &RepoKey, digest: &Digest) -> Result<Option<ImageScanRow>, StoreError> {
+    Ok(image_scans(reader, key, std::slice::from_ref(digest)).await?.pop().map(|(_, row)| row))
+}
+
+pub(crate) async fn image_scans(reader: &SqlitePool, key: &RepoKey, digests: &[Digest]) -> Result<Vec<(Digest, ImageScanRow)>, StoreError> {
+    if digests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut conn = reader.acquire().await.ctx("acquiring connection")?;
+    let Some(repo_id) = repo_id_in(&mut conn, key).await? else { return Ok(Vec::new()) };
+    // One query per page of images; the digest list is bound as JSON, not spliced into SQL.
+    // Digests are validated `alg:hex`: no character needs JSON escaping.
+    let list = format!("[{}]", digests.iter().map(|d| format!("\"{d}\"")).collect::<Vec<_>>().join(","));
+    let rows = sqlx::query(&format!(
+        "SELECT {SCAN_COLS} FROM image_scans s WHERE s.repository_id = ? AND s.digest IN (SELECT value FROM json_each(?))"
+    ))
+    .bind(repo_id)
+    .bind(list)
+    .fetch_all(&mut *conn)
+    .await
+    .ctx("reading image scans")?;
+    rows.iter().map(scan_row).collect()
 }
 
 pub(crate) async fn scanned_images(reader: &SqlitePool, status: Option<&str>) -> Result<Vec<(RepoKey, Digest)>, StoreError> {
