@@ -8,3 +8,7 @@ trap 'rm -rf "$out"' EXIT
 BENCH_SCALE=small BENCH_TARGETS=berth BENCH_OUT="$out/RESULTS.md" ./bench/compare.sh
 grep -q '^| push ' "$out/RESULTS.md"
 echo "bench smoke: ok"
+# The cluster benchmark's small variant too (PostgreSQL + s3s-fs + two nodes).
+CLUSTER_SCALE=small BENCH_BUILD=0 CLUSTER_OUT="$out/CLUSTER.md" ./bench/cluster-bench.sh >/dev/null
+grep -q '^| pull (MB/s) ' "$out/CLUSTER.md"
+echo "cluster bench smoke: ok"

@@ -21,3 +21,13 @@ python3 -m pip install -q --disable-pip-version-check pytest requests oras awscl
 # Web console browser tests (tests/e2e/test_console.py): Debian's Chromium, a font, and playwright-core from the lock file.
 command -v chromium >/dev/null 2>&1 || { $SUDO apt-get update -qq; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; }
 (cd "$(dirname "$0")/../tests/e2e/console" && npm ci --no-audit --no-fund --loglevel=error)
+# Cluster backends (tests/e2e/test_cluster.py, the PostgreSQL and S3 suites): Debian's PostgreSQL 15
+# server, and s3s-fs (a real S3 server over a directory) from crates.io.
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+  echo 'exit 101' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null; $SUDO chmod +x /usr/sbin/policy-rc.d
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postgresql
+  $SUDO rm -f /usr/sbin/policy-rc.d
+fi
+# 0.15+ needs a newer rustc than this toolchain.
+command -v s3s-fs >/dev/null 2>&1 || cargo install s3s-fs --version 0.14.1 --features binary --locked

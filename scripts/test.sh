@@ -11,7 +11,20 @@ disk "at start"
 ./scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Throwaway PostgreSQL and S3 servers on free loopback ports for the backend suites.
+servers=$(mktemp -d /tmp/berth-test-servers.XXXXXX)
+stop_servers() {
+  ./scripts/s3-test-server.sh stop "$servers/s3" >/dev/null 2>&1 || true
+  ./scripts/postgres-test-server.sh stop "$servers/pg" >/dev/null 2>&1 || true
+  rm -rf "$servers"
+}
+trap stop_servers EXIT
+eval "$(./scripts/postgres-test-server.sh start "$servers/pg")"
+eval "$(./scripts/s3-test-server.sh start "$servers/s3")"
 cargo nextest run --workspace --locked
+# The service suite again on each shared backend (see crates/berth-core/tests/common).
+BERTH_TEST_BACKEND=postgres-fs cargo nextest run --locked -p berth-core
+BERTH_TEST_BACKEND=postgres-s3 cargo nextest run --locked -p berth-core
 cargo build --release --locked -p berth
 disk "before the end-to-end tests"
 BERTH_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/berth" python3 -m pytest -v -p no:cacheprovider tests/e2e "$@"

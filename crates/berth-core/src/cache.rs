@@ -6,6 +6,11 @@
 //!
 //! Identity rows can also change from `berth admin` (another process); those
 //! entries expire after a few seconds instead.
+//!
+//! When several nodes share the metadata store, writes on another node never
+//! reach this process's invalidations: manifests by tag are then not cached
+//! at all (a tag moved on node A must be what node B serves next), and policy
+//! inputs expire after the same few seconds as identity rows.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,6 +36,8 @@ pub(crate) struct RepoAuthz {
 
 pub(crate) struct Caches {
     generation: AtomicU64,
+    /// Other processes write the same metadata store (see the module doc).
+    pub shared_metadata: bool,
     pub tags: Cache<(RepoKey, String), Arc<ManifestRow>>,
     pub access_keys: Cache<String, Arc<AccessKeyRow>>,
     pub user_policies: Cache<String, Arc<Vec<Policy>>>,
@@ -39,9 +46,11 @@ pub(crate) struct Caches {
 }
 
 impl Caches {
-    pub(crate) fn new() -> Caches {
+    pub(crate) fn new(shared_metadata: bool) -> Caches {
+        let policy_ttl = if shared_metadata { IDENTITY_TTL } else { CONTENT_TTL };
         Caches {
             generation: AtomicU64::new(0),
+            shared_metadata,
             // Weighed by manifest size (up to 4 MiB each), so memory stays bounded whatever is pushed.
             tags: Cache::builder()
                 .weigher(|_k, v: &Arc<ManifestRow>| u32::try_from(v.content.len() + 256).unwrap_or(u32::MAX))
@@ -50,8 +59,8 @@ impl Caches {
                 .build(),
             access_keys: Cache::builder().max_capacity(10_000).time_to_live(IDENTITY_TTL).build(),
             user_policies: Cache::builder().max_capacity(10_000).time_to_live(IDENTITY_TTL).build(),
-            repo_authz: Cache::builder().max_capacity(50_000).time_to_live(CONTENT_TTL).build(),
-            registry_policies: Cache::builder().max_capacity(1_000).time_to_live(CONTENT_TTL).build(),
+            repo_authz: Cache::builder().max_capacity(50_000).time_to_live(policy_ttl).build(),
+            registry_policies: Cache::builder().max_capacity(1_000).time_to_live(policy_ttl).build(),
         }
     }
 
@@ -117,7 +126,7 @@ mod tests {
 
     #[test]
     fn a_fill_that_raced_a_write_is_dropped() {
-        let c = Caches::new();
+        let c = Caches::new(false);
         let g = c.generation();
         c.fill(&c.access_keys, g, "k1".to_string(), Arc::new(key("k1")));
         assert!(c.access_keys.get("k1").is_some());

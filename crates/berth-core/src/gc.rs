@@ -4,8 +4,9 @@
 //! Safe while pushes continue: a candidate is re-checked inside the
 //! transaction that forgets it (a manifest committed meanwhile keeps it), a
 //! blob uploaded, mounted or checked (HEAD) within the grace window is never
-//! a candidate, and the file is removed under the same per-digest lock that
-//! a commit of that digest takes.
+//! a candidate, and the bytes are removed under the same per-digest locks
+//! (in-process, and cluster-wide when nodes share the metadata store) that a
+//! commit of that digest takes.
 
 use serde::Serialize;
 
@@ -43,8 +44,10 @@ impl Registry {
                 continue;
             }
             let _guard = self.digest_locks.lock(&candidate.digest).await;
+            let _cluster_guard = self.meta.lock_blob(&candidate.digest).await?;
             if self.meta.gc_forget_blob(&candidate.digest, before).await? {
                 self.blobs.delete(&candidate.digest).await?;
+                tracing::info!(size = candidate.size, "collected blob {}", candidate.digest);
                 report.blobs_deleted += 1;
                 report.bytes_reclaimed += candidate.size;
                 report.blobs.push(candidate.digest.to_string());
@@ -63,7 +66,7 @@ impl Registry {
             };
             report.uploads_deleted += 1;
             if !opts.dry_run {
-                self.blobs.delete_upload(&upload.id).await?;
+                self.blobs.delete_upload(&upload.id, Some(&upload.cursor)).await?;
                 self.meta.delete_upload(&upload.id).await?;
             }
         }
@@ -71,7 +74,7 @@ impl Registry {
             // Data objects without a session row (a crash between the two writes).
             for id in self.blobs.list_uploads().await? {
                 if self.meta.get_upload(&id).await?.is_none() && !self.uploads.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&id) {
-                    self.blobs.delete_upload(&id).await?;
+                    self.blobs.delete_upload(&id, None).await?;
                 }
             }
         }

@@ -5,10 +5,12 @@
 pub mod auth;
 mod cache;
 pub mod clock;
+mod cluster;
 pub mod console_auth;
 pub mod error;
 pub mod fsck;
 pub mod gc;
+pub mod hash_state;
 pub mod images;
 pub mod immutability;
 pub mod lifecycle;

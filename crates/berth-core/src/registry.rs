@@ -42,6 +42,8 @@ impl Default for RegistryConfig {
 }
 
 pub struct Registry {
+    /// This process among the nodes sharing a metadata store (holder of cluster leases).
+    pub(crate) node_id: String,
     pub(crate) meta: Arc<dyn MetadataStore>,
     pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -98,7 +100,9 @@ pub const MAX_PAGE: u32 = 10_000;
 
 impl Registry {
     pub fn new(meta: Arc<dyn MetadataStore>, blobs: Arc<dyn BlobStore>, clock: Arc<dyn Clock>, config: RegistryConfig) -> Self {
+        let caches = crate::cache::Caches::new(meta.is_shared());
         Registry {
+            node_id: uuid::Uuid::new_v4().to_string(),
             meta,
             blobs,
             clock,
@@ -107,7 +111,7 @@ impl Registry {
             uploads: Default::default(),
             signing_keys: Default::default(),
             small_parts: Default::default(),
-            caches: crate::cache::Caches::new(),
+            caches,
             pulls: Default::default(),
             scanner: Default::default(),
             pull_flush: Default::default(),
@@ -212,6 +216,18 @@ impl Registry {
         }
     }
 
+    /// A URL the client may fetch the blob from directly (a presigned bucket URL), when the
+    /// blob store offers them; None means serve the bytes through berth.
+    pub async fn blob_download_url(&self, repo: &Repo, digest: &Digest) -> Result<Option<String>> {
+        // Asked first: stores without URLs answer None at no cost, so serving through berth
+        // pays no extra lookup.
+        let Some(url) = self.blobs.download_url(digest, std::time::Duration::from_secs(15 * 60)).await? else {
+            return Ok(None);
+        };
+        self.stat_blob(repo, digest).await?;
+        Ok(Some(url))
+    }
+
     pub async fn delete_blob(&self, repo: &Repo, digest: &Digest) -> Result<()> {
         self.existing_repository(repo).await?;
         match self.meta.unlink_blob(repo.key(), digest).await? {
@@ -272,6 +288,8 @@ impl Registry {
 
     async fn find_manifest(&self, repo: &Repo, reference: &Reference) -> Result<ManifestRow> {
         let row = match reference {
+            // Another node may move the tag at any time: no cache (see cache.rs).
+            Reference::Tag(t) if self.caches.shared_metadata => self.meta.get_manifest_by_tag(repo.key(), t.as_str()).await?,
             Reference::Tag(t) => {
                 let key = (repo.key().clone(), t.as_str().to_string());
                 if let Some(hit) = self.caches.tags.get(&key) {

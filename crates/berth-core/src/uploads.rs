@@ -1,24 +1,27 @@
 //! Blob upload sessions: hashed once while written, verified, then committed.
 //!
-//! The sha256 state of each open session is kept in memory next to the
-//! session; after a restart (or a failed write) it is rebuilt by reading the
-//! session's bytes back once, so sessions survive restarts without a
-//! serializable hash state.
+//! After every append the session's row records the blob store's cursor and
+//! the serialized sha256 state over exactly the bytes written, so the next
+//! request can be served by any node (or by this one after a restart) without
+//! reading the bytes back. The in-memory state is only a shortcut for the node
+//! that wrote last; the filesystem store can still rebuild a lost state by
+//! reading its bytes once.
 
 use std::sync::{Arc, Mutex};
 
-use berth_store::{Algorithm, ByteStream, Digest, StoreError, UploadRow};
+use berth_store::{Algorithm, ByteStream, Digest, StoreError, UploadCursor, UploadRow};
 use futures::StreamExt;
-use sha2::{Digest as _, Sha256, Sha512};
+use sha2::{Digest as _, Sha512};
 
 use crate::error::Result;
+use crate::hash_state::ResumableSha256;
 use crate::names::Repo;
 use crate::{Registry, RegistryError};
 
 #[derive(Default)]
 pub(crate) struct UploadState {
-    /// Bytes hashed so far and the hash over exactly those bytes; None until (re)built.
-    hashed: Option<(u64, Sha256)>,
+    /// The hash over exactly the bytes the recorded cursor covers; None until (re)built.
+    hashed: Option<ResumableSha256>,
 }
 
 /// ECR layer-part sessions whose last part was below the minimum part size.
@@ -41,17 +44,39 @@ fn blob_upload_unknown(e: StoreError) -> RegistryError {
     }
 }
 
+/// A session as read for one request: its row and the cursor to write at (the row's
+/// cursor, with the length the blob store reports).
+struct Session {
+    row: UploadRow,
+    cursor: UploadCursor,
+}
+
 impl Registry {
     pub async fn start_upload(&self, repo: &Repo) -> Result<UploadStatus> {
         self.push_target(repo).await?;
         let id = uuid::Uuid::new_v4().to_string();
-        // Row first, data object second: a data object without a row is then always an
-        // orphan the collector may sweep, and a row without data reads as an ended session.
-        let row = UploadRow { id: id.clone(), repository: repo.key().clone(), started_at: self.now() };
+        // Data object first, row second would leave an unfindable multipart upload on a
+        // crash; row first leaves a row without data, which reads as an ended session.
+        let mut row = UploadRow {
+            id: id.clone(),
+            repository: repo.key().clone(),
+            started_at: self.now(),
+            cursor: UploadCursor::default(),
+            hash_state: None,
+        };
         self.meta.create_upload(&row).await?;
-        if let Err(e) = self.blobs.create_upload(&id).await {
-            let _ = self.meta.delete_upload(&id).await;
-            return Err(e.into());
+        match self.blobs.create_upload(&id).await {
+            Ok(cursor) => {
+                if cursor != UploadCursor::default() {
+                    row.cursor = cursor;
+                    let hash = ResumableSha256::new();
+                    self.meta.record_upload_progress(&id, 0, &row.cursor, &hash.to_bytes()).await?;
+                }
+            }
+            Err(e) => {
+                let _ = self.meta.delete_upload(&id).await;
+                return Err(e.into());
+            }
         }
         Ok(UploadStatus { id, repository: repo.to_string(), offset: 0 })
     }
@@ -66,14 +91,17 @@ impl Registry {
         self.set_last_part_small(id, false);
     }
 
-    /// The session, checked to belong to `repo`, with its current size.
-    async fn session(&self, repo: &Repo, id: &str) -> Result<(UploadRow, u64)> {
+    /// The session, checked to belong to `repo`, with the cursor to continue at.
+    async fn session(&self, repo: &Repo, id: &str) -> Result<Session> {
         let row = match self.meta.get_upload(id).await? {
             Some(r) if r.repository == *repo.key() => r,
             _ => return Err(RegistryError::BlobUploadUnknown),
         };
-        match self.blobs.upload_len(id).await? {
-            Some(len) => Ok((row, len)),
+        match self.blobs.upload_len(id, &row.cursor).await? {
+            Some(len) => {
+                let cursor = UploadCursor { len, state: row.cursor.state.clone() };
+                Ok(Session { row, cursor })
+            }
             None => {
                 // Data gone (committed just before a crash, or swept): the session is over.
                 self.meta.delete_upload(id).await?;
@@ -83,50 +111,74 @@ impl Registry {
     }
 
     /// Validates the session before any in-memory state is made for it, so unknown ids cost nothing.
-    async fn locked_session(&self, repo: &Repo, id: &str) -> Result<(Arc<tokio::sync::Mutex<UploadState>>, UploadRow, u64)> {
-        let (row, len) = self.session(repo, id).await?;
-        Ok((self.session_state(id), row, len))
+    async fn locked_session(&self, repo: &Repo, id: &str) -> Result<Arc<tokio::sync::Mutex<UploadState>>> {
+        self.session(repo, id).await?;
+        Ok(self.session_state(id))
     }
 
     pub async fn upload_status(&self, repo: &Repo, id: &str) -> Result<UploadStatus> {
-        let (row, len) = self.session(repo, id).await?;
-        Ok(UploadStatus { id: row.id, repository: row.repository.name, offset: len })
+        let s = self.session(repo, id).await?;
+        Ok(UploadStatus { id: s.row.id, repository: s.row.repository.name, offset: s.cursor.len })
     }
 
-    async fn ensure_hashed(&self, id: &str, state: &mut UploadState, len: u64) -> Result<()> {
-        if matches!(state.hashed, Some((n, _)) if n == len) {
+    /// Makes `state.hashed` cover exactly the session's `cursor.len` bytes: from memory, from
+    /// the recorded state, or (filesystem only) by reading the bytes back once.
+    async fn ensure_hashed(&self, id: &str, state: &mut UploadState, session: &Session) -> Result<()> {
+        let len = session.cursor.len;
+        if matches!(&state.hashed, Some(h) if h.len() == len) {
             return Ok(());
         }
-        let mut hasher = Sha256::new();
-        let mut n = 0u64;
-        let mut data = self.blobs.read_upload(id).await.map_err(blob_upload_unknown)?;
-        while let Some(chunk) = data.next().await {
-            let chunk = chunk.map_err(|e| StoreError::io(format!("re-reading upload {id}"), e))?;
-            hasher.update(&chunk);
-            n += chunk.len() as u64;
+        if let Some(recorded) = session.row.hash_state.as_deref().and_then(ResumableSha256::from_bytes) {
+            if recorded.len() == len {
+                state.hashed = Some(recorded);
+                return Ok(());
+            }
         }
-        state.hashed = Some((n, hasher));
+        if len == 0 {
+            state.hashed = Some(ResumableSha256::new());
+            return Ok(());
+        }
+        let Some(mut data) = self.blobs.read_upload(id, &session.cursor).await.map_err(blob_upload_unknown)? else {
+            // The store cannot read back and no state covers its bytes: the session cannot go on.
+            tracing::warn!(upload = id, len, "upload hash state lost; the client must start the upload again");
+            return Err(RegistryError::BlobUploadUnknown);
+        };
+        let mut hasher = ResumableSha256::new();
+        while let Some(chunk) = data.next().await {
+            hasher.update(&chunk.map_err(|e| StoreError::io(format!("re-reading upload {id}"), e))?);
+        }
+        state.hashed = Some(hasher);
         Ok(())
     }
 
     /// Appends a chunk. `start` is the chunk's first byte offset when the client said
     /// (Content-Range); it must be where the upload currently ends.
     pub async fn append_upload(&self, repo: &Repo, id: &str, start: Option<u64>, body: ByteStream) -> Result<UploadStatus> {
-        let (state_arc, row, len) = self.locked_session(repo, id).await?;
+        let state_arc = self.locked_session(repo, id).await?;
         let mut state = state_arc.lock().await;
-        let (row, len) = if self.blobs.upload_len(id).await? == Some(len) { (row, len) } else { self.session(repo, id).await? };
+        // Read again under the lock: another request (on any node) may have appended meanwhile.
+        let session = self.session(repo, id).await?;
         if let Some(start) = start {
-            if start != len {
-                return Err(RegistryError::UploadRangeInvalid { requested: start, current: len });
+            if start != session.cursor.len {
+                return Err(RegistryError::UploadRangeInvalid { requested: start, current: session.cursor.len });
             }
         }
-        let offset = self.write_hashed(id, &mut state, len, body).await?;
-        Ok(UploadStatus { id: row.id, repository: row.repository.name, offset })
+        let cursor = self.write_hashed(id, &mut state, &session, body, true).await?;
+        Ok(UploadStatus { id: session.row.id, repository: session.row.repository.name, offset: cursor.len })
     }
 
-    async fn write_hashed(&self, id: &str, state: &mut UploadState, len: u64, body: ByteStream) -> Result<u64> {
-        self.ensure_hashed(id, state, len).await?;
-        let (_, hasher) = state.hashed.take().expect("hash state was just built");
+    /// Writes `body` at the session's end, hashing it on the way, and (with `record`) records
+    /// the new cursor and hash state. Returns the new cursor.
+    async fn write_hashed(
+        &self,
+        id: &str,
+        state: &mut UploadState,
+        session: &Session,
+        body: ByteStream,
+        record: bool,
+    ) -> Result<UploadCursor> {
+        self.ensure_hashed(id, state, session).await?;
+        let hasher = state.hashed.take().expect("hash state was just built");
         // Hash each chunk as it streams to storage: one pass over the bytes.
         let shared = Arc::new(Mutex::new(hasher));
         let tap = shared.clone();
@@ -138,16 +190,27 @@ impl Registry {
                 chunk
             })
             .boxed();
-        let written = self.blobs.append_upload(id, len, hashed_body).await;
-        match written {
-            Ok(new_len) => {
-                let hasher = Arc::try_unwrap(shared).map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()));
-                // The stream (and its clone of the hasher) is dropped by now; if not, rebuild later.
-                state.hashed = hasher.ok().map(|h| (new_len, h));
-                Ok(new_len)
+        match self.blobs.append_upload(id, &session.cursor, hashed_body).await {
+            Ok(cursor) => {
+                // The stream (and its clone of the hasher) is dropped by now.
+                let hasher = Arc::try_unwrap(shared).map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())).ok();
+                let Some(hasher) = hasher.filter(|h| h.len() == cursor.len) else {
+                    return Err(RegistryError::Store(StoreError::io(
+                        format!("upload {id}: hashed bytes differ from stored bytes"),
+                        std::io::Error::other("hash state out of step"),
+                    )));
+                };
+                let recorded = !record || self.meta.record_upload_progress(id, session.row.cursor.len, &cursor, &hasher.to_bytes()).await?;
+                if !recorded {
+                    // Another request moved the session while this one wrote: its record wins.
+                    let current = self.meta.get_upload(id).await?.map(|r| r.cursor.len).unwrap_or_default();
+                    return Err(RegistryError::UploadRangeInvalid { requested: session.cursor.len, current });
+                }
+                state.hashed = Some(hasher);
+                Ok(cursor)
             }
             Err(e) => {
-                // What reached the disk may differ from what was hashed; rebuild from disk next time.
+                // What reached storage may differ from what was hashed; rebuild next time.
                 state.hashed = None;
                 Err(match e {
                     StoreError::OffsetMismatch { requested, current } => RegistryError::UploadRangeInvalid { requested, current },
@@ -166,25 +229,30 @@ impl Registry {
         start: Option<u64>,
         body: Option<ByteStream>,
     ) -> Result<Digest> {
-        let (state_arc, _, _) = self.locked_session(repo, id).await?;
+        let state_arc = self.locked_session(repo, id).await?;
         let mut state = state_arc.lock().await;
-        let (_row, mut len) = self.session(repo, id).await?;
+        let mut session = self.session(repo, id).await?;
         if let Some(start) = start {
-            if start != len {
-                return Err(RegistryError::UploadRangeInvalid { requested: start, current: len });
+            if start != session.cursor.len {
+                return Err(RegistryError::UploadRangeInvalid { requested: start, current: session.cursor.len });
             }
         }
         if let Some(body) = body {
-            len = self.write_hashed(id, &mut state, len, body).await?;
+            // Not recorded: the session ends here. Should the commit fail, the recorded cursor
+            // is the one before this body, which is where the client resumes (the filesystem
+            // re-reads its longer file; S3 rewrites the parts past the recorded cursor).
+            let cursor = self.write_hashed(id, &mut state, &session, body, false).await?;
+            session.row.cursor = cursor.clone();
+            session.cursor = cursor;
         }
-        self.ensure_hashed(id, &mut state, len).await?;
+        self.ensure_hashed(id, &mut state, &session).await?;
         let actual = match digest.algorithm() {
             Algorithm::Sha256 => {
-                let (_, h) = state.hashed.as_ref().expect("hash state was just built");
-                Digest::from_parts(Algorithm::Sha256, &h.clone().finalize())
+                let h = state.hashed.as_ref().expect("hash state was just built");
+                Digest::from_parts(Algorithm::Sha256, &h.finalize())
             }
             // Rare: hash the whole upload once more with sha512 rather than hash every upload twice.
-            Algorithm::Sha512 => self.rehash_sha512(id).await?,
+            Algorithm::Sha512 => self.rehash_sha512(id, &session.cursor).await?,
         };
         if &actual != digest {
             drop(state);
@@ -192,9 +260,12 @@ impl Registry {
             return Err(RegistryError::DigestInvalid(format!("uploaded content has digest {actual}, not {digest}")));
         }
         {
+            // In-process first (cheap), then cluster-wide: a collector on any node deleting
+            // these bytes and this commit never interleave.
             let _guard = self.digest_locks.lock(digest).await;
-            self.blobs.commit_upload(id, digest).await.map_err(blob_upload_unknown)?;
-            self.meta.link_blob(repo.key(), digest, len, self.now()).await?;
+            let _cluster_guard = self.meta.lock_blob(digest).await?;
+            self.blobs.commit_upload(id, &session.cursor, digest).await.map_err(blob_upload_unknown)?;
+            self.meta.link_blob(repo.key(), digest, session.cursor.len, self.now()).await?;
         }
         self.meta.delete_upload(id).await?;
         drop(state);
@@ -202,9 +273,11 @@ impl Registry {
         Ok(actual)
     }
 
-    async fn rehash_sha512(&self, id: &str) -> Result<Digest> {
+    async fn rehash_sha512(&self, id: &str, cursor: &UploadCursor) -> Result<Digest> {
         let mut hasher = Sha512::new();
-        let mut data = self.blobs.read_upload(id).await.map_err(blob_upload_unknown)?;
+        let Some(mut data) = self.blobs.read_upload(id, cursor).await.map_err(blob_upload_unknown)? else {
+            return Err(RegistryError::DigestInvalid("sha512 digests need blob storage that can read an upload back; use sha256".into()));
+        };
         while let Some(chunk) = data.next().await {
             hasher.update(&chunk.map_err(|e| StoreError::io(format!("re-reading upload {id}"), e))?);
         }
@@ -243,7 +316,8 @@ impl Registry {
     }
 
     pub(crate) async fn discard_upload(&self, id: &str) -> Result<()> {
-        self.blobs.delete_upload(id).await?;
+        let cursor = self.meta.get_upload(id).await?.map(|r| r.cursor);
+        self.blobs.delete_upload(id, cursor.as_ref()).await?;
         self.meta.delete_upload(id).await?;
         self.forget_session_state(id);
         Ok(())

@@ -6,16 +6,16 @@ use std::sync::Arc;
 use berth_core::auth::{AuthFailure, Principal, Resource, Transport};
 use berth_core::repositories::NewRepository;
 use berth_core::{Registry, RegistryConfig, RegistryError, RegistryRef, Repo, RepositoryName, SystemClock};
-use berth_store::{FsBlobStore, SqliteMetadataStore};
+
+mod common;
 
 const A: &str = "111111111111";
 const B: &str = "222222222222";
 
 async fn registry(dir: &std::path::Path) -> Registry {
-    let meta = SqliteMetadataStore::open(&dir.join("berth.db")).await.unwrap();
-    let blobs = FsBlobStore::open(dir).await.unwrap();
+    let (meta, blobs) = common::stores(dir).await;
     let config = RegistryConfig { default_registry: RegistryRef { account: A.into(), region: "us-east-1".into() }, ..Default::default() };
-    let r = Registry::new(Arc::new(meta), Arc::new(blobs), Arc::new(SystemClock), config);
+    let r = Registry::new(meta, blobs, Arc::new(SystemClock), config);
     r.init_identity().await.unwrap();
     r
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use berth_core::images::ImageId;
 use berth_core::{Clock, Digest, Reference, Registry, RegistryConfig, RegistryError, RegistryRef, Repo, RepositoryName, Tag};
-use berth_store::{FsBlobStore, SqliteMetadataStore, StorageClass, TagStatus};
+use berth_store::{StorageClass, TagStatus};
+
+mod common;
 use bytes::Bytes;
 use futures::StreamExt;
 
@@ -32,9 +34,8 @@ impl Env {
     async fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(FakeClock(AtomicI64::new(1_700_000_000_000)));
-        let meta = SqliteMetadataStore::open(&dir.path().join("berth.db")).await.unwrap();
-        let blobs = FsBlobStore::open(dir.path()).await.unwrap();
-        let registry = Arc::new(Registry::new(Arc::new(meta), Arc::new(blobs), clock.clone(), RegistryConfig::default()));
+        let (meta, blobs) = common::stores(dir.path()).await;
+        let registry = Arc::new(Registry::new(meta, blobs, clock.clone(), RegistryConfig::default()));
         let repo = Repo::new(
             &RegistryRef { account: "123456789012".into(), region: "us-east-1".into() },
             RepositoryName::parse("team/app").unwrap(),

@@ -101,6 +101,13 @@ impl From<RegistryError> for EcrError {
                     EcrError { status: StatusCode::FORBIDDEN, ..EcrError::new("ExpiredTokenException", f.to_string()) }
                 }
             },
+            R::Store(e @ berth_store::StoreError::Unavailable { what, .. }) => {
+                tracing::error!(error = %e, "storage unavailable");
+                EcrError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    ..EcrError::new("ServiceUnavailableException", format!("{what} is unavailable; retry later"))
+                }
+            }
             R::Store(e) => {
                 tracing::error!(error = %e, "storage failure");
                 EcrError::server("internal storage error; see the server log")

@@ -53,6 +53,8 @@ impl OciError {
                 R::Unsupported(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
                 R::Denied(_) => (StatusCode::FORBIDDEN, "DENIED"),
                 R::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+                // distribution's code for a backend that is down; clients retry on 503.
+                R::Store(berth_store::StoreError::Unavailable { .. }) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
                 R::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
                 // ECR-API-only refusals; /v2/ never produces them, but map them plainly.
                 R::RepositoryExists(_) | R::RepositoryNotEmpty(_) | R::ImageAlreadyExists(_) | R::LayerAlreadyExists(_) => {
@@ -79,6 +81,10 @@ impl IntoResponse for OciError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
         let message = match &self {
+            OciError::Registry(RegistryError::Store(e @ berth_store::StoreError::Unavailable { what, .. })) => {
+                tracing::error!(error = %e, "storage unavailable");
+                format!("{what} is unavailable; retry later")
+            }
             OciError::Registry(RegistryError::Store(e)) => {
                 tracing::error!(error = %e, "storage failure");
                 "internal storage error; see the server log".to_string()

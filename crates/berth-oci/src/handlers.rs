@@ -236,6 +236,17 @@ async fn get_blob(registry: &Registry, name: &Repo, digest: &str, headers: &Head
             return Err(RegistryError::RangeNotSatisfiable { size }.into());
         }
     };
+    if range.is_none() {
+        // Large downloads go straight to the bucket when presigned URLs are configured.
+        if let Some(url) = registry.blob_download_url(name, &digest).await? {
+            return Response::builder()
+                .status(StatusCode::TEMPORARY_REDIRECT)
+                .header(header::LOCATION, hv(&url))
+                .header("docker-content-digest", hv(&digest_s))
+                .body(Body::empty())
+                .map_err(|e| OciError::BadRequest(e.to_string()));
+        }
+    }
     let (size, range, reader) = registry.read_blob(name, &digest, range).await?;
     let mut builder = Response::builder()
         .header(header::CONTENT_LENGTH, reader.len)

@@ -21,6 +21,17 @@ pub struct BlobReader {
     pub body: ByteStream,
 }
 
+/// Where an upload session stands in a blob store. The service records it in the metadata
+/// store after every successful append, so that any node can take the session's next request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadCursor {
+    /// Bytes the session holds.
+    pub len: u64,
+    /// The store's own state, opaque to the service: for S3 the multipart upload id, the parts
+    /// written so far and where the not-yet-part-sized tail is kept. Empty for the filesystem.
+    pub state: Vec<u8>,
+}
+
 /// Bytes, addressed by content digest, written once.
 ///
 /// An upload is an append-only temporary object named by its session id.
@@ -29,17 +40,22 @@ pub struct BlobReader {
 /// readable under a digest before that.
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
-    async fn create_upload(&self, id: &str) -> Result<(), StoreError>;
-    /// Current size of the upload, or None when the session has no data object.
-    async fn upload_len(&self, id: &str) -> Result<Option<u64>, StoreError>;
-    /// Appends `data` at `offset`, which must be the current size. Returns the new size.
-    /// On error the object may hold a prefix of `data`; `upload_len` tells how much.
-    async fn append_upload(&self, id: &str, offset: u64, data: ByteStream) -> Result<u64, StoreError>;
-    /// Reads back what an upload holds so far (to rebuild hash state after a restart).
-    async fn read_upload(&self, id: &str) -> Result<ByteStream, StoreError>;
-    /// Makes the upload durable and visible as `digest`; removes the session object.
-    async fn commit_upload(&self, id: &str, digest: &Digest) -> Result<(), StoreError>;
-    async fn delete_upload(&self, id: &str) -> Result<(), StoreError>;
+    async fn create_upload(&self, id: &str) -> Result<UploadCursor, StoreError>;
+    /// Current size of the upload, or None when the session has no data any more. `cursor` is
+    /// the last recorded one; a store whose own objects know the size better (the filesystem,
+    /// after a crash between a write and its record) answers from them.
+    async fn upload_len(&self, id: &str, cursor: &UploadCursor) -> Result<Option<u64>, StoreError>;
+    /// Appends `data` where `cursor` ends (which must be the upload's current size) and
+    /// returns the new cursor. On error the filesystem may hold a prefix of `data`
+    /// (`upload_len` tells how much); stores whose cursor is authoritative keep the old one.
+    async fn append_upload(&self, id: &str, cursor: &UploadCursor, data: ByteStream) -> Result<UploadCursor, StoreError>;
+    /// Reads back what an upload holds so far (to rebuild a lost hash state), or None when the
+    /// store cannot (S3 parts are unreadable before the upload completes).
+    async fn read_upload(&self, id: &str, cursor: &UploadCursor) -> Result<Option<ByteStream>, StoreError>;
+    /// Makes the upload durable and visible as `digest`; removes the session's objects.
+    async fn commit_upload(&self, id: &str, cursor: &UploadCursor, digest: &Digest) -> Result<(), StoreError>;
+    /// Removes the session's objects. `cursor` is None for an orphan found by `list_uploads`.
+    async fn delete_upload(&self, id: &str, cursor: Option<&UploadCursor>) -> Result<(), StoreError>;
     /// Session ids that have a data object (for sweeping orphans).
     async fn list_uploads(&self) -> Result<Vec<String>, StoreError>;
 
@@ -48,4 +64,9 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn delete(&self, digest: &Digest) -> Result<bool, StoreError>;
     /// Every stored blob (for fsck); fine to be slow.
     async fn list_blobs(&self) -> Result<Vec<Digest>, StoreError>;
+    /// A URL a client can GET the blob from directly for `expires` (S3 presigned), when the
+    /// store offers one.
+    async fn download_url(&self, _digest: &Digest, _expires: std::time::Duration) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
 }

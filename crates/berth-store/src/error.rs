@@ -23,6 +23,10 @@ pub enum StoreError {
     OffsetMismatch { requested: u64, current: u64 },
     #[error("metadata database schema version {found} is newer than this berth ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
+    /// A backend cannot be reached (database down, bucket unreachable): nothing was changed,
+    /// and the request may be retried. `what` names the backend, `detail` says why (never a secret).
+    #[error("{what} is unavailable: {detail}")]
+    Unavailable { what: &'static str, detail: String },
 }
 
 impl StoreError {
@@ -31,12 +35,23 @@ impl StoreError {
     }
 }
 
-pub(crate) trait DbContext<T> {
+pub trait DbContext<T> {
     fn ctx(self, context: &'static str) -> Result<T, StoreError>;
 }
 
 impl<T> DbContext<T> for Result<T, sqlx::Error> {
     fn ctx(self, context: &'static str) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Db { context, source })
+        self.map_err(|source| db_error(context, source))
+    }
+}
+
+/// A database error with what was being done; failures to reach the database at all become
+/// `Unavailable` (clients see 503 and retry) rather than an internal error.
+pub fn db_error(context: &'static str, source: sqlx::Error) -> StoreError {
+    match source {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+            StoreError::Unavailable { what: "the metadata database", detail: format!("{context}: {source}") }
+        }
+        source => StoreError::Db { context, source },
     }
 }

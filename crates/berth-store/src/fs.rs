@@ -21,7 +21,7 @@ use futures::StreamExt;
 use tokio::fs::{self, File, OpenOptions};
 use tokio_util::io::ReaderStream;
 
-use crate::blob::{BlobRange, BlobReader, BlobStore, ByteStream};
+use crate::blob::{BlobRange, BlobReader, BlobStore, ByteStream, UploadCursor};
 use crate::{Algorithm, Digest, StoreError};
 
 const READ_CHUNK: usize = 256 * 1024;
@@ -71,7 +71,7 @@ fn not_found_is_none<T>(r: io::Result<T>) -> io::Result<Option<T>> {
 
 #[async_trait]
 impl BlobStore for FsBlobStore {
-    async fn create_upload(&self, id: &str) -> Result<(), StoreError> {
+    async fn create_upload(&self, id: &str) -> Result<UploadCursor, StoreError> {
         let path = self.upload_path(id)?;
         OpenOptions::new()
             .write(true)
@@ -79,16 +79,17 @@ impl BlobStore for FsBlobStore {
             .open(&path)
             .await
             .map_err(|e| StoreError::io(format!("creating upload {id}"), e))?;
-        Ok(())
+        Ok(UploadCursor::default())
     }
 
-    async fn upload_len(&self, id: &str) -> Result<Option<u64>, StoreError> {
+    async fn upload_len(&self, id: &str, _cursor: &UploadCursor) -> Result<Option<u64>, StoreError> {
         let path = self.upload_path(id)?;
         let meta = not_found_is_none(fs::metadata(&path).await).map_err(|e| StoreError::io(format!("stat upload {id}"), e))?;
         Ok(meta.map(|m| m.len()))
     }
 
-    async fn append_upload(&self, id: &str, offset: u64, mut data: ByteStream) -> Result<u64, StoreError> {
+    async fn append_upload(&self, id: &str, cursor: &UploadCursor, mut data: ByteStream) -> Result<UploadCursor, StoreError> {
+        let offset = cursor.len;
         let path = self.upload_path(id)?;
         let file = match std::fs::OpenOptions::new().write(true).open(&path) {
             Ok(f) => f,
@@ -136,21 +137,21 @@ impl BlobStore for FsBlobStore {
         match receive_error {
             // What arrived is intact on disk, so the client can resume from the reported offset.
             Some(e) => Err(StoreError::io(format!("receiving data for upload {id} (kept {written} bytes)"), e)),
-            None => Ok(written),
+            None => Ok(UploadCursor { len: written, state: Vec::new() }),
         }
     }
 
-    async fn read_upload(&self, id: &str) -> Result<ByteStream, StoreError> {
+    async fn read_upload(&self, id: &str, _cursor: &UploadCursor) -> Result<Option<ByteStream>, StoreError> {
         let path = self.upload_path(id)?;
         let file = match File::open(&path).await {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::UploadNotFound(id.to_string())),
             Err(e) => return Err(StoreError::io(format!("opening upload {id}"), e)),
         };
-        Ok(ReaderStream::with_capacity(file, READ_CHUNK).boxed())
+        Ok(Some(ReaderStream::with_capacity(file, READ_CHUNK).boxed()))
     }
 
-    async fn commit_upload(&self, id: &str, digest: &Digest) -> Result<(), StoreError> {
+    async fn commit_upload(&self, id: &str, _cursor: &UploadCursor, digest: &Digest) -> Result<(), StoreError> {
         let src = self.upload_path(id)?;
         let file = match File::open(&src).await {
             Ok(f) => f,
@@ -169,7 +170,7 @@ impl BlobStore for FsBlobStore {
         fsync_dir(&self.root.join("uploads")).await
     }
 
-    async fn delete_upload(&self, id: &str) -> Result<(), StoreError> {
+    async fn delete_upload(&self, id: &str, _cursor: Option<&UploadCursor>) -> Result<(), StoreError> {
         let path = self.upload_path(id)?;
         not_found_is_none(fs::remove_file(&path).await).map_err(|e| StoreError::io(format!("removing upload {id}"), e))?;
         Ok(())

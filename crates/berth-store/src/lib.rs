@@ -18,7 +18,7 @@ pub mod sqlite;
 mod sqlite_lifecycle;
 mod sqlite_scans;
 
-pub use blob::{BlobRange, BlobReader, BlobStore, ByteStream};
+pub use blob::{BlobRange, BlobReader, BlobStore, ByteStream, UploadCursor};
 pub use digest::{Algorithm, Digest, DigestError};
 pub use error::StoreError;
 pub use fs::FsBlobStore;

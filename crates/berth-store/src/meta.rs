@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::{Digest, StoreError};
+use crate::{Digest, StoreError, UploadCursor};
 
 /// Milliseconds since the Unix epoch, as supplied by the service's clock.
 pub type Millis = i64;
@@ -196,6 +196,11 @@ pub struct UploadRow {
     pub id: String,
     pub repository: RepoKey,
     pub started_at: Millis,
+    /// The blob store's cursor as of the last recorded append (len 0 and the store's initial
+    /// state when created).
+    pub cursor: UploadCursor,
+    /// The serialized sha256 state over exactly `cursor.len` bytes, once any were recorded.
+    pub hash_state: Option<Vec<u8>>,
 }
 
 /// A blob that garbage collection may remove.
@@ -289,6 +294,15 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn create_upload(&self, upload: &UploadRow) -> Result<(), StoreError>;
     async fn get_upload(&self, id: &str) -> Result<Option<UploadRow>, StoreError>;
     async fn delete_upload(&self, id: &str) -> Result<bool, StoreError>;
+    /// Records an append: only if the recorded length is still `expected_len` (so of two nodes
+    /// racing on one session, one wins); false otherwise or when the session is gone.
+    async fn record_upload_progress(
+        &self,
+        id: &str,
+        expected_len: u64,
+        cursor: &UploadCursor,
+        hash_state: &[u8],
+    ) -> Result<bool, StoreError>;
     async fn uploads_started_before(&self, before: Millis) -> Result<Vec<UploadRow>, StoreError>;
     async fn count_uploads(&self) -> Result<u64, StoreError>;
 
@@ -383,4 +397,27 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn console_password(&self, user_arn: &str) -> Result<Option<String>, StoreError>;
     /// All token signing keys, newest first; creates the first one from `fresh` if there are none.
     async fn signing_keys(&self, fresh: &[u8], now: Millis) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    // ---- cluster ----
+    /// True when other processes (other berth nodes) change these rows too, so nothing read
+    /// may be cached beyond one request.
+    fn is_shared(&self) -> bool {
+        false
+    }
+    /// Takes the named lease (a background job that must run once across the cluster) for
+    /// `holder` until `until`, if it is free, has expired (its end is before `now`), or is
+    /// already `holder`'s (a renewal). True when `holder` holds it now.
+    async fn try_lease(&self, name: &str, holder: &str, now: Millis, until: Millis) -> Result<bool, StoreError>;
+    /// Gives the lease up if `holder` holds it.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+    /// Holds a cluster-wide lock on one blob digest until the returned guard drops, so a
+    /// garbage collector deleting a blob's bytes and a node committing the same bytes
+    /// never interleave. None where only one process uses the store (the service's
+    /// in-process lock covers that).
+    async fn lock_blob(&self, _digest: &Digest) -> Result<Option<BlobLockGuard>, StoreError> {
+        Ok(None)
+    }
 }
+
+/// Holds a cluster-wide blob lock while alive (see `MetadataStore::lock_blob`).
+pub type BlobLockGuard = Box<dyn std::any::Any + Send + Sync>;

@@ -15,11 +15,12 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use crate::error::DbContext;
 use crate::meta::*;
-use crate::{Digest, StoreError};
+use crate::{Digest, StoreError, UploadCursor};
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 const SCHEMA_V1: &str = include_str!("sqlite_schema.sql");
 const SCHEMA_V2: &str = include_str!("sqlite_schema_v2.sql");
+const SCHEMA_V3: &str = include_str!("sqlite_schema_v3.sql");
 
 pub struct SqliteMetadataStore {
     writer: SqlitePool,
@@ -170,6 +171,9 @@ impl SqliteMetadataStore {
         }
         if version < 2 {
             sqlx::raw_sql(SCHEMA_V2).execute(&mut *tx).await.ctx("migrating to schema v2")?;
+        }
+        if version < 3 {
+            sqlx::raw_sql(SCHEMA_V3).execute(&mut *tx).await.ctx("migrating to schema v3")?;
         }
         sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).execute(&mut *tx).await.ctx("recording schema version")?;
         tx.commit().await.ctx("committing migration")
@@ -465,10 +469,13 @@ impl MetadataStore for SqliteMetadataStore {
         let Some(id) = repo_id_in(&mut tx, &upload.repository).await? else {
             return Err(StoreError::Db { context: "upload into a repository that does not exist", source: sqlx::Error::RowNotFound });
         };
-        sqlx::query("INSERT INTO uploads (id, repository_id, started_at) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO uploads (id, repository_id, started_at, len, cursor, hash_state) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(&upload.id)
             .bind(id)
             .bind(upload.started_at)
+            .bind(upload.cursor.len as i64)
+            .bind(&upload.cursor.state)
+            .bind(&upload.hash_state)
             .execute(&mut *tx)
             .await
             .ctx("creating upload session")?;
@@ -477,7 +484,7 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn get_upload(&self, id: &str) -> Result<Option<UploadRow>, StoreError> {
         let row = sqlx::query(
-            "SELECT u.id, r.account_id, r.region, r.name, u.started_at FROM uploads u JOIN repositories r ON r.id = u.repository_id WHERE u.id = ?",
+            "SELECT u.id, r.account_id, r.region, r.name, u.started_at, u.len, u.cursor, u.hash_state FROM uploads u JOIN repositories r ON r.id = u.repository_id WHERE u.id = ?",
         )
         .bind(id)
         .fetch_optional(&self.reader)
@@ -491,9 +498,28 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(r.rows_affected() > 0)
     }
 
+    async fn record_upload_progress(
+        &self,
+        id: &str,
+        expected_len: u64,
+        cursor: &UploadCursor,
+        hash_state: &[u8],
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE uploads SET len = ?, cursor = ?, hash_state = ? WHERE id = ? AND len = ?")
+            .bind(cursor.len as i64)
+            .bind(&cursor.state)
+            .bind(hash_state)
+            .bind(id)
+            .bind(expected_len as i64)
+            .execute(&self.writer)
+            .await
+            .ctx("recording upload progress")?;
+        Ok(r.rows_affected() == 1)
+    }
+
     async fn uploads_started_before(&self, before: Millis) -> Result<Vec<UploadRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT u.id, r.account_id, r.region, r.name, u.started_at FROM uploads u JOIN repositories r ON r.id = u.repository_id WHERE u.started_at < ?",
+            "SELECT u.id, r.account_id, r.region, r.name, u.started_at, u.len, u.cursor, u.hash_state FROM uploads u JOIN repositories r ON r.id = u.repository_id WHERE u.started_at < ?",
         )
         .bind(before)
         .fetch_all(&self.reader)
@@ -1034,6 +1060,32 @@ impl MetadataStore for SqliteMetadataStore {
         tx.commit().await.ctx("committing signing key")?;
         Ok(vec![fresh.to_vec()])
     }
+
+    async fn try_lease(&self, name: &str, holder: &str, now: Millis, until: Millis) -> Result<bool, StoreError> {
+        // One statement: insert, or take over only an expired lease or our own.
+        let r = sqlx::query(
+            "INSERT INTO leases (name, holder, until) VALUES (?1, ?2, ?4) \
+             ON CONFLICT (name) DO UPDATE SET holder = ?2, until = ?4 WHERE leases.holder = ?2 OR leases.until < ?3",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now)
+        .bind(until)
+        .execute(&self.writer)
+        .await
+        .ctx("taking a lease")?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM leases WHERE name = ? AND holder = ?")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.writer)
+            .await
+            .ctx("releasing a lease")?;
+        Ok(())
+    }
 }
 
 fn upload_row(r: &SqliteRow) -> Result<UploadRow, StoreError> {
@@ -1046,5 +1098,7 @@ fn upload_row(r: &SqliteRow) -> Result<UploadRow, StoreError> {
             name: r.try_get("name").ctx(c)?,
         },
         started_at: r.try_get("started_at").ctx(c)?,
+        cursor: UploadCursor { len: r.try_get::<i64, _>("len").ctx(c)? as u64, state: r.try_get("cursor").ctx(c)? },
+        hash_state: r.try_get("hash_state").ctx(c)?,
     })
 }

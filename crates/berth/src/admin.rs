@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use berth_core::{Registry, RegistryConfig, SystemClock};
-use berth_store::{FsBlobStore, SqliteMetadataStore};
 use serde_json::json;
 
 use crate::config::DEFAULT_DATA_DIR;
@@ -30,6 +29,8 @@ pub enum AdminCommand {
 pub struct ConsolePasswordArgs {
     #[arg(long, env = "BERTH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub storage: crate::storage::StorageArgs,
     /// 12-digit account id of the user.
     #[arg(long, env = "BERTH_ACCOUNT_ID")]
     pub account: String,
@@ -48,6 +49,8 @@ pub struct ConsolePasswordArgs {
 pub struct AccountArgs {
     #[arg(long, env = "BERTH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub storage: crate::storage::StorageArgs,
     #[arg(long)]
     pub account: String,
 }
@@ -56,6 +59,8 @@ pub struct AccountArgs {
 pub struct UserArgs {
     #[arg(long, env = "BERTH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub storage: crate::storage::StorageArgs,
     /// arn:aws:iam::<account>:user/<name>
     #[arg(long)]
     pub user_arn: String,
@@ -65,6 +70,8 @@ pub struct UserArgs {
 pub struct AttachPolicyArgs {
     #[arg(long, env = "BERTH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub storage: crate::storage::StorageArgs,
     #[arg(long)]
     pub user_arn: String,
     #[command(flatten)]
@@ -86,6 +93,8 @@ pub struct PolicyArgs {
 pub struct CreateUserArgs {
     #[arg(long, env = "BERTH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub storage: crate::storage::StorageArgs,
     /// 12-digit account id (created if new).
     #[arg(long, env = "BERTH_ACCOUNT_ID")]
     pub account: String,
@@ -99,18 +108,18 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         AdminCommand::CreateUser(args) => create_user(args).await,
         AdminCommand::CreateAccount(args) => {
-            registry(&args.data_dir).await?.create_account(&args.account).await?;
+            registry(&args.data_dir, &args.storage).await?.create_account(&args.account).await?;
             println!("{}", json!({ "account": args.account }));
             Ok(ExitCode::SUCCESS)
         }
         AdminCommand::CreateAccessKey(args) => {
-            let (id, secret) = registry(&args.data_dir).await?.create_access_key(&args.user_arn).await?;
+            let (id, secret) = registry(&args.data_dir, &args.storage).await?.create_access_key(&args.user_arn).await?;
             println!("{}", json!({ "user_arn": args.user_arn, "access_key_id": id, "secret_access_key": secret }));
             Ok(ExitCode::SUCCESS)
         }
         AdminCommand::AttachPolicy(args) => {
             let policies = policy_documents(&args.policies)?;
-            registry(&args.data_dir).await?.attach_policies(&args.user_arn, &policies).await?;
+            registry(&args.data_dir, &args.storage).await?.attach_policies(&args.user_arn, &policies).await?;
             println!("{}", json!({ "user_arn": args.user_arn, "attached": policies.iter().map(|(n, _)| n).collect::<Vec<_>>() }));
             Ok(ExitCode::SUCCESS)
         }
@@ -135,7 +144,7 @@ async fn set_console_password(args: ConsolePasswordArgs) -> anyhow::Result<ExitC
         );
         Some(password)
     };
-    let registry = registry(&args.data_dir).await?;
+    let registry = registry(&args.data_dir, &args.storage).await?;
     registry.set_console_password(&args.account, &args.user, password.as_deref()).await?;
     let arn = berth_core::auth::user_arn(&args.account, &args.user);
     println!("{}", json!({ "user_arn": arn, "console_password": if args.remove { "removed" } else { "set" } }));
@@ -157,16 +166,15 @@ fn policy_documents(args: &PolicyArgs) -> anyhow::Result<Vec<(String, String)>> 
     Ok(policies)
 }
 
-async fn registry(dir: &std::path::Path) -> anyhow::Result<Registry> {
+async fn registry(dir: &std::path::Path, storage: &crate::storage::StorageArgs) -> anyhow::Result<Registry> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let meta = SqliteMetadataStore::open(&dir.join("berth.db")).await.context("opening the metadata database")?;
-    let blobs = FsBlobStore::open(dir).await.context("opening blob storage")?;
-    Ok(Registry::new(Arc::new(meta), Arc::new(blobs), Arc::new(SystemClock), RegistryConfig::default()))
+    let (meta, blobs) = crate::storage::open(dir, storage).await?;
+    Ok(Registry::new(meta, blobs, Arc::new(SystemClock), RegistryConfig::default()))
 }
 
 async fn create_user(args: CreateUserArgs) -> anyhow::Result<ExitCode> {
     let policies = policy_documents(&args.policies)?;
-    let registry = registry(&args.data_dir).await?;
+    let registry = registry(&args.data_dir, &args.storage).await?;
     let (arn, id, secret) = registry.create_user(&args.account, &args.name, &policies).await?;
     println!("{}", json!({ "user_arn": arn, "access_key_id": id, "secret_access_key": secret }));
     Ok(ExitCode::SUCCESS)

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde::Deserialize;
 
+use crate::storage::StorageArgs;
+
 #[derive(clap::Args, Debug, Default)]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
@@ -44,6 +46,8 @@ pub struct ServeArgs {
     pub vulndb_check_seconds: Option<u64>,
     #[command(flatten)]
     pub identity: IdentityArgs,
+    #[command(flatten)]
+    pub storage: StorageArgs,
 }
 
 /// The default registry and its admin.
@@ -87,6 +91,8 @@ struct FileConfig {
     lifecycle_interval_seconds: Option<u64>,
     scan_workers: Option<usize>,
     vulndb_check_seconds: Option<u64>,
+    #[serde(flatten)]
+    storage: StorageArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +117,7 @@ pub struct Settings {
     pub admin_key: Option<(String, String)>,
     pub registry_host: Option<String>,
     pub create_repository_on_push: bool,
+    pub storage: StorageArgs,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
@@ -166,6 +173,7 @@ impl ServeArgs {
             lifecycle_interval_seconds: self.lifecycle_interval_seconds.or(file.lifecycle_interval_seconds).unwrap_or(3600),
             scan_workers: self.scan_workers.or(file.scan_workers).unwrap_or(2),
             vulndb_check_seconds: self.vulndb_check_seconds.or(file.vulndb_check_seconds).unwrap_or(30),
+            storage: self.storage.or(file.storage),
         })
     }
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use berth_core::{Registry, RegistryConfig, SystemClock};
-use berth_store::{FsBlobStore, SqliteMetadataStore};
 
 /// An opened data directory. The lock is held for as long as this lives, so two berth
 /// processes (a server and an offline `gc`, say) never write the same directory.
@@ -16,7 +15,7 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    pub async fn open(dir: &Path, config: RegistryConfig) -> anyhow::Result<DataDir> {
+    pub async fn open(dir: &Path, storage: &crate::storage::StorageArgs, config: RegistryConfig) -> anyhow::Result<DataDir> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
         let lock_path = dir.join("berth.lock");
         let lock = File::options()
@@ -33,9 +32,8 @@ impl DataDir {
             ),
             Err(std::fs::TryLockError::Error(e)) => return Err(e).context("locking the data directory"),
         }
-        let meta = SqliteMetadataStore::open(&dir.join("berth.db")).await.context("opening the metadata database")?;
-        let blobs = FsBlobStore::open(dir).await.context("opening blob storage")?;
-        let registry = Registry::new(Arc::new(meta), Arc::new(blobs), Arc::new(SystemClock), config);
+        let (meta, blobs) = crate::storage::open(dir, storage).await?;
+        let registry = Registry::new(meta, blobs, Arc::new(SystemClock), config);
         Ok(DataDir { registry: Arc::new(registry), _lock: lock })
     }
 }

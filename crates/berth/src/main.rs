@@ -1,11 +1,13 @@
-//! `berth`: a self-hosted container registry. Subcommands: `serve`, `gc`, `fsck`, `lifecycle`, `vulndb`, `admin`.
+//! `berth`: a self-hosted container registry. Subcommands: `serve`, `gc`, `fsck`, `lifecycle`, `vulndb`, `admin`, `migrate`.
 
 mod admin;
 mod config;
 mod datadir;
 mod maintenance;
+mod migrate;
 mod observe;
 mod serve;
+mod storage;
 mod vulndb;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +38,9 @@ enum Command {
     /// Manage accounts, users, access keys and policies.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Copy an embedded install (SQLite + a data directory) into PostgreSQL + S3 (or another
+    /// directory), resumably, re-checking every digest; then point the nodes at the copy.
+    Migrate(migrate::MigrateArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +60,7 @@ fn main() -> std::process::ExitCode {
             Command::Lifecycle(cmd) => maintenance::lifecycle(cmd).await,
             Command::Vulndb(cmd) => vulndb::run(cmd).await,
             Command::Admin(cmd) => admin::run(cmd).await,
+            Command::Migrate(args) => migrate::run(args).await,
         }
     });
     match result {

@@ -12,6 +12,8 @@ use crate::datadir::DataDir;
 pub struct GcArgs {
     #[arg(long, env = "BERTH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub storage: crate::storage::StorageArgs,
     /// Report what would be deleted without deleting anything.
     #[arg(long)]
     pub dry_run: bool,
@@ -24,10 +26,12 @@ pub struct GcArgs {
 pub struct FsckArgs {
     #[arg(long, env = "BERTH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub storage: crate::storage::StorageArgs,
 }
 
 pub async fn gc(args: GcArgs) -> anyhow::Result<ExitCode> {
-    let data = DataDir::open(&args.data_dir, RegistryConfig::default()).await?;
+    let data = DataDir::open(&args.data_dir, &args.storage, RegistryConfig::default()).await?;
     let grace_millis = Some((args.grace_seconds as i64).saturating_mul(1000));
     let report = data.registry.collect_garbage(GcOptions { dry_run: args.dry_run, grace_millis }).await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
@@ -35,7 +39,7 @@ pub async fn gc(args: GcArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn fsck(args: FsckArgs) -> anyhow::Result<ExitCode> {
-    let data = DataDir::open(&args.data_dir, RegistryConfig::default()).await?;
+    let data = DataDir::open(&args.data_dir, &args.storage, RegistryConfig::default()).await?;
     let report = data.registry.fsck().await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(2) })
@@ -52,6 +56,8 @@ pub enum LifecycleCommand {
 pub struct LifecycleRunArgs {
     #[arg(long, env = "BERTH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub storage: crate::storage::StorageArgs,
     /// Only this repository (with --account and --region, else the defaults).
     #[arg(long)]
     pub repository: Option<String>,
@@ -66,7 +72,7 @@ pub struct LifecycleRunArgs {
 
 pub async fn lifecycle(cmd: LifecycleCommand) -> anyhow::Result<ExitCode> {
     let LifecycleCommand::Run(args) = cmd;
-    let data = DataDir::open(&args.data_dir, RegistryConfig::default()).await?;
+    let data = DataDir::open(&args.data_dir, &args.storage, RegistryConfig::default()).await?;
     let only = match &args.repository {
         Some(name) => {
             let name = berth_core::RepositoryName::parse(name).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -33,7 +33,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         default_registry: RegistryRef { account: settings.account_id.clone(), region: settings.region.clone() },
         registry_host_template: settings.registry_host.clone(),
     };
-    let data = DataDir::open(&settings.data_dir, config).await?;
+    let data = DataDir::open(&settings.data_dir, &settings.storage, config).await?;
     data.registry.init_identity().await.context("loading token signing keys")?;
     if let Some((id, secret)) = data.registry.bootstrap_admin(settings.admin_key.clone()).await.context("creating the admin user")? {
         crate::datadir::announce_admin_key(&settings.data_dir, &settings.account_id, &settings.region, &id, &secret)?;
@@ -46,7 +46,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
     let scheme = if settings.tls.is_some() { "https" } else { "http" };
-    tracing::info!(addr = %local, data_dir = %settings.data_dir.display(), "berth listening on {scheme}://{local}");
+    tracing::info!(addr = %local, data_dir = %settings.data_dir.display(), storage = %settings.storage.describe(), node = data.registry.node_id(), "berth listening on {scheme}://{local}");
     // Scripts and tests read the bound address (port 0 = any free port) from this first stdout line.
     println!("listening on {local}");
     std::io::stdout().flush().ok();
@@ -187,11 +187,32 @@ async fn lifecycle_now(State(state): State<AppState>, Query(q): Query<LifecycleQ
     }
 }
 
+/// True when this node should run the periodic job `name` now (see berth_core::cluster).
+async fn claimed(registry: &Registry, name: &str, every: Duration) -> bool {
+    match registry.claim_periodic_job(name, every).await {
+        Ok(true) => {
+            tracing::info!(job = name, node = registry.node_id(), "running the periodic job on this node");
+            true
+        }
+        Ok(false) => {
+            tracing::debug!(job = name, "another node runs this period's job");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(job = name, error = %e, "cannot claim the job; skipping this period");
+            false
+        }
+    }
+}
+
 async fn lifecycle_schedule(state: AppState, every: Duration) {
     let mut ticker = tokio::time::interval(every);
     ticker.tick().await;
     loop {
         ticker.tick().await;
+        if !claimed(&state.registry, "lifecycle", every).await {
+            continue;
+        }
         if let Err(e) = state.registry.run_lifecycle_policies(None, false).await {
             tracing::error!(error = %e, "scheduled lifecycle run failed");
         }
@@ -237,6 +258,9 @@ async fn gc_schedule(state: AppState, every: Duration) {
     ticker.tick().await; // the first tick is immediate; start collecting one period after start-up
     loop {
         ticker.tick().await;
+        if !claimed(&state.registry, "gc", every).await {
+            continue;
+        }
         match state.registry.collect_garbage(GcOptions { dry_run: false, grace_millis: None }).await {
             Ok(report) => state.metrics.record_gc(&report),
             Err(e) => tracing::error!(error = %e, "scheduled garbage collection failed"),

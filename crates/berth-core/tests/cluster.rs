@@ -1,0 +1,47 @@
+//! Work that must run once across nodes sharing a metadata store: periodic jobs are claimed
+//! through a lease, on the backends `common` selects.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_core::{Clock, Registry, RegistryConfig};
+
+mod common;
+
+struct FakeClock(AtomicI64);
+impl Clock for FakeClock {
+    fn now_millis(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn a_periodic_job_runs_on_one_node_per_period_and_moves_when_its_holder_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(FakeClock(AtomicI64::new(1_700_000_000_000)));
+    let (meta, blobs) = common::stores(dir.path()).await;
+    let a = Registry::new(meta.clone(), blobs.clone(), clock.clone(), RegistryConfig::default());
+    let b = Registry::new(meta, blobs, clock.clone(), RegistryConfig::default());
+    assert_ne!(a.node_id(), b.node_id());
+    let period = Duration::from_secs(60);
+
+    assert!(a.claim_periodic_job("gc", period).await.unwrap());
+    assert!(!b.claim_periodic_job("gc", period).await.unwrap(), "one node per period");
+    assert!(b.claim_periodic_job("lifecycle", period).await.unwrap(), "jobs are claimed independently");
+
+    // The holder renews at its next tick; the other node still finds it held.
+    clock.0.fetch_add(59_000, Ordering::SeqCst);
+    assert!(a.claim_periodic_job("gc", period).await.unwrap());
+    clock.0.fetch_add(30_000, Ordering::SeqCst);
+    assert!(!b.claim_periodic_job("gc", period).await.unwrap());
+
+    // The holder stops ticking (a dead node): after its period the other node takes over.
+    clock.0.fetch_add(31_000, Ordering::SeqCst);
+    assert!(b.claim_periodic_job("gc", period).await.unwrap());
+    assert!(!a.claim_periodic_job("gc", period).await.unwrap());
+
+    // Released at shutdown: the other node need not wait out the period.
+    b.release_periodic_job("gc").await.unwrap();
+    assert!(a.claim_periodic_job("gc", period).await.unwrap());
+}

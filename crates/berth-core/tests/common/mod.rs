@@ -1,0 +1,99 @@
+//! The backends a service test runs on, chosen by `BERTH_TEST_BACKEND`, so that one suite of
+//! service tests runs unchanged against every supported combination (as distribution runs one
+//! storage-driver suite against every driver):
+//!
+//! - `sqlite-fs` (default): SQLite + filesystem under the test's directory;
+//! - `postgres-fs`: PostgreSQL (a fresh database per test directory, made through
+//!   `BERTH_TEST_POSTGRES_URL`) + filesystem;
+//! - `postgres-s3`: PostgreSQL + S3 (a fresh prefix per test directory in the bucket named by
+//!   `BERTH_TEST_S3_*`).
+//!
+//! scripts/test.sh starts the servers and runs the suite once per backend. Opening the same
+//! directory again reaches the same database and prefix (tests simulate restarts that way).
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use berth_store::{BlobStore, FsBlobStore, MetadataStore, SqliteMetadataStore};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    SqliteFs,
+    PostgresFs,
+    PostgresS3,
+}
+
+pub fn backend() -> Backend {
+    match std::env::var("BERTH_TEST_BACKEND").as_deref() {
+        Err(_) | Ok("") | Ok("sqlite-fs") => Backend::SqliteFs,
+        Ok("postgres-fs") => Backend::PostgresFs,
+        Ok("postgres-s3") => Backend::PostgresS3,
+        Ok(other) => panic!("BERTH_TEST_BACKEND={other:?}: expected sqlite-fs, postgres-fs or postgres-s3"),
+    }
+}
+
+/// True when blobs are files under the test directory (tests that corrupt or inspect files).
+pub fn blobs_on_disk() -> bool {
+    backend() != Backend::PostgresS3
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: start the servers with scripts/postgres-test-server.sh and scripts/s3-test-server.sh (scripts/test.sh does)")
+    })
+}
+
+/// The id of this directory's database and prefix, made on first use and kept in the directory.
+fn store_id(dir: &Path) -> String {
+    let path = dir.join("backend-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        return id;
+    }
+    let id = format!("t{}", uuid::Uuid::new_v4().simple());
+    std::fs::write(&path, &id).expect("writing backend-id");
+    id
+}
+
+async fn postgres(dir: &Path) -> Arc<dyn MetadataStore> {
+    let admin_url = env("BERTH_TEST_POSTGRES_URL");
+    let id = store_id(dir);
+    let created = dir.join("backend-db-created");
+    if !created.exists() {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&admin_url).await.expect("connecting to the test PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {id}")).execute(&mut conn).await.expect("creating a test database");
+        std::fs::write(&created, b"").expect("marking the database created");
+    }
+    let base = admin_url.rsplit_once('/').expect("a database URL ends in /DATABASE").0;
+    Arc::new(berth_postgres::PostgresMetadataStore::connect(&format!("{base}/{id}")).await.expect("opening the test database"))
+}
+
+async fn s3(dir: &Path) -> Arc<dyn BlobStore> {
+    let mut cfg = berth_s3::S3Config::new(env("BERTH_TEST_S3_BUCKET"));
+    cfg.prefix = store_id(dir);
+    cfg.endpoint = Some(env("BERTH_TEST_S3_ENDPOINT"));
+    cfg.allow_http = true;
+    cfg.path_style = true;
+    cfg.access_key_id = Some(env("BERTH_TEST_S3_ACCESS_KEY"));
+    cfg.secret_access_key = Some(env("BERTH_TEST_S3_SECRET_KEY"));
+    Arc::new(berth_s3::S3BlobStore::open(cfg).expect("opening the test bucket"))
+}
+
+/// The stores for a test directory; calling again simulates a restart on the same data.
+pub async fn stores(dir: &Path) -> (Arc<dyn MetadataStore>, Arc<dyn BlobStore>) {
+    let meta: Arc<dyn MetadataStore> = match backend() {
+        Backend::SqliteFs => Arc::new(SqliteMetadataStore::open(&dir.join("berth.db")).await.expect("opening SQLite")),
+        Backend::PostgresFs | Backend::PostgresS3 => postgres(dir).await,
+    };
+    (meta, blob_store(dir).await)
+}
+
+/// The blob store alone (to look beneath the service).
+pub async fn blob_store(dir: &Path) -> Arc<dyn BlobStore> {
+    match backend() {
+        Backend::SqliteFs | Backend::PostgresFs => Arc::new(FsBlobStore::open(dir).await.expect("opening the blob directory")),
+        Backend::PostgresS3 => s3(dir).await,
+    }
+}

@@ -1,0 +1,26 @@
+//! PostgreSQL metadata store: the same rows and the same behaviour as
+//! `berth_store::SqliteMetadataStore`, for several berth nodes sharing one
+//! database.
+//!
+//! Concurrency: SQLite serializes every write through its single writer; here
+//! several nodes run transactions at once. Write transactions run at READ
+//! COMMITTED and take row locks (`FOR UPDATE`, `FOR KEY SHARE`) on exactly the
+//! rows whose state a decision rests on, before re-reading that state in a new
+//! statement (which, at READ COMMITTED, sees everything committed by then).
+//! This was chosen over SERIALIZABLE: SSI's predicate locks are page-grained,
+//! so small hot indexes (tags, repository_blobs) would abort unrelated
+//! concurrent pushes and turn ordinary load into retries. Deadlocks between
+//! lock orders (rare: an index push racing an expiry of two of its children)
+//! are retried a few times (see `db::retrying`). The locking rules per method
+//! are written beside each method.
+
+mod db;
+pub mod import;
+mod postgres;
+mod postgres_cluster;
+mod postgres_content;
+mod postgres_lifecycle;
+mod postgres_repos;
+mod postgres_scans;
+
+pub use postgres::PostgresMetadataStore;

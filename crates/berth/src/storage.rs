@@ -1,0 +1,130 @@
+//! Choosing the storage backends: embedded (SQLite + a directory, the default)
+//! or shared (PostgreSQL + an S3-compatible bucket, or a shared directory) so
+//! that several berth nodes serve one registry.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use berth_postgres::PostgresMetadataStore;
+use berth_s3::{S3BlobStore, S3Config};
+use berth_store::{BlobStore, FsBlobStore, MetadataStore, SqliteMetadataStore};
+use serde::Deserialize;
+
+/// Where metadata and blobs live. With a shared metadata store the data directory holds only
+/// node-local state (its lock, the vulnerability database, generated credentials).
+#[derive(clap::Args, Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageArgs {
+    /// Metadata store: `sqlite` (default; <data-dir>/berth.db) or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (shared by every node).
+    #[arg(long, env = "BERTH_METADATA", hide_env_values = true)]
+    pub metadata: Option<String>,
+    /// Blob storage: `fs` (default; under the data dir), `file:///PATH` (a directory every node
+    /// mounts) or `s3://BUCKET/PREFIX` (an S3-compatible bucket).
+    #[arg(long, env = "BERTH_BLOBS")]
+    pub blobs: Option<String>,
+    /// S3 endpoint for non-AWS servers (MinIO, Ceph RGW, Garage), e.g. http://127.0.0.1:9000.
+    #[arg(long, env = "BERTH_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region (default us-east-1).
+    #[arg(long, env = "BERTH_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// S3 access key id (default: the AWS_* environment and instance credentials).
+    #[arg(long, env = "BERTH_S3_ACCESS_KEY_ID", hide_env_values = true)]
+    pub s3_access_key_id: Option<String>,
+    #[arg(long, env = "BERTH_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+    /// Path-style requests (http://host/bucket/key), as most non-AWS servers need.
+    #[arg(long, env = "BERTH_S3_PATH_STYLE")]
+    #[serde(default)]
+    pub s3_path_style: bool,
+    /// Serve blob downloads by redirecting to presigned URLs valid this long (0: stream through berth).
+    #[arg(long, env = "BERTH_S3_PRESIGN_SECONDS")]
+    pub s3_presign_seconds: Option<u64>,
+}
+
+impl StorageArgs {
+    /// Command line and environment first, then the configuration file.
+    pub fn or(self, file: StorageArgs) -> StorageArgs {
+        StorageArgs {
+            metadata: self.metadata.or(file.metadata),
+            blobs: self.blobs.or(file.blobs),
+            s3_endpoint: self.s3_endpoint.or(file.s3_endpoint),
+            s3_region: self.s3_region.or(file.s3_region),
+            s3_access_key_id: self.s3_access_key_id.or(file.s3_access_key_id),
+            s3_secret_access_key: self.s3_secret_access_key.or(file.s3_secret_access_key),
+            s3_path_style: self.s3_path_style || file.s3_path_style,
+            s3_presign_seconds: self.s3_presign_seconds.or(file.s3_presign_seconds),
+        }
+    }
+
+    /// The backends, for the start-up log line (no secrets).
+    pub fn describe(&self) -> String {
+        let metadata = match self.metadata.as_deref() {
+            None | Some("sqlite") => "sqlite".to_string(),
+            Some(url) => redact_url(url),
+        };
+        format!("metadata={metadata} blobs={}", self.blobs.as_deref().unwrap_or("fs"))
+    }
+}
+
+/// The URL without its password, for logs.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub async fn open(data_dir: &Path, args: &StorageArgs) -> anyhow::Result<(Arc<dyn MetadataStore>, Arc<dyn BlobStore>)> {
+    let meta: Arc<dyn MetadataStore> = match args.metadata.as_deref() {
+        None | Some("sqlite") => {
+            Arc::new(SqliteMetadataStore::open(&data_dir.join("berth.db")).await.context("opening the metadata database")?)
+        }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Arc::new(PostgresMetadataStore::connect(url).await.with_context(|| format!("connecting to PostgreSQL at {}", redact_url(url)))?)
+        }
+        Some(other) => anyhow::bail!("--metadata {:?} is neither `sqlite` nor a postgres:// URL", redact_url(other)),
+    };
+    let blobs: Arc<dyn BlobStore> = match args.blobs.as_deref() {
+        None | Some("fs") => Arc::new(FsBlobStore::open(data_dir).await.context("opening blob storage")?),
+        Some(url) if url.starts_with("file://") => {
+            let path = &url["file://".len()..];
+            Arc::new(FsBlobStore::open(path).await.with_context(|| format!("opening blob storage at {path}"))?)
+        }
+        Some(url) if url.starts_with("s3://") => {
+            let mut cfg = S3Config::from_url(url).with_context(|| format!("--blobs {url}"))?;
+            cfg.endpoint = args.s3_endpoint.clone();
+            cfg.allow_http = args.s3_endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
+            if let Some(region) = &args.s3_region {
+                cfg.region = region.clone();
+            }
+            cfg.access_key_id = args.s3_access_key_id.clone();
+            cfg.secret_access_key = args.s3_secret_access_key.clone();
+            cfg.path_style = args.s3_path_style;
+            cfg.presign_expiry = args.s3_presign_seconds.filter(|s| *s > 0).map(Duration::from_secs);
+            Arc::new(S3BlobStore::open(cfg).with_context(|| format!("opening the bucket {url}"))?)
+        }
+        Some(other) => anyhow::bail!("--blobs {other:?} is not `fs`, file:///PATH or s3://BUCKET/PREFIX"),
+    };
+    Ok((meta, blobs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(redact_url("postgres://berth:s3cret@db:5432/berth"), "postgres://berth:***@db:5432/berth");
+        assert_eq!(redact_url("postgres://db/berth"), "postgres://db/berth");
+        let a = StorageArgs { metadata: Some("postgres://u:pw@h/d".into()), ..Default::default() };
+        assert!(!a.describe().contains("pw"));
+    }
+}

@@ -1,0 +1,374 @@
+"""berth as a cluster: two stateless nodes sharing PostgreSQL and an S3-compatible bucket.
+
+The module starts its own PostgreSQL (scripts/postgres-test-server.sh) and its own s3s-fs
+(installed by scripts/install-test-deps.sh) so that it can take each away from running nodes
+and give it back. Each test gets a fresh database and a fresh bucket prefix, and two nodes on
+them: pushes through one are pulled through the other, uploads move between nodes, a node is
+killed mid-upload, and outages answer 503 in each protocol's own error shape.
+"""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+import images
+from conftest import ROOT, Berth
+from httputil import Registry, error_codes, sha256
+from test_clients import Clients, unmount_under
+
+SCRIPTS = os.path.join(ROOT, "scripts")
+MiB = 1024 * 1024
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, proc, log, deadline_s=30):
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {open(log).read()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)  # polling readiness, not ordering events
+    raise RuntimeError(f"nothing listening on {port}: {open(log).read()[-2000:]}")
+
+
+class Postgres:
+    """A PostgreSQL cluster of the module's own; stop/start keep its port."""
+
+    def __init__(self, d):
+        self.dir = d
+
+    def start(self):
+        out = subprocess.run([f"{SCRIPTS}/postgres-test-server.sh", "start", self.dir],
+                             capture_output=True, text=True, check=True).stdout
+        self.admin_url = re.search(r"BERTH_TEST_POSTGRES_URL=(\S+)", out).group(1)
+        return self
+
+    def stop(self):
+        subprocess.run([f"{SCRIPTS}/postgres-test-server.sh", "stop", self.dir], capture_output=True, check=True)
+
+    def new_database(self):
+        name = "c" + uuid.uuid4().hex
+        subprocess.run(["psql", self.admin_url, "-q", "-c", f"CREATE DATABASE {name}"],
+                       capture_output=True, check=True)
+        return self.admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+class S3Server:
+    """s3s-fs over a directory; stop/start keep its port and its data."""
+
+    bucket = "berth-cluster"
+
+    def __init__(self, d):
+        self.dir = d
+        self.port = free_port()
+        self.access = "cluster" + uuid.uuid4().hex[:8]
+        self.secret = uuid.uuid4().hex
+        self.proc = None
+        os.makedirs(os.path.join(d, "root", self.bucket), exist_ok=True)
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        exe = shutil.which("s3s-fs")
+        assert exe, "s3s-fs is not installed (scripts/install-test-deps.sh installs it)"
+        log = os.path.join(self.dir, "s3s.log")
+        self.proc = subprocess.Popen(
+            [exe, "--host", "127.0.0.1", "--port", str(self.port), "--access-key", self.access,
+             "--secret-key", self.secret, os.path.join(self.dir, "root")],
+            stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+        wait_for_port(self.port, self.proc, log)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def infra(tmp_path_factory):
+    # PostgreSQL runs as the postgres user, who cannot enter pytest's 0700 directories.
+    pg_dir = tempfile.mkdtemp(prefix="berth-cluster-pg-", dir="/tmp")
+    pg = Postgres(pg_dir).start()
+    s3 = S3Server(str(tmp_path_factory.mktemp("s3"))).start()
+    yield pg, s3
+    s3.stop()
+    pg.stop()
+    shutil.rmtree(pg_dir, ignore_errors=True)
+
+
+class Cluster:
+    def __init__(self, infra, tmp_path, env=None):
+        self.pg, self.s3 = infra
+        self.db = self.pg.new_database()
+        self.prefix = "p" + uuid.uuid4().hex[:12]
+        self.tmp = tmp_path
+        self.env = {
+            "BERTH_S3_ACCESS_KEY_ID": self.s3.access,
+            "BERTH_S3_SECRET_ACCESS_KEY": self.s3.secret,
+            "BERTH_GC_INTERVAL_SECONDS": "0",
+            "BERTH_LIFECYCLE_INTERVAL_SECONDS": "0",
+            **(env or {}),
+        }
+        self.nodes = [self.node("a"), self.node("b")]
+
+    def node(self, name):
+        args = ["--metadata", self.db, "--blobs", f"s3://{self.s3.bucket}/{self.prefix}",
+                "--s3-endpoint", self.s3.endpoint, "--s3-path-style"]
+        return Berth(str(self.tmp / f"node-{name}"), extra_args=args, env=self.env).start()
+
+    def stop(self):
+        for n in self.nodes:
+            n.stop()
+
+
+@pytest.fixture
+def cluster(infra, tmp_path):
+    c = Cluster(infra, tmp_path)
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def short_dirs():
+    made = []
+
+    def make():
+        d = tempfile.mkdtemp(prefix="berth-cl-", dir="/tmp")
+        made.append(d)
+        return d
+    yield make
+    for d in made:
+        unmount_under(d)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def ecr_no_retry(node):
+    return boto3.client("ecr", endpoint_url=node.url, region_name=node.region,
+                        aws_access_key_id=node.admin_key, aws_secret_access_key=node.admin_secret,
+                        config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+
+
+def test_push_through_one_node_pull_through_the_other(cluster, tmp_path, short_dirs):
+    a, b = cluster.nodes
+    layout = str(tmp_path / "layout")
+    one = images.build_image(layout, "one", random_size=3 * MiB, with_busybox=False)
+    two = images.build_image(layout, "two", random_size=64 * 1024, with_busybox=False)
+    via_a = Clients(a, tmp_path / "ca", short_dirs())
+    via_b = Clients(b, tmp_path / "cb", short_dirs())
+    repo = "cluster/app"
+
+    via_a.skopeo_copy(one.ref, via_a.docker_ref(repo, "latest"))
+    assert via_b.inspect_json(repo, "latest")["Digest"] == one.manifest_digest
+    out = tmp_path / "pulled"
+    via_b.skopeo_copy(via_b.docker_ref(repo, "latest"), f"dir:{out}")
+    assert (out / "manifest.json").read_bytes() == one.manifest_bytes
+    assert images.file_digest(out / one.layer_digests[0].split(":")[1]) == one.layer_digests[0]
+
+    # A tag moved through B is what A serves next, with no delay.
+    via_b.skopeo_copy(two.ref, via_b.docker_ref(repo, "latest"))
+    assert via_a.inspect_json(repo, "latest")["Digest"] == two.manifest_digest
+    via_a.skopeo_copy(one.ref, via_a.docker_ref(repo, "latest"))
+    assert via_b.inspect_json(repo, "latest")["Digest"] == one.manifest_digest
+
+    # A registry token issued by one node verifies on the other (keys live in the database).
+    r = Registry(b.url, token=a.token()).get(f"/v2/{repo}/manifests/latest",
+                                              headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    assert r.status_code == 200 and r.content == one.manifest_bytes
+
+
+def test_upload_killed_on_one_node_finishes_on_the_other(cluster):
+    a, b = cluster.nodes
+    token = a.token()
+    data = os.urandom(13 * MiB)  # parts of 8 MiB: one full part, then a tail kept in the bucket
+    first, second = data[:7 * MiB], data[7 * MiB:]
+    ra, rb = Registry(a.url, token=token), Registry(b.url, token=token)
+    loc = ra.start_upload("cluster/kill").headers["Location"]
+    r = ra.patch(loc, data=first, headers={"Content-Type": "application/octet-stream",
+                                            "Content-Range": f"0-{len(first) - 1}"})
+    assert r.status_code == 202, r.text
+    a.kill9()
+
+    r = rb.get(loc)
+    assert r.status_code == 204 and r.headers["Range"] == f"0-{len(first) - 1}", (r.status_code, r.headers)
+    r = rb.patch(loc, data=second, headers={"Content-Type": "application/octet-stream",
+                                             "Content-Range": f"{len(first)}-{len(data) - 1}"})
+    assert r.status_code == 202, r.text
+    r = rb.put(rb.with_query(r.headers["Location"], digest=sha256(data)))
+    assert r.status_code == 201, r.text
+    got = rb.get(f"/v2/cluster/kill/blobs/{sha256(data)}")
+    assert got.status_code == 200 and got.content == data
+
+    a.start()  # back on a new port, same database and bucket
+    assert Registry(a.url, token=token).get(f"/v2/cluster/kill/blobs/{sha256(data)}").content == data
+
+
+def test_a_node_restart_loses_nothing(cluster):
+    a, b = cluster.nodes
+    ra = Registry(a.url, token=a.token())
+    pushed = ra.push_image("cluster/restart", "v1", nlayers=2, layer_size=200 * 1024)
+    loc = ra.start_upload("cluster/restart").headers["Location"]
+    part = os.urandom(100 * 1024)
+    assert ra.patch(loc, data=part, headers={"Content-Type": "application/octet-stream",
+                                             "Content-Range": f"0-{len(part) - 1}"}).status_code == 202
+    for n in (a, b):
+        n.restart()
+    for n in (a, b):
+        r = Registry(n.url, token=n.token())
+        m = r.get("/v2/cluster/restart/manifests/v1", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+        assert m.status_code == 200 and m.content == pushed["manifest"]
+        for digest, body in pushed["blobs"]:
+            assert r.get(f"/v2/cluster/restart/blobs/{digest}").content == body
+    # The open upload survived both restarts and finishes on the other node.
+    rb = Registry(b.url, token=b.token())
+    r = rb.put(rb.with_query(loc, digest=sha256(part)))
+    assert r.status_code == 201, r.text
+
+
+def test_database_outage_is_503_then_recovers(cluster, infra):
+    pg, _ = infra
+    a, b = cluster.nodes
+    ra = Registry(a.url, token=a.token())
+    pushed = ra.push_image("cluster/dbdown", "v1", nlayers=1)
+    accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
+    pg.stop()
+    try:
+        r = ra.get("/v2/cluster/dbdown/manifests/v1", headers=accept)
+        assert r.status_code == 503 and error_codes(r) == ["UNAVAILABLE"], (r.status_code, r.text)
+        assert "metadata database" in r.json()["errors"][0]["message"]
+        r = ra.put("/v2/cluster/dbdown/manifests/v2", data=pushed["manifest"],
+                   headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+        assert r.status_code == 503, r.text
+        with pytest.raises(ClientError) as e:
+            ecr_no_retry(b).describe_repositories()
+        assert e.value.response["Error"]["Code"] == "ServiceUnavailableException"
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    finally:
+        pg.start()
+    r = ra.get("/v2/cluster/dbdown/manifests/v1", headers=accept)
+    assert r.status_code == 200 and r.content == pushed["manifest"]
+    # The push refused during the outage left nothing behind.
+    tags = Registry(b.url, token=b.token()).get("/v2/cluster/dbdown/tags/list").json()["tags"]
+    assert tags == ["v1"]
+    names = [x["repositoryName"] for x in ecr_no_retry(b).describe_repositories()["repositories"]]
+    assert names == ["cluster/dbdown"]
+
+
+def test_bucket_outage_is_503_then_recovers(cluster, infra):
+    _, s3 = infra
+    a, b = cluster.nodes
+    ra = Registry(a.url, token=a.token())
+    pushed = ra.push_image("cluster/s3down", "v1", nlayers=1, layer_size=300 * 1024)
+    layer_digest, layer = pushed["blobs"][-1]
+    s3.stop()
+    try:
+        r = ra.get(f"/v2/cluster/s3down/blobs/{layer_digest}")
+        assert r.status_code == 503 and error_codes(r) == ["UNAVAILABLE"], (r.status_code, r.text)
+        data = os.urandom(1000)
+        r = ra.post("/v2/cluster/s3down/blobs/uploads/", params={"digest": sha256(data)}, data=data,
+                    headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 503, r.text
+        # Metadata is still served: only bytes need the bucket.
+        m = ra.get("/v2/cluster/s3down/manifests/v1", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+        assert m.status_code == 200
+    finally:
+        s3.start()
+    rb = Registry(b.url, token=b.token())
+    assert rb.get(f"/v2/cluster/s3down/blobs/{layer_digest}").content == layer
+    # The upload refused during the outage is not visible.
+    assert rb.head(f"/v2/cluster/s3down/blobs/{sha256(data)}").status_code == 404
+
+
+def test_scheduled_gc_on_two_nodes_collects_each_blob_once(infra, tmp_path):
+    c = Cluster(infra, tmp_path, env={"BERTH_GC_INTERVAL_SECONDS": "1", "BERTH_GC_GRACE_SECONDS": "0"})
+    try:
+        a, b = c.nodes
+        ra = Registry(a.url, token=a.token())
+        garbage = os.urandom(4096)
+        ra.upload_blob("cluster/gc", garbage)
+        rb = Registry(b.url, token=b.token())
+        deadline = time.monotonic() + 60
+        while rb.get(f"/v2/cluster/gc/blobs/{sha256(garbage)}").status_code == 200:
+            assert time.monotonic() < deadline, "the scheduled collector never removed the blob"
+            time.sleep(0.2)  # polling for the schedule's outcome, not ordering events
+    finally:
+        c.stop()
+    logs = [open(n.log_path, errors="replace").read() for n in c.nodes]
+    collected = sum(log.count(f"collected blob {sha256(garbage)}") for log in logs)
+    assert collected == 1, logs
+
+
+def test_scheduled_lifecycle_on_two_nodes_expires_each_image_once(infra, tmp_path):
+    import json
+    c = Cluster(infra, tmp_path, env={"BERTH_LIFECYCLE_INTERVAL_SECONDS": "1"})
+    try:
+        a, b = c.nodes
+        ra = Registry(a.url, token=a.token())
+        old = ra.push_image("cluster/lc", "v1", nlayers=1)
+        new = ra.push_image("cluster/lc", "v2", nlayers=1)
+        policy = {"rules": [{"rulePriority": 1, "description": "keep the newest v* image",
+                             "selection": {"tagStatus": "tagged", "tagPrefixList": ["v"],
+                                           "countType": "imageCountMoreThan", "countNumber": 1},
+                             "action": {"type": "expire"}}]}
+        ecr = ecr_no_retry(b)
+        ecr.put_lifecycle_policy(repositoryName="cluster/lc", lifecyclePolicyText=json.dumps(policy))
+        deadline = time.monotonic() + 60
+        while True:
+            digests = {d["imageDigest"] for d in ecr.describe_images(repositoryName="cluster/lc")["imageDetails"]}
+            if old["digest"] not in digests:
+                break
+            assert time.monotonic() < deadline, "the scheduled lifecycle run never expired the old image"
+            time.sleep(0.2)  # polling for the schedule's outcome, not ordering events
+        assert digests == {new["digest"]}
+    finally:
+        c.stop()
+    logs = [open(n.log_path, errors="replace").read() for n in c.nodes]
+    applied = [line for log in logs for line in log.splitlines()
+               if "lifecycle policy applied" in line and old["digest"] in line]
+    assert len(applied) == 1, applied
+
+
+def test_presigned_downloads_redirect_to_the_bucket(infra, tmp_path, short_dirs):
+    import requests
+    c = Cluster(infra, tmp_path, env={"BERTH_S3_PRESIGN_SECONDS": "300"})
+    try:
+        a, b = c.nodes
+        ra = Registry(a.url, token=a.token())
+        pushed = ra.push_image("cluster/presign", "v1", nlayers=1, layer_size=2 * MiB)
+        digest, body = pushed["blobs"][-1]
+        r = Registry(b.url, token=b.token()).get(f"/v2/cluster/presign/blobs/{digest}")
+        assert r.status_code == 307, (r.status_code, r.text)
+        assert r.headers["Docker-Content-Digest"] == digest
+        direct = requests.get(r.headers["Location"], timeout=60)  # no berth credentials: the URL is signed
+        assert direct.status_code == 200 and direct.content == body
+        # Range requests still stream through berth.
+        part = Registry(b.url, token=b.token()).get(f"/v2/cluster/presign/blobs/{digest}", headers={"Range": "bytes=0-99"})
+        assert part.status_code == 206 and part.content == body[:100]
+        url = ecr_no_retry(a).get_download_url_for_layer(repositoryName="cluster/presign", layerDigest=digest)["downloadUrl"]
+        assert url.startswith(c.s3.endpoint) and requests.get(url, timeout=60).content == body
+        # A real client follows the redirect.
+        via_b = Clients(b, tmp_path / "cb", short_dirs())
+        out = tmp_path / "pulled"
+        via_b.skopeo_copy(via_b.docker_ref("cluster/presign", "v1"), f"dir:{out}")
+        assert (out / digest.split(":")[1]).read_bytes() == body
+    finally:
+        c.stop()
