@@ -90,6 +90,11 @@ pub struct Transport {
 const ADMIN_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 /// Registry tokens live 12 hours, as ECR's.
 pub const TOKEN_TTL_SECS: i64 = 12 * 3600;
+/// Signing keys that verify tokens: the current one and the one before it.
+const SIGNING_KEYS_KEPT: usize = 2;
+/// A token no loaded key verifies makes the node re-read the keys (another node may have
+/// rotated them), at most this often, so forged tokens cannot turn into database load.
+const KEY_RELOAD_MILLIS: i64 = 5_000;
 
 pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
@@ -120,9 +125,26 @@ fn valid_account(a: &str) -> bool {
 impl Registry {
     /// Loads (or creates) the token signing keys. Called once at start-up.
     pub async fn init_identity(&self) -> Result<()> {
+        self.reload_signing_keys().await
+    }
+
+    /// Reads the signing keys again (another node or `berth admin rotate-signing-key` may have
+    /// rotated them).
+    pub async fn reload_signing_keys(&self) -> Result<()> {
         let keys = self.meta.signing_keys(&random_bytes::<32>()?, self.now()).await?;
         *self.signing_keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        self.keys_loaded_at.store(self.now(), std::sync::atomic::Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Makes a new signing key current for new tokens, keeping the previous one so tokens
+    /// issued before (valid for 12 hours) still verify; older keys are retired. Returns how
+    /// many keys verify tokens now.
+    pub async fn rotate_signing_key(&self) -> Result<usize> {
+        let keys = self.meta.rotate_signing_key(&random_bytes::<32>()?, self.now(), SIGNING_KEYS_KEPT).await?;
+        let n = keys.len();
+        *self.signing_keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        Ok(n)
     }
 
     /// Makes sure the default account has an admin with full access. With `key` given, that
@@ -264,30 +286,33 @@ impl Registry {
         Ok((token::issue(key, &claims), expires_at))
     }
 
+    fn verify_token(&self, password: &str) -> std::result::Result<token::TokenClaims, AuthFailure> {
+        let now = self.now() / 1000;
+        let keys = self.signing_keys.read().unwrap_or_else(|p| p.into_inner());
+        for key in keys.iter() {
+            match token::verify(key, password, now) {
+                Ok(c) => return Ok(c),
+                Err(token::TokenError::Expired { .. }) => return Err(AuthFailure::TokenExpired),
+                Err(_) => {}
+            }
+        }
+        Err(AuthFailure::TokenInvalid)
+    }
+
     /// Verifies `/v2/` Basic credentials (`AWS:<registry token>`).
     pub async fn authenticate_token(&self, user: &str, password: &str, transport: Transport) -> Result<Principal> {
         if user != token::USERNAME {
             return Err(RegistryError::Unauthenticated(AuthFailure::TokenInvalid));
         }
-        let now = self.now() / 1000;
-        let claims = {
-            let keys = self.signing_keys.read().unwrap_or_else(|p| p.into_inner());
-            let mut result = Err(AuthFailure::TokenInvalid);
-            for key in keys.iter() {
-                match token::verify(key, password, now) {
-                    Ok(c) => {
-                        result = Ok(c);
-                        break;
-                    }
-                    Err(token::TokenError::Expired { .. }) => {
-                        result = Err(AuthFailure::TokenExpired);
-                        break;
-                    }
-                    Err(_) => {}
-                }
+        let mut claims = self.verify_token(password);
+        if matches!(claims, Err(AuthFailure::TokenInvalid)) {
+            let loaded_at = self.keys_loaded_at.load(std::sync::atomic::Ordering::SeqCst);
+            if self.now() - loaded_at >= KEY_RELOAD_MILLIS {
+                self.reload_signing_keys().await?;
+                claims = self.verify_token(password);
             }
-            result.map_err(RegistryError::Unauthenticated)?
-        };
+        }
+        let claims = claims.map_err(RegistryError::Unauthenticated)?;
         // A token dies with its access key.
         match self.access_key(&claims.access_key_id).await? {
             Some(k) if k.active && k.user_arn == claims.principal_arn => {}

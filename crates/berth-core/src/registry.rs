@@ -52,6 +52,8 @@ pub struct Registry {
     pub(crate) uploads: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<UploadState>>>>,
     /// Registry token HMAC keys, newest first (loaded by `init_identity`).
     pub(crate) signing_keys: std::sync::RwLock<Vec<Vec<u8>>>,
+    /// When the signing keys were last read from the metadata store (clock millis).
+    pub(crate) keys_loaded_at: std::sync::atomic::AtomicI64,
     pub(crate) small_parts: crate::uploads::SmallParts,
     pub(crate) caches: crate::cache::Caches,
     pub(crate) pulls: crate::pulls::PullLog,
@@ -110,6 +112,7 @@ impl Registry {
             digest_locks: DigestLocks::new(),
             uploads: Default::default(),
             signing_keys: Default::default(),
+            keys_loaded_at: Default::default(),
             small_parts: Default::default(),
             caches,
             pulls: Default::default(),

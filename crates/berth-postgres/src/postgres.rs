@@ -406,6 +406,10 @@ impl MetadataStore for PostgresMetadataStore {
         cluster::signing_keys(&self.pool, fresh, now).await
     }
 
+    async fn rotate_signing_key(&self, fresh: &[u8], now: Millis, keep: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        cluster::rotate_signing_key(&self.pool, fresh, now, keep).await
+    }
+
     fn is_shared(&self) -> bool {
         true
     }

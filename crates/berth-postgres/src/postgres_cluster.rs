@@ -140,6 +140,27 @@ pub(crate) async fn signing_keys(pool: &PgPool, fresh: &[u8], now: Millis) -> Re
     Ok(vec![fresh.to_vec()])
 }
 
+/// The new key and the retirement of old ones commit together, so every node reloading sees
+/// either the old set or the new one.
+pub(crate) async fn rotate_signing_key(pool: &PgPool, fresh: &[u8], now: Millis, keep: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut tx = pool.begin().await.ctx("rotating signing keys")?;
+    sqlx::query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await.ctx("locking signing keys")?;
+    sqlx::query("INSERT INTO signing_keys (secret, created_at) VALUES ($1, $2)")
+        .bind(fresh)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .ctx("adding a signing key")?;
+    sqlx::query("DELETE FROM signing_keys WHERE id NOT IN (SELECT id FROM signing_keys ORDER BY id DESC LIMIT $1)")
+        .bind(keep.max(1) as i64)
+        .execute(&mut *tx)
+        .await
+        .ctx("retiring old signing keys")?;
+    let kept = read_signing_keys(&mut tx).await?;
+    tx.commit().await.ctx("committing signing keys")?;
+    Ok(kept)
+}
+
 async fn read_signing_keys(tx: &mut Transaction<'_, Postgres>) -> Result<Vec<Vec<u8>>, StoreError> {
     sqlx::query_scalar("SELECT secret FROM signing_keys ORDER BY id DESC").fetch_all(&mut **tx).await.ctx("reading signing keys")
 }

@@ -397,6 +397,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn console_password(&self, user_arn: &str) -> Result<Option<String>, StoreError>;
     /// All token signing keys, newest first; creates the first one from `fresh` if there are none.
     async fn signing_keys(&self, fresh: &[u8], now: Millis) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Adds `fresh` as the newest signing key and keeps only the newest `keep` keys (tokens
+    /// signed with a dropped key stop verifying); returns the kept keys, newest first.
+    async fn rotate_signing_key(&self, fresh: &[u8], now: Millis, keep: usize) -> Result<Vec<Vec<u8>>, StoreError>;
 
     // ---- cluster ----
     /// True when other processes (other berth nodes) change these rows too, so nothing read

@@ -1061,6 +1061,25 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(vec![fresh.to_vec()])
     }
 
+    async fn rotate_signing_key(&self, fresh: &[u8], now: Millis, keep: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut tx = self.writer.begin().await.ctx("rotating signing keys")?;
+        sqlx::query("INSERT INTO signing_keys (secret, created_at) VALUES (?, ?)")
+            .bind(fresh)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .ctx("adding a signing key")?;
+        sqlx::query("DELETE FROM signing_keys WHERE id NOT IN (SELECT id FROM signing_keys ORDER BY id DESC LIMIT ?)")
+            .bind(keep.max(1) as i64)
+            .execute(&mut *tx)
+            .await
+            .ctx("retiring old signing keys")?;
+        let kept: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT secret FROM signing_keys ORDER BY id DESC").fetch_all(&mut *tx).await.ctx("reading signing keys")?;
+        tx.commit().await.ctx("committing signing keys")?;
+        Ok(kept)
+    }
+
     async fn try_lease(&self, name: &str, holder: &str, now: Millis, until: Millis) -> Result<bool, StoreError> {
         // One statement: insert, or take over only an expired lease or our own.
         let r = sqlx::query(

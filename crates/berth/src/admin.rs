@@ -23,6 +23,17 @@ pub enum AdminCommand {
     AttachPolicy(AttachPolicyArgs),
     /// Set (or with --remove, remove) a user's web console password; the password is read from stdin.
     SetConsolePassword(ConsolePasswordArgs),
+    /// Make a new registry-token signing key current (every node picks it up on its own); tokens
+    /// signed with the previous key keep working, older keys are retired.
+    RotateSigningKey(StoreArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StoreArgs {
+    #[arg(long, env = "BERTH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub storage: crate::storage::StorageArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -124,6 +135,11 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         AdminCommand::SetConsolePassword(args) => set_console_password(args).await,
+        AdminCommand::RotateSigningKey(args) => {
+            let kept = registry(&args.data_dir, &args.storage).await?.rotate_signing_key().await?;
+            println!("{}", json!({ "signing_keys": kept }));
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -58,6 +58,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(lifecycle_schedule(state.clone(), Duration::from_secs(settings.lifecycle_interval_seconds)));
     }
     tokio::spawn(flush_pulls(state.registry.clone()));
+    tokio::spawn(reload_signing_keys(state.registry.clone()));
     data.registry.start_scanner(berth_core::scanning::ScanSettings {
         vulndb_dir: crate::vulndb::db_root(&settings.data_dir),
         workers: settings.scan_workers,
@@ -238,6 +239,20 @@ async fn watch_vulndb(registry: Arc<Registry>, every: Duration) {
                 seen = now;
             }
             Err(e) => tracing::error!(error = %e, "queueing continuous rescans; retrying at the next check"),
+        }
+    }
+}
+
+/// Signing keys rotated by another node (or `berth admin rotate-signing-key`) take effect here
+/// within a minute; a token signed with a key this node has not seen yet triggers a re-read
+/// at once (see Registry::authenticate_token).
+async fn reload_signing_keys(registry: Arc<Registry>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(60));
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        if let Err(e) = registry.reload_signing_keys().await {
+            tracing::warn!(error = %e, "re-reading token signing keys");
         }
     }
 }
