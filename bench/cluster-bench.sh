@@ -39,6 +39,7 @@ BERTH=$TARGET_DIR/release/berth
 BB=$TARGET_DIR/release/berth-bench
 
 W=$(mktemp -d /var/tmp/berth-cluster-bench.XXXXXX)
+chmod 755 "$W"  # PostgreSQL runs as the postgres user and must reach its directory
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -50,8 +51,10 @@ cleanup() {
 trap cleanup EXIT
 RAW=$W/raw.jsonl; : >"$RAW"
 
-eval "$(./scripts/postgres-test-server.sh start "$W/pg")"
-eval "$(./scripts/s3-test-server.sh start "$W/s3")"
+pg_env=$(./scripts/postgres-test-server.sh start "$W/pg")
+s3_env=$(./scripts/s3-test-server.sh start "$W/s3")
+eval "$pg_env"
+eval "$s3_env"
 DB="${BERTH_TEST_POSTGRES_URL%/*}/bench"
 psql "$BERTH_TEST_POSTGRES_URL" -q -c "CREATE DATABASE bench" >/dev/null
 

@@ -13,14 +13,19 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Throwaway PostgreSQL and S3 servers on free loopback ports for the backend suites.
 servers=$(mktemp -d /tmp/berth-test-servers.XXXXXX)
+chmod 755 "$servers"  # PostgreSQL runs as the postgres user and must reach its directory
 stop_servers() {
   ./scripts/s3-test-server.sh stop "$servers/s3" >/dev/null 2>&1 || true
   ./scripts/postgres-test-server.sh stop "$servers/pg" >/dev/null 2>&1 || true
   rm -rf "$servers"
 }
 trap stop_servers EXIT
-eval "$(./scripts/postgres-test-server.sh start "$servers/pg")"
-eval "$(./scripts/s3-test-server.sh start "$servers/s3")"
+# Assigned first, so that a server failing to start stops the run (set -e) rather than
+# leaving its variables unset.
+pg_env=$(./scripts/postgres-test-server.sh start "$servers/pg")
+s3_env=$(./scripts/s3-test-server.sh start "$servers/s3")
+eval "$pg_env"
+eval "$s3_env"
 cargo nextest run --workspace --locked
 # The service suite again on each shared backend (see crates/berth-core/tests/common).
 BERTH_TEST_BACKEND=postgres-fs cargo nextest run --locked -p berth-core

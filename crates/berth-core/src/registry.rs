@@ -224,7 +224,8 @@ impl Registry {
     pub async fn blob_download_url(&self, repo: &Repo, digest: &Digest) -> Result<Option<String>> {
         // Asked first: stores without URLs answer None at no cost, so serving through berth
         // pays no extra lookup.
-        let Some(url) = self.blobs.download_url(digest, std::time::Duration::from_secs(15 * 60)).await? else {
+        // The longest S3 allows; the store shortens it to its configured expiry.
+        let Some(url) = self.blobs.download_url(digest, std::time::Duration::from_secs(7 * 24 * 3600)).await? else {
             return Ok(None);
         };
         self.stat_blob(repo, digest).await?;
@@ -247,9 +248,13 @@ impl Registry {
     pub async fn mount_blob(&self, repo: &Repo, digest: &Digest, from: Option<&Repo>) -> Result<MountOutcome> {
         self.push_target(repo).await?;
         if let Some(from) = from {
-            if let Some(size) = self.meta.repository_blob(from.key(), digest).await? {
+            if self.meta.repository_blob(from.key(), digest).await?.is_some() {
+                // The same locks a collector takes, and a re-check under them: a blob the
+                // collector forgot meanwhile is not linked back without its bytes.
                 let _guard = self.digest_locks.lock(digest).await;
-                if self.blobs.stat(digest).await?.is_some() {
+                let _cluster_guard = self.meta.lock_blob(digest).await?;
+                let still_there = self.meta.repository_blob(from.key(), digest).await?;
+                if let (Some(size), Some(_)) = (still_there, self.blobs.stat(digest).await?) {
                     self.meta.link_blob(repo.key(), digest, size, self.now()).await?;
                     return Ok(MountOutcome::Mounted(digest.clone()));
                 }

@@ -86,6 +86,17 @@ impl Registry {
         map.entry(id.to_string()).or_default().clone()
     }
 
+    /// Drops the session's in-memory state once no request on this node holds it: the next
+    /// request (on any node) starts from the recorded state, and a node never accumulates
+    /// sessions that other nodes finished.
+    fn release_session_state(&self, id: &str, state: Arc<tokio::sync::Mutex<UploadState>>) {
+        let mut map = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
+        // Two references: the map's and ours; anyone else would be waiting on the mutex.
+        if Arc::strong_count(&state) == 2 && map.get(id).is_some_and(|s| Arc::ptr_eq(s, &state)) {
+            map.remove(id);
+        }
+    }
+
     fn forget_session_state(&self, id: &str) {
         self.uploads.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
         self.set_last_part_small(id, false);
@@ -155,20 +166,34 @@ impl Registry {
     /// (Content-Range); it must be where the upload currently ends.
     pub async fn append_upload(&self, repo: &Repo, id: &str, start: Option<u64>, body: ByteStream) -> Result<UploadStatus> {
         let state_arc = self.locked_session(repo, id).await?;
+        let result = self.append_locked(repo, id, start, body, &state_arc).await;
+        self.release_session_state(id, state_arc);
+        result
+    }
+
+    async fn append_locked(
+        &self,
+        repo: &Repo,
+        id: &str,
+        start: Option<u64>,
+        body: ByteStream,
+        state_arc: &tokio::sync::Mutex<UploadState>,
+    ) -> Result<UploadStatus> {
         let mut state = state_arc.lock().await;
-        // Read again under the lock: another request (on any node) may have appended meanwhile.
+        let _cluster_guard = self.meta.lock_upload(id, None).await?;
+        // Read again under the locks: another request (on any node) may have appended meanwhile.
         let session = self.session(repo, id).await?;
         if let Some(start) = start {
             if start != session.cursor.len {
                 return Err(RegistryError::UploadRangeInvalid { requested: start, current: session.cursor.len });
             }
         }
-        let cursor = self.write_hashed(id, &mut state, &session, body, true).await?;
+        let (cursor, _) = self.write_hashed(id, &mut state, &session, body, true).await?;
         Ok(UploadStatus { id: session.row.id, repository: session.row.repository.name, offset: cursor.len })
     }
 
     /// Writes `body` at the session's end, hashing it on the way, and (with `record`) records
-    /// the new cursor and hash state. Returns the new cursor.
+    /// the new cursor and hash state. Returns the new cursor and the hash over all its bytes.
     async fn write_hashed(
         &self,
         id: &str,
@@ -176,7 +201,7 @@ impl Registry {
         session: &Session,
         body: ByteStream,
         record: bool,
-    ) -> Result<UploadCursor> {
+    ) -> Result<(UploadCursor, ResumableSha256)> {
         self.ensure_hashed(id, state, session).await?;
         let hasher = state.hashed.take().expect("hash state was just built");
         // Hash each chunk as it streams to storage: one pass over the bytes.
@@ -206,8 +231,10 @@ impl Registry {
                     let current = self.meta.get_upload(id).await?.map(|r| r.cursor.len).unwrap_or_default();
                     return Err(RegistryError::UploadRangeInvalid { requested: session.cursor.len, current });
                 }
-                state.hashed = Some(hasher);
-                Ok(cursor)
+                // An unrecorded hash covers bytes another node may overwrite if this commit
+                // fails; only a recorded one may be reused.
+                state.hashed = record.then(|| hasher.clone());
+                Ok((cursor, hasher))
             }
             Err(e) => {
                 // What reached storage may differ from what was hashed; rebuild next time.
@@ -231,26 +258,35 @@ impl Registry {
     ) -> Result<Digest> {
         let state_arc = self.locked_session(repo, id).await?;
         let mut state = state_arc.lock().await;
+        // Lock order, everywhere: session mutex, in-process digest lock, then the cluster's
+        // session and blob locks (one connection). A collector on any node deleting these
+        // bytes, a mount of them, and this commit never interleave; neither do two requests
+        // on this session on different nodes.
+        let _digest_guard = self.digest_locks.lock(digest).await;
+        let _cluster_guard = self.meta.lock_upload(id, Some(digest)).await?;
         let mut session = self.session(repo, id).await?;
         if let Some(start) = start {
             if start != session.cursor.len {
                 return Err(RegistryError::UploadRangeInvalid { requested: start, current: session.cursor.len });
             }
         }
-        if let Some(body) = body {
+        let hasher = match body {
             // Not recorded: the session ends here. Should the commit fail, the recorded cursor
             // is the one before this body, which is where the client resumes (the filesystem
             // re-reads its longer file; S3 rewrites the parts past the recorded cursor).
-            let cursor = self.write_hashed(id, &mut state, &session, body, false).await?;
-            session.row.cursor = cursor.clone();
-            session.cursor = cursor;
-        }
-        self.ensure_hashed(id, &mut state, &session).await?;
-        let actual = match digest.algorithm() {
-            Algorithm::Sha256 => {
-                let h = state.hashed.as_ref().expect("hash state was just built");
-                Digest::from_parts(Algorithm::Sha256, &h.finalize())
+            Some(body) => {
+                let (cursor, hasher) = self.write_hashed(id, &mut state, &session, body, false).await?;
+                session.row.cursor = cursor.clone();
+                session.cursor = cursor;
+                hasher
             }
+            None => {
+                self.ensure_hashed(id, &mut state, &session).await?;
+                state.hashed.clone().expect("hash state was just built")
+            }
+        };
+        let actual = match digest.algorithm() {
+            Algorithm::Sha256 => Digest::from_parts(Algorithm::Sha256, &hasher.finalize()),
             // Rare: hash the whole upload once more with sha512 rather than hash every upload twice.
             Algorithm::Sha512 => self.rehash_sha512(id, &session.cursor).await?,
         };
@@ -259,14 +295,8 @@ impl Registry {
             self.discard_upload(id).await?;
             return Err(RegistryError::DigestInvalid(format!("uploaded content has digest {actual}, not {digest}")));
         }
-        {
-            // In-process first (cheap), then cluster-wide: a collector on any node deleting
-            // these bytes and this commit never interleave.
-            let _guard = self.digest_locks.lock(digest).await;
-            let _cluster_guard = self.meta.lock_blob(digest).await?;
-            self.blobs.commit_upload(id, &session.cursor, digest).await.map_err(blob_upload_unknown)?;
-            self.meta.link_blob(repo.key(), digest, session.cursor.len, self.now()).await?;
-        }
+        self.blobs.commit_upload(id, &session.cursor, digest).await.map_err(blob_upload_unknown)?;
+        self.meta.link_blob(repo.key(), digest, session.cursor.len, self.now()).await?;
         self.meta.delete_upload(id).await?;
         drop(state);
         self.forget_session_state(id);

@@ -425,4 +425,8 @@ impl MetadataStore for PostgresMetadataStore {
     async fn lock_blob(&self, digest: &Digest) -> Result<Option<BlobLockGuard>, StoreError> {
         cluster::lock_blob(&self.locks, digest).await.map(Some)
     }
+
+    async fn lock_upload(&self, id: &str, committing: Option<&Digest>) -> Result<Option<BlobLockGuard>, StoreError> {
+        cluster::lock_upload(&self.locks, id, committing).await.map(Some)
+    }
 }

@@ -42,14 +42,31 @@ pub(crate) async fn create_access_key(
     user_arn: &str,
     now: Millis,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO access_keys (access_key_id, secret, user_arn, active, created_at) VALUES ($1, $2, $3, TRUE, $4)")
-        .bind(access_key_id)
-        .bind(secret)
-        .bind(user_arn)
-        .bind(now)
-        .execute(pool)
-        .await
-        .ctx("creating access key")?;
+    // Nodes starting together on a fresh database all ensure the same admin key: the same key
+    // inserted twice is one key; a different key under a taken id is still refused.
+    let r = sqlx::query(
+        "INSERT INTO access_keys (access_key_id, secret, user_arn, active, created_at) VALUES ($1, $2, $3, TRUE, $4) \
+         ON CONFLICT (access_key_id) DO NOTHING",
+    )
+    .bind(access_key_id)
+    .bind(secret)
+    .bind(user_arn)
+    .bind(now)
+    .execute(pool)
+    .await
+    .ctx("creating access key")?;
+    if r.rows_affected() == 0 {
+        let same: Option<bool> = sqlx::query_scalar("SELECT secret = $2 AND user_arn = $3 FROM access_keys WHERE access_key_id = $1")
+            .bind(access_key_id)
+            .bind(secret)
+            .bind(user_arn)
+            .fetch_optional(pool)
+            .await
+            .ctx("creating access key")?;
+        if same != Some(true) {
+            return Err(StoreError::Db { context: "creating access key: the id is taken", source: sqlx::Error::RowNotFound });
+        }
+    }
     Ok(())
 }
 
@@ -206,6 +223,25 @@ struct BlobLock {
 fn blob_lock_key(digest: &Digest) -> i64 {
     let prefix = digest.hex().get(..16).unwrap_or(digest.hex());
     u64::from_str_radix(prefix, 16).unwrap_or(0) as i64
+}
+
+/// The two-int4 advisory key space does not overlap the one-int8 space blob locks use; the first
+/// int4 names the kind of lock.
+pub(crate) async fn lock_upload(locks: &PgPool, id: &str, committing: Option<&Digest>) -> Result<BlobLockGuard, StoreError> {
+    const UPLOAD_LOCKS: i32 = 1;
+    let key = id.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193)) as i32; // FNV-1a
+    let mut tx = locks.begin().await.ctx("locking upload session")?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(UPLOAD_LOCKS)
+        .bind(key)
+        .execute(&mut *tx)
+        .await
+        .ctx("locking upload session")?;
+    if let Some(digest) = committing {
+        // Always upload first, then blob: the only order anyone takes both in.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(blob_lock_key(digest)).execute(&mut *tx).await.ctx("locking blob")?;
+    }
+    Ok(Box::new(BlobLock { _tx: Mutex::new(tx) }))
 }
 
 pub(crate) async fn lock_blob(locks: &PgPool, digest: &Digest) -> Result<BlobLockGuard, StoreError> {

@@ -53,6 +53,11 @@ struct SessionState {
     /// Name of the tail object under `uploads/<id>/` (absent when the tail is empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tail: Option<String>,
+    /// The tail the previous cursor named. Kept until the next append: the service records
+    /// this cursor only after `append_upload` returns, and if that record fails the previous
+    /// cursor (and its tail) is the one the session continues from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_tail: Option<String>,
 }
 
 /// Content of `uploads/<id>/session`.
@@ -456,9 +461,10 @@ impl BlobStore for S3BlobStore {
                 return Err(e);
             }
         };
-        if let Some(old) = old_tail {
-            // The new cursor no longer needs it; a leftover is removed with the session.
-            if let Err(e) = self.delete_key(&self.tail_key(id, &old), "old upload tail").await {
+        // The cursor this append started from was recorded (the service passes recorded cursors
+        // only), so the tail before it is superseded for good; leftovers go with the session.
+        if let Some(stale) = std::mem::replace(&mut state.previous_tail, old_tail) {
+            if let Err(e) = self.delete_key(&self.tail_key(id, &stale), "old upload tail").await {
                 tracing::warn!(upload = id, error = %e, "could not remove a superseded upload tail");
             }
         }
@@ -607,7 +613,9 @@ impl BlobStore for S3BlobStore {
         let Some(max) = self.presign_expiry else {
             return Ok(None);
         };
-        let Some(ptr) = self.pointer(digest).await? else {
+        // Read fresh, not from the cache: a URL to data a collector deleted (and a re-push
+        // replaced) would send clients to a missing object.
+        let Some(ptr) = self.read_pointer(digest).await? else {
             return Ok(None);
         };
         let url = self
@@ -653,7 +661,7 @@ fn is_unreachable(e: &object_store::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if let Some(h) = s.downcast_ref::<object_store::client::HttpError>() {
-            if h.kind() == HttpErrorKind::Connect {
+            if matches!(h.kind(), HttpErrorKind::Connect | HttpErrorKind::Timeout) {
                 return true;
             }
         }

@@ -52,6 +52,13 @@ pub fn db_error(context: &'static str, source: sqlx::Error) -> StoreError {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
             StoreError::Unavailable { what: "the metadata database", detail: format!("{context}: {source}") }
         }
+        // PostgreSQL going away or failing over: connection exceptions (class 08), shutdown
+        // (57P01-57P03), and a read-only standby answering for a demoted primary (25006).
+        sqlx::Error::Database(ref db)
+            if db.code().is_some_and(|c| c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "25006")) =>
+        {
+            StoreError::Unavailable { what: "the metadata database", detail: format!("{context}: {source}") }
+        }
         source => StoreError::Db { context, source },
     }
 }

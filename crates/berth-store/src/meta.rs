@@ -420,6 +420,14 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn lock_blob(&self, _digest: &Digest) -> Result<Option<BlobLockGuard>, StoreError> {
         Ok(None)
     }
+    /// Holds a cluster-wide lock on one upload session until the guard drops, so two requests
+    /// on one session reaching different nodes write and commit one after the other; with
+    /// `committing`, also the blob lock of that digest, taken on the same connection (one
+    /// connection per request, so concurrent commits cannot starve the lock pool). None where
+    /// only one process uses the store (the service's per-session mutex covers that).
+    async fn lock_upload(&self, _id: &str, _committing: Option<&Digest>) -> Result<Option<BlobLockGuard>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// Holds a cluster-wide blob lock while alive (see `MetadataStore::lock_blob`).

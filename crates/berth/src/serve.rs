@@ -96,6 +96,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Err(e) = data.registry.flush_pulls().await {
         tracing::error!(error = %e, "recording pull times at shutdown");
     }
+    // Another node takes the scheduled jobs at its next tick instead of after a whole period.
+    for job in ["gc", "lifecycle"] {
+        if let Err(e) = data.registry.release_periodic_job(job).await {
+            tracing::warn!(job, error = %e, "releasing the job's lease at shutdown");
+        }
+    }
     tracing::info!("berth stopped");
     Ok(ExitCode::SUCCESS)
 }

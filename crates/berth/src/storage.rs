@@ -70,16 +70,30 @@ impl StorageArgs {
     }
 }
 
-/// The URL without its password, for logs.
+/// The URL without its password (in the user part or a `password=` parameter), for logs.
 fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme && base[scheme + 3..at].contains(':') => {
+            let user = base[scheme + 3..at].split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &base[..scheme + 3], &base[at..])
         }
-        _ => url.to_string(),
+        _ => base.to_string(),
+    };
+    if let Some(q) = query {
+        let params: Vec<String> = q
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("sslpassword") => format!("{k}=***"),
+                _ => p.to_string(),
+            })
+            .collect();
+        out = format!("{out}?{}", params.join("&"));
     }
+    out
 }
 
 pub async fn open(data_dir: &Path, args: &StorageArgs) -> anyhow::Result<(Arc<dyn MetadataStore>, Arc<dyn BlobStore>)> {
@@ -109,10 +123,19 @@ pub async fn open(data_dir: &Path, args: &StorageArgs) -> anyhow::Result<(Arc<dy
             cfg.secret_access_key = args.s3_secret_access_key.clone();
             cfg.path_style = args.s3_path_style;
             cfg.presign_expiry = args.s3_presign_seconds.filter(|s| *s > 0).map(Duration::from_secs);
-            Arc::new(S3BlobStore::open(cfg).with_context(|| format!("opening the bucket {url}"))?)
+            let store = S3BlobStore::open(cfg).with_context(|| format!("opening the bucket {url}"))?;
+            // A wrong bucket, endpoint or key is a start-up error, not a 500 on the first push.
+            store.check().await.with_context(|| format!("checking the bucket {url}"))?;
+            Arc::new(store)
         }
         Some(other) => anyhow::bail!("--blobs {other:?} is not `fs`, file:///PATH or s3://BUCKET/PREFIX"),
     };
+    if meta.is_shared() && matches!(args.blobs.as_deref(), None | Some("fs")) {
+        tracing::warn!(
+            "shared metadata with blobs under this node's data directory: other nodes cannot read these blobs; \
+             use --blobs s3://… or a file:/// directory every node mounts unless this is the only node"
+        );
+    }
     Ok((meta, blobs))
 }
 
@@ -124,6 +147,10 @@ mod tests {
     fn passwords_never_reach_logs() {
         assert_eq!(redact_url("postgres://berth:s3cret@db:5432/berth"), "postgres://berth:***@db:5432/berth");
         assert_eq!(redact_url("postgres://db/berth"), "postgres://db/berth");
+        assert_eq!(
+            redact_url("postgres://berth@db/berth?sslmode=require&password=pw"),
+            "postgres://berth@db/berth?sslmode=require&password=***"
+        );
         let a = StorageArgs { metadata: Some("postgres://u:pw@h/d".into()), ..Default::default() };
         assert!(!a.describe().contains("pw"));
     }
