@@ -162,6 +162,12 @@ def short_dirs():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def runs_per_node(logs, job):
+    """How many times each node's log says it ran the scheduled `job`."""
+    return [sum(1 for line in log.splitlines() if "running the periodic job on this node" in line and f"job={job}" in line.replace('"', ""))
+            for log in logs]
+
+
 def ecr_no_retry(node):
     return boto3.client("ecr", endpoint_url=node.url, region_name=node.region,
                         aws_access_key_id=node.admin_key, aws_secret_access_key=node.admin_secret,
@@ -315,6 +321,9 @@ def test_scheduled_gc_on_two_nodes_collects_each_blob_once(infra, tmp_path):
     logs = [open(n.log_path, errors="replace").read() for n in c.nodes]
     collected = sum(log.count(f"collected blob {sha256(garbage)}") for log in logs)
     assert collected == 1, logs
+    # Both nodes ticked every second; one of them ran every collection (the lease). Without it
+    # both would run, which the count above cannot tell (a collected blob is gone for both).
+    assert runs_per_node(logs, "gc").count(0) == 1, runs_per_node(logs, "gc")
 
 
 def test_scheduled_lifecycle_on_two_nodes_expires_each_image_once(infra, tmp_path):
@@ -345,6 +354,7 @@ def test_scheduled_lifecycle_on_two_nodes_expires_each_image_once(infra, tmp_pat
     applied = [line for log in logs for line in log.splitlines()
                if "lifecycle policy applied" in line and old["digest"] in line]
     assert len(applied) == 1, applied
+    assert runs_per_node(logs, "lifecycle").count(0) == 1, runs_per_node(logs, "lifecycle")
 
 
 def test_presigned_downloads_redirect_to_the_bucket(infra, tmp_path, short_dirs):

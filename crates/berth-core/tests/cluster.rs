@@ -30,14 +30,15 @@ async fn a_periodic_job_runs_on_one_node_per_period_and_moves_when_its_holder_st
     assert!(!b.claim_periodic_job("gc", period).await.unwrap(), "one node per period");
     assert!(b.claim_periodic_job("lifecycle", period).await.unwrap(), "jobs are claimed independently");
 
-    // The holder renews at its next tick; the other node still finds it held.
-    clock.0.fetch_add(59_000, Ordering::SeqCst);
+    // The holder renews at its next tick, even a late one; the other node still finds it held.
+    clock.0.fetch_add(90_000, Ordering::SeqCst);
+    assert!(!b.claim_periodic_job("gc", period).await.unwrap(), "a late holder keeps its job");
     assert!(a.claim_periodic_job("gc", period).await.unwrap());
-    clock.0.fetch_add(30_000, Ordering::SeqCst);
+    clock.0.fetch_add(60_000, Ordering::SeqCst);
     assert!(!b.claim_periodic_job("gc", period).await.unwrap());
 
-    // The holder stops ticking (a dead node): after its period the other node takes over.
-    clock.0.fetch_add(31_000, Ordering::SeqCst);
+    // The holder stops ticking (a dead node): after two periods the other node takes over.
+    clock.0.fetch_add(61_000, Ordering::SeqCst);
     assert!(b.claim_periodic_job("gc", period).await.unwrap());
     assert!(!a.claim_periodic_job("gc", period).await.unwrap());
 
