@@ -121,10 +121,13 @@ impl Registry {
         }
     }
 
-    /// Validates the session before any in-memory state is made for it, so unknown ids cost nothing.
+    /// Checks the session's row before any in-memory state is made for it, so unknown ids cost
+    /// nothing. The blob store is asked once, under the locks (`session`), not here too.
     async fn locked_session(&self, repo: &Repo, id: &str) -> Result<Arc<tokio::sync::Mutex<UploadState>>> {
-        self.session(repo, id).await?;
-        Ok(self.session_state(id))
+        match self.meta.get_upload(id).await? {
+            Some(r) if r.repository == *repo.key() => Ok(self.session_state(id)),
+            _ => Err(RegistryError::BlobUploadUnknown),
+        }
     }
 
     pub async fn upload_status(&self, repo: &Repo, id: &str) -> Result<UploadStatus> {
