@@ -71,6 +71,12 @@ def test_json_logs_one_line_per_request_without_secrets(tmp_path):
     reqs = [l for l in lines if l.get("message") == "request"]
     catalog = [l for l in reqs if l.get("route") == "v2_catalog"]
     assert catalog and catalog[0]["status"] == 200 and catalog[0]["method"] == "GET" and "duration_ms" in catalog[0]
+    admin_arn = f"arn:aws:iam::{b.account}:user/admin"
+    # Each line names the action and the principal; ECR answers count their bytes.
+    assert catalog[0]["action"] == "ecr:DescribeRepositories" and catalog[0]["principal"] == admin_arn, catalog[0]
+    token_calls = [l for l in reqs if l.get("action") == "ecr:GetAuthorizationToken"]
+    assert token_calls and token_calls[0]["route"] == "ecr" and token_calls[0]["principal"] == admin_arn, token_calls
+    assert token_calls[0]["bytes_out"] > 100, token_calls[0]
     log_text = open(b.log_path).read()
     assert token not in log_text and b.admin_secret not in log_text
 

@@ -147,7 +147,7 @@ pub async fn page(s: &Session, repo: &Repo, digest: &str) -> PageResult {
     } else {
         None
     };
-    let host = s.registry_host();
+    let uri = s.repository_uri(repo);
     let base = repo_url(repo);
     let config = parsed.as_ref().and_then(|v| v.get("config")).map(desc);
     let layers = parsed.as_ref().map(|v| descs(v, "layers")).unwrap_or_default();
@@ -194,9 +194,9 @@ pub async fn page(s: &Session, repo: &Repo, digest: &str) -> PageResult {
                 }
             }
             h3 { "Pull" }
-            (view::command(&format!("docker pull {host}/{}@{d}", repo.name), "pull by digest command"))
+            (view::command(&format!("docker pull {uri}@{d}"), "pull by digest command"))
             @for t in &image.tags {
-                (view::command(&format!("docker pull {host}/{}:{t}", repo.name), &format!("pull {t} command")))
+                (view::command(&format!("docker pull {uri}:{t}"), &format!("pull {t} command")))
             }
         }
         @if !children.is_empty() {

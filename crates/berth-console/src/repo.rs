@@ -93,7 +93,7 @@ pub fn repo_url(repo: &Repo) -> String {
 
 /// The repository's heading, URI, summary and tabs.
 pub fn header(s: &Session, repo: &Repo, row: &RepositoryRow, tab: Tab) -> Markup {
-    let uri = format!("{}/{}", s.registry_host(), repo.name);
+    let uri = s.repository_uri(repo);
     let base = repo_url(repo);
     let current = |t: Tab| if t == tab { Some("page") } else { None };
     html! {
@@ -341,8 +341,9 @@ async fn push_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageResu
         s.endpoint_url()
     );
     let build = format!("docker build -t {name} .");
-    let tag = format!("docker tag {name}:latest {host}/{name}:latest");
-    let push = format!("docker push {host}/{name}:latest");
+    let uri = s.repository_uri(repo);
+    let tag = format!("docker tag {name}:latest {uri}:latest");
+    let push = format!("docker push {uri}:latest");
     let plain_http = !s.app.tls;
     let loopback = host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
     let body = html! {
@@ -377,7 +378,7 @@ async fn push_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageResu
                 summary { "Using Podman instead of Docker" }
                 @let podman_login = login.replace("| docker login", "| podman login");
                 (view::command(&podman_login, "podman login command"))
-                (view::command(&format!("podman push {host}/{name}:latest"), "podman push command"))
+                (view::command(&format!("podman push {uri}:latest"), "podman push command"))
                 @if plain_http { p.help { "Over plain HTTP add " code { "--tls-verify=false" } " to " code { "podman login" } " and " code { "podman push" } "." } }
             }
         }

@@ -303,7 +303,7 @@ pub async fn list(s: Session, Query(lq): Query<ListQuery>) -> PageResult {
                     }
                     tbody {
                         @for (row, st) in listing.rows.iter().zip(&stats) {
-                            @let uri = format!("{host}/{}", row.key.name);
+                            @let uri = s.registry().repository_uri(&row.key, &s.host);
                             tr data-repository=(row.key.name) {
                                 th scope="row" { a href={"/console/repo/" (row.key.name)} { (view::breakable(&row.key.name)) } }
                                 td.uri { code { (view::breakable(&uri)) } " " (view::copy(&uri, &format!("URI of {}", row.key.name))) }
@@ -432,7 +432,7 @@ pub fn exclusion_filters(form: &crate::web::FormData) -> Vec<ExclusionFilter> {
 
 fn create_form(s: &Session, f: &CreateForm) -> Markup {
     let err = |field: Field| f.error.as_ref().filter(|(w, _)| *w == field).map(|(_, m)| m.as_str());
-    let host = s.registry_host();
+    let prefix = s.uri_prefix();
     let encryption = if f.encryption.is_empty() { "AES256" } else { f.encryption.as_str() };
     let mut tags = f.tags.clone();
     while tags.len() < 3 {
@@ -448,7 +448,7 @@ fn create_form(s: &Session, f: &CreateForm) -> Markup {
                 div.field data-invalid=[err(Field::Name).map(|_| "true")] {
                     label for="name" { "Repository name" }
                     div.prefixed {
-                        span.prefix aria-hidden="true" { (host) "/" }
+                        span.prefix aria-hidden="true" { (prefix) }
                         input #name name="name" required minlength="2" maxlength="256" pattern=(NAME_PATTERN)
                             value=(f.name) spellcheck="false" autocapitalize="off" autocomplete="off" autofocus
                             placeholder="team/app" aria-describedby="name-help name-error"

@@ -71,9 +71,19 @@ impl Session {
         Ok(Repo::new(&self.registry, RepositoryName::parse(name)?))
     }
 
-    /// The host clients push to (`repositoryUri` without the name).
+    /// The host clients log in to (`docker login HOST`).
     pub fn registry_host(&self) -> String {
         self.registry().registry_host(&self.registry, &self.host)
+    }
+
+    /// What this registry's repository URIs start with (`host/` or `host/<account>/<region>/`).
+    pub fn uri_prefix(&self) -> String {
+        self.registry().repository_uri_prefix(&self.registry, &self.host)
+    }
+
+    /// A repository's `repositoryUri`, as the API gives it.
+    pub fn repository_uri(&self, repo: &Repo) -> String {
+        self.registry().repository_uri(repo.key(), &self.host)
     }
 
     /// The ECR API endpoint this console was reached on.

@@ -243,9 +243,23 @@ impl Registry {
     }
 
     /// Verifies a SigV4-signed request and returns its principal.
-    pub async fn authenticate_sigv4(&self, req: &sigv4::RequestParts<'_>, transport: Transport) -> Result<Principal> {
+    /// Verifies a SigV4-signed call to the AWS service whose signing name is `service`
+    /// (`ecr`, `sts`, …): a signature scoped to another service is refused, as AWS does.
+    pub async fn authenticate_sigv4(&self, req: &sigv4::RequestParts<'_>, service: &str, transport: Transport) -> Result<Principal> {
         let parsed = sigv4::parse(req).map_err(sig_failure)?;
         let cred = parsed.credential();
+        if cred.service != service {
+            return Err(RegistryError::Unauthenticated(AuthFailure::BadSignature(format!(
+                "Credential should be scoped to correct service: '{service}'."
+            ))));
+        }
+        // Regions are path components of repository addresses (see addressing.rs).
+        if !crate::addressing::is_region_name(&cred.region) {
+            return Err(RegistryError::Unauthenticated(AuthFailure::Malformed(format!(
+                "berth serves regions named like AWS regions (lowercase letters, digits and '-'), not {:?}",
+                cred.region
+            ))));
+        }
         let key = self.access_key(&cred.access_key_id).await?;
         let Some(key) = key.filter(|k| k.active) else {
             return Err(RegistryError::Unauthenticated(AuthFailure::UnknownAccessKey));
@@ -447,4 +461,27 @@ fn sig_failure(e: sigv4::SigError) -> RegistryError {
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// STS GetCallerIdentity's answer for a principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdentity {
+    pub account: String,
+    pub arn: String,
+    /// IAM's unique id of a user: `AIDA` and 17 more characters, stable for the ARN.
+    pub user_id: String,
+}
+
+impl Registry {
+    /// Who the caller is. Like STS, this needs no permission: every authenticated principal
+    /// may ask, and the answer only names the caller itself.
+    pub fn caller_identity(&self, principal: &Principal) -> CallerIdentity {
+        use sha2::Digest as _;
+        // berth keeps no separate user id; derive one from the ARN so it is stable (a user
+        // deleted and re-created gets the same id, unlike IAM — documented in the README).
+        const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        let hash = sha2::Sha256::digest(principal.arn.as_bytes());
+        let suffix: String = hash.iter().take(17).map(|b| ALPHABET[(*b & 31) as usize] as char).collect();
+        CallerIdentity { account: principal.account.clone(), arn: principal.arn.clone(), user_id: format!("AIDA{suffix}") }
+    }
 }

@@ -2,6 +2,7 @@
 //! of HTTP and of storage. Adapters (`berth-oci`, later `berth-ecr`) parse
 //! requests, call [`Registry`], and map [`RegistryError`] to their protocol.
 
+pub mod addressing;
 pub mod auth;
 mod cache;
 pub mod clock;
@@ -17,6 +18,7 @@ pub mod lifecycle;
 mod locks;
 pub mod manifest;
 pub mod names;
+pub mod observe;
 mod pulls;
 mod registry;
 pub mod repositories;

@@ -125,25 +125,6 @@ impl Registry {
         &self.config
     }
 
-    /// The registry a request to `host` addresses: the account and region named by the host
-    /// template when it matches, else the default registry.
-    pub fn registry_for_host(&self, host: Option<&str>) -> RegistryRef {
-        if let (Some(template), Some(host)) = (&self.config.registry_host_template, host) {
-            if let Some(r) = match_host_template(template, host) {
-                return r;
-            }
-        }
-        self.config.default_registry.clone()
-    }
-
-    /// The host clients use for a registry (`repositoryUri`, `proxyEndpoint`).
-    pub fn registry_host(&self, registry: &RegistryRef, listen_host: &str) -> String {
-        match &self.config.registry_host_template {
-            Some(t) => t.replace("{account}", &registry.account).replace("{region}", &registry.region),
-            None => listen_host.to_string(),
-        }
-    }
-
     pub fn now(&self) -> i64 {
         self.clock.now_millis()
     }
@@ -454,26 +435,6 @@ impl Registry {
     }
 }
 
-/// Matches `host` (port ignored) against a template with `{account}` and `{region}` placeholders.
-fn match_host_template(template: &str, host: &str) -> Option<RegistryRef> {
-    let host = host.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map(|(h, _)| h).unwrap_or(host);
-    let template = template.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map(|(h, _)| h).unwrap_or(template);
-    let (t_parts, h_parts): (Vec<&str>, Vec<&str>) = (template.split('.').collect(), host.split('.').collect());
-    if t_parts.len() != h_parts.len() {
-        return None;
-    }
-    let (mut account, mut region) = (None, None);
-    for (t, h) in t_parts.iter().zip(&h_parts) {
-        match *t {
-            "{account}" if h.len() == 12 && h.bytes().all(|b| b.is_ascii_digit()) => account = Some(h.to_string()),
-            "{region}" if !h.is_empty() => region = Some(h.to_string()),
-            lit if lit.eq_ignore_ascii_case(h) => {}
-            _ => return None,
-        }
-    }
-    Some(RegistryRef { account: account?, region: region? })
-}
-
 /// Settings of a repository created by a push (ECR's CreateRepository defaults).
 pub fn default_settings() -> RepositorySettings {
     RepositorySettings {
@@ -502,15 +463,6 @@ fn resolve_range((start, end): (Option<u64>, Option<u64>), size: u64) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_templates() {
-        let t = "{account}.dkr.ecr.{region}.example.com";
-        let r = match_host_template(t, "123456789012.dkr.ecr.eu-west-1.example.com:5000").unwrap();
-        assert_eq!((r.account.as_str(), r.region.as_str()), ("123456789012", "eu-west-1"));
-        assert!(match_host_template(t, "12345.dkr.ecr.eu-west-1.example.com").is_none());
-        assert!(match_host_template(t, "127.0.0.1:5000").is_none());
-    }
 
     #[test]
     fn ranges() {

@@ -109,6 +109,19 @@ fn uri_host(ctx: &Ctx<'_>, registry: &RegistryRef) -> String {
     ctx.registry.registry_host(registry, ctx.host)
 }
 
+fn repository_shape(ctx: &Ctx<'_>, row: &berth_store::RepositoryRow) -> Value {
+    shapes::repository(row, &ctx.registry.repository_uri(&row.key, ctx.host))
+}
+
+/// `<host>/v2/<repository path>`: where the repository's blobs are served.
+fn blob_base(ctx: &Ctx<'_>, repo: &Repo) -> String {
+    let uri = ctx.registry.repository_uri(repo.key(), ctx.host);
+    match uri.split_once('/') {
+        Some((host, path)) => format!("{host}/v2/{path}"),
+        None => uri,
+    }
+}
+
 fn scheme(ctx: &Ctx<'_>) -> &'static str {
     if ctx.principal.secure_transport {
         "https"
@@ -217,7 +230,7 @@ struct EncryptionIn {
 }
 
 async fn create_repository(ctx: &Ctx<'_>, i: CreateRepositoryIn) -> Out {
-    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    let (_, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     allow(ctx, "ecr:CreateRepository", Resource::Repository(&repo)).await?;
     if !i.tags.is_empty() {
         allow(ctx, "ecr:TagResource", Resource::Repository(&repo)).await?;
@@ -231,7 +244,7 @@ async fn create_repository(ctx: &Ctx<'_>, i: CreateRepositoryIn) -> Out {
         tags: i.tags.into_iter().map(|t| (t.key, t.value)).collect(),
     };
     let row = ctx.registry.create_repository(&repo, req).await?;
-    Ok(json!({ "repository": shapes::repository(&row, &uri_host(ctx, &registry)) }))
+    Ok(json!({ "repository": repository_shape(ctx, &row) }))
 }
 
 #[derive(Deserialize)]
@@ -245,7 +258,6 @@ struct DescribeRepositoriesIn {
 
 async fn describe_repositories(ctx: &Ctx<'_>, i: DescribeRepositoriesIn) -> Out {
     let registry = registry_of(ctx, i.registry_id.as_deref())?;
-    let host = uri_host(ctx, &registry);
     if let Some(names) = i.repository_names {
         if names.is_empty() || names.len() > 100 {
             return Err(EcrError::invalid(
@@ -259,14 +271,14 @@ async fn describe_repositories(ctx: &Ctx<'_>, i: DescribeRepositoriesIn) -> Out 
         for n in &names {
             let (_, repo) = repo_of(ctx, i.registry_id.as_deref(), n)?;
             allow(ctx, "ecr:DescribeRepositories", Resource::Repository(&repo)).await?;
-            out.push(shapes::repository(&ctx.registry.repository(&repo).await?, &host));
+            out.push(repository_shape(ctx, &ctx.registry.repository(&repo).await?));
         }
         return Ok(json!({ "repositories": out }));
     }
     let limit = max_results(i.max_results, 1000, 1000)?;
     let after = i.next_token.as_deref().map(parse_token).transpose()?;
     let page = ctx.registry.describable_repositories(ctx.principal, &registry, after.as_deref(), limit).await?;
-    let out: Vec<Value> = page.rows.iter().map(|row| shapes::repository(row, &host)).collect();
+    let out: Vec<Value> = page.rows.iter().map(|row| repository_shape(ctx, row)).collect();
     let (more, last) = (page.more, page.last_scanned);
     let mut v = json!({ "repositories": out });
     if let (true, Some(l)) = (more, last) {
@@ -285,10 +297,10 @@ struct DeleteRepositoryIn {
 }
 
 async fn delete_repository(ctx: &Ctx<'_>, i: DeleteRepositoryIn) -> Out {
-    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    let (_, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     allow(ctx, "ecr:DeleteRepository", Resource::Repository(&repo)).await?;
     let row = ctx.registry.delete_repository(&repo, i.force).await?;
-    Ok(json!({ "repository": shapes::repository(&row, &uri_host(ctx, &registry)) }))
+    Ok(json!({ "repository": repository_shape(ctx, &row) }))
 }
 
 #[derive(Deserialize)]
@@ -671,7 +683,7 @@ struct DownloadUrlIn {
 }
 
 async fn get_download_url_for_layer(ctx: &Ctx<'_>, i: DownloadUrlIn) -> Out {
-    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    let (_, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     allow(ctx, "ecr:GetDownloadUrlForLayer", Resource::Repository(&repo)).await?;
     let digest: Digest = i.layer_digest.parse().map_err(|e: berth_core::DigestError| EcrError::invalid(e.to_string()))?;
     if ctx.registry.layer_size(&repo, &digest).await?.is_none() {
@@ -687,7 +699,7 @@ async fn get_download_url_for_layer(ctx: &Ctx<'_>, i: DownloadUrlIn) -> Out {
     }
     // A URL that works without headers: the caller's own registry token as a query parameter.
     let (password, _) = ctx.registry.issue_token(ctx.principal)?;
-    let url = format!("{}://{}/v2/{}/blobs/{digest}?berth_token={password}", scheme(ctx), uri_host(ctx, &registry), repo.name);
+    let url = format!("{}://{}/blobs/{digest}?berth_token={password}", scheme(ctx), blob_base(ctx, &repo));
     Ok(json!({ "downloadUrl": url, "layerDigest": digest.to_string() }))
 }
 

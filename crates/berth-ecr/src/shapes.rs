@@ -12,13 +12,14 @@ pub fn ts(millis: i64) -> Value {
     json!(millis as f64 / 1000.0)
 }
 
-pub fn repository(row: &RepositoryRow, uri_host: &str) -> Value {
+/// `uri` is the repository's `repositoryUri` (`Registry::repository_uri`).
+pub fn repository(row: &RepositoryRow, uri: &str) -> Value {
     let k = &row.key;
     let mut v = json!({
         "repositoryArn": format!("arn:aws:ecr:{}:{}:repository/{}", k.region, k.account, k.name),
         "registryId": k.account,
         "repositoryName": k.name,
-        "repositoryUri": format!("{uri_host}/{}", k.name),
+        "repositoryUri": uri,
         "createdAt": ts(row.created_at),
         "imageTagMutability": row.settings.tag_mutability,
         "imageScanningConfiguration": { "scanOnPush": row.settings.scan_on_push },

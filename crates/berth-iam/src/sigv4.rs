@@ -151,6 +151,18 @@ fn malformed(msg: impl Into<String>) -> SigError {
     SigError::Malformed(msg.into())
 }
 
+/// The service a request is signed for (the credential scope's fourth field), read without
+/// verifying anything: routes Query-protocol calls, which carry no `X-Amz-Target`, to their API.
+pub fn scope_service(headers: &http::HeaderMap, query: Option<&str>) -> Option<String> {
+    let from_header = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+        let cred = v.split("Credential=").nth(1)?;
+        Some(cred.split([',', ' ']).next()?.to_string())
+    });
+    let credential =
+        from_header.or_else(|| parse_query(query.unwrap_or("")).into_iter().find(|(k, _)| k == "X-Amz-Credential").map(|(_, v)| v))?;
+    credential.split('/').nth(3).map(str::to_string)
+}
+
 /// Finds and parses the signature of a request, from the `Authorization` header or from the
 /// presigned-URL query parameters. Checks syntax only; [`verify`] checks time and signature.
 pub fn parse(req: &RequestParts) -> Result<ParsedSignature, SigError> {

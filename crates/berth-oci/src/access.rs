@@ -53,7 +53,7 @@ fn basic_credentials(req: &Request<Body>) -> Option<(String, String)> {
 }
 
 /// The ECR action a `/v2/` request is, as ECR documents for its Docker registry API.
-fn action(ep: &Endpoint<Repo>, method: &Method) -> Option<&'static str> {
+pub(crate) fn action(ep: &Endpoint<Repo>, method: &Method) -> Option<&'static str> {
     Some(match (ep, method) {
         (Endpoint::Base, _) => return None,
         (Endpoint::Catalog, _) => "ecr:DescribeRepositories",

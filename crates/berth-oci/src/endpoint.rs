@@ -2,7 +2,7 @@
 //! so the fixed suffixes (`/manifests/<ref>`, `/blobs/uploads/<id>`, …)
 //! are matched from the right.
 
-use berth_core::{RegistryError, RegistryRef, Repo, RepositoryName};
+use berth_core::{Registry, RegistryError, RegistryRef, Repo, RepositoryName};
 
 use crate::OciError;
 
@@ -36,19 +36,30 @@ impl<N> Endpoint<N> {
 }
 
 impl Endpoint<RepositoryName> {
-    /// Places the named repository in `registry`.
-    pub fn bind(self, registry: &RegistryRef) -> Endpoint<Repo> {
-        let r = |name| Repo::new(registry, name);
-        match self {
-            Endpoint::Base => Endpoint::Base,
-            Endpoint::Catalog => Endpoint::Catalog,
-            Endpoint::Tags { name } => Endpoint::Tags { name: r(name) },
-            Endpoint::Manifest { name, reference } => Endpoint::Manifest { name: r(name), reference },
-            Endpoint::Blob { name, digest } => Endpoint::Blob { name: r(name), digest },
-            Endpoint::UploadStart { name } => Endpoint::UploadStart { name: r(name) },
-            Endpoint::Upload { name, id } => Endpoint::Upload { name: r(name), id },
-            Endpoint::Referrers { name, digest } => Endpoint::Referrers { name: r(name), digest },
-        }
+    /// Places the named repository in the registry the request addresses: by the path's
+    /// `<account>/<region>/` prefix, else by the host (see `berth_core::addressing`).
+    pub fn address(self, registry: &Registry, host: Option<&str>) -> Result<(RegistryRef, Endpoint<Repo>), OciError> {
+        let r = |name| registry.addressed_repository(host, name);
+        let ep = match self {
+            Endpoint::Base => return Ok((registry.registry_for_host(host), Endpoint::Base)),
+            Endpoint::Catalog => return Ok((registry.registry_for_host(host), Endpoint::Catalog)),
+            Endpoint::Tags { name } => Endpoint::Tags { name: r(name)? },
+            Endpoint::Manifest { name, reference } => Endpoint::Manifest { name: r(name)?, reference },
+            Endpoint::Blob { name, digest } => Endpoint::Blob { name: r(name)?, digest },
+            Endpoint::UploadStart { name } => Endpoint::UploadStart { name: r(name)? },
+            Endpoint::Upload { name, id } => Endpoint::Upload { name: r(name)?, id },
+            Endpoint::Referrers { name, digest } => Endpoint::Referrers { name: r(name)?, digest },
+        };
+        let registry_ref = match &ep {
+            Endpoint::Tags { name }
+            | Endpoint::Manifest { name, .. }
+            | Endpoint::Blob { name, .. }
+            | Endpoint::UploadStart { name }
+            | Endpoint::Upload { name, .. }
+            | Endpoint::Referrers { name, .. } => name.registry(),
+            Endpoint::Base | Endpoint::Catalog => registry.registry_for_host(host),
+        };
+        Ok((registry_ref, ep))
     }
 
     pub fn parse(path: &str) -> Result<Endpoint, OciError> {

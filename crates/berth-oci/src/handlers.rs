@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use berth_core::auth::Principal;
+use berth_core::observe::CallFacts;
 use berth_core::{
     media_types, Digest, MountOutcome, Reference, Registry, RegistryError, RegistryRef, Repo, RepositoryName, UploadStatus,
     MAX_MANIFEST_BYTES,
@@ -21,14 +22,18 @@ use crate::{Endpoint, OciError};
 
 type HandlerResult = Result<Response, OciError>;
 
-pub(crate) async fn handle(registry: &Registry, ep: Endpoint, req: Request<Body>) -> HandlerResult {
+/// Handles one `/v2/` request; `facts` tells the request log which action it was and who asked.
+pub(crate) async fn handle(registry: &Registry, ep: Endpoint, req: Request<Body>, facts: &mut CallFacts) -> HandlerResult {
     let method = req.method().clone();
     let query = query_params(&req);
     let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
-    let registry_ref = registry.registry_for_host(host);
-    let ep = ep.bind(&registry_ref);
+    let (registry_ref, ep) = ep.address(registry, host)?;
+    if let Some(action) = crate::access::action(&ep, &method) {
+        facts.action = action.to_string();
+    }
     let creds = crate::access::credentials(&req);
     let principal = crate::access::authenticate(registry, creds).await?;
+    facts.principal = Some(principal.arn.clone());
     crate::access::authorize(registry, &principal, &registry_ref, &ep, &method, &query).await?;
     match (ep, method) {
         (Endpoint::Base, Method::GET | Method::HEAD) => Ok(json_response(StatusCode::OK, json!({}))),
@@ -46,10 +51,10 @@ pub(crate) async fn handle(registry: &Registry, ep: Endpoint, req: Request<Body>
             registry.delete_blob(&name, &parse_digest(&digest)?).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
-        (Endpoint::UploadStart { name }, Method::POST) => start_upload(registry, &principal, &registry_ref, &name, &query, req).await,
+        (Endpoint::UploadStart { name }, Method::POST) => start_upload(registry, &principal, &name, &query, req).await,
         (Endpoint::Upload { name, id }, Method::GET) => {
             let status = registry.upload_status(&name, &id).await?;
-            Ok(upload_response(StatusCode::NO_CONTENT, &name, &status))
+            Ok(upload_response(registry, StatusCode::NO_CONTENT, &name, &status))
         }
         (Endpoint::Upload { name, id }, Method::PATCH) => patch_upload(registry, &name, &id, req).await,
         (Endpoint::Upload { name, id }, Method::PUT) => put_upload(registry, &name, &id, &query, req).await,
@@ -128,8 +133,9 @@ async fn catalog(registry: &Registry, registry_ref: &RegistryRef, query: &HashMa
 async fn tags(registry: &Registry, name: &Repo, query: &HashMap<String, String>) -> HandlerResult {
     let (n, last) = page_params(query)?;
     let page = registry.list_tags(name, last, n).await?;
-    let mut resp = json_response(StatusCode::OK, json!({ "name": name.to_string(), "tags": page.items }));
-    if let Some(link) = next_link(&format!("/v2/{name}/tags/list"), n, &page) {
+    let path = registry.repository_path(name.key());
+    let mut resp = json_response(StatusCode::OK, json!({ "name": path, "tags": page.items }));
+    if let Some(link) = next_link(&format!("/v2/{path}/tags/list"), n, &page) {
         resp.headers_mut().insert(header::LINK, link);
     }
     Ok(resp)
@@ -197,7 +203,7 @@ async fn put_manifest(registry: &Registry, name: &Repo, reference: &str, req: Re
     let digest = stored.digest.to_string();
     let mut builder = Response::builder()
         .status(StatusCode::CREATED)
-        .header(header::LOCATION, hv(&format!("/v2/{name}/manifests/{digest}")))
+        .header(header::LOCATION, hv(&format!("/v2/{}/manifests/{digest}", registry.repository_path(name.key()))))
         .header("docker-content-digest", hv(&digest));
     if let Some(subject) = stored.subject {
         builder = builder.header("oci-subject", hv(&subject.to_string()));
@@ -265,20 +271,22 @@ async fn get_blob(registry: &Registry, name: &Repo, digest: &str, headers: &Head
 
 // ---- uploads ----
 
-fn upload_response(status: StatusCode, name: &Repo, upload: &UploadStatus) -> Response {
+// Locations name the repository by its address (`Registry::repository_path`), so a client that
+// used the `<account>/<region>/` form stays in that registry.
+fn upload_response(registry: &Registry, status: StatusCode, name: &Repo, upload: &UploadStatus) -> Response {
     let mut resp = status.into_response();
     let h = resp.headers_mut();
-    h.insert(header::LOCATION, hv(&format!("/v2/{name}/blobs/uploads/{}", upload.id)));
+    h.insert(header::LOCATION, hv(&format!("/v2/{}/blobs/uploads/{}", registry.repository_path(name.key()), upload.id)));
     h.insert(header::RANGE, upload_range(upload.offset));
     h.insert("docker-upload-uuid", hv(&upload.id));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     resp
 }
 
-fn blob_created(name: &Repo, digest: &Digest) -> Response {
+fn blob_created(registry: &Registry, name: &Repo, digest: &Digest) -> Response {
     let mut resp = StatusCode::CREATED.into_response();
     let h = resp.headers_mut();
-    h.insert(header::LOCATION, hv(&format!("/v2/{name}/blobs/{digest}")));
+    h.insert(header::LOCATION, hv(&format!("/v2/{}/blobs/{digest}", registry.repository_path(name.key()))));
     h.insert("docker-content-digest", hv(&digest.to_string()));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     resp
@@ -287,7 +295,6 @@ fn blob_created(name: &Repo, digest: &Digest) -> Response {
 async fn start_upload(
     registry: &Registry,
     principal: &Principal,
-    registry_ref: &RegistryRef,
     name: &Repo,
     query: &HashMap<String, String>,
     req: Request<Body>,
@@ -295,24 +302,26 @@ async fn start_upload(
     if let Some(mount) = query.get("mount") {
         let digest = parse_digest(mount)?;
         // An invalid `from` is treated as "cannot mount": the client falls back to uploading.
-        let from = query.get("from").and_then(|f| RepositoryName::parse(f).ok()).map(|n| Repo::new(registry_ref, n));
+        // `from` is addressed like the target: `<account>/<region>/<name>` or a name in the host's registry.
+        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+        let from = query.get("from").and_then(|f| RepositoryName::parse(f).ok()).and_then(|n| registry.addressed_repository(host, n).ok());
         // Mounting reads the source: without permission to read it, fall back to an upload.
         let from = match from {
             Some(f) if crate::access::may_read_blobs(registry, principal, &f).await => Some(f),
             _ => None,
         };
         return match registry.mount_blob(name, &digest, from.as_ref()).await? {
-            MountOutcome::Mounted(d) => Ok(blob_created(name, &d)),
-            MountOutcome::Upload(status) => Ok(upload_response(StatusCode::ACCEPTED, name, &status)),
+            MountOutcome::Mounted(d) => Ok(blob_created(registry, name, &d)),
+            MountOutcome::Upload(status) => Ok(upload_response(registry, StatusCode::ACCEPTED, name, &status)),
         };
     }
     if let Some(digest) = query.get("digest") {
         let digest = parse_digest(digest)?;
         let stored = registry.upload_blob(name, &digest, body_stream(req)).await?;
-        return Ok(blob_created(name, &stored));
+        return Ok(blob_created(registry, name, &stored));
     }
     let status = registry.start_upload(name).await?;
-    Ok(upload_response(StatusCode::ACCEPTED, name, &status))
+    Ok(upload_response(registry, StatusCode::ACCEPTED, name, &status))
 }
 
 /// The chunk's start offset from `Content-Range`, checked against `Content-Length`.
@@ -334,7 +343,7 @@ fn chunk_start(headers: &HeaderMap) -> Result<Option<u64>, OciError> {
 async fn patch_upload(registry: &Registry, name: &Repo, id: &str, req: Request<Body>) -> HandlerResult {
     let start = chunk_start(req.headers())?;
     let status = registry.append_upload(name, id, start, body_stream(req)).await?;
-    Ok(upload_response(StatusCode::ACCEPTED, name, &status))
+    Ok(upload_response(registry, StatusCode::ACCEPTED, name, &status))
 }
 
 async fn put_upload(registry: &Registry, name: &Repo, id: &str, query: &HashMap<String, String>, req: Request<Body>) -> HandlerResult {
@@ -344,5 +353,5 @@ async fn put_upload(registry: &Registry, name: &Repo, id: &str, query: &HashMap<
     let has_body = content_length(req.headers()).map(|n| n > 0).unwrap_or_else(|| req.headers().contains_key(header::TRANSFER_ENCODING));
     let body = has_body.then(|| body_stream(req));
     let stored = registry.complete_upload(name, id, &digest, start, body).await?;
-    Ok(blob_created(name, &stored))
+    Ok(blob_created(registry, name, &stored))
 }

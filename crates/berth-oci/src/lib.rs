@@ -35,9 +35,7 @@ pub async fn authenticate_basic(registry: &Registry, caller: Caller) -> Result<b
 }
 pub use error::OciError;
 
-/// The route a request took, as a low-cardinality label for logs and metrics.
-#[derive(Debug, Clone, Copy)]
-pub struct RouteLabel(pub &'static str);
+pub use berth_core::observe::RouteLabel;
 
 /// `/v2/` and everything under it.
 pub fn router(registry: Arc<Registry>) -> Router {
@@ -57,8 +55,9 @@ async fn dispatch(State(registry): State<Arc<Registry>>, req: Request<Body>) -> 
     let carries_body = req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
         || req.headers().contains_key(http::header::TRANSFER_ENCODING);
     let label = endpoint.as_ref().map(Endpoint::label).unwrap_or("v2_unknown");
+    let mut facts = berth_core::observe::CallFacts { action: label.to_string(), principal: None };
     let mut response = match endpoint {
-        Ok(ep) => match handlers::handle(&registry, ep, req).await {
+        Ok(ep) => match handlers::handle(&registry, ep, req, &mut facts).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
         },
@@ -77,5 +76,6 @@ async fn dispatch(State(registry): State<Arc<Registry>>, req: Request<Body>) -> 
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     }
     response.extensions_mut().insert(RouteLabel(label));
+    response.extensions_mut().insert(facts);
     response
 }

@@ -4,11 +4,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
+use axum::body::HttpBody as _;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use berth_core::observe::{CallFacts, RouteLabel};
 use berth_core::{GcReport, Registry};
-use berth_oci::RouteLabel;
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry as PromRegistry, TextEncoder};
 
 use crate::config::LogFormat;
@@ -105,8 +106,10 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request<Body>, next
     let response = next.run(req).await;
     let elapsed = start.elapsed();
     let route = response.extensions().get::<RouteLabel>().map(|r| r.0).unwrap_or("other");
+    let facts = response.extensions().get::<CallFacts>().cloned().unwrap_or_default();
     let status = response.status().as_u16();
-    let bytes_out = content_length(response.headers());
+    // Bodies of known size (JSON answers, blobs) say so before hyper adds Content-Length.
+    let bytes_out = response.body().size_hint().exact().unwrap_or_else(|| content_length(response.headers()));
     metrics.requests.with_label_values(&[route, method.as_str(), &status.to_string()]).inc();
     metrics.latency.with_label_values(&[route, method.as_str()]).observe(elapsed.as_secs_f64());
     metrics.bytes_in.inc_by(bytes_in);
@@ -115,6 +118,8 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request<Body>, next
         target: "berth::request",
         method = %method,
         route,
+        action = %facts.action,
+        principal = facts.principal.as_deref().unwrap_or("-"),
         path = %path,
         status,
         bytes_in,

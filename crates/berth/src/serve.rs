@@ -115,7 +115,7 @@ fn app(state: AppState, tls: bool) -> Router {
         .with_state(state.clone());
     Router::new()
         .merge(berth_oci::router(state.registry.clone()))
-        .merge(berth_ecr::router(state.registry.clone()))
+        .merge(berth_aws::router(state.registry.clone(), vec![Arc::new(berth_ecr::EcrApi), Arc::new(berth_sts::StsApi)]))
         .merge(admin)
         .nest("/console", berth_console::router(state.registry.clone(), berth_console::ConsoleSettings { tls }))
         // `nest` does not route the trailing-slash form to the nested router.

@@ -1,0 +1,14 @@
+//! What the request log says about a call, set by the adapter that understood it.
+
+/// Attached to a response (as an extension) by the adapter that handled the request: the
+/// action it was (`ecr:PutImage`, `sts:GetCallerIdentity`) and the principal that made it.
+#[derive(Debug, Clone, Default)]
+pub struct CallFacts {
+    pub action: String,
+    /// The caller's ARN, once authenticated.
+    pub principal: Option<String>,
+}
+
+/// The route a request took, as a low-cardinality label for logs and metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteLabel(pub &'static str);
