@@ -130,6 +130,7 @@ def test_requests_are_validated_against_the_model(berth):
     # A member of the wrong JSON type stays a SerializationException.
     r = signed_request(berth, "DescribeRepositories", {"maxResults": "ten"})
     assert r.status_code == 400 and r.json()["__type"].endswith("SerializationException"), r.text
+    assert r.json()["message"].startswith("STRING_VALUE can not be converted to an Integer"), r.text
     r = signed_request(berth, "CreateRepository", {"repositoryName": 5})
     assert r.status_code == 400 and r.json()["__type"].endswith("SerializationException"), r.text
     # ... and a valid request still works.

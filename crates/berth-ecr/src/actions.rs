@@ -158,8 +158,12 @@ pub(crate) fn max_results(v: Option<i64>, max: i64, default: i64) -> Result<u32,
     match v {
         None => Ok(default as u32),
         Some(n) if (1..=max).contains(&n) => Ok(n as u32),
-        Some(n) => Err(EcrError::invalid(format!(
-            "Invalid parameter at 'maxResults' failed to satisfy constraint: 'Member must have value between 1 and {max}' ({n})"
+        // The model check answers first; this guards callers the model does not cover.
+        Some(n) if n < 1 => Err(EcrError::invalid(
+            "Invalid parameter at 'maxResults' failed to satisfy constraint: 'Member must have value greater than or equal to 1'",
+        )),
+        Some(_) => Err(EcrError::invalid(format!(
+            "Invalid parameter at 'maxResults' failed to satisfy constraint: 'Member must have value less than or equal to {max}'"
         ))),
     }
 }
@@ -893,5 +897,6 @@ mod tests {
         let err =
             crate::EcrError::from_violations(&[Violation::WrongType { path: "maxResults".into(), expected: "integer", found: "string" }]);
         assert_eq!(err.type_name, "SerializationException");
+        assert_eq!(err.message, "STRING_VALUE can not be converted to an Integer (at 'maxResults')");
     }
 }

@@ -37,7 +37,7 @@ impl EcrError {
     /// InvalidParameterException.
     pub(crate) fn from_violations(violations: &[Violation]) -> Self {
         if let Some(Violation::WrongType { path, expected, found }) = violations.iter().find(|v| matches!(v, Violation::WrongType { .. })) {
-            return EcrError::new("SerializationException", format!("Invalid value at '{path}': expected a {expected}, found a {found}"));
+            return EcrError::new("SerializationException", type_mismatch(path, expected, found));
         }
         let missing: Vec<String> = violations
             .iter()
@@ -68,6 +68,29 @@ impl EcrError {
             None => EcrError::invalid("Invalid request"),
         }
     }
+}
+
+/// AWS's JSON front end names the token it read and the type it wanted.
+fn type_mismatch(path: &str, expected: &str, found: &str) -> String {
+    let token = match found {
+        "string" => "STRING_VALUE",
+        "number" => "NUMBER_VALUE",
+        "boolean" => "BOOLEAN_VALUE",
+        "list" => "START_ARRAY",
+        _ => "START_OBJECT",
+    };
+    let wanted = match expected {
+        "integer" => "an Integer",
+        "string" => "a String",
+        "boolean" => "a Boolean",
+        "number" => "a Double",
+        "blob" => "a ByteBuffer",
+        "timestamp" => "a Date",
+        "list" => "a List",
+        "map" => "a Map",
+        _ => "a Structure",
+    };
+    format!("{token} can not be converted to {wanted} (at '{path}')")
 }
 
 impl From<RegistryError> for EcrError {
