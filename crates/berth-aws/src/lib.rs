@@ -8,6 +8,7 @@
 //! Adapters stay thin: parse the model's input shape, call the service, build the output.
 
 pub mod query;
+pub mod validate;
 
 use std::sync::Arc;
 

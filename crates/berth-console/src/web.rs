@@ -270,6 +270,7 @@ pub fn status_of(e: &RegistryError) -> StatusCode {
         R::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         R::NameUnknown(_)
         | R::ManifestUnknown(_)
+        | R::ImageNotFound(_)
         | R::BlobUnknown(_)
         | R::PolicyNotFound(_)
         | R::RegistryPolicyNotFound(_)

@@ -342,7 +342,7 @@ impl Registry {
         self.authorize(principal, action, Resource::Repository(repo)).await?;
         if !self.repository_exists(repo).await? {
             if !self.config.create_repository_on_push {
-                return Err(RegistryError::NameUnknown(repo.to_string()));
+                return Err(RegistryError::NameUnknown(repo.clone()));
             }
             self.authorize(principal, "ecr:CreateRepository", Resource::Repository(repo)).await?;
         }

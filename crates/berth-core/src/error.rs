@@ -7,8 +7,8 @@ use thiserror::Error;
 pub enum RegistryError {
     #[error("invalid repository name {0:?}: must be 2-256 characters of lowercase letters, digits and separators (. _ __ -), path components separated by /")]
     NameInvalid(String),
-    #[error("repository {0:?} not found")]
-    NameUnknown(String),
+    #[error("The repository with name '{0}' does not exist in the registry with id '{account}'", account = .0.key().account)]
+    NameUnknown(crate::Repo),
     #[error("invalid tag {0:?}: must match [A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}")]
     TagInvalid(String),
     #[error(
@@ -56,10 +56,16 @@ pub enum RegistryError {
     RangeNotSatisfiable { size: u64 },
     #[error("manifest {0} not found")]
     ManifestUnknown(String),
+    /// An image identifier of an ECR action that names no image.
+    #[error("{0}")]
+    ImageNotFound(Box<MissingImage>),
     #[error("image {0} is archived: restore it with UpdateImageStorageClass (targetStorageClass STANDARD) or push it again")]
     ImageArchived(String),
     #[error("{0}")]
     ScanNotFound(String),
+    /// StartImageScan of something that is not a scannable image (an image index).
+    #[error("{0}")]
+    UnsupportedImageType(String),
     #[error("{0}")]
     LimitExceeded(String),
     #[error("{0}")]
@@ -86,6 +92,49 @@ pub enum RegistryError {
     Unauthenticated(crate::auth::AuthFailure),
     #[error("storage failure: {0}")]
     Store(#[from] StoreError),
+}
+
+/// An image identifier that names no image of a repository, as ECR reports it.
+#[derive(Debug, Clone)]
+pub struct MissingImage {
+    pub repo: crate::Repo,
+    pub digest: Option<String>,
+    pub tag: Option<String>,
+}
+
+impl RegistryError {
+    /// ECR's image-not-found, for an identifier the caller gave.
+    pub fn image_not_found(repo: &crate::Repo, digest: Option<&str>, tag: Option<&str>) -> Self {
+        RegistryError::ImageNotFound(Box::new(MissingImage::new(repo, digest, tag)))
+    }
+}
+
+impl MissingImage {
+    pub fn new(repo: &crate::Repo, digest: Option<&str>, tag: Option<&str>) -> Self {
+        MissingImage { repo: repo.clone(), digest: digest.map(str::to_string), tag: tag.map(str::to_string) }
+    }
+
+    /// ECR's rendering of an imageId in messages: absent members read 'null'.
+    pub fn image_id(&self) -> String {
+        image_id_text(self.digest.as_deref(), self.tag.as_deref())
+    }
+}
+
+/// `{imageDigest:'…', imageTag:'…'}`, as ECR names an image in its messages.
+pub fn image_id_text(digest: Option<&str>, tag: Option<&str>) -> String {
+    format!("{{imageDigest:'{}', imageTag:'{}'}}", digest.unwrap_or("null"), tag.unwrap_or("null"))
+}
+
+impl std::fmt::Display for MissingImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "The image with imageId {} does not exist within the repository with name '{}' in the registry with id '{}'",
+            self.image_id(),
+            self.repo,
+            self.repo.key().account
+        )
+    }
 }
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;

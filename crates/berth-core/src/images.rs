@@ -39,6 +39,20 @@ enum Resolved {
     Failed(ImageFailure),
 }
 
+/// Whether a manifest document states its own non-empty `mediaType` (a document that is not
+/// JSON is left to the manifest parser to refuse).
+fn names_media_type(manifest: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct View {
+        #[serde(rename = "mediaType")]
+        media_type: Option<serde_json::Value>,
+    }
+    match serde_json::from_slice::<View>(manifest) {
+        Ok(v) => v.media_type.is_some_and(|m| m.as_str().is_none_or(|s| !s.is_empty())),
+        Err(_) => true,
+    }
+}
+
 impl Registry {
     /// DescribeImages without imageIds. `storage`: None = any storage class.
     pub async fn images(
@@ -159,11 +173,9 @@ impl Registry {
         self.existing_repository(repo).await?;
         match self.resolve(repo, id).await? {
             Resolved::Found(d, _) => Ok(d),
-            Resolved::Failed(f) if f.code == "ImageNotFound" => Err(RegistryError::ManifestUnknown(format!(
-                "The image with imageId {{imageDigest:'{}', imageTag:'{}'}} does not exist within the repository with name '{repo}'",
-                id.digest.as_deref().unwrap_or("null"),
-                id.tag.as_deref().unwrap_or("null")
-            ))),
+            Resolved::Failed(f) if f.code == "ImageNotFound" => {
+                Err(RegistryError::image_not_found(repo, id.digest.as_deref(), id.tag.as_deref()))
+            }
             Resolved::Failed(f) => Err(RegistryError::InvalidParameter(f.reason)),
         }
     }
@@ -173,7 +185,7 @@ impl Registry {
     pub async fn set_image_storage_class(&self, repo: &Repo, id: &ImageId, class: StorageClass) -> Result<(ImageId, StorageClass)> {
         let digest = self.resolve_image(repo, id).await?;
         if self.meta.set_storage_class(repo.key(), &digest, class, self.now()).await?.is_none() {
-            return Err(RegistryError::ManifestUnknown(digest.to_string()));
+            return Err(RegistryError::image_not_found(repo, Some(&digest.to_string()), None));
         }
         self.caches.invalidate_repository_tags();
         tracing::info!(repository = %repo, digest = %digest, storage_class = class.as_str(), "image storage class changed");
@@ -226,6 +238,12 @@ impl Registry {
         digest: Option<&str>,
     ) -> Result<(Digest, String)> {
         self.existing_repository(repo).await?;
+        if media_type.is_none_or(str::is_empty) && !names_media_type(&manifest) {
+            // PutImage has no Content-Type to fall back on, and ECR does not guess from the shape.
+            return Err(RegistryError::InvalidParameter(
+                "Invalid parameter at 'imageManifestMediaType' failed to satisfy constraint: 'The media type must be given in the manifest's mediaType or in imageManifestMediaType'".into(),
+            ));
+        }
         let expected = digest.map(|d| d.parse::<Digest>().map_err(|e| RegistryError::InvalidParameter(e.to_string()))).transpose()?;
         let tag = tag.map(Tag::parse).transpose().map_err(|e| RegistryError::InvalidParameter(e.to_string()))?;
         // Checked against the digest the caller named, in its algorithm (sha256 by default).

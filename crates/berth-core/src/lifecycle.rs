@@ -128,7 +128,7 @@ impl Registry {
     pub async fn put_lifecycle_policy(&self, repo: &Repo, text: &str) -> Result<()> {
         parse_policy(text).map_err(invalid_policy)?;
         if !self.meta.set_lifecycle_policy(repo.key(), Some(text), self.now()).await? {
-            return Err(RegistryError::NameUnknown(repo.to_string()));
+            return Err(RegistryError::NameUnknown(repo.clone()));
         }
         Ok(())
     }

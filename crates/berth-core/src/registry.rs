@@ -132,7 +132,7 @@ impl Registry {
     pub(crate) async fn existing_repository(&self, repo: &Repo) -> Result<RepositoryRow> {
         match self.meta.get_repository(repo.key()).await? {
             Some(r) => Ok(r),
-            None => Err(RegistryError::NameUnknown(repo.to_string())),
+            None => Err(RegistryError::NameUnknown(repo.clone())),
         }
     }
 
@@ -146,7 +146,7 @@ impl Registry {
             return Ok(r);
         }
         if !self.config.create_repository_on_push {
-            return Err(RegistryError::NameUnknown(repo.to_string()));
+            return Err(RegistryError::NameUnknown(repo.clone()));
         }
         if let Some(r) = self.meta.create_repository(repo.key(), &default_settings(), &[], self.now()).await? {
             return Ok(r);
@@ -360,7 +360,7 @@ impl Registry {
             PutManifestOutcome::Stored { inserted, .. } => {
                 // ECR scans new images on push, not re-pushes of ones it holds (a new tag, say).
                 if inserted {
-                    self.scan_after_push(repo, &digest, repository.settings.scan_on_push, parsed.subject.is_some()).await;
+                    self.scan_after_push(repo, &digest, repository.settings.scan_on_push, parsed.subject.is_some(), &media_type).await;
                 }
                 Ok(PutManifestResult { digest, media_type, subject: parsed.subject })
             }
@@ -369,7 +369,7 @@ impl Registry {
             PutManifestOutcome::TagExists(_) => {
                 Err(RegistryError::TagImmutable { tag: tag.map(|t| t.0.to_string()).unwrap_or_default(), repository: repo.to_string() })
             }
-            PutManifestOutcome::RepositoryMissing => Err(RegistryError::NameUnknown(repo.to_string())),
+            PutManifestOutcome::RepositoryMissing => Err(RegistryError::NameUnknown(repo.clone())),
         }
     }
 

@@ -119,7 +119,7 @@ impl Registry {
         self.caches.invalidate_repository(repo.key());
         match outcome {
             DeleteRepositoryOutcome::Deleted(row) => Ok(*row),
-            DeleteRepositoryOutcome::NotFound => Err(RegistryError::NameUnknown(repo.to_string())),
+            DeleteRepositoryOutcome::NotFound => Err(RegistryError::NameUnknown(repo.clone())),
             DeleteRepositoryOutcome::NotEmpty => Err(RegistryError::RepositoryNotEmpty(repo.clone())),
         }
     }
@@ -150,7 +150,7 @@ impl Registry {
         let tagged = self.meta.put_resource_tags(repo.key(), tags).await?;
         self.caches.invalidate_repo_authz(repo.key());
         if !tagged {
-            return Err(RegistryError::NameUnknown(repo.to_string()));
+            return Err(RegistryError::NameUnknown(repo.clone()));
         }
         Ok(())
     }
@@ -159,7 +159,7 @@ impl Registry {
         let untagged = self.meta.remove_resource_tags(repo.key(), keys).await?;
         self.caches.invalidate_repo_authz(repo.key());
         if !untagged {
-            return Err(RegistryError::NameUnknown(repo.to_string()));
+            return Err(RegistryError::NameUnknown(repo.clone()));
         }
         Ok(())
     }
@@ -177,16 +177,18 @@ impl Registry {
         let set = self.meta.set_repository_policy(repo.key(), Some(policy)).await?;
         self.caches.invalidate_repo_authz(repo.key());
         if !set {
-            return Err(RegistryError::NameUnknown(repo.to_string()));
+            return Err(RegistryError::NameUnknown(repo.clone()));
         }
         Ok(())
     }
 
     pub async fn repository_policy(&self, repo: &Repo) -> Result<String> {
-        self.existing_repository(repo)
-            .await?
-            .policy
-            .ok_or_else(|| RegistryError::PolicyNotFound(format!("Repository policy does not exist for the repository with name '{repo}'")))
+        self.existing_repository(repo).await?.policy.ok_or_else(|| {
+            RegistryError::PolicyNotFound(format!(
+                "Repository policy does not exist for the repository with name '{repo}' in the registry with id '{}'",
+                repo.key().account
+            ))
+        })
     }
 
     pub async fn delete_repository_policy(&self, repo: &Repo) -> Result<String> {

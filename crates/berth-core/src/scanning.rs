@@ -18,7 +18,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::error::Result;
+use crate::error::{image_id_text, Result};
 use crate::images::ImageId;
 use crate::names::{Reference, RegistryRef, Repo};
 use crate::{media_types, Digest, Registry, RegistryError};
@@ -160,6 +160,14 @@ fn row(status: &str, description: Option<String>, started_at: Millis) -> ImageSc
     ImageScanRow { status: status.into(), description, started_at, completed_at: None, vulndb_version: None, findings: None }
 }
 
+fn is_index(media_type: &str) -> bool {
+    media_type == media_types::OCI_INDEX || media_type == media_types::DOCKER_LIST
+}
+
+fn missing(repo: &Repo, digest: &Digest) -> RegistryError {
+    RegistryError::image_not_found(repo, Some(&digest.to_string()), None)
+}
+
 fn is_image_config(media_type: &str) -> bool {
     media_type == "application/vnd.oci.image.config.v1+json" || media_type == "application/vnd.docker.container.image.v1+json"
 }
@@ -250,8 +258,9 @@ impl Registry {
     }
 
     /// Called after a manifest is stored: queues a scan when the repository scans on push.
-    pub(crate) async fn scan_after_push(&self, repo: &Repo, digest: &Digest, scan_on_push_setting: bool, subject: bool) {
-        if !self.scanning_enabled() || subject {
+    /// Referrers and image indexes are not scanned (the images an index lists are, on their push).
+    pub(crate) async fn scan_after_push(&self, repo: &Repo, digest: &Digest, scan_on_push_setting: bool, subject: bool, media_type: &str) {
+        if !self.scanning_enabled() || subject || is_index(media_type) {
             return;
         }
         let wants = match self.repository_scanning_with(repo, scan_on_push_setting).await {
@@ -271,9 +280,15 @@ impl Registry {
     /// StartImageScan: at most once per image per 24 hours.
     pub async fn start_image_scan(&self, repo: &Repo, id: &ImageId) -> Result<(Digest, ImageScanRow)> {
         let digest = self.resolve_image(repo, id).await?;
-        let image = self.meta.get_image(repo.key(), &digest).await?.ok_or_else(|| RegistryError::ManifestUnknown(digest.to_string()))?;
+        let image = self.meta.get_image(repo.key(), &digest).await?.ok_or_else(|| missing(repo, &digest))?;
         if image.storage_class == StorageClass::Archive {
             return Err(RegistryError::ImageArchived(digest.to_string()));
+        }
+        if is_index(&image.media_type) {
+            return Err(RegistryError::UnsupportedImageType(format!(
+                "The image with digest '{digest}' is an image index ({}), which cannot be scanned; scan the images it lists",
+                image.media_type
+            )));
         }
         if let Some(last) = self.meta.image_scan(repo.key(), &digest).await? {
             // Every scan that ran counts, failed or not (as ECR counts them); a job refused by a
@@ -312,7 +327,8 @@ impl Registry {
         match self.image_scan(repo, &digest).await? {
             Some(scan) => Ok((digest, scan)),
             None => Err(RegistryError::ScanNotFound(format!(
-                "Image scan does not exist for the image with '{digest}' in the repository with name '{repo}' in the registry with id '{}'",
+                "Image scan does not exist for the image with '{}' in the repository with name '{repo}' in the registry with id '{}'",
+                image_id_text(id.digest.as_deref(), id.tag.as_deref()),
                 repo.key().account
             ))),
         }
@@ -461,18 +477,16 @@ impl Registry {
     }
 
     async fn scan_image(&self, repo: &Repo, digest: &Digest, started_at: Millis) -> Result<ImageScanRow> {
-        let manifest = self
-            .meta
-            .get_manifest_by_digest(repo.key(), digest)
-            .await?
-            .ok_or_else(|| RegistryError::ManifestUnknown(digest.to_string()))?;
+        let manifest = self.meta.get_manifest_by_digest(repo.key(), digest).await?.ok_or_else(|| missing(repo, digest))?;
         let view: ImageManifestView =
             serde_json::from_slice(&manifest.content).map_err(|e| RegistryError::ManifestInvalid(e.to_string()))?;
         let media_type = view.media_type.clone().unwrap_or(manifest.media_type.clone());
         let config_type = view.config.as_ref().map(|c| c.media_type.as_str()).unwrap_or("");
         if view.subject.is_some() || view.artifact_type.is_some() || !is_image_config(config_type) {
-            let why = format!("{media_type} with config {config_type:?} is not a container image berth can scan");
-            return Ok(ImageScanRow { completed_at: Some(self.now()), ..row("UNSUPPORTED_IMAGE", Some(why), started_at) });
+            // FAILED, not UNSUPPORTED_IMAGE: the SDKs' image-scan-complete waiter knows only
+            // COMPLETE and FAILED, and would poll an UNSUPPORTED_IMAGE scan until it times out.
+            let why = format!("UnsupportedImageError: {media_type} with config {config_type:?} is not a container image berth can scan");
+            return Ok(ImageScanRow { completed_at: Some(self.now()), ..row("FAILED", Some(why), started_at) });
         }
         let settings = self.scanner.settings.get().cloned().ok_or_else(|| scan_failed("scanning is not enabled".into()))?;
         let mut layers = Vec::new();
@@ -531,13 +545,15 @@ impl Registry {
             packages: inventory.packages.len(),
             sbom_digest: Some(sbom_digest.to_string()),
         };
-        let (status, description) = match &version {
-            Some(_) => ("COMPLETE", Some("The scan was completed successfully.".to_string())),
-            None => ("FINDINGS_UNAVAILABLE", Some("no vulnerability database is imported; run `berth vulndb import`".to_string())),
-        };
+        if version.is_none() {
+            // No findings can be claimed without a database: FAILED (a status the waiter knows),
+            // and no empty findings list that would read as "no vulnerabilities".
+            let why = "FindingsUnavailable: no vulnerability database is imported; run `berth vulndb import`, then scan again";
+            return Ok(ImageScanRow { completed_at: Some(self.now()), ..row("FAILED", Some(why.into()), started_at) });
+        }
         Ok(ImageScanRow {
-            status: status.into(),
-            description,
+            status: "COMPLETE".into(),
+            description: Some("The scan was completed successfully.".to_string()),
             started_at,
             completed_at: Some(self.now()),
             vulndb_version: version,
@@ -549,11 +565,7 @@ impl Registry {
     async fn attach_sbom(&self, repo: &Repo, subject: &Digest, sbom: Bytes) -> Result<Digest> {
         // Never re-create a repository deleted while the scan ran (uploads create on push).
         self.existing_repository(repo).await?;
-        let subject_row = self
-            .meta
-            .get_manifest_by_digest(repo.key(), subject)
-            .await?
-            .ok_or_else(|| RegistryError::ManifestUnknown(subject.to_string()))?;
+        let subject_row = self.meta.get_manifest_by_digest(repo.key(), subject).await?.ok_or_else(|| missing(repo, subject))?;
         let sbom_digest = Digest::sha256_of(&sbom);
         let config_digest = Digest::sha256_of(EMPTY_CONFIG);
         for (d, bytes) in [(&sbom_digest, sbom.clone()), (&config_digest, Bytes::from_static(EMPTY_CONFIG))] {

@@ -6,7 +6,7 @@ use berth_core::auth::{Principal, Resource};
 use berth_core::images::{ImageFailure, ImageId};
 use berth_core::immutability::ExclusionFilter;
 use berth_core::repositories::NewRepository;
-use berth_core::{Digest, Registry, RegistryRef, Repo, RepositoryName};
+use berth_core::{Digest, Registry, RegistryError, RegistryRef, Repo, RepositoryName};
 use berth_store::{StorageClass, TagStatus};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -25,46 +25,76 @@ pub(crate) struct Ctx<'a> {
 
 pub(crate) type Out = Result<Value, EcrError>;
 
+/// The request checks of botocore's ECR model (scripts/gen-ecr-constraints.py writes the file).
+use berth_aws::validate;
+
+fn model() -> Option<&'static validate::Model> {
+    static MODEL: std::sync::OnceLock<Option<validate::Model>> = std::sync::OnceLock::new();
+    MODEL
+        .get_or_init(|| match validate::Model::from_json(include_str!("ecr-constraints.json")) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::error!(error = %e, "the ECR constraint model does not load; requests are not validated");
+                None
+            }
+        })
+        .as_ref()
+}
+
+/// The request body as JSON, checked against the action's input shape before it is read into
+/// its typed input (so a missing or out-of-range member gets ECR's answer, not serde's).
+fn checked_input(action: &str, body: &[u8]) -> Result<Value, EcrError> {
+    let input: Value = parse(body)?;
+    if let Some(model) = model() {
+        let violations = model.check(action, &input);
+        if !violations.is_empty() {
+            return Err(EcrError::from_violations(&violations));
+        }
+    }
+    Ok(input)
+}
+
 pub(crate) async fn run(ctx: &Ctx<'_>, action: &str, body: &[u8]) -> Out {
+    let input = checked_input(action, body)?;
     match action {
-        "GetAuthorizationToken" => get_authorization_token(ctx, parse(body)?).await,
-        "DescribeRegistry" => describe_registry(ctx, parse(body)?).await,
-        "CreateRepository" => create_repository(ctx, parse(body)?).await,
-        "DescribeRepositories" => describe_repositories(ctx, parse(body)?).await,
-        "DeleteRepository" => delete_repository(ctx, parse(body)?).await,
-        "PutImageTagMutability" => put_image_tag_mutability(ctx, parse(body)?).await,
-        "PutImageScanningConfiguration" => put_image_scanning_configuration(ctx, parse(body)?).await,
-        "TagResource" => tag_resource(ctx, parse(body)?).await,
-        "UntagResource" => untag_resource(ctx, parse(body)?).await,
-        "ListTagsForResource" => list_tags_for_resource(ctx, parse(body)?).await,
-        "ListImages" => list_images(ctx, parse(body)?).await,
-        "DescribeImages" => describe_images(ctx, parse(body)?).await,
-        "BatchGetImage" => batch_get_image(ctx, parse(body)?).await,
-        "BatchDeleteImage" => batch_delete_image(ctx, parse(body)?).await,
-        "PutImage" => put_image(ctx, parse(body)?).await,
-        "BatchCheckLayerAvailability" => batch_check_layer_availability(ctx, parse(body)?).await,
-        "InitiateLayerUpload" => initiate_layer_upload(ctx, parse(body)?).await,
-        "UploadLayerPart" => upload_layer_part(ctx, parse(body)?).await,
-        "CompleteLayerUpload" => complete_layer_upload(ctx, parse(body)?).await,
-        "GetDownloadUrlForLayer" => get_download_url_for_layer(ctx, parse(body)?).await,
-        "SetRepositoryPolicy" => set_repository_policy(ctx, parse(body)?).await,
-        "GetRepositoryPolicy" => get_repository_policy(ctx, parse(body)?).await,
-        "DeleteRepositoryPolicy" => delete_repository_policy(ctx, parse(body)?).await,
-        "PutRegistryPolicy" => put_registry_policy(ctx, parse(body)?).await,
-        "GetRegistryPolicy" => get_registry_policy(ctx, parse(body)?).await,
-        "DeleteRegistryPolicy" => delete_registry_policy(ctx, parse(body)?).await,
-        "ListImageReferrers" => list_image_referrers(ctx, parse(body)?).await,
-        "PutLifecyclePolicy" => lifecycle::put_lifecycle_policy(ctx, parse(body)?).await,
-        "GetLifecyclePolicy" => lifecycle::get_lifecycle_policy(ctx, parse(body)?).await,
-        "DeleteLifecyclePolicy" => lifecycle::delete_lifecycle_policy(ctx, parse(body)?).await,
-        "StartLifecyclePolicyPreview" => lifecycle::start_lifecycle_policy_preview(ctx, parse(body)?).await,
-        "GetLifecyclePolicyPreview" => lifecycle::get_lifecycle_policy_preview(ctx, parse(body)?).await,
-        "UpdateImageStorageClass" => lifecycle::update_image_storage_class(ctx, parse(body)?).await,
-        "StartImageScan" => scan::start_image_scan(ctx, parse(body)?).await,
-        "DescribeImageScanFindings" => scan::describe_image_scan_findings(ctx, parse(body)?).await,
-        "PutRegistryScanningConfiguration" => scan::put_registry_scanning_configuration(ctx, parse(body)?).await,
-        "GetRegistryScanningConfiguration" => scan::get_registry_scanning_configuration(ctx, parse(body)?).await,
-        "BatchGetRepositoryScanningConfiguration" => scan::batch_get_repository_scanning_configuration(ctx, parse(body)?).await,
+        "GetAuthorizationToken" => get_authorization_token(ctx, typed(input)?).await,
+        "DescribeRegistry" => describe_registry(ctx, typed(input)?).await,
+        "CreateRepository" => create_repository(ctx, typed(input)?).await,
+        "DescribeRepositories" => describe_repositories(ctx, typed(input)?).await,
+        "DeleteRepository" => delete_repository(ctx, typed(input)?).await,
+        "PutImageTagMutability" => put_image_tag_mutability(ctx, typed(input)?).await,
+        "PutImageScanningConfiguration" => put_image_scanning_configuration(ctx, typed(input)?).await,
+        "TagResource" => tag_resource(ctx, typed(input)?).await,
+        "UntagResource" => untag_resource(ctx, typed(input)?).await,
+        "ListTagsForResource" => list_tags_for_resource(ctx, typed(input)?).await,
+        "ListImages" => list_images(ctx, typed(input)?).await,
+        "DescribeImages" => describe_images(ctx, typed(input)?).await,
+        "BatchGetImage" => batch_get_image(ctx, typed(input)?).await,
+        "BatchDeleteImage" => batch_delete_image(ctx, typed(input)?).await,
+        "PutImage" => put_image(ctx, typed(input)?).await,
+        "BatchCheckLayerAvailability" => batch_check_layer_availability(ctx, typed(input)?).await,
+        "InitiateLayerUpload" => initiate_layer_upload(ctx, typed(input)?).await,
+        "UploadLayerPart" => upload_layer_part(ctx, typed(input)?).await,
+        "CompleteLayerUpload" => complete_layer_upload(ctx, typed(input)?).await,
+        "GetDownloadUrlForLayer" => get_download_url_for_layer(ctx, typed(input)?).await,
+        "SetRepositoryPolicy" => set_repository_policy(ctx, typed(input)?).await,
+        "GetRepositoryPolicy" => get_repository_policy(ctx, typed(input)?).await,
+        "DeleteRepositoryPolicy" => delete_repository_policy(ctx, typed(input)?).await,
+        "PutRegistryPolicy" => put_registry_policy(ctx, typed(input)?).await,
+        "GetRegistryPolicy" => get_registry_policy(ctx, typed(input)?).await,
+        "DeleteRegistryPolicy" => delete_registry_policy(ctx, typed(input)?).await,
+        "ListImageReferrers" => list_image_referrers(ctx, typed(input)?).await,
+        "PutLifecyclePolicy" => lifecycle::put_lifecycle_policy(ctx, typed(input)?).await,
+        "GetLifecyclePolicy" => lifecycle::get_lifecycle_policy(ctx, typed(input)?).await,
+        "DeleteLifecyclePolicy" => lifecycle::delete_lifecycle_policy(ctx, typed(input)?).await,
+        "StartLifecyclePolicyPreview" => lifecycle::start_lifecycle_policy_preview(ctx, typed(input)?).await,
+        "GetLifecyclePolicyPreview" => lifecycle::get_lifecycle_policy_preview(ctx, typed(input)?).await,
+        "UpdateImageStorageClass" => lifecycle::update_image_storage_class(ctx, typed(input)?).await,
+        "StartImageScan" => scan::start_image_scan(ctx, typed(input)?).await,
+        "DescribeImageScanFindings" => scan::describe_image_scan_findings(ctx, typed(input)?).await,
+        "PutRegistryScanningConfiguration" => scan::put_registry_scanning_configuration(ctx, typed(input)?).await,
+        "GetRegistryScanningConfiguration" => scan::get_registry_scanning_configuration(ctx, typed(input)?).await,
+        "BatchGetRepositoryScanningConfiguration" => scan::batch_get_repository_scanning_configuration(ctx, typed(input)?).await,
         other => Err(EcrError::new("UnknownOperationException", format!("berth does not implement the ECR action {other} yet"))),
     }
 }
@@ -72,6 +102,11 @@ pub(crate) async fn run(ctx: &Ctx<'_>, action: &str, body: &[u8]) -> Out {
 pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, EcrError> {
     let body = if body.is_empty() { b"{}".as_slice() } else { body };
     serde_json::from_slice(body).map_err(|e| EcrError::new("SerializationException", format!("could not read the request: {e}")))
+}
+
+/// A checked request read into an action's input shape (moves the strings, copies nothing).
+fn typed<T: DeserializeOwned>(input: Value) -> Result<T, EcrError> {
+    serde_json::from_value(input).map_err(|e| EcrError::new("SerializationException", format!("could not read the request: {e}")))
 }
 
 // ---- common parameters ----
@@ -134,8 +169,12 @@ pub(crate) fn max_results(v: Option<i64>, max: i64, default: i64) -> Result<u32,
     match v {
         None => Ok(default as u32),
         Some(n) if (1..=max).contains(&n) => Ok(n as u32),
-        Some(n) => Err(EcrError::invalid(format!(
-            "Invalid parameter at 'maxResults' failed to satisfy constraint: 'Member must have value between 1 and {max}' ({n})"
+        // The model check answers first; this guards callers the model does not cover.
+        Some(n) if n < 1 => Err(EcrError::invalid(
+            "Invalid parameter at 'maxResults' failed to satisfy constraint: 'Member must have value greater than or equal to 1'",
+        )),
+        Some(_) => Err(EcrError::invalid(format!(
+            "Invalid parameter at 'maxResults' failed to satisfy constraint: 'Member must have value less than or equal to {max}'"
         ))),
     }
 }
@@ -476,10 +515,7 @@ async fn describe_images(ctx: &Ctx<'_>, i: DescribeImagesIn) -> Out {
         if let Some(f) = failures.first() {
             // ECR reports a missing image of DescribeImages as an exception, not a failure entry.
             if f.code == "ImageNotFound" {
-                return Err(EcrError::new(
-                    "ImageNotFoundException",
-                    format!("The image with imageId {} does not exist within the repository with name '{repo}'", failure(f)["imageId"]),
-                ));
+                return Err(RegistryError::image_not_found(&repo, f.id.digest.as_deref(), f.id.tag.as_deref()).into());
             }
             return Err(EcrError::invalid(f.reason.clone()));
         }
@@ -807,4 +843,70 @@ async fn list_image_referrers(ctx: &Ctx<'_>, i: ListImageReferrersIn) -> Out {
         })
         .collect();
     Ok(json!({ "referrers": referrers }))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use berth_aws::validate::{Rule, Violation};
+
+    #[test]
+    fn the_ecr_model_loads_and_checks_real_requests() {
+        let model = super::model().expect("every pattern of botocore's ECR model compiles");
+        let ok = json!({"repositoryName": "team/app-1", "registryId": "123456789012", "imageTagMutability": "MUTABLE"});
+        assert_eq!(model.check("CreateRepository", &ok), vec![]);
+        let digest = json!({"repositoryName": "team/app", "layerDigests": ["sha256:0123abcd"]});
+        assert_eq!(model.check("BatchCheckLayerAvailability", &digest), vec![]);
+        let upload = json!({"repositoryName": "ab", "uploadId": "0b5f3a8e-6c1d-4f7e-9a2b-3c4d5e6f7a8b", "layerDigests": ["sha256:00"]});
+        assert_eq!(model.check("CompleteLayerUpload", &upload), vec![]);
+        assert_eq!(model.check("DescribeRepositories", &json!({})), vec![]);
+        assert_eq!(model.check("CreateRepository", &json!({})), vec![Violation::Missing { path: "repositoryName".into() }]);
+        let long = "a".repeat(257);
+        assert_eq!(
+            model.check("CreateRepository", &json!({"repositoryName": long})),
+            vec![Violation::Constraint { path: "repositoryName".into(), value: json!(long), rule: Rule::MaxLength(256) }]
+        );
+        let bad_id = model.check("DescribeRepositories", &json!({"registryId": "12"}));
+        assert!(matches!(&bad_id[..], [Violation::Constraint { rule: Rule::Pattern(p), .. }] if p == "[0-9]{12}"), "{bad_id:?}");
+    }
+
+    #[test]
+    fn violations_become_ecr_exceptions() {
+        let err = crate::EcrError::from_violations(&[
+            Violation::Missing { path: "repositoryName".into() },
+            Violation::Missing { path: "imageId".into() },
+        ]);
+        assert_eq!(err.type_name, "ValidationException");
+        assert_eq!(
+            err.message,
+            "2 validation errors detected: Value null at 'repositoryName' failed to satisfy constraint: Member must not be null; \
+             Value null at 'imageId' failed to satisfy constraint: Member must not be null"
+        );
+        let pattern = "[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*(\\/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*";
+        let err = crate::EcrError::from_violations(&[Violation::Constraint {
+            path: "repositoryName".into(),
+            value: json!("Bad"),
+            rule: Rule::Pattern(pattern.into()),
+        }]);
+        assert_eq!(err.type_name, "InvalidParameterException");
+        assert_eq!(
+            err.message,
+            "Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must satisfy regular expression \
+             '[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*''"
+        );
+        let err = crate::EcrError::from_violations(&[Violation::Constraint {
+            path: "maxResults".into(),
+            value: json!(1001),
+            rule: Rule::MaxValue(1000.0),
+        }]);
+        assert_eq!(
+            err.message,
+            "Invalid parameter at 'maxResults' failed to satisfy constraint: 'Member must have value less than or equal to 1000'"
+        );
+        let err =
+            crate::EcrError::from_violations(&[Violation::WrongType { path: "maxResults".into(), expected: "integer", found: "string" }]);
+        assert_eq!(err.type_name, "SerializationException");
+        assert_eq!(err.message, "STRING_VALUE can not be converted to an Integer (at 'maxResults')");
+    }
 }

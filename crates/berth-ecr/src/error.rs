@@ -7,6 +7,8 @@ use berth_core::RegistryError;
 use http::StatusCode;
 use serde_json::json;
 
+use berth_aws::validate::{Rule, Violation};
+
 #[derive(Debug)]
 pub struct EcrError {
     pub type_name: &'static str,
@@ -28,14 +30,78 @@ impl EcrError {
     }
 }
 
+impl EcrError {
+    /// A request the model check refused, answered as ECR answers each kind: a member of the
+    /// wrong JSON type is a SerializationException, missing required members are one
+    /// ValidationException naming them all, otherwise the first broken constraint is an
+    /// InvalidParameterException.
+    pub(crate) fn from_violations(violations: &[Violation]) -> Self {
+        if let Some(Violation::WrongType { path, expected, found }) = violations.iter().find(|v| matches!(v, Violation::WrongType { .. })) {
+            return EcrError::new("SerializationException", type_mismatch(path, expected, found));
+        }
+        let missing: Vec<String> = violations
+            .iter()
+            .filter_map(|v| match v {
+                Violation::Missing { path } => {
+                    Some(format!("Value null at '{path}' failed to satisfy constraint: Member must not be null"))
+                }
+                _ => None,
+            })
+            .collect();
+        if !missing.is_empty() {
+            let count = match missing.len() {
+                1 => "1 validation error".to_string(),
+                n => format!("{n} validation errors"),
+            };
+            return EcrError::new("ValidationException", format!("{count} detected: {}", missing.join("; ")));
+        }
+        match violations.iter().find_map(|v| match v {
+            Violation::Constraint { path, rule, .. } => Some((path, rule)),
+            _ => None,
+        }) {
+            // ECR states the repository name's pattern in words of its own.
+            Some((path, Rule::Pattern(p))) if path.ends_with("repositoryName") => EcrError::invalid(format!(
+                "Invalid parameter at '{path}' failed to satisfy constraint: 'must satisfy regular expression '{}''",
+                p.replace("\\/", "/")
+            )),
+            Some((path, rule)) => EcrError::invalid(format!("Invalid parameter at '{path}' failed to satisfy constraint: '{rule}'")),
+            None => EcrError::invalid("Invalid request"),
+        }
+    }
+}
+
+/// AWS's JSON front end names the token it read and the type it wanted.
+fn type_mismatch(path: &str, expected: &str, found: &str) -> String {
+    let token = match found {
+        "string" => "STRING_VALUE",
+        "number" => "NUMBER_VALUE",
+        "boolean" => "BOOLEAN_VALUE",
+        "list" => "START_ARRAY",
+        _ => "START_OBJECT",
+    };
+    let wanted = match expected {
+        "integer" => "an Integer",
+        "string" => "a String",
+        "boolean" => "a Boolean",
+        "number" => "a Double",
+        "blob" => "a ByteBuffer",
+        "timestamp" => "a Date",
+        "list" => "a List",
+        "map" => "a Map",
+        _ => "a Structure",
+    };
+    format!("{token} can not be converted to {wanted} (at '{path}')")
+}
+
 impl From<RegistryError> for EcrError {
     fn from(e: RegistryError) -> Self {
         use RegistryError as R;
         let msg = e.to_string();
         match e {
-            R::NameUnknown(name) => {
-                EcrError::new("RepositoryNotFoundException", format!("The repository with name '{name}' does not exist in the registry"))
-            }
+            R::NameUnknown(repo) => EcrError::new(
+                "RepositoryNotFoundException",
+                format!("The repository with name '{repo}' does not exist in the registry with id '{}'", repo.key().account),
+            ),
             R::NameInvalid(_) | R::TagInvalid(_) | R::InvalidParameter(_) | R::DigestInvalid(_) | R::ManifestTooLarge { .. } => {
                 EcrError::invalid(msg)
             }
@@ -62,7 +128,19 @@ impl From<RegistryError> for EcrError {
                 err
             }
             R::RangeNotSatisfiable { .. } => EcrError::invalid(msg),
-            R::ManifestUnknown(_) | R::ImageArchived(_) => EcrError::new("ImageNotFoundException", msg),
+            R::ImageNotFound(m) => EcrError::new(
+                "ImageNotFoundException",
+                format!(
+                    "The image with imageId {} does not exist within the repository with name '{}' in the registry with id '{}'",
+                    m.image_id(),
+                    m.repo,
+                    m.repo.key().account
+                ),
+            ),
+            // A /v2/ reference; ECR's own words for an image it cannot find.
+            R::ManifestUnknown(_) => EcrError::new("ImageNotFoundException", "Requested image not found"),
+            R::ImageArchived(_) => EcrError::new("ImageNotFoundException", msg),
+            R::UnsupportedImageType(_) => EcrError::new("UnsupportedImageTypeException", msg),
             R::ScanNotFound(_) => EcrError::new("ScanNotFoundException", msg),
             R::LimitExceeded(_) => EcrError::new("LimitExceededException", msg),
             R::LifecyclePolicyNotFound(_) => EcrError::new("LifecyclePolicyNotFoundException", msg),

@@ -39,11 +39,13 @@ pub(crate) async fn put_lifecycle_policy(ctx: &Ctx<'_>, i: PutLifecyclePolicyIn)
 }
 
 fn stored_policy(registry: &str, repo: &str, p: &berth_core::lifecycle::StoredLifecyclePolicy) -> Value {
-    let mut v = json!({ "registryId": registry, "repositoryName": repo, "lifecyclePolicyText": p.text });
-    if let Some(at) = p.evaluated_at {
-        v["lastEvaluatedAt"] = ts(at);
-    }
-    v
+    // ECR always answers lastEvaluatedAt; a policy that never ran reads as the epoch (0).
+    json!({
+        "registryId": registry,
+        "repositoryName": repo,
+        "lifecyclePolicyText": p.text,
+        "lastEvaluatedAt": ts(p.evaluated_at.unwrap_or(0)),
+    })
 }
 
 pub(crate) async fn get_lifecycle_policy(ctx: &Ctx<'_>, i: RepoIn) -> Out {
