@@ -56,6 +56,9 @@ pub enum RegistryError {
     RangeNotSatisfiable { size: u64 },
     #[error("manifest {0} not found")]
     ManifestUnknown(String),
+    /// ECR's failureReason for ImageReferencedByManifestList, naming the index.
+    #[error("Requested image referenced by manifest list: image {image} is listed by the index {index} in this repository; delete the index first")]
+    ImageReferencedByIndex { image: Digest, index: Digest },
     #[error("image {0} is archived: restore it with UpdateImageStorageClass (targetStorageClass STANDARD) or push it again")]
     ImageArchived(String),
     #[error("{0}")]

@@ -63,6 +63,7 @@ impl From<RegistryError> for EcrError {
             }
             R::RangeNotSatisfiable { .. } => EcrError::invalid(msg),
             R::ManifestUnknown(_) | R::ImageArchived(_) => EcrError::new("ImageNotFoundException", msg),
+            R::ImageReferencedByIndex { .. } => EcrError::invalid(msg), // BatchDeleteImage reports it as a failure entry
             R::ScanNotFound(_) => EcrError::new("ScanNotFoundException", msg),
             R::LimitExceeded(_) => EcrError::new("LimitExceededException", msg),
             R::LifecyclePolicyNotFound(_) => EcrError::new("LifecyclePolicyNotFoundException", msg),
