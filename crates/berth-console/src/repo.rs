@@ -284,6 +284,7 @@ async fn delete_images(post: &Post, repo: &Repo) -> PageResult {
         // The confirmation step: what exactly will go.
         let row = describe(s, repo).await?;
         let (found, failures) = s.registry().describe_image_ids(repo, &ids).await?;
+        let listed = listing_indexes(s, repo, &found, &digests).await?;
         let body = html! {
             (header(s, repo, &row, Tab::Images))
             section.card.danger-zone aria-labelledby="confirm-h" {
@@ -294,6 +295,13 @@ async fn delete_images(post: &Post, repo: &Repo) -> PageResult {
                         li {
                             code { (img.digest) }
                             @if !img.tags.is_empty() { " — " @for t in &img.tags { span.tag { (t) } " " } }
+                            @if let Some(indexes) = listed.get(&img.digest) {
+                                p.error-text.listed-by {
+                                    "A multi-architecture index in this repository lists this image, so it will not be deleted "
+                                    "while the index stays (delete the index too, or first): "
+                                    @for (i, d) in indexes.iter().enumerate() { @if i > 0 { ", " } code { (d) } }
+                                }
+                            }
                         }
                     }
                     @for f in &failures { li.error-text { (f.id.digest.as_deref().unwrap_or("")) ": " (f.reason) } }
@@ -322,6 +330,10 @@ async fn delete_images(post: &Post, repo: &Repo) -> PageResult {
         div.notice.err role="alert" {
             p { "Some images could not be deleted:" }
             ul { @for f in &failures { li { code { (f.id.digest.as_deref().unwrap_or("")) } " — " (f.code) ": " (f.reason) } } }
+            @if failures.iter().any(|f| f.code == "ImageReferencedByManifestList") {
+                p { "An image a multi-architecture index lists stays while the index stays: deleting it would break that index. "
+                    "Delete the index with it, or first." }
+            }
         }
         p { a.btn href=(base) { "Back to images" } }
     };
@@ -329,6 +341,25 @@ async fn delete_images(post: &Post, repo: &Repo) -> PageResult {
     let mut resp: Response = view::render(s, page).await;
     *resp.status_mut() = http::StatusCode::BAD_REQUEST;
     Ok(resp)
+}
+
+/// For each image to delete, the indexes of the repository listing it that are not selected too
+/// (the delete would be refused while they stay).
+async fn listing_indexes(
+    s: &Session,
+    repo: &Repo,
+    found: &[ImageRow],
+    selected: &[String],
+) -> Result<std::collections::HashMap<berth_core::Digest, Vec<berth_core::Digest>>, Fail> {
+    let mut listed = std::collections::HashMap::new();
+    for img in found {
+        let indexes: Vec<_> =
+            s.registry().indexes_listing(repo, &img.digest).await?.into_iter().filter(|d| !selected.contains(&d.to_string())).collect();
+        if !indexes.is_empty() {
+            listed.insert(img.digest.clone(), indexes);
+        }
+    }
+    Ok(listed)
 }
 
 async fn push_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageResult {

@@ -455,3 +455,41 @@ async fn many_repositories_page_and_search() {
     let created = get("/console/repositories?sort=created").await;
     assert!(created.contains("/service-"), "{created}");
 }
+
+/// Deleting an image a multi-arch index lists: the confirm page warns and names the index, the
+/// delete is refused naming it, and the image and index stay; with the index selected too, both go.
+#[tokio::test]
+async fn deleting_an_index_child_is_refused_and_named() {
+    use berth_core::{Digest, Reference};
+    let h = harness().await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    let repo = Harness::repo("team/multi");
+    h.registry.create_repository(&repo, Default::default()).await.expect("create");
+    let child = push_image(&h.registry, &repo, "amd64").await;
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{child}","size":10,"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#
+    );
+    let index_digest = Digest::sha256_of(index.as_bytes());
+    let reference = Reference::Digest(index_digest.clone());
+    h.registry.put_manifest(&repo, &reference, "application/vnd.oci.image.index.v1+json", index.into()).await.expect("index");
+    let index_digest = index_digest.to_string();
+
+    let path = "/console/repo/team/multi/-/images/delete";
+    let r = h.post(path, Some(&cookie), &[("csrf", &csrf), ("image", &child)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("class=\"error-text listed-by\"") && r.body.contains(&index_digest), "{}", r.body);
+
+    let r = h.post(path, Some(&cookie), &[("csrf", &csrf), ("image", &child), ("confirm", "yes")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body.contains("ImageReferencedByManifestList") && r.body.contains(&index_digest), "{}", r.body);
+    let child_ref = Reference::Digest(child.parse().expect("digest"));
+    assert!(h.registry.get_manifest(&repo, &child_ref, false).await.is_ok(), "the child stays");
+
+    // Selected together: no warning, and the delete takes both.
+    let both = [("csrf", csrf.as_str()), ("image", &child), ("image", &index_digest)];
+    let r = h.post(path, Some(&cookie), &both).await;
+    assert!(!r.body.contains("listed-by"), "{}", r.body);
+    let r = h.post(path, Some(&cookie), &[both[0], both[1], both[2], ("confirm", "yes")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(h.registry.get_manifest(&repo, &child_ref, false).await.is_err());
+}

@@ -59,6 +59,9 @@ pub enum RegistryError {
     /// An image identifier of an ECR action that names no image.
     #[error("{0}")]
     ImageNotFound(Box<MissingImage>),
+    /// ECR's failureReason for ImageReferencedByManifestList, naming the index.
+    #[error("Requested image referenced by manifest list: image {image} is listed by the index {index} in this repository; delete the index first")]
+    ImageReferencedByIndex { image: Digest, index: Digest },
     #[error("image {0} is archived: restore it with UpdateImageStorageClass (targetStorageClass STANDARD) or push it again")]
     ImageArchived(String),
     #[error("{0}")]

@@ -2,7 +2,7 @@
 //! the layer-part upload protocol, built on the same manifest and upload
 //! rules as `/v2/`.
 
-use berth_store::{ImageRow, StorageClass, TagStatus};
+use berth_store::{DeleteManifestOutcome, ImageRow, StorageClass, TagStatus};
 use bytes::Bytes;
 use futures::StreamExt;
 
@@ -194,38 +194,88 @@ impl Registry {
 
     /// BatchDeleteImage: a tag alone removes the tag (and the image when it was its last tag,
     /// as ECR does); a digest removes the image and all its tags.
+    ///
+    /// An image an index of the repository lists is not deleted (ECR's
+    /// `ImageReferencedByManifestList`): the index would lose a platform. When that index is in
+    /// the same request it is deleted first, whatever the order of the list, so deleting every
+    /// untagged image together with the index works; refused images are retried after each
+    /// pass that deleted something (indexes of indexes unwind one level per pass).
     pub async fn batch_delete_images(&self, repo: &Repo, ids: &[ImageId]) -> Result<(Vec<ImageId>, Vec<ImageFailure>)> {
         self.existing_repository(repo).await?;
         let (mut deleted, mut failures) = (Vec::new(), Vec::new());
+        let mut pending = Vec::new();
         for id in ids {
             match self.resolve(repo, id).await? {
-                Resolved::Found(d, Some(tag)) if id.digest.is_none() => {
-                    self.meta.delete_tag(repo.key(), &tag).await?;
-                    self.caches.invalidate_tag(repo.key(), &tag);
-                    let image = self.meta.get_image(repo.key(), &d).await?;
-                    if image.is_some_and(|i| i.tags.is_empty()) {
-                        self.meta.delete_manifest(repo.key(), &d).await?;
-                    }
-                    deleted.push(ImageId { digest: Some(d.to_string()), tag: Some(tag) });
-                }
-                Resolved::Found(d, tag) => {
-                    let image = self.meta.get_image(repo.key(), &d).await?;
-                    self.meta.delete_manifest(repo.key(), &d).await?;
-                    self.caches.invalidate_repository_tags();
-                    match (tag, image) {
-                        (Some(t), _) => deleted.push(ImageId { digest: Some(d.to_string()), tag: Some(t) }),
-                        (None, Some(img)) if !img.tags.is_empty() => {
-                            for t in img.tags {
-                                deleted.push(ImageId { digest: Some(d.to_string()), tag: Some(t) });
-                            }
-                        }
-                        _ => deleted.push(ImageId { digest: Some(d.to_string()), tag: None }),
-                    }
-                }
+                Resolved::Found(d, tag) => pending.push((id, d, tag)),
                 Resolved::Failed(f) => failures.push(f),
             }
         }
+        loop {
+            let mut refused = Vec::new();
+            let before = deleted.len();
+            for (id, d, tag) in pending {
+                match self.delete_one(repo, id, &d, tag.clone()).await? {
+                    Ok(gone) => deleted.extend(gone),
+                    Err(index) => refused.push(((id, d, tag), index)),
+                }
+            }
+            if refused.is_empty() || deleted.len() == before {
+                for ((id, d, tag), index) in refused {
+                    if let (Some(tag), None) = (tag, &id.digest) {
+                        // The tag is gone as asked; the image stays as the index's platform.
+                        deleted.push(ImageId { digest: Some(d.to_string()), tag: Some(tag) });
+                        continue;
+                    }
+                    failures.push(ImageFailure {
+                        id: id.clone(),
+                        code: "ImageReferencedByManifestList",
+                        reason: RegistryError::ImageReferencedByIndex { image: d, index }.to_string(),
+                    });
+                }
+                break;
+            }
+            pending = refused.into_iter().map(|(p, _)| p).collect();
+        }
         Ok((deleted, failures))
+    }
+
+    /// One image of a BatchDeleteImage: the identifiers it deleted, or the index that lists it.
+    async fn delete_one(&self, repo: &Repo, id: &ImageId, d: &Digest, tag: Option<String>) -> Result<Result<Vec<ImageId>, Digest>> {
+        let digest = Some(d.to_string());
+        if let (Some(tag), None) = (&tag, &id.digest) {
+            // A tag alone: untag, then delete the image if that was its last tag. An index that
+            // lists the image keeps it (untagged); removing the tag itself never breaks an index.
+            // A retry after the index went finds the tag already gone and deletes the image.
+            self.meta.delete_tag(repo.key(), tag).await?;
+            self.caches.invalidate_tag(repo.key(), tag);
+            let image = self.meta.get_image(repo.key(), d).await?;
+            if image.is_some_and(|i| i.tags.is_empty()) {
+                if let DeleteManifestOutcome::ListedBy(index) = self.meta.delete_manifest(repo.key(), d).await? {
+                    return Ok(Err(index));
+                }
+            }
+            return Ok(Ok(vec![ImageId { digest, tag: Some(tag.clone()) }]));
+        }
+        let image = self.meta.get_image(repo.key(), d).await?;
+        match self.meta.delete_manifest(repo.key(), d).await? {
+            DeleteManifestOutcome::ListedBy(index) => return Ok(Err(index)),
+            DeleteManifestOutcome::Deleted | DeleteManifestOutcome::NotFound => {}
+        }
+        self.caches.invalidate_repository_tags();
+        Ok(Ok(match (tag, image) {
+            (Some(t), _) => vec![ImageId { digest, tag: Some(t) }],
+            (None, Some(img)) if !img.tags.is_empty() => {
+                img.tags.into_iter().map(|t| ImageId { digest: digest.clone(), tag: Some(t) }).collect()
+            }
+            _ => vec![ImageId { digest, tag: None }],
+        }))
+    }
+
+    /// The indexes of the repository that list this image (a delete of it would be refused
+    /// while any of them stays).
+    pub async fn indexes_listing(&self, repo: &Repo, digest: &Digest) -> Result<Vec<Digest>> {
+        self.existing_repository(repo).await?;
+        Ok(self.meta.manifest_parents(repo.key(), digest).await?)
     }
 
     /// PutImage: the same rules as a `/v2/` manifest PUT, plus ECR's own checks.

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use berth_store::{
-    BlobRange, BlobReader, BlobStore, Digest, ManifestRow, ManifestSummary, MetadataStore, NewManifest, PutManifestOutcome, RefKind,
-    RepositoryRow, RepositorySettings, StorageClass, TagMove, UnlinkOutcome,
+    BlobRange, BlobReader, BlobStore, DeleteManifestOutcome, Digest, ManifestRow, ManifestSummary, MetadataStore, NewManifest,
+    PutManifestOutcome, RefKind, RepositoryRow, RepositorySettings, StorageClass, TagMove, UnlinkOutcome,
 };
 use bytes::Bytes;
 
@@ -373,7 +373,8 @@ impl Registry {
         }
     }
 
-    /// By digest: deletes the manifest and its tags. By tag: deletes only the tag.
+    /// By digest: deletes the manifest and its tags, unless an index of the repository lists
+    /// it (the index would lose a platform). By tag: deletes only the tag, always.
     pub async fn delete_manifest(&self, repo: &Repo, reference: &Reference) -> Result<()> {
         self.existing_repository(repo).await?;
         let deleted = match reference {
@@ -382,11 +383,16 @@ impl Registry {
                 self.caches.invalidate_tag(repo.key(), t.as_str());
                 deleted
             }
-            Reference::Digest(d) => {
-                let deleted = self.meta.delete_manifest(repo.key(), d).await?;
-                self.caches.invalidate_repository_tags();
-                deleted
-            }
+            Reference::Digest(d) => match self.meta.delete_manifest(repo.key(), d).await? {
+                DeleteManifestOutcome::Deleted => {
+                    self.caches.invalidate_repository_tags();
+                    true
+                }
+                DeleteManifestOutcome::NotFound => false,
+                DeleteManifestOutcome::ListedBy(index) => {
+                    return Err(RegistryError::ImageReferencedByIndex { image: d.clone(), index });
+                }
+            },
         };
         if deleted {
             Ok(())

@@ -141,6 +141,7 @@ impl From<RegistryError> for EcrError {
             R::ManifestUnknown(_) => EcrError::new("ImageNotFoundException", "Requested image not found"),
             R::ImageArchived(_) => EcrError::new("ImageNotFoundException", msg),
             R::UnsupportedImageType(_) => EcrError::new("UnsupportedImageTypeException", msg),
+            R::ImageReferencedByIndex { .. } => EcrError::invalid(msg), // BatchDeleteImage reports it as a failure entry
             R::ScanNotFound(_) => EcrError::new("ScanNotFoundException", msg),
             R::LimitExceeded(_) => EcrError::new("LimitExceededException", msg),
             R::LifecyclePolicyNotFound(_) => EcrError::new("LifecyclePolicyNotFoundException", msg),

@@ -47,6 +47,7 @@ impl OciError {
                 R::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "RANGE_INVALID"),
                 R::ManifestUnknown(_) | R::ImageNotFound(_) | R::ImageArchived(_) => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
                 R::ManifestInvalid(_) => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
+                R::ImageReferencedByIndex { .. } => (StatusCode::BAD_REQUEST, "UNSUPPORTED"), // see ARCHITECTURE.md, "Deleting images"
                 R::ManifestBlobUnknown(_) | R::ManifestChildUnknown(_) => (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"),
                 R::ManifestTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
                 R::SizeInvalid(_) => (StatusCode::BAD_REQUEST, "SIZE_INVALID"),

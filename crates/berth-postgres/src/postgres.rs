@@ -232,8 +232,12 @@ impl MetadataStore for PostgresMetadataStore {
         content::get_manifest_by_tag(&self.pool, key, tag).await
     }
 
-    async fn delete_manifest(&self, key: &RepoKey, digest: &Digest) -> Result<bool, StoreError> {
+    async fn delete_manifest(&self, key: &RepoKey, digest: &Digest) -> Result<DeleteManifestOutcome, StoreError> {
         content::delete_manifest(&self.pool, key, digest).await
+    }
+
+    async fn manifest_parents(&self, key: &RepoKey, digest: &Digest) -> Result<Vec<Digest>, StoreError> {
+        content::manifest_parents(&self.pool, key, digest).await
     }
 
     async fn delete_tag(&self, key: &RepoKey, tag: &str) -> Result<bool, StoreError> {

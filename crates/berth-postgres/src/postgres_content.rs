@@ -436,14 +436,16 @@ pub(crate) async fn get_manifest_by_tag(pool: &PgPool, key: &RepoKey, tag: &str)
 }
 
 /// Locks the manifest first so a concurrent re-push (which locks it too) is either before us
-/// (its tags go with the manifest) or after us (it inserts the manifest again).
-pub(crate) async fn delete_manifest(pool: &PgPool, key: &RepoKey, digest: &Digest) -> Result<bool, StoreError> {
+/// (its tags go with the manifest) or after us (it inserts the manifest again), and so an index
+/// push listing it (which holds FOR KEY SHARE on it until it commits) is either committed before
+/// the reference check below reads, or waits and then finds its child gone.
+pub(crate) async fn delete_manifest(pool: &PgPool, key: &RepoKey, digest: &Digest) -> Result<DeleteManifestOutcome, StoreError> {
     retrying(|| Box::pin(delete_manifest_once(pool, key, digest))).await
 }
 
-async fn delete_manifest_once(pool: &PgPool, key: &RepoKey, digest: &Digest) -> Result<bool, StoreError> {
+async fn delete_manifest_once(pool: &PgPool, key: &RepoKey, digest: &Digest) -> Result<DeleteManifestOutcome, StoreError> {
     let mut tx = pool.begin().await.ctx("deleting manifest")?;
-    let Some(repo_id) = repo_id_locked(&mut tx, key).await? else { return Ok(false) };
+    let Some(repo_id) = repo_id_locked(&mut tx, key).await? else { return Ok(DeleteManifestOutcome::NotFound) };
     let d = digest.to_string();
     let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2 FOR UPDATE")
         .bind(repo_id)
@@ -452,7 +454,19 @@ async fn delete_manifest_once(pool: &PgPool, key: &RepoKey, digest: &Digest) -> 
         .await
         .ctx("locking manifest")?;
     if exists.is_none() {
-        return Ok(false);
+        return Ok(DeleteManifestOutcome::NotFound);
+    }
+    let parent: Option<String> = sqlx::query_scalar(
+        "SELECT manifest_digest FROM manifest_references WHERE repository_id = $1 AND child_digest = $2 AND kind = 1 \
+         ORDER BY manifest_digest LIMIT 1",
+    )
+    .bind(repo_id)
+    .bind(&d)
+    .fetch_optional(&mut *tx)
+    .await
+    .ctx("checking index references")?;
+    if let Some(parent) = parent {
+        return Ok(DeleteManifestOutcome::ListedBy(parse_digest(&parent)?));
     }
     for sql in [
         "DELETE FROM tags WHERE repository_id = $1 AND manifest_digest = $2",
@@ -462,7 +476,22 @@ async fn delete_manifest_once(pool: &PgPool, key: &RepoKey, digest: &Digest) -> 
         sqlx::query(sql).bind(repo_id).bind(&d).execute(&mut *tx).await.ctx("deleting manifest")?;
     }
     tx.commit().await.ctx("committing manifest delete")?;
-    Ok(true)
+    Ok(DeleteManifestOutcome::Deleted)
+}
+
+pub(crate) async fn manifest_parents(pool: &PgPool, key: &RepoKey, digest: &Digest) -> Result<Vec<Digest>, StoreError> {
+    let parents: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT x.manifest_digest FROM manifest_references x JOIN repositories r ON r.id = x.repository_id \
+         WHERE r.account_id = $1 AND r.region = $2 AND r.name = $3 AND x.child_digest = $4 AND x.kind = 1 ORDER BY x.manifest_digest",
+    )
+    .bind(&key.account)
+    .bind(&key.region)
+    .bind(&key.name)
+    .bind(digest.to_string())
+    .fetch_all(pool)
+    .await
+    .ctx("listing indexes of a manifest")?;
+    parents.iter().map(|p| parse_digest(p)).collect()
 }
 
 pub(crate) async fn delete_tag(pool: &PgPool, key: &RepoKey, tag: &str) -> Result<bool, StoreError> {

@@ -430,9 +430,14 @@ async fn manifests_and_tags(f: Fixture) {
     assert!(s.get_manifest_by_digest(&k, &d("m3")).await.unwrap().is_some(), "the manifest stays");
     put(s, &k, manifest("m3", NOW), layer.clone(), Some(("a", TagMove::Move))).await;
     put(s, &k, manifest("m3", NOW), layer.clone(), Some(("b", TagMove::Move))).await;
-    assert!(s.delete_manifest(&k, &d("m3")).await.unwrap());
-    assert!(!s.delete_manifest(&k, &d("m3")).await.unwrap());
-    assert!(!s.delete_manifest(&key("missing"), &d("m3")).await.unwrap());
+    assert_eq!(s.delete_manifest(&k, &d("m3")).await.unwrap(), DeleteManifestOutcome::Deleted);
+    assert_eq!(s.delete_manifest(&k, &d("m3")).await.unwrap(), DeleteManifestOutcome::NotFound);
+    assert_eq!(s.delete_manifest(&key("missing"), &d("m3")).await.unwrap(), DeleteManifestOutcome::NotFound);
+    // A child the index lists stays, tags and all, until the index goes.
+    assert_eq!(s.manifest_parents(&k, &d("m2")).await.unwrap(), vec![d("idx")]);
+    assert_eq!(s.manifest_parents(&k, &d("idx")).await.unwrap(), Vec::<Digest>::new());
+    assert_eq!(s.delete_manifest(&k, &d("m2")).await.unwrap(), DeleteManifestOutcome::ListedBy(d("idx")));
+    assert_eq!(s.get_manifest_by_tag(&k, "latest").await.unwrap().expect("kept").digest, d("m2"));
     assert_eq!(s.list_tags(&k, None, 10).await.unwrap(), strings(&["latest", "multi"]));
     assert_eq!(s.all_references().await.unwrap().len(), 4);
 }
@@ -713,7 +718,7 @@ async fn garbage_collection(f: Fixture) {
     assert_eq!(s.repository_blob(&other, &d("free")).await.unwrap(), None);
     assert!(s.gc_candidates(NOW + 50).await.unwrap().is_empty());
     // Deleting the manifest frees its layer; linking again brings a forgotten blob back.
-    assert!(s.delete_manifest(&k, &d("m")).await.unwrap());
+    assert_eq!(s.delete_manifest(&k, &d("m")).await.unwrap(), DeleteManifestOutcome::Deleted);
     assert_eq!(s.gc_candidates(NOW + 50).await.unwrap().len(), 1);
     s.link_blob(&k, &d("free"), 2, NOW + 60).await.unwrap();
     assert_eq!(s.repository_blob(&k, &d("free")).await.unwrap(), Some(2));

@@ -110,6 +110,15 @@ pub struct LifecyclePolicyRow {
     pub evaluated_at: Option<Millis>,
 }
 
+/// What deleting one manifest did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteManifestOutcome {
+    Deleted,
+    NotFound,
+    /// An index of the repository lists it (this one, the first by digest); nothing changed.
+    ListedBy(Digest),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExpireOutcome {
     /// Deleted: the image and then its referrers (transitively), in that order.
@@ -311,8 +320,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn put_manifest(&self, new: NewManifest<'_>) -> Result<PutManifestOutcome, StoreError>;
     async fn get_manifest_by_digest(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ManifestRow>, StoreError>;
     async fn get_manifest_by_tag(&self, key: &RepoKey, tag: &str) -> Result<Option<ManifestRow>, StoreError>;
-    /// Deletes the manifest and every tag pointing at it.
-    async fn delete_manifest(&self, key: &RepoKey, digest: &Digest) -> Result<bool, StoreError>;
+    /// Deletes the manifest and every tag pointing at it, unless an index of the repository
+    /// lists it (checked in the same transaction, so an index push cannot race it).
+    async fn delete_manifest(&self, key: &RepoKey, digest: &Digest) -> Result<DeleteManifestOutcome, StoreError>;
+    /// The manifests of the repository (indexes) that list this one, in digest order.
+    async fn manifest_parents(&self, key: &RepoKey, digest: &Digest) -> Result<Vec<Digest>, StoreError>;
     async fn delete_tag(&self, key: &RepoKey, tag: &str) -> Result<bool, StoreError>;
     async fn list_tags(&self, key: &RepoKey, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError>;
     async fn list_referrers(&self, key: &RepoKey, subject: &Digest) -> Result<Vec<ManifestSummary>, StoreError>;

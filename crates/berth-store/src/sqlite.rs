@@ -658,10 +658,25 @@ impl MetadataStore for SqliteMetadataStore {
         row.as_ref().map(manifest_row).transpose()
     }
 
-    async fn delete_manifest(&self, key: &RepoKey, digest: &Digest) -> Result<bool, StoreError> {
+    /// One transaction on the single writer connection: an index push (also a writer
+    /// transaction) is either wholly before the check, and its reference is seen, or after the
+    /// delete, and finds its child missing.
+    async fn delete_manifest(&self, key: &RepoKey, digest: &Digest) -> Result<DeleteManifestOutcome, StoreError> {
         let mut tx = self.writer.begin().await.ctx("deleting manifest")?;
-        let Some(repo_id) = repo_id_in(&mut tx, key).await? else { return Ok(false) };
+        let Some(repo_id) = repo_id_in(&mut tx, key).await? else { return Ok(DeleteManifestOutcome::NotFound) };
         let d = digest.to_string();
+        let parent: Option<String> = sqlx::query_scalar(
+            "SELECT manifest_digest FROM manifest_references WHERE repository_id = ? AND child_digest = ? AND kind = 1 \
+             ORDER BY manifest_digest LIMIT 1",
+        )
+        .bind(repo_id)
+        .bind(&d)
+        .fetch_optional(&mut *tx)
+        .await
+        .ctx("checking index references")?;
+        if let Some(parent) = parent {
+            return Ok(DeleteManifestOutcome::ListedBy(parse_digest(&parent)?));
+        }
         for sql in [
             "DELETE FROM tags WHERE repository_id = ? AND manifest_digest = ?",
             "DELETE FROM manifest_references WHERE repository_id = ? AND manifest_digest = ?",
@@ -675,7 +690,21 @@ impl MetadataStore for SqliteMetadataStore {
             .await
             .ctx("deleting manifest")?;
         tx.commit().await.ctx("committing manifest delete")?;
-        Ok(r.rows_affected() > 0)
+        Ok(if r.rows_affected() > 0 { DeleteManifestOutcome::Deleted } else { DeleteManifestOutcome::NotFound })
+    }
+
+    async fn manifest_parents(&self, key: &RepoKey, digest: &Digest) -> Result<Vec<Digest>, StoreError> {
+        let Some(repo_id) = self.repo_id(key).await? else { return Ok(Vec::new()) };
+        let parents: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT manifest_digest FROM manifest_references WHERE repository_id = ? AND child_digest = ? AND kind = 1 \
+             ORDER BY manifest_digest",
+        )
+        .bind(repo_id)
+        .bind(digest.to_string())
+        .fetch_all(&self.reader)
+        .await
+        .ctx("listing indexes of a manifest")?;
+        parents.iter().map(|p| parse_digest(p)).collect()
     }
 
     async fn delete_tag(&self, key: &RepoKey, tag: &str) -> Result<bool, StoreError> {
