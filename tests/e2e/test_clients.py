@@ -116,8 +116,8 @@ class RegistryAccess:
 
     def oras_client(self):
         import oras.client
-        # ECR challenges with `Basic`: oras-py's default "token" backend would try to fetch a
-        # bearer token from the realm; the "basic" backend sends the login's credentials.
+        # The "basic" backend sends the login's credentials on every request; the default
+        # "token" backend (a token from the realm first) is tested in test_oci_conformance.py.
         client = oras.client.OrasClient(hostname=self.addr, insecure=True, auth_backend="basic")
         client.login(username="AWS", password=self.token, hostname=self.addr,
                      config_path=self.oras_config_path())

@@ -76,6 +76,25 @@ fn descriptor(d: &RawDescriptor, what: &str) -> Result<Digest, RegistryError> {
     d.digest.parse().map_err(|e| RegistryError::ManifestInvalid(format!("{what}: {e}")))
 }
 
+/// Whether `media_type` is an image manifest (one with a config descriptor).
+pub fn is_image_manifest(media_type: &str) -> bool {
+    media_type == OCI_MANIFEST || media_type == DOCKER_MANIFEST
+}
+
+/// The config descriptor's media type of a stored image manifest.
+pub fn config_media_type(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Config {
+        media_type: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct WithConfig {
+        config: Option<Config>,
+    }
+    serde_json::from_slice::<WithConfig>(bytes).ok()?.config?.media_type
+}
+
 /// Parses `bytes` pushed with `content_type` (the request's Content-Type, parameters stripped).
 pub fn parse(bytes: &[u8], content_type: &str) -> Result<ParsedManifest, RegistryError> {
     if bytes.len() > MAX_MANIFEST_BYTES {

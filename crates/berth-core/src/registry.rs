@@ -80,6 +80,8 @@ pub struct PutManifestResult {
     pub digest: Digest,
     pub media_type: String,
     pub subject: Option<Digest>,
+    /// The tags now pointing at the manifest by this push.
+    pub tags: Vec<String>,
 }
 
 /// A page of a lexically ordered listing; `next` is the `last` to ask for the following page.
@@ -87,6 +89,15 @@ pub struct PutManifestResult {
 pub struct Page {
     pub items: Vec<String>,
     pub more: bool,
+}
+
+/// What a blob delete did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobDeletion {
+    /// The repository no longer links the blob.
+    Unlinked,
+    /// A manifest in the repository references it; nothing changed.
+    Referenced,
 }
 
 /// Result of a blob mount request.
@@ -213,14 +224,15 @@ impl Registry {
         Ok(Some(url))
     }
 
-    pub async fn delete_blob(&self, repo: &Repo, digest: &Digest) -> Result<()> {
+    /// Removes the repository's link to a blob. A blob a manifest of the repository references
+    /// keeps its link (the manifest must stay pullable): that is [`BlobDeletion::Referenced`],
+    /// which the `/v2/` adapter answers as "not offered" (405).
+    pub async fn delete_blob(&self, repo: &Repo, digest: &Digest) -> Result<BlobDeletion> {
         self.existing_repository(repo).await?;
         match self.meta.unlink_blob(repo.key(), digest).await? {
-            UnlinkOutcome::Unlinked => Ok(()),
+            UnlinkOutcome::Unlinked => Ok(BlobDeletion::Unlinked),
             UnlinkOutcome::NotLinked => Err(RegistryError::BlobUnknown(digest.clone())),
-            UnlinkOutcome::Referenced => {
-                Err(RegistryError::Denied(format!("blob {digest} is referenced by a manifest in {repo}; delete the manifest first")))
-            }
+            UnlinkOutcome::Referenced => Ok(BlobDeletion::Referenced),
         }
     }
 
@@ -305,6 +317,21 @@ impl Registry {
 
     /// Stores a manifest exactly as pushed and, when `reference` is a tag, moves the tag to it.
     pub async fn put_manifest(&self, repo: &Repo, reference: &Reference, content_type: &str, body: Bytes) -> Result<PutManifestResult> {
+        self.put_manifest_tagged(repo, reference, &[], content_type, body).await
+    }
+
+    /// [`Registry::put_manifest`] that also points `extra_tags` at the manifest, in the same
+    /// transaction and under the same immutability rule as the reference's own tag (the
+    /// distribution-spec's `PUT …/manifests/<digest>?tag=…`, the only way to tag a manifest
+    /// whose digest is not sha256).
+    pub async fn put_manifest_tagged(
+        &self,
+        repo: &Repo,
+        reference: &Reference,
+        extra_tags: &[Tag],
+        content_type: &str,
+        body: Bytes,
+    ) -> Result<PutManifestResult> {
         let parsed = manifest::parse(&body, content_type)?;
         let media_type = parsed.media_type.clone();
         let digest = match reference {
@@ -318,17 +345,20 @@ impl Registry {
             Reference::Tag(_) => Digest::sha256_of(&body),
         };
         let repository = self.push_target(repo).await?;
-        let tag = match reference {
-            Reference::Tag(t) => {
-                let rule = if crate::immutability::tag_is_immutable(&repository.settings, t.as_str())? {
-                    TagMove::CreateOnly
-                } else {
-                    TagMove::Move
-                };
-                Some((t.as_str(), rule))
-            }
-            Reference::Digest(_) => None,
+        let mut names: Vec<&str> = match reference {
+            Reference::Tag(t) => vec![t.as_str()],
+            Reference::Digest(_) => Vec::new(),
         };
+        for t in extra_tags {
+            if !names.contains(&t.as_str()) {
+                names.push(t.as_str());
+            }
+        }
+        let mut tags = Vec::with_capacity(names.len());
+        for name in names {
+            let rule = if crate::immutability::tag_is_immutable(&repository.settings, name)? { TagMove::CreateOnly } else { TagMove::Move };
+            tags.push((name, rule));
+        }
         let outcome = self
             .meta
             .put_manifest(NewManifest {
@@ -345,15 +375,17 @@ impl Registry {
                     storage_class: StorageClass::Standard,
                 },
                 references: parsed.references,
-                tag,
+                tags: tags.clone(),
             })
             .await?;
         if let PutManifestOutcome::Stored { restored, .. } = &outcome {
             if *restored {
                 // Other tags of the restored image may be cached as archived.
                 self.caches.invalidate_repository_tags();
-            } else if let Some((t, _)) = tag {
-                self.caches.invalidate_tag(repo.key(), t);
+            } else {
+                for (t, _) in &tags {
+                    self.caches.invalidate_tag(repo.key(), t);
+                }
             }
         }
         match outcome {
@@ -362,15 +394,28 @@ impl Registry {
                 if inserted {
                     self.scan_after_push(repo, &digest, repository.settings.scan_on_push, parsed.subject.is_some(), &media_type).await;
                 }
-                Ok(PutManifestResult { digest, media_type, subject: parsed.subject })
+                let tags = tags.iter().map(|(t, _)| t.to_string()).collect();
+                Ok(PutManifestResult { digest, media_type, subject: parsed.subject, tags })
             }
             PutManifestOutcome::MissingReference(d, RefKind::Blob) => Err(RegistryError::ManifestBlobUnknown(d)),
             PutManifestOutcome::MissingReference(d, RefKind::Manifest) => Err(RegistryError::ManifestChildUnknown(d)),
             PutManifestOutcome::TagExists(_) => {
-                Err(RegistryError::TagImmutable { tag: tag.map(|t| t.0.to_string()).unwrap_or_default(), repository: repo.to_string() })
+                let tag = self.immutable_tag_in_the_way(repo, &tags, &digest).await?;
+                Err(RegistryError::TagImmutable { tag, repository: repo.to_string() })
             }
             PutManifestOutcome::RepositoryMissing => Err(RegistryError::NameUnknown(repo.clone())),
         }
+    }
+
+    /// Which of the immutable `tags` names another manifest than `digest` (for the refusal's
+    /// message; the store made the decision).
+    async fn immutable_tag_in_the_way(&self, repo: &Repo, tags: &[(&str, TagMove)], digest: &Digest) -> Result<String> {
+        for (t, _) in tags.iter().filter(|(_, rule)| *rule == TagMove::CreateOnly) {
+            if self.meta.get_manifest_by_tag(repo.key(), t).await?.is_some_and(|m| m.digest != *digest) {
+                return Ok(t.to_string());
+            }
+        }
+        Ok(tags.first().map(|(t, _)| t.to_string()).unwrap_or_default())
     }
 
     /// By digest: deletes the manifest and its tags, unless an index of the repository lists
@@ -426,10 +471,24 @@ impl Registry {
             return Ok(Vec::new());
         }
         let mut all = self.meta.list_referrers(repo.key(), subject).await?;
+        for m in all.iter_mut().filter(|m| m.artifact_type.is_none()) {
+            m.artifact_type = self.config_media_type(repo, m).await?;
+        }
         if let Some(t) = artifact_type {
             all.retain(|m| m.artifact_type.as_deref() == Some(t));
         }
         Ok(all)
+    }
+
+    /// An image manifest without `artifactType` is listed with its config's media type as one
+    /// (the distribution-spec's MUST). The store keeps only a declared or non-image type, so
+    /// plain images (and Docker ones) are read back here; referrer lists are short.
+    async fn config_media_type(&self, repo: &Repo, m: &ManifestSummary) -> Result<Option<String>> {
+        if !manifest::is_image_manifest(&m.media_type) {
+            return Ok(None);
+        }
+        let Some(row) = self.meta.get_manifest_by_digest(repo.key(), &m.digest).await? else { return Ok(None) };
+        Ok(manifest::config_media_type(&row.content))
     }
 
     pub async fn open_upload_sessions(&self) -> Result<u64> {

@@ -141,8 +141,9 @@ async fn manifest_needs_its_blobs_in_the_repository_and_tags_move_atomically() {
     let got = r.get_manifest(&name, &tag, true).await.unwrap();
     assert_eq!(got.content, m);
     assert_eq!(got.digest, put.digest);
-    // Referenced blobs cannot be deleted out from under the manifest.
-    assert!(matches!(r.delete_blob(&name, &layer).await, Err(RegistryError::Denied(_))));
+    // Referenced blobs cannot be deleted out from under the manifest: refused, still readable.
+    assert_eq!(r.delete_blob(&name, &layer).await.unwrap(), berth_core::BlobDeletion::Referenced);
+    assert_eq!(read_all(&r, &name, &layer).await, b"layer");
     // Deleting by digest removes the tag too.
     r.delete_manifest(&name, &Reference::Digest(put.digest.clone())).await.unwrap();
     assert!(r.list_tags(&name, None, None).await.unwrap().items.is_empty());
@@ -213,4 +214,74 @@ async fn a_tag_read_through_the_cache_follows_moves_and_deletes() {
     assert_eq!(r.get_manifest(&name, &tag, true).await.unwrap().digest, first.digest);
     r.delete_manifest(&name, &tag).await.unwrap();
     assert!(matches!(r.get_manifest(&name, &tag, true).await, Err(RegistryError::ManifestUnknown(_))), "an untagged tag is gone");
+}
+
+/// A signature-like referrer: an image manifest with the plain image config and no artifactType.
+fn plain_referrer(config: &Digest, layer: &Digest, subject: &Digest) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":5}}],"subject":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{subject}","size":1}}}}"#
+    ))
+}
+
+async fn push_blobs(r: &Registry, name: &Repo) -> (Digest, Digest) {
+    let config = Digest::sha256_of(b"{}");
+    let layer = Digest::sha256_of(b"layer");
+    r.upload_blob(name, &config, stream(b"{}")).await.unwrap();
+    r.upload_blob(name, &layer, stream(b"layer")).await.unwrap();
+    (config, layer)
+}
+
+#[tokio::test]
+async fn referrers_without_artifact_type_are_listed_with_their_config_type_and_know_their_subject() {
+    let env = Env::new();
+    let r = env.registry().await;
+    let name = repo("team/app");
+    let (config, layer) = push_blobs(&r, &name).await;
+    let subject = r.put_manifest(&name, &Reference::parse("v1").unwrap(), "", image_manifest(&config, &layer)).await.unwrap().digest;
+    let body = plain_referrer(&config, &layer, &subject);
+    let referrer = r.put_manifest(&name, &Reference::Digest(Digest::sha256_of(&body)), "", body).await.unwrap().digest;
+    const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+
+    let all = r.referrers(&name, &subject, None).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!((&all[0].digest, all[0].artifact_type.as_deref()), (&referrer, Some(CONFIG)));
+    assert_eq!(r.referrers(&name, &subject, Some(CONFIG)).await.unwrap().len(), 1);
+    assert!(r.referrers(&name, &subject, Some("application/vnd.example.sbom")).await.unwrap().is_empty());
+
+    let images = r.images(&name, berth_store::TagStatus::Any, None, None, 10).await.unwrap();
+    let subject_of = |d: &Digest| images.iter().find(|i| i.digest == *d).unwrap().subject.clone();
+    assert_eq!(subject_of(&referrer), Some(subject.clone()));
+    assert_eq!(subject_of(&subject), None);
+}
+
+#[tokio::test]
+async fn a_push_with_extra_tags_applies_all_of_them_or_none() {
+    let env = Env::new();
+    let r = env.registry().await;
+    let name = repo("team/app");
+    let (config, layer) = push_blobs(&r, &name).await;
+    let first = image_manifest(&config, &layer);
+    let d1 = Digest::of(berth_store::Algorithm::Sha512, &first);
+    let tags = |names: &[&str]| names.iter().map(|t| Registry::tag(t).unwrap()).collect::<Vec<_>>();
+    // A sha512 manifest can be tagged only this way.
+    let put = r.put_manifest_tagged(&name, &Reference::Digest(d1.clone()), &tags(&["a", "b"]), "", first).await.unwrap();
+    assert_eq!(put.digest, d1);
+    assert_eq!(put.tags, vec!["a".to_string(), "b".to_string()]);
+    for t in ["a", "b"] {
+        assert_eq!(r.get_manifest(&name, &Reference::parse(t).unwrap(), false).await.unwrap().digest, d1);
+    }
+
+    // Immutable tags: one tag already naming another manifest refuses the whole push.
+    r.set_tag_mutability(&name, "IMMUTABLE", &[]).await.unwrap();
+    let other = Bytes::from(
+        String::from_utf8(image_manifest(&config, &layer).to_vec())
+            .unwrap()
+            .replace("\"size\":5", "\"size\":5,\"annotations\":{\"x\":\"y\"}"),
+    );
+    let d2 = Digest::sha256_of(&other);
+    let err = r.put_manifest_tagged(&name, &Reference::Digest(d2.clone()), &tags(&["c", "b"]), "", other).await.unwrap_err();
+    assert!(matches!(&err, RegistryError::TagImmutable { tag, .. } if tag == "b"), "{err:?}");
+    assert!(matches!(r.get_manifest(&name, &Reference::parse("c").unwrap(), false).await, Err(RegistryError::ManifestUnknown(_))));
+    assert!(matches!(r.get_manifest(&name, &Reference::Digest(d2), false).await, Err(RegistryError::ManifestUnknown(_))));
+    assert_eq!(r.list_tags(&name, None, None).await.unwrap().items, vec!["a".to_string(), "b".to_string()]);
 }

@@ -804,13 +804,30 @@ struct ListImageReferrersIn {
     repository_name: String,
     subject_id: ImageIdIn,
     filter: Option<ReferrerFilterIn>,
+    next_token: Option<String>,
+    max_results: Option<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct ReferrerFilterIn {
     #[serde(default)]
     artifact_types: Vec<String>,
+    artifact_status: Option<String>,
+}
+
+/// ECR's artifactStatus filter: ACTIVE when absent, None = any. berth restores archived images
+/// at once, so nothing is ever ACTIVATING and that filter matches nothing.
+fn artifact_status(f: &ReferrerFilterIn) -> Result<Option<Option<StorageClass>>, EcrError> {
+    match f.artifact_status.as_deref() {
+        None | Some("ACTIVE") => Ok(Some(Some(StorageClass::Standard))),
+        Some("ARCHIVED") => Ok(Some(Some(StorageClass::Archive))),
+        Some("ANY") => Ok(Some(None)),
+        Some("ACTIVATING") => Ok(None),
+        Some(o) => Err(EcrError::invalid(format!(
+            "Invalid parameter at 'filter.artifactStatus': {o:?} is not ACTIVE, ARCHIVED, ACTIVATING or ANY"
+        ))),
+    }
 }
 
 async fn list_image_referrers(ctx: &Ctx<'_>, i: ListImageReferrersIn) -> Out {
@@ -823,14 +840,29 @@ async fn list_image_referrers(ctx: &Ctx<'_>, i: ListImageReferrersIn) -> Out {
         .ok_or_else(|| EcrError::invalid("subjectId.imageDigest is required"))?
         .parse()
         .map_err(|e: berth_core::DigestError| EcrError::invalid(e.to_string()))?;
+    // ECR pages referrers 20 at a time unless asked for up to 50.
+    let limit = max_results(i.max_results, 50, 20)? as usize;
+    let after = i.next_token.as_deref().map(parse_token).transpose()?;
     ctx.registry.repository(&repo).await?;
-    let types = i.filter.map(|f| f.artifact_types).unwrap_or_default();
-    let referrers: Vec<Value> = ctx
+    let filter = i.filter.unwrap_or_default();
+    let Some(status) = artifact_status(&filter)? else { return Ok(json!({ "referrers": [] })) };
+    let types = filter.artifact_types;
+    let mut found: Vec<_> = ctx
         .registry
         .referrers(&repo, &subject, None)
         .await?
         .into_iter()
         .filter(|m| types.is_empty() || m.artifact_type.as_ref().is_some_and(|t| types.contains(t)))
+        .filter(|m| status.is_none_or(|s| m.storage_class == s))
+        .collect();
+    // Digest order, so a page boundary survives referrers pushed or deleted between pages.
+    found.sort_by_cached_key(|m| m.digest.to_string());
+    found.retain(|m| after.as_deref().is_none_or(|a| m.digest.to_string().as_str() > a));
+    let more = found.len() > limit;
+    found.truncate(limit);
+    let token = found.last().filter(|_| more).map(|m| next_token(&m.digest.to_string()));
+    let referrers: Vec<Value> = found
+        .into_iter()
         .map(|m| {
             let mut v = json!({ "mediaType": m.media_type, "digest": m.digest.to_string(), "size": m.size });
             if let Some(t) = m.artifact_type {
@@ -839,10 +871,18 @@ async fn list_image_referrers(ctx: &Ctx<'_>, i: ListImageReferrersIn) -> Out {
             if let Some(a) = m.annotations.and_then(|a| serde_json::from_str::<Value>(&a).ok()) {
                 v["annotations"] = a;
             }
+            v["artifactStatus"] = json!(match m.storage_class {
+                StorageClass::Standard => "ACTIVE",
+                StorageClass::Archive => "ARCHIVED",
+            });
             v
         })
         .collect();
-    Ok(json!({ "referrers": referrers }))
+    let mut out = json!({ "referrers": referrers });
+    if let Some(t) = token {
+        out["nextToken"] = json!(t);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

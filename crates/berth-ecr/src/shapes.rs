@@ -50,6 +50,9 @@ pub fn image_detail(row: &ImageRow, registry: &RegistryRef, repo: &Repo) -> Valu
     if let Some(a) = &row.artifact_type {
         v["artifactMediaType"] = json!(a);
     }
+    if let Some(s) = &row.subject {
+        v["subjectManifestDigest"] = json!(s.to_string());
+    }
     if let Some(p) = row.last_pulled_at {
         v["lastRecordedPullTime"] = ts(p);
     }

@@ -40,10 +40,13 @@ pub(crate) fn transport(req: &Request<Body>) -> Transport {
     t
 }
 
+/// Basic `base64(AWS:<token>)`, or `Bearer` with the same value, as a token client sends what
+/// the realm's exchange gave it (ECR's `authorizationToken` form). A bare registry token is
+/// never a bearer token.
 fn basic_credentials(req: &Request<Body>) -> Option<(String, String)> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
+    if !scheme.eq_ignore_ascii_case("basic") && !scheme.eq_ignore_ascii_case("bearer") {
         return None;
     }
     let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
@@ -107,4 +110,23 @@ pub(crate) async fn authorize(
 /// Whether a cross-repository mount may read `from`.
 pub(crate) async fn may_read_blobs(registry: &Registry, principal: &Principal, from: &Repo) -> bool {
     registry.authorize(principal, "ecr:GetDownloadUrlForLayer", Resource::Repository(from)).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_auth(value: &str) -> Request<Body> {
+        Request::builder().uri("/v2/").header(header::AUTHORIZATION, value).body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn bearer_carries_what_basic_carries() {
+        let encoded = base64::engine::general_purpose::STANDARD.encode("AWS:b1.x.y");
+        for scheme in ["Basic", "Bearer"] {
+            assert_eq!(basic_credentials(&with_auth(&format!("{scheme} {encoded}"))), Some(("AWS".into(), "b1.x.y".into())));
+        }
+        assert_eq!(basic_credentials(&with_auth("Bearer b1.x.y")), None);
+        assert_eq!(basic_credentials(&with_auth(&format!("Digest {encoded}"))), None);
+    }
 }

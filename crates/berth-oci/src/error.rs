@@ -14,6 +14,9 @@ pub enum OciError {
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// An operation this registry does not offer for this target (405, as the spec allows).
+    #[error("{0}")]
+    Unsupported(String),
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -28,7 +31,7 @@ impl OciError {
         use RegistryError as R;
         match self {
             OciError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
-            OciError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
+            OciError::MethodNotAllowed | OciError::Unsupported(_) => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
             OciError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
             OciError::PaginationInvalid(_) => (StatusCode::BAD_REQUEST, "PAGINATION_NUMBER_INVALID"),
             OciError::RangeInvalid(_) => (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use berth_core::auth::Principal;
 use berth_core::observe::CallFacts;
 use berth_core::{
-    media_types, Digest, MountOutcome, Reference, Registry, RegistryError, RegistryRef, Repo, RepositoryName, UploadStatus,
+    media_types, BlobDeletion, Digest, MountOutcome, Reference, Registry, RegistryError, RegistryRef, Repo, RepositoryName, UploadStatus,
     MAX_MANIFEST_BYTES,
 };
 use futures::{StreamExt, TryStreamExt};
@@ -47,10 +47,7 @@ pub(crate) async fn handle(registry: &Registry, ep: Endpoint, req: Request<Body>
         (Endpoint::Blob { name, digest }, m @ (Method::GET | Method::HEAD)) => {
             get_blob(registry, &name, &digest, req.headers(), m == Method::HEAD).await
         }
-        (Endpoint::Blob { name, digest }, Method::DELETE) => {
-            registry.delete_blob(&name, &parse_digest(&digest)?).await?;
-            Ok(StatusCode::ACCEPTED.into_response())
-        }
+        (Endpoint::Blob { name, digest }, Method::DELETE) => delete_blob(registry, &name, &digest).await,
         (Endpoint::UploadStart { name }, Method::POST) => start_upload(registry, &principal, &name, &query, req).await,
         (Endpoint::Upload { name, id }, Method::GET) => {
             let status = registry.upload_status(&name, &id).await?;
@@ -170,7 +167,9 @@ async fn referrers(registry: &Registry, name: &Repo, digest: &str, query: &HashM
 // ---- manifests ----
 
 async fn get_manifest(registry: &Registry, name: &Repo, reference: &str, head: bool) -> HandlerResult {
-    let reference = Reference::parse(reference)?;
+    // No manifest can have a name that is neither a tag nor a digest: the spec's answer is
+    // MANIFEST_UNKNOWN (a PUT of one stays a 400).
+    let reference = Reference::parse(reference).map_err(|_| RegistryError::ManifestUnknown(reference.to_string()))?;
     let m = registry.get_manifest(name, &reference, !head).await?;
     let builder = Response::builder()
         .status(StatusCode::OK)
@@ -184,8 +183,15 @@ async fn get_manifest(registry: &Registry, name: &Repo, reference: &str, head: b
     builder.body(Body::from(m.content)).map_err(|e| OciError::BadRequest(e.to_string()))
 }
 
+/// The `tag` query parameters of a manifest PUT (repeatable, so not from the query map).
+fn tag_params(req: &Request<Body>) -> Result<Vec<berth_core::Tag>, OciError> {
+    let Some(query) = req.uri().query() else { return Ok(Vec::new()) };
+    form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == "tag").map(|(_, v)| Ok(Registry::tag(&v)?)).collect()
+}
+
 async fn put_manifest(registry: &Registry, name: &Repo, reference: &str, req: Request<Body>) -> HandlerResult {
     let reference = Reference::parse(reference)?;
+    let extra_tags = tag_params(&req)?;
     let ct = content_type(req.headers());
     if content_length(req.headers()).is_some_and(|n| n > MAX_MANIFEST_BYTES as u64) {
         return Err(RegistryError::ManifestTooLarge { limit: MAX_MANIFEST_BYTES }.into());
@@ -199,12 +205,18 @@ async fn put_manifest(registry: &Registry, name: &Repo, reference: &str, req: Re
         }
         Err(e) => return Err(OciError::BadRequest(format!("reading manifest body: {e}"))),
     };
-    let stored = registry.put_manifest(name, &reference, &ct, body).await?;
+    let stored = registry.put_manifest_tagged(name, &reference, &extra_tags, &ct, body).await?;
     let digest = stored.digest.to_string();
     let mut builder = Response::builder()
         .status(StatusCode::CREATED)
         .header(header::LOCATION, hv(&format!("/v2/{}/manifests/{digest}", registry.repository_path(name.key()))))
         .header("docker-content-digest", hv(&digest));
+    // One OCI-Tag per tag applied by `?tag=` tells the client it need not push each tag again.
+    if !extra_tags.is_empty() {
+        for t in &stored.tags {
+            builder = builder.header("oci-tag", hv(t));
+        }
+    }
     if let Some(subject) = stored.subject {
         builder = builder.header("oci-subject", hv(&subject.to_string()));
     }
@@ -218,6 +230,18 @@ async fn delete_manifest(registry: &Registry, name: &Repo, reference: &str) -> H
 }
 
 // ---- blobs ----
+
+/// 202 once the repository's link is gone; a blob a manifest still references is not
+/// deletable on its own (405 UNSUPPORTED, the spec's answer when deletion is not offered).
+async fn delete_blob(registry: &Registry, name: &Repo, digest: &str) -> HandlerResult {
+    let digest = parse_digest(digest)?;
+    match registry.delete_blob(name, &digest).await? {
+        BlobDeletion::Unlinked => Ok(StatusCode::ACCEPTED.into_response()),
+        BlobDeletion::Referenced => Err(OciError::Unsupported(format!(
+            "blob {digest} is referenced by a manifest in {name}; delete the manifest, and the blob goes with garbage collection"
+        ))),
+    }
+}
 
 async fn get_blob(registry: &Registry, name: &Repo, digest: &str, headers: &HeaderMap, head: bool) -> HandlerResult {
     let digest = parse_digest(digest)?;

@@ -43,12 +43,50 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/v2", axum::routing::any(dispatch))
         .route("/v2/", axum::routing::any(dispatch))
         .route("/v2/{*rest}", axum::routing::any(dispatch))
+        .route("/", axum::routing::get(token))
         .with_state(registry)
+}
+
+/// The host and scheme a request came in on: the challenge's realm must send token clients
+/// back to this listener (http on a plain one), never to a guessed https URL.
+fn origin(req: &Request<Body>) -> (String, &'static str) {
+    let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_string();
+    let scheme = if access::transport(req).secure { "https" } else { "http" };
+    (host, scheme)
+}
+
+/// ECR's challenge, with its realm at this listener's root; docker/podman/skopeo answer it with
+/// the stored login, token clients (oras-py's default) fetch a token from the realm first.
+fn challenge(response: &mut Response, (host, scheme): &(String, &'static str)) {
+    let value = format!("Basic realm=\"{scheme}://{host}/\",service=\"ecr.amazonaws.com\"");
+    if let Ok(v) = http::HeaderValue::from_str(&value) {
+        response.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
+    }
+}
+
+/// The challenge's realm, for clients that treat every challenge as the distribution token flow:
+/// Basic `AWS:<registry token>` is exchanged for `base64(AWS:<registry token>)` (ECR's
+/// `authorizationToken`), which `/v2/` then accepts as `Bearer`. Nothing new is granted: the
+/// credentials are the caller's own, checked before they are handed back.
+async fn token(State(registry): State<Arc<Registry>>, req: Request<Body>) -> Response {
+    use base64::Engine;
+    let origin = origin(&req);
+    let (creds, transport) = access::credentials(&req);
+    let token = creds.as_ref().map(|(u, p)| base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))).unwrap_or_default();
+    let mut response = match access::authenticate(&registry, (creds, transport)).await {
+        Ok(_) => axum::Json(serde_json::json!({ "token": token, "access_token": token })).into_response(),
+        Err(e) => e.into_response(),
+    };
+    if response.status() == http::StatusCode::UNAUTHORIZED {
+        challenge(&mut response, &origin);
+    }
+    response.extensions_mut().insert(RouteLabel("v2_token"));
+    response
 }
 
 async fn dispatch(State(registry): State<Arc<Registry>>, req: Request<Body>) -> Response {
     let endpoint = Endpoint::parse(req.uri().path());
-    let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_string();
+    let origin = origin(&req);
     // An error may be answered before the request body is read. The connection then cannot be
     // reused (the unread body is still on the wire), so say so rather than let the client's
     // next request on it fail (RFC 9112 §9.3).
@@ -66,11 +104,7 @@ async fn dispatch(State(registry): State<Arc<Registry>>, req: Request<Body>) -> 
     let headers = response.headers_mut();
     headers.insert("docker-distribution-api-version", http::HeaderValue::from_static("registry/2.0"));
     if response.status() == http::StatusCode::UNAUTHORIZED {
-        // ECR's challenge: docker/podman/skopeo answer it with the stored login.
-        let challenge = format!("Basic realm=\"https://{host}/\",service=\"ecr.amazonaws.com\"");
-        if let Ok(v) = http::HeaderValue::from_str(&challenge) {
-            response.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
-        }
+        challenge(&mut response, &origin);
     }
     if carries_body && (response.status().is_client_error() || response.status().is_server_error()) {
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));

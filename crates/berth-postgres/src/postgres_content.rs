@@ -49,7 +49,7 @@ fn manifest_row(row: &PgRow) -> Result<ManifestRow, StoreError> {
 }
 
 const IMAGE_COLS: &str =
-    "m.digest, m.media_type, m.artifact_type, m.image_size, m.pushed_at, m.last_pulled_at, m.storage_class, m.archived_at, m.last_activated_at";
+    "m.digest, m.media_type, m.artifact_type, m.image_size, m.pushed_at, m.last_pulled_at, m.storage_class, m.archived_at, m.last_activated_at, m.subject";
 /// An image's tags as an array (empty when untagged), for the grouped image queries.
 pub(crate) const TAGS_AGG: &str = "COALESCE(array_agg(t.name) FILTER (WHERE t.name IS NOT NULL), '{}') AS tags";
 
@@ -74,6 +74,7 @@ fn image_row(r: &PgRow) -> Result<ImageRow, StoreError> {
         storage_class: storage_class_col(r)?,
         archived_at: r.try_get("archived_at").ctx(c)?,
         last_activated_at: r.try_get("last_activated_at").ctx(c)?,
+        subject: r.try_get::<Option<String>, _>("subject").ctx(c)?.and_then(|s| s.parse().ok()),
     })
 }
 
@@ -293,7 +294,7 @@ async fn put_manifest_once(pool: &PgPool, new: &NewManifest<'_>) -> Result<PutMa
     }
     let m = &new.manifest;
     let digest = m.digest.to_string();
-    if let Some((tag, TagMove::CreateOnly)) = new.tag {
+    for (tag, _) in new.tags.iter().filter(|(_, rule)| *rule == TagMove::CreateOnly) {
         if let Some(existing) = tag_conflict(&mut tx, repo_id, tag, &digest).await? {
             return Ok(PutManifestOutcome::TagExists(existing));
         }
@@ -313,7 +314,7 @@ async fn put_manifest_once(pool: &PgPool, new: &NewManifest<'_>) -> Result<PutMa
             .ctx("recording manifest reference")?;
         }
     }
-    if let Some((tag, tag_move)) = new.tag {
+    for &(tag, tag_move) in &new.tags {
         let only_same = match tag_move {
             TagMove::Move => "",
             TagMove::CreateOnly => " WHERE tags.manifest_digest = excluded.manifest_digest",
@@ -525,7 +526,7 @@ pub(crate) async fn list_referrers(pool: &PgPool, key: &RepoKey, subject: &Diges
     let mut conn = pool.acquire().await.ctx("acquiring connection")?;
     let Some(repo_id) = repo_id(&mut conn, key).await? else { return Ok(Vec::new()) };
     let rows = sqlx::query(
-        "SELECT digest, media_type, artifact_type, annotations, size FROM manifests WHERE repository_id = $1 AND subject = $2 \
+        "SELECT digest, media_type, artifact_type, annotations, size, storage_class FROM manifests WHERE repository_id = $1 AND subject = $2 \
          ORDER BY pushed_at, digest",
     )
     .bind(repo_id)
@@ -543,6 +544,7 @@ pub(crate) async fn list_referrers(pool: &PgPool, key: &RepoKey, subject: &Diges
                 artifact_type: r.try_get("artifact_type").ctx(c)?,
                 annotations: r.try_get("annotations").ctx(c)?,
                 size: size as u64,
+                storage_class: storage_class_col(r)?,
             })
         })
         .collect()

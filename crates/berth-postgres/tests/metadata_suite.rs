@@ -175,7 +175,9 @@ async fn repo(s: &Store, name: &str) -> RepoKey {
 }
 
 async fn put(s: &Store, k: &RepoKey, m: ManifestRow, refs: Vec<(Digest, RefKind)>, tag: Option<(&str, TagMove)>) -> PutManifestOutcome {
-    s.put_manifest(NewManifest { repository: k, manifest: m, references: refs, tag }).await.expect("put manifest")
+    s.put_manifest(NewManifest { repository: k, manifest: m, references: refs, tags: tag.into_iter().collect() })
+        .await
+        .expect("put manifest")
 }
 
 /// Pushes `content` with one layer `layer` (linked first) and an optional moving tag.
@@ -922,13 +924,13 @@ async fn racing_put_manifest(f: Fixture) {
                 repository: &k,
                 manifest: manifest(&c1, NOW),
                 references: layer.clone(),
-                tag: Some(("latest", TagMove::Move))
+                tags: vec![("latest", TagMove::Move)]
             }),
             s2.put_manifest(NewManifest {
                 repository: &k,
                 manifest: manifest(&c2, NOW),
                 references: layer.clone(),
-                tag: Some(("latest", TagMove::Move))
+                tags: vec![("latest", TagMove::Move)]
             }),
         );
         assert!(matches!(r1.unwrap(), PutManifestOutcome::Stored { inserted: true, restored: false }));
@@ -946,13 +948,13 @@ async fn racing_put_manifest(f: Fixture) {
                 repository: &k,
                 manifest: manifest(&format!("im1-{round}"), NOW),
                 references: layer.clone(),
-                tag: Some((&tag, TagMove::CreateOnly))
+                tags: vec![(&tag, TagMove::CreateOnly)]
             }),
             s2.put_manifest(NewManifest {
                 repository: &k,
                 manifest: manifest(&format!("im2-{round}"), NOW),
                 references: layer.clone(),
-                tag: Some((&tag, TagMove::CreateOnly))
+                tags: vec![(&tag, TagMove::CreateOnly)]
             }),
         );
         let winner = s1.get_manifest_by_tag(&k, &tag).await.unwrap().expect("tag").digest;
@@ -992,7 +994,7 @@ async fn racing_gc_and_push(f: Fixture) {
                 repository: &k,
                 manifest: manifest(&content, NOW),
                 references: vec![(layer.clone(), RefKind::Blob)],
-                tag: None
+                tags: vec![]
             }),
         );
         match (gc.unwrap(), pushed.unwrap()) {
@@ -1028,7 +1030,7 @@ async fn racing_expire_and_push(f: Fixture) {
                 repository: &k,
                 manifest: manifest(&new, NOW),
                 references: layer.clone(),
-                tag: Some((&tag, TagMove::Move))
+                tags: vec![(&tag, TagMove::Move)]
             }),
         );
         assert!(matches!(pushed.unwrap(), PutManifestOutcome::Stored { inserted: true, .. }));

@@ -166,7 +166,9 @@ pub struct NewManifest<'a> {
     pub manifest: ManifestRow,
     /// Everything the manifest references, each of which must already be in the repository.
     pub references: Vec<(Digest, RefKind)>,
-    pub tag: Option<(&'a str, TagMove)>,
+    /// Tags to point at the manifest, all in the same transaction (a PUT by tag, or by digest
+    /// with `?tag=` parameters).
+    pub tags: Vec<(&'a str, TagMove)>,
 }
 
 #[derive(Debug)]
@@ -179,7 +181,7 @@ pub enum PutManifestOutcome {
     },
     /// A reference is missing from the repository; nothing was written.
     MissingReference(Digest, RefKind),
-    /// `TagMove::CreateOnly` and the tag names another manifest; nothing was written.
+    /// `TagMove::CreateOnly` and a tag names another manifest (this one); nothing was written.
     TagExists(Digest),
     RepositoryMissing,
 }
@@ -226,6 +228,7 @@ pub struct ManifestSummary {
     pub artifact_type: Option<String>,
     pub annotations: Option<String>,
     pub size: u64,
+    pub storage_class: StorageClass,
 }
 
 /// One image (manifest) of a repository with all its tags.
@@ -241,6 +244,8 @@ pub struct ImageRow {
     pub storage_class: StorageClass,
     pub archived_at: Option<Millis>,
     pub last_activated_at: Option<Millis>,
+    /// The manifest this one refers to (ECR's subjectManifestDigest), if it is a referrer.
+    pub subject: Option<Digest>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -70,7 +70,7 @@ fn manifest_row(row: &SqliteRow) -> Result<ManifestRow, StoreError> {
 }
 
 const IMAGE_COLS: &str =
-    "m.digest, m.media_type, m.artifact_type, m.image_size, m.pushed_at, m.last_pulled_at, m.storage_class, m.archived_at, m.last_activated_at";
+    "m.digest, m.media_type, m.artifact_type, m.image_size, m.pushed_at, m.last_pulled_at, m.storage_class, m.archived_at, m.last_activated_at, m.subject";
 
 const REPO_COLS: &str =
     "id, account_id, region, name, created_at, tag_mutability, tag_mutability_exclusions, scan_on_push, encryption_type, kms_key, policy";
@@ -110,6 +110,7 @@ fn image_row(r: &SqliteRow) -> Result<ImageRow, StoreError> {
         storage_class: storage_class_col(r)?,
         archived_at: r.try_get("archived_at").ctx(c)?,
         last_activated_at: r.try_get("last_activated_at").ctx(c)?,
+        subject: r.try_get::<Option<String>, _>("subject").ctx(c)?.and_then(|s| s.parse().ok()),
     })
 }
 
@@ -552,7 +553,7 @@ impl MetadataStore for SqliteMetadataStore {
         }
         let m = &new.manifest;
         let digest = m.digest.to_string();
-        if let Some((tag, TagMove::CreateOnly)) = new.tag {
+        for (tag, _) in new.tags.iter().filter(|(_, rule)| *rule == TagMove::CreateOnly) {
             let existing: Option<String> = sqlx::query_scalar("SELECT manifest_digest FROM tags WHERE repository_id = ? AND name = ?")
                 .bind(repo_id)
                 .bind(tag)
@@ -610,7 +611,7 @@ impl MetadataStore for SqliteMetadataStore {
                 .ctx("recording manifest reference")?;
             }
         }
-        if let Some((tag, _)) = new.tag {
+        for (tag, _) in &new.tags {
             sqlx::query(
                 "INSERT INTO tags (repository_id, name, manifest_digest, updated_at) VALUES (?, ?, ?, ?) \
                  ON CONFLICT (repository_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest, updated_at = excluded.updated_at",
@@ -732,7 +733,7 @@ impl MetadataStore for SqliteMetadataStore {
     async fn list_referrers(&self, key: &RepoKey, subject: &Digest) -> Result<Vec<ManifestSummary>, StoreError> {
         let Some(repo_id) = self.repo_id(key).await? else { return Ok(Vec::new()) };
         let rows = sqlx::query(
-            "SELECT digest, media_type, artifact_type, annotations, size FROM manifests WHERE repository_id = ? AND subject = ? ORDER BY pushed_at, digest",
+            "SELECT digest, media_type, artifact_type, annotations, size, storage_class FROM manifests WHERE repository_id = ? AND subject = ? ORDER BY pushed_at, digest",
         )
         .bind(repo_id)
         .bind(subject.to_string())
@@ -748,6 +749,7 @@ impl MetadataStore for SqliteMetadataStore {
                     artifact_type: r.try_get("artifact_type").ctx("reading referrer")?,
                     annotations: r.try_get("annotations").ctx("reading referrer")?,
                     size: size as u64,
+                    storage_class: storage_class_col(r)?,
                 })
             })
             .collect()
