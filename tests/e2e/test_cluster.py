@@ -163,8 +163,16 @@ def short_dirs():
 
 
 def runs_per_node(logs, job):
-    """How many times each node's log says it ran the scheduled `job`."""
-    return [sum(1 for line in log.splitlines() if "running the periodic job on this node" in line and f"job={job}" in line.replace('"', ""))
+    """How many times each node's log says it ran the scheduled `job` while both nodes served.
+
+    Runs after the first node began shutting down are not counted: that node releases its lease
+    at shutdown, so the other node rightly takes the job over in the moment before it is stopped
+    too. (Text log lines start with an ISO timestamp, which compares as a string.)"""
+    stops = [line.split()[0] for log in logs for line in log.splitlines() if "shutting down" in line]
+    first_stop = min(stops) if stops else "9999"
+    return [sum(1 for line in log.splitlines()
+                if "running the periodic job on this node" in line and f"job={job}" in line.replace('"', "")
+                and line.split()[0] < first_stop)
             for log in logs]
 
 
