@@ -3,7 +3,8 @@
 //! One evaluator serves the preview and the real run, so a preview shows exactly what a run
 //! at the same moment would do. What the evaluator sees is decided here: an image that an
 //! index lists, or that refers to another image (a signature, an SBOM), is not judged on its
-//! own. The first stays while its index stays; the second goes when its subject is expired.
+//! own. The first stays while its index stays; the second goes when its subject is expired (or,
+//! as ECR cleans up artifacts of deleted images, a day after its subject was deleted by hand).
 
 use std::collections::{HashMap, HashSet};
 
@@ -123,6 +124,25 @@ fn plan(policy: &LifecyclePolicy, rows: &[LifecycleImageRow], now: Millis) -> Ve
         .collect()
 }
 
+/// Referrers left behind by a subject deleted by hand (BatchDeleteImage, `/v2/` DELETE). ECR:
+/// "lifecycle policies will automatically clean up those artifacts within 24 hours of the
+/// deletion of the subject image. The artifact must also remain in its current storage class
+/// for at least 24 hours" — so a run removes them whether or not a rule selects them. Untagged
+/// ones only (a tag is a user's claim), none an index lists, none a rule already acted on.
+fn orphaned_referrers(rows: &[LifecycleImageRow], planned: &[PlannedAction], now: Millis) -> Vec<Digest> {
+    let present: HashSet<&Digest> = rows.iter().map(|r| &r.digest).collect();
+    let acted: HashSet<&str> = planned.iter().map(|p| p.digest.as_str()).collect();
+    rows.iter()
+        .filter(|r| r.subject.as_ref().is_some_and(|s| !present.contains(s)))
+        .filter(|r| r.tags.is_empty() && !r.referenced_by_manifest && !acted.contains(r.digest.to_string().as_str()))
+        .filter(|r| {
+            let in_class_since = [Some(r.pushed_at), r.archived_at, r.last_activated_at].into_iter().flatten().max();
+            in_class_since.is_some_and(|t| now.saturating_sub(t) >= berth_lifecycle::DAY_MS)
+        })
+        .map(|r| r.digest.clone())
+        .collect()
+}
+
 impl Registry {
     /// PutLifecyclePolicy: validates as ECR does, then stores.
     pub async fn put_lifecycle_policy(&self, repo: &Repo, text: &str) -> Result<()> {
@@ -237,10 +257,15 @@ impl Registry {
             skipped: Vec::new(),
         };
         if dry_run {
+            let rows = self.meta.lifecycle_images(key).await?;
+            report.referrers_expired = orphaned_referrers(&rows, &planned, self.now()).iter().map(|d| d.to_string()).collect();
             report.actions = planned;
             return Ok(report);
         }
-        let outcome = self.apply_planned(repo, planned, &mut report).await;
+        let mut outcome = self.apply_planned(repo, planned, &mut report).await;
+        if outcome.is_ok() {
+            outcome = self.clean_up_orphaned_referrers(repo, &mut report).await;
+        }
         // Whatever happened, cached tags of changed images must not outlive this run.
         if !report.actions.is_empty() {
             self.caches.invalidate_repository_tags();
@@ -248,6 +273,20 @@ impl Registry {
         outcome?;
         self.meta.mark_lifecycle_evaluated(key, self.now()).await?;
         Ok(report)
+    }
+
+    /// Deletes the referrers whose subject is gone (see `orphaned_referrers`), each with its own
+    /// referrers, in the conditional transaction the rules use (still untagged, still unlisted).
+    async fn clean_up_orphaned_referrers(&self, repo: &Repo, report: &mut LifecycleRunReport) -> Result<()> {
+        let key = repo.key();
+        let rows = self.meta.lifecycle_images(key).await?;
+        for digest in orphaned_referrers(&rows, &report.actions, self.now()) {
+            if let ExpireOutcome::Expired(gone) = self.meta.expire_manifest(key, &digest, &[]).await? {
+                tracing::info!(repository = %repo, digest = %digest, "lifecycle: referrer of a deleted image cleaned up");
+                report.referrers_expired.extend(gone.iter().map(|d| d.to_string()));
+            }
+        }
+        Ok(())
     }
 
     async fn apply_planned(&self, repo: &Repo, planned: Vec<PlannedAction>, report: &mut LifecycleRunReport) -> Result<()> {
