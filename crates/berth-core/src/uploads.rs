@@ -171,6 +171,16 @@ impl Registry {
         let state_arc = self.locked_session(repo, id).await?;
         let result = self.append_locked(repo, id, start, body, &state_arc).await;
         self.release_session_state(id, state_arc);
+        if let Err(RegistryError::Store(e)) = &result {
+            if e.is_disk_full() {
+                // The session filled the disk: drop it whole so the space returns at once and
+                // every other write recovers without an operator (the client restarts its upload).
+                tracing::warn!(upload = id, "the disk is full: discarding the upload that filled it");
+                if let Err(e) = self.discard_upload(id).await {
+                    tracing::error!(upload = id, error = %e, "discarding the upload that filled the disk");
+                }
+            }
+        }
         result
     }
 

@@ -29,9 +29,22 @@ pub enum StoreError {
     Unavailable { what: &'static str, detail: String },
 }
 
+/// What a full disk is called in `Unavailable`: the protocols say "<what> is unavailable".
+pub const DISK_FULL: &str = "the data disk, which is full,";
+
 impl StoreError {
+    /// An I/O failure; a full disk (ENOSPC) is `Unavailable`: nothing was written, the client
+    /// sees a 503 and may retry once space is freed.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        StoreError::Io { context: context.into(), source }
+        let context = context.into();
+        if source.kind() == std::io::ErrorKind::StorageFull {
+            return StoreError::Unavailable { what: DISK_FULL, detail: format!("{context}: {source}") };
+        }
+        StoreError::Io { context, source }
+    }
+
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::Unavailable { what, .. } if *what == DISK_FULL)
     }
 }
 
@@ -58,6 +71,10 @@ pub fn db_error(context: &'static str, source: sqlx::Error) -> StoreError {
             if db.code().is_some_and(|c| c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "25006")) =>
         {
             StoreError::Unavailable { what: "the metadata database", detail: format!("{context}: {source}") }
+        }
+        // SQLITE_FULL: the database (or its WAL) could not grow. The transaction did not commit.
+        sqlx::Error::Database(ref db) if db.code().is_some_and(|c| c == "13") => {
+            StoreError::Unavailable { what: DISK_FULL, detail: format!("{context}: {source}") }
         }
         source => StoreError::Db { context, source },
     }

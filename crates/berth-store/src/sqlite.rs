@@ -149,9 +149,31 @@ impl SqliteMetadataStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
+        // Whether the writer connection may serve the next write, checked whenever it is released. A COMMIT that failed (a full disk,
+        // an I/O error) can leave SQLite inside the transaction, or roll it back behind sqlx's back so
+        // that sqlx's own depth counter stays raised; either way the next "transaction" would be a
+        // savepoint inside one that never commits, and every write after it would be acknowledged and
+        // lost. Such a connection is closed (SQLite rolls back on close) and the pool opens a new one.
+        // The probe is a deferred BEGIN/ROLLBACK pair, which touches no page of the database.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(120))
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Connection as _;
+                    // Runs after any rollback that dropping a transaction queued.
+                    if sqlx::Executor::execute(&mut *conn, "BEGIN").await.is_err() {
+                        tracing::warn!("closing the database writer connection: SQLite is still inside a transaction");
+                        return Ok(false);
+                    }
+                    sqlx::Executor::execute(&mut *conn, "ROLLBACK").await?;
+                    if conn.is_in_transaction() {
+                        tracing::warn!("closing the database writer connection: its transaction count is out of step");
+                        return Ok(false);
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(opts.clone())
             .await
             .ctx("opening database for writing")?;
