@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde::Deserialize;
 
+use crate::connections::{ConnectionArgs, ConnectionLimits};
 use crate::storage::StorageArgs;
 
 #[derive(clap::Args, Debug, Default)]
@@ -48,6 +49,8 @@ pub struct ServeArgs {
     pub identity: IdentityArgs,
     #[command(flatten)]
     pub storage: StorageArgs,
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
 }
 
 /// The default registry and its admin.
@@ -93,6 +96,8 @@ struct FileConfig {
     vulndb_check_seconds: Option<u64>,
     #[serde(flatten)]
     storage: StorageArgs,
+    #[serde(flatten)]
+    connections: ConnectionArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +123,7 @@ pub struct Settings {
     pub registry_host: Option<String>,
     pub create_repository_on_push: bool,
     pub storage: StorageArgs,
+    pub connections: ConnectionLimits,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
@@ -174,6 +180,7 @@ impl ServeArgs {
             scan_workers: self.scan_workers.or(file.scan_workers).unwrap_or(2),
             vulndb_check_seconds: self.vulndb_check_seconds.or(file.vulndb_check_seconds).unwrap_or(30),
             storage: self.storage.or(file.storage),
+            connections: self.connections.or(file.connections).resolve()?,
         })
     }
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod config;
+mod connections;
 mod datadir;
 mod maintenance;
 mod migrate;

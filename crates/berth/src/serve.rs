@@ -15,6 +15,7 @@ use berth_core::{GcOptions, Registry, RegistryConfig, RegistryRef};
 use serde::Deserialize;
 
 use crate::config::ServeArgs;
+use crate::connections::{ConnectionLimits, LimitedAcceptor};
 use crate::datadir::DataDir;
 use crate::observe::{self, Metrics};
 
@@ -40,7 +41,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let metrics = Arc::new(Metrics::new()?);
     let state = AppState { registry: data.registry.clone(), metrics: metrics.clone() };
-    let app = app(state.clone(), settings.tls.is_some());
+    let app = app(state.clone(), settings.tls.is_some(), settings.connections.body_timeout);
 
     let listener = std::net::TcpListener::bind(settings.listen).with_context(|| format!("binding {}", settings.listen))?;
     listener.set_nonblocking(true)?;
@@ -74,23 +75,36 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
 
     let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let limits = settings.connections;
+    tracing::info!(
+        max_connections = limits.max_connections,
+        header_timeout_s = limits.header_timeout.as_secs(),
+        body_timeout_s = limits.body_timeout.as_secs(),
+        "connection limits"
+    );
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        h.graceful_shutdown(Some(Duration::from_secs(30)));
+    });
+    let admit = LimitedAcceptor::new(axum_server::accept::DefaultAcceptor, limits.max_connections);
     match settings.tls {
         None => {
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            axum::serve(listener, make_service).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
+            let mut server = axum_server::from_tcp(listener).acceptor(admit);
+            bound_silence(server.http_builder(), limits);
+            server.handle(handle).serve(make_service).await.context("serving HTTP")?;
         }
         Some((cert, key)) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
                 .await
                 .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;
-            let handle = axum_server::Handle::new();
-            let h = handle.clone();
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                h.graceful_shutdown(Some(Duration::from_secs(30)));
-            });
-            axum_server::from_tcp_rustls(listener, tls).handle(handle).serve(make_service).await.context("serving HTTPS")?;
+            // The limit applies before the handshake, so half-open TLS clients count too.
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls).acceptor(admit);
+            let mut server = axum_server::from_tcp(listener).acceptor(acceptor);
+            bound_silence(server.http_builder(), limits);
+            server.handle(handle).serve(make_service).await.context("serving HTTPS")?;
         }
     }
     if let Err(e) = data.registry.flush_pulls().await {
@@ -106,7 +120,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn app(state: AppState, tls: bool) -> Router {
+/// HTTP/1 connections that send no request headers (slow, or idle between requests) are closed
+/// after the header timeout. (HTTP/2 connections are bounded by the connection cap only.)
+fn bound_silence(builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>, limits: ConnectionLimits) {
+    builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(limits.header_timeout);
+}
+
+fn app(state: AppState, tls: bool, body_timeout: Duration) -> Router {
     let admin = Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
@@ -120,6 +140,11 @@ fn app(state: AppState, tls: bool) -> Router {
         .nest("/console", berth_console::router(state.registry.clone(), berth_console::ConsoleSettings { tls }))
         // `nest` does not route the trailing-slash form to the nested router.
         .route("/console/", get(|| async { axum::response::Redirect::permanent("/console/repositories") }))
+        // A request body that pauses longer than the body timeout fails the request (the handler
+        // sees a read error, the upload stays as it was) and the connection closes.
+        .layer(axum::middleware::map_request(move |req: axum::extract::Request| async move {
+            req.map(|body| axum::body::Body::new(tower_http::timeout::TimeoutBody::new(body_timeout, body)))
+        }))
         .layer(axum::middleware::map_request(move |mut req: axum::extract::Request| async move {
             // Adapters read the transport facts (peer address, TLS) for policy conditions.
             let source_ip = req.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
