@@ -89,6 +89,21 @@ def test_ecr_signature_is_not_accepted_by_sts_and_vice_versa(berth):
     assert r.headers["x-amzn-RequestId"]
 
 
+@pytest.mark.parametrize("service", ["s3", "iam", "ecr-public"])
+def test_ecr_refuses_signatures_scoped_to_other_services(berth, service):
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    body = "{}"
+    req = AWSRequest(method="POST", url=berth.url + "/", data=body,
+                     headers={"Content-Type": "application/x-amz-json-1.1",
+                              "X-Amz-Target": "AmazonEC2ContainerRegistry_V20150921.CreateRepository"})
+    SigV4Auth(Credentials(berth.admin_key, berth.admin_secret), service, "us-east-1").add_auth(req)
+    r = requests.post(berth.url + "/", data=body, headers=dict(req.headers), timeout=30)
+    assert r.status_code == 403 and r.json()["__type"] == "InvalidSignatureException", r.text
+
+
 def test_every_ecr_response_has_a_request_id(berth):
     ecr = berth.ecr()
     out = ecr.describe_registry()
