@@ -130,6 +130,13 @@ async fn dispatch(State(apis): State<Arc<Apis>>, req: Request<Body>) -> Response
     response
 }
 
+/// `<service>:<Action>` for the request log; a made-up action name (the client chose it) is
+/// logged as `unknown`, so the log holds only short, printable names.
+fn log_action(service: &str, action: &str) -> String {
+    let plausible = (1..=64).contains(&action.len()) && action.bytes().all(|b| b.is_ascii_alphanumeric());
+    format!("{service}:{}", if plausible { action } else { "unknown" })
+}
+
 async fn handle(
     registry: &Arc<Registry>,
     api: &Arc<dyn AwsApi>,
@@ -137,8 +144,8 @@ async fn handle(
     req: Request<Body>,
     request_id: &str,
 ) -> (Response, CallFacts) {
-    let label = action.clone().unwrap_or_else(|| api.signing_name().to_string());
-    let mut facts = CallFacts { action: format!("{}:{label}", api.signing_name()), principal: None };
+    let label = action.clone().unwrap_or_default();
+    let mut facts = CallFacts { action: log_action(api.signing_name(), &label), principal: None };
     let transport = req.extensions().get::<Transport>().copied().unwrap_or_default();
     let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost").to_string();
     let limit = api.max_body(action.as_deref().unwrap_or(""));
@@ -158,7 +165,7 @@ async fn handle(
             None => return (api.reject(Rejection::UnknownOperation(String::new()), request_id), facts),
         },
     };
-    facts.action = format!("{}:{action}", api.signing_name());
+    facts.action = log_action(api.signing_name(), &action);
     let payload_sha256 = hex::encode(sha2::Sha256::digest(&body));
     let request_parts = berth_iam::sigv4::RequestParts {
         method: parts.method.as_str(),
