@@ -466,8 +466,10 @@ async fn deleting_an_index_child_is_refused_and_named() {
     let repo = Harness::repo("team/multi");
     h.registry.create_repository(&repo, Default::default()).await.expect("create");
     let child = push_image(&h.registry, &repo, "amd64").await;
+    let child_digest: Digest = child.parse().expect("digest");
+    let child_size = h.registry.get_manifest(&repo, &Reference::Digest(child_digest), false).await.expect("child").content.len();
     let index = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{child}","size":10,"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{child}","size":{child_size},"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#
     );
     let index_digest = Digest::sha256_of(index.as_bytes());
     let reference = Reference::Digest(index_digest.clone());

@@ -43,6 +43,9 @@ pub enum AuthFailure {
     BadCredentials,
     #[error("the console session is invalid or has expired; sign in again")]
     SessionInvalid,
+    /// A download URL's capability is refused (invalid, expired, or for another blob).
+    #[error("{0}")]
+    DownloadUrl(String),
 }
 
 /// An authenticated caller.
@@ -281,6 +284,12 @@ impl Registry {
         keys.first().cloned().ok_or_else(|| RegistryError::InvalidParameter("token signing keys are not loaded".into()))
     }
 
+    /// Whether a value no loaded key verifies may make this node re-read the keys now.
+    pub(crate) fn may_reload_signing_keys(&self) -> bool {
+        let loaded_at = self.keys_loaded_at.load(std::sync::atomic::Ordering::SeqCst);
+        self.now() - loaded_at >= KEY_RELOAD_MILLIS
+    }
+
     pub(crate) fn all_signing_keys(&self) -> Vec<Vec<u8>> {
         self.signing_keys.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -319,12 +328,9 @@ impl Registry {
             return Err(RegistryError::Unauthenticated(AuthFailure::TokenInvalid));
         }
         let mut claims = self.verify_token(password);
-        if matches!(claims, Err(AuthFailure::TokenInvalid)) {
-            let loaded_at = self.keys_loaded_at.load(std::sync::atomic::Ordering::SeqCst);
-            if self.now() - loaded_at >= KEY_RELOAD_MILLIS {
-                self.reload_signing_keys().await?;
-                claims = self.verify_token(password);
-            }
+        if matches!(claims, Err(AuthFailure::TokenInvalid)) && self.may_reload_signing_keys() {
+            self.reload_signing_keys().await?;
+            claims = self.verify_token(password);
         }
         let claims = claims.map_err(RegistryError::Unauthenticated)?;
         // A token dies with its access key.

@@ -8,6 +8,7 @@ mod cache;
 pub mod clock;
 mod cluster;
 pub mod console_auth;
+pub mod download_urls;
 pub mod error;
 pub mod fsck;
 pub mod gc;

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_store::{Digest, RefKind};
+use berth_store::{Digest, ManifestReference, RefKind};
 use serde::Deserialize;
 
 use crate::RegistryError;
@@ -57,7 +57,9 @@ pub struct ParsedManifest {
     pub artifact_type: Option<String>,
     pub subject: Option<Digest>,
     pub annotations: Option<String>,
-    pub references: Vec<(Digest, RefKind)>,
+    /// Each descriptor the registry must hold, with its declared size (duplicates that
+    /// declare different sizes are all kept, so each is checked).
+    pub references: Vec<ManifestReference>,
     /// Sum of the sizes of the referenced descriptors (ECR's imageSizeInBytes).
     pub total_size: u64,
 }
@@ -74,6 +76,11 @@ fn descriptor(d: &RawDescriptor, what: &str) -> Result<Digest, RegistryError> {
         return Err(RegistryError::ManifestInvalid(format!("{what} has an empty mediaType")));
     }
     d.digest.parse().map_err(|e| RegistryError::ManifestInvalid(format!("{what}: {e}")))
+}
+
+fn reference(d: &RawDescriptor, what: &str, kind: RefKind) -> Result<ManifestReference, RegistryError> {
+    // `descriptor` refused negative sizes.
+    Ok(ManifestReference { digest: descriptor(d, what)?, kind, size: d.size.unsigned_abs() })
 }
 
 /// Whether `media_type` is an image manifest (one with a config descriptor).
@@ -132,14 +139,14 @@ pub fn parse(bytes: &[u8], content_type: &str) -> Result<ParsedManifest, Registr
             if raw.manifests.is_some() {
                 return Err(RegistryError::ManifestInvalid("image manifest must not have a manifests array".into()));
             }
-            references.push((descriptor(config, "config")?, RefKind::Blob));
+            references.push(reference(config, "config", RefKind::Blob)?);
             add(config);
             for (i, layer) in layers.iter().enumerate() {
-                let d = descriptor(layer, &format!("layers[{i}]"))?;
+                let r = reference(layer, &format!("layers[{i}]"), RefKind::Blob)?;
                 add(layer);
                 // Non-distributable layers live elsewhere (their urls); the registry need not hold them.
                 if layer.urls.is_empty() {
-                    references.push((d, RefKind::Blob));
+                    references.push(r);
                 }
             }
             if artifact_type.is_none() && media_type == OCI_MANIFEST {
@@ -153,13 +160,13 @@ pub fn parse(bytes: &[u8], content_type: &str) -> Result<ParsedManifest, Registr
                 return Err(RegistryError::ManifestInvalid("image index must not have config or layers".into()));
             }
             for (i, m) in manifests.iter().enumerate() {
-                references.push((descriptor(m, &format!("manifests[{i}]"))?, RefKind::Manifest));
+                references.push(reference(m, &format!("manifests[{i}]"), RefKind::Manifest)?);
                 add(m);
             }
         }
         OCI_ARTIFACT => {
             for (i, b) in raw.blobs.iter().flatten().enumerate() {
-                references.push((descriptor(b, &format!("blobs[{i}]"))?, RefKind::Blob));
+                references.push(reference(b, &format!("blobs[{i}]"), RefKind::Blob)?);
                 add(b);
             }
         }
@@ -170,8 +177,8 @@ pub fn parse(bytes: &[u8], content_type: &str) -> Result<ParsedManifest, Registr
         Some(a) if !a.is_empty() => Some(serde_json::to_string(a).map_err(|e| RegistryError::ManifestInvalid(e.to_string()))?),
         _ => None,
     };
-    references.sort_by(|a, b| a.0.cmp(&b.0));
-    references.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    references.sort_by(|a, b| a.digest.cmp(&b.digest).then(a.size.cmp(&b.size)));
+    references.dedup();
     Ok(ParsedManifest { media_type, artifact_type, subject, annotations, references, total_size })
 }
 

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use berth_store::{
-    BlobRange, BlobReader, BlobStore, DeleteManifestOutcome, Digest, ManifestRow, ManifestSummary, MetadataStore, NewManifest,
-    PutManifestOutcome, RefKind, RepositoryRow, RepositorySettings, StorageClass, TagMove, UnlinkOutcome,
+    BlobRange, BlobReader, BlobStore, DeleteManifestOutcome, Digest, ManifestReference, ManifestRow, ManifestSummary, MetadataStore,
+    NewManifest, PutManifestOutcome, RefKind, RepositoryRow, RepositorySettings, StorageClass, TagMove, UnlinkOutcome,
 };
 use bytes::Bytes;
 
@@ -399,6 +399,7 @@ impl Registry {
             }
             PutManifestOutcome::MissingReference(d, RefKind::Blob) => Err(RegistryError::ManifestBlobUnknown(d)),
             PutManifestOutcome::MissingReference(d, RefKind::Manifest) => Err(RegistryError::ManifestChildUnknown(d)),
+            PutManifestOutcome::SizeMismatch { reference, stored } => Err(size_mismatch(&reference, stored)),
             PutManifestOutcome::TagExists(_) => {
                 let tag = self.immutable_tag_in_the_way(repo, &tags, &digest).await?;
                 Err(RegistryError::TagImmutable { tag, repository: repo.to_string() })
@@ -509,6 +510,19 @@ pub fn default_settings() -> RepositorySettings {
         encryption_type: "AES256".into(),
         kms_key: None,
     }
+}
+
+/// The OCI image-spec requires a descriptor's size to be the content's: a declared size is
+/// what clients trust for progress, limits and ECR's imageSizeInBytes, so a wrong one is refused.
+fn size_mismatch(reference: &ManifestReference, stored: u64) -> RegistryError {
+    let what = match reference.kind {
+        RefKind::Blob => "blob",
+        RefKind::Manifest => "manifest",
+    };
+    RegistryError::ManifestInvalid(format!(
+        "the descriptor of {what} {} declares size {} but the stored {what} is {stored} bytes",
+        reference.digest, reference.size
+    ))
 }
 
 fn resolve_range((start, end): (Option<u64>, Option<u64>), size: u64) -> Result<BlobRange> {

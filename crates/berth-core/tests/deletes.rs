@@ -45,22 +45,26 @@ impl Env {
 
     /// A platform image (distinct by `arch`), pushed by digest and tagged with `tags`.
     async fn platform(&self, arch: &str, tags: &[&str]) -> Digest {
-        let config = push_blob(&self.registry, &self.repo, format!("{{\"architecture\":\"{arch}\"}}").as_bytes()).await;
+        let data = format!("{{\"architecture\":\"{arch}\"}}");
+        let config = push_blob(&self.registry, &self.repo, data.as_bytes()).await;
+        let config_size = data.len();
         let body = Bytes::from(format!(
-            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":5}}]}}"#,
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{config_size}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":5}}]}}"#,
             self.layer
         ));
         self.put(body, OCI_MANIFEST, tags).await.unwrap()
     }
 
-    fn index_body(children: &[&Digest]) -> Bytes {
-        let entries: Vec<String> = children
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                format!(r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{d}","size":10,"platform":{{"architecture":"arch{i}","os":"linux"}}}}"#)
-            })
-            .collect();
+    /// An index of `children` (pushed already: each descriptor declares its child's length).
+    async fn index_body(&self, children: &[&Digest]) -> Bytes {
+        let mut entries = Vec::new();
+        for (i, d) in children.iter().enumerate() {
+            let child = self.registry.get_manifest(&self.repo, &Reference::Digest((*d).clone()), false).await.unwrap();
+            let (size, media_type) = (child.content.len(), child.media_type);
+            entries.push(format!(
+                r#"{{"mediaType":"{media_type}","digest":"{d}","size":{size},"platform":{{"architecture":"arch{i}","os":"linux"}}}}"#
+            ));
+        }
         Bytes::from(format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#, entries.join(",")))
     }
 
@@ -98,7 +102,7 @@ fn by_digest(d: &Digest) -> ImageId {
 async fn batch_delete_of_an_index_child_is_refused_and_names_the_index() {
     let env = Env::new().await;
     let (amd, arm) = (env.platform("amd64", &[]).await, env.platform("arm64", &[]).await);
-    let index = env.put(Env::index_body(&[&amd, &arm]), OCI_INDEX, &["v1"]).await.unwrap();
+    let index = env.put(env.index_body(&[&amd, &arm]).await, OCI_INDEX, &["v1"]).await.unwrap();
 
     // The usual cleanup: every untagged image (both platforms), without the index.
     let (deleted, failures) = env.registry.batch_delete_images(&env.repo, &env.untagged().await).await.unwrap();
@@ -117,9 +121,9 @@ async fn batch_delete_of_an_index_child_is_refused_and_names_the_index() {
 async fn an_index_deleted_in_the_same_request_goes_first_whatever_the_order() {
     let env = Env::new().await;
     let (amd, arm) = (env.platform("amd64", &[]).await, env.platform("arm64", &[]).await);
-    let index = env.put(Env::index_body(&[&amd, &arm]), OCI_INDEX, &[]).await.unwrap();
+    let index = env.put(env.index_body(&[&amd, &arm]).await, OCI_INDEX, &[]).await.unwrap();
     // An index of the index: two levels to unwind.
-    let outer = env.put(Env::index_body(&[&index]), OCI_INDEX, &[]).await.unwrap();
+    let outer = env.put(env.index_body(&[&index]).await, OCI_INDEX, &[]).await.unwrap();
     let loose = env.platform("loose", &[]).await;
     let mut ids = env.untagged().await;
     ids.sort_by_key(|i| {
@@ -143,7 +147,7 @@ async fn v2_delete_by_digest_is_refused_and_by_tag_untags_only() {
     let env = Env::new().await;
     let amd = env.platform("amd64", &["amd64-only"]).await;
     let arm = env.platform("arm64", &[]).await;
-    let index = env.put(Env::index_body(&[&amd, &arm]), OCI_INDEX, &["v1"]).await.unwrap();
+    let index = env.put(env.index_body(&[&amd, &arm]).await, OCI_INDEX, &["v1"]).await.unwrap();
 
     let err = env.registry.delete_manifest(&env.repo, &Reference::Digest(amd.clone())).await.unwrap_err();
     match err {
@@ -169,7 +173,7 @@ async fn v2_delete_by_digest_is_refused_and_by_tag_untags_only() {
 async fn batch_delete_of_a_childs_last_tag_untags_and_keeps_the_image() {
     let env = Env::new().await;
     let amd = env.platform("amd64", &["amd64-only"]).await;
-    let index = env.put(Env::index_body(&[&amd]), OCI_INDEX, &["v1"]).await.unwrap();
+    let index = env.put(env.index_body(&[&amd]).await, OCI_INDEX, &["v1"]).await.unwrap();
     let ids = [ImageId { digest: None, tag: Some("amd64-only".into()) }];
     let (deleted, failures) = env.registry.batch_delete_images(&env.repo, &ids).await.unwrap();
     assert!(failures.is_empty(), "{failures:?}");
@@ -197,7 +201,7 @@ async fn a_racing_index_push_and_child_delete_never_leave_a_broken_index() {
     let env = Arc::new(Env::new().await);
     for round in 0..12 {
         let child = env.platform(&format!("race{round}"), &[]).await;
-        let body = Env::index_body(&[&child]);
+        let body = env.index_body(&[&child]).await;
         let (e1, e2) = (env.clone(), env.clone());
         let c2 = child.clone();
         let push = tokio::spawn(async move { e1.put(body, OCI_INDEX, &[]).await });

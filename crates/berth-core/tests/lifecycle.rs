@@ -50,8 +50,9 @@ impl Env {
 
     /// Pushes a distinct image (by `seed`) and tags it with each of `tags`.
     async fn push(&self, seed: &str, tags: &[&str]) -> Digest {
-        let config = push_blob(&self.registry, &self.repo, format!("{{\"seed\":\"{seed}\"}}").as_bytes()).await;
-        let body = manifest(&config, &self.layer, None);
+        let data = format!("{{\"seed\":\"{seed}\"}}");
+        let config = push_blob(&self.registry, &self.repo, data.as_bytes()).await;
+        let body = manifest(&config, data.len(), &self.layer, None);
         self.put(body, tags).await
     }
 
@@ -83,12 +84,12 @@ async fn push_blob(r: &Registry, repo: &Repo, data: &[u8]) -> Digest {
     d
 }
 
-fn manifest(config: &Digest, layer: &Digest, subject: Option<&Digest>) -> Bytes {
+fn manifest(config: &Digest, config_size: usize, layer: &Digest, subject: Option<&Digest>) -> Bytes {
     let subject = subject
         .map(|s| format!(r#","subject":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{s}","size":10}}"#))
         .unwrap_or_default();
     Bytes::from(format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":5}}]{subject}}}"#
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{config_size}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":5}}]{subject}}}"#
     ))
 }
 
@@ -154,13 +155,14 @@ async fn dry_run_changes_nothing() {
 async fn index_children_stay_with_their_index_and_referrers_go_with_their_subject() {
     let env = Env::new().await;
     let child = env.push("child", &[]).await;
+    let child_size = env.registry.get_manifest(&env.repo, &Reference::Digest(child.clone()), false).await.unwrap().content.len();
     let index = Bytes::from(format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{child}","size":10,"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{child}","size":{child_size},"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#
     ));
     let index = env.put(index, &["release-1"]).await;
     let subject = env.push("subject", &[]).await;
     let sig_config = push_blob(&env.registry, &env.repo, b"{\"sig\":1}").await;
-    let signature = env.put(manifest(&sig_config, &env.layer, Some(&subject)), &[]).await;
+    let signature = env.put(manifest(&sig_config, 9, &env.layer, Some(&subject)), &[]).await;
     env.advance_days(30);
     env.registry.put_lifecycle_policy(&env.repo, SEED_POLICY).await.unwrap();
     let report = env.registry.run_lifecycle(&env.repo, false).await.unwrap();

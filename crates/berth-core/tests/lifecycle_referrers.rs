@@ -58,7 +58,9 @@ impl Env {
 
     /// An image (distinct by `seed`), tagged `tag` if given, referring to `subject` if given.
     async fn push(&self, seed: &str, tag: Option<&str>, subject: Option<&Digest>) -> Digest {
-        let config = push_blob(&self.registry, &self.repo, format!("{{\"seed\":\"{seed}\"}}").as_bytes()).await;
+        let data = format!("{{\"seed\":\"{seed}\"}}");
+        let config = push_blob(&self.registry, &self.repo, data.as_bytes()).await;
+        let config_size = data.len();
         let subject = subject
             .map(|s| {
                 format!(
@@ -67,7 +69,7 @@ impl Env {
             })
             .unwrap_or_default();
         let body = Bytes::from(format!(
-            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":5}}]{subject}}}"#,
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{config_size}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":5}}]{subject}}}"#,
             self.layer
         ));
         let digest = Digest::sha256_of(&body);

@@ -285,3 +285,49 @@ async fn a_push_with_extra_tags_applies_all_of_them_or_none() {
     assert!(matches!(r.get_manifest(&name, &Reference::Digest(d2), false).await, Err(RegistryError::ManifestUnknown(_))));
     assert_eq!(r.list_tags(&name, None, None).await.unwrap().items, vec!["a".to_string(), "b".to_string()]);
 }
+
+#[tokio::test]
+async fn a_descriptor_must_declare_the_size_of_what_it_names() {
+    let env = Env::new();
+    let r = env.registry().await;
+    let name = repo("team/app");
+    let (config, layer) = push_blobs(&r, &name).await;
+    let tag = Reference::parse("v1").unwrap();
+    let huge = i64::MAX.to_string();
+    let lying = Bytes::from(
+        String::from_utf8(image_manifest(&config, &layer).to_vec()).unwrap().replace(r#""size":5"#, &format!(r#""size":{huge}"#)),
+    );
+    match r.put_manifest(&name, &tag, "", lying).await {
+        Err(RegistryError::ManifestInvalid(msg)) => {
+            assert!(msg.contains(&layer.to_string()) && msg.contains(&huge) && msg.contains(" 5 bytes"), "{msg}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(r.get_manifest(&name, &tag, true).await, Err(RegistryError::ManifestUnknown(_))), "nothing stored");
+    // The config too, and a layer named twice with one wrong size.
+    let wrong_config = String::from_utf8(image_manifest(&config, &layer).to_vec()).unwrap().replace(r#""size":2"#, r#""size":3"#);
+    assert!(
+        matches!(r.put_manifest(&name, &tag, "", Bytes::from(wrong_config)).await, Err(RegistryError::ManifestInvalid(m)) if m.contains(&config.to_string()))
+    );
+    let twice = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":5}},{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":6}}]}}"#
+    );
+    assert!(matches!(r.put_manifest(&name, &tag, "", Bytes::from(twice)).await, Err(RegistryError::ManifestInvalid(_))));
+
+    // An index: each child's declared size must be the child manifest's length.
+    let child = image_manifest(&config, &layer);
+    let child_digest = r.put_manifest(&name, &tag, "", child.clone()).await.unwrap().digest;
+    let index = |size: usize| {
+        Bytes::from(format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{child_digest}","size":{size}}}]}}"#
+        ))
+    };
+    let list = Reference::parse("list").unwrap();
+    match r.put_manifest(&name, &list, "", index(child.len() + 1)).await {
+        Err(RegistryError::ManifestInvalid(msg)) => {
+            assert!(msg.contains(&child_digest.to_string()) && msg.contains(&format!("{} bytes", child.len())), "{msg}")
+        }
+        other => panic!("{other:?}"),
+    }
+    r.put_manifest(&name, &list, "", index(child.len())).await.unwrap();
+}

@@ -733,9 +733,11 @@ async fn get_download_url_for_layer(ctx: &Ctx<'_>, i: DownloadUrlIn) -> Out {
         // A presigned bucket URL, as ECR hands out S3 URLs.
         return Ok(json!({ "downloadUrl": url, "layerDigest": digest.to_string() }));
     }
-    // A URL that works without headers: the caller's own registry token as a query parameter.
-    let (password, _) = ctx.registry.issue_token(ctx.principal)?;
-    let url = format!("{}://{}/blobs/{digest}?berth_token={password}", scheme(ctx), blob_base(ctx, &repo));
+    // A URL that works without headers, like ECR's presigned ones: a short-lived capability to
+    // read this one blob here, never the caller's registry token.
+    let (capability, _) = ctx.registry.issue_download_capability(&repo, &digest, &ctx.principal.arn)?;
+    let param = berth_core::download_urls::DOWNLOAD_URL_PARAM;
+    let url = format!("{}://{}/blobs/{digest}?{param}={capability}", scheme(ctx), blob_base(ctx, &repo));
     Ok(json!({ "downloadUrl": url, "layerDigest": digest.to_string() }))
 }
 

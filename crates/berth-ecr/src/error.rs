@@ -176,7 +176,11 @@ impl From<RegistryError> for EcrError {
                 AuthFailure::BadSignature(m) | AuthFailure::Malformed(m) => {
                     EcrError { status: StatusCode::FORBIDDEN, ..EcrError::new("InvalidSignatureException", m) }
                 }
-                AuthFailure::TokenInvalid | AuthFailure::TokenExpired | AuthFailure::BadCredentials | AuthFailure::SessionInvalid => {
+                AuthFailure::TokenInvalid
+                | AuthFailure::TokenExpired
+                | AuthFailure::BadCredentials
+                | AuthFailure::SessionInvalid
+                | AuthFailure::DownloadUrl(_) => {
                     EcrError { status: StatusCode::FORBIDDEN, ..EcrError::new("ExpiredTokenException", f.to_string()) }
                 }
             },

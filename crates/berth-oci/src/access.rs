@@ -14,16 +14,23 @@ use http::{header, Method};
 use crate::{Endpoint, OciError};
 
 /// The caller's Basic credentials and transport, read before any await (a request body is not `Sync`).
-/// A blob GET may instead carry the token in `berth_token` (the URLs GetDownloadUrlForLayer returns).
+/// Credentials come from the Authorization header only: a registry token is never read from a URL.
 pub(crate) fn credentials(req: &Request<Body>) -> (Option<(String, String)>, Transport) {
-    let from_query = || {
-        if req.method() != Method::GET || !req.uri().path().contains("/blobs/sha") {
-            return None;
-        }
-        let query = req.uri().query()?;
-        form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "berth_token").map(|(_, v)| ("AWS".to_string(), v.into_owned()))
-    };
-    (basic_credentials(req).or_else(from_query), transport(req))
+    (basic_credentials(req), transport(req))
+}
+
+/// The download capability a GetDownloadUrlForLayer URL carries, if any (verified by the service
+/// for the blob the request addresses; it is no credential for anything else).
+pub(crate) fn download_capability(query: &HashMap<String, String>) -> Option<&str> {
+    query.get(berth_core::download_urls::DOWNLOAD_URL_PARAM).map(String::as_str)
+}
+
+/// Verifies a download capability for the blob read `name`/`digest` the request addresses;
+/// returns whom it was issued to, for the request log.
+pub(crate) async fn verify_download(registry: &Registry, capability: &str, name: &Repo, digest: &str) -> Result<String, OciError> {
+    let digest: berth_core::Digest =
+        digest.parse().map_err(|e: berth_core::DigestError| OciError::Registry(RegistryError::DigestInvalid(e.to_string())))?;
+    Ok(registry.verify_download_capability(capability, name, &digest).await?)
 }
 
 pub(crate) async fn authenticate(registry: &Registry, creds: (Option<(String, String)>, Transport)) -> Result<Principal, OciError> {

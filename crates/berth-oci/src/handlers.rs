@@ -32,6 +32,14 @@ pub(crate) async fn handle(registry: &Registry, ep: Endpoint, req: Request<Body>
         facts.action = action.to_string();
     }
     let creds = crate::access::credentials(&req);
+    // A download URL (GetDownloadUrlForLayer) reads its one blob on its capability alone; on any
+    // other request the capability is no credential, so a request without one is refused.
+    if let (None, Some(capability), Endpoint::Blob { name, digest }, &Method::GET | &Method::HEAD) =
+        (&creds.0, crate::access::download_capability(&query), &ep, &method)
+    {
+        facts.principal = Some(crate::access::verify_download(registry, capability, name, digest).await?);
+        return get_blob(registry, name, digest, req.headers(), method == Method::HEAD).await;
+    }
     let principal = crate::access::authenticate(registry, creds).await?;
     facts.principal = Some(principal.arn.clone());
     crate::access::authorize(registry, &principal, &registry_ref, &ep, &method, &query).await?;

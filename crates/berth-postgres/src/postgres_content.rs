@@ -278,18 +278,25 @@ pub(crate) async fn put_manifest(pool: &PgPool, new: &NewManifest<'_>) -> Result
 async fn put_manifest_once(pool: &PgPool, new: &NewManifest<'_>) -> Result<PutManifestOutcome, StoreError> {
     let mut tx = pool.begin().await.ctx("storing manifest")?;
     let Some(repo_id) = repo_id_locked(&mut tx, new.repository).await? else { return Ok(PutManifestOutcome::RepositoryMissing) };
-    for (digest, kind) in &new.references {
-        let present: Option<i32> = match kind {
-            RefKind::Blob => sqlx::query_scalar("SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND digest = $2 FOR KEY SHARE"),
-            RefKind::Manifest => sqlx::query_scalar("SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2 FOR KEY SHARE"),
+    for reference in &new.references {
+        let stored: Option<i64> = match reference.kind {
+            RefKind::Blob => sqlx::query_scalar(
+                "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest \
+                 WHERE rb.repository_id = $1 AND rb.digest = $2 FOR KEY SHARE OF rb",
+            ),
+            RefKind::Manifest => sqlx::query_scalar("SELECT size FROM manifests WHERE repository_id = $1 AND digest = $2 FOR KEY SHARE"),
         }
         .bind(repo_id)
-        .bind(digest.to_string())
+        .bind(reference.digest.to_string())
         .fetch_optional(&mut *tx)
         .await
         .ctx("checking manifest reference")?;
-        if present.is_none() {
-            return Ok(PutManifestOutcome::MissingReference(digest.clone(), *kind));
+        match stored {
+            None => return Ok(PutManifestOutcome::MissingReference(reference.digest.clone(), reference.kind)),
+            Some(stored) if stored as u64 != reference.size => {
+                return Ok(PutManifestOutcome::SizeMismatch { reference: reference.clone(), stored: stored as u64 })
+            }
+            Some(_) => {}
         }
     }
     let m = &new.manifest;
@@ -301,14 +308,14 @@ async fn put_manifest_once(pool: &PgPool, new: &NewManifest<'_>) -> Result<PutMa
     }
     let (inserted, restored) = store_manifest_row(&mut tx, repo_id, m, &digest).await?;
     if inserted {
-        for (child, kind) in &new.references {
+        for reference in &new.references {
             sqlx::query(
                 "INSERT INTO manifest_references (repository_id, manifest_digest, child_digest, kind) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             )
             .bind(repo_id)
             .bind(&digest)
-            .bind(child.to_string())
-            .bind(kind_code(*kind))
+            .bind(reference.digest.to_string())
+            .bind(kind_code(reference.kind))
             .execute(&mut *tx)
             .await
             .ctx("recording manifest reference")?;

@@ -174,10 +174,26 @@ async fn repo(s: &Store, name: &str) -> RepoKey {
     k
 }
 
+fn reference(digest: Digest, kind: RefKind, size: u64) -> ManifestReference {
+    ManifestReference { digest, kind, size }
+}
+
+/// References declaring the sizes the store holds (0 for what it does not hold).
+async fn as_stored(s: &Store, k: &RepoKey, refs: Vec<(Digest, RefKind)>) -> Vec<ManifestReference> {
+    let mut out = Vec::with_capacity(refs.len());
+    for (digest, kind) in refs {
+        let size = match kind {
+            RefKind::Blob => s.repository_blob(k, &digest).await.expect("blob size"),
+            RefKind::Manifest => s.get_manifest_by_digest(k, &digest).await.expect("manifest").map(|m| m.content.len() as u64),
+        };
+        out.push(reference(digest, kind, size.unwrap_or(0)));
+    }
+    out
+}
+
 async fn put(s: &Store, k: &RepoKey, m: ManifestRow, refs: Vec<(Digest, RefKind)>, tag: Option<(&str, TagMove)>) -> PutManifestOutcome {
-    s.put_manifest(NewManifest { repository: k, manifest: m, references: refs, tags: tag.into_iter().collect() })
-        .await
-        .expect("put manifest")
+    let references = as_stored(s, k, refs).await;
+    s.put_manifest(NewManifest { repository: k, manifest: m, references, tags: tag.into_iter().collect() }).await.expect("put manifest")
 }
 
 /// Pushes `content` with one layer `layer` (linked first) and an optional moving tag.
@@ -399,6 +415,24 @@ async fn manifests_and_tags(f: Fixture) {
     match put(s, &k, manifest("idx", NOW), vec![(d("m1"), RefKind::Manifest), (d("nochild"), RefKind::Manifest)], None).await {
         PutManifestOutcome::MissingReference(dg, kind) => assert_eq!((dg, kind), (d("nochild"), RefKind::Manifest)),
         other => panic!("{other:?}"),
+    }
+    assert!(s.get_manifest_by_digest(&k, &d("m4")).await.unwrap().is_none());
+    assert!(s.get_manifest_by_tag(&k, "v4").await.unwrap().is_none());
+    // A reference whose declared size is not the stored one writes nothing either.
+    for wrong in [reference(d("l1"), RefKind::Blob, i64::MAX as u64), reference(d("m1"), RefKind::Manifest, 3)] {
+        let new = NewManifest {
+            repository: &k,
+            manifest: manifest("m4", NOW),
+            references: vec![wrong.clone()],
+            tags: vec![("v4", TagMove::Move)],
+        };
+        match s.put_manifest(new).await.unwrap() {
+            PutManifestOutcome::SizeMismatch { reference, stored } => {
+                assert_eq!(reference, wrong);
+                assert_eq!(stored, if wrong.kind == RefKind::Blob { 10 } else { 2 });
+            }
+            other => panic!("{other:?}"),
+        }
     }
     assert!(s.get_manifest_by_digest(&k, &d("m4")).await.unwrap().is_none());
     assert!(s.get_manifest_by_tag(&k, "v4").await.unwrap().is_none());
@@ -916,7 +950,7 @@ async fn racing_put_manifest(f: Fixture) {
     let s2 = f.second_node().await;
     let k = repo(&s1, "app").await;
     s1.link_blob(&k, &d("l"), 1, NOW).await.unwrap();
-    let layer = vec![(d("l"), RefKind::Blob)];
+    let layer = vec![reference(d("l"), RefKind::Blob, 1)];
     for round in 0..15 {
         let (c1, c2) = (format!("one-{round}"), format!("two-{round}"));
         let (r1, r2) = tokio::join!(
@@ -993,7 +1027,7 @@ async fn racing_gc_and_push(f: Fixture) {
             s2.put_manifest(NewManifest {
                 repository: &k,
                 manifest: manifest(&content, NOW),
-                references: vec![(layer.clone(), RefKind::Blob)],
+                references: vec![reference(layer.clone(), RefKind::Blob, 1)],
                 tags: vec![]
             }),
         );
@@ -1019,6 +1053,7 @@ async fn racing_expire_and_push(f: Fixture) {
     let k = repo(&s1, "app").await;
     s1.link_blob(&k, &d("l"), 1, NOW).await.unwrap();
     let layer = vec![(d("l"), RefKind::Blob)];
+    let layer_ref = vec![reference(d("l"), RefKind::Blob, 1)];
     for round in 0..15 {
         let (old, new) = (format!("old-{round}"), format!("new-{round}"));
         let tag = format!("t{round}");
@@ -1029,7 +1064,7 @@ async fn racing_expire_and_push(f: Fixture) {
             s2.put_manifest(NewManifest {
                 repository: &k,
                 manifest: manifest(&new, NOW),
-                references: layer.clone(),
+                references: layer_ref.clone(),
                 tags: vec![(&tag, TagMove::Move)]
             }),
         );

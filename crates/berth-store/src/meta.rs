@@ -161,11 +161,20 @@ pub enum TagMove {
     CreateOnly,
 }
 
+/// A descriptor of a pushed manifest: what it names and the size it declares for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestReference {
+    pub digest: Digest,
+    pub kind: RefKind,
+    pub size: u64,
+}
+
 pub struct NewManifest<'a> {
     pub repository: &'a RepoKey,
     pub manifest: ManifestRow,
-    /// Everything the manifest references, each of which must already be in the repository.
-    pub references: Vec<(Digest, RefKind)>,
+    /// Everything the manifest references, each of which must already be in the repository
+    /// with the size its descriptor declares.
+    pub references: Vec<ManifestReference>,
     /// Tags to point at the manifest, all in the same transaction (a PUT by tag, or by digest
     /// with `?tag=` parameters).
     pub tags: Vec<(&'a str, TagMove)>,
@@ -181,6 +190,12 @@ pub enum PutManifestOutcome {
     },
     /// A reference is missing from the repository; nothing was written.
     MissingReference(Digest, RefKind),
+    /// A reference is present but its stored size (a blob's bytes, a child manifest's length)
+    /// is not the declared one; nothing was written.
+    SizeMismatch {
+        reference: ManifestReference,
+        stored: u64,
+    },
     /// `TagMove::CreateOnly` and a tag names another manifest (this one); nothing was written.
     TagExists(Digest),
     RepositoryMissing,

@@ -559,18 +559,24 @@ impl MetadataStore for SqliteMetadataStore {
     async fn put_manifest(&self, new: NewManifest<'_>) -> Result<PutManifestOutcome, StoreError> {
         let mut tx = self.writer.begin().await.ctx("storing manifest")?;
         let Some(repo_id) = repo_id_in(&mut tx, new.repository).await? else { return Ok(PutManifestOutcome::RepositoryMissing) };
-        for (digest, kind) in &new.references {
-            let present: Option<i64> = match kind {
-                RefKind::Blob => sqlx::query_scalar("SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?"),
-                RefKind::Manifest => sqlx::query_scalar("SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?"),
+        for reference in &new.references {
+            let stored: Option<i64> = match reference.kind {
+                RefKind::Blob => sqlx::query_scalar(
+                    "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.repository_id = ? AND rb.digest = ?",
+                ),
+                RefKind::Manifest => sqlx::query_scalar("SELECT size FROM manifests WHERE repository_id = ? AND digest = ?"),
             }
             .bind(repo_id)
-            .bind(digest.to_string())
+            .bind(reference.digest.to_string())
             .fetch_optional(&mut *tx)
             .await
             .ctx("checking manifest reference")?;
-            if present.is_none() {
-                return Ok(PutManifestOutcome::MissingReference(digest.clone(), *kind));
+            match stored {
+                None => return Ok(PutManifestOutcome::MissingReference(reference.digest.clone(), reference.kind)),
+                Some(stored) if stored as u64 != reference.size => {
+                    return Ok(PutManifestOutcome::SizeMismatch { reference: reference.clone(), stored: stored as u64 })
+                }
+                Some(_) => {}
             }
         }
         let m = &new.manifest;
@@ -620,14 +626,14 @@ impl MetadataStore for SqliteMetadataStore {
                 > 0;
         }
         if inserted.rows_affected() > 0 {
-            for (child, kind) in &new.references {
+            for reference in &new.references {
                 sqlx::query(
                     "INSERT INTO manifest_references (repository_id, manifest_digest, child_digest, kind) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 )
                 .bind(repo_id)
                 .bind(&digest)
-                .bind(child.to_string())
-                .bind(kind_code(*kind))
+                .bind(reference.digest.to_string())
+                .bind(kind_code(reference.kind))
                 .execute(&mut *tx)
                 .await
                 .ctx("recording manifest reference")?;
