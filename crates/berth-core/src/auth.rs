@@ -121,6 +121,15 @@ pub fn user_arn(account: &str, name: &str) -> String {
     format!("arn:aws:iam::{account}:user/{name}")
 }
 
+/// Documents to attach to a user: each an identity policy within IAM's limits (see
+/// `Policy::parse_identity`).
+fn validate_identity_policies(policies: &[(String, String)]) -> Result<()> {
+    for (name, doc) in policies {
+        Policy::parse_identity(doc).map_err(|e| RegistryError::InvalidParameter(format!("policy {name}: {e}")))?;
+    }
+    Ok(())
+}
+
 fn valid_account(a: &str) -> bool {
     a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())
 }
@@ -193,9 +202,7 @@ impl Registry {
         if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)) {
             return Err(RegistryError::InvalidParameter(format!("user name {name:?} is not a valid IAM user name")));
         }
-        for (pname, doc) in policies {
-            Policy::parse_identity(doc).map_err(|e| RegistryError::InvalidParameter(format!("policy {pname}: {e}")))?;
-        }
+        validate_identity_policies(policies)?;
         let now = self.now();
         let arn = user_arn(account, name);
         self.meta.ensure_account(account, now).await?;
@@ -234,9 +241,7 @@ impl Registry {
         if !self.user_exists(user_arn).await? {
             return Err(RegistryError::InvalidParameter(format!("no user {user_arn}")));
         }
-        for (name, doc) in policies {
-            Policy::parse_identity(doc).map_err(|e| RegistryError::InvalidParameter(format!("policy {name}: {e}")))?;
-        }
+        validate_identity_policies(policies)?;
         for (name, doc) in policies {
             self.meta.put_user_policy(user_arn, name, doc).await?;
         }
@@ -423,7 +428,7 @@ impl Registry {
         let generation = self.caches.generation();
         // Stored documents were validated when written; one that no longer parses grants nothing.
         let docs = self.meta.user_policies(arn).await?;
-        let parsed = Arc::new(docs.iter().filter_map(|(_, d)| Policy::parse(d).ok()).collect::<Vec<_>>());
+        let parsed = Arc::new(docs.iter().filter_map(|(name, d)| parse_stored(d, name)).collect::<Vec<_>>());
         self.caches.fill(&self.caches.user_policies, generation, arn.to_string(), parsed.clone());
         Ok(parsed)
     }
@@ -433,7 +438,13 @@ impl Registry {
             return Ok(a);
         }
         let generation = self.caches.generation();
-        let policy = self.meta.get_repository(repo.key()).await?.and_then(|r| r.policy).and_then(|d| Policy::parse(&d).ok()).map(Arc::new);
+        let policy = self
+            .meta
+            .get_repository(repo.key())
+            .await?
+            .and_then(|r| r.policy)
+            .and_then(|d| parse_stored(&d, "repository policy"))
+            .map(Arc::new);
         let tags = self.meta.list_resource_tags(repo.key()).await?;
         let authz = Arc::new(RepoAuthz { policy, tags });
         self.caches.fill(&self.caches.repo_authz, generation, repo.key().clone(), authz.clone());
@@ -446,10 +457,27 @@ impl Registry {
             return Ok(p);
         }
         let generation = self.caches.generation();
-        let parsed = Arc::new(self.meta.get_registry_policy(account, region).await?.and_then(|d| Policy::parse(&d).ok()));
+        let parsed = Arc::new(self.meta.get_registry_policy(account, region).await?.and_then(|d| parse_stored(&d, "registry policy")));
         self.caches.fill(&self.caches.registry_policies, generation, key, parsed.clone());
         Ok(parsed)
     }
+}
+
+/// A stored document, parsed once per cache fill. Documents were bounded when written
+/// (`parse_identity`/`parse_resource`); one stored before berth bounded them still means what
+/// it says (a Deny in it must not vanish), but every statement is matched on every request,
+/// so the operator is told to replace it.
+fn parse_stored(doc: &str, what: &str) -> Option<Policy> {
+    let policy = Policy::parse(doc).ok()?;
+    if policy.statements().len() > policy::MAX_STATEMENTS {
+        tracing::warn!(
+            policy = what,
+            statements = policy.statements().len(),
+            limit = policy::MAX_STATEMENTS,
+            "a stored policy has more statements than berth now accepts and slows every authorization; replace it"
+        );
+    }
+    Some(policy)
 }
 
 fn sig_failure(e: sigv4::SigError) -> RegistryError {

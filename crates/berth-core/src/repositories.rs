@@ -1,6 +1,6 @@
 //! Repository lifecycle and settings (the ECR control plane's repository actions).
 
-use berth_iam::policy::Policy;
+use berth_iam::policy::{Policy, PolicyError};
 use berth_store::{DeleteRepositoryOutcome, RepositoryRow, RepositorySettings};
 
 use crate::auth::{Principal, Resource};
@@ -42,6 +42,17 @@ fn encryption(t: Option<&str>, kms_key: Option<&str>) -> Result<(String, Option<
         ("AES256", Some(_)) => Err(RegistryError::InvalidParameter("kmsKey can only be given with encryptionType KMS or KMS_DSSE".into())),
         (t @ ("KMS" | "KMS_DSSE"), k) => Ok((t.to_string(), k.map(str::to_string))),
         (other, _) => Err(RegistryError::InvalidParameter(format!("encryptionType {other:?} is not AES256, KMS or KMS_DSSE"))),
+    }
+}
+
+/// ECR's answer to a policy it refuses: its length constraint in the API's own words (so the
+/// console and the admin CLI say what the API says), anything else as a policy problem.
+fn invalid_resource_policy(kind: &str, e: PolicyError) -> RegistryError {
+    match e {
+        PolicyError::TooLong { max, .. } => RegistryError::InvalidParameter(format!(
+            "Invalid parameter at 'policyText' failed to satisfy constraint: 'Member must have length less than or equal to {max}'"
+        )),
+        e => RegistryError::InvalidParameter(format!("Invalid {kind} policy provided: {e}")),
     }
 }
 
@@ -170,10 +181,7 @@ impl Registry {
     }
 
     pub async fn set_repository_policy(&self, repo: &Repo, policy: &str) -> Result<()> {
-        if policy.len() > 10240 {
-            return Err(RegistryError::InvalidParameter("policyText is longer than 10240 characters".into()));
-        }
-        Policy::parse_resource(policy).map_err(|e| RegistryError::InvalidParameter(format!("Invalid repository policy provided: {e}")))?;
+        Policy::parse_resource(policy).map_err(|e| invalid_resource_policy("repository", e))?;
         let set = self.meta.set_repository_policy(repo.key(), Some(policy)).await?;
         self.caches.invalidate_repo_authz(repo.key());
         if !set {
@@ -199,7 +207,7 @@ impl Registry {
     }
 
     pub async fn set_registry_policy(&self, registry: &RegistryRef, policy: &str) -> Result<()> {
-        Policy::parse_resource(policy).map_err(|e| RegistryError::InvalidParameter(format!("Invalid registry policy provided: {e}")))?;
+        Policy::parse_resource(policy).map_err(|e| invalid_resource_policy("registry", e))?;
         self.meta.set_registry_policy(&registry.account, &registry.region, Some(policy)).await?;
         self.caches.invalidate_registry_policy(&registry.account, &registry.region);
         Ok(())

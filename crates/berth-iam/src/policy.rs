@@ -41,6 +41,33 @@ pub enum PolicyError {
     Json(String),
     #[error("{0}")]
     Invalid(String),
+    /// Longer than the document kind's length constraint (characters, whitespace included).
+    #[error("policy document is {len} characters long; the limit is {max}")]
+    TooLong { len: usize, max: usize },
+    /// IAM's policy size quota, which does not count whitespace.
+    #[error("Cannot exceed quota for PolicySize: {max} (the document has {len} characters other than whitespace)")]
+    TooLarge { len: usize, max: usize },
+    #[error("policy has {count} statements; at most {max} are allowed")]
+    TooManyStatements { count: usize, max: usize },
+}
+
+/// ECR's `RepositoryPolicyText` and `RegistryPolicyText`: at most 10,240 characters.
+pub const MAX_RESOURCE_POLICY_CHARS: usize = 10_240;
+/// IAM's `policyDocumentType` length constraint, whitespace included.
+pub const MAX_IDENTITY_POLICY_CHARS: usize = 131_072;
+/// IAM's quota on a managed policy's size: 6,144 characters, whitespace not counted.
+pub const MAX_IDENTITY_POLICY_SIZE: usize = 6_144;
+/// Statements per document. Neither IAM nor ECR sets one; the length limits already allow
+/// about 200 minimal statements, and every statement is matched on every request, so berth
+/// accepts at most this many (real policies have a handful; one statement can name many
+/// principals, actions and resources).
+pub const MAX_STATEMENTS: usize = 100;
+
+fn check_statement_count(policy: &Policy) -> Result<(), PolicyError> {
+    if policy.statements.len() > MAX_STATEMENTS {
+        return Err(PolicyError::TooManyStatements { count: policy.statements.len(), max: MAX_STATEMENTS });
+    }
+    Ok(())
 }
 
 fn invalid(msg: impl Into<String>) -> PolicyError {
@@ -147,8 +174,21 @@ impl Policy {
 
     /// Parses an identity policy (attached to a user): every statement needs `Resource` or
     /// `NotResource` and none may name a `Principal`, as IAM requires.
+    ///
+    /// A document being attached must also fit IAM's limits: [`MAX_IDENTITY_POLICY_CHARS`]
+    /// characters, [`MAX_IDENTITY_POLICY_SIZE`] of them other than whitespace, and at most
+    /// [`MAX_STATEMENTS`] statements. (Stored documents are read back with [`Policy::parse`].)
     pub fn parse_identity(json: &str) -> Result<Policy, PolicyError> {
+        let len = json.chars().count();
+        if len > MAX_IDENTITY_POLICY_CHARS {
+            return Err(PolicyError::TooLong { len, max: MAX_IDENTITY_POLICY_CHARS });
+        }
+        let size = json.chars().filter(|c| !c.is_whitespace()).count();
+        if size > MAX_IDENTITY_POLICY_SIZE {
+            return Err(PolicyError::TooLarge { len: size, max: MAX_IDENTITY_POLICY_SIZE });
+        }
         let policy = Self::parse(json)?;
+        check_statement_count(&policy)?;
         for (i, s) in policy.statements.iter().enumerate() {
             if s.principal.is_some() {
                 return Err(invalid(format!("Statement[{i}] has a Principal, which identity policies must not have")));
@@ -162,8 +202,16 @@ impl Policy {
 
     /// Parses a resource-based policy (repository or registry policy): every statement needs
     /// `Principal` or `NotPrincipal`, as ECR requires.
+    ///
+    /// At most [`MAX_RESOURCE_POLICY_CHARS`] characters (ECR's limit) and [`MAX_STATEMENTS`]
+    /// statements. (Stored documents are read back with [`Policy::parse`].)
     pub fn parse_resource(json: &str) -> Result<Policy, PolicyError> {
+        let len = json.chars().count();
+        if len > MAX_RESOURCE_POLICY_CHARS {
+            return Err(PolicyError::TooLong { len, max: MAX_RESOURCE_POLICY_CHARS });
+        }
         let policy = Self::parse(json)?;
+        check_statement_count(&policy)?;
         if let Some(i) = policy.statements.iter().position(|s| s.principal.is_none()) {
             return Err(invalid(format!("Statement[{i}] must have Principal or NotPrincipal")));
         }

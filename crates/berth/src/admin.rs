@@ -175,6 +175,11 @@ fn policy_documents(args: &PolicyArgs) -> anyhow::Result<Vec<(String, String)>> 
         policies.push((full, doc.to_string()));
     }
     for path in &args.policy_file {
+        // The service checks IAM's limits on the document; a file far beyond them (IAM's
+        // 131,072 characters of up to 4 bytes each) is refused before it is read into memory.
+        let max = 4 * berth_iam::policy::MAX_IDENTITY_POLICY_CHARS as u64;
+        let len = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
+        anyhow::ensure!(len <= max, "{} is {len} bytes; a policy document is at most {max}", path.display());
         let doc = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("inline").to_string();
         policies.push((name, doc));

@@ -1,6 +1,9 @@
 //! Logs (one line per request) and Prometheus metrics.
 
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::Body;
@@ -54,8 +57,8 @@ impl Metrics {
                 .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             &["route", "method"],
         )?;
-        let bytes_in = IntCounter::new("berth_http_request_bytes_total", "Request body bytes (by Content-Length)")?;
-        let bytes_out = IntCounter::new("berth_http_response_bytes_total", "Response body bytes (by Content-Length)")?;
+        let bytes_in = IntCounter::new("berth_http_request_bytes_total", "Request body bytes read")?;
+        let bytes_out = IntCounter::new("berth_http_response_bytes_total", "Response body bytes sent")?;
         let upload_sessions = IntGauge::new("berth_upload_sessions_open", "Open blob upload sessions")?;
         let gc_runs = IntCounter::new("berth_gc_runs_total", "Garbage collection runs")?;
         let gc_bytes = IntCounter::new("berth_gc_bytes_reclaimed_total", "Bytes reclaimed by garbage collection")?;
@@ -92,40 +95,212 @@ impl Metrics {
     }
 }
 
-fn content_length(h: &http::HeaderMap) -> u64 {
-    h.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+fn content_length(h: &http::HeaderMap) -> Option<u64> {
+    h.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+}
+
+/// Route labels the adapters set (`RouteLabel`); any other folds to "other", so a new or
+/// unexpected label can never add series unnoticed.
+const ROUTES: &[&str] = &[
+    "v2_token",
+    "v2_base",
+    "v2_catalog",
+    "v2_tags",
+    "v2_manifest",
+    "v2_blob",
+    "v2_upload_start",
+    "v2_upload",
+    "v2_referrers",
+    "v2_unknown",
+    "ecr",
+    "sts",
+    "aws_unknown",
+];
+
+/// Metric labels come from closed sets: a client choosing methods, paths or statuses must
+/// not be able to create series (each one is memory held for the life of the process).
+fn route_label(route: Option<&RouteLabel>) -> &'static str {
+    route.and_then(|r| ROUTES.iter().find(|known| **known == r.0)).copied().unwrap_or("other")
+}
+
+fn method_label(method: &http::Method) -> &'static str {
+    use http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Registered status codes (about 60) keep their number; anything else is "other".
+/// (Three digits each, so the table's text order is numeric order.)
+fn status_label(status: http::StatusCode) -> &'static str {
+    if status.canonical_reason().is_none() {
+        return "other";
+    }
+    // `as_str` borrows from a static table in `http`; the match keeps the label 'static.
+    STATUS_LABELS.binary_search(&status.as_str()).map(|i| STATUS_LABELS[i]).unwrap_or("other")
+}
+
+const STATUS_LABELS: &[&str] = &[
+    "100", "101", "102", "103", "200", "201", "202", "203", "204", "205", "206", "207", "208", "226", "300", "301", "302", "303", "304",
+    "305", "307", "308", "400", "401", "402", "403", "404", "405", "406", "407", "408", "409", "410", "411", "412", "413", "414", "415",
+    "416", "417", "418", "421", "422", "423", "424", "425", "426", "428", "429", "431", "451", "500", "501", "502", "503", "504", "505",
+    "506", "507", "508", "510", "511",
+];
+
+/// The method as the request log shows it: extension methods are arbitrary tokens of any
+/// length, so the line keeps at most 16 characters and no control characters.
+fn method_for_log(method: &http::Method) -> String {
+    const MAX: usize = 16;
+    let s = method.as_str();
+    let mut out: String = s.chars().take(MAX).map(|c| if c.is_control() { '?' } else { c }).collect();
+    if s.chars().count() > MAX {
+        out.push('…');
+    }
+    out
+}
+
+/// Counts the data bytes of a body as its frames pass, into a process-wide counter (one
+/// atomic add per frame) and a plain per-body total that `slot` receives when the body is
+/// dropped (for the request log line).
+struct CountingBody {
+    inner: Body,
+    counter: IntCounter,
+    seen: u64,
+    slot: Option<Arc<AtomicU64>>,
+}
+
+impl http_body::Body for CountingBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                let n = data.len() as u64;
+                self.counter.inc_by(n);
+                self.seen += n;
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for CountingBody {
+    fn drop(&mut self) {
+        if let Some(slot) = &self.slot {
+            slot.store(self.seen, Ordering::Relaxed);
+        }
+    }
+}
+
+fn counted(inner: Body, counter: &IntCounter, slot: Option<Arc<AtomicU64>>) -> Body {
+    Body::new(CountingBody { inner, counter: counter.clone(), seen: 0, slot })
 }
 
 /// One log line and the metrics for every request.
+///
+/// Byte counters count what actually crosses the socket, never a declared Content-Length
+/// (a client may declare anything). The log line's `bytes_in` is what the handler read of
+/// the request body; `bytes_out` is the response's exact size when the body declares one
+/// (hyper sends exactly that or fails the connection), else its Content-Length header set by
+/// berth, else 0 for a body of unknown length: the line is written when the headers are
+/// ready, before a streamed body has been sent (the metric still counts its bytes).
 pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request<Body>, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
     // The path only, never the query: presigned or token parameters must not reach the log.
     let path = req.uri().path().to_string();
-    let bytes_in = content_length(req.headers());
+    let read = Arc::new(AtomicU64::new(0));
+    let req = req.map(|b| counted(b, &metrics.bytes_in, Some(read.clone())));
     let response = next.run(req).await;
     let elapsed = start.elapsed();
-    let route = response.extensions().get::<RouteLabel>().map(|r| r.0).unwrap_or("other");
+    let route = route_label(response.extensions().get::<RouteLabel>());
     let facts = response.extensions().get::<CallFacts>().cloned().unwrap_or_default();
-    let status = response.status().as_u16();
+    let status = response.status();
     // Bodies of known size (JSON answers, blobs) say so before hyper adds Content-Length.
-    let bytes_out = response.body().size_hint().exact().unwrap_or_else(|| content_length(response.headers()));
-    metrics.requests.with_label_values(&[route, method.as_str(), &status.to_string()]).inc();
-    metrics.latency.with_label_values(&[route, method.as_str()]).observe(elapsed.as_secs_f64());
-    metrics.bytes_in.inc_by(bytes_in);
-    metrics.bytes_out.inc_by(bytes_out);
+    let bytes_out = response.body().size_hint().exact().or_else(|| content_length(response.headers())).unwrap_or(0);
+    let method_label = method_label(&method);
+    metrics.requests.with_label_values(&[route, method_label, status_label(status)]).inc();
+    metrics.latency.with_label_values(&[route, method_label]).observe(elapsed.as_secs_f64());
+    let response = response.map(|b| counted(b, &metrics.bytes_out, None));
+    // The handler has dropped the request body by now (unless it kept it past its answer,
+    // when this is 0): its total is in `read`.
+    let bytes_in = read.load(Ordering::Relaxed);
     tracing::info!(
         target: "berth::request",
-        method = %method,
+        method = %method_for_log(&method),
         route,
         action = %facts.action,
         principal = facts.principal.as_deref().unwrap_or("-"),
         path = %path,
-        status,
+        status = status.as_u16(),
         bytes_in,
         bytes_out,
         duration_ms = elapsed.as_secs_f64() * 1000.0,
         "request"
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_come_from_closed_sets() {
+        let made_up = http::Method::from_bytes(b"BREW").unwrap();
+        assert_eq!(method_label(&made_up), "other");
+        assert_eq!(method_label(&http::Method::PATCH), "PATCH");
+        assert_eq!(route_label(Some(&RouteLabel("v2_blob"))), "v2_blob");
+        assert_eq!(route_label(Some(&RouteLabel("something_new"))), "other");
+        assert_eq!(route_label(None), "other");
+        assert_eq!(status_label(http::StatusCode::NOT_FOUND), "404");
+        assert_eq!(status_label(http::StatusCode::from_u16(599).unwrap()), "other");
+        assert_eq!(status_label(http::StatusCode::from_u16(999).unwrap()), "other");
+    }
+
+    #[test]
+    fn every_registered_status_has_its_label() {
+        for code in 100..1000u16 {
+            let status = http::StatusCode::from_u16(code).unwrap();
+            if status.canonical_reason().is_some() {
+                assert_eq!(status_label(status), status.as_str(), "{code}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_log_keeps_a_short_clean_method() {
+        let long = http::Method::from_bytes(&[b'X'; 200]).unwrap();
+        assert_eq!(method_for_log(&long).chars().count(), 17);
+        assert_eq!(method_for_log(&http::Method::GET), "GET");
+    }
+
+    #[tokio::test]
+    async fn bodies_count_the_bytes_that_pass() {
+        use http_body_util::BodyExt as _;
+        let counter = IntCounter::new("t", "t").unwrap();
+        let slot = Arc::new(AtomicU64::new(0));
+        let body = counted(Body::from("hello world"), &counter, Some(slot.clone()));
+        let bytes = body.collect().await.unwrap().to_bytes();
+        assert_eq!(bytes.len(), 11);
+        assert_eq!(counter.get(), 11);
+        assert_eq!(slot.load(Ordering::Relaxed), 11);
+    }
 }

@@ -666,3 +666,57 @@ fn principal_helpers() {
     assert_eq!(Principal::from_arn("arn:aws:iam::12:user/x"), None);
     assert_eq!(Decision::ExplicitDeny.to_string(), "explicit deny");
 }
+
+fn resource_statements(n: usize) -> String {
+    let one = r#"{"Effect":"Allow","Principal":"*","Action":"ecr:BatchGetImage"}"#;
+    format!(r#"{{"Version":"2012-10-17","Statement":[{}]}}"#, vec![one; n].join(","))
+}
+
+fn identity_statements(n: usize) -> String {
+    let one = r#"{"Effect":"Allow","Action":"ecr:BatchGetImage","Resource":"*"}"#;
+    format!(r#"{{"Version":"2012-10-17","Statement":[{}]}}"#, vec![one; n].join(","))
+}
+
+#[test]
+fn resource_policies_are_bounded_like_ecrs() {
+    // Padding in Id makes an otherwise valid document exactly as long as wanted.
+    let padded = |len: usize| {
+        let base = r#"{"Version":"2012-10-17","Id":"","Statement":{"Effect":"Allow","Principal":"*","Action":"ecr:BatchGetImage"}}"#;
+        base.replacen(r#""Id":"""#, &format!(r#""Id":"{}""#, "x".repeat(len - base.len())), 1)
+    };
+    assert!(Policy::parse_resource(&padded(MAX_RESOURCE_POLICY_CHARS)).is_ok());
+    assert_eq!(
+        Policy::parse_resource(&padded(MAX_RESOURCE_POLICY_CHARS + 1)).unwrap_err(),
+        PolicyError::TooLong { len: MAX_RESOURCE_POLICY_CHARS + 1, max: MAX_RESOURCE_POLICY_CHARS }
+    );
+    // Characters, not bytes, as AWS counts them.
+    let wide = padded(MAX_RESOURCE_POLICY_CHARS).replace('x', "é");
+    assert!(wide.len() > MAX_RESOURCE_POLICY_CHARS && Policy::parse_resource(&wide).is_ok());
+
+    assert!(Policy::parse_resource(&resource_statements(MAX_STATEMENTS)).is_ok());
+    assert_eq!(
+        Policy::parse_resource(&resource_statements(MAX_STATEMENTS + 1)).unwrap_err(),
+        PolicyError::TooManyStatements { count: MAX_STATEMENTS + 1, max: MAX_STATEMENTS }
+    );
+    // What was stored before the limits still reads back (Policy::parse is not bounded).
+    assert_eq!(Policy::parse(&resource_statements(2000)).unwrap().statements().len(), 2000);
+}
+
+#[test]
+fn identity_policies_are_bounded_like_iams() {
+    let doc = identity_statements(80);
+    assert!(doc.len() < MAX_IDENTITY_POLICY_SIZE && Policy::parse_identity(&doc).is_ok());
+    let big = identity_statements(99);
+    let size = big.chars().filter(|c| !c.is_whitespace()).count();
+    assert!(size > MAX_IDENTITY_POLICY_SIZE);
+    assert_eq!(Policy::parse_identity(&big).unwrap_err(), PolicyError::TooLarge { len: size, max: MAX_IDENTITY_POLICY_SIZE });
+    // Whitespace does not count toward IAM's size quota, only toward the document length.
+    let airy = doc.replace(',', ",      ");
+    assert!(airy.len() > MAX_IDENTITY_POLICY_SIZE && Policy::parse_identity(&airy).is_ok());
+    let too_airy = format!("{doc}{}", " ".repeat(MAX_IDENTITY_POLICY_CHARS));
+    assert!(matches!(Policy::parse_identity(&too_airy), Err(PolicyError::TooLong { .. })));
+    for name in ["AmazonEC2ContainerRegistryFullAccess", "AmazonEC2ContainerRegistryPowerUser", "AmazonEC2ContainerRegistryReadOnly"] {
+        let managed = managed_policy(name).unwrap();
+        assert!(Policy::parse_identity(managed).is_ok(), "{name}");
+    }
+}
