@@ -2,13 +2,14 @@
 
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Response};
+use berth_core::console_auth::ConsoleCredentials;
 use berth_core::RegistryError;
 use http::{header, HeaderValue, StatusCode};
 use maud::{html, Markup};
 use serde::Deserialize;
 
 use crate::view;
-use crate::web::{see_other, AnonymousPost, App, Post};
+use crate::web::{see_other, AnonymousPost, App, Fail, Post};
 
 #[derive(Deserialize, Default)]
 pub struct SigninQuery {
@@ -113,16 +114,13 @@ pub async fn submit(State(app): State<App>, post: AnonymousPost) -> Response {
     let f = &post.form;
     let method = if f.get("method") == Some("password") { "password" } else { "key" };
     let next = safe_next(f.get("next"));
-    let result = if method == "password" {
-        app.registry
-            .authenticate_console_password(&f.text("account"), &f.text("user"), f.get("password").unwrap_or(""), post.transport)
-            .await
+    let (key_id_in, account_in, user_in) = (f.text("access_key_id"), f.text("account"), f.text("user"));
+    let credentials = if method == "password" {
+        ConsoleCredentials::Password { account: &account_in, user: &user_in, password: f.get("password").unwrap_or("") }
     } else {
-        app.registry
-            .authenticate_access_key_secret(&f.text("access_key_id"), f.get("secret_access_key").unwrap_or(""), post.transport)
-            .await
+        ConsoleCredentials::AccessKey { access_key_id: &key_id_in, secret: f.get("secret_access_key").unwrap_or("") }
     };
-    let issued = result.and_then(|principal| app.registry.issue_console_session(&principal));
+    let issued = app.registry.console_sign_in(credentials, post.transport).await;
     match issued {
         Ok((value, expires_at)) => {
             let max_age = (expires_at - app.registry.now() / 1000).max(0);
@@ -139,15 +137,25 @@ pub async fn submit(State(app): State<App>, post: AnonymousPost) -> Response {
                 }
                 other => (crate::web::status_of(other), crate::web::message_of(other)),
             };
-            let (key_id, account, user) = (f.text("access_key_id"), f.text("account"), f.text("user"));
-            let filled =
-                Filled { method, access_key_id: &key_id, account: &account, user: &user, next: &next, error: Some(message), info: None };
+            let filled = Filled {
+                method,
+                access_key_id: &key_id_in,
+                account: &account_in,
+                user: &user_in,
+                next: &next,
+                error: Some(message),
+                info: None,
+            };
             (status, Html(view::bare("Sign in", form(&filled)).into_string())).into_response()
         }
     }
 }
 
-pub async fn signout(State(app): State<App>, _post: Post) -> Response {
+/// Ends the session server-side first (a copied cookie must stop working too), then clears it.
+pub async fn signout(State(app): State<App>, post: Post) -> Response {
+    if let Err(e) = app.registry.end_console_sessions(&post.session.principal).await {
+        return Fail::from(e).into_response();
+    }
     let mut resp = see_other("/console/signin?signedout=1");
     if let Ok(v) = HeaderValue::from_str(&app.session_cookie(None)) {
         resp.headers_mut().insert(header::SET_COOKIE, v);

@@ -64,10 +64,18 @@ impl Harness {
         self.send(req.body(Body::empty()).expect("request")).await
     }
 
+    /// A POST as a browser on the console's own page sends it (with `Origin`).
     async fn post(&self, path: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> Resp {
+        self.post_with(path, cookie, form, &[(header::ORIGIN, "http://127.0.0.1:5000")]).await
+    }
+
+    async fn post_with(&self, path: &str, cookie: Option<&str>, form: &[(&str, &str)], headers: &[(header::HeaderName, &str)]) -> Resp {
         let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
         let mut req =
             Request::post(path).header(header::HOST, "127.0.0.1:5000").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        for (name, value) in headers {
+            req = req.header(name, *value);
+        }
         if let Some(c) = cookie {
             req = req.header(header::COOKIE, format!("berth_console={c}"));
         }
@@ -126,7 +134,7 @@ async fn sign_in_with_key_or_password_and_sign_out() {
     assert!(r.body.contains("wrong"), "{}", r.body);
     assert!(!r.body.contains("value=\"wrong\""), "the secret is never echoed");
 
-    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    let (cookie, _) = h.sign_in(KEY, SECRET).await;
     let r = h.get("/console/repositories", Some(&cookie)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains("No repositories yet") && r.body.contains("Create repository"));
@@ -145,11 +153,147 @@ async fn sign_in_with_key_or_password_and_sign_out() {
     let r = h.post("/console/signin", None, &[("method", "password"), ("account", ACCOUNT), ("user", "admin"), ("password", "nope")]).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
+    // Setting the password ended the key session (every session of the user); a new one signs out.
+    assert!(!session_works(&h, &cookie).await);
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
     // Sign-out needs the CSRF token too, and clears the cookie.
     assert_eq!(h.post("/console/signout", Some(&cookie), &[]).await.status, StatusCode::FORBIDDEN);
     let r = h.post("/console/signout", Some(&cookie), &[("csrf", &csrf)]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(r.headers.get(header::SET_COOKIE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.contains("Max-Age=0")));
+}
+
+/// Whether a console page answers with the session (200) or sends it to sign in again.
+async fn session_works(h: &Harness, cookie: &str) -> bool {
+    let r = h.get("/console/repositories", Some(cookie)).await;
+    match r.status {
+        StatusCode::OK => true,
+        StatusCode::SEE_OTHER => {
+            assert!(location(&r).starts_with("/console/signin") && location(&r).contains("expired=1"), "{}", location(&r));
+            false
+        }
+        other => panic!("{other}: {}", r.body),
+    }
+}
+
+async fn sign_in_with_password(h: &Harness, user: &str, password: &str) -> Resp {
+    h.post("/console/signin", None, &[("method", "password"), ("account", ACCOUNT), ("user", user), ("password", password)]).await
+}
+
+fn cookie_of(r: &Resp) -> String {
+    let set = r.headers.get(header::SET_COOKIE).and_then(|v| v.to_str().ok()).expect("cookie");
+    set.split(';').next().and_then(|kv| kv.split_once('=')).map(|(_, v)| v.to_string()).expect("value")
+}
+
+#[tokio::test]
+async fn sign_out_ends_the_session_server_side() {
+    let h = harness().await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    let (other_browser, _) = h.sign_in(KEY, SECRET).await;
+    let (id, secret) = h.user("reader", "AmazonEC2ContainerRegistryReadOnly").await;
+    let (someone_else, _) = h.sign_in(&id, &secret).await;
+    let copied = cookie.clone();
+    assert!(session_works(&h, &copied).await);
+
+    let r = h.post("/console/signout", Some(&cookie), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(!session_works(&h, &copied).await, "a copied cookie dies with sign-out");
+    assert!(!session_works(&h, &other_browser).await, "sign-out ends every session of the user");
+    assert!(session_works(&h, &someone_else).await, "other users stay signed in");
+    let r = h.post("/console/repositories", Some(&copied), &[("csrf", &csrf), ("name", "after/signout")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(location(&r).starts_with("/console/signin"), "{}", location(&r));
+    assert!(!h.registry.repository_exists(&Harness::repo("after/signout")).await.expect("exists"));
+
+    // Signing in again works, with a new session.
+    let (again, _) = h.sign_in(KEY, SECRET).await;
+    assert_ne!(again, cookie);
+    assert!(session_works(&h, &again).await);
+    assert!(!session_works(&h, &copied).await);
+}
+
+#[tokio::test]
+async fn a_console_password_change_ends_every_session_of_the_user() {
+    let h = harness().await;
+    h.registry.set_console_password(ACCOUNT, "admin", Some("correct horse battery")).await.expect("password");
+    let r = sign_in_with_password(&h, "admin", "correct horse battery").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let by_password = cookie_of(&r);
+    let (by_key, _) = h.sign_in(KEY, SECRET).await;
+    let (id, secret) = h.user("reader", "AmazonEC2ContainerRegistryReadOnly").await;
+    let (someone_else, _) = h.sign_in(&id, &secret).await;
+    assert!(session_works(&h, &by_password).await && session_works(&h, &by_key).await);
+
+    h.registry.set_console_password(ACCOUNT, "admin", Some("a new password, longer")).await.expect("change");
+    assert!(!session_works(&h, &by_password).await, "the old password's session ended");
+    assert!(!session_works(&h, &by_key).await, "every session of the user ended");
+    assert!(session_works(&h, &someone_else).await, "other users stay signed in");
+    assert_eq!(sign_in_with_password(&h, "admin", "correct horse battery").await.status, StatusCode::UNAUTHORIZED);
+    let r = sign_in_with_password(&h, "admin", "a new password, longer").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let fresh = cookie_of(&r);
+    assert!(session_works(&h, &fresh).await);
+
+    // Removing the password ends sessions too.
+    h.registry.set_console_password(ACCOUNT, "admin", None).await.expect("remove");
+    assert!(!session_works(&h, &fresh).await);
+}
+
+#[tokio::test]
+async fn a_session_cannot_name_another_epoch() {
+    let h = harness().await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    let (epoch, token) = cookie.split_once('.').expect("e<epoch>.<token>");
+    assert_eq!(epoch, "e0");
+    h.post("/console/signout", Some(&cookie), &[("csrf", &csrf)]).await;
+    // The MAC is bound to the epoch: the old token under the current epoch is not a session.
+    for forged in [format!("e1.{token}"), format!("e01.{token}"), token.to_string(), format!("e-1.{token}")] {
+        assert!(!session_works(&h, &forged).await, "{forged}");
+    }
+}
+
+#[tokio::test]
+async fn sign_in_from_another_origin_is_refused() {
+    let h = harness().await;
+    let form = [("method", "key"), ("access_key_id", KEY), ("secret_access_key", SECRET)];
+    for (name, value) in [
+        (header::ORIGIN, "http://evil.example"),
+        (header::ORIGIN, "http://127.0.0.1:5001"),
+        (header::ORIGIN, "null"),
+        (header::REFERER, "https://evil.example/console/signin"),
+        (header::REFERER, "http://127.0.0.1:5000@evil.example/"),
+    ] {
+        let r = h.post_with("/console/signin", None, &form, &[(name.clone(), value)]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{name}: {value}");
+        assert!(r.headers.get(header::SET_COOKIE).is_none(), "{name}: {value}");
+    }
+    // A foreign Origin wins over a matching Referer.
+    let both = [(header::ORIGIN, "http://evil.example"), (header::REFERER, "http://127.0.0.1:5000/console/signin")];
+    assert_eq!(h.post_with("/console/signin", None, &form, &both).await.status, StatusCode::FORBIDDEN);
+    for (name, value) in [(header::ORIGIN, "http://127.0.0.1:5000"), (header::REFERER, "http://127.0.0.1:5000/console/signin?next=x")] {
+        let r = h.post_with("/console/signin", None, &form, &[(name.clone(), value)]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{name}: {value}: {}", r.body);
+    }
+    // Scripts (no Origin, no Referer) may sign in.
+    assert_eq!(h.post_with("/console/signin", None, &form, &[]).await.status, StatusCode::SEE_OTHER);
+}
+
+#[test]
+fn same_origin_compares_host_and_port() {
+    use crate::web::same_origin;
+    let with = |v: &str| {
+        let mut m = http::HeaderMap::new();
+        m.insert(header::ORIGIN, v.parse().expect("header"));
+        m
+    };
+    assert!(same_origin(&with("https://Registry.example"), "registry.example"));
+    assert!(same_origin(&with("https://registry.example"), "registry.example:443"));
+    assert!(same_origin(&with("http://registry.example:80"), "registry.example"));
+    assert!(same_origin(&with("https://registry.example"), "registry.example"), "TLS ended at a proxy");
+    assert!(!same_origin(&with("https://registry.example"), "registry.example:5000"));
+    assert!(!same_origin(&with("https://registry.example.evil"), "registry.example"));
+    assert!(!same_origin(&with("file://"), "registry.example"));
+    assert!(same_origin(&http::HeaderMap::new(), "registry.example"));
 }
 
 #[tokio::test]

@@ -230,9 +230,32 @@ impl FromRequest<App> for AnonymousPost {
 
     async fn from_request(req: Request, _app: &App) -> Result<Self, Response> {
         let (parts, body) = req.into_parts();
+        if !same_origin(&parts.headers, &request_host(&parts)) {
+            return Err(Fail::new(StatusCode::FORBIDDEN, "Sign-in is only accepted from the console's own sign-in page.").into_response());
+        }
         let transport = transport(&parts);
         Ok(AnonymousPost { form: read_form(body).await?, transport })
     }
+}
+
+/// Login CSRF: is a sign-in POST from a page of this console? Browsers send `Origin` on every
+/// POST (`Referer` is the fallback when it is absent); a request with neither does not come from
+/// a browser a foreign page could drive, so it passes. `Origin: null` (sandboxed or opaque
+/// pages) never matches. The scheme is not compared: behind a TLS-terminating proxy the browser
+/// says https while the console sees plain HTTP; the port is (default by the origin's scheme).
+pub fn same_origin(headers: &HeaderMap, host: &str) -> bool {
+    let Some(claimed) = headers.get(header::ORIGIN).or_else(|| headers.get(header::REFERER)) else { return true };
+    let Some(origin) = claimed.to_str().ok().and_then(|c| c.parse::<http::Uri>().ok()) else { return false };
+    let (Some(scheme), Some(authority)) = (origin.scheme_str(), origin.authority()) else { return false };
+    let Ok(host) = host.parse::<http::uri::Authority>() else { return false };
+    let default_port = match scheme {
+        "https" => 443,
+        "http" => 80,
+        _ => return false,
+    };
+    authority.host().eq_ignore_ascii_case(host.host())
+        && authority.port_u16().unwrap_or(default_port) == host.port_u16().unwrap_or(default_port)
+        && !authority.as_str().contains('@')
 }
 
 /// A page that could not be shown: status and the service's message.

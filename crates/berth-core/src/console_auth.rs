@@ -4,6 +4,11 @@
 //! A session value is a registry-token-shaped MAC'd claim set, but signed with a key
 //! derived from the token signing key for this purpose only, so a console cookie is never
 //! a valid `docker login` password and a registry token is never a console session.
+//!
+//! Sessions end server-side too: each user row holds a console session epoch, a session is
+//! `e<epoch>.<token>` with the token MAC'd under a key bound to that epoch (so the epoch cannot
+//! be edited), and it is valid only while the user's epoch is still the one it names. Sign-out
+//! and a console password change move the epoch on, ending every session of the user.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -32,6 +37,33 @@ fn session_key(signing_key: &[u8]) -> Vec<u8> {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(signing_key).unwrap_or_else(|_| unreachable_hmac());
     mac.update(SESSION_KEY_LABEL);
     mac.finalize().into_bytes().to_vec()
+}
+
+/// The key a session of `epoch` is MAC'd with.
+fn epoch_session_key(signing_key: &[u8], epoch: i64) -> Vec<u8> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&session_key(signing_key)).unwrap_or_else(|_| unreachable_hmac());
+    mac.update(b"epoch\n");
+    mac.update(epoch.to_string().as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Splits `e<epoch>.<token>`.
+fn split_session(value: &str) -> Option<(i64, &str)> {
+    let (epoch, token) = value.strip_prefix('e')?.split_once('.')?;
+    if epoch.is_empty() || epoch.len() > 19 || !epoch.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((epoch.parse().ok()?, token))
+}
+
+fn session_invalid() -> RegistryError {
+    RegistryError::Unauthenticated(AuthFailure::SessionInvalid)
+}
+
+/// What a console sign-in form submitted.
+pub enum ConsoleCredentials<'a> {
+    AccessKey { access_key_id: &'a str, secret: &'a str },
+    Password { account: &'a str, user: &'a str, password: &'a str },
 }
 
 #[cold]
@@ -124,8 +156,27 @@ impl Registry {
         })
     }
 
-    /// A console session value for the cookie, and its expiry (unix seconds).
-    pub fn issue_console_session(&self, principal: &Principal) -> Result<(String, i64)> {
+    /// Signs in: checks the credentials and issues a console session value for the cookie, and
+    /// its expiry (unix seconds).
+    pub async fn console_sign_in(&self, credentials: ConsoleCredentials<'_>, transport: Transport) -> Result<(String, i64)> {
+        let (principal, epoch) = match credentials {
+            ConsoleCredentials::AccessKey { access_key_id, secret } => {
+                let principal = self.authenticate_access_key_secret(access_key_id, secret, transport).await?;
+                let epoch = self.meta.console_session_state(&principal.arn).await?.map(|s| s.epoch);
+                (principal, epoch)
+            }
+            ConsoleCredentials::Password { account, user, password } => {
+                // The epoch is read before the (slow) password check: a password change landing
+                // during the check then ends this session as well.
+                let epoch = self.meta.console_session_state(&user_arn(account, user)).await?.map(|s| s.epoch);
+                (self.authenticate_console_password(account, user, password, transport).await?, epoch)
+            }
+        };
+        let Some(epoch) = epoch else { return Err(unauthenticated()) };
+        self.issue_console_session(&principal, epoch)
+    }
+
+    fn issue_console_session(&self, principal: &Principal, epoch: i64) -> Result<(String, i64)> {
         let expires_at = self.now() / 1000 + CONSOLE_SESSION_SECS;
         let key = self.current_signing_key()?;
         let claims = token::TokenClaims {
@@ -134,29 +185,42 @@ impl Registry {
             access_key_id: principal.access_key_id.clone(),
             expires_at,
         };
-        Ok((token::issue(&session_key(&key), &claims), expires_at))
+        Ok((format!("e{epoch}.{}", token::issue(&epoch_session_key(&key, epoch), &claims)), expires_at))
     }
 
     /// The principal of a console session cookie. The session dies with its access key (for
-    /// key sign-ins) or its user (for password sign-ins).
+    /// key sign-ins) or its user's console password (for password sign-ins), and when the
+    /// user's session epoch moves on (sign-out, password change).
     pub async fn authenticate_console_session(&self, value: &str, transport: Transport) -> Result<Principal> {
         let now = self.now() / 1000;
+        let (epoch, token) = split_session(value).ok_or_else(session_invalid)?;
         let claims = self
             .all_signing_keys()
             .iter()
-            .find_map(|k| token::verify(&session_key(k), value, now).ok())
-            .ok_or(RegistryError::Unauthenticated(AuthFailure::SessionInvalid))?;
+            .find_map(|k| token::verify(&epoch_session_key(k, epoch), token, now).ok())
+            .ok_or_else(session_invalid)?;
+        let state = self.meta.console_session_state(&claims.principal_arn).await?.ok_or_else(session_invalid)?;
+        if state.epoch != epoch {
+            return Err(session_invalid());
+        }
         if claims.access_key_id.is_empty() {
-            if self.meta.console_password(&claims.principal_arn).await?.is_none() {
-                return Err(RegistryError::Unauthenticated(AuthFailure::SessionInvalid));
+            if !state.has_password {
+                return Err(session_invalid());
             }
         } else {
             match self.access_key(&claims.access_key_id).await? {
                 Some(k) if k.active && k.user_arn == claims.principal_arn => {}
-                _ => return Err(RegistryError::Unauthenticated(AuthFailure::SessionInvalid)),
+                _ => return Err(session_invalid()),
             }
         }
         Ok(Principal::from_claims(claims, transport))
+    }
+
+    /// Signs out: ends every console session of the principal's user (the epoch moves on), so a
+    /// copied cookie stops working too.
+    pub async fn end_console_sessions(&self, principal: &Principal) -> Result<()> {
+        self.meta.end_console_sessions(&principal.arn).await?;
+        Ok(())
     }
 
     /// A per-session CSRF token: an HMAC of the session value, so forms can carry it and the

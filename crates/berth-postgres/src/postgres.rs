@@ -14,11 +14,12 @@ use crate::db::DbContext;
 use crate::{postgres_cluster as cluster, postgres_content as content, postgres_lifecycle as lifecycle};
 use crate::{postgres_repos as repos, postgres_scans as scans};
 
-const SCHEMA_VERSION: i64 = 3;
-const SCHEMA: [(i64, &str, &str); 3] = [
+const SCHEMA_VERSION: i64 = 4;
+const SCHEMA: [(i64, &str, &str); 4] = [
     (1, include_str!("postgres_schema.sql"), "creating schema v1"),
     (2, include_str!("postgres_schema_v2.sql"), "migrating to schema v2"),
     (3, include_str!("postgres_schema_v3.sql"), "migrating to schema v3"),
+    (4, include_str!("postgres_schema_v4.sql"), "migrating to schema v4"),
 ];
 /// Advisory lock key (two-int form, so it never meets a blob lock's bigint key) serializing
 /// migrations of nodes that start at the same time.
@@ -404,6 +405,14 @@ impl MetadataStore for PostgresMetadataStore {
 
     async fn console_password(&self, user_arn: &str) -> Result<Option<String>, StoreError> {
         cluster::console_password(&self.pool, user_arn).await
+    }
+
+    async fn console_session_state(&self, user_arn: &str) -> Result<Option<ConsoleSessionState>, StoreError> {
+        cluster::console_session_state(&self.pool, user_arn).await
+    }
+
+    async fn end_console_sessions(&self, user_arn: &str) -> Result<bool, StoreError> {
+        cluster::end_console_sessions(&self.pool, user_arn).await
     }
 
     async fn signing_keys(&self, fresh: &[u8], now: Millis) -> Result<Vec<Vec<u8>>, StoreError> {

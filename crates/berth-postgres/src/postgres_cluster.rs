@@ -116,7 +116,7 @@ pub(crate) async fn user_policies(pool: &PgPool, user_arn: &str) -> Result<Vec<(
 }
 
 pub(crate) async fn set_console_password(pool: &PgPool, user_arn: &str, hash: Option<&str>) -> Result<bool, StoreError> {
-    let r = sqlx::query("UPDATE users SET console_password = $1 WHERE arn = $2")
+    let r = sqlx::query("UPDATE users SET console_password = $1, console_session_epoch = console_session_epoch + 1 WHERE arn = $2")
         .bind(hash)
         .bind(user_arn)
         .execute(pool)
@@ -132,6 +132,24 @@ pub(crate) async fn console_password(pool: &PgPool, user_arn: &str) -> Result<Op
         .await
         .ctx("reading console password")?;
     Ok(hash.flatten())
+}
+
+pub(crate) async fn console_session_state(pool: &PgPool, user_arn: &str) -> Result<Option<ConsoleSessionState>, StoreError> {
+    let row: Option<(i64, bool)> = sqlx::query_as("SELECT console_session_epoch, console_password IS NOT NULL FROM users WHERE arn = $1")
+        .bind(user_arn)
+        .fetch_optional(pool)
+        .await
+        .ctx("reading console session state")?;
+    Ok(row.map(|(epoch, has_password)| ConsoleSessionState { epoch, has_password }))
+}
+
+pub(crate) async fn end_console_sessions(pool: &PgPool, user_arn: &str) -> Result<bool, StoreError> {
+    let r = sqlx::query("UPDATE users SET console_session_epoch = console_session_epoch + 1 WHERE arn = $1")
+        .bind(user_arn)
+        .execute(pool)
+        .await
+        .ctx("ending console sessions")?;
+    Ok(r.rows_affected() > 0)
 }
 
 /// Two nodes starting on an empty table must agree on one first key: the table lock (taken only

@@ -888,7 +888,14 @@ async fn identity(f: Fixture) {
     assert!(s.user_policies("arn:nobody").await.unwrap().is_empty());
 
     assert_eq!(s.console_password(arn).await.unwrap(), None);
+    let state = |epoch, has_password| Some(ConsoleSessionState { epoch, has_password });
+    assert_eq!(s.console_session_state(arn).await.unwrap(), state(0, false));
     assert!(s.set_console_password(arn, Some("$argon2id$v=19$x")).await.unwrap());
+    assert_eq!(s.console_session_state(arn).await.unwrap(), state(1, true), "a password change ends sessions");
+    assert!(s.end_console_sessions(arn).await.unwrap());
+    assert_eq!(s.console_session_state(arn).await.unwrap(), state(2, true));
+    assert!(!s.end_console_sessions("arn:nobody").await.unwrap());
+    assert_eq!(s.console_session_state("arn:nobody").await.unwrap(), None);
     assert_eq!(s.console_password(arn).await.unwrap().as_deref(), Some("$argon2id$v=19$x"));
     assert!(s.set_console_password(arn, None).await.unwrap());
     assert_eq!(s.console_password(arn).await.unwrap(), None);
@@ -937,7 +944,7 @@ async fn reopen_keeps_data(f: Fixture) {
     if let Backend::Postgres(url) = &f.backend {
         let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
         let version: i64 = sqlx::query_scalar("SELECT version FROM berth_schema_version").fetch_one(&mut conn).await.unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
         let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM berth_schema_version").fetch_one(&mut conn).await.unwrap();
         assert_eq!(rows, 1);
     }
@@ -1120,7 +1127,7 @@ async fn postgres_only(f: Fixture) {
     let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
     sqlx::query("UPDATE berth_schema_version SET version = 99").execute(&mut conn).await.unwrap();
     match PostgresMetadataStore::connect(url).await {
-        Err(StoreError::SchemaTooNew { found, supported }) => assert_eq!((found, supported), (99, 3)),
+        Err(StoreError::SchemaTooNew { found, supported }) => assert_eq!((found, supported), (99, 4)),
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("a newer schema was accepted"),
     }

@@ -270,6 +270,14 @@ pub enum TagStatus {
     Untagged,
 }
 
+/// What checking a console session needs of its user, in one read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsoleSessionState {
+    /// Sessions issued in an earlier epoch have ended (sign-out, password change).
+    pub epoch: i64,
+    pub has_password: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct AccessKeyRow {
     pub access_key_id: String,
@@ -424,9 +432,14 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn get_access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRow>, StoreError>;
     async fn put_user_policy(&self, user_arn: &str, policy_name: &str, document: &str) -> Result<(), StoreError>;
     async fn user_policies(&self, user_arn: &str) -> Result<Vec<(String, String)>, StoreError>;
-    /// Sets or clears a user's console password hash; false if the user does not exist.
+    /// Sets or clears a user's console password hash and ends the user's console sessions (moves
+    /// the session epoch on) in the same write; false if the user does not exist.
     async fn set_console_password(&self, user_arn: &str, hash: Option<&str>) -> Result<bool, StoreError>;
     async fn console_password(&self, user_arn: &str) -> Result<Option<String>, StoreError>;
+    /// The user's console session epoch and whether a console password is set; None: no such user.
+    async fn console_session_state(&self, user_arn: &str) -> Result<Option<ConsoleSessionState>, StoreError>;
+    /// Ends every console session of the user (moves the epoch on); false if the user does not exist.
+    async fn end_console_sessions(&self, user_arn: &str) -> Result<bool, StoreError>;
     /// All token signing keys, newest first; creates the first one from `fresh` if there are none.
     async fn signing_keys(&self, fresh: &[u8], now: Millis) -> Result<Vec<Vec<u8>>, StoreError>;
     /// Adds `fresh` as the newest signing key and keeps only the newest `keep` keys (tokens

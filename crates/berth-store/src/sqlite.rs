@@ -17,10 +17,11 @@ use crate::error::DbContext;
 use crate::meta::*;
 use crate::{Digest, StoreError, UploadCursor};
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 const SCHEMA_V1: &str = include_str!("sqlite_schema.sql");
 const SCHEMA_V2: &str = include_str!("sqlite_schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("sqlite_schema_v3.sql");
+const SCHEMA_V4: &str = include_str!("sqlite_schema_v4.sql");
 
 pub struct SqliteMetadataStore {
     writer: SqlitePool,
@@ -197,6 +198,9 @@ impl SqliteMetadataStore {
         }
         if version < 3 {
             sqlx::raw_sql(SCHEMA_V3).execute(&mut *tx).await.ctx("migrating to schema v3")?;
+        }
+        if version < 4 {
+            sqlx::raw_sql(SCHEMA_V4).execute(&mut *tx).await.ctx("migrating to schema v4")?;
         }
         sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).execute(&mut *tx).await.ctx("recording schema version")?;
         tx.commit().await.ctx("committing migration")
@@ -1092,6 +1096,14 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn console_password(&self, user_arn: &str) -> Result<Option<String>, StoreError> {
         crate::sqlite_lifecycle::console_password(&self.reader, user_arn).await
+    }
+
+    async fn console_session_state(&self, user_arn: &str) -> Result<Option<ConsoleSessionState>, StoreError> {
+        crate::sqlite_lifecycle::console_session_state(&self.reader, user_arn).await
+    }
+
+    async fn end_console_sessions(&self, user_arn: &str) -> Result<bool, StoreError> {
+        crate::sqlite_lifecycle::end_console_sessions(&self.writer, user_arn).await
     }
 
     async fn user_policies(&self, user_arn: &str) -> Result<Vec<(String, String)>, StoreError> {

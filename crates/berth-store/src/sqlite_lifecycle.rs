@@ -294,7 +294,7 @@ pub(crate) async fn lifecycle_preview(reader: &SqlitePool, key: &RepoKey) -> Res
 }
 
 pub(crate) async fn set_console_password(writer: &SqlitePool, user_arn: &str, hash: Option<&str>) -> Result<bool, StoreError> {
-    let r = sqlx::query("UPDATE users SET console_password = ? WHERE arn = ?")
+    let r = sqlx::query("UPDATE users SET console_password = ?, console_session_epoch = console_session_epoch + 1 WHERE arn = ?")
         .bind(hash)
         .bind(user_arn)
         .execute(writer)
@@ -310,6 +310,24 @@ pub(crate) async fn console_password(reader: &SqlitePool, user_arn: &str) -> Res
         .await
         .ctx("reading console password")?;
     Ok(hash.flatten())
+}
+
+pub(crate) async fn console_session_state(reader: &SqlitePool, user_arn: &str) -> Result<Option<ConsoleSessionState>, StoreError> {
+    let row: Option<(i64, bool)> = sqlx::query_as("SELECT console_session_epoch, console_password IS NOT NULL FROM users WHERE arn = ?")
+        .bind(user_arn)
+        .fetch_optional(reader)
+        .await
+        .ctx("reading console session state")?;
+    Ok(row.map(|(epoch, has_password)| ConsoleSessionState { epoch, has_password }))
+}
+
+pub(crate) async fn end_console_sessions(writer: &SqlitePool, user_arn: &str) -> Result<bool, StoreError> {
+    let r = sqlx::query("UPDATE users SET console_session_epoch = console_session_epoch + 1 WHERE arn = ?")
+        .bind(user_arn)
+        .execute(writer)
+        .await
+        .ctx("ending console sessions")?;
+    Ok(r.rows_affected() > 0)
 }
 
 pub(crate) async fn archive_if_unchanged(
