@@ -5,16 +5,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_core::{Clock, Registry, RegistryConfig};
+use berth_core::{Registry, RegistryConfig};
 
 mod common;
-
-struct FakeClock(AtomicI64);
-impl Clock for FakeClock {
-    fn now_millis(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+use common::FakeClock;
 
 #[tokio::test]
 async fn a_periodic_job_runs_on_one_node_per_period_and_moves_when_its_holder_stops() {

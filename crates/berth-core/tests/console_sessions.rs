@@ -6,16 +6,10 @@ use std::sync::Arc;
 
 use berth_core::auth::{AuthFailure, Principal, Transport};
 use berth_core::console_auth::{ConsoleCredentials, CONSOLE_SESSION_SECS};
-use berth_core::{Clock, Registry, RegistryConfig, RegistryError};
+use berth_core::{Registry, RegistryConfig, RegistryError};
 
 mod common;
-
-struct FakeClock(AtomicI64);
-impl Clock for FakeClock {
-    fn now_millis(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+use common::FakeClock;
 
 const ACCOUNT: &str = "123456789012";
 const PASSWORD: &str = "correct horse battery";

@@ -1,26 +1,19 @@
 //! Deleting images never breaks a multi-arch index: the service refuses to delete a manifest an
 //! index of the repository lists (ECR's ImageReferencedByManifestList), on every backend.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 
 use berth_core::images::ImageId;
-use berth_core::{Clock, Digest, Reference, Registry, RegistryConfig, RegistryError, RegistryRef, Repo, RepositoryName, Tag};
+use berth_core::{Digest, Reference, Registry, RegistryConfig, RegistryError, RegistryRef, Repo, RepositoryName, Tag};
 use berth_store::TagStatus;
 
 mod common;
 use bytes::Bytes;
-use futures::StreamExt;
+use common::{push_blob, FakeClock};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-
-struct FakeClock(AtomicI64);
-impl Clock for FakeClock {
-    fn now_millis(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -85,13 +78,6 @@ impl Env {
         let ids = self.registry.image_ids(&self.repo, TagStatus::Untagged, None, None, 1000).await.unwrap();
         ids.into_iter().map(|(d, _)| ImageId { digest: Some(d.to_string()), tag: None }).collect()
     }
-}
-
-async fn push_blob(r: &Registry, repo: &Repo, data: &[u8]) -> Digest {
-    let d = Digest::sha256_of(data);
-    let body = futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::copy_from_slice(data))]).boxed();
-    r.upload_blob(repo, &d, body).await.unwrap();
-    d
 }
 
 fn by_digest(d: &Digest) -> ImageId {

@@ -5,16 +5,10 @@ use std::sync::Arc;
 
 use berth_core::auth::{AuthFailure, Principal, Transport};
 use berth_core::download_urls::DOWNLOAD_URL_TTL_SECS;
-use berth_core::{Clock, Digest, Registry, RegistryConfig, RegistryError, RegistryRef, Repo, RepositoryName};
+use berth_core::{Digest, Registry, RegistryConfig, RegistryError, RegistryRef, Repo, RepositoryName};
 
 mod common;
-
-struct FakeClock(AtomicI64);
-impl Clock for FakeClock {
-    fn now_millis(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+use common::FakeClock;
 
 const ACCOUNT: &str = "123456789012";
 

@@ -6,21 +6,14 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use berth_core::images::ImageId;
-use berth_core::{Clock, Digest, Reference, Registry, RegistryConfig, RegistryError, RegistryRef, Repo, RepositoryName, Tag};
+use berth_core::{Digest, Reference, Registry, RegistryConfig, RegistryError, RegistryRef, Repo, RepositoryName, Tag};
 use berth_store::{StorageClass, TagStatus};
 
 mod common;
 use bytes::Bytes;
-use futures::StreamExt;
+use common::{push_blob, FakeClock};
 
 const DAY: i64 = 86_400_000;
-
-struct FakeClock(AtomicI64);
-impl Clock for FakeClock {
-    fn now_millis(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -75,13 +68,6 @@ impl Env {
         let rows = self.registry.images(&self.repo, TagStatus::Any, None, None, 1000).await.unwrap();
         rows.iter().map(|r| r.digest.to_string()).collect()
     }
-}
-
-async fn push_blob(r: &Registry, repo: &Repo, data: &[u8]) -> Digest {
-    let d = Digest::sha256_of(data);
-    let body = futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::copy_from_slice(data))]).boxed();
-    r.upload_blob(repo, &d, body).await.unwrap();
-    d
 }
 
 fn manifest(config: &Digest, config_size: usize, layer: &Digest, subject: Option<&Digest>) -> Bytes {

@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use berth_core::images::ImageId;
-use berth_core::{Clock, Digest, Reference, Registry, RegistryConfig, RegistryRef, Repo, RepositoryName, Tag};
+use berth_core::{Digest, Reference, Registry, RegistryConfig, RegistryRef, Repo, RepositoryName, Tag};
 use berth_store::TagStatus;
 
 mod common;
 use bytes::Bytes;
-use futures::StreamExt;
+use common::{push_blob, FakeClock};
 
 const DAY: i64 = 86_400_000;
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -22,13 +22,6 @@ const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const GUIDE_POLICY: &str = r#"{"rules":[{"rulePriority":1,"description":"Expire images older than 14 days","selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":14},"action":{"type":"expire"}}]}"#;
 /// Selects tagged images only: untagged referrers are never a rule's business here.
 const TAGGED_POLICY: &str = r#"{"rules":[{"rulePriority":1,"description":"keep 5 prod","selection":{"tagStatus":"tagged","tagPrefixList":["prod"],"countType":"imageCountMoreThan","countNumber":5},"action":{"type":"expire"}}]}"#;
-
-struct FakeClock(AtomicI64);
-impl Clock for FakeClock {
-    fn now_millis(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -85,13 +78,6 @@ impl Env {
         let rows = self.registry.images(&self.repo, TagStatus::Any, None, None, 1000).await.unwrap();
         rows.iter().any(|r| r.digest == *d)
     }
-}
-
-async fn push_blob(r: &Registry, repo: &Repo, data: &[u8]) -> Digest {
-    let d = Digest::sha256_of(data);
-    let body = futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::copy_from_slice(data))]).boxed();
-    r.upload_blob(repo, &d, body).await.unwrap();
-    d
 }
 
 #[tokio::test]

@@ -3,18 +3,12 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use berth_core::{Clock, Digest, GcOptions, Reference, Registry, RegistryConfig, RegistryError, RegistryRef, Repo, RepositoryName};
+use berth_core::{Digest, GcOptions, Reference, Registry, RegistryConfig, RegistryError, RegistryRef, Repo, RepositoryName};
 
 mod common;
 use bytes::Bytes;
+use common::FakeClock;
 use futures::StreamExt;
-
-struct FakeClock(AtomicI64);
-impl Clock for FakeClock {
-    fn now_millis(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 struct Env {
     dir: tempfile::TempDir,

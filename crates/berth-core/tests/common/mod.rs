@@ -14,9 +14,30 @@
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
+use berth_core::{Clock, Digest, Registry, Repo};
 use berth_store::{BlobStore, FsBlobStore, MetadataStore, SqliteMetadataStore};
+use bytes::Bytes;
+use futures::StreamExt;
+
+/// A clock tests set and move by hand (`clock.0.fetch_add(…)`).
+pub struct FakeClock(pub AtomicI64);
+
+impl Clock for FakeClock {
+    fn now_millis(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Uploads `data` as one monolithic blob and returns its digest.
+pub async fn push_blob(r: &Registry, repo: &Repo, data: &[u8]) -> Digest {
+    let d = Digest::sha256_of(data);
+    let body = futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::copy_from_slice(data))]).boxed();
+    r.upload_blob(repo, &d, body).await.unwrap();
+    d
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
