@@ -288,3 +288,23 @@ def test_scans_end_in_a_status_the_waiter_knows(tmp_path):
         assert out["imageScanFindings"]["findingSeverityCounts"]["CRITICAL"] == 1, out
     finally:
         b.stop()
+
+
+def test_activating_status_matches_nothing_everywhere(berth):
+    """berth restores archived images at once, so no image is ever ACTIVATING: DescribeImages,
+    ListImages and ListImageReferrers agree that the ACTIVATING filter selects nothing, while
+    ACTIVE and ANY still list the image; an unknown repository stays an error."""
+    ecr = berth.ecr()
+    name = uniq("team/activating")
+    ecr.create_repository(repositoryName=name)
+    img = reg_for(berth).push_image(name, tag="v1")
+    digest = img["digest"] if isinstance(img, dict) else img
+    for status, expected in (("ACTIVE", 1), ("ANY", 1), ("ACTIVATING", 0)):
+        f = {"imageStatus": status}
+        assert len(ecr.describe_images(repositoryName=name, filter=f)["imageDetails"]) == expected, status
+        assert len(ecr.list_images(repositoryName=name, filter=f)["imageIds"]) == expected, status
+    out = ecr.list_image_referrers(repositoryName=name, subjectId={"imageDigest": digest},
+                                   filter={"artifactStatus": "ACTIVATING"})
+    assert out["referrers"] == []
+    code, _ = error_of(ecr.describe_images, repositoryName=uniq("team/none"), filter={"imageStatus": "ACTIVATING"})
+    assert code == "RepositoryNotFoundException"

@@ -481,6 +481,35 @@ impl Registry {
         Ok(all)
     }
 
+    /// ListImageReferrers: the referrers of `subject` whose artifact type is one of
+    /// `artifact_types` (any when empty) and whose storage class is `storage` (any when None),
+    /// after the digest `after`, at most `limit`, in digest order (a page boundary survives
+    /// referrers pushed or deleted between pages). Returns the page and whether more follow.
+    pub async fn referrers_page(
+        &self,
+        repo: &Repo,
+        subject: &Digest,
+        artifact_types: &[String],
+        storage: Option<StorageClass>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<ManifestSummary>, bool)> {
+        self.existing_repository(repo).await?;
+        let mut found: Vec<(String, ManifestSummary)> = self
+            .referrers(repo, subject, None)
+            .await?
+            .into_iter()
+            .filter(|m| artifact_types.is_empty() || m.artifact_type.as_ref().is_some_and(|t| artifact_types.contains(t)))
+            .filter(|m| storage.is_none_or(|s| m.storage_class == s))
+            .map(|m| (m.digest.to_string(), m))
+            .filter(|(d, _)| after.is_none_or(|a| d.as_str() > a))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        let more = found.len() > limit;
+        found.truncate(limit);
+        Ok((found.into_iter().map(|(_, m)| m).collect(), more))
+    }
+
     /// An image manifest without `artifactType` is listed with its config's media type as one
     /// (the distribution-spec's MUST). The store keeps only a declared or non-image type, so
     /// plain images (and Docker ones) are read back here; referrer lists are short.

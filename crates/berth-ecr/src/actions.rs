@@ -455,15 +455,21 @@ fn tag_status(f: Option<&FilterIn>) -> Result<TagStatus, EcrError> {
 
 /// ECR's imageStatus filter: ACTIVE when absent. berth restores at once, so no image is ever
 /// ACTIVATING; that filter is answered like ACTIVE.
-fn image_status(f: Option<&FilterIn>) -> Result<Option<StorageClass>, EcrError> {
-    match f.and_then(|f| f.image_status.as_deref()) {
-        None | Some("ACTIVE") | Some("ACTIVATING") => Ok(Some(StorageClass::Standard)),
-        Some("ARCHIVED") => Ok(Some(StorageClass::Archive)),
-        Some("ANY") => Ok(None),
-        Some(o) => {
-            Err(EcrError::invalid(format!("Invalid parameter at 'filter.imageStatus': {o:?} is not ACTIVE, ARCHIVED, ACTIVATING or ANY")))
-        }
+/// ECR's image status filter word (`imageStatus`, `artifactStatus`) as a storage class filter:
+/// `Some(None)` is any class, `None` matches nothing (ACTIVATING: berth restores from the
+/// archive at once, so no image is ever activating).
+fn status_filter(word: Option<&str>, member: &str) -> Result<Option<Option<StorageClass>>, EcrError> {
+    match word {
+        None | Some("ACTIVE") => Ok(Some(Some(StorageClass::Standard))),
+        Some("ARCHIVED") => Ok(Some(Some(StorageClass::Archive))),
+        Some("ANY") => Ok(Some(None)),
+        Some("ACTIVATING") => Ok(None),
+        Some(o) => Err(EcrError::invalid(format!("Invalid parameter at '{member}': {o:?} is not ACTIVE, ARCHIVED, ACTIVATING or ANY"))),
     }
+}
+
+fn image_status(f: Option<&FilterIn>) -> Result<Option<Option<StorageClass>>, EcrError> {
+    status_filter(f.and_then(|f| f.image_status.as_deref()), "filter.imageStatus")
 }
 
 #[derive(Deserialize)]
@@ -482,7 +488,11 @@ async fn list_images(ctx: &Ctx<'_>, i: ListImagesIn) -> Out {
     let limit = max_results(i.max_results, 1000, 1000)?;
     let after = i.next_token.as_deref().map(parse_token).transpose()?;
     let after = after.as_deref().map(|t| t.split_once('\n').unwrap_or((t, "")));
-    let rows = ctx.registry.image_ids(&repo, tag_status(i.filter.as_ref())?, image_status(i.filter.as_ref())?, after, limit + 1).await?;
+    let Some(storage) = image_status(i.filter.as_ref())? else {
+        ctx.registry.repository(&repo).await?;
+        return Ok(json!({ "imageIds": [] }));
+    };
+    let rows = ctx.registry.image_ids(&repo, tag_status(i.filter.as_ref())?, storage, after, limit + 1).await?;
     let more = rows.len() > limit as usize;
     let page = &rows[..rows.len().min(limit as usize)];
     let ids: Vec<Value> = page.iter().map(|(d, t)| image_id(Some(&d.to_string()), Some(t.as_str()).filter(|t| !t.is_empty()))).collect();
@@ -526,8 +536,11 @@ async fn describe_images(ctx: &Ctx<'_>, i: DescribeImagesIn) -> Out {
     }
     let limit = max_results(i.max_results, 1000, 100)?;
     let after = i.next_token.as_deref().map(parse_token).transpose()?;
-    let rows =
-        ctx.registry.images(&repo, tag_status(i.filter.as_ref())?, image_status(i.filter.as_ref())?, after.as_deref(), limit + 1).await?;
+    let Some(storage) = image_status(i.filter.as_ref())? else {
+        ctx.registry.repository(&repo).await?;
+        return Ok(json!({ "imageDetails": [] }));
+    };
+    let rows = ctx.registry.images(&repo, tag_status(i.filter.as_ref())?, storage, after.as_deref(), limit + 1).await?;
     let more = rows.len() > limit as usize;
     let page = &rows[..rows.len().min(limit as usize)];
     let mut details: Vec<Value> = page.iter().map(|r| shapes::image_detail(r, &registry, &repo)).collect();
@@ -820,18 +833,6 @@ struct ReferrerFilterIn {
 
 /// ECR's artifactStatus filter: ACTIVE when absent, None = any. berth restores archived images
 /// at once, so nothing is ever ACTIVATING and that filter matches nothing.
-fn artifact_status(f: &ReferrerFilterIn) -> Result<Option<Option<StorageClass>>, EcrError> {
-    match f.artifact_status.as_deref() {
-        None | Some("ACTIVE") => Ok(Some(Some(StorageClass::Standard))),
-        Some("ARCHIVED") => Ok(Some(Some(StorageClass::Archive))),
-        Some("ANY") => Ok(Some(None)),
-        Some("ACTIVATING") => Ok(None),
-        Some(o) => Err(EcrError::invalid(format!(
-            "Invalid parameter at 'filter.artifactStatus': {o:?} is not ACTIVE, ARCHIVED, ACTIVATING or ANY"
-        ))),
-    }
-}
-
 async fn list_image_referrers(ctx: &Ctx<'_>, i: ListImageReferrersIn) -> Out {
     let (_, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     allow(ctx, "ecr:ListImageReferrers", Resource::Repository(&repo)).await?;
@@ -845,23 +846,12 @@ async fn list_image_referrers(ctx: &Ctx<'_>, i: ListImageReferrersIn) -> Out {
     // ECR pages referrers 20 at a time unless asked for up to 50.
     let limit = max_results(i.max_results, 50, 20)? as usize;
     let after = i.next_token.as_deref().map(parse_token).transpose()?;
-    ctx.registry.repository(&repo).await?;
     let filter = i.filter.unwrap_or_default();
-    let Some(status) = artifact_status(&filter)? else { return Ok(json!({ "referrers": [] })) };
-    let types = filter.artifact_types;
-    let mut found: Vec<_> = ctx
-        .registry
-        .referrers(&repo, &subject, None)
-        .await?
-        .into_iter()
-        .filter(|m| types.is_empty() || m.artifact_type.as_ref().is_some_and(|t| types.contains(t)))
-        .filter(|m| status.is_none_or(|s| m.storage_class == s))
-        .collect();
-    // Digest order, so a page boundary survives referrers pushed or deleted between pages.
-    found.sort_by_cached_key(|m| m.digest.to_string());
-    found.retain(|m| after.as_deref().is_none_or(|a| m.digest.to_string().as_str() > a));
-    let more = found.len() > limit;
-    found.truncate(limit);
+    let Some(storage) = status_filter(filter.artifact_status.as_deref(), "filter.artifactStatus")? else {
+        ctx.registry.repository(&repo).await?;
+        return Ok(json!({ "referrers": [] }));
+    };
+    let (found, more) = ctx.registry.referrers_page(&repo, &subject, &filter.artifact_types, storage, after.as_deref(), limit).await?;
     let token = found.last().filter(|_| more).map(|m| next_token(&m.digest.to_string()));
     let referrers: Vec<Value> = found
         .into_iter()
