@@ -210,6 +210,10 @@ impl Drop for CountingBody {
 }
 
 fn counted(inner: Body, counter: &IntCounter, slot: Option<Arc<AtomicU64>>) -> Body {
+    // Nothing to count in an empty body (most GETs and HEADs): no wrapper, no allocation.
+    if inner.is_end_stream() {
+        return inner;
+    }
     Body::new(CountingBody { inner, counter: counter.clone(), seen: 0, slot })
 }
 

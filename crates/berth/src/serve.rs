@@ -143,7 +143,14 @@ fn app(state: AppState, tls: bool, body_timeout: Duration) -> Router {
         // A request body that pauses longer than the body timeout fails the request (the handler
         // sees a read error, the upload stays as it was) and the connection closes.
         .layer(axum::middleware::map_request(move |req: axum::extract::Request| async move {
-            req.map(|body| axum::body::Body::new(tower_http::timeout::TimeoutBody::new(body_timeout, body)))
+            // An empty body (most GETs) cannot stall: no wrapper, no allocation.
+            req.map(|body| {
+                if http_body::Body::is_end_stream(&body) {
+                    body
+                } else {
+                    axum::body::Body::new(tower_http::timeout::TimeoutBody::new(body_timeout, body))
+                }
+            })
         }))
         .layer(axum::middleware::map_request(move |mut req: axum::extract::Request| async move {
             // Adapters read the transport facts (peer address, TLS) for policy conditions.
