@@ -3,7 +3,7 @@
 set -euo pipefail
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 need_apt=()
-for pair in skopeo:skopeo podman:podman buildah:buildah umoci:umoci runc:runc jq:jq busybox:busybox-static docker-registry:docker-registry faketime:faketime openssl:openssl containerd:containerd; do
+for pair in skopeo:skopeo podman:podman buildah:buildah umoci:umoci runc:runc jq:jq busybox:busybox-static docker-registry:docker-registry faketime:faketime openssl:openssl containerd:containerd curl:curl; do
   cmd=${pair%%:*}; pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

@@ -295,6 +295,7 @@ pub fn status_of(e: &RegistryError) -> StatusCode {
         | R::ManifestUnknown(_)
         | R::ImageNotFound(_)
         | R::BlobUnknown(_)
+        | R::BlobQuarantined(_)
         | R::PolicyNotFound(_)
         | R::RegistryPolicyNotFound(_)
         | R::LifecyclePolicyNotFound(_)

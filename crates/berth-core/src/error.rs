@@ -45,6 +45,9 @@ pub enum RegistryError {
     DigestInvalid(String),
     #[error("blob {0} not found in this repository")]
     BlobUnknown(Digest),
+    /// The stored bytes stopped matching the digest; they were moved aside (crate::integrity).
+    #[error("blob {0} failed verification (its stored bytes do not match its digest) and is quarantined; push it again to restore it")]
+    BlobQuarantined(Digest),
     #[error("upload session not found")]
     BlobUploadUnknown,
     #[error("upload invalid: {0}")]

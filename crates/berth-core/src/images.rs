@@ -327,6 +327,10 @@ impl Registry {
 
     /// BatchCheckLayerAvailability for one digest: its size if the repository has it.
     pub async fn layer_size(&self, repo: &Repo, digest: &Digest) -> Result<Option<u64>> {
+        // A quarantined layer is reported missing, so that clients push it again.
+        if self.integrity.is_quarantined(digest) {
+            return Ok(None);
+        }
         Ok(self.meta.repository_blob(repo.key(), digest).await?)
     }
 
@@ -365,7 +369,7 @@ impl Registry {
         if status.offset == 0 {
             return Err(RegistryError::EmptyUpload(format!("The upload with id '{id}' contains no layer parts")));
         }
-        if self.meta.repository_blob(repo.key(), digest).await?.is_some() {
+        if self.layer_size(repo, digest).await?.is_some() {
             self.discard_upload(id).await?;
             return Err(RegistryError::LayerAlreadyExists(format!(
                 "The layer '{digest}' already exists in the repository with name '{repo}'"

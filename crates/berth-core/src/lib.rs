@@ -15,6 +15,7 @@ pub mod gc;
 pub mod hash_state;
 pub mod images;
 pub mod immutability;
+pub mod integrity;
 pub mod lifecycle;
 mod locks;
 pub mod manifest;
@@ -30,6 +31,7 @@ pub use berth_store::{BlobRange, BlobReader, ByteStream as BlobStream, Digest, D
 pub use clock::{Clock, SystemClock};
 pub use error::{MissingImage, RegistryError};
 pub use gc::{GcOptions, GcReport};
+pub use integrity::{BlobCheck, IntegrityCounts, ScrubOptions, ScrubReport};
 pub use manifest::{media_types, MAX_MANIFEST_BYTES};
 pub use names::{Reference, RegistryRef, Repo, RepositoryName, Tag};
 pub use pulls::PULL_RESOLUTION_MILLIS;

@@ -10,6 +10,7 @@ use berth_store::{
 use bytes::Bytes;
 
 use crate::error::Result;
+use crate::integrity::BlobCheck;
 use crate::locks::DigestLocks;
 use crate::manifest;
 use crate::names::{Reference, RegistryRef, Repo, Tag};
@@ -48,7 +49,9 @@ pub struct Registry {
     pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: RegistryConfig,
-    pub(crate) digest_locks: DigestLocks,
+    pub(crate) digest_locks: Arc<DigestLocks>,
+    /// Which stored blobs this node has verified or quarantined (see crate::integrity).
+    pub(crate) integrity: Arc<crate::integrity::Integrity>,
     pub(crate) uploads: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<UploadState>>>>,
     /// Registry token HMAC keys, newest first (loaded by `init_identity`).
     pub(crate) signing_keys: std::sync::RwLock<Vec<Vec<u8>>>,
@@ -114,13 +117,16 @@ pub const MAX_PAGE: u32 = 10_000;
 impl Registry {
     pub fn new(meta: Arc<dyn MetadataStore>, blobs: Arc<dyn BlobStore>, clock: Arc<dyn Clock>, config: RegistryConfig) -> Self {
         let caches = crate::cache::Caches::new(meta.is_shared());
+        let digest_locks = Arc::new(DigestLocks::new());
+        let integrity = Arc::new(crate::integrity::Integrity::new(blobs.clone(), meta.clone(), digest_locks.clone()));
         Registry {
             node_id: uuid::Uuid::new_v4().to_string(),
             meta,
             blobs,
             clock,
             config,
-            digest_locks: DigestLocks::new(),
+            digest_locks,
+            integrity,
             uploads: Default::default(),
             signing_keys: Default::default(),
             keys_loaded_at: Default::default(),
@@ -170,6 +176,10 @@ impl Registry {
 
     /// Size of a blob readable through this repository.
     pub async fn stat_blob(&self, repo: &Repo, digest: &Digest) -> Result<u64> {
+        if self.integrity.is_quarantined(digest) {
+            self.existing_repository(repo).await?;
+            return Err(RegistryError::BlobQuarantined(digest.clone()));
+        }
         match self.meta.repository_blob(repo.key(), digest).await? {
             Some(size) => {
                 self.keep_alive(digest).await?;
@@ -202,13 +212,29 @@ impl Registry {
             None => None,
             Some(r) => Some(resolve_range(r, size)?),
         };
-        match self.blobs.get(digest, range).await? {
-            Some(reader) => Ok((size, range, reader)),
-            None => {
-                tracing::error!(%digest, "blob is recorded in metadata but missing from the blob store");
-                Err(RegistryError::BlobUnknown(digest.clone()))
+        // See crate::integrity: a verified blob is served as stored; a full read of an
+        // unverified one is hashed as it streams; a range of one is served after a full check.
+        let verified = self.integrity.is_verified(digest);
+        if !verified && range.is_some() {
+            match self.integrity.check(digest, None).await?.0 {
+                BlobCheck::Intact => {}
+                BlobCheck::Corrupt { .. } => return Err(RegistryError::BlobQuarantined(digest.clone())),
+                BlobCheck::Missing => return Err(self.blob_missing(digest)),
             }
         }
+        match self.blobs.get(digest, range).await? {
+            Some(reader) if verified || range.is_some() => Ok((size, range, reader)),
+            Some(reader) => Ok((size, range, self.integrity.verifying(digest.clone(), reader))),
+            None => Err(self.blob_missing(digest)),
+        }
+    }
+
+    fn blob_missing(&self, digest: &Digest) -> RegistryError {
+        if self.integrity.is_quarantined(digest) {
+            return RegistryError::BlobQuarantined(digest.clone());
+        }
+        tracing::error!(%digest, "blob is recorded in metadata but missing from the blob store");
+        RegistryError::BlobUnknown(digest.clone())
     }
 
     /// A URL the client may fetch the blob from directly (a presigned bucket URL), when the
@@ -216,6 +242,10 @@ impl Registry {
     pub async fn blob_download_url(&self, repo: &Repo, digest: &Digest) -> Result<Option<String>> {
         // Asked first: stores without URLs answer None at no cost, so serving through berth
         // pays no extra lookup.
+        // An unverified blob goes through berth once, to be verified as it streams.
+        if !self.integrity.is_verified(digest) {
+            return Ok(None);
+        }
         // The longest S3 allows; the store shortens it to its configured expiry.
         let Some(url) = self.blobs.download_url(digest, std::time::Duration::from_secs(7 * 24 * 3600)).await? else {
             return Ok(None);

@@ -309,6 +309,8 @@ impl Registry {
             return Err(RegistryError::DigestInvalid(format!("uploaded content has digest {actual}, not {digest}")));
         }
         self.blobs.commit_upload(id, &session.cursor, digest).await.map_err(blob_upload_unknown)?;
+        // Hashed as it arrived; this also restores a blob that was quarantined.
+        self.integrity.mark_verified(digest);
         self.meta.link_blob(repo.key(), digest, session.cursor.len, self.now()).await?;
         self.meta.delete_upload(id).await?;
         drop(state);

@@ -1,32 +1,18 @@
 //! Service-level tests, with an injected clock, on the backends `common` selects.
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
-
 use berth_core::{Digest, GcOptions, Reference, Registry, RegistryConfig, RegistryError, RegistryRef, Repo, RepositoryName};
 
 mod common;
 use bytes::Bytes;
-use common::FakeClock;
+
 use futures::StreamExt;
 
-struct Env {
-    dir: tempfile::TempDir,
-    clock: Arc<FakeClock>,
-}
+use common::Env;
 
 impl Env {
-    fn new() -> Env {
-        Env { dir: tempfile::tempdir().unwrap(), clock: Arc::new(FakeClock(AtomicI64::new(1_000_000_000))) }
-    }
     /// A registry over the env's directory; calling it again simulates a restart.
     async fn registry(&self) -> Registry {
-        let (meta, blobs) = common::stores(self.dir.path()).await;
-        let config = RegistryConfig { gc_grace_millis: 60_000, ..Default::default() };
-        Registry::new(meta, blobs, self.clock.clone(), config)
-    }
-    fn advance(&self, ms: i64) {
-        self.clock.0.fetch_add(ms, Ordering::SeqCst);
+        self.registry_with(RegistryConfig { gc_grace_millis: 60_000, ..Default::default() }).await
     }
 }
 

@@ -118,6 +118,7 @@ impl From<RegistryError> for EcrError {
                 format!("The manifest list references image {d}, which does not exist in the repository"),
             ),
             R::BlobUnknown(d) => EcrError::new("LayersNotFoundException", format!("The layer {d} does not exist in the repository")),
+            R::BlobQuarantined(_) => EcrError::new("LayerInaccessibleException", msg),
             R::BlobUploadUnknown => EcrError::new("UploadNotFoundException", "The upload could not be found"),
             R::BlobUploadInvalid(_) | R::UploadRangeInvalid { .. } | R::SizeInvalid(_) => EcrError::new("InvalidLayerPartException", msg),
             R::InvalidLayerPart { message, last_valid } => {

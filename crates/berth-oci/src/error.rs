@@ -43,7 +43,7 @@ impl OciError {
                 R::TagImmutable { .. } => (StatusCode::BAD_REQUEST, "TAG_INVALID"),
                 R::InvalidParameter(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
                 R::DigestInvalid(_) => (StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
-                R::BlobUnknown(_) => (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"),
+                R::BlobUnknown(_) | R::BlobQuarantined(_) => (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"),
                 R::BlobUploadUnknown => (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN"),
                 R::BlobUploadInvalid(_) => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
                 R::UploadRangeInvalid { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),
@@ -99,7 +99,8 @@ impl IntoResponse for OciError {
         let detail = match &self {
             OciError::Registry(RegistryError::ManifestBlobUnknown(d))
             | OciError::Registry(RegistryError::ManifestChildUnknown(d))
-            | OciError::Registry(RegistryError::BlobUnknown(d)) => {
+            | OciError::Registry(RegistryError::BlobUnknown(d))
+            | OciError::Registry(RegistryError::BlobQuarantined(d)) => {
                 json!({ "digest": d.to_string() })
             }
             _ => json!(null),

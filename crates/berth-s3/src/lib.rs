@@ -10,6 +10,7 @@
 //!   data/<session id>          the blob's bytes: target of the session's multipart upload
 //!                              (or a single PUT for a blob smaller than one part)
 //!   blobs/<alg>/<hex>          pointer: JSON {"data": "data/<session id>", "size": <bytes>}
+//!   quarantine/<alg>/<hex>     the pointer of a blob whose bytes stopped matching its digest
 //! ```
 //!
 //! Why this shape:

@@ -609,6 +609,35 @@ impl BlobStore for S3BlobStore {
         Ok(out)
     }
 
+    /// The pointer moves to `quarantine/<alg>/<hex>` (the data object stays, named by it), so the
+    /// blob is unreadable and a new commit of the digest writes a fresh pointer and data object.
+    async fn quarantine(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let Some(ptr) = self.read_pointer(digest).await? else {
+            return Ok(false);
+        };
+        let raw = serde_json::to_vec(&ptr).map_err(|e| StoreError::io("encoding a blob pointer", io::Error::other(e)))?;
+        let aside = self.key(&format!("quarantine/{}/{}", digest.algorithm().name(), digest.hex()));
+        self.put_small(&aside, PutPayload::from(raw), "quarantined blob pointer").await?;
+        self.delete_key(&self.pointer_key(digest), "blob pointer").await?;
+        self.pointers.remove(digest);
+        Ok(true)
+    }
+
+    async fn list_quarantined(&self) -> Result<Vec<Digest>, StoreError> {
+        let base = self.key("quarantine");
+        let metas: Vec<_> = self.s3.list(Some(&base)).try_collect().await.map_err(|e| self.err("listing quarantine", e))?;
+        Ok(metas
+            .iter()
+            .filter_map(|m| {
+                let parts: Vec<_> = m.location.prefix_match(&base)?.map(|p| p.as_ref().to_string()).collect();
+                match parts.as_slice() {
+                    [alg, hex] => format!("{alg}:{hex}").parse::<Digest>().ok(),
+                    _ => None,
+                }
+            })
+            .collect())
+    }
+
     async fn download_url(&self, digest: &Digest, expires: Duration) -> Result<Option<String>, StoreError> {
         let Some(max) = self.presign_expiry else {
             return Ok(None);

@@ -64,6 +64,18 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn delete(&self, digest: &Digest) -> Result<bool, StoreError>;
     /// Every stored blob (for fsck); fine to be slow.
     async fn list_blobs(&self) -> Result<Vec<Digest>, StoreError>;
+    /// Moves a blob whose bytes do not match its digest out of the readable set, keeping the
+    /// bytes for inspection: afterwards `stat` and `get` answer None, `list_quarantined` names
+    /// it, and a later commit of the same digest stores it afresh. False when it was not stored.
+    /// Stores that cannot keep the bytes aside leave the blob where it is (reads then keep
+    /// failing verification rather than serving it).
+    async fn quarantine(&self, _digest: &Digest) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    /// Digests of quarantined blobs (including ones stored again since).
+    async fn list_quarantined(&self) -> Result<Vec<Digest>, StoreError> {
+        Ok(Vec::new())
+    }
     /// A URL a client can GET the blob from directly for `expires` (S3 presigned), when the
     /// store offers one.
     async fn download_url(&self, _digest: &Digest, _expires: std::time::Duration) -> Result<Option<String>, StoreError> {

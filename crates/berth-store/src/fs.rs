@@ -8,6 +8,8 @@
 //!     sha512/<first two hex>/<hex>
 //!   uploads/
 //!     <session uuid>                   append-only data of an open upload session
+//!   quarantine/
+//!     sha256/<hex>                     a blob whose bytes no longer matched its digest
 //! ```
 //! A commit fsyncs the upload file, renames it into `blobs/…` and fsyncs the
 //! directory, so a blob path exists only for complete, verified, durable
@@ -246,6 +248,38 @@ impl BlobStore for FsBlobStore {
         let removed = not_found_is_none(fs::remove_file(self.blob_path(digest)).await)
             .map_err(|e| StoreError::io(format!("removing blob {digest}"), e))?;
         Ok(removed.is_some())
+    }
+
+    async fn quarantine(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let dir = self.root.join("quarantine").join(digest.algorithm().name());
+        fs::create_dir_all(&dir).await.map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
+        let src = self.blob_path(digest);
+        let moved = not_found_is_none(fs::rename(&src, dir.join(digest.hex())).await)
+            .map_err(|e| StoreError::io(format!("quarantining blob {digest}"), e))?;
+        if moved.is_none() {
+            return Ok(false);
+        }
+        fsync_dir(&dir).await?;
+        if let Some(parent) = src.parent() {
+            fsync_dir(parent).await?;
+        }
+        Ok(true)
+    }
+
+    async fn list_quarantined(&self) -> Result<Vec<Digest>, StoreError> {
+        let mut out = Vec::new();
+        for alg in [Algorithm::Sha256, Algorithm::Sha512] {
+            let dir = self.root.join("quarantine").join(alg.name());
+            let Some(mut files) = not_found_is_none(fs::read_dir(&dir).await).map_err(|e| StoreError::io("listing quarantine", e))? else {
+                continue;
+            };
+            while let Some(f) = files.next_entry().await.map_err(|e| StoreError::io("listing quarantine", e))? {
+                if let Some(Ok(d)) = f.file_name().to_str().map(|name| format!("{}:{name}", alg.name()).parse()) {
+                    out.push(d);
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn list_blobs(&self) -> Result<Vec<Digest>, StoreError> {

@@ -39,6 +39,12 @@ pub struct ServeArgs {
     /// Seconds between runs of every repository's lifecycle policy (0 disables the schedule).
     #[arg(long, env = "BERTH_LIFECYCLE_INTERVAL_SECONDS")]
     pub lifecycle_interval_seconds: Option<u64>,
+    /// Seconds between background passes that re-hash every stored blob (0 disables them).
+    #[arg(long, env = "BERTH_SCRUB_INTERVAL_SECONDS")]
+    pub scrub_interval_seconds: Option<u64>,
+    /// How fast a scrub pass reads blobs, in MiB per second.
+    #[arg(long, env = "BERTH_SCRUB_RATE_MIB")]
+    pub scrub_rate_mib: Option<u64>,
     /// Concurrent image scans (scan on push, StartImageScan, continuous rescans).
     #[arg(long, env = "BERTH_SCAN_WORKERS")]
     pub scan_workers: Option<usize>,
@@ -92,6 +98,8 @@ struct FileConfig {
     gc_interval_seconds: Option<u64>,
     gc_grace_seconds: Option<u64>,
     lifecycle_interval_seconds: Option<u64>,
+    scrub_interval_seconds: Option<u64>,
+    scrub_rate_mib: Option<u64>,
     scan_workers: Option<usize>,
     vulndb_check_seconds: Option<u64>,
     #[serde(flatten)]
@@ -115,6 +123,8 @@ pub struct Settings {
     pub gc_interval_seconds: u64,
     pub gc_grace_seconds: u64,
     pub lifecycle_interval_seconds: u64,
+    pub scrub_interval_seconds: u64,
+    pub scrub_rate_mib: u64,
     pub scan_workers: usize,
     pub vulndb_check_seconds: u64,
     pub account_id: String,
@@ -177,6 +187,11 @@ impl ServeArgs {
             gc_interval_seconds: self.gc_interval_seconds.or(file.gc_interval_seconds).unwrap_or(3600),
             gc_grace_seconds: self.gc_grace_seconds.or(file.gc_grace_seconds).unwrap_or(24 * 3600),
             lifecycle_interval_seconds: self.lifecycle_interval_seconds.or(file.lifecycle_interval_seconds).unwrap_or(3600),
+            scrub_interval_seconds: self.scrub_interval_seconds.or(file.scrub_interval_seconds).unwrap_or(24 * 3600),
+            scrub_rate_mib: match self.scrub_rate_mib.or(file.scrub_rate_mib).unwrap_or(16) {
+                0 => anyhow::bail!("the scrub rate must be at least 1 MiB/s (disable scrubbing with --scrub-interval-seconds 0)"),
+                n => n,
+            },
             scan_workers: self.scan_workers.or(file.scan_workers).unwrap_or(2),
             vulndb_check_seconds: self.vulndb_check_seconds.or(file.vulndb_check_seconds).unwrap_or(30),
             storage: self.storage.or(file.storage),

@@ -43,6 +43,50 @@ pub struct Metrics {
     gc_runs: IntCounter,
     gc_bytes: IntCounter,
     gc_blobs: IntCounter,
+    integrity: IntegrityMetrics,
+}
+
+/// The service's integrity totals (berth_core::integrity), copied in at each scrape.
+struct IntegrityMetrics {
+    verified_on_read: IntCounter,
+    corrupt_found: IntCounter,
+    scrubbed_blobs: IntCounter,
+    scrubbed_bytes: IntCounter,
+    quarantined: IntGauge,
+    /// Two scrapes at once would both add the same difference.
+    updating: std::sync::Mutex<()>,
+}
+
+impl IntegrityMetrics {
+    fn new(registry: &PromRegistry) -> prometheus::Result<Self> {
+        let m = IntegrityMetrics {
+            verified_on_read: IntCounter::new("berth_blobs_verified_on_read_total", "Blobs hashed while their first download streamed")?,
+            corrupt_found: IntCounter::new("berth_blobs_corrupt_total", "Stored blobs found not to match their digest (quarantined)")?,
+            scrubbed_blobs: IntCounter::new("berth_scrub_blobs_total", "Blobs re-hashed by scrub passes")?,
+            scrubbed_bytes: IntCounter::new("berth_scrub_bytes_total", "Bytes re-hashed by scrub passes")?,
+            quarantined: IntGauge::new("berth_blobs_quarantined", "Quarantined blobs not restored by a push since")?,
+            updating: std::sync::Mutex::new(()),
+        };
+        for c in [&m.verified_on_read, &m.corrupt_found, &m.scrubbed_blobs, &m.scrubbed_bytes] {
+            registry.register(Box::new(c.clone()))?;
+        }
+        registry.register(Box::new(m.quarantined.clone()))?;
+        Ok(m)
+    }
+
+    fn update(&self, now: berth_core::IntegrityCounts) {
+        let _one_at_a_time = self.updating.lock().unwrap_or_else(|p| p.into_inner());
+        // The service's totals only grow; the counters catch up by the difference.
+        for (counter, total) in [
+            (&self.verified_on_read, now.verified_on_read),
+            (&self.corrupt_found, now.corrupt_found),
+            (&self.scrubbed_blobs, now.scrubbed_blobs),
+            (&self.scrubbed_bytes, now.scrubbed_bytes),
+        ] {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+        self.quarantined.set(i64::try_from(now.quarantined).unwrap_or(i64::MAX));
+    }
 }
 
 impl Metrics {
@@ -71,7 +115,8 @@ impl Metrics {
         registry.register(Box::new(gc_runs.clone()))?;
         registry.register(Box::new(gc_bytes.clone()))?;
         registry.register(Box::new(gc_blobs.clone()))?;
-        Ok(Metrics { registry, requests, latency, bytes_in, bytes_out, upload_sessions, gc_runs, gc_bytes, gc_blobs })
+        let integrity = IntegrityMetrics::new(&registry)?;
+        Ok(Metrics { registry, requests, latency, bytes_in, bytes_out, upload_sessions, gc_runs, gc_bytes, gc_blobs, integrity })
     }
 
     pub fn record_gc(&self, report: &GcReport) {
@@ -86,6 +131,7 @@ impl Metrics {
         if let Ok(n) = registry.open_upload_sessions().await {
             self.upload_sessions.set(n as i64);
         }
+        self.integrity.update(registry.integrity_counts());
         let mut buf = Vec::new();
         let encoder = TextEncoder::new();
         if let Err(e) = encoder.encode(&self.registry.gather(), &mut buf) {

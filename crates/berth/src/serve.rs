@@ -11,7 +11,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use berth_core::{GcOptions, Registry, RegistryConfig, RegistryRef};
+use berth_core::{GcOptions, Registry, RegistryConfig, RegistryRef, ScrubOptions};
 use serde::Deserialize;
 
 use crate::config::ServeArgs;
@@ -57,6 +57,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     if settings.lifecycle_interval_seconds > 0 {
         tokio::spawn(lifecycle_schedule(state.clone(), Duration::from_secs(settings.lifecycle_interval_seconds)));
+    }
+    match data.registry.load_quarantine().await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(blobs = n, "quarantined blobs are not restored yet (see berth fsck)"),
+        Err(e) => tracing::error!(error = %e, "listing quarantined blobs"),
+    }
+    if settings.scrub_interval_seconds > 0 {
+        let rate = settings.scrub_rate_mib.saturating_mul(1024 * 1024);
+        tokio::spawn(scrub_schedule(state.registry.clone(), Duration::from_secs(settings.scrub_interval_seconds), rate));
     }
     tokio::spawn(flush_pulls(state.registry.clone()));
     tokio::spawn(reload_signing_keys(state.registry.clone()));
@@ -111,7 +120,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::error!(error = %e, "recording pull times at shutdown");
     }
     // Another node takes the scheduled jobs at its next tick instead of after a whole period.
-    for job in ["gc", "lifecycle"] {
+    for job in ["gc", "lifecycle", "scrub"] {
         if let Err(e) = data.registry.release_periodic_job(job).await {
             tracing::warn!(job, error = %e, "releasing the job's lease at shutdown");
         }
@@ -132,6 +141,7 @@ fn app(state: AppState, tls: bool, body_timeout: Duration) -> Router {
         .route("/metrics", get(metrics))
         .route("/_berth/gc", post(gc_now))
         .route("/_berth/lifecycle", post(lifecycle_now))
+        .route("/_berth/scrub", post(scrub_now))
         .with_state(state.clone());
     Router::new()
         .merge(berth_oci::router(state.registry.clone()))
@@ -226,6 +236,22 @@ async fn lifecycle_now(State(state): State<AppState>, Query(q): Query<LifecycleQ
     }
 }
 
+/// A scrub pass now, at full speed, answering its report: needs a registry token of a principal
+/// allowed `berth:Scrub` on the registry.
+async fn scrub_now(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let registry = state.registry.clone();
+    if let Err(denied) = authorize_operator(&registry, req, "berth:Scrub").await {
+        return denied;
+    }
+    match registry.scrub(ScrubOptions::default()).await {
+        Ok(report) => axum::Json(report).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "scrub pass failed");
+            (http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+        }
+    }
+}
+
 /// True when this node should run the periodic job `name` now (see berth_core::cluster).
 async fn claimed(registry: &Registry, name: &str, every: Duration) -> bool {
     match registry.claim_periodic_job(name, every).await {
@@ -302,6 +328,26 @@ async fn flush_pulls(registry: Arc<Registry>) {
         ticker.tick().await;
         if let Err(e) = registry.flush_pulls().await {
             tracing::warn!(error = %e, "recording pull times");
+        }
+    }
+}
+
+/// Re-hashes every stored blob once per period, paced to `bytes_per_second` (see
+/// berth_core::integrity). The first pass starts one period after start-up: until then blobs
+/// are verified as they are first read.
+async fn scrub_schedule(registry: Arc<Registry>, every: Duration, bytes_per_second: u64) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        if !claimed(&registry, "scrub", every).await {
+            continue;
+        }
+        match registry.scrub(ScrubOptions { bytes_per_second: Some(bytes_per_second) }).await {
+            Ok(r) if r.corrupt.is_empty() => tracing::info!(blobs = r.blobs_checked, bytes = r.bytes_checked, "scrub pass finished"),
+            Ok(r) => tracing::error!(blobs = r.blobs_checked, corrupt = ?r.corrupt, "scrub pass found corrupt blobs (quarantined)"),
+            Err(e) => tracing::error!(error = %e, "scrub pass failed"),
         }
     }
 }

@@ -31,6 +31,25 @@ impl Clock for FakeClock {
     }
 }
 
+/// A test's directory and clock; `registry_with` over it again simulates a restart.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub clock: Arc<FakeClock>,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env { dir: tempfile::tempdir().expect("a temporary directory"), clock: Arc::new(FakeClock(AtomicI64::new(1_000_000_000))) }
+    }
+    pub async fn registry_with(&self, config: berth_core::RegistryConfig) -> Registry {
+        let (meta, blobs) = stores(self.dir.path()).await;
+        Registry::new(meta, blobs, self.clock.clone(), config)
+    }
+    pub fn advance(&self, ms: i64) {
+        self.clock.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
 /// Uploads `data` as one monolithic blob and returns its digest.
 pub async fn push_blob(r: &Registry, repo: &Repo, data: &[u8]) -> Digest {
     let d = Digest::sha256_of(data);
@@ -117,4 +136,30 @@ pub async fn blob_store(dir: &Path) -> Arc<dyn BlobStore> {
         Backend::SqliteFs | Backend::PostgresFs => Arc::new(FsBlobStore::open(dir).await.expect("opening the blob directory")),
         Backend::PostgresS3 => s3(dir).await,
     }
+}
+
+/// Replaces the stored bytes of a committed blob beneath every layer of berth (bit rot,
+/// tampering): the file itself, or the S3 data object its pointer names.
+pub async fn overwrite_stored_bytes(dir: &Path, digest: &Digest, data: &[u8]) {
+    let hex = digest.hex();
+    let alg = digest.algorithm().name();
+    if blobs_on_disk() {
+        std::fs::write(dir.join("blobs").join(alg).join(&hex[..2]).join(hex), data).expect("overwriting a blob file");
+        return;
+    }
+    use object_store::ObjectStoreExt;
+    let s3 = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(env("BERTH_TEST_S3_BUCKET"))
+        .with_endpoint(env("BERTH_TEST_S3_ENDPOINT"))
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_access_key_id(env("BERTH_TEST_S3_ACCESS_KEY"))
+        .with_secret_access_key(env("BERTH_TEST_S3_SECRET_KEY"))
+        .build()
+        .expect("an S3 client for the test bucket");
+    let prefix = store_id(dir);
+    let pointer = s3.get(&format!("{prefix}/blobs/{alg}/{hex}").into()).await.expect("the blob's pointer");
+    let pointer: serde_json::Value = serde_json::from_slice(&pointer.bytes().await.expect("reading the pointer")).expect("pointer JSON");
+    let data_key = pointer["data"].as_str().expect("the pointer names its data");
+    s3.put(&format!("{prefix}/{data_key}").into(), Bytes::copy_from_slice(data).into()).await.expect("overwriting the data object");
 }
