@@ -11,13 +11,27 @@ use berth_store::StoreError;
 mod common;
 use common::FakeClock;
 
-#[tokio::test]
-async fn a_periodic_job_runs_on_one_node_per_period_and_moves_when_its_holder_stops() {
+/// Two nodes on one store, sharing a clock.
+struct Nodes {
+    _dir: tempfile::TempDir,
+    clock: Arc<FakeClock>,
+    a: Registry,
+    b: Registry,
+    blobs: Arc<dyn berth_store::BlobStore>,
+}
+
+async fn two_nodes() -> Nodes {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(FakeClock(AtomicI64::new(1_700_000_000_000)));
     let (meta, blobs) = common::stores(dir.path()).await;
     let a = Registry::new(meta.clone(), blobs.clone(), clock.clone(), RegistryConfig::default());
-    let b = Registry::new(meta, blobs, clock.clone(), RegistryConfig::default());
+    let b = Registry::new(meta, blobs.clone(), clock.clone(), RegistryConfig::default());
+    Nodes { _dir: dir, clock, a, b, blobs }
+}
+
+#[tokio::test]
+async fn a_periodic_job_runs_on_one_node_per_period_and_moves_when_its_holder_stops() {
+    let Nodes { _dir, clock, a, b, .. } = two_nodes().await;
     assert_ne!(a.node_id(), b.node_id());
     let period = Duration::from_secs(60);
 
@@ -44,11 +58,7 @@ async fn a_periodic_job_runs_on_one_node_per_period_and_moves_when_its_holder_st
 
 #[tokio::test]
 async fn a_run_longer_than_two_periods_keeps_its_lease_while_it_renews() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(FakeClock(AtomicI64::new(1_700_000_000_000)));
-    let (meta, blobs) = common::stores(dir.path()).await;
-    let a = Registry::new(meta.clone(), blobs.clone(), clock.clone(), RegistryConfig::default());
-    let b = Registry::new(meta, blobs, clock.clone(), RegistryConfig::default());
+    let Nodes { _dir, clock, a, b, .. } = two_nodes().await;
     // Renewals come every 100 ms of real time; the lease's length is read on the fake clock.
     let period = Duration::from_millis(300);
 
@@ -82,11 +92,7 @@ async fn a_run_longer_than_two_periods_keeps_its_lease_while_it_renews() {
 
 #[tokio::test]
 async fn a_run_whose_lease_is_lost_stops_at_its_next_safe_point() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(FakeClock(AtomicI64::new(1_700_000_000_000)));
-    let (meta, blobs) = common::stores(dir.path()).await;
-    let a = Registry::new(meta.clone(), blobs.clone(), clock.clone(), RegistryConfig::default());
-    let b = Registry::new(meta, blobs.clone(), clock.clone(), RegistryConfig::default());
+    let Nodes { _dir, clock, a, b, blobs } = two_nodes().await;
     let repo = Repo::new(&RegistryConfig::default().default_registry, RepositoryName::parse("team/app").unwrap());
     let garbage = common::push_blob(&a, &repo, b"unreferenced").await;
     // Long enough that no renewal comes during the test: the loss is the lease running out.

@@ -43,8 +43,9 @@ pub struct StorageArgs {
     /// Serve blob downloads by redirecting to presigned URLs valid this long (0: stream through berth).
     #[arg(long, env = "BERTH_S3_PRESIGN_SECONDS")]
     pub s3_presign_seconds: Option<u64>,
-    /// With PostgreSQL metadata: how long one query (or transaction step) may take before the
-    /// request fails with 503 (the server cancels the statement, berth stops waiting). Default 15.
+    /// With PostgreSQL metadata: how long one metadata call (a query, or a whole transaction) may
+    /// take before the request fails with 503: the server cancels a statement this long, berth
+    /// stops waiting 1 s later (a primary that does not answer at all). Default 15.
     #[arg(long, env = "BERTH_POSTGRES_QUERY_TIMEOUT_SECONDS")]
     pub postgres_query_timeout_seconds: Option<u64>,
 }
