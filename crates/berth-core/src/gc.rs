@@ -37,6 +37,7 @@ impl Registry {
         let mut report = GcReport { dry_run: opts.dry_run, ..Default::default() };
 
         for candidate in self.meta.gc_candidates(before).await? {
+            self.lease_checkpoint()?;
             if opts.dry_run {
                 report.blobs_deleted += 1;
                 report.bytes_reclaimed += candidate.size;
@@ -55,6 +56,7 @@ impl Registry {
         }
 
         for upload in self.meta.uploads_started_before(before).await? {
+            self.lease_checkpoint()?;
             // A session still being written to is busy; leave it for the next run.
             let state = self.uploads.lock().unwrap_or_else(|p| p.into_inner()).get(&upload.id).cloned();
             let _busy_guard = match &state {

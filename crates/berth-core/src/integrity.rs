@@ -323,6 +323,7 @@ impl Registry {
         let mut report = ScrubReport::default();
         let mut throttle = opts.bytes_per_second.map(Throttle::new);
         for digest in self.blobs.list_blobs().await? {
+            self.lease_checkpoint()?;
             let (verdict, size) = self.integrity.check(&digest, throttle.as_mut()).await?;
             match verdict {
                 BlobCheck::Missing => continue,

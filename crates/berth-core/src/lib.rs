@@ -29,6 +29,7 @@ mod uploads;
 
 pub use berth_store::{BlobRange, BlobReader, ByteStream as BlobStream, Digest, DigestError};
 pub use clock::{Clock, SystemClock};
+pub use cluster::{JobLease, LEASE_LOST};
 pub use error::{MissingImage, RegistryError};
 pub use gc::{GcOptions, GcReport};
 pub use integrity::{BlobCheck, IntegrityCounts, ScrubOptions, ScrubReport};

@@ -292,6 +292,7 @@ impl Registry {
     async fn apply_planned(&self, repo: &Repo, planned: Vec<PlannedAction>, report: &mut LifecycleRunReport) -> Result<()> {
         let key = repo.key();
         for action in planned {
+            self.lease_checkpoint()?;
             let digest: Digest = action.digest.parse().map_err(|e| RegistryError::DigestInvalid(format!("{e}")))?;
             let applied = if action.action == ActionKind::Expire.as_api_str() {
                 match self.meta.expire_manifest(key, &digest, &action.tags).await? {
@@ -327,6 +328,8 @@ impl Registry {
         };
         let mut reports = Vec::new();
         for key in keys {
+            // A lost lease ends the whole run, not just this repository's.
+            self.lease_checkpoint()?;
             let Ok(name) = crate::RepositoryName::parse(&key.name) else { continue };
             let repo = Repo::new(&crate::RegistryRef { account: key.account.clone(), region: key.region.clone() }, name);
             match self.run_lifecycle(&repo, dry_run).await {

@@ -5,18 +5,33 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_core::{Registry, RegistryConfig};
+use berth_core::{GcOptions, Registry, RegistryConfig, RegistryError, Repo, RepositoryName};
+use berth_store::StoreError;
 
 mod common;
 use common::FakeClock;
 
-#[tokio::test]
-async fn a_periodic_job_runs_on_one_node_per_period_and_moves_when_its_holder_stops() {
+/// Two nodes on one store, sharing a clock.
+struct Nodes {
+    _dir: tempfile::TempDir,
+    clock: Arc<FakeClock>,
+    a: Registry,
+    b: Registry,
+    blobs: Arc<dyn berth_store::BlobStore>,
+}
+
+async fn two_nodes() -> Nodes {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(FakeClock(AtomicI64::new(1_700_000_000_000)));
     let (meta, blobs) = common::stores(dir.path()).await;
     let a = Registry::new(meta.clone(), blobs.clone(), clock.clone(), RegistryConfig::default());
-    let b = Registry::new(meta, blobs, clock.clone(), RegistryConfig::default());
+    let b = Registry::new(meta, blobs.clone(), clock.clone(), RegistryConfig::default());
+    Nodes { _dir: dir, clock, a, b, blobs }
+}
+
+#[tokio::test]
+async fn a_periodic_job_runs_on_one_node_per_period_and_moves_when_its_holder_stops() {
+    let Nodes { _dir, clock, a, b, .. } = two_nodes().await;
     assert_ne!(a.node_id(), b.node_id());
     let period = Duration::from_secs(60);
 
@@ -39,6 +54,75 @@ async fn a_periodic_job_runs_on_one_node_per_period_and_moves_when_its_holder_st
     // Released at shutdown: the other node need not wait out the period.
     b.release_periodic_job("gc").await.unwrap();
     assert!(a.claim_periodic_job("gc", period).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_run_longer_than_two_periods_keeps_its_lease_while_it_renews() {
+    let Nodes { _dir, clock, a, b, .. } = two_nodes().await;
+    // Renewals come every 100 ms of real time; the lease's length is read on the fake clock.
+    let period = Duration::from_millis(300);
+
+    let b = &b;
+    let ran = a
+        .run_leased("gc", period, |lease| {
+            let clock = clock.clone();
+            async move {
+                let mut renewed = lease.renewals();
+                // Three periods on the lease's clock, half a period at a time, each followed by a
+                // renewal: without them the lease would have ended after two.
+                for _ in 0..6 {
+                    renewed.borrow_and_update();
+                    clock.0.fetch_add(150, Ordering::SeqCst);
+                    // The timeout only turns a missing renewal into a failure instead of a hang.
+                    tokio::time::timeout(Duration::from_secs(60), renewed.changed())
+                        .await
+                        .expect("the renewal goes on while the job runs")
+                        .expect("the lease is still held");
+                    assert!(!b.claim_periodic_job("gc", period).await.unwrap(), "another node cannot take a renewed lease");
+                    lease.check().expect("still this node's lease");
+                }
+                Ok("done")
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(ran, Some("done"));
+    assert_eq!(b.run_leased("gc", period, |_| async { Ok(()) }).await.unwrap(), None, "the other node does not run it");
+}
+
+#[tokio::test]
+async fn a_run_whose_lease_is_lost_stops_at_its_next_safe_point() {
+    let Nodes { _dir, clock, a, b, blobs } = two_nodes().await;
+    let repo = Repo::new(&RegistryConfig::default().default_registry, RepositoryName::parse("team/app").unwrap());
+    let garbage = common::push_blob(&a, &repo, b"unreferenced").await;
+    // Long enough that no renewal comes during the test: the loss is the lease running out.
+    let period = Duration::from_secs(600);
+
+    let b = &b;
+    let (a_ref, clock_ref) = (&a, &clock);
+    let err = a
+        .run_leased("gc", period, |_| async move {
+            // The node stalls past its lease; another node takes the job over...
+            clock_ref.0.fetch_add(2 * 600_000 + 1, Ordering::SeqCst);
+            assert!(b.claim_periodic_job("gc", period).await.unwrap());
+            // ...and the stalled run, reaching its first blob, stops rather than collect it.
+            a_ref.collect_garbage(GcOptions { dry_run: false, grace_millis: Some(0) }).await
+        })
+        .await
+        .unwrap_err();
+    match err {
+        RegistryError::Store(StoreError::Unavailable { what, detail }) => {
+            assert_eq!(what, berth_core::LEASE_LOST);
+            assert!(detail.starts_with("gc: "), "{detail}");
+        }
+        other => panic!("expected the lost lease, got {other:?}"),
+    }
+    // (The blob store, not stat_blob: a HEAD would keep the blob alive.)
+    assert_eq!(blobs.stat(&garbage).await.unwrap(), Some(12), "the stopped run collected nothing");
+
+    // A GC outside a leased run (POST /_berth/gc, `berth gc`) has no lease to lose.
+    let report = a.collect_garbage(GcOptions { dry_run: false, grace_millis: Some(0) }).await.unwrap();
+    assert_eq!(report.blobs, vec![garbage.to_string()]);
 }
 
 #[tokio::test]

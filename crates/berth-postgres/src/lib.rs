@@ -23,4 +23,4 @@ mod postgres_lifecycle;
 mod postgres_repos;
 mod postgres_scans;
 
-pub use postgres::PostgresMetadataStore;
+pub use postgres::{PostgresMetadataStore, DEFAULT_QUERY_TIMEOUT};

@@ -12,6 +12,9 @@ use berth_store::*;
 use bytes::Bytes;
 use sqlx::Connection;
 
+mod common;
+use common::settings;
+
 type Store = Arc<dyn MetadataStore>;
 
 enum Backend {
@@ -138,16 +141,6 @@ const NOW: Millis = 1_700_000_000_000;
 
 fn key(name: &str) -> RepoKey {
     RepoKey { account: "123456789012".into(), region: "us-east-1".into(), name: name.into() }
-}
-
-fn settings() -> RepositorySettings {
-    RepositorySettings {
-        tag_mutability: "MUTABLE".into(),
-        tag_mutability_exclusions: None,
-        scan_on_push: false,
-        encryption_type: "AES256".into(),
-        kms_key: None,
-    }
 }
 
 fn d(s: &str) -> Digest {

@@ -66,9 +66,11 @@ pub fn db_error(context: &'static str, source: sqlx::Error) -> StoreError {
             StoreError::Unavailable { what: "the metadata database", detail: format!("{context}: {source}") }
         }
         // PostgreSQL going away or failing over: connection exceptions (class 08), shutdown
-        // (57P01-57P03), and a read-only standby answering for a demoted primary (25006).
+        // (57P01-57P03), a read-only standby answering for a demoted primary (25006), and a
+        // statement cancelled at its deadline (57014, statement_timeout): the database is too
+        // slow to answer now, which a retry may not meet.
         sqlx::Error::Database(ref db)
-            if db.code().is_some_and(|c| c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "25006")) =>
+            if db.code().is_some_and(|c| c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "57014" | "25006")) =>
         {
             StoreError::Unavailable { what: "the metadata database", detail: format!("{context}: {source}") }
         }

@@ -252,33 +252,14 @@ async fn scrub_now(State(state): State<AppState>, req: axum::extract::Request) -
     }
 }
 
-/// True when this node should run the periodic job `name` now (see berth_core::cluster).
-async fn claimed(registry: &Registry, name: &str, every: Duration) -> bool {
-    match registry.claim_periodic_job(name, every).await {
-        Ok(true) => {
-            tracing::info!(job = name, node = registry.node_id(), "running the periodic job on this node");
-            true
-        }
-        Ok(false) => {
-            tracing::debug!(job = name, "another node runs this period's job");
-            false
-        }
-        Err(e) => {
-            tracing::warn!(job = name, error = %e, "cannot claim the job; skipping this period");
-            false
-        }
-    }
-}
-
 async fn lifecycle_schedule(state: AppState, every: Duration) {
     let mut ticker = tokio::time::interval(every);
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        if !claimed(&state.registry, "lifecycle", every).await {
-            continue;
-        }
-        if let Err(e) = state.registry.run_lifecycle_policies(None, false).await {
+        // Claimed for this period and renewed while it runs (see berth_core::cluster).
+        let registry = &state.registry;
+        if let Err(e) = registry.run_leased("lifecycle", every, |_| registry.run_lifecycle_policies(None, false)).await {
             tracing::error!(error = %e, "scheduled lifecycle run failed");
         }
     }
@@ -341,12 +322,11 @@ async fn scrub_schedule(registry: Arc<Registry>, every: Duration, bytes_per_seco
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        if !claimed(&registry, "scrub", every).await {
-            continue;
-        }
-        match registry.scrub(ScrubOptions { bytes_per_second: Some(bytes_per_second) }).await {
-            Ok(r) if r.corrupt.is_empty() => tracing::info!(blobs = r.blobs_checked, bytes = r.bytes_checked, "scrub pass finished"),
-            Ok(r) => tracing::error!(blobs = r.blobs_checked, corrupt = ?r.corrupt, "scrub pass found corrupt blobs (quarantined)"),
+        let opts = ScrubOptions { bytes_per_second: Some(bytes_per_second) };
+        match registry.run_leased("scrub", every, |_| registry.scrub(opts)).await {
+            Ok(None) => {}
+            Ok(Some(r)) if r.corrupt.is_empty() => tracing::info!(blobs = r.blobs_checked, bytes = r.bytes_checked, "scrub pass finished"),
+            Ok(Some(r)) => tracing::error!(blobs = r.blobs_checked, corrupt = ?r.corrupt, "scrub pass found corrupt blobs (quarantined)"),
             Err(e) => tracing::error!(error = %e, "scrub pass failed"),
         }
     }
@@ -357,11 +337,11 @@ async fn gc_schedule(state: AppState, every: Duration) {
     ticker.tick().await; // the first tick is immediate; start collecting one period after start-up
     loop {
         ticker.tick().await;
-        if !claimed(&state.registry, "gc", every).await {
-            continue;
-        }
-        match state.registry.collect_garbage(GcOptions { dry_run: false, grace_millis: None }).await {
-            Ok(report) => state.metrics.record_gc(&report),
+        let registry = &state.registry;
+        let opts = GcOptions { dry_run: false, grace_millis: None };
+        match registry.run_leased("gc", every, |_| registry.collect_garbage(opts)).await {
+            Ok(Some(report)) => state.metrics.record_gc(&report),
+            Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "scheduled garbage collection failed"),
         }
     }

@@ -43,6 +43,11 @@ pub struct StorageArgs {
     /// Serve blob downloads by redirecting to presigned URLs valid this long (0: stream through berth).
     #[arg(long, env = "BERTH_S3_PRESIGN_SECONDS")]
     pub s3_presign_seconds: Option<u64>,
+    /// With PostgreSQL metadata: how long one metadata call (a query, or a whole transaction) may
+    /// take before the request fails with 503: the server cancels a statement this long, berth
+    /// stops waiting 1 s later (a primary that does not answer at all). Default 15.
+    #[arg(long, env = "BERTH_POSTGRES_QUERY_TIMEOUT_SECONDS")]
+    pub postgres_query_timeout_seconds: Option<u64>,
 }
 
 impl StorageArgs {
@@ -57,6 +62,7 @@ impl StorageArgs {
             s3_secret_access_key: self.s3_secret_access_key.or(file.s3_secret_access_key),
             s3_path_style: self.s3_path_style || file.s3_path_style,
             s3_presign_seconds: self.s3_presign_seconds.or(file.s3_presign_seconds),
+            postgres_query_timeout_seconds: self.postgres_query_timeout_seconds.or(file.postgres_query_timeout_seconds),
         }
     }
 
@@ -102,7 +108,15 @@ pub async fn open(data_dir: &Path, args: &StorageArgs) -> anyhow::Result<(Arc<dy
             Arc::new(SqliteMetadataStore::open(&data_dir.join("berth.db")).await.context("opening the metadata database")?)
         }
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Arc::new(PostgresMetadataStore::connect(url).await.with_context(|| format!("connecting to PostgreSQL at {}", redact_url(url)))?)
+            let deadline = match args.postgres_query_timeout_seconds {
+                Some(0) => anyhow::bail!("--postgres-query-timeout-seconds must be at least 1"),
+                Some(s) => Duration::from_secs(s),
+                None => berth_postgres::DEFAULT_QUERY_TIMEOUT,
+            };
+            let store = PostgresMetadataStore::connect_with_deadline(url, deadline)
+                .await
+                .with_context(|| format!("connecting to PostgreSQL at {}", redact_url(url)))?;
+            Arc::new(store)
         }
         Some(other) => anyhow::bail!("--metadata {:?} is neither `sqlite` nor a postgres:// URL", redact_url(other)),
     };
