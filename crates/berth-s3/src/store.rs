@@ -415,8 +415,9 @@ impl S3BlobStore {
     /// its data, a lost race between two commits of one digest, a delete that removed the
     /// pointer but not the data. Listed in this order so no commit can slip between: data,
     /// then sessions (a commit writes its pointer before it removes its session marker), then
-    /// pointers. A data object is spared while its session exists or when it was written at
-    /// or after `before_millis`.
+    /// pointers. A data object is spared while its session exists (AWS dates a completed
+    /// multipart object from the upload's start, so age alone cannot tell a slow commit) or
+    /// when it was written at or after `before_millis`.
     async fn find_orphans(&self, before_millis: i64) -> Result<Vec<String>, StoreError> {
         let data_base = self.key("data");
         let data: Vec<ObjectMeta> = self.s3.list(Some(&data_base)).try_collect().await.map_err(|e| self.err("listing blob data", e))?;
