@@ -1,5 +1,5 @@
-//! Online garbage collection: blobs no manifest references, and upload
-//! sessions abandoned for longer than the grace window.
+//! Online garbage collection: blobs no manifest references, upload sessions
+//! abandoned for longer than the grace window, and stored bytes no digest names.
 //!
 //! Safe while pushes continue: a candidate is re-checked inside the
 //! transaction that forgets it (a manifest committed meanwhile keeps it), a
@@ -26,6 +26,8 @@ pub struct GcReport {
     pub blobs_deleted: u64,
     pub bytes_reclaimed: u64,
     pub uploads_deleted: u64,
+    /// Stored bytes no digest named (S3 data objects a failed or raced commit left behind).
+    pub orphans_deleted: u64,
     /// The digests removed (or that would be, in a dry run).
     pub blobs: Vec<String>,
 }
@@ -79,12 +81,18 @@ impl Registry {
                     self.blobs.delete_upload(&id, None).await?;
                 }
             }
+            // The blobs and sessions are collected by now; a failed sweep is retried next run.
+            match self.blobs.sweep_orphans(before).await {
+                Ok(n) => report.orphans_deleted = n,
+                Err(e) => tracing::warn!(error = %e, "sweeping orphaned blob data failed"),
+            }
         }
         tracing::info!(
             dry_run = report.dry_run,
             blobs_deleted = report.blobs_deleted,
             bytes_reclaimed = report.bytes_reclaimed,
             uploads_deleted = report.uploads_deleted,
+            orphans_deleted = report.orphans_deleted,
             "garbage collection finished"
         );
         Ok(report)

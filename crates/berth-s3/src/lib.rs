@@ -26,7 +26,10 @@
 //!   that do not fill a part yet are a `tail-…` object. Each append writes a *new* tail (named
 //!   by length and a nonce) and only then removes the old one, so a failed append leaves the
 //!   previous cursor fully usable, and two nodes racing on one session cannot overwrite each
-//!   other's tail. Memory per append is about one part.
+//!   other's tail.
+//! - An append keeps up to 4 parts in flight and reads no further while 4 are out, so memory
+//!   per append is at most (4 + 1) × part size. Its cursor names the parts only once all
+//!   are acknowledged (in order); a failed append waits out its requests and changes nothing.
 //! - The cursor is authoritative: parts cannot be read back or listed portably, so the size
 //!   and the parts come from the cursor; the `session` marker only says the session still
 //!   exists. The marker also remembers the multipart upload id so that an orphaned session
@@ -34,6 +37,10 @@
 //! - Pointers are immutable while they exist, so reads cache them (bounded); a cached pointer
 //!   whose data has gone is dropped and read once more. `delete` removes the pointer first,
 //!   then the data, so a reader never follows a pointer to half-deleted state for long.
+//!
+//! - A data object no pointer names (a commit that failed after completing it, two commits of
+//!   one digest racing) is removed by `sweep_orphans` once it is older than the GC's grace
+//!   and its session marker is gone.
 //!
 //! Bucket housekeeping worth configuring: an "abort incomplete multipart uploads after N days"
 //! lifecycle rule catches parts of sessions that were never committed nor swept.

@@ -1,6 +1,6 @@
 //! [`BlobStore`] over S3 (the layout and its reasons are in the crate documentation).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,11 +11,12 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::client::HttpErrorKind;
-use object_store::multipart::MultipartStore;
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::signer::{Method, Signer};
-use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use object_store::{ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
 
 use crate::config::S3Config;
 
@@ -27,10 +28,18 @@ const POINTER_CACHE_ENTRIES: usize = 16_384;
 /// streamed to a slow client may legitimately take hours.
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Parts one append keeps in flight, so a push to a distant bucket is not bound by one round
+/// trip per part. Memory per append is at most (PARTS_IN_FLIGHT + 1) × part_size (plus one
+/// received chunk): the parts being sent, and the bytes gathering into the next one.
+const PARTS_IN_FLIGHT: usize = 4;
+/// Pointers read at once by the orphan sweep.
+const SWEEP_READS: usize = 16;
 
 /// A blob store in one S3 bucket (under a prefix), shareable by any number of berth nodes.
 pub struct S3BlobStore {
     s3: Arc<AmazonS3>,
+    /// Where full parts go: `s3` itself, except in tests that watch the parts in flight.
+    parts: Arc<dyn MultipartStore>,
     bucket: String,
     prefix: String,
     part_size: usize,
@@ -121,8 +130,10 @@ impl S3BlobStore {
             // Builder errors name the offending setting, never a credential value.
             StoreError::io(format!("configuring S3 bucket {}", cfg.bucket), io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
         })?;
+        let s3 = Arc::new(s3);
         Ok(S3BlobStore {
-            s3: Arc::new(s3),
+            parts: s3.clone(),
+            s3,
             bucket: cfg.bucket,
             prefix,
             part_size: cfg.part_size,
@@ -262,7 +273,28 @@ impl S3BlobStore {
 
     // ---- uploads ----
 
-    /// Sends one full part, creating the multipart upload on the first one.
+    /// The session's multipart upload, created (and recorded in the marker) on first use.
+    async fn multipart_upload(&self, id: &str, state: &mut SessionState, created: &mut Option<String>) -> Result<String, StoreError> {
+        if let Some(u) = &state.multipart {
+            return Ok(u.clone());
+        }
+        let data_key = self.key(&Self::data_rel(id));
+        let u = self.s3.create_multipart(&data_key).await.map_err(|e| self.err(format!("starting multipart upload for {id}"), e))?;
+        *created = Some(u.clone());
+        // Recorded in the marker too, so a sweep without the cursor can abort it.
+        self.write_marker(id, &Marker { multipart: Some(u.clone()) }).await?;
+        state.multipart = Some(u.clone());
+        Ok(u)
+    }
+
+    fn part_error(&self, id: &str, idx: usize, e: object_store::Error) -> StoreError {
+        match e {
+            object_store::Error::NotFound { .. } => StoreError::UploadNotFound(id.to_string()),
+            e => self.err(format!("writing part {} of upload {id}", idx + 1), e),
+        }
+    }
+
+    /// Sends one full part and records it (the commit's last part).
     async fn send_part(
         &self,
         id: &str,
@@ -271,46 +303,67 @@ impl S3BlobStore {
         part: PutPayload,
         len: u64,
     ) -> Result<(), StoreError> {
-        let data_key = self.key(&Self::data_rel(id));
-        let upload_id = match &state.multipart {
-            Some(u) => u.clone(),
-            None => {
-                let u =
-                    self.s3.create_multipart(&data_key).await.map_err(|e| self.err(format!("starting multipart upload for {id}"), e))?;
-                *created = Some(u.clone());
-                // Recorded in the marker too, so a sweep without the cursor can abort it.
-                self.write_marker(id, &Marker { multipart: Some(u.clone()) }).await?;
-                state.multipart = Some(u.clone());
-                u
-            }
-        };
+        let upload_id = self.multipart_upload(id, state, created).await?;
         let idx = state.parts.len();
-        let part = match self.s3.put_part(&data_key, &upload_id, idx, part).await {
-            Ok(p) => p,
-            Err(object_store::Error::NotFound { .. }) => return Err(StoreError::UploadNotFound(id.to_string())),
-            Err(e) => return Err(self.err(format!("writing part {} of upload {id}", idx + 1), e)),
-        };
+        let data_key = self.key(&Self::data_rel(id));
+        let part = self.parts.put_part(&data_key, &upload_id, idx, part).await.map_err(|e| self.part_error(id, idx, e))?;
         state.parts.push(part.content_id);
         state.parts_len += len;
         Ok(())
     }
 
-    /// Streams `data` into full parts; what does not fill one is left in `pending`.
+    /// Streams `data` into full parts, up to [`PARTS_IN_FLIGHT`] at once; what does not fill
+    /// one is left in `pending`. `state` gains the parts only once every one of them is
+    /// acknowledged, in order; on error it is unchanged and nothing this call started is
+    /// still writing when it returns (a retry from the old cursor is never overtaken).
     async fn pump(
         &self,
         id: &str,
         state: &mut SessionState,
         created: &mut Option<String>,
         pending: &mut Pending,
-        mut data: ByteStream,
+        data: ByteStream,
     ) -> Result<u64, StoreError> {
+        let mut flight = PartsInFlight::new(state.parts.len());
+        let pumped = self.pump_parts(id, state, created, pending, data, &mut flight).await;
+        let appended = match pumped {
+            Ok(n) => n,
+            Err(e) => {
+                // Waited out rather than aborted: a dropped request may still land at S3.
+                while flight.tasks.join_next().await.is_some() {}
+                return Err(e);
+            }
+        };
+        let count = flight.etags.len() as u64;
+        let etags: Option<Vec<String>> = flight.etags.into_iter().collect();
+        let etags = etags.ok_or_else(|| corrupt(id, "a part was never acknowledged"))?;
+        state.parts.extend(etags);
+        state.parts_len += count * self.part_size as u64;
+        Ok(appended)
+    }
+
+    async fn pump_parts(
+        &self,
+        id: &str,
+        state: &mut SessionState,
+        created: &mut Option<String>,
+        pending: &mut Pending,
+        mut data: ByteStream,
+        flight: &mut PartsInFlight,
+    ) -> Result<u64, StoreError> {
+        let data_key = self.key(&Self::data_rel(id));
         let mut appended = 0u64;
         while let Some(chunk) = data.next().await {
             let chunk = chunk.map_err(|e| StoreError::io(format!("receiving data for upload {id}"), e))?;
             appended += chunk.len() as u64;
             pending.push(chunk);
+            // Parts that finished meanwhile free their slots, and a failed one stops the
+            // append now rather than after the client sent everything.
+            while let Some(done) = flight.tasks.try_join_next() {
+                flight.settle(done).map_err(|(idx, e)| self.part_error(id, idx, e))?;
+            }
             while pending.len >= self.part_size {
-                if state.parts.len() >= MAX_FULL_PARTS {
+                if flight.next_index() >= MAX_FULL_PARTS {
                     return Err(StoreError::io(
                         format!("upload {id}"),
                         io::Error::new(
@@ -319,9 +372,18 @@ impl S3BlobStore {
                         ),
                     ));
                 }
-                let part = pending.take(self.part_size);
-                self.send_part(id, state, created, part, self.part_size as u64).await?;
+                // Waiting here (not reading on) is what bounds memory.
+                if flight.tasks.len() >= PARTS_IN_FLIGHT {
+                    if let Some(done) = flight.tasks.join_next().await {
+                        flight.settle(done).map_err(|(idx, e)| self.part_error(id, idx, e))?;
+                    }
+                }
+                let upload_id = self.multipart_upload(id, state, created).await?;
+                flight.start(self.parts.clone(), data_key.clone(), upload_id, pending.take(self.part_size));
             }
+        }
+        while let Some(done) = flight.tasks.join_next().await {
+            flight.settle(done).map_err(|(idx, e)| self.part_error(id, idx, e))?;
         }
         Ok(appended)
     }
@@ -347,16 +409,73 @@ impl S3BlobStore {
         }
     }
 
+    // ---- orphans ----
+
+    /// Session ids whose `data/<id>` no pointer names: a commit that failed after completing
+    /// its data, a lost race between two commits of one digest, a delete that removed the
+    /// pointer but not the data. Listed in this order so no commit can slip between: data,
+    /// then sessions (a commit writes its pointer before it removes its session marker), then
+    /// pointers. A data object is spared while its session exists (AWS dates a completed
+    /// multipart object from the upload's start, so age alone cannot tell a slow commit) or
+    /// when it was written at or after `before_millis`.
+    async fn find_orphans(&self, before_millis: i64) -> Result<Vec<String>, StoreError> {
+        let data_base = self.key("data");
+        let data: Vec<ObjectMeta> = self.s3.list(Some(&data_base)).try_collect().await.map_err(|e| self.err("listing blob data", e))?;
+        let sessions: HashSet<String> = self.list_uploads().await?.into_iter().collect();
+        let candidates: Vec<String> = data
+            .iter()
+            .filter(|m| m.last_modified.timestamp_millis() < before_millis)
+            .filter_map(|m| {
+                let mut rel = m.location.prefix_match(&data_base)?;
+                let id = rel.next()?.as_ref().to_string();
+                // Only `data/<session id>` is ours to judge; anything else is left alone.
+                (rel.next().is_none() && check_id(&id).is_ok()).then_some(id)
+            })
+            .filter(|id| !sessions.contains(id))
+            .collect();
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pointer_base = self.key("blobs");
+        let pointers: Vec<Path> = self
+            .s3
+            .list(Some(&pointer_base))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .map_err(|e| self.err("listing blob pointers", e))?;
+        // Each pointer names its own data object, so with no more data than pointers nothing
+        // is orphaned (unless pointers dangle, which fsck reports): skip reading every pointer.
+        if data.len() <= pointers.len() {
+            return Ok(Vec::new());
+        }
+        let named: HashSet<String> = futures::stream::iter(pointers)
+            .map(|key| async move { self.pointer_at(&key).await })
+            .buffer_unordered(SWEEP_READS)
+            .try_filter_map(|p| async move { Ok(p.map(|p| p.data)) })
+            .try_collect()
+            .await?;
+        Ok(candidates.into_iter().filter(|id| !named.contains(&Self::data_rel(id))).collect())
+    }
+
+    /// The pointer stored at `key`; None when it went meanwhile. An unreadable pointer is an
+    /// error: what it names is unknown, so the sweep must not guess.
+    async fn pointer_at(&self, key: &Path) -> Result<Option<Pointer>, StoreError> {
+        let Some(raw) = self.get_small(key, "blob pointer").await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&raw)
+            .map(Some)
+            .map_err(|e| StoreError::io(format!("blob pointer {key} is not valid JSON"), io::Error::new(io::ErrorKind::InvalidData, e)))
+    }
+
     // ---- pointers ----
 
     async fn read_pointer(&self, digest: &Digest) -> Result<Option<Pointer>, StoreError> {
-        let key = self.pointer_key(digest);
-        let Some(raw) = self.get_small(&key, "blob pointer").await? else {
+        let Some(ptr) = self.pointer_at(&self.pointer_key(digest)).await? else {
             self.pointers.remove(digest);
             return Ok(None);
         };
-        let ptr: Pointer = serde_json::from_slice(&raw)
-            .map_err(|e| StoreError::io(format!("blob pointer {key} is not valid JSON"), io::Error::new(io::ErrorKind::InvalidData, e)))?;
         self.pointers.insert(digest.clone(), ptr.clone());
         Ok(Some(ptr))
     }
@@ -654,6 +773,17 @@ impl BlobStore for S3BlobStore {
             .map_err(|e| self.err(format!("presigning blob {digest}"), e))?;
         Ok(Some(url.to_string()))
     }
+
+    async fn sweep_orphans(&self, before_millis: i64) -> Result<u64, StoreError> {
+        let orphans = self.find_orphans(before_millis).await?;
+        let mut removed = 0;
+        for id in orphans {
+            self.delete_key(&self.key(&Self::data_rel(&id)), "orphaned blob data").await?;
+            tracing::info!(upload = %id, "removed blob data no pointer names");
+            removed += 1;
+        }
+        Ok(removed)
+    }
 }
 
 // ---- helpers ----
@@ -746,6 +876,47 @@ impl Pending {
     }
 }
 
+type PartOutcome = (usize, object_store::Result<PartId>);
+
+/// The full parts of one append on their way to S3. Each request is a task, so it progresses
+/// while the next part's bytes are still arriving; dropping this aborts them.
+struct PartsInFlight {
+    tasks: JoinSet<PartOutcome>,
+    /// Part index of this append's first part.
+    first: usize,
+    /// ETags by part index − `first`; None until that part is acknowledged.
+    etags: Vec<Option<String>>,
+}
+
+impl PartsInFlight {
+    fn new(first: usize) -> Self {
+        PartsInFlight { tasks: JoinSet::new(), first, etags: Vec::new() }
+    }
+
+    fn next_index(&self) -> usize {
+        self.first + self.etags.len()
+    }
+
+    fn start(&mut self, sink: Arc<dyn MultipartStore>, key: Path, upload_id: String, part: PutPayload) {
+        let idx = self.next_index();
+        self.etags.push(None);
+        self.tasks.spawn(async move {
+            let res = sink.put_part(&key, &upload_id, idx, part).await;
+            (idx, res)
+        });
+    }
+
+    /// Records a finished part; a failure comes back with the part's index.
+    fn settle(&mut self, done: Result<PartOutcome, tokio::task::JoinError>) -> Result<(), (usize, object_store::Error)> {
+        let (idx, res) = done.map_err(|source| (self.first, object_store::Error::JoinError { source }))?;
+        let part = res.map_err(|e| (idx, e))?;
+        if let Some(slot) = self.etags.get_mut(idx - self.first) {
+            *slot = Some(part.content_id);
+        }
+        Ok(())
+    }
+}
+
 /// Bounded map of immutable pointers; evicts the oldest insertion when full.
 struct PointerCache {
     inner: Mutex<(HashMap<Digest, Pointer>, VecDeque<Digest>)>,
@@ -790,6 +961,7 @@ impl PointerCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MIN_PART_SIZE;
 
     #[test]
     fn pending_splits_without_losing_bytes() {
@@ -832,6 +1004,200 @@ mod tests {
         assert!(!text.contains("very-secret"), "{text}");
         let err = store.check().await.unwrap_err().to_string();
         assert!(err.contains("unreachable"), "{err}");
+    }
+
+    // ---- against the test bucket (scripts/s3-test-server.sh; see tests/blob_suite.rs) ----
+
+    fn bucket_store(part_size: usize) -> S3BlobStore {
+        let var = |n: &str| std::env::var(n).unwrap_or_else(|_| panic!("{n} is not set: start scripts/s3-test-server.sh"));
+        let mut cfg = S3Config::new(var("BERTH_TEST_S3_BUCKET"));
+        cfg.prefix = format!("unit/{}", uuid::Uuid::new_v4().simple());
+        cfg.endpoint = Some(var("BERTH_TEST_S3_ENDPOINT"));
+        cfg.access_key_id = Some(var("BERTH_TEST_S3_ACCESS_KEY"));
+        cfg.secret_access_key = Some(var("BERTH_TEST_S3_SECRET_KEY"));
+        cfg.region = "us-east-1".into();
+        cfg.path_style = true;
+        cfg.allow_http = true;
+        cfg.part_size = part_size;
+        S3BlobStore::open(cfg).expect("open the test bucket")
+    }
+
+    /// Bytes that differ everywhere, so a part out of place changes the digest.
+    fn pattern(len: usize) -> Vec<u8> {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    fn chunked(data: &[u8]) -> ByteStream {
+        let chunks: Vec<io::Result<Bytes>> = data.chunks(256 * 1024).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        futures::stream::iter(chunks).boxed()
+    }
+
+    async fn read_back(store: &S3BlobStore, digest: &Digest) -> Vec<u8> {
+        let reader = store.get(digest, None).await.unwrap().expect("committed blob");
+        let chunks: Vec<Bytes> = reader.body.try_collect().await.unwrap();
+        chunks.concat()
+    }
+
+    /// Wraps the part requests: counts those in flight (and the most at once), holds each
+    /// until `hold_until` are in flight together (overlap shown by counting, not by timing),
+    /// and fails the part with index `fail` once.
+    struct Watched {
+        inner: Arc<AmazonS3>,
+        in_flight: std::sync::atomic::AtomicUsize,
+        most: std::sync::atomic::AtomicUsize,
+        hold_until: usize,
+        open: tokio::sync::watch::Sender<bool>,
+        fail: Mutex<Option<usize>>,
+    }
+
+    fn watched(mut store: S3BlobStore, hold_until: usize, fail: Option<usize>) -> (S3BlobStore, Arc<Watched>) {
+        let w = Arc::new(Watched {
+            inner: store.s3.clone(),
+            in_flight: Default::default(),
+            most: Default::default(),
+            hold_until,
+            open: tokio::sync::watch::channel(false).0,
+            fail: Mutex::new(fail),
+        });
+        store.parts = w.clone();
+        (store, w)
+    }
+
+    #[async_trait]
+    impl MultipartStore for Watched {
+        async fn create_multipart(&self, path: &Path) -> object_store::Result<object_store::MultipartId> {
+            self.inner.create_multipart(path).await
+        }
+        async fn put_part(
+            &self,
+            path: &Path,
+            id: &object_store::MultipartId,
+            idx: usize,
+            data: PutPayload,
+        ) -> object_store::Result<PartId> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            self.most.fetch_max(now, SeqCst);
+            if now >= self.hold_until {
+                self.open.send_replace(true);
+            }
+            // Only a safety net: a store that never overlaps parts fails the count, not hangs.
+            let mut open = self.open.subscribe();
+            let _ = tokio::time::timeout(Duration::from_secs(10), open.wait_for(|o| *o)).await;
+            let fail = {
+                let mut f = self.fail.lock().unwrap();
+                (*f == Some(idx)).then(|| f.take())
+            };
+            let res = match fail {
+                Some(_) => Err(object_store::Error::Generic { store: "test", source: "injected part failure".into() }),
+                None => self.inner.put_part(path, id, idx, data).await,
+            };
+            self.in_flight.fetch_sub(1, SeqCst);
+            res
+        }
+        async fn complete_multipart(
+            &self,
+            path: &Path,
+            id: &object_store::MultipartId,
+            parts: Vec<PartId>,
+        ) -> object_store::Result<object_store::PutResult> {
+            self.inner.complete_multipart(path, id, parts).await
+        }
+        async fn abort_multipart(&self, path: &Path, id: &object_store::MultipartId) -> object_store::Result<()> {
+            self.inner.abort_multipart(path, id).await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parts_overlap_up_to_the_bound() {
+        use std::sync::atomic::Ordering::SeqCst;
+        // The bound is 4 (a literal here, so changing the constant shows in this test).
+        let (store, watch) = watched(bucket_store(MIN_PART_SIZE), 4, None);
+        let data = pattern(6 * MIN_PART_SIZE + 12_345);
+        let id = uuid::Uuid::new_v4().to_string();
+        let c0 = store.create_upload(&id).await.unwrap();
+        let c1 = store.append_upload(&id, &c0, chunked(&data)).await.unwrap();
+        assert_eq!(c1.len, data.len() as u64);
+        assert_eq!(decode_state(&id, &c1).unwrap().parts.len(), 6, "six full parts, acknowledged and recorded");
+        assert_eq!(watch.most.load(SeqCst), 4, "parts overlapped, never more than the bound");
+        assert_eq!(watch.in_flight.load(SeqCst), 0);
+        let digest = Digest::sha256_of(&data);
+        store.commit_upload(&id, &c1, &digest).await.unwrap();
+        let back = read_back(&store, &digest).await;
+        assert_eq!(back.len(), data.len());
+        assert_eq!(Digest::sha256_of(&back), digest, "the parts landed in order");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_part_keeps_the_previous_cursor() {
+        use std::sync::atomic::Ordering::SeqCst;
+        // Part 3 fails while parts 1, 2 and 4 of the same append are in flight.
+        let (store, watch) = watched(bucket_store(MIN_PART_SIZE), 1, Some(3));
+        let data = pattern(5 * MIN_PART_SIZE + 777);
+        let split = MIN_PART_SIZE + 100;
+        let id = uuid::Uuid::new_v4().to_string();
+        let c0 = store.create_upload(&id).await.unwrap();
+        let c1 = store.append_upload(&id, &c0, chunked(&data[..split])).await.unwrap();
+        let err = store.append_upload(&id, &c1, chunked(&data[split..])).await;
+        assert!(err.is_err(), "a failed part fails the append");
+        assert_eq!(watch.in_flight.load(SeqCst), 0, "nothing the failed append started is still writing");
+        assert_eq!(store.upload_len(&id, &c1).await.unwrap(), Some(c1.len));
+        // The session continues from the last recorded cursor.
+        let c2 = store.append_upload(&id, &c1, chunked(&data[split..])).await.unwrap();
+        assert_eq!(decode_state(&id, &c2).unwrap().parts.len(), 5);
+        let digest = Digest::sha256_of(&data);
+        store.commit_upload(&id, &c2, &digest).await.unwrap();
+        assert_eq!(Digest::sha256_of(&read_back(&store, &digest).await), digest);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sweep_removes_old_data_no_pointer_names() {
+        let store = bucket_store(MIN_PART_SIZE);
+        let data = pattern(MIN_PART_SIZE + 10);
+        let digest = Digest::sha256_of(&data);
+        let id = uuid::Uuid::new_v4().to_string();
+        let c0 = store.create_upload(&id).await.unwrap();
+        let c1 = store.append_upload(&id, &c0, chunked(&data)).await.unwrap();
+        store.commit_upload(&id, &c1, &digest).await.unwrap();
+        let small = Digest::sha256_of(b"small");
+        let sid = uuid::Uuid::new_v4().to_string();
+        let s0 = store.create_upload(&sid).await.unwrap();
+        let s1 = store.append_upload(&sid, &s0, chunked(b"small")).await.unwrap();
+        store.commit_upload(&sid, &s1, &small).await.unwrap();
+
+        let data_key = |id: &str| store.key(&S3BlobStore::data_rel(id));
+        // What a commit that failed after completing its data leaves behind.
+        let orphan = uuid::Uuid::new_v4().to_string();
+        store.s3.put(&data_key(&orphan), PutPayload::from_static(b"lost")).await.unwrap();
+        // A commit in progress: its data is complete, its pointer not yet written.
+        let busy = uuid::Uuid::new_v4().to_string();
+        store.create_upload(&busy).await.unwrap();
+        store.s3.put(&data_key(&busy), PutPayload::from_static(b"busy")).await.unwrap();
+        // Not a session's data: never ours to judge.
+        let foreign = store.key("data/notes.txt");
+        store.s3.put(&foreign, PutPayload::from_static(b"keep")).await.unwrap();
+
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        let hour = 3_600_000;
+        assert_eq!(store.sweep_orphans(now - hour).await.unwrap(), 0, "within the grace window nothing goes");
+        assert!(store.exists(&data_key(&orphan), "data").await.unwrap());
+        // An injected cutoff an hour ahead makes everything old, without waiting.
+        assert_eq!(store.sweep_orphans(now + hour).await.unwrap(), 1);
+        assert!(!store.exists(&data_key(&orphan), "data").await.unwrap(), "the orphan is gone");
+        assert!(store.exists(&data_key(&busy), "data").await.unwrap(), "a session's data is spared");
+        assert!(store.exists(&foreign, "data").await.unwrap(), "unknown keys are left alone");
+        assert!(store.exists(&data_key(&id), "data").await.unwrap());
+        assert_eq!(Digest::sha256_of(&read_back(&store, &digest).await), digest, "committed blobs are untouched");
+        assert_eq!(read_back(&store, &small).await, b"small");
+        assert_eq!(store.sweep_orphans(now + hour).await.unwrap(), 0, "a second sweep finds nothing");
     }
 
     #[test]

@@ -81,4 +81,11 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn download_url(&self, _digest: &Digest, _expires: std::time::Duration) -> Result<Option<String>, StoreError> {
         Ok(None)
     }
+    /// Removes stored bytes no digest names any more and that were last written before
+    /// `before_millis` (Unix ms; the GC's grace cutoff, so a commit in progress is never raced);
+    /// returns how many objects went. Only stores that keep a blob's bytes apart from its
+    /// digest (S3: a data object and a pointer) can leave such bytes behind.
+    async fn sweep_orphans(&self, _before_millis: i64) -> Result<u64, StoreError> {
+        Ok(0)
+    }
 }
