@@ -436,14 +436,13 @@ impl S3BlobStore {
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
-        let pointer_base = self.key("blobs");
-        let pointers: Vec<Path> = self
-            .s3
-            .list(Some(&pointer_base))
-            .map_ok(|m| m.location)
-            .try_collect()
-            .await
-            .map_err(|e| self.err("listing blob pointers", e))?;
+        // Quarantined pointers keep their (corrupt) data for inspection: it is not orphaned.
+        let mut pointers: Vec<Path> = Vec::new();
+        for base in [self.key("blobs"), self.key("quarantine")] {
+            let listed: Vec<Path> =
+                self.s3.list(Some(&base)).map_ok(|m| m.location).try_collect().await.map_err(|e| self.err("listing blob pointers", e))?;
+            pointers.extend(listed);
+        }
         // Each pointer names its own data object, so with no more data than pointers nothing
         // is orphaned (unless pointers dangle, which fsck reports): skip reading every pointer.
         if data.len() <= pointers.len() {
@@ -1172,6 +1171,10 @@ mod tests {
         let s0 = store.create_upload(&sid).await.unwrap();
         let s1 = store.append_upload(&sid, &s0, chunked(b"small")).await.unwrap();
         store.commit_upload(&sid, &s1, &small).await.unwrap();
+        // A quarantined blob's data is kept for inspection, named by its moved pointer.
+        assert!(store.quarantine(&small).await.unwrap());
+        assert!(store.get(&small, None).await.unwrap().is_none());
+        assert_eq!(store.list_quarantined().await.unwrap(), vec![small.clone()]);
 
         let data_key = |id: &str| store.key(&S3BlobStore::data_rel(id));
         // What a commit that failed after completing its data leaves behind.
@@ -1196,7 +1199,7 @@ mod tests {
         assert!(store.exists(&foreign, "data").await.unwrap(), "unknown keys are left alone");
         assert!(store.exists(&data_key(&id), "data").await.unwrap());
         assert_eq!(Digest::sha256_of(&read_back(&store, &digest).await), digest, "committed blobs are untouched");
-        assert_eq!(read_back(&store, &small).await, b"small");
+        assert!(store.exists(&data_key(&sid), "data").await.unwrap(), "quarantined data is kept");
         assert_eq!(store.sweep_orphans(now + hour).await.unwrap(), 0, "a second sweep finds nothing");
     }
 
