@@ -90,6 +90,9 @@ enum Cmd {
         repo: String,
         #[arg(long, default_value = "latest")]
         reference: String,
+        /// GET this blob instead of the manifest (a blob-serving hot path)
+        #[arg(long)]
+        blob: Option<String>,
         #[arg(long, default_value_t = 16)]
         connections: usize,
         #[arg(long, default_value_t = 10.0)]
@@ -192,8 +195,12 @@ async fn run(cli: Cli) -> Result<Value> {
         Cmd::GenFile { path, size_mib, seed } => gen_file(path, size_mib, seed).await,
         Cmd::PushBlob { repo, file, digest, chunk_mib, rss_pid } => push_blob(&t, &repo, &file, digest, chunk_mib, rss_pid).await,
         Cmd::PullBlob { repo, digest } => pull_blob(&t, &repo, &digest).await,
-        Cmd::ManifestLoad { repo, reference, connections, duration, warmup } => {
-            manifest_load(&t, &repo, &reference, connections, duration, warmup).await
+        Cmd::ManifestLoad { repo, reference, blob, connections, duration, warmup } => {
+            let path = match &blob {
+                Some(digest) => format!("/v2/{repo}/blobs/{digest}"),
+                None => format!("/v2/{repo}/manifests/{reference}"),
+            };
+            manifest_load(&t, &path, connections, duration, warmup).await
         }
         Cmd::PushImage { repo, tag, layer_bytes } => {
             let c = t.client()?;
@@ -329,11 +336,12 @@ async fn pull_blob(t: &Target, repo: &str, digest: &str) -> Result<Value> {
     Ok(json!({"repo": repo, "digest": digest, "bytes": bytes, "secs": secs, "mb_per_s": mb_per_s(bytes, secs)}))
 }
 
-async fn manifest_load(t: &Target, repo: &str, reference: &str, connections: usize, duration: f64, warmup: f64) -> Result<Value> {
-    let url = t.url(&format!("/v2/{repo}/manifests/{reference}"));
+/// GETs `path` (a manifest, or a blob) from C connections for D seconds.
+async fn manifest_load(t: &Target, path: &str, connections: usize, duration: f64, warmup: f64) -> Result<Value> {
+    let url = t.url(path);
     // Fail early (and clearly) if the manifest is not there.
     let probe = t.client()?.get(&url).header(registry::accept_manifests().0, registry::MANIFEST_ACCEPT).send().await;
-    registry::expect(probe.with_context(|| format!("GET {url}"))?, &[StatusCode::OK], &format!("GET manifest {repo}:{reference}")).await?;
+    registry::expect(probe.with_context(|| format!("GET {url}"))?, &[StatusCode::OK], &format!("GET {path}")).await?;
     let start = Instant::now();
     let measure_from = start + Duration::from_secs_f64(warmup);
     let end = measure_from + Duration::from_secs_f64(duration);
@@ -388,7 +396,7 @@ async fn manifest_load(t: &Target, repo: &str, reference: &str, connections: usi
         last_error = last_error.or(tlast);
     }
     Ok(json!({
-        "repo": repo, "reference": reference, "connections": connections, "duration_s": duration,
+        "path": path, "connections": connections, "duration_s": duration,
         "requests": ok, "errors": errors, "last_error": last_error,
         "req_per_s": (ok as f64 / duration).round(),
         "latency": stats::summary(&h),

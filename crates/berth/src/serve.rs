@@ -97,7 +97,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         shutdown_signal().await;
         h.graceful_shutdown(Some(Duration::from_secs(30)));
     });
-    let admit = LimitedAcceptor::new(axum_server::accept::DefaultAcceptor, limits.max_connections);
+    // TCP_NODELAY: a streamed body (blobs) goes out after its headers in a second write, which
+    // Nagle's algorithm held until the client's delayed ACK (~40 ms): 4 KiB blob GETs on one
+    // connection went from ~100 to ~2,700 req/s with it.
+    let admit = LimitedAcceptor::new(axum_server::accept::NoDelayAcceptor, limits.max_connections);
     match settings.tls {
         None => {
             let mut server = axum_server::from_tcp(listener).acceptor(admit);
