@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A/B of the blob-serving hot path between two berth binaries on this machine: GETs of one small
-# blob from C connections, and full pulls of one large blob, alternating A and B per repetition.
+# A/B of the hot paths between two berth binaries on this machine: GETs of one small blob and of
+# one manifest by tag from C connections, a push and full pulls of one large blob, alternating A
+# and B per repetition.
 #   bench/blob-get-ab.sh OLD_BERTH NEW_BERTH        (needs target/release/berth-bench, boto3)
 # Env: AB_SECONDS (10) AB_CONNECTIONS ("1 16") AB_BLOB_MIB (256) AB_REPEAT (3)
 set -euo pipefail
@@ -35,6 +36,7 @@ for t in A B; do
   export BENCH_URL=${URL[$t]} BENCH_USER=AWS BENCH_PASSWORD=${PW[$t]}
   SMALL[$t]=$("$BB" push-blob --repo ab/small --file "$W/small" | python3 -c 'import json,sys;print(json.load(sys.stdin)["digest"])')
   LARGE[$t]=$("$BB" push-blob --repo ab/large --file "$W/large" | python3 -c 'import json,sys;print(json.load(sys.stdin)["digest"])')
+  "$BB" push-image --repo ab/img --tag latest >/dev/null
 done
 for rep in $(seq "$REPEAT"); do
   for t in A B; do
@@ -42,7 +44,11 @@ for rep in $(seq "$REPEAT"); do
     for c in $CONNS; do
       r=$("$BB" manifest-load --repo ab/small --blob "${SMALL[$t]}" --connections "$c" --duration "$SECONDS_" --warmup 1)
       echo "$t rep$rep small-blob GET @$c: $(echo "$r" | python3 -c 'import json,sys;j=json.load(sys.stdin);print(j["req_per_s"],"req/s, errors",j["errors"])')"
+      r=$("$BB" manifest-load --repo ab/img --reference latest --connections "$c" --duration "$SECONDS_" --warmup 1)
+      echo "$t rep$rep manifest GET @$c: $(echo "$r" | python3 -c 'import json,sys;j=json.load(sys.stdin);print(j["req_per_s"],"req/s, errors",j["errors"])')"
     done
+    r=$("$BB" push-blob --repo "ab/push-$rep" --file "$W/large" --digest "${LARGE[$t]}")
+    echo "$t rep$rep ${MIB} MiB push: $(echo "$r" | python3 -c 'import json,sys;j=json.load(sys.stdin);print(j["mb_per_s"],"MB/s")')"
     r=$("$BB" pull-blob --repo ab/large --digest "${LARGE[$t]}")
     echo "$t rep$rep ${MIB} MiB pull: $(echo "$r" | python3 -c 'import json,sys;j=json.load(sys.stdin);print(j["mb_per_s"],"MB/s")')"
   done
