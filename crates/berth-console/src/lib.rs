@@ -15,7 +15,7 @@
 //! | `GET /repositories` | list: search, sort, keyset pagination |
 //! | `GET /repositories/new`, `POST /repositories` | CreateRepository |
 //! | `GET /registry`, `POST /registry/policy[/delete]` | registry policy |
-//! | `GET /repo/<name>` | images |
+//! | `GET /repo/<name>` | images, newest first (`?q=` tag/digest search, `?page=` token), platforms and referrers nested |
 //! | `GET /repo/<name>/-/push` | push commands |
 //! | `GET /repo/<name>/-/image/<digest>` | one image: manifest, layers, platforms, referrers |
 //! | `GET /repo/<name>/-/permissions` | repository policy |

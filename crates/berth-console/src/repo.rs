@@ -3,9 +3,9 @@
 use axum::extract::{Path, RawQuery};
 use axum::response::Response;
 use berth_core::auth::Resource;
-use berth_core::images::ImageId;
+use berth_core::images::{ImageId, NestedImage, Relation};
 use berth_core::Repo;
-use berth_store::{ImageRow, RepositoryRow, StorageClass, TagStatus};
+use berth_store::{ImageFilter, ImageRow, RepositoryRow, StorageClass, TagStatus};
 use maud::{html, Markup};
 
 use crate::view::{self, Nav, Page};
@@ -151,28 +151,106 @@ fn type_cell(row: &ImageRow) -> Markup {
     }
 }
 
+/// The images table's query: its filter, search and page token, as a URL of the same view.
+#[derive(Clone, Copy)]
+struct ImagesView<'a> {
+    base: &'a str,
+    search: &'a str,
+}
+
+impl ImagesView<'_> {
+    fn url(&self, status_key: &str, page: Option<&str>) -> String {
+        let mut pairs = Vec::new();
+        if status_key != "any" {
+            pairs.push(("status", status_key));
+        }
+        if !self.search.is_empty() {
+            pairs.push(("q", self.search));
+        }
+        if let Some(p) = page {
+            pairs.push(("page", p));
+        }
+        crate::web::with_query(self.base, &pairs)
+    }
+}
+
+/// How a nested image relates to its parent row, in words.
+fn relation_label(n: &NestedImage, platforms: &[NestedImage]) -> String {
+    match &n.relation {
+        Relation::Platform(p) if p.is_empty() => "Platform image".into(),
+        Relation::Platform(p) => format!("Platform {p}"),
+        Relation::Referrer { of } => {
+            let kind = n.image.artifact_type.as_deref().map(view::artifact_label).unwrap_or("Artifact");
+            match platforms.iter().find(|c| &c.image.digest == of) {
+                Some(NestedImage { relation: Relation::Platform(p), .. }) if !p.is_empty() => format!("{kind} of {p}"),
+                _ => kind.to_string(),
+            }
+        }
+    }
+}
+
+/// The platforms and referrers of one image: a row under it that opens to show them.
+fn nested_row(base: &str, parent: &str, nested: &[NestedImage], may_delete: bool, columns: usize) -> Markup {
+    let platforms = nested.iter().filter(|n| matches!(n.relation, Relation::Platform(_))).count();
+    let referrers = nested.len() - platforms;
+    let mut parts = Vec::new();
+    if platforms > 0 {
+        parts.push(format!("{platforms} platform image{}", if platforms == 1 { "" } else { "s" }));
+    }
+    if referrers > 0 {
+        parts.push(format!("{referrers} referrer{}", if referrers == 1 { "" } else { "s" }));
+    }
+    html! {
+        tr.nested-row data-parent=(parent) {
+            td colspan=(columns) {
+                details.nested {
+                    summary { (parts.join(", ")) }
+                    ul.nested-list {
+                        @for n in nested {
+                            @let d = n.image.digest.to_string();
+                            li data-digest=(d) data-relation=(if matches!(n.relation, Relation::Platform(_)) { "platform" } else { "referrer" }) {
+                                @if may_delete {
+                                    input type="checkbox" name="image" value=(d) data-nested aria-label={"Select " (relation_label(n, nested)) " " (d)};
+                                    " "
+                                }
+                                span.relation { (relation_label(n, nested)) } " "
+                                a href={(base) "/-/image/" (d)} title=(d) { code { (view::short_digest(&d)) } }
+                                @for t in &n.image.tags { " " span.tag { (t) } }
+                                span.muted.small { " · " (view::size(n.image.image_size)) " · pushed " (view::when(n.image.pushed_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 async fn images_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageResult {
     let row = describe(s, repo).await?;
     let (status, storage, status_key) = status_of(q);
-    let after = param(q, "after").filter(|a| !a.is_empty());
+    let token = param(q, "page").filter(|a| !a.is_empty());
+    let search = param(q, "q").map(str::trim).unwrap_or("");
     let may_list = s.may("ecr:DescribeImages", Resource::Repository(repo)).await;
     let may_delete = s.may("ecr:BatchDeleteImage", Resource::Repository(repo)).await;
-    let (mut images, more) = if may_list {
-        let mut rows = s.registry().images(repo, status, storage, after, IMAGES_PER_PAGE + 1).await?;
-        let more = rows.len() > IMAGES_PER_PAGE as usize;
-        rows.truncate(IMAGES_PER_PAGE as usize);
-        (rows, more)
+    let (images, next) = if may_list {
+        let filter = ImageFilter { status, storage, search: Some(search), top_level: true };
+        let page = s.registry().image_page(repo, &filter, token, IMAGES_PER_PAGE).await?;
+        (page.images, page.next)
     } else {
-        (Vec::new(), false)
+        (Vec::new(), None)
     };
-    let next_after = if more { images.last().map(|i| i.digest.to_string()) } else { None };
-    images.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at).then_with(|| a.digest.to_string().cmp(&b.digest.to_string())));
+    let mut nested = Vec::with_capacity(images.len());
+    for img in &images {
+        nested.push(s.registry().nested_images(repo, img).await?);
+    }
     // The scan summary DescribeImages carries (imageScanStatus, findingSeverityCounts).
     let digests: Vec<_> = images.iter().map(|i| i.digest.clone()).collect();
     let mut by_digest = s.registry().image_scans(repo, &digests).await?;
     let scans: Vec<_> = images.iter().map(|i| by_digest.remove(&i.digest)).collect();
     let base = repo_url(repo);
-    let filter_link = |key: &str| if key == "any" { base.clone() } else { format!("{base}?status={key}") };
+    let v = ImagesView { base: &base, search };
+    let columns = if may_delete { 8 } else { 7 };
     let body = html! {
         (header(s, repo, &row, Tab::Images))
         section aria-labelledby="images-h" {
@@ -180,15 +258,24 @@ async fn images_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageRe
                 h2 #images-h { "Images" }
                 nav.segmented aria-label="Filter images" {
                     @for (key, label) in [("any", "All"), ("tagged", "Tagged"), ("untagged", "Untagged"), ("archived", "Archived")] {
-                        a href=(filter_link(key)) aria-current=[(key == status_key).then_some("true")] { (label) }
+                        a href=(v.url(key, None)) aria-current=[(key == status_key).then_some("true")] { (label) }
                     }
                 }
+            }
+            form.toolbar #images-search method="get" action=(base) role="search" {
+                @if status_key != "any" { input type="hidden" name="status" value=(status_key); }
+                div.field.grow {
+                    label for="images-q" { "Find images" }
+                    input #images-q type="search" name="q" value=(search) placeholder="Tag or digest" autocomplete="off" spellcheck="false";
+                }
+                button.btn type="submit" { "Search" }
+                @if !search.is_empty() { a.btn.btn-quiet href=(ImagesView { search: "", ..v }.url(status_key, None)) { "Clear search" } }
             }
             @if !may_list {
                 (view::alert("You may not list this repository's images (ecr:DescribeImages)."))
             } @else if images.is_empty() {
-                (view::empty(if status_key == "any" { "No images yet" } else { "No images match this filter" }, html! {
-                    @if status_key == "any" {
+                (view::empty(if status_key == "any" && search.is_empty() { "No images yet" } else { "No images match" }, html! {
+                    @if status_key == "any" && search.is_empty() {
                         p { "Push an image to " code { (repo.name) } " to see it here." }
                         p { a.btn.btn-primary href={(base) "/-/push"} { "View push commands" } }
                     } @else {
@@ -206,7 +293,7 @@ async fn images_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageRe
                     }
                     div.table-wrap {
                         table.data #images {
-                            caption.sr-only { "Images of " (repo.name) }
+                            caption.sr-only { "Images of " (repo.name) ", newest first" }
                             thead {
                                 tr {
                                     @if may_delete {
@@ -217,14 +304,14 @@ async fn images_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageRe
                                     th scope="col" { "Image tags" }
                                     th scope="col" { "Digest" }
                                     th scope="col" { "Type" }
-                                    th scope="col" { "Pushed at" }
+                                    th scope="col" aria-sort="descending" { "Pushed at" }
                                     th scope="col" class="num" { "Size" }
                                     th scope="col" { "Last pulled" }
                                     th scope="col" { "Scan status" }
                                 }
                             }
                             tbody {
-                                @for (img, scan) in images.iter().zip(&scans) {
+                                @for ((img, scan), under) in images.iter().zip(&scans).zip(&nested) {
                                     @let d = img.digest.to_string();
                                     tr data-digest=(d) {
                                         @if may_delete {
@@ -250,15 +337,16 @@ async fn images_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageRe
                                         td { (view::maybe_when(img.last_pulled_at, "Never")) }
                                         td { (view::scan_summary(scan.as_ref())) }
                                     }
+                                    @if !under.is_empty() { (nested_row(&base, &d, under, may_delete, columns)) }
                                 }
                             }
                         }
                     }
                 }
                 nav.pager aria-label="Pagination" {
-                    @if after.is_some() { a.btn href=(filter_link(status_key)) { "First page" } }
-                    @if let Some(n) = &next_after {
-                        a.btn rel="next" href={(filter_link(status_key)) (if status_key == "any" { "?" } else { "&" }) "after=" (n)} { "Next page" }
+                    @if token.is_some() { a.btn href=(v.url(status_key, None)) { "First page" } }
+                    @if let Some(n) = &next {
+                        a.btn rel="next" href=(v.url(status_key, Some(n))) { "Next page" }
                     }
                 }
             }

@@ -469,6 +469,11 @@ async fn console_root_redirects() {
 
 /// Pushes a one-layer image tagged `tag` (a distinct config per call); returns its digest.
 async fn push_image(registry: &Registry, repo: &Repo, tag: &str) -> String {
+    push_image_as(registry, repo, tag, true).await
+}
+
+/// [`push_image`], tagged or pushed by digest only (`seed` then only makes it distinct).
+async fn push_image_as(registry: &Registry, repo: &Repo, tag: &str, tagged: bool) -> String {
     use berth_core::{Digest, Reference, Tag};
     let put = |data: Vec<u8>| async move {
         let digest = Digest::sha256_of(&data);
@@ -483,10 +488,84 @@ async fn push_image(registry: &Registry, repo: &Repo, tag: &str) -> String {
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{config_len}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{layer}","size":{layer_len}}}]}}"#
     );
-    let reference = Reference::Tag(Tag::parse(tag).expect("tag"));
+    let reference = if tagged {
+        Reference::Tag(Tag::parse(tag).expect("tag"))
+    } else {
+        Reference::Digest(berth_core::Digest::sha256_of(manifest.as_bytes()))
+    };
     let stored =
         registry.put_manifest(repo, &reference, "application/vnd.oci.image.manifest.v1+json", manifest.into()).await.expect("manifest");
     stored.digest.to_string()
+}
+
+/// An index tagged `tag` listing `children` (digest, os/arch), pushed by tag; returns its digest.
+async fn push_index(registry: &Registry, repo: &Repo, tag: &str, children: &[(&str, &str)]) -> String {
+    use berth_core::{Digest, Reference, Tag};
+    let mut entries = Vec::new();
+    for (child, arch) in children {
+        let d: Digest = child.parse().expect("digest");
+        let size = registry.get_manifest(repo, &Reference::Digest(d), false).await.expect("child").content.len();
+        entries.push(format!(
+            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{child}","size":{size},"platform":{{"architecture":"{arch}","os":"linux"}}}}"#
+        ));
+    }
+    let index =
+        format!(r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#, entries.join(","));
+    let reference = Reference::Tag(Tag::parse(tag).expect("tag"));
+    registry
+        .put_manifest(repo, &reference, "application/vnd.oci.image.index.v1+json", index.into())
+        .await
+        .expect("index")
+        .digest
+        .to_string()
+}
+
+/// The `href` of the page's "Next page" link, unescaped.
+fn next_link(body: &str) -> Option<String> {
+    let at = body.find("rel=\"next\" href=\"")? + "rel=\"next\" href=\"".len();
+    Some(body[at..].split('"').next()?.replace("&amp;", "&"))
+}
+
+/// The images table pages newest first across pages (not by digest), searches tags and
+/// digests, and keeps an index's platform images under the index instead of as loose rows.
+#[tokio::test]
+async fn images_page_in_push_order_search_and_nested_platforms() {
+    let h = harness().await;
+    let (cookie, _) = h.sign_in(KEY, SECRET).await;
+    let repo = Harness::repo("team/many");
+    h.registry.create_repository(&repo, Default::default()).await.expect("create");
+    for i in 0..105 {
+        push_image(&h.registry, &repo, &format!("build-{i:03}")).await;
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let first = h.get("/console/repo/team/many", Some(&cookie)).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let pos = |body: &str, t: &str| body.find(&format!("<span class=\"tag\">{t}</span>"));
+    assert!(pos(&first.body, "build-104") < pos(&first.body, "build-050") && pos(&first.body, "build-005").is_some(), "{}", first.body);
+    assert!(pos(&first.body, "build-004").is_none(), "the oldest five are on page 2");
+    let next = next_link(&first.body).expect("a next page");
+    let second = h.get(&next, Some(&cookie)).await;
+    assert_eq!(second.status, StatusCode::OK, "{next}: {}", second.body);
+    for i in 0..5 {
+        assert!(pos(&second.body, &format!("build-{i:03}")).is_some(), "{}", second.body);
+    }
+    assert!(pos(&second.body, "build-005").is_none() && next_link(&second.body).is_none());
+    let found = h.get("/console/repo/team/many?q=BUILD-10", Some(&cookie)).await;
+    assert!((100..105).all(|i| pos(&found.body, &format!("build-{i}")).is_some()) && pos(&found.body, "build-099").is_none());
+    assert!(found.body.contains("Clear search"));
+
+    let multi = Harness::repo("team/multi");
+    h.registry.create_repository(&multi, Default::default()).await.expect("create");
+    let amd = push_image_as(&h.registry, &multi, "amd", false).await;
+    let arm = push_image_as(&h.registry, &multi, "arm", false).await;
+    let index = push_index(&h.registry, &multi, "bookworm", &[(&amd, "amd64"), (&arm, "arm64")]).await;
+    let r = h.get("/console/repo/team/multi", Some(&cookie)).await;
+    assert!(r.body.contains(&format!("<tr data-digest=\"{index}\"")), "{}", r.body);
+    assert!(!r.body.contains(&format!("<tr data-digest=\"{arm}\"")), "no loose row for a platform image: {}", r.body);
+    assert!(r.body.contains(&format!("data-parent=\"{index}\"")) && r.body.contains("2 platform images"), "{}", r.body);
+    assert!(r.body.contains(&format!("<li data-digest=\"{arm}\" data-relation=\"platform\"")) && r.body.contains("Platform linux/arm64"));
+    let r = h.get("/console/repo/team/multi?status=untagged", Some(&cookie)).await;
+    assert!(r.body.contains("No images match"), "{}", r.body);
 }
 
 #[tokio::test]

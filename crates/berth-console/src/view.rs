@@ -267,6 +267,22 @@ pub fn short_digest(d: &str) -> String {
     }
 }
 
+/// A human label for a referrer's artifact type.
+pub fn artifact_label(artifact_type: &str) -> &'static str {
+    let t = artifact_type.to_ascii_lowercase();
+    if t.contains("cyclonedx") {
+        "SBOM (CycloneDX)"
+    } else if t.contains("spdx") {
+        "SBOM (SPDX)"
+    } else if t.contains("signature") || t.contains("cosign") || t.contains("notary") {
+        "Signature"
+    } else if t.contains("attestation") || t.contains("in-toto") {
+        "Attestation"
+    } else {
+        "Artifact"
+    }
+}
+
 /// A human label for a manifest media type.
 pub fn media_label(media_type: &str) -> &'static str {
     match media_type {
