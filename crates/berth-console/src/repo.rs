@@ -1,5 +1,7 @@
 //! One repository: routing of its pages, the images table (with deletion), push commands.
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, RawQuery};
 use axum::response::Response;
 use berth_core::auth::Resource;
@@ -373,6 +375,7 @@ async fn delete_images(post: &Post, repo: &Repo) -> PageResult {
         let row = describe(s, repo).await?;
         let (found, failures) = s.registry().describe_image_ids(repo, &ids).await?;
         let listed = listing_indexes(s, repo, &found, &digests).await?;
+        let referred = referrer_counts(s, repo, &found, &digests).await?;
         let body = html! {
             (header(s, repo, &row, Tab::Images))
             section.card.danger-zone aria-labelledby="confirm-h" {
@@ -385,9 +388,25 @@ async fn delete_images(post: &Post, repo: &Repo) -> PageResult {
                             @if !img.tags.is_empty() { " — " @for t in &img.tags { span.tag { (t) } " " } }
                             @if let Some(indexes) = listed.get(&img.digest) {
                                 p.error-text.listed-by {
-                                    "A multi-architecture index in this repository lists this image, so it will not be deleted "
-                                    "while the index stays (delete the index too, or first): "
-                                    @for (i, d) in indexes.iter().enumerate() { @if i > 0 { ", " } code { (d) } }
+                                    "Deleting it would break "
+                                    @for (i, l) in indexes.iter().enumerate() {
+                                        @if i > 0 { ", " }
+                                        @if l.tags.is_empty() { "the index " } @else {
+                                            @for t in &l.tags { strong { (repo.name) ":" (t) } " " }
+                                            "(index "
+                                        }
+                                        code { (l.index) }
+                                        @if !l.tags.is_empty() { ")" }
+                                        @if !l.platform.is_empty() { " for " (l.platform) }
+                                    }
+                                    ". The registry refuses to delete an image an index still lists, so this one will stay: "
+                                    "select the index too, or delete the index first."
+                                }
+                            }
+                            @if let Some(n) = referred.get(&img.digest) {
+                                p.help.referred-by {
+                                    (n) " referrer" @if *n != 1 { "s" } " (signatures, SBOMs) refer to this image. They stay, "
+                                    "pointing at an image that is gone, until you delete them or a lifecycle run removes them."
                                 }
                             }
                         }
@@ -431,6 +450,14 @@ async fn delete_images(post: &Post, repo: &Repo) -> PageResult {
     Ok(resp)
 }
 
+/// An index that lists an image about to be deleted: what its deletion would break.
+struct Listing {
+    index: berth_core::Digest,
+    tags: Vec<String>,
+    /// The platform the index lists the image as ("" when unstated).
+    platform: String,
+}
+
 /// For each image to delete, the indexes of the repository listing it that are not selected too
 /// (the delete would be refused while they stay).
 async fn listing_indexes(
@@ -438,16 +465,47 @@ async fn listing_indexes(
     repo: &Repo,
     found: &[ImageRow],
     selected: &[String],
-) -> Result<std::collections::HashMap<berth_core::Digest, Vec<berth_core::Digest>>, Fail> {
-    let mut listed = std::collections::HashMap::new();
+) -> Result<HashMap<berth_core::Digest, Vec<Listing>>, Fail> {
+    let mut listed = HashMap::new();
     for img in found {
-        let indexes: Vec<_> =
-            s.registry().indexes_listing(repo, &img.digest).await?.into_iter().filter(|d| !selected.contains(&d.to_string())).collect();
+        let mut indexes = Vec::new();
+        for index in s.registry().indexes_listing(repo, &img.digest).await? {
+            if selected.contains(&index.to_string()) {
+                continue;
+            }
+            let id = ImageId { digest: Some(index.to_string()), tag: None };
+            let row = s.registry().describe_image_ids(repo, &[id]).await?.0.into_iter().next();
+            let platform = match &row {
+                Some(row) => s.registry().nested_images(repo, row).await?.into_iter().find_map(|n| match n.relation {
+                    Relation::Platform(p) if n.image.digest == img.digest => Some(p),
+                    _ => None,
+                }),
+                None => None,
+            };
+            indexes.push(Listing { index, tags: row.map(|r| r.tags).unwrap_or_default(), platform: platform.unwrap_or_default() });
+        }
         if !indexes.is_empty() {
             listed.insert(img.digest.clone(), indexes);
         }
     }
     Ok(listed)
+}
+
+/// For each image to delete, how many referrers of it are not selected too (they stay behind).
+async fn referrer_counts(
+    s: &Session,
+    repo: &Repo,
+    found: &[ImageRow],
+    selected: &[String],
+) -> Result<HashMap<berth_core::Digest, usize>, Fail> {
+    let mut counts = HashMap::new();
+    for img in found {
+        let n = s.registry().referrers(repo, &img.digest, None).await?.iter().filter(|r| !selected.contains(&r.digest.to_string())).count();
+        if n > 0 {
+            counts.insert(img.digest.clone(), n);
+        }
+    }
+    Ok(counts)
 }
 
 async fn push_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageResult {

@@ -531,7 +531,7 @@ fn next_link(body: &str) -> Option<String> {
 #[tokio::test]
 async fn images_page_in_push_order_search_and_nested_platforms() {
     let h = harness().await;
-    let (cookie, _) = h.sign_in(KEY, SECRET).await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
     let repo = Harness::repo("team/many");
     h.registry.create_repository(&repo, Default::default()).await.expect("create");
     for i in 0..105 {
@@ -566,6 +566,14 @@ async fn images_page_in_push_order_search_and_nested_platforms() {
     assert!(r.body.contains(&format!("<li data-digest=\"{arm}\" data-relation=\"platform\"")) && r.body.contains("Platform linux/arm64"));
     let r = h.get("/console/repo/team/multi?status=untagged", Some(&cookie)).await;
     assert!(r.body.contains("No images match"), "{}", r.body);
+    // The confirm page says what deleting a platform image would break.
+    let r = h.post("/console/repo/team/multi/-/images/delete", Some(&cookie), &[("csrf", &csrf), ("image", &arm)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.contains("Deleting it would break <strong>team/multi:bookworm</strong>") && r.body.contains("for linux/arm64"),
+        "{}",
+        r.body
+    );
 }
 
 #[tokio::test]
@@ -703,6 +711,7 @@ async fn deleting_an_index_child_is_refused_and_named() {
     let r = h.post(path, Some(&cookie), &[("csrf", &csrf), ("image", &child)]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains("class=\"error-text listed-by\"") && r.body.contains(&index_digest), "{}", r.body);
+    assert!(r.body.contains("for linux/amd64") && r.body.contains("refuses to delete an image an index still lists"), "{}", r.body);
 
     let r = h.post(path, Some(&cookie), &[("csrf", &csrf), ("image", &child), ("confirm", "yes")]).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
