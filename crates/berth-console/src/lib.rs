@@ -35,6 +35,7 @@ use berth_core::Registry;
 use http::header::{self, HeaderValue};
 
 mod assets;
+mod confirm;
 mod image;
 mod lifecycle;
 mod policy;

@@ -409,8 +409,40 @@ async fn repository_policy_is_validated_by_the_service() {
     let r = h.post("/console/repo/team/app/-/permissions", Some(&cookie), &[("csrf", &csrf), ("policy", good)]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(h.registry.repository_policy(&Harness::repo("team/app")).await.expect("policy"), good);
+    // Deleting asks first, showing the policy that would go; only the confirmed POST deletes.
     let r = h.post("/console/repo/team/app/-/permissions/delete", Some(&cookie), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Delete the repository policy?") && r.body.contains("210987654321"), "{}", r.body);
+    assert!(r.body.contains("name=\"confirm\" value=\"yes\"") && r.body.contains("Cancel"), "{}", r.body);
+    assert!(h.registry.repository_policy(&Harness::repo("team/app")).await.is_ok(), "nothing deleted yet");
+    let r = h.post("/console/repo/team/app/-/permissions/delete", Some(&cookie), &[("csrf", &csrf), ("confirm", "yes")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(h.registry.repository_policy(&Harness::repo("team/app")).await.is_err());
+    let r = h.post("/console/repo/team/app/-/permissions/delete", Some(&cookie), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "no policy: nothing to confirm");
+
+    // Removing a resource tag asks first, naming its value.
+    let r =
+        h.post("/console/repo/team/app/-/settings/tags", Some(&cookie), &[("csrf", &csrf), ("key", "team"), ("value", "payments")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let r = h.post("/console/repo/team/app/-/settings/untag", Some(&cookie), &[("csrf", &csrf), ("key", "team")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Remove the tag team?") && r.body.contains("payments"), "{}", r.body);
+    assert_eq!(h.registry.repository_tags(&Harness::repo("team/app")).await.expect("tags").len(), 1);
+    let r = h.post("/console/repo/team/app/-/settings/untag", Some(&cookie), &[("csrf", &csrf), ("key", "team"), ("confirm", "yes")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(h.registry.repository_tags(&Harness::repo("team/app")).await.expect("tags").is_empty());
+
+    // The registry policy too.
+    let registry = RegistryRef { account: ACCOUNT.into(), region: "us-east-1".into() };
+    h.registry.set_registry_policy(&registry, good).await.expect("registry policy");
+    let r = h.post("/console/registry/policy/delete", Some(&cookie), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Delete the registry policy?") && r.body.contains("210987654321"), "{}", r.body);
+    assert!(h.registry.registry_policy(&registry).await.is_ok());
+    let r = h.post("/console/registry/policy/delete", Some(&cookie), &[("csrf", &csrf), ("confirm", "yes")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(h.registry.registry_policy(&registry).await.is_err());
 
     // Settings: tag immutability with exclusions, scanning, tags, delete.
     let r = h
@@ -649,6 +681,10 @@ async fn images_and_lifecycle_preview() {
     let r = h.get("/console/repo/team/app/-/lifecycle", Some(&cookie)).await;
     assert!(r.body.contains("Keep last 10") && r.body.contains("beyond the newest 10"), "{}", r.body);
     let r = h.post("/console/repo/team/app/-/lifecycle/delete", Some(&cookie), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Delete the lifecycle policy?") && r.body.contains("Keep last 10"), "{}", r.body);
+    assert!(h.registry.lifecycle_policy(&repo).await.is_ok(), "nothing deleted yet");
+    let r = h.post("/console/repo/team/app/-/lifecycle/delete", Some(&cookie), &[("csrf", &csrf), ("confirm", "yes")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(h.registry.lifecycle_policy(&repo).await.is_err());
 }
