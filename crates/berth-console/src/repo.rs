@@ -40,9 +40,10 @@ pub async fn get(s: Session, Path(path): Path<String>, RawQuery(query): RawQuery
         Some("permissions") => crate::policy::repo_page(&s, &repo, &q, None).await,
         Some("lifecycle") => crate::lifecycle::page(&s, &repo, &q).await,
         Some("settings") => crate::settings::page(&s, &repo, &q).await,
-        Some(r) => match r.strip_prefix("image/") {
-            Some(digest) => crate::image::page(&s, &repo, digest).await,
-            None => Err(Fail::not_found("There is no such repository page.")),
+        Some(r) => match r.strip_prefix("image/").map(|d| d.split_once('/')) {
+            Some(Some((digest, "manifest"))) => crate::image::raw_manifest(&s, &repo, digest).await,
+            Some(None) => crate::image::page(&s, &repo, r.trim_start_matches("image/")).await,
+            _ => Err(Fail::not_found("There is no such repository page.")),
         },
     }
 }

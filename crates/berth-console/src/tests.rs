@@ -625,6 +625,19 @@ async fn images_and_lifecycle_preview() {
     let r = h.get(&format!("/console/repo/team/app/-/image/{}", digests[0]), Some(&cookie)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains("prod-00") && r.body.contains("&quot;schemaVersion&quot;: 2"), "{}", r.body);
+    // The manifest view keeps the pushed key order (a re-serialization would sort "config" first),
+    // and the download is the stored bytes, unchanged.
+    let (media, config) =
+        (r.body.find("&quot;mediaType&quot;: &quot;application/vnd.oci.image.manifest"), r.body.find("&quot;config&quot;: {"));
+    assert!(media.is_some() && media < config, "{}", r.body);
+    let raw = h.get(&format!("/console/repo/team/app/-/image/{}/manifest", digests[0]), Some(&cookie)).await;
+    assert_eq!(raw.status, StatusCode::OK);
+    let stored =
+        h.registry.get_manifest(&repo, &berth_core::Reference::Digest(digests[0].parse().expect("digest")), false).await.expect("m");
+    assert_eq!(raw.body.as_bytes(), &stored.content[..]);
+    assert_eq!(berth_core::Digest::sha256_of(raw.body.as_bytes()).to_string(), digests[0]);
+    assert!(raw.headers[header::CONTENT_DISPOSITION].to_str().expect("ascii").starts_with("attachment"));
+    assert_eq!(raw.headers[header::CONTENT_TYPE], "application/vnd.oci.image.manifest.v1+json");
     let r = h.get("/console/repositories", Some(&cookie)).await;
     assert!(r.body.contains("data-images=\"12\""), "{}", r.body);
 
@@ -762,4 +775,15 @@ async fn deleting_an_index_child_is_refused_and_named() {
     let r = h.post(path, Some(&cookie), &[both[0], both[1], both[2], ("confirm", "yes")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert!(h.registry.get_manifest(&repo, &child_ref, false).await.is_err());
+}
+
+#[test]
+fn indent_json_keeps_the_text_and_its_key_order() {
+    let raw = r#"{"z":1,"a":{"s":"a \"quoted\" {brace}, [x]: y","e":[],"o":{}},"n":[1.50,-2e3]}"#;
+    let pretty = crate::view::indent_json(raw).expect("json");
+    assert_eq!(
+        pretty,
+        "{\n  \"z\": 1,\n  \"a\": {\n    \"s\": \"a \\\"quoted\\\" {brace}, [x]: y\",\n    \"e\": [],\n    \"o\": {}\n  },\n  \"n\": [\n    1.50,\n    -2e3\n  ]\n}"
+    );
+    assert!(crate::view::indent_json("not json {").is_none());
 }
