@@ -75,9 +75,7 @@
   document.querySelectorAll('input[data-select-all]').forEach(function (all) {
     var name = all.getAttribute('data-select-all');
     var form = all.closest('form');
-    // Select all takes the table's own rows, not the platforms and referrers listed under them.
-    var boxes = function () { return form.querySelectorAll('input[type="checkbox"][name="' + name + '"]:not([data-nested])'); };
-    var checked = function () { return form.querySelectorAll('input[type="checkbox"][name="' + name + '"]:checked').length; };
+    var boxes = function () { return form.querySelectorAll('input[type="checkbox"][name="' + name + '"]'); };
     var button = form.querySelector('[data-needs-selection="' + name + '"]');
     var count = form.querySelector('#selected-count');
     all.hidden = false;
@@ -86,9 +84,8 @@
       boxes().forEach(function (b) { total++; if (b.checked) n++; });
       all.checked = n > 0 && n === total;
       all.indeterminate = n > 0 && n < total;
-      var picked = checked();
-      if (button) button.disabled = picked === 0;
-      if (count) count.textContent = picked ? picked + ' selected' : '';
+      if (button) button.disabled = n === 0;
+      if (count) count.textContent = n ? n + ' selected' : '';
     };
     all.addEventListener('change', function () {
       boxes().forEach(function (b) { b.checked = all.checked; });

@@ -213,7 +213,7 @@ fn nested_row(base: &str, parent: &str, nested: &[NestedImage], may_delete: bool
                             @let d = n.image.digest.to_string();
                             li data-digest=(d) data-relation=(if matches!(n.relation, Relation::Platform(_)) { "platform" } else { "referrer" }) {
                                 @if may_delete {
-                                    input type="checkbox" name="image" value=(d) data-nested aria-label={"Select " (relation_label(n, nested)) " " (d)};
+                                    input type="checkbox" name="image" value=(d) aria-label={"Select " (relation_label(n, nested)) " " (d)};
                                     " "
                                 }
                                 span.relation { (relation_label(n, nested)) } " "

@@ -376,7 +376,16 @@ async fn read_only_users_see_no_controls_and_are_refused() {
     // Forged requests with the user's own valid CSRF token: the service refuses them.
     let r = h.post("/console/repositories", Some(&cookie), &[("csrf", &csrf), ("name", "team/forged")]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
-    assert!(r.body.contains("not authorized to perform: ecr:CreateRepository"), "{}", r.body);
+    assert!(r.body.contains("You do not have permission for this (ecr:CreateRepository on the repository team/forged)"), "{}", r.body);
+    assert!(!r.body.contains("not authorized to perform") && r.body.contains("Ask an administrator"), "plain words: {}", r.body);
+    // Error pages keep the navigation and Sign out.
+    let r = h.get("/console/repositories/new", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("Sign out") && r.body.contains("aria-label=\"Main\"") && r.body.contains("id=\"error\""), "{}", r.body);
+    assert!(!r.body.contains("not authorized to perform") && !r.body.contains("denied:"), "{}", r.body);
+    let r = h.get("/console/no-such-page", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("Sign out") && r.body.contains("There is no console page at this address."), "{}", r.body);
     assert!(!h.registry.repository_exists(&Harness::repo("team/forged")).await.expect("exists"));
     let r =
         h.post("/console/repo/team/app/-/delete", Some(&cookie), &[("csrf", &csrf), ("confirm_name", "team/app"), ("force", "on")]).await;
@@ -388,7 +397,7 @@ async fn read_only_users_see_no_controls_and_are_refused() {
     // Another session's token is not this session's.
     let r = h.post("/console/repositories", Some(&cookie), &[("csrf", &admin_csrf), ("name", "team/forged")]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(r.body.contains("CSRF"));
+    assert!(r.body.contains("This form has expired or did not come from this console"), "{}", r.body);
     // No registry policy page for a read-only user.
     assert_eq!(h.get("/console/registry", Some(&cookie)).await.status, StatusCode::FORBIDDEN);
 }

@@ -119,19 +119,18 @@ pub fn bare(title: &str, body: Markup) -> Markup {
 }
 
 pub fn error_page(title: &str, message: &str) -> Html<String> {
-    Html(
-        bare(
-            title,
-            html! {
-                section.card.narrow {
-                    h1 { (title) }
-                    p.error-text role="alert" { (message) }
-                    p { a.btn href="/console/repositories" { "Back to repositories" } }
-                }
-            },
-        )
-        .into_string(),
-    )
+    Html(bare(title, error_body(title, message)).into_string())
+}
+
+/// What an error page says, inside the shell or bare.
+pub fn error_body(title: &str, message: &str) -> Markup {
+    html! {
+        section.card.narrow #error {
+            h1 { (title) }
+            p.error-text role="alert" { (message) }
+            p { a.btn href="/console/repositories" { "Back to repositories" } }
+        }
+    }
 }
 
 // ---- pieces ----

@@ -285,7 +285,7 @@ async function readonly(page) {
   // Admin: a POST without the CSRF token is refused.
   await signInWithKey(page, env('ADMIN_KEY'), env('ADMIN_SECRET'));
   const noToken = await forge(page, '/console/repositories', { name: `${repo}-nocsrf`, mutability: 'MUTABLE' });
-  check(noToken.status === 403 && noToken.body.includes('CSRF'), `POST without CSRF token refused: ${noToken.status}`);
+  check(noToken.status === 403 && noToken.body.includes('This form has expired'), `POST without CSRF token refused: ${noToken.status}`);
   result.no_csrf_status = noToken.status;
   await page.context().clearCookies();
 
