@@ -376,7 +376,7 @@ async fn delete_images(post: &Post, repo: &Repo) -> PageResult {
         let row = describe(s, repo).await?;
         let (found, failures) = s.registry().describe_image_ids(repo, &ids).await?;
         let listed = listing_indexes(s, repo, &found, &digests).await?;
-        let referred = referrer_counts(s, repo, &found, &digests).await?;
+        let behind = left_behind(s, repo, &found, &digests).await?;
         let body = html! {
             (header(s, repo, &row, Tab::Images))
             section.card.danger-zone aria-labelledby="confirm-h" {
@@ -404,10 +404,17 @@ async fn delete_images(post: &Post, repo: &Repo) -> PageResult {
                                     "select the index too, or delete the index first."
                                 }
                             }
-                            @if let Some(n) = referred.get(&img.digest) {
-                                p.help.referred-by {
-                                    (n) " referrer" @if *n != 1 { "s" } " (signatures, SBOMs) refer to this image. They stay, "
-                                    "pointing at an image that is gone, until you delete them or a lifecycle run removes them."
+                            @if let Some((platforms, referrers)) = behind.get(&img.digest) {
+                                p.help.left-behind {
+                                    "Left in the repository as untagged images, as they are not selected: "
+                                    @if *platforms > 0 {
+                                        (platforms) " platform image" @if *platforms != 1 { "s" } " of this index"
+                                    }
+                                    @if *platforms > 0 && *referrers > 0 { " and " }
+                                    @if *referrers > 0 {
+                                        (referrers) " referrer" @if *referrers != 1 { "s" } " (signatures, SBOMs)"
+                                    }
+                                    ". Select them too (under the image in the list) to delete them with it."
                                 }
                             }
                         }
@@ -492,18 +499,28 @@ async fn listing_indexes(
     Ok(listed)
 }
 
-/// For each image to delete, how many referrers of it are not selected too (they stay behind).
-async fn referrer_counts(
+/// For each image to delete, how many of its platform images and referrers are not selected
+/// too: (platforms, referrers). They stay behind, as loose rows.
+async fn left_behind(
     s: &Session,
     repo: &Repo,
     found: &[ImageRow],
     selected: &[String],
-) -> Result<HashMap<berth_core::Digest, usize>, Fail> {
+) -> Result<HashMap<berth_core::Digest, (usize, usize)>, Fail> {
     let mut counts = HashMap::new();
     for img in found {
-        let n = s.registry().referrers(repo, &img.digest, None).await?.iter().filter(|r| !selected.contains(&r.digest.to_string())).count();
-        if n > 0 {
-            counts.insert(img.digest.clone(), n);
+        let (mut platforms, mut referrers) = (0, 0);
+        for n in s.registry().nested_images(repo, img).await? {
+            if selected.contains(&n.image.digest.to_string()) {
+                continue;
+            }
+            match n.relation {
+                Relation::Platform(_) => platforms += 1,
+                Relation::Referrer { .. } => referrers += 1,
+            }
+        }
+        if platforms + referrers > 0 {
+            counts.insert(img.digest.clone(), (platforms, referrers));
         }
     }
     Ok(counts)

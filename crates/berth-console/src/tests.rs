@@ -616,6 +616,12 @@ async fn images_page_in_push_order_search_and_nested_platforms() {
         "{}",
         r.body
     );
+    // Deleting the index says what it leaves behind.
+    let r = h.post("/console/repo/team/multi/-/images/delete", Some(&cookie), &[("csrf", &csrf), ("image", &index)]).await;
+    assert!(r.body.contains("as they are not selected: 2 platform images of this index."), "{}", r.body);
+    let both = [("csrf", csrf.as_str()), ("image", &index), ("image", &amd)];
+    let r = h.post("/console/repo/team/multi/-/images/delete", Some(&cookie), &both).await;
+    assert!(r.body.contains("as they are not selected: 1 platform image of this index."), "{}", r.body);
 }
 
 #[tokio::test]
