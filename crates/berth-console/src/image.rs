@@ -1,5 +1,6 @@
 //! One image: details, pull commands, layers, platforms of an index, referrers, the manifest.
 
+use axum::response::IntoResponse;
 use berth_core::auth::Resource;
 use berth_core::images::ImageId;
 use berth_core::scanning::ImageScan;
@@ -130,11 +131,9 @@ pub async fn page(s: &Session, repo: &Repo, digest: &str) -> PageResult {
         }
     };
     let parsed: Option<Value> = manifest.as_ref().ok().and_then(|m| serde_json::from_slice(&m.content).ok());
-    let pretty = match (&manifest, &parsed) {
-        (Ok(_), Some(v)) => serde_json::to_string_pretty(v).ok(),
-        (Ok(m), None) => Some(String::from_utf8_lossy(&m.content).into_owned()),
-        _ => None,
-    };
+    // The stored bytes (the ones the digest covers), and an indented view of them.
+    let raw = manifest.as_ref().ok().map(|m| String::from_utf8_lossy(&m.content).into_owned());
+    let pretty = raw.as_deref().map(|r| view::indent_json(r).unwrap_or_else(|| r.to_string()));
     let may_move = s.may("ecr:UpdateImageStorageClass", Resource::Repository(repo)).await;
     let may_scan = s.may("ecr:StartImageScan", Resource::Repository(repo)).await;
     let findings = if s.may("ecr:DescribeImageScanFindings", Resource::Repository(repo)).await {
@@ -278,8 +277,14 @@ pub async fn page(s: &Session, repo: &Repo, digest: &str) -> PageResult {
         section.card aria-labelledby="manifest-h" {
             h2 #manifest-h { "Manifest" }
             @match (&manifest, &pretty) {
-                (Ok(_), Some(text)) => {
-                    div.cmd { pre.json #manifest { code { (text) } } (view::copy(text, "manifest")) }
+                (Ok(m), Some(text)) => {
+                    p.help { "Indented for reading; the stored manifest is " (m.content.len()) " bytes, exactly as pushed — "
+                        "those are the bytes its digest covers. Copy and Download give them unchanged." }
+                    div.cmd { pre.json #manifest { code { (text) } } }
+                    p.manifest-actions {
+                        @if let Some(r) = &raw { (view::copy(r, "the raw manifest bytes")) " " }
+                        a.btn.btn-small href={(base) "/-/image/" (d) "/manifest"} download={(digest.hex()) ".json"} { "Download raw manifest" }
+                    }
                 }
                 (Err(why), _) => { p.muted { (why) } }
                 _ => {}
@@ -288,6 +293,25 @@ pub async fn page(s: &Session, repo: &Repo, digest: &str) -> PageResult {
     };
     let page = Page { title: &title, nav: Nav::Repositories, crumbs: crumbs(repo, Some(&view::short_digest(&d))), notice: None, body };
     Ok(view::render(s, page).await)
+}
+
+/// The manifest's stored bytes, unchanged, as a download (BatchGetImage, not counted as a pull).
+pub async fn raw_manifest(s: &Session, repo: &Repo, digest: &str) -> PageResult {
+    s.allow("ecr:BatchGetImage", Resource::Repository(repo)).await?;
+    let digest: Digest = digest.parse().map_err(|_| Fail::not_found(format!("'{digest}' is not an image digest.")))?;
+    let m = s.registry().get_manifest(repo, &Reference::Digest(digest.clone()), false).await?;
+    let disposition = format!("attachment; filename=\"{}.json\"", digest.hex());
+    let headers = [
+        (
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_str(&m.media_type).unwrap_or(http::HeaderValue::from_static("application/json")),
+        ),
+        (
+            http::header::CONTENT_DISPOSITION,
+            http::HeaderValue::from_str(&disposition).unwrap_or(http::HeaderValue::from_static("attachment")),
+        ),
+    ];
+    Ok((headers, m.content).into_response())
 }
 
 /// UpdateImageStorageClass: archive an image, or restore an archived one.

@@ -15,9 +15,10 @@
 //! | `GET /repositories` | list: search, sort, keyset pagination |
 //! | `GET /repositories/new`, `POST /repositories` | CreateRepository |
 //! | `GET /registry`, `POST /registry/policy[/delete]` | registry policy |
-//! | `GET /repo/<name>` | images |
+//! | `GET /repo/<name>` | images, newest first (`?q=` tag/digest search, `?page=` token), platforms and referrers nested |
 //! | `GET /repo/<name>/-/push` | push commands |
 //! | `GET /repo/<name>/-/image/<digest>` | one image: manifest, layers, platforms, referrers |
+//! | `GET /repo/<name>/-/image/<digest>/manifest` | the manifest's stored bytes, as a download |
 //! | `GET /repo/<name>/-/permissions` | repository policy |
 //! | `GET /repo/<name>/-/lifecycle` | lifecycle policy |
 //! | `GET /repo/<name>/-/settings` | tag mutability, scanning, tags, delete |
@@ -35,6 +36,7 @@ use berth_core::Registry;
 use http::header::{self, HeaderValue};
 
 mod assets;
+mod confirm;
 mod image;
 mod lifecycle;
 mod policy;
@@ -67,6 +69,7 @@ pub fn router(registry: Arc<Registry>, settings: ConsoleSettings) -> Router {
         .route("/registry/policy/delete", post(policy::registry_delete))
         .route("/repo/{*path}", get(repo::get).post(repo::post))
         .fallback(|| async { web::Fail::not_found("There is no console page at this address.").into_response() })
+        .layer(axum::middleware::from_fn_with_state(app.clone(), web::error_chrome))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(app)
 }

@@ -10,6 +10,7 @@ use berth_core::{RegistryError, Repo};
 use maud::{html, Markup};
 use serde_json::Value;
 
+use crate::confirm::{self, Confirm};
 use crate::repo::{crumbs, describe, header, repo_url, Tab};
 use crate::view::{self, Nav, Page};
 use crate::web::{see_other, Fail, PageResult, Post, Session};
@@ -328,6 +329,25 @@ pub async fn preview(post: &Post, repo: &Repo) -> PageResult {
 pub async fn delete(post: &Post, repo: &Repo) -> PageResult {
     let s = &post.session;
     s.allow("ecr:DeleteLifecyclePolicy", Resource::Repository(repo)).await?;
+    if !confirm::confirmed(post) {
+        // A missing policy fails here, before anything is asked.
+        let stored = s.registry().lifecycle_policy(repo).await?;
+        let readable = s.may("ecr:GetLifecyclePolicy", Resource::Repository(repo)).await;
+        let base = repo_url(repo);
+        let c = Confirm {
+            heading: "Delete the lifecycle policy?",
+            lost: html! {
+                p { "The lifecycle policy of " code { (repo.name) } " will be deleted: its images will no longer expire or be "
+                    "archived by these rules. Images already expired stay deleted." }
+                @if readable { (rules_table(&stored.text)) }
+            },
+            action: &format!("{base}/-/lifecycle/delete"),
+            fields: Vec::new(),
+            cancel: &format!("{base}/-/lifecycle"),
+            button: "Delete lifecycle policy",
+        };
+        return confirm::repo_page(s, repo, Tab::Lifecycle, c).await;
+    }
     match s.registry().delete_lifecycle_policy(repo).await {
         Ok(_) => Ok(see_other(&format!("{}/-/lifecycle?done=lifecycle-deleted", repo_url(repo)))),
         Err(e) => Err(Fail::from(e)),

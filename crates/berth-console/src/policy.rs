@@ -7,9 +7,10 @@ use berth_core::{RegistryError, RegistryRef, Repo};
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use crate::confirm::{self, Confirm};
 use crate::repo::{crumbs, describe, header, param, repo_url, Tab};
 use crate::view::{self, Nav, Page};
-use crate::web::{see_other, App, PageResult, Post, Session};
+use crate::web::{see_other, App, Fail, PageResult, Post, Session};
 
 const PULL_ACTIONS: &str = r#"[
         "ecr:BatchCheckLayerAvailability",
@@ -242,8 +243,47 @@ pub async fn repo_save(post: &Post, repo: &Repo) -> PageResult {
 pub async fn repo_delete(post: &Post, repo: &Repo) -> PageResult {
     let s = &post.session;
     s.allow("ecr:DeleteRepositoryPolicy", Resource::Repository(repo)).await?;
+    if !confirm::confirmed(post) {
+        let text =
+            shown_policy(s.may("ecr:GetRepositoryPolicy", Resource::Repository(repo)).await, s.registry().repository_policy(repo).await)?;
+        let base = repo_url(repo);
+        let c = Confirm {
+            heading: "Delete the repository policy?",
+            lost: html! {
+                p { "The permissions policy of " code { (repo.name) } " will be deleted. Whatever access it grants ends — for "
+                    "instance pulls by other accounts; access that principals' own policies grant stays." }
+                (policy_text(text.as_deref()))
+            },
+            action: &format!("{base}/-/permissions/delete"),
+            fields: Vec::new(),
+            cancel: &format!("{base}/-/permissions"),
+            button: "Delete policy",
+        };
+        return confirm::repo_page(s, repo, Tab::Permissions, c).await;
+    }
     s.registry().delete_repository_policy(repo).await?;
     Ok(see_other(&format!("{}/-/permissions?done=policy-deleted", repo_url(repo))))
+}
+
+/// The policy to show on a delete confirmation: its text when the caller may read it (a
+/// missing policy fails here, before anything is asked).
+fn shown_policy(may_read: bool, read: Result<String, RegistryError>) -> Result<Option<String>, Fail> {
+    match read {
+        Ok(text) => Ok(may_read.then_some(text)),
+        Err(e @ (RegistryError::PolicyNotFound(_) | RegistryError::RegistryPolicyNotFound(_))) => Err(e.into()),
+        Err(_) => Ok(None),
+    }
+}
+
+fn policy_text(text: Option<&str>) -> Markup {
+    html! {
+        @if let Some(t) = text {
+            details.more open {
+                summary { "The policy that will be deleted" }
+                pre.json { code { (t) } }
+            }
+        }
+    }
 }
 
 // ---- registry policy ----
@@ -316,6 +356,26 @@ pub async fn registry_save(State(_app): State<App>, post: Post) -> PageResult {
 pub async fn registry_delete(State(_app): State<App>, post: Post) -> PageResult {
     let s = &post.session;
     s.allow("ecr:DeleteRegistryPolicy", Resource::Registry(&s.registry)).await?;
+    if !confirm::confirmed(&post) {
+        let may_read = s.may("ecr:GetRegistryPolicy", Resource::Registry(&s.registry)).await;
+        let text = shown_policy(may_read, s.registry().registry_policy(&s.registry).await)?;
+        let c = Confirm {
+            heading: "Delete the registry policy?",
+            lost: html! {
+                p { "The registry's permissions policy will be deleted. Whatever access it grants ends; access that "
+                    "principals' own policies and repository policies grant stays." }
+                (policy_text(text.as_deref()))
+            },
+            action: "/console/registry/policy/delete",
+            fields: Vec::new(),
+            cancel: "/console/registry",
+            button: "Delete policy",
+        };
+        let body = confirm::section(s, &c);
+        let crumbs = vec![("Registry".to_string(), Some("/console/registry".to_string())), (c.heading.to_string(), None)];
+        let page = Page { title: c.heading, nav: Nav::Registry, crumbs, notice: None, body };
+        return Ok(view::render(s, page).await);
+    }
     s.registry().delete_registry_policy(&s.registry).await?;
     Ok(see_other("/console/registry?done=registry-policy-deleted"))
 }

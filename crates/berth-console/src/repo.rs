@@ -1,11 +1,13 @@
 //! One repository: routing of its pages, the images table (with deletion), push commands.
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, RawQuery};
 use axum::response::Response;
 use berth_core::auth::Resource;
-use berth_core::images::ImageId;
+use berth_core::images::{ImageId, NestedImage, Relation};
 use berth_core::Repo;
-use berth_store::{ImageRow, RepositoryRow, StorageClass, TagStatus};
+use berth_store::{ImageFilter, ImageRow, RepositoryRow, StorageClass, TagStatus};
 use maud::{html, Markup};
 
 use crate::view::{self, Nav, Page};
@@ -38,9 +40,10 @@ pub async fn get(s: Session, Path(path): Path<String>, RawQuery(query): RawQuery
         Some("permissions") => crate::policy::repo_page(&s, &repo, &q, None).await,
         Some("lifecycle") => crate::lifecycle::page(&s, &repo, &q).await,
         Some("settings") => crate::settings::page(&s, &repo, &q).await,
-        Some(r) => match r.strip_prefix("image/") {
-            Some(digest) => crate::image::page(&s, &repo, digest).await,
-            None => Err(Fail::not_found("There is no such repository page.")),
+        Some(r) => match r.strip_prefix("image/").map(|d| d.split_once('/')) {
+            Some(Some((digest, "manifest"))) => crate::image::raw_manifest(&s, &repo, digest).await,
+            Some(None) => crate::image::page(&s, &repo, r.trim_start_matches("image/")).await,
+            _ => Err(Fail::not_found("There is no such repository page.")),
         },
     }
 }
@@ -151,28 +154,106 @@ fn type_cell(row: &ImageRow) -> Markup {
     }
 }
 
+/// The images table's query: its filter, search and page token, as a URL of the same view.
+#[derive(Clone, Copy)]
+struct ImagesView<'a> {
+    base: &'a str,
+    search: &'a str,
+}
+
+impl ImagesView<'_> {
+    fn url(&self, status_key: &str, page: Option<&str>) -> String {
+        let mut pairs = Vec::new();
+        if status_key != "any" {
+            pairs.push(("status", status_key));
+        }
+        if !self.search.is_empty() {
+            pairs.push(("q", self.search));
+        }
+        if let Some(p) = page {
+            pairs.push(("page", p));
+        }
+        crate::web::with_query(self.base, &pairs)
+    }
+}
+
+/// How a nested image relates to its parent row, in words.
+fn relation_label(n: &NestedImage, platforms: &[NestedImage]) -> String {
+    match &n.relation {
+        Relation::Platform(p) if p.is_empty() => "Platform image".into(),
+        Relation::Platform(p) => format!("Platform {p}"),
+        Relation::Referrer { of } => {
+            let kind = n.image.artifact_type.as_deref().map(view::artifact_label).unwrap_or("Artifact");
+            match platforms.iter().find(|c| &c.image.digest == of) {
+                Some(NestedImage { relation: Relation::Platform(p), .. }) if !p.is_empty() => format!("{kind} of {p}"),
+                _ => kind.to_string(),
+            }
+        }
+    }
+}
+
+/// The platforms and referrers of one image: a row under it that opens to show them.
+fn nested_row(base: &str, parent: &str, nested: &[NestedImage], may_delete: bool, columns: usize) -> Markup {
+    let platforms = nested.iter().filter(|n| matches!(n.relation, Relation::Platform(_))).count();
+    let referrers = nested.len() - platforms;
+    let mut parts = Vec::new();
+    if platforms > 0 {
+        parts.push(format!("{platforms} platform image{}", if platforms == 1 { "" } else { "s" }));
+    }
+    if referrers > 0 {
+        parts.push(format!("{referrers} referrer{}", if referrers == 1 { "" } else { "s" }));
+    }
+    html! {
+        tr.nested-row data-parent=(parent) {
+            td colspan=(columns) {
+                details.nested {
+                    summary { (parts.join(", ")) }
+                    ul.nested-list {
+                        @for n in nested {
+                            @let d = n.image.digest.to_string();
+                            li data-digest=(d) data-relation=(if matches!(n.relation, Relation::Platform(_)) { "platform" } else { "referrer" }) {
+                                @if may_delete {
+                                    input type="checkbox" name="image" value=(d) aria-label={"Select " (relation_label(n, nested)) " " (d)};
+                                    " "
+                                }
+                                span.relation { (relation_label(n, nested)) } " "
+                                a href={(base) "/-/image/" (d)} title=(d) { code { (view::short_digest(&d)) } }
+                                @for t in &n.image.tags { " " span.tag { (t) } }
+                                span.muted.small { " · " (view::size(n.image.image_size)) " · pushed " (view::when(n.image.pushed_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 async fn images_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageResult {
     let row = describe(s, repo).await?;
     let (status, storage, status_key) = status_of(q);
-    let after = param(q, "after").filter(|a| !a.is_empty());
+    let token = param(q, "page").filter(|a| !a.is_empty());
+    let search = param(q, "q").map(str::trim).unwrap_or("");
     let may_list = s.may("ecr:DescribeImages", Resource::Repository(repo)).await;
     let may_delete = s.may("ecr:BatchDeleteImage", Resource::Repository(repo)).await;
-    let (mut images, more) = if may_list {
-        let mut rows = s.registry().images(repo, status, storage, after, IMAGES_PER_PAGE + 1).await?;
-        let more = rows.len() > IMAGES_PER_PAGE as usize;
-        rows.truncate(IMAGES_PER_PAGE as usize);
-        (rows, more)
+    let (images, next) = if may_list {
+        let filter = ImageFilter { status, storage, search: Some(search), top_level: true };
+        let page = s.registry().image_page(repo, &filter, token, IMAGES_PER_PAGE).await?;
+        (page.images, page.next)
     } else {
-        (Vec::new(), false)
+        (Vec::new(), None)
     };
-    let next_after = if more { images.last().map(|i| i.digest.to_string()) } else { None };
-    images.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at).then_with(|| a.digest.to_string().cmp(&b.digest.to_string())));
+    let mut nested = Vec::with_capacity(images.len());
+    for img in &images {
+        nested.push(s.registry().nested_images(repo, img).await?);
+    }
     // The scan summary DescribeImages carries (imageScanStatus, findingSeverityCounts).
     let digests: Vec<_> = images.iter().map(|i| i.digest.clone()).collect();
     let mut by_digest = s.registry().image_scans(repo, &digests).await?;
     let scans: Vec<_> = images.iter().map(|i| by_digest.remove(&i.digest)).collect();
     let base = repo_url(repo);
-    let filter_link = |key: &str| if key == "any" { base.clone() } else { format!("{base}?status={key}") };
+    let v = ImagesView { base: &base, search };
+    let columns = if may_delete { 8 } else { 7 };
     let body = html! {
         (header(s, repo, &row, Tab::Images))
         section aria-labelledby="images-h" {
@@ -180,15 +261,24 @@ async fn images_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageRe
                 h2 #images-h { "Images" }
                 nav.segmented aria-label="Filter images" {
                     @for (key, label) in [("any", "All"), ("tagged", "Tagged"), ("untagged", "Untagged"), ("archived", "Archived")] {
-                        a href=(filter_link(key)) aria-current=[(key == status_key).then_some("true")] { (label) }
+                        a href=(v.url(key, None)) aria-current=[(key == status_key).then_some("true")] { (label) }
                     }
                 }
+            }
+            form.toolbar #images-search method="get" action=(base) role="search" {
+                @if status_key != "any" { input type="hidden" name="status" value=(status_key); }
+                div.field.grow {
+                    label for="images-q" { "Find images" }
+                    input #images-q type="search" name="q" value=(search) placeholder="Tag or digest" autocomplete="off" spellcheck="false";
+                }
+                button.btn type="submit" { "Search" }
+                @if !search.is_empty() { a.btn.btn-quiet href=(ImagesView { search: "", ..v }.url(status_key, None)) { "Clear search" } }
             }
             @if !may_list {
                 (view::alert("You may not list this repository's images (ecr:DescribeImages)."))
             } @else if images.is_empty() {
-                (view::empty(if status_key == "any" { "No images yet" } else { "No images match this filter" }, html! {
-                    @if status_key == "any" {
+                (view::empty(if status_key == "any" && search.is_empty() { "No images yet" } else { "No images match" }, html! {
+                    @if status_key == "any" && search.is_empty() {
                         p { "Push an image to " code { (repo.name) } " to see it here." }
                         p { a.btn.btn-primary href={(base) "/-/push"} { "View push commands" } }
                     } @else {
@@ -206,7 +296,7 @@ async fn images_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageRe
                     }
                     div.table-wrap {
                         table.data #images {
-                            caption.sr-only { "Images of " (repo.name) }
+                            caption.sr-only { "Images of " (repo.name) ", newest first" }
                             thead {
                                 tr {
                                     @if may_delete {
@@ -217,14 +307,14 @@ async fn images_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageRe
                                     th scope="col" { "Image tags" }
                                     th scope="col" { "Digest" }
                                     th scope="col" { "Type" }
-                                    th scope="col" { "Pushed at" }
+                                    th scope="col" aria-sort="descending" { "Pushed at" }
                                     th scope="col" class="num" { "Size" }
                                     th scope="col" { "Last pulled" }
                                     th scope="col" { "Scan status" }
                                 }
                             }
                             tbody {
-                                @for (img, scan) in images.iter().zip(&scans) {
+                                @for ((img, scan), under) in images.iter().zip(&scans).zip(&nested) {
                                     @let d = img.digest.to_string();
                                     tr data-digest=(d) {
                                         @if may_delete {
@@ -250,15 +340,16 @@ async fn images_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageRe
                                         td { (view::maybe_when(img.last_pulled_at, "Never")) }
                                         td { (view::scan_summary(scan.as_ref())) }
                                     }
+                                    @if !under.is_empty() { (nested_row(&base, &d, under, may_delete, columns)) }
                                 }
                             }
                         }
                     }
                 }
                 nav.pager aria-label="Pagination" {
-                    @if after.is_some() { a.btn href=(filter_link(status_key)) { "First page" } }
-                    @if let Some(n) = &next_after {
-                        a.btn rel="next" href={(filter_link(status_key)) (if status_key == "any" { "?" } else { "&" }) "after=" (n)} { "Next page" }
+                    @if token.is_some() { a.btn href=(v.url(status_key, None)) { "First page" } }
+                    @if let Some(n) = &next {
+                        a.btn rel="next" href=(v.url(status_key, Some(n))) { "Next page" }
                     }
                 }
             }
@@ -285,6 +376,7 @@ async fn delete_images(post: &Post, repo: &Repo) -> PageResult {
         let row = describe(s, repo).await?;
         let (found, failures) = s.registry().describe_image_ids(repo, &ids).await?;
         let listed = listing_indexes(s, repo, &found, &digests).await?;
+        let behind = left_behind(s, repo, &found, &digests).await?;
         let body = html! {
             (header(s, repo, &row, Tab::Images))
             section.card.danger-zone aria-labelledby="confirm-h" {
@@ -297,9 +389,32 @@ async fn delete_images(post: &Post, repo: &Repo) -> PageResult {
                             @if !img.tags.is_empty() { " — " @for t in &img.tags { span.tag { (t) } " " } }
                             @if let Some(indexes) = listed.get(&img.digest) {
                                 p.error-text.listed-by {
-                                    "A multi-architecture index in this repository lists this image, so it will not be deleted "
-                                    "while the index stays (delete the index too, or first): "
-                                    @for (i, d) in indexes.iter().enumerate() { @if i > 0 { ", " } code { (d) } }
+                                    "Deleting it would break "
+                                    @for (i, l) in indexes.iter().enumerate() {
+                                        @if i > 0 { ", " }
+                                        @if l.tags.is_empty() { "the index " } @else {
+                                            @for t in &l.tags { strong { (repo.name) ":" (t) } " " }
+                                            "(index "
+                                        }
+                                        code { (l.index) }
+                                        @if !l.tags.is_empty() { ")" }
+                                        @if !l.platform.is_empty() { " for " (l.platform) }
+                                    }
+                                    ". The registry refuses to delete an image an index still lists, so this one will stay: "
+                                    "select the index too, or delete the index first."
+                                }
+                            }
+                            @if let Some((platforms, referrers)) = behind.get(&img.digest) {
+                                p.help.left-behind {
+                                    "Left in the repository as untagged images, as they are not selected: "
+                                    @if *platforms > 0 {
+                                        (platforms) " platform image" @if *platforms != 1 { "s" } " of this index"
+                                    }
+                                    @if *platforms > 0 && *referrers > 0 { " and " }
+                                    @if *referrers > 0 {
+                                        (referrers) " referrer" @if *referrers != 1 { "s" } " (signatures, SBOMs)"
+                                    }
+                                    ". Select them too (under the image in the list) to delete them with it."
                                 }
                             }
                         }
@@ -343,6 +458,14 @@ async fn delete_images(post: &Post, repo: &Repo) -> PageResult {
     Ok(resp)
 }
 
+/// An index that lists an image about to be deleted: what its deletion would break.
+struct Listing {
+    index: berth_core::Digest,
+    tags: Vec<String>,
+    /// The platform the index lists the image as ("" when unstated).
+    platform: String,
+}
+
 /// For each image to delete, the indexes of the repository listing it that are not selected too
 /// (the delete would be refused while they stay).
 async fn listing_indexes(
@@ -350,16 +473,57 @@ async fn listing_indexes(
     repo: &Repo,
     found: &[ImageRow],
     selected: &[String],
-) -> Result<std::collections::HashMap<berth_core::Digest, Vec<berth_core::Digest>>, Fail> {
-    let mut listed = std::collections::HashMap::new();
+) -> Result<HashMap<berth_core::Digest, Vec<Listing>>, Fail> {
+    let mut listed = HashMap::new();
     for img in found {
-        let indexes: Vec<_> =
-            s.registry().indexes_listing(repo, &img.digest).await?.into_iter().filter(|d| !selected.contains(&d.to_string())).collect();
+        let mut indexes = Vec::new();
+        for index in s.registry().indexes_listing(repo, &img.digest).await? {
+            if selected.contains(&index.to_string()) {
+                continue;
+            }
+            let id = ImageId { digest: Some(index.to_string()), tag: None };
+            let row = s.registry().describe_image_ids(repo, &[id]).await?.0.into_iter().next();
+            let platform = match &row {
+                Some(row) => s.registry().nested_images(repo, row).await?.into_iter().find_map(|n| match n.relation {
+                    Relation::Platform(p) if n.image.digest == img.digest => Some(p),
+                    _ => None,
+                }),
+                None => None,
+            };
+            indexes.push(Listing { index, tags: row.map(|r| r.tags).unwrap_or_default(), platform: platform.unwrap_or_default() });
+        }
         if !indexes.is_empty() {
             listed.insert(img.digest.clone(), indexes);
         }
     }
     Ok(listed)
+}
+
+/// For each image to delete, how many of its platform images and referrers are not selected
+/// too: (platforms, referrers). They stay behind, as loose rows.
+async fn left_behind(
+    s: &Session,
+    repo: &Repo,
+    found: &[ImageRow],
+    selected: &[String],
+) -> Result<HashMap<berth_core::Digest, (usize, usize)>, Fail> {
+    let mut counts = HashMap::new();
+    for img in found {
+        let (mut platforms, mut referrers) = (0, 0);
+        for n in s.registry().nested_images(repo, img).await? {
+            if selected.contains(&n.image.digest.to_string()) {
+                continue;
+            }
+            match n.relation {
+                Relation::Platform(_) => platforms += 1,
+                Relation::Referrer { .. } => referrers += 1,
+            }
+        }
+        if platforms + referrers > 0 {
+            counts.insert(img.digest.clone(), (platforms, referrers));
+        }
+    }
+    Ok(counts)
 }
 
 async fn push_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageResult {

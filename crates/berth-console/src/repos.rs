@@ -520,7 +520,8 @@ fn create_form(s: &Session, f: &CreateForm) -> Markup {
 }
 
 pub async fn new_form(s: Session) -> PageResult {
-    // The form is for callers who may create somewhere; the create itself authorizes the name.
+    // Offered to whom the list offers it; the create itself authorizes the name.
+    s.allow("ecr:CreateRepository", Resource::AllRepositories(&s.registry)).await?;
     let body = create_form(&s, &CreateForm::default());
     Ok(view::render(
         &s,

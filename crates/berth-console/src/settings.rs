@@ -6,6 +6,7 @@ use berth_core::immutability;
 use berth_core::{RegistryError, Repo};
 use maud::html;
 
+use crate::confirm::{self, Confirm};
 use crate::repo::{crumbs, describe, header, repo_url, Tab};
 use crate::view::{self, Nav, Page};
 use crate::web::{see_other, PageResult, Post, Session};
@@ -211,7 +212,29 @@ pub async fn add_tag(post: &Post, repo: &Repo) -> PageResult {
 pub async fn remove_tag(post: &Post, repo: &Repo) -> PageResult {
     let s = &post.session;
     s.allow("ecr:UntagResource", Resource::Repository(repo)).await?;
-    match s.registry().untag_repository(repo, &[post.form.text("key")]).await {
+    let key = post.form.text("key");
+    if !confirm::confirmed(post) {
+        let value = if s.may("ecr:ListTagsForResource", Resource::Repository(repo)).await {
+            s.registry().repository_tags(repo).await?.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+        } else {
+            None
+        };
+        let base = repo_url(repo);
+        let heading = format!("Remove the tag {key}?");
+        let c = Confirm {
+            heading: &heading,
+            lost: html! {
+                p { "The tag " strong { (key) } @if let Some(v) = &value { " (value " code { (v) } ")" } " will be removed from "
+                    code { (repo.name) } ". Policies and reports that select repositories by this tag will no longer match it." }
+            },
+            action: &format!("{base}/-/settings/untag"),
+            fields: vec![("key", key.clone())],
+            cancel: &format!("{base}/-/settings"),
+            button: "Remove tag",
+        };
+        return confirm::repo_page(s, repo, Tab::Settings, c).await;
+    }
+    match s.registry().untag_repository(repo, &[key]).await {
         Ok(()) => Ok(see_other(&format!("{}/-/settings?done=tag-removed", repo_url(repo)))),
         Err(e) => refused(post, repo, e, Section::Tags, rejected).await,
     }

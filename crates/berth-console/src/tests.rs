@@ -332,7 +332,8 @@ async fn create_repository_checks_csrf_and_shows_service_messages() {
     let bad = [("csrf", csrf.as_str()), ("name", "team/other"), ("mutability", "IMMUTABLE"), ("filter", "latest")];
     let r = h.post("/console/repositories", Some(&cookie), &bad).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.body.contains("imageTagMutabilityExclusionFilters are only allowed"), "{}", r.body);
+    assert!(r.body.contains("Exclusion filters apply only to the &quot;with exclusions&quot; settings"), "{}", r.body);
+    assert!(!r.body.contains("imageTagMutabilityExclusionFilters"), "no API member names: {}", r.body);
     let bad = [("csrf", csrf.as_str()), ("name", "team/other"), ("encryption", "AES256"), ("kms_key", "arn:aws:kms:x")];
     let r = h.post("/console/repositories", Some(&cookie), &bad).await;
     assert!(r.body.contains("kmsKey can only be given"), "{}", r.body);
@@ -376,7 +377,16 @@ async fn read_only_users_see_no_controls_and_are_refused() {
     // Forged requests with the user's own valid CSRF token: the service refuses them.
     let r = h.post("/console/repositories", Some(&cookie), &[("csrf", &csrf), ("name", "team/forged")]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
-    assert!(r.body.contains("not authorized to perform: ecr:CreateRepository"), "{}", r.body);
+    assert!(r.body.contains("You do not have permission for this (ecr:CreateRepository on the repository team/forged)"), "{}", r.body);
+    assert!(!r.body.contains("not authorized to perform") && r.body.contains("Ask an administrator"), "plain words: {}", r.body);
+    // Error pages keep the navigation and Sign out.
+    let r = h.get("/console/repositories/new", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("Sign out") && r.body.contains("aria-label=\"Main\"") && r.body.contains("id=\"error\""), "{}", r.body);
+    assert!(!r.body.contains("not authorized to perform") && !r.body.contains("denied:"), "{}", r.body);
+    let r = h.get("/console/no-such-page", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("Sign out") && r.body.contains("There is no console page at this address."), "{}", r.body);
     assert!(!h.registry.repository_exists(&Harness::repo("team/forged")).await.expect("exists"));
     let r =
         h.post("/console/repo/team/app/-/delete", Some(&cookie), &[("csrf", &csrf), ("confirm_name", "team/app"), ("force", "on")]).await;
@@ -388,7 +398,7 @@ async fn read_only_users_see_no_controls_and_are_refused() {
     // Another session's token is not this session's.
     let r = h.post("/console/repositories", Some(&cookie), &[("csrf", &admin_csrf), ("name", "team/forged")]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(r.body.contains("CSRF"));
+    assert!(r.body.contains("This form has expired or did not come from this console"), "{}", r.body);
     // No registry policy page for a read-only user.
     assert_eq!(h.get("/console/registry", Some(&cookie)).await.status, StatusCode::FORBIDDEN);
 }
@@ -409,8 +419,40 @@ async fn repository_policy_is_validated_by_the_service() {
     let r = h.post("/console/repo/team/app/-/permissions", Some(&cookie), &[("csrf", &csrf), ("policy", good)]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(h.registry.repository_policy(&Harness::repo("team/app")).await.expect("policy"), good);
+    // Deleting asks first, showing the policy that would go; only the confirmed POST deletes.
     let r = h.post("/console/repo/team/app/-/permissions/delete", Some(&cookie), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Delete the repository policy?") && r.body.contains("210987654321"), "{}", r.body);
+    assert!(r.body.contains("name=\"confirm\" value=\"yes\"") && r.body.contains("Cancel"), "{}", r.body);
+    assert!(h.registry.repository_policy(&Harness::repo("team/app")).await.is_ok(), "nothing deleted yet");
+    let r = h.post("/console/repo/team/app/-/permissions/delete", Some(&cookie), &[("csrf", &csrf), ("confirm", "yes")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(h.registry.repository_policy(&Harness::repo("team/app")).await.is_err());
+    let r = h.post("/console/repo/team/app/-/permissions/delete", Some(&cookie), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "no policy: nothing to confirm");
+
+    // Removing a resource tag asks first, naming its value.
+    let r =
+        h.post("/console/repo/team/app/-/settings/tags", Some(&cookie), &[("csrf", &csrf), ("key", "team"), ("value", "payments")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let r = h.post("/console/repo/team/app/-/settings/untag", Some(&cookie), &[("csrf", &csrf), ("key", "team")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Remove the tag team?") && r.body.contains("payments"), "{}", r.body);
+    assert_eq!(h.registry.repository_tags(&Harness::repo("team/app")).await.expect("tags").len(), 1);
+    let r = h.post("/console/repo/team/app/-/settings/untag", Some(&cookie), &[("csrf", &csrf), ("key", "team"), ("confirm", "yes")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(h.registry.repository_tags(&Harness::repo("team/app")).await.expect("tags").is_empty());
+
+    // The registry policy too.
+    let registry = RegistryRef { account: ACCOUNT.into(), region: "us-east-1".into() };
+    h.registry.set_registry_policy(&registry, good).await.expect("registry policy");
+    let r = h.post("/console/registry/policy/delete", Some(&cookie), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Delete the registry policy?") && r.body.contains("210987654321"), "{}", r.body);
+    assert!(h.registry.registry_policy(&registry).await.is_ok());
+    let r = h.post("/console/registry/policy/delete", Some(&cookie), &[("csrf", &csrf), ("confirm", "yes")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(h.registry.registry_policy(&registry).await.is_err());
 
     // Settings: tag immutability with exclusions, scanning, tags, delete.
     let r = h
@@ -427,7 +469,7 @@ async fn repository_policy_is_validated_by_the_service() {
         .post("/console/repo/team/app/-/settings/mutability", Some(&cookie), &[("csrf", &csrf), ("mutability", "IMMUTABLE_WITH_EXCLUSION")])
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.body.contains("needs 1 to 5"), "{}", r.body);
+    assert!(r.body.contains("need 1 to 5 exclusion filters: add a tag pattern"), "{}", r.body);
     let r = h.post("/console/repo/team/app/-/settings/tags", Some(&cookie), &[("csrf", &csrf), ("key", "aws:bad"), ("value", "x")]).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let r = h.post("/console/repo/team/app/-/delete", Some(&cookie), &[("csrf", &csrf), ("confirm_name", "team/ap")]).await;
@@ -469,6 +511,11 @@ async fn console_root_redirects() {
 
 /// Pushes a one-layer image tagged `tag` (a distinct config per call); returns its digest.
 async fn push_image(registry: &Registry, repo: &Repo, tag: &str) -> String {
+    push_image_as(registry, repo, tag, true).await
+}
+
+/// [`push_image`], tagged or pushed by digest only (`seed` then only makes it distinct).
+async fn push_image_as(registry: &Registry, repo: &Repo, tag: &str, tagged: bool) -> String {
     use berth_core::{Digest, Reference, Tag};
     let put = |data: Vec<u8>| async move {
         let digest = Digest::sha256_of(&data);
@@ -483,10 +530,98 @@ async fn push_image(registry: &Registry, repo: &Repo, tag: &str) -> String {
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{config_len}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{layer}","size":{layer_len}}}]}}"#
     );
-    let reference = Reference::Tag(Tag::parse(tag).expect("tag"));
+    let reference = if tagged {
+        Reference::Tag(Tag::parse(tag).expect("tag"))
+    } else {
+        Reference::Digest(berth_core::Digest::sha256_of(manifest.as_bytes()))
+    };
     let stored =
         registry.put_manifest(repo, &reference, "application/vnd.oci.image.manifest.v1+json", manifest.into()).await.expect("manifest");
     stored.digest.to_string()
+}
+
+/// An index tagged `tag` listing `children` (digest, os/arch), pushed by tag; returns its digest.
+async fn push_index(registry: &Registry, repo: &Repo, tag: &str, children: &[(&str, &str)]) -> String {
+    use berth_core::{Digest, Reference, Tag};
+    let mut entries = Vec::new();
+    for (child, arch) in children {
+        let d: Digest = child.parse().expect("digest");
+        let size = registry.get_manifest(repo, &Reference::Digest(d), false).await.expect("child").content.len();
+        entries.push(format!(
+            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{child}","size":{size},"platform":{{"architecture":"{arch}","os":"linux"}}}}"#
+        ));
+    }
+    let index =
+        format!(r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#, entries.join(","));
+    let reference = Reference::Tag(Tag::parse(tag).expect("tag"));
+    registry
+        .put_manifest(repo, &reference, "application/vnd.oci.image.index.v1+json", index.into())
+        .await
+        .expect("index")
+        .digest
+        .to_string()
+}
+
+/// The `href` of the page's "Next page" link, unescaped.
+fn next_link(body: &str) -> Option<String> {
+    let at = body.find("rel=\"next\" href=\"")? + "rel=\"next\" href=\"".len();
+    Some(body[at..].split('"').next()?.replace("&amp;", "&"))
+}
+
+/// The images table pages newest first across pages (not by digest), searches tags and
+/// digests, and keeps an index's platform images under the index instead of as loose rows.
+#[tokio::test]
+async fn images_page_in_push_order_search_and_nested_platforms() {
+    let h = harness().await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    let repo = Harness::repo("team/many");
+    h.registry.create_repository(&repo, Default::default()).await.expect("create");
+    for i in 0..105 {
+        push_image(&h.registry, &repo, &format!("build-{i:03}")).await;
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let first = h.get("/console/repo/team/many", Some(&cookie)).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let pos = |body: &str, t: &str| body.find(&format!("<span class=\"tag\">{t}</span>"));
+    assert!(pos(&first.body, "build-104") < pos(&first.body, "build-050") && pos(&first.body, "build-005").is_some(), "{}", first.body);
+    assert!(pos(&first.body, "build-004").is_none(), "the oldest five are on page 2");
+    let next = next_link(&first.body).expect("a next page");
+    let second = h.get(&next, Some(&cookie)).await;
+    assert_eq!(second.status, StatusCode::OK, "{next}: {}", second.body);
+    for i in 0..5 {
+        assert!(pos(&second.body, &format!("build-{i:03}")).is_some(), "{}", second.body);
+    }
+    assert!(pos(&second.body, "build-005").is_none() && next_link(&second.body).is_none());
+    let found = h.get("/console/repo/team/many?q=BUILD-10", Some(&cookie)).await;
+    assert!((100..105).all(|i| pos(&found.body, &format!("build-{i}")).is_some()) && pos(&found.body, "build-099").is_none());
+    assert!(found.body.contains("Clear search"));
+
+    let multi = Harness::repo("team/multi");
+    h.registry.create_repository(&multi, Default::default()).await.expect("create");
+    let amd = push_image_as(&h.registry, &multi, "amd", false).await;
+    let arm = push_image_as(&h.registry, &multi, "arm", false).await;
+    let index = push_index(&h.registry, &multi, "bookworm", &[(&amd, "amd64"), (&arm, "arm64")]).await;
+    let r = h.get("/console/repo/team/multi", Some(&cookie)).await;
+    assert!(r.body.contains(&format!("<tr data-digest=\"{index}\"")), "{}", r.body);
+    assert!(!r.body.contains(&format!("<tr data-digest=\"{arm}\"")), "no loose row for a platform image: {}", r.body);
+    assert!(r.body.contains(&format!("data-parent=\"{index}\"")) && r.body.contains("2 platform images"), "{}", r.body);
+    assert!(r.body.contains(&format!("<li data-digest=\"{arm}\" data-relation=\"platform\"")) && r.body.contains("Platform linux/arm64"));
+    let r = h.get("/console/repo/team/multi?status=untagged", Some(&cookie)).await;
+    assert!(r.body.contains("No images match"), "{}", r.body);
+    // The confirm page says what deleting a platform image would break.
+    let r = h.post("/console/repo/team/multi/-/images/delete", Some(&cookie), &[("csrf", &csrf), ("image", &arm)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.contains("Deleting it would break <strong>team/multi:bookworm</strong>") && r.body.contains("for linux/arm64"),
+        "{}",
+        r.body
+    );
+    // Deleting the index says what it leaves behind.
+    let r = h.post("/console/repo/team/multi/-/images/delete", Some(&cookie), &[("csrf", &csrf), ("image", &index)]).await;
+    assert!(r.body.contains("as they are not selected: 2 platform images of this index."), "{}", r.body);
+    let both = [("csrf", csrf.as_str()), ("image", &index), ("image", &amd)];
+    let r = h.post("/console/repo/team/multi/-/images/delete", Some(&cookie), &both).await;
+    assert!(r.body.contains("as they are not selected: 1 platform image of this index."), "{}", r.body);
 }
 
 #[tokio::test]
@@ -506,6 +641,19 @@ async fn images_and_lifecycle_preview() {
     let r = h.get(&format!("/console/repo/team/app/-/image/{}", digests[0]), Some(&cookie)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains("prod-00") && r.body.contains("&quot;schemaVersion&quot;: 2"), "{}", r.body);
+    // The manifest view keeps the pushed key order (a re-serialization would sort "config" first),
+    // and the download is the stored bytes, unchanged.
+    let (media, config) =
+        (r.body.find("&quot;mediaType&quot;: &quot;application/vnd.oci.image.manifest"), r.body.find("&quot;config&quot;: {"));
+    assert!(media.is_some() && media < config, "{}", r.body);
+    let raw = h.get(&format!("/console/repo/team/app/-/image/{}/manifest", digests[0]), Some(&cookie)).await;
+    assert_eq!(raw.status, StatusCode::OK);
+    let stored =
+        h.registry.get_manifest(&repo, &berth_core::Reference::Digest(digests[0].parse().expect("digest")), false).await.expect("m");
+    assert_eq!(raw.body.as_bytes(), &stored.content[..]);
+    assert_eq!(berth_core::Digest::sha256_of(raw.body.as_bytes()).to_string(), digests[0]);
+    assert!(raw.headers[header::CONTENT_DISPOSITION].to_str().expect("ascii").starts_with("attachment"));
+    assert_eq!(raw.headers[header::CONTENT_TYPE], "application/vnd.oci.image.manifest.v1+json");
     let r = h.get("/console/repositories", Some(&cookie)).await;
     assert!(r.body.contains("data-images=\"12\""), "{}", r.body);
 
@@ -562,6 +710,10 @@ async fn images_and_lifecycle_preview() {
     let r = h.get("/console/repo/team/app/-/lifecycle", Some(&cookie)).await;
     assert!(r.body.contains("Keep last 10") && r.body.contains("beyond the newest 10"), "{}", r.body);
     let r = h.post("/console/repo/team/app/-/lifecycle/delete", Some(&cookie), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Delete the lifecycle policy?") && r.body.contains("Keep last 10"), "{}", r.body);
+    assert!(h.registry.lifecycle_policy(&repo).await.is_ok(), "nothing deleted yet");
+    let r = h.post("/console/repo/team/app/-/lifecycle/delete", Some(&cookie), &[("csrf", &csrf), ("confirm", "yes")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(h.registry.lifecycle_policy(&repo).await.is_err());
 }
@@ -624,6 +776,7 @@ async fn deleting_an_index_child_is_refused_and_named() {
     let r = h.post(path, Some(&cookie), &[("csrf", &csrf), ("image", &child)]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains("class=\"error-text listed-by\"") && r.body.contains(&index_digest), "{}", r.body);
+    assert!(r.body.contains("for linux/amd64") && r.body.contains("refuses to delete an image an index still lists"), "{}", r.body);
 
     let r = h.post(path, Some(&cookie), &[("csrf", &csrf), ("image", &child), ("confirm", "yes")]).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
@@ -638,4 +791,15 @@ async fn deleting_an_index_child_is_refused_and_named() {
     let r = h.post(path, Some(&cookie), &[both[0], both[1], both[2], ("confirm", "yes")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert!(h.registry.get_manifest(&repo, &child_ref, false).await.is_err());
+}
+
+#[test]
+fn indent_json_keeps_the_text_and_its_key_order() {
+    let raw = r#"{"z":1,"a":{"s":"a \"quoted\" {brace}, [x]: y","e":[],"o":{}},"n":[1.50,-2e3]}"#;
+    let pretty = crate::view::indent_json(raw).expect("json");
+    assert_eq!(
+        pretty,
+        "{\n  \"z\": 1,\n  \"a\": {\n    \"s\": \"a \\\"quoted\\\" {brace}, [x]: y\",\n    \"e\": [],\n    \"o\": {}\n  },\n  \"n\": [\n    1.50,\n    -2e3\n  ]\n}"
+    );
+    assert!(crate::view::indent_json("not json {").is_none());
 }

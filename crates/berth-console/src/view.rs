@@ -119,19 +119,18 @@ pub fn bare(title: &str, body: Markup) -> Markup {
 }
 
 pub fn error_page(title: &str, message: &str) -> Html<String> {
-    Html(
-        bare(
-            title,
-            html! {
-                section.card.narrow {
-                    h1 { (title) }
-                    p.error-text role="alert" { (message) }
-                    p { a.btn href="/console/repositories" { "Back to repositories" } }
-                }
-            },
-        )
-        .into_string(),
-    )
+    Html(bare(title, error_body(title, message)).into_string())
+}
+
+/// What an error page says, inside the shell or bare.
+pub fn error_body(title: &str, message: &str) -> Markup {
+    html! {
+        section.card.narrow #error {
+            h1 { (title) }
+            p.error-text role="alert" { (message) }
+            p { a.btn href="/console/repositories" { "Back to repositories" } }
+        }
+    }
 }
 
 // ---- pieces ----
@@ -264,6 +263,81 @@ pub fn short_digest(d: &str) -> String {
             None => d.to_string(),
         },
         _ => d.to_string(),
+    }
+}
+
+/// JSON text indented for reading, its keys, numbers and escapes exactly as written (a
+/// re-serialization would reorder keys and lose the bytes the digest covers). None when the
+/// text is not JSON.
+pub fn indent_json(raw: &str) -> Option<String> {
+    serde_json::from_str::<serde::de::IgnoredAny>(raw).ok()?;
+    let mut out = String::with_capacity(raw.len() * 2);
+    let mut depth = 0usize;
+    let (mut in_string, mut escaped) = (false, false);
+    let mut chars = raw.chars().peekable();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.extend(std::iter::repeat_n("  ", depth));
+    };
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                while chars.peek().is_some_and(|n| n.is_ascii_whitespace()) {
+                    chars.next();
+                }
+                if matches!(chars.peek(), Some('}' | ']')) {
+                    // An empty object or array stays on its line.
+                    out.extend(chars.next());
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_ascii_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// A human label for a referrer's artifact type.
+pub fn artifact_label(artifact_type: &str) -> &'static str {
+    let t = artifact_type.to_ascii_lowercase();
+    if t.contains("cyclonedx") {
+        "SBOM (CycloneDX)"
+    } else if t.contains("spdx") {
+        "SBOM (SPDX)"
+    } else if t.contains("signature") || t.contains("cosign") || t.contains("notary") {
+        "Signature"
+    } else if t.contains("attestation") || t.contains("in-toto") {
+        "Attestation"
+    } else {
+        "Artifact"
     }
 }
 

@@ -126,6 +126,15 @@ pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+impl Session {
+    async fn open(app: &App, cookie: String, transport: Transport, host: String) -> Result<Session, RegistryError> {
+        let principal = app.registry.authenticate_console_session(&cookie, transport).await?;
+        let csrf = app.registry.console_csrf_token(&cookie)?;
+        let registry = RegistryRef { account: principal.account.clone(), region: app.registry.config().default_registry.region.clone() };
+        Ok(Session { app: app.clone(), principal, cookie, csrf, registry, host })
+    }
+}
+
 impl FromRequestParts<App> for Session {
     type Rejection = Response;
 
@@ -133,15 +142,40 @@ impl FromRequestParts<App> for Session {
         let Some(cookie) = cookie_value(&parts.headers, COOKIE) else {
             return Err(to_signin(parts, app, false));
         };
-        let principal = match app.registry.authenticate_console_session(&cookie, transport(parts)).await {
-            Ok(p) => p,
-            Err(RegistryError::Unauthenticated(_)) => return Err(to_signin(parts, app, true)),
-            Err(e) => return Err(Fail::from(e).into_response()),
-        };
-        let csrf = app.registry.console_csrf_token(&cookie).map_err(|e| Fail::from(e).into_response())?;
-        let registry = RegistryRef { account: principal.account.clone(), region: app.registry.config().default_registry.region.clone() };
-        Ok(Session { app: app.clone(), principal, cookie, csrf, registry, host: request_host(parts) })
+        match Session::open(app, cookie, transport(parts), request_host(parts)).await {
+            Ok(s) => Ok(s),
+            Err(RegistryError::Unauthenticated(_)) => Err(to_signin(parts, app, true)),
+            Err(e) => Err(Fail::from(e).into_response()),
+        }
     }
+}
+
+/// Error pages of a signed-in user keep the console's navigation and Sign out: a [`Fail`] is
+/// rendered bare (it has no session), then shown again in the shell when the request's session
+/// is good.
+pub async fn error_chrome(axum::extract::State(app): axum::extract::State<App>, req: Request, next: axum::middleware::Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let (cookie, transport, host) = (cookie_value(&parts.headers, COOKIE), transport(&parts), request_host(&parts));
+    let resp = next.run(Request::from_parts(parts, body)).await;
+    let (Some(shown), Some(cookie)) = (resp.extensions().get::<Shown>().cloned(), cookie) else { return resp };
+    let Ok(s) = Session::open(&app, cookie, transport, host).await else { return resp };
+    let page = crate::view::Page {
+        title: shown.title,
+        nav: crate::view::Nav::Repositories,
+        crumbs: Vec::new(),
+        notice: None,
+        body: crate::view::error_body(shown.title, &shown.message),
+    };
+    let mut out = crate::view::render(&s, page).await;
+    *out.status_mut() = resp.status();
+    out
+}
+
+/// A failure as shown, kept on the response for [`error_chrome`].
+#[derive(Clone)]
+struct Shown {
+    title: &'static str,
+    message: String,
 }
 
 /// Not signed in (or the session ended): to the sign-in page, coming back here after a GET.
@@ -318,8 +352,52 @@ pub fn message_of(e: &RegistryError) -> String {
             "The registry could not read or write its storage; the server log has the details.".into()
         }
         RegistryError::NameUnknown(name) => format!("The repository with name '{name}' does not exist in the registry"),
+        RegistryError::Denied(why) => denied_sentence(why),
+        RegistryError::InvalidParameter(why) => mutability_sentence(why).unwrap_or_else(|| e.to_string()),
         other => other.to_string(),
     }
+}
+
+/// The tag-mutability refusals in the words of the console's form (the API's own wording names
+/// request members people never see here).
+fn mutability_sentence(why: &str) -> Option<String> {
+    if why.ends_with("needs 1 to 5 imageTagMutabilityExclusionFilters") {
+        return Some(
+            "The \"with exclusions\" settings need 1 to 5 exclusion filters: add a tag pattern such as latest or dev-*, \
+             or choose Mutable or Immutable."
+                .into(),
+        );
+    }
+    if why.starts_with("imageTagMutabilityExclusionFilters are only allowed") {
+        return Some(
+            "Exclusion filters apply only to the \"with exclusions\" settings: clear the filters, or choose one of those settings.".into(),
+        );
+    }
+    let filter = why.strip_prefix("exclusion filter ")?.split(" must be ").next()?;
+    Some(format!(
+        "The exclusion filter {filter} must be 1 to 128 letters, digits, dots, dashes, underscores or * wildcards (at most two *)."
+    ))
+}
+
+/// A refusal in plain words: what was refused and what to do, not the IAM message with ARNs.
+fn denied_sentence(why: &str) -> String {
+    let Some((_, rest)) = why.split_once("is not authorized to perform: ") else {
+        // The service's other refusal: a form without a valid CSRF token.
+        return "This form has expired or did not come from this console. Reload the page and try again.".into();
+    };
+    let (action, rest) = rest.split_once(" on resource: ").unwrap_or((rest, ""));
+    let arn = rest.split(' ').next().unwrap_or("");
+    let target = match arn.split_once(":repository/") {
+        Some((_, name)) => format!(" on the repository {name}"),
+        None if arn.ends_with(":registry") || arn.contains(":registry/") => " on this registry".into(),
+        None => String::new(),
+    };
+    let fix = if why.contains("explicit deny") {
+        "A policy explicitly denies it; an administrator can change that policy."
+    } else {
+        "Ask an administrator to allow it in your user's policy or the repository's policy."
+    };
+    format!("You do not have permission for this ({action}{target}). {fix}")
 }
 
 impl From<RegistryError> for Fail {
@@ -330,7 +408,9 @@ impl From<RegistryError> for Fail {
 
 impl IntoResponse for Fail {
     fn into_response(self) -> Response {
-        (self.status, crate::view::error_page(self.title, &self.message)).into_response()
+        let mut resp = (self.status, crate::view::error_page(self.title, &self.message)).into_response();
+        resp.extensions_mut().insert(Shown { title: self.title, message: self.message });
+        resp
     }
 }
 

@@ -2,7 +2,7 @@
 //! the layer-part upload protocol, built on the same manifest and upload
 //! rules as `/v2/`.
 
-use berth_store::{DeleteManifestOutcome, ImageRow, StorageClass, TagStatus};
+use berth_store::{DeleteManifestOutcome, ImageFilter, ImageRow, StorageClass, TagStatus};
 use bytes::Bytes;
 use futures::StreamExt;
 
@@ -39,6 +39,46 @@ enum Resolved {
     Failed(ImageFailure),
 }
 
+/// One page of images in push order, and the token of the next page.
+#[derive(Debug)]
+pub struct ImagePage {
+    pub images: Vec<ImageRow>,
+    pub next: Option<String>,
+}
+
+/// How an image shown under another one relates to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relation {
+    /// A platform manifest the index lists (`os/architecture[/variant]`, "" when unstated).
+    Platform(String),
+    /// A referrer (signature, SBOM, …) whose subject is `of`: the image or one of its platforms.
+    Referrer { of: Digest },
+}
+
+#[derive(Debug, Clone)]
+pub struct NestedImage {
+    pub image: ImageRow,
+    pub relation: Relation,
+}
+
+/// A page position: `<pushed-at millis>:<digest>` of the last image shown.
+fn page_token(row: &ImageRow) -> String {
+    format!("{}:{}", row.pushed_at, row.digest)
+}
+
+fn parse_page_token(token: &str) -> Result<(i64, Digest)> {
+    let bad = || RegistryError::InvalidParameter(format!("Invalid page token {token:?}"));
+    let (at, digest) = token.split_once(':').ok_or_else(bad)?;
+    Ok((at.parse().map_err(|_| bad())?, digest.parse().map_err(|_| bad())?))
+}
+
+/// `os/architecture[/variant]` of an index entry.
+fn platform_of(entry: &serde_json::Value) -> String {
+    let Some(p) = entry.get("platform") else { return String::new() };
+    let f = |k: &str| p.get(k).and_then(serde_json::Value::as_str).unwrap_or("");
+    [f("os"), f("architecture"), f("variant")].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("/")
+}
+
 /// Whether a manifest document states its own non-empty `mediaType` (a document that is not
 /// JSON is left to the manifest parser to refuse).
 fn names_media_type(manifest: &[u8]) -> bool {
@@ -66,6 +106,58 @@ impl Registry {
         self.existing_repository(repo).await?;
         self.flush_pulls().await?;
         Ok(self.meta.list_images(repo.key(), status, storage, after, limit).await?)
+    }
+
+    /// Images newest first (push time, then digest), as ECR's console lists them; `token` is
+    /// the `next` of the page before. A search lists nested images too: whoever types a
+    /// platform's digest wants to find it.
+    pub async fn image_page(&self, repo: &Repo, filter: &ImageFilter<'_>, token: Option<&str>, limit: u32) -> Result<ImagePage> {
+        let after = token.map(parse_page_token).transpose()?;
+        self.existing_repository(repo).await?;
+        self.flush_pulls().await?;
+        let search = filter.search.map(str::to_lowercase).filter(|s| !s.is_empty());
+        let filter = ImageFilter { search: search.as_deref(), top_level: filter.top_level && search.is_none(), ..*filter };
+        let after_digest = after.as_ref().map(|(at, d)| (*at, d.to_string()));
+        let mut images = self
+            .meta
+            .list_images_by_push(repo.key(), &filter, after_digest.as_ref().map(|(at, d)| (*at, d.as_str())), limit.saturating_add(1))
+            .await?;
+        let next = if images.len() > limit as usize {
+            images.truncate(limit as usize);
+            images.last().map(page_token)
+        } else {
+            None
+        };
+        Ok(ImagePage { images, next })
+    }
+
+    /// What is shown under an image: the platform manifests of an index (in the index's
+    /// order), then the referrers of the image and of each platform.
+    pub async fn nested_images(&self, repo: &Repo, parent: &ImageRow) -> Result<Vec<NestedImage>> {
+        let mut out = Vec::new();
+        let mut subjects = vec![parent.digest.clone()];
+        if matches!(parent.media_type.as_str(), crate::media_types::OCI_INDEX | crate::media_types::DOCKER_LIST) {
+            if let Some(m) = self.meta.get_manifest_by_digest(repo.key(), &parent.digest).await? {
+                let doc: serde_json::Value = serde_json::from_slice(&m.content).unwrap_or_default();
+                for entry in doc.get("manifests").and_then(serde_json::Value::as_array).into_iter().flatten() {
+                    let Some(d) = entry.get("digest").and_then(serde_json::Value::as_str).and_then(|d| d.parse::<Digest>().ok()) else {
+                        continue;
+                    };
+                    if let Some(image) = self.meta.get_image(repo.key(), &d).await? {
+                        subjects.push(d);
+                        out.push(NestedImage { image, relation: Relation::Platform(platform_of(entry)) });
+                    }
+                }
+            }
+        }
+        for subject in subjects {
+            for r in self.meta.list_referrers(repo.key(), &subject).await? {
+                if let Some(image) = self.meta.get_image(repo.key(), &r.digest).await? {
+                    out.push(NestedImage { image, relation: Relation::Referrer { of: subject.clone() } });
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// ListImages: (digest, tag) pairs, "" for untagged images, after the `after` pair.

@@ -346,6 +346,16 @@ impl MetadataStore for PostgresMetadataStore {
         self.timed("list_images", content::list_images(&self.pool, key, status, storage, after, limit)).await
     }
 
+    async fn list_images_by_push(
+        &self,
+        key: &RepoKey,
+        filter: &ImageFilter<'_>,
+        after: Option<(Millis, &str)>,
+        limit: u32,
+    ) -> Result<Vec<ImageRow>, StoreError> {
+        self.timed("list_images_by_push", content::list_images_by_push(&self.pool, key, filter, after, limit)).await
+    }
+
     async fn get_image(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ImageRow>, StoreError> {
         self.timed("get_image", content::get_image(&self.pool, key, digest)).await
     }

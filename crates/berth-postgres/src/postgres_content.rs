@@ -557,6 +557,15 @@ pub(crate) async fn list_referrers(pool: &PgPool, key: &RepoKey, subject: &Diges
         .collect()
 }
 
+/// The GROUP BY filter of an image listing (tags joined as `t`) for a tag status.
+fn having_tags(status: TagStatus) -> &'static str {
+    match status {
+        TagStatus::Any => "",
+        TagStatus::Tagged => "HAVING COUNT(t.name) > 0",
+        TagStatus::Untagged => "HAVING COUNT(t.name) = 0",
+    }
+}
+
 pub(crate) async fn list_images(
     pool: &PgPool,
     key: &RepoKey,
@@ -567,11 +576,7 @@ pub(crate) async fn list_images(
 ) -> Result<Vec<ImageRow>, StoreError> {
     let mut conn = pool.acquire().await.ctx("acquiring connection")?;
     let Some(repo_id) = repo_id(&mut conn, key).await? else { return Ok(Vec::new()) };
-    let having = match status {
-        TagStatus::Any => "",
-        TagStatus::Tagged => "HAVING COUNT(t.name) > 0",
-        TagStatus::Untagged => "HAVING COUNT(t.name) = 0",
-    };
+    let having = having_tags(status);
     let rows = sqlx::query(&format!(
         "SELECT {IMAGE_COLS}, {TAGS_AGG} \
          FROM manifests m LEFT JOIN tags t ON t.repository_id = m.repository_id AND t.manifest_digest = m.digest \
@@ -585,6 +590,45 @@ pub(crate) async fn list_images(
     .fetch_all(&mut *conn)
     .await
     .ctx("listing images")?;
+    rows.iter().map(image_row).collect()
+}
+
+/// An untagged manifest shown under another image: listed by an index, or a referrer whose
+/// subject is in the repository (`m` is the manifest).
+const NESTED: &str = "NOT EXISTS (SELECT 1 FROM tags u WHERE u.repository_id = m.repository_id AND u.manifest_digest = m.digest) \
+     AND (EXISTS (SELECT 1 FROM manifest_references r WHERE r.repository_id = m.repository_id AND r.child_digest = m.digest AND r.kind = 1) \
+     OR EXISTS (SELECT 1 FROM manifests p WHERE p.repository_id = m.repository_id AND p.digest = m.subject))";
+
+pub(crate) async fn list_images_by_push(
+    pool: &PgPool,
+    key: &RepoKey,
+    filter: &ImageFilter<'_>,
+    after: Option<(Millis, &str)>,
+    limit: u32,
+) -> Result<Vec<ImageRow>, StoreError> {
+    let mut conn = pool.acquire().await.ctx("acquiring connection")?;
+    let Some(repo_id) = repo_id(&mut conn, key).await? else { return Ok(Vec::new()) };
+    let having = having_tags(filter.status);
+    let rows = sqlx::query(&format!(
+        "SELECT {IMAGE_COLS}, {TAGS_AGG} \
+         FROM manifests m LEFT JOIN tags t ON t.repository_id = m.repository_id AND t.manifest_digest = m.digest \
+         WHERE m.repository_id = $1 AND ($2::bigint IS NULL OR m.pushed_at < $2 OR (m.pushed_at = $2 AND m.digest > $3)) \
+         AND ($4::text IS NULL OR m.storage_class = $4) \
+         AND ($5::text IS NULL OR strpos(lower(m.digest), $5) > 0 OR EXISTS (SELECT 1 FROM tags s \
+              WHERE s.repository_id = m.repository_id AND s.manifest_digest = m.digest AND strpos(lower(s.name), $5) > 0)) \
+         AND (NOT $6 OR NOT ({NESTED})) \
+         GROUP BY m.repository_id, m.digest {having} ORDER BY m.pushed_at DESC, m.digest LIMIT $7"
+    ))
+    .bind(repo_id)
+    .bind(after.map(|(at, _)| at))
+    .bind(after.map(|(_, d)| d).unwrap_or(""))
+    .bind(filter.storage.map(StorageClass::as_str))
+    .bind(filter.search)
+    .bind(filter.top_level)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await
+    .ctx("listing images by push time")?;
     rows.iter().map(image_row).collect()
 }
 

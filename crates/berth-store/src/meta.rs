@@ -263,6 +263,20 @@ pub struct ImageRow {
     pub subject: Option<Digest>,
 }
 
+/// Which images a listing in push order holds.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageFilter<'a> {
+    pub status: TagStatus,
+    /// None: any storage class.
+    pub storage: Option<StorageClass>,
+    /// Only images with a tag or digest containing this, lower-cased (tags compare lower-cased).
+    pub search: Option<&'a str>,
+    /// Leave out the untagged manifests shown under another image of the repository: platform
+    /// manifests an index lists, and referrers whose subject is present. A tag is a name
+    /// someone gave, so a tagged manifest is always listed.
+    pub top_level: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TagStatus {
     Any,
@@ -363,6 +377,15 @@ pub trait MetadataStore: Send + Sync + 'static {
         status: TagStatus,
         storage: Option<StorageClass>,
         after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ImageRow>, StoreError>;
+    /// Images newest first (push time descending, then digest), strictly after the `after`
+    /// position (push time, digest), at most `limit`: the console's images table.
+    async fn list_images_by_push(
+        &self,
+        key: &RepoKey,
+        filter: &ImageFilter<'_>,
+        after: Option<(Millis, &str)>,
         limit: u32,
     ) -> Result<Vec<ImageRow>, StoreError>;
     async fn get_image(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ImageRow>, StoreError>;

@@ -73,6 +73,21 @@ fn manifest_row(row: &SqliteRow) -> Result<ManifestRow, StoreError> {
 const IMAGE_COLS: &str =
     "m.digest, m.media_type, m.artifact_type, m.image_size, m.pushed_at, m.last_pulled_at, m.storage_class, m.archived_at, m.last_activated_at, m.subject";
 
+/// An untagged manifest shown under another image: listed by an index, or a referrer whose
+/// subject is in the repository (`m` is the manifest).
+const NESTED: &str = "NOT EXISTS (SELECT 1 FROM tags u WHERE u.repository_id = m.repository_id AND u.manifest_digest = m.digest) \
+     AND (EXISTS (SELECT 1 FROM manifest_references r WHERE r.repository_id = m.repository_id AND r.child_digest = m.digest AND r.kind = 1) \
+     OR EXISTS (SELECT 1 FROM manifests p WHERE p.repository_id = m.repository_id AND p.digest = m.subject))";
+
+/// The GROUP BY filter of an image listing (tags joined as `t`) for a tag status.
+fn having_tags(status: TagStatus) -> &'static str {
+    match status {
+        TagStatus::Any => "",
+        TagStatus::Tagged => "HAVING COUNT(t.name) > 0",
+        TagStatus::Untagged => "HAVING COUNT(t.name) = 0",
+    }
+}
+
 const REPO_COLS: &str =
     "id, account_id, region, name, created_at, tag_mutability, tag_mutability_exclusions, scan_on_push, encryption_type, kms_key, policy";
 
@@ -796,11 +811,7 @@ impl MetadataStore for SqliteMetadataStore {
         limit: u32,
     ) -> Result<Vec<ImageRow>, StoreError> {
         let Some(repo_id) = self.repo_id(key).await? else { return Ok(Vec::new()) };
-        let having = match status {
-            TagStatus::Any => "",
-            TagStatus::Tagged => "HAVING COUNT(t.name) > 0",
-            TagStatus::Untagged => "HAVING COUNT(t.name) = 0",
-        };
+        let having = having_tags(status);
         let rows = sqlx::query(&format!(
             "SELECT {IMAGE_COLS}, group_concat(t.name, char(10)) AS tags \
              FROM manifests m LEFT JOIN tags t ON t.repository_id = m.repository_id AND t.manifest_digest = m.digest \
@@ -814,6 +825,38 @@ impl MetadataStore for SqliteMetadataStore {
         .fetch_all(&self.reader)
         .await
         .ctx("listing images")?;
+        rows.iter().map(image_row).collect()
+    }
+
+    async fn list_images_by_push(
+        &self,
+        key: &RepoKey,
+        filter: &ImageFilter<'_>,
+        after: Option<(Millis, &str)>,
+        limit: u32,
+    ) -> Result<Vec<ImageRow>, StoreError> {
+        let Some(repo_id) = self.repo_id(key).await? else { return Ok(Vec::new()) };
+        let having = having_tags(filter.status);
+        let rows = sqlx::query(&format!(
+            "SELECT {IMAGE_COLS}, group_concat(t.name, char(10)) AS tags \
+             FROM manifests m LEFT JOIN tags t ON t.repository_id = m.repository_id AND t.manifest_digest = m.digest \
+             WHERE m.repository_id = ?1 AND (?2 IS NULL OR m.pushed_at < ?2 OR (m.pushed_at = ?2 AND m.digest > ?3)) \
+             AND (?4 IS NULL OR m.storage_class = ?4) \
+             AND (?5 IS NULL OR instr(lower(m.digest), ?5) > 0 OR EXISTS (SELECT 1 FROM tags s \
+                  WHERE s.repository_id = m.repository_id AND s.manifest_digest = m.digest AND instr(lower(s.name), ?5) > 0)) \
+             AND (?6 = 0 OR NOT ({NESTED})) \
+             GROUP BY m.digest {having} ORDER BY m.pushed_at DESC, m.digest LIMIT ?7"
+        ))
+        .bind(repo_id)
+        .bind(after.map(|(at, _)| at))
+        .bind(after.map(|(_, d)| d).unwrap_or(""))
+        .bind(filter.storage.map(StorageClass::as_str))
+        .bind(filter.search)
+        .bind(filter.top_level)
+        .bind(limit as i64)
+        .fetch_all(&self.reader)
+        .await
+        .ctx("listing images by push time")?;
         rows.iter().map(image_row).collect()
     }
 

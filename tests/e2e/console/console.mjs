@@ -170,6 +170,11 @@ async function verify(page) {
   check(await img.count() === 1, `image ${digest} listed on the repository page`);
   check(await img.locator('[data-bytes]').getAttribute('data-bytes') === size, `image size ${size}`);
   check((await img.textContent()).includes('latest'), 'tag latest');
+  // The scan's SBOM (when attached) sits under its image, not as a loose untagged row.
+  const referrers = Number(env('EXPECT_IMAGES')) - 1;
+  check(await page.locator('#images > tbody > tr[data-digest]').count() === 1, 'one image row; referrers are nested');
+  check(await page.locator(`tr.nested-row[data-parent="${digest}"] li[data-relation="referrer"]`).count() === referrers,
+    `${referrers} referrer(s) under the image`);
   result.images_text = await img.textContent();
   await shot(page, 'repository');
   await page.click('a:has-text("Untagged")');
@@ -184,6 +189,14 @@ async function verify(page) {
   check(await page.getAttribute('#image-size [data-bytes]', 'data-bytes') === size, 'image page size');
   const manifest = JSON.parse(await page.textContent('#manifest'));
   check(manifest.schemaVersion === 2 && Array.isArray(manifest.layers), 'manifest JSON shown');
+  // The download is the stored bytes: they hash to the image digest.
+  const rawHref = await page.getAttribute('a:has-text("Download raw manifest")', 'href');
+  const rawDigest = await page.evaluate(async (u) => {
+    const bytes = await (await fetch(u)).arrayBuffer();
+    const sum = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+    return 'sha256:' + Array.from(sum, (b) => b.toString(16).padStart(2, '0')).join('');
+  }, rawHref);
+  check(rawDigest === digest, `raw manifest download hashes to the digest: ${rawDigest}`);
   check(await page.locator('#layers tbody tr').count() === manifest.layers.length + 1, 'config + layers listed');
   check(await page.locator('#scan-findings').count() === 1, 'scan findings section');
   result.scan_status = await page.getAttribute('#scan-findings [data-scan-status]', 'data-scan-status');
@@ -285,7 +298,7 @@ async function readonly(page) {
   // Admin: a POST without the CSRF token is refused.
   await signInWithKey(page, env('ADMIN_KEY'), env('ADMIN_SECRET'));
   const noToken = await forge(page, '/console/repositories', { name: `${repo}-nocsrf`, mutability: 'MUTABLE' });
-  check(noToken.status === 403 && noToken.body.includes('CSRF'), `POST without CSRF token refused: ${noToken.status}`);
+  check(noToken.status === 403 && noToken.body.includes('This form has expired'), `POST without CSRF token refused: ${noToken.status}`);
   result.no_csrf_status = noToken.status;
   await page.context().clearCookies();
 
