@@ -61,7 +61,7 @@ def made_up_batch(start, n):
 
 
 def ecr_post(body):
-    """An unsigned ECR call: berth reads the whole body before it checks the signature."""
+    """An unsigned ECR call: refused from its headers, its body never read."""
     head = (f"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: {ECR_TARGET}\r\n"
             f"Content-Type: application/x-amz-json-1.1\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n")
     return head.encode() + body
@@ -94,7 +94,7 @@ def test_made_up_requests_do_not_grow_memory_or_metrics(fresh_berth):
             samples_out.append(counter(m, "berth_http_response_bytes_total"))
     assert answered == MADE_UP, f"every pipelined request is answered ({answered} of {MADE_UP})"
 
-    # Bodies berth reads in full (unsigned ECR calls are read, then refused).
+    # Unsigned ECR calls are refused from their headers, before berth reads their bodies.
     body = b'{"maxResults": 5, "padding": "' + b"p" * 4000 + b'"}'
     for _ in range(10):
         reply = exchange(b.addr, ecr_post(body))
@@ -116,7 +116,8 @@ def test_made_up_requests_do_not_grow_memory_or_metrics(fresh_berth):
     assert samples_out == sorted(samples_out), f"response byte counter went backwards: {samples_out}"
     sent = 10 * len(body) + 2 * 2
     grew_in = samples_in[-1] - in_before
-    assert 10 * len(body) <= grew_in <= sent, f"request bytes grew by {grew_in}, {sent} body bytes were sent"
+    assert grew_in <= sent, f"request bytes grew by {grew_in}, {sent} body bytes were sent"
+    assert grew_in < len(body), f"an unsigned call's body was read ({grew_in} bytes): it must be refused first"
     # Every answer has a body of some bytes; none declared anywhere near 2**63.
     grew_out = samples_out[-1] - out_before
     assert 0 < grew_out < 50 * 1024 * 1024, grew_out
@@ -134,6 +135,24 @@ def test_made_up_requests_do_not_grow_memory_or_metrics(fresh_berth):
     assert b.stop() == 0
     log = open(b.log_path, encoding="utf-8", errors="replace").read()
     assert f"M{MADE_UP:06d}X" in log, "the request log keeps the real method"
+
+
+def test_an_unknown_access_key_is_refused_before_its_body_is_read(fresh_berth):
+    """A signed-looking ECR call with an unknown key declares a 60 MB body and sends none: berth
+    answers at once (it would otherwise wait for, and buffer, the body)."""
+    b = fresh_berth
+    head = (f"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: {ECR_TARGET}\r\n"
+            "Content-Type: application/x-amz-json-1.1\r\nX-Amz-Date: 20261206T000000Z\r\n"
+            "Authorization: AWS4-HMAC-SHA256 Credential=AKIANOSUCHKEY0000000/20261206/us-east-1/ecr/aws4_request, "
+            "SignedHeaders=host;x-amz-date, Signature=" + "0" * 64 + "\r\n"
+            "Content-Length: 60000000\r\n\r\n")
+    host, port = b.addr.rsplit(":", 1)
+    # Well inside the 60 s body timeout: the answer cannot come from giving up on the body.
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(head.encode())
+        reply = s.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 4"), reply[:300]
+    assert b"UnrecognizedClientException" in reply or b"InvalidSignatureException" in reply, reply[:600]
 
 
 def test_log_line_truncates_long_methods(fresh_berth):

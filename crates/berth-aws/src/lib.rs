@@ -146,10 +146,24 @@ async fn handle(
 ) -> (Response, CallFacts) {
     let label = action.clone().unwrap_or_default();
     let mut facts = CallFacts { action: log_action(api.signing_name(), &label), principal: None };
-    let transport = req.extensions().get::<Transport>().copied().unwrap_or_default();
+    let transport = Transport::of(req.extensions());
     let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost").to_string();
     let limit = api.max_body(action.as_deref().unwrap_or(""));
     let (parts, body) = req.into_parts();
+    // Authenticated as far as the headers allow before the body is read, so that only a
+    // known access key's requests are buffered (up to `limit`); the signature, which covers
+    // the body's hash, is checked once it is read.
+    let headers_only = berth_iam::sigv4::RequestParts {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        payload_sha256: "",
+    };
+    let caller = match registry.sigv4_caller(&headers_only, api.signing_name()).await {
+        Ok(c) => c,
+        Err(e) => return (api.reject(Rejection::Registry(e), request_id), facts),
+    };
     let body = match http_body_util::Limited::new(body, limit).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
@@ -174,7 +188,7 @@ async fn handle(
         headers: &parts.headers,
         payload_sha256: &payload_sha256,
     };
-    let principal = match registry.authenticate_sigv4(&request_parts, api.signing_name(), transport).await {
+    let principal = match registry.verify_sigv4(&request_parts, caller, transport) {
         Ok(p) => p,
         Err(e) => return (api.reject(Rejection::Registry(e), request_id), facts),
     };

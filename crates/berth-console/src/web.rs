@@ -108,11 +108,7 @@ pub fn request_host(parts: &Parts) -> String {
 }
 
 pub fn transport(parts: &Parts) -> Transport {
-    let mut t = parts.extensions.get::<Transport>().copied().unwrap_or_default();
-    if t.source_ip.is_none() {
-        t.source_ip = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
-    }
-    t
+    Transport::of(&parts.extensions)
 }
 
 pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -83,11 +83,26 @@ pub enum Resource<'a> {
     AllRepositories(&'a RegistryRef),
 }
 
+/// A SigV4 request whose headers name an active access key, its signature not yet checked
+/// (see [`Registry::sigv4_caller`]).
+pub struct SigV4Caller {
+    parsed: sigv4::ParsedSignature,
+    key: Arc<AccessKeyRow>,
+}
+
 /// Transport facts an adapter knows about a request.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Transport {
     pub source_ip: Option<IpAddr>,
     pub secure: bool,
+}
+
+impl Transport {
+    /// The facts `berth serve` attached to the request as it arrived (peer address, TLS): the
+    /// one place they are assembled. A request that did not come through it knows neither.
+    pub fn of(extensions: &http::Extensions) -> Transport {
+        extensions.get::<Transport>().copied().unwrap_or_default()
+    }
 }
 
 const ADMIN_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
@@ -254,6 +269,16 @@ impl Registry {
     /// Verifies a SigV4-signed call to the AWS service whose signing name is `service`
     /// (`ecr`, `sts`, …): a signature scoped to another service is refused, as AWS does.
     pub async fn authenticate_sigv4(&self, req: &sigv4::RequestParts<'_>, service: &str, transport: Transport) -> Result<Principal> {
+        let caller = self.sigv4_caller(req, service).await?;
+        self.verify_sigv4(req, caller, transport)
+    }
+
+    /// The first half of SigV4 authentication, from the headers alone: the signature is well
+    /// formed, scoped to `service` and a region, and names an active access key. Adapters call
+    /// it before reading a body, so that only a known key's requests are buffered; the
+    /// signature itself (which covers the body's hash) is checked by [`Registry::verify_sigv4`].
+    /// `req.payload_sha256` is not read here.
+    pub async fn sigv4_caller(&self, req: &sigv4::RequestParts<'_>, service: &str) -> Result<SigV4Caller> {
         let parsed = sigv4::parse(req).map_err(sig_failure)?;
         let cred = parsed.credential();
         if cred.service != service {
@@ -272,13 +297,19 @@ impl Registry {
         let Some(key) = key.filter(|k| k.active) else {
             return Err(RegistryError::Unauthenticated(AuthFailure::UnknownAccessKey));
         };
+        Ok(SigV4Caller { parsed, key })
+    }
+
+    /// The second half: the signature over the whole request (with its body's hash) is the key's.
+    pub fn verify_sigv4(&self, req: &sigv4::RequestParts<'_>, caller: SigV4Caller, transport: Transport) -> Result<Principal> {
+        let SigV4Caller { parsed, key } = caller;
         let now = OffsetDateTime::from_unix_timestamp(self.now() / 1000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         sigv4::verify(req, &parsed, &key.secret, now).map_err(sig_failure)?;
         Ok(Principal {
             arn: key.user_arn.clone(),
             account: key.account.clone(),
             access_key_id: key.access_key_id.clone(),
-            region: Some(cred.region.clone()),
+            region: Some(parsed.credential().region.clone()),
             source_ip: transport.source_ip,
             secure_transport: transport.secure,
         })
@@ -358,6 +389,17 @@ impl Registry {
             self.authorize(principal, "ecr:CreateRepository", Resource::Repository(repo)).await?;
         }
         Ok(())
+    }
+
+    /// Whether `principal` may perform `action` on `resource`, for callers that choose what to
+    /// show or try: a refusal is `false`, but an outage (a store unavailable) stays an error
+    /// rather than passing for a refusal.
+    pub async fn permits(&self, principal: &Principal, action: &str, resource: Resource<'_>) -> Result<bool> {
+        match self.authorize(principal, action, resource).await {
+            Ok(()) => Ok(true),
+            Err(RegistryError::Denied(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The one authorization decision: may `principal` perform `action` (e.g. `ecr:PutImage`) on `resource`?

@@ -76,8 +76,8 @@ impl Registry {
         limit: u32,
     ) -> Result<RepositoryPage> {
         const ACTION: &str = "ecr:DescribeRepositories";
-        let everything = self.authorize(principal, ACTION, Resource::Registry(registry)).await.is_ok()
-            || self.authorize(principal, ACTION, Resource::AllRepositories(registry)).await.is_ok();
+        let everything = self.permits(principal, ACTION, Resource::Registry(registry)).await?
+            || self.permits(principal, ACTION, Resource::AllRepositories(registry)).await?;
         let mut rows = self.repositories(registry, after, limit.saturating_add(1)).await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
@@ -86,7 +86,7 @@ impl Registry {
             let mut visible = Vec::with_capacity(rows.len());
             for row in rows {
                 let repo = Repo::new(registry, RepositoryName::parse(&row.key.name)?);
-                if self.authorize(principal, ACTION, Resource::Repository(&repo)).await.is_ok() {
+                if self.permits(principal, ACTION, Resource::Repository(&repo)).await? {
                     visible.push(row);
                 }
             }

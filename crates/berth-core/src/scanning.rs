@@ -415,15 +415,17 @@ impl Registry {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(scan_failed(format!("reading the vulnerability database pointer: {e}"))),
         };
-        let mut cached = self.scanner.db.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((v, db)) = cached.as_ref() {
+        if let Some((v, db)) = self.scanner.db.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             if *v == current {
                 return Ok(Some((v.clone(), db.clone())));
             }
         }
+        // Opened without the lock held: other scans keep the database they have meanwhile, and
+        // two that open it at once both get a working copy (the last one is kept).
         let db = VulnDb::open(&settings.vulndb_dir).map_err(|e| scan_failed(format!("opening the vulnerability database: {e}")))?;
-        *cached = db.map(|db| (current.clone(), Arc::new(db)));
-        Ok(cached.clone())
+        let opened = db.map(|db| (current, Arc::new(db)));
+        *self.scanner.db.lock().unwrap_or_else(|p| p.into_inner()) = opened.clone();
+        Ok(opened)
     }
 
     /// The version of the database scans use now, if any.

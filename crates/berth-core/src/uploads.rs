@@ -137,20 +137,22 @@ impl Registry {
 
     /// Makes `state.hashed` cover exactly the session's `cursor.len` bytes: from memory, from
     /// the recorded state, or (filesystem only) by reading the bytes back once.
-    async fn ensure_hashed(&self, id: &str, state: &mut UploadState, session: &Session) -> Result<()> {
+    /// The hash over the session's bytes so far: this node's, the recorded one, or rebuilt by
+    /// reading the bytes back. Left in `state` for the next request as well.
+    async fn ensure_hashed(&self, id: &str, state: &mut UploadState, session: &Session) -> Result<ResumableSha256> {
         let len = session.cursor.len;
-        if matches!(&state.hashed, Some(h) if h.len() == len) {
-            return Ok(());
+        if let Some(h) = state.hashed.as_ref().filter(|h| h.len() == len) {
+            return Ok(h.clone());
         }
         if let Some(recorded) = session.row.hash_state.as_deref().and_then(ResumableSha256::from_bytes) {
             if recorded.len() == len {
-                state.hashed = Some(recorded);
-                return Ok(());
+                state.hashed = Some(recorded.clone());
+                return Ok(recorded);
             }
         }
         if len == 0 {
             state.hashed = Some(ResumableSha256::new());
-            return Ok(());
+            return Ok(ResumableSha256::new());
         }
         let Some(mut data) = self.blobs.read_upload(id, &session.cursor).await.map_err(blob_upload_unknown)? else {
             // The store cannot read back and no state covers its bytes: the session cannot go on.
@@ -161,8 +163,8 @@ impl Registry {
         while let Some(chunk) = data.next().await {
             hasher.update(&chunk.map_err(|e| StoreError::io(format!("re-reading upload {id}"), e))?);
         }
-        state.hashed = Some(hasher);
-        Ok(())
+        state.hashed = Some(hasher.clone());
+        Ok(hasher)
     }
 
     /// Appends a chunk. `start` is the chunk's first byte offset when the client said
@@ -215,8 +217,9 @@ impl Registry {
         body: ByteStream,
         record: bool,
     ) -> Result<(UploadCursor, ResumableSha256)> {
-        self.ensure_hashed(id, state, session).await?;
-        let hasher = state.hashed.take().expect("hash state was just built");
+        let hasher = self.ensure_hashed(id, state, session).await?;
+        // Taken: the hash moves on with the bytes written below and is put back with the new cursor.
+        state.hashed = None;
         // Hash each chunk as it streams to storage: one pass over the bytes.
         let shared = Arc::new(Mutex::new(hasher));
         let tap = shared.clone();
@@ -293,10 +296,7 @@ impl Registry {
                 session.cursor = cursor;
                 hasher
             }
-            None => {
-                self.ensure_hashed(id, &mut state, &session).await?;
-                state.hashed.clone().expect("hash state was just built")
-            }
+            None => self.ensure_hashed(id, &mut state, &session).await?,
         };
         let actual = match digest.algorithm() {
             Algorithm::Sha256 => Digest::from_parts(Algorithm::Sha256, &hasher.finalize()),

@@ -2,10 +2,9 @@
 //! itself is the registry service's (`Registry::authorize`).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use base64::Engine;
 use berth_core::auth::{AuthFailure, Principal, Resource, Transport};
 use berth_core::{Registry, RegistryError, RegistryRef, Repo};
@@ -40,11 +39,7 @@ pub(crate) async fn authenticate(registry: &Registry, creds: (Option<(String, St
 }
 
 pub(crate) fn transport(req: &Request<Body>) -> Transport {
-    let mut t = req.extensions().get::<Transport>().copied().unwrap_or_default();
-    if t.source_ip.is_none() {
-        t.source_ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    }
-    t
+    Transport::of(req.extensions())
 }
 
 /// Basic `base64(AWS:<token>)`, or `Bearer` with the same value, as a token client sends what
@@ -114,9 +109,9 @@ pub(crate) async fn authorize(
     Ok(())
 }
 
-/// Whether a cross-repository mount may read `from`.
-pub(crate) async fn may_read_blobs(registry: &Registry, principal: &Principal, from: &Repo) -> bool {
-    registry.authorize(principal, "ecr:GetDownloadUrlForLayer", Resource::Repository(from)).await.is_ok()
+/// Whether a cross-repository mount may read `from` (an outage is an error, not a "no").
+pub(crate) async fn may_read_blobs(registry: &Registry, principal: &Principal, from: &Repo) -> Result<bool, RegistryError> {
+    registry.permits(principal, "ecr:GetDownloadUrlForLayer", Resource::Repository(from)).await
 }
 
 #[cfg(test)]

@@ -339,7 +339,7 @@ async fn start_upload(
         let from = query.get("from").and_then(|f| RepositoryName::parse(f).ok()).and_then(|n| registry.addressed_repository(host, n).ok());
         // Mounting reads the source: without permission to read it, fall back to an upload.
         let from = match from {
-            Some(f) if crate::access::may_read_blobs(registry, principal, &f).await => Some(f),
+            Some(f) if crate::access::may_read_blobs(registry, principal, &f).await? => Some(f),
             _ => None,
         };
         return match registry.mount_blob(name, &digest, from.as_ref()).await? {

@@ -93,22 +93,38 @@ impl BlobStore for FsBlobStore {
     async fn append_upload(&self, id: &str, cursor: &UploadCursor, mut data: ByteStream) -> Result<UploadCursor, StoreError> {
         let offset = cursor.len;
         let path = self.upload_path(id)?;
-        let file = match std::fs::OpenOptions::new().write(true).open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::UploadNotFound(id.to_string())),
-            Err(e) => return Err(StoreError::io(format!("opening upload {id}"), e)),
-        };
-        let current = file.metadata().map_err(|e| StoreError::io(format!("stat upload {id}"), e))?.len();
-        if current != offset {
-            return Err(StoreError::OffsetMismatch { requested: offset, current });
-        }
         // Writes run on a blocking thread fed through a small bounded channel: the network
         // side (and the caller's hashing) runs concurrently with the disk, memory stays bounded
         // (WRITE_QUEUE chunks), and there is no thread-pool hop per write as with tokio::fs.
+        // The file is opened there too, so no blocking call runs on the async side; whether it
+        // opened comes back first, before any data is taken from the client.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(WRITE_QUEUE);
+        let (opened_tx, opened) = tokio::sync::oneshot::channel::<Result<(), StoreError>>();
+        let upload = id.to_string();
         let writer = tokio::task::spawn_blocking(move || -> io::Result<u64> {
             use std::io::{Seek, Write};
-            let mut file = file;
+            let open = || -> Result<std::fs::File, StoreError> {
+                let file = match std::fs::OpenOptions::new().write(true).open(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::UploadNotFound(upload.clone())),
+                    Err(e) => return Err(StoreError::io(format!("opening upload {upload}"), e)),
+                };
+                let current = file.metadata().map_err(|e| StoreError::io(format!("stat upload {upload}"), e))?.len();
+                if current != offset {
+                    return Err(StoreError::OffsetMismatch { requested: offset, current });
+                }
+                Ok(file)
+            };
+            let mut file = match open() {
+                Ok(f) => {
+                    let _ = opened_tx.send(Ok(()));
+                    f
+                }
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e));
+                    return Ok(offset);
+                }
+            };
             file.seek(SeekFrom::Start(offset))?;
             let mut out = std::io::BufWriter::with_capacity(WRITE_BUFFER, file);
             let mut written = offset;
@@ -119,6 +135,11 @@ impl BlobStore for FsBlobStore {
             out.flush()?;
             Ok(written)
         });
+        match opened.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(StoreError::io(format!("opening upload {id}"), io::Error::other("the writer thread stopped"))),
+        }
         let mut receive_error = None;
         while let Some(chunk) = data.next().await {
             match chunk {
@@ -197,22 +218,43 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn get(&self, digest: &Digest, range: Option<BlobRange>) -> Result<Option<BlobReader>, StoreError> {
-        let Some(file) = not_found_is_none(std::fs::File::open(self.blob_path(digest)))
-            .map_err(|e| StoreError::io(format!("opening blob {digest}"), e))?
-        else {
-            return Ok(None);
-        };
-        let size = file.metadata().map_err(|e| StoreError::io(format!("stat blob {digest}"), e))?.len();
-        let (start, len) = match range {
-            Some(r) => (r.start, r.end_inclusive - r.start + 1),
-            None => (0, size),
-        };
         // Reads run on a blocking thread into a bounded channel (see append_upload): large
-        // sequential reads, no per-read thread-pool hop, bounded memory per download.
+        // sequential reads, no per-read thread-pool hop, bounded memory per download. The open
+        // and stat happen there too (no blocking call on the async side); their outcome comes
+        // back first, on its own channel, before any bytes.
+        let path = self.blob_path(digest);
+        let what = digest.to_string();
+        let (opened_tx, opened) = tokio::sync::oneshot::channel::<Result<Option<u64>, StoreError>>();
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(READ_QUEUE);
         tokio::task::spawn_blocking(move || {
             use std::io::{Read, Seek};
-            let mut file = file;
+            let open = || -> Result<Option<(std::fs::File, u64)>, StoreError> {
+                let Some(file) =
+                    not_found_is_none(std::fs::File::open(&path)).map_err(|e| StoreError::io(format!("opening blob {what}"), e))?
+                else {
+                    return Ok(None);
+                };
+                let size = file.metadata().map_err(|e| StoreError::io(format!("stat blob {what}"), e))?.len();
+                Ok(Some((file, size)))
+            };
+            let (mut file, size) = match open() {
+                Ok(Some(opened)) => opened,
+                Ok(None) => {
+                    let _ = opened_tx.send(Ok(None));
+                    return;
+                }
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e));
+                    return;
+                }
+            };
+            let (start, len) = match range {
+                Some(r) => (r.start, r.end_inclusive - r.start + 1),
+                None => (0, size),
+            };
+            if opened_tx.send(Ok(Some(len))).is_err() {
+                return;
+            }
             if let Err(e) = file.seek(SeekFrom::Start(start)) {
                 let _ = tx.blocking_send(Err(e));
                 return;
@@ -240,6 +282,12 @@ impl BlobStore for FsBlobStore {
                 }
             }
         });
+        let len = match opened.await {
+            Ok(Ok(Some(len))) => len,
+            Ok(Ok(None)) => return Ok(None),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(StoreError::io(format!("opening blob {digest}"), io::Error::other("the reader thread stopped"))),
+        };
         let body = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed();
         Ok(Some(BlobReader { len, body }))
     }
