@@ -141,7 +141,7 @@ fn findings_section(
                                 table.data #findings {
                                     thead { tr {
                                         th scope="col" { "Severity" } th scope="col" { "Vulnerability" } th scope="col" { "Package" }
-                                        th scope="col" { "Installed version" } th scope="col" class="secondary" { "Details" } th scope="col" class="secondary" { "Description" }
+                                        th scope="col" { "Installed version" } th scope="col" { "Fixed in" } th scope="col" class="secondary" { "Details" } th scope="col" class="secondary" { "Description" }
                                     } }
                                     tbody {
                                         @for f in sorted {
@@ -150,6 +150,7 @@ fn findings_section(
                                                 td { @if f.uri.starts_with("https://") { a href=(f.uri) rel="noreferrer noopener" { (f.name) } } @else { (f.name) } }
                                                 td { (attribute(f, "package_name").unwrap_or("—")) }
                                                 td { code { (attribute(f, "package_version").unwrap_or("—")) } }
+                                                td { @match &f.fixed_in { Some(v) => { code { (v) } } None => { span.muted { "No fix yet" } } } }
                                                 td.small.secondary {
                                                     @for (k, v) in f.attributes.iter().filter(|(k, _)| !COLUMN_ATTRIBUTES.contains(&k.as_str())) {
                                                         span.muted { (attribute_label(k)) ": " } span.wrap { (v) } br;

@@ -586,6 +586,7 @@ async fn findings_in_plain_words_with_a_severity_filter() {
             ("package_version".into(), version.into()),
             ("CVSS3_VECTOR".into(), "AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H".into()),
         ],
+        fixed_in: (severity == "HIGH").then(|| "3.0.7-r0".to_string()),
     };
     let result = ScanResult {
         findings: vec![finding("CVE-2024-0001", "HIGH", "openssl", "3.0.1-r0"), finding("CVE-2024-0002", "LOW", "zlib", "1.2.13-r0")],
@@ -604,7 +605,18 @@ async fn findings_in_plain_words_with_a_severity_filter() {
     let page = format!("/console/repo/team/scanned/-/image/{digest}");
     let r = h.get(&page, Some(&cookie)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    for words in ["Installed version", "CVSS v3 vector", "openssl", "3.0.1-r0", "All (2)", "High (1)", "Low (1)"] {
+    for words in [
+        "Installed version",
+        "Fixed in",
+        "<code>3.0.7-r0</code>",
+        "No fix yet",
+        "CVSS v3 vector",
+        "openssl",
+        "3.0.1-r0",
+        "All (2)",
+        "High (1)",
+        "Low (1)",
+    ] {
         assert!(r.body.contains(words), "{words}: {}", r.body);
     }
     assert!(!r.body.contains("package_name") && !r.body.contains("CVSS3_VECTOR"), "{}", r.body);
