@@ -189,6 +189,10 @@ def test_console_flows_in_a_browser(berth, tmp_path, browser_ready):
                    LC_EXPIRES=prod[0][1], EXPECT_IMAGES=str(len(all_images)))
     assert seen["scan_status"] == (scan or {}).get("status", "NONE"), (seen, scan)
     assert "Invalid repository policy provided" in seen["policy_error"], seen
+    # Nothing in tables and forms was cut off at 1280 px on these pages (console.mjs checkNotClipped).
+    assert made["clip_checked"] == ["create form"], made
+    assert seen["phone_checked"] is True, seen
+    assert seen["clip_checked"] == ["repository list", "repository images", "image page", "lifecycle rule builder"], seen
     assert ecr.list_images(repositoryName=repo)["imageIds"] == []
     policy = json.loads(ecr.get_repository_policy(repositoryName=repo)["policyText"])
     assert policy["Statement"][0]["Condition"] == {"StringEquals": {"aws:PrincipalAccount": ACCOUNT}}, policy
@@ -206,7 +210,7 @@ def test_console_flows_in_a_browser(berth, tmp_path, browser_ready):
     assert f"{repo}-forged" not in names and f"{repo}-nocsrf" not in names
 
     for shot in ("signin", "repositories", "create-repository", "push-commands", "repository", "image",
-                 "permissions", "lifecycle", "settings", "delete-images", "repositories-phone", "repositories-readonly"):
+                 "permissions", "lifecycle", "settings", "delete-images", "repositories-phone", "repository-phone", "repositories-readonly"):
         path = os.path.join(SHOTS, f"{shot}.png")
         assert os.path.getsize(path) > 1000, path
 

@@ -8,7 +8,7 @@ use axum::extract::Path;
 use axum::response::{IntoResponse, Response};
 use http::{header, StatusCode};
 
-const CSS: &str = include_str!("../assets/console.css");
+pub(crate) const CSS: &str = include_str!("../assets/console.css");
 const JS: &str = include_str!("../assets/console.js");
 
 fn version(s: &str) -> String {

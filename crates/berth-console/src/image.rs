@@ -49,7 +49,57 @@ fn by_severity(findings: &[berth_core::scanning::StoredFinding]) -> Vec<&berth_c
     sorted
 }
 
-fn findings_section(s: &Session, repo: &Repo, digest: &str, findings: &Result<Option<ImageScan>, String>, may_scan: bool) -> Markup {
+/// A finding attribute's name in plain words (the scanner stores ECR's attribute keys).
+pub(crate) fn attribute_label(key: &str) -> String {
+    match key {
+        "package_name" => "Package".into(),
+        "package_version" => "Installed version".into(),
+        "fixed_in_version" | "fixed_version" | "fixed_in" => "Fixed in".into(),
+        "CVSS3_SCORE" => "CVSS v3 score".into(),
+        "CVSS3_VECTOR" => "CVSS v3 vector".into(),
+        "CVSS2_SCORE" => "CVSS v2 score".into(),
+        "CVSS2_VECTOR" => "CVSS v2 vector".into(),
+        other => {
+            let words = other.replace('_', " ").to_lowercase();
+            let mut chars = words.chars();
+            chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+        }
+    }
+}
+
+/// The attributes shown in their own columns; the rest go under "Details".
+const COLUMN_ATTRIBUTES: [&str; 2] = ["package_name", "package_version"];
+
+fn attribute<'a>(f: &'a berth_core::scanning::StoredFinding, key: &str) -> Option<&'a str> {
+    f.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// The severity filter over the findings: one link per severity present, with its count.
+fn severity_filter(base: &str, findings: &[berth_core::scanning::StoredFinding], current: Option<&str>) -> Markup {
+    html! {
+        nav.segmented #severity-filter aria-label="Filter findings by severity" {
+            a href={(base) "#scan-findings"} aria-current=[current.is_none().then_some("true")] { "All (" (findings.len()) ")" }
+            @for sev in view::SEVERITIES {
+                @let n = findings.iter().filter(|f| f.severity == sev).count();
+                @if n > 0 {
+                    a href={(base) "?severity=" (sev) "#scan-findings"} aria-current=[(current == Some(sev)).then_some("true")] {
+                        (&sev[..1]) (sev[1..].to_ascii_lowercase()) " (" (n) ")"
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn findings_section(
+    s: &Session,
+    repo: &Repo,
+    digest: &str,
+    findings: &Result<Option<ImageScan>, String>,
+    may_scan: bool,
+    severity: Option<&str>,
+) -> Markup {
+    let page_url = format!("{}/-/image/{digest}", repo_url(repo));
     html! {
         section.card aria-labelledby="scan-h" #scan-findings {
             div.section-head {
@@ -85,17 +135,28 @@ fn findings_section(s: &Session, repo: &Repo, digest: &str, findings: &Result<Op
                                 p { "No known vulnerabilities were found in the packages of this image." }
                             }
                         } @else {
-                            @let sorted = by_severity(&r.findings);
+                            @let sorted: Vec<_> = by_severity(&r.findings).into_iter().filter(|f| severity.is_none_or(|s| f.severity == s)).collect();
+                            (severity_filter(&page_url, &r.findings, severity))
                             div.table-wrap {
                                 table.data #findings {
-                                    thead { tr { th scope="col" { "Severity" } th scope="col" { "Vulnerability" } th scope="col" { "Package" } th scope="col" { "Description" } } }
+                                    thead { tr {
+                                        th scope="col" { "Severity" } th scope="col" { "Vulnerability" } th scope="col" { "Package" }
+                                        th scope="col" { "Installed version" } th scope="col" { "Fixed in" } th scope="col" class="secondary" { "Details" } th scope="col" class="secondary" { "Description" }
+                                    } }
                                     tbody {
                                         @for f in sorted {
-                                            tr {
+                                            tr data-severity=(f.severity) {
                                                 td { span class={"badge badge-" (view::severity_kind(&f.severity))} { (f.severity.to_ascii_lowercase()) } }
                                                 td { @if f.uri.starts_with("https://") { a href=(f.uri) rel="noreferrer noopener" { (f.name) } } @else { (f.name) } }
-                                                td.small { @for (k, v) in &f.attributes { span.muted { (k) ": " } (v) br; } }
-                                                td.small { (f.description) }
+                                                td { (attribute(f, "package_name").unwrap_or("—")) }
+                                                td { code { (attribute(f, "package_version").unwrap_or("—")) } }
+                                                td { @match &f.fixed_in { Some(v) => { code { (v) } } None => { span.muted { "No fix yet" } } } }
+                                                td.small.secondary {
+                                                    @for (k, v) in f.attributes.iter().filter(|(k, _)| !COLUMN_ATTRIBUTES.contains(&k.as_str())) {
+                                                        span.muted { (attribute_label(k)) ": " } span.wrap { (v) } br;
+                                                    }
+                                                }
+                                                td.small.secondary { (f.description) }
                                             }
                                         }
                                     }
@@ -109,7 +170,9 @@ fn findings_section(s: &Session, repo: &Repo, digest: &str, findings: &Result<Op
     }
 }
 
-pub async fn page(s: &Session, repo: &Repo, digest: &str) -> PageResult {
+/// The image page; `severity` filters its findings (one of [`view::SEVERITIES`]).
+pub async fn page(s: &Session, repo: &Repo, digest: &str, severity: Option<&str>) -> PageResult {
+    let severity = severity.and_then(|v| view::SEVERITIES.iter().copied().find(|s| s.eq_ignore_ascii_case(v)));
     let row = describe(s, repo).await?;
     let digest: Digest = digest.parse().map_err(|_| Fail::not_found(format!("'{digest}' is not an image digest.")))?;
     let d = digest.to_string();
@@ -273,7 +336,7 @@ pub async fn page(s: &Session, repo: &Repo, digest: &str) -> PageResult {
                 }
             }
         }
-        (findings_section(s, repo, &d, &findings, may_scan))
+        (findings_section(s, repo, &d, &findings, may_scan, severity))
         section.card aria-labelledby="manifest-h" {
             h2 #manifest-h { "Manifest" }
             @match (&manifest, &pretty) {

@@ -27,6 +27,12 @@ struct Draft {
 }
 
 pub async fn page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageResult {
+    // After a preview POST (see `preview`): its result, with the previewed text back in the editor.
+    if crate::repo::param(q, "preview") == Some("shown") && s.may("ecr:GetLifecyclePolicyPreview", Resource::Repository(repo)).await {
+        if let Ok(p) = s.registry().lifecycle_preview(repo).await {
+            return render(s, repo, q, Draft { text: Some(p.policy.clone()), error: None, preview: Some(Ok(p)) }).await;
+        }
+    }
     render(s, repo, q, Draft::default()).await
 }
 
@@ -54,9 +60,9 @@ fn describe_rule(rule: &Value) -> (String, String, String) {
     let unit = sel["countUnit"].as_str().unwrap_or("days");
     let count = match sel["countType"].as_str().unwrap_or("") {
         "imageCountMoreThan" => format!("beyond the newest {n}"),
-        "sinceImagePushed" => format!("pushed more than {n} {unit} ago"),
-        "sinceImagePulled" => format!("not pulled for {n} {unit}"),
-        "sinceImageTransitioned" => format!("archived more than {n} {unit} ago"),
+        "sinceImagePushed" => format!("pushed more than {} ago", view::count(n, unit_one(unit), unit)),
+        "sinceImagePulled" => format!("not pulled for {}", view::count(n, unit_one(unit), unit)),
+        "sinceImageTransitioned" => format!("archived more than {} ago", view::count(n, unit_one(unit), unit)),
         other => other.to_string(),
     };
     let action = match rule["action"]["type"].as_str().unwrap_or("") {
@@ -65,6 +71,11 @@ fn describe_rule(rule: &Value) -> (String, String, String) {
         other => other.to_string(),
     };
     (which, count, action)
+}
+
+/// The singular of a policy's `countUnit` ("days" is the only one ECR has).
+fn unit_one(unit: &str) -> &str {
+    unit.strip_suffix('s').unwrap_or(unit)
 }
 
 fn rules_table(text: &str) -> Markup {
@@ -149,7 +160,7 @@ fn preview_section(preview: &Result<LifecyclePreview, String>, fresh: bool) -> M
                 Ok(p) => {
                     @let (expiring, archiving) = p.summary();
                     p #preview-summary {
-                        strong { (expiring) } " image" @if expiring != 1 { "s" } " would expire"
+                        strong { (expiring) } " " (view::plural(expiring as u64, "image", "images")) " would expire"
                         @if archiving > 0 { ", " strong { (archiving) } " would be archived" }
                         " if the policy ran now. Nothing has been changed."
                     }
@@ -303,7 +314,8 @@ pub async fn save(post: &Post, repo: &Repo) -> PageResult {
     }
 }
 
-/// StartLifecyclePolicyPreview with the text in the editor, then its result (GetLifecyclePolicyPreview).
+/// StartLifecyclePolicyPreview with the text in the editor, then a redirect to the page showing
+/// its result (GetLifecyclePolicyPreview), so a reload reads the result instead of posting again.
 pub async fn preview(post: &Post, repo: &Repo) -> PageResult {
     let s = &post.session;
     s.allow("ecr:StartLifecyclePolicyPreview", Resource::Repository(repo)).await?;
@@ -312,18 +324,19 @@ pub async fn preview(post: &Post, repo: &Repo) -> PageResult {
     if let Err(e) = s.app.registry.start_lifecycle_preview(repo, Some(&text)).await {
         return refused(post, repo, text, e).await;
     }
+    // Wait a little for the evaluation so the page usually shows it finished.
     let deadline = tokio::time::Instant::now() + PREVIEW_WAIT;
-    let result = loop {
+    loop {
         match s.registry().lifecycle_preview(repo).await {
             Ok(p) if p.status == "IN_PROGRESS" && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Ok(p) => break Ok(p),
+            Ok(_) => break,
             Err(e @ RegistryError::Store(_)) => return Err(e.into()),
-            Err(e) => break Err(crate::web::message_of(&e)),
+            Err(_) => break,
         }
-    };
-    render(s, repo, &[], Draft { text: Some(text), error: None, preview: Some(result) }).await
+    }
+    Ok(see_other(&format!("{}/-/lifecycle?preview=shown#lifecycle-preview", repo_url(repo))))
 }
 
 pub async fn delete(post: &Post, repo: &Repo) -> PageResult {

@@ -42,7 +42,7 @@ pub async fn get(s: Session, Path(path): Path<String>, RawQuery(query): RawQuery
         Some("settings") => crate::settings::page(&s, &repo, &q).await,
         Some(r) => match r.strip_prefix("image/").map(|d| d.split_once('/')) {
             Some(Some((digest, "manifest"))) => crate::image::raw_manifest(&s, &repo, digest).await,
-            Some(None) => crate::image::page(&s, &repo, r.trim_start_matches("image/")).await,
+            Some(None) => crate::image::page(&s, &repo, r.trim_start_matches("image/"), param(&q, "severity")).await,
             _ => Err(Fail::not_found("There is no such repository page.")),
         },
     }
@@ -306,10 +306,10 @@ async fn images_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageRe
                                     }
                                     th scope="col" { "Image tags" }
                                     th scope="col" { "Digest" }
-                                    th scope="col" { "Type" }
+                                    th scope="col" class="secondary" { "Type" }
                                     th scope="col" aria-sort="descending" { "Pushed at" }
-                                    th scope="col" class="num" { "Size" }
-                                    th scope="col" { "Last pulled" }
+                                    th scope="col" class="num secondary" { "Size" }
+                                    th scope="col" class="secondary" { "Last pulled" }
                                     th scope="col" { "Scan status" }
                                 }
                             }
@@ -334,10 +334,10 @@ async fn images_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageRe
                                             a href={(base) "/-/image/" (d)} title=(d) { code { (view::short_digest(&d)) } }
                                             " " (view::copy(&d, "digest"))
                                         }
-                                        td { (type_cell(img)) }
+                                        td.secondary { (type_cell(img)) }
                                         td { (view::when(img.pushed_at)) }
-                                        td.num { (view::size(img.image_size)) }
-                                        td { (view::maybe_when(img.last_pulled_at, "Never")) }
+                                        td.num.secondary { (view::size(img.image_size)) }
+                                        td.secondary { (view::maybe_when(img.last_pulled_at, "Never")) }
                                         td { (view::scan_summary(scan.as_ref())) }
                                     }
                                     @if !under.is_empty() { (nested_row(&base, &d, under, may_delete, columns)) }

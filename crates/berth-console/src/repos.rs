@@ -1,7 +1,5 @@
 //! The repositories list (search, sort, pagination) and "Create repository".
 
-use std::time::Instant;
-
 use axum::extract::Query;
 use axum::response::Response;
 use berth_core::auth::Resource;
@@ -34,6 +32,9 @@ pub struct ListQuery {
     sort: Option<String>,
     /// Name-order cursor: the last name of the previous page.
     after: Option<String>,
+    /// Name order: the `after` cursors of the pages before this one, oldest first, comma-separated
+    /// (names hold no comma; an empty entry is the first page), so Previous needs no store query.
+    back: Option<String>,
     /// Page number for the creation-time sort.
     page: Option<usize>,
     per: Option<u32>,
@@ -175,19 +176,19 @@ async fn by_created(s: &Session, q: &str, prefix: bool, newest_first: bool, page
     Ok(Listing { rows, next, partial: false, total: Some(total), denied })
 }
 
-/// Image count and total size of one repository (None: the caller may not DescribeImages).
+/// Image count and stored size of one repository, each blob once (None: the caller may not
+/// DescribeImages).
 async fn image_stats(s: &Session, repo: &Repo) -> Option<(usize, bool, u64)> {
     if !s.may("ecr:DescribeImages", Resource::Repository(repo)).await {
         return None;
     }
     let images = s.registry().images(repo, TagStatus::Any, None, None, COUNT_LIMIT + 1).await.ok()?;
     let more = images.len() > COUNT_LIMIT as usize;
-    let n = images.len().min(COUNT_LIMIT as usize);
-    Some((n, more, images.iter().take(n).map(|i| i.image_size).sum()))
+    let size = s.registry().repository_size(repo).await.ok()?;
+    Some((images.len().min(COUNT_LIMIT as usize), more, size))
 }
 
 pub async fn list(s: Session, Query(lq): Query<ListQuery>) -> PageResult {
-    let started = Instant::now();
     let q = lq.q.as_deref().unwrap_or("").trim().to_ascii_lowercase();
     let prefix = lq.mode.as_deref() == Some("prefix");
     let sort = match lq.sort.as_deref() {
@@ -232,9 +233,28 @@ pub async fn list(s: Session, Query(lq): Query<ListQuery>) -> PageResult {
         pairs.extend_from_slice(extra);
         with_query("/console/repositories", &pairs)
     };
-    let next_href = listing.next.as_deref().map(|n| if sort == "name" { base(&[("after", n)]) } else { base(&[("page", n)]) });
-    let show_first = lq.after.is_some() || page > 1;
-    let elapsed = started.elapsed().as_millis();
+    let after = lq.after.clone().unwrap_or_default();
+    let back = NameStack::parse(lq.back.as_deref());
+    let (next_href, prev_href) = if sort == "name" {
+        let pushed = back.push(&after);
+        let next = listing.next.as_deref().map(|n| base(&[("after", n), ("back", &pushed)]));
+        let prev = back.pop().map(|(cursor, rest)| {
+            let mut extra: Vec<(&str, &str)> = Vec::new();
+            if !cursor.is_empty() {
+                extra.push(("after", cursor));
+            }
+            if let Some(rest) = &rest {
+                extra.push(("back", rest));
+            }
+            base(&extra)
+        });
+        (next, prev)
+    } else {
+        let prev_page = (page - 1).to_string();
+        let prev = (page > 1).then(|| if page == 2 { base(&[]) } else { base(&[("page", &prev_page)]) });
+        (listing.next.as_deref().map(|n| base(&[("page", n)])), prev)
+    };
+    let show_first = lq.after.as_deref().is_some_and(|a| !a.is_empty()) || page > 1;
     let body = html! {
         div.page-head {
             div {
@@ -293,12 +313,12 @@ pub async fn list(s: Session, Query(lq): Query<ListQuery>) -> PageResult {
                         tr {
                             th scope="col" { "Repository name" }
                             th scope="col" { "URI" }
-                            th scope="col" { "Created at" }
-                            th scope="col" { "Tag immutability" }
-                            th scope="col" { "Scan on push" }
-                            th scope="col" { "Encryption" }
+                            th scope="col" class="secondary" { "Created at" }
+                            th scope="col" class="secondary" { "Tag immutability" }
+                            th scope="col" class="secondary" { "Scan on push" }
+                            th scope="col" class="secondary" { "Encryption" }
                             th scope="col" class="num" { "Images" }
-                            th scope="col" class="num" { "Size" }
+                            th scope="col" class="num secondary" { "Size" }
                         }
                     }
                     tbody {
@@ -307,18 +327,18 @@ pub async fn list(s: Session, Query(lq): Query<ListQuery>) -> PageResult {
                             tr data-repository=(row.key.name) {
                                 th scope="row" { a href={"/console/repo/" (row.key.name)} { (view::breakable(&row.key.name)) } }
                                 td.uri { code { (view::breakable(&uri)) } " " (view::copy(&uri, &format!("URI of {}", row.key.name))) }
-                                td { (view::when(row.created_at)) }
-                                td { (mutability_label(&row.settings.tag_mutability)) }
-                                td { @if row.settings.scan_on_push { (view::badge("Enabled", "ok")) } @else { span.muted { "Disabled" } } }
-                                td { (row.settings.encryption_type) }
+                                td.secondary { (view::when(row.created_at)) }
+                                td.secondary { (mutability_label(&row.settings.tag_mutability)) }
+                                td.secondary { @if row.settings.scan_on_push { (view::badge("Enabled", "ok")) } @else { span.muted { "Disabled" } } }
+                                td.secondary { (row.settings.encryption_type) }
                                 @match st {
                                     Some((n, more, bytes)) => {
                                         td.num data-images=(n) { (n) @if *more { "+" } }
-                                        td.num { (view::size(*bytes)) }
+                                        td.num.secondary { (view::size(*bytes)) }
                                     }
                                     None => {
                                         td.num { span.muted title="You may not describe this repository's images" { "—" } }
-                                        td.num { span.muted { "—" } }
+                                        td.num.secondary { span.muted { "—" } }
                                     }
                                 }
                             }
@@ -329,17 +349,39 @@ pub async fn list(s: Session, Query(lq): Query<ListQuery>) -> PageResult {
         }
         nav.pager aria-label="Pagination" {
             @if show_first { a.btn href=(base(&[])) { "First page" } }
+            @if let Some(href) = &prev_href { a.btn rel="prev" href=(href) { "Previous page" } }
             @if let Some(total) = listing.total {
-                span.muted { "Page " (page) " of " (total.div_ceil(per as usize).max(1)) " · " (total) " repositories" }
+                span.muted { "Page " (page) " of " (total.div_ceil(per as usize).max(1)) " · " (view::count(total as u64, "repository", "repositories")) }
             }
             @if let Some(href) = &next_href {
                 a.btn rel="next" href=(href) { @if listing.partial { "Continue search" } @else { "Next page" } }
             }
-            span.muted.small { "Listed in " (elapsed) " ms" }
         }
     };
     let notice = lq.done.as_deref().and_then(view::notice_text).map(str::to_string);
     Ok(view::render(&s, Page { title: "Repositories", nav: Nav::Repositories, crumbs: vec![], notice, body }).await)
+}
+
+/// The stack of earlier name-order cursors carried in `back`.
+struct NameStack(Vec<String>);
+
+impl NameStack {
+    fn parse(raw: Option<&str>) -> Self {
+        NameStack(raw.map(|r| r.split(',').map(str::to_string).collect()).unwrap_or_default())
+    }
+
+    /// The `back` value of the next page: this one's cursor on top.
+    fn push(&self, cursor: &str) -> String {
+        let mut all = self.0.clone();
+        all.push(cursor.to_string());
+        all.join(",")
+    }
+
+    /// The previous page's cursor and the `back` it carries (None: it is the first page's).
+    fn pop(&self) -> Option<(&str, Option<String>)> {
+        let (last, rest) = self.0.split_last()?;
+        Some((last.as_str(), (!rest.is_empty()).then(|| rest.join(","))))
+    }
 }
 
 pub fn mutability_label(m: &str) -> &'static str {

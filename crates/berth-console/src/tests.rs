@@ -19,17 +19,19 @@ const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 struct Harness {
     _dir: tempfile::TempDir,
     registry: Arc<Registry>,
+    /// The registry's store, to record what a scanner would (scan results with findings).
+    meta: Arc<SqliteMetadataStore>,
     app: Router,
 }
 
 async fn harness() -> Harness {
     let dir =
         if std::path::Path::new("/dev/shm").is_dir() { tempfile::tempdir_in("/dev/shm") } else { tempfile::tempdir() }.expect("tempdir");
-    let meta = SqliteMetadataStore::open(&dir.path().join("berth.db")).await.expect("db");
+    let meta = Arc::new(SqliteMetadataStore::open(&dir.path().join("berth.db")).await.expect("db"));
     let blobs = FsBlobStore::open(dir.path()).await.expect("blobs");
     let config =
         RegistryConfig { default_registry: RegistryRef { account: ACCOUNT.into(), region: "us-east-1".into() }, ..Default::default() };
-    let registry = Arc::new(Registry::new(Arc::new(meta), Arc::new(blobs), Arc::new(SystemClock), config));
+    let registry = Arc::new(Registry::new(meta.clone(), Arc::new(blobs), Arc::new(SystemClock), config));
     registry.init_identity().await.expect("identity");
     registry.bootstrap_admin(Some((KEY.into(), SECRET.into()))).await.expect("admin");
     registry.start_scanner(berth_core::scanning::ScanSettings {
@@ -38,7 +40,7 @@ async fn harness() -> Harness {
         timeout: std::time::Duration::from_secs(30),
     });
     let app = Router::new().nest("/console", router(registry.clone(), ConsoleSettings { tls: false }));
-    Harness { _dir: dir, registry, app }
+    Harness { _dir: dir, registry, meta, app }
 }
 
 struct Resp {
@@ -501,6 +503,152 @@ async fn listing_pages_through_the_store() {
     assert!(r.body.contains("Page 1 of 3"), "{}", r.body);
 }
 
+/// Previous page in name order (a stack of earlier cursors in the query) and in creation order;
+/// no timing line.
+#[tokio::test]
+async fn repository_list_pages_back_in_every_order() {
+    let h = harness().await;
+    let (cookie, _) = h.sign_in(KEY, SECRET).await;
+    for i in 0..60 {
+        h.registry.create_repository(&Harness::repo(&format!("svc/r{i:03}")), Default::default()).await.expect("create");
+    }
+    let prev_link = |body: &str| -> Option<String> {
+        let at = body.find("rel=\"prev\" href=\"")? + "rel=\"prev\" href=\"".len();
+        Some(body[at..].split('"').next()?.replace("&amp;", "&"))
+    };
+    let first = h.get("/console/repositories", Some(&cookie)).await;
+    assert!(prev_link(&first.body).is_none() && !first.body.contains("Listed in"), "{}", first.body);
+    let second = h.get(&next_link(&first.body).expect("next"), Some(&cookie)).await;
+    assert!(second.body.contains("svc/r025") && !second.body.contains("svc/r024\""), "{}", second.body);
+    let third = h.get(&next_link(&second.body).expect("next"), Some(&cookie)).await;
+    assert!(third.body.contains("svc/r050") && next_link(&third.body).is_none(), "{}", third.body);
+    let back = h.get(&prev_link(&third.body).expect("previous"), Some(&cookie)).await;
+    assert!(back.body.contains("svc/r025") && back.body.contains("svc/r049") && !back.body.contains("svc/r050"), "{}", back.body);
+    let back = h.get(&prev_link(&back.body).expect("previous"), Some(&cookie)).await;
+    assert!(back.body.contains("svc/r000") && prev_link(&back.body).is_none(), "{}", back.body);
+
+    let p2 = h.get("/console/repositories?sort=created&page=2", Some(&cookie)).await;
+    assert!(p2.body.contains("Page 2 of 3"), "{}", p2.body);
+    assert_eq!(prev_link(&p2.body).as_deref(), Some("/console/repositories?sort=created"));
+    let p3 = h.get("/console/repositories?sort=created-asc&page=3", Some(&cookie)).await;
+    assert_eq!(prev_link(&p3.body).as_deref(), Some("/console/repositories?sort=created-asc&page=2"));
+}
+
+#[test]
+fn counts_use_plural_rules() {
+    assert_eq!(crate::view::count(1, "day", "days"), "1 day");
+    assert_eq!(crate::view::count(0, "image", "images"), "0 images");
+    assert_eq!(crate::view::count(7, "day", "days"), "7 days");
+}
+
+/// A one-day rule reads "1 day", not "1 days".
+#[tokio::test]
+async fn lifecycle_rules_read_in_the_singular() {
+    let h = harness().await;
+    let (cookie, _) = h.sign_in(KEY, SECRET).await;
+    let repo = Harness::repo("team/one");
+    h.registry.create_repository(&repo, Default::default()).await.expect("create");
+    let policy = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":1},"action":{"type":"expire"}}]}"#;
+    h.registry.put_lifecycle_policy(&repo, policy).await.expect("policy");
+    let r = h.get("/console/repo/team/one/-/lifecycle", Some(&cookie)).await;
+    assert!(r.body.contains("pushed more than 1 day ago") && !r.body.contains("1 days"), "{}", r.body);
+}
+
+/// Nothing on the create form is cut off: the registry host is shown whole (it wraps, never an ellipsis).
+#[tokio::test]
+async fn create_form_shows_the_whole_registry_host() {
+    let h = harness().await;
+    let (cookie, _) = h.sign_in(KEY, SECRET).await;
+    let r = h.get("/console/repositories/new", Some(&cookie)).await;
+    assert!(r.body.contains("<span class=\"prefix\" aria-hidden=\"true\">127.0.0.1:5000/</span>"), "{}", r.body);
+    let css = crate::assets::CSS;
+    let prefix_rule = css.lines().find(|l| l.starts_with(".prefix {")).expect(".prefix rule");
+    assert!(!prefix_rule.contains("ellipsis") && !prefix_rule.contains("nowrap") && prefix_rule.contains("break-all"), "{prefix_rule}");
+}
+
+/// Findings read in plain words (no `package_name` or `CVSS3_VECTOR`), and filter by severity.
+#[tokio::test]
+async fn findings_in_plain_words_with_a_severity_filter() {
+    use berth_core::scanning::{ScanResult, StoredFinding};
+    use berth_store::MetadataStore;
+    let h = harness().await;
+    let (cookie, _) = h.sign_in(KEY, SECRET).await;
+    let repo = Harness::repo("team/scanned");
+    h.registry.create_repository(&repo, Default::default()).await.expect("create");
+    let digest = push_image(&h.registry, &repo, "v1").await;
+    let finding = |name: &str, severity: &str, package: &str, version: &str| StoredFinding {
+        name: name.into(),
+        description: format!("{name} in {package}"),
+        uri: format!("https://example.test/{name}"),
+        severity: severity.into(),
+        attributes: vec![
+            ("package_name".into(), package.into()),
+            ("package_version".into(), version.into()),
+            ("CVSS3_VECTOR".into(), "AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H".into()),
+        ],
+        fixed_in: (severity == "HIGH").then(|| "3.0.7-r0".to_string()),
+    };
+    let result = ScanResult {
+        findings: vec![finding("CVE-2024-0001", "HIGH", "openssl", "3.0.1-r0"), finding("CVE-2024-0002", "LOW", "zlib", "1.2.13-r0")],
+        packages: 2,
+        ..Default::default()
+    };
+    let row = berth_store::ImageScanRow {
+        status: "COMPLETE".into(),
+        description: Some("The scan was completed successfully.".into()),
+        started_at: 1,
+        completed_at: Some(2),
+        vulndb_version: None,
+        findings: Some(serde_json::to_string(&result).expect("json")),
+    };
+    h.meta.put_image_scan(repo.key(), &digest.parse().expect("digest"), &row).await.expect("scan");
+    let page = format!("/console/repo/team/scanned/-/image/{digest}");
+    let r = h.get(&page, Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    for words in [
+        "Installed version",
+        "Fixed in",
+        "<code>3.0.7-r0</code>",
+        "No fix yet",
+        "CVSS v3 vector",
+        "openssl",
+        "3.0.1-r0",
+        "All (2)",
+        "High (1)",
+        "Low (1)",
+    ] {
+        assert!(r.body.contains(words), "{words}: {}", r.body);
+    }
+    assert!(!r.body.contains("package_name") && !r.body.contains("CVSS3_VECTOR"), "{}", r.body);
+    let low = h.get(&format!("{page}?severity=low"), Some(&cookie)).await;
+    assert!(low.body.contains("data-severity=\"LOW\"") && !low.body.contains("data-severity=\"HIGH\""), "{}", low.body);
+    assert!(low.body.contains("aria-current=\"true\">Low (1)"), "{}", low.body);
+    assert_eq!(crate::image::attribute_label("some_new_key"), "Some new key");
+}
+
+/// At phone width the tables keep their key columns: the others are marked secondary, which the
+/// stylesheet hides under 640 px, and the tabs wrap.
+#[tokio::test]
+async fn phone_width_keeps_key_columns() {
+    let h = harness().await;
+    let (cookie, _) = h.sign_in(KEY, SECRET).await;
+    let repo = Harness::repo("team/phone");
+    h.registry.create_repository(&repo, Default::default()).await.expect("create");
+    push_image(&h.registry, &repo, "v1").await;
+    let r = h.get("/console/repositories", Some(&cookie)).await;
+    assert!(r.body.contains("<th scope=\"col\" class=\"secondary\">Encryption</th>"), "{}", r.body);
+    assert!(r.body.contains("<th scope=\"col\">Repository name</th>") && r.body.contains("<th scope=\"col\">URI</th>"));
+    // The URI may break only at its slashes (the stylesheet gives it room for one line), beside its copy button.
+    assert!(r.body.contains("<td class=\"uri\"><code>127.0.0.1:5000/<wbr>team/<wbr>phone</code> <button class=\"copy\""), "{}", r.body);
+    let r = h.get("/console/repo/team/phone", Some(&cookie)).await;
+    assert!(
+        r.body.contains("<th scope=\"col\" class=\"secondary\">Last pulled</th>") && r.body.contains("<th scope=\"col\">Scan status</th>")
+    );
+    let css = crate::assets::CSS;
+    let phone = &css[css.find("@media (max-width: 640px)").expect("phone rules")..];
+    assert!(phone.contains("table.data .secondary { display: none; }") && phone.contains(".tabs { flex-wrap: wrap;"), "{phone}");
+}
+
 #[tokio::test]
 async fn console_root_redirects() {
     let h = harness().await;
@@ -695,9 +843,17 @@ async fn images_and_lifecycle_preview() {
     let policy = r#"{"rules":[
  {"rulePriority":1,"description":"Keep last 10 'prod' images","selection":{"tagStatus":"tagged","tagPrefixList":["prod"],"countType":"imageCountMoreThan","countNumber":10},"action":{"type":"expire"}},
  {"rulePriority":2,"description":"Delete untagged images older than 7 days","selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":7},"action":{"type":"expire"}}]}"#;
+    // The preview POST redirects to a GET of its result, so a reload does not post again.
     let r = h.post("/console/repo/team/app/-/lifecycle/preview", Some(&cookie), &[("csrf", &csrf), ("policy", policy)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(location(&r), "/console/repo/team/app/-/lifecycle?preview=shown#lifecycle-preview");
+    let r = h.get("/console/repo/team/app/-/lifecycle?preview=shown", Some(&cookie)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert!(r.body.contains("1</strong> image would expire"), "{}", r.body);
+    assert!(r.body.contains("1</strong> image would expire") && r.body.contains(">Preview</h2>"), "{}", r.body);
+    assert!(
+        r.body.contains("Keep last 10 &#39;prod&#39; images") || r.body.contains("Keep last 10 'prod' images"),
+        "the previewed text is back in the editor"
+    );
     assert!(r.body.contains(&format!("data-digest=\"{}\"", digests[0])), "{}", r.body);
     assert!(h.registry.lifecycle_policy(&repo).await.is_err(), "a preview saves nothing");
     let bad = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"tagged","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#;
@@ -709,6 +865,7 @@ async fn images_and_lifecycle_preview() {
     assert_eq!(h.registry.lifecycle_policy(&repo).await.expect("saved").text, policy);
     let r = h.get("/console/repo/team/app/-/lifecycle", Some(&cookie)).await;
     assert!(r.body.contains("Keep last 10") && r.body.contains("beyond the newest 10"), "{}", r.body);
+    assert!(r.body.contains("pushed more than 7 days ago"), "{}", r.body);
     let r = h.post("/console/repo/team/app/-/lifecycle/delete", Some(&cookie), &[("csrf", &csrf)]).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains("Delete the lifecycle policy?") && r.body.contains("Keep last 10"), "{}", r.body);

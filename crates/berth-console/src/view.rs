@@ -255,6 +255,20 @@ pub fn scan_summary(scan: Option<&berth_core::scanning::ImageScan>) -> Markup {
     }
 }
 
+/// The word for `n` things: English plural rules for the console's counts ("1 day", "2 days").
+pub fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+/// `n` and its word: "1 day", "0 images".
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", plural(n, one, many))
+}
+
 /// A digest shortened for tables (`sha256:0123abcd…`), the whole one in `title`.
 pub fn short_digest(d: &str) -> String {
     match d.split_once(':') {

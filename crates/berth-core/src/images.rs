@@ -108,6 +108,13 @@ impl Registry {
         Ok(self.meta.list_images(repo.key(), status, storage, after, limit).await?)
     }
 
+    /// The repository's storage: each blob its images reference counted once, however many
+    /// images share it (the sum of imageSizeInBytes would count a shared base layer per image).
+    pub async fn repository_size(&self, repo: &Repo) -> Result<u64> {
+        self.existing_repository(repo).await?;
+        Ok(self.meta.repository_size(repo.key()).await?)
+    }
+
     /// Images newest first (push time, then digest), as ECR's console lists them; `token` is
     /// the `next` of the page before. A search lists nested images too: whoever types a
     /// platform's digest wants to find it.

@@ -51,6 +51,10 @@ pub struct StoredFinding {
     pub uri: String,
     pub severity: String,
     pub attributes: Vec<(String, String)>,
+    /// The version that fixes it, when the advisory names one (shown by the console; ECR's
+    /// basic-scan attributes have no such key, so the API does not report it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_in: Option<String>,
 }
 
 /// What a completed scan stored.
@@ -541,6 +545,7 @@ impl Registry {
                     uri: f.uri,
                     severity: f.severity.as_str().to_string(),
                     attributes: f.attributes,
+                    fixed_in: f.fixed_in,
                 })
                 .collect(),
             notes: inventory.notes.clone(),

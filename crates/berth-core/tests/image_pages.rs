@@ -170,3 +170,26 @@ async fn platforms_and_referrers_are_listed_under_their_image() {
     let nested = r.nested_images(&repo(), &plain_row[0]).await.unwrap();
     assert_eq!(nested.iter().map(shape).collect::<Vec<_>>(), vec![(plain_sig, Relation::Referrer { of: plain.clone() })]);
 }
+
+/// A repository's size counts each blob once: two images sharing a layer store it once.
+#[tokio::test]
+async fn repository_size_counts_a_shared_layer_once() {
+    let env = Env::new();
+    let r = env.registry_with(RegistryConfig::default()).await;
+    r.create_repository(&repo(), Default::default()).await.unwrap();
+    assert_eq!(r.repository_size(&repo()).await.unwrap(), 0);
+    // Each image: its own config ({"seed":"…"}) and the same 5-byte layer.
+    let (a, _) = push(&r, "one", Some("one"), None).await;
+    let (b, _) = push(&r, "two", Some("two"), None).await;
+    let described: u64 = r.images(&repo(), TagStatus::Any, None, None, 10).await.unwrap().iter().map(|i| i.image_size).sum();
+    let configs = ("one".len() + 11 + "two".len() + 11) as u64;
+    assert_eq!(described, configs + 5 + 5, "imageSizeInBytes counts the layer in each image");
+    assert_eq!(r.repository_size(&repo()).await.unwrap(), configs + 5, "the repository stores the layer once");
+    let gone = berth_core::images::ImageId { digest: Some(b.to_string()), tag: None };
+    let (deleted, failures) = r.batch_delete_images(&repo(), &[gone]).await.unwrap();
+    assert_eq!((deleted.len(), failures.len()), (1, 0));
+    assert_eq!(r.repository_size(&repo()).await.unwrap(), 3 + 11 + 5, "left: {a}'s config and the layer");
+    let missing =
+        Repo::new(&RegistryRef { account: "123456789012".into(), region: "us-east-1".into() }, RepositoryName::parse("team/none").unwrap());
+    assert!(matches!(r.repository_size(&missing).await, Err(RegistryError::NameUnknown(_))));
+}

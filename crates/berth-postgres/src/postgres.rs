@@ -323,6 +323,10 @@ impl MetadataStore for PostgresMetadataStore {
         self.timed("manifest_parents", content::manifest_parents(&self.pool, key, digest)).await
     }
 
+    async fn repository_size(&self, key: &RepoKey) -> Result<u64, StoreError> {
+        self.timed("repository_size", content::repository_size(&self.pool, key)).await
+    }
+
     async fn delete_tag(&self, key: &RepoKey, tag: &str) -> Result<bool, StoreError> {
         self.timed("delete_tag", content::delete_tag(&self.pool, key, tag)).await
     }

@@ -502,6 +502,21 @@ pub(crate) async fn manifest_parents(pool: &PgPool, key: &RepoKey, digest: &Dige
     parents.iter().map(|p| parse_digest(p)).collect()
 }
 
+pub(crate) async fn repository_size(pool: &PgPool, key: &RepoKey) -> Result<u64, StoreError> {
+    let total: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(b.size), 0)::BIGINT FROM blobs b WHERE b.digest IN \
+         (SELECT x.child_digest FROM manifest_references x JOIN repositories r ON r.id = x.repository_id \
+          WHERE r.account_id = $1 AND r.region = $2 AND r.name = $3 AND x.kind = 0)",
+    )
+    .bind(&key.account)
+    .bind(&key.region)
+    .bind(&key.name)
+    .fetch_one(pool)
+    .await
+    .ctx("summing a repository's blobs")?;
+    Ok(u64::try_from(total).unwrap_or(0))
+}
+
 pub(crate) async fn delete_tag(pool: &PgPool, key: &RepoKey, tag: &str) -> Result<bool, StoreError> {
     let r = sqlx::query(
         "DELETE FROM tags t USING repositories r WHERE r.id = t.repository_id \

@@ -587,7 +587,14 @@ impl VulnDb {
                     attributes.push(("CVSS2_SCORE".into(), score.clone()));
                     attributes.push(("CVSS2_VECTOR".into(), vector.clone()));
                 }
+                let fixed_in =
+                    e.r.iter()
+                        .filter(|r| osv::range_affects(key.scheme, &version, &r.e))
+                        .filter_map(|r| osv::fixed_after(key.scheme, &version, &r.e))
+                        .min_by(|a, b| a.0.cmp(&b.0))
+                        .map(|(_, raw)| raw);
                 let finding = Finding {
+                    fixed_in,
                     name: v.name.clone(),
                     description: v.description.clone(),
                     uri: v.uri.clone(),

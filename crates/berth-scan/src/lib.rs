@@ -262,6 +262,9 @@ pub struct Finding {
     /// `CVSS2_VECTOR` when present.
     pub attributes: Vec<(String, String)>,
     pub osv_id: String,
+    /// The lowest version that fixes it (the advisory's `fixed` event above the installed
+    /// version), if one is published. Not an ECR basic-scan attribute, so kept apart.
+    pub fixed_in: Option<String>,
 }
 
 impl Finding {

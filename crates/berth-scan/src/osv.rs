@@ -287,6 +287,16 @@ pub(crate) fn normalize_name(ecosystem: &str, name: &str) -> String {
     }
 }
 
+/// The lowest `fixed` version above `version` in a range's events: the upgrade that leaves the
+/// range (None: no fix is published for it). Events that do not parse under `scheme` are ignored.
+pub(crate) fn fixed_after(scheme: Scheme, version: &Ver, events: &[(EventKind, String)]) -> Option<(Ver, String)> {
+    events
+        .iter()
+        .filter(|(kind, _)| *kind == EventKind::Fixed)
+        .filter_map(|(_, raw)| scheme.parse(raw).filter(|v| v > version).map(|v| (v, raw.clone())))
+        .min_by(|a, b| a.0.cmp(&b.0))
+}
+
 /// Whether `version` falls in the range described by sorted OSV events: the OSV reference
 /// algorithm (introduced opens, fixed/limit close at the version, last_affected closes after
 /// it). Events whose version does not parse under `scheme` are ignored.

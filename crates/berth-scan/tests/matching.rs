@@ -93,6 +93,8 @@ fn finding_details() {
     );
     let log4j = findings.iter().find(|f| f.osv_id == "GHSA-jfh8-c2jp-5v3q").unwrap();
     assert_eq!(log4j.attribute("CVSS3_SCORE"), Some("10.0"));
+    assert_eq!(log4j.fixed_in.as_deref(), Some("2.15.0"), "2.14.1 is in [2.13.0, 2.15.0)");
+    assert_eq!(glibc.fixed_in, None, "the advisory names no fixed version");
     assert_eq!(log4j.uri, "https://osv.dev/vulnerability/GHSA-jfh8-c2jp-5v3q");
     assert_eq!(log4j.description, "Remote code injection in Log4j");
     let jackson = findings.iter().find(|f| f.osv_id == "GHSA-288c-cq4h-88gq").unwrap();

@@ -367,6 +367,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn delete_manifest(&self, key: &RepoKey, digest: &Digest) -> Result<DeleteManifestOutcome, StoreError>;
     /// The manifests of the repository (indexes) that list this one, in digest order.
     async fn manifest_parents(&self, key: &RepoKey, digest: &Digest) -> Result<Vec<Digest>, StoreError>;
+    /// Bytes of the distinct blobs the repository's manifests reference: a layer shared by
+    /// many images (or listed by several platforms) counts once.
+    async fn repository_size(&self, key: &RepoKey) -> Result<u64, StoreError>;
     async fn delete_tag(&self, key: &RepoKey, tag: &str) -> Result<bool, StoreError>;
     async fn list_tags(&self, key: &RepoKey, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError>;
     async fn list_referrers(&self, key: &RepoKey, subject: &Digest) -> Result<Vec<ManifestSummary>, StoreError>;

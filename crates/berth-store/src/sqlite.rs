@@ -755,6 +755,19 @@ impl MetadataStore for SqliteMetadataStore {
         parents.iter().map(|p| parse_digest(p)).collect()
     }
 
+    async fn repository_size(&self, key: &RepoKey) -> Result<u64, StoreError> {
+        let Some(repo_id) = self.repo_id(key).await? else { return Ok(0) };
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(b.size), 0) FROM blobs b WHERE b.digest IN \
+             (SELECT child_digest FROM manifest_references WHERE repository_id = ? AND kind = 0)",
+        )
+        .bind(repo_id)
+        .fetch_one(&self.reader)
+        .await
+        .ctx("summing a repository's blobs")?;
+        Ok(u64::try_from(total).unwrap_or(0))
+    }
+
     async fn delete_tag(&self, key: &RepoKey, tag: &str) -> Result<bool, StoreError> {
         let Some(repo_id) = self.repo_id(key).await? else { return Ok(false) };
         let r = sqlx::query("DELETE FROM tags WHERE repository_id = ? AND name = ?")

@@ -90,6 +90,39 @@ async function csrfOf(page) {
   return page.getAttribute('form[action="/console/signout"] input[name="csrf"]', 'value');
 }
 
+/// Nothing in the page's tables and forms is cut off at `width` px: no element (inputs and
+/// textareas scroll by design) is wider inside than its box, no table is wider than its wrapper,
+/// and every dropdown is wide enough for its longest option. Restores the viewport afterwards.
+async function checkNotClipped(page, what, width = 1280) {
+  const before = page.viewportSize();
+  await page.setViewportSize({ width, height: 900 });
+  const clipped = await page.evaluate(() => {
+    const out = [];
+    const ctx = document.createElement('canvas').getContext('2d');
+    const name = (el) => el.tagName.toLowerCase() + (el.id ? `#${el.id}` : '') +
+      (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\s+/).join('.') : '') +
+      ` "${(el.textContent || '').trim().slice(0, 40)}"`;
+    for (const el of document.querySelectorAll('main table, main table *, main form, main form *, main .table-wrap')) {
+      if (el.closest('template, .sr-only') || el.matches('input, textarea, option')) continue;
+      if (el.getClientRects().length === 0 || el.clientWidth === 0) continue; // hidden or inline
+      if (el.tagName === 'SELECT') {
+        const cs = getComputedStyle(el);
+        ctx.font = `${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+        const widest = Math.max(0, ...Array.from(el.options, (o) => ctx.measureText(o.text).width));
+        // Room for the text: the box less its padding and Chromium's ~20px arrow.
+        const room = el.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight) - 20;
+        if (widest > room + 1) out.push(`${name(el)}: longest option ${Math.ceil(widest)}px in ${Math.floor(room)}px`);
+      } else if (el.scrollWidth > el.clientWidth + 1) {
+        out.push(`${name(el)}: ${el.scrollWidth}px of content in ${el.clientWidth}px`);
+      }
+    }
+    return out;
+  });
+  await page.setViewportSize(before);
+  check(clipped.length === 0, `clipped at ${width}px on ${what}: ${clipped.join('; ')}`);
+  result.clip_checked = [...(result.clip_checked ?? []), what];
+}
+
 // ---- phases ----
 
 async function create(page) {
@@ -123,6 +156,7 @@ async function create(page) {
   await page.fill('#tag-key-0', 'team');
   await page.fill('#tag-value-0', 'console-test');
   await shot(page, 'create-repository');
+  await checkNotClipped(page, 'create form');
   await Promise.all([page.waitForURL(/\/-\/push/), page.click('form button[type="submit"]:has-text("Create repository")')]);
   check((await page.textContent('[role="status"]')).includes('Repository created'), 'created notice');
 
@@ -163,6 +197,7 @@ async function verify(page) {
   check(count === env('EXPECT_IMAGES'), `image count ${count} (the image and its scan's SBOM referrer, if any)`);
   await page.goto(`${URL_}/console/repositories`);
   await shot(page, 'repositories');
+  await checkNotClipped(page, 'repository list');
 
   // Repository page: the image with its digest and size.
   await page.goto(`${URL_}/console/repo/${repo}`);
@@ -177,6 +212,7 @@ async function verify(page) {
     `${referrers} referrer(s) under the image`);
   result.images_text = await img.textContent();
   await shot(page, 'repository');
+  await checkNotClipped(page, 'repository images');
   await page.click('a:has-text("Untagged")');
   check(await page.locator(`tr[data-digest="${digest}"]`).count() === 0, 'untagged filter hides the tagged image');
   await page.click('a:has-text("Tagged")');
@@ -201,6 +237,7 @@ async function verify(page) {
   check(await page.locator('#scan-findings').count() === 1, 'scan findings section');
   result.scan_status = await page.getAttribute('#scan-findings [data-scan-status]', 'data-scan-status');
   await shot(page, 'image');
+  await checkNotClipped(page, 'image page');
 
   // Permissions: invalid JSON (caught in the page), an invalid policy (the service's message), a valid one.
   await page.goto(`${URL_}/console/repo/${repo}/-/permissions`);
@@ -239,9 +276,24 @@ async function verify(page) {
   await page.goto(`${URL_}/console/repositories`);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   check(overflow <= 1, `no horizontal page scroll at phone width (overflow ${overflow}px)`);
+  // Key columns stay, secondary ones give way, and the table fits without scrolling sideways.
+  check(await page.locator('#repositories th:has-text("Repository name")').isVisible(), 'name column at phone width');
+  check(await page.locator('#repositories th:has-text("URI")').isVisible(), 'URI column at phone width');
+  check(await page.locator('#repositories th:has-text("Encryption")').isHidden(), 'secondary columns hidden at phone width');
+  const repoTable = await page.$eval('#repositories', (t) => t.closest('.table-wrap').scrollWidth - t.closest('.table-wrap').clientWidth);
+  check(repoTable <= 1, `repositories table fits at phone width (overflow ${repoTable}px)`);
   await shot(page, 'repositories-phone', { fullPage: false });
   await page.goto(`${URL_}/console/repo/${repo}`);
+  // Every tab is on screen (they wrap rather than scroll out of sight).
+  const offscreen = await page.$$eval('.tabs a', (tabs) => tabs.filter((a) => {
+    const r = a.getBoundingClientRect();
+    return r.right > window.innerWidth + 1 || r.left < -1;
+  }).map((a) => a.textContent.trim()));
+  check(offscreen.length === 0, `tabs off-screen at phone width: ${offscreen.join(', ')}`);
+  const imgOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(imgOverflow <= 1, `no horizontal page scroll on the repository page at phone width (overflow ${imgOverflow}px)`);
   await shot(page, 'repository-phone', { fullPage: false });
+  result.phone_checked = true;
   await page.setViewportSize({ width: 1360, height: 900 });
 
   // Keyboard: the skip link is the first stop and leads to the content.
@@ -275,12 +327,16 @@ async function lifecycle(page) {
   await page.click('button:has-text("Load into the rule builder")');
   const rules = await page.locator('.rules .rule').count();
   check(rules === JSON.parse(policy).rules.length, `rule builder shows ${rules} rules`);
+  await checkNotClipped(page, 'lifecycle rule builder');
   check(await page.inputValue('.rules .rule:nth-child(1) [data-f="tagPatternList"]') === 'prod', 'rule 1 prefix in the builder');
   // Editing in the builder rewrites the JSON; put the seed policy back afterwards.
   await page.fill('.rules .rule:nth-child(1) [data-f="countNumber"]', '5');
   check(JSON.parse(await page.inputValue('#lifecycle-policy')).rules[0].selection.countNumber === 5, 'builder writes the JSON');
   await page.fill('#lifecycle-policy', policy);
-  await Promise.all([page.waitForLoadState('load'), page.click('button:has-text("Preview")')]);
+  // The preview POST redirects to a GET of its result: a reload shows it again without posting.
+  await Promise.all([page.waitForURL(/preview=shown/), page.click('button:has-text("Preview")')]);
+  const reloaded = await page.reload();
+  check(reloaded.request().method() === 'GET' && reloaded.request().redirectedFrom() === null, 'the preview result reloads as a GET');
   const summary = await page.textContent('#preview-summary');
   check(summary.includes('1 image would expire'), `preview summary: ${summary}`);
   const expected = env('LC_EXPIRES');
