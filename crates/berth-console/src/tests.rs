@@ -960,3 +960,18 @@ fn indent_json_keeps_the_text_and_its_key_order() {
     );
     assert!(crate::view::indent_json("not json {").is_none());
 }
+
+/// A storage outage is shown as one (503, saying what to do), never as the caller's mistake.
+#[test]
+fn outages_are_503_with_a_plain_sentence() {
+    use berth_core::RegistryError;
+    use berth_store::StoreError;
+    let full = RegistryError::Store(StoreError::io("writing", std::io::Error::from_raw_os_error(28)));
+    assert_eq!(crate::web::status_of(&full), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(crate::web::message_of(&full).contains("disk is full"), "{}", crate::web::message_of(&full));
+    let away = RegistryError::Store(StoreError::Unavailable { what: "the metadata database", detail: "no answer".into() });
+    assert_eq!(crate::web::status_of(&away), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(crate::web::message_of(&away).contains("unreachable"));
+    let broken = RegistryError::Store(StoreError::io("reading", std::io::Error::other("bad sector")));
+    assert_eq!(crate::web::status_of(&broken), StatusCode::INTERNAL_SERVER_ERROR);
+}

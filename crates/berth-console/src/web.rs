@@ -335,14 +335,50 @@ pub fn status_of(e: &RegistryError) -> StatusCode {
         | R::TagImmutable { .. }
         | R::ImageAlreadyExists(_)
         | R::LifecyclePreviewInProgress(_) => StatusCode::CONFLICT,
+        // Every variant is named, so that a new one is a decision here rather than a silent 400.
+        R::NameInvalid(_)
+        | R::TagInvalid(_)
+        | R::InvalidParameter(_)
+        | R::TooManyTags(_)
+        | R::InvalidTagParameter(_)
+        | R::LayerPartTooSmall(_)
+        | R::LayerAlreadyExists(_)
+        | R::EmptyUpload(_)
+        | R::ImageDigestMismatch(_)
+        | R::InvalidLayerPart { .. }
+        | R::DigestInvalid(_)
+        | R::BlobUploadUnknown
+        | R::BlobUploadInvalid(_)
+        | R::UploadRangeInvalid { .. }
+        | R::RangeNotSatisfiable { .. }
+        | R::ImageReferencedByIndex { .. }
+        | R::ImageArchived(_)
+        | R::ScanNotFound(_)
+        | R::UnsupportedImageType(_)
+        | R::LimitExceeded(_)
+        | R::ManifestInvalid(_)
+        | R::ManifestBlobUnknown(_)
+        | R::ManifestChildUnknown(_)
+        | R::ManifestTooLarge { .. }
+        | R::SizeInvalid(_)
+        | R::Unsupported(_) => StatusCode::BAD_REQUEST,
+        // An outage (disk full, database or bucket unreachable) is not the caller's fault.
+        R::Store(berth_store::StoreError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
         R::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_REQUEST,
     }
 }
 
 /// The message shown for a service error: its own words, except storage failures (logged).
 pub fn message_of(e: &RegistryError) -> String {
     match e {
+        RegistryError::Store(inner @ berth_store::StoreError::Unavailable { .. }) => {
+            tracing::error!(error = %inner, "console request failed: storage unavailable");
+            if inner.is_disk_full() {
+                "The registry's disk is full, so nothing can be saved right now; reading still works. Try again once space is freed.".into()
+            } else {
+                "The registry's storage is unreachable right now; try again in a moment.".into()
+            }
+        }
         RegistryError::Store(inner) => {
             tracing::error!(error = %inner, "console request failed in storage");
             "The registry could not read or write its storage; the server log has the details.".into()
