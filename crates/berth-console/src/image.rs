@@ -183,7 +183,7 @@ pub async fn page(s: &Session, repo: &Repo, digest: &str, severity: Option<&str>
         return Err(Fail::not_found(format!("{why}: {d} in {}", repo.name)));
     };
     // The manifest is read as BatchGetImage reads it, without counting as a pull.
-    let may_get = s.may("ecr:BatchGetImage", Resource::Repository(repo)).await;
+    let may_get = s.may("ecr:BatchGetImage", Resource::Repository(repo)).await?;
     let manifest = if !may_get {
         Err("You may not read this image's manifest (ecr:BatchGetImage).".to_string())
     } else {
@@ -197,14 +197,14 @@ pub async fn page(s: &Session, repo: &Repo, digest: &str, severity: Option<&str>
     // The stored bytes (the ones the digest covers), and an indented view of them.
     let raw = manifest.as_ref().ok().map(|m| String::from_utf8_lossy(&m.content).into_owned());
     let pretty = raw.as_deref().map(|r| view::indent_json(r).unwrap_or_else(|| r.to_string()));
-    let may_move = s.may("ecr:UpdateImageStorageClass", Resource::Repository(repo)).await;
-    let may_scan = s.may("ecr:StartImageScan", Resource::Repository(repo)).await;
-    let findings = if s.may("ecr:DescribeImageScanFindings", Resource::Repository(repo)).await {
+    let may_move = s.may("ecr:UpdateImageStorageClass", Resource::Repository(repo)).await?;
+    let may_scan = s.may("ecr:StartImageScan", Resource::Repository(repo)).await?;
+    let findings = if s.may("ecr:DescribeImageScanFindings", Resource::Repository(repo)).await? {
         Ok(s.registry().image_scan(repo, &digest).await?)
     } else {
         Err("You may not read this image's scan findings (ecr:DescribeImageScanFindings).".to_string())
     };
-    let referrers = if s.may("ecr:ListImageReferrers", Resource::Repository(repo)).await {
+    let referrers = if s.may("ecr:ListImageReferrers", Resource::Repository(repo)).await? {
         Some(s.registry().referrers(repo, &digest, None).await?)
     } else {
         None

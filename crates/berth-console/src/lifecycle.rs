@@ -28,7 +28,7 @@ struct Draft {
 
 pub async fn page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageResult {
     // After a preview POST (see `preview`): its result, with the previewed text back in the editor.
-    if crate::repo::param(q, "preview") == Some("shown") && s.may("ecr:GetLifecyclePolicyPreview", Resource::Repository(repo)).await {
+    if crate::repo::param(q, "preview") == Some("shown") && s.may("ecr:GetLifecyclePolicyPreview", Resource::Repository(repo)).await? {
         if let Ok(p) = s.registry().lifecycle_preview(repo).await {
             return render(s, repo, q, Draft { text: Some(p.policy.clone()), error: None, preview: Some(Ok(p)) }).await;
         }
@@ -196,10 +196,10 @@ fn preview_section(preview: &Result<LifecyclePreview, String>, fresh: bool) -> M
 async fn render(s: &Session, repo: &Repo, q: &[(String, String)], draft: Draft) -> PageResult {
     let row = describe(s, repo).await?;
     let r = || Resource::Repository(repo);
-    let may_get = s.may("ecr:GetLifecyclePolicy", r()).await;
-    let may_put = s.may("ecr:PutLifecyclePolicy", r()).await;
-    let may_delete = s.may("ecr:DeleteLifecyclePolicy", r()).await;
-    let may_preview = s.may("ecr:StartLifecyclePolicyPreview", r()).await && s.may("ecr:GetLifecyclePolicyPreview", r()).await;
+    let may_get = s.may("ecr:GetLifecyclePolicy", r()).await?;
+    let may_put = s.may("ecr:PutLifecyclePolicy", r()).await?;
+    let may_delete = s.may("ecr:DeleteLifecyclePolicy", r()).await?;
+    let may_preview = s.may("ecr:StartLifecyclePolicyPreview", r()).await? && s.may("ecr:GetLifecyclePolicyPreview", r()).await?;
     let current = if may_get {
         match s.registry().lifecycle_policy(repo).await {
             Ok(p) => Ok(Some(p)),
@@ -213,7 +213,7 @@ async fn render(s: &Session, repo: &Repo, q: &[(String, String)], draft: Draft) 
     // The last preview (GetLifecyclePolicyPreview), unless this request made one.
     let (preview, fresh) = match draft.preview {
         Some(p) => (Some(p), true),
-        None if s.may("ecr:GetLifecyclePolicyPreview", r()).await => match s.registry().lifecycle_preview(repo).await {
+        None if s.may("ecr:GetLifecyclePolicyPreview", r()).await? => match s.registry().lifecycle_preview(repo).await {
             Ok(p) => (Some(Ok(p)), false),
             Err(RegistryError::LifecyclePreviewNotFound(_)) => (None, false),
             Err(e @ RegistryError::Store(_)) => return Err(e.into()),
@@ -345,7 +345,7 @@ pub async fn delete(post: &Post, repo: &Repo) -> PageResult {
     if !confirm::confirmed(post) {
         // A missing policy fails here, before anything is asked.
         let stored = s.registry().lifecycle_policy(repo).await?;
-        let readable = s.may("ecr:GetLifecyclePolicy", Resource::Repository(repo)).await;
+        let readable = s.may("ecr:GetLifecyclePolicy", Resource::Repository(repo)).await?;
         let base = repo_url(repo);
         let c = Confirm {
             heading: "Delete the lifecycle policy?",

@@ -182,7 +182,7 @@ fn template<'a>(templates: &'a [(&str, &str, &str, String)], key: Option<&str>) 
 pub async fn repo_page(s: &Session, repo: &Repo, q: &[(String, String)], rejected: Option<(String, String)>) -> PageResult {
     let row = describe(s, repo).await?;
     let res = Resource::Repository(repo);
-    let current = if s.may("ecr:GetRepositoryPolicy", Resource::Repository(repo)).await {
+    let current = if s.may("ecr:GetRepositoryPolicy", Resource::Repository(repo)).await? {
         current(s.registry().repository_policy(repo).await)?
     } else {
         Err("You may not read this repository's policy (ecr:GetRepositoryPolicy).".to_string())
@@ -199,8 +199,8 @@ pub async fn repo_page(s: &Session, repo: &Repo, q: &[(String, String)], rejecte
         current,
         draft,
         error,
-        may_set: s.may("ecr:SetRepositoryPolicy", res).await,
-        may_delete: s.may("ecr:DeleteRepositoryPolicy", Resource::Repository(repo)).await,
+        may_set: s.may("ecr:SetRepositoryPolicy", res).await?,
+        may_delete: s.may("ecr:DeleteRepositoryPolicy", Resource::Repository(repo)).await?,
         templates,
         here: format!("{base}/-/permissions"),
         what: "repository policy",
@@ -245,7 +245,7 @@ pub async fn repo_delete(post: &Post, repo: &Repo) -> PageResult {
     s.allow("ecr:DeleteRepositoryPolicy", Resource::Repository(repo)).await?;
     if !confirm::confirmed(post) {
         let text =
-            shown_policy(s.may("ecr:GetRepositoryPolicy", Resource::Repository(repo)).await, s.registry().repository_policy(repo).await)?;
+            shown_policy(s.may("ecr:GetRepositoryPolicy", Resource::Repository(repo)).await?, s.registry().repository_policy(repo).await)?;
         let base = repo_url(repo);
         let c = Confirm {
             heading: "Delete the repository policy?",
@@ -296,8 +296,8 @@ pub struct RegistryQuery {
 
 async fn registry_view(s: &Session, q: &RegistryQuery, rejected: Option<(String, String)>) -> PageResult {
     let reg = &s.registry;
-    let may_get = s.may("ecr:GetRegistryPolicy", Resource::Registry(reg)).await;
-    let may_set = s.may("ecr:PutRegistryPolicy", Resource::Registry(reg)).await;
+    let may_get = s.may("ecr:GetRegistryPolicy", Resource::Registry(reg)).await?;
+    let may_set = s.may("ecr:PutRegistryPolicy", Resource::Registry(reg)).await?;
     if !may_get && !may_set {
         s.allow("ecr:GetRegistryPolicy", Resource::Registry(reg)).await?;
     }
@@ -318,7 +318,7 @@ async fn registry_view(s: &Session, q: &RegistryQuery, rejected: Option<(String,
         draft,
         error,
         may_set,
-        may_delete: s.may("ecr:DeleteRegistryPolicy", Resource::Registry(reg)).await,
+        may_delete: s.may("ecr:DeleteRegistryPolicy", Resource::Registry(reg)).await?,
         templates,
         here: "/console/registry".into(),
         what: "registry policy",
@@ -357,7 +357,7 @@ pub async fn registry_delete(State(_app): State<App>, post: Post) -> PageResult 
     let s = &post.session;
     s.allow("ecr:DeleteRegistryPolicy", Resource::Registry(&s.registry)).await?;
     if !confirm::confirmed(&post) {
-        let may_read = s.may("ecr:GetRegistryPolicy", Resource::Registry(&s.registry)).await;
+        let may_read = s.may("ecr:GetRegistryPolicy", Resource::Registry(&s.registry)).await?;
         let text = shown_policy(may_read, s.registry().registry_policy(&s.registry).await)?;
         let c = Confirm {
             heading: "Delete the registry policy?",

@@ -234,8 +234,8 @@ async fn images_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageRe
     let (status, storage, status_key) = status_of(q);
     let token = param(q, "page").filter(|a| !a.is_empty());
     let search = param(q, "q").map(str::trim).unwrap_or("");
-    let may_list = s.may("ecr:DescribeImages", Resource::Repository(repo)).await;
-    let may_delete = s.may("ecr:BatchDeleteImage", Resource::Repository(repo)).await;
+    let may_list = s.may("ecr:DescribeImages", Resource::Repository(repo)).await?;
+    let may_delete = s.may("ecr:BatchDeleteImage", Resource::Repository(repo)).await?;
     let (images, next) = if may_list {
         let filter = ImageFilter { status, storage, search: Some(search), top_level: true };
         let page = s.registry().image_page(repo, &filter, token, IMAGES_PER_PAGE).await?;

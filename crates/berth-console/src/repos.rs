@@ -179,7 +179,8 @@ async fn by_created(s: &Session, q: &str, prefix: bool, newest_first: bool, page
 /// Image count and stored size of one repository, each blob once (None: the caller may not
 /// DescribeImages).
 async fn image_stats(s: &Session, repo: &Repo) -> Option<(usize, bool, u64)> {
-    if !s.may("ecr:DescribeImages", Resource::Repository(repo)).await {
+    // A decoration of the list: without an answer (an outage) the counts are left out.
+    if !s.may("ecr:DescribeImages", Resource::Repository(repo)).await.ok()? {
         return None;
     }
     let images = s.registry().images(repo, TagStatus::Any, None, None, COUNT_LIMIT + 1).await.ok()?;
@@ -206,7 +207,7 @@ pub async fn list(s: Session, Query(lq): Query<ListQuery>) -> PageResult {
         return Err(Fail::new(http::StatusCode::FORBIDDEN, d.clone()));
     }
     let host = s.registry_host();
-    let may_create = s.may("ecr:CreateRepository", Resource::AllRepositories(&s.registry)).await;
+    let may_create = s.may("ecr:CreateRepository", Resource::AllRepositories(&s.registry)).await?;
     let mut stats = Vec::with_capacity(listing.rows.len());
     for row in &listing.rows {
         let st = match RepositoryName::parse(&row.key.name) {

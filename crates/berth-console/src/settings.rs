@@ -39,12 +39,12 @@ fn pattern_literal(name: &str) -> String {
 async fn render(s: &Session, repo: &Repo, q: &[(String, String)], rejected: Option<Rejected>) -> PageResult {
     let row = describe(s, repo).await?;
     let r = || Resource::Repository(repo);
-    let may_mutability = s.may("ecr:PutImageTagMutability", r()).await;
-    let may_scanning = s.may("ecr:PutImageScanningConfiguration", r()).await;
-    let may_list_tags = s.may("ecr:ListTagsForResource", r()).await;
-    let may_tag = s.may("ecr:TagResource", r()).await;
-    let may_untag = s.may("ecr:UntagResource", r()).await;
-    let may_delete = s.may("ecr:DeleteRepository", r()).await;
+    let may_mutability = s.may("ecr:PutImageTagMutability", r()).await?;
+    let may_scanning = s.may("ecr:PutImageScanningConfiguration", r()).await?;
+    let may_list_tags = s.may("ecr:ListTagsForResource", r()).await?;
+    let may_tag = s.may("ecr:TagResource", r()).await?;
+    let may_untag = s.may("ecr:UntagResource", r()).await?;
+    let may_delete = s.may("ecr:DeleteRepository", r()).await?;
     let tags = if may_list_tags { Some(s.registry().repository_tags(repo).await?) } else { None };
     let err = |sec: Section| rejected.as_ref().filter(|r| r.section == sec).map(|r| r.message.as_str());
     let (mutability, filters) = match rejected.as_ref().and_then(|r| r.mutability.clone()) {
@@ -214,7 +214,7 @@ pub async fn remove_tag(post: &Post, repo: &Repo) -> PageResult {
     s.allow("ecr:UntagResource", Resource::Repository(repo)).await?;
     let key = post.form.text("key");
     if !confirm::confirmed(post) {
-        let value = if s.may("ecr:ListTagsForResource", Resource::Repository(repo)).await {
+        let value = if s.may("ecr:ListTagsForResource", Resource::Repository(repo)).await? {
             s.registry().repository_tags(repo).await?.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v)
         } else {
             None

@@ -38,8 +38,9 @@ fn head(title: &str) -> Markup {
 
 /// Renders a page inside the console's shell for a signed-in user.
 pub async fn render(s: &Session, page: Page<'_>) -> Response {
-    let registry_link = s.may("ecr:GetRegistryPolicy", Resource::Registry(&s.registry)).await
-        || s.may("ecr:PutRegistryPolicy", Resource::Registry(&s.registry)).await;
+    // The frame of every page (error pages too): an outage hides the link rather than the page.
+    let registry_link = s.may("ecr:GetRegistryPolicy", Resource::Registry(&s.registry)).await.unwrap_or(false)
+        || s.may("ecr:PutRegistryPolicy", Resource::Registry(&s.registry)).await.unwrap_or(false);
     let current = |n: Nav| if page.nav == n { Some("page") } else { None };
     let markup = html! {
         (DOCTYPE)

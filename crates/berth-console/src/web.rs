@@ -57,9 +57,10 @@ impl Session {
         &self.app.registry
     }
 
-    /// May the caller perform `action` on `resource`? (for showing controls; the action checks again)
-    pub async fn may(&self, action: &str, resource: Resource<'_>) -> bool {
-        self.registry().authorize(&self.principal, action, resource).await.is_ok()
+    /// May the caller perform `action` on `resource`? (for showing controls; the action checks
+    /// again). A storage outage is an error page (503), not a control silently hidden.
+    pub async fn may(&self, action: &str, resource: Resource<'_>) -> Result<bool, Fail> {
+        Ok(self.registry().permits(&self.principal, action, resource).await?)
     }
 
     /// Authorizes `action` or fails with the service's refusal.
