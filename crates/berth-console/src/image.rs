@@ -100,16 +100,24 @@ fn findings_section(
     severity: Option<&str>,
 ) -> Markup {
     let page_url = format!("{}/-/image/{digest}", repo_url(repo));
+    // The once-a-day limit is said here, rather than on an error page after a click.
+    let next_scan_at = match findings {
+        Ok(Some(scan)) => s.registry().next_manual_scan_at(scan.row.started_at),
+        _ => None,
+    };
     html! {
         section.card aria-labelledby="scan-h" #scan-findings {
             div.section-head {
                 h2 #scan-h { "Scan findings" }
-                @if may_scan {
+                @if may_scan && next_scan_at.is_none() {
                     form method="post" action={(repo_url(repo)) "/-/image/" (digest) "/scan"} {
                         (view::csrf(s))
                         button.btn.btn-small type="submit" { "Scan now" }
                     }
                 }
+            }
+            @if let (true, Some(at)) = (may_scan, next_scan_at) {
+                p.muted #next-scan { "An image can be scanned once a day: the next scan can start after " (view::when(at)) "." }
             }
             @match findings {
                 Err(why) => { p.muted { (why) } }

@@ -824,6 +824,8 @@ async fn images_and_lifecycle_preview() {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let r = h.get(&image_page, Some(&cookie)).await;
     assert!(!r.body.contains("This image has not been scanned"), "{}", r.body);
+    // The limit is said on the page, and no button offers what would be refused.
+    assert!(r.body.contains("can be scanned once a day: the next scan can start after") && !r.body.contains("Scan now"), "{}", r.body);
     let r = h.post(&format!("{image_page}/scan"), Some(&cookie), &[("csrf", &csrf)]).await;
     assert!(r.status.is_client_error() && r.body.contains("scan quota"), "{}", r.body);
 

@@ -297,7 +297,7 @@ impl Registry {
         if let Some(last) = self.meta.image_scan(repo.key(), &digest).await? {
             // Every scan that ran counts, failed or not (as ECR counts them); a job refused by a
             // full queue never ran and is recorded with started_at 0.
-            if self.now() - last.started_at < SCAN_INTERVAL_MILLIS {
+            if self.next_manual_scan_at(last.started_at).is_some() {
                 return Err(RegistryError::LimitExceeded(format!(
                     "The scan quota per image has been exceeded. Wait and try again. (image {digest} was scanned in the last 24 hours)"
                 )));
@@ -305,6 +305,13 @@ impl Registry {
         }
         let row = self.queue_scan(repo, &digest, false).await?;
         Ok((digest, row))
+    }
+
+    /// When the next StartImageScan of an image whose last scan started at `started_at` may
+    /// run (one a day, as ECR allows); None when it may run now.
+    pub fn next_manual_scan_at(&self, started_at: Millis) -> Option<Millis> {
+        let at = started_at.saturating_add(SCAN_INTERVAL_MILLIS);
+        (self.now() < at).then_some(at)
     }
 
     /// DescribeImageScanFindings / the scan summary of DescribeImages.
