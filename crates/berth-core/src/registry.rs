@@ -560,13 +560,7 @@ impl Registry {
 
 /// Settings of a repository created by a push (ECR's CreateRepository defaults).
 pub fn default_settings() -> RepositorySettings {
-    RepositorySettings {
-        tag_mutability: "MUTABLE".into(),
-        tag_mutability_exclusions: None,
-        scan_on_push: false,
-        encryption_type: "AES256".into(),
-        kms_key: None,
-    }
+    RepositorySettings::ecr_defaults()
 }
 
 /// The OCI image-spec requires a descriptor's size to be the content's: a declared size is

@@ -127,6 +127,13 @@ async fn a_range_of_an_unverified_intact_blob_is_served_after_a_full_check() {
         got.extend_from_slice(&c.unwrap());
     }
     assert_eq!(got, &data[10..20]);
+    // The range was served after a full check: the blob is verified now, so a full read is not
+    // hashed again.
+    let (_, _, mut reader) = r.read_blob(&name, &d, None).await.unwrap();
+    while let Some(c) = reader.body.next().await {
+        c.unwrap();
+    }
+    assert_eq!(r.integrity_counts().verified_on_read, 0, "the full read found the blob already verified");
 }
 
 #[tokio::test]

@@ -27,6 +27,19 @@ pub struct RepositorySettings {
     pub kms_key: Option<String>,
 }
 
+impl RepositorySettings {
+    /// ECR's CreateRepository defaults (also what a repository created by a push gets).
+    pub fn ecr_defaults() -> Self {
+        RepositorySettings {
+            tag_mutability: "MUTABLE".into(),
+            tag_mutability_exclusions: None,
+            scan_on_push: false,
+            encryption_type: "AES256".into(),
+            kms_key: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RepositoryRow {
     pub id: i64,
