@@ -7,6 +7,7 @@
 //! request log, the action and the principal ([`berth_core::observe::CallFacts`]).
 //! Adapters stay thin: parse the model's input shape, call the service, build the output.
 
+pub mod operation;
 pub mod query;
 pub mod validate;
 
@@ -42,6 +43,8 @@ pub struct Call {
     /// The Host the client called (repository URIs are built from it when no template is set).
     pub host: String,
     pub request_id: String,
+    /// What the call's authorization decided; read back into the request's [`CallFacts`].
+    pub record: Arc<operation::CallRecord>,
 }
 
 /// One AWS API on `POST /`.
@@ -119,7 +122,7 @@ async fn dispatch(State(apis): State<Arc<Apis>>, req: Request<Body>) -> Response
                 Some(api) => api.reject(Rejection::UnknownOperation(target), &request_id),
                 None => http::StatusCode::NOT_FOUND.into_response(),
             };
-            (response, CallFacts { action: "unknown".into(), principal: None }, "aws_unknown")
+            (response, CallFacts { action: "unknown".into(), ..Default::default() }, "aws_unknown")
         }
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -145,7 +148,7 @@ async fn handle(
     request_id: &str,
 ) -> (Response, CallFacts) {
     let label = action.clone().unwrap_or_default();
-    let mut facts = CallFacts { action: log_action(api.signing_name(), &label), principal: None };
+    let mut facts = CallFacts { action: log_action(api.signing_name(), &label), ..Default::default() };
     let transport = Transport::of(req.extensions());
     let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost").to_string();
     let limit = api.max_body(action.as_deref().unwrap_or(""));
@@ -193,6 +196,10 @@ async fn handle(
         Err(e) => return (api.reject(Rejection::Registry(e), request_id), facts),
     };
     facts.principal = Some(principal.arn.clone());
-    let call = Call { registry: registry.clone(), action, body, principal, host, request_id: request_id.to_string() };
-    (api.call(call).await, facts)
+    let record = Arc::new(operation::CallRecord::default());
+    let call =
+        Call { registry: registry.clone(), action, body, principal, host, request_id: request_id.to_string(), record: record.clone() };
+    let response = api.call(call).await;
+    facts.resources = record.resources();
+    (response, facts)
 }

@@ -587,14 +587,9 @@ fn field_of(e: &RegistryError) -> Field {
     }
 }
 
-/// CreateRepository, as the ECR adapter runs it: authorize the name, tags need TagResource too.
 async fn create_repository(s: &Session, name: &str, req: NewRepository) -> Result<Repo, RegistryError> {
     let repo = s.repo(name)?;
-    s.registry().authorize(&s.principal, "ecr:CreateRepository", Resource::Repository(&repo)).await?;
-    if !req.tags.is_empty() {
-        s.registry().authorize(&s.principal, "ecr:TagResource", Resource::Repository(&repo)).await?;
-    }
-    s.registry().create_repository(&repo, req).await?;
+    s.registry().create_repository_as(&s.principal, &repo, req).await?;
     Ok(repo)
 }
 

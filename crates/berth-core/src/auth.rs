@@ -83,6 +83,18 @@ pub enum Resource<'a> {
     AllRepositories(&'a RegistryRef),
 }
 
+impl Resource<'_> {
+    /// The resource's ARN as IAM policies name it (`*` for registry-wide actions, as ECR
+    /// documents them).
+    pub fn arn(&self) -> String {
+        match self {
+            Resource::Repository(repo) => repo.arn(),
+            Resource::Registry(_) => "*".to_string(),
+            Resource::AllRepositories(r) => format!("arn:aws:ecr:{}:{}:repository/*", r.region, r.account),
+        }
+    }
+}
+
 /// A SigV4 request whose headers name an active access key, its signature not yet checked
 /// (see [`Registry::sigv4_caller`]).
 pub struct SigV4Caller {
@@ -404,12 +416,10 @@ impl Registry {
 
     /// The one authorization decision: may `principal` perform `action` (e.g. `ecr:PutImage`) on `resource`?
     pub async fn authorize(&self, principal: &Principal, action: &str, resource: Resource<'_>) -> Result<()> {
-        let (arn, account, region) = match &resource {
-            Resource::Repository(repo) => (repo.arn(), repo.key().account.clone(), repo.key().region.clone()),
-            Resource::Registry(r) => ("*".to_string(), r.account.clone(), r.region.clone()),
-            Resource::AllRepositories(r) => {
-                (format!("arn:aws:ecr:{}:{}:repository/*", r.region, r.account), r.account.clone(), r.region.clone())
-            }
+        let arn = resource.arn();
+        let (account, region) = match &resource {
+            Resource::Repository(repo) => (repo.key().account.clone(), repo.key().region.clone()),
+            Resource::Registry(r) | Resource::AllRepositories(r) => (r.account.clone(), r.region.clone()),
         };
         let identity = self.user_policies(&principal.arn).await?;
         let repo_authz = match &resource {

@@ -7,6 +7,9 @@ pub struct CallFacts {
     pub action: String,
     /// The caller's ARN, once authenticated.
     pub principal: Option<String>,
+    /// The resources the call was authorized against (ARNs; `*` for registry-wide actions),
+    /// recorded by the authorization itself, for the audit record.
+    pub resources: Vec<String>,
 }
 
 /// The route a request took, as a low-cardinality label for logs and metrics.

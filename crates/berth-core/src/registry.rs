@@ -266,9 +266,22 @@ impl Registry {
 
     /// Links a blob from another repository without copying bytes (`from` readable by the caller:
     /// the adapter authorizes that before calling).
-    pub async fn mount_blob(&self, repo: &Repo, digest: &Digest, from: Option<&Repo>) -> Result<MountOutcome> {
+    /// A cross-repository mount for `principal`: linked when the blob is in `from` and the
+    /// principal may read `from` (ecr:GetDownloadUrlForLayer); otherwise an upload session,
+    /// so the client falls back to uploading (the spec's answer, not a refusal).
+    pub async fn mount_blob(
+        &self,
+        principal: &crate::auth::Principal,
+        repo: &Repo,
+        digest: &Digest,
+        from: Option<&Repo>,
+    ) -> Result<MountOutcome> {
         self.push_target(repo).await?;
-        if let Some(from) = from {
+        let readable = match from {
+            Some(f) => self.permits(principal, "ecr:GetDownloadUrlForLayer", crate::auth::Resource::Repository(f)).await?,
+            None => false,
+        };
+        if let Some(from) = from.filter(|_| readable) {
             if self.meta.repository_blob(from.key(), digest).await?.is_some() {
                 // The same locks a collector takes, and a re-check under them: a blob the
                 // collector forgot meanwhile is not linked back without its bytes.

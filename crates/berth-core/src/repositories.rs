@@ -98,6 +98,16 @@ impl Registry {
         Ok(RepositoryPage { rows, more, last_scanned })
     }
 
+    /// CreateRepository on behalf of `principal`: the name needs `ecr:CreateRepository` and,
+    /// when tags come with it, `ecr:TagResource` too (AWS checks both), whichever adapter asks.
+    pub async fn create_repository_as(&self, principal: &Principal, repo: &Repo, req: NewRepository) -> Result<RepositoryRow> {
+        self.authorize(principal, "ecr:CreateRepository", Resource::Repository(repo)).await?;
+        if !req.tags.is_empty() {
+            self.authorize(principal, "ecr:TagResource", Resource::Repository(repo)).await?;
+        }
+        self.create_repository(repo, req).await
+    }
+
     pub async fn create_repository(&self, repo: &Repo, req: NewRepository) -> Result<RepositoryRow> {
         let mutability = req.tag_mutability.as_deref().unwrap_or(immutability::MUTABLE);
         let exclusions = immutability::validate(mutability, &req.exclusion_filters)?;

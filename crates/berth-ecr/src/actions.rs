@@ -13,6 +13,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use berth_aws::operation::{Authorizer, Operation, OperationTable};
+use futures::future::BoxFuture;
+
 use crate::shapes::{self, image_id, next_token, parse_token};
 use crate::{lifecycle_actions as lifecycle, scan_actions as scan, EcrError};
 
@@ -21,6 +24,8 @@ pub(crate) struct Ctx<'a> {
     pub principal: &'a Principal,
     /// The Host the client called (the repository URI host when no template is configured).
     pub host: &'a str,
+    /// The call's authorization: the operation's IAM action against what the handler names.
+    pub auth: Authorizer<'a>,
 }
 
 pub(crate) type Out = Result<Value, EcrError>;
@@ -54,49 +59,75 @@ fn checked_input(action: &str, body: &[u8]) -> Result<Value, EcrError> {
     Ok(input)
 }
 
-pub(crate) async fn run(ctx: &Ctx<'_>, action: &str, body: &[u8]) -> Out {
-    let input = checked_input(action, body)?;
-    match action {
-        "GetAuthorizationToken" => get_authorization_token(ctx, typed(input)?).await,
-        "DescribeRegistry" => describe_registry(ctx, typed(input)?).await,
-        "CreateRepository" => create_repository(ctx, typed(input)?).await,
-        "DescribeRepositories" => describe_repositories(ctx, typed(input)?).await,
-        "DeleteRepository" => delete_repository(ctx, typed(input)?).await,
-        "PutImageTagMutability" => put_image_tag_mutability(ctx, typed(input)?).await,
-        "PutImageScanningConfiguration" => put_image_scanning_configuration(ctx, typed(input)?).await,
-        "TagResource" => tag_resource(ctx, typed(input)?).await,
-        "UntagResource" => untag_resource(ctx, typed(input)?).await,
-        "ListTagsForResource" => list_tags_for_resource(ctx, typed(input)?).await,
-        "ListImages" => list_images(ctx, typed(input)?).await,
-        "DescribeImages" => describe_images(ctx, typed(input)?).await,
-        "BatchGetImage" => batch_get_image(ctx, typed(input)?).await,
-        "BatchDeleteImage" => batch_delete_image(ctx, typed(input)?).await,
-        "PutImage" => put_image(ctx, typed(input)?).await,
-        "BatchCheckLayerAvailability" => batch_check_layer_availability(ctx, typed(input)?).await,
-        "InitiateLayerUpload" => initiate_layer_upload(ctx, typed(input)?).await,
-        "UploadLayerPart" => upload_layer_part(ctx, typed(input)?).await,
-        "CompleteLayerUpload" => complete_layer_upload(ctx, typed(input)?).await,
-        "GetDownloadUrlForLayer" => get_download_url_for_layer(ctx, typed(input)?).await,
-        "SetRepositoryPolicy" => set_repository_policy(ctx, typed(input)?).await,
-        "GetRepositoryPolicy" => get_repository_policy(ctx, typed(input)?).await,
-        "DeleteRepositoryPolicy" => delete_repository_policy(ctx, typed(input)?).await,
-        "PutRegistryPolicy" => put_registry_policy(ctx, typed(input)?).await,
-        "GetRegistryPolicy" => get_registry_policy(ctx, typed(input)?).await,
-        "DeleteRegistryPolicy" => delete_registry_policy(ctx, typed(input)?).await,
-        "ListImageReferrers" => list_image_referrers(ctx, typed(input)?).await,
-        "PutLifecyclePolicy" => lifecycle::put_lifecycle_policy(ctx, typed(input)?).await,
-        "GetLifecyclePolicy" => lifecycle::get_lifecycle_policy(ctx, typed(input)?).await,
-        "DeleteLifecyclePolicy" => lifecycle::delete_lifecycle_policy(ctx, typed(input)?).await,
-        "StartLifecyclePolicyPreview" => lifecycle::start_lifecycle_policy_preview(ctx, typed(input)?).await,
-        "GetLifecyclePolicyPreview" => lifecycle::get_lifecycle_policy_preview(ctx, typed(input)?).await,
-        "UpdateImageStorageClass" => lifecycle::update_image_storage_class(ctx, typed(input)?).await,
-        "StartImageScan" => scan::start_image_scan(ctx, typed(input)?).await,
-        "DescribeImageScanFindings" => scan::describe_image_scan_findings(ctx, typed(input)?).await,
-        "PutRegistryScanningConfiguration" => scan::put_registry_scanning_configuration(ctx, typed(input)?).await,
-        "GetRegistryScanningConfiguration" => scan::get_registry_scanning_configuration(ctx, typed(input)?).await,
-        "BatchGetRepositoryScanningConfiguration" => scan::batch_get_repository_scanning_configuration(ctx, typed(input)?).await,
-        other => Err(EcrError::new("UnknownOperationException", format!("berth does not implement the ECR action {other} yet"))),
-    }
+/// An ECR handler: the checked input in, the output shape out.
+pub(crate) type Handler = for<'a> fn(&'a Ctx<'a>, Value) -> BoxFuture<'a, Out>;
+
+/// `op!(PutImage => put_image)`: the operation `PutImage`, needing `ecr:PutImage`, whose
+/// handler reads the checked input into its typed shape.
+macro_rules! op {
+    ($name:ident => $handler:path) => {
+        Operation::<Handler> {
+            name: stringify!($name),
+            iam_action: Some(concat!("ecr:", stringify!($name))),
+            handler: |ctx, input| Box::pin(async move { $handler(ctx, typed(input)?).await }),
+        }
+    };
+}
+
+/// Every ECR action berth serves. ECR's IAM action is always `ecr:<operation>`.
+pub(crate) fn operations() -> &'static OperationTable<Handler> {
+    static TABLE: std::sync::OnceLock<OperationTable<Handler>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        OperationTable::new([
+            op!(GetAuthorizationToken => get_authorization_token),
+            op!(DescribeRegistry => describe_registry),
+            op!(CreateRepository => create_repository),
+            op!(DescribeRepositories => describe_repositories),
+            op!(DeleteRepository => delete_repository),
+            op!(PutImageTagMutability => put_image_tag_mutability),
+            op!(PutImageScanningConfiguration => put_image_scanning_configuration),
+            op!(TagResource => tag_resource),
+            op!(UntagResource => untag_resource),
+            op!(ListTagsForResource => list_tags_for_resource),
+            op!(ListImages => list_images),
+            op!(DescribeImages => describe_images),
+            op!(BatchGetImage => batch_get_image),
+            op!(BatchDeleteImage => batch_delete_image),
+            op!(PutImage => put_image),
+            op!(BatchCheckLayerAvailability => batch_check_layer_availability),
+            op!(InitiateLayerUpload => initiate_layer_upload),
+            op!(UploadLayerPart => upload_layer_part),
+            op!(CompleteLayerUpload => complete_layer_upload),
+            op!(GetDownloadUrlForLayer => get_download_url_for_layer),
+            op!(SetRepositoryPolicy => set_repository_policy),
+            op!(GetRepositoryPolicy => get_repository_policy),
+            op!(DeleteRepositoryPolicy => delete_repository_policy),
+            op!(PutRegistryPolicy => put_registry_policy),
+            op!(GetRegistryPolicy => get_registry_policy),
+            op!(DeleteRegistryPolicy => delete_registry_policy),
+            op!(ListImageReferrers => list_image_referrers),
+            op!(PutLifecyclePolicy => lifecycle::put_lifecycle_policy),
+            op!(GetLifecyclePolicy => lifecycle::get_lifecycle_policy),
+            op!(DeleteLifecyclePolicy => lifecycle::delete_lifecycle_policy),
+            op!(StartLifecyclePolicyPreview => lifecycle::start_lifecycle_policy_preview),
+            op!(GetLifecyclePolicyPreview => lifecycle::get_lifecycle_policy_preview),
+            op!(UpdateImageStorageClass => lifecycle::update_image_storage_class),
+            op!(StartImageScan => scan::start_image_scan),
+            op!(DescribeImageScanFindings => scan::describe_image_scan_findings),
+            op!(PutRegistryScanningConfiguration => scan::put_registry_scanning_configuration),
+            op!(GetRegistryScanningConfiguration => scan::get_registry_scanning_configuration),
+            op!(BatchGetRepositoryScanningConfiguration => scan::batch_get_repository_scanning_configuration),
+        ])
+    })
+}
+
+/// Runs one call of `op`: the model check, the handler, and the fail-closed check that the
+/// handler authorized its caller.
+pub(crate) async fn run(ctx: &Ctx<'_>, op: &Operation<Handler>, body: &[u8]) -> Out {
+    let input = checked_input(op.name, body)?;
+    let output = (op.handler)(ctx, input).await?;
+    ctx.auth.ensure_decided()?;
+    Ok(output)
 }
 
 pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, EcrError> {
@@ -136,8 +167,11 @@ pub(crate) fn repo_of(ctx: &Ctx<'_>, registry_id: Option<&str>, name: &str) -> R
     Ok((registry, repo))
 }
 
-pub(crate) async fn allow(ctx: &Ctx<'_>, action: &str, resource: Resource<'_>) -> Result<(), EcrError> {
-    Ok(ctx.registry.authorize(ctx.principal, action, resource).await?)
+impl Ctx<'_> {
+    /// May the caller perform this operation's IAM action on `resource`?
+    pub(crate) async fn allow(&self, resource: Resource<'_>) -> Result<(), EcrError> {
+        Ok(self.auth.allow(resource).await?)
+    }
 }
 
 fn uri_host(ctx: &Ctx<'_>, registry: &RegistryRef) -> String {
@@ -215,7 +249,7 @@ struct RepoOnly {
 
 async fn get_authorization_token(ctx: &Ctx<'_>, _in: Value) -> Out {
     let registry = registry_of(ctx, None)?;
-    allow(ctx, "ecr:GetAuthorizationToken", Resource::Registry(&registry)).await?;
+    ctx.allow(Resource::Registry(&registry)).await?;
     let (password, expires_at) = ctx.registry.issue_token(ctx.principal)?;
     Ok(json!({ "authorizationData": [{
         "authorizationToken": berth_iam::token::authorization_token(&password),
@@ -226,7 +260,7 @@ async fn get_authorization_token(ctx: &Ctx<'_>, _in: Value) -> Out {
 
 async fn describe_registry(ctx: &Ctx<'_>, _in: Value) -> Out {
     let registry = registry_of(ctx, None)?;
-    allow(ctx, "ecr:DescribeRegistry", Resource::Registry(&registry)).await?;
+    ctx.allow(Resource::Registry(&registry)).await?;
     Ok(json!({ "registryId": registry.account, "replicationConfiguration": { "rules": [] } }))
 }
 
@@ -270,10 +304,8 @@ struct EncryptionIn {
 
 async fn create_repository(ctx: &Ctx<'_>, i: CreateRepositoryIn) -> Out {
     let (_, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:CreateRepository", Resource::Repository(&repo)).await?;
-    if !i.tags.is_empty() {
-        allow(ctx, "ecr:TagResource", Resource::Repository(&repo)).await?;
-    }
+    // The service authorizes the name, and the tags when there are any.
+    ctx.auth.decided_by_service(Resource::Repository(&repo));
     let req = NewRepository {
         tag_mutability: i.image_tag_mutability,
         exclusion_filters: i.image_tag_mutability_exclusion_filters,
@@ -282,7 +314,7 @@ async fn create_repository(ctx: &Ctx<'_>, i: CreateRepositoryIn) -> Out {
         kms_key: i.encryption_configuration.and_then(|e| e.kms_key),
         tags: i.tags.into_iter().map(|t| (t.key, t.value)).collect(),
     };
-    let row = ctx.registry.create_repository(&repo, req).await?;
+    let row = ctx.registry.create_repository_as(ctx.principal, &repo, req).await?;
     Ok(json!({ "repository": repository_shape(ctx, &row) }))
 }
 
@@ -309,13 +341,15 @@ async fn describe_repositories(ctx: &Ctx<'_>, i: DescribeRepositoriesIn) -> Out 
         let mut out = Vec::new();
         for n in &names {
             let (_, repo) = repo_of(ctx, i.registry_id.as_deref(), n)?;
-            allow(ctx, "ecr:DescribeRepositories", Resource::Repository(&repo)).await?;
+            ctx.allow(Resource::Repository(&repo)).await?;
             out.push(repository_shape(ctx, &ctx.registry.repository(&repo).await?));
         }
         return Ok(json!({ "repositories": out }));
     }
     let limit = max_results(i.max_results, 1000, 1000)?;
     let after = i.next_token.as_deref().map(parse_token).transpose()?;
+    // The service shows only the repositories the caller may describe.
+    ctx.auth.decided_by_service(Resource::AllRepositories(&registry));
     let page = ctx.registry.describable_repositories(ctx.principal, &registry, after.as_deref(), limit).await?;
     let out: Vec<Value> = page.rows.iter().map(|row| repository_shape(ctx, row)).collect();
     let (more, last) = (page.more, page.last_scanned);
@@ -337,7 +371,7 @@ struct DeleteRepositoryIn {
 
 async fn delete_repository(ctx: &Ctx<'_>, i: DeleteRepositoryIn) -> Out {
     let (_, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:DeleteRepository", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     let row = ctx.registry.delete_repository(&repo, i.force).await?;
     Ok(json!({ "repository": repository_shape(ctx, &row) }))
 }
@@ -354,7 +388,7 @@ struct TagMutabilityIn {
 
 async fn put_image_tag_mutability(ctx: &Ctx<'_>, i: TagMutabilityIn) -> Out {
     let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:PutImageTagMutability", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     let row = ctx.registry.set_tag_mutability(&repo, &i.image_tag_mutability, &i.image_tag_mutability_exclusion_filters).await?;
     let mut v =
         json!({ "registryId": registry.account, "repositoryName": repo.name.as_str(), "imageTagMutability": row.settings.tag_mutability });
@@ -374,7 +408,7 @@ struct ScanningConfigIn {
 
 async fn put_image_scanning_configuration(ctx: &Ctx<'_>, i: ScanningConfigIn) -> Out {
     let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:PutImageScanningConfiguration", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     let row = ctx.registry.set_scan_on_push(&repo, i.image_scanning_configuration.scan_on_push).await?;
     Ok(json!({ "registryId": registry.account, "repositoryName": repo.name.as_str(),
                "imageScanningConfiguration": { "scanOnPush": row.settings.scan_on_push } }))
@@ -402,7 +436,7 @@ struct TagResourceIn {
 
 async fn tag_resource(ctx: &Ctx<'_>, i: TagResourceIn) -> Out {
     let repo = repo_from_arn(ctx, &i.resource_arn)?;
-    allow(ctx, "ecr:TagResource", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     let tags: Vec<(String, String)> = i.tags.into_iter().map(|t| (t.key, t.value)).collect();
     ctx.registry.tag_repository(&repo, &tags).await?;
     Ok(json!({}))
@@ -417,7 +451,7 @@ struct UntagResourceIn {
 
 async fn untag_resource(ctx: &Ctx<'_>, i: UntagResourceIn) -> Out {
     let repo = repo_from_arn(ctx, &i.resource_arn)?;
-    allow(ctx, "ecr:UntagResource", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     ctx.registry.untag_repository(&repo, &i.tag_keys).await?;
     Ok(json!({}))
 }
@@ -430,7 +464,7 @@ struct ListTagsIn {
 
 async fn list_tags_for_resource(ctx: &Ctx<'_>, i: ListTagsIn) -> Out {
     let repo = repo_from_arn(ctx, &i.resource_arn)?;
-    allow(ctx, "ecr:ListTagsForResource", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     let tags: Vec<Value> = ctx.registry.repository_tags(&repo).await?.into_iter().map(|(k, v)| json!({ "Key": k, "Value": v })).collect();
     Ok(json!({ "tags": tags }))
 }
@@ -484,7 +518,7 @@ struct ListImagesIn {
 
 async fn list_images(ctx: &Ctx<'_>, i: ListImagesIn) -> Out {
     let (_, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:ListImages", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     let limit = max_results(i.max_results, 1000, 1000)?;
     let after = i.next_token.as_deref().map(parse_token).transpose()?;
     let after = after.as_deref().map(|t| t.split_once('\n').unwrap_or((t, "")));
@@ -516,7 +550,7 @@ struct DescribeImagesIn {
 
 async fn describe_images(ctx: &Ctx<'_>, i: DescribeImagesIn) -> Out {
     let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:DescribeImages", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     if let Some(ids) = &i.image_ids {
         if i.next_token.is_some() || i.max_results.is_some() {
             return Err(EcrError::invalid("maxResults and nextToken cannot be used with imageIds"));
@@ -565,7 +599,7 @@ struct BatchGetImageIn {
 
 async fn batch_get_image(ctx: &Ctx<'_>, i: BatchGetImageIn) -> Out {
     let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:BatchGetImage", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     if i.accepted_media_types.len() > 100 {
         return Err(EcrError::invalid("Invalid parameter at 'acceptedMediaTypes': at most 100"));
     }
@@ -595,7 +629,7 @@ struct BatchDeleteImageIn {
 
 async fn batch_delete_image(ctx: &Ctx<'_>, i: BatchDeleteImageIn) -> Out {
     let (_, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:BatchDeleteImage", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     let (deleted, failures) = ctx.registry.batch_delete_images(&repo, &image_ids(&i.image_ids)?).await?;
     Ok(json!({
         "imageIds": deleted.iter().map(|d| image_id(d.digest.as_deref(), d.tag.as_deref())).collect::<Vec<_>>(),
@@ -616,7 +650,7 @@ struct PutImageIn {
 
 async fn put_image(ctx: &Ctx<'_>, i: PutImageIn) -> Out {
     let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:PutImage", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     let (digest, media) = ctx
         .registry
         .put_image(
@@ -647,7 +681,7 @@ struct LayerAvailabilityIn {
 
 async fn batch_check_layer_availability(ctx: &Ctx<'_>, i: LayerAvailabilityIn) -> Out {
     let (_, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:BatchCheckLayerAvailability", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     if i.layer_digests.is_empty() || i.layer_digests.len() > 100 {
         return Err(EcrError::invalid(
             "Invalid parameter at 'layerDigests' failed to satisfy constraint: 'Member must have length between 1 and 100'",
@@ -671,7 +705,7 @@ async fn batch_check_layer_availability(ctx: &Ctx<'_>, i: LayerAvailabilityIn) -
 
 async fn initiate_layer_upload(ctx: &Ctx<'_>, i: RepoOnly) -> Out {
     let (_, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:InitiateLayerUpload", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     ctx.registry.repository(&repo).await?;
     let status = ctx.registry.start_upload(&repo).await?;
     Ok(json!({ "uploadId": status.id, "partSize": berth_core::images::MIN_LAYER_PART }))
@@ -690,7 +724,7 @@ struct UploadLayerPartIn {
 
 async fn upload_layer_part(ctx: &Ctx<'_>, i: UploadLayerPartIn) -> Out {
     let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:UploadLayerPart", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     let part = base64::engine::general_purpose::STANDARD
         .decode(i.layer_part_blob.as_bytes())
         .map_err(|e| EcrError::invalid(format!("Invalid parameter at 'layerPartBlob': not base64 ({e})")))?;
@@ -709,7 +743,7 @@ struct CompleteLayerUploadIn {
 
 async fn complete_layer_upload(ctx: &Ctx<'_>, i: CompleteLayerUploadIn) -> Out {
     let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:CompleteLayerUpload", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     let [d] = i.layer_digests.as_slice() else {
         return Err(EcrError::invalid("Invalid parameter at 'layerDigests': exactly one digest is supported"));
     };
@@ -733,7 +767,7 @@ struct DownloadUrlIn {
 
 async fn get_download_url_for_layer(ctx: &Ctx<'_>, i: DownloadUrlIn) -> Out {
     let (_, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:GetDownloadUrlForLayer", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     let digest: Digest = i.layer_digest.parse().map_err(|e: berth_core::DigestError| EcrError::invalid(e.to_string()))?;
     if ctx.registry.layer_size(&repo, &digest).await?.is_none() {
         ctx.registry.repository(&repo).await?;
@@ -766,21 +800,21 @@ struct SetRepositoryPolicyIn {
 
 async fn set_repository_policy(ctx: &Ctx<'_>, i: SetRepositoryPolicyIn) -> Out {
     let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:SetRepositoryPolicy", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     ctx.registry.set_repository_policy(&repo, &i.policy_text).await?;
     Ok(json!({ "registryId": registry.account, "repositoryName": repo.name.as_str(), "policyText": i.policy_text }))
 }
 
 async fn get_repository_policy(ctx: &Ctx<'_>, i: RepoOnly) -> Out {
     let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:GetRepositoryPolicy", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     let policy = ctx.registry.repository_policy(&repo).await?;
     Ok(json!({ "registryId": registry.account, "repositoryName": repo.name.as_str(), "policyText": policy }))
 }
 
 async fn delete_repository_policy(ctx: &Ctx<'_>, i: RepoOnly) -> Out {
     let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:DeleteRepositoryPolicy", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     let policy = ctx.registry.delete_repository_policy(&repo).await?;
     Ok(json!({ "registryId": registry.account, "repositoryName": repo.name.as_str(), "policyText": policy }))
 }
@@ -793,21 +827,21 @@ struct PutRegistryPolicyIn {
 
 async fn put_registry_policy(ctx: &Ctx<'_>, i: PutRegistryPolicyIn) -> Out {
     let registry = registry_of(ctx, None)?;
-    allow(ctx, "ecr:PutRegistryPolicy", Resource::Registry(&registry)).await?;
+    ctx.allow(Resource::Registry(&registry)).await?;
     ctx.registry.set_registry_policy(&registry, &i.policy_text).await?;
     Ok(json!({ "registryId": registry.account, "policyText": i.policy_text }))
 }
 
 async fn get_registry_policy(ctx: &Ctx<'_>, _i: RegistryOnly) -> Out {
     let registry = registry_of(ctx, None)?;
-    allow(ctx, "ecr:GetRegistryPolicy", Resource::Registry(&registry)).await?;
+    ctx.allow(Resource::Registry(&registry)).await?;
     let policy = ctx.registry.registry_policy(&registry).await?;
     Ok(json!({ "registryId": registry.account, "policyText": policy }))
 }
 
 async fn delete_registry_policy(ctx: &Ctx<'_>, _i: RegistryOnly) -> Out {
     let registry = registry_of(ctx, None)?;
-    allow(ctx, "ecr:DeleteRegistryPolicy", Resource::Registry(&registry)).await?;
+    ctx.allow(Resource::Registry(&registry)).await?;
     let policy = ctx.registry.delete_registry_policy(&registry).await?;
     Ok(json!({ "registryId": registry.account, "policyText": policy }))
 }
@@ -835,7 +869,7 @@ struct ReferrerFilterIn {
 /// at once, so nothing is ever ACTIVATING and that filter matches nothing.
 async fn list_image_referrers(ctx: &Ctx<'_>, i: ListImageReferrersIn) -> Out {
     let (_, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:ListImageReferrers", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     let subject: Digest = i
         .subject_id
         .image_digest

@@ -2,8 +2,10 @@
 //! `X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.<Action>`.
 //!
 //! The shared AWS protocol layer (`berth-aws`) selects this API, reads the body and verifies
-//! SigV4; here each call is parsed into its action's input shape (botocore's ECR model),
-//! authorized as that action through the registry service, and answered in AWS JSON 1.1;
+//! SigV4; here each call is looked up in the operation table (`actions::operations`: name,
+//! IAM action, handler), parsed into its action's input shape (botocore's ECR model),
+//! authorized as the table's action against the resources the handler names (the call's
+//! `Authorizer`, failing closed if a handler names none), and answered in AWS JSON 1.1;
 //! every failure becomes an AWS `__type` exception in `error.rs`.
 
 mod actions;
@@ -13,6 +15,7 @@ mod scan_actions;
 mod shapes;
 
 use axum::response::{IntoResponse, Response};
+use berth_aws::operation::Authorizer;
 use berth_aws::{AwsApi, Call, Protocol, Rejection};
 use http::header;
 
@@ -46,8 +49,13 @@ impl AwsApi for EcrApi {
     }
 
     async fn call(&self, call: Call) -> Response {
-        let ctx = actions::Ctx { registry: &call.registry, principal: &call.principal, host: &call.host };
-        let result = actions::run(&ctx, &call.action, &call.body).await;
+        let Some(op) = actions::operations().get(&call.action) else {
+            let message = format!("berth does not implement the ECR action {} yet", call.action);
+            return EcrError::new("UnknownOperationException", message).into_response();
+        };
+        let auth = Authorizer::new(&call.registry, &call.principal, op.iam_action, call.record.clone());
+        let ctx = actions::Ctx { registry: &call.registry, principal: &call.principal, host: &call.host, auth };
+        let result = actions::run(&ctx, op, &call.body).await;
         match result.and_then(|output| serde_json::to_vec(&output).map_err(|e| EcrError::server(e.to_string()))) {
             Ok(bytes) => ([(header::CONTENT_TYPE, "application/x-amz-json-1.1")], bytes).into_response(),
             Err(e) => e.into_response(),
@@ -66,3 +74,6 @@ impl AwsApi for EcrApi {
         error.into_response()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,7 +8,7 @@ use berth_store::StorageClass;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::actions::{allow, image_ids, max_results, repo_of, Ctx, ImageIdIn, Out};
+use crate::actions::{image_ids, max_results, repo_of, Ctx, ImageIdIn, Out};
 use crate::shapes::{image_id, next_token, parse_token, ts};
 use crate::EcrError;
 
@@ -29,7 +29,7 @@ pub(crate) struct PutLifecyclePolicyIn {
 
 pub(crate) async fn put_lifecycle_policy(ctx: &Ctx<'_>, i: PutLifecyclePolicyIn) -> Out {
     let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:PutLifecyclePolicy", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     ctx.registry.put_lifecycle_policy(&repo, &i.lifecycle_policy_text).await?;
     Ok(json!({
         "registryId": registry.account,
@@ -50,14 +50,14 @@ fn stored_policy(registry: &str, repo: &str, p: &berth_core::lifecycle::StoredLi
 
 pub(crate) async fn get_lifecycle_policy(ctx: &Ctx<'_>, i: RepoIn) -> Out {
     let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:GetLifecyclePolicy", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     let p = ctx.registry.lifecycle_policy(&repo).await?;
     Ok(stored_policy(&registry.account, repo.name.as_str(), &p))
 }
 
 pub(crate) async fn delete_lifecycle_policy(ctx: &Ctx<'_>, i: RepoIn) -> Out {
     let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:DeleteLifecyclePolicy", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     let p = ctx.registry.delete_lifecycle_policy(&repo).await?;
     Ok(stored_policy(&registry.account, repo.name.as_str(), &p))
 }
@@ -72,7 +72,7 @@ pub(crate) struct StartPreviewIn {
 
 pub(crate) async fn start_lifecycle_policy_preview(ctx: &Ctx<'_>, i: StartPreviewIn) -> Out {
     let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:StartLifecyclePolicyPreview", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     let text = ctx.registry.start_lifecycle_preview(&repo, i.lifecycle_policy_text.as_deref()).await?;
     Ok(json!({
         "registryId": registry.account,
@@ -119,7 +119,7 @@ fn preview_result(p: &PlannedAction) -> Value {
 
 pub(crate) async fn get_lifecycle_policy_preview(ctx: &Ctx<'_>, i: GetPreviewIn) -> Out {
     let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:GetLifecyclePolicyPreview", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     let preview = ctx.registry.lifecycle_preview(&repo).await?;
     let tag_status = i.filter.as_ref().and_then(|f| f.tag_status.as_deref());
     let wanted_ids = i.image_ids.as_deref().map(image_ids).transpose()?;
@@ -179,7 +179,7 @@ pub(crate) struct UpdateStorageClassIn {
 
 pub(crate) async fn update_image_storage_class(ctx: &Ctx<'_>, i: UpdateStorageClassIn) -> Out {
     let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:UpdateImageStorageClass", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     let class = StorageClass::parse(&i.target_storage_class).ok_or_else(|| {
         EcrError::invalid(format!(
             "Invalid parameter at 'targetStorageClass' failed to satisfy constraint: 'Member must satisfy enum value set: [STANDARD, ARCHIVE]' ({:?})",

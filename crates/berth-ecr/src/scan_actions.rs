@@ -8,7 +8,7 @@ use berth_core::{Digest, Repo, RepositoryName};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::actions::{allow, image_ids, max_results, registry_of, repo_of, Ctx, ImageIdIn, Out};
+use crate::actions::{image_ids, max_results, registry_of, repo_of, Ctx, ImageIdIn, Out};
 use crate::shapes::{image_id, next_token, parse_token, ts};
 use crate::EcrError;
 
@@ -53,7 +53,7 @@ pub(crate) struct StartImageScanIn {
 
 pub(crate) async fn start_image_scan(ctx: &Ctx<'_>, i: StartImageScanIn) -> Out {
     let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:StartImageScan", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     let id = image_ids(std::slice::from_ref(&i.image_id))?.remove(0);
     let (digest, row) = match ctx.registry.start_image_scan(&repo, &id).await {
         Ok(v) => v,
@@ -83,7 +83,7 @@ pub(crate) struct DescribeFindingsIn {
 
 pub(crate) async fn describe_image_scan_findings(ctx: &Ctx<'_>, i: DescribeFindingsIn) -> Out {
     let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
-    allow(ctx, "ecr:DescribeImageScanFindings", Resource::Repository(&repo)).await?;
+    ctx.allow(Resource::Repository(&repo)).await?;
     let id = image_ids(std::slice::from_ref(&i.image_id))?.remove(0);
     let (digest, scan) = ctx.registry.image_scan_findings(&repo, &id).await?;
     let limit = max_results(i.max_results, 1000, 100)? as usize;
@@ -163,7 +163,7 @@ fn registry_scanning_out(c: &RegistryScanning) -> Value {
 
 pub(crate) async fn put_registry_scanning_configuration(ctx: &Ctx<'_>, i: PutRegistryScanningIn) -> Out {
     let registry = registry_of(ctx, None)?;
-    allow(ctx, "ecr:PutRegistryScanningConfiguration", Resource::Registry(&registry)).await?;
+    ctx.allow(Resource::Registry(&registry)).await?;
     let config = RegistryScanning {
         scan_type: i.scan_type.unwrap_or_else(|| "BASIC".into()),
         rules: i
@@ -185,7 +185,7 @@ pub(crate) async fn put_registry_scanning_configuration(ctx: &Ctx<'_>, i: PutReg
 
 pub(crate) async fn get_registry_scanning_configuration(ctx: &Ctx<'_>, _i: Value) -> Out {
     let registry = registry_of(ctx, None)?;
-    allow(ctx, "ecr:GetRegistryScanningConfiguration", Resource::Registry(&registry)).await?;
+    ctx.allow(Resource::Registry(&registry)).await?;
     let c = ctx.registry.registry_scanning(&registry).await?;
     Ok(json!({ "registryId": registry.account, "scanningConfiguration": registry_scanning_out(&c) }))
 }
@@ -209,7 +209,7 @@ pub(crate) async fn batch_get_repository_scanning_configuration(ctx: &Ctx<'_>, i
             Ok(n) => Repo::new(&registry, n),
             Err(_) => return Err(EcrError::invalid(format!("Invalid parameter at 'repositoryNames': {name:?} is not a repository name"))),
         };
-        allow(ctx, "ecr:BatchGetRepositoryScanningConfiguration", Resource::Repository(&repo)).await?;
+        ctx.allow(Resource::Repository(&repo)).await?;
         match ctx.registry.repository_scanning(&repo).await {
             Ok(s) => configs.push(json!({
                 "repositoryArn": repo.arn(),

@@ -109,11 +109,6 @@ pub(crate) async fn authorize(
     Ok(())
 }
 
-/// Whether a cross-repository mount may read `from` (an outage is an error, not a "no").
-pub(crate) async fn may_read_blobs(registry: &Registry, principal: &Principal, from: &Repo) -> Result<bool, RegistryError> {
-    registry.permits(principal, "ecr:GetDownloadUrlForLayer", Resource::Repository(from)).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -337,12 +337,8 @@ async fn start_upload(
         // `from` is addressed like the target: `<account>/<region>/<name>` or a name in the host's registry.
         let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
         let from = query.get("from").and_then(|f| RepositoryName::parse(f).ok()).and_then(|n| registry.addressed_repository(host, n).ok());
-        // Mounting reads the source: without permission to read it, fall back to an upload.
-        let from = match from {
-            Some(f) if crate::access::may_read_blobs(registry, principal, &f).await? => Some(f),
-            _ => None,
-        };
-        return match registry.mount_blob(name, &digest, from.as_ref()).await? {
+        // Mounting reads the source: the service falls back to an upload without permission to read it.
+        return match registry.mount_blob(principal, name, &digest, from.as_ref()).await? {
             MountOutcome::Mounted(d) => Ok(blob_created(registry, name, &d)),
             MountOutcome::Upload(status) => Ok(upload_response(registry, StatusCode::ACCEPTED, name, &status)),
         };

@@ -93,7 +93,7 @@ async fn dispatch(State(registry): State<Arc<Registry>>, req: Request<Body>) -> 
     let carries_body = req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
         || req.headers().contains_key(http::header::TRANSFER_ENCODING);
     let label = endpoint.as_ref().map(Endpoint::label).unwrap_or("v2_unknown");
-    let mut facts = berth_core::observe::CallFacts { action: label.to_string(), principal: None };
+    let mut facts = berth_core::observe::CallFacts { action: label.to_string(), ..Default::default() };
     let mut response = match endpoint {
         Ok(ep) => match handlers::handle(&registry, ep, req, &mut facts).await {
             Ok(r) => r,
