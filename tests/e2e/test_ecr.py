@@ -472,7 +472,7 @@ def test_wrong_secret_is_invalid_signature(berth):
 
 def test_unknown_access_key_is_unrecognized(berth):
     ecr = berth.ecr("AKIAUNKNOWNKEY000000", ADMIN_SECRET)
-    aws_error(ecr.describe_repositories, "UnrecognizedClientException", status=None)
+    aws_error(ecr.describe_repositories, "UnrecognizedClientException", status=403)
 
 
 def test_signature_time_window(berth):
