@@ -7,6 +7,7 @@
 //! request log, the action and the principal ([`berth_core::observe::CallFacts`]).
 //! Adapters stay thin: parse the model's input shape, call the service, build the output.
 
+pub mod error;
 pub mod operation;
 pub mod query;
 pub mod validate;
@@ -60,6 +61,15 @@ pub trait AwsApi: Send + Sync {
     /// The API's answer to a call refused before it reached the adapter (authentication,
     /// an unreadable body, an unknown action).
     fn reject(&self, error: Rejection, request_id: &str) -> Response;
+}
+
+/// An AWS JSON 1.1 answer: the output shape, or the API's error (`internal` turns a failure
+/// to serialize the output into the API's internal error).
+pub fn json_answer<E: IntoResponse>(result: Result<serde_json::Value, E>, internal: impl FnOnce(String) -> E) -> Response {
+    match result.and_then(|output| serde_json::to_vec(&output).map_err(|e| internal(e.to_string()))) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/x-amz-json-1.1")], bytes).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Why the protocol layer refused a call.

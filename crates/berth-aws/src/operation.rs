@@ -66,8 +66,11 @@ impl CallRecord {
     }
 
     fn note(&self, resource: &Resource<'_>) {
+        self.note_arn(resource.arn());
+    }
+
+    fn note_arn(&self, arn: String) {
         if let Ok(mut r) = self.resources.lock() {
-            let arn = resource.arn();
             // A batch over one repository asks once per item; the record names it once.
             if !r.contains(&arn) && r.len() < MAX_RECORDED_RESOURCES {
                 r.push(arn);
@@ -120,6 +123,12 @@ impl<'a> Authorizer<'a> {
     /// shows only what the caller may see): recorded against `resource`, the listing's scope.
     pub fn decided_by_service(&self, resource: Resource<'_>) {
         self.record.note(&resource);
+    }
+
+    /// The service authorized the call itself (its methods that take the principal do) on
+    /// the resource `arn` names: recorded, as `allow` records.
+    pub fn decided_by_service_on(&self, arn: &str) {
+        self.record.note_arn(arn.to_string());
     }
 
     /// Fails closed when a handler answered without any authorization (a handler bug): the

@@ -133,6 +133,19 @@ fn json_kind(v: &Value) -> &'static str {
 }
 
 impl Model {
+    /// An API's embedded model, loaded once into `cell`. A model that does not load is logged
+    /// and requests go unvalidated (the handlers' typed inputs still refuse what they cannot read).
+    pub fn embedded(cell: &'static std::sync::OnceLock<Option<Model>>, text: &str, api: &str) -> Option<&'static Model> {
+        cell.get_or_init(|| match Model::from_json(text) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::error!(error = %e, api, "the constraint model does not load; requests are not validated");
+                None
+            }
+        })
+        .as_ref()
+    }
+
     /// Reads a model file; every pattern must compile.
     pub fn from_json(text: &str) -> Result<Model, String> {
         let file: ModelFile = serde_json::from_str(text).map_err(|e| format!("constraint model: {e}"))?;

@@ -81,6 +81,14 @@ pub enum Resource<'a> {
     Registry(&'a RegistryRef),
     /// Every repository of a registry (`…:repository/*`), for listings.
     AllRepositories(&'a RegistryRef),
+    /// A KMS key; its key policy is the resource policy, and a required one (see
+    /// `berth_iam::policy::authorize_with_key_policy`).
+    KmsKey {
+        arn: &'a str,
+        account: &'a str,
+        region: &'a str,
+        policy: &'a str,
+    },
 }
 
 impl Resource<'_> {
@@ -91,6 +99,7 @@ impl Resource<'_> {
             Resource::Repository(repo) => repo.arn(),
             Resource::Registry(_) => "*".to_string(),
             Resource::AllRepositories(r) => format!("arn:aws:ecr:{}:{}:repository/*", r.region, r.account),
+            Resource::KmsKey { arn, .. } => arn.to_string(),
         }
     }
 }
@@ -420,13 +429,25 @@ impl Registry {
         let (account, region) = match &resource {
             Resource::Repository(repo) => (repo.key().account.clone(), repo.key().region.clone()),
             Resource::Registry(r) | Resource::AllRepositories(r) => (r.account.clone(), r.region.clone()),
+            Resource::KmsKey { account, region, .. } => (account.to_string(), region.to_string()),
         };
         let identity = self.user_policies(&principal.arn).await?;
         let repo_authz = match &resource {
             Resource::Repository(repo) => Some(self.repo_authz(repo).await?),
-            Resource::Registry(_) | Resource::AllRepositories(_) => None,
+            Resource::Registry(_) | Resource::AllRepositories(_) | Resource::KmsKey { .. } => None,
         };
-        let registry_policy = self.registry_policy_parsed(&account, &region).await?;
+        // A key's policy was validated when written; one that no longer parses grants nothing.
+        let key_policy = match &resource {
+            Resource::KmsKey { policy, .. } => Some(
+                parse_stored(policy, "key policy")
+                    .ok_or_else(|| RegistryError::Denied(format!("the key policy of {arn} cannot be read, so it grants nothing")))?,
+            ),
+            _ => None,
+        };
+        let registry_policy = match &resource {
+            Resource::KmsKey { .. } => Arc::new(None),
+            _ => self.registry_policy_parsed(&account, &region).await?,
+        };
         let resource_policies: Vec<&Policy> =
             repo_authz.as_ref().and_then(|a| a.policy.as_deref()).into_iter().chain(registry_policy.as_ref().as_ref()).collect();
         let mut context: HashMap<String, Vec<String>> = HashMap::new();
@@ -446,7 +467,11 @@ impl Registry {
         let iam_principal = policy::Principal { arn: principal.arn.clone(), account: principal.account.clone() };
         let req = AuthzRequest { principal: &iam_principal, action, resource: &arn, resource_account: &account, context: &context };
         let identity_refs: Vec<&Policy> = identity.iter().collect();
-        match policy::authorize(&req, &identity_refs, &resource_policies) {
+        let decision = match &key_policy {
+            Some(key_policy) => policy::authorize_with_key_policy(&req, &identity_refs, key_policy),
+            None => policy::authorize(&req, &identity_refs, &resource_policies),
+        };
+        match decision {
             Decision::Allow => Ok(()),
             Decision::ExplicitDeny => Err(RegistryError::Denied(format!(
                 "User: {} is not authorized to perform: {action} on resource: {arn} with an explicit deny",

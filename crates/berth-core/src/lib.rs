@@ -16,6 +16,7 @@ pub mod hash_state;
 pub mod images;
 pub mod immutability;
 pub mod integrity;
+pub mod kms;
 pub mod lifecycle;
 mod locks;
 pub mod manifest;

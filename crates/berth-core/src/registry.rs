@@ -62,6 +62,8 @@ pub struct Registry {
     pub(crate) pulls: crate::pulls::PullLog,
     pub(crate) scanner: crate::scanning::Scanner,
     pub(crate) pull_flush: tokio::sync::Mutex<()>,
+    /// The key service, once `install_key_service` gave it its store and root key.
+    pub(crate) kms: std::sync::OnceLock<crate::kms::KeyService>,
 }
 
 /// A manifest to serve.
@@ -135,6 +137,7 @@ impl Registry {
             pulls: Default::default(),
             scanner: Default::default(),
             pull_flush: Default::default(),
+            kms: Default::default(),
         }
     }
 

@@ -35,15 +35,7 @@ use berth_aws::validate;
 
 fn model() -> Option<&'static validate::Model> {
     static MODEL: std::sync::OnceLock<Option<validate::Model>> = std::sync::OnceLock::new();
-    MODEL
-        .get_or_init(|| match validate::Model::from_json(include_str!("ecr-constraints.json")) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                tracing::error!(error = %e, "the ECR constraint model does not load; requests are not validated");
-                None
-            }
-        })
-        .as_ref()
+    validate::Model::embedded(&MODEL, include_str!("ecr-constraints.json"), "ECR")
 }
 
 /// The request body as JSON, checked against the action's input shape before it is read into

@@ -2,12 +2,12 @@
 //! place the ECR exception names and HTTP statuses are chosen.
 
 use axum::response::{IntoResponse, Response};
-use berth_core::auth::AuthFailure;
 use berth_core::RegistryError;
 use http::StatusCode;
 use serde_json::json;
 
-use berth_aws::validate::{Rule, Violation};
+use berth_aws::error::AwsError;
+use berth_aws::validate::Violation;
 
 #[derive(Debug)]
 pub struct EcrError {
@@ -31,66 +31,17 @@ impl EcrError {
 }
 
 impl EcrError {
-    /// A request the model check refused, answered as ECR answers each kind: a member of the
-    /// wrong JSON type is a SerializationException, missing required members are one
-    /// ValidationException naming them all, otherwise the first broken constraint is an
-    /// InvalidParameterException.
+    /// A request the model check refused, as ECR answers each kind (constraint failures are
+    /// InvalidParameterException; see `AwsError::from_violations`).
     pub(crate) fn from_violations(violations: &[Violation]) -> Self {
-        if let Some(Violation::WrongType { path, expected, found }) = violations.iter().find(|v| matches!(v, Violation::WrongType { .. })) {
-            return EcrError::new("SerializationException", type_mismatch(path, expected, found));
-        }
-        let missing: Vec<String> = violations
-            .iter()
-            .filter_map(|v| match v {
-                Violation::Missing { path } => {
-                    Some(format!("Value null at '{path}' failed to satisfy constraint: Member must not be null"))
-                }
-                _ => None,
-            })
-            .collect();
-        if !missing.is_empty() {
-            let count = match missing.len() {
-                1 => "1 validation error".to_string(),
-                n => format!("{n} validation errors"),
-            };
-            return EcrError::new("ValidationException", format!("{count} detected: {}", missing.join("; ")));
-        }
-        match violations.iter().find_map(|v| match v {
-            Violation::Constraint { path, rule, .. } => Some((path, rule)),
-            _ => None,
-        }) {
-            // ECR states the repository name's pattern in words of its own.
-            Some((path, Rule::Pattern(p))) if path.ends_with("repositoryName") => EcrError::invalid(format!(
-                "Invalid parameter at '{path}' failed to satisfy constraint: 'must satisfy regular expression '{}''",
-                p.replace("\\/", "/")
-            )),
-            Some((path, rule)) => EcrError::invalid(format!("Invalid parameter at '{path}' failed to satisfy constraint: '{rule}'")),
-            None => EcrError::invalid("Invalid request"),
-        }
+        AwsError::from_violations(violations, "InvalidParameterException").into()
     }
 }
 
-/// AWS's JSON front end names the token it read and the type it wanted.
-fn type_mismatch(path: &str, expected: &str, found: &str) -> String {
-    let token = match found {
-        "string" => "STRING_VALUE",
-        "number" => "NUMBER_VALUE",
-        "boolean" => "BOOLEAN_VALUE",
-        "list" => "START_ARRAY",
-        _ => "START_OBJECT",
-    };
-    let wanted = match expected {
-        "integer" => "an Integer",
-        "string" => "a String",
-        "boolean" => "a Boolean",
-        "number" => "a Double",
-        "blob" => "a ByteBuffer",
-        "timestamp" => "a Date",
-        "list" => "a List",
-        "map" => "a Map",
-        _ => "a Structure",
-    };
-    format!("{token} can not be converted to {wanted} (at '{path}')")
+impl From<AwsError> for EcrError {
+    fn from(e: AwsError) -> Self {
+        EcrError { type_name: e.code, message: e.message, status: e.status, extra: e.extra }
+    }
 }
 
 impl From<RegistryError> for EcrError {
@@ -161,41 +112,8 @@ impl From<RegistryError> for EcrError {
             R::EmptyUpload(_) => EcrError::new("EmptyUploadException", msg),
             R::ImageDigestMismatch(_) => EcrError::new("ImageDigestDoesNotMatchException", msg),
             R::Denied(m) => EcrError::new("AccessDeniedException", m),
-            R::Unauthenticated(f) => match f {
-                AuthFailure::Missing => EcrError {
-                    status: StatusCode::FORBIDDEN,
-                    ..EcrError::new("MissingAuthenticationTokenException", "Missing Authentication Token")
-                },
-                AuthFailure::UnknownAccessKey => EcrError {
-                    status: StatusCode::FORBIDDEN,
-                    ..EcrError::new("UnrecognizedClientException", "The security token included in the request is invalid.")
-                },
-                AuthFailure::SignatureExpired(m) => EcrError {
-                    status: StatusCode::FORBIDDEN,
-                    ..EcrError::new("InvalidSignatureException", format!("Signature expired: {m}"))
-                },
-                AuthFailure::BadSignature(m) | AuthFailure::Malformed(m) => {
-                    EcrError { status: StatusCode::FORBIDDEN, ..EcrError::new("InvalidSignatureException", m) }
-                }
-                AuthFailure::TokenInvalid
-                | AuthFailure::TokenExpired
-                | AuthFailure::BadCredentials
-                | AuthFailure::SessionInvalid
-                | AuthFailure::DownloadUrl(_) => {
-                    EcrError { status: StatusCode::FORBIDDEN, ..EcrError::new("ExpiredTokenException", f.to_string()) }
-                }
-            },
-            R::Store(e @ berth_store::StoreError::Unavailable { what, .. }) => {
-                tracing::error!(error = %e, "storage unavailable");
-                EcrError {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    ..EcrError::new("ServiceUnavailableException", format!("{what} is unavailable; retry later"))
-                }
-            }
-            R::Store(e) => {
-                tracing::error!(error = %e, "storage failure");
-                EcrError::server("internal storage error; see the server log")
-            }
+            R::Unauthenticated(f) => AwsError::from_auth(&f).into(),
+            R::Store(e) => AwsError::from_store(&e, "ServiceUnavailableException", "ServerException").into(),
         }
     }
 }

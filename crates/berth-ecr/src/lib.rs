@@ -17,7 +17,6 @@ mod shapes;
 use axum::response::{IntoResponse, Response};
 use berth_aws::operation::Authorizer;
 use berth_aws::{AwsApi, Call, Protocol, Rejection};
-use http::header;
 
 pub use error::EcrError;
 
@@ -55,11 +54,7 @@ impl AwsApi for EcrApi {
         };
         let auth = Authorizer::new(&call.registry, &call.principal, op.iam_action, call.record.clone());
         let ctx = actions::Ctx { registry: &call.registry, principal: &call.principal, host: &call.host, auth };
-        let result = actions::run(&ctx, op, &call.body).await;
-        match result.and_then(|output| serde_json::to_vec(&output).map_err(|e| EcrError::server(e.to_string()))) {
-            Ok(bytes) => ([(header::CONTENT_TYPE, "application/x-amz-json-1.1")], bytes).into_response(),
-            Err(e) => e.into_response(),
-        }
+        berth_aws::json_answer(actions::run(&ctx, op, &call.body).await, EcrError::server)
     }
 
     fn reject(&self, error: Rejection, _request_id: &str) -> Response {

@@ -886,6 +886,45 @@ enum PrincipalMatch {
 /// `resource`: resource-based policies of the target — the repository policy and the
 /// registry policy of the resource's account.
 pub fn authorize(req: &AuthzRequest, identity: &[&Policy], resource: &[&Policy]) -> Decision {
+    match evaluate(req, identity, resource) {
+        None => Decision::ExplicitDeny,
+        Some((identity_allows, resource_allows)) => {
+            let allowed = if req.principal.account == req.resource_account {
+                identity_allows || resource_allows == PrincipalMatch::Specific
+            } else {
+                identity_allows && resource_allows != PrincipalMatch::No
+            };
+            if allowed {
+                Decision::Allow
+            } else {
+                Decision::ImplicitDeny
+            }
+        }
+    }
+}
+
+/// Decides a request on a KMS key, whose key policy is required rather than optional: in
+/// the key's own account an identity policy counts only where the key policy lets the
+/// account's IAM policies decide (its principal is the account), as KMS has it; another
+/// account needs both, as everywhere.
+pub fn authorize_with_key_policy(req: &AuthzRequest, identity: &[&Policy], key_policy: &Policy) -> Decision {
+    match evaluate(req, identity, &[key_policy]) {
+        None => Decision::ExplicitDeny,
+        Some((identity_allows, key_allows)) => {
+            let allowed = key_allows == PrincipalMatch::Specific && req.principal.account == req.resource_account
+                || (key_allows != PrincipalMatch::No && identity_allows);
+            if allowed {
+                Decision::Allow
+            } else {
+                Decision::ImplicitDeny
+            }
+        }
+    }
+}
+
+/// Every statement that applies: None on an explicit deny, else whether an identity policy
+/// allows and how well a resource policy's principal matched.
+fn evaluate(req: &AuthzRequest, identity: &[&Policy], resource: &[&Policy]) -> Option<(bool, PrincipalMatch)> {
     let ctx = Ctx { req };
     let mut identity_allows = false;
     let mut resource_allows = PrincipalMatch::No;
@@ -896,7 +935,7 @@ pub fn authorize(req: &AuthzRequest, identity: &[&Policy], resource: &[&Policy])
             let m = s.principal.as_ref().map_or(PrincipalMatch::Specific, |p| p.matches(req.principal));
             if m != PrincipalMatch::No && s.applies(req, policy.version, &ctx) {
                 match s.effect {
-                    Effect::Deny => return Decision::ExplicitDeny,
+                    Effect::Deny => return None,
                     Effect::Allow => identity_allows = true,
                 }
             }
@@ -908,22 +947,13 @@ pub fn authorize(req: &AuthzRequest, identity: &[&Policy], resource: &[&Policy])
             let m = s.principal.as_ref().map_or(PrincipalMatch::No, |p| p.matches(req.principal));
             if m != PrincipalMatch::No && s.applies(req, policy.version, &ctx) {
                 match s.effect {
-                    Effect::Deny => return Decision::ExplicitDeny,
+                    Effect::Deny => return None,
                     Effect::Allow => resource_allows = resource_allows.max(m),
                 }
             }
         }
     }
-    let allowed = if req.principal.account == req.resource_account {
-        identity_allows || resource_allows == PrincipalMatch::Specific
-    } else {
-        identity_allows && resource_allows != PrincipalMatch::No
-    };
-    if allowed {
-        Decision::Allow
-    } else {
-        Decision::ImplicitDeny
-    }
+    Some((identity_allows, resource_allows))
 }
 
 impl PrincipalElement {

@@ -1,0 +1,60 @@
+//! AWS KMS on `POST /` (`X-Amz-Target: TrentService.<Action>`, AWS JSON 1.1, SigV4 service
+//! `kms`): the subset ECR users' tools call, on berth's key service (`berth_core::kms`).
+//!
+//! A thin adapter on the shared protocol layer: the operation table (`operations`) names each
+//! action, the request is checked against botocore's KMS model, the handler calls the key
+//! service, whose methods authorize the caller themselves (`kms:<Action>` on the key, with its
+//! key policy), and `error.rs` maps the service's refusals onto KMS's exceptions.
+
+mod error;
+mod handlers;
+
+use axum::response::{IntoResponse, Response};
+use berth_aws::error::AwsError;
+use berth_aws::operation::Authorizer;
+use berth_aws::{AwsApi, Call, Protocol, Rejection};
+
+const TARGET_PREFIX: &str = "TrentService.";
+/// KMS requests are small: 4 KiB plaintexts, 6 KiB ciphertexts, 32 KiB key policies, base64'd.
+const MAX_BODY: usize = 256 * 1024;
+
+pub struct KmsApi;
+
+#[async_trait::async_trait]
+impl AwsApi for KmsApi {
+    fn signing_name(&self) -> &'static str {
+        "kms"
+    }
+
+    fn protocol(&self) -> Protocol {
+        Protocol::Json { target_prefix: TARGET_PREFIX }
+    }
+
+    fn max_body(&self, _action: &str) -> usize {
+        MAX_BODY
+    }
+
+    async fn call(&self, call: Call) -> Response {
+        let Some(op) = handlers::operations().get(&call.action) else {
+            let message = format!("berth's key service does not implement the KMS action {} yet", call.action);
+            return AwsError::new("UnsupportedOperationException", message).into_response();
+        };
+        let auth = Authorizer::new(&call.registry, &call.principal, op.iam_action, call.record.clone());
+        let ctx = handlers::Ctx { registry: &call.registry, principal: &call.principal, auth };
+        berth_aws::json_answer(handlers::run(&ctx, op, &call.body).await, |e| {
+            AwsError::new("KMSInternalException", e).with_status(http::StatusCode::INTERNAL_SERVER_ERROR)
+        })
+    }
+
+    fn reject(&self, error: Rejection, _request_id: &str) -> Response {
+        let error = match error {
+            Rejection::Registry(e) => error::from_registry(e),
+            Rejection::UnknownOperation(target) => AwsError::new("UnknownOperationException", format!("unknown operation {target:?}")),
+            Rejection::BodyTooLarge { limit } => {
+                AwsError::new("ValidationException", format!("the request body is larger than KMS accepts ({limit} bytes)"))
+            }
+            Rejection::BodyUnreadable(e) => AwsError::new("ValidationException", format!("request body could not be read: {e}")),
+        };
+        error.into_response()
+    }
+}
