@@ -13,8 +13,10 @@ pub mod blob;
 pub mod digest;
 pub mod error;
 pub mod fs;
+pub mod jobs;
 pub mod meta;
 pub mod sqlite;
+mod sqlite_jobs;
 mod sqlite_lifecycle;
 mod sqlite_scans;
 
@@ -22,5 +24,6 @@ pub use blob::{BlobRange, BlobReader, BlobStore, ByteStream, UploadCursor};
 pub use digest::{Algorithm, Digest, DigestError};
 pub use error::StoreError;
 pub use fs::FsBlobStore;
+pub use jobs::{JobRow, JobStatus, JobStore};
 pub use meta::*;
 pub use sqlite::SqliteMetadataStore;
