@@ -62,6 +62,8 @@ pub struct Registry {
     pub(crate) pulls: crate::pulls::PullLog,
     pub(crate) scanner: crate::scanning::Scanner,
     pub(crate) pull_flush: tokio::sync::Mutex<()>,
+    /// Every background task of this process (see crate::supervisor).
+    pub(crate) supervisor: crate::supervisor::Supervisor,
 }
 
 /// A manifest to serve.
@@ -135,7 +137,20 @@ impl Registry {
             pulls: Default::default(),
             scanner: Default::default(),
             pull_flush: Default::default(),
+            supervisor: Default::default(),
         }
+    }
+
+    /// The same registry under a node id kept across restarts (the data directory's), so that
+    /// at start-up it takes back the jobs its previous process held (see `resume_interrupted_scans`).
+    pub fn with_node_id(mut self, node_id: impl Into<String>) -> Self {
+        self.node_id = node_id.into();
+        self
+    }
+
+    /// The background tasks of this process.
+    pub fn supervisor(&self) -> &crate::supervisor::Supervisor {
+        &self.supervisor
     }
 
     pub fn config(&self) -> &RegistryConfig {
@@ -551,6 +566,11 @@ impl Registry {
 
     pub async fn open_upload_sessions(&self) -> Result<u64> {
         Ok(self.meta.count_uploads().await?)
+    }
+
+    /// Jobs in the durable outbox per (kind, status), for metrics.
+    pub async fn job_counts(&self) -> Result<Vec<(String, berth_store::JobStatus, u64)>> {
+        Ok(self.meta.count_jobs().await?)
     }
 
     pub fn tag(s: &str) -> Result<Tag> {
