@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -71,7 +72,9 @@ pub type TaskResult = Result<(), TaskError>;
 pub struct Supervisor {
     cancel: CancellationToken,
     tasks: Mutex<JoinSet<()>>,
-    status: Arc<Mutex<BTreeMap<String, TaskStatus>>>,
+    /// One row per started task, in start order (several may share a name: scan workers).
+    status: Arc<Mutex<BTreeMap<u64, TaskStatus>>>,
+    started: AtomicU64,
     backoff: Backoff,
 }
 
@@ -83,7 +86,13 @@ impl Default for Supervisor {
 
 impl Supervisor {
     pub fn new(backoff: Backoff) -> Self {
-        Supervisor { cancel: CancellationToken::new(), tasks: Mutex::new(JoinSet::new()), status: Default::default(), backoff }
+        Supervisor {
+            cancel: CancellationToken::new(),
+            tasks: Mutex::new(JoinSet::new()),
+            status: Default::default(),
+            started: AtomicU64::new(0),
+            backoff,
+        }
     }
 
     /// Cancelled when shutdown begins: tasks may watch it to stop at a safe point (they are
@@ -92,17 +101,17 @@ impl Supervisor {
         self.cancel.clone()
     }
 
-    /// Starts `factory()`'s future as the task `name` (a closed set of names: they become metric
-    /// labels; a second task of a running name replaces nothing, it runs beside it under the same
-    /// status row). Must be called inside a tokio runtime.
+    /// Starts `factory()`'s future as a task called `name` (a closed set of names: they become
+    /// metric labels; tasks of one name run side by side, each with its own status row). Must be
+    /// called inside a tokio runtime.
     pub fn start<F, Fut>(&self, name: &str, restart: Restart, factory: F)
     where
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = TaskResult> + Send + 'static,
     {
         let status = self.status.clone();
-        let entry = TaskStatus { name: name.to_string(), state: TaskState::Running, restarts: 0, last_error: None };
-        lock(&status).entry(name.to_string()).or_insert(entry).state = TaskState::Running;
+        let id = self.started.fetch_add(1, Ordering::Relaxed);
+        lock(&status).insert(id, TaskStatus { name: name.to_string(), state: TaskState::Running, restarts: 0, last_error: None });
         let (name, cancel, backoff) = (name.to_string(), self.cancel.clone(), self.backoff);
         let supervised = async move {
             let mut failures = 0u32;
@@ -126,7 +135,7 @@ impl Supervisor {
                 if let Some(e) = &error {
                     tracing::error!(task = %name, error = %e, retry_in_ms = delay.as_millis() as u64, "background task failed; restarting");
                 }
-                update(&status, &name, |s| {
+                update(&status, id, |s| {
                     s.state = TaskState::BackingOff;
                     s.last_error = error.or(s.last_error.take());
                 });
@@ -134,12 +143,12 @@ impl Supervisor {
                     _ = cancel.cancelled() => break,
                     _ = tokio::time::sleep(delay) => {}
                 }
-                update(&status, &name, |s| {
+                update(&status, id, |s| {
                     s.state = TaskState::Running;
                     s.restarts += 1;
                 });
             }
-            update(&status, &name, |s| s.state = TaskState::Stopped);
+            update(&status, id, |s| s.state = TaskState::Stopped);
         };
         self.spawn(supervised);
     }
@@ -162,7 +171,7 @@ impl Supervisor {
         tasks.spawn(task);
     }
 
-    /// Every task started, by name.
+    /// Every task started, in start order.
     pub fn status(&self) -> Vec<TaskStatus> {
         lock(&self.status).values().cloned().collect()
     }
@@ -192,8 +201,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn update(status: &Mutex<BTreeMap<String, TaskStatus>>, name: &str, change: impl FnOnce(&mut TaskStatus)) {
-    if let Some(s) = lock(status).get_mut(name) {
+fn update(status: &Mutex<BTreeMap<u64, TaskStatus>>, id: u64, change: impl FnOnce(&mut TaskStatus)) {
+    if let Some(s) = lock(status).get_mut(&id) {
         change(s);
     }
 }
@@ -205,7 +214,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::AtomicU32;
 
     use super::*;
 
@@ -275,7 +284,7 @@ mod tests {
         });
         tokio::task::yield_now().await;
         let states: Vec<_> = sup.status().iter().map(|s| (s.name.clone(), s.state)).collect();
-        assert_eq!(states, [("failing".to_string(), TaskState::BackingOff), ("forever".to_string(), TaskState::Running)]);
+        assert_eq!(states, [("forever".to_string(), TaskState::Running), ("failing".to_string(), TaskState::BackingOff)]);
 
         assert!(sup.shutdown(Duration::from_secs(5)).await);
         assert!(sup.status().iter().all(|s| s.state == TaskState::Stopped));
