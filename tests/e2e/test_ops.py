@@ -1,6 +1,7 @@
 """Operations: TLS, health, metrics, structured logs, graceful shutdown, config file."""
 import json
 import os
+import re
 import signal
 import subprocess
 
@@ -58,6 +59,19 @@ def test_health_and_metrics(berth):
                  "berth_http_response_bytes_total", "berth_upload_sessions_open", "berth_gc_runs_total",
                  "berth_gc_bytes_reclaimed_total"):
         assert name in text, name
+
+
+def test_metrics_list_every_supervised_background_task(tmp_path):
+    b = Berth(str(tmp_path / "data"), extra_args=["--scan-workers", "3"]).start()
+    try:
+        text = requests.get(b.url + "/metrics", timeout=10).text
+    finally:
+        assert b.stop() == 0, "SIGTERM stops the supervised tasks and exits 0"
+    up = dict(re.findall(r'^berth_task_up\{task="([a-z_]+)"\} (\d+)$', text, re.M))
+    assert up == {"gc": "1", "lifecycle": "1", "scrub": "1", "flush_pulls": "1", "reload_signing_keys": "1",
+                  "watch_vulndb": "1", "scan_worker": "3"}, text
+    restarts = dict(re.findall(r'^berth_task_restarts_total\{task="([a-z_]+)"\} (\d+)$', text, re.M))
+    assert set(restarts) == set(up) and set(restarts.values()) == {"0"}, restarts
 
 
 def test_json_logs_one_line_per_request_without_secrets(tmp_path):

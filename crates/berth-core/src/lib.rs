@@ -26,6 +26,7 @@ mod pulls;
 mod registry;
 pub mod repositories;
 pub mod scanning;
+pub mod supervisor;
 mod uploads;
 
 pub use berth_store::{BlobRange, BlobReader, ByteStream as BlobStream, Digest, DigestError};

@@ -207,7 +207,9 @@ impl Registry {
         let row = LifecyclePreviewRow { policy: text.clone(), status: "IN_PROGRESS".into(), result: None, started_at };
         self.meta.put_lifecycle_preview(repo.key(), &row).await?;
         let (registry, repo2) = (self.clone(), repo.clone());
-        tokio::spawn(async move {
+        // Supervised, so shutdown ends it; a preview a stopped server left IN_PROGRESS is stale
+        // after PREVIEW_STALE_MILLIS and may be started again.
+        self.supervisor.run_once(async move {
             let outcome = registry.plan_lifecycle(&repo2, Some(&row.policy)).await;
             let done = match outcome {
                 Ok((_, planned)) => LifecyclePreviewRow {

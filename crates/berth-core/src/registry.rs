@@ -64,6 +64,8 @@ pub struct Registry {
     pub(crate) pull_flush: tokio::sync::Mutex<()>,
     /// The key service, once `install_key_service` gave it its store and root key.
     pub(crate) kms: std::sync::OnceLock<crate::kms::KeyService>,
+    /// Every background task of this process (see crate::supervisor).
+    pub(crate) supervisor: crate::supervisor::Supervisor,
 }
 
 /// A manifest to serve.
@@ -138,7 +140,20 @@ impl Registry {
             scanner: Default::default(),
             pull_flush: Default::default(),
             kms: Default::default(),
+            supervisor: Default::default(),
         }
+    }
+
+    /// The same registry under a node id kept across restarts (the data directory's), so that
+    /// at start-up it takes back the jobs its previous process held (see `resume_interrupted_scans`).
+    pub fn with_node_id(mut self, node_id: impl Into<String>) -> Self {
+        self.node_id = node_id.into();
+        self
+    }
+
+    /// The background tasks of this process.
+    pub fn supervisor(&self) -> &crate::supervisor::Supervisor {
+        &self.supervisor
     }
 
     pub fn config(&self) -> &RegistryConfig {
@@ -567,6 +582,11 @@ impl Registry {
 
     pub async fn open_upload_sessions(&self) -> Result<u64> {
         Ok(self.meta.count_uploads().await?)
+    }
+
+    /// Jobs in the durable outbox per (kind, status), for metrics.
+    pub async fn job_counts(&self) -> Result<Vec<(String, berth_store::JobStatus, u64)>> {
+        Ok(self.meta.count_jobs().await?)
     }
 
     pub fn tag(s: &str) -> Result<Tag> {

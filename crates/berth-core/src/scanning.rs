@@ -1,32 +1,40 @@
 //! Scan on push, manual scans and continuous rescans, natively and offline (`berth-scan`).
 //!
-//! A push never waits for a scan: the push records an IN_PROGRESS row and hands a job to a
-//! bounded queue; a fixed pool of workers reads the layers through the blob store on blocking
+//! A push never waits for a scan: the push records an IN_PROGRESS row and enqueues a `scan`
+//! job in the durable outbox (berth_store::JobStore); a fixed pool of supervised workers
+//! claims jobs (woken in-process at once, polling for jobs other nodes enqueued), reads the layers through the blob store on blocking
 //! threads (within `berth_scan::Limits`), matches the inventory against the imported OSV
 //! database, stores the findings and attaches the inventory to the image as a CycloneDX SBOM
 //! referrer. The vulnerability database is reopened whenever its `current` pointer changes.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use berth_scan::{Inventory, Layer, Limits, VulnDb};
-use berth_store::{ImageScanRow, Millis, RepoKey, StorageClass};
+use berth_store::{ImageScanRow, JobRow, Millis, RepoKey, StorageClass};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
 use crate::error::{image_id_text, Result};
 use crate::images::ImageId;
 use crate::names::{Reference, RegistryRef, Repo};
+use crate::supervisor::{Restart, TaskResult};
 use crate::{media_types, Digest, Registry, RegistryError};
 
 /// ECR's limit: one manual scan per image per 24 hours.
 pub const SCAN_INTERVAL_MILLIS: i64 = 24 * 3600 * 1000;
-/// Jobs waiting for a worker; more are refused (FAILED, retry with StartImageScan).
-const QUEUE_DEPTH: usize = 10_000;
+/// The outbox job kind of a scan.
+const SCAN_JOB: &str = "scan";
+/// How often idle workers look for scans another node enqueued (this node's wake them at once).
+const POLL: Duration = Duration::from_secs(10);
+/// A claimed scan is this node's for the scan's deadline plus this margin; after that (a node
+/// that died mid-scan) another node may take it.
+const LEASE_MARGIN: Duration = Duration::from_secs(90);
+/// Claims of a scan whose result could not be stored before it is given up on.
+const MAX_ATTEMPTS: i64 = 5;
 /// The artifact type of the SBOM referrer berth attaches.
 pub const SBOM_ARTIFACT_TYPE: &str = "application/vnd.cyclonedx+json";
 const EMPTY_CONFIG: &[u8] = b"{}";
@@ -119,16 +127,38 @@ pub struct RepositoryScanning {
     pub applied_filters: Vec<ScanningFilter>,
 }
 
+/// A scan job's payload in the outbox.
+#[derive(Serialize, Deserialize)]
 struct ScanJob {
-    repo: Repo,
-    digest: Digest,
+    account: String,
+    region: String,
+    repository: String,
+    digest: String,
+}
+
+impl ScanJob {
+    fn new(repo: &Repo, digest: &Digest) -> ScanJob {
+        let key = repo.key();
+        ScanJob { account: key.account.clone(), region: key.region.clone(), repository: key.name.clone(), digest: digest.to_string() }
+    }
+
+    /// One job per image: a scan asked for while one waits or runs is that one.
+    fn key(&self) -> String {
+        format!("{}/{}/{}@{}", self.account, self.region, self.repository, self.digest)
+    }
+
+    fn target(&self) -> Option<(Repo, Digest)> {
+        let key = RepoKey { account: self.account.clone(), region: self.region.clone(), name: self.repository.clone() };
+        Some((repo_of_key(&key)?, self.digest.parse().ok()?))
+    }
 }
 
 /// The scanner's state inside the registry.
 #[derive(Default)]
 pub(crate) struct Scanner {
     settings: std::sync::OnceLock<ScanSettings>,
-    queue: std::sync::OnceLock<mpsc::Sender<ScanJob>>,
+    /// Wakes an idle worker when this node enqueues a scan.
+    wake: Arc<tokio::sync::Notify>,
     db: Mutex<Option<(String, Arc<VulnDb>)>>,
 }
 
@@ -195,52 +225,53 @@ struct DescriptorView {
 }
 
 impl Registry {
-    /// Starts the scan workers (once). Without this, scans are never run and images report
-    /// no scan status.
+    /// Starts the scan workers (once), under the registry's supervisor. Without this, scans are
+    /// never run and images report no scan status.
     pub fn start_scanner(self: &Arc<Self>, settings: ScanSettings) {
-        let (tx, rx) = mpsc::channel::<ScanJob>(QUEUE_DEPTH);
-        if self.scanner.queue.set(tx).is_err() {
+        let workers = settings.workers.max(1);
+        if self.scanner.settings.set(settings).is_err() {
             return;
         }
-        let workers = settings.workers.max(1);
-        let _ = self.scanner.settings.set(settings);
-        let rx = Arc::new(tokio::sync::Mutex::new(rx));
         for _ in 0..workers {
-            let (registry, rx) = (Arc::downgrade(self), rx.clone());
-            tokio::spawn(async move {
-                loop {
-                    let job = { rx.lock().await.recv().await };
-                    let (Some(job), Some(registry)) = (job, registry.upgrade()) else { return };
-                    registry.run_scan(&job.repo, &job.digest).await;
-                }
-            });
+            let registry = Arc::downgrade(self);
+            // Weak: the workers end (Ok) once the registry is dropped.
+            self.supervisor.start("scan_worker", Restart::OnFailure, move || scan_worker(registry.clone()));
         }
     }
 
-    /// Requeues scans a stopped or crashed server left IN_PROGRESS (their jobs lived only in
-    /// that process's queue). Returns how many.
+    /// At start-up: scans this node's previous process had claimed are pending again, and a scan
+    /// recorded IN_PROGRESS with no job (left by a berth that queued in memory) is enqueued;
+    /// scans another live node holds stay its own. Returns how many were requeued or enqueued.
     pub async fn resume_interrupted_scans(&self) -> Result<usize> {
-        let pending = self.meta.scanned_images(Some("IN_PROGRESS")).await?;
-        for (key, digest) in &pending {
-            if let Some(repo) = repo_of_key(key) {
-                if let Err(e) = self.queue_scan(&repo, digest, true).await {
-                    tracing::error!(repository = %repo, digest = %digest, error = %e, "resuming scan");
-                }
+        let mut resumed = self.meta.requeue_own_jobs(&self.node_id).await? as usize;
+        for (key, digest) in self.meta.scanned_images(Some("IN_PROGRESS")).await? {
+            let Some(repo) = repo_of_key(&key) else { continue };
+            if self.enqueue_scan(&repo, &digest).await? {
+                resumed += 1;
             }
         }
-        Ok(pending.len())
+        if resumed > 0 {
+            self.scanner.wake.notify_waiters();
+        }
+        Ok(resumed)
     }
 
     fn scanning_enabled(&self) -> bool {
-        self.scanner.queue.get().is_some()
+        self.scanner.settings.get().is_some()
     }
 
-    /// Records an IN_PROGRESS scan and queues it; never waits for the scan.
-    /// `wait`: wait for queue space (background rescans) instead of failing when it is full.
-    pub(crate) async fn queue_scan(&self, repo: &Repo, digest: &Digest, wait: bool) -> Result<ImageScanRow> {
-        let Some(queue) = self.scanner.queue.get() else {
+    /// True when a new job was added (false: one for the image waits or runs already).
+    async fn enqueue_scan(&self, repo: &Repo, digest: &Digest) -> Result<bool> {
+        let job = ScanJob::new(repo, digest);
+        let payload = serde_json::to_string(&job).map_err(|e| scan_failed(e.to_string()))?;
+        Ok(self.meta.enqueue_job(SCAN_JOB, &job.key(), &payload, self.now()).await?)
+    }
+
+    /// Records an IN_PROGRESS scan and enqueues its job; never waits for the scan.
+    pub(crate) async fn queue_scan(&self, repo: &Repo, digest: &Digest) -> Result<ImageScanRow> {
+        if !self.scanning_enabled() {
             return Err(scan_failed("image scanning is not enabled on this server".into()));
-        };
+        }
         // The previous findings stay readable until the new scan replaces them.
         let previous = self.meta.image_scan(repo.key(), digest).await?;
         let pending = ImageScanRow {
@@ -249,15 +280,16 @@ impl Registry {
             vulndb_version: previous.and_then(|p| p.vulndb_version),
             ..row("IN_PROGRESS", None, self.now())
         };
+        // The row before the job: a worker that finished first would have its result overwritten.
         self.meta.put_image_scan(repo.key(), digest, &pending).await?;
-        let job = ScanJob { repo: repo.clone(), digest: digest.clone() };
-        let sent = if wait { queue.send(job).await.is_ok() } else { queue.try_send(job).is_ok() };
-        if !sent {
+        if let Err(e) = self.enqueue_scan(repo, digest).await {
+            tracing::error!(repository = %repo, digest = %digest, error = %e, "enqueueing scan");
             // started_at 0: a scan that never ran does not count against the 24-hour quota.
-            let failed = row("FAILED", Some("the scan queue is full; start the scan again later".into()), 0);
+            let failed = row("FAILED", Some(format!("the scan could not be queued ({e}); start the scan again later")), 0);
             self.meta.put_image_scan(repo.key(), digest, &failed).await?;
             return Ok(failed);
         }
+        self.scanner.wake.notify_one();
         Ok(pending)
     }
 
@@ -275,7 +307,7 @@ impl Registry {
             }
         };
         if wants {
-            if let Err(e) = self.queue_scan(repo, digest, false).await {
+            if let Err(e) = self.queue_scan(repo, digest).await {
                 tracing::warn!(repository = %repo, digest = %digest, error = %e, "queueing scan on push");
             }
         }
@@ -295,15 +327,15 @@ impl Registry {
             )));
         }
         if let Some(last) = self.meta.image_scan(repo.key(), &digest).await? {
-            // Every scan that ran counts, failed or not (as ECR counts them); a job refused by a
-            // full queue never ran and is recorded with started_at 0.
+            // Every scan that ran counts, failed or not (as ECR counts them); a job that could not
+            // be queued never ran and is recorded with started_at 0.
             if self.next_manual_scan_at(last.started_at).is_some() {
                 return Err(RegistryError::LimitExceeded(format!(
                     "The scan quota per image has been exceeded. Wait and try again. (image {digest} was scanned in the last 24 hours)"
                 )));
             }
         }
-        let row = self.queue_scan(repo, &digest, false).await?;
+        let row = self.queue_scan(repo, &digest).await?;
         Ok((digest, row))
     }
 
@@ -458,7 +490,7 @@ impl Registry {
             if scan.is_some_and(|s| s.status == "IN_PROGRESS" || s.vulndb_version.as_deref() == Some(version.as_str())) {
                 continue;
             }
-            if let Err(e) = self.queue_scan(&repo, &digest, true).await {
+            if let Err(e) = self.queue_scan(&repo, &digest).await {
                 tracing::error!(repository = %repo, digest = %digest, error = %e, "queueing continuous rescan");
                 continue;
             }
@@ -467,9 +499,29 @@ impl Registry {
         Ok(queued)
     }
 
-    /// The job: inventory → findings → stored result + SBOM referrer. Every failure ends in a
-    /// FAILED row with a reason.
-    async fn run_scan(&self, repo: &Repo, digest: &Digest) {
+    /// One claimed job: the scan, then the job is done, or retried later when its result could
+    /// not be stored (the store was unreachable).
+    async fn run_scan_job(&self, job: JobRow) {
+        let Some((repo, digest)) = serde_json::from_str::<ScanJob>(&job.payload).ok().and_then(|j| j.target()) else {
+            let _ = self.meta.fail_job(job.id, &self.node_id, "unreadable scan job", None).await;
+            return;
+        };
+        let finished = match self.run_scan(&repo, &digest).await {
+            Ok(()) => self.meta.complete_job(job.id, &self.node_id).await,
+            Err(e) => {
+                let retry_at = (job.attempts < MAX_ATTEMPTS).then(|| self.now() + 30_000 * job.attempts);
+                self.meta.fail_job(job.id, &self.node_id, &e.to_string(), retry_at).await
+            }
+        };
+        if let Err(e) = finished {
+            // The lease ends on its own; the scan is then claimed again.
+            tracing::error!(repository = %repo, digest = %digest, error = %e, "recording the scan job's end");
+        }
+    }
+
+    /// The scan: inventory → findings → stored result + SBOM referrer. Every failure ends in a
+    /// FAILED row with a reason; an error only when that row could not be stored.
+    async fn run_scan(&self, repo: &Repo, digest: &Digest) -> Result<()> {
         let started_at = self.now();
         let bound = self.scanner.settings.get().map(|s| s.timeout).unwrap_or(Duration::from_secs(300)) + Duration::from_secs(30);
         let outcome = match tokio::time::timeout(bound, self.scan_image(repo, digest, started_at)).await {
@@ -486,7 +538,9 @@ impl Registry {
         tracing::info!(repository = %repo, digest = %digest, status = %done.status, "image scanned");
         if let Err(e) = self.meta.put_image_scan(repo.key(), digest, &done).await {
             tracing::error!(repository = %repo, digest = %digest, error = %e, "storing scan result");
+            return Err(e.into());
         }
+        Ok(())
     }
 
     async fn scan_image(&self, repo: &Repo, digest: &Digest, started_at: Millis) -> Result<ImageScanRow> {
@@ -632,6 +686,34 @@ impl std::io::Read for LazyBlob {
             None => Ok(0),
         }
     }
+}
+
+/// One scan worker: claims a due scan (this node's lease for the scan's deadline and a margin)
+/// and runs it; when there is none, waits for this node's next enqueue or the poll interval.
+/// A store error ends it, and the supervisor starts it again after a backoff.
+async fn scan_worker(registry: Weak<Registry>) -> TaskResult {
+    loop {
+        let Some(r) = registry.upgrade() else { return Ok(()) };
+        let timeout = r.scanner.settings.get().map(|s| s.timeout).unwrap_or(Duration::from_secs(300));
+        let lease = i64::try_from((timeout + LEASE_MARGIN).as_millis()).unwrap_or(i64::MAX / 2);
+        let now = r.now();
+        let mut claimed = r.meta.claim_jobs(&[SCAN_JOB], &r.node_id, now, now.saturating_add(lease), 1).await.map_err(boxed)?;
+        match claimed.pop() {
+            Some(job) => r.run_scan_job(job).await,
+            None => {
+                let wake = r.scanner.wake.clone();
+                drop(r);
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(POLL) => {}
+                }
+            }
+        }
+    }
+}
+
+fn boxed(e: impl std::fmt::Display + Send + Sync + 'static) -> crate::supervisor::TaskError {
+    Box::new(e)
 }
 
 fn repo_of_key(key: &RepoKey) -> Option<Repo> {

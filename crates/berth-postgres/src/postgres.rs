@@ -15,12 +15,13 @@ use crate::db::DbContext;
 use crate::{postgres_cluster as cluster, postgres_content as content, postgres_lifecycle as lifecycle};
 use crate::{postgres_repos as repos, postgres_scans as scans};
 
-const SCHEMA_VERSION: i64 = 4;
-const SCHEMA: [(i64, &str, &str); 4] = [
+const SCHEMA_VERSION: i64 = 5;
+const SCHEMA: [(i64, &str, &str); 5] = [
     (1, include_str!("postgres_schema.sql"), "creating schema v1"),
     (2, include_str!("postgres_schema_v2.sql"), "migrating to schema v2"),
     (3, include_str!("postgres_schema_v3.sql"), "migrating to schema v3"),
     (4, include_str!("postgres_schema_v4.sql"), "migrating to schema v4"),
+    (5, include_str!("postgres_schema_v5.sql"), "migrating to schema v5"),
 ];
 /// Advisory lock key (two-int form, so it never meets a blob lock's bigint key) serializing
 /// migrations of nodes that start at the same time.
@@ -47,7 +48,7 @@ const LOCK_WAIT_FACTOR: u32 = 4;
 const CLIENT_MARGIN: Duration = Duration::from_secs(1);
 
 pub struct PostgresMetadataStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
     locks: PgPool,
     deadline: Duration,
     lock_deadline: Duration,
@@ -136,7 +137,7 @@ impl PostgresMetadataStore {
     }
 
     /// One store call within the query deadline.
-    async fn timed<T>(&self, context: &'static str, call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    pub(crate) async fn timed<T>(&self, context: &'static str, call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
         within(self.deadline, context, call).await
     }
 

@@ -128,6 +128,7 @@ suite!(
     scans,
     identity,
     leases,
+    jobs,
     reopen_keeps_data,
     racing_put_manifest,
     racing_gc_and_push,
@@ -919,6 +920,85 @@ async fn leases(f: Fixture) {
     assert!(a.unwrap() ^ b.unwrap());
 }
 
+async fn jobs(f: Fixture) {
+    let s = &f.store;
+    assert!(s.enqueue_job("scan", "app@m1", r#"{"n":1}"#, NOW).await.unwrap());
+    assert!(!s.enqueue_job("scan", "app@m1", r#"{"n":2}"#, NOW).await.unwrap(), "idempotent by (kind, key)");
+    assert!(s.enqueue_job("scan", "app@m2", "{}", NOW + 1_000).await.unwrap());
+    assert!(s.enqueue_job("webhook", "app@m1", "{}", NOW).await.unwrap(), "another kind, another job");
+
+    // Only due jobs of the kinds asked for; the first payload stands.
+    let got = s.claim_jobs(&["scan"], "node-a", NOW, NOW + 100, 10).await.unwrap();
+    assert_eq!(got.iter().map(|j| (j.key.as_str(), j.payload.as_str(), j.attempts)).collect::<Vec<_>>(), [("app@m1", r#"{"n":1}"#, 1)]);
+    let m1 = &got[0];
+    assert_eq!((m1.status, m1.holder.as_deref(), m1.lease_until), (JobStatus::Running, Some("node-a"), Some(NOW + 100)));
+    assert!(!s.enqueue_job("scan", "app@m1", "{}", NOW).await.unwrap(), "a running job is not enqueued again");
+    assert!(s.claim_jobs(&["scan"], "node-b", NOW + 50, NOW + 150, 10).await.unwrap().is_empty(), "leased to node-a");
+
+    // The lease ends: another holder takes the job over, and the first can no longer finish it.
+    let taken = s.claim_jobs(&["scan"], "node-b", NOW + 101, NOW + 2_000, 1).await.unwrap();
+    assert_eq!(taken.iter().map(|j| (j.id, j.attempts)).collect::<Vec<_>>(), [(m1.id, 2)]);
+    assert!(!s.complete_job(m1.id, "node-a").await.unwrap(), "the lease moved to node-b");
+    assert!(!s.fail_job(m1.id, "node-a", "late", None).await.unwrap());
+
+    // A failure with a retry time makes it pending again from then; without, it is given up.
+    assert!(s.fail_job(m1.id, "node-b", "bucket unreachable", Some(NOW + 5_000)).await.unwrap());
+    let due = s.claim_jobs(&["scan"], "node-b", NOW + 1_000, NOW + 2_000, 10).await.unwrap();
+    assert_eq!(due.iter().map(|j| j.key.as_str()).collect::<Vec<_>>(), ["app@m2"], "m1 waits for its retry time");
+    assert!(s.complete_job(due[0].id, "node-b").await.unwrap());
+    let retried = s.claim_jobs(&["scan"], "node-a", NOW + 5_000, NOW + 6_000, 10).await.unwrap();
+    assert_eq!(
+        retried.iter().map(|j| (j.id, j.attempts, j.last_error.as_deref())).collect::<Vec<_>>(),
+        [(m1.id, 3, Some("bucket unreachable"))]
+    );
+    assert!(s.fail_job(m1.id, "node-a", "broken", None).await.unwrap());
+    assert!(s.claim_jobs(&["scan"], "node-a", NOW + 99_000, NOW + 99_100, 10).await.unwrap().is_empty(), "given up");
+    let failed = s.list_jobs(Some(JobStatus::Failed), 10).await.unwrap();
+    assert_eq!(failed.iter().map(|j| (j.key.as_str(), j.last_error.as_deref())).collect::<Vec<_>>(), [("app@m1", Some("broken"))]);
+    let mut counts = s.count_jobs().await.unwrap();
+    counts.sort();
+    assert_eq!(counts, [("scan".to_string(), JobStatus::Failed, 1), ("webhook".to_string(), JobStatus::Pending, 1)]);
+    // Enqueued again, a failed job starts over.
+    assert!(s.enqueue_job("scan", "app@m1", r#"{"n":3}"#, NOW).await.unwrap());
+    let again = s.list_jobs(Some(JobStatus::Pending), 10).await.unwrap();
+    let m1 = again.iter().find(|j| j.kind == "scan").expect("pending again");
+    assert_eq!((m1.attempts, m1.payload.as_str(), m1.last_error.as_deref()), (0, r#"{"n":3}"#, None));
+
+    // A restart gives back the node's own claims only: node-b's stays node-b's.
+    let a = s.claim_jobs(&["scan"], "node-a", NOW, NOW + 10_000, 1).await.unwrap();
+    let b = s.claim_jobs(&["webhook"], "node-b", NOW, NOW + 10_000, 1).await.unwrap();
+    assert_eq!((a.len(), b.len()), (1, 1));
+    let restarted = f.reopen().await;
+    assert_eq!(restarted.requeue_own_jobs("node-a").await.unwrap(), 1);
+    let running = restarted.list_jobs(Some(JobStatus::Running), 10).await.unwrap();
+    assert_eq!(running.iter().map(|j| (j.kind.as_str(), j.holder.as_deref())).collect::<Vec<_>>(), [("webhook", Some("node-b"))]);
+    assert_eq!(restarted.claim_jobs(&["scan", "webhook"], "node-a", NOW, NOW + 10, 10).await.unwrap().len(), 1, "only the requeued one");
+    drop(restarted);
+
+    // Two holders racing for the same due jobs: each job goes to exactly one of them.
+    for i in 0..20 {
+        s.enqueue_job("race", &format!("k{i}"), "{}", NOW).await.unwrap();
+    }
+    let s2 = f.second_node().await;
+    let mut a_ids = Vec::new();
+    let mut b_ids = Vec::new();
+    loop {
+        let (a, b) =
+            tokio::join!(s.claim_jobs(&["race"], "node-a", NOW, NOW + 10, 3), s2.claim_jobs(&["race"], "node-b", NOW, NOW + 10, 3));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        if a.is_empty() && b.is_empty() {
+            break;
+        }
+        a_ids.extend(a.iter().map(|j| j.id));
+        b_ids.extend(b.iter().map(|j| j.id));
+    }
+    let mut all: Vec<i64> = a_ids.iter().chain(&b_ids).copied().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 20, "every job claimed");
+    assert_eq!(a_ids.len() + b_ids.len(), 20, "none claimed twice");
+}
+
 async fn reopen_keeps_data(f: Fixture) {
     let s = &f.store;
     let k = repo(s, "app").await;
@@ -937,7 +1017,7 @@ async fn reopen_keeps_data(f: Fixture) {
     if let Backend::Postgres(url) = &f.backend {
         let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
         let version: i64 = sqlx::query_scalar("SELECT version FROM berth_schema_version").fetch_one(&mut conn).await.unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
         let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM berth_schema_version").fetch_one(&mut conn).await.unwrap();
         assert_eq!(rows, 1);
     }
@@ -1120,7 +1200,7 @@ async fn postgres_only(f: Fixture) {
     let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
     sqlx::query("UPDATE berth_schema_version SET version = 99").execute(&mut conn).await.unwrap();
     match PostgresMetadataStore::connect(url).await {
-        Err(StoreError::SchemaTooNew { found, supported }) => assert_eq!((found, supported), (99, 4)),
+        Err(StoreError::SchemaTooNew { found, supported }) => assert_eq!((found, supported), (99, 5)),
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("a newer schema was accepted"),
     }

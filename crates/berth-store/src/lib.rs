@@ -14,8 +14,10 @@ pub mod digest;
 pub mod error;
 pub mod fs;
 pub mod keys;
+pub mod jobs;
 pub mod meta;
 pub mod sqlite;
+mod sqlite_jobs;
 mod sqlite_lifecycle;
 mod sqlite_scans;
 
@@ -24,5 +26,6 @@ pub use digest::{Algorithm, Digest, DigestError};
 pub use error::StoreError;
 pub use fs::FsBlobStore;
 pub use keys::{AliasRow, KeyRow, KeyStore};
+pub use jobs::{JobRow, JobStatus, JobStore};
 pub use meta::*;
 pub use sqlite::SqliteMetadataStore;

@@ -315,7 +315,7 @@ pub struct AccessKeyRow {
 }
 
 #[async_trait]
-pub trait MetadataStore: Send + Sync + 'static {
+pub trait MetadataStore: crate::jobs::JobStore + Send + Sync + 'static {
     // ---- repositories ----
     async fn get_repository(&self, key: &RepoKey) -> Result<Option<RepositoryRow>, StoreError>;
     /// Creates the repository; None if it already exists.

@@ -17,15 +17,16 @@ use crate::error::DbContext;
 use crate::meta::*;
 use crate::{Digest, StoreError, UploadCursor};
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 const SCHEMA_V1: &str = include_str!("sqlite_schema.sql");
 const SCHEMA_V2: &str = include_str!("sqlite_schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("sqlite_schema_v3.sql");
 const SCHEMA_V4: &str = include_str!("sqlite_schema_v4.sql");
+const SCHEMA_V5: &str = include_str!("sqlite_schema_v5.sql");
 
 pub struct SqliteMetadataStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    pub(crate) writer: SqlitePool,
+    pub(crate) reader: SqlitePool,
 }
 
 fn kind_code(kind: RefKind) -> i64 {
@@ -216,6 +217,9 @@ impl SqliteMetadataStore {
         }
         if version < 4 {
             sqlx::raw_sql(SCHEMA_V4).execute(&mut *tx).await.ctx("migrating to schema v4")?;
+        }
+        if version < 5 {
+            sqlx::raw_sql(SCHEMA_V5).execute(&mut *tx).await.ctx("migrating to schema v5")?;
         }
         sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).execute(&mut *tx).await.ctx("recording schema version")?;
         tx.commit().await.ctx("committing migration")

@@ -34,8 +34,26 @@ impl DataDir {
         }
         let (meta, blobs) = crate::storage::open(dir, storage).await?;
         let registry = Registry::new(meta, blobs, Arc::new(SystemClock), config);
-        Ok(DataDir { registry: Arc::new(registry), _lock: lock })
+        let node_id = stable_node_id(dir, registry.node_id())?;
+        Ok(DataDir { registry: Arc::new(registry.with_node_id(node_id)), _lock: lock })
     }
+}
+
+/// This node's id, kept in the data directory (`node-id`, written with `fresh` the first time),
+/// so a restarted server takes back the jobs its previous process held and no others.
+fn stable_node_id(dir: &Path, fresh: &str) -> anyhow::Result<String> {
+    let path = dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    // Written aside and renamed: a crash never leaves an empty or half-written id.
+    let temp = dir.join("node-id.tmp");
+    std::fs::write(&temp, format!("{fresh}\n")).with_context(|| format!("writing {}", temp.display()))?;
+    std::fs::rename(&temp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(fresh.to_string())
 }
 
 /// Shows a generated admin key once and keeps it, readable by the owner only, under the data dir.

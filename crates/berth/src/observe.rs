@@ -13,7 +13,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use berth_core::observe::{CallFacts, RouteLabel};
 use berth_core::{GcReport, Registry};
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry as PromRegistry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry as PromRegistry, TextEncoder,
+};
 
 use crate::config::LogFormat;
 
@@ -44,6 +46,60 @@ pub struct Metrics {
     gc_bytes: IntCounter,
     gc_blobs: IntCounter,
     integrity: IntegrityMetrics,
+    tasks: TaskMetrics,
+}
+
+/// The supervisor's tasks and the job outbox, read at each scrape. Task names are the fixed
+/// names `serve` and the scanner start them under; job kinds are the ones berth enqueues.
+struct TaskMetrics {
+    restarts: IntCounterVec,
+    up: IntGaugeVec,
+    jobs: IntGaugeVec,
+    /// Two scrapes at once would both add the same difference.
+    updating: tokio::sync::Mutex<()>,
+}
+
+impl TaskMetrics {
+    fn new(registry: &PromRegistry) -> prometheus::Result<Self> {
+        let m = TaskMetrics {
+            restarts: IntCounterVec::new(
+                Opts::new("berth_task_restarts_total", "Restarts of a background task after it failed or panicked"),
+                &["task"],
+            )?,
+            up: IntGaugeVec::new(
+                Opts::new("berth_task_up", "Background tasks of that name running now (not backing off or stopped)"),
+                &["task"],
+            )?,
+            jobs: IntGaugeVec::new(Opts::new("berth_jobs", "Jobs in the durable outbox by kind and status"), &["kind", "status"])?,
+            updating: tokio::sync::Mutex::new(()),
+        };
+        registry.register(Box::new(m.restarts.clone()))?;
+        registry.register(Box::new(m.up.clone()))?;
+        registry.register(Box::new(m.jobs.clone()))?;
+        Ok(m)
+    }
+
+    async fn update(&self, registry: &Registry) {
+        let _one_at_a_time = self.updating.lock().await;
+        let mut by_name: std::collections::BTreeMap<String, (u64, i64)> = Default::default();
+        for t in registry.supervisor().status() {
+            let entry = by_name.entry(t.name).or_default();
+            entry.0 += t.restarts;
+            entry.1 += i64::from(t.state == berth_core::supervisor::TaskState::Running);
+        }
+        for (name, (restarts, up)) in by_name {
+            let counter = self.restarts.with_label_values(&[&name]);
+            counter.inc_by(restarts.saturating_sub(counter.get()));
+            self.up.with_label_values(&[&name]).set(up);
+        }
+        // A store outage leaves the last counts in place rather than failing the scrape.
+        if let Ok(counts) = registry.job_counts().await {
+            self.jobs.reset();
+            for (kind, status, n) in counts {
+                self.jobs.with_label_values(&[&kind, status.as_str()]).set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
+    }
 }
 
 /// The service's integrity totals (berth_core::integrity), copied in at each scrape.
@@ -116,7 +172,8 @@ impl Metrics {
         registry.register(Box::new(gc_bytes.clone()))?;
         registry.register(Box::new(gc_blobs.clone()))?;
         let integrity = IntegrityMetrics::new(&registry)?;
-        Ok(Metrics { registry, requests, latency, bytes_in, bytes_out, upload_sessions, gc_runs, gc_bytes, gc_blobs, integrity })
+        let tasks = TaskMetrics::new(&registry)?;
+        Ok(Metrics { registry, requests, latency, bytes_in, bytes_out, upload_sessions, gc_runs, gc_bytes, gc_blobs, integrity, tasks })
     }
 
     pub fn record_gc(&self, report: &GcReport) {
@@ -132,6 +189,7 @@ impl Metrics {
             self.upload_sessions.set(n as i64);
         }
         self.integrity.update(registry.integrity_counts());
+        self.tasks.update(registry).await;
         let mut buf = Vec::new();
         let encoder = TextEncoder::new();
         if let Err(e) = encoder.encode(&self.registry.gather(), &mut buf) {

@@ -11,6 +11,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use berth_core::supervisor::Restart;
 use berth_core::{GcOptions, Registry, RegistryConfig, RegistryRef, ScrubOptions};
 use serde::Deserialize;
 
@@ -52,11 +53,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     println!("listening on {local}");
     std::io::stdout().flush().ok();
 
+    // Every background task runs under the registry's supervisor: restarted after a panic with
+    // a growing delay, listed on /metrics, stopped before the shutdown's last writes.
+    let tasks = data.registry.supervisor();
     if settings.gc_interval_seconds > 0 {
-        tokio::spawn(gc_schedule(state.clone(), Duration::from_secs(settings.gc_interval_seconds)));
+        let every = Duration::from_secs(settings.gc_interval_seconds);
+        let state = state.clone();
+        tasks.start("gc", Restart::Always, move || forever(gc_schedule(state.clone(), every)));
     }
     if settings.lifecycle_interval_seconds > 0 {
-        tokio::spawn(lifecycle_schedule(state.clone(), Duration::from_secs(settings.lifecycle_interval_seconds)));
+        let every = Duration::from_secs(settings.lifecycle_interval_seconds);
+        let state = state.clone();
+        tasks.start("lifecycle", Restart::Always, move || forever(lifecycle_schedule(state.clone(), every)));
     }
     match data.registry.load_quarantine().await {
         Ok(0) => {}
@@ -65,10 +73,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     if settings.scrub_interval_seconds > 0 {
         let rate = settings.scrub_rate_mib.saturating_mul(1024 * 1024);
-        tokio::spawn(scrub_schedule(state.registry.clone(), Duration::from_secs(settings.scrub_interval_seconds), rate));
+        let every = Duration::from_secs(settings.scrub_interval_seconds);
+        let registry = state.registry.clone();
+        tasks.start("scrub", Restart::Always, move || forever(scrub_schedule(registry.clone(), every, rate)));
     }
-    tokio::spawn(flush_pulls(state.registry.clone()));
-    tokio::spawn(reload_signing_keys(state.registry.clone()));
+    let registry = state.registry.clone();
+    tasks.start("flush_pulls", Restart::Always, move || forever(flush_pulls(registry.clone())));
+    let registry = state.registry.clone();
+    tasks.start("reload_signing_keys", Restart::Always, move || forever(reload_signing_keys(registry.clone())));
     data.registry.start_scanner(berth_core::scanning::ScanSettings {
         vulndb_dir: crate::vulndb::db_root(&settings.data_dir),
         workers: settings.scan_workers,
@@ -80,7 +92,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Err(e) => tracing::error!(error = %e, "resuming interrupted scans"),
     }
     if settings.vulndb_check_seconds > 0 {
-        tokio::spawn(watch_vulndb(state.registry.clone(), Duration::from_secs(settings.vulndb_check_seconds)));
+        let every = Duration::from_secs(settings.vulndb_check_seconds);
+        let registry = state.registry.clone();
+        tasks.start("watch_vulndb", Restart::Always, move || forever(watch_vulndb(registry.clone(), every)));
     }
 
     let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -93,7 +107,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     );
     let handle = axum_server::Handle::new();
     let h = handle.clone();
-    tokio::spawn(async move {
+    tasks.run_once(async move {
         shutdown_signal().await;
         h.graceful_shutdown(Some(Duration::from_secs(30)));
     });
@@ -119,6 +133,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             server.handle(handle).serve(make_service).await.context("serving HTTPS")?;
         }
     }
+    // Background work stops first, so the last flush and the lease releases below are the last
+    // writes (a GC or lifecycle run is stopped, not left running past its released lease).
+    data.registry.supervisor().shutdown(Duration::from_secs(10)).await;
     if let Err(e) = data.registry.flush_pulls().await {
         tracing::error!(error = %e, "recording pull times at shutdown");
     }
@@ -253,6 +270,13 @@ async fn scrub_now(State(state): State<AppState>, req: axum::extract::Request) -
             (http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
         }
     }
+}
+
+/// A task meant to run for the life of the process, as the supervisor runs it (it restarts a
+/// task that ends or panics).
+async fn forever(task: impl std::future::Future<Output = ()>) -> berth_core::supervisor::TaskResult {
+    task.await;
+    Err(Box::new("the task ended"))
 }
 
 async fn lifecycle_schedule(state: AppState, every: Duration) {
