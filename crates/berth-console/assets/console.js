@@ -71,21 +71,34 @@
     input.addEventListener('invalid', check);
   });
 
-  // ---- select all / selection count / delete button ----
+  // ---- selection: count, buttons that need 1..max selected (a Delete needs a deletable one) ----
+  document.querySelectorAll('[data-needs-selection]').forEach(function (button) {
+    var name = button.getAttribute('data-needs-selection');
+    var max = Number(button.getAttribute('data-selection-max') || Infinity);
+    var form = button.closest('form');
+    var count = form.querySelector('#selected-count');
+    var sync = function () {
+      var chosen = form.querySelectorAll('input[type="checkbox"][name="' + name + '"]:checked');
+      var n = chosen.length;
+      var refused = button.value === 'delete' && Array.prototype.some.call(chosen, function (b) { return b.dataset.deletable === undefined; });
+      button.disabled = n === 0 || n > max || refused;
+      if (count) count.textContent = n ? n + ' selected' : '';
+    };
+    form.addEventListener('change', sync);
+    sync();
+  });
+
+  // ---- select all ----
   document.querySelectorAll('input[data-select-all]').forEach(function (all) {
     var name = all.getAttribute('data-select-all');
     var form = all.closest('form');
     var boxes = function () { return form.querySelectorAll('input[type="checkbox"][name="' + name + '"]'); };
-    var button = form.querySelector('[data-needs-selection="' + name + '"]');
-    var count = form.querySelector('#selected-count');
     all.hidden = false;
     var sync = function () {
       var n = 0, total = 0;
       boxes().forEach(function (b) { total++; if (b.checked) n++; });
       all.checked = n > 0 && n === total;
       all.indeterminate = n > 0 && n < total;
-      if (button) button.disabled = n === 0;
-      if (count) count.textContent = n ? n + ' selected' : '';
     };
     all.addEventListener('change', function () {
       boxes().forEach(function (b) { b.checked = all.checked; });

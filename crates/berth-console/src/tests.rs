@@ -492,9 +492,9 @@ async fn listing_pages_through_the_store() {
     h.registry.create_repository(&Harness::repo("zeta/app"), Default::default()).await.expect("create");
     let r = h.get("/console/repositories", Some(&cookie)).await;
     assert!(r.body.contains("svc/r000") && r.body.contains("svc/r024") && !r.body.contains("svc/r025"));
-    assert!(r.body.contains("after=svc%2Fr024"), "next page link");
-    let r = h.get("/console/repositories?after=svc%2Fr024", Some(&cookie)).await;
-    assert!(r.body.contains("svc/r025") && !r.body.contains("svc/r024\""));
+    assert!(r.body.contains("Page 1 of 3") && r.body.contains("page=2"), "next page link: {}", r.body);
+    let r = h.get("/console/repositories?page=2", Some(&cookie)).await;
+    assert!(r.body.contains("svc/r025") && !r.body.contains("svc/r024\"") && r.body.contains("Page 2 of 3"));
     let r = h.get("/console/repositories?q=zeta&mode=prefix", Some(&cookie)).await;
     assert!(r.body.contains("zeta/app") && !r.body.contains("svc/r0"));
     let r = h.get("/console/repositories?q=r05&per=50", Some(&cookie)).await;
@@ -503,8 +503,7 @@ async fn listing_pages_through_the_store() {
     assert!(r.body.contains("Page 1 of 3"), "{}", r.body);
 }
 
-/// Previous page in name order (a stack of earlier cursors in the query) and in creation order;
-/// no timing line.
+/// Previous page and a page count in every order; no timing line.
 #[tokio::test]
 async fn repository_list_pages_back_in_every_order() {
     let h = harness().await;
@@ -526,6 +525,7 @@ async fn repository_list_pages_back_in_every_order() {
     assert!(back.body.contains("svc/r025") && back.body.contains("svc/r049") && !back.body.contains("svc/r050"), "{}", back.body);
     let back = h.get(&prev_link(&back.body).expect("previous"), Some(&cookie)).await;
     assert!(back.body.contains("svc/r000") && prev_link(&back.body).is_none(), "{}", back.body);
+    assert!(third.body.contains("Page 3 of 3 · 60 repositories"), "{}", third.body);
 
     let p2 = h.get("/console/repositories?sort=created&page=2", Some(&cookie)).await;
     assert!(p2.body.contains("Page 2 of 3"), "{}", p2.body);
@@ -637,7 +637,9 @@ async fn phone_width_keeps_key_columns() {
     push_image(&h.registry, &repo, "v1").await;
     let r = h.get("/console/repositories", Some(&cookie)).await;
     assert!(r.body.contains("<th scope=\"col\" class=\"secondary\">Encryption</th>"), "{}", r.body);
-    assert!(r.body.contains("<th scope=\"col\">Repository name</th>") && r.body.contains("<th scope=\"col\">URI</th>"));
+    assert!(
+        r.body.contains("<th scope=\"col\" aria-sort=\"ascending\" data-sort=\"name\">") && r.body.contains("<th scope=\"col\">URI</th>")
+    );
     // The URI may break only at its slashes (the stylesheet gives it room for one line), beside its copy button.
     assert!(r.body.contains("<td class=\"uri\"><code>127.0.0.1:5000/<wbr>team/<wbr>phone</code> <button class=\"copy\""), "{}", r.body);
     let r = h.get("/console/repo/team/phone", Some(&cookie)).await;
@@ -899,8 +901,8 @@ async fn many_repositories_page_and_search() {
     // Name order: the first page starts with team0's repositories and stops before team4's.
     let first = get("/console/repositories").await;
     assert!(first.contains("team0/service-00000") && !first.contains("team4/"), "{first}");
-    let next = get("/console/repositories?after=team3%2Fservice-00298").await;
-    assert!(next.contains("team4/service-00004") && !next.contains("team3/"), "{next}");
+    let p11 = get("/console/repositories?page=11").await;
+    assert!(p11.contains("team4/service-00054") && !p11.contains("team3/") && p11.contains("Page 11 of 12"), "page 11");
     let prefix = get("/console/repositories?q=team4%2F&mode=prefix").await;
     assert!(prefix.contains("team4/service-00004") && !prefix.contains("team3/"), "{prefix}");
     let contains = get("/console/repositories?q=service-0029").await;
@@ -909,6 +911,86 @@ async fn many_repositories_page_and_search() {
     assert!(!none.contains("/service-"), "{none}");
     let created = get("/console/repositories?sort=created").await;
     assert!(created.contains("/service-"), "{created}");
+    let prefix_pages = get("/console/repositories?q=team4%2F&mode=prefix&sort=name-desc").await;
+    assert!(prefix_pages.contains("Page 1 of 3 · 60 repositories") && prefix_pages.contains("team4/service-00299"), "{prefix_pages}");
+}
+
+/// Column headers sort (a click on the current one reverses it, `aria-sort` says which) and the
+/// page count holds in each order.
+#[tokio::test]
+async fn repository_headers_sort_with_a_page_count() {
+    let h = harness().await;
+    let (cookie, _) = h.sign_in(KEY, SECRET).await;
+    for i in 0..30 {
+        h.registry.create_repository(&Harness::repo(&format!("svc/r{i:03}")), Default::default()).await.expect("create");
+    }
+    let header_link = |body: &str, column: &str| -> String {
+        let at = body.find(&format!("data-sort=\"{column}\"")).expect("sortable header");
+        let href = body[at..].find("href=\"").expect("header link") + at + 6;
+        body[href..].split('"').next().expect("href").replace("&amp;", "&")
+    };
+    let first = h.get("/console/repositories", Some(&cookie)).await;
+    assert!(first.body.contains(r#"aria-sort="ascending" data-sort="name""#), "{}", first.body);
+    assert!(first.body.contains("Page 1 of 2 · 30 repositories"), "{}", first.body);
+    let desc = header_link(&first.body, "name");
+    assert_eq!(desc, "/console/repositories?sort=name-desc");
+    let desc = h.get(&desc, Some(&cookie)).await;
+    assert!(desc.body.contains(r#"aria-sort="descending" data-sort="name""#), "{}", desc.body);
+    assert!(desc.body.contains("svc/r029") && !desc.body.contains("svc/r004\""), "{}", desc.body);
+    let p2 = h.get(&next_link(&desc.body).expect("next"), Some(&cookie)).await;
+    assert!(p2.body.contains("Page 2 of 2") && p2.body.contains("svc/r000") && !p2.body.contains("svc/r029\""), "{}", p2.body);
+    assert_eq!(header_link(&first.body, "created"), "/console/repositories?sort=created");
+    let created = h.get(&header_link(&first.body, "created"), Some(&cookie)).await;
+    assert!(created.body.contains(r#"aria-sort="descending" data-sort="created""#) && created.body.contains("Page 1 of 2"));
+    assert_eq!(header_link(&created.body, "created"), "/console/repositories?sort=created-asc");
+}
+
+/// The list's selection: View push commands goes to the page; Delete asks for the name and
+/// posts to the repository's delete, which refuses a wrong name; ReadOnly users get no Delete.
+#[tokio::test]
+async fn repository_list_selection_pushes_and_deletes_with_confirmation() {
+    let h = harness().await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    for name in ["team/app", "team/web"] {
+        h.registry.create_repository(&Harness::repo(name), Default::default()).await.expect("create");
+    }
+    let list = h.get("/console/repositories", Some(&cookie)).await;
+    assert!(list.body.contains(r#"name="repository" value="team/app" data-deletable"#), "{}", list.body);
+    assert!(list.body.contains("View push commands") && list.body.contains(r#"value="delete""#));
+    let push =
+        h.post("/console/repositories/selected", Some(&cookie), &[("csrf", &csrf), ("repository", "team/app"), ("action", "push")]).await;
+    assert_eq!(push.status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&push), "/console/repo/team/app/-/push");
+    let two = h
+        .post(
+            "/console/repositories/selected",
+            Some(&cookie),
+            &[("csrf", &csrf), ("repository", "team/app"), ("repository", "team/web"), ("action", "push")],
+        )
+        .await;
+    assert_eq!(two.status, StatusCode::BAD_REQUEST);
+    assert!(two.body.contains("Select one repository"), "{}", two.body);
+    let confirm =
+        h.post("/console/repositories/selected", Some(&cookie), &[("csrf", &csrf), ("repository", "team/web"), ("action", "delete")]).await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.body.contains("Delete the repository team/web?") && confirm.body.contains("confirm_name"), "{}", confirm.body);
+    assert!(confirm.body.contains(r#"action="/console/repo/team/web/-/delete""#), "{}", confirm.body);
+    assert!(h.registry.repository_exists(&Harness::repo("team/web")).await.expect("exists"), "the first POST deletes nothing");
+    let wrong = h.post("/console/repo/team/web/-/delete", Some(&cookie), &[("csrf", &csrf), ("confirm_name", "team/app")]).await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert!(h.registry.repository_exists(&Harness::repo("team/web")).await.expect("exists"));
+    let done = h.post("/console/repo/team/web/-/delete", Some(&cookie), &[("csrf", &csrf), ("confirm_name", "team/web")]).await;
+    assert_eq!(location(&done), "/console/repositories?done=repository-deleted");
+    assert!(!h.registry.repository_exists(&Harness::repo("team/web")).await.expect("exists"));
+
+    let (key, secret) = h.user("viewer", "AmazonEC2ContainerRegistryReadOnly").await;
+    let (ro, ro_csrf) = h.sign_in(&key, &secret).await;
+    let list = h.get("/console/repositories", Some(&ro)).await;
+    assert!(list.body.contains("View push commands") && !list.body.contains(r#"value="delete""#), "{}", list.body);
+    assert!(!list.body.contains("data-deletable"), "{}", list.body);
+    let forged =
+        h.post("/console/repositories/selected", Some(&ro), &[("csrf", &ro_csrf), ("repository", "team/app"), ("action", "delete")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
 }
 
 /// Deleting an image a multi-arch index lists: the confirm page warns and names the index, the
