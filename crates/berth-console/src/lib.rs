@@ -20,6 +20,7 @@
 //! | `GET /repo/<name>/-/push` | push commands |
 //! | `GET /repo/<name>/-/image/<digest>` | one image: manifest, layers, platforms, referrers |
 //! | `GET /repo/<name>/-/image/<digest>/manifest` | the manifest's stored bytes, as a download |
+//! | `GET /repo/<name>/-/image/<digest>/sbom` | an SBOM artifact's CycloneDX document, as a download |
 //! | `GET /repo/<name>/-/permissions` | repository policy |
 //! | `GET /repo/<name>/-/lifecycle` | lifecycle policy |
 //! | `GET /repo/<name>/-/settings` | tag mutability, scanning, tags, delete |

@@ -659,6 +659,13 @@ async fn console_root_redirects() {
     assert_eq!(location(&r), "/console/repositories");
 }
 
+async fn put_blob(registry: &Registry, repo: &Repo, data: Vec<u8>) -> berth_core::Digest {
+    let digest = berth_core::Digest::sha256_of(&data);
+    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(data)) });
+    registry.upload_blob(repo, &digest, Box::pin(body)).await.expect("blob");
+    digest
+}
+
 /// Pushes a one-layer image tagged `tag` (a distinct config per call); returns its digest.
 async fn push_image(registry: &Registry, repo: &Repo, tag: &str) -> String {
     push_image_as(registry, repo, tag, true).await
@@ -666,13 +673,8 @@ async fn push_image(registry: &Registry, repo: &Repo, tag: &str) -> String {
 
 /// [`push_image`], tagged or pushed by digest only (`seed` then only makes it distinct).
 async fn push_image_as(registry: &Registry, repo: &Repo, tag: &str, tagged: bool) -> String {
-    use berth_core::{Digest, Reference, Tag};
-    let put = |data: Vec<u8>| async move {
-        let digest = Digest::sha256_of(&data);
-        let body = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(data)) });
-        registry.upload_blob(repo, &digest, Box::pin(body)).await.expect("blob");
-        digest
-    };
+    use berth_core::{Reference, Tag};
+    let put = |data: Vec<u8>| put_blob(registry, repo, data);
     let layer = b"layer bytes".to_vec();
     let (layer_len, layer) = (layer.len(), put(layer).await);
     let config = format!(r#"{{"architecture":"amd64","os":"linux","tag":"{tag}"}}"#).into_bytes();
@@ -1058,4 +1060,93 @@ fn outages_are_503_with_a_plain_sentence() {
     assert!(crate::web::message_of(&away).contains("unreachable"));
     let broken = RegistryError::Store(StoreError::io("reading", std::io::Error::other("bad sector")));
     assert_eq!(crate::web::status_of(&broken), StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+/// An SBOM artifact as the scanner pushes it: CycloneDX JSON as its one layer, `subject` the image.
+async fn push_sbom(registry: &Registry, repo: &Repo, subject: &str) -> String {
+    use berth_core::{Digest, Reference};
+    let put = |data: Vec<u8>| put_blob(registry, repo, data);
+    let sbom = br#"{"bomFormat":"CycloneDX","specVersion":"1.5","components":[]}"#.to_vec();
+    let (sbom_len, sbom) = (sbom.len(), put(sbom).await);
+    let config = put(b"{}".to_vec()).await;
+    let subject_digest: Digest = subject.parse().expect("digest");
+    let subject_len = registry.get_manifest(repo, &Reference::Digest(subject_digest), false).await.expect("subject").content.len();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.cyclonedx+json","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/vnd.cyclonedx+json","digest":"{sbom}","size":{sbom_len}}}],"subject":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{subject}","size":{subject_len}}}}}"#
+    );
+    let digest = Digest::sha256_of(manifest.as_bytes());
+    registry
+        .put_manifest(repo, &Reference::Digest(digest), "application/vnd.oci.image.manifest.v1+json", manifest.into())
+        .await
+        .expect("sbom manifest")
+        .digest
+        .to_string()
+}
+
+/// A scan row with the given HIGH/LOW finding counts.
+fn scan_row(high: usize, low: usize) -> berth_store::ImageScanRow {
+    use berth_core::scanning::{ScanResult, StoredFinding};
+    let finding = |i: usize, severity: &str| StoredFinding {
+        name: format!("CVE-2024-{i:04}"),
+        description: String::new(),
+        uri: String::new(),
+        severity: severity.into(),
+        attributes: vec![],
+        fixed_in: None,
+    };
+    let findings = (0..high).map(|i| finding(i, "HIGH")).chain((0..low).map(|i| finding(100 + i, "LOW"))).collect();
+    let result = ScanResult { findings, packages: 3, ..Default::default() };
+    berth_store::ImageScanRow {
+        status: "COMPLETE".into(),
+        description: None,
+        started_at: 1,
+        completed_at: Some(2),
+        vulndb_version: None,
+        findings: Some(serde_json::to_string(&result).expect("json")),
+    }
+}
+
+/// An index's page lists each platform's scan with a link to it and offers no scan of its own;
+/// an SBOM's page offers its document and its subject, not `docker pull` or "Scan now".
+#[tokio::test]
+async fn index_page_scans_per_platform_and_sbom_page_suits_an_sbom() {
+    use berth_store::MetadataStore;
+    let h = harness().await;
+    let (cookie, _) = h.sign_in(KEY, SECRET).await;
+    let repo = Harness::repo("team/multi");
+    h.registry.create_repository(&repo, Default::default()).await.expect("create");
+    let amd = push_image_as(&h.registry, &repo, "amd", false).await;
+    let arm = push_image_as(&h.registry, &repo, "arm", false).await;
+    let index = push_index(&h.registry, &repo, "bookworm", &[(&amd, "amd64"), (&arm, "arm64")]).await;
+    h.meta.put_image_scan(repo.key(), &amd.parse().expect("digest"), &scan_row(2, 1)).await.expect("scan");
+    let r = h.get(&format!("/console/repo/team/multi/-/image/{index}"), Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let row_of = |d: &str| {
+        let at = r.body.find(&format!("<tr data-digest=\"{d}\">")).unwrap_or_else(|| panic!("platform row {d}: {}", r.body));
+        r.body[at..at + r.body[at..].find("</tr>").expect("row end")].to_string()
+    };
+    let amd_row = row_of(&amd);
+    assert!(amd_row.contains("linux/amd64") && amd_row.contains("2 high") && amd_row.contains("1 low"), "{amd_row}");
+    assert!(amd_row.contains(&format!("/console/repo/team/multi/-/image/{amd}#scan-findings")), "{amd_row}");
+    assert!(row_of(&arm).contains("data-scan-status=\"NONE\""), "the arm64 image is not scanned");
+    assert!(!r.body.contains("Scan now") && !r.body.contains("id=\"scan-findings\""), "an index offers no scan: {}", r.body);
+
+    let subject = push_image(&h.registry, &repo, "app").await;
+    let sbom = push_sbom(&h.registry, &repo, &subject).await;
+    let r = h.get(&format!("/console/repo/team/multi/-/image/{sbom}"), Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(!r.body.contains("docker pull") && !r.body.contains("Scan now"), "{}", r.body);
+    assert!(
+        r.body.contains("Download SBOM") && r.body.contains(&format!("href=\"/console/repo/team/multi/-/image/{subject}\"")),
+        "{}",
+        r.body
+    );
+    let doc = h.get(&format!("/console/repo/team/multi/-/image/{sbom}/sbom"), Some(&cookie)).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert_eq!(doc.body, r#"{"bomFormat":"CycloneDX","specVersion":"1.5","components":[]}"#);
+    // An ordinary image keeps its pull commands and scanning.
+    let r = h.get(&format!("/console/repo/team/multi/-/image/{subject}"), Some(&cookie)).await;
+    assert!(r.body.contains("docker pull") && r.body.contains("id=\"scan-findings\"") && !r.body.contains("Download SBOM"));
+    let none = h.get(&format!("/console/repo/team/multi/-/image/{subject}/sbom"), Some(&cookie)).await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND);
 }
