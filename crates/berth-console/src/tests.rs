@@ -1150,3 +1150,61 @@ async fn index_page_scans_per_platform_and_sbom_page_suits_an_sbom() {
     let none = h.get(&format!("/console/repo/team/multi/-/image/{subject}/sbom"), Some(&cookie)).await;
     assert_eq!(none.status, StatusCode::NOT_FOUND);
 }
+
+/// The stored policy reads as a table of statements with the JSON editor on request; a policy
+/// naming an action ECR does not have is saved only after the warning is confirmed; a ReadOnly
+/// user gets the table and no editor.
+#[tokio::test]
+async fn policy_table_and_unknown_actions_need_a_confirm() {
+    let h = harness().await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    h.post("/console/repositories", Some(&cookie), &[("csrf", &csrf), ("name", "team/app")]).await;
+    let repo = Harness::repo("team/app");
+    let nope = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Pull","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::210987654321:root"},"Action":["ecr:BatchGetImage","ecr:Nope"],"Condition":{"Bool":{"aws:SecureTransport":"true"}}}]}"#;
+    let r = h.post("/console/repo/team/app/-/permissions", Some(&cookie), &[("csrf", &csrf), ("policy", nope)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body.contains("id=\"unknown-actions\"") && r.body.contains("<code>ecr:Nope</code>") && r.body.contains("Save anyway"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains(r#"name="acknowledged" value="ecr:Nope""#), "{}", r.body);
+    assert!(h.registry.repository_policy(&repo).await.is_err(), "nothing saved before the confirm");
+    // Confirming another unknown action than the one shown does not count.
+    let r = h
+        .post("/console/repo/team/app/-/permissions", Some(&cookie), &[("csrf", &csrf), ("policy", nope), ("acknowledged", "ecr:Other")])
+        .await;
+    assert!(r.body.contains("Save anyway") && h.registry.repository_policy(&repo).await.is_err());
+    let r = h
+        .post("/console/repo/team/app/-/permissions", Some(&cookie), &[("csrf", &csrf), ("policy", nope), ("acknowledged", "ecr:Nope")])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(h.registry.repository_policy(&repo).await.expect("saved"), nope);
+
+    let page = h.get("/console/repo/team/app/-/permissions", Some(&cookie)).await;
+    let table = &page.body[page.body.find("id=\"policy-statements\"").expect("statements table")..];
+    let row = &table[..table.find("</tr></tbody>").expect("row")];
+    for words in [
+        "<th scope=\"row\">Pull</th>",
+        "<td>Allow</td>",
+        "arn:aws:iam::210987654321:root",
+        "<code>ecr:BatchGetImage</code>",
+        "data-conditions=\"true\">Yes",
+    ] {
+        assert!(row.contains(words), "{words}: {row}");
+    }
+    assert!(
+        page.body.contains("<details class=\"policy-edit\" id=\"policy-edit\"><summary class=\"btn\">Edit policy JSON"),
+        "editing on request: {}",
+        page.body
+    );
+
+    let (key, secret) = h.user("viewer", "AmazonEC2ContainerRegistryReadOnly").await;
+    let (ro, _) = h.sign_in(&key, &secret).await;
+    let page = h.get("/console/repo/team/app/-/permissions", Some(&ro)).await;
+    assert!(
+        page.body.contains("id=\"policy-statements\"") && !page.body.contains("Edit policy JSON") && !page.body.contains("Save policy"),
+        "{}",
+        page.body
+    );
+}
