@@ -22,7 +22,7 @@
 //! | `GET /repo/<name>/-/image/<digest>/manifest` | the manifest's stored bytes, as a download |
 //! | `GET /repo/<name>/-/image/<digest>/sbom` | an SBOM artifact's CycloneDX document, as a download |
 //! | `GET /repo/<name>/-/permissions` | repository policy |
-//! | `GET /repo/<name>/-/lifecycle` | lifecycle policy |
+//! | `GET /repo/<name>/-/lifecycle` | lifecycle policy (`POST …/lifecycle/rule` adds a rule to the editor's text) |
 //! | `GET /repo/<name>/-/settings` | tag mutability, scanning, tags, delete |
 //! | `POST /repo/<name>/-/…` | the actions of those pages |
 //! | `GET /static/console.css`, `/static/console.js` | embedded assets |

@@ -63,6 +63,7 @@ pub async fn post(Path(path): Path<String>, post: Post) -> PageResult {
         "delete" => crate::settings::delete_repository(&post, &repo).await,
         "lifecycle" => crate::lifecycle::save(&post, &repo).await,
         "lifecycle/preview" => crate::lifecycle::preview(&post, &repo).await,
+        "lifecycle/rule" => crate::lifecycle::add(&post, &repo).await,
         "lifecycle/delete" => crate::lifecycle::delete(&post, &repo).await,
         r => match r.strip_prefix("image/").and_then(|d| d.rsplit_once('/')) {
             Some((digest, "storage-class")) => crate::image::set_storage_class(&post, &repo, digest).await,

@@ -1208,3 +1208,63 @@ async fn policy_table_and_unknown_actions_need_a_confirm() {
         page.body
     );
 }
+
+/// The lifecycle rule form adds its rule to the policy text in the editor (the rules there stay
+/// as written), saves nothing, and the composed text test-runs; a ReadOnly user gets no form.
+#[tokio::test]
+async fn lifecycle_rule_form_adds_to_the_policy_then_test_runs() {
+    let h = harness().await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    let repo = Harness::repo("team/lc");
+    h.registry.create_repository(&repo, Default::default()).await.expect("create");
+    push_image(&h.registry, &repo, "prod-1").await;
+    let existing = r#"{"rules":[{"rulePriority":1,"description":"keep 5","selection":{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":5},"action":{"type":"expire"}}]}"#;
+    let page = h.get("/console/repo/team/lc/-/lifecycle", Some(&cookie)).await;
+    assert!(page.body.contains("id=\"rule-form\"") && page.body.contains("Add rule to the policy"), "{}", page.body);
+    let rule = |priority: &'static str| {
+        [
+            ("r_priority", priority),
+            ("r_description", "old prod"),
+            ("r_tag_status", "tagged"),
+            ("r_tag_match", "prefix"),
+            ("r_tags", "prod"),
+            ("r_count_type", "sinceImagePushed"),
+            ("r_count_number", "30"),
+        ]
+    };
+    let mut form = vec![("csrf", csrf.as_str()), ("policy", existing)];
+    form.extend(rule("2"));
+    let r = h.post("/console/repo/team/lc/-/lifecycle/rule", Some(&cookie), &form).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Rule 2 was added below"), "{}", r.body);
+    let at = r.body.find("id=\"lifecycle-policy\"").expect("editor");
+    let text = &r.body[r.body[at..].find('>').expect("tag") + at + 1..];
+    let text = text[..text.find("</textarea>").expect("end")].replace("&quot;", "\"");
+    let first_rule = &existing[10..existing.len() - 2];
+    assert!(text.contains(first_rule), "the existing rule stays as written: {text}");
+    let composed: serde_json::Value = serde_json::from_str(&text).expect("composed JSON");
+    assert_eq!(composed["rules"][1]["selection"]["tagPrefixList"], serde_json::json!(["prod"]));
+    assert_eq!(composed["rules"][1]["description"], "old prod");
+    assert!(
+        r.body.contains("id=\"r_priority\" name=\"r_priority\" type=\"number\" min=\"1\" value=\"3\""),
+        "next priority offered: {}",
+        r.body
+    );
+    assert!(h.registry.lifecycle_policy(&repo).await.is_err(), "adding a rule saves nothing");
+    // A rule the form cannot make is said next to the form, with the text kept.
+    let mut bad = vec![("csrf", csrf.as_str()), ("policy", existing)];
+    bad.extend(rule("0"));
+    let r = h.post("/console/repo/team/lc/-/lifecycle/rule", Some(&cookie), &bad).await;
+    assert!(r.body.contains("The rule priority must be a whole number"), "{}", r.body);
+    // The composed text test-runs.
+    let r = h.post("/console/repo/team/lc/-/lifecycle/preview", Some(&cookie), &[("csrf", &csrf), ("policy", &text)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let r = h.get("/console/repo/team/lc/-/lifecycle?preview=shown", Some(&cookie)).await;
+    assert!(r.body.contains("id=\"preview-summary\"") && r.body.contains("0</strong> images would expire"), "{}", r.body);
+    assert!(h.registry.lifecycle_policy(&repo).await.is_err(), "a test run saves nothing");
+
+    let (key, secret) = h.user("viewer", "AmazonEC2ContainerRegistryReadOnly").await;
+    let (ro, _) = h.sign_in(&key, &secret).await;
+    let page = h.get("/console/repo/team/lc/-/lifecycle", Some(&ro)).await;
+    assert!(!page.body.contains("id=\"rule-form\"") && !page.body.contains("Save lifecycle policy"), "{}", page.body);
+}
