@@ -6,7 +6,7 @@ use axum::response::Response;
 use berth_core::auth::Resource;
 use berth_core::immutability::ExclusionFilter;
 use berth_core::repositories::NewRepository;
-use berth_core::{RegistryError, Repo, RepositoryName};
+use berth_core::{Param, RegistryError, Repo, RepositoryName};
 use berth_store::{RepositoryRow, TagStatus};
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -626,8 +626,17 @@ fn field_of(e: &RegistryError) -> Field {
     match e {
         RegistryError::NameInvalid(_) | RegistryError::RepositoryExists(_) => Field::Name,
         RegistryError::TooManyTags(_) | RegistryError::InvalidTagParameter(_) => Field::Tags,
-        RegistryError::InvalidParameter(m) if m.contains("encryptionType") || m.contains("kmsKey") => Field::Encryption,
-        RegistryError::InvalidParameter(m) if m.contains("imageTagMutability") || m.contains("xclusion") => Field::Mutability,
+        RegistryError::InvalidParameter(i) => match i.param {
+            Some(Param::EncryptionType | Param::KmsKey) => Field::Encryption,
+            Some(
+                Param::ImageTagMutability
+                | Param::ExclusionFilterCount
+                | Param::ExclusionFiltersUnexpected
+                | Param::ExclusionFilterType
+                | Param::ExclusionFilter(_),
+            ) => Field::Mutability,
+            None => Field::General,
+        },
         _ => Field::General,
     }
 }

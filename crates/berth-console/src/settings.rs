@@ -229,7 +229,7 @@ pub async fn delete_repository(post: &Post, repo: &Repo) -> PageResult {
     let s = &post.session;
     s.allow("ecr:DeleteRepository", Resource::Repository(repo)).await?;
     if post.form.text("confirm_name") != repo.name.as_str() {
-        let e = RegistryError::InvalidParameter(format!("Type the repository name '{}' exactly to confirm the deletion.", repo.name));
+        let e = RegistryError::invalid(format!("Type the repository name '{}' exactly to confirm the deletion.", repo.name));
         return refused(post, repo, e, Section::Delete, rejected).await;
     }
     match s.registry().delete_repository(repo, post.form.checked("force")).await {
