@@ -225,8 +225,9 @@ async fn extras(s: &Session, row: &RepositoryRow) -> Result<RowExtras, Fail> {
 fn sort_header(label: &str, column: Column, current: Sort, href: impl Fn(Sort) -> String, class: Option<&str>) -> Markup {
     let (aria, next) = column.state(current);
     let arrow = match aria {
-        Some("ascending") => " ▲",
-        Some("descending") => " ▼",
+        // A no-break space: the arrow stays with the header's last word when it wraps.
+        Some("ascending") => "\u{a0}▲",
+        Some("descending") => "\u{a0}▼",
         _ => "",
     };
     html! {
@@ -368,7 +369,7 @@ pub async fn list(s: Session, Query(lq): Query<ListQuery>) -> PageResult {
                                     }
                                     th scope="row" { a href={"/console/repo/" (row.key.name)} { (view::breakable(&row.key.name)) } }
                                     td.uri { code { (view::breakable(&uri)) } " " (view::copy(&uri, &format!("URI of {}", row.key.name))) }
-                                    td.secondary { (view::when(row.created_at)) }
+                                    td.secondary.created { (view::when(row.created_at)) }
                                     td.secondary { (mutability_label(&row.settings.tag_mutability)) }
                                     td.secondary { @if row.settings.scan_on_push { (view::badge("Enabled", "ok")) } @else { span.muted { "Disabled" } } }
                                     td.secondary { (row.settings.encryption_type) }
