@@ -27,6 +27,12 @@ CHROMIUM = "/usr/bin/chromium"
 ADMIN_PASSWORD = "console-e2e-password-1"
 TIMEOUT = 300
 
+# The rule console.mjs adds with the lifecycle page's rule form.
+ADDED_RULE = {"rulePriority": 3, "description": "Old release images",
+              "selection": {"tagStatus": "tagged", "tagPrefixList": ["release"], "countType": "sinceImagePushed",
+                            "countUnit": "days", "countNumber": 90},
+              "action": {"type": "expire"}}
+
 # Seed document 004's lifecycle policy (issue 4).
 SEED_004_LIFECYCLE = json.dumps({"rules": [
     {"rulePriority": 1, "description": "Keep last 10 'prod' images",
@@ -181,35 +187,62 @@ def test_console_flows_in_a_browser(berth, tmp_path, browser_ready):
     for tag, _ in prod:
         sh(f"skopeo copy --dest-tls-verify=false --authfile {authfile} oci:{img.layout}:{tag} docker://{host}/{lc_repo}:{tag}", env)
 
+    # The scan attached its SBOM (a CycloneDX referrer of the image): the only other image here.
+    sboms = [d["imageDigest"] for d in all_images if d["imageDigest"] != img.manifest_digest]
+    assert len(sboms) == 1, all_images
+
+    # A multi-arch image (scan on push scans each platform image, not the index).
+    multi_repo = f"console/multi{uuid.uuid4().hex[:8]}"
+    ecr.create_repository(repositoryName=multi_repo, imageScanningConfiguration={"scanOnPush": True})
+    multi = images.build_multiarch(str(tmp_path / "multi"), "base")
+    sh(f"skopeo copy --all --dest-tls-verify=false --authfile {authfile} {multi.ref} docker://{host}/{multi_repo}:base", env)
+    platform_scans = {c.manifest_digest: (wait_for_scan(ecr, multi_repo, c.manifest_digest) or {}).get("status", "NONE")
+                      for c in multi.children}
+    # A repository to delete from the list, through its confirmation.
+    doomed = f"console/doomed{uuid.uuid4().hex[:8]}"
+    ecr.create_repository(repositoryName=doomed)
+
     # 3. The console shows the image with that digest and size; image page; policies; settings;
     #    lifecycle preview and save; then the image is deleted through the confirmation step.
     #    Signed in with a console password set by `berth admin`.
     set_console_password(berth, "admin", ADMIN_PASSWORD)
     seen = console("verify", berth, tmp_path, REPO=repo, DIGEST=img.manifest_digest, SIZE=str(size), LC_REPO=lc_repo,
-                   LC_EXPIRES=prod[0][1], EXPECT_IMAGES=str(len(all_images)))
+                   LC_EXPIRES=prod[0][1], EXPECT_IMAGES=str(len(all_images)), SBOM=sboms[0], MULTI_REPO=multi_repo,
+                   INDEX=multi.index_digest, PLATFORM_SCANS=json.dumps(platform_scans), DOOMED=doomed)
+    # The SBOM's download is the document the scanner stored: CycloneDX, describing the image.
+    assert seen["sbom"]["bomFormat"] == "CycloneDX", seen["sbom"]
+    assert seen["platform_scans"] == platform_scans, (seen["platform_scans"], platform_scans)
     assert seen["scan_status"] == (scan or {}).get("status", "NONE"), (seen, scan)
     assert "Invalid repository policy provided" in seen["policy_error"], seen
     # Nothing in tables and forms was cut off at 1280 px on these pages (console.mjs checkNotClipped).
     assert made["clip_checked"] == ["create form"], made
     assert seen["phone_checked"] is True, seen
-    assert seen["clip_checked"] == ["repository list", "repository images", "image page", "lifecycle rule builder"], seen
+    assert seen["clip_checked"] == ["repository list", "repository images", "image page", "sbom page", "image index",
+                                    "permissions", "lifecycle rule form"], seen
     assert ecr.list_images(repositoryName=repo)["imageIds"] == []
     policy = json.loads(ecr.get_repository_policy(repositoryName=repo)["policyText"])
     assert policy["Statement"][0]["Condition"] == {"StringEquals": {"aws:PrincipalAccount": ACCOUNT}}, policy
     saved = json.loads(ecr.get_lifecycle_policy(repositoryName=lc_repo)["lifecyclePolicyText"])
-    assert saved == json.loads(SEED_004_LIFECYCLE), saved
+    # Seed 004's rules as written, then the rule the form added (ECR's rule form, server-composed).
+    assert saved == {"rules": json.loads(SEED_004_LIFECYCLE)["rules"] + [ADDED_RULE]}, saved
     assert len(ecr.list_images(repositoryName=lc_repo)["imageIds"]) == 11, "the preview changed nothing"
+    # Deleted from the repositories list, after typing its name; the policy with ecr:Nope was
+    # saved only after its warning was confirmed.
+    names = [r["repositoryName"] for r in ecr.describe_repositories()["repositories"]]
+    assert doomed not in names and repo in names
+    assert "ecr:Nope" in json.loads(ecr.get_repository_policy(repositoryName=multi_repo)["policyText"])["Statement"][0]["Action"]
 
     # 4. A ReadOnly user sees no create/delete controls and forged requests are refused; a POST
     #    without the CSRF token is refused too. Nothing changed in the registry.
     ro_key, ro_secret = berth.create_user(f"console-ro-{uuid.uuid4().hex[:6]}", policy="ReadOnly")
-    refused = console("readonly", berth, tmp_path, REPO=repo, RO_KEY=ro_key, RO_SECRET=ro_secret)
+    refused = console("readonly", berth, tmp_path, REPO=repo, RO_KEY=ro_key, RO_SECRET=ro_secret, MULTI_REPO=multi_repo)
     assert refused == {"no_csrf_status": 403, "forged_create_status": 403, "forged_delete_status": 403}, refused
     names = [r["repositoryName"] for r in ecr.describe_repositories()["repositories"]]
     assert repo in names
     assert f"{repo}-forged" not in names and f"{repo}-nocsrf" not in names
 
-    for shot in ("signin", "repositories", "create-repository", "push-commands", "repository", "image",
+    for shot in ("signin", "repositories", "create-repository", "push-commands", "repository", "image", "image-index", "sbom",
+                 "delete-repository", "policy-unknown-action",
                  "permissions", "lifecycle", "settings", "delete-images", "repositories-phone", "repository-phone", "repositories-readonly"):
         path = os.path.join(SHOTS, f"{shot}.png")
         assert os.path.getsize(path) > 1000, path

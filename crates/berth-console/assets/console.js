@@ -1,5 +1,5 @@
 // berth console: progressive enhancement only. Every page works without this script;
-// it adds copy buttons, live form hints, select-all, policy templates and the lifecycle builder.
+// it adds copy buttons, live form hints, select-all, policy templates and fields shown for some choices.
 (function () {
   'use strict';
 
@@ -71,21 +71,34 @@
     input.addEventListener('invalid', check);
   });
 
-  // ---- select all / selection count / delete button ----
+  // ---- selection: count, buttons that need 1..max selected (a Delete needs a deletable one) ----
+  document.querySelectorAll('[data-needs-selection]').forEach(function (button) {
+    var name = button.getAttribute('data-needs-selection');
+    var max = Number(button.getAttribute('data-selection-max') || Infinity);
+    var form = button.closest('form');
+    var count = form.querySelector('#selected-count');
+    var sync = function () {
+      var chosen = form.querySelectorAll('input[type="checkbox"][name="' + name + '"]:checked');
+      var n = chosen.length;
+      var refused = button.value === 'delete' && Array.prototype.some.call(chosen, function (b) { return b.dataset.deletable === undefined; });
+      button.disabled = n === 0 || n > max || refused;
+      if (count) count.textContent = n ? n + ' selected' : '';
+    };
+    form.addEventListener('change', sync);
+    sync();
+  });
+
+  // ---- select all ----
   document.querySelectorAll('input[data-select-all]').forEach(function (all) {
     var name = all.getAttribute('data-select-all');
     var form = all.closest('form');
     var boxes = function () { return form.querySelectorAll('input[type="checkbox"][name="' + name + '"]'); };
-    var button = form.querySelector('[data-needs-selection="' + name + '"]');
-    var count = form.querySelector('#selected-count');
     all.hidden = false;
     var sync = function () {
       var n = 0, total = 0;
       boxes().forEach(function (b) { total++; if (b.checked) n++; });
       all.checked = n > 0 && n === total;
       all.indeterminate = n > 0 && n < total;
-      if (button) button.disabled = n === 0;
-      if (count) count.textContent = n ? n + ' selected' : '';
     };
     all.addEventListener('change', function () {
       boxes().forEach(function (b) { b.checked = all.checked; });
@@ -167,98 +180,4 @@
     });
   });
 
-  // ---- lifecycle rule builder: rules in a form <-> the JSON text ----
-  var builder = document.querySelector('[data-lifecycle-builder]');
-  if (builder) lifecycleBuilder(builder);
-
-  function lifecycleBuilder(root) {
-    var textarea = document.getElementById(root.getAttribute('data-target'));
-    var list = root.querySelector('.rules');
-    var template = root.querySelector('template');
-    if (!textarea || !list || !template) return;
-    root.hidden = false;
-
-    function field(rule, name) { return rule.querySelector('[data-f="' + name + '"]'); }
-    function addRule(r) {
-      var node = template.content.firstElementChild.cloneNode(true);
-      var n = list.children.length + 1;
-      node.querySelectorAll('[id]').forEach(function (el) { el.id = el.id + '-' + n; });
-      node.querySelectorAll('label[for]').forEach(function (el) { el.htmlFor = el.htmlFor + '-' + n; });
-      list.appendChild(node);
-      r = r || {};
-      var sel = r.selection || {};
-      field(node, 'priority').value = r.rulePriority != null ? r.rulePriority : n;
-      field(node, 'description').value = r.description || '';
-      field(node, 'tagStatus').value = sel.tagStatus || 'any';
-      field(node, 'tagPatternList').value = (sel.tagPatternList || sel.tagPrefixList || []).join(', ');
-      field(node, 'patternKind').value = sel.tagPrefixList ? 'prefix' : 'pattern';
-      field(node, 'countType').value = sel.countType || 'imageCountMoreThan';
-      field(node, 'countNumber').value = sel.countNumber != null ? sel.countNumber : 10;
-      field(node, 'countUnit').value = sel.countUnit || 'days';
-      var action = r.action || {};
-      field(node, 'action').value = action.type === 'transition' ? 'transition' : 'expire';
-      syncRule(node);
-      return node;
-    }
-    function syncRule(node) {
-      var tagged = field(node, 'tagStatus').value === 'tagged';
-      field(node, 'tagPatternList').closest('.field').hidden = !tagged;
-      field(node, 'patternKind').closest('.field').hidden = !tagged;
-      var days = field(node, 'countType').value !== 'imageCountMoreThan';
-      field(node, 'countUnit').closest('.field').hidden = !days;
-    }
-    function toPolicy() {
-      var rules = [];
-      Array.prototype.forEach.call(list.children, function (node) {
-        var sel = { tagStatus: field(node, 'tagStatus').value };
-        if (sel.tagStatus === 'tagged') {
-          var pats = field(node, 'tagPatternList').value.split(',').map(function (s) { return s.trim(); }).filter(Boolean);
-          sel[field(node, 'patternKind').value === 'prefix' ? 'tagPrefixList' : 'tagPatternList'] = pats;
-        }
-        sel.countType = field(node, 'countType').value;
-        if (sel.countType !== 'imageCountMoreThan') sel.countUnit = field(node, 'countUnit').value;
-        sel.countNumber = parseInt(field(node, 'countNumber').value, 10);
-        var rule = { rulePriority: parseInt(field(node, 'priority').value, 10) };
-        var d = field(node, 'description').value.trim();
-        if (d) rule.description = d;
-        rule.selection = sel;
-        rule.action = field(node, 'action').value === 'transition' ? { type: 'transition', targetStorageClass: 'archive' } : { type: 'expire' };
-        rules.push(rule);
-      });
-      return { rules: rules };
-    }
-    function write() {
-      textarea.value = JSON.stringify(toPolicy(), null, 2);
-    }
-    function read() {
-      var policy;
-      try { policy = JSON.parse(textarea.value || '{"rules":[]}'); } catch (e) { return false; }
-      list.textContent = '';
-      (policy.rules || []).forEach(function (r) { addRule(r); });
-      return true;
-    }
-    root.addEventListener('input', function (ev) {
-      var node = ev.target.closest('.rule');
-      if (node) { syncRule(node); write(); }
-    });
-    root.addEventListener('change', function (ev) {
-      var node = ev.target.closest('.rule');
-      if (node) { syncRule(node); write(); }
-    });
-    root.addEventListener('click', function (ev) {
-      if (ev.target.matches('[data-remove-rule]')) {
-        ev.target.closest('.rule').remove();
-        write();
-        announce('Rule removed');
-      } else if (ev.target.matches('[data-add-rule]')) {
-        var node = addRule(null);
-        write();
-        var first = node.querySelector('input, select');
-        if (first) first.focus();
-      } else if (ev.target.matches('[data-read-json]')) {
-        announce(read() ? 'Rules loaded from the JSON' : 'The JSON could not be read');
-      }
-    });
-    read();
-  }
 })();

@@ -56,3 +56,33 @@ pub async fn repo_page(s: &Session, repo: &Repo, tab: Tab, c: Confirm<'_>) -> Pa
     let page = Page { title: c.heading, nav: Nav::Repositories, crumbs: crumbs(repo, Some(c.heading)), notice: None, body };
     Ok(view::render(s, page).await)
 }
+
+/// Deleting a repository: what goes with it, then its name typed to confirm (the settings page
+/// and the repositories list both post this to `…/-/delete`). `images`: how many it holds, when
+/// the caller may see them (a count past the limit shows with "+").
+pub fn delete_repository(s: &Session, repo: &Repo, images: Option<(usize, bool)>, error: Option<&str>, cancel: Option<&str>) -> Markup {
+    html! {
+        p { "Deleting " code { (repo.name) } " removes its settings, policies and tags. A repository that still holds images is deleted only with "
+            strong { "force" } ", which deletes its images too. This cannot be undone." }
+        @if let Some((n, more)) = images {
+            @if n > 0 { p data-image-count=(n) { "It holds " strong { (view::count(n as u64, "image", "images")) @if more { "+" } } "." } }
+        }
+        form method="post" action={"/console/repo/" (repo.name) "/-/delete"} {
+            (view::csrf(s))
+            div.choice {
+                input #force type="checkbox" name="force" value="on";
+                label for="force" { "Force: also delete every image in the repository" }
+            }
+            div.field {
+                label for="confirm_name" { "To confirm, type the repository name " code { (repo.name) } }
+                input #confirm_name name="confirm_name" required autocomplete="off" spellcheck="false" autocapitalize="off"
+                    pattern=(crate::settings::pattern_literal(repo.name.as_str())) data-invalid-message="Type the repository name exactly to confirm.";
+            }
+            @if let Some(e) = error { p.error-text role="alert" { (e) } }
+            div.form-actions {
+                @if let Some(c) = cancel { a.btn href=(c) { "Cancel" } }
+                button.btn.btn-danger type="submit" { "Delete repository" }
+            }
+        }
+    }
+}

@@ -42,6 +42,79 @@ fn descs(v: &Value, key: &str) -> Vec<Desc> {
     v.get(key).and_then(Value::as_array).map(|a| a.iter().map(desc).collect()).unwrap_or_default()
 }
 
+/// The CycloneDX document of an SBOM artifact (the scanner pushes one per scanned image, with
+/// the image as its subject): its layer, when the manifest is one.
+fn sbom_layer(manifest: &Value, artifact_type: Option<&str>) -> Option<Desc> {
+    let is_cdx = |t: &str| t.contains("cyclonedx");
+    let typed = artifact_type.is_some_and(is_cdx)
+        || manifest.get("artifactType").and_then(Value::as_str).is_some_and(is_cdx)
+        || manifest.get("config").and_then(|c| c.get("mediaType")).and_then(Value::as_str).is_some_and(is_cdx);
+    let layers = descs(manifest, "layers");
+    let by_type = layers.iter().position(|l| is_cdx(&l.media_type));
+    match (typed, by_type) {
+        (_, Some(i)) => layers.into_iter().nth(i),
+        (true, None) => layers.into_iter().next(),
+        (false, None) => None,
+    }
+}
+
+/// The platforms of an index with each one's scan (indexes themselves are not scanned).
+fn platforms_section(base: &str, children: &[Desc], scans: Option<&[Option<ImageScan>]>) -> Markup {
+    html! {
+        section.card aria-labelledby="platforms-h" {
+            h2 #platforms-h { "Platforms" }
+            p.help { "An image index is not scanned itself: each platform image is, and its findings are on its own page." }
+            div.table-wrap {
+                table.data #platforms {
+                    thead { tr {
+                        th scope="col" { "Platform" } th scope="col" { "Digest" } th scope="col" class="secondary" { "Type" }
+                        th scope="col" class="num secondary" { "Manifest size" } th scope="col" { "Scan status" }
+                    } }
+                    tbody {
+                        @for (i, c) in children.iter().enumerate() {
+                            tr data-digest=(c.digest) {
+                                td { (c.platform.as_deref().unwrap_or("—")) }
+                                td { a href={(base) "/-/image/" (c.digest)} title=(c.digest) { code { (view::short_digest(&c.digest)) } } }
+                                td.secondary { (view::media_label(&c.media_type)) }
+                                td.num.secondary { @if let Some(sz) = c.size { (view::size(sz)) } }
+                                td.scan-cell {
+                                    @match scans {
+                                        Some(all) => {
+                                            (view::scan_summary(all.get(i).and_then(Option::as_ref)))
+                                            " " a.small href={(base) "/-/image/" (c.digest) "#scan-findings"} { "Findings" span.sr-only { " for " (c.platform.as_deref().unwrap_or(&c.digest)) } }
+                                        }
+                                        None => { span.muted { "—" } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What an SBOM's page offers instead of pull commands and scanning: the document and the image it describes.
+fn sbom_section(base: &str, d: &str, subject: Option<&Desc>, layer: &Desc) -> Markup {
+    html! {
+        section.card aria-labelledby="sbom-h" #sbom {
+            h2 #sbom-h { "Software bill of materials" }
+            p { "A CycloneDX inventory of the packages in "
+                @match subject {
+                    Some(sub) => { "the image " a #sbom-subject href={(base) "/-/image/" (sub.digest)} { code { (view::short_digest(&sub.digest)) } } }
+                    None => { "an image" }
+                }
+                ", made by the registry's scanner. It is an artifact attached to that image, not an image to run." }
+            p.manifest-actions {
+                a.btn.btn-small #sbom-download href={(base) "/-/image/" (d) "/sbom"} download={(layer.digest.trim_start_matches("sha256:")) ".cdx.json"} { "Download SBOM (CycloneDX JSON)" }
+                @if let Some(sz) = layer.size { " " span.muted { (view::size(sz)) } }
+                @if let Some(sub) = subject { " " a.btn.btn-small href={(base) "/-/image/" (sub.digest)} { "View the image it describes" } }
+            }
+        }
+    }
+}
+
 /// Findings, most severe first.
 fn by_severity(findings: &[berth_core::scanning::StoredFinding]) -> Vec<&berth_core::scanning::StoredFinding> {
     let mut sorted: Vec<_> = findings.iter().collect();
@@ -207,7 +280,8 @@ pub async fn page(s: &Session, repo: &Repo, digest: &str, severity: Option<&str>
     let pretty = raw.as_deref().map(|r| view::indent_json(r).unwrap_or_else(|| r.to_string()));
     let may_move = s.may("ecr:UpdateImageStorageClass", Resource::Repository(repo)).await?;
     let may_scan = s.may("ecr:StartImageScan", Resource::Repository(repo)).await?;
-    let findings = if s.may("ecr:DescribeImageScanFindings", Resource::Repository(repo)).await? {
+    let may_findings = s.may("ecr:DescribeImageScanFindings", Resource::Repository(repo)).await?;
+    let findings = if may_findings {
         Ok(s.registry().image_scan(repo, &digest).await?)
     } else {
         Err("You may not read this image's scan findings (ecr:DescribeImageScanFindings).".to_string())
@@ -224,6 +298,16 @@ pub async fn page(s: &Session, repo: &Repo, digest: &str, severity: Option<&str>
     let children = parsed.as_ref().map(|v| descs(v, "manifests")).unwrap_or_default();
     let subject = parsed.as_ref().and_then(|v| v.get("subject")).map(desc);
     let layer_total: u64 = layers.iter().filter_map(|l| l.size).sum();
+    let sbom = parsed.as_ref().and_then(|v| sbom_layer(v, image.artifact_type.as_deref()));
+    let mut child_scans = Vec::with_capacity(children.len());
+    if may_findings {
+        for c in &children {
+            child_scans.push(match c.digest.parse::<Digest>() {
+                Ok(cd) => s.registry().image_scan(repo, &cd).await?,
+                Err(_) => None,
+            });
+        }
+    }
     let title =
         image.tags.first().map(|t| format!("{}:{t}", repo.name)).unwrap_or_else(|| format!("{}@{}", repo.name, view::short_digest(&d)));
     let body = html! {
@@ -263,31 +347,17 @@ pub async fn page(s: &Session, repo: &Repo, digest: &str, severity: Option<&str>
                     div { dt { "Refers to" } dd { a href={(base) "/-/image/" (sub.digest)} { code { (sub.digest) } } } }
                 }
             }
-            h3 { "Pull" }
-            (view::command(&format!("docker pull {uri}@{d}"), "pull by digest command"))
-            @for t in &image.tags {
-                (view::command(&format!("docker pull {uri}:{t}"), &format!("pull {t} command")))
-            }
-        }
-        @if !children.is_empty() {
-            section.card aria-labelledby="platforms-h" {
-                h2 #platforms-h { "Platforms" }
-                div.table-wrap {
-                    table.data #platforms {
-                        thead { tr { th scope="col" { "Platform" } th scope="col" { "Digest" } th scope="col" { "Type" } th scope="col" class="num" { "Manifest size" } } }
-                        tbody {
-                            @for c in &children {
-                                tr {
-                                    td { (c.platform.as_deref().unwrap_or("—")) }
-                                    td { a href={(base) "/-/image/" (c.digest)} title=(c.digest) { code { (view::short_digest(&c.digest)) } } }
-                                    td { (view::media_label(&c.media_type)) }
-                                    td.num { @if let Some(sz) = c.size { (view::size(sz)) } }
-                                }
-                            }
-                        }
-                    }
+            @if sbom.is_none() {
+                h3 { "Pull" }
+                (view::command(&format!("docker pull {uri}@{d}"), "pull by digest command"))
+                @for t in &image.tags {
+                    (view::command(&format!("docker pull {uri}:{t}"), &format!("pull {t} command")))
                 }
             }
+        }
+        @if let Some(layer) = &sbom { (sbom_section(&base, &d, subject.as_ref(), layer)) }
+        @if !children.is_empty() {
+            (platforms_section(&base, &children, may_findings.then_some(child_scans.as_slice())))
         }
         @if config.is_some() || !layers.is_empty() {
             section.card aria-labelledby="layers-h" {
@@ -344,7 +414,8 @@ pub async fn page(s: &Session, repo: &Repo, digest: &str, severity: Option<&str>
                 }
             }
         }
-        (findings_section(s, repo, &d, &findings, may_scan, severity))
+        // An index is not scanned (its platforms are, above) and an SBOM is the scan's output.
+        @if children.is_empty() && sbom.is_none() { (findings_section(s, repo, &d, &findings, may_scan, severity)) }
         section.card aria-labelledby="manifest-h" {
             h2 #manifest-h { "Manifest" }
             @match (&manifest, &pretty) {
@@ -383,6 +454,30 @@ pub async fn raw_manifest(s: &Session, repo: &Repo, digest: &str) -> PageResult 
         ),
     ];
     Ok((headers, m.content).into_response())
+}
+
+/// An SBOM artifact's CycloneDX document, as a download (read as a layer pull reads it).
+pub async fn sbom_download(s: &Session, repo: &Repo, digest: &str) -> PageResult {
+    s.allow("ecr:BatchGetImage", Resource::Repository(repo)).await?;
+    s.allow("ecr:GetDownloadUrlForLayer", Resource::Repository(repo)).await?;
+    let digest: Digest = digest.parse().map_err(|_| Fail::not_found(format!("'{digest}' is not an image digest.")))?;
+    let m = s.registry().get_manifest(repo, &Reference::Digest(digest.clone()), false).await?;
+    let layer = serde_json::from_slice::<Value>(&m.content)
+        .ok()
+        .and_then(|v| sbom_layer(&v, None))
+        .ok_or_else(|| Fail::not_found("This image is no SBOM: it has no CycloneDX document to download."))?;
+    let blob: Digest = layer.digest.parse().map_err(|_| Fail::not_found("The SBOM names no valid layer digest."))?;
+    let (_, _, reader) = s.registry().read_blob(repo, &blob, None).await?;
+    let disposition = format!("attachment; filename=\"{}.cdx.json\"", blob.hex());
+    let headers = [
+        (http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/vnd.cyclonedx+json")),
+        (
+            http::header::CONTENT_DISPOSITION,
+            http::HeaderValue::from_str(&disposition).unwrap_or(http::HeaderValue::from_static("attachment")),
+        ),
+        (http::header::CONTENT_LENGTH, http::HeaderValue::from(reader.len)),
+    ];
+    Ok((headers, axum::body::Body::from_stream(reader.body)).into_response())
 }
 
 /// UpdateImageStorageClass: archive an image, or restore an archived one.

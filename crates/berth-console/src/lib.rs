@@ -12,15 +12,17 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /signin`, `POST /signin`, `POST /signout` | sign-in with an access key or a console password |
-//! | `GET /repositories` | list: search, sort, keyset pagination |
+//! | `GET /repositories` | list: search, sortable columns, numbered pages |
+//! | `POST /repositories/selected` | the list's selection: View push commands, Delete (asks for the name) |
 //! | `GET /repositories/new`, `POST /repositories` | CreateRepository |
 //! | `GET /registry`, `POST /registry/policy[/delete]` | registry policy |
 //! | `GET /repo/<name>` | images, newest first (`?q=` tag/digest search, `?page=` token), platforms and referrers nested |
 //! | `GET /repo/<name>/-/push` | push commands |
 //! | `GET /repo/<name>/-/image/<digest>` | one image: manifest, layers, platforms, referrers |
 //! | `GET /repo/<name>/-/image/<digest>/manifest` | the manifest's stored bytes, as a download |
+//! | `GET /repo/<name>/-/image/<digest>/sbom` | an SBOM artifact's CycloneDX document, as a download |
 //! | `GET /repo/<name>/-/permissions` | repository policy |
-//! | `GET /repo/<name>/-/lifecycle` | lifecycle policy |
+//! | `GET /repo/<name>/-/lifecycle` | lifecycle policy (`POST …/lifecycle/rule` adds a rule to the editor's text) |
 //! | `GET /repo/<name>/-/settings` | tag mutability, scanning, tags, delete |
 //! | `POST /repo/<name>/-/…` | the actions of those pages |
 //! | `GET /static/console.css`, `/static/console.js` | embedded assets |
@@ -64,6 +66,7 @@ pub fn router(registry: Arc<Registry>, settings: ConsoleSettings) -> Router {
         .route("/static/{file}", get(assets::serve))
         .route("/repositories", get(repos::list).post(repos::create))
         .route("/repositories/new", get(repos::new_form))
+        .route("/repositories/selected", post(repos::selected))
         .route("/registry", get(policy::registry_page))
         .route("/registry/policy", post(policy::registry_save))
         .route("/registry/policy/delete", post(policy::registry_delete))

@@ -1,6 +1,7 @@
-//! The lifecycle policy page: the stored policy as readable rules, a rule builder beside the raw
-//! JSON (the builder is the script's; the JSON works without it), a preview of what the policy
-//! would expire or archive (StartLifecyclePolicyPreview, then its result), save and delete.
+//! The lifecycle policy page, in ECR's flow: the stored policy as readable rules; a rule form
+//! that adds one rule to the policy text in the editor (composed here, server-side, so it needs
+//! no script and never rewrites the rules already there); a test run of that text
+//! (StartLifecyclePolicyPreview, then its result); save and delete.
 
 use std::time::Duration;
 
@@ -24,13 +25,124 @@ struct Draft {
     text: Option<String>,
     error: Option<String>,
     preview: Option<Result<LifecyclePreview, String>>,
+    /// The rule form's outcome: the priority of the rule just added, or why it was not.
+    rule: Option<Result<u64, RuleRefused>>,
+}
+
+/// A rule form the page could not add, shown again with its values.
+struct RuleRefused {
+    message: String,
+    form: RuleForm,
+}
+
+/// The rule form's fields, as posted (`r_…`).
+#[derive(Clone, Default)]
+struct RuleForm {
+    priority: String,
+    description: String,
+    tag_status: String,
+    tag_match: String,
+    tags: String,
+    count_type: String,
+    count_number: String,
+}
+
+impl RuleForm {
+    fn from_post(post: &Post) -> RuleForm {
+        let f = |k: &str| post.form.get(k).unwrap_or("").trim().to_string();
+        RuleForm {
+            priority: f("r_priority"),
+            description: f("r_description"),
+            tag_status: f("r_tag_status"),
+            tag_match: f("r_tag_match"),
+            tags: f("r_tags"),
+            count_type: f("r_count_type"),
+            count_number: f("r_count_number"),
+        }
+    }
+
+    /// The rule as policy JSON, or what to correct in plain words. The service checks the
+    /// composed policy again on test run and save.
+    fn rule(&self) -> Result<(u64, Value), String> {
+        let priority: u64 = self.priority.parse().ok().filter(|p| *p >= 1).ok_or("The rule priority must be a whole number from 1 up.")?;
+        let number: u64 = self.count_number.parse().ok().filter(|n| *n >= 1).ok_or("The count must be a whole number from 1 up.")?;
+        let mut selection = serde_json::Map::new();
+        let status = match self.tag_status.as_str() {
+            s @ ("tagged" | "untagged" | "any") => s,
+            _ => return Err("Choose the tag status: tagged, untagged or any.".into()),
+        };
+        selection.insert("tagStatus".into(), status.into());
+        if status == "tagged" {
+            let tags: Vec<Value> = self.tags.split(',').map(str::trim).filter(|t| !t.is_empty()).map(Value::from).collect();
+            if tags.is_empty() {
+                return Err("A rule for tagged images needs at least one tag prefix or pattern.".into());
+            }
+            let key = if self.tag_match == "prefix" { "tagPrefixList" } else { "tagPatternList" };
+            selection.insert(key.into(), Value::Array(tags));
+        }
+        match self.count_type.as_str() {
+            "imageCountMoreThan" => {
+                selection.insert("countType".into(), "imageCountMoreThan".into());
+            }
+            "sinceImagePushed" => {
+                selection.insert("countType".into(), "sinceImagePushed".into());
+                selection.insert("countUnit".into(), "days".into());
+            }
+            _ => return Err("Choose what to count: image count more than, or days since pushed.".into()),
+        }
+        selection.insert("countNumber".into(), number.into());
+        let mut rule = serde_json::Map::new();
+        rule.insert("rulePriority".into(), priority.into());
+        if !self.description.is_empty() {
+            rule.insert("description".into(), self.description.clone().into());
+        }
+        rule.insert("selection".into(), Value::Object(selection));
+        rule.insert("action".into(), serde_json::json!({ "type": "expire" }));
+        Ok((priority, Value::Object(rule)))
+    }
+}
+
+/// `text` with `rule` appended to its rules: the rules already there keep their text as
+/// written (each is carried as raw JSON), so adding never rewrites or reorders them.
+fn add_rule(text: &str, rule: &Value) -> Result<String, String> {
+    use serde_json::value::RawValue;
+    let members: std::collections::BTreeMap<String, Box<RawValue>> = if text.trim().is_empty() {
+        Default::default()
+    } else {
+        serde_json::from_str(text)
+            .map_err(|e| format!("The policy in the editor is not a JSON object, so the rule cannot be added to it: {e}"))?
+    };
+    let rules: Vec<Box<RawValue>> = match members.get("rules") {
+        Some(r) => serde_json::from_str(r.get()).map_err(|_| "The policy's \"rules\" is not a list, so the rule cannot be added to it.")?,
+        None => Vec::new(),
+    };
+    let new_rule = serde_json::to_string_pretty(rule).map_err(|e| e.to_string())?.replace('\n', "\n    ");
+    let mut items: Vec<String> = rules.iter().map(|r| r.get().to_string()).collect();
+    items.push(new_rule);
+    let mut out = String::from("{\n  \"rules\": [\n    ");
+    out.push_str(&items.join(",\n    "));
+    out.push_str("\n  ]");
+    for (k, v) in members.iter().filter(|(k, _)| k.as_str() != "rules") {
+        out.push_str(&format!(",\n  {}: {}", Value::from(k.as_str()), v.get()));
+    }
+    out.push_str("\n}");
+    Ok(out)
+}
+
+/// The priority to offer for a new rule: one above the highest in `text`.
+fn next_priority(text: &str) -> u64 {
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| v["rules"].as_array().map(|r| r.iter().filter_map(|r| r["rulePriority"].as_u64()).max().unwrap_or(0)))
+        .unwrap_or(0)
+        + 1
 }
 
 pub async fn page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageResult {
     // After a preview POST (see `preview`): its result, with the previewed text back in the editor.
     if crate::repo::param(q, "preview") == Some("shown") && s.may("ecr:GetLifecyclePolicyPreview", Resource::Repository(repo)).await? {
         if let Ok(p) = s.registry().lifecycle_preview(repo).await {
-            return render(s, repo, q, Draft { text: Some(p.policy.clone()), error: None, preview: Some(Ok(p)) }).await;
+            return render(s, repo, q, Draft { text: Some(p.policy.clone()), preview: Some(Ok(p)), ..Draft::default() }).await;
         }
     }
     render(s, repo, q, Draft::default()).await
@@ -103,45 +215,53 @@ fn rules_table(text: &str) -> Markup {
     }
 }
 
-/// The rule form the script clones for each rule (ids get a suffix per rule).
-fn rule_template() -> Markup {
+/// ECR's rule form: one rule, added to the policy text beside it by `…/lifecycle/rule`.
+fn rule_form(base: &str, f: &RuleForm, error: Option<&str>) -> Markup {
+    let status = if f.tag_status.is_empty() { "untagged" } else { f.tag_status.as_str() };
+    let count_type = if f.count_type.is_empty() { "sinceImagePushed" } else { f.count_type.as_str() };
     html! {
-        template {
-            div.rule {
-                div.rule-head {
-                    strong { "Rule" }
-                    button.btn.btn-danger-quiet.btn-small type="button" data-remove-rule { "Remove rule" }
-                }
-                div.rule-grid {
-                    div.field { label for="r-priority" { "Priority" } input #r-priority type="number" min="1" data-f="priority"; }
-                    div.field { label for="r-description" { "Description" } input #r-description data-f="description" maxlength="256"; }
-                    div.field {
-                        label for="r-status" { "Tag status" }
-                        select #r-status data-f="tagStatus" {
-                            option value="tagged" { "Tagged" } option value="untagged" { "Untagged" } option value="any" { "Any" }
+        div #rule-form data-invalid=[error.map(|_| "true")] {
+            h3 { "Add a rule" }
+            p.help { "Adds one rule to the policy text beside it; nothing is saved until you save the policy." }
+            div.rule-grid {
+                div.field { label for="r_priority" { "Rule priority" } input #r_priority name="r_priority" type="number" min="1" value=(f.priority); }
+                div.field { label for="r_description" { "Description " span.muted { "(optional)" } } input #r_description name="r_description" maxlength="256" value=(f.description); }
+            }
+            fieldset.field {
+                legend { "Image status" }
+                div.choice-row {
+                    @for (value, label) in [("tagged", "Tagged"), ("untagged", "Untagged"), ("any", "Any")] {
+                        span.choice-inline {
+                            input type="radio" name="r_tag_status" id={"r_status_" (value)} value=(value) checked[status == value];
+                            label for={"r_status_" (value)} { (label) }
                         }
                     }
-                    div.field {
-                        label for="r-kind" { "Match tags by" }
-                        select #r-kind data-f="patternKind" { option value="pattern" { "Pattern (* wildcards)" } option value="prefix" { "Prefix" } }
-                    }
-                    div.field { label for="r-patterns" { "Tags (comma-separated)" } input #r-patterns data-f="tagPatternList" placeholder="prod*, release-*"; }
-                    div.field {
-                        label for="r-count" { "Count type" }
-                        select #r-count data-f="countType" {
-                            option value="imageCountMoreThan" { "Image count more than" }
-                            option value="sinceImagePushed" { "Since image pushed" }
-                            option value="sinceImagePulled" { "Since image pulled" }
-                            option value="sinceImageTransitioned" { "Since image archived" }
-                        }
-                    }
-                    div.field { label for="r-number" { "Count" } input #r-number type="number" min="1" data-f="countNumber"; }
-                    div.field { label for="r-unit" { "Unit" } select #r-unit data-f="countUnit" { option value="days" { "days" } } }
-                    div.field {
-                        label for="r-action" { "Action" }
-                        select #r-action data-f="action" { option value="expire" { "Expire" } option value="transition" { "Archive" } }
+                }
+            }
+            div.rule-grid data-show-for="tagged" data-show-from="r_tag_status" {
+                div.field {
+                    label for="r_tag_match" { "Match tags by" }
+                    select #r_tag_match name="r_tag_match" {
+                        option value="pattern" selected[f.tag_match != "prefix"] { "Wildcard pattern (*)" }
+                        option value="prefix" selected[f.tag_match == "prefix"] { "Prefix" }
                     }
                 }
+                div.field { label for="r_tags" { "Tags (comma-separated)" } input #r_tags name="r_tags" placeholder="prod*, release-*" value=(f.tags); }
+            }
+            div.rule-grid {
+                div.field {
+                    label for="r_count_type" { "Match criteria" }
+                    select #r_count_type name="r_count_type" {
+                        option value="sinceImagePushed" selected[count_type == "sinceImagePushed"] { "Days since image pushed" }
+                        option value="imageCountMoreThan" selected[count_type == "imageCountMoreThan"] { "Image count more than" }
+                    }
+                }
+                div.field { label for="r_count_number" { "Count (days or images)" } input #r_count_number name="r_count_number" type="number" min="1" value=(f.count_number); }
+            }
+            p.help { "Action: expire (delete) the images the rule selects." }
+            p.error-text #rule-error role="alert" { @if let Some(e) = error { (e) } }
+            div.form-actions {
+                button.btn type="submit" formaction={(base) "/-/lifecycle/rule#lifecycle-policy"} formnovalidate { "Add rule to the policy" }
             }
         }
     }
@@ -224,6 +344,10 @@ async fn render(s: &Session, repo: &Repo, q: &[(String, String)], draft: Draft) 
     let stored_text = current.as_ref().ok().and_then(|c| c.as_ref()).map(|c| c.text.clone());
     let text = draft.text.clone().or_else(|| stored_text.clone()).unwrap_or_default();
     let base = repo_url(repo);
+    let (rule_values, rule_error) = match &draft.rule {
+        Some(Err(r)) => (r.form.clone(), Some(r.message.as_str())),
+        _ => (RuleForm { priority: next_priority(&text).to_string(), ..RuleForm::default() }, None),
+    };
     let body = html! {
         (header(s, repo, &row, Tab::Lifecycle))
         section aria-labelledby="lc-h" {
@@ -248,28 +372,22 @@ async fn render(s: &Session, repo: &Repo, q: &[(String, String)], draft: Draft) 
                 form.card #lifecycle-form method="post" action={(base) "/-/lifecycle"} {
                     (view::csrf(s))
                     div.lifecycle-grid {
-                        div data-lifecycle-builder data-target="lifecycle-policy" hidden {
-                            h3 { "Rule builder" }
-                            p.help { "Changes here rewrite the JSON." }
-                            div.rules {}
-                            (rule_template())
-                            div.form-actions {
-                                button.btn type="button" data-read-json { "Load into the rule builder" }
-                                button.btn type="button" data-add-rule { "Add rule" }
-                            }
-                        }
+                        (rule_form(&base, &rule_values, rule_error))
                         div.field data-invalid=[draft.error.as_ref().map(|_| "true")] {
                             label for="lifecycle-policy" { "Policy JSON" }
-                            textarea #lifecycle-policy.code name="policy" rows="24" spellcheck="false" autocapitalize="off" required
+                            @if let Some(Ok(p)) = &draft.rule {
+                                p.notice.ok #rule-added role="status" { "Rule " (p) " was added below. Run a test to see what the policy would expire, then save it." }
+                            }
+                            textarea #lifecycle-policy.code name="policy" rows="24" spellcheck="false" autocapitalize="off"
                                 aria-describedby="lifecycle-policy-error" placeholder=r#"{"rules": [...]}"# { (text) }
                             p.error-text #lifecycle-policy-error role="alert" { @if let Some(e) = &draft.error { (e) } }
                         }
                     }
                     div.form-actions {
                         @if may_preview {
-                            button.btn type="submit" formaction={(base) "/-/lifecycle/preview#lifecycle-preview"} { "Preview" }
+                            button.btn type="submit" formaction={(base) "/-/lifecycle/preview#lifecycle-preview"} formnovalidate { "Test run (preview)" }
                         }
-                        @if may_put { button.btn.btn-primary type="submit" { "Save lifecycle policy" } }
+                        @if may_put { button.btn.btn-primary type="submit" formnovalidate { "Save lifecycle policy" } }
                     }
                 }
             }
@@ -299,7 +417,7 @@ async fn refused(post: &Post, repo: &Repo, text: String, e: RegistryError) -> Pa
     }
     let status = crate::web::status_of(&e);
     let mut resp =
-        render(&post.session, repo, &[], Draft { text: Some(text), error: Some(crate::web::message_of(&e)), preview: None }).await?;
+        render(&post.session, repo, &[], Draft { text: Some(text), error: Some(crate::web::message_of(&e)), ..Draft::default() }).await?;
     *resp.status_mut() = status;
     Ok(resp)
 }
@@ -312,6 +430,24 @@ pub async fn save(post: &Post, repo: &Repo) -> PageResult {
         Ok(()) => Ok(see_other(&format!("{}/-/lifecycle?done=lifecycle-saved", repo_url(repo)))),
         Err(e) => refused(post, repo, text, e).await,
     }
+}
+
+/// The rule form: its rule added to the editor's text, shown again unsaved (or the form again
+/// with what to correct). Offered to whom may save or test-run a policy.
+pub async fn add(post: &Post, repo: &Repo) -> PageResult {
+    let s = &post.session;
+    let r = || Resource::Repository(repo);
+    if !s.may("ecr:PutLifecyclePolicy", r()).await? {
+        s.allow("ecr:StartLifecyclePolicyPreview", r()).await?;
+    }
+    let text = post.form.get("policy").unwrap_or("").to_string();
+    let form = RuleForm::from_post(post);
+    let outcome = form.rule().and_then(|(priority, rule)| Ok((priority, add_rule(&text, &rule)?)));
+    let draft = match outcome {
+        Ok((priority, composed)) => Draft { text: Some(composed), rule: Some(Ok(priority)), ..Draft::default() },
+        Err(message) => Draft { text: Some(text), rule: Some(Err(RuleRefused { message, form })), ..Draft::default() },
+    };
+    render(s, repo, &[], draft).await
 }
 
 /// StartLifecyclePolicyPreview with the text in the editor, then a redirect to the page showing
@@ -364,5 +500,42 @@ pub async fn delete(post: &Post, repo: &Repo) -> PageResult {
     match s.registry().delete_lifecycle_policy(repo).await {
         Ok(_) => Ok(see_other(&format!("{}/-/lifecycle?done=lifecycle-deleted", repo_url(repo)))),
         Err(e) => Err(Fail::from(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_is_added_after_the_rules_as_written() {
+        let text = "{\"rules\": [ {\"rulePriority\": 1, \"selection\": {\"tagStatus\": \"any\", \"countType\": \"imageCountMoreThan\", \"countNumber\": 5}, \"action\": {\"type\": \"expire\"}} ]}";
+        let form = RuleForm {
+            priority: "2".into(),
+            tag_status: "tagged".into(),
+            tag_match: "prefix".into(),
+            tags: "prod, release".into(),
+            count_type: "sinceImagePushed".into(),
+            count_number: "14".into(),
+            ..RuleForm::default()
+        };
+        let (p, rule) = form.rule().expect("rule");
+        assert_eq!(p, 2);
+        let out = add_rule(text, &rule).expect("added");
+        assert!(out.contains("{\"rulePriority\": 1, \"selection\": {\"tagStatus\": \"any\""), "the first rule keeps its text: {out}");
+        let v: Value = serde_json::from_str(&out).expect("json");
+        assert_eq!(
+            v["rules"][1]["selection"],
+            serde_json::json!({"tagStatus": "tagged", "tagPrefixList": ["prod", "release"], "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 14})
+        );
+        assert_eq!(next_priority(&out), 3);
+        assert_eq!(
+            serde_json::from_str::<Value>(&add_rule("", &rule).expect("empty")).expect("json")["rules"].as_array().map(Vec::len),
+            Some(1)
+        );
+        assert!(add_rule("[1]", &rule).is_err() && add_rule("{\"rules\": 3}", &rule).is_err());
+        assert!(RuleForm { tag_status: "tagged".into(), ..form.clone() }.rule().is_ok());
+        assert!(RuleForm { tags: " ".into(), ..form.clone() }.rule().unwrap_err().contains("at least one tag"));
+        assert!(RuleForm { count_number: "0".into(), ..form }.rule().is_err());
     }
 }

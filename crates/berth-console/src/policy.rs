@@ -101,9 +101,9 @@ struct Editor<'a> {
     delete_action: String,
     /// The current policy (None: there is none), or why it cannot be read.
     current: Result<Option<String>, String>,
-    /// Text to put in the editor instead of the current policy (a template, a rejected save).
-    draft: Option<String>,
-    error: Option<String>,
+    /// Text to put in the editor instead of the current policy (a template, a refused or
+    /// unconfirmed save).
+    draft: Option<Draft>,
     may_set: bool,
     may_delete: bool,
     templates: Vec<(&'static str, &'static str, &'static str, String)>,
@@ -112,8 +112,104 @@ struct Editor<'a> {
     what: &'a str,
 }
 
+/// A policy text back in the editor: a template, or a save the service refused (`error`) or
+/// that names actions ECR does not have (`unknown`, to confirm).
+#[derive(Default)]
+pub struct Draft {
+    text: String,
+    error: Option<String>,
+    unknown: Vec<String>,
+}
+
+/// The unknown actions of `text` not yet confirmed on this form (the `acknowledged` fields
+/// carry those the person saw in the warning and saved anyway).
+fn unconfirmed_unknown(post: &Post, text: &str) -> Vec<String> {
+    let acknowledged = post.form.all("acknowledged");
+    let unknown = berth_iam::ecr_actions::unknown_in(text);
+    if unknown.iter().all(|u| acknowledged.contains(&u.as_str())) {
+        Vec::new()
+    } else {
+        unknown
+    }
+}
+
+/// A policy's elements as words for the statements table.
+fn element_words(v: Option<&serde_json::Value>) -> Vec<String> {
+    use serde_json::Value;
+    match v {
+        None => Vec::new(),
+        Some(Value::String(x)) => vec![x.clone()],
+        Some(Value::Array(a)) => a.iter().flat_map(|x| element_words(Some(x))).collect(),
+        // {"AWS": [...], "Service": "..."}: the kind is said only for non-AWS principals.
+        Some(Value::Object(o)) => o
+            .iter()
+            .flat_map(|(k, x)| element_words(Some(x)).into_iter().map(move |w| if k == "AWS" { w } else { format!("{k}: {w}") }))
+            .collect(),
+        Some(other) => vec![other.to_string()],
+    }
+}
+
+/// The stored policy as a table of its statements (Sid, effect, principals, actions,
+/// whether conditions apply). None when the text is no JSON policy (then the JSON is shown).
+fn statements_table(text: &str) -> Option<Markup> {
+    use serde_json::Value;
+    let doc: Value = serde_json::from_str(text).ok()?;
+    let statements: Vec<&Value> = match doc.get("Statement")? {
+        Value::Array(a) => a.iter().collect(),
+        one => vec![one],
+    };
+    let either = |st: &Value, a: &str, not: &str| match st.get(not) {
+        Some(v) => (true, element_words(Some(v))),
+        None => (false, element_words(st.get(a))),
+    };
+    Some(html! {
+        div.table-wrap {
+            table.data #policy-statements {
+                caption.sr-only { "Policy statements" }
+                thead { tr {
+                    th scope="col" { "Sid" } th scope="col" { "Effect" } th scope="col" { "Principals" }
+                    th scope="col" { "Actions" } th scope="col" { "Conditions" }
+                } }
+                tbody {
+                    @for (i, st) in statements.iter().enumerate() {
+                        @let effect = st.get("Effect").and_then(Value::as_str).unwrap_or("—");
+                        @let (not_principal, principals) = either(st, "Principal", "NotPrincipal");
+                        @let (not_action, actions) = either(st, "Action", "NotAction");
+                        @let conditions = st.get("Condition").and_then(Value::as_object).is_some_and(|c| !c.is_empty());
+                        tr data-statement=(i) {
+                            th scope="row" { @match st.get("Sid").and_then(Value::as_str) { Some(sid) if !sid.is_empty() => { (sid) } _ => { span.muted { "Statement " (i + 1) } } } }
+                            td { @if effect == "Deny" { (view::badge("Deny", "warn")) } @else { (effect) } }
+                            td {
+                                @if not_principal { span.muted { "Everyone except " } }
+                                @for (j, p) in principals.iter().enumerate() {
+                                    @if j > 0 { br; }
+                                    @if p == "*" { "Everyone (*)" } @else { code.wrap { (p) } }
+                                }
+                                @if principals.is_empty() { span.muted { "—" } }
+                            }
+                            td {
+                                @if not_action { span.muted { "Every action except " } }
+                                @for (j, a) in actions.iter().enumerate() {
+                                    @if j > 0 { br; }
+                                    code { (a) }
+                                }
+                            }
+                            td data-conditions=(conditions) { @if conditions { "Yes" } @else { span.muted { "No" } } }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
 fn editor(s: &Session, e: &Editor<'_>) -> Markup {
-    let text = e.draft.clone().or_else(|| e.current.as_ref().ok().cloned().flatten()).unwrap_or_default();
+    let current = e.current.as_ref().ok().cloned().flatten();
+    let text = e.draft.as_ref().map(|d| d.text.clone()).or_else(|| current.clone()).unwrap_or_default();
+    let error = e.draft.as_ref().and_then(|d| d.error.as_ref());
+    let unknown = e.draft.as_ref().map(|d| d.unknown.as_slice()).unwrap_or_default();
+    // Editing is on request when there is a policy to read; open at once for a draft or none.
+    let open = e.draft.is_some() || current.is_none();
     html! {
         @match &e.current {
             Err(why) => { (view::alert(why)) }
@@ -125,20 +221,37 @@ fn editor(s: &Session, e: &Editor<'_>) -> Markup {
             }
             Ok(_) => {}
         }
+        @if let Some(p) = &current {
+            @match statements_table(p) {
+                Some(table) => { (table) }
+                None => { pre.json #policy-view { code { (p) } } }
+            }
+        }
         @if e.may_set {
+            details.policy-edit #policy-edit open[open] {
+                summary.btn { @if current.is_some() { "Edit policy JSON" } @else { "Write a policy" } }
             div.policy-grid {
                 form.card.policy-form method="post" action=(e.action) data-json-form {
                     (view::csrf(s))
-                    div.field data-invalid=[e.error.as_ref().map(|_| "true")] {
+                    @if !unknown.is_empty() {
+                        div.notice.warn #unknown-actions role="alert" {
+                            p { strong { "ECR has no action named " }
+                                @for (i, a) in unknown.iter().enumerate() { @if i > 0 { ", " } code { (a) } } "." }
+                            p { "A statement that names an action ECR does not have allows or denies nothing for it: "
+                                "check the spelling (e.g. " code { "ecr:BatchGetImage" } "). To save the policy as it is, choose Save anyway." }
+                            @for a in unknown { input type="hidden" name="acknowledged" value=(a); }
+                        }
+                    }
+                    div.field data-invalid=[error.map(|_| "true")] {
                         label for="policy" { "Policy JSON" }
                         textarea #policy.code name="policy" rows="22" spellcheck="false" autocapitalize="off"
                             required aria-describedby="policy-error policy-help" { (text) }
                         p.help #policy-help { "An IAM resource policy: Version, Statement[] with Effect, Principal, Action (and Condition)." }
-                        p.error-text #policy-error role="alert" { @if let Some(err) = &e.error { (err) } }
+                        p.error-text #policy-error role="alert" { @if let Some(err) = error { (err) } }
                     }
                     div.form-actions {
                         button.btn type="button" data-format-json="policy" hidden { "Format JSON" }
-                        button.btn.btn-primary type="submit" { "Save policy" }
+                        button.btn.btn-primary type="submit" { @if unknown.is_empty() { "Save policy" } @else { "Save anyway" } }
                     }
                 }
                 aside.card.templates aria-labelledby="templates-h" {
@@ -153,8 +266,12 @@ fn editor(s: &Session, e: &Editor<'_>) -> Markup {
                     }
                 }
             }
-        } @else if let Ok(Some(p)) = &e.current {
-            pre.json #policy-view { code { (p) } }
+            }
+        } @else if let Some(p) = &current {
+            details.more {
+                summary { "Policy JSON" }
+                pre.json #policy-view { code { (p) } }
+            }
         }
         @if e.may_delete && matches!(e.current, Ok(Some(_))) {
             form.inline-form method="post" action=(e.delete_action) {
@@ -179,7 +296,7 @@ fn template<'a>(templates: &'a [(&str, &str, &str, String)], key: Option<&str>) 
 }
 
 /// The repository's Permissions tab. `rejected`: a save the service refused (text, message).
-pub async fn repo_page(s: &Session, repo: &Repo, q: &[(String, String)], rejected: Option<(String, String)>) -> PageResult {
+pub async fn repo_page(s: &Session, repo: &Repo, q: &[(String, String)], rejected: Option<Draft>) -> PageResult {
     let row = describe(s, repo).await?;
     let res = Resource::Repository(repo);
     let current = if s.may("ecr:GetRepositoryPolicy", Resource::Repository(repo)).await? {
@@ -188,17 +305,13 @@ pub async fn repo_page(s: &Session, repo: &Repo, q: &[(String, String)], rejecte
         Err("You may not read this repository's policy (ecr:GetRepositoryPolicy).".to_string())
     };
     let templates = repo_templates(&s.registry.account);
-    let (draft, error) = match rejected {
-        Some((t, e)) => (Some(t), Some(e)),
-        None => (template(&templates, param(q, "template")).cloned(), None),
-    };
+    let draft = rejected.or_else(|| template(&templates, param(q, "template")).map(|t| Draft { text: t.clone(), ..Draft::default() }));
     let base = repo_url(repo);
     let e = Editor {
         action: format!("{base}/-/permissions"),
         delete_action: format!("{base}/-/permissions/delete"),
         current,
         draft,
-        error,
         may_set: s.may("ecr:SetRepositoryPolicy", res).await?,
         may_delete: s.may("ecr:DeleteRepositoryPolicy", Resource::Repository(repo)).await?,
         templates,
@@ -228,12 +341,17 @@ pub async fn repo_save(post: &Post, repo: &Repo) -> PageResult {
     let s = &post.session;
     s.allow("ecr:SetRepositoryPolicy", Resource::Repository(repo)).await?;
     let text = post.form.get("policy").unwrap_or("").to_string();
+    let unknown = unconfirmed_unknown(post, &text);
+    if !unknown.is_empty() {
+        return repo_page(s, repo, &[], Some(Draft { text, error: None, unknown })).await;
+    }
     match s.registry().set_repository_policy(repo, &text).await {
         Ok(()) => Ok(see_other(&format!("{}/-/permissions?done=policy-saved", repo_url(repo)))),
         Err(e @ RegistryError::Store(_)) => Err(e.into()),
         Err(e) => {
             let status = crate::web::status_of(&e);
-            let mut resp: Response = repo_page(s, repo, &[], Some((text, crate::web::message_of(&e)))).await?;
+            let draft = Draft { text, error: Some(crate::web::message_of(&e)), unknown: Vec::new() };
+            let mut resp: Response = repo_page(s, repo, &[], Some(draft)).await?;
             *resp.status_mut() = status;
             Ok(resp)
         }
@@ -294,7 +412,7 @@ pub struct RegistryQuery {
     done: Option<String>,
 }
 
-async fn registry_view(s: &Session, q: &RegistryQuery, rejected: Option<(String, String)>) -> PageResult {
+async fn registry_view(s: &Session, q: &RegistryQuery, rejected: Option<Draft>) -> PageResult {
     let reg = &s.registry;
     let may_get = s.may("ecr:GetRegistryPolicy", Resource::Registry(reg)).await?;
     let may_set = s.may("ecr:PutRegistryPolicy", Resource::Registry(reg)).await?;
@@ -307,16 +425,12 @@ async fn registry_view(s: &Session, q: &RegistryQuery, rejected: Option<(String,
         Err("You may not read the registry policy (ecr:GetRegistryPolicy).".to_string())
     };
     let templates = registry_templates(reg);
-    let (draft, error) = match rejected {
-        Some((t, e)) => (Some(t), Some(e)),
-        None => (template(&templates, q.template.as_deref()).cloned(), None),
-    };
+    let draft = rejected.or_else(|| template(&templates, q.template.as_deref()).map(|t| Draft { text: t.clone(), ..Draft::default() }));
     let e = Editor {
         action: "/console/registry/policy".into(),
         delete_action: "/console/registry/policy/delete".into(),
         current,
         draft,
-        error,
         may_set,
         may_delete: s.may("ecr:DeleteRegistryPolicy", Resource::Registry(reg)).await?,
         templates,
@@ -341,12 +455,17 @@ pub async fn registry_save(State(_app): State<App>, post: Post) -> PageResult {
     let s = &post.session;
     s.allow("ecr:PutRegistryPolicy", Resource::Registry(&s.registry)).await?;
     let text = post.form.get("policy").unwrap_or("").to_string();
+    let unknown = unconfirmed_unknown(&post, &text);
+    if !unknown.is_empty() {
+        return registry_view(s, &RegistryQuery::default(), Some(Draft { text, error: None, unknown })).await;
+    }
     match s.registry().set_registry_policy(&s.registry, &text).await {
         Ok(()) => Ok(see_other("/console/registry?done=registry-policy-saved")),
         Err(e @ RegistryError::Store(_)) => Err(e.into()),
         Err(e) => {
             let status = crate::web::status_of(&e);
-            let mut resp = registry_view(s, &RegistryQuery::default(), Some((text, crate::web::message_of(&e)))).await?;
+            let draft = Draft { text, error: Some(crate::web::message_of(&e)), unknown: Vec::new() };
+            let mut resp = registry_view(s, &RegistryQuery::default(), Some(draft)).await?;
             *resp.status_mut() = status;
             Ok(resp)
         }

@@ -42,6 +42,7 @@ pub async fn get(s: Session, Path(path): Path<String>, RawQuery(query): RawQuery
         Some("settings") => crate::settings::page(&s, &repo, &q).await,
         Some(r) => match r.strip_prefix("image/").map(|d| d.split_once('/')) {
             Some(Some((digest, "manifest"))) => crate::image::raw_manifest(&s, &repo, digest).await,
+            Some(Some((digest, "sbom"))) => crate::image::sbom_download(&s, &repo, digest).await,
             Some(None) => crate::image::page(&s, &repo, r.trim_start_matches("image/"), param(&q, "severity")).await,
             _ => Err(Fail::not_found("There is no such repository page.")),
         },
@@ -62,6 +63,7 @@ pub async fn post(Path(path): Path<String>, post: Post) -> PageResult {
         "delete" => crate::settings::delete_repository(&post, &repo).await,
         "lifecycle" => crate::lifecycle::save(&post, &repo).await,
         "lifecycle/preview" => crate::lifecycle::preview(&post, &repo).await,
+        "lifecycle/rule" => crate::lifecycle::add(&post, &repo).await,
         "lifecycle/delete" => crate::lifecycle::delete(&post, &repo).await,
         r => match r.strip_prefix("image/").and_then(|d| d.rsplit_once('/')) {
             Some((digest, "storage-class")) => crate::image::set_storage_class(&post, &repo, digest).await,

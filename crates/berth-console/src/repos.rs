@@ -1,11 +1,12 @@
-//! The repositories list (search, sort, pagination) and "Create repository".
+//! The repositories list (search, sortable columns, numbered pages, selection with View push
+//! commands / Delete) and "Create repository".
 
 use axum::extract::Query;
 use axum::response::Response;
 use berth_core::auth::Resource;
 use berth_core::immutability::ExclusionFilter;
 use berth_core::repositories::NewRepository;
-use berth_core::{RegistryError, Repo, RepositoryName};
+use berth_core::{Param, RegistryError, Repo, RepositoryName};
 use berth_store::{RepositoryRow, TagStatus};
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -13,11 +14,9 @@ use serde::Deserialize;
 use crate::view::{self, Nav, Page};
 use crate::web::{see_other, with_query, Fail, PageResult, Post, Session};
 
-/// Rows read from the store per step while searching.
+/// Rows read from the store per step.
 const CHUNK: u32 = 1000;
-/// Rows a substring search looks at per request before offering to continue.
-const SCAN_BUDGET: usize = 20_000;
-/// Rows the creation-time sort orders (it has to see every repository).
+/// Repositories a listing orders at most (it has to see every name to count pages and sort).
 const SORT_LIMIT: usize = 100_000;
 /// Images counted per repository row; more shows as "1000+".
 const COUNT_LIMIT: u32 = 1000;
@@ -28,26 +27,90 @@ pub struct ListQuery {
     q: Option<String>,
     /// "prefix" or "contains" (default).
     mode: Option<String>,
-    /// "name" (default), "created" (newest first), "created-asc".
+    /// One of [`Sort`]'s keys; name order by default.
     sort: Option<String>,
-    /// Name-order cursor: the last name of the previous page.
-    after: Option<String>,
-    /// Name order: the `after` cursors of the pages before this one, oldest first, comma-separated
-    /// (names hold no comma; an empty entry is the first page), so Previous needs no store query.
-    back: Option<String>,
-    /// Page number for the creation-time sort.
     page: Option<usize>,
     per: Option<u32>,
     done: Option<String>,
 }
 
+/// The orders the list offers; each sortable column header toggles between its two.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Sort {
+    Name,
+    NameDesc,
+    /// Newest first.
+    Created,
+    CreatedAsc,
+}
+
+impl Sort {
+    const ALL: [Sort; 4] = [Sort::Name, Sort::NameDesc, Sort::Created, Sort::CreatedAsc];
+
+    fn parse(raw: Option<&str>) -> Sort {
+        Sort::ALL.into_iter().find(|s| Some(s.key()) == raw).unwrap_or(Sort::Name)
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Sort::Name => "name",
+            Sort::NameDesc => "name-desc",
+            Sort::Created => "created",
+            Sort::CreatedAsc => "created-asc",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Sort::Name => "Name (A to Z)",
+            Sort::NameDesc => "Name (Z to A)",
+            Sort::Created => "Created (newest first)",
+            Sort::CreatedAsc => "Created (oldest first)",
+        }
+    }
+
+    fn order(self, keys: &mut [(i64, String)]) {
+        match self {
+            Sort::Name => keys.sort_by(|a, b| a.1.cmp(&b.1)),
+            Sort::NameDesc => keys.sort_by(|a, b| b.1.cmp(&a.1)),
+            Sort::Created => keys.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1))),
+            Sort::CreatedAsc => keys.sort(),
+        }
+    }
+}
+
+/// A sortable column: which two orders its header toggles between.
+#[derive(Clone, Copy)]
+enum Column {
+    Name,
+    Created,
+}
+
+impl Column {
+    /// (ascending, descending, the header's first click)
+    fn orders(self) -> (Sort, Sort, Sort) {
+        match self {
+            Column::Name => (Sort::Name, Sort::NameDesc, Sort::Name),
+            Column::Created => (Sort::CreatedAsc, Sort::Created, Sort::Created),
+        }
+    }
+
+    /// `aria-sort` of the header under `current`, and the order a click on it asks for.
+    fn state(self, current: Sort) -> (Option<&'static str>, Sort) {
+        let (asc, desc, first) = self.orders();
+        if current == asc {
+            (Some("ascending"), desc)
+        } else if current == desc {
+            (Some("descending"), asc)
+        } else {
+            (None, first)
+        }
+    }
+}
+
 struct Listing {
     rows: Vec<RepositoryRow>,
-    /// The cursor (name order) or page (creation order) for the next page.
-    next: Option<String>,
-    /// The search stopped early (scan budget); `next` continues it.
-    partial: bool,
-    total: Option<usize>,
+    total: usize,
     /// Nothing was visible and the service refused DescribeRepositories.
     denied: Option<String>,
 }
@@ -79,63 +142,21 @@ async fn step(s: &Session, after: Option<&str>, limit: u32) -> Result<(Vec<Repos
             let mut raw = s.registry().repositories(&s.registry, after, limit.saturating_add(1)).await?;
             let more = raw.len() > limit as usize;
             raw.truncate(limit as usize);
-            Ok((Vec::new(), more, raw.last().map(|r| r.key.name.clone()), Some(format!("denied: {m}"))))
+            Ok((Vec::new(), more, raw.last().map(|r| r.key.name.clone()), Some(m)))
         }
         Err(e) => Err(e.into()),
     }
 }
 
-async fn by_name(s: &Session, q: &str, prefix: bool, after: Option<String>, per: u32) -> Result<Listing, Fail> {
-    let mut cursor = after.or_else(|| if prefix && !q.is_empty() { before_prefix(q) } else { None });
-    let mut rows = Vec::new();
-    let (mut scanned, mut denied, mut any_visible) = (0usize, None, false);
-    loop {
-        // Without a search one step is one page; with one, read ahead in chunks.
-        let want = if q.is_empty() { per + 1 } else { CHUNK };
-        let (chunk, more, last, refusal) = step(s, cursor.as_deref(), want).await?;
-        scanned += want as usize;
-        any_visible |= refusal.is_none();
-        if refusal.is_some() {
-            denied = refusal;
-        }
-        let mut past_prefix = false;
-        for row in chunk {
-            if prefix && !q.is_empty() && row.key.name.as_str() > q && !row.key.name.starts_with(q) {
-                past_prefix = true;
-                break;
-            }
-            if matches(&row.key.name, q, prefix) {
-                rows.push(row);
-                if rows.len() > per as usize {
-                    break;
-                }
-            }
-        }
-        if rows.len() > per as usize {
-            rows.truncate(per as usize);
-            let next = rows.last().map(|r| r.key.name.clone());
-            return Ok(Listing { rows, next, partial: false, total: None, denied: None });
-        }
-        cursor = last;
-        if !more || past_prefix || cursor.is_none() {
-            break;
-        }
-        if scanned >= SCAN_BUDGET {
-            return Ok(Listing { rows, next: cursor, partial: true, total: None, denied: None });
-        }
-    }
-    let denied = if rows.is_empty() && !any_visible { denied.map(|d| d.trim_start_matches("denied: ").to_string()) } else { None };
-    Ok(Listing { rows, next: None, partial: false, total: None, denied })
-}
-
-/// Creation-time order: the store keeps name order only, so this reads every name once (keys and
-/// times only) and then loads the rows of one page.
-async fn by_created(s: &Session, q: &str, prefix: bool, newest_first: bool, page: usize, per: u32) -> Result<Listing, Fail> {
+/// One page in any order. The store keeps name order only and a page count needs the total, so
+/// this reads every matching name once (keys and times only), orders them, then loads the rows
+/// of one page.
+async fn listing(s: &Session, q: &str, prefix: bool, sort: Sort, page: usize, per: u32) -> Result<Listing, Fail> {
     let mut keys: Vec<(i64, String)> = Vec::new();
     let mut cursor = if prefix && !q.is_empty() { before_prefix(q) } else { None };
     let (mut denied, mut any_visible) = (None, false);
     loop {
-        let (chunk, more, last, refusal) = step(s, cursor.as_deref(), 1000).await?;
+        let (chunk, more, last, refusal) = step(s, cursor.as_deref(), CHUNK).await?;
         any_visible |= refusal.is_none();
         if refusal.is_some() {
             denied = refusal;
@@ -155,11 +176,7 @@ async fn by_created(s: &Session, q: &str, prefix: bool, newest_first: bool, page
             break;
         }
     }
-    if newest_first {
-        keys.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    } else {
-        keys.sort();
-    }
+    sort.order(&mut keys);
     let total = keys.len();
     let start = page.saturating_sub(1).saturating_mul(per as usize);
     let mut rows = Vec::new();
@@ -171,9 +188,8 @@ async fn by_created(s: &Session, q: &str, prefix: bool, newest_first: bool, page
             Err(e) => return Err(e.into()),
         }
     }
-    let next = (start + (per as usize) < total).then(|| (page.max(1) + 1).to_string());
-    let denied = if total == 0 && !any_visible { denied.map(|d| d.trim_start_matches("denied: ").to_string()) } else { None };
-    Ok(Listing { rows, next, partial: false, total: Some(total), denied })
+    let denied = if total == 0 && !any_visible { denied } else { None };
+    Ok(Listing { rows, total, denied })
 }
 
 /// Image count and stored size of one repository, each blob once (None: the caller may not
@@ -189,35 +205,66 @@ async fn image_stats(s: &Session, repo: &Repo) -> Option<(usize, bool, u64)> {
     Some((images.len().min(COUNT_LIMIT as usize), more, size))
 }
 
+/// What the list shows of one repository beside its row.
+struct RowExtras {
+    stats: Option<(usize, bool, u64)>,
+    /// The caller may delete it (its checkbox is offered).
+    deletable: bool,
+}
+
+async fn extras(s: &Session, row: &RepositoryRow) -> Result<RowExtras, Fail> {
+    let Ok(name) = RepositoryName::parse(&row.key.name) else {
+        return Ok(RowExtras { stats: None, deletable: false });
+    };
+    let repo = Repo::new(&s.registry, name);
+    let deletable = s.may("ecr:DeleteRepository", Resource::Repository(&repo)).await?;
+    Ok(RowExtras { stats: image_stats(s, &repo).await, deletable })
+}
+
+/// A sortable column header: a link to the other order, `aria-sort` naming the current one.
+fn sort_header(label: &str, column: Column, current: Sort, href: impl Fn(Sort) -> String, class: Option<&str>) -> Markup {
+    let (aria, next) = column.state(current);
+    let arrow = match aria {
+        // A no-break space: the arrow stays with the header's last word when it wraps.
+        Some("ascending") => "\u{a0}▲",
+        Some("descending") => "\u{a0}▼",
+        _ => "",
+    };
+    html! {
+        th scope="col" class=[class] aria-sort=[aria] data-sort=(column_key(column)) {
+            a.sort href=(href(next)) title={"Sort by " (label.to_lowercase())} { (label) span aria-hidden="true" { (arrow) } }
+        }
+    }
+}
+
+fn column_key(c: Column) -> &'static str {
+    match c {
+        Column::Name => "name",
+        Column::Created => "created",
+    }
+}
+
 pub async fn list(s: Session, Query(lq): Query<ListQuery>) -> PageResult {
     let q = lq.q.as_deref().unwrap_or("").trim().to_ascii_lowercase();
     let prefix = lq.mode.as_deref() == Some("prefix");
-    let sort = match lq.sort.as_deref() {
-        Some("created") => "created",
-        Some("created-asc") => "created-asc",
-        _ => "name",
-    };
+    let sort = Sort::parse(lq.sort.as_deref());
     let per = lq.per.filter(|p| PER_PAGE.contains(p)).unwrap_or(PER_PAGE[0]);
     let page = lq.page.unwrap_or(1).max(1);
-    let listing = match sort {
-        "name" => by_name(&s, &q, prefix, lq.after.clone().filter(|a| !a.is_empty()), per).await?,
-        other => by_created(&s, &q, prefix, other == "created", page, per).await?,
-    };
+    let listing = listing(&s, &q, prefix, sort, page, per).await?;
     if let Some(d) = &listing.denied {
         return Err(Fail::new(http::StatusCode::FORBIDDEN, d.clone()));
     }
+    let pages = listing.total.div_ceil(per as usize).max(1);
     let host = s.registry_host();
     let may_create = s.may("ecr:CreateRepository", Resource::AllRepositories(&s.registry)).await?;
-    let mut stats = Vec::with_capacity(listing.rows.len());
+    let mut extra = Vec::with_capacity(listing.rows.len());
     for row in &listing.rows {
-        let st = match RepositoryName::parse(&row.key.name) {
-            Ok(n) => image_stats(&s, &Repo::new(&s.registry, n)).await,
-            Err(_) => None,
-        };
-        stats.push(st);
+        extra.push(extras(&s, row).await?);
     }
+    let selectable = extra.iter().any(|e| e.deletable);
     let per_s = per.to_string();
-    let base = |extra: &[(&str, &str)]| {
+    let url = |sort: Sort, page: usize| {
+        let page_s = page.to_string();
         let mut pairs: Vec<(&str, &str)> = Vec::new();
         if !q.is_empty() {
             pairs.push(("q", &q));
@@ -225,37 +272,19 @@ pub async fn list(s: Session, Query(lq): Query<ListQuery>) -> PageResult {
         if prefix {
             pairs.push(("mode", "prefix"));
         }
-        if sort != "name" {
-            pairs.push(("sort", sort));
+        if sort != Sort::Name {
+            pairs.push(("sort", sort.key()));
         }
         if per != PER_PAGE[0] {
             pairs.push(("per", &per_s));
         }
-        pairs.extend_from_slice(extra);
+        if page > 1 {
+            pairs.push(("page", &page_s));
+        }
         with_query("/console/repositories", &pairs)
     };
-    let after = lq.after.clone().unwrap_or_default();
-    let back = NameStack::parse(lq.back.as_deref());
-    let (next_href, prev_href) = if sort == "name" {
-        let pushed = back.push(&after);
-        let next = listing.next.as_deref().map(|n| base(&[("after", n), ("back", &pushed)]));
-        let prev = back.pop().map(|(cursor, rest)| {
-            let mut extra: Vec<(&str, &str)> = Vec::new();
-            if !cursor.is_empty() {
-                extra.push(("after", cursor));
-            }
-            if let Some(rest) = &rest {
-                extra.push(("back", rest));
-            }
-            base(&extra)
-        });
-        (next, prev)
-    } else {
-        let prev_page = (page - 1).to_string();
-        let prev = (page > 1).then(|| if page == 2 { base(&[]) } else { base(&[("page", &prev_page)]) });
-        (listing.next.as_deref().map(|n| base(&[("page", n)])), prev)
-    };
-    let show_first = lq.after.as_deref().is_some_and(|a| !a.is_empty()) || page > 1;
+    let next_href = (page < pages).then(|| url(sort, page + 1));
+    let prev_href = (page > 1).then(|| url(sort, page - 1));
     let body = html! {
         div.page-head {
             div {
@@ -281,9 +310,7 @@ pub async fn list(s: Session, Query(lq): Query<ListQuery>) -> PageResult {
             div.field {
                 label for="sort" { "Sort by" }
                 select #sort name="sort" {
-                    option value="name" selected[sort == "name"] { "Name" }
-                    option value="created" selected[sort == "created"] { "Created (newest first)" }
-                    option value="created-asc" selected[sort == "created-asc"] { "Created (oldest first)" }
+                    @for o in Sort::ALL { option value=(o.key()) selected[o == sort] { (o.label()) } }
                 }
             }
             div.field {
@@ -295,51 +322,66 @@ pub async fn list(s: Session, Query(lq): Query<ListQuery>) -> PageResult {
             div.field.actions-end { button.btn type="submit" { "Apply" } }
         }
         @if listing.rows.is_empty() {
-            @if q.is_empty() && !show_first {
+            @if q.is_empty() && page == 1 {
                 (view::empty("No repositories yet", html! {
                     p { "A repository holds the images of one application. Create one, then push to it with docker, podman or skopeo." }
                     @if may_create { p { a.btn.btn-primary href="/console/repositories/new" { "Create repository" } } }
                 }))
             } @else {
                 (view::empty("No repositories match", html! {
-                    p { "Nothing matches " strong { (q) } @if listing.partial { " in the repositories searched so far" } "." }
+                    @if q.is_empty() { p { "There is no page " (page) "." } } @else { p { "Nothing matches " strong { (q) } "." } }
                     p { a href="/console/repositories" { "Show all repositories" } }
                 }))
             }
         } @else {
-            div.table-wrap {
-                table.data #repositories {
-                    caption.sr-only { "Repositories" }
-                    thead {
-                        tr {
-                            th scope="col" { "Repository name" }
-                            th scope="col" { "URI" }
-                            th scope="col" class="secondary" { "Created at" }
-                            th scope="col" class="secondary" { "Tag immutability" }
-                            th scope="col" class="secondary" { "Scan on push" }
-                            th scope="col" class="secondary" { "Encryption" }
-                            th scope="col" class="num" { "Images" }
-                            th scope="col" class="num secondary" { "Size" }
-                        }
+            form #repositories-form method="post" action="/console/repositories/selected" {
+                (view::csrf(&s))
+                div.table-actions {
+                    span.muted #selected-count aria-live="polite" {}
+                    button.btn type="submit" name="action" value="push" data-needs-selection="repository" data-selection-max="1" { "View push commands" }
+                    @if selectable {
+                        button.btn.btn-danger type="submit" name="action" value="delete" data-needs-selection="repository" data-selection-max="1" { "Delete" }
                     }
-                    tbody {
-                        @for (row, st) in listing.rows.iter().zip(&stats) {
-                            @let uri = s.registry().repository_uri(&row.key, &s.host);
-                            tr data-repository=(row.key.name) {
-                                th scope="row" { a href={"/console/repo/" (row.key.name)} { (view::breakable(&row.key.name)) } }
-                                td.uri { code { (view::breakable(&uri)) } " " (view::copy(&uri, &format!("URI of {}", row.key.name))) }
-                                td.secondary { (view::when(row.created_at)) }
-                                td.secondary { (mutability_label(&row.settings.tag_mutability)) }
-                                td.secondary { @if row.settings.scan_on_push { (view::badge("Enabled", "ok")) } @else { span.muted { "Disabled" } } }
-                                td.secondary { (row.settings.encryption_type) }
-                                @match st {
-                                    Some((n, more, bytes)) => {
-                                        td.num data-images=(n) { (n) @if *more { "+" } }
-                                        td.num.secondary { (view::size(*bytes)) }
+                }
+                div.table-wrap {
+                    table.data #repositories {
+                        caption.sr-only { "Repositories, sorted by " (sort.label()) }
+                        thead {
+                            tr {
+                                th scope="col" class="check" { span.sr-only { "Select" } }
+                                (sort_header("Repository name", Column::Name, sort, |o| url(o, 1), None))
+                                th scope="col" { "URI" }
+                                (sort_header("Created at", Column::Created, sort, |o| url(o, 1), Some("secondary")))
+                                th scope="col" class="secondary" { "Tag immutability" }
+                                th scope="col" class="secondary" { "Scan on push" }
+                                th scope="col" class="secondary" { "Encryption" }
+                                th scope="col" class="num" { "Images" }
+                                th scope="col" class="num secondary" { "Size" }
+                            }
+                        }
+                        tbody {
+                            @for (row, ex) in listing.rows.iter().zip(&extra) {
+                                @let uri = s.registry().repository_uri(&row.key, &s.host);
+                                tr data-repository=(row.key.name) {
+                                    td.check {
+                                        input type="checkbox" name="repository" value=(row.key.name) data-deletable[ex.deletable]
+                                            aria-label={"Select " (row.key.name)};
                                     }
-                                    None => {
-                                        td.num { span.muted title="You may not describe this repository's images" { "—" } }
-                                        td.num.secondary { span.muted { "—" } }
+                                    th scope="row" { a href={"/console/repo/" (row.key.name)} { (view::breakable(&row.key.name)) } }
+                                    td.uri { code { (view::breakable(&uri)) } " " (view::copy(&uri, &format!("URI of {}", row.key.name))) }
+                                    td.secondary.created { (view::when(row.created_at)) }
+                                    td.secondary { (mutability_label(&row.settings.tag_mutability)) }
+                                    td.secondary { @if row.settings.scan_on_push { (view::badge("Enabled", "ok")) } @else { span.muted { "Disabled" } } }
+                                    td.secondary { (row.settings.encryption_type) }
+                                    @match &ex.stats {
+                                        Some((n, more, bytes)) => {
+                                            td.num data-images=(n) { (n) @if *more { "+" } }
+                                            td.num.secondary { (view::size(*bytes)) }
+                                        }
+                                        None => {
+                                            td.num { span.muted title="You may not describe this repository's images" { "—" } }
+                                            td.num.secondary { span.muted { "—" } }
+                                        }
                                     }
                                 }
                             }
@@ -349,39 +391,43 @@ pub async fn list(s: Session, Query(lq): Query<ListQuery>) -> PageResult {
             }
         }
         nav.pager aria-label="Pagination" {
-            @if show_first { a.btn href=(base(&[])) { "First page" } }
+            @if page > 2 { a.btn href=(url(sort, 1)) { "First page" } }
             @if let Some(href) = &prev_href { a.btn rel="prev" href=(href) { "Previous page" } }
-            @if let Some(total) = listing.total {
-                span.muted { "Page " (page) " of " (total.div_ceil(per as usize).max(1)) " · " (view::count(total as u64, "repository", "repositories")) }
-            }
-            @if let Some(href) = &next_href {
-                a.btn rel="next" href=(href) { @if listing.partial { "Continue search" } @else { "Next page" } }
-            }
+            span.muted #page-count { "Page " (page) " of " (pages) " · " (view::count(listing.total as u64, "repository", "repositories")) }
+            @if let Some(href) = &next_href { a.btn rel="next" href=(href) { "Next page" } }
         }
     };
     let notice = lq.done.as_deref().and_then(view::notice_text).map(str::to_string);
     Ok(view::render(&s, Page { title: "Repositories", nav: Nav::Repositories, crumbs: vec![], notice, body }).await)
 }
 
-/// The stack of earlier name-order cursors carried in `back`.
-struct NameStack(Vec<String>);
-
-impl NameStack {
-    fn parse(raw: Option<&str>) -> Self {
-        NameStack(raw.map(|r| r.split(',').map(str::to_string).collect()).unwrap_or_default())
-    }
-
-    /// The `back` value of the next page: this one's cursor on top.
-    fn push(&self, cursor: &str) -> String {
-        let mut all = self.0.clone();
-        all.push(cursor.to_string());
-        all.join(",")
-    }
-
-    /// The previous page's cursor and the `back` it carries (None: it is the first page's).
-    fn pop(&self) -> Option<(&str, Option<String>)> {
-        let (last, rest) = self.0.split_last()?;
-        Some((last.as_str(), (!rest.is_empty()).then(|| rest.join(","))))
+/// The list's selection actions: "View push commands" goes to that page; "Delete" asks for the
+/// repository's name first (the same confirmation as the settings page's).
+pub async fn selected(post: Post) -> PageResult {
+    let s = &post.session;
+    let chosen = post.form.all("repository");
+    let [name] = chosen.as_slice() else {
+        return Err(Fail::new(http::StatusCode::BAD_REQUEST, "Select one repository, then choose the action again."));
+    };
+    let repo = s.repo(name)?;
+    match post.form.get("action") {
+        Some("push") => Ok(see_other(&format!("/console/repo/{}/-/push", repo.name))),
+        Some("delete") => {
+            s.allow("ecr:DeleteRepository", Resource::Repository(&repo)).await?;
+            let row = s.registry().repository(&repo).await?;
+            let images = image_stats(s, &repo).await.map(|(n, more, _)| (n, more));
+            let heading = format!("Delete the repository {}?", repo.name);
+            let body = html! {
+                section.card.danger-zone aria-labelledby="confirm-h" #confirm {
+                    h2 #confirm-h { (heading) }
+                    p { "Created " (view::when(row.created_at)) "." }
+                    (crate::confirm::delete_repository(s, &repo, images, None, Some("/console/repositories")))
+                }
+            };
+            let crumbs = vec![("Repositories".into(), Some("/console/repositories".into())), ("Delete repository".into(), None)];
+            Ok(view::render(s, Page { title: "Delete repository", nav: Nav::Repositories, crumbs, notice: None, body }).await)
+        }
+        _ => Err(Fail::new(http::StatusCode::BAD_REQUEST, "Choose View push commands or Delete.")),
     }
 }
 
@@ -581,8 +627,17 @@ fn field_of(e: &RegistryError) -> Field {
     match e {
         RegistryError::NameInvalid(_) | RegistryError::RepositoryExists(_) => Field::Name,
         RegistryError::TooManyTags(_) | RegistryError::InvalidTagParameter(_) => Field::Tags,
-        RegistryError::InvalidParameter(m) if m.contains("encryptionType") || m.contains("kmsKey") => Field::Encryption,
-        RegistryError::InvalidParameter(m) if m.contains("imageTagMutability") || m.contains("xclusion") => Field::Mutability,
+        RegistryError::InvalidParameter(i) => match i.param {
+            Some(Param::EncryptionType | Param::KmsKey) => Field::Encryption,
+            Some(
+                Param::ImageTagMutability
+                | Param::ExclusionFilterCount
+                | Param::ExclusionFiltersUnexpected
+                | Param::ExclusionFilterType
+                | Param::ExclusionFilter(_),
+            ) => Field::Mutability,
+            None => Field::General,
+        },
         _ => Field::General,
     }
 }

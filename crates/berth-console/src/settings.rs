@@ -32,7 +32,7 @@ pub async fn page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageResul
 }
 
 /// Regex-escapes a repository name for an HTML `pattern` (names hold only `[a-z0-9._/-]`).
-fn pattern_literal(name: &str) -> String {
+pub fn pattern_literal(name: &str) -> String {
     name.replace('.', "\\.")
 }
 
@@ -135,22 +135,7 @@ async fn render(s: &Session, repo: &Repo, q: &[(String, String)], rejected: Opti
         @if may_delete {
             section.card.danger-zone aria-labelledby="del-h" #settings-delete {
                 h2 #del-h { "Delete repository" }
-                p { "Deleting " code { (repo.name) } " removes its settings, policies and tags. A repository that still holds images is deleted only with "
-                    strong { "force" } ", which deletes its images too. This cannot be undone." }
-                form method="post" action={(base) "/-/delete"} {
-                    (view::csrf(s))
-                    div.choice {
-                        input #force type="checkbox" name="force" value="on";
-                        label for="force" { "Force: also delete every image in the repository" }
-                    }
-                    div.field {
-                        label for="confirm_name" { "To confirm, type the repository name " code { (repo.name) } }
-                        input #confirm_name name="confirm_name" required autocomplete="off" spellcheck="false" autocapitalize="off"
-                            pattern=(pattern_literal(repo.name.as_str())) data-invalid-message="Type the repository name exactly to confirm.";
-                    }
-                    @if let Some(e) = err(Section::Delete) { p.error-text role="alert" { (e) } }
-                    div.form-actions { button.btn.btn-danger type="submit" { "Delete repository" } }
-                }
+                (crate::confirm::delete_repository(s, repo, None, err(Section::Delete), None))
             }
         }
     };
@@ -244,7 +229,7 @@ pub async fn delete_repository(post: &Post, repo: &Repo) -> PageResult {
     let s = &post.session;
     s.allow("ecr:DeleteRepository", Resource::Repository(repo)).await?;
     if post.form.text("confirm_name") != repo.name.as_str() {
-        let e = RegistryError::InvalidParameter(format!("Type the repository name '{}' exactly to confirm the deletion.", repo.name));
+        let e = RegistryError::invalid(format!("Type the repository name '{}' exactly to confirm the deletion.", repo.name));
         return refused(post, repo, e, Section::Delete, rejected).await;
     }
     match s.registry().delete_repository(repo, post.form.checked("force")).await {

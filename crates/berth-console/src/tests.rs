@@ -492,9 +492,9 @@ async fn listing_pages_through_the_store() {
     h.registry.create_repository(&Harness::repo("zeta/app"), Default::default()).await.expect("create");
     let r = h.get("/console/repositories", Some(&cookie)).await;
     assert!(r.body.contains("svc/r000") && r.body.contains("svc/r024") && !r.body.contains("svc/r025"));
-    assert!(r.body.contains("after=svc%2Fr024"), "next page link");
-    let r = h.get("/console/repositories?after=svc%2Fr024", Some(&cookie)).await;
-    assert!(r.body.contains("svc/r025") && !r.body.contains("svc/r024\""));
+    assert!(r.body.contains("Page 1 of 3") && r.body.contains("page=2"), "next page link: {}", r.body);
+    let r = h.get("/console/repositories?page=2", Some(&cookie)).await;
+    assert!(r.body.contains("svc/r025") && !r.body.contains("svc/r024\"") && r.body.contains("Page 2 of 3"));
     let r = h.get("/console/repositories?q=zeta&mode=prefix", Some(&cookie)).await;
     assert!(r.body.contains("zeta/app") && !r.body.contains("svc/r0"));
     let r = h.get("/console/repositories?q=r05&per=50", Some(&cookie)).await;
@@ -503,8 +503,7 @@ async fn listing_pages_through_the_store() {
     assert!(r.body.contains("Page 1 of 3"), "{}", r.body);
 }
 
-/// Previous page in name order (a stack of earlier cursors in the query) and in creation order;
-/// no timing line.
+/// Previous page and a page count in every order; no timing line.
 #[tokio::test]
 async fn repository_list_pages_back_in_every_order() {
     let h = harness().await;
@@ -526,6 +525,7 @@ async fn repository_list_pages_back_in_every_order() {
     assert!(back.body.contains("svc/r025") && back.body.contains("svc/r049") && !back.body.contains("svc/r050"), "{}", back.body);
     let back = h.get(&prev_link(&back.body).expect("previous"), Some(&cookie)).await;
     assert!(back.body.contains("svc/r000") && prev_link(&back.body).is_none(), "{}", back.body);
+    assert!(third.body.contains("Page 3 of 3 · 60 repositories"), "{}", third.body);
 
     let p2 = h.get("/console/repositories?sort=created&page=2", Some(&cookie)).await;
     assert!(p2.body.contains("Page 2 of 3"), "{}", p2.body);
@@ -637,7 +637,9 @@ async fn phone_width_keeps_key_columns() {
     push_image(&h.registry, &repo, "v1").await;
     let r = h.get("/console/repositories", Some(&cookie)).await;
     assert!(r.body.contains("<th scope=\"col\" class=\"secondary\">Encryption</th>"), "{}", r.body);
-    assert!(r.body.contains("<th scope=\"col\">Repository name</th>") && r.body.contains("<th scope=\"col\">URI</th>"));
+    assert!(
+        r.body.contains("<th scope=\"col\" aria-sort=\"ascending\" data-sort=\"name\">") && r.body.contains("<th scope=\"col\">URI</th>")
+    );
     // The URI may break only at its slashes (the stylesheet gives it room for one line), beside its copy button.
     assert!(r.body.contains("<td class=\"uri\"><code>127.0.0.1:5000/<wbr>team/<wbr>phone</code> <button class=\"copy\""), "{}", r.body);
     let r = h.get("/console/repo/team/phone", Some(&cookie)).await;
@@ -657,6 +659,13 @@ async fn console_root_redirects() {
     assert_eq!(location(&r), "/console/repositories");
 }
 
+async fn put_blob(registry: &Registry, repo: &Repo, data: Vec<u8>) -> berth_core::Digest {
+    let digest = berth_core::Digest::sha256_of(&data);
+    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(data)) });
+    registry.upload_blob(repo, &digest, Box::pin(body)).await.expect("blob");
+    digest
+}
+
 /// Pushes a one-layer image tagged `tag` (a distinct config per call); returns its digest.
 async fn push_image(registry: &Registry, repo: &Repo, tag: &str) -> String {
     push_image_as(registry, repo, tag, true).await
@@ -664,13 +673,8 @@ async fn push_image(registry: &Registry, repo: &Repo, tag: &str) -> String {
 
 /// [`push_image`], tagged or pushed by digest only (`seed` then only makes it distinct).
 async fn push_image_as(registry: &Registry, repo: &Repo, tag: &str, tagged: bool) -> String {
-    use berth_core::{Digest, Reference, Tag};
-    let put = |data: Vec<u8>| async move {
-        let digest = Digest::sha256_of(&data);
-        let body = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(data)) });
-        registry.upload_blob(repo, &digest, Box::pin(body)).await.expect("blob");
-        digest
-    };
+    use berth_core::{Reference, Tag};
+    let put = |data: Vec<u8>| put_blob(registry, repo, data);
     let layer = b"layer bytes".to_vec();
     let (layer_len, layer) = (layer.len(), put(layer).await);
     let config = format!(r#"{{"architecture":"amd64","os":"linux","tag":"{tag}"}}"#).into_bytes();
@@ -899,8 +903,8 @@ async fn many_repositories_page_and_search() {
     // Name order: the first page starts with team0's repositories and stops before team4's.
     let first = get("/console/repositories").await;
     assert!(first.contains("team0/service-00000") && !first.contains("team4/"), "{first}");
-    let next = get("/console/repositories?after=team3%2Fservice-00298").await;
-    assert!(next.contains("team4/service-00004") && !next.contains("team3/"), "{next}");
+    let p11 = get("/console/repositories?page=11").await;
+    assert!(p11.contains("team4/service-00054") && !p11.contains("team3/") && p11.contains("Page 11 of 12"), "page 11");
     let prefix = get("/console/repositories?q=team4%2F&mode=prefix").await;
     assert!(prefix.contains("team4/service-00004") && !prefix.contains("team3/"), "{prefix}");
     let contains = get("/console/repositories?q=service-0029").await;
@@ -909,6 +913,86 @@ async fn many_repositories_page_and_search() {
     assert!(!none.contains("/service-"), "{none}");
     let created = get("/console/repositories?sort=created").await;
     assert!(created.contains("/service-"), "{created}");
+    let prefix_pages = get("/console/repositories?q=team4%2F&mode=prefix&sort=name-desc").await;
+    assert!(prefix_pages.contains("Page 1 of 3 · 60 repositories") && prefix_pages.contains("team4/service-00299"), "{prefix_pages}");
+}
+
+/// Column headers sort (a click on the current one reverses it, `aria-sort` says which) and the
+/// page count holds in each order.
+#[tokio::test]
+async fn repository_headers_sort_with_a_page_count() {
+    let h = harness().await;
+    let (cookie, _) = h.sign_in(KEY, SECRET).await;
+    for i in 0..30 {
+        h.registry.create_repository(&Harness::repo(&format!("svc/r{i:03}")), Default::default()).await.expect("create");
+    }
+    let header_link = |body: &str, column: &str| -> String {
+        let at = body.find(&format!("data-sort=\"{column}\"")).expect("sortable header");
+        let href = body[at..].find("href=\"").expect("header link") + at + 6;
+        body[href..].split('"').next().expect("href").replace("&amp;", "&")
+    };
+    let first = h.get("/console/repositories", Some(&cookie)).await;
+    assert!(first.body.contains(r#"aria-sort="ascending" data-sort="name""#), "{}", first.body);
+    assert!(first.body.contains("Page 1 of 2 · 30 repositories"), "{}", first.body);
+    let desc = header_link(&first.body, "name");
+    assert_eq!(desc, "/console/repositories?sort=name-desc");
+    let desc = h.get(&desc, Some(&cookie)).await;
+    assert!(desc.body.contains(r#"aria-sort="descending" data-sort="name""#), "{}", desc.body);
+    assert!(desc.body.contains("svc/r029") && !desc.body.contains("svc/r004\""), "{}", desc.body);
+    let p2 = h.get(&next_link(&desc.body).expect("next"), Some(&cookie)).await;
+    assert!(p2.body.contains("Page 2 of 2") && p2.body.contains("svc/r000") && !p2.body.contains("svc/r029\""), "{}", p2.body);
+    assert_eq!(header_link(&first.body, "created"), "/console/repositories?sort=created");
+    let created = h.get(&header_link(&first.body, "created"), Some(&cookie)).await;
+    assert!(created.body.contains(r#"aria-sort="descending" data-sort="created""#) && created.body.contains("Page 1 of 2"));
+    assert_eq!(header_link(&created.body, "created"), "/console/repositories?sort=created-asc");
+}
+
+/// The list's selection: View push commands goes to the page; Delete asks for the name and
+/// posts to the repository's delete, which refuses a wrong name; ReadOnly users get no Delete.
+#[tokio::test]
+async fn repository_list_selection_pushes_and_deletes_with_confirmation() {
+    let h = harness().await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    for name in ["team/app", "team/web"] {
+        h.registry.create_repository(&Harness::repo(name), Default::default()).await.expect("create");
+    }
+    let list = h.get("/console/repositories", Some(&cookie)).await;
+    assert!(list.body.contains(r#"name="repository" value="team/app" data-deletable"#), "{}", list.body);
+    assert!(list.body.contains("View push commands") && list.body.contains(r#"value="delete""#));
+    let push =
+        h.post("/console/repositories/selected", Some(&cookie), &[("csrf", &csrf), ("repository", "team/app"), ("action", "push")]).await;
+    assert_eq!(push.status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&push), "/console/repo/team/app/-/push");
+    let two = h
+        .post(
+            "/console/repositories/selected",
+            Some(&cookie),
+            &[("csrf", &csrf), ("repository", "team/app"), ("repository", "team/web"), ("action", "push")],
+        )
+        .await;
+    assert_eq!(two.status, StatusCode::BAD_REQUEST);
+    assert!(two.body.contains("Select one repository"), "{}", two.body);
+    let confirm =
+        h.post("/console/repositories/selected", Some(&cookie), &[("csrf", &csrf), ("repository", "team/web"), ("action", "delete")]).await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.body.contains("Delete the repository team/web?") && confirm.body.contains("confirm_name"), "{}", confirm.body);
+    assert!(confirm.body.contains(r#"action="/console/repo/team/web/-/delete""#), "{}", confirm.body);
+    assert!(h.registry.repository_exists(&Harness::repo("team/web")).await.expect("exists"), "the first POST deletes nothing");
+    let wrong = h.post("/console/repo/team/web/-/delete", Some(&cookie), &[("csrf", &csrf), ("confirm_name", "team/app")]).await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert!(h.registry.repository_exists(&Harness::repo("team/web")).await.expect("exists"));
+    let done = h.post("/console/repo/team/web/-/delete", Some(&cookie), &[("csrf", &csrf), ("confirm_name", "team/web")]).await;
+    assert_eq!(location(&done), "/console/repositories?done=repository-deleted");
+    assert!(!h.registry.repository_exists(&Harness::repo("team/web")).await.expect("exists"));
+
+    let (key, secret) = h.user("viewer", "AmazonEC2ContainerRegistryReadOnly").await;
+    let (ro, ro_csrf) = h.sign_in(&key, &secret).await;
+    let list = h.get("/console/repositories", Some(&ro)).await;
+    assert!(list.body.contains("View push commands") && !list.body.contains(r#"value="delete""#), "{}", list.body);
+    assert!(!list.body.contains("data-deletable"), "{}", list.body);
+    let forged =
+        h.post("/console/repositories/selected", Some(&ro), &[("csrf", &ro_csrf), ("repository", "team/app"), ("action", "delete")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
 }
 
 /// Deleting an image a multi-arch index lists: the confirm page warns and names the index, the
@@ -976,4 +1060,211 @@ fn outages_are_503_with_a_plain_sentence() {
     assert!(crate::web::message_of(&away).contains("unreachable"));
     let broken = RegistryError::Store(StoreError::io("reading", std::io::Error::other("bad sector")));
     assert_eq!(crate::web::status_of(&broken), StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+/// An SBOM artifact as the scanner pushes it: CycloneDX JSON as its one layer, `subject` the image.
+async fn push_sbom(registry: &Registry, repo: &Repo, subject: &str) -> String {
+    use berth_core::{Digest, Reference};
+    let put = |data: Vec<u8>| put_blob(registry, repo, data);
+    let sbom = br#"{"bomFormat":"CycloneDX","specVersion":"1.5","components":[]}"#.to_vec();
+    let (sbom_len, sbom) = (sbom.len(), put(sbom).await);
+    let config = put(b"{}".to_vec()).await;
+    let subject_digest: Digest = subject.parse().expect("digest");
+    let subject_len = registry.get_manifest(repo, &Reference::Digest(subject_digest), false).await.expect("subject").content.len();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.cyclonedx+json","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/vnd.cyclonedx+json","digest":"{sbom}","size":{sbom_len}}}],"subject":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{subject}","size":{subject_len}}}}}"#
+    );
+    let digest = Digest::sha256_of(manifest.as_bytes());
+    registry
+        .put_manifest(repo, &Reference::Digest(digest), "application/vnd.oci.image.manifest.v1+json", manifest.into())
+        .await
+        .expect("sbom manifest")
+        .digest
+        .to_string()
+}
+
+/// A scan row with the given HIGH/LOW finding counts.
+fn scan_row(high: usize, low: usize) -> berth_store::ImageScanRow {
+    use berth_core::scanning::{ScanResult, StoredFinding};
+    let finding = |i: usize, severity: &str| StoredFinding {
+        name: format!("CVE-2024-{i:04}"),
+        description: String::new(),
+        uri: String::new(),
+        severity: severity.into(),
+        attributes: vec![],
+        fixed_in: None,
+    };
+    let findings = (0..high).map(|i| finding(i, "HIGH")).chain((0..low).map(|i| finding(100 + i, "LOW"))).collect();
+    let result = ScanResult { findings, packages: 3, ..Default::default() };
+    berth_store::ImageScanRow {
+        status: "COMPLETE".into(),
+        description: None,
+        started_at: 1,
+        completed_at: Some(2),
+        vulndb_version: None,
+        findings: Some(serde_json::to_string(&result).expect("json")),
+    }
+}
+
+/// An index's page lists each platform's scan with a link to it and offers no scan of its own;
+/// an SBOM's page offers its document and its subject, not `docker pull` or "Scan now".
+#[tokio::test]
+async fn index_page_scans_per_platform_and_sbom_page_suits_an_sbom() {
+    use berth_store::MetadataStore;
+    let h = harness().await;
+    let (cookie, _) = h.sign_in(KEY, SECRET).await;
+    let repo = Harness::repo("team/multi");
+    h.registry.create_repository(&repo, Default::default()).await.expect("create");
+    let amd = push_image_as(&h.registry, &repo, "amd", false).await;
+    let arm = push_image_as(&h.registry, &repo, "arm", false).await;
+    let index = push_index(&h.registry, &repo, "bookworm", &[(&amd, "amd64"), (&arm, "arm64")]).await;
+    h.meta.put_image_scan(repo.key(), &amd.parse().expect("digest"), &scan_row(2, 1)).await.expect("scan");
+    let r = h.get(&format!("/console/repo/team/multi/-/image/{index}"), Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let row_of = |d: &str| {
+        let at = r.body.find(&format!("<tr data-digest=\"{d}\">")).unwrap_or_else(|| panic!("platform row {d}: {}", r.body));
+        r.body[at..at + r.body[at..].find("</tr>").expect("row end")].to_string()
+    };
+    let amd_row = row_of(&amd);
+    assert!(amd_row.contains("linux/amd64") && amd_row.contains("2 high") && amd_row.contains("1 low"), "{amd_row}");
+    assert!(amd_row.contains(&format!("/console/repo/team/multi/-/image/{amd}#scan-findings")), "{amd_row}");
+    assert!(row_of(&arm).contains("data-scan-status=\"NONE\""), "the arm64 image is not scanned");
+    assert!(!r.body.contains("Scan now") && !r.body.contains("id=\"scan-findings\""), "an index offers no scan: {}", r.body);
+
+    let subject = push_image(&h.registry, &repo, "app").await;
+    let sbom = push_sbom(&h.registry, &repo, &subject).await;
+    let r = h.get(&format!("/console/repo/team/multi/-/image/{sbom}"), Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(!r.body.contains("docker pull") && !r.body.contains("Scan now"), "{}", r.body);
+    assert!(
+        r.body.contains("Download SBOM") && r.body.contains(&format!("href=\"/console/repo/team/multi/-/image/{subject}\"")),
+        "{}",
+        r.body
+    );
+    let doc = h.get(&format!("/console/repo/team/multi/-/image/{sbom}/sbom"), Some(&cookie)).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert_eq!(doc.body, r#"{"bomFormat":"CycloneDX","specVersion":"1.5","components":[]}"#);
+    // An ordinary image keeps its pull commands and scanning.
+    let r = h.get(&format!("/console/repo/team/multi/-/image/{subject}"), Some(&cookie)).await;
+    assert!(r.body.contains("docker pull") && r.body.contains("id=\"scan-findings\"") && !r.body.contains("Download SBOM"));
+    let none = h.get(&format!("/console/repo/team/multi/-/image/{subject}/sbom"), Some(&cookie)).await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND);
+}
+
+/// The stored policy reads as a table of statements with the JSON editor on request; a policy
+/// naming an action ECR does not have is saved only after the warning is confirmed; a ReadOnly
+/// user gets the table and no editor.
+#[tokio::test]
+async fn policy_table_and_unknown_actions_need_a_confirm() {
+    let h = harness().await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    h.post("/console/repositories", Some(&cookie), &[("csrf", &csrf), ("name", "team/app")]).await;
+    let repo = Harness::repo("team/app");
+    let nope = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Pull","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::210987654321:root"},"Action":["ecr:BatchGetImage","ecr:Nope"],"Condition":{"Bool":{"aws:SecureTransport":"true"}}}]}"#;
+    let r = h.post("/console/repo/team/app/-/permissions", Some(&cookie), &[("csrf", &csrf), ("policy", nope)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body.contains("id=\"unknown-actions\"") && r.body.contains("<code>ecr:Nope</code>") && r.body.contains("Save anyway"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains(r#"name="acknowledged" value="ecr:Nope""#), "{}", r.body);
+    assert!(h.registry.repository_policy(&repo).await.is_err(), "nothing saved before the confirm");
+    // Confirming another unknown action than the one shown does not count.
+    let r = h
+        .post("/console/repo/team/app/-/permissions", Some(&cookie), &[("csrf", &csrf), ("policy", nope), ("acknowledged", "ecr:Other")])
+        .await;
+    assert!(r.body.contains("Save anyway") && h.registry.repository_policy(&repo).await.is_err());
+    let r = h
+        .post("/console/repo/team/app/-/permissions", Some(&cookie), &[("csrf", &csrf), ("policy", nope), ("acknowledged", "ecr:Nope")])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(h.registry.repository_policy(&repo).await.expect("saved"), nope);
+
+    let page = h.get("/console/repo/team/app/-/permissions", Some(&cookie)).await;
+    let table = &page.body[page.body.find("id=\"policy-statements\"").expect("statements table")..];
+    let row = &table[..table.find("</tr></tbody>").expect("row")];
+    for words in [
+        "<th scope=\"row\">Pull</th>",
+        "<td>Allow</td>",
+        "arn:aws:iam::210987654321:root",
+        "<code>ecr:BatchGetImage</code>",
+        "data-conditions=\"true\">Yes",
+    ] {
+        assert!(row.contains(words), "{words}: {row}");
+    }
+    assert!(
+        page.body.contains("<details class=\"policy-edit\" id=\"policy-edit\"><summary class=\"btn\">Edit policy JSON"),
+        "editing on request: {}",
+        page.body
+    );
+
+    let (key, secret) = h.user("viewer", "AmazonEC2ContainerRegistryReadOnly").await;
+    let (ro, _) = h.sign_in(&key, &secret).await;
+    let page = h.get("/console/repo/team/app/-/permissions", Some(&ro)).await;
+    assert!(
+        page.body.contains("id=\"policy-statements\"") && !page.body.contains("Edit policy JSON") && !page.body.contains("Save policy"),
+        "{}",
+        page.body
+    );
+}
+
+/// The lifecycle rule form adds its rule to the policy text in the editor (the rules there stay
+/// as written), saves nothing, and the composed text test-runs; a ReadOnly user gets no form.
+#[tokio::test]
+async fn lifecycle_rule_form_adds_to_the_policy_then_test_runs() {
+    let h = harness().await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    let repo = Harness::repo("team/lc");
+    h.registry.create_repository(&repo, Default::default()).await.expect("create");
+    push_image(&h.registry, &repo, "prod-1").await;
+    let existing = r#"{"rules":[{"rulePriority":1,"description":"keep 5","selection":{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":5},"action":{"type":"expire"}}]}"#;
+    let page = h.get("/console/repo/team/lc/-/lifecycle", Some(&cookie)).await;
+    assert!(page.body.contains("id=\"rule-form\"") && page.body.contains("Add rule to the policy"), "{}", page.body);
+    let rule = |priority: &'static str| {
+        [
+            ("r_priority", priority),
+            ("r_description", "old prod"),
+            ("r_tag_status", "tagged"),
+            ("r_tag_match", "prefix"),
+            ("r_tags", "prod"),
+            ("r_count_type", "sinceImagePushed"),
+            ("r_count_number", "30"),
+        ]
+    };
+    let mut form = vec![("csrf", csrf.as_str()), ("policy", existing)];
+    form.extend(rule("2"));
+    let r = h.post("/console/repo/team/lc/-/lifecycle/rule", Some(&cookie), &form).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Rule 2 was added below"), "{}", r.body);
+    let at = r.body.find("id=\"lifecycle-policy\"").expect("editor");
+    let text = &r.body[r.body[at..].find('>').expect("tag") + at + 1..];
+    let text = text[..text.find("</textarea>").expect("end")].replace("&quot;", "\"");
+    let first_rule = &existing[10..existing.len() - 2];
+    assert!(text.contains(first_rule), "the existing rule stays as written: {text}");
+    let composed: serde_json::Value = serde_json::from_str(&text).expect("composed JSON");
+    assert_eq!(composed["rules"][1]["selection"]["tagPrefixList"], serde_json::json!(["prod"]));
+    assert_eq!(composed["rules"][1]["description"], "old prod");
+    assert!(
+        r.body.contains("id=\"r_priority\" name=\"r_priority\" type=\"number\" min=\"1\" value=\"3\""),
+        "next priority offered: {}",
+        r.body
+    );
+    assert!(h.registry.lifecycle_policy(&repo).await.is_err(), "adding a rule saves nothing");
+    // A rule the form cannot make is said next to the form, with the text kept.
+    let mut bad = vec![("csrf", csrf.as_str()), ("policy", existing)];
+    bad.extend(rule("0"));
+    let r = h.post("/console/repo/team/lc/-/lifecycle/rule", Some(&cookie), &bad).await;
+    assert!(r.body.contains("The rule priority must be a whole number"), "{}", r.body);
+    // The composed text test-runs.
+    let r = h.post("/console/repo/team/lc/-/lifecycle/preview", Some(&cookie), &[("csrf", &csrf), ("policy", &text)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let r = h.get("/console/repo/team/lc/-/lifecycle?preview=shown", Some(&cookie)).await;
+    assert!(r.body.contains("id=\"preview-summary\"") && r.body.contains("0</strong> images would expire"), "{}", r.body);
+    assert!(h.registry.lifecycle_policy(&repo).await.is_err(), "a test run saves nothing");
+
+    let (key, secret) = h.user("viewer", "AmazonEC2ContainerRegistryReadOnly").await;
+    let (ro, _) = h.sign_in(&key, &secret).await;
+    let page = h.get("/console/repo/team/lc/-/lifecycle", Some(&ro)).await;
+    assert!(!page.body.contains("id=\"rule-form\"") && !page.body.contains("Save lifecycle policy"), "{}", page.body);
 }

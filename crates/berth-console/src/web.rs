@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
 use berth_core::auth::{Principal, Resource, Transport};
-use berth_core::{Registry, RegistryError, RegistryRef, Repo, RepositoryName};
+use berth_core::{Param, Registry, RegistryError, RegistryRef, Repo, RepositoryName};
 use http::request::Parts;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 
@@ -386,30 +386,28 @@ pub fn message_of(e: &RegistryError) -> String {
         }
         RegistryError::NameUnknown(name) => format!("The repository with name '{name}' does not exist in the registry"),
         RegistryError::Denied(why) => denied_sentence(why),
-        RegistryError::InvalidParameter(why) => mutability_sentence(why).unwrap_or_else(|| e.to_string()),
+        RegistryError::InvalidParameter(why) => why.param.as_ref().and_then(mutability_sentence).unwrap_or_else(|| e.to_string()),
         other => other.to_string(),
     }
 }
 
 /// The tag-mutability refusals in the words of the console's form (the API's own wording names
 /// request members people never see here).
-fn mutability_sentence(why: &str) -> Option<String> {
-    if why.ends_with("needs 1 to 5 imageTagMutabilityExclusionFilters") {
-        return Some(
+fn mutability_sentence(param: &Param) -> Option<String> {
+    match param {
+        Param::ExclusionFilterCount => Some(
             "The \"with exclusions\" settings need 1 to 5 exclusion filters: add a tag pattern such as latest or dev-*, \
              or choose Mutable or Immutable."
                 .into(),
-        );
-    }
-    if why.starts_with("imageTagMutabilityExclusionFilters are only allowed") {
-        return Some(
+        ),
+        Param::ExclusionFiltersUnexpected => Some(
             "Exclusion filters apply only to the \"with exclusions\" settings: clear the filters, or choose one of those settings.".into(),
-        );
+        ),
+        Param::ExclusionFilter(filter) => Some(format!(
+            "The exclusion filter {filter:?} must be 1 to 128 letters, digits, dots, dashes, underscores or * wildcards (at most two *)."
+        )),
+        _ => None,
     }
-    let filter = why.strip_prefix("exclusion filter ")?.split(" must be ").next()?;
-    Some(format!(
-        "The exclusion filter {filter} must be 1 to 128 letters, digits, dots, dashes, underscores or * wildcards (at most two *)."
-    ))
 }
 
 /// A refusal in plain words: what was refused and what to do, not the IAM message with ARNs.

@@ -161,7 +161,7 @@ pub fn user_arn(account: &str, name: &str) -> String {
 /// `Policy::parse_identity`).
 fn validate_identity_policies(policies: &[(String, String)]) -> Result<()> {
     for (name, doc) in policies {
-        Policy::parse_identity(doc).map_err(|e| RegistryError::InvalidParameter(format!("policy {name}: {e}")))?;
+        Policy::parse_identity(doc).map_err(|e| RegistryError::invalid(format!("policy {name}: {e}")))?;
     }
     Ok(())
 }
@@ -210,12 +210,12 @@ impl Registry {
                 match self.meta.get_access_key(&id).await? {
                     Some(existing) if existing.user_arn == arn => {
                         if !constant_time_eq(existing.secret.as_bytes(), secret.as_bytes()) {
-                            return Err(RegistryError::InvalidParameter(format!(
+                            return Err(RegistryError::invalid(format!(
                                 "access key {id} already exists with another secret; remove it or use another key id"
                             )));
                         }
                     }
-                    Some(_) => return Err(RegistryError::InvalidParameter(format!("access key {id} belongs to another user"))),
+                    Some(_) => return Err(RegistryError::invalid(format!("access key {id} belongs to another user"))),
                     None => self.meta.create_access_key(&id, &secret, &arn, now).await?,
                 }
                 Ok(None)
@@ -233,10 +233,10 @@ impl Registry {
     /// (managed policy names or JSON documents, validated).
     pub async fn create_user(&self, account: &str, name: &str, policies: &[(String, String)]) -> Result<(String, String, String)> {
         if !valid_account(account) {
-            return Err(RegistryError::InvalidParameter(format!("account {account:?} is not a 12-digit id")));
+            return Err(RegistryError::invalid(format!("account {account:?} is not a 12-digit id")));
         }
         if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)) {
-            return Err(RegistryError::InvalidParameter(format!("user name {name:?} is not a valid IAM user name")));
+            return Err(RegistryError::invalid(format!("user name {name:?} is not a valid IAM user name")));
         }
         validate_identity_policies(policies)?;
         let now = self.now();
@@ -253,7 +253,7 @@ impl Registry {
 
     pub async fn create_account(&self, account: &str) -> Result<()> {
         if !valid_account(account) {
-            return Err(RegistryError::InvalidParameter(format!("account {account:?} is not a 12-digit id")));
+            return Err(RegistryError::invalid(format!("account {account:?} is not a 12-digit id")));
         }
         Ok(self.meta.ensure_account(account, self.now()).await?)
     }
@@ -261,7 +261,7 @@ impl Registry {
     /// A further access key for an existing user.
     pub async fn create_access_key(&self, user_arn: &str) -> Result<(String, String)> {
         if !self.user_exists(user_arn).await? {
-            return Err(RegistryError::InvalidParameter(format!("no user {user_arn}")));
+            return Err(RegistryError::invalid(format!("no user {user_arn}")));
         }
         let (id, secret) = new_access_key()?;
         self.meta.create_access_key(&id, &secret, user_arn, self.now()).await?;
@@ -275,7 +275,7 @@ impl Registry {
     /// Attaches (or replaces, by name) identity policies on a user.
     pub async fn attach_policies(&self, user_arn: &str, policies: &[(String, String)]) -> Result<()> {
         if !self.user_exists(user_arn).await? {
-            return Err(RegistryError::InvalidParameter(format!("no user {user_arn}")));
+            return Err(RegistryError::invalid(format!("no user {user_arn}")));
         }
         validate_identity_policies(policies)?;
         for (name, doc) in policies {
@@ -338,7 +338,7 @@ impl Registry {
 
     pub(crate) fn current_signing_key(&self) -> Result<Vec<u8>> {
         let keys = self.signing_keys.read().unwrap_or_else(|p| p.into_inner());
-        keys.first().cloned().ok_or_else(|| RegistryError::InvalidParameter("token signing keys are not loaded".into()))
+        keys.first().cloned().ok_or_else(|| RegistryError::invalid("token signing keys are not loaded"))
     }
 
     /// Whether a value no loaded key verifies may make this node re-read the keys now.
@@ -356,7 +356,7 @@ impl Registry {
     pub fn issue_token(&self, principal: &Principal) -> Result<(String, i64)> {
         let expires_at = self.now() / 1000 + TOKEN_TTL_SECS;
         let keys = self.signing_keys.read().unwrap_or_else(|p| p.into_inner());
-        let key = keys.first().ok_or_else(|| RegistryError::InvalidParameter("token signing keys are not loaded".into()))?;
+        let key = keys.first().ok_or_else(|| RegistryError::invalid("token signing keys are not loaded"))?;
         let claims = token::TokenClaims {
             account: principal.account.clone(),
             principal_arn: principal.arn.clone(),

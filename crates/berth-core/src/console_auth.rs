@@ -96,21 +96,19 @@ impl Registry {
         let hash = match password {
             Some(p) => {
                 if p.chars().count() < MIN_PASSWORD_LEN {
-                    return Err(RegistryError::InvalidParameter(format!(
-                        "console password must be at least {MIN_PASSWORD_LEN} characters"
-                    )));
+                    return Err(RegistryError::invalid(format!("console password must be at least {MIN_PASSWORD_LEN} characters")));
                 }
-                let salt = SaltString::encode_b64(&random_bytes::<16>()?)
-                    .map_err(|e| RegistryError::InvalidParameter(format!("password salt: {e}")))?;
+                let salt =
+                    SaltString::encode_b64(&random_bytes::<16>()?).map_err(|e| RegistryError::invalid(format!("password salt: {e}")))?;
                 let hash = Argon2::default()
                     .hash_password(p.as_bytes(), &salt)
-                    .map_err(|e| RegistryError::InvalidParameter(format!("hashing password: {e}")))?;
+                    .map_err(|e| RegistryError::invalid(format!("hashing password: {e}")))?;
                 Some(hash.to_string())
             }
             None => None,
         };
         if !self.meta.set_console_password(&arn, hash.as_deref()).await? {
-            return Err(RegistryError::InvalidParameter(format!("no user {arn}")));
+            return Err(RegistryError::invalid(format!("no user {arn}")));
         }
         Ok(())
     }

@@ -72,7 +72,7 @@ impl Registry {
             expires_at,
             issued_to: issued_to.to_string(),
         };
-        let json = serde_json::to_vec(&claims).map_err(|e| RegistryError::InvalidParameter(format!("download URL claims: {e}")))?;
+        let json = serde_json::to_vec(&claims).map_err(|e| RegistryError::invalid(format!("download URL claims: {e}")))?;
         let payload = URL_SAFE_NO_PAD.encode(json);
         let sig = URL_SAFE_NO_PAD.encode(mac(&self.current_signing_key()?, &payload));
         Ok((format!("{VERSION}.{payload}.{sig}"), expires_at))

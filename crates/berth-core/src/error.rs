@@ -1,6 +1,77 @@
 use berth_store::{Digest, StoreError};
 use thiserror::Error;
 
+/// An invalid parameter: the message every protocol returns as it is (ECR's own wording, which
+/// clients and tests compare byte for byte), and which parameter it is about when the service
+/// knows, so an adapter that words it differently (the console) need not read the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub param: Option<Param>,
+    pub message: String,
+}
+
+/// The parameters whose refusals an adapter tells apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Param {
+    /// `imageTagMutability` is not one of ECR's settings.
+    ImageTagMutability,
+    /// A `*_WITH_EXCLUSION` setting without 1 to 5 exclusion filters.
+    ExclusionFilterCount,
+    /// Exclusion filters given with a setting that takes none.
+    ExclusionFiltersUnexpected,
+    /// An exclusion filter's `filterType` is not WILDCARD.
+    ExclusionFilterType,
+    /// This exclusion filter (its text) is malformed.
+    ExclusionFilter(String),
+    EncryptionType,
+    KmsKey,
+}
+
+impl RegistryError {
+    /// An invalid parameter the service names no [`Param`] for (most: the message says it).
+    pub fn invalid(message: impl Into<String>) -> RegistryError {
+        RegistryError::InvalidParameter(Invalid { param: None, message: message.into() })
+    }
+}
+
+impl Invalid {
+    /// A refusal about `param`.
+    pub fn of(param: Param, message: impl Into<String>) -> Invalid {
+        Invalid { param: Some(param), message: message.into() }
+    }
+}
+
+impl From<String> for Invalid {
+    fn from(message: String) -> Invalid {
+        Invalid { param: None, message }
+    }
+}
+
+impl From<&str> for Invalid {
+    fn from(message: &str) -> Invalid {
+        Invalid { param: None, message: message.to_string() }
+    }
+}
+
+impl From<Invalid> for String {
+    fn from(i: Invalid) -> String {
+        i.message
+    }
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::ops::Deref for Invalid {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.message
+    }
+}
+
 /// Everything the registry service can refuse. Each adapter maps these to
 /// its protocol's codes in one place.
 #[derive(Debug, Error)]
@@ -16,7 +87,7 @@ pub enum RegistryError {
     )]
     TagImmutable { tag: String, repository: String },
     #[error("{0}")]
-    InvalidParameter(String),
+    InvalidParameter(Invalid),
     #[error("The repository with name '{0}' already exists in the registry with id '{account}'", account = .0.key().account)]
     RepositoryExists(crate::Repo),
     #[error("The repository with name '{0}' in registry with id '{account}' cannot be deleted because it still contains images", account = .0.key().account)]

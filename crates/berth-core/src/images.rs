@@ -67,7 +67,7 @@ fn page_token(row: &ImageRow) -> String {
 }
 
 fn parse_page_token(token: &str) -> Result<(i64, Digest)> {
-    let bad = || RegistryError::InvalidParameter(format!("Invalid page token {token:?}"));
+    let bad = || RegistryError::invalid(format!("Invalid page token {token:?}"));
     let (at, digest) = token.split_once(':').ok_or_else(bad)?;
     Ok((at.parse().map_err(|_| bad())?, digest.parse().map_err(|_| bad())?))
 }
@@ -275,7 +275,7 @@ impl Registry {
             Resolved::Failed(f) if f.code == "ImageNotFound" => {
                 Err(RegistryError::image_not_found(repo, id.digest.as_deref(), id.tag.as_deref()))
             }
-            Resolved::Failed(f) => Err(RegistryError::InvalidParameter(f.reason)),
+            Resolved::Failed(f) => Err(RegistryError::invalid(f.reason)),
         }
     }
 
@@ -389,12 +389,12 @@ impl Registry {
         self.existing_repository(repo).await?;
         if media_type.is_none_or(str::is_empty) && !names_media_type(&manifest) {
             // PutImage has no Content-Type to fall back on, and ECR does not guess from the shape.
-            return Err(RegistryError::InvalidParameter(
-                "Invalid parameter at 'imageManifestMediaType' failed to satisfy constraint: 'The media type must be given in the manifest's mediaType or in imageManifestMediaType'".into(),
+            return Err(RegistryError::invalid(
+                "Invalid parameter at 'imageManifestMediaType' failed to satisfy constraint: 'The media type must be given in the manifest's mediaType or in imageManifestMediaType'",
             ));
         }
-        let expected = digest.map(|d| d.parse::<Digest>().map_err(|e| RegistryError::InvalidParameter(e.to_string()))).transpose()?;
-        let tag = tag.map(Tag::parse).transpose().map_err(|e| RegistryError::InvalidParameter(e.to_string()))?;
+        let expected = digest.map(|d| d.parse::<Digest>().map_err(|e| RegistryError::invalid(e.to_string()))).transpose()?;
+        let tag = tag.map(Tag::parse).transpose().map_err(|e| RegistryError::invalid(e.to_string()))?;
         // Checked against the digest the caller named, in its algorithm (sha256 by default).
         let actual = match &expected {
             Some(e) => Digest::of(e.algorithm(), &manifest),

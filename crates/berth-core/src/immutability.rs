@@ -4,6 +4,7 @@
 use berth_store::RepositorySettings;
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Invalid, Param};
 use crate::RegistryError;
 
 pub const MUTABLE: &str = "MUTABLE";
@@ -26,35 +27,43 @@ pub fn validate(mutability: &str, filters: &[ExclusionFilter]) -> Result<Option<
         MUTABLE | IMMUTABLE => false,
         IMMUTABLE_WITH_EXCLUSION | MUTABLE_WITH_EXCLUSION => true,
         other => {
-            return Err(RegistryError::InvalidParameter(format!(
-                "imageTagMutability {other:?} is not one of MUTABLE, IMMUTABLE, IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION"
+            return Err(RegistryError::InvalidParameter(Invalid::of(
+                Param::ImageTagMutability,
+                format!("imageTagMutability {other:?} is not one of MUTABLE, IMMUTABLE, IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION"),
             )))
         }
     };
     if !with_exclusion {
         if !filters.is_empty() {
-            return Err(RegistryError::InvalidParameter(format!(
-                "imageTagMutabilityExclusionFilters are only allowed with {mutability}_WITH_EXCLUSION"
+            return Err(RegistryError::InvalidParameter(Invalid::of(
+                Param::ExclusionFiltersUnexpected,
+                format!("imageTagMutabilityExclusionFilters are only allowed with {mutability}_WITH_EXCLUSION"),
             )));
         }
         return Ok(None);
     }
     if filters.is_empty() || filters.len() > 5 {
-        return Err(RegistryError::InvalidParameter(format!("{mutability} needs 1 to 5 imageTagMutabilityExclusionFilters")));
+        return Err(RegistryError::InvalidParameter(Invalid::of(
+            Param::ExclusionFilterCount,
+            format!("{mutability} needs 1 to 5 imageTagMutabilityExclusionFilters"),
+        )));
     }
     for f in filters {
         if f.filter_type != "WILDCARD" {
-            return Err(RegistryError::InvalidParameter(format!("exclusion filterType {:?} is not WILDCARD", f.filter_type)));
+            return Err(RegistryError::InvalidParameter(Invalid::of(
+                Param::ExclusionFilterType,
+                format!("exclusion filterType {:?} is not WILDCARD", f.filter_type),
+            )));
         }
         let ok_chars = f.filter.chars().all(|c| c.is_ascii_alphanumeric() || "._*-".contains(c));
         if f.filter.is_empty() || f.filter.len() > 128 || !ok_chars || f.filter.matches('*').count() > 2 {
-            return Err(RegistryError::InvalidParameter(format!(
-                "exclusion filter {:?} must be 1-128 characters of [a-zA-Z0-9._*-] with at most two wildcards",
-                f.filter
+            return Err(RegistryError::InvalidParameter(Invalid::of(
+                Param::ExclusionFilter(f.filter.clone()),
+                format!("exclusion filter {:?} must be 1-128 characters of [a-zA-Z0-9._*-] with at most two wildcards", f.filter),
             )));
         }
     }
-    serde_json::to_string(filters).map(Some).map_err(|e| RegistryError::InvalidParameter(e.to_string()))
+    serde_json::to_string(filters).map(Some).map_err(|e| RegistryError::invalid(e.to_string()))
 }
 
 pub fn filters(settings: &RepositorySettings) -> Vec<ExclusionFilter> {
@@ -127,5 +136,24 @@ mod tests {
         assert!(validate(MUTABLE, &[ExclusionFilter { filter_type: "WILDCARD".into(), filter: "x".into() }]).is_err());
         assert!(wildcard_match("a*b*c", "axxbyyc"));
         assert!(!wildcard_match("a*b", "ab-c"));
+    }
+
+    /// Each refusal names its parameter; the message stays ECR's wording.
+    #[test]
+    fn refusals_name_their_parameter() {
+        let param = |r: Result<Option<String>, RegistryError>| match r {
+            Err(RegistryError::InvalidParameter(i)) => (i.param, i.message),
+            other => panic!("{other:?}"),
+        };
+        let f = |filter: &str| ExclusionFilter { filter_type: "WILDCARD".into(), filter: filter.into() };
+        assert_eq!(param(validate("BOGUS", &[])).0, Some(Param::ImageTagMutability));
+        assert_eq!(
+            param(validate(IMMUTABLE_WITH_EXCLUSION, &[])),
+            (Some(Param::ExclusionFilterCount), "IMMUTABLE_WITH_EXCLUSION needs 1 to 5 imageTagMutabilityExclusionFilters".into())
+        );
+        assert_eq!(param(validate(MUTABLE, &[f("x")])).0, Some(Param::ExclusionFiltersUnexpected));
+        assert_eq!(param(validate(MUTABLE_WITH_EXCLUSION, &[f("a**b*")])).0, Some(Param::ExclusionFilter("a**b*".into())));
+        let typed = ExclusionFilter { filter_type: "REGEX".into(), filter: "x".into() };
+        assert_eq!(param(validate(MUTABLE_WITH_EXCLUSION, &[typed])).0, Some(Param::ExclusionFilterType));
     }
 }

@@ -32,7 +32,7 @@ mod uploads;
 pub use berth_store::{BlobRange, BlobReader, ByteStream as BlobStream, Digest, DigestError};
 pub use clock::{Clock, SystemClock};
 pub use cluster::{JobLease, LEASE_LOST};
-pub use error::{MissingImage, RegistryError};
+pub use error::{Invalid, MissingImage, Param, RegistryError};
 pub use gc::{GcOptions, GcReport};
 pub use integrity::{BlobCheck, IntegrityCounts, ScrubOptions, ScrubReport};
 pub use manifest::{media_types, MAX_MANIFEST_BYTES};

@@ -74,7 +74,7 @@ pub struct LifecycleRunReport {
 const PREVIEW_STALE_MILLIS: Millis = 10 * 60 * 1000;
 
 fn invalid_policy(e: berth_lifecycle::PolicyError) -> RegistryError {
-    RegistryError::InvalidParameter(e.to_string())
+    RegistryError::invalid(e.to_string())
 }
 
 fn no_policy(repo: &Repo) -> RegistryError {
@@ -180,7 +180,7 @@ impl Registry {
         // Evaluation is CPU work proportional to the repository; keep it off the async workers.
         let planned = tokio::task::spawn_blocking(move || plan(&policy, &rows, now))
             .await
-            .map_err(|e| RegistryError::InvalidParameter(format!("lifecycle evaluation failed: {e}")))?;
+            .map_err(|e| RegistryError::invalid(format!("lifecycle evaluation failed: {e}")))?;
         Ok((text, planned))
     }
 
@@ -239,7 +239,7 @@ impl Registry {
             ))
         })?;
         let results = match &row.result {
-            Some(json) => serde_json::from_str(json).map_err(|e| RegistryError::InvalidParameter(format!("stored preview: {e}")))?,
+            Some(json) => serde_json::from_str(json).map_err(|e| RegistryError::invalid(format!("stored preview: {e}")))?,
             None => Vec::new(),
         };
         Ok(LifecyclePreview { policy: row.policy, status: row.status, results })

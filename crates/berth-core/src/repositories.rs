@@ -4,7 +4,7 @@ use berth_iam::policy::{Policy, PolicyError};
 use berth_store::{DeleteRepositoryOutcome, RepositoryRow, RepositorySettings};
 
 use crate::auth::{Principal, Resource};
-use crate::error::Result;
+use crate::error::{Invalid, Param, Result};
 use crate::immutability::{self, ExclusionFilter};
 use crate::names::{RegistryRef, Repo, RepositoryName};
 use crate::{Registry, RegistryError};
@@ -39,9 +39,14 @@ fn validate_tags(tags: &[(String, String)]) -> Result<()> {
 fn encryption(t: Option<&str>, kms_key: Option<&str>) -> Result<(String, Option<String>)> {
     match (t.unwrap_or("AES256"), kms_key) {
         ("AES256", None) => Ok(("AES256".into(), None)),
-        ("AES256", Some(_)) => Err(RegistryError::InvalidParameter("kmsKey can only be given with encryptionType KMS or KMS_DSSE".into())),
+        ("AES256", Some(_)) => {
+            Err(RegistryError::InvalidParameter(Invalid::of(Param::KmsKey, "kmsKey can only be given with encryptionType KMS or KMS_DSSE")))
+        }
         (t @ ("KMS" | "KMS_DSSE"), k) => Ok((t.to_string(), k.map(str::to_string))),
-        (other, _) => Err(RegistryError::InvalidParameter(format!("encryptionType {other:?} is not AES256, KMS or KMS_DSSE"))),
+        (other, _) => Err(RegistryError::InvalidParameter(Invalid::of(
+            Param::EncryptionType,
+            format!("encryptionType {other:?} is not AES256, KMS or KMS_DSSE"),
+        ))),
     }
 }
 
@@ -49,10 +54,10 @@ fn encryption(t: Option<&str>, kms_key: Option<&str>) -> Result<(String, Option<
 /// console and the admin CLI say what the API says), anything else as a policy problem.
 fn invalid_resource_policy(kind: &str, e: PolicyError) -> RegistryError {
     match e {
-        PolicyError::TooLong { max, .. } => RegistryError::InvalidParameter(format!(
+        PolicyError::TooLong { max, .. } => RegistryError::invalid(format!(
             "Invalid parameter at 'policyText' failed to satisfy constraint: 'Member must have length less than or equal to {max}'"
         )),
-        e => RegistryError::InvalidParameter(format!("Invalid {kind} policy provided: {e}")),
+        e => RegistryError::invalid(format!("Invalid {kind} policy provided: {e}")),
     }
 }
 

@@ -163,7 +163,7 @@ pub(crate) struct Scanner {
 }
 
 fn scan_failed(message: String) -> RegistryError {
-    RegistryError::InvalidParameter(message)
+    RegistryError::invalid(message)
 }
 
 /// `*` wildcards anchored on the whole repository name (ECR's WILDCARD filter).
@@ -387,31 +387,28 @@ impl Registry {
     /// PutRegistryScanningConfiguration, validated as ECR does.
     pub async fn put_registry_scanning(&self, registry: &RegistryRef, config: RegistryScanning) -> Result<RegistryScanning> {
         if !matches!(config.scan_type.as_str(), "BASIC" | "ENHANCED") {
-            return Err(RegistryError::InvalidParameter(format!(
+            return Err(RegistryError::invalid(format!(
                 "Invalid parameter at 'scanType': {:?} is not BASIC or ENHANCED",
                 config.scan_type
             )));
         }
         if config.rules.len() > 2 {
-            return Err(RegistryError::InvalidParameter("Invalid parameter at 'rules': at most 2 rules".into()));
+            return Err(RegistryError::invalid("Invalid parameter at 'rules': at most 2 rules"));
         }
         for (i, rule) in config.rules.iter().enumerate() {
             if !matches!(rule.scan_frequency.as_str(), "SCAN_ON_PUSH" | "CONTINUOUS_SCAN" | "MANUAL") {
-                return Err(RegistryError::InvalidParameter(format!(
+                return Err(RegistryError::invalid(format!(
                     "Invalid parameter at 'rules.{}.scanFrequency': {:?} is not SCAN_ON_PUSH, CONTINUOUS_SCAN or MANUAL",
                     i + 1,
                     rule.scan_frequency
                 )));
             }
             if rule.repository_filters.is_empty() || rule.repository_filters.len() > 100 {
-                return Err(RegistryError::InvalidParameter(format!(
-                    "Invalid parameter at 'rules.{}.repositoryFilters': 1 to 100 filters",
-                    i + 1
-                )));
+                return Err(RegistryError::invalid(format!("Invalid parameter at 'rules.{}.repositoryFilters': 1 to 100 filters", i + 1)));
             }
             for f in &rule.repository_filters {
                 if f.filter_type != "WILDCARD" || !valid_filter(&f.filter) {
-                    return Err(RegistryError::InvalidParameter(format!(
+                    return Err(RegistryError::invalid(format!(
                         "Invalid parameter at 'rules.{}.repositoryFilters': filter {:?} of type {:?} is not a WILDCARD filter of [a-z0-9._-/*]",
                         i + 1,
                         f.filter,

@@ -48,7 +48,7 @@ fn statements(n: usize) -> String {
 
 fn invalid_message(e: RegistryError) -> String {
     match e {
-        RegistryError::InvalidParameter(m) => m,
+        RegistryError::InvalidParameter(m) => m.message,
         other => panic!("expected InvalidParameter, got {other:?}"),
     }
 }

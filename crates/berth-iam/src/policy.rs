@@ -654,6 +654,11 @@ enum Tok {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Glob(Vec<Tok>);
 
+/// Does `s` match the IAM wildcard `pattern` (`*` any run, `?` one character)? Case-sensitive.
+pub fn wildcard_matches(pattern: &str, s: &str) -> bool {
+    Glob::literal_pattern(pattern).matches(s)
+}
+
 impl Glob {
     fn literal_pattern(s: &str) -> Glob {
         Glob(

@@ -196,8 +196,39 @@ async function verify(page) {
   const count = await row.locator('[data-images]').getAttribute('data-images');
   check(count === env('EXPECT_IMAGES'), `image count ${count} (the image and its scan's SBOM referrer, if any)`);
   await page.goto(`${URL_}/console/repositories`);
+  check(/^Page 1 of \d+ · \d+ repositories$/.test((await page.textContent('#page-count')).trim()), 'page count in name order');
+  check(await page.getAttribute('th[data-sort="name"]', 'aria-sort') === 'ascending', 'name order shown on its header');
   await shot(page, 'repositories');
   await checkNotClipped(page, 'repository list');
+  // Sortable headers: a click sorts by that column, a second click reverses it; the page count stays.
+  await Promise.all([page.waitForURL(/sort=name-desc/), page.click('th[data-sort="name"] a')]);
+  check(await page.getAttribute('th[data-sort="name"]', 'aria-sort') === 'descending', 'name descending on its header');
+  const names = await page.$$eval('#repositories tbody tr', (rows) => rows.map((r) => r.dataset.repository));
+  check(names.join() === [...names].sort().reverse().join(), `names in descending order: ${names.join()}`);
+  await Promise.all([page.waitForURL(/sort=created$/), page.click('th[data-sort="created"] a')]);
+  check(await page.getAttribute('th[data-sort="created"]', 'aria-sort') === 'descending', 'created newest first');
+  check((await page.textContent('#page-count')).startsWith('Page 1 of '), 'page count in creation order');
+  // Selection as in ECR's console: one repository for View push commands and Delete.
+  await page.goto(`${URL_}/console/repositories?q=console%2F`);
+  const pushButton = page.locator('#repositories-form button:has-text("View push commands")');
+  const deleteRepo = page.locator('#repositories-form button:has-text("Delete")');
+  check(await pushButton.isDisabled() && await deleteRepo.isDisabled(), 'list actions wait for a selection');
+  await page.check(`tr[data-repository="${repo}"] input[name="repository"]`);
+  check(await pushButton.isEnabled() && await deleteRepo.isEnabled(), 'one selected: both actions');
+  await page.check(`tr[data-repository="${env('DOOMED')}"] input[name="repository"]`);
+  check(await pushButton.isDisabled() && await deleteRepo.isDisabled(), 'two selected: neither action');
+  await page.uncheck(`tr[data-repository="${env('DOOMED')}"] input[name="repository"]`);
+  await Promise.all([page.waitForURL(/\/-\/push$/), pushButton.click()]);
+  check(page.url().endsWith(`/console/repo/${repo}/-/push`), `View push commands opens the repository's: ${page.url()}`);
+  // Delete from the list: the confirmation asks for the name; a wrong one deletes nothing.
+  await page.goto(`${URL_}/console/repositories?q=console%2F`);
+  await page.check(`tr[data-repository="${env('DOOMED')}"] input[name="repository"]`);
+  await Promise.all([page.waitForLoadState('load'), deleteRepo.click()]);
+  check((await page.textContent('#confirm-h')).includes(`Delete the repository ${env('DOOMED')}?`), 'repository delete confirmation');
+  await page.fill('#confirm_name', env('DOOMED'));
+  await shot(page, 'delete-repository');
+  await Promise.all([page.waitForURL(/done=repository-deleted/), page.click('#confirm button:has-text("Delete repository")')]);
+  check(await page.locator(`tr[data-repository="${env('DOOMED')}"]`).count() === 0, 'deleted repository gone from the list');
 
   // Repository page: the image with its digest and size.
   await page.goto(`${URL_}/console/repo/${repo}`);
@@ -239,6 +270,43 @@ async function verify(page) {
   await shot(page, 'image');
   await checkNotClipped(page, 'image page');
 
+  // The scan's SBOM: its own page offers the document and the image it describes, no pull or scan.
+  await page.click(`#referrers a[href$="${env('SBOM')}"]`);
+  await page.waitForURL(/\/-\/image\//);
+  const sbomText = await page.textContent('main');
+  check(!sbomText.includes('docker pull') && await page.locator('button:has-text("Scan now")').count() === 0, 'no pull or scan on an SBOM');
+  check((await page.getAttribute('#sbom-subject', 'href')).endsWith(`/-/image/${digest}`), 'the SBOM links to its image');
+  result.sbom = await page.evaluate(async (u) => (await fetch(u)).json(), await page.getAttribute('#sbom-download', 'href'));
+  await shot(page, 'sbom');
+  await checkNotClipped(page, 'sbom page');
+
+  // A multi-arch index: each platform's scan, linking to its findings; no scan of the index itself.
+  const multi = env('MULTI_REPO');
+  await page.goto(`${URL_}/console/repo/${multi}/-/image/${env('INDEX')}`);
+  result.platform_scans = {};
+  for (const row of await page.locator('#platforms tbody tr').all()) {
+    const child = await row.getAttribute('data-digest');
+    result.platform_scans[child] = await row.locator('[data-scan-status]').getAttribute('data-scan-status');
+    check(await row.locator(`a[href$="/-/image/${child}#scan-findings"]`).count() === 1, `findings link for ${child}`);
+  }
+  check(await page.locator('button:has-text("Scan now")').count() === 0 && await page.locator('#scan-findings').count() === 0,
+    'an index offers no scan of its own');
+  await shot(page, 'image-index');
+  await checkNotClipped(page, 'image index');
+
+  // A policy naming an action ECR does not have: a warning in plain words, saved only on confirm.
+  await page.goto(`${URL_}/console/repo/${multi}/-/permissions`);
+  await page.fill('#policy', JSON.stringify({ Version: '2012-10-17', Statement: [{ Sid: 'PullTypo', Effect: 'Allow',
+    Principal: { AWS: `arn:aws:iam::${env('ACCOUNT')}:root` }, Action: ['ecr:BatchGetImage', 'ecr:Nope'] }] }));
+  await Promise.all([page.waitForLoadState('load'), page.click('button:has-text("Save policy")')]);
+  check((await page.textContent('#unknown-actions')).includes('ECR has no action named ecr:Nope'), 'unknown action warning');
+  await shot(page, 'policy-unknown-action');
+  await Promise.all([page.waitForURL(/done=policy-saved/), page.click('button:has-text("Save anyway")')]);
+  const statement = await page.textContent('#policy-statements tbody tr');
+  check(statement.includes('PullTypo') && statement.includes('ecr:Nope') && statement.includes('No'), `statement table: ${statement}`);
+  check(await page.locator('#policy-edit').getAttribute('open') === null, 'the JSON editor waits to be asked for');
+  await checkNotClipped(page, 'permissions');
+
   // Permissions: invalid JSON (caught in the page), an invalid policy (the service's message), a valid one.
   await page.goto(`${URL_}/console/repo/${repo}/-/permissions`);
   check((await page.textContent('main')).includes('No repository policy yet'), 'empty state for no policy');
@@ -256,6 +324,7 @@ async function verify(page) {
   check((await page.inputValue('#policy')).includes('aws:PrincipalAccount'), 'template inserted');
   await Promise.all([page.waitForURL(/done=policy-saved/), page.click('button:has-text("Save policy")')]);
   check((await page.textContent('[role="status"]')).includes('Repository policy saved'), 'policy saved');
+  check((await page.textContent('#policy-statements')).includes('ReadOnlyForThisAccount'), 'saved policy as a statements table');
   await shot(page, 'permissions');
 
   // Registry policy page (admins).
@@ -317,24 +386,32 @@ async function verify(page) {
 }
 
 async function lifecycle(page) {
-  // Seed 004's policy on a repository of 11 prod images: preview (nothing changes), then save.
+  // Seed 004's policy on a repository of 11 prod images; ECR's rule form adds a third rule to
+  // it; a test run (preview) changes nothing; then save.
   const repo = env('LC_REPO');
   await page.goto(`${URL_}/console/repo/${repo}/-/lifecycle`);
   check((await page.textContent('main')).includes('No lifecycle policy'), 'lifecycle empty state');
-  check(await page.locator('[data-lifecycle-builder]').isVisible(), 'rule builder shown');
+  check(await page.locator('#rule-form').isVisible(), 'rule form shown');
   const policy = env('LIFECYCLE_POLICY');
   await page.fill('#lifecycle-policy', policy);
-  await page.click('button:has-text("Load into the rule builder")');
-  const rules = await page.locator('.rules .rule').count();
-  check(rules === JSON.parse(policy).rules.length, `rule builder shows ${rules} rules`);
-  await checkNotClipped(page, 'lifecycle rule builder');
-  check(await page.inputValue('.rules .rule:nth-child(1) [data-f="tagPatternList"]') === 'prod', 'rule 1 prefix in the builder');
-  // Editing in the builder rewrites the JSON; put the seed policy back afterwards.
-  await page.fill('.rules .rule:nth-child(1) [data-f="countNumber"]', '5');
-  check(JSON.parse(await page.inputValue('#lifecycle-policy')).rules[0].selection.countNumber === 5, 'builder writes the JSON');
-  await page.fill('#lifecycle-policy', policy);
-  // The preview POST redirects to a GET of its result: a reload shows it again without posting.
-  await Promise.all([page.waitForURL(/preview=shown/), page.click('button:has-text("Preview")')]);
+  await page.fill('#r_priority', '3');
+  await page.fill('#r_description', 'Old release images');
+  await page.check('#r_status_tagged');
+  check(await page.locator('#r_tags').isVisible(), 'tag fields shown for tagged images');
+  await page.selectOption('#r_tag_match', 'prefix');
+  await page.fill('#r_tags', 'release');
+  await page.selectOption('#r_count_type', 'sinceImagePushed');
+  await page.fill('#r_count_number', '90');
+  await checkNotClipped(page, 'lifecycle rule form');
+  await Promise.all([page.waitForLoadState('load'), page.click('button:has-text("Add rule to the policy")')]);
+  check((await page.textContent('#rule-added')).includes('Rule 3 was added'), 'rule added notice');
+  const composed = JSON.parse(await page.inputValue('#lifecycle-policy'));
+  const seed = JSON.parse(policy);
+  check(composed.rules.length === 3 && JSON.stringify(composed.rules.slice(0, 2)) === JSON.stringify(seed.rules),
+    `the form adds to the existing rules: ${JSON.stringify(composed)}`);
+  check(await page.inputValue('#r_priority') === '4', 'the next rule gets the next priority');
+  // The test run POST redirects to a GET of its result: a reload shows it again without posting.
+  await Promise.all([page.waitForURL(/preview=shown/), page.click('button:has-text("Test run")')]);
   const reloaded = await page.reload();
   check(reloaded.request().method() === 'GET' && reloaded.request().redirectedFrom() === null, 'the preview result reloads as a GET');
   const summary = await page.textContent('#preview-summary');
@@ -342,11 +419,13 @@ async function lifecycle(page) {
   const expected = env('LC_EXPIRES');
   check(await page.locator(`#preview-results tr[data-digest="${expected}"]`).count() === 1, 'preview names the oldest prod image');
   check((await page.textContent('#preview-results')).includes('prod-00'), 'preview shows its tag');
+  check(JSON.parse(await page.inputValue('#lifecycle-policy')).rules.length === 3, 'the previewed text is back in the editor');
   await shot(page, 'lifecycle');
   await Promise.all([page.waitForURL(/done=lifecycle-saved/), page.click('button:has-text("Save lifecycle policy")')]);
   check((await page.textContent('[role="status"]')).includes('Lifecycle policy saved'), 'lifecycle policy saved');
   check((await page.textContent('#lifecycle-rules')).includes("Keep last 10 'prod' images"), 'saved rules listed');
-  return { rules, summary };
+  check((await page.textContent('#lifecycle-rules')).includes('Old release images'), 'the added rule is saved');
+  return { rules: composed.rules.length, summary };
 }
 
 async function readonly(page) {
@@ -363,6 +442,8 @@ async function readonly(page) {
   check(list.includes(repo), 'read-only user sees the repository');
   check(await page.locator('a:has-text("Create repository")').count() === 0, 'no create control');
   check(await page.locator('a:has-text("Registry policy")').count() === 0, 'no registry policy link');
+  check(await page.locator('#repositories-form button:has-text("Delete")').count() === 0, 'no delete from the list');
+  check(await page.locator('input[data-deletable]').count() === 0, 'no row offered for deletion');
   await shot(page, 'repositories-readonly');
   await page.goto(`${URL_}/console/repo/${repo}`);
   check(await page.locator('input[name="image"]').count() === 0, 'no image selection');
@@ -372,6 +453,13 @@ async function readonly(page) {
   check(await page.locator('button:has-text("Save tag immutability")').count() === 0, 'no mutability control');
   await page.goto(`${URL_}/console/repo/${repo}/-/permissions`);
   check(await page.locator('button:has-text("Save policy")').count() === 0, 'no policy editor');
+  await page.goto(`${URL_}/console/repo/${env('MULTI_REPO')}/-/permissions`);
+  check(await page.locator('#policy-statements').count() === 1, 'the policy table for a reader');
+  check(await page.locator('text=Edit policy JSON').count() === 0 && await page.locator('button:has-text("Save")').count() === 0,
+    'no policy editing for a reader');
+  await page.goto(`${URL_}/console/repo/${repo}/-/lifecycle`);
+  check(await page.locator('#rule-form').count() === 0 && await page.locator('button:has-text("Save lifecycle policy")').count() === 0,
+    'no lifecycle rule form for a reader');
 
   // Forged POSTs with the user's own valid CSRF token: the server refuses them.
   const csrf = await csrfOf(page);
