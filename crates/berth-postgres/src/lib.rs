@@ -19,6 +19,7 @@ pub mod import;
 mod postgres;
 mod postgres_cluster;
 mod postgres_content;
+mod postgres_identity;
 mod postgres_lifecycle;
 mod postgres_repos;
 mod postgres_scans;

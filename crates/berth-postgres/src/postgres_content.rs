@@ -7,6 +7,7 @@
 //! an expiry locks the other way round) end in a deadlock PostgreSQL breaks;
 //! `db::retrying` then runs the losing transaction again.
 
+use async_trait::async_trait;
 use berth_store::meta::*;
 use berth_store::{Digest, StoreError, UploadCursor};
 use bytes::Bytes;
@@ -14,6 +15,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use crate::db::{digest_col, parse_digest, repo_id, repo_id_locked, retrying, DbContext};
+use crate::postgres::PostgresMetadataStore;
 
 fn kind_code(kind: RefKind) -> i64 {
     match kind {
@@ -777,4 +779,137 @@ async fn gc_forget_blob_once(pool: &PgPool, digest: &Digest, before: Millis) -> 
     sqlx::query("DELETE FROM blobs WHERE digest = $1").bind(&d).execute(&mut *tx).await.ctx("forgetting blob")?;
     tx.commit().await.ctx("committing blob collection")?;
     Ok(true)
+}
+
+#[async_trait]
+impl ContentStore for PostgresMetadataStore {
+    async fn repository_blob(&self, key: &RepoKey, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        self.timed("repository_blob", repository_blob(&self.pool, key, digest)).await
+    }
+
+    async fn link_blob(&self, key: &RepoKey, digest: &Digest, size: u64, now: Millis) -> Result<(), StoreError> {
+        self.timed("link_blob", link_blob(&self.pool, key, digest, size, now)).await
+    }
+
+    async fn unlink_blob(&self, key: &RepoKey, digest: &Digest) -> Result<UnlinkOutcome, StoreError> {
+        self.timed("unlink_blob", unlink_blob(&self.pool, key, digest)).await
+    }
+
+    async fn touch_blob(&self, digest: &Digest, now: Millis, stale_before: Millis) -> Result<(), StoreError> {
+        self.timed("touch_blob", touch_blob(&self.pool, digest, now, stale_before)).await
+    }
+
+    async fn create_upload(&self, upload: &UploadRow) -> Result<(), StoreError> {
+        self.timed("create_upload", create_upload(&self.pool, upload)).await
+    }
+
+    async fn get_upload(&self, id: &str) -> Result<Option<UploadRow>, StoreError> {
+        self.timed("get_upload", get_upload(&self.pool, id)).await
+    }
+
+    async fn delete_upload(&self, id: &str) -> Result<bool, StoreError> {
+        self.timed("delete_upload", delete_upload(&self.pool, id)).await
+    }
+
+    async fn record_upload_progress(
+        &self,
+        id: &str,
+        expected_len: u64,
+        cursor: &UploadCursor,
+        hash_state: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.timed("record_upload_progress", record_upload_progress(&self.pool, id, expected_len, cursor, hash_state)).await
+    }
+
+    async fn uploads_started_before(&self, before: Millis) -> Result<Vec<UploadRow>, StoreError> {
+        self.timed("uploads_started_before", uploads_started_before(&self.pool, before)).await
+    }
+
+    async fn count_uploads(&self) -> Result<u64, StoreError> {
+        self.timed("count_uploads", count_uploads(&self.pool)).await
+    }
+
+    async fn put_manifest(&self, new: NewManifest<'_>) -> Result<PutManifestOutcome, StoreError> {
+        self.timed("put_manifest", put_manifest(&self.pool, &new)).await
+    }
+
+    async fn get_manifest_by_digest(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ManifestRow>, StoreError> {
+        self.timed("get_manifest_by_digest", get_manifest_by_digest(&self.pool, key, digest)).await
+    }
+
+    async fn get_manifest_by_tag(&self, key: &RepoKey, tag: &str) -> Result<Option<ManifestRow>, StoreError> {
+        self.timed("get_manifest_by_tag", get_manifest_by_tag(&self.pool, key, tag)).await
+    }
+
+    async fn delete_manifest(&self, key: &RepoKey, digest: &Digest) -> Result<DeleteManifestOutcome, StoreError> {
+        self.timed("delete_manifest", delete_manifest(&self.pool, key, digest)).await
+    }
+
+    async fn manifest_parents(&self, key: &RepoKey, digest: &Digest) -> Result<Vec<Digest>, StoreError> {
+        self.timed("manifest_parents", manifest_parents(&self.pool, key, digest)).await
+    }
+
+    async fn repository_size(&self, key: &RepoKey) -> Result<u64, StoreError> {
+        self.timed("repository_size", repository_size(&self.pool, key)).await
+    }
+
+    async fn delete_tag(&self, key: &RepoKey, tag: &str) -> Result<bool, StoreError> {
+        self.timed("delete_tag", delete_tag(&self.pool, key, tag)).await
+    }
+
+    async fn list_tags(&self, key: &RepoKey, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
+        self.timed("list_tags", list_tags(&self.pool, key, after, limit)).await
+    }
+
+    async fn list_referrers(&self, key: &RepoKey, subject: &Digest) -> Result<Vec<ManifestSummary>, StoreError> {
+        self.timed("list_referrers", list_referrers(&self.pool, key, subject)).await
+    }
+
+    async fn list_images(
+        &self,
+        key: &RepoKey,
+        status: TagStatus,
+        storage: Option<StorageClass>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ImageRow>, StoreError> {
+        self.timed("list_images", list_images(&self.pool, key, status, storage, after, limit)).await
+    }
+
+    async fn list_images_by_push(
+        &self,
+        key: &RepoKey,
+        filter: &ImageFilter<'_>,
+        after: Option<(Millis, &str)>,
+        limit: u32,
+    ) -> Result<Vec<ImageRow>, StoreError> {
+        self.timed("list_images_by_push", list_images_by_push(&self.pool, key, filter, after, limit)).await
+    }
+
+    async fn get_image(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ImageRow>, StoreError> {
+        self.timed("get_image", get_image(&self.pool, key, digest)).await
+    }
+
+    async fn list_image_ids(
+        &self,
+        key: &RepoKey,
+        status: TagStatus,
+        storage: Option<StorageClass>,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<(Digest, String)>, StoreError> {
+        self.timed("list_image_ids", list_image_ids(&self.pool, key, status, storage, after, limit)).await
+    }
+
+    async fn all_references(&self) -> Result<Vec<(RepoKey, Digest, Digest, RefKind)>, StoreError> {
+        self.timed("all_references", all_references(&self.pool)).await
+    }
+
+    async fn gc_candidates(&self, before: Millis) -> Result<Vec<GcCandidate>, StoreError> {
+        self.timed("gc_candidates", gc_candidates(&self.pool, before)).await
+    }
+
+    async fn gc_forget_blob(&self, digest: &Digest, before: Millis) -> Result<bool, StoreError> {
+        self.timed("gc_forget_blob", gc_forget_blob(&self.pool, digest, before)).await
+    }
 }

@@ -2,11 +2,13 @@
 
 use std::collections::HashSet;
 
+use async_trait::async_trait;
 use berth_store::meta::*;
 use berth_store::{Digest, StoreError};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use crate::db::{digest_col, parse_digest, repo_id, repo_id_locked, retrying, DbContext};
+use crate::postgres::PostgresMetadataStore;
 use crate::postgres_content::{storage_class_col, tags_col, TAGS_AGG};
 
 pub(crate) async fn record_pulls(pool: &PgPool, pulls: &[(RepoKey, Digest, Millis)]) -> Result<(), StoreError> {
@@ -348,4 +350,63 @@ pub(crate) async fn lifecycle_preview(pool: &PgPool, key: &RepoKey) -> Result<Op
         result: r.try_get("result").ctx(c)?,
         started_at: r.try_get("started_at").ctx(c)?,
     }))
+}
+
+#[async_trait]
+impl LifecycleStore for PostgresMetadataStore {
+    async fn record_pulls(&self, pulls: &[(RepoKey, Digest, Millis)]) -> Result<(), StoreError> {
+        self.timed("record_pulls", record_pulls(&self.pool, pulls)).await
+    }
+
+    async fn set_storage_class(
+        &self,
+        key: &RepoKey,
+        digest: &Digest,
+        class: StorageClass,
+        now: Millis,
+    ) -> Result<Option<bool>, StoreError> {
+        self.timed("set_storage_class", set_storage_class(&self.pool, key, digest, class, now)).await
+    }
+
+    async fn set_lifecycle_policy(&self, key: &RepoKey, policy: Option<&str>, now: Millis) -> Result<bool, StoreError> {
+        self.timed("set_lifecycle_policy", set_lifecycle_policy(&self.pool, key, policy, now)).await
+    }
+
+    async fn lifecycle_policy(&self, key: &RepoKey) -> Result<Option<LifecyclePolicyRow>, StoreError> {
+        self.timed("lifecycle_policy", lifecycle_policy(&self.pool, key)).await
+    }
+
+    async fn mark_lifecycle_evaluated(&self, key: &RepoKey, now: Millis) -> Result<(), StoreError> {
+        self.timed("mark_lifecycle_evaluated", mark_lifecycle_evaluated(&self.pool, key, now)).await
+    }
+
+    async fn expire_manifest(&self, key: &RepoKey, digest: &Digest, expected_tags: &[String]) -> Result<ExpireOutcome, StoreError> {
+        self.timed("expire_manifest", expire_manifest(&self.pool, key, digest, expected_tags)).await
+    }
+
+    async fn archive_if_unchanged(
+        &self,
+        key: &RepoKey,
+        digest: &Digest,
+        expected_tags: &[String],
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        self.timed("archive_if_unchanged", archive_if_unchanged(&self.pool, key, digest, expected_tags, now)).await
+    }
+
+    async fn lifecycle_repositories(&self) -> Result<Vec<RepoKey>, StoreError> {
+        self.timed("lifecycle_repositories", lifecycle_repositories(&self.pool)).await
+    }
+
+    async fn lifecycle_images(&self, key: &RepoKey) -> Result<Vec<LifecycleImageRow>, StoreError> {
+        self.timed("lifecycle_images", lifecycle_images(&self.pool, key)).await
+    }
+
+    async fn put_lifecycle_preview(&self, key: &RepoKey, preview: &LifecyclePreviewRow) -> Result<bool, StoreError> {
+        self.timed("put_lifecycle_preview", put_lifecycle_preview(&self.pool, key, preview)).await
+    }
+
+    async fn lifecycle_preview(&self, key: &RepoKey) -> Result<Option<LifecyclePreviewRow>, StoreError> {
+        self.timed("lifecycle_preview", lifecycle_preview(&self.pool, key)).await
+    }
 }

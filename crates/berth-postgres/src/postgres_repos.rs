@@ -1,11 +1,13 @@
 //! Repositories, their resource tags and policies, and registry policies.
 
+use async_trait::async_trait;
 use berth_store::meta::*;
 use berth_store::StoreError;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
 use crate::db::{repo_id, repo_id_locked, DbContext};
+use crate::postgres::PostgresMetadataStore;
 
 const REPO_COLS: &str =
     "id, account_id, region, name, created_at, tag_mutability, tag_mutability_exclusions, scan_on_push, encryption_type, kms_key, policy";
@@ -232,4 +234,63 @@ pub(crate) async fn set_registry_policy(pool: &PgPool, account: &str, region: &s
     .await
     .ctx("writing registry policy")?;
     Ok(r.rows_affected() > 0)
+}
+
+#[async_trait]
+impl RepositoryStore for PostgresMetadataStore {
+    async fn get_repository(&self, key: &RepoKey) -> Result<Option<RepositoryRow>, StoreError> {
+        self.timed("get_repository", get_repository(&self.pool, key)).await
+    }
+
+    async fn create_repository(
+        &self,
+        key: &RepoKey,
+        settings: &RepositorySettings,
+        tags: &[(String, String)],
+        now: Millis,
+    ) -> Result<Option<RepositoryRow>, StoreError> {
+        self.timed("create_repository", create_repository(&self.pool, key, settings, tags, now)).await
+    }
+
+    async fn list_repositories(
+        &self,
+        account: &str,
+        region: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RepositoryRow>, StoreError> {
+        self.timed("list_repositories", list_repositories(&self.pool, account, region, after, limit)).await
+    }
+
+    async fn update_repository_settings(&self, key: &RepoKey, settings: &RepositorySettings) -> Result<bool, StoreError> {
+        self.timed("update_repository_settings", update_repository_settings(&self.pool, key, settings)).await
+    }
+
+    async fn set_repository_policy(&self, key: &RepoKey, policy: Option<&str>) -> Result<bool, StoreError> {
+        self.timed("set_repository_policy", set_repository_policy(&self.pool, key, policy)).await
+    }
+
+    async fn delete_repository(&self, key: &RepoKey, force: bool) -> Result<DeleteRepositoryOutcome, StoreError> {
+        self.timed("delete_repository", delete_repository(&self.pool, key, force)).await
+    }
+
+    async fn put_resource_tags(&self, key: &RepoKey, tags: &[(String, String)]) -> Result<bool, StoreError> {
+        self.timed("put_resource_tags", put_resource_tags(&self.pool, key, tags)).await
+    }
+
+    async fn remove_resource_tags(&self, key: &RepoKey, keys: &[String]) -> Result<bool, StoreError> {
+        self.timed("remove_resource_tags", remove_resource_tags(&self.pool, key, keys)).await
+    }
+
+    async fn list_resource_tags(&self, key: &RepoKey) -> Result<Vec<(String, String)>, StoreError> {
+        self.timed("list_resource_tags", list_resource_tags(&self.pool, key)).await
+    }
+
+    async fn get_registry_policy(&self, account: &str, region: &str) -> Result<Option<String>, StoreError> {
+        self.timed("get_registry_policy", get_registry_policy(&self.pool, account, region)).await
+    }
+
+    async fn set_registry_policy(&self, account: &str, region: &str, policy: Option<&str>) -> Result<bool, StoreError> {
+        self.timed("set_registry_policy", set_registry_policy(&self.pool, account, region, policy)).await
+    }
 }

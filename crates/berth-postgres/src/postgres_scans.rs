@@ -1,11 +1,13 @@
 //! Image scans and the registry scanning configuration.
 
+use async_trait::async_trait;
 use berth_store::meta::*;
 use berth_store::{Digest, StoreError};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
 use crate::db::{digest_col, repo_id, repo_id_locked, DbContext};
+use crate::postgres::PostgresMetadataStore;
 
 pub(crate) async fn put_image_scan(pool: &PgPool, key: &RepoKey, digest: &Digest, scan: &ImageScanRow) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await.ctx("storing image scan")?;
@@ -114,4 +116,31 @@ pub(crate) async fn set_registry_scanning(pool: &PgPool, account: &str, region: 
     .await
     .ctx("storing registry scanning configuration")?;
     Ok(())
+}
+
+#[async_trait]
+impl ScanStore for PostgresMetadataStore {
+    async fn put_image_scan(&self, key: &RepoKey, digest: &Digest, scan: &ImageScanRow) -> Result<bool, StoreError> {
+        self.timed("put_image_scan", put_image_scan(&self.pool, key, digest, scan)).await
+    }
+
+    async fn image_scan(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ImageScanRow>, StoreError> {
+        self.timed("image_scan", image_scan(&self.pool, key, digest)).await
+    }
+
+    async fn image_scans(&self, key: &RepoKey, digests: &[Digest]) -> Result<Vec<(Digest, ImageScanRow)>, StoreError> {
+        self.timed("image_scans", image_scans(&self.pool, key, digests)).await
+    }
+
+    async fn scanned_images(&self, status: Option<&str>) -> Result<Vec<(RepoKey, Digest)>, StoreError> {
+        self.timed("scanned_images", scanned_images(&self.pool, status)).await
+    }
+
+    async fn registry_scanning(&self, account: &str, region: &str) -> Result<Option<String>, StoreError> {
+        self.timed("registry_scanning", registry_scanning(&self.pool, account, region)).await
+    }
+
+    async fn set_registry_scanning(&self, account: &str, region: &str, config: &str) -> Result<(), StoreError> {
+        self.timed("set_registry_scanning", set_registry_scanning(&self.pool, account, region, config)).await
+    }
 }

@@ -15,8 +15,6 @@ pub mod error;
 pub mod fs;
 pub mod meta;
 pub mod sqlite;
-mod sqlite_lifecycle;
-mod sqlite_scans;
 
 pub use blob::{BlobRange, BlobReader, BlobStore, ByteStream, UploadCursor};
 pub use digest::{Algorithm, Digest, DigestError};

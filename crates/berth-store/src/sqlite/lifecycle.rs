@@ -1,13 +1,8 @@
-//! SQLite rows for lifecycle policies, previews, storage classes, pull times and
-//! console passwords. Kept apart from `sqlite.rs` so the core registry rows stay
-//! readable; `SqliteMetadataStore` delegates here.
+//! SQLite: Lifecycle policies, previews, storage classes and pull times.
 
-use sqlx::{Row, SqlitePool};
+use async_trait::async_trait;
 
-use crate::error::DbContext;
-use crate::meta::*;
-use crate::sqlite::{digest_col, repo_id_in};
-use crate::{Digest, StoreError};
+use super::*;
 
 pub(crate) async fn record_pulls(writer: &SqlitePool, pulls: &[(RepoKey, Digest, Millis)]) -> Result<(), StoreError> {
     if pulls.is_empty() {
@@ -293,43 +288,6 @@ pub(crate) async fn lifecycle_preview(reader: &SqlitePool, key: &RepoKey) -> Res
     }))
 }
 
-pub(crate) async fn set_console_password(writer: &SqlitePool, user_arn: &str, hash: Option<&str>) -> Result<bool, StoreError> {
-    let r = sqlx::query("UPDATE users SET console_password = ?, console_session_epoch = console_session_epoch + 1 WHERE arn = ?")
-        .bind(hash)
-        .bind(user_arn)
-        .execute(writer)
-        .await
-        .ctx("setting console password")?;
-    Ok(r.rows_affected() > 0)
-}
-
-pub(crate) async fn console_password(reader: &SqlitePool, user_arn: &str) -> Result<Option<String>, StoreError> {
-    let hash: Option<Option<String>> = sqlx::query_scalar("SELECT console_password FROM users WHERE arn = ?")
-        .bind(user_arn)
-        .fetch_optional(reader)
-        .await
-        .ctx("reading console password")?;
-    Ok(hash.flatten())
-}
-
-pub(crate) async fn console_session_state(reader: &SqlitePool, user_arn: &str) -> Result<Option<ConsoleSessionState>, StoreError> {
-    let row: Option<(i64, bool)> = sqlx::query_as("SELECT console_session_epoch, console_password IS NOT NULL FROM users WHERE arn = ?")
-        .bind(user_arn)
-        .fetch_optional(reader)
-        .await
-        .ctx("reading console session state")?;
-    Ok(row.map(|(epoch, has_password)| ConsoleSessionState { epoch, has_password }))
-}
-
-pub(crate) async fn end_console_sessions(writer: &SqlitePool, user_arn: &str) -> Result<bool, StoreError> {
-    let r = sqlx::query("UPDATE users SET console_session_epoch = console_session_epoch + 1 WHERE arn = ?")
-        .bind(user_arn)
-        .execute(writer)
-        .await
-        .ctx("ending console sessions")?;
-    Ok(r.rows_affected() > 0)
-}
-
 pub(crate) async fn archive_if_unchanged(
     writer: &SqlitePool,
     key: &RepoKey,
@@ -363,4 +321,63 @@ pub(crate) async fn archive_if_unchanged(
     .ctx("archiving image")?;
     tx.commit().await.ctx("committing archive")?;
     Ok(r.rows_affected() > 0)
+}
+
+#[async_trait]
+impl LifecycleStore for SqliteMetadataStore {
+    async fn record_pulls(&self, pulls: &[(RepoKey, Digest, Millis)]) -> Result<(), StoreError> {
+        record_pulls(&self.writer, pulls).await
+    }
+
+    async fn set_storage_class(
+        &self,
+        key: &RepoKey,
+        digest: &Digest,
+        class: StorageClass,
+        now: Millis,
+    ) -> Result<Option<bool>, StoreError> {
+        set_storage_class(&self.writer, key, digest, class, now).await
+    }
+
+    async fn set_lifecycle_policy(&self, key: &RepoKey, policy: Option<&str>, now: Millis) -> Result<bool, StoreError> {
+        set_lifecycle_policy(&self.writer, key, policy, now).await
+    }
+
+    async fn lifecycle_policy(&self, key: &RepoKey) -> Result<Option<LifecyclePolicyRow>, StoreError> {
+        lifecycle_policy(&self.reader, key).await
+    }
+
+    async fn mark_lifecycle_evaluated(&self, key: &RepoKey, now: Millis) -> Result<(), StoreError> {
+        mark_lifecycle_evaluated(&self.writer, key, now).await
+    }
+
+    async fn expire_manifest(&self, key: &RepoKey, digest: &Digest, expected_tags: &[String]) -> Result<ExpireOutcome, StoreError> {
+        expire_manifest(&self.writer, key, digest, expected_tags).await
+    }
+
+    async fn archive_if_unchanged(
+        &self,
+        key: &RepoKey,
+        digest: &Digest,
+        expected_tags: &[String],
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        archive_if_unchanged(&self.writer, key, digest, expected_tags, now).await
+    }
+
+    async fn lifecycle_repositories(&self) -> Result<Vec<RepoKey>, StoreError> {
+        lifecycle_repositories(&self.reader).await
+    }
+
+    async fn lifecycle_images(&self, key: &RepoKey) -> Result<Vec<LifecycleImageRow>, StoreError> {
+        lifecycle_images(&self.reader, key).await
+    }
+
+    async fn put_lifecycle_preview(&self, key: &RepoKey, preview: &LifecyclePreviewRow) -> Result<bool, StoreError> {
+        put_lifecycle_preview(&self.writer, key, preview).await
+    }
+
+    async fn lifecycle_preview(&self, key: &RepoKey) -> Result<Option<LifecyclePreviewRow>, StoreError> {
+        lifecycle_preview(&self.reader, key).await
+    }
 }

@@ -1,11 +1,8 @@
-//! SQLite rows for image scans and the registry scanning configuration.
+//! SQLite: Image scans and the registry scanning configuration.
 
-use sqlx::{Row, SqlitePool};
+use async_trait::async_trait;
 
-use crate::error::DbContext;
-use crate::meta::*;
-use crate::sqlite::{digest_col, repo_id_in};
-use crate::{Digest, StoreError};
+use super::*;
 
 pub(crate) async fn put_image_scan(writer: &SqlitePool, key: &RepoKey, digest: &Digest, scan: &ImageScanRow) -> Result<bool, StoreError> {
     let mut tx = writer.begin().await.ctx("storing image scan")?;
@@ -123,4 +120,31 @@ pub(crate) async fn set_registry_scanning(writer: &SqlitePool, account: &str, re
     .await
     .ctx("storing registry scanning configuration")?;
     Ok(())
+}
+
+#[async_trait]
+impl ScanStore for SqliteMetadataStore {
+    async fn put_image_scan(&self, key: &RepoKey, digest: &Digest, scan: &ImageScanRow) -> Result<bool, StoreError> {
+        put_image_scan(&self.writer, key, digest, scan).await
+    }
+
+    async fn image_scan(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ImageScanRow>, StoreError> {
+        image_scan(&self.reader, key, digest).await
+    }
+
+    async fn image_scans(&self, key: &RepoKey, digests: &[Digest]) -> Result<Vec<(Digest, ImageScanRow)>, StoreError> {
+        image_scans(&self.reader, key, digests).await
+    }
+
+    async fn scanned_images(&self, status: Option<&str>) -> Result<Vec<(RepoKey, Digest)>, StoreError> {
+        scanned_images(&self.reader, status).await
+    }
+
+    async fn registry_scanning(&self, account: &str, region: &str) -> Result<Option<String>, StoreError> {
+        registry_scanning(&self.reader, account, region).await
+    }
+
+    async fn set_registry_scanning(&self, account: &str, region: &str, config: &str) -> Result<(), StoreError> {
+        set_registry_scanning(&self.writer, account, region, config).await
+    }
 }
