@@ -14,6 +14,7 @@ pub mod digest;
 pub mod error;
 pub mod fs;
 pub mod meta;
+pub mod sql;
 pub mod sqlite;
 
 pub use blob::{BlobRange, BlobReader, BlobStore, ByteStream, UploadCursor};

@@ -94,27 +94,6 @@ fn having_tags(status: TagStatus) -> &'static str {
     }
 }
 
-const REPO_COLS: &str =
-    "id, account_id, region, name, created_at, tag_mutability, tag_mutability_exclusions, scan_on_push, encryption_type, kms_key, policy";
-
-fn repository_row(r: &SqliteRow) -> Result<RepositoryRow, StoreError> {
-    let c = "reading repository";
-    let scan: i64 = r.try_get("scan_on_push").ctx(c)?;
-    Ok(RepositoryRow {
-        id: r.try_get("id").ctx(c)?,
-        key: RepoKey { account: r.try_get("account_id").ctx(c)?, region: r.try_get("region").ctx(c)?, name: r.try_get("name").ctx(c)? },
-        created_at: r.try_get("created_at").ctx(c)?,
-        settings: RepositorySettings {
-            tag_mutability: r.try_get("tag_mutability").ctx(c)?,
-            tag_mutability_exclusions: r.try_get("tag_mutability_exclusions").ctx(c)?,
-            scan_on_push: scan != 0,
-            encryption_type: r.try_get("encryption_type").ctx(c)?,
-            kms_key: r.try_get("kms_key").ctx(c)?,
-        },
-        policy: r.try_get("policy").ctx(c)?,
-    })
-}
-
 fn image_row(r: &SqliteRow) -> Result<ImageRow, StoreError> {
     let c = "reading image";
     let tags: Option<String> = r.try_get("tags").ctx(c)?;
@@ -134,22 +113,6 @@ fn image_row(r: &SqliteRow) -> Result<ImageRow, StoreError> {
         last_activated_at: r.try_get("last_activated_at").ctx(c)?,
         subject: r.try_get::<Option<String>, _>("subject").ctx(c)?.and_then(|s| s.parse().ok()),
     })
-}
-
-async fn upsert_resource_tags(conn: &mut SqliteConnection, repository_id: i64, tags: &[(String, String)]) -> Result<(), StoreError> {
-    for (k, v) in tags {
-        sqlx::query(
-            "INSERT INTO resource_tags (repository_id, tag_key, tag_value) VALUES (?, ?, ?) \
-             ON CONFLICT (repository_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value",
-        )
-        .bind(repository_id)
-        .bind(k)
-        .bind(v)
-        .execute(&mut *conn)
-        .await
-        .ctx("tagging repository")?;
-    }
-    Ok(())
 }
 
 pub(crate) async fn repo_id_in(conn: &mut SqliteConnection, key: &RepoKey) -> Result<Option<i64>, StoreError> {
