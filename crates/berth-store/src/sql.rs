@@ -67,6 +67,12 @@ impl<'a> IntoArg<'a> for Option<&'a str> {
     }
 }
 
+impl<'a> IntoArg<'a> for Option<String> {
+    fn into_arg(self) -> Arg<'a> {
+        Arg::Text(self.map(Cow::Owned))
+    }
+}
+
 impl<'a> IntoArg<'a> for &'a Option<String> {
     fn into_arg(self) -> Arg<'a> {
         Arg::Text(self.as_deref().map(Cow::Borrowed))
@@ -142,6 +148,10 @@ pub trait Conn: Send {
     /// An image's tags (`tags t` joined, grouped per manifest) as the column `tags`, which
     /// [`Columns::tag_list`] reads.
     const TAGS_AGG: &'static str;
+    /// The substring position function, `(haystack, needle)`, 0 when absent.
+    const INSTR: &'static str;
+    /// An empty string that sorts as names do (byte order), for a union with a name column.
+    const EMPTY_NAME: &'static str;
 
     /// Runs the statement; the number of rows it changed.
     fn exec(&mut self, s: Stmt<'_>) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
@@ -193,6 +203,8 @@ impl Conn for SqliteConnection {
     const FOR_KEY_SHARE: &'static str = "";
     const FOR_NO_KEY_UPDATE: &'static str = "";
     const TAGS_AGG: &'static str = "group_concat(t.name, char(10)) AS tags";
+    const INSTR: &'static str = "instr";
+    const EMPTY_NAME: &'static str = "''";
 
     async fn exec(&mut self, s: Stmt<'_>) -> Result<u64, sqlx::Error> {
         Ok(bind_sqlite(&s).execute(self).await?.rows_affected())
@@ -221,6 +233,8 @@ impl Conn for PgConnection {
     const FOR_KEY_SHARE: &'static str = " FOR KEY SHARE";
     const FOR_NO_KEY_UPDATE: &'static str = " FOR NO KEY UPDATE";
     const TAGS_AGG: &'static str = "COALESCE(array_agg(t.name) FILTER (WHERE t.name IS NOT NULL), '{}') AS tags";
+    const INSTR: &'static str = "strpos";
+    const EMPTY_NAME: &'static str = "''::text COLLATE \"C\"";
 
     async fn exec(&mut self, s: Stmt<'_>) -> Result<u64, sqlx::Error> {
         Ok(bind_postgres(&s).execute(self).await?.rows_affected())

@@ -5,16 +5,14 @@
 //! upgrade); reads use a separate pool and see the last committed state.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
-use bytes::Bytes;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
 
 use crate::error::DbContext;
 use crate::meta::*;
-use crate::{Digest, StoreError, UploadCursor};
+use crate::StoreError;
 
 mod cluster;
 mod content;
@@ -32,97 +30,6 @@ const SCHEMA_V4: &str = include_str!("sqlite_schema_v4.sql");
 pub struct SqliteMetadataStore {
     writer: SqlitePool,
     reader: SqlitePool,
-}
-
-fn kind_code(kind: RefKind) -> i64 {
-    match kind {
-        RefKind::Blob => 0,
-        RefKind::Manifest => 1,
-    }
-}
-
-/// Digests in the database were validated on the way in; one that does not parse means corruption.
-fn parse_digest(s: &str) -> Result<Digest, StoreError> {
-    Digest::from_str(s).map_err(|e| StoreError::Db { context: "corrupt digest in database", source: sqlx::Error::Decode(Box::new(e)) })
-}
-
-pub(crate) fn digest_col(row: &SqliteRow, col: &str) -> Result<Digest, StoreError> {
-    let s: String = row.try_get(col).ctx("reading digest column")?;
-    parse_digest(&s)
-}
-
-const MANIFEST_COLS: &str =
-    "m.digest, m.media_type, m.artifact_type, m.subject, m.annotations, m.image_size, m.content, m.pushed_at, m.storage_class";
-
-fn storage_class_col(row: &SqliteRow) -> Result<StorageClass, StoreError> {
-    let class: String = row.try_get("storage_class").ctx("reading storage class")?;
-    Ok(StorageClass::parse(&class).unwrap_or_default())
-}
-
-fn manifest_row(row: &SqliteRow) -> Result<ManifestRow, StoreError> {
-    let subject: Option<String> = row.try_get("subject").ctx("reading manifest")?;
-    let content: Vec<u8> = row.try_get("content").ctx("reading manifest")?;
-    let image_size: i64 = row.try_get("image_size").ctx("reading manifest")?;
-    Ok(ManifestRow {
-        digest: digest_col(row, "digest")?,
-        media_type: row.try_get("media_type").ctx("reading manifest")?,
-        artifact_type: row.try_get("artifact_type").ctx("reading manifest")?,
-        subject: subject.and_then(|s| s.parse().ok()),
-        annotations: row.try_get("annotations").ctx("reading manifest")?,
-        image_size: image_size as u64,
-        content: Bytes::from(content),
-        pushed_at: row.try_get("pushed_at").ctx("reading manifest")?,
-        storage_class: storage_class_col(row)?,
-    })
-}
-
-const IMAGE_COLS: &str =
-    "m.digest, m.media_type, m.artifact_type, m.image_size, m.pushed_at, m.last_pulled_at, m.storage_class, m.archived_at, m.last_activated_at, m.subject";
-
-/// An untagged manifest shown under another image: listed by an index, or a referrer whose
-/// subject is in the repository (`m` is the manifest).
-const NESTED: &str = "NOT EXISTS (SELECT 1 FROM tags u WHERE u.repository_id = m.repository_id AND u.manifest_digest = m.digest) \
-     AND (EXISTS (SELECT 1 FROM manifest_references r WHERE r.repository_id = m.repository_id AND r.child_digest = m.digest AND r.kind = 1) \
-     OR EXISTS (SELECT 1 FROM manifests p WHERE p.repository_id = m.repository_id AND p.digest = m.subject))";
-
-/// The GROUP BY filter of an image listing (tags joined as `t`) for a tag status.
-fn having_tags(status: TagStatus) -> &'static str {
-    match status {
-        TagStatus::Any => "",
-        TagStatus::Tagged => "HAVING COUNT(t.name) > 0",
-        TagStatus::Untagged => "HAVING COUNT(t.name) = 0",
-    }
-}
-
-fn image_row(r: &SqliteRow) -> Result<ImageRow, StoreError> {
-    let c = "reading image";
-    let tags: Option<String> = r.try_get("tags").ctx(c)?;
-    let mut tags: Vec<String> = tags.map(|t| t.split('\n').map(str::to_string).collect()).unwrap_or_default();
-    tags.sort();
-    let size: i64 = r.try_get("image_size").ctx(c)?;
-    Ok(ImageRow {
-        digest: digest_col(r, "digest")?,
-        tags,
-        media_type: r.try_get("media_type").ctx(c)?,
-        artifact_type: r.try_get("artifact_type").ctx(c)?,
-        image_size: size as u64,
-        pushed_at: r.try_get("pushed_at").ctx(c)?,
-        last_pulled_at: r.try_get("last_pulled_at").ctx(c)?,
-        storage_class: storage_class_col(r)?,
-        archived_at: r.try_get("archived_at").ctx(c)?,
-        last_activated_at: r.try_get("last_activated_at").ctx(c)?,
-        subject: r.try_get::<Option<String>, _>("subject").ctx(c)?.and_then(|s| s.parse().ok()),
-    })
-}
-
-pub(crate) async fn repo_id_in(conn: &mut SqliteConnection, key: &RepoKey) -> Result<Option<i64>, StoreError> {
-    sqlx::query_scalar("SELECT id FROM repositories WHERE account_id = ? AND region = ? AND name = ?")
-        .bind(&key.account)
-        .bind(&key.region)
-        .bind(&key.name)
-        .fetch_optional(conn)
-        .await
-        .ctx("looking up repository")
 }
 
 impl SqliteMetadataStore {
@@ -189,24 +96,4 @@ impl SqliteMetadataStore {
         sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).execute(&mut *tx).await.ctx("recording schema version")?;
         tx.commit().await.ctx("committing migration")
     }
-
-    async fn repo_id(&self, key: &RepoKey) -> Result<Option<i64>, StoreError> {
-        let mut conn = self.reader.acquire().await.ctx("acquiring connection")?;
-        repo_id_in(&mut conn, key).await
-    }
-}
-
-fn upload_row(r: &SqliteRow) -> Result<UploadRow, StoreError> {
-    let c = "reading upload session";
-    Ok(UploadRow {
-        id: r.try_get("id").ctx(c)?,
-        repository: RepoKey {
-            account: r.try_get("account_id").ctx(c)?,
-            region: r.try_get("region").ctx(c)?,
-            name: r.try_get("name").ctx(c)?,
-        },
-        started_at: r.try_get("started_at").ctx(c)?,
-        cursor: UploadCursor { len: r.try_get::<i64, _>("len").ctx(c)? as u64, state: r.try_get("cursor").ctx(c)? },
-        hash_state: r.try_get("hash_state").ctx(c)?,
-    })
 }
