@@ -1,43 +1,16 @@
-//! Identity rows (accounts, users, access keys, policies, console passwords,
-//! signing keys) and what several nodes coordinate through: leases and blob locks.
+//! What several nodes coordinate through: leases (the statements are shared with SQLite,
+//! `berth_store::sql::cluster`) and advisory locks on blobs and upload sessions.
 
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use berth_store::meta::*;
+use berth_store::sql::cluster as sql;
 use berth_store::{Digest, StoreError};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::db::DbContext;
 use crate::postgres::PostgresMetadataStore;
-
-/// One statement: insert, or take over only an expired lease or our own. The conflicting row is
-/// locked and the WHERE re-checked on its newest version, so of two nodes exactly one wins.
-pub(crate) async fn try_lease(pool: &PgPool, name: &str, holder: &str, now: Millis, until: Millis) -> Result<bool, StoreError> {
-    let r = sqlx::query(
-        "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $4) \
-         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
-         WHERE leases.holder = excluded.holder OR leases.until < $3",
-    )
-    .bind(name)
-    .bind(holder)
-    .bind(now)
-    .bind(until)
-    .execute(pool)
-    .await
-    .ctx("taking a lease")?;
-    Ok(r.rows_affected() == 1)
-}
-
-pub(crate) async fn release_lease(pool: &PgPool, name: &str, holder: &str) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
-        .bind(name)
-        .bind(holder)
-        .execute(pool)
-        .await
-        .ctx("releasing a lease")?;
-    Ok(())
-}
 
 /// An open transaction holding a transaction-scoped advisory lock. Dropping it rolls the
 /// transaction back, which releases the lock (sqlx sends the ROLLBACK when the connection goes
@@ -86,11 +59,11 @@ impl ClusterStore for PostgresMetadataStore {
     }
 
     async fn try_lease(&self, name: &str, holder: &str, now: Millis, until: Millis) -> Result<bool, StoreError> {
-        self.timed("try_lease", try_lease(&self.pool, name, holder, now, until)).await
+        self.timed("try_lease", sql::try_lease(&self.pool, name, holder, now, until)).await
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        self.timed("release_lease", release_lease(&self.pool, name, holder)).await
+        self.timed("release_lease", sql::release_lease(&self.pool, name, holder)).await
     }
 
     async fn lock_blob(&self, digest: &Digest) -> Result<Option<BlobLockGuard>, StoreError> {

@@ -8,6 +8,9 @@
 //!   call is one transaction.
 //!
 //! Neither interface holds a registry rule; those live in `berth-core`.
+//!
+//! [`sql`] holds the statements both SQL backends run (this crate's SQLite store
+//! and berth-postgres), written once.
 
 pub mod blob;
 pub mod digest;

@@ -23,6 +23,7 @@ use crate::error::DbContext;
 use crate::meta::{RepoKey, StorageClass};
 use crate::{Digest, StoreError};
 
+pub mod cluster;
 pub mod content;
 pub mod identity;
 pub mod lifecycle;
@@ -171,30 +172,42 @@ pub trait Backend: sqlx::Database<Connection: Conn> {}
 impl Backend for Sqlite {}
 impl Backend for Postgres {}
 
-fn bind_sqlite<'q>(s: &'q Stmt<'_>) -> Query<'q, Sqlite, SqliteArguments<'q>> {
-    let mut q = sqlx::query(&s.sql);
-    for a in &s.args {
-        q = match a {
-            Arg::Text(v) => q.bind(v.as_deref()),
-            Arg::Int(v) => q.bind(*v),
-            Arg::Flag(v) => q.bind(*v),
-            Arg::Bytes(v) => q.bind(*v),
-        };
-    }
-    q
+/// Binds a statement's arguments for one backend.
+macro_rules! binder {
+    ($name:ident, $db:ty, $args:ty) => {
+        fn $name<'q>(s: &'q Stmt<'_>) -> Query<'q, $db, $args> {
+            let mut q = sqlx::query(&s.sql);
+            for a in &s.args {
+                q = match a {
+                    Arg::Text(v) => q.bind(v.as_deref()),
+                    Arg::Int(v) => q.bind(*v),
+                    Arg::Flag(v) => q.bind(*v),
+                    Arg::Bytes(v) => q.bind(*v),
+                };
+            }
+            q
+        }
+    };
 }
 
-fn bind_postgres<'q>(s: &'q Stmt<'_>) -> Query<'q, Postgres, PgArguments> {
-    let mut q = sqlx::query(&s.sql);
-    for a in &s.args {
-        q = match a {
-            Arg::Text(v) => q.bind(v.as_deref()),
-            Arg::Int(v) => q.bind(*v),
-            Arg::Flag(v) => q.bind(*v),
-            Arg::Bytes(v) => q.bind(*v),
-        };
-    }
-    q
+binder!(bind_sqlite, Sqlite, SqliteArguments<'q>);
+binder!(bind_postgres, Postgres, PgArguments);
+
+/// The three ways of running a statement, for a `Conn` impl.
+macro_rules! runs_statements {
+    ($bind:ident) => {
+        async fn exec(&mut self, s: Stmt<'_>) -> Result<u64, sqlx::Error> {
+            Ok($bind(&s).execute(self).await?.rows_affected())
+        }
+
+        async fn all(&mut self, s: Stmt<'_>) -> Result<Vec<Self::Row>, sqlx::Error> {
+            $bind(&s).fetch_all(self).await
+        }
+
+        async fn opt(&mut self, s: Stmt<'_>) -> Result<Option<Self::Row>, sqlx::Error> {
+            $bind(&s).fetch_optional(self).await
+        }
+    };
 }
 
 impl Conn for SqliteConnection {
@@ -206,17 +219,7 @@ impl Conn for SqliteConnection {
     const INSTR: &'static str = "instr";
     const EMPTY_NAME: &'static str = "''";
 
-    async fn exec(&mut self, s: Stmt<'_>) -> Result<u64, sqlx::Error> {
-        Ok(bind_sqlite(&s).execute(self).await?.rows_affected())
-    }
-
-    async fn all(&mut self, s: Stmt<'_>) -> Result<Vec<SqliteRow>, sqlx::Error> {
-        bind_sqlite(&s).fetch_all(self).await
-    }
-
-    async fn opt(&mut self, s: Stmt<'_>) -> Result<Option<SqliteRow>, sqlx::Error> {
-        bind_sqlite(&s).fetch_optional(self).await
-    }
+    runs_statements!(bind_sqlite);
 
     async fn lock_table(&mut self, _table: &'static str) -> Result<(), sqlx::Error> {
         Ok(())
@@ -236,17 +239,7 @@ impl Conn for PgConnection {
     const INSTR: &'static str = "strpos";
     const EMPTY_NAME: &'static str = "''::text COLLATE \"C\"";
 
-    async fn exec(&mut self, s: Stmt<'_>) -> Result<u64, sqlx::Error> {
-        Ok(bind_postgres(&s).execute(self).await?.rows_affected())
-    }
-
-    async fn all(&mut self, s: Stmt<'_>) -> Result<Vec<PgRow>, sqlx::Error> {
-        bind_postgres(&s).fetch_all(self).await
-    }
-
-    async fn opt(&mut self, s: Stmt<'_>) -> Result<Option<PgRow>, sqlx::Error> {
-        bind_postgres(&s).fetch_optional(self).await
-    }
+    runs_statements!(bind_postgres);
 
     async fn lock_table(&mut self, table: &'static str) -> Result<(), sqlx::Error> {
         sqlx::query(&format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")).execute(self).await.map(drop)

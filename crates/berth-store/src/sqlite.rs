@@ -11,7 +11,6 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 use crate::error::DbContext;
-use crate::meta::*;
 use crate::StoreError;
 
 mod cluster;

@@ -1,34 +1,20 @@
-//! SQLite: Leases (the locks are in-process: one process uses an SQLite store).
+//! SQLite: leases (shared: `crate::sql::cluster`). The cluster locks are the trait's defaults:
+//! one process uses an SQLite store, and the service's in-process locks cover it.
 
 use async_trait::async_trait;
 
-use super::*;
+use super::SqliteMetadataStore;
+use crate::meta::*;
+use crate::sql::cluster as sql;
+use crate::StoreError;
 
 #[async_trait]
 impl ClusterStore for SqliteMetadataStore {
     async fn try_lease(&self, name: &str, holder: &str, now: Millis, until: Millis) -> Result<bool, StoreError> {
-        // One statement: insert, or take over only an expired lease or our own.
-        let r = sqlx::query(
-            "INSERT INTO leases (name, holder, until) VALUES (?1, ?2, ?4) \
-             ON CONFLICT (name) DO UPDATE SET holder = ?2, until = ?4 WHERE leases.holder = ?2 OR leases.until < ?3",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(now)
-        .bind(until)
-        .execute(&self.writer)
-        .await
-        .ctx("taking a lease")?;
-        Ok(r.rows_affected() == 1)
+        sql::try_lease(&self.writer, name, holder, now, until).await
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM leases WHERE name = ? AND holder = ?")
-            .bind(name)
-            .bind(holder)
-            .execute(&self.writer)
-            .await
-            .ctx("releasing a lease")?;
-        Ok(())
+        sql::release_lease(&self.writer, name, holder).await
     }
 }
