@@ -19,6 +19,8 @@ pub mod fs;
 pub mod meta;
 pub mod sql;
 pub mod sqlite;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
 
 pub use blob::{BlobRange, BlobReader, BlobStore, ByteStream, UploadCursor};
 pub use digest::{Algorithm, Digest, DigestError};
