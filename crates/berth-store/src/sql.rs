@@ -344,3 +344,44 @@ where
 {
     row.as_ref().map(|r| T::from_row(r).ctx(context)).transpose()
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    use super::*;
+
+    async fn memory() -> SqliteConnection {
+        SqliteConnection::connect("sqlite::memory:").await.expect("in-memory SQLite")
+    }
+
+    /// The whole module rests on this: sqlx-sqlite binds `$n` to the n-th argument, as
+    /// PostgreSQL does, not in order of appearance.
+    #[tokio::test]
+    async fn sqlite_binds_dollar_placeholders_by_number() {
+        let mut conn = memory().await;
+        let row = conn.opt(stmt("SELECT $2 AS a, $1 AS b, $2 AS c").bind(1i64).bind(2i64)).await.unwrap().expect("a row");
+        assert_eq!((row.int("a").unwrap(), row.int("b").unwrap(), row.int("c").unwrap()), (2, 1, 2));
+    }
+
+    #[tokio::test]
+    async fn sqlite_columns_read_flags_and_tag_lists() {
+        let mut conn = memory().await;
+        let row = conn
+            .opt(stmt("SELECT $1 AS f, 'b' || char(10) || 'a' AS tags, CAST($2 AS TEXT) IS NULL AS none").bind(true).bind(None::<&str>))
+            .await
+            .unwrap()
+            .expect("a row");
+        assert!(row.flag("f").unwrap());
+        assert!(row.flag("none").unwrap());
+        assert_eq!(row.tag_list().unwrap(), vec!["a".to_string(), "b".to_string()]);
+        let row = conn.opt(stmt("SELECT NULL AS tags")).await.unwrap().expect("a row");
+        assert!(row.tag_list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn placeholders_number_from_the_first_free_one() {
+        assert_eq!(scans::placeholders(2, 3), "$2, $3, $4");
+        assert_eq!(scans::placeholders(1, 0), "");
+    }
+}
