@@ -570,7 +570,7 @@ async fn create_form_shows_the_whole_registry_host() {
 #[tokio::test]
 async fn findings_in_plain_words_with_a_severity_filter() {
     use berth_core::scanning::{ScanResult, StoredFinding};
-    use berth_store::MetadataStore;
+    use berth_store::ScanStore;
     let h = harness().await;
     let (cookie, _) = h.sign_in(KEY, SECRET).await;
     let repo = Harness::repo("team/scanned");
@@ -1110,7 +1110,7 @@ fn scan_row(high: usize, low: usize) -> berth_store::ImageScanRow {
 /// an SBOM's page offers its document and its subject, not `docker pull` or "Scan now".
 #[tokio::test]
 async fn index_page_scans_per_platform_and_sbom_page_suits_an_sbom() {
-    use berth_store::MetadataStore;
+    use berth_store::ScanStore;
     let h = harness().await;
     let (cookie, _) = h.sign_in(KEY, SECRET).await;
     let repo = Harness::repo("team/multi");

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use berth_core::{Registry, RegistryConfig, RegistryRef, Repo, RepositoryName, SystemClock};
-use berth_store::{FsBlobStore, MetadataStore, SqliteMetadataStore};
+use berth_store::{FsBlobStore, RepositoryStore, SqliteMetadataStore};
 
 const POLICY: &str = r#"{"rules":[
  {"rulePriority":1,"description":"Keep last 10 prod images","selection":{"tagStatus":"tagged","tagPrefixList":["prod"],"countType":"imageCountMoreThan","countNumber":10},"action":{"type":"expire"}},

@@ -11,15 +11,19 @@
 //! so small hot indexes (tags, repository_blobs) would abort unrelated
 //! concurrent pushes and turn ordinary load into retries. Deadlocks between
 //! lock orders (rare: an index push racing an expiry of two of its children)
-//! are retried a few times (see `db::retrying`). The locking rules per method
-//! are written beside each method.
+//! are retried a few times (see `db::retrying`). The statements, and the locks
+//! each method takes, are shared with SQLite and written beside each function of
+//! `berth_store::sql`; this crate adds the dialect's retry, deadlines, advisory locks
+//! and migrations.
 
 mod db;
 pub mod import;
 mod postgres;
 mod postgres_cluster;
 mod postgres_content;
+mod postgres_identity;
 mod postgres_jobs;
+mod postgres_keys;
 mod postgres_lifecycle;
 mod postgres_repos;
 mod postgres_scans;

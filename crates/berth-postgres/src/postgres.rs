@@ -5,23 +5,20 @@ use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use berth_store::meta::*;
-use berth_store::{Digest, StoreError, UploadCursor};
+use berth_store::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 use crate::db::DbContext;
-use crate::{postgres_cluster as cluster, postgres_content as content, postgres_lifecycle as lifecycle};
-use crate::{postgres_repos as repos, postgres_scans as scans};
 
-const SCHEMA_VERSION: i64 = 5;
-const SCHEMA: [(i64, &str, &str); 5] = [
+const SCHEMA_VERSION: i64 = 6;
+const SCHEMA: [(i64, &str, &str); 6] = [
     (1, include_str!("postgres_schema.sql"), "creating schema v1"),
     (2, include_str!("postgres_schema_v2.sql"), "migrating to schema v2"),
     (3, include_str!("postgres_schema_v3.sql"), "migrating to schema v3"),
     (4, include_str!("postgres_schema_v4.sql"), "migrating to schema v4"),
     (5, include_str!("postgres_schema_v5.sql"), "migrating to schema v5"),
+    (6, include_str!("postgres_schema_v6.sql"), "migrating to schema v6"),
 ];
 /// Advisory lock key (two-int form, so it never meets a blob lock's bigint key) serializing
 /// migrations of nodes that start at the same time.
@@ -49,7 +46,7 @@ const CLIENT_MARGIN: Duration = Duration::from_secs(1);
 
 pub struct PostgresMetadataStore {
     pub(crate) pool: PgPool,
-    locks: PgPool,
+    pub(crate) locks: PgPool,
     deadline: Duration,
     lock_deadline: Duration,
 }
@@ -142,7 +139,11 @@ impl PostgresMetadataStore {
     }
 
     /// Taking a blob lock, which may wait for another node's commit.
-    async fn timed_lock<T>(&self, context: &'static str, call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    pub(crate) async fn timed_lock<T>(
+        &self,
+        context: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         within(self.lock_deadline, context, call).await
     }
 }
@@ -198,345 +199,4 @@ async fn migrate(conn: &mut PgConnection) -> Result<(), StoreError> {
     .await
     .ctx("recording schema version")?;
     tx.commit().await.ctx("committing migration")
-}
-
-#[async_trait]
-impl MetadataStore for PostgresMetadataStore {
-    async fn get_repository(&self, key: &RepoKey) -> Result<Option<RepositoryRow>, StoreError> {
-        self.timed("get_repository", repos::get_repository(&self.pool, key)).await
-    }
-
-    async fn create_repository(
-        &self,
-        key: &RepoKey,
-        settings: &RepositorySettings,
-        tags: &[(String, String)],
-        now: Millis,
-    ) -> Result<Option<RepositoryRow>, StoreError> {
-        self.timed("create_repository", repos::create_repository(&self.pool, key, settings, tags, now)).await
-    }
-
-    async fn list_repositories(
-        &self,
-        account: &str,
-        region: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<RepositoryRow>, StoreError> {
-        self.timed("list_repositories", repos::list_repositories(&self.pool, account, region, after, limit)).await
-    }
-
-    async fn update_repository_settings(&self, key: &RepoKey, settings: &RepositorySettings) -> Result<bool, StoreError> {
-        self.timed("update_repository_settings", repos::update_repository_settings(&self.pool, key, settings)).await
-    }
-
-    async fn set_repository_policy(&self, key: &RepoKey, policy: Option<&str>) -> Result<bool, StoreError> {
-        self.timed("set_repository_policy", repos::set_repository_policy(&self.pool, key, policy)).await
-    }
-
-    async fn delete_repository(&self, key: &RepoKey, force: bool) -> Result<DeleteRepositoryOutcome, StoreError> {
-        self.timed("delete_repository", repos::delete_repository(&self.pool, key, force)).await
-    }
-
-    async fn put_resource_tags(&self, key: &RepoKey, tags: &[(String, String)]) -> Result<bool, StoreError> {
-        self.timed("put_resource_tags", repos::put_resource_tags(&self.pool, key, tags)).await
-    }
-
-    async fn remove_resource_tags(&self, key: &RepoKey, keys: &[String]) -> Result<bool, StoreError> {
-        self.timed("remove_resource_tags", repos::remove_resource_tags(&self.pool, key, keys)).await
-    }
-
-    async fn list_resource_tags(&self, key: &RepoKey) -> Result<Vec<(String, String)>, StoreError> {
-        self.timed("list_resource_tags", repos::list_resource_tags(&self.pool, key)).await
-    }
-
-    async fn get_registry_policy(&self, account: &str, region: &str) -> Result<Option<String>, StoreError> {
-        self.timed("get_registry_policy", repos::get_registry_policy(&self.pool, account, region)).await
-    }
-
-    async fn set_registry_policy(&self, account: &str, region: &str, policy: Option<&str>) -> Result<bool, StoreError> {
-        self.timed("set_registry_policy", repos::set_registry_policy(&self.pool, account, region, policy)).await
-    }
-
-    async fn repository_blob(&self, key: &RepoKey, digest: &Digest) -> Result<Option<u64>, StoreError> {
-        self.timed("repository_blob", content::repository_blob(&self.pool, key, digest)).await
-    }
-
-    async fn link_blob(&self, key: &RepoKey, digest: &Digest, size: u64, now: Millis) -> Result<(), StoreError> {
-        self.timed("link_blob", content::link_blob(&self.pool, key, digest, size, now)).await
-    }
-
-    async fn unlink_blob(&self, key: &RepoKey, digest: &Digest) -> Result<UnlinkOutcome, StoreError> {
-        self.timed("unlink_blob", content::unlink_blob(&self.pool, key, digest)).await
-    }
-
-    async fn touch_blob(&self, digest: &Digest, now: Millis, stale_before: Millis) -> Result<(), StoreError> {
-        self.timed("touch_blob", content::touch_blob(&self.pool, digest, now, stale_before)).await
-    }
-
-    async fn create_upload(&self, upload: &UploadRow) -> Result<(), StoreError> {
-        self.timed("create_upload", content::create_upload(&self.pool, upload)).await
-    }
-
-    async fn get_upload(&self, id: &str) -> Result<Option<UploadRow>, StoreError> {
-        self.timed("get_upload", content::get_upload(&self.pool, id)).await
-    }
-
-    async fn delete_upload(&self, id: &str) -> Result<bool, StoreError> {
-        self.timed("delete_upload", content::delete_upload(&self.pool, id)).await
-    }
-
-    async fn record_upload_progress(
-        &self,
-        id: &str,
-        expected_len: u64,
-        cursor: &UploadCursor,
-        hash_state: &[u8],
-    ) -> Result<bool, StoreError> {
-        self.timed("record_upload_progress", content::record_upload_progress(&self.pool, id, expected_len, cursor, hash_state)).await
-    }
-
-    async fn uploads_started_before(&self, before: Millis) -> Result<Vec<UploadRow>, StoreError> {
-        self.timed("uploads_started_before", content::uploads_started_before(&self.pool, before)).await
-    }
-
-    async fn count_uploads(&self) -> Result<u64, StoreError> {
-        self.timed("count_uploads", content::count_uploads(&self.pool)).await
-    }
-
-    async fn put_manifest(&self, new: NewManifest<'_>) -> Result<PutManifestOutcome, StoreError> {
-        self.timed("put_manifest", content::put_manifest(&self.pool, &new)).await
-    }
-
-    async fn get_manifest_by_digest(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ManifestRow>, StoreError> {
-        self.timed("get_manifest_by_digest", content::get_manifest_by_digest(&self.pool, key, digest)).await
-    }
-
-    async fn get_manifest_by_tag(&self, key: &RepoKey, tag: &str) -> Result<Option<ManifestRow>, StoreError> {
-        self.timed("get_manifest_by_tag", content::get_manifest_by_tag(&self.pool, key, tag)).await
-    }
-
-    async fn delete_manifest(&self, key: &RepoKey, digest: &Digest) -> Result<DeleteManifestOutcome, StoreError> {
-        self.timed("delete_manifest", content::delete_manifest(&self.pool, key, digest)).await
-    }
-
-    async fn manifest_parents(&self, key: &RepoKey, digest: &Digest) -> Result<Vec<Digest>, StoreError> {
-        self.timed("manifest_parents", content::manifest_parents(&self.pool, key, digest)).await
-    }
-
-    async fn repository_size(&self, key: &RepoKey) -> Result<u64, StoreError> {
-        self.timed("repository_size", content::repository_size(&self.pool, key)).await
-    }
-
-    async fn delete_tag(&self, key: &RepoKey, tag: &str) -> Result<bool, StoreError> {
-        self.timed("delete_tag", content::delete_tag(&self.pool, key, tag)).await
-    }
-
-    async fn list_tags(&self, key: &RepoKey, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
-        self.timed("list_tags", content::list_tags(&self.pool, key, after, limit)).await
-    }
-
-    async fn list_referrers(&self, key: &RepoKey, subject: &Digest) -> Result<Vec<ManifestSummary>, StoreError> {
-        self.timed("list_referrers", content::list_referrers(&self.pool, key, subject)).await
-    }
-
-    async fn list_images(
-        &self,
-        key: &RepoKey,
-        status: TagStatus,
-        storage: Option<StorageClass>,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<ImageRow>, StoreError> {
-        self.timed("list_images", content::list_images(&self.pool, key, status, storage, after, limit)).await
-    }
-
-    async fn list_images_by_push(
-        &self,
-        key: &RepoKey,
-        filter: &ImageFilter<'_>,
-        after: Option<(Millis, &str)>,
-        limit: u32,
-    ) -> Result<Vec<ImageRow>, StoreError> {
-        self.timed("list_images_by_push", content::list_images_by_push(&self.pool, key, filter, after, limit)).await
-    }
-
-    async fn get_image(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ImageRow>, StoreError> {
-        self.timed("get_image", content::get_image(&self.pool, key, digest)).await
-    }
-
-    async fn list_image_ids(
-        &self,
-        key: &RepoKey,
-        status: TagStatus,
-        storage: Option<StorageClass>,
-        after: Option<(&str, &str)>,
-        limit: u32,
-    ) -> Result<Vec<(Digest, String)>, StoreError> {
-        self.timed("list_image_ids", content::list_image_ids(&self.pool, key, status, storage, after, limit)).await
-    }
-
-    async fn record_pulls(&self, pulls: &[(RepoKey, Digest, Millis)]) -> Result<(), StoreError> {
-        self.timed("record_pulls", lifecycle::record_pulls(&self.pool, pulls)).await
-    }
-
-    async fn set_storage_class(
-        &self,
-        key: &RepoKey,
-        digest: &Digest,
-        class: StorageClass,
-        now: Millis,
-    ) -> Result<Option<bool>, StoreError> {
-        self.timed("set_storage_class", lifecycle::set_storage_class(&self.pool, key, digest, class, now)).await
-    }
-
-    async fn set_lifecycle_policy(&self, key: &RepoKey, policy: Option<&str>, now: Millis) -> Result<bool, StoreError> {
-        self.timed("set_lifecycle_policy", lifecycle::set_lifecycle_policy(&self.pool, key, policy, now)).await
-    }
-
-    async fn lifecycle_policy(&self, key: &RepoKey) -> Result<Option<LifecyclePolicyRow>, StoreError> {
-        self.timed("lifecycle_policy", lifecycle::lifecycle_policy(&self.pool, key)).await
-    }
-
-    async fn mark_lifecycle_evaluated(&self, key: &RepoKey, now: Millis) -> Result<(), StoreError> {
-        self.timed("mark_lifecycle_evaluated", lifecycle::mark_lifecycle_evaluated(&self.pool, key, now)).await
-    }
-
-    async fn expire_manifest(&self, key: &RepoKey, digest: &Digest, expected_tags: &[String]) -> Result<ExpireOutcome, StoreError> {
-        self.timed("expire_manifest", lifecycle::expire_manifest(&self.pool, key, digest, expected_tags)).await
-    }
-
-    async fn archive_if_unchanged(
-        &self,
-        key: &RepoKey,
-        digest: &Digest,
-        expected_tags: &[String],
-        now: Millis,
-    ) -> Result<bool, StoreError> {
-        self.timed("archive_if_unchanged", lifecycle::archive_if_unchanged(&self.pool, key, digest, expected_tags, now)).await
-    }
-
-    async fn lifecycle_repositories(&self) -> Result<Vec<RepoKey>, StoreError> {
-        self.timed("lifecycle_repositories", lifecycle::lifecycle_repositories(&self.pool)).await
-    }
-
-    async fn lifecycle_images(&self, key: &RepoKey) -> Result<Vec<LifecycleImageRow>, StoreError> {
-        self.timed("lifecycle_images", lifecycle::lifecycle_images(&self.pool, key)).await
-    }
-
-    async fn put_lifecycle_preview(&self, key: &RepoKey, preview: &LifecyclePreviewRow) -> Result<bool, StoreError> {
-        self.timed("put_lifecycle_preview", lifecycle::put_lifecycle_preview(&self.pool, key, preview)).await
-    }
-
-    async fn lifecycle_preview(&self, key: &RepoKey) -> Result<Option<LifecyclePreviewRow>, StoreError> {
-        self.timed("lifecycle_preview", lifecycle::lifecycle_preview(&self.pool, key)).await
-    }
-
-    async fn all_references(&self) -> Result<Vec<(RepoKey, Digest, Digest, RefKind)>, StoreError> {
-        self.timed("all_references", content::all_references(&self.pool)).await
-    }
-
-    async fn gc_candidates(&self, before: Millis) -> Result<Vec<GcCandidate>, StoreError> {
-        self.timed("gc_candidates", content::gc_candidates(&self.pool, before)).await
-    }
-
-    async fn gc_forget_blob(&self, digest: &Digest, before: Millis) -> Result<bool, StoreError> {
-        self.timed("gc_forget_blob", content::gc_forget_blob(&self.pool, digest, before)).await
-    }
-
-    async fn put_image_scan(&self, key: &RepoKey, digest: &Digest, scan: &ImageScanRow) -> Result<bool, StoreError> {
-        self.timed("put_image_scan", scans::put_image_scan(&self.pool, key, digest, scan)).await
-    }
-
-    async fn image_scan(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ImageScanRow>, StoreError> {
-        self.timed("image_scan", scans::image_scan(&self.pool, key, digest)).await
-    }
-
-    async fn image_scans(&self, key: &RepoKey, digests: &[Digest]) -> Result<Vec<(Digest, ImageScanRow)>, StoreError> {
-        self.timed("image_scans", scans::image_scans(&self.pool, key, digests)).await
-    }
-
-    async fn scanned_images(&self, status: Option<&str>) -> Result<Vec<(RepoKey, Digest)>, StoreError> {
-        self.timed("scanned_images", scans::scanned_images(&self.pool, status)).await
-    }
-
-    async fn registry_scanning(&self, account: &str, region: &str) -> Result<Option<String>, StoreError> {
-        self.timed("registry_scanning", scans::registry_scanning(&self.pool, account, region)).await
-    }
-
-    async fn set_registry_scanning(&self, account: &str, region: &str, config: &str) -> Result<(), StoreError> {
-        self.timed("set_registry_scanning", scans::set_registry_scanning(&self.pool, account, region, config)).await
-    }
-
-    async fn ensure_account(&self, account: &str, now: Millis) -> Result<(), StoreError> {
-        self.timed("ensure_account", cluster::ensure_account(&self.pool, account, now)).await
-    }
-
-    async fn create_user(&self, account: &str, name: &str, arn: &str, now: Millis) -> Result<bool, StoreError> {
-        self.timed("create_user", cluster::create_user(&self.pool, account, name, arn, now)).await
-    }
-
-    async fn user_account(&self, user_arn: &str) -> Result<Option<String>, StoreError> {
-        self.timed("user_account", cluster::user_account(&self.pool, user_arn)).await
-    }
-
-    async fn create_access_key(&self, access_key_id: &str, secret: &str, user_arn: &str, now: Millis) -> Result<(), StoreError> {
-        self.timed("create_access_key", cluster::create_access_key(&self.pool, access_key_id, secret, user_arn, now)).await
-    }
-
-    async fn get_access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRow>, StoreError> {
-        self.timed("get_access_key", cluster::get_access_key(&self.pool, access_key_id)).await
-    }
-
-    async fn put_user_policy(&self, user_arn: &str, policy_name: &str, document: &str) -> Result<(), StoreError> {
-        self.timed("put_user_policy", cluster::put_user_policy(&self.pool, user_arn, policy_name, document)).await
-    }
-
-    async fn user_policies(&self, user_arn: &str) -> Result<Vec<(String, String)>, StoreError> {
-        self.timed("user_policies", cluster::user_policies(&self.pool, user_arn)).await
-    }
-
-    async fn set_console_password(&self, user_arn: &str, hash: Option<&str>) -> Result<bool, StoreError> {
-        self.timed("set_console_password", cluster::set_console_password(&self.pool, user_arn, hash)).await
-    }
-
-    async fn console_password(&self, user_arn: &str) -> Result<Option<String>, StoreError> {
-        self.timed("console_password", cluster::console_password(&self.pool, user_arn)).await
-    }
-
-    async fn console_session_state(&self, user_arn: &str) -> Result<Option<ConsoleSessionState>, StoreError> {
-        self.timed("console_session_state", cluster::console_session_state(&self.pool, user_arn)).await
-    }
-
-    async fn end_console_sessions(&self, user_arn: &str) -> Result<bool, StoreError> {
-        self.timed("end_console_sessions", cluster::end_console_sessions(&self.pool, user_arn)).await
-    }
-
-    async fn signing_keys(&self, fresh: &[u8], now: Millis) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.timed("signing_keys", cluster::signing_keys(&self.pool, fresh, now)).await
-    }
-
-    async fn rotate_signing_key(&self, fresh: &[u8], now: Millis, keep: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.timed("rotate_signing_key", cluster::rotate_signing_key(&self.pool, fresh, now, keep)).await
-    }
-
-    fn is_shared(&self) -> bool {
-        true
-    }
-
-    async fn try_lease(&self, name: &str, holder: &str, now: Millis, until: Millis) -> Result<bool, StoreError> {
-        self.timed("try_lease", cluster::try_lease(&self.pool, name, holder, now, until)).await
-    }
-
-    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        self.timed("release_lease", cluster::release_lease(&self.pool, name, holder)).await
-    }
-
-    async fn lock_blob(&self, digest: &Digest) -> Result<Option<BlobLockGuard>, StoreError> {
-        self.timed_lock("lock_blob", cluster::lock_blob(&self.locks, digest)).await.map(Some)
-    }
-
-    async fn lock_upload(&self, id: &str, committing: Option<&Digest>) -> Result<Option<BlobLockGuard>, StoreError> {
-        self.timed_lock("lock_upload", cluster::lock_upload(&self.locks, id, committing)).await.map(Some)
-    }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use berth_postgres::PostgresMetadataStore;
 use berth_store::meta::RepoKey;
-use berth_store::{MetadataStore, StoreError};
+use berth_store::{MetadataStore, RepositoryStore, StoreError};
 use sqlx::Connection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -8,24 +8,28 @@
 //!   call is one transaction.
 //!
 //! Neither interface holds a registry rule; those live in `berth-core`.
+//!
+//! [`sql`] holds the statements both SQL backends run (this crate's SQLite store
+//! and berth-postgres), written once.
 
 pub mod blob;
 pub mod digest;
 pub mod error;
 pub mod fs;
-pub mod keys;
 pub mod jobs;
+pub mod keys;
 pub mod meta;
+pub mod sql;
 pub mod sqlite;
 mod sqlite_jobs;
-mod sqlite_lifecycle;
-mod sqlite_scans;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
 
 pub use blob::{BlobRange, BlobReader, BlobStore, ByteStream, UploadCursor};
 pub use digest::{Algorithm, Digest, DigestError};
 pub use error::StoreError;
 pub use fs::FsBlobStore;
-pub use keys::{AliasRow, KeyRow, KeyStore};
 pub use jobs::{JobRow, JobStatus, JobStore};
+pub use keys::{AliasRow, KeyRow, KeyStore};
 pub use meta::*;
 pub use sqlite::SqliteMetadataStore;

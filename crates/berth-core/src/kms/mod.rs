@@ -11,11 +11,9 @@ mod ciphertext;
 pub mod doc;
 pub mod error;
 
-use std::sync::Arc;
-
 use base64::Engine;
 use berth_crypto::RootKey;
-use berth_store::{AliasRow, KeyRow, KeyStore};
+use berth_store::{AliasRow, KeyRow};
 use zeroize::Zeroizing;
 
 pub use doc::{KeyDoc, KeyManager, KeyName, KeyState, KeyTag};
@@ -32,9 +30,9 @@ const DEFAULT_ROTATION_DAYS: u32 = 365;
 /// An update that loses a race re-reads and tries again this many times.
 const UPDATE_ATTEMPTS: usize = 5;
 
-/// What `Registry::install_key_service` hands the registry.
+/// What `Registry::install_key_service` hands the registry: the root key (the keys
+/// themselves are rows of the metadata store, `KeyStore`).
 pub struct KeyService {
-    store: Arc<dyn KeyStore>,
     root: RootKey,
 }
 
@@ -83,9 +81,9 @@ pub fn default_key_policy(account: &str) -> String {
 }
 
 impl Registry {
-    /// Turns the key service on with its store and root key (`berth serve` does, always).
-    pub fn install_key_service(&self, store: Arc<dyn KeyStore>, root: RootKey) {
-        if self.kms.set(KeyService { store, root }).is_err() {
+    /// Turns the key service on with its root key (`berth serve` does, always).
+    pub fn install_key_service(&self, root: RootKey) {
+        if self.kms.set(KeyService { root }).is_err() {
             tracing::warn!("the key service was installed twice; the first stays");
         }
     }
@@ -116,16 +114,16 @@ impl Registry {
     /// The key a `KeyId` names (id, ARN, alias or alias ARN), in the caller's account and
     /// region unless an ARN names another. A key whose deletion date has passed is gone.
     pub async fn kms_key(&self, principal: &Principal, key_id: &str) -> KmsResult<Key> {
-        let svc = self.key_service()?;
+        self.key_service()?;
         let scope = self.caller_region(principal);
         let (id, expect) = match KeyName::parse(key_id)? {
             KeyName::Id(id) => (id, (scope.account.clone(), scope.region.clone())),
             KeyName::Arn { region, account, key_id } => (key_id, (account, region)),
-            KeyName::Alias(alias) => (self.alias_target(svc, &scope.account, &scope.region, &alias).await?, (scope.account, scope.region)),
-            KeyName::AliasArn { region, account, alias } => (self.alias_target(svc, &account, &region, &alias).await?, (account, region)),
+            KeyName::Alias(alias) => (self.alias_target(&scope.account, &scope.region, &alias).await?, (scope.account, scope.region)),
+            KeyName::AliasArn { region, account, alias } => (self.alias_target(&account, &region, &alias).await?, (account, region)),
         };
         let not_found = || KmsError::NotFound(format!("Key '{}' does not exist", doc::key_arn(&expect.1, &expect.0, &id)));
-        let row = svc.store.get_key(&id).await?.ok_or_else(not_found)?;
+        let row = self.meta.get_key(&id).await?.ok_or_else(not_found)?;
         if (row.account.as_str(), row.region.as_str()) != (expect.0.as_str(), expect.1.as_str()) {
             return Err(not_found());
         }
@@ -133,11 +131,11 @@ impl Registry {
         if key.doc.materials.is_empty() {
             return Err(not_found());
         }
-        self.complete_due_deletion(svc, key).await?.ok_or_else(not_found)
+        self.complete_due_deletion(key).await?.ok_or_else(not_found)
     }
 
-    async fn alias_target(&self, svc: &KeyService, account: &str, region: &str, alias: &str) -> KmsResult<String> {
-        match svc.store.get_alias(account, region, alias).await? {
+    async fn alias_target(&self, account: &str, region: &str, alias: &str) -> KmsResult<String> {
+        match self.meta.get_alias(account, region, alias).await? {
             Some(a) => Ok(a.key_id),
             None if alias.starts_with("alias/aws/") => Err(KmsError::NotFound(format!(
                 "Alias {} is not found (an AWS managed key is created when a service first uses it)",
@@ -149,7 +147,7 @@ impl Registry {
 
     /// Destroys the material of a key whose waiting period is over (crypto-shredding): what
     /// it encrypted can never be decrypted again. None when that happened now or before.
-    async fn complete_due_deletion(&self, svc: &KeyService, key: Key) -> KmsResult<Option<Key>> {
+    async fn complete_due_deletion(&self, key: Key) -> KmsResult<Option<Key>> {
         match (key.doc.state, key.doc.deletion_date) {
             (KeyState::PendingDeletion, Some(due)) if self.now() >= due => {
                 let mut gone = key.clone();
@@ -161,7 +159,7 @@ impl Registry {
                     doc: to_json(&gone.doc)?,
                     revision: gone.revision,
                 };
-                if svc.store.update_key(&row).await? {
+                if self.meta.update_key(&row).await? {
                     tracing::info!(key = %gone.doc.arn, "key deleted at the end of its waiting period; its material is destroyed");
                 }
                 Ok(None)
@@ -172,7 +170,7 @@ impl Registry {
 
     /// Applies `change` to the key and stores it, retrying on a concurrent change.
     async fn update_key(&self, key: Key, change: impl Fn(&mut KeyDoc) -> KmsResult<()>) -> KmsResult<Key> {
-        let svc = self.key_service()?;
+        self.key_service()?;
         let mut current = key;
         for _ in 0..UPDATE_ATTEMPTS {
             let mut doc = current.doc.clone();
@@ -184,11 +182,11 @@ impl Registry {
                 doc: to_json(&doc)?,
                 revision: current.revision,
             };
-            if svc.store.update_key(&row).await? {
+            if self.meta.update_key(&row).await? {
                 return Ok(Key { doc, revision: current.revision + 1, ..current });
             }
-            let row = svc
-                .store
+            let row = self
+                .meta
                 .get_key(&current.key_id)
                 .await?
                 .ok_or_else(|| KmsError::NotFound(format!("Key '{}' does not exist", current.doc.arn)))?;
@@ -255,7 +253,7 @@ impl Registry {
             doc: to_json(&doc)?,
             revision: 0,
         };
-        if !svc.store.create_key(&row).await? {
+        if !self.meta.create_key(&row).await? {
             return Err(KmsError::Internal("a fresh key id collided; try again".into()));
         }
         Ok(Key { key_id, account: scope.account.clone(), region: scope.region.clone(), doc, revision: 0 })
@@ -263,18 +261,18 @@ impl Registry {
 
     /// The AWS managed key `alias/aws/<service>` of an account and region, created on first use.
     pub async fn kms_managed_key(&self, scope: &RegistryRef, service: &str) -> KmsResult<Key> {
-        let svc = self.key_service()?;
+        self.key_service()?;
         let alias = format!("alias/aws/{service}");
         for _ in 0..UPDATE_ATTEMPTS {
-            if let Some(a) = svc.store.get_alias(&scope.account, &scope.region, &alias).await? {
-                let row = svc.store.get_key(&a.key_id).await?.ok_or_else(|| KmsError::Internal(format!("{alias} names a missing key")))?;
+            if let Some(a) = self.meta.get_alias(&scope.account, &scope.region, &alias).await? {
+                let row = self.meta.get_key(&a.key_id).await?.ok_or_else(|| KmsError::Internal(format!("{alias} names a missing key")))?;
                 return to_key(row);
             }
             let description = format!("Default key that protects my {} data when no other key is defined", service.to_uppercase());
             let key = self.create_key_in(scope, description, default_key_policy(&scope.account), KeyManager::Aws, Vec::new()).await?;
             let now = self.now();
             let row = AliasRow { alias: alias.clone(), key_id: key.key_id.clone(), created: now, updated: now };
-            if svc.store.put_alias(&scope.account, &scope.region, &row, false).await? {
+            if self.meta.put_alias(&scope.account, &scope.region, &row, false).await? {
                 return Ok(key);
             }
             // Another caller made it first; theirs is the one (ours is never used).
@@ -300,8 +298,8 @@ impl Registry {
     /// ListKeys: the caller's account and region, in key id order.
     pub async fn kms_list_keys(&self, principal: &Principal, after: Option<&str>, limit: u32) -> KmsResult<(Vec<Key>, bool)> {
         let scope = self.allow_kms_account(principal, "kms:ListKeys").await?;
-        let svc = self.key_service()?;
-        let rows = svc.store.list_keys(&scope.account, &scope.region, after, limit + 1).await?;
+        self.key_service()?;
+        let rows = self.meta.list_keys(&scope.account, &scope.region, after, limit + 1).await?;
         let more = rows.len() > limit as usize;
         let mut keys = Vec::new();
         for row in rows.into_iter().take(limit as usize) {
@@ -440,12 +438,12 @@ impl Registry {
 
     /// Rotates every key whose automatic rotation is due (run by the schedule that runs GC).
     pub async fn kms_rotate_due(&self, scope: &RegistryRef) -> KmsResult<usize> {
-        let svc = self.key_service()?;
+        self.key_service()?;
         let now = self.now();
         let mut rotated = 0;
         let mut after: Option<String> = None;
         loop {
-            let rows = svc.store.list_keys(&scope.account, &scope.region, after.as_deref(), 500).await?;
+            let rows = self.meta.list_keys(&scope.account, &scope.region, after.as_deref(), 500).await?;
             let Some(last) = rows.last().map(|r| r.key_id.clone()) else { break };
             for row in rows {
                 let key = to_key(row)?;
@@ -521,7 +519,7 @@ impl Registry {
     /// action on the alias's target key (and, for UpdateAlias, on the key it leaves).
     pub async fn kms_put_alias(&self, principal: &Principal, alias: &str, target: &str, update: bool) -> KmsResult<()> {
         doc::check_alias_name(alias)?;
-        let svc = self.key_service()?;
+        self.key_service()?;
         let action = if update { "kms:UpdateAlias" } else { "kms:CreateAlias" };
         let key = self.kms_key(principal, target).await?;
         self.allow_kms(principal, action, &key).await?;
@@ -533,7 +531,7 @@ impl Registry {
             return Err(KmsError::Validation("An alias and its key must be in the same account and region".into()));
         }
         let now = self.now();
-        let existing = svc.store.get_alias(&scope.account, &scope.region, alias).await?;
+        let existing = self.meta.get_alias(&scope.account, &scope.region, alias).await?;
         if update {
             let Some(old) = &existing else {
                 return Err(KmsError::NotFound(format!("Alias {} is not found.", doc::alias_arn(&scope.region, &scope.account, alias))));
@@ -543,7 +541,7 @@ impl Registry {
         }
         let created = existing.as_ref().map_or(now, |a| a.created);
         let row = AliasRow { alias: alias.to_string(), key_id: key.key_id.clone(), created, updated: now };
-        if !svc.store.put_alias(&scope.account, &scope.region, &row, update).await? {
+        if !self.meta.put_alias(&scope.account, &scope.region, &row, update).await? {
             return Err(if update {
                 KmsError::NotFound(format!("Alias {} is not found.", doc::alias_arn(&scope.region, &scope.account, alias)))
             } else {
@@ -557,25 +555,25 @@ impl Registry {
     }
 
     pub async fn kms_delete_alias(&self, principal: &Principal, alias: &str) -> KmsResult<()> {
-        let svc = self.key_service()?;
+        self.key_service()?;
         let scope = self.caller_region(principal);
         if alias.starts_with("alias/aws/") {
             return Err(KmsError::InvalidAliasName(format!("{alias} belongs to an AWS managed key and cannot be deleted")));
         }
-        let Some(row) = svc.store.get_alias(&scope.account, &scope.region, alias).await? else {
+        let Some(row) = self.meta.get_alias(&scope.account, &scope.region, alias).await? else {
             return Err(KmsError::NotFound(format!("Alias {} is not found.", doc::alias_arn(&scope.region, &scope.account, alias))));
         };
         let key = self.kms_key(principal, &row.key_id).await?;
         self.allow_kms(principal, "kms:DeleteAlias", &key).await?;
-        svc.store.delete_alias(&scope.account, &scope.region, alias).await?;
+        self.meta.delete_alias(&scope.account, &scope.region, alias).await?;
         Ok(())
     }
 
     /// ListAliases of the caller's account and region, or only those of one key.
     pub async fn kms_list_aliases(&self, principal: &Principal, key_id: Option<&str>) -> KmsResult<(RegistryRef, Vec<AliasRow>)> {
         let scope = self.allow_kms_account(principal, "kms:ListAliases").await?;
-        let svc = self.key_service()?;
-        let mut aliases = svc.store.list_aliases(&scope.account, &scope.region).await?;
+        self.key_service()?;
+        let mut aliases = self.meta.list_aliases(&scope.account, &scope.region).await?;
         if let Some(key_id) = key_id {
             let key = self.kms_key(principal, key_id).await?;
             aliases.retain(|a| a.key_id == key.key_id);
@@ -676,8 +674,8 @@ impl Registry {
     ) -> KmsResult<(Key, Zeroizing<Vec<u8>>)> {
         let header = ciphertext::Header::parse(blob)?;
         let svc = self.key_service()?;
-        let row = svc
-            .store
+        let row = self
+            .meta
             .get_key(&header.key_id)
             .await?
             .ok_or_else(|| KmsError::InvalidCiphertext("The ciphertext refers to a key that does not exist".into()))?;

@@ -1,0 +1,86 @@
+//! Repositories, their settings, resource tags and policies, and registry policies.
+
+use async_trait::async_trait;
+
+use super::{Millis, RepoKey};
+use crate::StoreError;
+
+/// Settings a repository carries (strings as ECR spells them; the service validates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositorySettings {
+    pub tag_mutability: String,
+    /// JSON array of `{filterType, filter}`.
+    pub tag_mutability_exclusions: Option<String>,
+    pub scan_on_push: bool,
+    pub encryption_type: String,
+    pub kms_key: Option<String>,
+}
+
+impl RepositorySettings {
+    /// ECR's CreateRepository defaults (also what a repository created by a push gets).
+    pub fn ecr_defaults() -> Self {
+        RepositorySettings {
+            tag_mutability: "MUTABLE".into(),
+            tag_mutability_exclusions: None,
+            scan_on_push: false,
+            encryption_type: "AES256".into(),
+            kms_key: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RepositoryRow {
+    pub id: i64,
+    pub key: RepoKey,
+    pub created_at: Millis,
+    pub settings: RepositorySettings,
+    pub policy: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum DeleteRepositoryOutcome {
+    Deleted(Box<RepositoryRow>),
+    NotFound,
+    /// It holds images and `force` was not given.
+    NotEmpty,
+}
+
+#[async_trait]
+pub trait RepositoryStore: Send + Sync {
+    async fn get_repository(&self, key: &RepoKey) -> Result<Option<RepositoryRow>, StoreError>;
+
+    /// Creates the repository; None if it already exists.
+    async fn create_repository(
+        &self,
+        key: &RepoKey,
+        settings: &RepositorySettings,
+        tags: &[(String, String)],
+        now: Millis,
+    ) -> Result<Option<RepositoryRow>, StoreError>;
+
+    /// Repositories of a registry in lexical name order strictly after `after`, at most `limit`.
+    async fn list_repositories(
+        &self,
+        account: &str,
+        region: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RepositoryRow>, StoreError>;
+
+    async fn update_repository_settings(&self, key: &RepoKey, settings: &RepositorySettings) -> Result<bool, StoreError>;
+
+    async fn set_repository_policy(&self, key: &RepoKey, policy: Option<&str>) -> Result<bool, StoreError>;
+
+    async fn delete_repository(&self, key: &RepoKey, force: bool) -> Result<DeleteRepositoryOutcome, StoreError>;
+
+    async fn put_resource_tags(&self, key: &RepoKey, tags: &[(String, String)]) -> Result<bool, StoreError>;
+
+    async fn remove_resource_tags(&self, key: &RepoKey, keys: &[String]) -> Result<bool, StoreError>;
+
+    async fn list_resource_tags(&self, key: &RepoKey) -> Result<Vec<(String, String)>, StoreError>;
+
+    async fn get_registry_policy(&self, account: &str, region: &str) -> Result<Option<String>, StoreError>;
+
+    async fn set_registry_policy(&self, account: &str, region: &str, policy: Option<&str>) -> Result<bool, StoreError>;
+}

@@ -1,0 +1,142 @@
+//! SQLite: blobs, upload sessions, manifests, tags, image listings and garbage collection (the
+//! statements and the reference rules are shared: `crate::sql::content`).
+
+use async_trait::async_trait;
+
+use super::SqliteMetadataStore;
+use crate::meta::*;
+use crate::sql::content as sql;
+use crate::{Digest, StoreError, UploadCursor};
+
+#[async_trait]
+impl ContentStore for SqliteMetadataStore {
+    async fn repository_blob(&self, key: &RepoKey, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        sql::repository_blob(&self.reader, key, digest).await
+    }
+
+    async fn link_blob(&self, key: &RepoKey, digest: &Digest, size: u64, now: Millis) -> Result<(), StoreError> {
+        sql::link_blob(&self.writer, key, digest, size, now).await
+    }
+
+    async fn unlink_blob(&self, key: &RepoKey, digest: &Digest) -> Result<UnlinkOutcome, StoreError> {
+        sql::unlink_blob(&self.writer, key, digest).await
+    }
+
+    async fn touch_blob(&self, digest: &Digest, now: Millis, stale_before: Millis) -> Result<(), StoreError> {
+        sql::touch_blob(&self.reader, &self.writer, digest, now, stale_before).await
+    }
+
+    async fn create_upload(&self, upload: &UploadRow) -> Result<(), StoreError> {
+        sql::create_upload(&self.writer, upload).await
+    }
+
+    async fn get_upload(&self, id: &str) -> Result<Option<UploadRow>, StoreError> {
+        sql::get_upload(&self.reader, id).await
+    }
+
+    async fn delete_upload(&self, id: &str) -> Result<bool, StoreError> {
+        sql::delete_upload(&self.writer, id).await
+    }
+
+    async fn record_upload_progress(
+        &self,
+        id: &str,
+        expected_len: u64,
+        cursor: &UploadCursor,
+        hash_state: &[u8],
+    ) -> Result<bool, StoreError> {
+        sql::record_upload_progress(&self.writer, id, expected_len, cursor, hash_state).await
+    }
+
+    async fn uploads_started_before(&self, before: Millis) -> Result<Vec<UploadRow>, StoreError> {
+        sql::uploads_started_before(&self.reader, before).await
+    }
+
+    async fn count_uploads(&self) -> Result<u64, StoreError> {
+        sql::count_uploads(&self.reader).await
+    }
+
+    async fn put_manifest(&self, new: NewManifest<'_>) -> Result<PutManifestOutcome, StoreError> {
+        sql::put_manifest(&self.writer, &new).await
+    }
+
+    async fn get_manifest_by_digest(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ManifestRow>, StoreError> {
+        sql::get_manifest_by_digest(&self.reader, key, digest).await
+    }
+
+    async fn get_manifest_by_tag(&self, key: &RepoKey, tag: &str) -> Result<Option<ManifestRow>, StoreError> {
+        sql::get_manifest_by_tag(&self.reader, key, tag).await
+    }
+
+    async fn delete_manifest(&self, key: &RepoKey, digest: &Digest) -> Result<DeleteManifestOutcome, StoreError> {
+        sql::delete_manifest(&self.writer, key, digest).await
+    }
+
+    async fn manifest_parents(&self, key: &RepoKey, digest: &Digest) -> Result<Vec<Digest>, StoreError> {
+        sql::manifest_parents(&self.reader, key, digest).await
+    }
+
+    async fn repository_size(&self, key: &RepoKey) -> Result<u64, StoreError> {
+        sql::repository_size(&self.reader, key).await
+    }
+
+    async fn delete_tag(&self, key: &RepoKey, tag: &str) -> Result<bool, StoreError> {
+        sql::delete_tag(&self.writer, key, tag).await
+    }
+
+    async fn list_tags(&self, key: &RepoKey, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
+        sql::list_tags(&self.reader, key, after, limit).await
+    }
+
+    async fn list_referrers(&self, key: &RepoKey, subject: &Digest) -> Result<Vec<ManifestSummary>, StoreError> {
+        sql::list_referrers(&self.reader, key, subject).await
+    }
+
+    async fn list_images(
+        &self,
+        key: &RepoKey,
+        status: TagStatus,
+        storage: Option<StorageClass>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ImageRow>, StoreError> {
+        sql::list_images(&self.reader, key, status, storage, after, limit).await
+    }
+
+    async fn list_images_by_push(
+        &self,
+        key: &RepoKey,
+        filter: &ImageFilter<'_>,
+        after: Option<(Millis, &str)>,
+        limit: u32,
+    ) -> Result<Vec<ImageRow>, StoreError> {
+        sql::list_images_by_push(&self.reader, key, filter, after, limit).await
+    }
+
+    async fn get_image(&self, key: &RepoKey, digest: &Digest) -> Result<Option<ImageRow>, StoreError> {
+        sql::get_image(&self.reader, key, digest).await
+    }
+
+    async fn list_image_ids(
+        &self,
+        key: &RepoKey,
+        status: TagStatus,
+        storage: Option<StorageClass>,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<(Digest, String)>, StoreError> {
+        sql::list_image_ids(&self.reader, key, status, storage, after, limit).await
+    }
+
+    async fn all_references(&self) -> Result<Vec<(RepoKey, Digest, Digest, RefKind)>, StoreError> {
+        sql::all_references(&self.reader).await
+    }
+
+    async fn gc_candidates(&self, before: Millis) -> Result<Vec<GcCandidate>, StoreError> {
+        sql::gc_candidates(&self.reader, before).await
+    }
+
+    async fn gc_forget_blob(&self, digest: &Digest, before: Millis) -> Result<bool, StoreError> {
+        sql::gc_forget_blob(&self.writer, digest, before).await
+    }
+}
