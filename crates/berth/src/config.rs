@@ -51,6 +51,12 @@ pub struct ServeArgs {
     /// Seconds between checks for a newly imported vulnerability database (continuous rescans).
     #[arg(long, env = "BERTH_VULNDB_CHECK_SECONDS")]
     pub vulndb_check_seconds: Option<u64>,
+    /// The root key file (32 bytes) every KMS key is wrapped under; created (mode 0600) on first
+    /// start when absent. Default: <data-dir>/root.key. Every node of a cluster needs the same
+    /// key: this file, or BERTH_ROOT_KEY (64 hex digits), which takes precedence. Back it up:
+    /// without it, encrypted data cannot be read.
+    #[arg(long, env = "BERTH_ROOT_KEY_FILE")]
+    pub root_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub identity: IdentityArgs,
     #[command(flatten)]
@@ -84,6 +90,7 @@ pub struct IdentityArgs {
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    root_key_file: Option<PathBuf>,
     account_id: Option<String>,
     region: Option<String>,
     admin_access_key_id: Option<String>,
@@ -127,6 +134,7 @@ pub struct Settings {
     pub scrub_rate_mib: u64,
     pub scan_workers: usize,
     pub vulndb_check_seconds: u64,
+    pub root_key_file: PathBuf,
     pub account_id: String,
     pub region: String,
     pub admin_key: Option<(String, String)>,
@@ -181,6 +189,10 @@ impl ServeArgs {
             registry_host: self.identity.registry_host.or(file.registry_host),
             create_repository_on_push: !self.identity.no_create_on_push && file.create_repository_on_push.unwrap_or(true),
             listen,
+            root_key_file: match self.root_key_file.or(file.root_key_file) {
+                Some(path) => path,
+                None => self.data_dir.clone().or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)).join("root.key"),
+            },
             data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             log_format,
             tls,

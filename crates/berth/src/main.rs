@@ -7,6 +7,7 @@ mod datadir;
 mod maintenance;
 mod migrate;
 mod observe;
+mod root_key;
 mod serve;
 mod storage;
 mod vulndb;

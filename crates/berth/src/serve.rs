@@ -37,6 +37,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let data = DataDir::open(&settings.data_dir, &settings.storage, config).await?;
     data.registry.init_identity().await.context("loading token signing keys")?;
+    let root_key = crate::root_key::load(&settings.root_key_file)?;
+    data.registry.install_key_service(root_key);
     if let Some((id, secret)) = data.registry.bootstrap_admin(settings.admin_key.clone()).await.context("creating the admin user")? {
         crate::datadir::announce_admin_key(&settings.data_dir, &settings.account_id, &settings.region, &id, &secret)?;
     }
@@ -165,7 +167,10 @@ fn app(state: AppState, tls: bool, body_timeout: Duration) -> Router {
         .with_state(state.clone());
     Router::new()
         .merge(berth_oci::router(state.registry.clone()))
-        .merge(berth_aws::router(state.registry.clone(), vec![Arc::new(berth_ecr::EcrApi), Arc::new(berth_sts::StsApi)]))
+        .merge(berth_aws::router(
+            state.registry.clone(),
+            vec![Arc::new(berth_ecr::EcrApi), Arc::new(berth_kms::KmsApi), Arc::new(berth_sts::StsApi)],
+        ))
         .merge(admin)
         .nest("/console", berth_console::router(state.registry.clone(), berth_console::ConsoleSettings { tls }))
         // `nest` does not route the trailing-slash form to the nested router.
