@@ -110,7 +110,7 @@ pub fn header(s: &Session, repo: &Repo, row: &RepositoryRow, tab: Tab) -> Markup
             @if tab != Tab::Push { a.btn href={(base) "/-/push"} { "View push commands" } }
         }
         dl.summary {
-            div { dt { "Tag immutability" } dd { (crate::repos::mutability_label(&row.settings.tag_mutability)) } }
+            div { dt { "Tag immutability" } dd { (crate::repos::mutability_label(row.settings.tag_mutability)) } }
             div { dt { "Scan on push" } dd { @if row.settings.scan_on_push { "Enabled" } @else { "Disabled" } } }
             div { dt { "Encryption" } dd { (row.settings.encryption_type) } }
             div { dt { "Created" } dd { (view::when(row.created_at)) } }

@@ -7,7 +7,7 @@ use berth_core::auth::Resource;
 use berth_core::immutability::ExclusionFilter;
 use berth_core::repositories::NewRepository;
 use berth_core::{Param, RegistryError, Repo, RepositoryName};
-use berth_store::{RepositoryRow, TagStatus};
+use berth_store::{RepositoryRow, TagMutability, TagStatus};
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -370,7 +370,7 @@ pub async fn list(s: Session, Query(lq): Query<ListQuery>) -> PageResult {
                                     th scope="row" { a href={"/console/repo/" (row.key.name)} { (view::breakable(&row.key.name)) } }
                                     td.uri { code { (view::breakable(&uri)) } " " (view::copy(&uri, &format!("URI of {}", row.key.name))) }
                                     td.secondary.created { (view::when(row.created_at)) }
-                                    td.secondary { (mutability_label(&row.settings.tag_mutability)) }
+                                    td.secondary { (mutability_label(row.settings.tag_mutability)) }
                                     td.secondary { @if row.settings.scan_on_push { (view::badge("Enabled", "ok")) } @else { span.muted { "Disabled" } } }
                                     td.secondary { (row.settings.encryption_type) }
                                     @match &ex.stats {
@@ -431,13 +431,12 @@ pub async fn selected(post: Post) -> PageResult {
     }
 }
 
-pub fn mutability_label(m: &str) -> &'static str {
+pub fn mutability_label(m: TagMutability) -> &'static str {
     match m {
-        "MUTABLE" => "Mutable",
-        "IMMUTABLE" => "Immutable",
-        "IMMUTABLE_WITH_EXCLUSION" => "Immutable, with exclusions",
-        "MUTABLE_WITH_EXCLUSION" => "Mutable, with exclusions",
-        _ => "Unknown",
+        TagMutability::Mutable => "Mutable",
+        TagMutability::Immutable => "Immutable",
+        TagMutability::ImmutableWithExclusion => "Immutable, with exclusions",
+        TagMutability::MutableWithExclusion => "Mutable, with exclusions",
     }
 }
 

@@ -316,7 +316,7 @@ async fn create_repository_checks_csrf_and_shows_service_messages() {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(location(&r), "/console/repo/team/app/-/push?done=created");
     let row = h.registry.repository(&Harness::repo("team/app")).await.expect("created");
-    assert_eq!(row.settings.tag_mutability, "IMMUTABLE");
+    assert_eq!(row.settings.tag_mutability.as_str(), "IMMUTABLE");
     assert!(row.settings.scan_on_push);
     assert_eq!(h.registry.repository_tags(&Harness::repo("team/app")).await.expect("tags"), vec![("team".into(), "platform".into())]);
 
@@ -466,7 +466,7 @@ async fn repository_policy_is_validated_by_the_service() {
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let row = h.registry.repository(&Harness::repo("team/app")).await.expect("row");
-    assert_eq!(row.settings.tag_mutability, "IMMUTABLE_WITH_EXCLUSION");
+    assert_eq!(row.settings.tag_mutability.as_str(), "IMMUTABLE_WITH_EXCLUSION");
     let r = h
         .post("/console/repo/team/app/-/settings/mutability", Some(&cookie), &[("csrf", &csrf), ("mutability", "IMMUTABLE_WITH_EXCLUSION")])
         .await;

@@ -1,16 +1,12 @@
 //! Tag immutability, one rule for every way a tag can be pushed
 //! (`/v2/` manifest PUT and ECR PutImage alike).
 
-use berth_store::RepositorySettings;
+use berth_store::{RepositorySettings, TagMutability};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Invalid, Param};
 use crate::RegistryError;
 
-pub const MUTABLE: &str = "MUTABLE";
-pub const IMMUTABLE: &str = "IMMUTABLE";
-pub const IMMUTABLE_WITH_EXCLUSION: &str = "IMMUTABLE_WITH_EXCLUSION";
-pub const MUTABLE_WITH_EXCLUSION: &str = "MUTABLE_WITH_EXCLUSION";
 
 /// ECR's `ImageTagMutabilityExclusionFilter`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,27 +16,28 @@ pub struct ExclusionFilter {
     pub filter: String,
 }
 
+/// The API's spelling of a mutability setting, read.
+pub fn parse(mutability: &str) -> Result<TagMutability, RegistryError> {
+    TagMutability::parse(mutability).ok_or_else(|| {
+        RegistryError::InvalidParameter(Invalid::of(
+            Param::ImageTagMutability,
+            format!("imageTagMutability {mutability:?} is not one of MUTABLE, IMMUTABLE, IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION"),
+        ))
+    })
+}
+
 /// Validates a mutability setting with its filters, as CreateRepository and
-/// PutImageTagMutability do, and returns the filters serialized for storage.
-pub fn validate(mutability: &str, filters: &[ExclusionFilter]) -> Result<Option<String>, RegistryError> {
-    let with_exclusion = match mutability {
-        MUTABLE | IMMUTABLE => false,
-        IMMUTABLE_WITH_EXCLUSION | MUTABLE_WITH_EXCLUSION => true,
-        other => {
-            return Err(RegistryError::InvalidParameter(Invalid::of(
-                Param::ImageTagMutability,
-                format!("imageTagMutability {other:?} is not one of MUTABLE, IMMUTABLE, IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION"),
-            )))
-        }
-    };
-    if !with_exclusion {
+/// PutImageTagMutability do, and returns the setting and the filters serialized for storage.
+pub fn validate(mutability: &str, filters: &[ExclusionFilter]) -> Result<(TagMutability, Option<String>), RegistryError> {
+    let setting = parse(mutability)?;
+    if !setting.has_exclusions() {
         if !filters.is_empty() {
             return Err(RegistryError::InvalidParameter(Invalid::of(
                 Param::ExclusionFiltersUnexpected,
                 format!("imageTagMutabilityExclusionFilters are only allowed with {mutability}_WITH_EXCLUSION"),
             )));
         }
-        return Ok(None);
+        return Ok((setting, None));
     }
     if filters.is_empty() || filters.len() > 5 {
         return Err(RegistryError::InvalidParameter(Invalid::of(
@@ -63,7 +60,7 @@ pub fn validate(mutability: &str, filters: &[ExclusionFilter]) -> Result<Option<
             )));
         }
     }
-    serde_json::to_string(filters).map(Some).map_err(|e| RegistryError::invalid(e.to_string()))
+    serde_json::to_string(filters).map(|f| (setting, Some(f))).map_err(|e| RegistryError::invalid(e.to_string()))
 }
 
 pub fn filters(settings: &RepositorySettings) -> Vec<ExclusionFilter> {
@@ -73,11 +70,11 @@ pub fn filters(settings: &RepositorySettings) -> Vec<ExclusionFilter> {
 /// Whether a push may not move `tag` once it exists.
 pub fn tag_is_immutable(settings: &RepositorySettings, tag: &str) -> Result<bool, RegistryError> {
     let excluded = || filters(settings).iter().any(|f| wildcard_match(&f.filter, tag));
-    Ok(match settings.tag_mutability.as_str() {
-        IMMUTABLE => true,
-        IMMUTABLE_WITH_EXCLUSION => !excluded(),
-        MUTABLE_WITH_EXCLUSION => excluded(),
-        _ => false,
+    Ok(match settings.tag_mutability {
+        TagMutability::Immutable => true,
+        TagMutability::ImmutableWithExclusion => !excluded(),
+        TagMutability::MutableWithExclusion => excluded(),
+        TagMutability::Mutable => false,
     })
 }
 
@@ -111,29 +108,24 @@ mod tests {
     fn settings(m: &str, filters: &[&str]) -> RepositorySettings {
         let f: Vec<ExclusionFilter> =
             filters.iter().map(|f| ExclusionFilter { filter_type: "WILDCARD".into(), filter: f.to_string() }).collect();
-        RepositorySettings {
-            tag_mutability: m.into(),
-            tag_mutability_exclusions: validate(m, &f).unwrap(),
-            scan_on_push: false,
-            encryption_type: "AES256".into(),
-            kms_key: None,
-        }
+        let (tag_mutability, tag_mutability_exclusions) = validate(m, &f).unwrap();
+        RepositorySettings { tag_mutability, tag_mutability_exclusions, ..RepositorySettings::ecr_defaults() }
     }
 
     #[test]
     fn rules() {
-        assert!(!tag_is_immutable(&settings(MUTABLE, &[]), "v1").unwrap());
-        assert!(tag_is_immutable(&settings(IMMUTABLE, &[]), "v1").unwrap());
-        let s = settings(IMMUTABLE_WITH_EXCLUSION, &["latest", "dev-*"]);
+        assert!(!tag_is_immutable(&settings("MUTABLE", &[]), "v1").unwrap());
+        assert!(tag_is_immutable(&settings("IMMUTABLE", &[]), "v1").unwrap());
+        let s = settings("IMMUTABLE_WITH_EXCLUSION", &["latest", "dev-*"]);
         assert!(!tag_is_immutable(&s, "latest").unwrap());
         assert!(!tag_is_immutable(&s, "dev-123").unwrap());
         assert!(tag_is_immutable(&s, "v1").unwrap());
-        let s = settings(MUTABLE_WITH_EXCLUSION, &["release-*"]);
+        let s = settings("MUTABLE_WITH_EXCLUSION", &["release-*"]);
         assert!(tag_is_immutable(&s, "release-1").unwrap());
         assert!(!tag_is_immutable(&s, "latest").unwrap());
         assert!(validate("BOGUS", &[]).is_err());
-        assert!(validate(IMMUTABLE_WITH_EXCLUSION, &[]).is_err());
-        assert!(validate(MUTABLE, &[ExclusionFilter { filter_type: "WILDCARD".into(), filter: "x".into() }]).is_err());
+        assert!(validate("IMMUTABLE_WITH_EXCLUSION", &[]).is_err());
+        assert!(validate("MUTABLE", &[ExclusionFilter { filter_type: "WILDCARD".into(), filter: "x".into() }]).is_err());
         assert!(wildcard_match("a*b*c", "axxbyyc"));
         assert!(!wildcard_match("a*b", "ab-c"));
     }
@@ -141,19 +133,19 @@ mod tests {
     /// Each refusal names its parameter; the message stays ECR's wording.
     #[test]
     fn refusals_name_their_parameter() {
-        let param = |r: Result<Option<String>, RegistryError>| match r {
+        let param = |r: Result<(TagMutability, Option<String>), RegistryError>| match r {
             Err(RegistryError::InvalidParameter(i)) => (i.param, i.message),
             other => panic!("{other:?}"),
         };
         let f = |filter: &str| ExclusionFilter { filter_type: "WILDCARD".into(), filter: filter.into() };
         assert_eq!(param(validate("BOGUS", &[])).0, Some(Param::ImageTagMutability));
         assert_eq!(
-            param(validate(IMMUTABLE_WITH_EXCLUSION, &[])),
+            param(validate("IMMUTABLE_WITH_EXCLUSION", &[])),
             (Some(Param::ExclusionFilterCount), "IMMUTABLE_WITH_EXCLUSION needs 1 to 5 imageTagMutabilityExclusionFilters".into())
         );
-        assert_eq!(param(validate(MUTABLE, &[f("x")])).0, Some(Param::ExclusionFiltersUnexpected));
-        assert_eq!(param(validate(MUTABLE_WITH_EXCLUSION, &[f("a**b*")])).0, Some(Param::ExclusionFilter("a**b*".into())));
+        assert_eq!(param(validate("MUTABLE", &[f("x")])).0, Some(Param::ExclusionFiltersUnexpected));
+        assert_eq!(param(validate("MUTABLE_WITH_EXCLUSION", &[f("a**b*")])).0, Some(Param::ExclusionFilter("a**b*".into())));
         let typed = ExclusionFilter { filter_type: "REGEX".into(), filter: "x".into() };
-        assert_eq!(param(validate(MUTABLE_WITH_EXCLUSION, &[typed])).0, Some(Param::ExclusionFilterType));
+        assert_eq!(param(validate("MUTABLE_WITH_EXCLUSION", &[typed])).0, Some(Param::ExclusionFilterType));
     }
 }

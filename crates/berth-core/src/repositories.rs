@@ -1,7 +1,7 @@
 //! Repository lifecycle and settings (the ECR control plane's repository actions).
 
 use berth_iam::policy::{Policy, PolicyError};
-use berth_store::{DeleteRepositoryOutcome, RepositoryRow, RepositorySettings};
+use berth_store::{DeleteRepositoryOutcome, EncryptionType, RepositoryRow, RepositorySettings, TagMutability};
 
 use crate::auth::{Principal, Resource};
 use crate::error::{Invalid, Param, Result};
@@ -36,18 +36,18 @@ fn validate_tags(tags: &[(String, String)]) -> Result<()> {
     Ok(())
 }
 
-fn encryption(t: Option<&str>, kms_key: Option<&str>) -> Result<(String, Option<String>)> {
-    match (t.unwrap_or("AES256"), kms_key) {
-        ("AES256", None) => Ok(("AES256".into(), None)),
-        ("AES256", Some(_)) => {
-            Err(RegistryError::InvalidParameter(Invalid::of(Param::KmsKey, "kmsKey can only be given with encryptionType KMS or KMS_DSSE")))
-        }
-        (t @ ("KMS" | "KMS_DSSE"), k) => Ok((t.to_string(), k.map(str::to_string))),
-        (other, _) => Err(RegistryError::InvalidParameter(Invalid::of(
+fn encryption(t: Option<&str>, kms_key: Option<&str>) -> Result<(EncryptionType, Option<String>)> {
+    let t = t.unwrap_or("AES256");
+    let Some(encryption) = EncryptionType::parse(t) else {
+        return Err(RegistryError::InvalidParameter(Invalid::of(
             Param::EncryptionType,
-            format!("encryptionType {other:?} is not AES256, KMS or KMS_DSSE"),
-        ))),
+            format!("encryptionType {t:?} is not AES256, KMS or KMS_DSSE"),
+        )));
+    };
+    if kms_key.is_some() && !encryption.uses_kms() {
+        return Err(RegistryError::InvalidParameter(Invalid::of(Param::KmsKey, "kmsKey can only be given with encryptionType KMS or KMS_DSSE")));
     }
+    Ok((encryption, kms_key.map(str::to_string)))
 }
 
 /// ECR's answer to a policy it refuses: its length constraint in the API's own words (so the
@@ -114,12 +114,12 @@ impl Registry {
     }
 
     pub async fn create_repository(&self, repo: &Repo, req: NewRepository) -> Result<RepositoryRow> {
-        let mutability = req.tag_mutability.as_deref().unwrap_or(immutability::MUTABLE);
-        let exclusions = immutability::validate(mutability, &req.exclusion_filters)?;
+        let mutability = req.tag_mutability.as_deref().unwrap_or(TagMutability::Mutable.as_str());
+        let (mutability, exclusions) = immutability::validate(mutability, &req.exclusion_filters)?;
         let (encryption_type, kms_key) = encryption(req.encryption_type.as_deref(), req.kms_key.as_deref())?;
         validate_tags(&req.tags)?;
         let settings = RepositorySettings {
-            tag_mutability: mutability.to_string(),
+            tag_mutability: mutability,
             tag_mutability_exclusions: exclusions,
             scan_on_push: req.scan_on_push,
             encryption_type,
@@ -151,9 +151,9 @@ impl Registry {
     }
 
     pub async fn set_tag_mutability(&self, repo: &Repo, mutability: &str, filters: &[ExclusionFilter]) -> Result<RepositoryRow> {
-        let exclusions = immutability::validate(mutability, filters)?;
+        let (mutability, exclusions) = immutability::validate(mutability, filters)?;
         let mut row = self.existing_repository(repo).await?;
-        row.settings.tag_mutability = mutability.to_string();
+        row.settings.tag_mutability = mutability;
         row.settings.tag_mutability_exclusions = exclusions;
         self.meta.update_repository_settings(repo.key(), &row.settings).await?;
         Ok(row)

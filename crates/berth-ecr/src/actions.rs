@@ -383,7 +383,7 @@ async fn put_image_tag_mutability(ctx: &Ctx<'_>, i: TagMutabilityIn) -> Out {
     ctx.allow(Resource::Repository(&repo)).await?;
     let row = ctx.registry.set_tag_mutability(&repo, &i.image_tag_mutability, &i.image_tag_mutability_exclusion_filters).await?;
     let mut v =
-        json!({ "registryId": registry.account, "repositoryName": repo.name.as_str(), "imageTagMutability": row.settings.tag_mutability });
+        json!({ "registryId": registry.account, "repositoryName": repo.name.as_str(), "imageTagMutability": row.settings.tag_mutability.as_str() });
     if !i.image_tag_mutability_exclusion_filters.is_empty() {
         v["imageTagMutabilityExclusionFilters"] = json!(i.image_tag_mutability_exclusion_filters);
     }

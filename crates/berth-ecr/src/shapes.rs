@@ -21,9 +21,9 @@ pub fn repository(row: &RepositoryRow, uri: &str) -> Value {
         "repositoryName": k.name,
         "repositoryUri": uri,
         "createdAt": ts(row.created_at),
-        "imageTagMutability": row.settings.tag_mutability,
+        "imageTagMutability": row.settings.tag_mutability.as_str(),
         "imageScanningConfiguration": { "scanOnPush": row.settings.scan_on_push },
-        "encryptionConfiguration": { "encryptionType": row.settings.encryption_type },
+        "encryptionConfiguration": { "encryptionType": row.settings.encryption_type.as_str() },
     });
     if let Some(k) = &row.settings.kms_key {
         v["encryptionConfiguration"]["kmsKey"] = json!(k);

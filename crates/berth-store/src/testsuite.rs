@@ -169,7 +169,7 @@ pub async fn repositories(f: Fixture) {
     assert!(s.list_repositories("123456789012", "eu-west-1", None, 2).await.unwrap().is_empty());
 
     let mut changed = settings();
-    changed.tag_mutability = "IMMUTABLE".into();
+    changed.tag_mutability = TagMutability::Immutable;
     changed.tag_mutability_exclusions = Some("[{\"filterType\":\"WILDCARD\",\"filter\":\"dev-*\"}]".into());
     changed.scan_on_push = true;
     changed.kms_key = Some("arn:kms".into());

@@ -8,22 +8,101 @@ use crate::StoreError;
 /// Settings a repository carries (strings as ECR spells them; the service validates).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepositorySettings {
-    pub tag_mutability: String,
+    pub tag_mutability: TagMutability,
     /// JSON array of `{filterType, filter}`.
     pub tag_mutability_exclusions: Option<String>,
     pub scan_on_push: bool,
-    pub encryption_type: String,
+    pub encryption_type: EncryptionType,
     pub kms_key: Option<String>,
+}
+
+/// ECR's `imageTagMutability`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TagMutability {
+    #[default]
+    Mutable,
+    Immutable,
+    /// Immutable, except tags matching an exclusion filter.
+    ImmutableWithExclusion,
+    /// Mutable, except tags matching an exclusion filter.
+    MutableWithExclusion,
+}
+
+impl TagMutability {
+    pub const ALL: [TagMutability; 4] =
+        [TagMutability::Mutable, TagMutability::Immutable, TagMutability::ImmutableWithExclusion, TagMutability::MutableWithExclusion];
+
+    /// The API's (and the stored) spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TagMutability::Mutable => "MUTABLE",
+            TagMutability::Immutable => "IMMUTABLE",
+            TagMutability::ImmutableWithExclusion => "IMMUTABLE_WITH_EXCLUSION",
+            TagMutability::MutableWithExclusion => "MUTABLE_WITH_EXCLUSION",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// Whether the setting takes exclusion filters.
+    pub fn has_exclusions(self) -> bool {
+        matches!(self, TagMutability::ImmutableWithExclusion | TagMutability::MutableWithExclusion)
+    }
+}
+
+impl std::fmt::Display for TagMutability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// ECR's `encryptionType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EncryptionType {
+    #[default]
+    Aes256,
+    Kms,
+    /// Two layers of KMS encryption (ECR's dual-layer server-side encryption).
+    KmsDsse,
+}
+
+impl EncryptionType {
+    pub const ALL: [EncryptionType; 3] = [EncryptionType::Aes256, EncryptionType::Kms, EncryptionType::KmsDsse];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EncryptionType::Aes256 => "AES256",
+            EncryptionType::Kms => "KMS",
+            EncryptionType::KmsDsse => "KMS_DSSE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+
+    /// Whether a KMS key protects it (and a `kmsKey` may be named).
+    pub fn uses_kms(self) -> bool {
+        !matches!(self, EncryptionType::Aes256)
+    }
+}
+
+impl std::fmt::Display for EncryptionType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl RepositorySettings {
     /// ECR's CreateRepository defaults (also what a repository created by a push gets).
     pub fn ecr_defaults() -> Self {
         RepositorySettings {
-            tag_mutability: "MUTABLE".into(),
+            tag_mutability: TagMutability::Mutable,
             tag_mutability_exclusions: None,
             scan_on_push: false,
-            encryption_type: "AES256".into(),
+            encryption_type: EncryptionType::Aes256,
             kms_key: None,
         }
     }

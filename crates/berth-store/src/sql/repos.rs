@@ -19,10 +19,10 @@ impl<'r, R: Columns> FromRow<'r, R> for RepositoryRow {
             key: r.repo_key()?,
             created_at: r.int("created_at")?,
             settings: RepositorySettings {
-                tag_mutability: r.text("tag_mutability")?,
+                tag_mutability: stored_setting(TagMutability::parse, &r.text("tag_mutability")?)?,
                 tag_mutability_exclusions: r.opt_text("tag_mutability_exclusions")?,
                 scan_on_push: r.flag("scan_on_push")?,
-                encryption_type: r.text("encryption_type")?,
+                encryption_type: stored_setting(EncryptionType::parse, &r.text("encryption_type")?)?,
                 kms_key: r.opt_text("kms_key")?,
             },
             policy: r.opt_text("policy")?,
@@ -96,10 +96,10 @@ pub async fn create_repository<DB: Backend>(
             stmt(sql)
                 .bind_key(key)
                 .bind(now)
-                .bind(&settings.tag_mutability)
+                .bind(settings.tag_mutability.as_str())
                 .bind(&settings.tag_mutability_exclusions)
                 .bind(settings.scan_on_push)
-                .bind(&settings.encryption_type)
+                .bind(settings.encryption_type.as_str())
                 .bind(&settings.kms_key),
         )
         .await
@@ -136,10 +136,10 @@ pub async fn update_repository_settings<DB: Backend>(pool: &Pool<DB>, key: &Repo
                  WHERE account_id = $1 AND region = $2 AND name = $3",
             )
             .bind_key(key)
-            .bind(&s.tag_mutability)
+            .bind(s.tag_mutability.as_str())
             .bind(&s.tag_mutability_exclusions)
             .bind(s.scan_on_push)
-            .bind(&s.encryption_type)
+            .bind(s.encryption_type.as_str())
             .bind(&s.kms_key),
         )
         .await
@@ -245,4 +245,9 @@ pub async fn set_registry_policy<DB: Backend>(
         None => stmt("DELETE FROM registry_policies WHERE account_id = $1 AND region = $2").bind(account).bind(region),
     };
     Ok(conn.exec(s).await.ctx("writing registry policy")? > 0)
+}
+
+/// A stored setting read back into its enum; a value no berth wrote is a decode error.
+fn stored_setting<T>(parse: fn(&str) -> Option<T>, text: &str) -> Result<T, sqlx::Error> {
+    parse(text).ok_or_else(|| sqlx::Error::Decode(format!("unknown stored repository setting {text:?}").into()))
 }
