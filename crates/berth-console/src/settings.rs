@@ -49,7 +49,9 @@ async fn render(s: &Session, repo: &Repo, q: &[(String, String)], rejected: Opti
     let err = |sec: Section| rejected.as_ref().filter(|r| r.section == sec).map(|r| r.message.as_str());
     let (mutability, filters) = match rejected.as_ref().and_then(|r| r.mutability.clone()) {
         Some(m) => m,
-        None => (row.settings.tag_mutability.as_str().to_string(), immutability::filters(&row.settings).into_iter().map(|f| f.filter).collect()),
+        None => {
+            (row.settings.tag_mutability.as_str().to_string(), immutability::filters(&row.settings).into_iter().map(|f| f.filter).collect())
+        }
     };
     let (new_key, new_value) = rejected.as_ref().and_then(|r| r.tag.clone()).unwrap_or_default();
     let base = repo_url(repo);

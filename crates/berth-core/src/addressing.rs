@@ -63,9 +63,9 @@ impl Registry {
     }
 
     /// The host clients use for a registry (`proxyEndpoint`, the host of `repositoryUri`).
-    pub fn registry_host(&self, registry: &RegistryRef, client_host: &str) -> String {
+    pub fn registry_host(&self, scope: &RegistryRef, client_host: &str) -> String {
         match &self.config.registry_host_template {
-            Some(t) => t.replace("{account}", &registry.account).replace("{region}", &registry.region),
+            Some(t) => t.replace("{account}", &scope.account).replace("{region}", &scope.region),
             None => client_host.to_string(),
         }
     }
@@ -95,12 +95,12 @@ impl Registry {
 
     /// What every `repositoryUri` of `registry` starts with: `host/`, or `host/<account>/<region>/`
     /// when neither the host template nor the default registry names it.
-    pub fn repository_uri_prefix(&self, registry: &RegistryRef, client_host: &str) -> String {
-        let host = self.registry_host(registry, client_host);
-        if self.config.registry_host_template.is_some() || *registry == self.config.default_registry {
+    pub fn repository_uri_prefix(&self, scope: &RegistryRef, client_host: &str) -> String {
+        let host = self.registry_host(scope, client_host);
+        if self.config.registry_host_template.is_some() || *scope == self.config.default_registry {
             format!("{host}/")
         } else {
-            format!("{host}/{}/{}/", registry.account, registry.region)
+            format!("{host}/{}/{}/", scope.account, scope.region)
         }
     }
 }

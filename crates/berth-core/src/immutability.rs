@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Invalid, Param};
 use crate::RegistryError;
 
-
 /// ECR's `ImageTagMutabilityExclusionFilter`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -37,7 +37,8 @@ impl fmt::Display for RepositoryName {
     }
 }
 
-/// A registry: an account's repositories in one region.
+/// A registry: an account's repositories in one region. Bound to variables called `scope`
+/// (`registry` names the service, [`crate::Registry`], everywhere).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RegistryRef {
     pub account: String,

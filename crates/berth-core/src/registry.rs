@@ -515,9 +515,9 @@ impl Registry {
         Ok(Page { items, more })
     }
 
-    pub async fn list_repositories(&self, registry: &RegistryRef, last: Option<&str>, n: Option<u32>) -> Result<Page> {
+    pub async fn list_repositories(&self, scope: &RegistryRef, last: Option<&str>, n: Option<u32>) -> Result<Page> {
         let limit = n.unwrap_or(u32::MAX).min(MAX_PAGE);
-        let rows = self.meta.list_repositories(&registry.account, &registry.region, last, limit.saturating_add(1)).await?;
+        let rows = self.meta.list_repositories(&scope.account, &scope.region, last, limit.saturating_add(1)).await?;
         let mut items: Vec<String> = rows.into_iter().map(|r| r.key.name).collect();
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);

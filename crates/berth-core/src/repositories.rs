@@ -45,7 +45,10 @@ fn encryption(t: Option<&str>, kms_key: Option<&str>) -> Result<(EncryptionType,
         )));
     };
     if kms_key.is_some() && !encryption.uses_kms() {
-        return Err(RegistryError::InvalidParameter(Invalid::of(Param::KmsKey, "kmsKey can only be given with encryptionType KMS or KMS_DSSE")));
+        return Err(RegistryError::InvalidParameter(Invalid::of(
+            Param::KmsKey,
+            "kmsKey can only be given with encryptionType KMS or KMS_DSSE",
+        )));
     }
     Ok((encryption, kms_key.map(str::to_string)))
 }
@@ -76,27 +79,27 @@ impl Registry {
     pub async fn describable_repositories(
         &self,
         principal: &Principal,
-        registry: &RegistryRef,
+        scope: &RegistryRef,
         after: Option<&str>,
         limit: u32,
     ) -> Result<RepositoryPage> {
         const ACTION: &str = "ecr:DescribeRepositories";
-        let everything = self.permits(principal, ACTION, Resource::Registry(registry)).await?
-            || self.permits(principal, ACTION, Resource::AllRepositories(registry)).await?;
-        let mut rows = self.repositories(registry, after, limit.saturating_add(1)).await?;
+        let everything = self.permits(principal, ACTION, Resource::Registry(scope)).await?
+            || self.permits(principal, ACTION, Resource::AllRepositories(scope)).await?;
+        let mut rows = self.repositories(scope, after, limit.saturating_add(1)).await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let last_scanned = rows.last().map(|r| r.key.name.clone());
         if !everything {
             let mut visible = Vec::with_capacity(rows.len());
             for row in rows {
-                let repo = Repo::new(registry, RepositoryName::parse(&row.key.name)?);
+                let repo = Repo::new(scope, RepositoryName::parse(&row.key.name)?);
                 if self.permits(principal, ACTION, Resource::Repository(&repo)).await? {
                     visible.push(row);
                 }
             }
             if visible.is_empty() {
-                self.authorize(principal, ACTION, Resource::AllRepositories(registry)).await?;
+                self.authorize(principal, ACTION, Resource::AllRepositories(scope)).await?;
             }
             rows = visible;
         }
@@ -136,8 +139,8 @@ impl Registry {
     }
 
     /// A page of a registry's repositories, in name order after `after`.
-    pub async fn repositories(&self, registry: &RegistryRef, after: Option<&str>, limit: u32) -> Result<Vec<RepositoryRow>> {
-        Ok(self.meta.list_repositories(&registry.account, &registry.region, after, limit).await?)
+    pub async fn repositories(&self, scope: &RegistryRef, after: Option<&str>, limit: u32) -> Result<Vec<RepositoryRow>> {
+        Ok(self.meta.list_repositories(&scope.account, &scope.region, after, limit).await?)
     }
 
     pub async fn delete_repository(&self, repo: &Repo, force: bool) -> Result<RepositoryRow> {
@@ -221,23 +224,23 @@ impl Registry {
         Ok(policy)
     }
 
-    pub async fn set_registry_policy(&self, registry: &RegistryRef, policy: &str) -> Result<()> {
+    pub async fn set_registry_policy(&self, scope: &RegistryRef, policy: &str) -> Result<()> {
         Policy::parse_resource(policy).map_err(|e| invalid_resource_policy("registry", e))?;
-        self.meta.set_registry_policy(&registry.account, &registry.region, Some(policy)).await?;
-        self.caches.invalidate_registry_policy(&registry.account, &registry.region);
+        self.meta.set_registry_policy(&scope.account, &scope.region, Some(policy)).await?;
+        self.caches.invalidate_registry_policy(&scope.account, &scope.region);
         Ok(())
     }
 
-    pub async fn registry_policy(&self, registry: &RegistryRef) -> Result<String> {
-        self.meta.get_registry_policy(&registry.account, &registry.region).await?.ok_or_else(|| {
-            RegistryError::RegistryPolicyNotFound(format!("Registry policy does not exist in the registry with id '{}'", registry.account))
+    pub async fn registry_policy(&self, scope: &RegistryRef) -> Result<String> {
+        self.meta.get_registry_policy(&scope.account, &scope.region).await?.ok_or_else(|| {
+            RegistryError::RegistryPolicyNotFound(format!("Registry policy does not exist in the registry with id '{}'", scope.account))
         })
     }
 
-    pub async fn delete_registry_policy(&self, registry: &RegistryRef) -> Result<String> {
-        let policy = self.registry_policy(registry).await?;
-        self.meta.set_registry_policy(&registry.account, &registry.region, None).await?;
-        self.caches.invalidate_registry_policy(&registry.account, &registry.region);
+    pub async fn delete_registry_policy(&self, scope: &RegistryRef) -> Result<String> {
+        let policy = self.registry_policy(scope).await?;
+        self.meta.set_registry_policy(&scope.account, &scope.region, None).await?;
+        self.caches.invalidate_registry_policy(&scope.account, &scope.region);
         Ok(policy)
     }
 }

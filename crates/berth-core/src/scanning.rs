@@ -377,15 +377,15 @@ impl Registry {
         }
     }
 
-    pub async fn registry_scanning(&self, registry: &RegistryRef) -> Result<RegistryScanning> {
-        match self.meta.registry_scanning(&registry.account, &registry.region).await? {
+    pub async fn registry_scanning(&self, scope: &RegistryRef) -> Result<RegistryScanning> {
+        match self.meta.registry_scanning(&scope.account, &scope.region).await? {
             Some(json) => serde_json::from_str(&json).map_err(|e| scan_failed(format!("stored scanning configuration: {e}"))),
             None => Ok(RegistryScanning { scan_type: "BASIC".into(), rules: Vec::new() }),
         }
     }
 
     /// PutRegistryScanningConfiguration, validated as ECR does.
-    pub async fn put_registry_scanning(&self, registry: &RegistryRef, config: RegistryScanning) -> Result<RegistryScanning> {
+    pub async fn put_registry_scanning(&self, scope: &RegistryRef, config: RegistryScanning) -> Result<RegistryScanning> {
         if !matches!(config.scan_type.as_str(), "BASIC" | "ENHANCED") {
             return Err(RegistryError::invalid(format!(
                 "Invalid parameter at 'scanType': {:?} is not BASIC or ENHANCED",
@@ -418,7 +418,7 @@ impl Registry {
             }
         }
         let json = serde_json::to_string(&config).map_err(|e| scan_failed(e.to_string()))?;
-        self.meta.set_registry_scanning(&registry.account, &registry.region, &json).await?;
+        self.meta.set_registry_scanning(&scope.account, &scope.region, &json).await?;
         Ok(config)
     }
 

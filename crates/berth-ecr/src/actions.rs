@@ -149,14 +149,14 @@ pub(crate) fn registry_of(ctx: &Ctx<'_>, registry_id: Option<&str>) -> Result<Re
 }
 
 pub(crate) fn repo_of(ctx: &Ctx<'_>, registry_id: Option<&str>, name: &str) -> Result<(RegistryRef, Repo), EcrError> {
-    let registry = registry_of(ctx, registry_id)?;
+    let scope = registry_of(ctx, registry_id)?;
     let name = RepositoryName::parse(name).map_err(|_| {
         EcrError::invalid(format!(
             "Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must satisfy regular expression '(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*' and be 2-256 characters' ({name:?})"
         ))
     })?;
-    let repo = Repo::new(&registry, name);
-    Ok((registry, repo))
+    let repo = Repo::new(&scope, name);
+    Ok((scope, repo))
 }
 
 impl Ctx<'_> {
@@ -166,8 +166,8 @@ impl Ctx<'_> {
     }
 }
 
-fn uri_host(ctx: &Ctx<'_>, registry: &RegistryRef) -> String {
-    ctx.registry.registry_host(registry, ctx.host)
+fn uri_host(ctx: &Ctx<'_>, scope: &RegistryRef) -> String {
+    ctx.registry.registry_host(scope, ctx.host)
 }
 
 fn repository_shape(ctx: &Ctx<'_>, row: &berth_store::RepositoryRow) -> Value {
@@ -240,20 +240,20 @@ struct RepoOnly {
 // ---- registry ----
 
 async fn get_authorization_token(ctx: &Ctx<'_>, _in: Value) -> Out {
-    let registry = registry_of(ctx, None)?;
-    ctx.allow(Resource::Registry(&registry)).await?;
+    let scope = registry_of(ctx, None)?;
+    ctx.allow(Resource::Registry(&scope)).await?;
     let (password, expires_at) = ctx.registry.issue_token(ctx.principal)?;
     Ok(json!({ "authorizationData": [{
         "authorizationToken": berth_iam::token::authorization_token(&password),
         "expiresAt": expires_at,
-        "proxyEndpoint": format!("{}://{}", scheme(ctx), uri_host(ctx, &registry)),
+        "proxyEndpoint": format!("{}://{}", scheme(ctx), uri_host(ctx, &scope)),
     }]}))
 }
 
 async fn describe_registry(ctx: &Ctx<'_>, _in: Value) -> Out {
-    let registry = registry_of(ctx, None)?;
-    ctx.allow(Resource::Registry(&registry)).await?;
-    Ok(json!({ "registryId": registry.account, "replicationConfiguration": { "rules": [] } }))
+    let scope = registry_of(ctx, None)?;
+    ctx.allow(Resource::Registry(&scope)).await?;
+    Ok(json!({ "registryId": scope.account, "replicationConfiguration": { "rules": [] } }))
 }
 
 // ---- repositories ----
@@ -320,7 +320,7 @@ struct DescribeRepositoriesIn {
 }
 
 async fn describe_repositories(ctx: &Ctx<'_>, i: DescribeRepositoriesIn) -> Out {
-    let registry = registry_of(ctx, i.registry_id.as_deref())?;
+    let scope = registry_of(ctx, i.registry_id.as_deref())?;
     if let Some(names) = i.repository_names {
         if names.is_empty() || names.len() > 100 {
             return Err(EcrError::invalid(
@@ -341,8 +341,8 @@ async fn describe_repositories(ctx: &Ctx<'_>, i: DescribeRepositoriesIn) -> Out 
     let limit = max_results(i.max_results, 1000, 1000)?;
     let after = i.next_token.as_deref().map(parse_token).transpose()?;
     // The service shows only the repositories the caller may describe.
-    ctx.auth.decided_by_service(Resource::AllRepositories(&registry));
-    let page = ctx.registry.describable_repositories(ctx.principal, &registry, after.as_deref(), limit).await?;
+    ctx.auth.decided_by_service(Resource::AllRepositories(&scope));
+    let page = ctx.registry.describable_repositories(ctx.principal, &scope, after.as_deref(), limit).await?;
     let out: Vec<Value> = page.rows.iter().map(|row| repository_shape(ctx, row)).collect();
     let (more, last) = (page.more, page.last_scanned);
     let mut v = json!({ "repositories": out });
@@ -379,11 +379,10 @@ struct TagMutabilityIn {
 }
 
 async fn put_image_tag_mutability(ctx: &Ctx<'_>, i: TagMutabilityIn) -> Out {
-    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    let (scope, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     ctx.allow(Resource::Repository(&repo)).await?;
     let row = ctx.registry.set_tag_mutability(&repo, &i.image_tag_mutability, &i.image_tag_mutability_exclusion_filters).await?;
-    let mut v =
-        json!({ "registryId": registry.account, "repositoryName": repo.name.as_str(), "imageTagMutability": row.settings.tag_mutability.as_str() });
+    let mut v = json!({ "registryId": scope.account, "repositoryName": repo.name.as_str(), "imageTagMutability": row.settings.tag_mutability.as_str() });
     if !i.image_tag_mutability_exclusion_filters.is_empty() {
         v["imageTagMutabilityExclusionFilters"] = json!(i.image_tag_mutability_exclusion_filters);
     }
@@ -399,10 +398,10 @@ struct ScanningConfigIn {
 }
 
 async fn put_image_scanning_configuration(ctx: &Ctx<'_>, i: ScanningConfigIn) -> Out {
-    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    let (scope, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     ctx.allow(Resource::Repository(&repo)).await?;
     let row = ctx.registry.set_scan_on_push(&repo, i.image_scanning_configuration.scan_on_push).await?;
-    Ok(json!({ "registryId": registry.account, "repositoryName": repo.name.as_str(),
+    Ok(json!({ "registryId": scope.account, "repositoryName": repo.name.as_str(),
                "imageScanningConfiguration": { "scanOnPush": row.settings.scan_on_push } }))
 }
 
@@ -541,7 +540,7 @@ struct DescribeImagesIn {
 }
 
 async fn describe_images(ctx: &Ctx<'_>, i: DescribeImagesIn) -> Out {
-    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    let (scope, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     ctx.allow(Resource::Repository(&repo)).await?;
     if let Some(ids) = &i.image_ids {
         if i.next_token.is_some() || i.max_results.is_some() {
@@ -555,7 +554,7 @@ async fn describe_images(ctx: &Ctx<'_>, i: DescribeImagesIn) -> Out {
             }
             return Err(EcrError::invalid(f.reason.clone()));
         }
-        let mut details: Vec<Value> = found.iter().map(|r| shapes::image_detail(r, &registry, &repo)).collect();
+        let mut details: Vec<Value> = found.iter().map(|r| shapes::image_detail(r, &scope, &repo)).collect();
         let mut with_digests: Vec<_> = found.iter().map(|r| r.digest.clone()).zip(details.iter_mut()).collect();
         scan::add_scan_summaries(ctx, &repo, &mut with_digests).await?;
         return Ok(json!({ "imageDetails": details }));
@@ -569,7 +568,7 @@ async fn describe_images(ctx: &Ctx<'_>, i: DescribeImagesIn) -> Out {
     let rows = ctx.registry.images(&repo, tag_status(i.filter.as_ref())?, storage, after.as_deref(), limit + 1).await?;
     let more = rows.len() > limit as usize;
     let page = &rows[..rows.len().min(limit as usize)];
-    let mut details: Vec<Value> = page.iter().map(|r| shapes::image_detail(r, &registry, &repo)).collect();
+    let mut details: Vec<Value> = page.iter().map(|r| shapes::image_detail(r, &scope, &repo)).collect();
     let mut with_digests: Vec<_> = page.iter().map(|r| r.digest.clone()).zip(details.iter_mut()).collect();
     scan::add_scan_summaries(ctx, &repo, &mut with_digests).await?;
     let mut v = json!({ "imageDetails": details });
@@ -590,7 +589,7 @@ struct BatchGetImageIn {
 }
 
 async fn batch_get_image(ctx: &Ctx<'_>, i: BatchGetImageIn) -> Out {
-    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    let (scope, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     ctx.allow(Resource::Repository(&repo)).await?;
     if i.accepted_media_types.len() > 100 {
         return Err(EcrError::invalid("Invalid parameter at 'acceptedMediaTypes': at most 100"));
@@ -600,7 +599,7 @@ async fn batch_get_image(ctx: &Ctx<'_>, i: BatchGetImageIn) -> Out {
         .iter()
         .map(|f| {
             json!({
-                "registryId": registry.account,
+                "registryId": scope.account,
                 "repositoryName": repo.name.as_str(),
                 "imageId": image_id(f.id.digest.as_deref(), f.id.tag.as_deref()),
                 "imageManifest": String::from_utf8_lossy(&f.manifest.content),
@@ -641,7 +640,7 @@ struct PutImageIn {
 }
 
 async fn put_image(ctx: &Ctx<'_>, i: PutImageIn) -> Out {
-    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    let (scope, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     ctx.allow(Resource::Repository(&repo)).await?;
     let (digest, media) = ctx
         .registry
@@ -655,7 +654,7 @@ async fn put_image(ctx: &Ctx<'_>, i: PutImageIn) -> Out {
         .await?;
     let d = digest.to_string();
     Ok(json!({ "image": {
-        "registryId": registry.account,
+        "registryId": scope.account,
         "repositoryName": repo.name.as_str(),
         "imageId": image_id(Some(&d), i.image_tag.as_deref()),
         "imageManifest": i.image_manifest,
@@ -715,13 +714,13 @@ struct UploadLayerPartIn {
 }
 
 async fn upload_layer_part(ctx: &Ctx<'_>, i: UploadLayerPartIn) -> Out {
-    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    let (scope, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     ctx.allow(Resource::Repository(&repo)).await?;
     let part = base64::engine::general_purpose::STANDARD
         .decode(i.layer_part_blob.as_bytes())
         .map_err(|e| EcrError::invalid(format!("Invalid parameter at 'layerPartBlob': not base64 ({e})")))?;
     let last = ctx.registry.upload_layer_part(&repo, &i.upload_id, i.part_first_byte, i.part_last_byte, Bytes::from(part)).await?;
-    Ok(json!({ "registryId": registry.account, "repositoryName": repo.name.as_str(), "uploadId": i.upload_id, "lastByteReceived": last }))
+    Ok(json!({ "registryId": scope.account, "repositoryName": repo.name.as_str(), "uploadId": i.upload_id, "lastByteReceived": last }))
 }
 
 #[derive(Deserialize)]
@@ -734,7 +733,7 @@ struct CompleteLayerUploadIn {
 }
 
 async fn complete_layer_upload(ctx: &Ctx<'_>, i: CompleteLayerUploadIn) -> Out {
-    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    let (scope, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     ctx.allow(Resource::Repository(&repo)).await?;
     let [d] = i.layer_digests.as_slice() else {
         return Err(EcrError::invalid("Invalid parameter at 'layerDigests': exactly one digest is supported"));
@@ -745,7 +744,7 @@ async fn complete_layer_upload(ctx: &Ctx<'_>, i: CompleteLayerUploadIn) -> Out {
         other => other.into(),
     })?;
     Ok(
-        json!({ "registryId": registry.account, "repositoryName": repo.name.as_str(), "uploadId": i.upload_id, "layerDigest": stored.to_string() }),
+        json!({ "registryId": scope.account, "repositoryName": repo.name.as_str(), "uploadId": i.upload_id, "layerDigest": stored.to_string() }),
     )
 }
 
@@ -791,24 +790,24 @@ struct SetRepositoryPolicyIn {
 }
 
 async fn set_repository_policy(ctx: &Ctx<'_>, i: SetRepositoryPolicyIn) -> Out {
-    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    let (scope, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     ctx.allow(Resource::Repository(&repo)).await?;
     ctx.registry.set_repository_policy(&repo, &i.policy_text).await?;
-    Ok(json!({ "registryId": registry.account, "repositoryName": repo.name.as_str(), "policyText": i.policy_text }))
+    Ok(json!({ "registryId": scope.account, "repositoryName": repo.name.as_str(), "policyText": i.policy_text }))
 }
 
 async fn get_repository_policy(ctx: &Ctx<'_>, i: RepoOnly) -> Out {
-    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    let (scope, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     ctx.allow(Resource::Repository(&repo)).await?;
     let policy = ctx.registry.repository_policy(&repo).await?;
-    Ok(json!({ "registryId": registry.account, "repositoryName": repo.name.as_str(), "policyText": policy }))
+    Ok(json!({ "registryId": scope.account, "repositoryName": repo.name.as_str(), "policyText": policy }))
 }
 
 async fn delete_repository_policy(ctx: &Ctx<'_>, i: RepoOnly) -> Out {
-    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    let (scope, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     ctx.allow(Resource::Repository(&repo)).await?;
     let policy = ctx.registry.delete_repository_policy(&repo).await?;
-    Ok(json!({ "registryId": registry.account, "repositoryName": repo.name.as_str(), "policyText": policy }))
+    Ok(json!({ "registryId": scope.account, "repositoryName": repo.name.as_str(), "policyText": policy }))
 }
 
 #[derive(Deserialize)]
@@ -818,24 +817,24 @@ struct PutRegistryPolicyIn {
 }
 
 async fn put_registry_policy(ctx: &Ctx<'_>, i: PutRegistryPolicyIn) -> Out {
-    let registry = registry_of(ctx, None)?;
-    ctx.allow(Resource::Registry(&registry)).await?;
-    ctx.registry.set_registry_policy(&registry, &i.policy_text).await?;
-    Ok(json!({ "registryId": registry.account, "policyText": i.policy_text }))
+    let scope = registry_of(ctx, None)?;
+    ctx.allow(Resource::Registry(&scope)).await?;
+    ctx.registry.set_registry_policy(&scope, &i.policy_text).await?;
+    Ok(json!({ "registryId": scope.account, "policyText": i.policy_text }))
 }
 
 async fn get_registry_policy(ctx: &Ctx<'_>, _i: RegistryOnly) -> Out {
-    let registry = registry_of(ctx, None)?;
-    ctx.allow(Resource::Registry(&registry)).await?;
-    let policy = ctx.registry.registry_policy(&registry).await?;
-    Ok(json!({ "registryId": registry.account, "policyText": policy }))
+    let scope = registry_of(ctx, None)?;
+    ctx.allow(Resource::Registry(&scope)).await?;
+    let policy = ctx.registry.registry_policy(&scope).await?;
+    Ok(json!({ "registryId": scope.account, "policyText": policy }))
 }
 
 async fn delete_registry_policy(ctx: &Ctx<'_>, _i: RegistryOnly) -> Out {
-    let registry = registry_of(ctx, None)?;
-    ctx.allow(Resource::Registry(&registry)).await?;
-    let policy = ctx.registry.delete_registry_policy(&registry).await?;
-    Ok(json!({ "registryId": registry.account, "policyText": policy }))
+    let scope = registry_of(ctx, None)?;
+    ctx.allow(Resource::Registry(&scope)).await?;
+    let policy = ctx.registry.delete_registry_policy(&scope).await?;
+    Ok(json!({ "registryId": scope.account, "policyText": policy }))
 }
 
 #[derive(Deserialize)]

@@ -28,11 +28,11 @@ pub(crate) struct PutLifecyclePolicyIn {
 }
 
 pub(crate) async fn put_lifecycle_policy(ctx: &Ctx<'_>, i: PutLifecyclePolicyIn) -> Out {
-    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    let (scope, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     ctx.allow(Resource::Repository(&repo)).await?;
     ctx.registry.put_lifecycle_policy(&repo, &i.lifecycle_policy_text).await?;
     Ok(json!({
-        "registryId": registry.account,
+        "registryId": scope.account,
         "repositoryName": repo.name.as_str(),
         "lifecyclePolicyText": i.lifecycle_policy_text,
     }))
@@ -49,17 +49,17 @@ fn stored_policy(registry: &str, repo: &str, p: &berth_core::lifecycle::StoredLi
 }
 
 pub(crate) async fn get_lifecycle_policy(ctx: &Ctx<'_>, i: RepoIn) -> Out {
-    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    let (scope, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     ctx.allow(Resource::Repository(&repo)).await?;
     let p = ctx.registry.lifecycle_policy(&repo).await?;
-    Ok(stored_policy(&registry.account, repo.name.as_str(), &p))
+    Ok(stored_policy(&scope.account, repo.name.as_str(), &p))
 }
 
 pub(crate) async fn delete_lifecycle_policy(ctx: &Ctx<'_>, i: RepoIn) -> Out {
-    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    let (scope, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     ctx.allow(Resource::Repository(&repo)).await?;
     let p = ctx.registry.delete_lifecycle_policy(&repo).await?;
-    Ok(stored_policy(&registry.account, repo.name.as_str(), &p))
+    Ok(stored_policy(&scope.account, repo.name.as_str(), &p))
 }
 
 #[derive(Deserialize)]
@@ -71,11 +71,11 @@ pub(crate) struct StartPreviewIn {
 }
 
 pub(crate) async fn start_lifecycle_policy_preview(ctx: &Ctx<'_>, i: StartPreviewIn) -> Out {
-    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    let (scope, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     ctx.allow(Resource::Repository(&repo)).await?;
     let text = ctx.registry.start_lifecycle_preview(&repo, i.lifecycle_policy_text.as_deref()).await?;
     Ok(json!({
-        "registryId": registry.account,
+        "registryId": scope.account,
         "repositoryName": repo.name.as_str(),
         "lifecyclePolicyText": text,
         "status": "IN_PROGRESS",
@@ -118,7 +118,7 @@ fn preview_result(p: &PlannedAction) -> Value {
 }
 
 pub(crate) async fn get_lifecycle_policy_preview(ctx: &Ctx<'_>, i: GetPreviewIn) -> Out {
-    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    let (scope, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     ctx.allow(Resource::Repository(&repo)).await?;
     let preview = ctx.registry.lifecycle_preview(&repo).await?;
     let tag_status = i.filter.as_ref().and_then(|f| f.tag_status.as_deref());
@@ -155,7 +155,7 @@ pub(crate) async fn get_lifecycle_policy_preview(ctx: &Ctx<'_>, i: GetPreviewIn)
         summary["transitioningImageTotalCounts"] = json!([{ "targetStorageClass": "ARCHIVE", "imageTotalCount": transitioning }]);
     }
     let mut v = json!({
-        "registryId": registry.account,
+        "registryId": scope.account,
         "repositoryName": repo.name.as_str(),
         "lifecyclePolicyText": preview.policy,
         "status": preview.status,
@@ -178,7 +178,7 @@ pub(crate) struct UpdateStorageClassIn {
 }
 
 pub(crate) async fn update_image_storage_class(ctx: &Ctx<'_>, i: UpdateStorageClassIn) -> Out {
-    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    let (scope, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     ctx.allow(Resource::Repository(&repo)).await?;
     let class = StorageClass::parse(&i.target_storage_class).ok_or_else(|| {
         EcrError::invalid(format!(
@@ -189,7 +189,7 @@ pub(crate) async fn update_image_storage_class(ctx: &Ctx<'_>, i: UpdateStorageCl
     let id = image_ids(std::slice::from_ref(&i.image_id))?.remove(0);
     let (id, class) = ctx.registry.set_image_storage_class(&repo, &id, class).await?;
     Ok(json!({
-        "registryId": registry.account,
+        "registryId": scope.account,
         "repositoryName": repo.name.as_str(),
         "imageId": image_id(id.digest.as_deref(), id.tag.as_deref()),
         "imageStatus": match class { StorageClass::Standard => "ACTIVE", StorageClass::Archive => "ARCHIVED" },

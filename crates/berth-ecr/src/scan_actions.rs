@@ -52,7 +52,7 @@ pub(crate) struct StartImageScanIn {
 }
 
 pub(crate) async fn start_image_scan(ctx: &Ctx<'_>, i: StartImageScanIn) -> Out {
-    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    let (scope, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     ctx.allow(Resource::Repository(&repo)).await?;
     let id = image_ids(std::slice::from_ref(&i.image_id))?.remove(0);
     let (digest, row) = match ctx.registry.start_image_scan(&repo, &id).await {
@@ -64,7 +64,7 @@ pub(crate) async fn start_image_scan(ctx: &Ctx<'_>, i: StartImageScanIn) -> Out 
     };
     let scan = ImageScan { row, result: None };
     Ok(json!({
-        "registryId": registry.account,
+        "registryId": scope.account,
         "repositoryName": repo.name.as_str(),
         "imageId": image_id(Some(&digest.to_string()), id.tag.as_deref()),
         "imageScanStatus": scan_status(&scan),
@@ -82,7 +82,7 @@ pub(crate) struct DescribeFindingsIn {
 }
 
 pub(crate) async fn describe_image_scan_findings(ctx: &Ctx<'_>, i: DescribeFindingsIn) -> Out {
-    let (registry, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
+    let (scope, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     ctx.allow(Resource::Repository(&repo)).await?;
     let id = image_ids(std::slice::from_ref(&i.image_id))?.remove(0);
     let (digest, scan) = ctx.registry.image_scan_findings(&repo, &id).await?;
@@ -92,7 +92,7 @@ pub(crate) async fn describe_image_scan_findings(ctx: &Ctx<'_>, i: DescribeFindi
         None => 0,
     };
     let mut v = json!({
-        "registryId": registry.account,
+        "registryId": scope.account,
         "repositoryName": repo.name.as_str(),
         "imageId": image_id(Some(&digest.to_string()), id.tag.as_deref()),
         "imageScanStatus": scan_status(&scan),
@@ -162,8 +162,8 @@ fn registry_scanning_out(c: &RegistryScanning) -> Value {
 }
 
 pub(crate) async fn put_registry_scanning_configuration(ctx: &Ctx<'_>, i: PutRegistryScanningIn) -> Out {
-    let registry = registry_of(ctx, None)?;
-    ctx.allow(Resource::Registry(&registry)).await?;
+    let scope = registry_of(ctx, None)?;
+    ctx.allow(Resource::Registry(&scope)).await?;
     let config = RegistryScanning {
         scan_type: i.scan_type.unwrap_or_else(|| "BASIC".into()),
         rules: i
@@ -179,15 +179,15 @@ pub(crate) async fn put_registry_scanning_configuration(ctx: &Ctx<'_>, i: PutReg
             })
             .collect(),
     };
-    let stored = ctx.registry.put_registry_scanning(&registry, config).await?;
+    let stored = ctx.registry.put_registry_scanning(&scope, config).await?;
     Ok(json!({ "registryScanningConfiguration": registry_scanning_out(&stored) }))
 }
 
 pub(crate) async fn get_registry_scanning_configuration(ctx: &Ctx<'_>, _i: Value) -> Out {
-    let registry = registry_of(ctx, None)?;
-    ctx.allow(Resource::Registry(&registry)).await?;
-    let c = ctx.registry.registry_scanning(&registry).await?;
-    Ok(json!({ "registryId": registry.account, "scanningConfiguration": registry_scanning_out(&c) }))
+    let scope = registry_of(ctx, None)?;
+    ctx.allow(Resource::Registry(&scope)).await?;
+    let c = ctx.registry.registry_scanning(&scope).await?;
+    Ok(json!({ "registryId": scope.account, "scanningConfiguration": registry_scanning_out(&c) }))
 }
 
 #[derive(Deserialize)]
@@ -202,11 +202,11 @@ pub(crate) async fn batch_get_repository_scanning_configuration(ctx: &Ctx<'_>, i
             "Invalid parameter at 'repositoryNames' failed to satisfy constraint: 'Member must have length between 1 and 25'",
         ));
     }
-    let registry = registry_of(ctx, None)?;
+    let scope = registry_of(ctx, None)?;
     let (mut configs, mut failures) = (Vec::new(), Vec::new());
     for name in &i.repository_names {
         let repo = match RepositoryName::parse(name) {
-            Ok(n) => Repo::new(&registry, n),
+            Ok(n) => Repo::new(&scope, n),
             Err(_) => return Err(EcrError::invalid(format!("Invalid parameter at 'repositoryNames': {name:?} is not a repository name"))),
         };
         ctx.allow(Resource::Repository(&repo)).await?;
