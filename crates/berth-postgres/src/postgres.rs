@@ -18,7 +18,7 @@ const SCHEMA: [(i64, &str, &str); 6] = [
     (3, include_str!("postgres_schema_v3.sql"), "migrating to schema v3"),
     (4, include_str!("postgres_schema_v4.sql"), "migrating to schema v4"),
     (5, include_str!("postgres_schema_v5.sql"), "migrating to schema v5"),
-    (6, include_str!("postgres_schema_v6.sql"), "migrating to schema v6"),
+    (6, berth_store::sql::keys::SCHEMA_V6, "migrating to schema v6"),
 ];
 /// Advisory lock key (two-int form, so it never meets a blob lock's bigint key) serializing
 /// migrations of nodes that start at the same time.

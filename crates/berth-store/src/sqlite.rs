@@ -27,7 +27,7 @@ const SCHEMA_V2: &str = include_str!("sqlite_schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("sqlite_schema_v3.sql");
 const SCHEMA_V4: &str = include_str!("sqlite_schema_v4.sql");
 const SCHEMA_V5: &str = include_str!("sqlite_schema_v5.sql");
-const SCHEMA_V6: &str = include_str!("sqlite_schema_v6.sql");
+const SCHEMA_V6: &str = crate::sql::keys::SCHEMA_V6;
 
 pub struct SqliteMetadataStore {
     pub(crate) writer: SqlitePool,

@@ -1,4 +1,8 @@
-//! KMS keys and aliases (`crate::keys::KeyStore`): every statement is the same on both backends.
+//! KMS keys and aliases (`crate::keys::KeyStore`): every statement is the same on both backends,
+//! and so is the schema (v6 on both).
+
+/// Schema v6, the same text on SQLite and PostgreSQL.
+pub const SCHEMA_V6: &str = include_str!("../schema_v6_keys.sql");
 
 use sqlx::Pool;
 
