@@ -194,3 +194,34 @@ def test_root_key_is_private_and_material_never_lies_in_clear(fresh_berth):
                 assert dk["Plaintext"] not in fh.read(), f"data key plaintext found in {f}"
     log = open(fresh_berth.log_path, "rb").read()
     assert base64.b64encode(dk["Plaintext"]) not in log and dk["Plaintext"] not in log
+
+
+def test_kms_encrypted_repositories_name_a_real_key(berth):
+    c, ecr = kms(berth), berth.ecr()
+    managed = c.describe_key(KeyId="alias/aws/ecr")["KeyMetadata"]["Arn"]
+    default = ecr.create_repository(repositoryName=f"kms/d{uuid.uuid4().hex[:8]}",
+                                    encryptionConfiguration={"encryptionType": "KMS"})["repository"]
+    assert default["encryptionConfiguration"] == {"encryptionType": "KMS", "kmsKey": managed}
+    key = c.create_key()["KeyMetadata"]
+    alias = f"alias/repo-{uuid.uuid4().hex[:8]}"
+    c.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
+    name = f"kms/a{uuid.uuid4().hex[:8]}"
+    named = ecr.create_repository(repositoryName=name, encryptionConfiguration={"encryptionType": "KMS_DSSE", "kmsKey": alias})
+    assert named["repository"]["encryptionConfiguration"] == {"encryptionType": "KMS_DSSE", "kmsKey": key["Arn"]}
+    described = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
+    assert described["encryptionConfiguration"]["kmsKey"] == key["Arn"]
+
+    c.disable_key(KeyId=key["KeyId"])
+    with pytest.raises(ClientError) as e:
+        ecr.create_repository(repositoryName=f"kms/x{uuid.uuid4().hex[:8]}",
+                              encryptionConfiguration={"encryptionType": "KMS", "kmsKey": key["Arn"]})
+    err = e.value.response["Error"]
+    assert err["Code"] == "KmsException" and e.value.response["kmsError"] == "DisabledException", e.value.response
+    with pytest.raises(ClientError) as e:
+        ecr.create_repository(repositoryName=f"kms/y{uuid.uuid4().hex[:8]}",
+                              encryptionConfiguration={"encryptionType": "KMS", "kmsKey": "alias/does-not-exist"})
+    assert e.value.response["Error"]["Code"] == "KmsException" and e.value.response["kmsError"] == "NotFoundException"
+    with pytest.raises(ClientError) as e:
+        ecr.create_repository(repositoryName=f"kms/z{uuid.uuid4().hex[:8]}",
+                              encryptionConfiguration={"encryptionType": "AES256", "kmsKey": key["Arn"]})
+    assert e.value.response["Error"]["Code"] == "InvalidParameterException"

@@ -356,6 +356,7 @@ pub fn status_of(e: &RegistryError) -> StatusCode {
         | R::ImageArchived(_)
         | R::ScanNotFound(_)
         | R::UnsupportedImageType(_)
+        | R::Kms { .. }
         | R::LimitExceeded(_)
         | R::ManifestInvalid(_)
         | R::ManifestBlobUnknown(_)

@@ -143,6 +143,10 @@ pub enum RegistryError {
     /// StartImageScan of something that is not a scannable image (an image index).
     #[error("{0}")]
     UnsupportedImageType(String),
+    /// The repository's KMS key cannot be used (missing, disabled, pending deletion): ECR's
+    /// KmsException, with the key service's own error.
+    #[error("{message}")]
+    Kms { message: String, kms_error: &'static str },
     #[error("{0}")]
     LimitExceeded(String),
     #[error("{0}")]

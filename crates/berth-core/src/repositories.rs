@@ -121,6 +121,10 @@ impl Registry {
         let (mutability, exclusions) = immutability::validate(mutability, &req.exclusion_filters)?;
         let (encryption_type, kms_key) = encryption(req.encryption_type.as_deref(), req.kms_key.as_deref())?;
         validate_tags(&req.tags)?;
+        let kms_key = match encryption_type.uses_kms() {
+            true => Some(self.repository_kms_key(&repo.registry(), kms_key.as_deref()).await?),
+            false => None,
+        };
         let settings = RepositorySettings {
             tag_mutability: mutability,
             tag_mutability_exclusions: exclusions,

@@ -93,6 +93,11 @@ impl From<RegistryError> for EcrError {
             R::ManifestUnknown(_) => EcrError::new("ImageNotFoundException", "Requested image not found"),
             R::ImageArchived(_) => EcrError::new("ImageNotFoundException", msg),
             R::UnsupportedImageType(_) => EcrError::new("UnsupportedImageTypeException", msg),
+            R::Kms { kms_error, .. } => {
+                let mut e = EcrError::new("KmsException", msg);
+                e.extra.insert("kmsError".into(), serde_json::json!(kms_error));
+                e
+            }
             R::ImageReferencedByIndex { .. } => EcrError::invalid(msg), // BatchDeleteImage reports it as a failure entry
             R::ScanNotFound(_) => EcrError::new("ScanNotFoundException", msg),
             R::LimitExceeded(_) => EcrError::new("LimitExceededException", msg),

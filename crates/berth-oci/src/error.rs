@@ -70,6 +70,7 @@ impl OciError {
                 R::LifecyclePreviewInProgress(_) => (StatusCode::CONFLICT, "UNSUPPORTED"),
                 R::ScanNotFound(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
                 R::UnsupportedImageType(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
+                R::Kms { .. } => (StatusCode::FORBIDDEN, "DENIED"),
                 R::LimitExceeded(_) => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
                 R::TooManyTags(_)
                 | R::InvalidTagParameter(_)

@@ -114,8 +114,13 @@ impl Registry {
     /// The key a `KeyId` names (id, ARN, alias or alias ARN), in the caller's account and
     /// region unless an ARN names another. A key whose deletion date has passed is gone.
     pub async fn kms_key(&self, principal: &Principal, key_id: &str) -> KmsResult<Key> {
+        self.kms_key_in(&self.caller_region(principal), key_id).await
+    }
+
+    /// The key a `KeyId` names as seen from `scope` (an account and region).
+    async fn kms_key_in(&self, scope: &RegistryRef, key_id: &str) -> KmsResult<Key> {
         self.key_service()?;
-        let scope = self.caller_region(principal);
+        let scope = scope.clone();
         let (id, expect) = match KeyName::parse(key_id)? {
             KeyName::Id(id) => (id, (scope.account.clone(), scope.region.clone())),
             KeyName::Arn { region, account, key_id } => (key_id, (account, region)),
@@ -131,7 +136,8 @@ impl Registry {
         if key.doc.materials.is_empty() {
             return Err(not_found());
         }
-        self.complete_due_deletion(key).await?.ok_or_else(not_found)
+        let key = self.complete_due_deletion(key).await?.ok_or_else(not_found)?;
+        self.rotate_if_due(key).await
     }
 
     async fn alias_target(&self, account: &str, region: &str, alias: &str) -> KmsResult<String> {
@@ -193,6 +199,20 @@ impl Registry {
             current = to_key(row)?;
         }
         Err(KmsError::Internal(format!("key {} is being changed by many callers at once; try again", current.doc.arn)))
+    }
+
+    /// The key a KMS-encrypted repository uses: the one `given` names (it must exist — in the
+    /// repository's account and region, or anywhere by ARN — and be enabled), else the
+    /// account's AWS managed `alias/aws/ecr`, made on first use. Its ARN is what
+    /// DescribeRepositories shows, as ECR does.
+    pub async fn repository_kms_key(&self, scope: &RegistryRef, given: Option<&str>) -> Result<String, crate::RegistryError> {
+        let key = match given {
+            None => self.kms_managed_key(scope, "ecr").await,
+            Some(k) => self.kms_key_in(scope, k).await,
+        }
+        .map_err(for_repository)?;
+        usable_for_crypto(&key.doc).map_err(for_repository)?;
+        Ok(key.doc.arn)
     }
 
     // ---- managing keys ----
@@ -425,6 +445,10 @@ impl Registry {
         let fresh = berth_crypto::random_key();
         self.update_key(key, |doc| {
             usable_state(doc)?;
+            // A concurrent caller rotated first (the update re-reads on a lost race): once is enough.
+            if rotation_type == "AUTOMATIC" && !doc.next_rotation.is_some_and(|t| t <= now) {
+                return Ok(());
+            }
             let version = doc.current()?.version + 1;
             let wrapped = wrap_material(&svc.root, &doc.arn, version, &fresh[..]);
             doc.materials.push(doc::Material { version, wrapped, created: now, rotation_type: Some(rotation_type.to_string()) });
@@ -436,26 +460,15 @@ impl Registry {
         .await
     }
 
-    /// Rotates every key whose automatic rotation is due (run by the schedule that runs GC).
-    pub async fn kms_rotate_due(&self, scope: &RegistryRef) -> KmsResult<usize> {
-        self.key_service()?;
-        let now = self.now();
-        let mut rotated = 0;
-        let mut after: Option<String> = None;
-        loop {
-            let rows = self.meta.list_keys(&scope.account, &scope.region, after.as_deref(), 500).await?;
-            let Some(last) = rows.last().map(|r| r.key_id.clone()) else { break };
-            for row in rows {
-                let key = to_key(row)?;
-                let due = key.doc.rotation_enabled && key.doc.state == KeyState::Enabled && key.doc.next_rotation.is_some_and(|t| t <= now);
-                if due && !key.doc.materials.is_empty() {
-                    self.rotate(key, "AUTOMATIC").await?;
-                    rotated += 1;
-                }
-            }
-            after = Some(last);
+    /// Automatic rotation, applied when a key is next used after its date (no schedule to
+    /// run: a key nobody uses needs no new material until it is used).
+    async fn rotate_if_due(&self, key: Key) -> KmsResult<Key> {
+        let due = key.doc.rotation_enabled && key.doc.state == KeyState::Enabled && key.doc.next_rotation.is_some_and(|t| t <= self.now());
+        if !due {
+            return Ok(key);
         }
-        Ok(rotated)
+        tracing::info!(key = %key.doc.arn, "rotating the key's material (automatic rotation is due)");
+        self.rotate(key, "AUTOMATIC").await
     }
 
     // ---- key policies and tags ----
@@ -703,6 +716,21 @@ impl Registry {
         let material = unwrap_material(&svc.root, &key.doc.arn, version)?;
         let plaintext = ciphertext::open(&material, &header, blob, context)?;
         Ok((key, plaintext))
+    }
+}
+
+/// A key service refusal met while serving a repository: ECR's KmsException naming the KMS error.
+fn for_repository(e: KmsError) -> crate::RegistryError {
+    let kms_error = match &e {
+        KmsError::NotFound(_) | KmsError::InvalidArn(_) => "NotFoundException",
+        KmsError::Disabled(_) => "DisabledException",
+        KmsError::InvalidState(_) => "KMSInvalidStateException",
+        KmsError::Internal(_) => "KMSInternalException",
+        _ => "ValidationException",
+    };
+    match e {
+        KmsError::Registry(inner) => inner,
+        other => crate::RegistryError::Kms { message: format!("KMS refused the repository's key: {other}"), kms_error },
     }
 }
 
