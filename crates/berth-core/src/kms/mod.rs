@@ -446,7 +446,7 @@ impl Registry {
         self.update_key(key, |doc| {
             usable_state(doc)?;
             // A concurrent caller rotated first (the update re-reads on a lost race): once is enough.
-            if rotation_type == "AUTOMATIC" && !doc.next_rotation.is_some_and(|t| t <= now) {
+            if rotation_type == "AUTOMATIC" && doc.next_rotation.is_none_or(|t| t > now) {
                 return Ok(());
             }
             let version = doc.current()?.version + 1;
