@@ -225,3 +225,50 @@ def test_kms_encrypted_repositories_name_a_real_key(berth):
         ecr.create_repository(repositoryName=f"kms/z{uuid.uuid4().hex[:8]}",
                               encryptionConfiguration={"encryptionType": "AES256", "kmsKey": key["Arn"]})
     assert e.value.response["Error"]["Code"] == "InvalidParameterException"
+
+
+def test_signing_keys_sign_verify_and_publish_their_public_key(berth):
+    """ECC_NIST_P256 and RSA_2048 SIGN_VERIFY keys; signatures checked by an independent
+    implementation (the `cryptography` package) against GetPublicKey's key."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding
+
+    c = kms(berth)
+    ecc = c.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    assert (ecc["KeySpec"], ecc["KeyUsage"], ecc["SigningAlgorithms"]) == ("ECC_NIST_P256", "SIGN_VERIFY", ["ECDSA_SHA_256"])
+    assert "EncryptionAlgorithms" not in ecc
+    sig = c.sign(KeyId=ecc["KeyId"], Message=b"image digest sha256:abc", SigningAlgorithm="ECDSA_SHA_256")["Signature"]
+    assert c.verify(KeyId=ecc["KeyId"], Message=b"image digest sha256:abc", Signature=sig,
+                    SigningAlgorithm="ECDSA_SHA_256")["SignatureValid"] is True
+    assert code_of(c.verify, KeyId=ecc["KeyId"], Message=b"image digest sha256:abd", Signature=sig,
+                   SigningAlgorithm="ECDSA_SHA_256")[0] == "KMSInvalidSignatureException"
+    pub = c.get_public_key(KeyId=ecc["KeyId"])
+    assert pub["KeySpec"] == "ECC_NIST_P256" and pub["SigningAlgorithms"] == ["ECDSA_SHA_256"]
+    key = serialization.load_der_public_key(pub["PublicKey"])
+    key.verify(sig, b"image digest sha256:abc", ec.ECDSA(hashes.SHA256()))  # raises if invalid
+    with pytest.raises(InvalidSignature):
+        key.verify(sig, b"something else", ec.ECDSA(hashes.SHA256()))
+
+    rsa = c.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    rsa_pub = serialization.load_der_public_key(c.get_public_key(KeyId=rsa["KeyId"])["PublicKey"])
+    import hashlib
+    digest = hashlib.sha256(b"payload").digest()
+    pkcs1 = c.sign(KeyId=rsa["KeyId"], Message=digest, MessageType="DIGEST", SigningAlgorithm="RSASSA_PKCS1_V1_5_SHA_256")["Signature"]
+    rsa_pub.verify(pkcs1, b"payload", padding.PKCS1v15(), hashes.SHA256())
+    pss = c.sign(KeyId=rsa["KeyId"], Message=b"payload", SigningAlgorithm="RSASSA_PSS_SHA_256")["Signature"]
+    rsa_pub.verify(pss, b"payload", padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
+
+    # Each key does only what its usage allows.
+    sym = c.create_key()["KeyMetadata"]["KeyId"]
+    assert code_of(c.sign, KeyId=sym, Message=b"m", SigningAlgorithm="ECDSA_SHA_256")[0] == "InvalidKeyUsageException"
+    assert code_of(c.encrypt, KeyId=ecc["KeyId"], Plaintext=b"m")[0] == "InvalidKeyUsageException"
+    assert code_of(c.sign, KeyId=ecc["KeyId"], Message=b"m", SigningAlgorithm="RSASSA_PSS_SHA_256")[0] == "InvalidKeyUsageException"
+    assert code_of(c.create_key, KeySpec="ECC_NIST_P256")[0] == "ValidationException", "an ECC key must be SIGN_VERIFY"
+    assert code_of(c.enable_key_rotation, KeyId=ecc["KeyId"])[0] == "UnsupportedOperationException"
+    assert code_of(c.sign, KeyId=ecc["KeyId"], Message=b"short", MessageType="DIGEST", SigningAlgorithm="ECDSA_SHA_256")[0] == "ValidationException"
+    ecr = berth.ecr()
+    with pytest.raises(ClientError) as e:
+        ecr.create_repository(repositoryName=f"kms/s{uuid.uuid4().hex[:8]}",
+                              encryptionConfiguration={"encryptionType": "KMS", "kmsKey": ecc["Arn"]})
+    assert e.value.response["Error"]["Code"] == "KmsException", "a signing key cannot encrypt a repository"

@@ -8,6 +8,7 @@
 //!   STREAM construction, so a range decrypts only the segments it touches, and a truncated,
 //!   reordered or altered object fails authentication instead of yielding wrong bytes.
 
+pub mod asymmetric;
 mod root;
 mod sealed;
 pub mod segmented;

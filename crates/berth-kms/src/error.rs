@@ -29,6 +29,7 @@ fn code(e: &KmsError) -> &'static str {
         KmsError::IncorrectKey(_) => "IncorrectKeyException",
         KmsError::InvalidKeyUsage(_) => "InvalidKeyUsageException",
         KmsError::InvalidAliasName(_) => "InvalidAliasNameException",
+        KmsError::InvalidSignature(_) => "KMSInvalidSignatureException",
         KmsError::MalformedPolicyDocument(_) => "MalformedPolicyDocumentException",
         KmsError::LimitExceeded(_) => "LimitExceededException",
         KmsError::UnsupportedOperation(_) => "UnsupportedOperationException",

@@ -67,6 +67,9 @@ pub(crate) fn operations() -> &'static OperationTable<Handler> {
             op!(ReEncrypt => re_encrypt),
             op!(GenerateDataKey => generate_data_key),
             op!(GenerateDataKeyWithoutPlaintext => generate_data_key_without_plaintext),
+            op!(Sign => sign),
+            op!(Verify => verify),
+            op!(GetPublicKey => get_public_key),
         ])
     })
 }
@@ -136,9 +139,12 @@ fn key_metadata(key: &Key) -> Value {
         "KeyManager": d.manager.as_str(),
         "CustomerMasterKeySpec": d.key_spec,
         "KeySpec": d.key_spec,
-        "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
         "MultiRegion": false,
     });
+    match d.signing_spec() {
+        Some(spec) => m["SigningAlgorithms"] = json!(spec.algorithms()),
+        None => m["EncryptionAlgorithms"] = json!(["SYMMETRIC_DEFAULT"]),
+    }
     if let Some(date) = d.deletion_date {
         m["DeletionDate"] = json!(secs(date));
     }
@@ -539,4 +545,62 @@ async fn generate_data_key(ctx: &Ctx<'_>, i: DataKeyIn) -> Out {
 
 async fn generate_data_key_without_plaintext(ctx: &Ctx<'_>, i: DataKeyIn) -> Out {
     generate(ctx, i, false).await
+}
+
+// ---- signing ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SignIn {
+    key_id: String,
+    message: String,
+    message_type: Option<String>,
+    signing_algorithm: String,
+}
+
+async fn sign(ctx: &Ctx<'_>, i: SignIn) -> Out {
+    let message = unb64("Message", &i.message)?;
+    let (arn, signature) = ctx
+        .registry
+        .kms_sign(ctx.principal, &i.key_id, &message, i.message_type.as_deref(), &i.signing_algorithm)
+        .await
+        .map_err(from_kms)?;
+    ctx.auth.decided_by_service_on(&arn);
+    Ok(json!({ "KeyId": arn, "Signature": b64(&signature), "SigningAlgorithm": i.signing_algorithm }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct VerifyIn {
+    key_id: String,
+    message: String,
+    message_type: Option<String>,
+    signature: String,
+    signing_algorithm: String,
+}
+
+async fn verify(ctx: &Ctx<'_>, i: VerifyIn) -> Out {
+    let message = unb64("Message", &i.message)?;
+    let signature = unb64("Signature", &i.signature)?;
+    let arn = ctx
+        .registry
+        .kms_verify(ctx.principal, &i.key_id, &message, i.message_type.as_deref(), &signature, &i.signing_algorithm)
+        .await
+        .map_err(from_kms)?;
+    ctx.auth.decided_by_service_on(&arn);
+    Ok(json!({ "KeyId": arn, "SignatureValid": true, "SigningAlgorithm": i.signing_algorithm }))
+}
+
+async fn get_public_key(ctx: &Ctx<'_>, i: KeyIdIn) -> Out {
+    let (key, public) = ctx.registry.kms_public_key(ctx.principal, &i.key_id).await.map_err(from_kms)?;
+    ctx.auth.decided_by_service_on(key.arn());
+    let algorithms = key.doc.signing_spec().map(|s| s.algorithms()).unwrap_or_default();
+    Ok(json!({
+        "KeyId": key.arn(),
+        "PublicKey": b64(&public),
+        "CustomerMasterKeySpec": key.doc.key_spec,
+        "KeySpec": key.doc.key_spec,
+        "KeyUsage": key.doc.key_usage,
+        "SigningAlgorithms": algorithms,
+    }))
 }

@@ -86,6 +86,17 @@ pub struct KeyDoc {
     pub materials: Vec<Material>,
     #[serde(default)]
     pub tags: Vec<KeyTag>,
+    /// SIGN_VERIFY keys: base64 of the public key (SubjectPublicKeyInfo DER); the private key is
+    /// the (sealed) material.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+}
+
+impl KeyDoc {
+    /// The signing spec of a SIGN_VERIFY key; None for symmetric keys.
+    pub fn signing_spec(&self) -> Option<berth_crypto::asymmetric::SigningSpec> {
+        berth_crypto::asymmetric::SigningSpec::parse(&self.key_spec)
+    }
 }
 
 impl KeyDoc {

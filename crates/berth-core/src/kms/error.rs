@@ -27,6 +27,9 @@ pub enum KmsError {
     InvalidKeyUsage(String),
     #[error("{0}")]
     InvalidAliasName(String),
+    /// Verify of a signature that does not match.
+    #[error("{0}")]
+    InvalidSignature(String),
     #[error("{0}")]
     MalformedPolicyDocument(String),
     #[error("{0}")]

@@ -10,6 +10,7 @@
 mod ciphertext;
 pub mod doc;
 pub mod error;
+mod signing;
 
 use base64::Engine;
 use berth_crypto::RootKey;
@@ -219,20 +220,13 @@ impl Registry {
 
     pub async fn kms_create_key(&self, principal: &Principal, new: NewKey) -> KmsResult<Key> {
         let scope = self.allow_kms_account(principal, "kms:CreateKey").await?;
-        if let Some(spec) = new.key_spec.as_deref().filter(|s| *s != "SYMMETRIC_DEFAULT") {
-            return Err(KmsError::UnsupportedOperation(format!(
-                "berth's key service makes SYMMETRIC_DEFAULT keys; {spec} is not supported yet"
-            )));
-        }
-        if let Some(usage) = new.key_usage.as_deref().filter(|u| *u != "ENCRYPT_DECRYPT") {
-            return Err(KmsError::Validation(format!("KeyUsage {usage} is not compatible with KeySpec SYMMETRIC_DEFAULT")));
-        }
+        let signing = signing::spec_of(new.key_spec.as_deref(), new.key_usage.as_deref())?;
         if let Some(policy) = &new.policy {
             check_key_policy(policy)?;
         }
         check_tags(&new.tags)?;
         let policy = new.policy.unwrap_or_else(|| default_key_policy(&scope.account));
-        self.create_key_in(&scope, new.description.unwrap_or_default(), policy, KeyManager::Customer, new.tags).await
+        self.create_key_in(&scope, new.description.unwrap_or_default(), policy, KeyManager::Customer, new.tags, signing).await
     }
 
     async fn create_key_in(
@@ -242,17 +236,24 @@ impl Registry {
         policy: String,
         manager: KeyManager,
         tags: Vec<KeyTag>,
+        signing: Option<berth_crypto::asymmetric::SigningSpec>,
     ) -> KmsResult<Key> {
         let svc = self.key_service()?;
         let key_id = uuid::Uuid::new_v4().to_string();
         let arn = doc::key_arn(&scope.region, &scope.account, &key_id);
         let now = self.now();
-        let material = wrap_material(&svc.root, &arn, 1, &berth_crypto::random_key()[..]);
+        let (material, public_key) = match signing {
+            None => (wrap_material(&svc.root, &arn, 1, &berth_crypto::random_key()[..]), None),
+            Some(spec) => {
+                let (private, public) = signing::generate(spec).await?;
+                (wrap_material(&svc.root, &arn, 1, &private), Some(base64::engine::general_purpose::STANDARD.encode(public)))
+            }
+        };
         let doc = KeyDoc {
             arn,
             description,
-            key_usage: "ENCRYPT_DECRYPT".into(),
-            key_spec: "SYMMETRIC_DEFAULT".into(),
+            key_usage: if signing.is_some() { "SIGN_VERIFY" } else { "ENCRYPT_DECRYPT" }.into(),
+            key_spec: signing.map_or("SYMMETRIC_DEFAULT", |s| s.as_str()).into(),
             state: KeyState::Enabled,
             manager,
             created: now,
@@ -265,6 +266,7 @@ impl Registry {
             next_rotation: (manager == KeyManager::Aws).then_some(now + DEFAULT_ROTATION_DAYS as i64 * DAY_MS),
             materials: vec![doc::Material { version: 1, wrapped: material, created: now, rotation_type: None }],
             tags,
+            public_key,
         };
         let row = KeyRow {
             key_id: key_id.clone(),
@@ -289,7 +291,7 @@ impl Registry {
                 return to_key(row);
             }
             let description = format!("Default key that protects my {} data when no other key is defined", service.to_uppercase());
-            let key = self.create_key_in(scope, description, default_key_policy(&scope.account), KeyManager::Aws, Vec::new()).await?;
+            let key = self.create_key_in(scope, description, default_key_policy(&scope.account), KeyManager::Aws, Vec::new(), None).await?;
             let now = self.now();
             let row = AliasRow { alias: alias.clone(), key_id: key.key_id.clone(), created: now, updated: now };
             if self.meta.put_alias(&scope.account, &scope.region, &row, false).await? {
@@ -404,6 +406,7 @@ impl Registry {
         let key = self.kms_key(principal, key_id).await?;
         self.allow_kms(principal, if enabled { "kms:EnableKeyRotation" } else { "kms:DisableKeyRotation" }, &key).await?;
         customer_managed(&key)?;
+        rotatable(&key)?;
         let period = period_days.unwrap_or(DEFAULT_ROTATION_DAYS as i64);
         if !(90..=2560).contains(&period) {
             return Err(KmsError::Validation(format!(
@@ -436,6 +439,7 @@ impl Registry {
         let key = self.kms_key(principal, key_id).await?;
         self.allow_kms(principal, "kms:RotateKeyOnDemand", &key).await?;
         customer_managed(&key)?;
+        rotatable(&key)?;
         self.rotate(key, "ON_DEMAND").await
     }
 
@@ -752,6 +756,17 @@ fn wrap_material(root: &RootKey, arn: &str, version: u32, material: &[u8]) -> St
 }
 
 fn unwrap_material(root: &RootKey, arn: &str, material: &doc::Material) -> KmsResult<Zeroizing<[u8; berth_crypto::KEY_LEN]>> {
+    let opened = unwrap_bytes(root, arn, material)?;
+    let mut key = Zeroizing::new([0u8; berth_crypto::KEY_LEN]);
+    if opened.len() != key.len() {
+        return Err(KmsError::Internal(format!("the material of {arn} has the wrong length")));
+    }
+    key.copy_from_slice(&opened);
+    Ok(key)
+}
+
+/// A version's material as sealed (32 bytes of a symmetric key, or a PKCS#8 private key).
+pub(super) fn unwrap_bytes(root: &RootKey, arn: &str, material: &doc::Material) -> KmsResult<Zeroizing<Vec<u8>>> {
     let sealed = base64::engine::general_purpose::STANDARD
         .decode(&material.wrapped)
         .map_err(|_| KmsError::Internal(format!("the material of {arn} is damaged")))?;
@@ -760,12 +775,7 @@ fn unwrap_material(root: &RootKey, arn: &str, material: &doc::Material) -> KmsRe
             "the material of {arn} does not open under this server's root key (is --root-key-file the one it was made with?)"
         ))
     })?;
-    let mut key = Zeroizing::new([0u8; berth_crypto::KEY_LEN]);
-    if opened.len() != key.len() {
-        return Err(KmsError::Internal(format!("the material of {arn} has the wrong length")));
-    }
-    key.copy_from_slice(&opened);
-    Ok(key)
+    Ok(opened)
 }
 
 fn customer_managed(key: &Key) -> KmsResult<()> {
@@ -777,6 +787,16 @@ fn customer_managed(key: &Key) -> KmsResult<()> {
     }
 }
 
+/// Only symmetric keys rotate (KMS does not rotate asymmetric keys either).
+fn rotatable(key: &Key) -> KmsResult<()> {
+    match key.doc.signing_spec() {
+        None => Ok(()),
+        Some(spec) => {
+            Err(KmsError::UnsupportedOperation(format!("{} is a {} key; only symmetric keys rotate", key.doc.arn, spec.as_str())))
+        }
+    }
+}
+
 fn usable_state(doc: &KeyDoc) -> KmsResult<()> {
     match doc.state {
         KeyState::PendingDeletion => Err(KmsError::InvalidState(format!("{} is pending deletion.", doc.arn))),
@@ -784,7 +804,17 @@ fn usable_state(doc: &KeyDoc) -> KmsResult<()> {
     }
 }
 
+/// The key may encrypt and decrypt: enabled, and a symmetric ENCRYPT_DECRYPT key.
 fn usable_for_crypto(doc: &KeyDoc) -> KmsResult<()> {
+    usable_now(doc)?;
+    if doc.key_usage != "ENCRYPT_DECRYPT" {
+        return Err(KmsError::InvalidKeyUsage(format!("{} key usage is {}: it cannot encrypt or decrypt", doc.arn, doc.key_usage)));
+    }
+    Ok(())
+}
+
+/// The key is enabled (not disabled, not pending deletion).
+pub(super) fn usable_now(doc: &KeyDoc) -> KmsResult<()> {
     match doc.state {
         KeyState::Enabled => Ok(()),
         KeyState::Disabled => Err(KmsError::Disabled(format!("{} is disabled.", doc.arn))),
