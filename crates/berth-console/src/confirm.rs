@@ -33,7 +33,7 @@ pub fn section(s: &Session, c: &Confirm) -> Markup {
             h2 #confirm-h { (c.heading) }
             (c.lost)
             p { "This cannot be undone." }
-            form method="post" action=(c.action) {
+            form #confirm-form method="post" action=(c.action) {
                 (view::csrf(s))
                 input type="hidden" name="confirm" value="yes";
                 @for (k, v) in &c.fields { input type="hidden" name=(k) value=(v); }

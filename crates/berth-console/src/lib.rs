@@ -40,6 +40,7 @@ use http::header::{self, HeaderValue};
 mod assets;
 mod confirm;
 mod image;
+mod keys;
 mod lifecycle;
 mod policy;
 mod repo;
@@ -67,6 +68,8 @@ pub fn router(registry: Arc<Registry>, settings: ConsoleSettings) -> Router {
         .route("/repositories", get(repos::list).post(repos::create))
         .route("/repositories/new", get(repos::new_form))
         .route("/repositories/selected", post(repos::selected))
+        .route("/keys", get(keys::page).post(keys::create))
+        .route("/keys/action", post(keys::action))
         .route("/registry", get(policy::registry_page))
         .route("/registry/policy", post(policy::registry_save))
         .route("/registry/policy/delete", post(policy::registry_delete))

@@ -518,7 +518,35 @@ pub fn exclusion_filters(form: &crate::web::FormData) -> Vec<ExclusionFilter> {
         .collect()
 }
 
-fn create_form(s: &Session, f: &CreateForm) -> Markup {
+/// The encryption keys the create form offers: the account's enabled symmetric keys by alias
+/// (value: the key ARN). None when the person may not list keys: the form then takes an ARN.
+async fn key_options(s: &Session) -> Result<Option<Vec<(String, String)>>, Fail> {
+    if !s.may("kms:ListKeys", Resource::Registry(&s.registry)).await? {
+        return Ok(None);
+    }
+    let (keys, _) = s.registry().kms_list_keys(&s.principal, None, 1000).await?;
+    let aliases = match s.registry().kms_list_aliases(&s.principal, None).await {
+        Ok((_, a)) => a,
+        Err(_) => Vec::new(),
+    };
+    let options = keys
+        .iter()
+        .filter(|k| k.doc.key_usage == "ENCRYPT_DECRYPT" && k.doc.state == berth_core::kms::KeyState::Enabled)
+        .filter(|k| k.doc.manager == berth_core::kms::KeyManager::Customer)
+        .map(|k| {
+            let names: Vec<&str> = aliases.iter().filter(|a| a.key_id == k.key_id).map(|a| a.alias.as_str()).collect();
+            let label = match (names.is_empty(), k.doc.description.is_empty()) {
+                (false, _) => format!("{} ({})", names.join(", "), k.key_id),
+                (true, false) => format!("{} ({})", k.doc.description, k.key_id),
+                (true, true) => k.key_id.clone(),
+            };
+            (k.arn().to_string(), label)
+        })
+        .collect();
+    Ok(Some(options))
+}
+
+fn create_form(s: &Session, f: &CreateForm, keys: Option<&[(String, String)]>) -> Markup {
     let err = |field: Field| f.error.as_ref().filter(|(w, _)| *w == field).map(|(_, m)| m.as_str());
     let prefix = s.uri_prefix();
     let encryption = if f.encryption.is_empty() { "AES256" } else { f.encryption.as_str() };
@@ -572,9 +600,23 @@ fn create_form(s: &Session, f: &CreateForm) -> Markup {
                         }
                     }
                     div.field data-show-for="KMS KMS_DSSE" data-show-from="encryption" {
-                        label for="kms_key" { "KMS key ARN " span.muted { "(optional)" } }
-                        input #kms_key name="kms_key" value=(f.kms_key) spellcheck="false" autocapitalize="off"
-                            placeholder="arn:aws:kms:region:account:key/id";
+                        @match keys {
+                            Some(options) => {
+                                label for="kms_key" { "KMS key" }
+                                select #kms_key name="kms_key" {
+                                    option value="" selected[f.kms_key.is_empty()] { "AWS managed key (alias/aws/ecr)" }
+                                    @for (arn, label) in options {
+                                        option value=(arn) selected[&f.kms_key == arn] { (label) }
+                                    }
+                                }
+                                p.help { "Keys are managed on the " a href="/console/keys" { "Keys" } " page." }
+                            }
+                            None => {
+                                label for="kms_key" { "KMS key ARN " span.muted { "(optional: the AWS managed alias/aws/ecr when empty)" } }
+                                input #kms_key name="kms_key" value=(f.kms_key) spellcheck="false" autocapitalize="off"
+                                    placeholder="arn:aws:kms:region:account:key/id";
+                            }
+                        }
                     }
                     @if let Some(e) = err(Field::Encryption) { p.error-text role="alert" { (e) } }
                     p.help { "The encryption settings cannot be changed after the repository is created." }
@@ -610,7 +652,8 @@ fn create_form(s: &Session, f: &CreateForm) -> Markup {
 pub async fn new_form(s: Session) -> PageResult {
     // Offered to whom the list offers it; the create itself authorizes the name.
     s.allow("ecr:CreateRepository", Resource::AllRepositories(&s.registry)).await?;
-    let body = create_form(&s, &CreateForm::default());
+    let keys = key_options(&s).await?;
+    let body = create_form(&s, &CreateForm::default(), keys.as_deref());
     Ok(view::render(
         &s,
         Page { title: "Create repository", nav: Nav::Repositories, crumbs: crumbs("Create repository"), notice: None, body },
@@ -626,6 +669,7 @@ fn field_of(e: &RegistryError) -> Field {
     match e {
         RegistryError::NameInvalid(_) | RegistryError::RepositoryExists(_) => Field::Name,
         RegistryError::TooManyTags(_) | RegistryError::InvalidTagParameter(_) => Field::Tags,
+        RegistryError::Kms { .. } => Field::Encryption,
         RegistryError::InvalidParameter(i) => match i.param {
             Some(Param::EncryptionType | Param::KmsKey) => Field::Encryption,
             Some(
@@ -685,7 +729,8 @@ pub async fn create(post: Post) -> Result<Response, Fail> {
                 tags,
                 error: Some((field_of(&e), crate::web::message_of(&e))),
             };
-            let body = create_form(s, &form);
+            let keys = key_options(s).await?;
+            let body = create_form(s, &form, keys.as_deref());
             let page = Page { title: "Create repository", nav: Nav::Repositories, crumbs: crumbs("Create repository"), notice: None, body };
             let mut resp = view::render(s, page).await;
             *resp.status_mut() = status;

@@ -34,6 +34,7 @@ async fn harness() -> Harness {
     let registry = Arc::new(Registry::new(meta.clone(), Arc::new(blobs), Arc::new(SystemClock), config));
     registry.init_identity().await.expect("identity");
     registry.bootstrap_admin(Some((KEY.into(), SECRET.into()))).await.expect("admin");
+    registry.install_key_service(berth_crypto::RootKey::from_hex(&"ab".repeat(32)).expect("root key"));
     registry.start_scanner(berth_core::scanning::ScanSettings {
         vulndb_dir: dir.path().join("vulndb"),
         workers: 1,
@@ -1267,4 +1268,71 @@ async fn lifecycle_rule_form_adds_to_the_policy_then_test_runs() {
     let (ro, _) = h.sign_in(&key, &secret).await;
     let page = h.get("/console/repo/team/lc/-/lifecycle", Some(&ro)).await;
     assert!(!page.body.contains("id=\"rule-form\"") && !page.body.contains("Save lifecycle policy"), "{}", page.body);
+}
+
+/// Keys: the admin creates, disables, enables and schedules a key's deletion (confirmed first,
+/// with its waiting period), then cancels it; a ReadOnly ECR user is offered no Keys page and
+/// a forged create is refused.
+#[tokio::test]
+async fn keys_page_manages_kms_keys_for_those_allowed() {
+    let h = harness().await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    let r = h.get("/console/keys", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("No keys yet"), "{}", r.body);
+    assert!(r.body.contains(r#"href="/console/keys""#), "the nav offers Keys");
+    let r = h.post("/console/keys", Some(&cookie), &[("csrf", &csrf), ("description", "ci"), ("spec", "SYMMETRIC_DEFAULT")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let admin = berth_core::auth::Principal {
+        arn: format!("arn:aws:iam::{ACCOUNT}:user/admin"),
+        account: ACCOUNT.into(),
+        access_key_id: KEY.into(),
+        region: None,
+        source_ip: None,
+        secure_transport: false,
+    };
+    let (keys, _) = h.registry.kms_list_keys(&admin, None, 10).await.expect("list");
+    assert_eq!(keys.len(), 1);
+    let id = keys[0].key_id.clone();
+    assert_eq!(keys[0].doc.description, "ci");
+    let new_repo = h.get("/console/repositories/new", Some(&cookie)).await;
+    assert!(new_repo.body.contains("AWS managed key (alias/aws/ecr)"), "the create form picks keys");
+    assert!(new_repo.body.contains(&format!("ci ({})", keys[0].key_id)), "{}", new_repo.body);
+
+    let act = |op: &'static str| [("csrf", csrf.clone()), ("key_id", id.clone()), ("op", op.to_string())];
+    let form = |a: &[(&'static str, String); 3]| a.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>();
+    let post = |f: Vec<(&'static str, String)>| {
+        let h = &h;
+        let cookie = cookie.clone();
+        async move {
+            let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            h.post("/console/keys/action", Some(&cookie), &pairs).await
+        }
+    };
+    assert_eq!(post(form(&act("disable"))).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(h.registry.kms_describe_key(&admin, &id).await.expect("key").doc.state, berth_core::kms::KeyState::Disabled);
+    assert_eq!(post(form(&act("enable"))).await.status, StatusCode::SEE_OTHER);
+    let confirm = post(form(&act("schedule"))).await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.body.contains("can never be decrypted again"), "{}", confirm.body);
+    assert_eq!(
+        h.registry.kms_describe_key(&admin, &id).await.expect("key").doc.state,
+        berth_core::kms::KeyState::Enabled,
+        "not before confirming"
+    );
+    let mut confirmed = form(&act("schedule"));
+    confirmed.push(("confirm", "yes".into()));
+    confirmed.push(("days", "7".into()));
+    assert_eq!(post(confirmed).await.status, StatusCode::SEE_OTHER);
+    let key = h.registry.kms_describe_key(&admin, &id).await.expect("key");
+    assert_eq!((key.doc.state, key.doc.pending_window_days), (berth_core::kms::KeyState::PendingDeletion, Some(7)));
+    assert!(h.get("/console/keys", Some(&cookie)).await.body.contains("Cancel deletion"));
+    assert_eq!(post(form(&act("cancel"))).await.status, StatusCode::SEE_OTHER);
+
+    let (rid, rsecret) = h.user("keyless", "AmazonEC2ContainerRegistryReadOnly").await;
+    let (rcookie, rcsrf) = h.sign_in(&rid, &rsecret).await;
+    let page = h.get("/console/repositories", Some(&rcookie)).await;
+    assert!(!page.body.contains(r#"href="/console/keys""#), "no Keys link without kms:ListKeys");
+    let forged = h.post("/console/keys", Some(&rcookie), &[("csrf", &rcsrf), ("spec", "SYMMETRIC_DEFAULT")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
 }

@@ -11,6 +11,7 @@ use crate::web::Session;
 pub enum Nav {
     Repositories,
     Registry,
+    Keys,
 }
 
 /// One page: title, breadcrumbs (label, link), the notice to show, the content.
@@ -41,6 +42,7 @@ pub async fn render(s: &Session, page: Page<'_>) -> Response {
     // The frame of every page (error pages too): an outage hides the link rather than the page.
     let registry_link = s.may("ecr:GetRegistryPolicy", Resource::Registry(&s.registry)).await.unwrap_or(false)
         || s.may("ecr:PutRegistryPolicy", Resource::Registry(&s.registry)).await.unwrap_or(false);
+    let keys_link = s.may("kms:ListKeys", Resource::Registry(&s.registry)).await.unwrap_or(false);
     let current = |n: Nav| if page.nav == n { Some("page") } else { None };
     let markup = html! {
         (DOCTYPE)
@@ -56,6 +58,9 @@ pub async fn render(s: &Session, page: Page<'_>) -> Response {
                                 li { a href="/console/repositories" aria-current=[current(Nav::Repositories)] { "Repositories" } }
                                 @if registry_link {
                                     li { a href="/console/registry" aria-current=[current(Nav::Registry)] { "Registry policy" } }
+                                }
+                                @if keys_link {
+                                    li { a href="/console/keys" aria-current=[current(Nav::Keys)] { "Keys" } }
                                 }
                             }
                         }
