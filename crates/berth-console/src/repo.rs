@@ -112,7 +112,7 @@ pub fn header(s: &Session, repo: &Repo, row: &RepositoryRow, tab: Tab) -> Markup
         dl.summary {
             div { dt { "Tag immutability" } dd { (crate::repos::mutability_label(row.settings.tag_mutability)) } }
             div { dt { "Scan on push" } dd { @if row.settings.scan_on_push { "Enabled" } @else { "Disabled" } } }
-            div { dt { "Encryption" } dd { (row.settings.encryption_type) } }
+            div { dt { "Encryption" } dd title="Recorded as ECR does; berth does not encrypt stored image layers yet" { (row.settings.encryption_type) span.muted { " (not at rest yet)" } } }
             div { dt { "Created" } dd { (view::when(row.created_at)) } }
         }
         nav.tabs aria-label="Repository" {

@@ -588,9 +588,9 @@ fn create_form(s: &Session, f: &CreateForm, keys: Option<&[(String, String)]>) -
                 fieldset.field data-invalid=[err(Field::Encryption).map(|_| "true")] {
                     legend { "Encryption type" }
                     @for (value, label, help) in [
-                        ("AES256", "AES-256", "Server-side encryption with keys the registry manages."),
-                        ("KMS", "AWS KMS", "Server-side encryption with a KMS key."),
-                        ("KMS_DSSE", "AWS KMS, dual-layer (DSSE)", "Two layers of encryption with a KMS key."),
+                        ("AES256", "AES-256", "ECR's default: keys the registry manages."),
+                        ("KMS", "AWS KMS", "A KMS key of this account (berth's key service), checked to exist and be enabled."),
+                        ("KMS_DSSE", "AWS KMS, dual-layer (DSSE)", "Two layers under a KMS key, as ECR's dual-layer encryption."),
                     ] {
                         @let id = format!("enc-{}", value.to_ascii_lowercase());
                         div.choice {
@@ -620,6 +620,8 @@ fn create_form(s: &Session, f: &CreateForm, keys: Option<&[(String, String)]>) -
                     }
                     @if let Some(e) = err(Field::Encryption) { p.error-text role="alert" { (e) } }
                     p.help { "The encryption settings cannot be changed after the repository is created." }
+                    p.help #enc-not-yet { strong { "Not yet applied at rest: " } "berth records this setting and its key as ECR does, but "
+                        "does not encrypt stored image layers yet; they lie on disk and in the bucket unencrypted." }
                 }
             }
             section.form-section aria-labelledby="tags-h" {
