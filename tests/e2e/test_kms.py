@@ -188,6 +188,21 @@ def test_root_key_is_private_and_material_never_lies_in_clear(fresh_berth):
     fresh_berth.restart()
     c = kms(fresh_berth)
     assert c.decrypt(CiphertextBlob=dk["CiphertextBlob"])["Plaintext"] == dk["Plaintext"], "keys survive a restart"
+
+    # The material is stored wrapped by the root key: with another root key nothing decrypts
+    # (a refusal, never wrong bytes), and the right one brings everything back.
+    kept = open(root, "rb").read()
+    fresh_berth.stop()
+    with open(root, "wb") as f:
+        f.write(bytes(32))
+    fresh_berth.start(listen=fresh_berth.addr)
+    assert code_of(kms(fresh_berth).decrypt, CiphertextBlob=dk["CiphertextBlob"]) == ("KMSInternalException", 500)
+    fresh_berth.stop()
+    with open(root, "wb") as f:
+        f.write(kept)
+    fresh_berth.start(listen=fresh_berth.addr)
+    c = kms(fresh_berth)
+    assert c.decrypt(CiphertextBlob=dk["CiphertextBlob"])["Plaintext"] == dk["Plaintext"]
     for dirpath, _, files in os.walk(fresh_berth.data_dir):
         for f in files:
             with open(os.path.join(dirpath, f), "rb") as fh:

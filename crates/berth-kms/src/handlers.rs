@@ -372,14 +372,14 @@ struct AliasIn {
 }
 
 async fn create_alias(ctx: &Ctx<'_>, i: AliasIn) -> Out {
-    ctx.registry.kms_put_alias(ctx.principal, &i.alias_name, &i.target_key_id, false).await.map_err(from_kms)?;
-    ctx.auth.decided_by_service_on(&i.target_key_id);
+    let arn = ctx.registry.kms_put_alias(ctx.principal, &i.alias_name, &i.target_key_id, false).await.map_err(from_kms)?;
+    ctx.auth.decided_by_service_on(&arn);
     Ok(json!({}))
 }
 
 async fn update_alias(ctx: &Ctx<'_>, i: AliasIn) -> Out {
-    ctx.registry.kms_put_alias(ctx.principal, &i.alias_name, &i.target_key_id, true).await.map_err(from_kms)?;
-    ctx.auth.decided_by_service_on(&i.target_key_id);
+    let arn = ctx.registry.kms_put_alias(ctx.principal, &i.alias_name, &i.target_key_id, true).await.map_err(from_kms)?;
+    ctx.auth.decided_by_service_on(&arn);
     Ok(json!({}))
 }
 
@@ -390,8 +390,8 @@ struct DeleteAliasIn {
 }
 
 async fn delete_alias(ctx: &Ctx<'_>, i: DeleteAliasIn) -> Out {
-    ctx.registry.kms_delete_alias(ctx.principal, &i.alias_name).await.map_err(from_kms)?;
-    ctx.auth.decided_by_service_on(&i.alias_name);
+    let arn = ctx.registry.kms_delete_alias(ctx.principal, &i.alias_name).await.map_err(from_kms)?;
+    ctx.auth.decided_by_service_on(&arn);
     Ok(json!({}))
 }
 

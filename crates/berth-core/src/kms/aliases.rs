@@ -3,9 +3,10 @@
 use super::*;
 
 impl Registry {
-    /// CreateAlias (`update` false) and UpdateAlias (`update` true): the caller needs the
+    /// CreateAlias (`update` false) and UpdateAlias (`update` true), answering the target key's
+    /// ARN (the call's resource): the caller needs the
     /// action on the alias's target key (and, for UpdateAlias, on the key it leaves).
-    pub async fn kms_put_alias(&self, principal: &Principal, alias: &str, target: &str, update: bool) -> KmsResult<()> {
+    pub async fn kms_put_alias(&self, principal: &Principal, alias: &str, target: &str, update: bool) -> KmsResult<String> {
         doc::check_alias_name(alias)?;
         self.key_service()?;
         let action = if update { "kms:UpdateAlias" } else { "kms:CreateAlias" };
@@ -39,10 +40,10 @@ impl Registry {
                 ))
             });
         }
-        Ok(())
+        Ok(key.doc.arn)
     }
 
-    pub async fn kms_delete_alias(&self, principal: &Principal, alias: &str) -> KmsResult<()> {
+    pub async fn kms_delete_alias(&self, principal: &Principal, alias: &str) -> KmsResult<String> {
         self.key_service()?;
         let scope = self.caller_region(principal);
         if alias.starts_with("alias/aws/") {
@@ -54,7 +55,7 @@ impl Registry {
         let key = self.kms_key(principal, &row.key_id).await?;
         self.allow_kms(principal, "kms:DeleteAlias", &key).await?;
         self.meta.delete_alias(&scope.account, &scope.region, alias).await?;
-        Ok(())
+        Ok(key.doc.arn)
     }
 
     /// ListAliases of the caller's account and region, or only those of one key.
