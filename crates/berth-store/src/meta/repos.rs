@@ -68,6 +68,22 @@ pub enum EncryptionType {
     KmsDsse,
 }
 
+/// The encryption scope a repository's blobs are stored under (see [`crate::BlobObject`]):
+/// "aes256" for the registry-managed key, "kms:<key ARN>" and "dsse:<key ARN>" for a KMS key.
+/// Fixed at creation, as the encryption settings are. [`STORAGE_SCOPE_SQL`] computes the
+/// same string in SQL; the two must agree (a store test checks it).
+pub fn storage_scope(encryption: EncryptionType, kms_key: Option<&str>) -> String {
+    match encryption {
+        EncryptionType::Aes256 => "aes256".to_string(),
+        EncryptionType::Kms => format!("kms:{}", kms_key.unwrap_or_default()),
+        EncryptionType::KmsDsse => format!("dsse:{}", kms_key.unwrap_or_default()),
+    }
+}
+
+/// [`storage_scope`] of the repository row aliased `r`, in SQL both backends accept.
+pub const STORAGE_SCOPE_SQL: &str = "(CASE r.encryption_type WHEN 'KMS' THEN 'kms:' || COALESCE(r.kms_key, '') \
+     WHEN 'KMS_DSSE' THEN 'dsse:' || COALESCE(r.kms_key, '') ELSE 'aes256' END)";
+
 impl EncryptionType {
     pub const ALL: [EncryptionType; 3] = [EncryptionType::Aes256, EncryptionType::Kms, EncryptionType::KmsDsse];
 
