@@ -1,5 +1,6 @@
 //! Consistency check of a stopped registry: every stored blob hashes to its
-//! name, every recorded blob is stored, every manifest reference resolves.
+//! name (encrypted objects are decrypted, which authenticates every segment, and their
+//! plaintext re-hashed), every recorded blob is stored, every manifest reference resolves.
 
 use berth_store::RefKind;
 use futures::StreamExt;
@@ -7,11 +8,14 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::integrity::ContentHasher;
+use crate::sealing::object_name;
 use crate::Registry;
 
 #[derive(Debug, Default, Serialize)]
 pub struct FsckReport {
     pub blobs_checked: u64,
+    /// Encrypted objects decrypted and re-hashed.
+    pub sealed_checked: u64,
     pub references_checked: u64,
     /// Blobs moved aside because their bytes did not match (kept for inspection; see
     /// crate::integrity). Also a problem while no push has restored a still-recorded one.
@@ -44,6 +48,7 @@ impl Registry {
                 report.problems.push(format!("blob {digest} holds content with digest {actual}"));
             }
         }
+        self.fsck_sealed(&mut report).await?;
         let quarantined: std::collections::HashSet<_> = self.blobs.list_quarantined().await?.into_iter().collect();
         report.quarantined = quarantined.iter().map(|d| d.to_string()).collect();
         report.quarantined.sort();
@@ -52,8 +57,14 @@ impl Registry {
             report.references_checked += 1;
             match kind {
                 RefKind::Blob => {
-                    if self.meta.repository_blob(&key, &child).await?.is_none() {
+                    let Some(found) = self.meta.repository_blob_object(&key, &child).await? else {
                         report.problems.push(format!("{repo}@{manifest} references blob {child}, not linked in the repository"));
+                        continue;
+                    };
+                    if found.sealed {
+                        if self.sealed_store()?.stat(&object_name(&found.scope, &child)).await?.is_none() {
+                            report.problems.push(format!("{repo}@{manifest} references blob {child}, whose encrypted object is missing"));
+                        }
                     } else if self.blobs.stat(&child).await?.is_none() {
                         let why = if quarantined.contains(&child) {
                             "quarantined (its stored bytes did not match its digest; push it again to restore it)"
@@ -71,5 +82,53 @@ impl Registry {
             }
         }
         Ok(report)
+    }
+}
+
+impl Registry {
+    /// Decrypts every encrypted object the metadata records and re-hashes its plaintext.
+    async fn fsck_sealed(&self, report: &mut FsckReport) -> Result<()> {
+        let mut after: Option<(berth_store::Digest, String)> = None;
+        loop {
+            let page = self.meta.list_blob_objects(after.as_ref().map(|(d, s)| (d, s.as_str())), 500).await?;
+            let Some(last) = page.last() else { return Ok(()) };
+            after = Some((last.digest.clone(), last.scope.clone()));
+            for object in page.iter().filter(|o| !o.scope.is_empty()) {
+                report.sealed_checked += 1;
+                let what = format!("blob {} (encrypted under {})", object.digest, object.scope);
+                let reader = match self.sealed_get(&object.scope, &object.digest, object.size, None).await {
+                    Ok(Some(r)) => r,
+                    Ok(None) => {
+                        report.problems.push(format!("{what} is recorded but its object is missing"));
+                        continue;
+                    }
+                    Err(e) => {
+                        report.problems.push(format!("{what} cannot be opened: {e}"));
+                        continue;
+                    }
+                };
+                let mut hasher = ContentHasher::for_digest(&object.digest);
+                let mut body = reader.body;
+                let mut failed = None;
+                while let Some(c) = body.next().await {
+                    match c {
+                        Ok(c) => hasher.update(&c),
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    Some(e) => report.problems.push(format!("{what} failed authentication: {e}")),
+                    None => {
+                        let actual = hasher.finish();
+                        if actual != object.digest {
+                            report.problems.push(format!("{what} decrypts to content with digest {actual}"));
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -28,6 +28,9 @@ pub struct GcReport {
     pub uploads_deleted: u64,
     /// Stored bytes no digest named (S3 data objects a failed or raced commit left behind).
     pub orphans_deleted: u64,
+    /// Encrypted objects of blobs still in use elsewhere, in a scope (a key) that no longer
+    /// uses them.
+    pub objects_deleted: u64,
     /// The digests removed (or that would be, in a dry run).
     pub blobs: Vec<String>,
 }
@@ -48,12 +51,35 @@ impl Registry {
             }
             let _guard = self.digest_locks.lock(&candidate.digest).await;
             let _cluster_guard = self.meta.lock_blob(&candidate.digest).await?;
+            // Listed under the locks: no commit of this digest can add an object meanwhile.
+            let objects = self.meta.blob_objects(&candidate.digest).await?;
             if self.meta.gc_forget_blob(&candidate.digest, before).await? {
-                self.blobs.delete(&candidate.digest).await?;
+                for object in &objects {
+                    self.delete_object(&object.scope, &candidate.digest).await?;
+                }
                 tracing::info!(size = candidate.size, "collected blob {}", candidate.digest);
                 report.blobs_deleted += 1;
                 report.bytes_reclaimed += candidate.size;
                 report.blobs.push(candidate.digest.to_string());
+            }
+        }
+
+        // Objects a scope no longer needs while other scopes still do (a repository under
+        // another key, or a clear copy every repository has sealed by now).
+        for object in self.meta.gc_object_candidates(before).await? {
+            self.lease_checkpoint()?;
+            if opts.dry_run {
+                report.objects_deleted += 1;
+                report.bytes_reclaimed += object.size;
+                continue;
+            }
+            let _guard = self.digest_locks.lock(&object.digest).await;
+            let _cluster_guard = self.meta.lock_blob(&object.digest).await?;
+            if self.meta.gc_forget_object(&object.digest, &object.scope, before).await? {
+                self.delete_object(&object.scope, &object.digest).await?;
+                tracing::info!(size = object.size, scope = %object.scope, "collected the object of {} in a scope that no longer uses it", object.digest);
+                report.objects_deleted += 1;
+                report.bytes_reclaimed += object.size;
             }
         }
 
@@ -70,21 +96,23 @@ impl Registry {
             };
             report.uploads_deleted += 1;
             if !opts.dry_run {
-                self.blobs.delete_upload(&upload.id, Some(&upload.cursor)).await?;
+                self.delete_upload_data(&upload.id, Some(&upload.cursor)).await?;
                 self.meta.delete_upload(&upload.id).await?;
             }
         }
         if !opts.dry_run {
             // Data objects without a session row (a crash between the two writes).
-            for id in self.blobs.list_uploads().await? {
+            for id in self.list_upload_data().await? {
                 if self.meta.get_upload(&id).await?.is_none() && !self.uploads.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&id) {
-                    self.blobs.delete_upload(&id, None).await?;
+                    self.delete_upload_data(&id, None).await?;
                 }
             }
             // The blobs and sessions are collected by now; a failed sweep is retried next run.
-            match self.blobs.sweep_orphans(before).await {
-                Ok(n) => report.orphans_deleted = n,
-                Err(e) => tracing::warn!(error = %e, "sweeping orphaned blob data failed"),
+            for store in std::iter::once(&self.blobs).chain(self.sealed.as_ref()) {
+                match store.sweep_orphans(before).await {
+                    Ok(n) => report.orphans_deleted += n,
+                    Err(e) => tracing::warn!(error = %e, "sweeping orphaned blob data failed"),
+                }
             }
         }
         tracing::info!(
@@ -93,8 +121,21 @@ impl Registry {
             bytes_reclaimed = report.bytes_reclaimed,
             uploads_deleted = report.uploads_deleted,
             orphans_deleted = report.orphans_deleted,
+            objects_deleted = report.objects_deleted,
             "garbage collection finished"
         );
         Ok(report)
+    }
+}
+
+impl Registry {
+    /// Removes the bytes of one object: scope "" is the clear blob of the plain store.
+    async fn delete_object(&self, scope: &str, digest: &berth_store::Digest) -> Result<()> {
+        if scope.is_empty() {
+            self.blobs.delete(digest).await?;
+        } else {
+            self.sealed_store()?.delete(&crate::sealing::object_name(scope, digest)).await?;
+        }
+        Ok(())
     }
 }

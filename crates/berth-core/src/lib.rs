@@ -26,6 +26,7 @@ mod pulls;
 mod registry;
 pub mod repositories;
 pub mod scanning;
+mod sealing;
 pub mod supervisor;
 mod uploads;
 
@@ -38,5 +39,6 @@ pub use integrity::{BlobCheck, IntegrityCounts, ScrubOptions, ScrubReport};
 pub use manifest::{media_types, MAX_MANIFEST_BYTES};
 pub use names::{Reference, RegistryRef, Repo, RepositoryName, Tag};
 pub use pulls::PULL_RESOLUTION_MILLIS;
+pub use sealing::{EncryptProgress, EncryptReport};
 pub use registry::*;
 pub use uploads::UploadStatus;

@@ -10,6 +10,7 @@ use berth_store::{
 use bytes::Bytes;
 
 use crate::error::Result;
+use crate::sealing::BlobLocation;
 use crate::integrity::BlobCheck;
 use crate::locks::DigestLocks;
 use crate::manifest;
@@ -46,7 +47,10 @@ pub struct Registry {
     /// This process among the nodes sharing a metadata store (holder of cluster leases).
     pub(crate) node_id: String,
     pub(crate) meta: Arc<dyn MetadataStore>,
+    /// The plain store: blobs written before encryption at rest (scope "").
     pub(crate) blobs: Arc<dyn BlobStore>,
+    /// Its namespace for encrypted objects (crate::sealing).
+    pub(crate) sealed: Option<Arc<dyn BlobStore>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: RegistryConfig,
     pub(crate) digest_locks: Arc<DigestLocks>,
@@ -123,10 +127,12 @@ impl Registry {
         let caches = crate::cache::Caches::new(meta.is_shared());
         let digest_locks = Arc::new(DigestLocks::new());
         let integrity = Arc::new(crate::integrity::Integrity::new(blobs.clone(), meta.clone(), digest_locks.clone()));
+        let sealed = blobs.namespace("sealed");
         Registry {
             node_id: uuid::Uuid::new_v4().to_string(),
             meta,
             blobs,
+            sealed,
             clock,
             config,
             digest_locks,
@@ -194,14 +200,21 @@ impl Registry {
 
     /// Size of a blob readable through this repository.
     pub async fn stat_blob(&self, repo: &Repo, digest: &Digest) -> Result<u64> {
-        if self.integrity.is_quarantined(digest) {
-            self.existing_repository(repo).await?;
-            return Err(RegistryError::BlobQuarantined(digest.clone()));
-        }
-        match self.meta.repository_blob(repo.key(), digest).await? {
-            Some(size) => {
+        Ok(self.locate_blob(repo, digest).await?.0)
+    }
+
+    /// Size of a blob readable through this repository, and where its bytes are.
+    pub(crate) async fn locate_blob(&self, repo: &Repo, digest: &Digest) -> Result<(u64, BlobLocation)> {
+        match self.meta.repository_blob_object(repo.key(), digest).await? {
+            Some(found) => {
+                let location = if found.sealed { BlobLocation::Sealed { scope: found.scope } } else { BlobLocation::Plain };
+                // Quarantine (crate::integrity) concerns blobs stored in clear only: a sealed
+                // object is authenticated segment by segment as it is read.
+                if location == BlobLocation::Plain && self.integrity.is_quarantined(digest) {
+                    return Err(RegistryError::BlobQuarantined(digest.clone()));
+                }
                 self.keep_alive(digest).await?;
-                Ok(size)
+                Ok((found.size, location))
             }
             None => {
                 self.existing_repository(repo).await?;
@@ -225,11 +238,17 @@ impl Registry {
         digest: &Digest,
         range: Option<(Option<u64>, Option<u64>)>,
     ) -> Result<(u64, Option<BlobRange>, BlobReader)> {
-        let size = self.stat_blob(repo, digest).await?;
+        let (size, location) = self.locate_blob(repo, digest).await?;
         let range = match range {
             None => None,
             Some(r) => Some(resolve_range(r, size)?),
         };
+        if let BlobLocation::Sealed { scope } = &location {
+            return match self.sealed_get(scope, digest, size, range).await? {
+                Some(reader) => Ok((size, range, reader)),
+                None => Err(self.blob_missing(digest)),
+            };
+        }
         // See crate::integrity: a verified blob is served as stored; a full read of an
         // unverified one is hashed as it streams; a range of one is served after a full check.
         let verified = self.integrity.is_verified(digest);
@@ -266,8 +285,12 @@ impl Registry {
         let Some(url) = self.blobs.download_url(digest, std::time::Duration::from_secs(7 * 24 * 3600)).await? else {
             return Ok(None);
         };
-        self.stat_blob(repo, digest).await?;
-        Ok(Some(url))
+        // An encrypted blob is never handed out as its bucket object: that holds ciphertext
+        // only berth can open, so berth serves it.
+        match self.locate_blob(repo, digest).await?.1 {
+            BlobLocation::Plain => Ok(Some(url)),
+            BlobLocation::Sealed { .. } => Ok(None),
+        }
     }
 
     /// Removes the repository's link to a blob. A blob a manifest of the repository references
@@ -294,21 +317,25 @@ impl Registry {
         digest: &Digest,
         from: Option<&Repo>,
     ) -> Result<MountOutcome> {
-        self.push_target(repo).await?;
+        let target = self.push_target(repo).await?;
         let readable = match from {
             Some(f) => self.permits(principal, "ecr:GetDownloadUrlForLayer", crate::auth::Resource::Repository(f)).await?,
             None => false,
         };
         if let Some(from) = from.filter(|_| readable) {
-            if self.meta.repository_blob(from.key(), digest).await?.is_some() {
+            if self.meta.repository_blob_object(from.key(), digest).await?.is_some() {
                 // The same locks a collector takes, and a re-check under them: a blob the
                 // collector forgot meanwhile is not linked back without its bytes.
                 let _guard = self.digest_locks.lock(digest).await;
                 let _cluster_guard = self.meta.lock_blob(digest).await?;
-                let still_there = self.meta.repository_blob(from.key(), digest).await?;
-                if let (Some(size), Some(_)) = (still_there, self.blobs.stat(digest).await?) {
-                    self.meta.link_blob(repo.key(), digest, size, self.now()).await?;
-                    return Ok(MountOutcome::Mounted(digest.clone()));
+                if let Some(source) = self.meta.repository_blob_object(from.key(), digest).await? {
+                    let scope = berth_store::storage_scope(target.settings.encryption_type, target.settings.kms_key.as_deref());
+                    // Deduplication holds within one key: a mount into a repository under
+                    // another key stores a second object, sealed under that key.
+                    if self.provide_object(&source, digest, &scope).await? {
+                        self.meta.link_blob(repo.key(), digest, source.size, self.now()).await?;
+                        return Ok(MountOutcome::Mounted(digest.clone()));
+                    }
                 }
             }
         }

@@ -160,6 +160,8 @@ pub(crate) struct Scanner {
     /// Wakes an idle worker when this node enqueues a scan.
     wake: Arc<tokio::sync::Notify>,
     db: Mutex<Option<(String, Arc<VulnDb>)>>,
+    /// The registry the workers serve, for reading layers through the pull path.
+    registry: std::sync::OnceLock<std::sync::Weak<Registry>>,
 }
 
 fn scan_failed(message: String) -> RegistryError {
@@ -232,6 +234,7 @@ impl Registry {
         if self.scanner.settings.set(settings).is_err() {
             return;
         }
+        let _ = self.scanner.registry.set(Arc::downgrade(self));
         for _ in 0..workers {
             let registry = Arc::downgrade(self);
             // Weak: the workers end (Ok) once the registry is dropped.
@@ -557,7 +560,8 @@ impl Registry {
         for l in &view.layers {
             let d: Digest = l.digest.parse().map_err(|e| RegistryError::DigestInvalid(format!("{e}")))?;
             // Opened only when the scanner reaches it: one open blob reader per scan at a time.
-            let reader = LazyBlob { blobs: self.blobs.clone(), digest: d, handle: tokio::runtime::Handle::current(), inner: None };
+            let registry = self.scanner.registry.get().cloned().unwrap_or_default();
+            let reader = LazyBlob { registry, repo: repo.clone(), digest: d, handle: tokio::runtime::Handle::current(), inner: None };
             layers.push((l.media_type.clone(), reader));
         }
         let limits = Limits { deadline: Instant::now() + settings.timeout, ..Limits::default() };
@@ -657,9 +661,11 @@ impl Registry {
     }
 }
 
-/// A layer blob read on a blocking thread, opened on first read.
+/// A layer blob read on a blocking thread, opened on first read (through the pull path, which
+/// decrypts it).
 struct LazyBlob {
-    blobs: Arc<dyn berth_store::BlobStore>,
+    registry: std::sync::Weak<Registry>,
+    repo: Repo,
     digest: Digest,
     handle: tokio::runtime::Handle,
     inner: Option<tokio_util::io::SyncIoBridge<tokio_util::io::StreamReader<berth_store::ByteStream, Bytes>>>,
@@ -668,12 +674,15 @@ struct LazyBlob {
 impl std::io::Read for LazyBlob {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if self.inner.is_none() {
-            let (blobs, digest) = (self.blobs.clone(), self.digest.clone());
-            let reader = self
+            let registry = self.registry.upgrade().ok_or_else(|| std::io::Error::other("the registry is shutting down"))?;
+            let (repo, digest) = (self.repo.clone(), self.digest.clone());
+            let (_, _, reader) = self
                 .handle
-                .block_on(async move { blobs.get(&digest, None).await })
-                .map_err(std::io::Error::other)?
-                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("layer {} is missing", self.digest)))?;
+                .block_on(async move { registry.read_blob(&repo, &digest, None).await })
+                .map_err(|e| match e {
+                    RegistryError::BlobUnknown(_) => std::io::Error::new(std::io::ErrorKind::NotFound, format!("layer {} is missing", self.digest)),
+                    other => std::io::Error::other(other.to_string()),
+                })?;
             let stream: berth_store::ByteStream = reader.body.map_err(std::io::Error::other).boxed();
             self.inner =
                 Some(tokio_util::io::SyncIoBridge::new_with_handle(tokio_util::io::StreamReader::new(stream), self.handle.clone()));

@@ -53,7 +53,10 @@ struct Session {
 
 impl Registry {
     pub async fn start_upload(&self, repo: &Repo) -> Result<UploadStatus> {
-        self.push_target(repo).await?;
+        let target = self.push_target(repo).await?;
+        let scope = berth_store::storage_scope(target.settings.encryption_type, target.settings.kms_key.as_deref());
+        // A disabled key refuses the push before a session exists.
+        self.check_scope_key(&scope).await?;
         let id = uuid::Uuid::new_v4().to_string();
         // Data object first, row second would leave an unfindable multipart upload on a
         // crash; row first leaves a row without data, which reads as an ended session.
@@ -65,17 +68,15 @@ impl Registry {
             hash_state: None,
         };
         self.meta.create_upload(&row).await?;
-        match self.blobs.create_upload(&id).await {
+        match self.sealed_create_upload(&id, &scope).await {
             Ok(cursor) => {
-                if cursor != UploadCursor::default() {
-                    row.cursor = cursor;
-                    let hash = ResumableSha256::new();
-                    self.meta.record_upload_progress(&id, 0, &row.cursor, &hash.to_bytes()).await?;
-                }
+                row.cursor = cursor;
+                let hash = ResumableSha256::new();
+                self.meta.record_upload_progress(&id, 0, &row.cursor, &hash.to_bytes()).await?;
             }
             Err(e) => {
                 let _ = self.meta.delete_upload(&id).await;
-                return Err(e.into());
+                return Err(e);
             }
         }
         Ok(UploadStatus { id, repository: repo.to_string(), offset: 0 })
@@ -108,7 +109,7 @@ impl Registry {
             Some(r) if r.repository == *repo.key() => r,
             _ => return Err(RegistryError::BlobUploadUnknown),
         };
-        match self.blobs.upload_len(id, &row.cursor).await? {
+        match self.sealed_upload_len(id, &row.cursor).await? {
             Some(len) => {
                 let cursor = UploadCursor { len, state: row.cursor.state.clone() };
                 Ok(Session { row, cursor })
@@ -154,7 +155,7 @@ impl Registry {
             state.hashed = Some(ResumableSha256::new());
             return Ok(ResumableSha256::new());
         }
-        let Some(mut data) = self.blobs.read_upload(id, &session.cursor).await.map_err(blob_upload_unknown)? else {
+        let Some(mut data) = self.sealed_read_upload(id, &session.cursor).await? else {
             // The store cannot read back and no state covers its bytes: the session cannot go on.
             tracing::warn!(upload = id, len, "upload hash state lost; the client must start the upload again");
             return Err(RegistryError::BlobUploadUnknown);
@@ -231,7 +232,7 @@ impl Registry {
                 chunk
             })
             .boxed();
-        match self.blobs.append_upload(id, &session.cursor, hashed_body).await {
+        match self.sealed_append(id, &session.cursor, hashed_body).await {
             Ok(cursor) => {
                 // The stream (and its clone of the hasher) is dropped by now.
                 let hasher = Arc::try_unwrap(shared).map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())).ok();
@@ -256,8 +257,11 @@ impl Registry {
                 // What reached storage may differ from what was hashed; rebuild next time.
                 state.hashed = None;
                 Err(match e {
-                    StoreError::OffsetMismatch { requested, current } => RegistryError::UploadRangeInvalid { requested, current },
-                    other => blob_upload_unknown(other),
+                    RegistryError::Store(StoreError::OffsetMismatch { requested, current }) => {
+                        RegistryError::UploadRangeInvalid { requested, current }
+                    }
+                    RegistryError::Store(other) => blob_upload_unknown(other),
+                    other => other,
                 })
             }
         }
@@ -308,8 +312,11 @@ impl Registry {
             self.discard_upload(id).await?;
             return Err(RegistryError::DigestInvalid(format!("uploaded content has digest {actual}, not {digest}")));
         }
-        self.blobs.commit_upload(id, &session.cursor, digest).await.map_err(blob_upload_unknown)?;
-        // Hashed as it arrived; this also restores a blob that was quarantined.
+        self.sealed_commit(id, &session.cursor, digest).await.map_err(|e| match e {
+            RegistryError::Store(e) => blob_upload_unknown(e),
+            other => other,
+        })?;
+        // Hashed as it arrived; this also lifts the quarantine of a clear blob of this digest.
         self.integrity.mark_verified(digest);
         self.meta.link_blob(repo.key(), digest, session.cursor.len, self.now()).await?;
         self.meta.delete_upload(id).await?;
@@ -320,7 +327,7 @@ impl Registry {
 
     async fn rehash_sha512(&self, id: &str, cursor: &UploadCursor) -> Result<Digest> {
         let mut hasher = Sha512::new();
-        let Some(mut data) = self.blobs.read_upload(id, cursor).await.map_err(blob_upload_unknown)? else {
+        let Some(mut data) = self.sealed_read_upload(id, cursor).await? else {
             return Err(RegistryError::DigestInvalid("sha512 digests need blob storage that can read an upload back; use sha256".into()));
         };
         while let Some(chunk) = data.next().await {
@@ -362,7 +369,7 @@ impl Registry {
 
     pub(crate) async fn discard_upload(&self, id: &str) -> Result<()> {
         let cursor = self.meta.get_upload(id).await?.map(|r| r.cursor);
-        self.blobs.delete_upload(id, cursor.as_ref()).await?;
+        self.delete_upload_data(id, cursor.as_ref()).await?;
         self.meta.delete_upload(id).await?;
         self.forget_session_state(id);
         Ok(())

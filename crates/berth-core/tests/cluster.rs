@@ -24,8 +24,8 @@ async fn two_nodes() -> Nodes {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(FakeClock(AtomicI64::new(1_700_000_000_000)));
     let (meta, blobs) = common::stores(dir.path()).await;
-    let a = Registry::new(meta.clone(), blobs.clone(), clock.clone(), RegistryConfig::default());
-    let b = Registry::new(meta, blobs.clone(), clock.clone(), RegistryConfig::default());
+    let a = Registry::new(meta.clone(), blobs.clone(), clock.clone(), RegistryConfig::default()).with_key_service(common::root_key());
+    let b = Registry::new(meta, blobs.clone(), clock.clone(), RegistryConfig::default()).with_key_service(common::root_key());
     Nodes { _dir: dir, clock, a, b, blobs }
 }
 
@@ -133,7 +133,7 @@ async fn a_rotated_signing_key_reaches_every_node_and_the_previous_one_still_ver
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(FakeClock(AtomicI64::new(1_700_000_000_000)));
     let (meta, blobs) = common::stores(dir.path()).await;
-    let node = |c: Arc<FakeClock>| Registry::new(meta.clone(), blobs.clone(), c, RegistryConfig::default());
+    let node = |c: Arc<FakeClock>| Registry::new(meta.clone(), blobs.clone(), c, RegistryConfig::default()).with_key_service(common::root_key());
     let (a, b, admin) = (node(clock.clone()), node(clock.clone()), node(clock.clone()));
     for r in [&a, &b, &admin] {
         r.init_identity().await.unwrap();

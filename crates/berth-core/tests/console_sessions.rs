@@ -16,7 +16,7 @@ const PASSWORD: &str = "correct horse battery";
 
 async fn registry(dir: &std::path::Path, clock: Arc<FakeClock>) -> Registry {
     let (meta, blobs) = common::stores(dir).await;
-    let r = Registry::new(meta, blobs, clock, RegistryConfig::default());
+    let r = Registry::new(meta, blobs, clock, RegistryConfig::default()).with_key_service(common::root_key());
     r.init_identity().await.unwrap();
     r
 }

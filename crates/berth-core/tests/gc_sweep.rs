@@ -58,6 +58,9 @@ impl BlobStore for Watched {
     async fn list_blobs(&self) -> Result<Vec<Digest>, StoreError> {
         self.inner.list_blobs().await
     }
+    fn namespace(&self, name: &str) -> Option<Arc<dyn BlobStore>> {
+        self.inner.namespace(name)
+    }
     async fn download_url(&self, digest: &Digest, expires: Duration) -> Result<Option<String>, StoreError> {
         self.inner.download_url(digest, expires).await
     }
@@ -77,7 +80,7 @@ async fn gc_sweeps_orphans_once_per_run_with_its_cutoff() {
     let (meta, inner) = common::stores(dir.path()).await;
     let blobs = Arc::new(Watched { inner, cutoffs: Mutex::new(Vec::new()), extra: 2, fail: AtomicBool::new(false) });
     let config = RegistryConfig { gc_grace_millis: 60_000, ..Default::default() };
-    let r = berth_core::Registry::new(meta, blobs.clone(), clock.clone(), config);
+    let r = berth_core::Registry::new(meta, blobs.clone(), clock.clone(), config).with_key_service(common::root_key());
     let repo =
         Repo::new(&RegistryRef { account: "123456789012".into(), region: "us-east-1".into() }, RepositoryName::parse("team/app").unwrap());
     let kept = common::push_blob(&r, &repo, b"kept layer").await;

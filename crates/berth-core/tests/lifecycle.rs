@@ -28,7 +28,7 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(FakeClock(AtomicI64::new(1_700_000_000_000)));
         let (meta, blobs) = common::stores(dir.path()).await;
-        let registry = Arc::new(Registry::new(meta, blobs, clock.clone(), RegistryConfig::default()));
+        let registry = Arc::new(Registry::new(meta, blobs, clock.clone(), RegistryConfig::default()).with_key_service(common::root_key()));
         let repo = Repo::new(
             &RegistryRef { account: "123456789012".into(), region: "us-east-1".into() },
             RepositoryName::parse("team/app").unwrap(),

@@ -20,7 +20,7 @@ const TOO_LONG: &str =
 async fn registry(dir: &std::path::Path) -> Registry {
     let (meta, blobs) = common::stores(dir).await;
     let config = RegistryConfig { default_registry: RegistryRef { account: A.into(), region: "us-east-1".into() }, ..Default::default() };
-    let r = Registry::new(meta, blobs, Arc::new(SystemClock), config);
+    let r = Registry::new(meta, blobs, Arc::new(SystemClock), config).with_key_service(common::root_key());
     r.init_identity().await.unwrap();
     r
 }

@@ -79,6 +79,15 @@ impl RootKey {
     pub fn bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
     }
+
+    /// A key for one purpose only, derived from the root key (HKDF-SHA256 with `purpose` as
+    /// its info): e.g. the registry-managed key AES256 repositories' data keys are wrapped by.
+    pub fn derive(&self, purpose: &str) -> Zeroizing<[u8; KEY_LEN]> {
+        let mut out = Zeroizing::new([0u8; KEY_LEN]);
+        // Expanding 32 bytes never exceeds HKDF's output limit (255 hash lengths).
+        let _ = hkdf::Hkdf::<sha2::Sha256>::new(None, self.0.as_ref()).expand(purpose.as_bytes(), out.as_mut());
+        out
+    }
 }
 
 #[cfg(test)]

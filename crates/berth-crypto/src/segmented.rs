@@ -1,18 +1,23 @@
 //! Segmented AEAD objects: how a blob is stored encrypted.
 //!
 //! ```text
-//! header:   "BRS1" | segment size log2 (1) | nonce prefix (7) | key reference length (1) |
-//!           key reference | wrapped data key length (1) | wrapped data key
-//! segments: AES-256-GCM of each SEGMENT plaintext bytes (the last may be shorter, or empty
-//!           for an empty object), each followed by its 16-byte tag
+//! header:   "BRS2" | segment size log2 (1) | nonce prefix (7) | key reference length (1) |
+//!           key reference | layer count (1) | per layer: wrapped data key length (1) | wrapped data key
+//! segments: each SEGMENT plaintext bytes (the last may be shorter, or empty for an empty
+//!           object) sealed with AES-256-GCM once per layer, each seal adding a 16-byte tag
 //! ```
-//! Each object has its own random data key, wrapped by the key the reference names (a KMS
-//! key version, or the registry-managed key). Segments use the STREAM construction
-//! (Hoang, Reyhanitabar, Rogaway, Vizár): the nonce is the object's prefix, the segment's
-//! index and a last-segment flag, so segments cannot be reordered, dropped or truncated
-//! without failing authentication. The caller's associated data (the blob's digest) is bound
-//! to every segment, so one object cannot be passed off as another. The plaintext length is
-//! known from metadata, which fixes where the last segment is.
+//! Each object has its own random data key per layer, wrapped by the key the reference names
+//! (a KMS key version, or the registry-managed key); two layers are KMS_DSSE's two
+//! independent encryptions. Segments use the STREAM construction (Hoang, Reyhanitabar,
+//! Rogaway, Vizár): the nonce is the object's prefix, the segment's index and a last-segment
+//! flag, so segments cannot be reordered, dropped or truncated without failing
+//! authentication. The last segment also binds the caller's associated data (the blob's
+//! digest, known only when an upload completes), so a whole object cannot be passed off as
+//! another. The plaintext length is known from metadata, which fixes where the last segment is.
+//!
+//! Encryption can stop and resume between requests ([`Encryptor::resume`]): a segment is
+//! sealed only once the next byte arrives, so what a paused upload holds back is at most one
+//! segment of plaintext, which the caller keeps sealed (see berth-core's sealing).
 
 use aes_gcm::aead::stream::{NewStream, StreamBE32, StreamPrimitive};
 use aes_gcm::aead::KeyInit;
@@ -22,20 +27,22 @@ use rand_core::{OsRng, RngCore};
 use crate::sealed::KEY_LEN;
 use crate::CryptoError;
 
-const MAGIC: &[u8; 4] = b"BRS1";
+const MAGIC: &[u8; 4] = b"BRS2";
 const PREFIX_LEN: usize = 7;
 const TAG_LEN: u64 = 16;
 /// 64 KiB: a range read decrypts at most 64 KiB more than it returns on each side, and the
-/// tags cost 0.02%.
+/// tags cost 0.02% per layer.
 pub const SEGMENT_LOG2: u8 = 16;
+/// Plaintext bytes per segment.
+pub const SEGMENT: usize = 1 << SEGMENT_LOG2;
 
 /// What an object's header says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-    /// Which key wrapped the data key (opaque to this module).
+    /// Which key wrapped the data keys (opaque to this module).
     pub key_ref: Vec<u8>,
-    /// The object's data key, wrapped (see [`crate::seal`]).
-    pub wrapped_key: Vec<u8>,
+    /// The object's data keys, one per layer, wrapped (by the caller).
+    pub wrapped_keys: Vec<Vec<u8>>,
     segment_log2: u8,
     nonce_prefix: [u8; PREFIX_LEN],
     /// The header's length in bytes.
@@ -43,8 +50,31 @@ pub struct Header {
 }
 
 impl Header {
+    /// A header for a new object: a fresh nonce prefix, one layer per wrapped key (1 or 2).
+    pub fn new(key_ref: &[u8], wrapped_keys: Vec<Vec<u8>>) -> Result<Header, CryptoError> {
+        if key_ref.len() > 255 || wrapped_keys.iter().any(|k| k.len() > 255) {
+            return Err(CryptoError::Malformed("key reference or wrapped key longer than 255 bytes"));
+        }
+        if !(1..=2).contains(&wrapped_keys.len()) {
+            return Err(CryptoError::Malformed("an object has one or two layers"));
+        }
+        let mut nonce_prefix = [0u8; PREFIX_LEN];
+        OsRng.fill_bytes(&mut nonce_prefix);
+        let len = (4 + 1 + PREFIX_LEN + 1 + key_ref.len() + 1 + wrapped_keys.iter().map(|k| 1 + k.len()).sum::<usize>()) as u64;
+        Ok(Header { key_ref: key_ref.to_vec(), wrapped_keys, segment_log2: SEGMENT_LOG2, nonce_prefix, len })
+    }
+
     fn segment_size(&self) -> u64 {
         1u64 << self.segment_log2
+    }
+
+    fn layers(&self) -> u64 {
+        self.wrapped_keys.len() as u64
+    }
+
+    /// Stored bytes of one full segment.
+    pub fn stored_segment(&self) -> u64 {
+        self.segment_size() + self.layers() * TAG_LEN
     }
 
     /// Reads a header from the first bytes of an object (at most [`MAX_HEADER_LEN`] are needed).
@@ -60,26 +90,38 @@ impl Header {
         let mut nonce_prefix = [0u8; PREFIX_LEN];
         nonce_prefix.copy_from_slice(&bytes[5..5 + PREFIX_LEN]);
         let mut at = 5 + PREFIX_LEN;
-        let key_ref_len = bytes[at] as usize;
+        let field = |at: &mut usize| -> Result<Vec<u8>, CryptoError> {
+            let len = *bytes.get(*at).ok_or(malformed("truncated header"))? as usize;
+            *at += 1;
+            let out = bytes.get(*at..*at + len).ok_or(malformed("truncated header"))?.to_vec();
+            *at += len;
+            Ok(out)
+        };
+        let key_ref = field(&mut at)?;
+        let layers = *bytes.get(at).ok_or(malformed("truncated header"))?;
         at += 1;
-        let key_ref = bytes.get(at..at + key_ref_len).ok_or(malformed("truncated key reference"))?.to_vec();
-        at += key_ref_len;
-        let wrapped_len = *bytes.get(at).ok_or(malformed("truncated header"))? as usize;
-        at += 1;
-        let wrapped_key = bytes.get(at..at + wrapped_len).ok_or(malformed("truncated wrapped key"))?.to_vec();
-        at += wrapped_len;
-        Ok(Header { key_ref, wrapped_key, segment_log2, nonce_prefix, len: at as u64 })
+        if !(1..=2).contains(&layers) {
+            return Err(malformed("an object has one or two layers"));
+        }
+        let mut wrapped_keys = Vec::with_capacity(layers as usize);
+        for _ in 0..layers {
+            wrapped_keys.push(field(&mut at)?);
+        }
+        Ok(Header { key_ref, wrapped_keys, segment_log2, nonce_prefix, len: at as u64 })
     }
 
-    fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len as usize);
         out.extend_from_slice(MAGIC);
         out.push(self.segment_log2);
         out.extend_from_slice(&self.nonce_prefix);
         out.push(self.key_ref.len() as u8);
         out.extend_from_slice(&self.key_ref);
-        out.push(self.wrapped_key.len() as u8);
-        out.extend_from_slice(&self.wrapped_key);
+        out.push(self.wrapped_keys.len() as u8);
+        for k in &self.wrapped_keys {
+            out.push(k.len() as u8);
+            out.extend_from_slice(k);
+        }
         out
     }
 
@@ -90,7 +132,7 @@ impl Header {
 
     /// The stored size of an object of `plain_len` plaintext bytes.
     pub fn stored_len(&self, plain_len: u64) -> u64 {
-        self.len + plain_len + self.segments(plain_len) * TAG_LEN
+        self.len + plain_len + self.segments(plain_len) * self.layers() * TAG_LEN
     }
 
     /// The stored byte range holding plaintext bytes `start..end` (end exclusive, within
@@ -100,67 +142,97 @@ impl Header {
         let first = start / seg;
         let last = end.saturating_sub(1).max(start) / seg;
         let last = last.min(self.segments(plain_len) - 1);
-        let from = self.len + first * (seg + TAG_LEN);
-        let to = (self.len + (last + 1) * (seg + TAG_LEN)).min(self.stored_len(plain_len));
+        let from = self.len + first * self.stored_segment();
+        let to = (self.len + (last + 1) * self.stored_segment()).min(self.stored_len(plain_len));
         (from..to, first)
+    }
+
+    /// The plaintext offset where segment `index` starts.
+    pub fn segment_start(&self, index: u64) -> u64 {
+        index * self.segment_size()
     }
 }
 
-/// The largest header: magic, sizes, prefix and two length-prefixed fields of at most 255 bytes.
-pub const MAX_HEADER_LEN: usize = 4 + 1 + PREFIX_LEN + 1 + 255 + 1 + 255;
+/// The largest header: magic, sizes, prefix and length-prefixed fields of at most 255 bytes.
+pub const MAX_HEADER_LEN: usize = 4 + 1 + PREFIX_LEN + 1 + 255 + 1 + 2 * 256;
+
+/// The keys of one object, ready to seal or open its segments.
+pub struct SegmentCipher {
+    layers: Vec<StreamBE32<Aes256Gcm>>,
+}
+
+impl SegmentCipher {
+    /// One data key per layer of `header`, in the header's order.
+    pub fn new(header: &Header, data_keys: &[&[u8; KEY_LEN]]) -> Result<SegmentCipher, CryptoError> {
+        if data_keys.len() != header.wrapped_keys.len() {
+            return Err(CryptoError::Malformed("one data key per layer"));
+        }
+        let layers = data_keys.iter().map(|k| StreamBE32::from_aead(Aes256Gcm::new((*k).into()), (&header.nonce_prefix).into())).collect();
+        Ok(SegmentCipher { layers })
+    }
+
+    fn seal(&self, index: u32, last: bool, aad: &[u8], buffer: &mut Vec<u8>) -> Result<(), CryptoError> {
+        for layer in &self.layers {
+            layer.encrypt_in_place(index, last, aad, buffer).map_err(|_| CryptoError::Malformed("too many segments"))?;
+        }
+        Ok(())
+    }
+
+    fn open(&self, index: u32, last: bool, aad: &[u8], buffer: &mut Vec<u8>) -> Result<(), CryptoError> {
+        for layer in self.layers.iter().rev() {
+            layer.decrypt_in_place(index, last, aad, buffer).map_err(|_| CryptoError::NotAuthentic)?;
+        }
+        Ok(())
+    }
+}
 
 /// Encrypts one object as it streams: feed plaintext with [`Encryptor::update`], end with
 /// [`Encryptor::finish`]. Holds at most one segment of plaintext.
 pub struct Encryptor {
-    stream: StreamBE32<Aes256Gcm>,
-    aad: Vec<u8>,
-    segment: usize,
+    cipher: SegmentCipher,
     buffer: Vec<u8>,
     index: u32,
 }
 
 impl Encryptor {
-    /// A new object under `data_key` (fresh per object; the caller wraps it into `wrapped_key`
-    /// under the key `key_ref` names). Returns the encryptor and the header to write first.
-    pub fn new(data_key: &[u8; KEY_LEN], key_ref: &[u8], wrapped_key: &[u8], aad: &[u8]) -> Result<(Encryptor, Vec<u8>), CryptoError> {
-        if key_ref.len() > 255 || wrapped_key.len() > 255 {
-            return Err(CryptoError::Malformed("key reference or wrapped key longer than 255 bytes"));
-        }
-        let mut nonce_prefix = [0u8; PREFIX_LEN];
-        OsRng.fill_bytes(&mut nonce_prefix);
-        let len = (4 + 1 + PREFIX_LEN + 1 + key_ref.len() + 1 + wrapped_key.len()) as u64;
-        let header = Header { key_ref: key_ref.to_vec(), wrapped_key: wrapped_key.to_vec(), segment_log2: SEGMENT_LOG2, nonce_prefix, len };
-        let stream = StreamBE32::from_aead(Aes256Gcm::new(data_key.into()), (&nonce_prefix).into());
-        let segment = 1usize << SEGMENT_LOG2;
-        Ok((
-            Encryptor { stream, aad: aad.to_vec(), segment, buffer: Vec::with_capacity(segment + TAG_LEN as usize), index: 0 },
-            header.encode(),
-        ))
+    /// Starts an object (its header is written first, by the caller).
+    pub fn new(cipher: SegmentCipher) -> Encryptor {
+        Encryptor::resume(cipher, 0, Vec::new())
+    }
+
+    /// Continues an object whose segments before `index` are written and whose held-back
+    /// plaintext is `tail` (what [`Encryptor::state`] said when it paused).
+    pub fn resume(cipher: SegmentCipher, index: u32, mut tail: Vec<u8>) -> Encryptor {
+        tail.reserve((SEGMENT + 2 * TAG_LEN as usize).saturating_sub(tail.len()));
+        Encryptor { cipher, buffer: tail, index }
+    }
+
+    /// The next segment's index and the plaintext held back for it (at most one segment).
+    pub fn state(&self) -> (u32, &[u8]) {
+        (self.index, &self.buffer)
     }
 
     /// Takes plaintext; appends every segment it completes, sealed, to `out`.
     pub fn update(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
         while !data.is_empty() {
-            let take = (self.segment - self.buffer.len()).min(data.len());
+            // A full segment is sealed only once more data arrives: the last one is flagged.
+            if self.buffer.len() == SEGMENT {
+                self.seal_segment(false, b"", out)?;
+            }
+            let take = (SEGMENT - self.buffer.len()).min(data.len());
             self.buffer.extend_from_slice(&data[..take]);
             data = &data[take..];
-            // A full segment is sealed only once more data arrives: the last one is flagged.
-            if self.buffer.len() == self.segment && !data.is_empty() {
-                self.seal_segment(false, out)?;
-            }
         }
         Ok(())
     }
 
-    /// Seals the last segment (possibly empty) into `out`.
-    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<(), CryptoError> {
-        self.seal_segment(true, out)
+    /// Seals the last segment (possibly empty) into `out`, binding `aad` (the digest).
+    pub fn finish(mut self, aad: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
+        self.seal_segment(true, aad, out)
     }
 
-    fn seal_segment(&mut self, last: bool, out: &mut Vec<u8>) -> Result<(), CryptoError> {
-        self.stream
-            .encrypt_in_place(self.index, last, &self.aad, &mut self.buffer)
-            .map_err(|_| CryptoError::Malformed("too many segments"))?;
+    fn seal_segment(&mut self, last: bool, aad: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
+        self.cipher.seal(self.index, last, aad, &mut self.buffer)?;
         out.extend_from_slice(&self.buffer);
         self.buffer.clear();
         self.index = self.index.checked_add(1).ok_or(CryptoError::Malformed("too many segments"))?;
@@ -170,7 +242,7 @@ impl Encryptor {
 
 /// Decrypts the segments of one object, in order or from any segment on (range reads).
 pub struct Decryptor {
-    stream: StreamBE32<Aes256Gcm>,
+    cipher: SegmentCipher,
     aad: Vec<u8>,
     stored_segment: usize,
     segments: u64,
@@ -179,13 +251,12 @@ pub struct Decryptor {
 }
 
 impl Decryptor {
-    /// For an object whose header is `header`, of `plain_len` plaintext bytes, whose data key
-    /// the caller unwrapped; decryption starts at segment `first` (0 for a whole read).
-    pub fn new(header: &Header, data_key: &[u8; KEY_LEN], aad: &[u8], plain_len: u64, first: u64) -> Decryptor {
-        let stream = StreamBE32::from_aead(Aes256Gcm::new(data_key.into()), (&header.nonce_prefix).into());
-        let stored_segment = (header.segment_size() + TAG_LEN) as usize;
+    /// For an object whose header is `header`, of `plain_len` plaintext bytes, bound to
+    /// `aad`; decryption starts at segment `first` (0 for a whole read).
+    pub fn new(header: &Header, cipher: SegmentCipher, aad: &[u8], plain_len: u64, first: u64) -> Decryptor {
+        let stored_segment = header.stored_segment() as usize;
         Decryptor {
-            stream,
+            cipher,
             aad: aad.to_vec(),
             stored_segment,
             segments: header.segments(plain_len),
@@ -228,7 +299,8 @@ impl Decryptor {
 
     fn open_segment(&mut self, last: bool, out: &mut Vec<u8>) -> Result<(), CryptoError> {
         let index = u32::try_from(self.index).map_err(|_| CryptoError::Malformed("too many segments"))?;
-        self.stream.decrypt_in_place(index, last, &self.aad, &mut self.buffer).map_err(|_| CryptoError::NotAuthentic)?;
+        let aad: &[u8] = if last { &self.aad } else { b"" };
+        self.cipher.open(index, last, aad, &mut self.buffer)?;
         out.extend_from_slice(&self.buffer);
         self.buffer.clear();
         self.index += 1;
@@ -240,19 +312,29 @@ impl Decryptor {
 mod tests {
     use super::*;
     use crate::sealed::random_key;
+    use zeroize::Zeroizing;
 
-    fn encrypt(key: &[u8; KEY_LEN], plain: &[u8], piece: usize) -> Vec<u8> {
-        let (mut enc, mut out) = Encryptor::new(key, b"key-1", &[7u8; 60], b"sha256:abc").expect("encryptor");
+    type Keys = Vec<Zeroizing<[u8; KEY_LEN]>>;
+
+    fn cipher(header: &Header, keys: &Keys) -> SegmentCipher {
+        let refs: Vec<&[u8; KEY_LEN]> = keys.iter().map(|k| &**k).collect();
+        SegmentCipher::new(header, &refs).expect("cipher")
+    }
+
+    fn encrypt(keys: &Keys, plain: &[u8], piece: usize) -> Vec<u8> {
+        let header = Header::new(b"key-1", keys.iter().map(|_| vec![7u8; 60]).collect()).expect("header");
+        let mut out = header.encode();
+        let mut enc = Encryptor::new(cipher(&header, keys));
         for chunk in plain.chunks(piece.max(1)) {
             enc.update(chunk, &mut out).expect("update");
         }
-        enc.finish(&mut out).expect("finish");
+        enc.finish(b"sha256:abc", &mut out).expect("finish");
         out
     }
 
-    fn decrypt(key: &[u8; KEY_LEN], stored: &[u8], plain_len: u64, aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    fn decrypt(keys: &Keys, stored: &[u8], plain_len: u64, aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let header = Header::parse(stored)?;
-        let mut dec = Decryptor::new(&header, key, aad, plain_len, 0);
+        let mut dec = Decryptor::new(&header, cipher(&header, keys), aad, plain_len, 0);
         let mut out = Vec::new();
         for chunk in stored[header.len as usize..].chunks(10_000) {
             dec.update(chunk, &mut out)?;
@@ -262,69 +344,95 @@ mod tests {
     }
 
     #[test]
-    fn objects_of_every_size_round_trip_and_hide_their_plaintext() {
-        let key = random_key();
-        let seg = 1usize << SEGMENT_LOG2;
-        for len in [0, 1, seg - 1, seg, seg + 1, 3 * seg, 3 * seg + 17] {
-            let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-            for piece in [1000, seg, 7 * seg] {
-                let stored = encrypt(&key, &plain, piece);
-                let header = Header::parse(&stored).expect("header");
-                assert_eq!(header.key_ref, b"key-1");
-                assert_eq!(stored.len() as u64, header.stored_len(len as u64), "len {len}");
-                assert_eq!(decrypt(&key, &stored, len as u64, b"sha256:abc").expect("decrypts"), plain);
-                if len >= 64 {
-                    assert!(!stored.windows(64).any(|w| w == &plain[..64]), "plaintext visible");
+    fn objects_of_every_size_and_layer_count_round_trip_and_hide_their_plaintext() {
+        let seg = SEGMENT;
+        for layers in [1, 2] {
+            let keys: Keys = (0..layers).map(|_| random_key()).collect();
+            for len in [0, 1, seg - 1, seg, seg + 1, 3 * seg, 3 * seg + 17] {
+                let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+                for piece in [1000, seg, 7 * seg] {
+                    let stored = encrypt(&keys, &plain, piece);
+                    let header = Header::parse(&stored).expect("header");
+                    assert_eq!(header.key_ref, b"key-1");
+                    assert_eq!(header.wrapped_keys.len(), layers);
+                    assert_eq!(stored.len() as u64, header.stored_len(len as u64), "len {len}");
+                    assert_eq!(decrypt(&keys, &stored, len as u64, b"sha256:abc").expect("decrypts"), plain);
+                    if len >= 64 {
+                        assert!(!stored.windows(64).any(|w| w == &plain[..64]), "plaintext visible");
+                    }
                 }
+            }
+            if layers == 2 {
+                // Each layer is needed: one key alone opens nothing.
+                let stored = encrypt(&keys, &[9u8; 1000], 100);
+                let one: Keys = vec![keys[0].clone()];
+                let header = Header::parse(&stored).expect("header");
+                assert!(SegmentCipher::new(&header, &[&*one[0]]).is_err());
+                let swapped: Keys = vec![keys[1].clone(), keys[0].clone()];
+                assert!(decrypt(&swapped, &stored, 1000, b"sha256:abc").is_err());
             }
         }
     }
 
     #[test]
+    fn encryption_paused_at_any_point_resumes_to_the_same_object_layout() {
+        let keys: Keys = vec![random_key()];
+        let plain: Vec<u8> = (0..(2 * SEGMENT + 999)).map(|i| (i % 13) as u8).collect();
+        for cut in [0, 1, SEGMENT - 1, SEGMENT, SEGMENT + 1, 2 * SEGMENT] {
+            let header = Header::new(b"r", vec![vec![1u8; 10]]).expect("header");
+            let mut out = header.encode();
+            let mut enc = Encryptor::new(cipher(&header, &keys));
+            enc.update(&plain[..cut], &mut out).expect("first request");
+            let (index, tail) = enc.state();
+            assert!(tail.len() <= SEGMENT, "holds back at most one segment");
+            let (index, tail) = (index, tail.to_vec());
+            drop(enc);
+            let mut enc = Encryptor::resume(cipher(&header, &keys), index, tail);
+            enc.update(&plain[cut..], &mut out).expect("second request");
+            enc.finish(b"sha256:abc", &mut out).expect("finish");
+            assert_eq!(decrypt(&keys, &out, plain.len() as u64, b"sha256:abc").expect("decrypts"), plain, "cut {cut}");
+        }
+    }
+
+    #[test]
     fn altered_truncated_extended_or_misattributed_objects_fail() {
-        let key = random_key();
-        let seg = 1usize << SEGMENT_LOG2;
+        let keys: Keys = vec![random_key()];
+        let seg = SEGMENT;
         let plain = vec![5u8; 2 * seg + 100];
         let len = plain.len() as u64;
-        let stored = encrypt(&key, &plain, seg);
+        let stored = encrypt(&keys, &plain, seg);
         let header = Header::parse(&stored).expect("header");
         let mut flipped = stored.clone();
         flipped[header.len as usize + seg + 30] ^= 1;
-        assert_eq!(decrypt(&key, &flipped, len, b"sha256:abc"), Err(CryptoError::NotAuthentic));
+        assert_eq!(decrypt(&keys, &flipped, len, b"sha256:abc"), Err(CryptoError::NotAuthentic));
         // Cut after the second segment: the second is not flagged last, so it cannot end.
         let cut = &stored[..(header.len as usize + 2 * (seg + 16))];
-        assert!(decrypt(&key, cut, 2 * seg as u64, b"sha256:abc").is_err());
-        assert!(decrypt(&key, &stored, len, b"sha256:other").is_err(), "bound to its digest");
-        assert!(decrypt(&random_key(), &stored, len, b"sha256:abc").is_err());
+        assert!(decrypt(&keys, cut, 2 * seg as u64, b"sha256:abc").is_err());
+        assert!(decrypt(&keys, &stored, len, b"sha256:other").is_err(), "bound to its digest");
+        assert!(decrypt(&vec![random_key()], &stored, len, b"sha256:abc").is_err());
         let mut longer = stored.clone();
         longer.extend_from_slice(&[0u8; 16]);
-        assert!(decrypt(&key, &longer, len, b"sha256:abc").is_err());
+        assert!(decrypt(&keys, &longer, len, b"sha256:abc").is_err());
     }
 
     #[test]
     fn a_range_decrypts_only_the_segments_it_touches() {
-        let key = random_key();
-        let seg = 1u64 << SEGMENT_LOG2;
+        let keys: Keys = vec![random_key()];
+        let seg = SEGMENT as u64;
         let plain: Vec<u8> = (0..(3 * seg + 500)).map(|i| (i * 7 % 256) as u8).collect();
         let len = plain.len() as u64;
-        let stored = encrypt(&key, &plain, 4096);
+        let stored = encrypt(&keys, &plain, 4096);
         let header = Header::parse(&stored).expect("header");
         for (start, end) in [(0, 1), (seg - 3, seg + 3), (2 * seg + 1, len), (len - 1, len), (5, 3 * seg)] {
             let (range, first) = header.stored_range(start, end, len);
-            let mut dec = Decryptor::new(&header, &key, b"sha256:abc", len, first);
+            let mut dec = Decryptor::new(&header, cipher(&header, &keys), b"sha256:abc", len, first);
             let mut out = Vec::new();
             let bytes = &stored[range.start as usize..range.end as usize];
-            let ends_object = range.end == stored.len() as u64;
-            if ends_object {
-                let (body, last) = bytes.split_at(bytes.len() - ((len - (header.segments(len) - 1) * seg) + 16) as usize);
-                dec.update(body, &mut out).expect("segments");
-                let mut tail = Decryptor::new(&header, &key, b"sha256:abc", len, header.segments(len) - 1);
-                tail.update(last, &mut Vec::new()).expect("buffered");
-                tail.finish(&mut out).expect("last");
-            } else {
-                dec.update(bytes, &mut out).expect("segments");
+            dec.update(bytes, &mut out).expect("segments");
+            if range.end == stored.len() as u64 {
+                dec.finish(&mut out).expect("last");
             }
-            let offset = (start - first * seg) as usize;
+            let offset = (start - header.segment_start(first)) as usize;
             assert_eq!(&out[offset..offset + (end - start) as usize], &plain[start as usize..end as usize], "{start}..{end}");
         }
     }

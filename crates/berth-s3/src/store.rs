@@ -783,6 +783,19 @@ impl BlobStore for S3BlobStore {
         }
         Ok(removed)
     }
+
+    fn namespace(&self, name: &str) -> Option<Arc<dyn BlobStore>> {
+        let prefix = if self.prefix.is_empty() { name.to_string() } else { format!("{}/{name}", self.prefix) };
+        Some(Arc::new(S3BlobStore {
+            s3: self.s3.clone(),
+            parts: self.parts.clone(),
+            bucket: self.bucket.clone(),
+            prefix,
+            part_size: self.part_size,
+            presign_expiry: self.presign_expiry,
+            pointers: PointerCache::new(POINTER_CACHE_ENTRIES),
+        }))
+    }
 }
 
 // ---- helpers ----

@@ -88,4 +88,12 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn sweep_orphans(&self, _before_millis: i64) -> Result<u64, StoreError> {
         Ok(0)
     }
+    /// A store of the same kind beside this one, for bytes of another kind: encrypted objects,
+    /// which are named by a digest that is not their bytes' (see berth-core's sealing), so
+    /// this store's listings, scrub and fsck never take them for corrupt blobs. The
+    /// filesystem's `<root>/<name>`, the bucket's `<prefix>/<name>`. None when the store has
+    /// no such place.
+    fn namespace(&self, _name: &str) -> Option<std::sync::Arc<dyn BlobStore>> {
+        None
+    }
 }

@@ -10,6 +10,8 @@
 //!     <session uuid>                   append-only data of an open upload session
 //!   quarantine/
 //!     sha256/<hex>                     a blob whose bytes no longer matched its digest
+//!   sealed/                            the same layout again for encrypted objects (berth-core's
+//!                                      sealing), named by sha256(scope, digest), not by their bytes
 //! ```
 //! A commit fsyncs the upload file, renames it into `blobs/…` and fsyncs the
 //! directory, so a blob path exists only for complete, verified, durable
@@ -44,6 +46,11 @@ impl FsBlobStore {
         Ok(FsBlobStore { root })
     }
 
+    /// The store at `root` without touching the disk: directories are made on first write.
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        FsBlobStore { root: root.into() }
+    }
+
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         let hex = digest.hex();
         self.root.join("blobs").join(digest.algorithm().name()).join(&hex[..2]).join(hex)
@@ -75,12 +82,18 @@ fn not_found_is_none<T>(r: io::Result<T>) -> io::Result<Option<T>> {
 impl BlobStore for FsBlobStore {
     async fn create_upload(&self, id: &str) -> Result<UploadCursor, StoreError> {
         let path = self.upload_path(id)?;
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .await
-            .map_err(|e| StoreError::io(format!("creating upload {id}"), e))?;
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        let created = match options.open(&path).await {
+            // A namespace store (`at`) makes its directories on first use.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let dir = self.root.join("uploads");
+                fs::create_dir_all(&dir).await.map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
+                options.open(&path).await
+            }
+            other => other,
+        };
+        created.map_err(|e| StoreError::io(format!("creating upload {id}"), e))?;
         Ok(UploadCursor::default())
     }
 
@@ -201,7 +214,12 @@ impl BlobStore for FsBlobStore {
 
     async fn list_uploads(&self) -> Result<Vec<String>, StoreError> {
         let dir = self.root.join("uploads");
-        let mut rd = fs::read_dir(&dir).await.map_err(|e| StoreError::io("listing uploads", e))?;
+        let mut rd = match fs::read_dir(&dir).await {
+            Ok(rd) => rd,
+            // A namespace store that has not been written to yet.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::io("listing uploads", e)),
+        };
         let mut out = Vec::new();
         while let Some(entry) = rd.next_entry().await.map_err(|e| StoreError::io("listing uploads", e))? {
             if let Some(name) = entry.file_name().to_str() {
@@ -334,7 +352,11 @@ impl BlobStore for FsBlobStore {
         let mut out = Vec::new();
         for alg in [Algorithm::Sha256, Algorithm::Sha512] {
             let base = self.root.join("blobs").join(alg.name());
-            let mut shards = fs::read_dir(&base).await.map_err(|e| StoreError::io("listing blobs", e))?;
+            let mut shards = match fs::read_dir(&base).await {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io("listing blobs", e)),
+            };
             while let Some(shard) = shards.next_entry().await.map_err(|e| StoreError::io("listing blobs", e))? {
                 let mut files = fs::read_dir(shard.path()).await.map_err(|e| StoreError::io("listing blobs", e))?;
                 while let Some(f) = files.next_entry().await.map_err(|e| StoreError::io("listing blobs", e))? {
@@ -347,5 +369,9 @@ impl BlobStore for FsBlobStore {
             }
         }
         Ok(out)
+    }
+
+    fn namespace(&self, name: &str) -> Option<std::sync::Arc<dyn BlobStore>> {
+        Some(std::sync::Arc::new(FsBlobStore::at(self.root.join(name))))
     }
 }

@@ -28,8 +28,13 @@ enum Command {
     /// Delete blobs no manifest references and abandoned uploads (berth must be stopped;
     /// a running berth collects online on its own schedule and at POST /_berth/gc).
     Gc(maintenance::GcArgs),
-    /// Check that every blob hashes to its name and every manifest reference resolves.
+    /// Check that every blob hashes to its name (encrypted ones are decrypted first) and
+    /// every manifest reference resolves.
     Fsck(maintenance::FsckArgs),
+    /// Encrypt blobs stored in clear before encryption at rest, under each repository's key
+    /// (resumable; with berth stopped on the embedded backend, or beside running nodes of a
+    /// cluster).
+    Encrypt(maintenance::EncryptArgs),
     /// Apply lifecycle policies now (berth must be stopped; a running berth applies them on
     /// its own schedule and at POST /_berth/lifecycle).
     #[command(subcommand)]
@@ -59,6 +64,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => serve::run(*args).await,
             Command::Gc(args) => maintenance::gc(args).await,
             Command::Fsck(args) => maintenance::fsck(args).await,
+            Command::Encrypt(args) => maintenance::encrypt(args).await,
             Command::Lifecycle(cmd) => maintenance::lifecycle(cmd).await,
             Command::Vulndb(cmd) => vulndb::run(cmd).await,
             Command::Admin(cmd) => admin::run(cmd).await,

@@ -28,6 +28,20 @@ pub struct FsckArgs {
     pub data_dir: PathBuf,
     #[command(flatten)]
     pub storage: crate::storage::StorageArgs,
+    /// The root key encrypted blobs are opened with (BERTH_ROOT_KEY, if set, wins) [default: <data-dir>/root.key]
+    #[arg(long)]
+    pub root_key_file: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EncryptArgs {
+    #[arg(long, env = "BERTH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub storage: crate::storage::StorageArgs,
+    /// The root key (BERTH_ROOT_KEY, if set, wins) [default: <data-dir>/root.key]
+    #[arg(long)]
+    pub root_key_file: Option<PathBuf>,
 }
 
 pub async fn gc(args: GcArgs) -> anyhow::Result<ExitCode> {
@@ -40,9 +54,36 @@ pub async fn gc(args: GcArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn fsck(args: FsckArgs) -> anyhow::Result<ExitCode> {
     let data = DataDir::open(&args.data_dir, &args.storage, RegistryConfig::default()).await?;
+    crate::root_key::install_existing(&data.registry, &args.data_dir, args.root_key_file.as_deref())?;
     let report = data.registry.fsck().await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+pub async fn encrypt(args: EncryptArgs) -> anyhow::Result<ExitCode> {
+    let data = DataDir::open(&args.data_dir, &args.storage, RegistryConfig::default()).await?;
+    crate::root_key::install_existing(&data.registry, &args.data_dir, args.root_key_file.as_deref())?;
+    let (count, bytes) = data.registry.unsealed_totals().await?;
+    eprintln!("berth encrypt: {count} blob(s) in clear to seal ({bytes} bytes)");
+    let pb = indicatif::ProgressBar::new(count);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("encrypting {bar:40} {pos}/{len} blobs, {msg} eta {eta}") {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    let progress = {
+        let pb = pb.clone();
+        move |p: berth_core::EncryptProgress| {
+            pb.set_position(p.done);
+            pb.set_message(format!("{} MiB", p.bytes >> 20));
+        }
+    };
+    let report = data.registry.encrypt_existing(&progress).await?;
+    pb.finish_and_clear();
+    for why in &report.failed {
+        eprintln!("  FAILED {why}");
+    }
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
 #[derive(clap::Subcommand, Debug)]

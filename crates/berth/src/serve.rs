@@ -164,6 +164,7 @@ fn app(state: AppState, tls: bool, body_timeout: Duration) -> Router {
         .route("/_berth/gc", post(gc_now))
         .route("/_berth/lifecycle", post(lifecycle_now))
         .route("/_berth/scrub", post(scrub_now))
+        .route("/_berth/encrypt", post(encrypt_now))
         .with_state(state.clone());
     Router::new()
         .merge(berth_oci::router(state.registry.clone()))
@@ -234,6 +235,22 @@ async fn gc_now(State(state): State<AppState>, Query(q): Query<GcQuery>, req: ax
         }
         Err(e) => {
             tracing::error!(error = %e, "garbage collection failed");
+            (http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+        }
+    }
+}
+
+/// Encrypts the blobs still stored in clear (`berth encrypt`, online): needs a registry token
+/// of a principal allowed `berth:EncryptBlobs` on the registry. Answers the report when done.
+async fn encrypt_now(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let registry = state.registry.clone();
+    if let Err(denied) = authorize_operator(&registry, req, "berth:EncryptBlobs").await {
+        return denied;
+    }
+    match registry.encrypt_existing(&|_| {}).await {
+        Ok(report) => axum::Json(report).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "encrypting existing blobs failed");
             (http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
         }
     }

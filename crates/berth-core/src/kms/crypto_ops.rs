@@ -77,7 +77,7 @@ impl Registry {
         Ok(DataKey { key_arn: key.doc.arn, plaintext: if with_plaintext { plaintext } else { Zeroizing::new(Vec::new()) }, ciphertext })
     }
 
-    fn seal_under(&self, key: &Key, plaintext: &[u8], context: &[(String, String)]) -> KmsResult<Vec<u8>> {
+    pub(super) fn seal_under(&self, key: &Key, plaintext: &[u8], context: &[(String, String)]) -> KmsResult<Vec<u8>> {
         usable_for_crypto(&key.doc)?;
         let svc = self.key_service()?;
         let current = key.doc.current()?;

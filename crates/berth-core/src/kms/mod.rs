@@ -8,6 +8,7 @@
 //! key. Rotation adds a material version and keeps the earlier ones for decryption.
 
 mod aliases;
+pub(crate) mod blob_keys;
 mod ciphertext;
 mod crypto_ops;
 pub mod doc;
@@ -40,6 +41,8 @@ const UPDATE_ATTEMPTS: usize = 5;
 /// themselves are rows of the metadata store, `KeyStore`).
 pub struct KeyService {
     root: RootKey,
+    /// KMS keys recently used for blobs (see blob_keys).
+    cache: blob_keys::KeyCache,
 }
 
 /// A key resolved from a `KeyId`, as stored.
@@ -89,9 +92,15 @@ pub fn default_key_policy(account: &str) -> String {
 impl Registry {
     /// Turns the key service on with its root key (`berth serve` does, always).
     pub fn install_key_service(&self, root: RootKey) {
-        if self.kms.set(KeyService { root }).is_err() {
+        if self.kms.set(KeyService { root, cache: Default::default() }).is_err() {
             tracing::warn!("the key service was installed twice; the first stays");
         }
+    }
+
+    /// `install_key_service`, chained onto `Registry::new`.
+    pub fn with_key_service(self, root: RootKey) -> Self {
+        self.install_key_service(root);
+        self
     }
 
     fn key_service(&self) -> KmsResult<&KeyService> {
@@ -172,6 +181,7 @@ impl Registry {
                     revision: gone.revision,
                 };
                 if self.meta.update_key(&row).await? {
+                    self.key_service()?.cache.forget(&gone.doc.arn);
                     tracing::info!(key = %gone.doc.arn, "key deleted at the end of its waiting period; its material is destroyed");
                 }
                 Ok(None)
@@ -195,6 +205,7 @@ impl Registry {
                 revision: current.revision,
             };
             if self.meta.update_key(&row).await? {
+                self.key_service()?.cache.forget(&doc.arn);
                 return Ok(Key { doc, revision: current.revision + 1, ..current });
             }
             let row = self
@@ -223,7 +234,7 @@ impl Registry {
 }
 
 /// A key service refusal met while serving a repository: ECR's KmsException naming the KMS error.
-fn for_repository(e: KmsError) -> crate::RegistryError {
+pub(crate) fn for_repository(e: KmsError) -> crate::RegistryError {
     let kms_error = match &e {
         KmsError::NotFound(_) | KmsError::InvalidArn(_) => "NotFoundException",
         KmsError::Disabled(_) => "DisabledException",

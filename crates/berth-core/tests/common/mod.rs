@@ -43,7 +43,7 @@ impl Env {
     }
     pub async fn registry_with(&self, config: berth_core::RegistryConfig) -> Registry {
         let (meta, blobs) = stores(self.dir.path()).await;
-        Registry::new(meta, blobs, self.clock.clone(), config)
+        Registry::new(meta, blobs, self.clock.clone(), config).with_key_service(root_key())
     }
     pub fn advance(&self, ms: i64) {
         self.clock.0.fetch_add(ms, Ordering::SeqCst);
@@ -162,4 +162,9 @@ pub async fn overwrite_stored_bytes(dir: &Path, digest: &Digest, data: &[u8]) {
     let pointer: serde_json::Value = serde_json::from_slice(&pointer.bytes().await.expect("reading the pointer")).expect("pointer JSON");
     let data_key = pointer["data"].as_str().expect("the pointer names its data");
     s3.put(&format!("{prefix}/{data_key}").into(), Bytes::copy_from_slice(data).into()).await.expect("overwriting the data object");
+}
+
+/// The root key every test registry's key service uses (nodes of one test share it).
+pub fn root_key() -> berth_crypto::RootKey {
+    berth_crypto::RootKey::from_hex(&"ab".repeat(32)).expect("root key")
 }

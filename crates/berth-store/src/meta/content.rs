@@ -148,10 +148,12 @@ pub struct BlobObject {
 
 /// A blob readable through a repository: its size and whether the repository's own scope
 /// holds an object of it (else only a clear "" object does, written before encryption).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepositoryBlobObject {
     pub size: u64,
     pub sealed: bool,
+    /// The repository's scope ([`crate::storage_scope`] of its settings).
+    pub scope: String,
 }
 
 /// A blob that garbage collection may remove.
