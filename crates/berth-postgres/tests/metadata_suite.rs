@@ -48,6 +48,12 @@ impl Backend for Postgres {
     fn is_shared(&self) -> bool {
         true
     }
+
+    async fn execute(&self, sql: &str) {
+        let mut conn = sqlx::PgConnection::connect(&self.url).await.expect("connect postgres");
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect("run SQL");
+        conn.close().await.expect("close postgres");
+    }
 }
 
 /// A store on a fresh database, and that database's URL.
@@ -85,7 +91,7 @@ async fn schema_version_recorded_once() {
     {
         let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
         let version: i64 = sqlx::query_scalar("SELECT version FROM berth_schema_version").fetch_one(&mut conn).await.unwrap();
-        assert_eq!(version, 6);
+        assert_eq!(version, 7);
         let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM berth_schema_version").fetch_one(&mut conn).await.unwrap();
         assert_eq!(rows, 1);
     }
@@ -131,7 +137,7 @@ async fn postgres_only() {
     let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
     sqlx::query("UPDATE berth_schema_version SET version = 99").execute(&mut conn).await.unwrap();
     match PostgresMetadataStore::connect(url).await {
-        Err(StoreError::SchemaTooNew { found, supported }) => assert_eq!((found, supported), (99, 6)),
+        Err(StoreError::SchemaTooNew { found, supported }) => assert_eq!((found, supported), (99, 7)),
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("a newer schema was accepted"),
     }

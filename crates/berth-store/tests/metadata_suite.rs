@@ -21,6 +21,13 @@ impl Backend for Sqlite {
     fn is_shared(&self) -> bool {
         false
     }
+
+    async fn execute(&self, sql: &str) {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", self.path.display())).await.expect("connect sqlite");
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect("run SQL");
+        conn.close().await.expect("close sqlite");
+    }
 }
 
 async fn sqlite() -> Fixture {
