@@ -223,3 +223,25 @@ pub async fn clear_objects_and_unsealed_blobs(f: Fixture) {
     }
     assert_eq!(s.unsealed_blobs(None, 100).await.unwrap(), sorted(vec![object(&l2, "aes256", 10), object(&l3, "aes256", 10)]));
 }
+
+/// Rows a schema v6 database held (repository "app", blob "layer" linked in it), valid SQL on
+/// both backends, for each backend's migration test; `v6_rows_after_v7` checks what schema v7
+/// made of them.
+pub fn v6_rows() -> String {
+    let layer = d("layer");
+    format!(
+        "INSERT INTO repositories (id, account_id, region, name, created_at, tag_mutability, scan_on_push, encryption_type) \
+         VALUES (1, '123456789012', 'us-east-1', 'app', 1, 'MUTABLE', '0', 'AES256'); \
+         INSERT INTO blobs (digest, size, created_at, last_seen_at) VALUES ('{layer}', 42, 7, 9); \
+         INSERT INTO repository_blobs (repository_id, digest) VALUES (1, '{layer}');"
+    )
+}
+
+/// Blobs of the version before objects were stored in clear: each is a clear ("") object, and
+/// its links are left for `berth encrypt` to seal.
+pub async fn v6_rows_after_v7(s: &Store) {
+    let layer = d("layer");
+    assert_eq!(s.blob_objects(&layer).await.unwrap(), vec![object(&layer, "", 42)]);
+    assert_eq!(s.repository_blob_object(&key("app"), &layer).await.unwrap(), Some(RepositoryBlobObject { size: 42, sealed: false }));
+    assert_eq!(s.unsealed_blobs(None, 10).await.unwrap(), vec![object(&layer, "aes256", 42)]);
+}
