@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use berth_store::meta::*;
 use berth_store::sql::content as sql;
+use berth_store::sql::objects;
 use berth_store::{Digest, StoreError, UploadCursor};
 
 use crate::db::retrying;
@@ -141,5 +142,33 @@ impl ContentStore for PostgresMetadataStore {
 
     async fn gc_forget_blob(&self, digest: &Digest, before: Millis) -> Result<bool, StoreError> {
         self.timed("gc_forget_blob", retrying(|| Box::pin(sql::gc_forget_blob(&self.pool, digest, before)))).await
+    }
+
+    async fn repository_blob_object(&self, key: &RepoKey, digest: &Digest) -> Result<Option<RepositoryBlobObject>, StoreError> {
+        self.timed("repository_blob_object", objects::repository_blob_object(&self.pool, key, digest)).await
+    }
+
+    async fn record_blob_object(&self, digest: &Digest, scope: &str, now: Millis) -> Result<(), StoreError> {
+        self.timed("record_blob_object", objects::record_blob_object(&self.pool, digest, scope, now)).await
+    }
+
+    async fn blob_objects(&self, digest: &Digest) -> Result<Vec<BlobObject>, StoreError> {
+        self.timed("blob_objects", objects::blob_objects(&self.pool, digest)).await
+    }
+
+    async fn list_blob_objects(&self, after: Option<(&Digest, &str)>, limit: u32) -> Result<Vec<BlobObject>, StoreError> {
+        self.timed("list_blob_objects", objects::list_blob_objects(&self.pool, after, limit)).await
+    }
+
+    async fn gc_object_candidates(&self, before: Millis) -> Result<Vec<BlobObject>, StoreError> {
+        self.timed("gc_object_candidates", objects::gc_object_candidates(&self.pool, before)).await
+    }
+
+    async fn gc_forget_object(&self, digest: &Digest, scope: &str, before: Millis) -> Result<bool, StoreError> {
+        self.timed("gc_forget_object", retrying(|| Box::pin(objects::gc_forget_object(&self.pool, digest, scope, before)))).await
+    }
+
+    async fn unsealed_blobs(&self, after: Option<(&Digest, &str)>, limit: u32) -> Result<Vec<BlobObject>, StoreError> {
+        self.timed("unsealed_blobs", objects::unsealed_blobs(&self.pool, after, limit)).await
     }
 }

@@ -48,6 +48,12 @@ impl Backend for Postgres {
     fn is_shared(&self) -> bool {
         true
     }
+
+    async fn execute(&self, sql: &str) {
+        let mut conn = sqlx::PgConnection::connect(&self.url).await.expect("connect postgres");
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect("run SQL");
+        conn.close().await.expect("close postgres");
+    }
 }
 
 /// A store on a fresh database, and that database's URL.
@@ -85,10 +91,74 @@ async fn schema_version_recorded_once() {
     {
         let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
         let version: i64 = sqlx::query_scalar("SELECT version FROM berth_schema_version").fetch_one(&mut conn).await.unwrap();
-        assert_eq!(version, 6);
+        assert_eq!(version, 7);
         let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM berth_schema_version").fetch_one(&mut conn).await.unwrap();
         assert_eq!(rows, 1);
     }
+}
+
+/// A database written by the version before blob objects: its blobs were stored in clear, so
+/// each becomes a clear ("") object, and its links are left for `berth encrypt` to seal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v7_makes_every_existing_blob_a_clear_object() {
+    let server = server_url();
+    let db = format!("berth_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {db}")).execute(&mut admin).await.unwrap();
+    let url = with_database(&server, &db);
+    {
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        for sql in [
+            include_str!("../src/postgres_schema.sql"),
+            include_str!("../src/postgres_schema_v2.sql"),
+            include_str!("../src/postgres_schema_v3.sql"),
+            include_str!("../src/postgres_schema_v4.sql"),
+            include_str!("../src/postgres_schema_v5.sql"),
+            berth_store::sql::keys::SCHEMA_V6,
+            "CREATE TABLE berth_schema_version (one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one), version BIGINT NOT NULL); \
+             INSERT INTO berth_schema_version (one, version) VALUES (TRUE, 6)",
+        ] {
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        }
+        sqlx::raw_sql(&berth_store::testsuite::v6_rows()).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+    }
+    let store: Store = Arc::new(PostgresMetadataStore::connect(&url).await.unwrap());
+    berth_store::testsuite::v6_rows_after_v7(&store).await;
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let version: i64 = sqlx::query_scalar("SELECT version FROM berth_schema_version").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(version, 7);
+}
+
+/// `berth migrate` carries the objects as they are: sealed ones with their scope, clear ones too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_carries_blob_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    let kms = key("kms");
+    let layer = d("layer");
+    {
+        let source = SqliteMetadataStore::open(&path).await.unwrap();
+        let settings = RepositorySettings {
+            encryption_type: EncryptionType::Kms,
+            kms_key: Some("arn:aws:kms:us-east-1:123456789012:key/k".into()),
+            ..RepositorySettings::ecr_defaults()
+        };
+        source.create_repository(&kms, &settings, &[], 1).await.unwrap().expect("new");
+        source.link_blob(&kms, &layer, 42, 5).await.unwrap();
+        source.record_blob_object(&layer, "", 3).await.unwrap();
+    }
+    let (f, url) = postgres_with_url().await;
+    let report = berth_postgres::import::import_sqlite(&path, &url, false, |_, _| {}).await.unwrap();
+    assert!(report.matches(), "{report:?}");
+    let copied = report.tables.iter().find(|t| t.table == "blob_objects").expect("blob_objects copied");
+    assert_eq!((copied.source_rows, copied.inserted), (2, 2));
+    let expected = vec![
+        BlobObject { digest: layer.clone(), scope: String::new(), size: 42 },
+        BlobObject { digest: layer.clone(), scope: "kms:arn:aws:kms:us-east-1:123456789012:key/k".into(), size: 42 },
+    ];
+    assert_eq!(f.store.blob_objects(&layer).await.unwrap(), expected);
+    assert_eq!(f.store.repository_blob_object(&kms, &layer).await.unwrap(), Some(RepositoryBlobObject { size: 42, sealed: true }));
 }
 
 /// What only a shared database has: schema checks on connect, concurrent migrations, blob locks.
@@ -131,7 +201,7 @@ async fn postgres_only() {
     let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
     sqlx::query("UPDATE berth_schema_version SET version = 99").execute(&mut conn).await.unwrap();
     match PostgresMetadataStore::connect(url).await {
-        Err(StoreError::SchemaTooNew { found, supported }) => assert_eq!((found, supported), (99, 6)),
+        Err(StoreError::SchemaTooNew { found, supported }) => assert_eq!((found, supported), (99, 7)),
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("a newer schema was accepted"),
     }

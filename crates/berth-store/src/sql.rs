@@ -28,6 +28,7 @@ pub mod content;
 pub mod identity;
 pub mod keys;
 pub mod lifecycle;
+pub mod objects;
 pub mod repos;
 pub mod scans;
 
@@ -154,6 +155,9 @@ pub trait Conn: Send {
     const INSTR: &'static str;
     /// An empty string that sorts as names do (byte order), for a union with a name column.
     const EMPTY_NAME: &'static str;
+    /// A collation suffix that makes a computed text (not a column, whose collation the schema
+    /// sets) compare and sort in byte order, as paging keys must.
+    const BYTE_ORDER: &'static str;
 
     /// Runs the statement; the number of rows it changed.
     fn exec(&mut self, s: Stmt<'_>) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
@@ -219,6 +223,7 @@ impl Conn for SqliteConnection {
     const TAGS_AGG: &'static str = "group_concat(t.name, char(10)) AS tags";
     const INSTR: &'static str = "instr";
     const EMPTY_NAME: &'static str = "''";
+    const BYTE_ORDER: &'static str = "";
 
     runs_statements!(bind_sqlite);
 
@@ -239,6 +244,7 @@ impl Conn for PgConnection {
     const TAGS_AGG: &'static str = "COALESCE(array_agg(t.name) FILTER (WHERE t.name IS NOT NULL), '{}') AS tags";
     const INSTR: &'static str = "strpos";
     const EMPTY_NAME: &'static str = "''::text COLLATE \"C\"";
+    const BYTE_ORDER: &'static str = " COLLATE \"C\"";
 
     runs_statements!(bind_postgres);
 

@@ -21,13 +21,16 @@ mod lifecycle;
 mod repos;
 mod scans;
 
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 const SCHEMA_V1: &str = include_str!("sqlite_schema.sql");
 const SCHEMA_V2: &str = include_str!("sqlite_schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("sqlite_schema_v3.sql");
 const SCHEMA_V4: &str = include_str!("sqlite_schema_v4.sql");
 const SCHEMA_V5: &str = include_str!("sqlite_schema_v5.sql");
 const SCHEMA_V6: &str = crate::sql::keys::SCHEMA_V6;
+/// Not shared with PostgreSQL: there the columns compare in byte order (`COLLATE "C"`), a
+/// collation SQLite does not know (its BINARY default already is byte order).
+const SCHEMA_V7: &str = include_str!("sqlite_schema_v7.sql");
 
 pub struct SqliteMetadataStore {
     pub(crate) writer: SqlitePool,
@@ -100,6 +103,9 @@ impl SqliteMetadataStore {
         }
         if version < 6 {
             sqlx::raw_sql(SCHEMA_V6).execute(&mut *tx).await.ctx("migrating to schema v6")?;
+        }
+        if version < 7 {
+            sqlx::raw_sql(SCHEMA_V7).execute(&mut *tx).await.ctx("migrating to schema v7")?;
         }
         sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).execute(&mut *tx).await.ctx("recording schema version")?;
         tx.commit().await.ctx("committing migration")

@@ -21,6 +21,13 @@ impl Backend for Sqlite {
     fn is_shared(&self) -> bool {
         false
     }
+
+    async fn execute(&self, sql: &str) {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", self.path.display())).await.expect("connect sqlite");
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect("run SQL");
+        conn.close().await.expect("close sqlite");
+    }
 }
 
 async fn sqlite() -> Fixture {
@@ -31,3 +38,34 @@ async fn sqlite() -> Fixture {
 }
 
 berth_store::metadata_suite!(sqlite());
+
+/// A database of the version before blob objects (schema v6) is brought to v7: see
+/// `berth_store::testsuite::v6_rows_after_v7`.
+#[tokio::test]
+async fn v7_makes_every_existing_blob_a_clear_object() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("meta.db");
+    {
+        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+        let mut conn = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+        for sql in [
+            include_str!("../src/sqlite_schema.sql"),
+            include_str!("../src/sqlite_schema_v2.sql"),
+            include_str!("../src/sqlite_schema_v3.sql"),
+            include_str!("../src/sqlite_schema_v4.sql"),
+            include_str!("../src/sqlite_schema_v5.sql"),
+            berth_store::sql::keys::SCHEMA_V6,
+            "PRAGMA user_version = 6",
+        ] {
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        }
+        sqlx::raw_sql(&berth_store::testsuite::v6_rows()).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+    }
+    let store: Store = Arc::new(SqliteMetadataStore::open(&path).await.unwrap());
+    berth_store::testsuite::v6_rows_after_v7(&store).await;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(version, 7);
+}

@@ -317,52 +317,32 @@ pub trait ContentStore: Send + Sync {
     // ---- stored objects per encryption scope ----
 
     /// Like `repository_blob`, and whether the repository's scope holds an object of it.
-    async fn repository_blob_object(&self, key: &RepoKey, digest: &Digest) -> Result<Option<RepositoryBlobObject>, StoreError> {
-        let _ = (key, digest);
-        Err(StoreError::io("repository_blob_object", std::io::Error::other("not implemented")))
-    }
+    async fn repository_blob_object(&self, key: &RepoKey, digest: &Digest) -> Result<Option<RepositoryBlobObject>, StoreError>;
 
     /// Records that `scope` holds an object of `digest` (idempotent). `link_blob` records the
     /// linked repository's scope itself; this is for objects written outside a link (`berth encrypt`).
-    async fn record_blob_object(&self, digest: &Digest, scope: &str, now: Millis) -> Result<(), StoreError> {
-        let _ = (digest, scope, now);
-        Err(StoreError::io("record_blob_object", std::io::Error::other("not implemented")))
-    }
+    async fn record_blob_object(&self, digest: &Digest, scope: &str, now: Millis) -> Result<(), StoreError>;
 
     /// The objects of one blob.
-    async fn blob_objects(&self, digest: &Digest) -> Result<Vec<BlobObject>, StoreError> {
-        let _ = digest;
-        Err(StoreError::io("blob_objects", std::io::Error::other("not implemented")))
-    }
+    async fn blob_objects(&self, digest: &Digest) -> Result<Vec<BlobObject>, StoreError>;
 
     /// Every object after `after` (ordered by digest, then scope), at most `limit` (fsck).
-    async fn list_blob_objects(&self, after: Option<(&Digest, &str)>, limit: u32) -> Result<Vec<BlobObject>, StoreError> {
-        let _ = (after, limit);
-        Err(StoreError::io("list_blob_objects", std::io::Error::other("not implemented")))
-    }
+    async fn list_blob_objects(&self, after: Option<(&Digest, &str)>, limit: u32) -> Result<Vec<BlobObject>, StoreError>;
 
     /// Objects of blobs that are still referenced, that no repository needs any more, both
     /// the blob's last-seen time and the object's stored time before `before`: a sealed
     /// object when no manifest of a repository of its scope references the digest; a clear
     /// ("") one when every repository whose manifests reference it has its own object.
-    async fn gc_object_candidates(&self, before: Millis) -> Result<Vec<BlobObject>, StoreError> {
-        let _ = before;
-        Err(StoreError::io("gc_object_candidates", std::io::Error::other("not implemented")))
-    }
+    async fn gc_object_candidates(&self, before: Millis) -> Result<Vec<BlobObject>, StoreError>;
 
     /// Re-checks an object candidate in one transaction (locking as `gc_forget_blob` does)
     /// and forgets it: removes its row and the links of the repositories of its scope (whose
-    /// bytes it was). False when it became needed again.
-    async fn gc_forget_object(&self, digest: &Digest, scope: &str, before: Millis) -> Result<bool, StoreError> {
-        let _ = (digest, scope, before);
-        Err(StoreError::io("gc_forget_object", std::io::Error::other("not implemented")))
-    }
+    /// bytes it was; for a clear object, the repositories whose scope holds none of the blob,
+    /// which read it). False when it became needed again.
+    async fn gc_forget_object(&self, digest: &Digest, scope: &str, before: Millis) -> Result<bool, StoreError>;
 
     /// Blobs a repository links whose repository's scope holds no object yet (data written
     /// before encryption at rest, which `berth encrypt` seals): distinct (scope, digest, size),
     /// ordered by digest then scope, after `after`, at most `limit`.
-    async fn unsealed_blobs(&self, after: Option<(&Digest, &str)>, limit: u32) -> Result<Vec<BlobObject>, StoreError> {
-        let _ = (after, limit);
-        Err(StoreError::io("unsealed_blobs", std::io::Error::other("not implemented")))
-    }
+    async fn unsealed_blobs(&self, after: Option<(&Digest, &str)>, limit: u32) -> Result<Vec<BlobObject>, StoreError>;
 }

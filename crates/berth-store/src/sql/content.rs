@@ -144,7 +144,8 @@ pub async fn repository_blob<DB: Backend>(pool: &Pool<DB>, key: &RepoKey, digest
     row.map(|r| r.size("size")).transpose().ctx("looking up repository blob")
 }
 
-/// Records the blob and links it. On PostgreSQL the upsert locks the blob row first, so a
+/// Records the blob, links it and records the object of the repository's scope (the caller
+/// stored the bytes there before linking). On PostgreSQL the upsert locks the blob row first, so a
 /// concurrent `gc_forget_blob` (which locks it FOR UPDATE) either finishes first (the insert
 /// then creates the row afresh) or re-reads our new last-seen time and keeps the blob.
 pub async fn link_blob<DB: Backend>(pool: &Pool<DB>, key: &RepoKey, digest: &Digest, size: u64, now: Millis) -> Result<(), StoreError> {
@@ -166,6 +167,7 @@ pub async fn link_blob<DB: Backend>(pool: &Pool<DB>, key: &RepoKey, digest: &Dig
     tx.exec(stmt("INSERT INTO repository_blobs (repository_id, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING").bind(id).bind(digest))
         .await
         .ctx("linking blob into repository")?;
+    super::objects::record_linked(&mut *tx, id, digest, now).await?;
     tx.commit().await.ctx("committing blob link")
 }
 
@@ -737,21 +739,31 @@ pub async fn gc_candidates<DB: Backend>(pool: &Pool<DB>, before: Millis) -> Resu
     decode_all(&rows, "reading blob")
 }
 
-/// Locks the blob row (so `link_blob` and `touch_blob` wait, or have already refreshed it:
-/// the locked row is re-read with its newest last-seen time), then every link of it (so a
-/// `put_manifest` holding one commits its references first, or waits and finds the link gone),
-/// and only then re-checks that nothing references it.
-pub async fn gc_forget_blob<DB: Backend>(pool: &Pool<DB>, digest: &Digest, before: Millis) -> Result<bool, StoreError> {
-    let mut tx = pool.begin().await.ctx("collecting blob")?;
-    let for_update = <DB::Connection as Conn>::FOR_UPDATE;
-    let stale = tx
-        .opt(stmt(format!("SELECT 1 FROM blobs WHERE digest = $1 AND last_seen_at < $2{for_update}")).bind(digest).bind(before))
+/// Locks a blob for collection, in the order every collector takes: the blob row (so
+/// `link_blob` and `touch_blob` wait, or have already refreshed it: the locked row is re-read
+/// with its newest last-seen time), then every link of it (so a `put_manifest` holding one
+/// commits its references first, or waits and finds the link gone). False when the blob was
+/// seen at or after `before` (or is gone): nothing to collect.
+pub(crate) async fn lock_stale_blob<C: Conn>(conn: &mut C, digest: &Digest, before: Millis) -> Result<bool, StoreError> {
+    let stale = conn
+        .opt(stmt(format!("SELECT 1 FROM blobs WHERE digest = $1 AND last_seen_at < $2{}", C::FOR_UPDATE)).bind(digest).bind(before))
         .await
         .ctx("locking blob")?;
     if stale.is_none() {
         return Ok(false);
     }
-    tx.all(stmt(format!("SELECT 1 FROM repository_blobs WHERE digest = $1{for_update}")).bind(digest)).await.ctx("locking blob links")?;
+    conn.all(stmt(format!("SELECT 1 FROM repository_blobs WHERE digest = $1{}", C::FOR_UPDATE)).bind(digest))
+        .await
+        .ctx("locking blob links")?;
+    Ok(true)
+}
+
+/// Locks the blob (`lock_stale_blob`), and only then re-checks that nothing references it.
+pub async fn gc_forget_blob<DB: Backend>(pool: &Pool<DB>, digest: &Digest, before: Millis) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await.ctx("collecting blob")?;
+    if !lock_stale_blob(&mut *tx, digest, before).await? {
+        return Ok(false);
+    }
     let referenced = tx
         .opt(stmt("SELECT 1 FROM manifest_references WHERE child_digest = $1 AND kind = 0 LIMIT 1").bind(digest))
         .await
@@ -760,6 +772,7 @@ pub async fn gc_forget_blob<DB: Backend>(pool: &Pool<DB>, digest: &Digest, befor
         return Ok(false);
     }
     tx.exec(stmt("DELETE FROM repository_blobs WHERE digest = $1").bind(digest)).await.ctx("unlinking blob")?;
+    tx.exec(stmt("DELETE FROM blob_objects WHERE digest = $1").bind(digest)).await.ctx("forgetting blob objects")?;
     tx.exec(stmt("DELETE FROM blobs WHERE digest = $1").bind(digest)).await.ctx("forgetting blob")?;
     tx.commit().await.ctx("committing blob collection")?;
     Ok(true)

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use super::SqliteMetadataStore;
 use crate::meta::*;
 use crate::sql::content as sql;
+use crate::sql::objects;
 use crate::{Digest, StoreError, UploadCursor};
 
 #[async_trait]
@@ -138,5 +139,33 @@ impl ContentStore for SqliteMetadataStore {
 
     async fn gc_forget_blob(&self, digest: &Digest, before: Millis) -> Result<bool, StoreError> {
         sql::gc_forget_blob(&self.writer, digest, before).await
+    }
+
+    async fn repository_blob_object(&self, key: &RepoKey, digest: &Digest) -> Result<Option<RepositoryBlobObject>, StoreError> {
+        objects::repository_blob_object(&self.reader, key, digest).await
+    }
+
+    async fn record_blob_object(&self, digest: &Digest, scope: &str, now: Millis) -> Result<(), StoreError> {
+        objects::record_blob_object(&self.writer, digest, scope, now).await
+    }
+
+    async fn blob_objects(&self, digest: &Digest) -> Result<Vec<BlobObject>, StoreError> {
+        objects::blob_objects(&self.reader, digest).await
+    }
+
+    async fn list_blob_objects(&self, after: Option<(&Digest, &str)>, limit: u32) -> Result<Vec<BlobObject>, StoreError> {
+        objects::list_blob_objects(&self.reader, after, limit).await
+    }
+
+    async fn gc_object_candidates(&self, before: Millis) -> Result<Vec<BlobObject>, StoreError> {
+        objects::gc_object_candidates(&self.reader, before).await
+    }
+
+    async fn gc_forget_object(&self, digest: &Digest, scope: &str, before: Millis) -> Result<bool, StoreError> {
+        objects::gc_forget_object(&self.writer, digest, scope, before).await
+    }
+
+    async fn unsealed_blobs(&self, after: Option<(&Digest, &str)>, limit: u32) -> Result<Vec<BlobObject>, StoreError> {
+        objects::unsealed_blobs(&self.reader, after, limit).await
     }
 }
