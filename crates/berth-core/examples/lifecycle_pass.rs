@@ -61,7 +61,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("filled {n} images in {:.1}s", started.elapsed().as_secs_f64());
 
     let blobs = FsBlobStore::open(dir.path()).await?;
-    let registry = Registry::new(Arc::new(meta), Arc::new(blobs), Arc::new(SystemClock), RegistryConfig::default()).with_key_service(berth_crypto::RootKey::from_hex(&"ab".repeat(32))?);
+    let registry = Registry::new(Arc::new(meta), Arc::new(blobs), Arc::new(SystemClock), RegistryConfig::default())
+        .with_key_service(berth_crypto::RootKey::from_hex(&"ab".repeat(32))?);
     registry.put_lifecycle_policy(&repo, POLICY).await?;
     for round in 0..3 {
         let t = Instant::now();

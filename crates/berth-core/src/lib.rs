@@ -39,6 +39,6 @@ pub use integrity::{BlobCheck, IntegrityCounts, ScrubOptions, ScrubReport};
 pub use manifest::{media_types, MAX_MANIFEST_BYTES};
 pub use names::{Reference, RegistryRef, Repo, RepositoryName, Tag};
 pub use pulls::PULL_RESOLUTION_MILLIS;
-pub use sealing::{EncryptProgress, EncryptReport};
 pub use registry::*;
+pub use sealing::{object_name as sealed_object_name, EncryptProgress, EncryptReport};
 pub use uploads::UploadStatus;

@@ -10,11 +10,11 @@ use berth_store::{
 use bytes::Bytes;
 
 use crate::error::Result;
-use crate::sealing::BlobLocation;
 use crate::integrity::BlobCheck;
 use crate::locks::DigestLocks;
 use crate::manifest;
 use crate::names::{Reference, RegistryRef, Repo, Tag};
+use crate::sealing::BlobLocation;
 use crate::uploads::UploadState;
 use crate::{Clock, RegistryError};
 
@@ -30,6 +30,10 @@ pub struct RegistryConfig {
     pub default_registry: RegistryRef,
     /// Registry host names, e.g. `{account}.dkr.ecr.{region}.example.com`; None: the listen address.
     pub registry_host_template: Option<String>,
+    /// AES256 repositories' new blobs are stored in clear, their encryption left to the
+    /// storage underneath (an encrypted disk, the bucket's SSE-S3), as AWS leaves AES256 to
+    /// S3. KMS and KMS_DSSE repositories are always encrypted by berth.
+    pub aes256_by_storage: bool,
 }
 
 impl Default for RegistryConfig {
@@ -39,6 +43,7 @@ impl Default for RegistryConfig {
             create_repository_on_push: true,
             default_registry: RegistryRef { account: "000000000000".into(), region: "us-east-1".into() },
             registry_host_template: None,
+            aes256_by_storage: false,
         }
     }
 }
@@ -329,11 +334,11 @@ impl Registry {
                 let _guard = self.digest_locks.lock(digest).await;
                 let _cluster_guard = self.meta.lock_blob(digest).await?;
                 if let Some(source) = self.meta.repository_blob_object(from.key(), digest).await? {
-                    let scope = berth_store::storage_scope(target.settings.encryption_type, target.settings.kms_key.as_deref());
+                    let scope = self.write_scope(&target.settings);
                     // Deduplication holds within one key: a mount into a repository under
                     // another key stores a second object, sealed under that key.
                     if self.provide_object(&source, digest, &scope).await? {
-                        self.meta.link_blob(repo.key(), digest, source.size, self.now()).await?;
+                        self.meta.link_blob_in(repo.key(), digest, source.size, self.now(), &scope).await?;
                         return Ok(MountOutcome::Mounted(digest.clone()));
                     }
                 }

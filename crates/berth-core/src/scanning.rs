@@ -676,11 +676,11 @@ impl std::io::Read for LazyBlob {
         if self.inner.is_none() {
             let registry = self.registry.upgrade().ok_or_else(|| std::io::Error::other("the registry is shutting down"))?;
             let (repo, digest) = (self.repo.clone(), self.digest.clone());
-            let (_, _, reader) = self
-                .handle
-                .block_on(async move { registry.read_blob(&repo, &digest, None).await })
-                .map_err(|e| match e {
-                    RegistryError::BlobUnknown(_) => std::io::Error::new(std::io::ErrorKind::NotFound, format!("layer {} is missing", self.digest)),
+            let (_, _, reader) =
+                self.handle.block_on(async move { registry.read_blob(&repo, &digest, None).await }).map_err(|e| match e {
+                    RegistryError::BlobUnknown(_) => {
+                        std::io::Error::new(std::io::ErrorKind::NotFound, format!("layer {} is missing", self.digest))
+                    }
                     other => std::io::Error::other(other.to_string()),
                 })?;
             let stream: berth_store::ByteStream = reader.body.map_err(std::io::Error::other).boxed();

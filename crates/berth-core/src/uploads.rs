@@ -54,7 +54,7 @@ struct Session {
 impl Registry {
     pub async fn start_upload(&self, repo: &Repo) -> Result<UploadStatus> {
         let target = self.push_target(repo).await?;
-        let scope = berth_store::storage_scope(target.settings.encryption_type, target.settings.kms_key.as_deref());
+        let scope = self.write_scope(&target.settings);
         // A disabled key refuses the push before a session exists.
         self.check_scope_key(&scope).await?;
         let id = uuid::Uuid::new_v4().to_string();
@@ -312,13 +312,13 @@ impl Registry {
             self.discard_upload(id).await?;
             return Err(RegistryError::DigestInvalid(format!("uploaded content has digest {actual}, not {digest}")));
         }
-        self.sealed_commit(id, &session.cursor, digest).await.map_err(|e| match e {
+        let scope = self.sealed_commit(id, &session.cursor, digest).await.map_err(|e| match e {
             RegistryError::Store(e) => blob_upload_unknown(e),
             other => other,
         })?;
         // Hashed as it arrived; this also lifts the quarantine of a clear blob of this digest.
         self.integrity.mark_verified(digest);
-        self.meta.link_blob(repo.key(), digest, session.cursor.len, self.now()).await?;
+        self.meta.link_blob_in(repo.key(), digest, session.cursor.len, self.now(), &scope).await?;
         self.meta.delete_upload(id).await?;
         drop(state);
         self.forget_session_state(id);

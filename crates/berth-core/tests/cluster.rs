@@ -118,7 +118,7 @@ async fn a_run_whose_lease_is_lost_stops_at_its_next_safe_point() {
         other => panic!("expected the lost lease, got {other:?}"),
     }
     // (The blob store, not stat_blob: a HEAD would keep the blob alive.)
-    assert_eq!(blobs.stat(&garbage).await.unwrap(), Some(12), "the stopped run collected nothing");
+    assert!(common::stored_size(&blobs, &garbage).await.is_some(), "the stopped run collected nothing");
 
     // A GC outside a leased run (POST /_berth/gc, `berth gc`) has no lease to lose.
     let report = a.collect_garbage(GcOptions { dry_run: false, grace_millis: Some(0) }).await.unwrap();
@@ -133,7 +133,8 @@ async fn a_rotated_signing_key_reaches_every_node_and_the_previous_one_still_ver
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(FakeClock(AtomicI64::new(1_700_000_000_000)));
     let (meta, blobs) = common::stores(dir.path()).await;
-    let node = |c: Arc<FakeClock>| Registry::new(meta.clone(), blobs.clone(), c, RegistryConfig::default()).with_key_service(common::root_key());
+    let node =
+        |c: Arc<FakeClock>| Registry::new(meta.clone(), blobs.clone(), c, RegistryConfig::default()).with_key_service(common::root_key());
     let (a, b, admin) = (node(clock.clone()), node(clock.clone()), node(clock.clone()));
     for r in [&a, &b, &admin] {
         r.init_identity().await.unwrap();

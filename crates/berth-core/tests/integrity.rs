@@ -8,8 +8,11 @@ mod common;
 use common::{push_blob, Env};
 
 impl Env {
+    /// Integrity checks concern blobs stored in clear (written before encryption at rest, or
+    /// with AES256 left to the storage); an encrypted object authenticates itself on every read
+    /// (see tests/sealing.rs).
     async fn registry(&self) -> Registry {
-        self.registry_with(RegistryConfig::default()).await
+        self.registry_with(RegistryConfig { aes256_by_storage: true, ..Default::default() }).await
     }
     /// Pushes `content()` as team/app, then replaces its stored bytes with a flipped copy.
     async fn corrupted_blob(&self) -> (Repo, Vec<u8>, Digest) {

@@ -28,7 +28,7 @@ fn version_of(blob: &[u8]) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn automatic_rotation_deletion_and_the_root_key() {
     let env = common::Env::new();
-    let r = env.registry_with(RegistryConfig::default()).await;
+    let r = env.registry_without_key_service(RegistryConfig::default()).await;
     r.install_key_service(root(7));
     let me = admin(&r).await;
     let key = r.kms_create_key(&me, NewKey::default()).await.expect("key");
@@ -50,7 +50,7 @@ async fn automatic_rotation_deletion_and_the_root_key() {
     assert_eq!(status.doc.materials.iter().filter(|m| m.rotation_type.as_deref() == Some("AUTOMATIC")).count(), 1);
 
     // Another server of the same data with another root key: refuses, never misreads.
-    let other = env.registry_with(RegistryConfig::default()).await;
+    let other = env.registry_without_key_service(RegistryConfig::default()).await;
     other.install_key_service(root(8));
     match other.kms_decrypt(&me, &first, &[], None).await {
         Err(KmsError::Internal(m)) => assert!(m.contains("root key"), "{m}"),

@@ -148,10 +148,10 @@ async fn gc_collects_only_old_unreferenced_blobs() {
     assert_eq!((dry.blobs_deleted, dry.bytes_reclaimed), (1, 7));
     // (A HEAD would keep the blob alive for another grace period, so ask the blob store.)
     let blobs = common::blob_store(env.dir.path()).await;
-    assert_eq!(blobs.stat(&garbage).await.unwrap(), Some(7), "dry run deletes nothing");
+    assert!(common::stored_size(&blobs, &garbage).await.is_some(), "dry run deletes nothing");
     let real = r.collect_garbage(GcOptions { dry_run: false, grace_millis: None }).await.unwrap();
     assert_eq!(real.blobs, vec![garbage.to_string()]);
-    assert_eq!(blobs.stat(&garbage).await.unwrap(), None);
+    assert_eq!(common::stored_size(&blobs, &garbage).await, None);
     assert!(matches!(r.stat_blob(&name, &garbage).await, Err(RegistryError::BlobUnknown(_))));
     assert_eq!(read_all(&r, &name, &layer).await, b"layer");
     assert!(r.fsck().await.unwrap().ok());

@@ -15,7 +15,10 @@ const ACCOUNT: &str = "123456789012";
 async fn registry(dir: &std::path::Path) -> Arc<Registry> {
     let meta = SqliteMetadataStore::open(&dir.join("meta.db")).await.expect("metadata store");
     let blobs = FsBlobStore::open(dir.join("blobs")).await.expect("blob store");
-    Arc::new(Registry::new(Arc::new(meta), Arc::new(blobs), Arc::new(SystemClock), RegistryConfig::default()).with_key_service(berth_crypto::RootKey::from_hex(&"ab".repeat(32)).expect("root key")))
+    Arc::new(
+        Registry::new(Arc::new(meta), Arc::new(blobs), Arc::new(SystemClock), RegistryConfig::default())
+            .with_key_service(berth_crypto::RootKey::from_hex(&"ab".repeat(32)).expect("root key")),
+    )
 }
 
 async fn user(registry: &Registry, name: &str, policy: Option<&str>) -> Principal {

@@ -19,7 +19,11 @@ impl ContentStore for PostgresMetadataStore {
     }
 
     async fn link_blob(&self, key: &RepoKey, digest: &Digest, size: u64, now: Millis) -> Result<(), StoreError> {
-        self.timed("link_blob", retrying(|| Box::pin(sql::link_blob(&self.pool, key, digest, size, now)))).await
+        self.timed("link_blob", retrying(|| Box::pin(sql::link_blob(&self.pool, key, digest, size, now, None)))).await
+    }
+
+    async fn link_blob_in(&self, key: &RepoKey, digest: &Digest, size: u64, now: Millis, scope: &str) -> Result<(), StoreError> {
+        self.timed("link_blob", retrying(|| Box::pin(sql::link_blob(&self.pool, key, digest, size, now, Some(scope))))).await
     }
 
     async fn unlink_blob(&self, key: &RepoKey, digest: &Digest) -> Result<UnlinkOutcome, StoreError> {

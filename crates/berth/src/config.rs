@@ -57,6 +57,12 @@ pub struct ServeArgs {
     /// without it, encrypted data cannot be read.
     #[arg(long, env = "BERTH_ROOT_KEY_FILE")]
     pub root_key_file: Option<PathBuf>,
+    /// Store AES256 repositories' new blobs in clear, leaving their encryption to the storage
+    /// underneath (an encrypted disk, or the bucket's SSE-S3), as AWS leaves AES256 to S3.
+    /// Only with such storage. KMS and KMS_DSSE repositories are always encrypted by berth;
+    /// `berth encrypt` seals what was stored in clear once this is off again.
+    #[arg(long, env = "BERTH_AES256_BY_STORAGE")]
+    pub aes256_by_storage: bool,
     #[command(flatten)]
     pub identity: IdentityArgs,
     #[command(flatten)]
@@ -91,6 +97,7 @@ pub struct IdentityArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     root_key_file: Option<PathBuf>,
+    aes256_by_storage: Option<bool>,
     account_id: Option<String>,
     region: Option<String>,
     admin_access_key_id: Option<String>,
@@ -135,6 +142,7 @@ pub struct Settings {
     pub scan_workers: usize,
     pub vulndb_check_seconds: u64,
     pub root_key_file: PathBuf,
+    pub aes256_by_storage: bool,
     pub account_id: String,
     pub region: String,
     pub admin_key: Option<(String, String)>,
@@ -189,6 +197,7 @@ impl ServeArgs {
             registry_host: self.identity.registry_host.or(file.registry_host),
             create_repository_on_push: !self.identity.no_create_on_push && file.create_repository_on_push.unwrap_or(true),
             listen,
+            aes256_by_storage: self.aes256_by_storage || file.aes256_by_storage.unwrap_or(false),
             root_key_file: match self.root_key_file.or(file.root_key_file) {
                 Some(path) => path,
                 None => self.data_dir.clone().or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)).join("root.key"),

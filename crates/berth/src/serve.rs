@@ -34,10 +34,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         create_repository_on_push: settings.create_repository_on_push,
         default_registry: RegistryRef { account: settings.account_id.clone(), region: settings.region.clone() },
         registry_host_template: settings.registry_host.clone(),
+        aes256_by_storage: settings.aes256_by_storage,
     };
     let data = DataDir::open(&settings.data_dir, &settings.storage, config).await?;
     data.registry.init_identity().await.context("loading token signing keys")?;
     let root_key = crate::root_key::load(&settings.root_key_file)?;
+    if settings.aes256_by_storage {
+        tracing::warn!("--aes256-by-storage: AES256 repositories' new blobs are stored in clear; the storage underneath must encrypt them");
+    }
     data.registry.install_key_service(root_key);
     if let Some((id, secret)) = data.registry.bootstrap_admin(settings.admin_key.clone()).await.context("creating the admin user")? {
         crate::datadir::announce_admin_key(&settings.data_dir, &settings.account_id, &settings.region, &id, &secret)?;

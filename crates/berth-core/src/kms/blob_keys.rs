@@ -115,7 +115,8 @@ impl Registry {
         match scope_key(scope)? {
             ScopeKey::RegistryManaged => {
                 let [wrapped] = header.wrapped_keys.as_slice() else { return Err(damaged()) };
-                let opened = berth_crypto::open(&svc.root.derive(REGISTRY_MANAGED_PURPOSE), REGISTRY_MANAGED_AAD, wrapped).map_err(|_| damaged())?;
+                let opened =
+                    berth_crypto::open(&svc.root.derive(REGISTRY_MANAGED_PURPOSE), REGISTRY_MANAGED_AAD, wrapped).map_err(|_| damaged())?;
                 Ok(vec![to_key_bytes(&opened).ok_or_else(damaged)?])
             }
             ScopeKey::Kms { arn, layers } => {
@@ -142,6 +143,9 @@ impl Registry {
 
     /// Whether the scope's key can be used now (a push or pull checks before it starts).
     pub(crate) async fn check_scope_key(&self, scope: &str) -> Result<(), RegistryError> {
+        if scope.is_empty() {
+            return Ok(());
+        }
         match scope_key(scope)? {
             ScopeKey::RegistryManaged => self.key_service().map(|_| ()).map_err(super::for_repository),
             ScopeKey::Kms { arn, .. } => {

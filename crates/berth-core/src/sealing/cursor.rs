@@ -56,7 +56,13 @@ impl SealedCursor {
         let sealed_tail = take(&mut at)?.to_vec();
         let inner_len = u64::from_be_bytes(take(&mut at)?.try_into().ok()?);
         let inner_state = take(&mut at)?.to_vec();
-        at.is_empty().then_some(SealedCursor { scope, header, index, sealed_tail, inner: UploadCursor { len: inner_len, state: inner_state } })
+        at.is_empty().then_some(SealedCursor {
+            scope,
+            header,
+            index,
+            sealed_tail,
+            inner: UploadCursor { len: inner_len, state: inner_state },
+        })
     }
 
     /// The associated data the held-back plaintext is sealed with: it belongs to this session

@@ -79,7 +79,13 @@ impl Registry {
                 report.clear_removed += 1;
             }
         }
-        tracing::info!(sealed = report.sealed, bytes = report.bytes, clear_removed = report.clear_removed, failed = report.failed.len(), "encrypting existing blobs finished");
+        tracing::info!(
+            sealed = report.sealed,
+            bytes = report.bytes,
+            clear_removed = report.clear_removed,
+            failed = report.failed.len(),
+            "encrypting existing blobs finished"
+        );
         Ok(report)
     }
 }

@@ -35,7 +35,7 @@ use crate::kms::blob_keys::sealing_failure;
 use crate::Registry;
 
 /// The name an object of `digest` in `scope` has in the sealed namespace.
-pub(crate) fn object_name(scope: &str, digest: &Digest) -> Digest {
+pub fn object_name(scope: &str, digest: &Digest) -> Digest {
     let mut h = Sha256::new();
     h.update(b"berth sealed object v1\n");
     h.update(scope.as_bytes());
@@ -53,6 +53,15 @@ pub enum BlobLocation {
 }
 
 impl Registry {
+    /// The scope a repository's new blobs are written in: its own, or "" (in clear) for an
+    /// AES256 repository when the operator leaves AES256 to the storage.
+    pub(crate) fn write_scope(&self, settings: &berth_store::RepositorySettings) -> String {
+        if settings.encryption_type == berth_store::EncryptionType::Aes256 && self.config.aes256_by_storage {
+            return String::new();
+        }
+        berth_store::storage_scope(settings.encryption_type, settings.kms_key.as_deref())
+    }
+
     /// The blob store's namespace for encrypted objects.
     pub(crate) fn sealed_store(&self) -> Result<&Arc<dyn BlobStore>> {
         self.sealed.as_ref().ok_or_else(|| sealing_failure("this blob store has no place for encrypted objects".into()))

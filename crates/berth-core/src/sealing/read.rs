@@ -19,7 +19,13 @@ impl Registry {
     /// None when the object is not stored. Fails before any byte when the scope's key cannot
     /// be used; a stored byte that was altered ends the body early with an error (the
     /// client's download fails), never with wrong bytes.
-    pub(crate) async fn sealed_get(&self, scope: &str, digest: &Digest, plain_len: u64, range: Option<BlobRange>) -> Result<Option<BlobReader>> {
+    pub(crate) async fn sealed_get(
+        &self,
+        scope: &str,
+        digest: &Digest,
+        plain_len: u64,
+        range: Option<BlobRange>,
+    ) -> Result<Option<BlobReader>> {
         let store = self.sealed_store()?;
         let name = object_name(scope, digest);
         let aad = digest.to_string().into_bytes();
@@ -66,23 +72,35 @@ fn not_authentic(label: &str, why: &str) -> crate::RegistryError {
 
 /// Reads an object's header from the start of its stream; returns it, the bytes after it
 /// that were already read, and the rest of the stream.
-async fn read_header(mut body: ByteStream, label: &str) -> Result<(Header, Bytes, ByteStream)> {
+async fn read_header(body: ByteStream, label: &str) -> Result<(Header, Bytes, ByteStream)> {
+    // Fused: a small object's stream may end here, and the rest is polled once more.
+    let mut body = body.fuse();
     let mut buf = BytesMut::new();
     while buf.len() < MAX_HEADER_LEN {
         match body.next().await {
-            Some(chunk) => buf.extend_from_slice(&chunk.map_err(|e| berth_store::StoreError::io(format!("reading the object of {label}"), e))?),
+            Some(chunk) => {
+                buf.extend_from_slice(&chunk.map_err(|e| berth_store::StoreError::io(format!("reading the object of {label}"), e))?)
+            }
             None => break,
         }
     }
     let header = Header::parse(&buf).map_err(|e| not_authentic(label, &e.to_string()))?;
     let rest = buf.split_off(header.len as usize).freeze();
-    Ok((header, rest, body))
+    Ok((header, rest, body.boxed()))
 }
 
 /// Decrypts stored bytes as they stream: drops `skip_stored` leading stored bytes, then
 /// passes on plaintext from offset `skip` for `take` bytes; `finish` when the stream ends
 /// at the object's end (the last segment is opened and checked as the last).
-pub(crate) fn decrypting(stored: ByteStream, decryptor: Decryptor, skip_stored: u64, skip: u64, take: u64, finish: bool, label: String) -> ByteStream {
+pub(crate) fn decrypting(
+    stored: ByteStream,
+    decryptor: Decryptor,
+    skip_stored: u64,
+    skip: u64,
+    take: u64,
+    finish: bool,
+    label: String,
+) -> ByteStream {
     struct State {
         stored: ByteStream,
         decryptor: Option<Decryptor>,

@@ -18,7 +18,11 @@ impl Registry {
     /// upload). The caller holds the digest's locks.
     pub(crate) async fn provide_object(&self, source: &RepositoryBlobObject, digest: &Digest, scope: &str) -> Result<bool> {
         let held = self.meta.blob_objects(digest).await?.iter().any(|o| o.scope == scope);
-        if held && self.sealed_store()?.stat(&object_name(scope, digest)).await?.is_some() {
+        let stored = match scope {
+            "" => self.blobs.stat(digest).await?,
+            _ => self.sealed_store()?.stat(&object_name(scope, digest)).await?,
+        };
+        if held && stored.is_some() {
             return Ok(true);
         }
         let from = if source.sealed { BlobLocation::Sealed { scope: source.scope.clone() } } else { BlobLocation::Plain };

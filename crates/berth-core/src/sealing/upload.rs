@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use super::{object_name, SealedCursor};
 use crate::error::Result;
 use crate::kms::blob_keys::{sealing_failure, DataKeys};
-use crate::{Registry, RegistryError};
+use crate::Registry;
 
 /// What the encrypting stream shares with the request that feeds it.
 struct Feed {
@@ -33,7 +33,11 @@ fn once(bytes: Vec<u8>) -> ByteStream {
 impl Registry {
     /// Starts the stored object of a new upload session in `scope`: fresh data keys, the
     /// header written. Fails with the key's error when the scope's key cannot be used.
+    /// Scope "" is an upload in clear into the plain store (AES256 left to the storage).
     pub(crate) async fn sealed_create_upload(&self, id: &str, scope: &str) -> Result<UploadCursor> {
+        if scope.is_empty() {
+            return Ok(self.blobs.create_upload(id).await?);
+        }
         let store = self.sealed_store()?;
         let (header, _keys) = self.new_blob_keys(scope).await?;
         let encoded = header.encode();
@@ -47,7 +51,7 @@ impl Registry {
     /// it was begun before encryption at rest, or its stored object holds bytes its record
     /// does not (a write that failed midway); the client then starts the upload again.
     pub(crate) async fn sealed_upload_len(&self, id: &str, cursor: &UploadCursor) -> Result<Option<u64>> {
-        let Some(state) = SealedCursor::decode(&cursor.state) else { return Ok(None) };
+        let Some(state) = SealedCursor::decode(&cursor.state) else { return Ok(self.blobs.upload_len(id, cursor).await?) };
         let stored = self.sealed_store()?.upload_len(id, &state.inner).await?;
         Ok(stored.filter(|s| *s == state.inner.len).map(|_| cursor.len))
     }
@@ -59,7 +63,14 @@ impl Registry {
         Ok((header, keys))
     }
 
-    fn resume_encryptor(&self, id: &str, cursor: &UploadCursor, state: &SealedCursor, header: &Header, keys: &DataKeys) -> Result<Encryptor> {
+    fn resume_encryptor(
+        &self,
+        id: &str,
+        cursor: &UploadCursor,
+        state: &SealedCursor,
+        header: &Header,
+        keys: &DataKeys,
+    ) -> Result<Encryptor> {
         let tail = if state.sealed_tail.is_empty() {
             Zeroizing::new(Vec::new())
         } else {
@@ -73,7 +84,7 @@ impl Registry {
     /// stream broke are kept (as the filesystem store keeps them), so the session resumes from
     /// the offset it reports.
     pub(crate) async fn sealed_append(&self, id: &str, cursor: &UploadCursor, data: ByteStream) -> Result<UploadCursor> {
-        let state = SealedCursor::decode(&cursor.state).ok_or(RegistryError::BlobUploadUnknown)?;
+        let Some(state) = SealedCursor::decode(&cursor.state) else { return Ok(self.blobs.append_upload(id, cursor, data).await?) };
         let store = self.sealed_store()?;
         let (header, keys) = self.session_keys(&state).await?;
         let encryptor = self.resume_encryptor(id, cursor, &state, &header, &keys)?;
@@ -84,7 +95,8 @@ impl Registry {
         let encryptor = feed.encryptor.take().ok_or_else(|| sealing_failure(format!("upload {id}: encryption stopped")))?;
         let len = cursor.len + feed.consumed;
         let (index, tail) = encryptor.state();
-        let sealed_tail = if tail.is_empty() { Vec::new() } else { berth_crypto::seal(&keys[0], &SealedCursor::tail_aad(id, index, len), tail) };
+        let sealed_tail =
+            if tail.is_empty() { Vec::new() } else { berth_crypto::seal(&keys[0], &SealedCursor::tail_aad(id, index, len), tail) };
         let next = SealedCursor { index, sealed_tail, inner, ..state };
         Ok(UploadCursor { len, state: next.encode() })
     }
@@ -92,7 +104,10 @@ impl Registry {
     /// Seals the last segment (bound to `digest`) and makes the object visible as the
     /// scope's object of `digest`. Returns the scope.
     pub(crate) async fn sealed_commit(&self, id: &str, cursor: &UploadCursor, digest: &Digest) -> Result<String> {
-        let state = SealedCursor::decode(&cursor.state).ok_or(RegistryError::BlobUploadUnknown)?;
+        let Some(state) = SealedCursor::decode(&cursor.state) else {
+            self.blobs.commit_upload(id, cursor, digest).await?;
+            return Ok(String::new());
+        };
         let store = self.sealed_store()?;
         let (header, keys) = self.session_keys(&state).await?;
         let encryptor = self.resume_encryptor(id, cursor, &state, &header, &keys)?;
@@ -106,7 +121,7 @@ impl Registry {
     /// Reads back the plaintext a session holds so far (to rebuild a lost hash), or None when
     /// the store cannot read an upload back.
     pub(crate) async fn sealed_read_upload(&self, id: &str, cursor: &UploadCursor) -> Result<Option<ByteStream>> {
-        let state = SealedCursor::decode(&cursor.state).ok_or(RegistryError::BlobUploadUnknown)?;
+        let Some(state) = SealedCursor::decode(&cursor.state) else { return Ok(self.blobs.read_upload(id, cursor).await?) };
         let (header, keys) = self.session_keys(&state).await?;
         let Some(stored) = self.sealed_store()?.read_upload(id, &state.inner).await? else { return Ok(None) };
         let tail = self.resume_encryptor(id, cursor, &state, &header, &keys)?.state().1.to_vec();

@@ -42,8 +42,12 @@ impl Env {
         Env { dir: tempfile::tempdir().expect("a temporary directory"), clock: Arc::new(FakeClock(AtomicI64::new(1_000_000_000))) }
     }
     pub async fn registry_with(&self, config: berth_core::RegistryConfig) -> Registry {
+        self.registry_without_key_service(config).await.with_key_service(root_key())
+    }
+    /// For tests that install a root key of their own.
+    pub async fn registry_without_key_service(&self, config: berth_core::RegistryConfig) -> Registry {
         let (meta, blobs) = stores(self.dir.path()).await;
-        Registry::new(meta, blobs, self.clock.clone(), config).with_key_service(root_key())
+        Registry::new(meta, blobs, self.clock.clone(), config)
     }
     pub fn advance(&self, ms: i64) {
         self.clock.0.fetch_add(ms, Ordering::SeqCst);
@@ -167,4 +171,14 @@ pub async fn overwrite_stored_bytes(dir: &Path, digest: &Digest, data: &[u8]) {
 /// The root key every test registry's key service uses (nodes of one test share it).
 pub fn root_key() -> berth_crypto::RootKey {
     berth_crypto::RootKey::from_hex(&"ab".repeat(32)).expect("root key")
+}
+
+/// The stored size of a blob pushed to an AES256 repository, wherever it is kept: sealed under
+/// the registry-managed key, or (written in clear) in the plain store. None when neither holds it.
+pub async fn stored_size(blobs: &Arc<dyn BlobStore>, digest: &Digest) -> Option<u64> {
+    if let Some(size) = blobs.stat(digest).await.expect("stat") {
+        return Some(size);
+    }
+    let sealed = blobs.namespace("sealed").expect("a sealed namespace");
+    sealed.stat(&berth_core::sealed_object_name("aes256", digest)).await.expect("stat")
 }

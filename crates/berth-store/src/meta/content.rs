@@ -217,7 +217,12 @@ pub trait ContentStore: Send + Sync {
     async fn repository_blob(&self, key: &RepoKey, digest: &Digest) -> Result<Option<u64>, StoreError>;
 
     /// Records the blob (if new) and links it into the repository; refreshes its last-seen time.
+    /// The repository's own scope is recorded as holding its bytes (see [`BlobObject`]).
     async fn link_blob(&self, key: &RepoKey, digest: &Digest, size: u64, now: Millis) -> Result<(), StoreError>;
+
+    /// `link_blob`, recording `scope` as the one holding the bytes: "" when they were written
+    /// in clear (AES256 left to the storage, see berth-core's sealing).
+    async fn link_blob_in(&self, key: &RepoKey, digest: &Digest, size: u64, now: Millis, scope: &str) -> Result<(), StoreError>;
 
     /// Removes the blob from the repository unless a manifest there references it.
     async fn unlink_blob(&self, key: &RepoKey, digest: &Digest) -> Result<UnlinkOutcome, StoreError>;

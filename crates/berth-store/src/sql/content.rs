@@ -148,7 +148,14 @@ pub async fn repository_blob<DB: Backend>(pool: &Pool<DB>, key: &RepoKey, digest
 /// stored the bytes there before linking). On PostgreSQL the upsert locks the blob row first, so a
 /// concurrent `gc_forget_blob` (which locks it FOR UPDATE) either finishes first (the insert
 /// then creates the row afresh) or re-reads our new last-seen time and keeps the blob.
-pub async fn link_blob<DB: Backend>(pool: &Pool<DB>, key: &RepoKey, digest: &Digest, size: u64, now: Millis) -> Result<(), StoreError> {
+pub async fn link_blob<DB: Backend>(
+    pool: &Pool<DB>,
+    key: &RepoKey,
+    digest: &Digest,
+    size: u64,
+    now: Millis,
+    scope: Option<&str>,
+) -> Result<(), StoreError> {
     let mut tx = pool.begin().await.ctx("linking blob")?;
     let Some(id) = repo_id_locked(&mut *tx, key).await? else {
         return Err(StoreError::Db { context: "linking blob into a repository that does not exist", source: sqlx::Error::RowNotFound });
@@ -167,7 +174,7 @@ pub async fn link_blob<DB: Backend>(pool: &Pool<DB>, key: &RepoKey, digest: &Dig
     tx.exec(stmt("INSERT INTO repository_blobs (repository_id, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING").bind(id).bind(digest))
         .await
         .ctx("linking blob into repository")?;
-    super::objects::record_linked(&mut *tx, id, digest, now).await?;
+    super::objects::record_linked(&mut *tx, id, digest, now, scope).await?;
     tx.commit().await.ctx("committing blob link")
 }
 

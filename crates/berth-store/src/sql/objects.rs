@@ -38,14 +38,29 @@ fn collectable() -> String {
     )
 }
 
-/// Records the object a `link_blob` implies, inside its transaction: the linked repository's
-/// scope holds the bytes.
-pub(crate) async fn record_linked<C: Conn>(conn: &mut C, repository_id: i64, digest: &Digest, now: Millis) -> Result<(), StoreError> {
-    let sql = format!(
-        "INSERT INTO blob_objects (digest, scope, stored_at) SELECT $1, {STORAGE_SCOPE_SQL}, $3 FROM repositories r WHERE r.id = $2 \
-         ON CONFLICT DO NOTHING"
-    );
-    conn.exec(stmt(sql).bind(digest).bind(repository_id).bind(now)).await.ctx("recording blob object")?;
+/// Records the object a `link_blob` implies, inside its transaction: `scope` holds the bytes,
+/// or (None) the linked repository's own scope.
+pub(crate) async fn record_linked<C: Conn>(
+    conn: &mut C,
+    repository_id: i64,
+    digest: &Digest,
+    now: Millis,
+    scope: Option<&str>,
+) -> Result<(), StoreError> {
+    let statement = match scope {
+        None => stmt(format!(
+            "INSERT INTO blob_objects (digest, scope, stored_at) SELECT $1, {STORAGE_SCOPE_SQL}, $3 FROM repositories r WHERE r.id = $2 \
+             ON CONFLICT DO NOTHING"
+        ))
+        .bind(digest)
+        .bind(repository_id)
+        .bind(now),
+        Some(scope) => stmt("INSERT INTO blob_objects (digest, scope, stored_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(digest)
+            .bind(scope)
+            .bind(now),
+    };
+    conn.exec(statement).await.ctx("recording blob object")?;
     Ok(())
 }
 
@@ -56,12 +71,12 @@ pub async fn repository_blob_object<DB: Backend>(
 ) -> Result<Option<RepositoryBlobObject>, StoreError> {
     let mut conn = acquire(pool).await?;
     let sql = format!(
-        "SELECT b.size, EXISTS (SELECT 1 FROM blob_objects o WHERE o.digest = b.digest AND o.scope = {STORAGE_SCOPE_SQL}) AS sealed \
-         FROM blobs b JOIN repository_blobs rb ON rb.digest = b.digest JOIN repositories r ON r.id = rb.repository_id \
+        "SELECT b.size, EXISTS (SELECT 1 FROM blob_objects o WHERE o.digest = b.digest AND o.scope = {STORAGE_SCOPE_SQL}) AS sealed, \
+         {STORAGE_SCOPE_SQL} AS scope FROM blobs b JOIN repository_blobs rb ON rb.digest = b.digest JOIN repositories r ON r.id = rb.repository_id \
          WHERE r.account_id = $1 AND r.region = $2 AND r.name = $3 AND b.digest = $4"
     );
     let row = conn.opt(stmt(sql).bind_key(key).bind(digest)).await.ctx("looking up repository blob object")?;
-    row.map(|r| Ok(RepositoryBlobObject { size: r.size("size")?, sealed: r.flag("sealed")? }))
+    row.map(|r| Ok(RepositoryBlobObject { size: r.size("size")?, sealed: r.flag("sealed")?, scope: r.text("scope")? }))
         .transpose()
         .ctx("looking up repository blob object")
 }

@@ -16,7 +16,11 @@ impl ContentStore for SqliteMetadataStore {
     }
 
     async fn link_blob(&self, key: &RepoKey, digest: &Digest, size: u64, now: Millis) -> Result<(), StoreError> {
-        sql::link_blob(&self.writer, key, digest, size, now).await
+        sql::link_blob(&self.writer, key, digest, size, now, None).await
+    }
+
+    async fn link_blob_in(&self, key: &RepoKey, digest: &Digest, size: u64, now: Millis, scope: &str) -> Result<(), StoreError> {
+        sql::link_blob(&self.writer, key, digest, size, now, Some(scope)).await
     }
 
     async fn unlink_blob(&self, key: &RepoKey, digest: &Digest) -> Result<UnlinkOutcome, StoreError> {

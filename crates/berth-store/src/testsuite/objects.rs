@@ -57,7 +57,7 @@ pub async fn blob_objects_per_scope(f: Fixture) {
         s.link_blob(&k, &layer, 5, NOW).await.unwrap();
         assert_eq!(s.blob_objects(&layer).await.unwrap(), vec![object(&layer, &storage_scope(encryption, kms_key), 5)], "{name}");
         let linked = s.repository_blob_object(&k, &layer).await.unwrap();
-        assert_eq!(linked, Some(RepositoryBlobObject { size: 5, sealed: true }), "{name}");
+        assert_eq!(linked, Some(RepositoryBlobObject { size: 5, sealed: true, scope: storage_scope(encryption, kms_key) }), "{name}");
     }
     assert_eq!(storage_scope(EncryptionType::Kms, Some(KEY_A)), format!("kms:{KEY_A}"));
 
@@ -150,7 +150,7 @@ pub async fn gc_of_objects(f: Fixture) {
 
     // Linking again in the forgotten scope records its object anew.
     s.link_blob(&kms, &layer, 10, NOW + 60).await.unwrap();
-    assert_eq!(s.repository_blob_object(&kms, &layer).await.unwrap(), Some(RepositoryBlobObject { size: 10, sealed: true }));
+    assert_eq!(s.repository_blob_object(&kms, &layer).await.unwrap().map(|o| (o.size, o.sealed)), Some((10, true)));
 }
 
 /// Blobs written before encryption at rest: every blob has one clear ("") object and no link
@@ -177,7 +177,7 @@ pub async fn clear_objects_and_unsealed_blobs(f: Fixture) {
     s.link_blob(&aes, &l3, 10, NOW).await.unwrap(); // referenced by nothing
     as_before_encryption(&f).await;
 
-    assert_eq!(s.repository_blob_object(&aes, &l1).await.unwrap(), Some(RepositoryBlobObject { size: 10, sealed: false }));
+    assert_eq!(s.repository_blob_object(&aes, &l1).await.unwrap().map(|o| (o.size, o.sealed)), Some((10, false)));
     let mut unsealed = vec![
         object(&l1, "aes256", 10),
         object(&l1, &dsse_scope, 10),
@@ -198,8 +198,8 @@ pub async fn clear_objects_and_unsealed_blobs(f: Fixture) {
 
     // Sealing one referencing scope is not enough: the KMS repository still reads the clear copy.
     s.record_blob_object(&l1, "aes256", NOW).await.unwrap();
-    assert_eq!(s.repository_blob_object(&aes, &l1).await.unwrap(), Some(RepositoryBlobObject { size: 10, sealed: true }));
-    assert_eq!(s.repository_blob_object(&aes2, &l1).await.unwrap(), Some(RepositoryBlobObject { size: 10, sealed: true }));
+    assert_eq!(s.repository_blob_object(&aes, &l1).await.unwrap().map(|o| (o.size, o.sealed)), Some((10, true)));
+    assert_eq!(s.repository_blob_object(&aes2, &l1).await.unwrap().map(|o| (o.size, o.sealed)), Some((10, true)));
     unsealed.retain(|o| !(o.digest == l1 && o.scope == "aes256"));
     assert_eq!(s.unsealed_blobs(None, 100).await.unwrap(), unsealed);
     assert!(s.gc_object_candidates(NOW + 50).await.unwrap().is_empty());
@@ -242,6 +242,9 @@ pub fn v6_rows() -> String {
 pub async fn v6_rows_after_v7(s: &Store) {
     let layer = d("layer");
     assert_eq!(s.blob_objects(&layer).await.unwrap(), vec![object(&layer, "", 42)]);
-    assert_eq!(s.repository_blob_object(&key("app"), &layer).await.unwrap(), Some(RepositoryBlobObject { size: 42, sealed: false }));
+    assert_eq!(
+        s.repository_blob_object(&key("app"), &layer).await.unwrap(),
+        Some(RepositoryBlobObject { size: 42, sealed: false, scope: "aes256".into() })
+    );
     assert_eq!(s.unsealed_blobs(None, 10).await.unwrap(), vec![object(&layer, "aes256", 42)]);
 }
