@@ -50,7 +50,7 @@ pub fn section(s: &Session, c: &Confirm) -> Markup {
 pub async fn repo_page(s: &Session, repo: &Repo, tab: Tab, c: Confirm<'_>) -> PageResult {
     let row = describe(s, repo).await?;
     let body = html! {
-        (header(s, repo, &row, tab))
+        (header(s, repo, &row, tab).await)
         (section(s, &c))
     };
     let page = Page { title: c.heading, nav: Nav::Repositories, crumbs: crumbs(repo, Some(c.heading)), notice: None, body };

@@ -311,7 +311,7 @@ pub async fn page(s: &Session, repo: &Repo, digest: &str, severity: Option<&str>
     let title =
         image.tags.first().map(|t| format!("{}:{t}", repo.name)).unwrap_or_else(|| format!("{}@{}", repo.name, view::short_digest(&d)));
     let body = html! {
-        (header(s, repo, &row, Tab::Images))
+        (header(s, repo, &row, Tab::Images).await)
         section.card aria-labelledby="image-h" #image-details {
             h2 #image-h { "Image " (title) }
             dl.details {

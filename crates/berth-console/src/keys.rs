@@ -43,7 +43,7 @@ fn notice(done: Option<&str>) -> Option<String> {
     Some(text.to_string())
 }
 
-fn state_badge(key: &Key) -> Markup {
+pub(crate) fn state_badge(key: &Key) -> Markup {
     match key.doc.state {
         KeyState::Enabled => view::badge("Enabled", "ok"),
         KeyState::Disabled => view::badge("Disabled", "warn"),

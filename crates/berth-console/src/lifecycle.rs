@@ -349,7 +349,7 @@ async fn render(s: &Session, repo: &Repo, q: &[(String, String)], draft: Draft) 
         _ => (RuleForm { priority: next_priority(&text).to_string(), ..RuleForm::default() }, None),
     };
     let body = html! {
-        (header(s, repo, &row, Tab::Lifecycle))
+        (header(s, repo, &row, Tab::Lifecycle).await)
         section aria-labelledby="lc-h" {
             h2 #lc-h { "Lifecycle policy" }
             p.help { "Rules that expire or archive images automatically: all rules are evaluated together, then applied in priority order; an image is acted on by at most one rule." }

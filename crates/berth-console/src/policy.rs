@@ -319,7 +319,7 @@ pub async fn repo_page(s: &Session, repo: &Repo, q: &[(String, String)], rejecte
         what: "repository policy",
     };
     let body = html! {
-        (header(s, repo, &row, Tab::Permissions))
+        (header(s, repo, &row, Tab::Permissions).await)
         section aria-labelledby="perm-h" {
             h2 #perm-h { "Repository policy" }
             p.help { "Who may pull from and push to this repository, besides what their own identity policies allow. Checked on every API call, "

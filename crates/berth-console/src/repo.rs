@@ -97,7 +97,8 @@ pub fn repo_url(repo: &Repo) -> String {
 }
 
 /// The repository's heading, URI, summary and tabs.
-pub fn header(s: &Session, repo: &Repo, row: &RepositoryRow, tab: Tab) -> Markup {
+pub async fn header(s: &Session, repo: &Repo, row: &RepositoryRow, tab: Tab) -> Markup {
+    let encryption = encryption_summary(s, row).await;
     let uri = s.repository_uri(repo);
     let base = repo_url(repo);
     let current = |t: Tab| if t == tab { Some("page") } else { None };
@@ -112,7 +113,7 @@ pub fn header(s: &Session, repo: &Repo, row: &RepositoryRow, tab: Tab) -> Markup
         dl.summary {
             div { dt { "Tag immutability" } dd { (crate::repos::mutability_label(row.settings.tag_mutability)) } }
             div { dt { "Scan on push" } dd { @if row.settings.scan_on_push { "Enabled" } @else { "Disabled" } } }
-            div { dt { "Encryption" } dd title="Recorded as ECR does; berth does not encrypt stored image layers yet" { (row.settings.encryption_type) span.muted { " (not at rest yet)" } } }
+            div { dt { "Encryption" } dd { (encryption) } }
             div { dt { "Created" } dd { (view::when(row.created_at)) } }
         }
         nav.tabs aria-label="Repository" {
@@ -257,7 +258,7 @@ async fn images_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageRe
     let v = ImagesView { base: &base, search };
     let columns = if may_delete { 8 } else { 7 };
     let body = html! {
-        (header(s, repo, &row, Tab::Images))
+        (header(s, repo, &row, Tab::Images).await)
         section aria-labelledby="images-h" {
             div.section-head {
                 h2 #images-h { "Images" }
@@ -380,7 +381,7 @@ async fn delete_images(post: &Post, repo: &Repo) -> PageResult {
         let listed = listing_indexes(s, repo, &found, &digests).await?;
         let behind = left_behind(s, repo, &found, &digests).await?;
         let body = html! {
-            (header(s, repo, &row, Tab::Images))
+            (header(s, repo, &row, Tab::Images).await)
             section.card.danger-zone aria-labelledby="confirm-h" {
                 h2 #confirm-h { "Delete " (found.len()) " image" @if found.len() != 1 { "s" } "?" }
                 p { "These images and all their tags will be deleted from " code { (repo.name) } ". This cannot be undone." }
@@ -443,7 +444,7 @@ async fn delete_images(post: &Post, repo: &Repo) -> PageResult {
     }
     let row = describe(s, repo).await?;
     let body = html! {
-        (header(s, repo, &row, Tab::Images))
+        (header(s, repo, &row, Tab::Images).await)
         div.notice.err role="alert" {
             p { "Some images could not be deleted:" }
             ul { @for f in &failures { li { code { (f.id.digest.as_deref().unwrap_or("")) } " — " (f.code) ": " (f.reason) } } }
@@ -544,7 +545,7 @@ async fn push_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageResu
     let plain_http = !s.app.tls;
     let loopback = host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
     let body = html! {
-        (header(s, repo, &row, Tab::Push))
+        (header(s, repo, &row, Tab::Push).await)
         section.card aria-labelledby="push-h" #push-commands {
             h2 #push-h { "Push commands for " (name) }
             p { "Make sure you have the AWS CLI and Docker installed, and AWS credentials (an access key of this registry) configured, e.g. with "
@@ -583,6 +584,22 @@ async fn push_page(s: &Session, repo: &Repo, q: &[(String, String)]) -> PageResu
     let page =
         Page { title: "Push commands", nav: Nav::Repositories, crumbs: crumbs(repo, Some("Push commands")), notice: notice(q), body };
     Ok(view::render(s, page).await)
+}
+
+/// The repository's encryption as a user checks it: the type, and for a KMS key its ARN and
+/// state (the state only when the user may describe the key).
+async fn encryption_summary(s: &Session, row: &RepositoryRow) -> Markup {
+    let kind = match row.settings.encryption_type {
+        berth_store::EncryptionType::Aes256 => "AES256 (registry-managed key)",
+        berth_store::EncryptionType::Kms => "KMS",
+        berth_store::EncryptionType::KmsDsse => "KMS_DSSE (two layers)",
+    };
+    let Some(arn) = row.settings.kms_key.as_deref() else { return html! { (kind) } };
+    let key = s.app.registry.kms_describe_key(&s.principal, arn).await.ok();
+    html! {
+        (kind) " " code.key-arn { (arn) }
+        @if let Some(key) = &key { " " (crate::keys::state_badge(key)) }
+    }
 }
 
 #[cfg(test)]

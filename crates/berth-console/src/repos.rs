@@ -620,8 +620,8 @@ fn create_form(s: &Session, f: &CreateForm, keys: Option<&[(String, String)]>) -
                     }
                     @if let Some(e) = err(Field::Encryption) { p.error-text role="alert" { (e) } }
                     p.help { "The encryption settings cannot be changed after the repository is created." }
-                    p.help #enc-not-yet { strong { "Not yet applied at rest: " } "berth records this setting and its key as ECR does, but "
-                        "does not encrypt stored image layers yet; they lie on disk and in the bucket unencrypted." }
+                    p.help #enc-at-rest { "Every layer is stored encrypted: AES256 under a key berth manages, KMS under the chosen key "
+                        "(disabling it stops pushes and pulls of this repository until it is enabled again), KMS_DSSE in two layers." }
                 }
             }
             section.form-section aria-labelledby="tags-h" {

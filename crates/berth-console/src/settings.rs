@@ -56,7 +56,7 @@ async fn render(s: &Session, repo: &Repo, q: &[(String, String)], rejected: Opti
     let (new_key, new_value) = rejected.as_ref().and_then(|r| r.tag.clone()).unwrap_or_default();
     let base = repo_url(repo);
     let body = html! {
-        (header(s, repo, &row, Tab::Settings))
+        (header(s, repo, &row, Tab::Settings).await)
         section.card aria-labelledby="mut-h" #settings-mutability {
             h2 #mut-h { "Tag immutability" }
             @if may_mutability {

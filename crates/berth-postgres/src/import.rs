@@ -140,11 +140,42 @@ impl SqliteSource {
         Ok(total)
     }
 
-    /// Every blob the metadata knows (digest text, size), in digest order.
+    /// Every blob stored in clear (digest text, size), in digest order: all of them in a
+    /// source from before encryption at rest (no `blob_objects`), else those with a clear ("")
+    /// object.
     pub async fn blobs(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT digest, size FROM blobs ORDER BY digest").fetch_all(&self.pool).await.ctx("listing the source blobs")?;
+        let sql = if self.has_table("blob_objects").await? {
+            "SELECT b.digest, b.size FROM blobs b WHERE EXISTS \
+             (SELECT 1 FROM blob_objects o WHERE o.digest = b.digest AND o.scope = '') ORDER BY b.digest"
+        } else {
+            "SELECT digest, size FROM blobs ORDER BY digest"
+        };
+        let rows: Vec<(String, i64)> = sqlx::query_as(sql).fetch_all(&self.pool).await.ctx("listing the source blobs")?;
         Ok(rows.into_iter().map(|(d, s)| (d, s.max(0) as u64)).collect())
+    }
+
+    /// Every encrypted object (digest text, scope, plaintext size), in digest and scope order.
+    pub async fn sealed_objects(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        if !self.has_table("blob_objects").await? {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT o.digest, o.scope, b.size FROM blob_objects o JOIN blobs b ON b.digest = o.digest \
+             WHERE o.scope <> '' ORDER BY o.digest, o.scope",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .ctx("listing the source's encrypted objects")?;
+        Ok(rows.into_iter().map(|(d, scope, s)| (d, scope, s.max(0) as u64)).collect())
+    }
+
+    async fn has_table(&self, table: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1")
+            .bind(table)
+            .fetch_one(&self.pool)
+            .await
+            .ctx("reading the source tables")?;
+        Ok(n > 0)
     }
 
     async fn columns(&self, table: &str) -> Result<Vec<String>, StoreError> {

@@ -88,7 +88,27 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     // 1. Blobs.
     let blobs = source_meta.blobs().await.context("listing the source blobs")?;
     let totals = copy_blobs(&source_blobs, dest_blobs.as_ref(), &blobs, args.jobs.max(1), args.dry_run).await?;
-    let mut ok = totals.failed.is_empty();
+    // 1b. Encrypted objects: copied as they are stored (ciphertext; the nodes open them with the
+    // same root key), checked by their stored size.
+    let sealed_objects = source_meta.sealed_objects().await.context("listing the source's encrypted objects")?;
+    let source_sealed = FsBlobStore::at(source_dir.join("sealed"));
+    let dest_sealed = dest_blobs.namespace("sealed").context("the destination blob store has no place for encrypted objects")?;
+    let sealed = copy_sealed(&source_sealed, dest_sealed.as_ref(), &sealed_objects, args.jobs.max(1), args.dry_run).await?;
+    eprintln!(
+        "encrypted objects: {} copied, {} already there, {} failed{}",
+        sealed.copied,
+        sealed.skipped,
+        sealed.failed.len(),
+        if sealed_objects.is_empty() {
+            String::new()
+        } else {
+            format!(" (the nodes need this directory's root key: {}/root.key or BERTH_ROOT_KEY)", source_dir.display())
+        }
+    );
+    for (name, why) in &sealed.failed {
+        eprintln!("  FAILED {name}: {why}");
+    }
+    let mut ok = totals.failed.is_empty() && sealed.failed.is_empty();
     let mut summary = json!({
         "dry_run": args.dry_run,
         "blobs": {
@@ -101,6 +121,12 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
             "would_copy_bytes": totals.would_copy_bytes,
             "failed": totals.failed.iter().map(|(d, why)| json!({"digest": d, "error": why})).collect::<Vec<_>>(),
             "seconds": (totals.seconds * 1000.0).round() / 1000.0,
+        },
+        "encrypted_objects": {
+            "source": sealed_objects.len(),
+            "copied": sealed.copied,
+            "skipped": sealed.skipped,
+            "failed": sealed.failed.iter().map(|(d, why)| json!({"object": d, "error": why})).collect::<Vec<_>>(),
         },
     });
     eprintln!(
@@ -169,7 +195,8 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
 
     // 3. Verification: every blob the source's metadata names is in the destination, whole.
     if !args.dry_run {
-        let problems = verify_blobs(dest_blobs.as_ref(), &blobs, args.verify, args.jobs.max(1)).await?;
+        let mut problems = verify_blobs(dest_blobs.as_ref(), &blobs, args.verify, args.jobs.max(1)).await?;
+        problems.extend(verify_sealed(&source_sealed, dest_sealed.as_ref(), &sealed_objects).await?);
         summary["verify"] = json!({
             "rehashed": args.verify,
             "problems": problems.iter().map(|(d, why)| json!({"digest": d, "error": why})).collect::<Vec<_>>(),
@@ -446,6 +473,102 @@ fn upload_id(digest: &Digest) -> String {
     let seed = format!("{digest}/{}/{nanos}/{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
     let h = hex::encode(sha2::Sha256::digest(seed.as_bytes()));
     format!("{}-{}-4{}-a{}-{}", &h[..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+}
+
+#[derive(Default)]
+struct SealedTotals {
+    copied: u64,
+    skipped: u64,
+    failed: Vec<(String, String)>,
+}
+
+/// The stored name of each encrypted object (digest, scope, plaintext size).
+fn sealed_names(objects: &[(String, String, u64)]) -> Vec<(String, Option<Digest>)> {
+    objects
+        .iter()
+        .map(|(digest, scope, _)| {
+            let label = format!("{digest} under {scope}");
+            (label, Digest::from_str(digest).ok().map(|d| berth_core::sealed_object_name(scope, &d)))
+        })
+        .collect()
+}
+
+/// Copies encrypted objects byte for byte: the source and destination sizes must agree (what
+/// they hold is authenticated when read, by the nodes or `berth fsck`).
+async fn copy_sealed(
+    source: &dyn BlobStore,
+    dest: &dyn BlobStore,
+    objects: &[(String, String, u64)],
+    jobs: usize,
+    dry_run: bool,
+) -> anyhow::Result<SealedTotals> {
+    let pb = bar(objects.len() as u64, "encrypted {bar:40} {pos}/{len} objects");
+    let outcomes: Vec<(String, Result<bool, String>)> = futures::stream::iter(sealed_names(objects))
+        .map(|(label, name)| {
+            let pb = pb.clone();
+            async move {
+                let outcome = match name {
+                    None => Err("not a valid digest in the source metadata".to_string()),
+                    Some(name) => copy_stored(source, dest, &name, dry_run).await,
+                };
+                pb.inc(1);
+                (label, outcome)
+            }
+        })
+        .buffer_unordered(jobs)
+        .collect()
+        .await;
+    pb.finish_and_clear();
+    let mut totals = SealedTotals::default();
+    for (label, outcome) in outcomes {
+        match outcome {
+            Ok(true) => totals.copied += 1,
+            Ok(false) => totals.skipped += 1,
+            Err(why) => totals.failed.push((label, why)),
+        }
+    }
+    totals.failed.sort();
+    Ok(totals)
+}
+
+/// True when copied, false when the destination already holds it (or a dry run).
+async fn copy_stored(source: &dyn BlobStore, dest: &dyn BlobStore, name: &Digest, dry_run: bool) -> Result<bool, String> {
+    let size = source.stat(name).await.map_err(|e| e.to_string())?.ok_or("the source metadata lists it but its file is missing")?;
+    if dest.stat(name).await.map_err(|e| e.to_string())? == Some(size) || dry_run {
+        return Ok(false);
+    }
+    let reader = source.get(name, None).await.map_err(|e| e.to_string())?.ok_or("its file vanished")?;
+    let id = upload_id(name);
+    let cursor = dest.create_upload(&id).await.map_err(|e| e.to_string())?;
+    let cursor = match dest.append_upload(&id, &cursor, reader.body).await {
+        Ok(c) if c.len == size => c,
+        Ok(c) => {
+            discard(dest, &id, Some(&c)).await;
+            return Err(format!("read {} bytes of {size}", c.len));
+        }
+        Err(e) => {
+            discard(dest, &id, None).await;
+            return Err(e.to_string());
+        }
+    };
+    dest.commit_upload(&id, &cursor, name).await.map_err(|e| e.to_string())?;
+    Ok(true)
+}
+
+async fn verify_sealed(
+    source: &dyn BlobStore,
+    dest: &dyn BlobStore,
+    objects: &[(String, String, u64)],
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut problems = Vec::new();
+    for (label, name) in sealed_names(objects) {
+        let Some(name) = name else { continue };
+        let (want, got) = (source.stat(&name).await?, dest.stat(&name).await?);
+        if want != got {
+            problems.push((label, format!("the destination holds {got:?} bytes, the source {want:?}")));
+        }
+    }
+    Ok(problems)
 }
 
 async fn copy_metadata(source: &SqliteSource, db_path: &Path, pg_url: &str, dry_run: bool) -> anyhow::Result<ImportReport> {
