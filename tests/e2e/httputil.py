@@ -49,10 +49,21 @@ def digest_of(data: bytes, alg: str = "sha256") -> str:
     return sha512(data) if alg == "sha512" else sha256(data)
 
 
-def blob_file(data_dir: str, digest: str) -> str:
-    """Where the contract says a blob lives on disk."""
+def blob_file(data_dir: str, digest: str, scope: str = "aes256") -> str:
+    """Where the contract says a blob lives on disk: in clear under blobs/ (stored before
+    encryption at rest, or with --aes256-by-storage) when it is there, else its encrypted object
+    of `scope` under sealed/ (see berth-core's sealing)."""
     alg, hexpart = digest.split(":", 1)
-    return os.path.join(data_dir, "blobs", alg, hexpart[:2], hexpart)
+    plain = os.path.join(data_dir, "blobs", alg, hexpart[:2], hexpart)
+    if os.path.exists(plain):
+        return plain
+    return sealed_file(data_dir, digest, scope)
+
+
+def sealed_file(data_dir: str, digest: str, scope: str = "aes256") -> str:
+    """The file of a blob's encrypted object in `scope` ("aes256", "kms:<arn>", "dsse:<arn>")."""
+    name = hashlib.sha256(f"berth sealed object v1\n{scope}\n{digest}".encode()).hexdigest()
+    return os.path.join(data_dir, "sealed", "blobs", "sha256", name[:2], name)
 
 
 def error_codes(resp) -> list:

@@ -125,6 +125,8 @@ class Cluster:
         self.env = {
             "BERTH_S3_ACCESS_KEY_ID": self.s3.access,
             "BERTH_S3_SECRET_ACCESS_KEY": self.s3.secret,
+            # Every node of a cluster is given the same root key (blobs are encrypted under it).
+            "BERTH_ROOT_KEY": os.urandom(32).hex(),
             "BERTH_GC_INTERVAL_SECONDS": "0",
             "BERTH_LIFECYCLE_INTERVAL_SECONDS": "0",
             **(env or {}),
@@ -367,10 +369,23 @@ def test_scheduled_lifecycle_on_two_nodes_expires_each_image_once(infra, tmp_pat
 
 def test_presigned_downloads_redirect_to_the_bucket(infra, tmp_path, short_dirs):
     import requests
-    c = Cluster(infra, tmp_path, env={"BERTH_S3_PRESIGN_SECONDS": "300"})
+    # Blobs in clear (AES256 left to the bucket's own encryption) are redirected to the bucket;
+    # an encrypted one never is: the bucket holds ciphertext only berth can open.
+    c = Cluster(infra, tmp_path, env={"BERTH_S3_PRESIGN_SECONDS": "300", "BERTH_AES256_BY_STORAGE": "true"})
     try:
         a, b = c.nodes
         ra = Registry(a.url, token=a.token())
+        key = boto3.client("kms", endpoint_url=a.url, region_name=a.region, aws_access_key_id=a.admin_key,
+                           aws_secret_access_key=a.admin_secret).create_key()["KeyMetadata"]["Arn"]
+        a.ecr().create_repository(repositoryName="cluster/sealed",
+                                  encryptionConfiguration={"encryptionType": "KMS", "kmsKey": key})
+        sealed = ra.push_image("cluster/sealed", "v1", nlayers=1, layer_size=MiB)
+        sealed_digest, sealed_body = sealed["blobs"][-1]
+        r = Registry(b.url, token=b.token()).get(f"/v2/cluster/sealed/blobs/{sealed_digest}")
+        assert r.status_code == 200 and r.content == sealed_body, r.status_code
+        url = ecr_no_retry(a).get_download_url_for_layer(repositoryName="cluster/sealed", layerDigest=sealed_digest)["downloadUrl"]
+        assert not url.startswith(c.s3.endpoint), url
+
         pushed = ra.push_image("cluster/presign", "v1", nlayers=1, layer_size=2 * MiB)
         digest, body = pushed["blobs"][-1]
         r = Registry(b.url, token=b.token()).get(f"/v2/cluster/presign/blobs/{digest}")

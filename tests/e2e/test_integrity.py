@@ -1,7 +1,11 @@
 """A blob whose stored bytes changed (one flipped byte) is never served as intact, even to a client
 that does not check digests (curl): the download is cut short, the blob is quarantined and answered
 BLOB_UNKNOWN saying why, counted in /metrics, reported by `berth fsck`, found by a scrub pass,
-and restored by pushing the image again (skopeo)."""
+and restored by pushing the image again (skopeo).
+
+These are blobs stored in clear: written before encryption at rest, or with AES256 left to the
+storage (`--aes256-by-storage`), which these servers run with. Encrypted blobs authenticate every
+64 KiB segment as they are read instead (test_encryption.py)."""
 import json
 import os
 import subprocess
@@ -43,8 +47,11 @@ def skopeo_copy(b, src, dst, check=True):
                "--dest-creds", creds, src, dst, check=check)
 
 
+CLEAR = ["--aes256-by-storage"]
+
+
 def test_a_corrupt_layer_is_never_served_as_intact_and_a_push_restores_it(tmp_path):
-    b = Berth(str(tmp_path / "data")).start()
+    b = Berth(str(tmp_path / "data"), extra_args=CLEAR).start()
     try:
         layout = str(tmp_path / "layout")
         # Incompressible, so the layer spans several read chunks.
@@ -107,8 +114,15 @@ def test_a_corrupt_layer_is_never_served_as_intact_and_a_push_restores_it(tmp_pa
         b.stop()
 
 
-def test_a_scrub_pass_finds_bytes_that_changed_under_a_running_berth(fresh_berth, repo):
-    b = fresh_berth
+def test_a_scrub_pass_finds_bytes_that_changed_under_a_running_berth(tmp_path, repo):
+    b = Berth(str(tmp_path / "data"), extra_args=CLEAR).start()
+    try:
+        scrub_finds_changed_bytes(b, repo)
+    finally:
+        b.stop()
+
+
+def scrub_finds_changed_bytes(b, repo):
     reg = Registry(b.url, token=b.token())
     data = os.urandom(MiB)
     digest = sha256(data)

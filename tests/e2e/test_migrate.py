@@ -8,6 +8,7 @@ after one blob's pointer object is removed from the bucket a third run copies ex
 Two cluster nodes then serve everything from the copy, byte for byte. A corrupt source blob
 makes migrate fail naming its digest, before any metadata is copied.
 """
+import hashlib
 import json
 import os
 import shutil
@@ -59,9 +60,11 @@ class Destination:
             summary = json.loads(p.stdout)
         return p, summary
 
-    def node(self, name):
+    def node(self, name, root_key=None):
         env = {"BERTH_S3_ACCESS_KEY_ID": self.s3.access, "BERTH_S3_SECRET_ACCESS_KEY": self.s3.secret,
                "BERTH_GC_INTERVAL_SECONDS": "0", "BERTH_LIFECYCLE_INTERVAL_SECONDS": "0"}
+        if root_key:
+            env["BERTH_ROOT_KEY"] = root_key
         return Berth(str(self.tmp / f"node-{name}"), extra_args=self.args, env=env).start()
 
     def s3_client(self):
@@ -121,10 +124,13 @@ def test_migrate_embedded_install_into_a_cluster(infra, tmp_path):
 
     p, first = dest.migrate(src.data_dir)
     assert p.returncode == 0, p.stderr
-    assert first["ok"] and first["blobs"]["failed"] == [] and first["blobs"]["skipped"] == 0
-    nblobs = first["blobs"]["source"]
-    assert first["blobs"]["copied"] == nblobs >= 9
-    assert first["blobs"]["copied_bytes"] > 9 * MiB
+    # Every blob was stored encrypted (AES256 under the registry-managed key): migrate copies the
+    # ciphertext as it is, and the nodes open it with the source's root key.
+    assert first["ok"] and first["blobs"]["source"] == 0
+    sealed = first["encrypted_objects"]
+    nblobs = sealed["source"]
+    assert sealed["copied"] == nblobs >= 9 and sealed["failed"] == [] and sealed["skipped"] == 0
+    assert "root key" in p.stderr
     t = rows(first)
     assert all(x["source_rows"] == x["destination_rows"] == x["inserted"] for x in t.values()), t
     assert t["repositories"]["source_rows"] == 2 and t["tags"]["source_rows"] == 4
@@ -135,22 +141,25 @@ def test_migrate_embedded_install_into_a_cluster(infra, tmp_path):
     # Again: everything is already there.
     p, second = dest.migrate(src.data_dir)
     assert p.returncode == 0, p.stderr
-    assert second["blobs"]["copied"] == 0 and second["blobs"]["skipped"] == nblobs
+    assert second["encrypted_objects"]["copied"] == 0 and second["encrypted_objects"]["skipped"] == nblobs
     assert all(x["inserted"] == 0 and x["already_present"] == x["source_rows"] for x in second["tables"])
 
-    # One blob's pointer gone from the bucket (as if a run stopped just before writing it):
-    # the next run copies that blob only, and re-hashes every destination blob.
+    # One object's pointer gone from the bucket (as if a run stopped just before writing it):
+    # the next run copies that object only, and checks every destination object.
     lost = got["v1"]["blobs"][1][0]
+    name = hashlib.sha256(b"berth sealed object v1\naes256\n" + lost.encode()).hexdigest()
     s3 = dest.s3_client()
-    s3.delete_object(Bucket=dest.s3.bucket, Key=f"{dest.prefix}/blobs/sha256/{lost.split(':')[1]}")
+    s3.delete_object(Bucket=dest.s3.bucket, Key=f"{dest.prefix}/sealed/blobs/sha256/{name}")
     p, third = dest.migrate(src.data_dir, "--verify")
     assert p.returncode == 0, p.stderr
-    assert third["blobs"]["copied"] == 1 and third["blobs"]["skipped"] == nblobs - 1
+    assert third["encrypted_objects"]["copied"] == 1 and third["encrypted_objects"]["skipped"] == nblobs - 1
     assert third["verify"] == {"rehashed": True, "problems": []}
     assert sum(x["inserted"] for x in third["tables"]) == 0
 
-    # Two nodes on the copy serve everything, byte for byte.
-    a, b = dest.node("a"), dest.node("b")
+    # Two nodes on the copy, given the source's root key, serve everything, byte for byte.
+    with open(os.path.join(src.data_dir, "root.key"), "rb") as f:
+        root_key = f.read().hex()
+    a, b = dest.node("a", root_key), dest.node("b", root_key)
     try:
         ra, rb = Registry(a.url, token=a.token()), Registry(b.url, token=b.token())
         assert rb.get("/v2/mig/app/tags/list").json()["tags"] == ["latest", "v1", "v2"]
@@ -195,7 +204,8 @@ def test_migrate_embedded_install_into_a_cluster(infra, tmp_path):
 
 
 def test_corrupt_source_blob_is_named_and_no_metadata_is_copied(infra, tmp_path):
-    src = Berth(str(tmp_path / "source")).start()
+    # Blobs stored in clear (AES256 left to the storage) are re-hashed on the way.
+    src = Berth(str(tmp_path / "source"), extra_args=["--aes256-by-storage"]).start()
     try:
         image = Registry(src.url, token=src.token()).push_image("mig/bad", "v1", nlayers=2, layer_size=100 * 1024)
     finally:

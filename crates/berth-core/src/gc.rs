@@ -31,6 +31,9 @@ pub struct GcReport {
     /// Encrypted objects of blobs still in use elsewhere, in a scope (a key) that no longer
     /// uses them.
     pub objects_deleted: u64,
+    /// Encrypted objects under a KMS key whose deletion completed: unreadable for good, so
+    /// their bytes go (their records stay, so a pull says the key is gone, not "unknown").
+    pub shredded_deleted: u64,
     /// The digests removed (or that would be, in a dry run).
     pub blobs: Vec<String>,
 }
@@ -83,6 +86,10 @@ impl Registry {
             }
         }
 
+        if !opts.dry_run {
+            report.shredded_deleted = self.collect_shredded().await?;
+        }
+
         for upload in self.meta.uploads_started_before(before).await? {
             self.lease_checkpoint()?;
             // A session still being written to is busy; leave it for the next run.
@@ -122,6 +129,7 @@ impl Registry {
             uploads_deleted = report.uploads_deleted,
             orphans_deleted = report.orphans_deleted,
             objects_deleted = report.objects_deleted,
+            shredded_deleted = report.shredded_deleted,
             "garbage collection finished"
         );
         Ok(report)
@@ -129,6 +137,35 @@ impl Registry {
 }
 
 impl Registry {
+    /// Removes the bytes of objects whose KMS key was deleted (each key looked up once a run).
+    async fn collect_shredded(&self) -> Result<u64> {
+        let mut destroyed: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+        let mut after: Option<(berth_store::Digest, String)> = None;
+        let mut deleted = 0;
+        loop {
+            let page = self.meta.list_blob_objects(after.as_ref().map(|(d, s)| (d, s.as_str())), 500).await?;
+            let Some(last) = page.last() else { return Ok(deleted) };
+            after = Some((last.digest.clone(), last.scope.clone()));
+            for object in page.iter().filter(|o| o.scope.starts_with("kms:") || o.scope.starts_with("dsse:")) {
+                let gone = match destroyed.get(&object.scope) {
+                    Some(gone) => *gone,
+                    None => {
+                        let gone = self.scope_key_destroyed(&object.scope).await?;
+                        destroyed.insert(object.scope.clone(), gone);
+                        gone
+                    }
+                };
+                if gone {
+                    self.lease_checkpoint()?;
+                    if self.sealed_store()?.delete(&crate::sealing::object_name(&object.scope, &object.digest)).await? {
+                        tracing::info!(scope = %object.scope, "removed the object of {}: its key was deleted", object.digest);
+                        deleted += 1;
+                    }
+                }
+            }
+        }
+    }
+
     /// Removes the bytes of one object: scope "" is the clear blob of the plain store.
     async fn delete_object(&self, scope: &str, digest: &berth_store::Digest) -> Result<()> {
         if scope.is_empty() {

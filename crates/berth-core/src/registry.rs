@@ -251,7 +251,11 @@ impl Registry {
         if let BlobLocation::Sealed { scope } = &location {
             return match self.sealed_get(scope, digest, size, range).await? {
                 Some(reader) => Ok((size, range, reader)),
-                None => Err(self.blob_missing(digest)),
+                None => {
+                    // A deleted key's objects are reclaimed by GC: say why, not just "unknown".
+                    self.check_scope_key(scope).await?;
+                    Err(self.blob_missing(digest))
+                }
             };
         }
         // See crate::integrity: a verified blob is served as stored; a full read of an

@@ -155,6 +155,17 @@ impl Registry {
         }
     }
 
+    /// Whether the scope's KMS key was deleted (its material destroyed at the end of its
+    /// waiting period): its objects can never be opened again.
+    pub(crate) async fn scope_key_destroyed(&self, scope: &str) -> Result<bool, RegistryError> {
+        let ScopeKey::Kms { arn, .. } = scope_key(scope)? else { return Ok(false) };
+        match self.kms_key_in(&self.config.default_registry, arn).await {
+            Ok(_) => Ok(false),
+            Err(KmsError::NotFound(_)) => Ok(true),
+            Err(e) => Err(super::for_repository(e)),
+        }
+    }
+
     /// The KMS key a blob scope names, from the cache when it was read within the last second.
     async fn blob_key(&self, arn: &str) -> KmsResult<Key> {
         let svc = self.key_service()?;
