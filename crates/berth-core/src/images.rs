@@ -426,11 +426,13 @@ impl Registry {
 
     /// BatchCheckLayerAvailability for one digest: its size if the repository has it.
     pub async fn layer_size(&self, repo: &Repo, digest: &Digest) -> Result<Option<u64>> {
-        // A quarantined layer is reported missing, so that clients push it again.
-        if self.integrity.is_quarantined(digest) {
-            return Ok(None);
+        // A quarantined layer (or encrypted object that failed authentication) is reported
+        // missing, so that clients push it again.
+        match self.locate_blob(repo, digest).await {
+            Ok((size, _)) => Ok(Some(size)),
+            Err(RegistryError::BlobQuarantined(_) | RegistryError::BlobUnknown(_)) => Ok(None),
+            Err(e) => Err(e),
         }
-        Ok(self.meta.repository_blob(repo.key(), digest).await?)
     }
 
     /// UploadLayerPart: appends `part` at `first_byte`. Every part but the last must be at

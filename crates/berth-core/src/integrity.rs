@@ -151,6 +151,16 @@ impl Integrity {
         self.quarantined_len.load(Ordering::Relaxed) > 0 && self.quarantined.read().unwrap_or_else(|p| p.into_inner()).contains(d)
     }
 
+    /// An encrypted object (named `name` in the sealed namespace) failed authentication while
+    /// it was read: it answers as missing (HEAD 404, BatchCheckLayerAvailability) until a push
+    /// writes it afresh (`mark_verified` of its name), so clients upload it again. Its bytes
+    /// stay where they are (this node's memory only: a restart forgets, and the next read
+    /// finds it again); fsck reports it.
+    pub(crate) fn sealed_object_failed(&self, name: &Digest) {
+        self.corrupt_found.fetch_add(1, Ordering::Relaxed);
+        self.note_quarantined(name);
+    }
+
     fn note_quarantined(&self, d: &Digest) {
         self.verified.write().unwrap_or_else(|p| p.into_inner()).remove(&key(d));
         let mut q = self.quarantined.write().unwrap_or_else(|p| p.into_inner());

@@ -213,9 +213,13 @@ impl Registry {
         match self.meta.repository_blob_object(repo.key(), digest).await? {
             Some(found) => {
                 let location = if found.sealed { BlobLocation::Sealed { scope: found.scope } } else { BlobLocation::Plain };
-                // Quarantine (crate::integrity) concerns blobs stored in clear only: a sealed
-                // object is authenticated segment by segment as it is read.
-                if location == BlobLocation::Plain && self.integrity.is_quarantined(digest) {
+                // A clear blob that failed its hash, or an encrypted object that failed
+                // authentication, answers as missing until a push writes it again.
+                let quarantined = match &location {
+                    BlobLocation::Plain => self.integrity.is_quarantined(digest),
+                    BlobLocation::Sealed { scope } => self.integrity.is_quarantined(&crate::sealing::object_name(scope, digest)),
+                };
+                if quarantined {
                     return Err(RegistryError::BlobQuarantined(digest.clone()));
                 }
                 self.keep_alive(digest).await?;

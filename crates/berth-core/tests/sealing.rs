@@ -124,6 +124,8 @@ async fn a_changed_stored_byte_fails_the_read_and_never_yields_wrong_bytes() {
     stored[at] ^= 0x01;
     std::fs::write(&path, &stored).unwrap();
 
+    // A range away from the altered segment is served.
+    assert_eq!(read(&r, &name, &d, Some((Some(0), Some(99)))).await.unwrap(), &data[..100]);
     let (_, _, mut reader) = r.read_blob(&name, &d, None).await.unwrap();
     let mut got = Vec::new();
     let mut failed = None;
@@ -139,13 +141,16 @@ async fn a_changed_stored_byte_fails_the_read_and_never_yields_wrong_bytes() {
     let failed = failed.expect("the read fails");
     assert!(failed.contains("failed authentication"), "{failed}");
     assert!(got.len() < data.len() && data.starts_with(&got), "only authentic bytes before the failure");
-    // A range in the altered segment fails; one elsewhere is served.
+    // From now on it answers as missing (HEAD 404, BatchCheckLayerAvailability), so clients
+    // push it again.
+    assert!(matches!(r.stat_blob(&name, &d).await, Err(RegistryError::BlobQuarantined(_))));
+    assert_eq!(r.layer_size(&name, &d).await.unwrap(), None);
     assert!(read(&r, &name, &d, Some((Some(at as u64 - 200), Some(at as u64)))).await.is_err());
-    assert_eq!(read(&r, &name, &d, Some((Some(0), Some(99)))).await.unwrap(), &data[..100]);
     let report = r.fsck().await.unwrap();
     assert!(report.problems.iter().any(|p| p.contains(&d.to_string()) && p.contains("authentication")), "{:?}", report.problems);
     // A push of the same bytes writes a fresh object.
     push_chunked(&r, &name, &data).await;
+    assert_eq!(r.layer_size(&name, &d).await.unwrap(), Some(data.len() as u64));
     assert_eq!(read(&r, &name, &d, None).await.unwrap(), data);
     assert!(r.fsck().await.unwrap().ok());
 }
@@ -195,6 +200,42 @@ async fn a_disabled_key_stops_its_repositories_and_enabling_it_brings_them_back(
     assert!(sealed.stat(&berth_core::sealed_object_name(&format!("kms:{}", key.arn()), &d)).await.unwrap().is_none());
     assert!(matches!(r.read_blob(&secured, &d, None).await, Err(RegistryError::Kms { kms_error: "NotFoundException", .. })));
     assert_eq!(read(&r, &other, &o, None).await.unwrap(), b"another layer");
+}
+
+#[tokio::test]
+async fn kms_dsse_stores_two_layers_and_reads_back() {
+    let env = Env::new();
+    let r = env.registry_with(RegistryConfig::default()).await;
+    let me = admin(&r).await;
+    let key = r.kms_create_key(&me, NewKey::default()).await.expect("key");
+    let dual = repo("team/dual");
+    r.create_repository(
+        &dual,
+        NewRepository { encryption_type: Some("KMS_DSSE".into()), kms_key: Some(key.key_id.clone()), ..Default::default() },
+    )
+    .await
+    .expect("repository");
+    let single = repo("team/single");
+    r.create_repository(
+        &single,
+        NewRepository { encryption_type: Some("KMS".into()), kms_key: Some(key.key_id.clone()), ..Default::default() },
+    )
+    .await
+    .expect("repository");
+    let data = layer(6);
+    let d = push_chunked(&r, &dual, &data).await;
+    push_chunked(&r, &single, &data).await;
+    assert_eq!(read(&r, &dual, &d, None).await.unwrap(), data);
+    assert_eq!(
+        read(&r, &dual, &d, Some((Some(SEGMENT - 10), Some(SEGMENT + 10)))).await.unwrap(),
+        &data[SEGMENT as usize - 10..=SEGMENT as usize + 10]
+    );
+    let sealed = common::blob_store(env.dir.path()).await.namespace("sealed").unwrap();
+    let two = sealed.stat(&berth_core::sealed_object_name(&format!("dsse:{}", key.arn()), &d)).await.unwrap().unwrap();
+    let one = sealed.stat(&berth_core::sealed_object_name(&format!("kms:{}", key.arn()), &d)).await.unwrap().unwrap();
+    let segments = (data.len() as u64).div_ceil(SEGMENT);
+    // A second 16-byte tag per segment, and a second wrapped data key in the header.
+    assert!(two - one >= segments * 16, "{two} vs {one}");
 }
 
 #[tokio::test]

@@ -40,7 +40,8 @@ impl Registry {
                 let keys = self.open_blob_keys(&header).await?;
                 let decryptor = Decryptor::new(&header, cipher(&header, &keys)?, &aad, plain_len, 0);
                 let stored = futures::stream::once(async move { Ok::<_, io::Error>(rest) }).chain(body).boxed();
-                Ok(Some(BlobReader { len: plain_len, body: decrypting(stored, decryptor, 0, 0, plain_len, true, label) }))
+                let body = decrypting(stored, decryptor, 0, 0, plain_len, true, label).with_failure_noted(self.integrity.clone(), name);
+                Ok(Some(BlobReader { len: plain_len, body: body.boxed() }))
             }
             Some(r) => {
                 let Some(stored_len) = store.stat(&name).await? else { return Ok(None) };
@@ -59,9 +60,27 @@ impl Registry {
                 let skip = r.start - header.segment_start(first);
                 let take = end - r.start;
                 let finish = span.end == stored_len;
-                Ok(Some(BlobReader { len: take, body: decrypting(reader.body, decryptor, 0, skip, take, finish, label) }))
+                let body =
+                    decrypting(reader.body, decryptor, 0, skip, take, finish, label).with_failure_noted(self.integrity.clone(), name);
+                Ok(Some(BlobReader { len: take, body: body.boxed() }))
             }
         }
+    }
+}
+
+/// Notes an object whose read failed authentication (see `Integrity::sealed_object_failed`).
+trait NoteFailure {
+    fn with_failure_noted(self, integrity: std::sync::Arc<crate::integrity::Integrity>, name: Digest) -> ByteStream;
+}
+
+impl NoteFailure for ByteStream {
+    fn with_failure_noted(self, integrity: std::sync::Arc<crate::integrity::Integrity>, name: Digest) -> ByteStream {
+        self.inspect(move |item| {
+            if matches!(item, Err(e) if e.kind() == io::ErrorKind::InvalidData) {
+                integrity.sealed_object_failed(&name);
+            }
+        })
+        .boxed()
     }
 }
 
