@@ -60,6 +60,19 @@ def blob_file(data_dir: str, digest: str, scope: str = "aes256") -> str:
     return sealed_file(data_dir, digest, scope)
 
 
+def assert_stored_encrypted(path: str, data: bytes):
+    """The file is berth's encrypted object of `data`: its header, a 16-byte tag per 64 KiB
+    segment, and none of the plaintext (checked for runs of 64 bytes at a few places)."""
+    with open(path, "rb") as f:
+        stored = f.read()
+    assert stored[:4] == b"BRS2", f"{path} is not an encrypted object"
+    segments = max(1, -(-len(data) // 65536))
+    assert len(stored) > len(data) + 16 * segments, (len(stored), len(data))
+    for at in range(0, max(1, len(data) - 64), max(1, len(data) // 7)):
+        piece = data[at:at + 64]
+        assert len(piece) < 64 or piece not in stored, f"plaintext at {at} found in {path}"
+
+
 def sealed_file(data_dir: str, digest: str, scope: str = "aes256") -> str:
     """The file of a blob's encrypted object in `scope` ("aes256", "kms:<arn>", "dsse:<arn>")."""
     name = hashlib.sha256(f"berth sealed object v1\n{scope}\n{digest}".encode()).hexdigest()

@@ -17,7 +17,7 @@ import pytest
 from httputil import (
     DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LIST, DOCKER_MANIFEST, MANIFEST_LIMIT, OCI_CONFIG, OCI_EMPTY,
     OCI_EMPTY_BYTES, OCI_EMPTY_DIGEST, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Registry, assert_error,
-    assert_status, blob_file, describe, descriptor, error_codes, next_link, parse_range, raw_request,
+    assert_status, assert_stored_encrypted, blob_file, describe, descriptor, error_codes, next_link, parse_range, raw_request,
     sha256, sha512,
 )
 
@@ -438,8 +438,7 @@ def test_concurrent_uploads_of_same_blob(reg, berth, repo):
     assert all(x[0] == "ok" for x in results), results
     for i in range(3):
         _assert_blob(reg, f"{repo}/c{i}", data)
-    with open(blob_file(berth.data_dir, d), "rb") as f:
-        assert f.read() == data
+    assert_stored_encrypted(blob_file(berth.data_dir, d), data)
 
 
 def _early_reject_then_reuse(addr, method, path, headers, body):
@@ -630,8 +629,7 @@ def test_sha512_blobs(reg, berth, repo):
     _assert_blob(reg, repo, data, d)
     path = blob_file(berth.data_dir, d)
     assert os.path.isfile(path), f"sha512 blob not at {path}"
-    with open(path, "rb") as f:
-        assert f.read() == data
+    assert_stored_encrypted(path, data)
     # chunked, sha512
     data2 = os.urandom(9000)
     reg.upload_chunked(repo, data2, chunk=4000, digest=sha512(data2))
@@ -657,8 +655,7 @@ def test_blob_file_layout(reg, berth, repo):
     reg.upload_blob(repo, data)
     path = blob_file(berth.data_dir, d)
     assert os.path.isfile(path), f"blob not at {path}"
-    with open(path, "rb") as f:
-        assert hashlib.sha256(f.read()).hexdigest() == d.split(":")[1]
+    assert_stored_encrypted(path, data)
 
 
 def test_upload_session_survives_restart(fresh_berth):

@@ -18,7 +18,7 @@ use super::*;
 use crate::RegistryError;
 
 /// The registry-managed key's purpose, for deriving it from the root key.
-const REGISTRY_MANAGED_PURPOSE: &str = "berth registry-managed blob key v1";
+pub(super) const REGISTRY_MANAGED_PURPOSE: &str = "berth registry-managed blob key v1";
 const REGISTRY_MANAGED_AAD: &[u8] = b"berth blob data key";
 /// How long a KMS key looked up for blobs is reused: a key disabled on another node of a
 /// cluster stops pushes and pulls here within this time (at once on this node).
@@ -87,7 +87,7 @@ impl Registry {
         match scope_key(scope)? {
             ScopeKey::RegistryManaged => {
                 let data_key = berth_crypto::random_key();
-                let wrapped = berth_crypto::seal(&svc.root.derive(REGISTRY_MANAGED_PURPOSE), REGISTRY_MANAGED_AAD, data_key.as_ref());
+                let wrapped = berth_crypto::seal(&svc.registry_managed, REGISTRY_MANAGED_AAD, data_key.as_ref());
                 let header = Header::new(scope.as_bytes(), vec![wrapped]).map_err(crypto_internal)?;
                 Ok((header, vec![data_key]))
             }
@@ -115,8 +115,11 @@ impl Registry {
         match scope_key(scope)? {
             ScopeKey::RegistryManaged => {
                 let [wrapped] = header.wrapped_keys.as_slice() else { return Err(damaged()) };
-                let opened =
-                    berth_crypto::open(&svc.root.derive(REGISTRY_MANAGED_PURPOSE), REGISTRY_MANAGED_AAD, wrapped).map_err(|_| damaged())?;
+                let opened = berth_crypto::open(&svc.registry_managed, REGISTRY_MANAGED_AAD, wrapped).map_err(|_| {
+                    sealing_failure(format!(
+                        "the data key of an object under {scope} does not open: is this server's root key the one it was written with?"
+                    ))
+                })?;
                 Ok(vec![to_key_bytes(&opened).ok_or_else(damaged)?])
             }
             ScopeKey::Kms { arn, layers } => {

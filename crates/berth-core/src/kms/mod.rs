@@ -41,6 +41,9 @@ const UPDATE_ATTEMPTS: usize = 5;
 /// themselves are rows of the metadata store, `KeyStore`).
 pub struct KeyService {
     root: RootKey,
+    /// The registry-managed key AES256 repositories' data keys are wrapped by (derived from
+    /// the root key once).
+    registry_managed: Zeroizing<[u8; berth_crypto::KEY_LEN]>,
     /// KMS keys recently used for blobs (see blob_keys).
     cache: blob_keys::KeyCache,
 }
@@ -92,7 +95,8 @@ pub fn default_key_policy(account: &str) -> String {
 impl Registry {
     /// Turns the key service on with its root key (`berth serve` does, always).
     pub fn install_key_service(&self, root: RootKey) {
-        if self.kms.set(KeyService { root, cache: Default::default() }).is_err() {
+        let registry_managed = root.derive(blob_keys::REGISTRY_MANAGED_PURPOSE);
+        if self.kms.set(KeyService { root, registry_managed, cache: Default::default() }).is_err() {
             tracing::warn!("the key service was installed twice; the first stays");
         }
     }
