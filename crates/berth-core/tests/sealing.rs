@@ -124,7 +124,12 @@ async fn a_changed_stored_byte_fails_the_read_and_never_yields_wrong_bytes() {
     stored[at] ^= 0x01;
     std::fs::write(&path, &stored).unwrap();
 
-    // A range away from the altered segment is served.
+    // The scrub finds it first (and from then on it answers as missing).
+    let scrubbed = r.scrub(berth_core::ScrubOptions::default()).await.unwrap();
+    assert_eq!(scrubbed.corrupt, vec![d.to_string()]);
+    assert!(matches!(r.stat_blob(&name, &d).await, Err(RegistryError::BlobQuarantined(_))));
+    let r = env.registry_with(RegistryConfig::default()).await; // a restart forgets; reads find it again
+                                                                // A range away from the altered segment is served.
     assert_eq!(read(&r, &name, &d, Some((Some(0), Some(99)))).await.unwrap(), &data[..100]);
     let (_, _, mut reader) = r.read_blob(&name, &d, None).await.unwrap();
     let mut got = Vec::new();
