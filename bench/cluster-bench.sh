@@ -60,6 +60,9 @@ psql "$BERTH_TEST_POSTGRES_URL" -q -c "CREATE DATABASE bench" >/dev/null
 
 export BERTH_ACCOUNT_ID=123456789012 BERTH_ADMIN_ACCESS_KEY_ID=AKIABERTHBENCH000002
 export BERTH_ADMIN_SECRET_ACCESS_KEY=${BERTH_ADMIN_SECRET_ACCESS_KEY:-$(openssl rand -hex 20)}
+# Every node of a cluster has the same root key (docs/DEPLOY.md): blobs are sealed under data
+# keys it wraps, and a pull goes through the node that did not take the push.
+export BERTH_ROOT_KEY=${BERTH_ROOT_KEY:-$(openssl rand -hex 32)}
 declare -A URL PID CREDS
 
 start_node() { # NAME [berth serve args...]

@@ -83,6 +83,22 @@ enum Cmd {
         repo: String,
         #[arg(long)]
         digest: String,
+        /// Hash what arrives and fail unless it is the digest (costs the client a core)
+        #[arg(long)]
+        verify: bool,
+    },
+    /// GET a whole blob as consecutive `Range: bytes=` requests of --range-bytes each.
+    PullRange {
+        #[arg(long)]
+        repo: String,
+        #[arg(long)]
+        digest: String,
+        /// Bytes per request; the default (16 MiB + 12,345) lands every range off any power-of-two boundary
+        #[arg(long, default_value_t = (16 << 20) + 12_345)]
+        range_bytes: u64,
+        /// Hash the concatenated ranges and fail unless they are the digest
+        #[arg(long)]
+        verify: bool,
     },
     /// GET one manifest by tag from C connections for D seconds.
     ManifestLoad {
@@ -194,7 +210,8 @@ async fn run(cli: Cli) -> Result<Value> {
     match cli.cmd {
         Cmd::GenFile { path, size_mib, seed } => gen_file(path, size_mib, seed).await,
         Cmd::PushBlob { repo, file, digest, chunk_mib, rss_pid } => push_blob(&t, &repo, &file, digest, chunk_mib, rss_pid).await,
-        Cmd::PullBlob { repo, digest } => pull_blob(&t, &repo, &digest).await,
+        Cmd::PullBlob { repo, digest, verify } => pull_blob(&t, &repo, &digest, verify).await,
+        Cmd::PullRange { repo, digest, range_bytes, verify } => pull_range(&t, &repo, &digest, range_bytes, verify).await,
         Cmd::ManifestLoad { repo, reference, blob, connections, duration, warmup } => {
             let path = match &blob {
                 Some(digest) => format!("/v2/{repo}/blobs/{digest}"),
@@ -321,19 +338,80 @@ async fn push_blob(
     }))
 }
 
-async fn pull_blob(t: &Target, repo: &str, digest: &str) -> Result<Value> {
+async fn pull_blob(t: &Target, repo: &str, digest: &str, verify: bool) -> Result<Value> {
     let c = t.client()?;
     let url = t.url(&format!("/v2/{repo}/blobs/{digest}"));
+    let mut hasher = verify.then(Sha256::new);
     let t0 = Instant::now();
     let resp = c.get(&url).send().await.with_context(|| format!("GET {url}"))?;
     let resp = registry::expect(resp, &[StatusCode::OK], &format!("GET blob {digest}")).await?;
+    let bytes = drain(resp, &url, hasher.as_mut()).await?;
+    let secs = t0.elapsed().as_secs_f64();
+    check_digest(hasher, digest)?;
+    Ok(json!({"repo": repo, "digest": digest, "bytes": bytes, "secs": secs, "mb_per_s": mb_per_s(bytes, secs), "verified": verify}))
+}
+
+/// Reads a response body to its end, hashing it when asked; returns its length.
+async fn drain(resp: reqwest::Response, url: &str, mut hasher: Option<&mut Sha256>) -> Result<u64> {
     let mut stream = resp.bytes_stream();
     let mut bytes = 0u64;
     while let Some(chunk) = stream.next().await {
-        bytes += chunk.with_context(|| format!("reading GET {url}"))?.len() as u64;
+        let chunk = chunk.with_context(|| format!("reading GET {url}"))?;
+        if let Some(h) = hasher.as_mut() {
+            h.update(&chunk);
+        }
+        bytes += chunk.len() as u64;
+    }
+    Ok(bytes)
+}
+
+fn check_digest(hasher: Option<Sha256>, digest: &str) -> Result<()> {
+    if let Some(h) = hasher {
+        let got = format!("sha256:{}", registry::hex(&h.finalize()));
+        if got != digest {
+            bail!("the bytes read are {got}, not {digest}");
+        }
+    }
+    Ok(())
+}
+
+/// Reads a blob whole through consecutive Range GETs (one connection), checking every 206's length.
+async fn pull_range(t: &Target, repo: &str, digest: &str, range_bytes: u64, verify: bool) -> Result<Value> {
+    if range_bytes == 0 {
+        bail!("--range-bytes must be at least 1");
+    }
+    let c = t.client()?;
+    let url = t.url(&format!("/v2/{repo}/blobs/{digest}"));
+    let head = c.head(&url).send().await.with_context(|| format!("HEAD {url}"))?;
+    let head = registry::expect(head, &[StatusCode::OK], &format!("HEAD blob {digest}")).await?;
+    let len = head
+        .headers()
+        .get(reqwest::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .context("HEAD blob: no Content-Length")?;
+    let mut hasher = verify.then(Sha256::new);
+    let mut h = stats::histogram();
+    let (mut offset, mut requests) = (0u64, 0u64);
+    let t0 = Instant::now();
+    while offset < len {
+        let end = (offset + range_bytes).min(len) - 1;
+        let r0 = Instant::now();
+        let resp = c.get(&url).header(reqwest::header::RANGE, format!("bytes={offset}-{end}")).send().await;
+        let resp = registry::expect(resp.with_context(|| format!("GET {url}"))?, &[StatusCode::PARTIAL_CONTENT], "GET range").await?;
+        let got = drain(resp, &url, hasher.as_mut()).await?;
+        if got != end + 1 - offset {
+            bail!("GET bytes={offset}-{end} answered {got} bytes");
+        }
+        stats::record(&mut h, r0.elapsed());
+        offset = end + 1;
+        requests += 1;
     }
     let secs = t0.elapsed().as_secs_f64();
-    Ok(json!({"repo": repo, "digest": digest, "bytes": bytes, "secs": secs, "mb_per_s": mb_per_s(bytes, secs)}))
+    check_digest(hasher, digest)?;
+    Ok(json!({
+        "repo": repo, "digest": digest, "bytes": len, "range_bytes": range_bytes, "requests": requests,
+        "secs": secs, "mb_per_s": mb_per_s(len, secs), "verified": verify, "per_range": stats::summary(&h),
+    }))
 }
 
 /// GETs `path` (a manifest, or a blob) from C connections for D seconds.
