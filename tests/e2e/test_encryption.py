@@ -541,3 +541,27 @@ def test_two_nodes_with_one_root_key_share_kms_encrypted_images(infra, tmp_path)
     finally:
         c.stop()
 
+
+
+def test_a_node_given_another_root_key_refuses_to_start(fresh_berth):
+    """Another root key than the data's would fail every pull: berth refuses to start, naming
+    the root key, and starts again once given the right one."""
+    b = fresh_berth
+    Registry(b.url, token=b.token()).upload_blob("enc/rootkey", os.urandom(100_000))
+    b.stop()
+    key_file = os.path.join(b.data_dir, "root.key")
+    with open(key_file, "rb") as f:
+        right = f.read()
+    with open(key_file, "wb") as f:
+        f.write(os.urandom(32))
+    with pytest.raises(RuntimeError):
+        b.start()
+    b.proc.wait(timeout=30)
+    assert b.proc.returncode != 0
+    with open(b.log_path, errors="replace") as f:
+        log = f.read()
+    assert "root key" in log and "does not open the data" in log, log[-2000:]
+    with open(key_file, "wb") as f:
+        f.write(right)
+    b.start()
+    assert Registry(b.url, token=b.token()).get("/v2/").status_code == 200

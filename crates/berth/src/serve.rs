@@ -39,10 +39,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let data = DataDir::open(&settings.data_dir, &settings.storage, config).await?;
     data.registry.init_identity().await.context("loading token signing keys")?;
     let root_key = crate::root_key::load(&settings.root_key_file)?;
+    let root_key_source = if std::env::var_os("BERTH_ROOT_KEY").is_some() {
+        "BERTH_ROOT_KEY".to_string()
+    } else {
+        settings.root_key_file.display().to_string()
+    };
     if settings.aes256_by_storage {
         tracing::warn!("--aes256-by-storage: AES256 repositories' new blobs are stored in clear; the storage underneath must encrypt them");
     }
     data.registry.install_key_service(root_key);
+    // Another root key than the data's would fail every pull; refuse to start instead.
+    data.registry.check_root_key().await.map_err(|e| {
+        anyhow::anyhow!(
+            "the root key ({root_key_source}) does not open the data this registry holds: give this node the root key the data was written with ({e})"
+        )
+    })?;
     if let Some((id, secret)) = data.registry.bootstrap_admin(settings.admin_key.clone()).await.context("creating the admin user")? {
         crate::datadir::announce_admin_key(&settings.data_dir, &settings.account_id, &settings.region, &id, &secret)?;
     }

@@ -84,6 +84,32 @@ impl NoteFailure for ByteStream {
     }
 }
 
+impl Registry {
+    /// At start-up: the root key opens this registry's data. Looks for an object sealed under
+    /// the registry-managed key (derived from the root key) and opens its data key; a node
+    /// given another root key than the one the data was written with refuses to serve instead
+    /// of failing every pull. Ok(false) when there is nothing to check yet.
+    pub async fn check_root_key(&self) -> Result<bool> {
+        let store = self.sealed_store()?;
+        let mut after: Option<(Digest, String)> = None;
+        for _ in 0..20 {
+            let page = self.meta.list_blob_objects(after.as_ref().map(|(d, s)| (d, s.as_str())), 100).await?;
+            let Some(last) = page.last() else { return Ok(false) };
+            after = Some((last.digest.clone(), last.scope.clone()));
+            for object in page.iter().filter(|o| o.scope == "aes256") {
+                let name = object_name(&object.scope, &object.digest);
+                let Some(stored_len) = store.stat(&name).await? else { continue };
+                let head = BlobRange { start: 0, end_inclusive: stored_len.min(MAX_HEADER_LEN as u64).saturating_sub(1) };
+                let Some(reader) = store.get(&name, Some(head)).await? else { continue };
+                let (header, _, _) = read_header(reader.body, &object.digest.to_string()).await?;
+                self.open_blob_keys(&header).await?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
 fn not_authentic(label: &str, why: &str) -> crate::RegistryError {
     tracing::error!(object = label, why, "an encrypted object failed authentication");
     sealing_failure(format!("the stored object of {label} failed authentication: {why}"))
