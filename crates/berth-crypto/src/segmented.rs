@@ -191,27 +191,41 @@ impl SegmentCipher {
         ring::aead::Nonce::assume_unique_for_key(nonce)
     }
 
-    fn seal(&self, index: u32, last: bool, aad: &[u8], buffer: &mut Vec<u8>) -> Result<(), CryptoError> {
+    /// Seals the plaintext at `buffer[start..]` in place, appending each layer's tag.
+    fn seal_tail(&self, index: u32, last: bool, aad: &[u8], buffer: &mut Vec<u8>, start: usize) -> Result<(), CryptoError> {
         if index == u32::MAX {
             return Err(CryptoError::Malformed("too many segments"));
         }
         for layer in &self.layers {
-            layer
-                .seal_in_place_append_tag(self.nonce(index, last), ring::aead::Aad::from(aad), buffer)
+            let tag = layer
+                .seal_in_place_separate_tag(self.nonce(index, last), ring::aead::Aad::from(aad), &mut buffer[start..])
                 .map_err(|_| CryptoError::Malformed("a segment too large to seal"))?;
+            buffer.extend_from_slice(tag.as_ref());
         }
         Ok(())
     }
 
-    fn open(&self, index: u32, last: bool, aad: &[u8], buffer: &mut Vec<u8>) -> Result<(), CryptoError> {
+    /// Opens the stored segment at `buffer[start..]` in place; its plaintext is left at
+    /// `buffer[start..]` (the tags are cut off).
+    fn open_tail(&self, index: u32, last: bool, aad: &[u8], buffer: &mut Vec<u8>, start: usize) -> Result<(), CryptoError> {
         for layer in self.layers.iter().rev() {
             let plain = layer
-                .open_in_place(self.nonce(index, last), ring::aead::Aad::from(aad), buffer.as_mut_slice())
+                .open_in_place(self.nonce(index, last), ring::aead::Aad::from(aad), &mut buffer[start..])
                 .map_err(|_| CryptoError::NotAuthentic)?
                 .len();
-            buffer.truncate(plain);
+            buffer.truncate(start + plain);
         }
         Ok(())
+    }
+
+    #[cfg(test)]
+    fn seal(&self, index: u32, last: bool, aad: &[u8], buffer: &mut Vec<u8>) -> Result<(), CryptoError> {
+        self.seal_tail(index, last, aad, buffer, 0)
+    }
+
+    #[cfg(test)]
+    fn open(&self, index: u32, last: bool, aad: &[u8], buffer: &mut Vec<u8>) -> Result<(), CryptoError> {
+        self.open_tail(index, last, aad, buffer, 0)
     }
 }
 
@@ -248,6 +262,16 @@ impl Encryptor {
             if self.buffer.len() == SEGMENT {
                 self.seal_segment(false, b"", out)?;
             }
+            // A whole segment with more after it, nothing held: sealed where it lands in `out`
+            // (one copy instead of two).
+            if self.buffer.is_empty() && data.len() > SEGMENT {
+                let start = out.len();
+                out.extend_from_slice(&data[..SEGMENT]);
+                data = &data[SEGMENT..];
+                self.cipher.seal_tail(self.index, false, b"", out, start)?;
+                self.index = self.index.checked_add(1).ok_or(CryptoError::Malformed("too many segments"))?;
+                continue;
+            }
             let take = (SEGMENT - self.buffer.len()).min(data.len());
             self.buffer.extend_from_slice(&data[..take]);
             data = &data[take..];
@@ -261,9 +285,10 @@ impl Encryptor {
     }
 
     fn seal_segment(&mut self, last: bool, aad: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
-        self.cipher.seal(self.index, last, aad, &mut self.buffer)?;
+        let start = out.len();
         out.extend_from_slice(&self.buffer);
         self.buffer.clear();
+        self.cipher.seal_tail(self.index, last, aad, out, start)?;
         self.index = self.index.checked_add(1).ok_or(CryptoError::Malformed("too many segments"))?;
         Ok(())
     }
@@ -298,6 +323,19 @@ impl Decryptor {
     /// complete to `out`. A segment that fails authentication ends the object.
     pub fn update(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
         while !data.is_empty() {
+            // A whole middle segment, nothing held: opened where it lands in `out`.
+            if self.buffer.is_empty() && data.len() >= self.stored_segment && self.index + 1 < self.segments {
+                let start = out.len();
+                out.extend_from_slice(&data[..self.stored_segment]);
+                data = &data[self.stored_segment..];
+                let index = u32::try_from(self.index).map_err(|_| CryptoError::Malformed("too many segments"))?;
+                if let Err(e) = self.cipher.open_tail(index, false, b"", out, start) {
+                    out.truncate(start);
+                    return Err(e);
+                }
+                self.index += 1;
+                continue;
+            }
             let take = (self.stored_segment - self.buffer.len()).min(data.len());
             self.buffer.extend_from_slice(&data[..take]);
             data = &data[take..];
@@ -329,9 +367,13 @@ impl Decryptor {
     fn open_segment(&mut self, last: bool, out: &mut Vec<u8>) -> Result<(), CryptoError> {
         let index = u32::try_from(self.index).map_err(|_| CryptoError::Malformed("too many segments"))?;
         let aad: &[u8] = if last { &self.aad } else { b"" };
-        self.cipher.open(index, last, aad, &mut self.buffer)?;
+        let start = out.len();
         out.extend_from_slice(&self.buffer);
         self.buffer.clear();
+        if let Err(e) = self.cipher.open_tail(index, last, aad, out, start) {
+            out.truncate(start);
+            return Err(e);
+        }
         self.index += 1;
         Ok(())
     }
