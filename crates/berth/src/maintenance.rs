@@ -46,6 +46,10 @@ pub struct EncryptArgs {
 
 pub async fn gc(args: GcArgs) -> anyhow::Result<ExitCode> {
     let data = DataDir::open(&args.data_dir, &args.storage, RegistryConfig::default()).await?;
+    // With the root key, GC also reclaims the objects of deleted KMS keys; without it, not.
+    if let Err(e) = crate::root_key::install_existing(&data.registry, &args.data_dir, None) {
+        tracing::warn!(error = %e, "no root key: objects of deleted KMS keys are left for a run that has it");
+    }
     let grace_millis = Some((args.grace_seconds as i64).saturating_mul(1000));
     let report = data.registry.collect_garbage(GcOptions { dry_run: args.dry_run, grace_millis }).await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
