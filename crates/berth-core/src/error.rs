@@ -149,6 +149,11 @@ pub enum RegistryError {
     Kms { message: String, kms_error: &'static str },
     #[error("{0}")]
     LimitExceeded(String),
+    /// A repository creation template with this prefix exists already.
+    #[error("{0}")]
+    TemplateAlreadyExists(String),
+    #[error("{0}")]
+    TemplateNotFound(String),
     #[error("{0}")]
     LifecyclePolicyNotFound(String),
     #[error("{0}")]

@@ -28,6 +28,7 @@ pub mod repositories;
 pub mod scanning;
 mod sealing;
 pub mod supervisor;
+pub mod templates;
 mod uploads;
 
 pub use berth_store::{BlobRange, BlobReader, ByteStream as BlobStream, Digest, DigestError};

@@ -73,7 +73,7 @@ pub struct LifecycleRunReport {
 /// An IN_PROGRESS preview older than this was interrupted (a restart) and may be replaced.
 const PREVIEW_STALE_MILLIS: Millis = 10 * 60 * 1000;
 
-fn invalid_policy(e: berth_lifecycle::PolicyError) -> RegistryError {
+pub(crate) fn invalid_policy(e: berth_lifecycle::PolicyError) -> RegistryError {
     RegistryError::invalid(e.to_string())
 }
 

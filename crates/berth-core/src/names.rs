@@ -14,6 +14,12 @@ static NAME_RE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static TAG_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$").expect("valid regex"));
 
+/// Whether `s` follows the repository name grammar (whatever its length): repository-name
+/// prefixes (creation templates) are names of one character and up.
+pub(crate) fn follows_name_grammar(s: &str) -> bool {
+    NAME_RE.is_match(s)
+}
+
 /// A repository name such as `team/app/api`: 2–256 characters, safe as a path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RepositoryName(String);

@@ -15,6 +15,7 @@ use crate::locks::DigestLocks;
 use crate::manifest;
 use crate::names::{Reference, RegistryRef, Repo, Tag};
 use crate::sealing::BlobLocation;
+use crate::templates::AppliedFor;
 use crate::uploads::UploadState;
 use crate::{Clock, RegistryError};
 
@@ -194,11 +195,12 @@ impl Registry {
         if !self.config.create_repository_on_push {
             return Err(RegistryError::NameUnknown(repo.clone()));
         }
-        if let Some(r) = self.meta.create_repository(repo.key(), &default_settings(), &[], self.now()).await? {
-            return Ok(r);
+        let template = self.template_for(&repo.registry(), repo.name.as_str(), AppliedFor::CreateOnPush).await?;
+        match self.create_repository_from_template(repo, template.as_ref()).await {
+            // Created concurrently by another push.
+            Err(RegistryError::RepositoryExists(_)) => self.existing_repository(repo).await,
+            created => created,
         }
-        // Created concurrently by another push.
-        self.existing_repository(repo).await
     }
 
     // ---- blobs ----

@@ -22,7 +22,7 @@ pub struct NewRepository {
     pub tags: Vec<(String, String)>,
 }
 
-fn validate_tags(tags: &[(String, String)]) -> Result<()> {
+pub(crate) fn validate_tags(tags: &[(String, String)]) -> Result<()> {
     if tags.len() > MAX_RESOURCE_TAGS {
         return Err(RegistryError::TooManyTags(format!("a repository can have at most {MAX_RESOURCE_TAGS} tags")));
     }
@@ -36,7 +36,7 @@ fn validate_tags(tags: &[(String, String)]) -> Result<()> {
     Ok(())
 }
 
-fn encryption(t: Option<&str>, kms_key: Option<&str>) -> Result<(EncryptionType, Option<String>)> {
+pub(crate) fn encryption(t: Option<&str>, kms_key: Option<&str>) -> Result<(EncryptionType, Option<String>)> {
     let t = t.unwrap_or("AES256");
     let Some(encryption) = EncryptionType::parse(t) else {
         return Err(RegistryError::InvalidParameter(Invalid::of(
@@ -55,7 +55,7 @@ fn encryption(t: Option<&str>, kms_key: Option<&str>) -> Result<(EncryptionType,
 
 /// ECR's answer to a policy it refuses: its length constraint in the API's own words (so the
 /// console and the admin CLI say what the API says), anything else as a policy problem.
-fn invalid_resource_policy(kind: &str, e: PolicyError) -> RegistryError {
+pub(crate) fn invalid_resource_policy(kind: &str, e: PolicyError) -> RegistryError {
     match e {
         PolicyError::TooLong { max, .. } => RegistryError::invalid(format!(
             "Invalid parameter at 'policyText' failed to satisfy constraint: 'Member must have length less than or equal to {max}'"

@@ -17,6 +17,7 @@ use berth_aws::operation::{Authorizer, Operation, OperationTable};
 use futures::future::BoxFuture;
 
 use crate::shapes::{self, image_id, next_token, parse_token};
+use crate::template_actions as templates;
 use crate::{lifecycle_actions as lifecycle, scan_actions as scan, EcrError};
 
 pub(crate) struct Ctx<'a> {
@@ -109,6 +110,10 @@ pub(crate) fn operations() -> &'static OperationTable<Handler> {
             op!(PutRegistryScanningConfiguration => scan::put_registry_scanning_configuration),
             op!(GetRegistryScanningConfiguration => scan::get_registry_scanning_configuration),
             op!(BatchGetRepositoryScanningConfiguration => scan::batch_get_repository_scanning_configuration),
+            op!(CreateRepositoryCreationTemplate => templates::create_repository_creation_template),
+            op!(DescribeRepositoryCreationTemplates => templates::describe_repository_creation_templates),
+            op!(UpdateRepositoryCreationTemplate => templates::update_repository_creation_template),
+            op!(DeleteRepositoryCreationTemplate => templates::delete_repository_creation_template),
         ])
     })
 }

@@ -101,6 +101,8 @@ impl From<RegistryError> for EcrError {
             R::ImageReferencedByIndex { .. } => EcrError::invalid(msg), // BatchDeleteImage reports it as a failure entry
             R::ScanNotFound(_) => EcrError::new("ScanNotFoundException", msg),
             R::LimitExceeded(_) => EcrError::new("LimitExceededException", msg),
+            R::TemplateAlreadyExists(_) => EcrError::new("TemplateAlreadyExistsException", msg),
+            R::TemplateNotFound(_) => EcrError::new("TemplateNotFoundException", msg),
             R::LifecyclePolicyNotFound(_) => EcrError::new("LifecyclePolicyNotFoundException", msg),
             R::LifecyclePreviewNotFound(_) => EcrError::new("LifecyclePolicyPreviewNotFoundException", msg),
             R::LifecyclePreviewInProgress(_) => EcrError::new("LifecyclePolicyPreviewInProgressException", msg),

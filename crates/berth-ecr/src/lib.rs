@@ -13,6 +13,7 @@ mod error;
 mod lifecycle_actions;
 mod scan_actions;
 mod shapes;
+mod template_actions;
 
 use axum::response::{IntoResponse, Response};
 use berth_aws::operation::Authorizer;

@@ -64,10 +64,12 @@ impl OciError {
                 R::RepositoryExists(_) | R::RepositoryNotEmpty(_) | R::ImageAlreadyExists(_) | R::LayerAlreadyExists(_) => {
                     (StatusCode::CONFLICT, "UNSUPPORTED")
                 }
-                R::PolicyNotFound(_) | R::RegistryPolicyNotFound(_) | R::LifecyclePolicyNotFound(_) | R::LifecyclePreviewNotFound(_) => {
-                    (StatusCode::NOT_FOUND, "NAME_UNKNOWN")
-                }
-                R::LifecyclePreviewInProgress(_) => (StatusCode::CONFLICT, "UNSUPPORTED"),
+                R::PolicyNotFound(_)
+                | R::RegistryPolicyNotFound(_)
+                | R::LifecyclePolicyNotFound(_)
+                | R::LifecyclePreviewNotFound(_)
+                | R::TemplateNotFound(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
+                R::LifecyclePreviewInProgress(_) | R::TemplateAlreadyExists(_) => (StatusCode::CONFLICT, "UNSUPPORTED"),
                 R::ScanNotFound(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
                 R::UnsupportedImageType(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
                 R::Kms { .. } => (StatusCode::FORBIDDEN, "DENIED"),

@@ -84,12 +84,25 @@ pub async fn create_repository<DB: Backend>(
     tags: &[(String, String)],
     now: Millis,
 ) -> Result<Option<RepositoryRow>, StoreError> {
+    create_repository_with_policies(pool, key, settings, tags, InitialPolicies::default(), now).await
+}
+
+/// `create_repository` with its first repository and lifecycle policies in the same insert.
+pub async fn create_repository_with_policies<DB: Backend>(
+    pool: &Pool<DB>,
+    key: &RepoKey,
+    settings: &RepositorySettings,
+    tags: &[(String, String)],
+    policies: InitialPolicies<'_>,
+    now: Millis,
+) -> Result<Option<RepositoryRow>, StoreError> {
     let mut tx = pool.begin().await.ctx("creating repository")?;
     // ON CONFLICT DO NOTHING waits (PostgreSQL) for a concurrent insert of the same name to
     // settle, so of two nodes creating one repository exactly one gets the row.
     let sql = format!(
-        "INSERT INTO repositories (account_id, region, name, created_at, tag_mutability, tag_mutability_exclusions, scan_on_push, encryption_type, kms_key) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING {REPO_COLS}"
+        "INSERT INTO repositories (account_id, region, name, created_at, tag_mutability, tag_mutability_exclusions, scan_on_push, encryption_type, kms_key, \
+         policy, lifecycle_policy, lifecycle_policy_updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING RETURNING {REPO_COLS}"
     );
     let row = tx
         .opt(
@@ -100,7 +113,10 @@ pub async fn create_repository<DB: Backend>(
                 .bind(&settings.tag_mutability_exclusions)
                 .bind(settings.scan_on_push)
                 .bind(settings.encryption_type.as_str())
-                .bind(&settings.kms_key),
+                .bind(&settings.kms_key)
+                .bind(policies.repository_policy)
+                .bind(policies.lifecycle_policy)
+                .bind(policies.lifecycle_policy.map(|_| now)),
         )
         .await
         .ctx("inserting repository")?;
@@ -248,6 +264,6 @@ pub async fn set_registry_policy<DB: Backend>(
 }
 
 /// A stored setting read back into its enum; a value no berth wrote is a decode error.
-fn stored_setting<T>(parse: fn(&str) -> Option<T>, text: &str) -> Result<T, sqlx::Error> {
+pub(crate) fn stored_setting<T>(parse: fn(&str) -> Option<T>, text: &str) -> Result<T, sqlx::Error> {
     parse(text).ok_or_else(|| sqlx::Error::Decode(format!("unknown stored repository setting {text:?}").into()))
 }
