@@ -27,5 +27,6 @@ mod postgres_keys;
 mod postgres_lifecycle;
 mod postgres_repos;
 mod postgres_scans;
+mod postgres_settings;
 
 pub use postgres::{PostgresMetadataStore, DEFAULT_QUERY_TIMEOUT};

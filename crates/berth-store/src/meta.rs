@@ -9,6 +9,7 @@ mod identity;
 mod lifecycle;
 mod repos;
 mod scans;
+mod settings;
 
 pub use cluster::*;
 pub use content::*;
@@ -16,6 +17,7 @@ pub use identity::*;
 pub use lifecycle::*;
 pub use repos::*;
 pub use scans::*;
+pub use settings::*;
 
 /// Milliseconds since the Unix epoch, as supplied by the service's clock.
 pub type Millis = i64;
@@ -36,6 +38,7 @@ pub trait MetadataStore:
     + ScanStore
     + IdentityStore
     + ClusterStore
+    + SettingsStore
     + crate::jobs::JobStore
     + crate::keys::KeyStore
     + 'static
@@ -49,6 +52,7 @@ impl<T> MetadataStore for T where
         + ScanStore
         + IdentityStore
         + ClusterStore
+        + SettingsStore
         + crate::jobs::JobStore
         + crate::keys::KeyStore
         + 'static

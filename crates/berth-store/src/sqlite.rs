@@ -20,8 +20,9 @@ mod keys;
 mod lifecycle;
 mod repos;
 mod scans;
+mod settings;
 
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 9;
 const SCHEMA_V1: &str = include_str!("sqlite_schema.sql");
 const SCHEMA_V2: &str = include_str!("sqlite_schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("sqlite_schema_v3.sql");
@@ -31,6 +32,9 @@ const SCHEMA_V6: &str = crate::sql::keys::SCHEMA_V6;
 /// Not shared with PostgreSQL: there the columns compare in byte order (`COLLATE "C"`), a
 /// collation SQLite does not know (its BINARY default already is byte order).
 const SCHEMA_V7: &str = include_str!("sqlite_schema_v7.sql");
+/// A placeholder on this branch: v8 is repository creation templates (another branch).
+const SCHEMA_V8: &str = include_str!("sqlite_schema_v8.sql");
+const SCHEMA_V9: &str = include_str!("sqlite_schema_v9.sql");
 
 pub struct SqliteMetadataStore {
     pub(crate) writer: SqlitePool,
@@ -106,6 +110,12 @@ impl SqliteMetadataStore {
         }
         if version < 7 {
             sqlx::raw_sql(SCHEMA_V7).execute(&mut *tx).await.ctx("migrating to schema v7")?;
+        }
+        if version < 8 {
+            sqlx::raw_sql(SCHEMA_V8).execute(&mut *tx).await.ctx("migrating to schema v8")?;
+        }
+        if version < 9 {
+            sqlx::raw_sql(SCHEMA_V9).execute(&mut *tx).await.ctx("migrating to schema v9")?;
         }
         sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).execute(&mut *tx).await.ctx("recording schema version")?;
         tx.commit().await.ctx("committing migration")
