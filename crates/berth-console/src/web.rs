@@ -330,16 +330,19 @@ pub fn status_of(e: &RegistryError) -> StatusCode {
         | R::PolicyNotFound(_)
         | R::RegistryPolicyNotFound(_)
         | R::LifecyclePolicyNotFound(_)
-        | R::LifecyclePreviewNotFound(_) => StatusCode::NOT_FOUND,
+        | R::LifecyclePreviewNotFound(_)
+        | R::ExclusionNotFound(_) => StatusCode::NOT_FOUND,
         R::RepositoryExists(_)
         | R::RepositoryNotEmpty(_)
         | R::TagImmutable { .. }
         | R::ImageAlreadyExists(_)
-        | R::LifecyclePreviewInProgress(_) => StatusCode::CONFLICT,
+        | R::LifecyclePreviewInProgress(_)
+        | R::ExclusionExists(_) => StatusCode::CONFLICT,
         // Every variant is named, so that a new one is a decision here rather than a silent 400.
         R::NameInvalid(_)
         | R::TagInvalid(_)
         | R::InvalidParameter(_)
+        | R::Validation(_)
         | R::TooManyTags(_)
         | R::InvalidTagParameter(_)
         | R::LayerPartTooSmall(_)

@@ -101,6 +101,9 @@ impl From<RegistryError> for EcrError {
             R::ImageReferencedByIndex { .. } => EcrError::invalid(msg), // BatchDeleteImage reports it as a failure entry
             R::ScanNotFound(_) => EcrError::new("ScanNotFoundException", msg),
             R::LimitExceeded(_) => EcrError::new("LimitExceededException", msg),
+            R::Validation(_) => EcrError::new("ValidationException", msg),
+            R::ExclusionExists(_) => EcrError::new("ExclusionAlreadyExistsException", msg),
+            R::ExclusionNotFound(_) => EcrError::new("ExclusionNotFoundException", msg),
             R::LifecyclePolicyNotFound(_) => EcrError::new("LifecyclePolicyNotFoundException", msg),
             R::LifecyclePreviewNotFound(_) => EcrError::new("LifecyclePolicyPreviewNotFoundException", msg),
             R::LifecyclePreviewInProgress(_) => EcrError::new("LifecyclePolicyPreviewInProgressException", msg),

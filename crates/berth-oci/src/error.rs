@@ -67,7 +67,9 @@ impl OciError {
                 R::PolicyNotFound(_) | R::RegistryPolicyNotFound(_) | R::LifecyclePolicyNotFound(_) | R::LifecyclePreviewNotFound(_) => {
                     (StatusCode::NOT_FOUND, "NAME_UNKNOWN")
                 }
-                R::LifecyclePreviewInProgress(_) => (StatusCode::CONFLICT, "UNSUPPORTED"),
+                R::LifecyclePreviewInProgress(_) | R::ExclusionExists(_) => (StatusCode::CONFLICT, "UNSUPPORTED"),
+                R::ExclusionNotFound(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
+                R::Validation(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
                 R::ScanNotFound(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
                 R::UnsupportedImageType(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
                 R::Kms { .. } => (StatusCode::FORBIDDEN, "DENIED"),
