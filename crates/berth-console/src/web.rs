@@ -331,17 +331,20 @@ pub fn status_of(e: &RegistryError) -> StatusCode {
         | R::RegistryPolicyNotFound(_)
         | R::LifecyclePolicyNotFound(_)
         | R::LifecyclePreviewNotFound(_)
-        | R::TemplateNotFound(_) => StatusCode::NOT_FOUND,
+        | R::TemplateNotFound(_)
+        | R::ExclusionNotFound(_) => StatusCode::NOT_FOUND,
         R::RepositoryExists(_)
         | R::RepositoryNotEmpty(_)
         | R::TagImmutable { .. }
         | R::ImageAlreadyExists(_)
         | R::LifecyclePreviewInProgress(_)
-        | R::TemplateAlreadyExists(_) => StatusCode::CONFLICT,
+        | R::TemplateAlreadyExists(_)
+        | R::ExclusionExists(_) => StatusCode::CONFLICT,
         // Every variant is named, so that a new one is a decision here rather than a silent 400.
         R::NameInvalid(_)
         | R::TagInvalid(_)
         | R::InvalidParameter(_)
+        | R::Validation(_)
         | R::TooManyTags(_)
         | R::InvalidTagParameter(_)
         | R::LayerPartTooSmall(_)

@@ -43,6 +43,8 @@ pub(crate) struct Caches {
     pub user_policies: Cache<String, Arc<Vec<Policy>>>,
     pub repo_authz: Cache<RepoKey, Arc<RepoAuthz>>,
     pub registry_policies: Cache<(String, String), Arc<Option<Policy>>>,
+    /// Account settings and pull-time update exclusions per registry (read on every manifest GET).
+    pub registry_settings: Cache<(String, String), Arc<crate::account_settings::RegistrySettings>>,
 }
 
 impl Caches {
@@ -61,6 +63,7 @@ impl Caches {
             user_policies: Cache::builder().max_capacity(10_000).time_to_live(IDENTITY_TTL).build(),
             repo_authz: Cache::builder().max_capacity(50_000).time_to_live(policy_ttl).build(),
             registry_policies: Cache::builder().max_capacity(1_000).time_to_live(policy_ttl).build(),
+            registry_settings: Cache::builder().max_capacity(1_000).time_to_live(policy_ttl).build(),
         }
     }
 
@@ -117,6 +120,11 @@ impl Caches {
     pub(crate) fn invalidate_registry_policy(&self, account: &str, region: &str) {
         self.bump();
         self.registry_policies.invalidate(&(account.to_string(), region.to_string()));
+    }
+
+    pub(crate) fn invalidate_registry_settings(&self, account: &str, region: &str) {
+        self.bump();
+        self.registry_settings.invalidate(&(account.to_string(), region.to_string()));
     }
 }
 

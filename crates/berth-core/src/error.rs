@@ -154,6 +154,14 @@ pub enum RegistryError {
     TemplateAlreadyExists(String),
     #[error("{0}")]
     TemplateNotFound(String),
+    /// A request outside the API's declared shape that the model check alone cannot see
+    /// (ECR's ValidationException), such as an account setting name ECR does not have.
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    ExclusionExists(String),
+    #[error("{0}")]
+    ExclusionNotFound(String),
     #[error("{0}")]
     LifecyclePolicyNotFound(String),
     #[error("{0}")]

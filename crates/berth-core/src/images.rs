@@ -229,12 +229,14 @@ impl Registry {
         Ok((found, failures))
     }
 
-    /// BatchGetImage. `accepted`: media types the caller takes (empty: any).
+    /// BatchGetImage by `puller` (the caller's principal ARN, for pull time exclusions).
+    /// `accepted`: media types the caller takes (empty: any).
     pub async fn batch_get_images(
         &self,
         repo: &Repo,
         ids: &[ImageId],
         accepted: &[String],
+        puller: &str,
     ) -> Result<(Vec<FoundImage>, Vec<ImageFailure>)> {
         self.existing_repository(repo).await?;
         let (mut found, mut failures) = (Vec::new(), Vec::new());
@@ -258,7 +260,7 @@ impl Registry {
                         });
                         continue;
                     }
-                    self.pulls.note(repo.key(), &d, self.now());
+                    self.note_pull(repo, &d, Some(puller)).await;
                     found.push(FoundImage { id: ImageId { digest: Some(d.to_string()), tag }, manifest: row.into() });
                 }
                 Resolved::Failed(f) => failures.push(f),

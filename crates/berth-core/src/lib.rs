@@ -2,6 +2,7 @@
 //! of HTTP and of storage. Adapters (`berth-oci`, later `berth-ecr`) parse
 //! requests, call [`Registry`], and map [`RegistryError`] to their protocol.
 
+pub mod account_settings;
 pub mod addressing;
 pub mod auth;
 mod cache;

@@ -334,8 +334,11 @@ impl Registry {
     ) -> Result<MountOutcome> {
         let target = self.push_target(repo).await?;
         let readable = match from {
-            Some(f) => self.permits(principal, "ecr:GetDownloadUrlForLayer", crate::auth::Resource::Repository(f)).await?,
-            None => false,
+            // BLOB_MOUNTING DISABLED: every mount request gets an upload session, as in ECR.
+            Some(f) if self.blob_mounting_enabled(repo).await? => {
+                self.permits(principal, "ecr:GetDownloadUrlForLayer", crate::auth::Resource::Repository(f)).await?
+            }
+            _ => false,
         };
         if let Some(from) = from.filter(|_| readable) {
             if self.meta.repository_blob_object(from.key(), digest).await?.is_some() {
@@ -370,6 +373,15 @@ impl Registry {
             self.pulls.note(repo.key(), &manifest.digest, self.now());
         }
         Ok(manifest.into())
+    }
+
+    /// A manifest GET by `puller` (the caller's principal ARN): `get_manifest` with `pull`,
+    /// except that a principal the registry excludes from pull time updates
+    /// (RegisterPullTimeUpdateExclusion) leaves lastRecordedPullTime where it was.
+    pub async fn pull_manifest(&self, repo: &Repo, reference: &Reference, puller: &str) -> Result<Manifest> {
+        let manifest = self.get_manifest(repo, reference, false).await?;
+        self.note_pull(repo, &manifest.digest, Some(puller)).await;
+        Ok(manifest)
     }
 
     /// Writes pending pull times (see [`crate::pulls`]).

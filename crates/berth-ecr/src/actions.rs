@@ -18,7 +18,7 @@ use futures::future::BoxFuture;
 
 use crate::shapes::{self, image_id, next_token, parse_token};
 use crate::template_actions as templates;
-use crate::{lifecycle_actions as lifecycle, scan_actions as scan, EcrError};
+use crate::{lifecycle_actions as lifecycle, scan_actions as scan, settings_actions as settings, EcrError};
 
 pub(crate) struct Ctx<'a> {
     pub registry: &'a std::sync::Arc<Registry>,
@@ -114,6 +114,11 @@ pub(crate) fn operations() -> &'static OperationTable<Handler> {
             op!(DescribeRepositoryCreationTemplates => templates::describe_repository_creation_templates),
             op!(UpdateRepositoryCreationTemplate => templates::update_repository_creation_template),
             op!(DeleteRepositoryCreationTemplate => templates::delete_repository_creation_template),
+            op!(GetAccountSetting => settings::get_account_setting),
+            op!(PutAccountSetting => settings::put_account_setting),
+            op!(RegisterPullTimeUpdateExclusion => settings::register_pull_time_update_exclusion),
+            op!(DeregisterPullTimeUpdateExclusion => settings::deregister_pull_time_update_exclusion),
+            op!(ListPullTimeUpdateExclusions => settings::list_pull_time_update_exclusions),
         ])
     })
 }
@@ -599,7 +604,8 @@ async fn batch_get_image(ctx: &Ctx<'_>, i: BatchGetImageIn) -> Out {
     if i.accepted_media_types.len() > 100 {
         return Err(EcrError::invalid("Invalid parameter at 'acceptedMediaTypes': at most 100"));
     }
-    let (found, failures) = ctx.registry.batch_get_images(&repo, &image_ids(&i.image_ids)?, &i.accepted_media_types).await?;
+    let (found, failures) =
+        ctx.registry.batch_get_images(&repo, &image_ids(&i.image_ids)?, &i.accepted_media_types, &ctx.principal.arn).await?;
     let images: Vec<Value> = found
         .iter()
         .map(|f| {

@@ -12,6 +12,7 @@ mod actions;
 mod error;
 mod lifecycle_actions;
 mod scan_actions;
+mod settings_actions;
 mod shapes;
 mod template_actions;
 

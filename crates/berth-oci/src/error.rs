@@ -68,8 +68,12 @@ impl OciError {
                 | R::RegistryPolicyNotFound(_)
                 | R::LifecyclePolicyNotFound(_)
                 | R::LifecyclePreviewNotFound(_)
-                | R::TemplateNotFound(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
-                R::LifecyclePreviewInProgress(_) | R::TemplateAlreadyExists(_) => (StatusCode::CONFLICT, "UNSUPPORTED"),
+                | R::TemplateNotFound(_)
+                | R::ExclusionNotFound(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
+                R::LifecyclePreviewInProgress(_) | R::TemplateAlreadyExists(_) | R::ExclusionExists(_) => {
+                    (StatusCode::CONFLICT, "UNSUPPORTED")
+                }
+                R::Validation(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
                 R::ScanNotFound(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
                 R::UnsupportedImageType(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
                 R::Kms { .. } => (StatusCode::FORBIDDEN, "DENIED"),

@@ -48,7 +48,7 @@ pub(crate) async fn handle(registry: &Registry, ep: Endpoint, req: Request<Body>
         (Endpoint::Catalog, Method::GET) => catalog(registry, &registry_ref, &query).await,
         (Endpoint::Tags { name }, Method::GET) => tags(registry, &name, &query).await,
         (Endpoint::Manifest { name, reference }, m @ (Method::GET | Method::HEAD)) => {
-            get_manifest(registry, &name, &reference, m == Method::HEAD).await
+            get_manifest(registry, &principal, &name, &reference, m == Method::HEAD).await
         }
         (Endpoint::Manifest { name, reference }, Method::PUT) => put_manifest(registry, &name, &reference, req).await,
         (Endpoint::Manifest { name, reference }, Method::DELETE) => delete_manifest(registry, &name, &reference).await,
@@ -174,11 +174,15 @@ async fn referrers(registry: &Registry, name: &Repo, digest: &str, query: &HashM
 
 // ---- manifests ----
 
-async fn get_manifest(registry: &Registry, name: &Repo, reference: &str, head: bool) -> HandlerResult {
+async fn get_manifest(registry: &Registry, principal: &Principal, name: &Repo, reference: &str, head: bool) -> HandlerResult {
     // No manifest can have a name that is neither a tag nor a digest: the spec's answer is
     // MANIFEST_UNKNOWN (a PUT of one stays a 400).
     let reference = Reference::parse(reference).map_err(|_| RegistryError::ManifestUnknown(reference.to_string()))?;
-    let m = registry.get_manifest(name, &reference, !head).await?;
+    let m = if head {
+        registry.get_manifest(name, &reference, false).await?
+    } else {
+        registry.pull_manifest(name, &reference, &principal.arn).await?
+    };
     let builder = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, hv(&m.media_type))

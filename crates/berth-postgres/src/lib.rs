@@ -27,6 +27,7 @@ mod postgres_keys;
 mod postgres_lifecycle;
 mod postgres_repos;
 mod postgres_scans;
+mod postgres_settings;
 mod postgres_templates;
 
 pub use postgres::{PostgresMetadataStore, DEFAULT_QUERY_TIMEOUT};

@@ -11,8 +11,8 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 use crate::db::DbContext;
 
-const SCHEMA_VERSION: i64 = 8;
-const SCHEMA: [(i64, &str, &str); 8] = [
+const SCHEMA_VERSION: i64 = 9;
+const SCHEMA: [(i64, &str, &str); 9] = [
     (1, include_str!("postgres_schema.sql"), "creating schema v1"),
     (2, include_str!("postgres_schema_v2.sql"), "migrating to schema v2"),
     (3, include_str!("postgres_schema_v3.sql"), "migrating to schema v3"),
@@ -21,6 +21,7 @@ const SCHEMA: [(i64, &str, &str); 8] = [
     (6, berth_store::sql::keys::SCHEMA_V6, "migrating to schema v6"),
     (7, include_str!("postgres_schema_v7.sql"), "migrating to schema v7"),
     (8, include_str!("postgres_schema_v8.sql"), "migrating to schema v8"),
+    (9, include_str!("postgres_schema_v9.sql"), "migrating to schema v9"),
 ];
 /// Advisory lock key (two-int form, so it never meets a blob lock's bigint key) serializing
 /// migrations of nodes that start at the same time.

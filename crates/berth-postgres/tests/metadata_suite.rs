@@ -91,7 +91,7 @@ async fn schema_version_recorded_once() {
     {
         let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
         let version: i64 = sqlx::query_scalar("SELECT version FROM berth_schema_version").fetch_one(&mut conn).await.unwrap();
-        assert_eq!(version, 8);
+        assert_eq!(version, 9);
         let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM berth_schema_version").fetch_one(&mut conn).await.unwrap();
         assert_eq!(rows, 1);
     }
@@ -127,7 +127,7 @@ async fn v7_makes_every_existing_blob_a_clear_object() {
     berth_store::testsuite::v6_rows_after_v7(&store).await;
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
     let version: i64 = sqlx::query_scalar("SELECT version FROM berth_schema_version").fetch_one(&mut conn).await.unwrap();
-    assert_eq!(version, 8, "and on to the current version");
+    assert_eq!(version, 9, "and on to the current version");
 }
 
 /// `berth migrate` carries the objects as they are: sealed ones with their scope, clear ones too.
@@ -201,7 +201,7 @@ async fn postgres_only() {
     let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
     sqlx::query("UPDATE berth_schema_version SET version = 99").execute(&mut conn).await.unwrap();
     match PostgresMetadataStore::connect(url).await {
-        Err(StoreError::SchemaTooNew { found, supported }) => assert_eq!((found, supported), (99, 8)),
+        Err(StoreError::SchemaTooNew { found, supported }) => assert_eq!((found, supported), (99, 9)),
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("a newer schema was accepted"),
     }

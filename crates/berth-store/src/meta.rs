@@ -9,6 +9,7 @@ mod identity;
 mod lifecycle;
 mod repos;
 mod scans;
+mod settings;
 mod templates;
 
 pub use cluster::*;
@@ -17,6 +18,7 @@ pub use identity::*;
 pub use lifecycle::*;
 pub use repos::*;
 pub use scans::*;
+pub use settings::*;
 pub use templates::*;
 
 /// Milliseconds since the Unix epoch, as supplied by the service's clock.
@@ -39,6 +41,7 @@ pub trait MetadataStore:
     + IdentityStore
     + ClusterStore
     + TemplateStore
+    + SettingsStore
     + crate::jobs::JobStore
     + crate::keys::KeyStore
     + 'static
@@ -53,6 +56,7 @@ impl<T> MetadataStore for T where
         + IdentityStore
         + ClusterStore
         + TemplateStore
+        + SettingsStore
         + crate::jobs::JobStore
         + crate::keys::KeyStore
         + 'static

@@ -31,6 +31,7 @@ pub mod lifecycle;
 pub mod objects;
 pub mod repos;
 pub mod scans;
+pub mod settings;
 pub mod templates;
 
 /// A statement's argument, as both backends bind it.

@@ -20,9 +20,10 @@ mod keys;
 mod lifecycle;
 mod repos;
 mod scans;
+mod settings;
 mod templates;
 
-const SCHEMA_VERSION: i64 = 8;
+const SCHEMA_VERSION: i64 = 9;
 const SCHEMA_V1: &str = include_str!("sqlite_schema.sql");
 const SCHEMA_V2: &str = include_str!("sqlite_schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("sqlite_schema_v3.sql");
@@ -33,6 +34,7 @@ const SCHEMA_V6: &str = crate::sql::keys::SCHEMA_V6;
 /// collation SQLite does not know (its BINARY default already is byte order).
 const SCHEMA_V7: &str = include_str!("sqlite_schema_v7.sql");
 const SCHEMA_V8: &str = include_str!("sqlite_schema_v8.sql");
+const SCHEMA_V9: &str = include_str!("sqlite_schema_v9.sql");
 
 pub struct SqliteMetadataStore {
     pub(crate) writer: SqlitePool,
@@ -111,6 +113,9 @@ impl SqliteMetadataStore {
         }
         if version < 8 {
             sqlx::raw_sql(SCHEMA_V8).execute(&mut *tx).await.ctx("migrating to schema v8")?;
+        }
+        if version < 9 {
+            sqlx::raw_sql(SCHEMA_V9).execute(&mut *tx).await.ctx("migrating to schema v9")?;
         }
         sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).execute(&mut *tx).await.ctx("recording schema version")?;
         tx.commit().await.ctx("committing migration")
