@@ -88,11 +88,12 @@ impl Registry {
 impl Registry {
     /// Decrypts every encrypted object the metadata records and re-hashes its plaintext.
     async fn fsck_sealed(&self, report: &mut FsckReport) -> Result<()> {
-        let mut after: Option<(berth_store::Digest, String)> = None;
+        let mut walk = crate::sealing::ObjectWalk::default();
         loop {
-            let page = self.meta.list_blob_objects(after.as_ref().map(|(d, s)| (d, s.as_str())), 500).await?;
-            let Some(last) = page.last() else { return Ok(()) };
-            after = Some((last.digest.clone(), last.scope.clone()));
+            let page = self.next_objects(&mut walk).await?;
+            if page.is_empty() {
+                return Ok(());
+            }
             for object in page.iter().filter(|o| !o.scope.is_empty()) {
                 report.sealed_checked += 1;
                 let what = format!("blob {} (encrypted under {})", object.digest, object.scope);

@@ -140,12 +140,13 @@ impl Registry {
     /// Removes the bytes of objects whose KMS key was deleted (each key looked up once a run).
     async fn collect_shredded(&self) -> Result<u64> {
         let mut destroyed: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
-        let mut after: Option<(berth_store::Digest, String)> = None;
+        let mut walk = crate::sealing::ObjectWalk::default();
         let mut deleted = 0;
         loop {
-            let page = self.meta.list_blob_objects(after.as_ref().map(|(d, s)| (d, s.as_str())), 500).await?;
-            let Some(last) = page.last() else { return Ok(deleted) };
-            after = Some((last.digest.clone(), last.scope.clone()));
+            let page = self.next_objects(&mut walk).await?;
+            if page.is_empty() {
+                return Ok(deleted);
+            }
             for object in page.iter().filter(|o| o.scope.starts_with("kms:") || o.scope.starts_with("dsse:")) {
                 let gone = match destroyed.get(&object.scope) {
                     Some(gone) => *gone,

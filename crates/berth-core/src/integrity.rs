@@ -353,11 +353,12 @@ impl Registry {
     /// is noted as missing (see `Integrity::sealed_object_failed`). Objects under a key that
     /// cannot be used now (disabled, deleted) are skipped.
     async fn scrub_sealed(&self, report: &mut ScrubReport, mut throttle: Option<&mut Throttle>) -> Result<()> {
-        let mut after: Option<(Digest, String)> = None;
+        let mut walk = crate::sealing::ObjectWalk::default();
         loop {
-            let page = self.meta.list_blob_objects(after.as_ref().map(|(d, s)| (d, s.as_str())), 500).await?;
-            let Some(last) = page.last() else { return Ok(()) };
-            after = Some((last.digest.clone(), last.scope.clone()));
+            let page = self.next_objects(&mut walk).await?;
+            if page.is_empty() {
+                return Ok(());
+            }
             for object in page.iter().filter(|o| !o.scope.is_empty()) {
                 self.lease_checkpoint()?;
                 let reader = match self.sealed_get(&object.scope, &object.digest, object.size, None).await {

@@ -52,7 +52,23 @@ pub enum BlobLocation {
     Plain,
 }
 
+/// Where a walk over every recorded object (fsck, scrub, GC of deleted keys, the start-up
+/// root key check) has got to: keyset paging by (digest, scope).
+#[derive(Default)]
+pub(crate) struct ObjectWalk {
+    after: Option<(Digest, String)>,
+}
+
 impl Registry {
+    /// The next page of recorded objects (clear ones included); empty at the end.
+    pub(crate) async fn next_objects(&self, walk: &mut ObjectWalk) -> Result<Vec<berth_store::BlobObject>> {
+        let page = self.meta.list_blob_objects(walk.after.as_ref().map(|(d, s)| (d, s.as_str())), 500).await?;
+        if let Some(last) = page.last() {
+            walk.after = Some((last.digest.clone(), last.scope.clone()));
+        }
+        Ok(page)
+    }
+
     /// The scope a repository's new blobs are written in: its own, or "" (in clear) for an
     /// AES256 repository when the operator leaves AES256 to the storage.
     pub(crate) fn write_scope(&self, settings: &berth_store::RepositorySettings) -> String {

@@ -91,11 +91,12 @@ impl Registry {
     /// of failing every pull. Ok(false) when there is nothing to check yet.
     pub async fn check_root_key(&self) -> Result<bool> {
         let store = self.sealed_store()?;
-        let mut after: Option<(Digest, String)> = None;
-        for _ in 0..20 {
-            let page = self.meta.list_blob_objects(after.as_ref().map(|(d, s)| (d, s.as_str())), 100).await?;
-            let Some(last) = page.last() else { return Ok(false) };
-            after = Some((last.digest.clone(), last.scope.clone()));
+        let mut walk = super::ObjectWalk::default();
+        for _ in 0..4 {
+            let page = self.next_objects(&mut walk).await?;
+            if page.is_empty() {
+                return Ok(false);
+            }
             for object in page.iter().filter(|o| o.scope == "aes256") {
                 let name = object_name(&object.scope, &object.digest);
                 let Some(stored_len) = store.stat(&name).await? else { continue };
