@@ -539,6 +539,8 @@ impl OciClient {
             let realm = Url::parse(realm).map_err(|e| ClientError::Protocol(format!("Bearer realm is not a URL: {e}")))?;
             self.check_scheme(&realm)?;
             let service = bearer.param("service").map(str::to_string);
+            // The token we sent (if any) was refused: do not send it again.
+            self.lock_auth().tokens.remove(&scopes.join(" "));
             let mut scopes = scopes.to_vec();
             // A scope the remote names itself (for this very request) is what it will check.
             if let Some(extra) = bearer.param("scope") {
@@ -550,7 +552,6 @@ impl OciClient {
             }
             {
                 let mut state = self.lock_auth();
-                // The token we sent (if any) was refused: do not send it again.
                 state.tokens.remove(&scopes.join(" "));
                 state.scheme = Some(Scheme::Bearer { realm: realm.clone(), service: service.clone() });
             }
