@@ -6,10 +6,13 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::future::Either;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use reqwest::header::{
@@ -140,11 +143,14 @@ impl fmt::Debug for OciClient {
     }
 }
 
-/// The body of one request; a factory so that a retry resends it from the start.
+type BodyFactory<'a> = dyn Fn() -> Pin<Box<dyn Future<Output = io::Result<reqwest::Body>> + Send + 'a>> + Send + Sync + 'a;
+
+/// The body of one request; a factory so that a retry resends it from the start, with the
+/// progress of the stream it made.
 enum Body<'a> {
     Empty,
     Bytes(Bytes),
-    Stream(&'a (dyn Fn() -> Pin<Box<dyn Future<Output = io::Result<reqwest::Body>> + Send + 'a>> + Send + Sync)),
+    Stream(&'a BodyFactory<'a>, Progress),
 }
 
 struct Request<'a> {
@@ -154,11 +160,13 @@ struct Request<'a> {
     /// Token scopes this request needs (empty for `/v2/`).
     scopes: Vec<String>,
     body: Body<'a>,
+    /// The answer is a blob read as a stream: no whole-request time limit.
+    streamed_response: bool,
 }
 
 impl<'a> Request<'a> {
     fn new(method: Method, url: Url, scopes: Vec<String>) -> Self {
-        Request { method, url, headers: HeaderMap::new(), scopes, body: Body::Empty }
+        Request { method, url, headers: HeaderMap::new(), scopes, body: Body::Empty, streamed_response: false }
     }
 
     fn header(mut self, name: HeaderName, value: &str) -> Result<Self, ClientError> {
@@ -168,7 +176,30 @@ impl<'a> Request<'a> {
     }
 
     fn streamed(&self) -> bool {
-        matches!(self.body, Body::Stream(_))
+        matches!(self.body, Body::Stream(..)) || self.streamed_response
+    }
+}
+
+/// When a streamed upload last moved a chunk: the body stream records it, the watchdog in
+/// `send_once` reads it (a stalled network stops polling the body, so the body alone could
+/// not notice).
+#[derive(Clone)]
+struct Progress {
+    start: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress { start: Instant::now(), last_ms: Arc::new(AtomicU64::new(0)) }
+    }
+
+    fn touch(&self) {
+        self.last_ms.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn idle(&self) -> Duration {
+        self.start.elapsed().saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
     }
 }
 
@@ -269,10 +300,15 @@ impl OciClient {
         check_digest(digest)?;
         let start = self.url(&format!("v2/{repo}/blobs/uploads/"))?;
         let scopes = vec![repo_scope(repo, true)];
-        let idle = self.options.request_timeout;
+        let progress = Progress::new();
         let factory = || -> Pin<Box<dyn Future<Output = io::Result<reqwest::Body>> + Send + '_>> {
             let opened = body();
-            Box::pin(async move { Ok(reqwest::Body::wrap_stream(IdleTimeout::new(opened.await?, idle))) })
+            let progress = progress.clone();
+            Box::pin(async move {
+                let stream = opened.await?;
+                progress.touch();
+                Ok(reqwest::Body::wrap_stream(stream.inspect_ok(move |_| progress.touch())))
+            })
         };
         // Both steps under one retry: a failed PUT leaves its session unusable, so an attempt
         // opens a fresh one.
@@ -283,7 +319,7 @@ impl OciClient {
             let mut put = Request::new(Method::PUT, put_url, scopes.clone())
                 .header(CONTENT_LENGTH, &size.to_string())?
                 .header(CONTENT_TYPE, "application/octet-stream")?;
-            put.body = Body::Stream(&factory);
+            put.body = Body::Stream(&factory, progress.clone());
             self.send(&put).await?;
             Ok(())
         })
@@ -374,7 +410,13 @@ impl OciClient {
         check_repo(repo)?;
         check_digest(digest)?;
         let url = self.url(&format!("v2/{repo}/blobs/{digest}"))?;
-        let resp = self.retrying(|| self.send_following(Request::new(Method::GET, url.clone(), vec![repo_scope(repo, false)]))).await?;
+        let resp = self
+            .retrying(|| {
+                let mut req = Request::new(Method::GET, url.clone(), vec![repo_scope(repo, false)]);
+                req.streamed_response = true;
+                self.send_following(req)
+            })
+            .await?;
         let size = content_length(&resp)?;
         let body = resp.bytes_stream().map_err(|e| io::Error::other(ClientError::from_reqwest(e)));
         let stream = IdleTimeout::new(body, self.options.request_timeout);
@@ -452,11 +494,12 @@ impl OciClient {
                     headers: req.headers.clone(),
                     scopes: req.scopes.clone(),
                     body: Body::Empty,
+                    streamed_response: req.streamed_response,
                 };
                 resp = self.send(&hop).await?;
             } else {
                 let mut rb = self.http.request(req.method.clone(), next);
-                if !is_streamed_read(&req) {
+                if !req.streamed() {
                     rb = rb.timeout(self.options.request_timeout);
                 }
                 let r = rb.headers(req.headers.clone()).send().await.map_err(ClientError::from_reqwest)?;
@@ -502,17 +545,41 @@ impl OciClient {
         }
         // A streamed body (upload or blob download) has no whole-request limit, its length
         // being the blob's: the stream itself fails after `request_timeout` without progress.
-        if !req.streamed() && !is_streamed_read(req) {
+        if !req.streamed() {
             rb = rb.timeout(self.options.request_timeout);
         }
         rb = match &req.body {
             Body::Empty => rb,
             Body::Bytes(b) => rb.body(b.clone()),
-            Body::Stream(factory) => {
+            Body::Stream(factory, _) => {
                 rb.body(factory().await.map_err(|e| ClientError::Transport(format!("opening the blob to send: {e}")))?)
             }
         };
-        rb.send().await.map_err(ClientError::from_reqwest)
+        match &req.body {
+            Body::Stream(_, progress) => self.watch_upload(rb.send(), progress).await,
+            _ => rb.send().await.map_err(ClientError::from_reqwest),
+        }
+    }
+
+    /// Waits for a streamed upload's answer while its body keeps moving: fails after
+    /// `request_timeout` without a chunk sent, or without an answer after the last one.
+    async fn watch_upload(
+        &self,
+        send: impl Future<Output = reqwest::Result<Response>>,
+        progress: &Progress,
+    ) -> Result<Response, ClientError> {
+        let limit = self.options.request_timeout;
+        let mut send = std::pin::pin!(send);
+        loop {
+            let wait = limit.saturating_sub(progress.idle());
+            if wait.is_zero() {
+                return Err(ClientError::Timeout(format!("upload made no progress for {limit:?}")));
+            }
+            match futures::future::select(send.as_mut(), std::pin::pin!(tokio::time::sleep(wait))).await {
+                Either::Left((resp, _)) => return resp.map_err(ClientError::from_reqwest),
+                Either::Right(_) => continue,
+            }
+        }
     }
 
     /// The Authorization value to send before any challenge, from what earlier challenges
@@ -653,11 +720,6 @@ impl Manifest {
     fn info(&self) -> ManifestInfo {
         ManifestInfo { digest: self.digest.clone(), media_type: self.media_type.clone(), size: self.bytes.len() as u64 }
     }
-}
-
-/// A blob GET is not bounded as a whole (its stream has an idle limit instead).
-fn is_streamed_read(req: &Request<'_>) -> bool {
-    req.method == Method::GET && req.url.path().contains("/blobs/")
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {

@@ -31,6 +31,10 @@ enum Mode {
     RateLimited,
     /// A blob GET redirects to another origin, which must not see our Authorization.
     Redirect,
+    /// The first blob upload PUT answers 503 (after taking the body), the next one checks it.
+    FlakyUpload,
+    /// A blob upload PUT takes the body and never answers.
+    HangingUpload,
 }
 
 struct Mock {
@@ -43,6 +47,7 @@ struct Mock {
     ecr_requests: AtomicUsize,
     token_scopes: Mutex<Vec<String>>,
     redirect_saw_authorization: Mutex<Option<bool>>,
+    puts: AtomicUsize,
 }
 
 async fn start(mode: Mode) -> Arc<Mock> {
@@ -57,6 +62,7 @@ async fn start(mode: Mode) -> Arc<Mock> {
         ecr_requests: AtomicUsize::new(0),
         token_scopes: Mutex::new(Vec::new()),
         redirect_saw_authorization: Mutex::new(None),
+        puts: AtomicUsize::new(0),
     });
     let app = axum::Router::new().fallback(handle).with_state(mock.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -87,7 +93,7 @@ fn oci_error(status: StatusCode, code: &str, extra: &[(&str, String)]) -> Respon
 
 async fn handle(State(mock): State<Arc<Mock>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+    let body = axum::body::to_bytes(body, 16 << 20).await.unwrap();
     let path = parts.uri.path().to_string();
     let host = parts.headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let auth = auth_header(&parts.headers);
@@ -141,6 +147,26 @@ async fn handle(State(mock): State<Arc<Mock>>, req: Request) -> Response {
             return resp;
         }
         _ => {}
+    }
+    if parts.method == "POST" && path.ends_with("/blobs/uploads/") {
+        let location = format!("{path}session-1?_state=opaque");
+        return Response::builder().status(202).header("location", location).body(Body::empty()).unwrap();
+    }
+    if parts.method == "PUT" && path.contains("/blobs/uploads/") {
+        let n = mock.puts.fetch_add(1, Ordering::SeqCst) + 1;
+        if mock.mode == Mode::HangingUpload {
+            return futures::future::pending().await;
+        }
+        if mock.mode == Mode::FlakyUpload && n == 1 {
+            return oci_error(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", &[]);
+        }
+        let query = form_pairs(parts.uri.query().unwrap_or_default());
+        assert!(query.contains(&("_state".into(), "opaque".into())), "{query:?}");
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+        if !query.contains(&("digest".into(), digest)) {
+            return oci_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID", &[]);
+        }
+        return StatusCode::CREATED.into_response();
     }
     if path == "/v2/" {
         return (StatusCode::OK, "{}").into_response();
@@ -341,4 +367,43 @@ async fn secrets_never_appear_in_debug_or_display() {
     }
     let encoded = base64::engine::general_purpose::STANDARD.encode(format!("alice:{PASSWORD}"));
     assert!(!shown.contains(&encoded));
+}
+
+#[tokio::test]
+async fn a_failed_upload_is_sent_again_from_a_reopened_stream() {
+    let mock = start(Mode::FlakyUpload).await;
+    let client = connect(&mock, Credentials::Anonymous);
+    let data = bytes::Bytes::from(vec![7u8; 300 * 1024]);
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&data)));
+    let opened = AtomicUsize::new(0);
+    client
+        .push_blob("team/app", &digest, data.len() as u64, || {
+            opened.fetch_add(1, Ordering::SeqCst);
+            let chunks: Vec<std::io::Result<bytes::Bytes>> = data.chunks(64 * 1024).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
+            async move { Ok(futures::stream::iter(chunks)) }
+        })
+        .await
+        .unwrap();
+    assert_eq!(opened.load(Ordering::SeqCst), 2, "the body was opened once per attempt");
+    assert_eq!(mock.puts.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_upload_without_an_answer_times_out() {
+    let mock = start(Mode::HangingUpload).await;
+    let endpoint = Endpoint { base: url::Url::parse(&mock.base).unwrap(), credentials: Credentials::Anonymous, allow_insecure: true };
+    let options = ClientOptions { request_timeout: Duration::from_millis(300), max_attempts: 1, ..Default::default() };
+    let client = OciClient::new(endpoint, options).unwrap();
+    let data = bytes::Bytes::from_static(b"hello");
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&data)));
+    let err = client
+        .push_blob("team/app", &digest, 5, || {
+            let data = data.clone();
+            async move { Ok(futures::stream::iter([Ok(data)])) }
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Timeout(_)), "{err:?}");
+    assert!(err.is_retryable());
+    assert_eq!(mock.puts.load(Ordering::SeqCst), 1);
 }
