@@ -174,10 +174,6 @@ impl<'a> Request<'a> {
         self.headers.insert(name, value);
         Ok(self)
     }
-
-    fn streamed(&self) -> bool {
-        matches!(self.body, Body::Stream(..)) || self.streamed_response
-    }
 }
 
 /// When a streamed upload last moved a chunk: the body stream records it, the watchdog in
@@ -498,12 +494,8 @@ impl OciClient {
                 };
                 resp = self.send(&hop).await?;
             } else {
-                let mut rb = self.http.request(req.method.clone(), next);
-                if !req.streamed() {
-                    rb = rb.timeout(self.options.request_timeout);
-                }
-                let r = rb.headers(req.headers.clone()).send().await.map_err(ClientError::from_reqwest)?;
-                resp = check_status(r).await?;
+                let rb = self.http.request(req.method.clone(), next).headers(req.headers.clone());
+                resp = check_status(self.dispatch(rb, req.streamed_response).await?).await?;
             }
         }
         if resp.status().is_redirection() {
@@ -543,11 +535,6 @@ impl OciClient {
             value.set_sensitive(true);
             rb = rb.header(AUTHORIZATION, value);
         }
-        // A streamed body (upload or blob download) has no whole-request limit, its length
-        // being the blob's: the stream itself fails after `request_timeout` without progress.
-        if !req.streamed() {
-            rb = rb.timeout(self.options.request_timeout);
-        }
         rb = match &req.body {
             Body::Empty => rb,
             Body::Bytes(b) => rb.body(b.clone()),
@@ -557,7 +544,20 @@ impl OciClient {
         };
         match &req.body {
             Body::Stream(_, progress) => self.watch_upload(rb.send(), progress).await,
-            _ => rb.send().await.map_err(ClientError::from_reqwest),
+            _ => self.dispatch(rb, req.streamed_response).await,
+        }
+    }
+
+    /// Sends within `request_timeout`. A blob read as a stream has no whole-request limit,
+    /// its length being the blob's: only its answer is bounded, its body by `IdleTimeout`.
+    async fn dispatch(&self, rb: reqwest::RequestBuilder, streamed_response: bool) -> Result<Response, ClientError> {
+        let limit = self.options.request_timeout;
+        if !streamed_response {
+            return rb.timeout(limit).send().await.map_err(ClientError::from_reqwest);
+        }
+        match tokio::time::timeout(limit, rb.send()).await {
+            Ok(resp) => resp.map_err(ClientError::from_reqwest),
+            Err(_) => Err(ClientError::Timeout(format!("no answer within {limit:?}"))),
         }
     }
 

@@ -33,8 +33,8 @@ enum Mode {
     Redirect,
     /// The first blob upload PUT answers 503 (after taking the body), the next one checks it.
     FlakyUpload,
-    /// A blob upload PUT takes the body and never answers.
-    HangingUpload,
+    /// A blob upload PUT takes the body and never answers; a blob GET never answers.
+    Hanging,
 }
 
 struct Mock {
@@ -154,7 +154,7 @@ async fn handle(State(mock): State<Arc<Mock>>, req: Request) -> Response {
     }
     if parts.method == "PUT" && path.contains("/blobs/uploads/") {
         let n = mock.puts.fetch_add(1, Ordering::SeqCst) + 1;
-        if mock.mode == Mode::HangingUpload {
+        if mock.mode == Mode::Hanging {
             return futures::future::pending().await;
         }
         if mock.mode == Mode::FlakyUpload && n == 1 {
@@ -170,6 +170,9 @@ async fn handle(State(mock): State<Arc<Mock>>, req: Request) -> Response {
     }
     if path == "/v2/" {
         return (StatusCode::OK, "{}").into_response();
+    }
+    if mock.mode == Mode::Hanging && parts.method == "GET" && path.contains("/blobs/") {
+        return futures::future::pending().await;
     }
     if parts.method == "HEAD" && path.contains("/blobs/") {
         return Response::builder().status(200).header("content-length", "42").body(Body::empty()).unwrap();
@@ -389,8 +392,8 @@ async fn a_failed_upload_is_sent_again_from_a_reopened_stream() {
 }
 
 #[tokio::test]
-async fn an_upload_without_an_answer_times_out() {
-    let mock = start(Mode::HangingUpload).await;
+async fn uploads_and_downloads_without_an_answer_time_out() {
+    let mock = start(Mode::Hanging).await;
     let endpoint = Endpoint { base: url::Url::parse(&mock.base).unwrap(), credentials: Credentials::Anonymous, allow_insecure: true };
     let options = ClientOptions { request_timeout: Duration::from_millis(300), max_attempts: 1, ..Default::default() };
     let client = OciClient::new(endpoint, options).unwrap();
@@ -406,4 +409,7 @@ async fn an_upload_without_an_answer_times_out() {
     assert!(matches!(err, ClientError::Timeout(_)), "{err:?}");
     assert!(err.is_retryable());
     assert_eq!(mock.puts.load(Ordering::SeqCst), 1);
+    // A blob GET has no whole-request limit, but its answer must come within the timeout.
+    let err = client.get_blob("team/app", &digest).await.unwrap_err();
+    assert!(matches!(err, ClientError::Timeout(_)), "{err:?}");
 }
