@@ -8,7 +8,6 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -26,6 +25,8 @@ use url::Url;
 use crate::auth::{basic_header, parse_challenges, repo_scope, Challenge, Credentials, TokenResponse};
 use crate::ecr;
 use crate::error::{from_status, ClientError};
+use crate::names::{check_digest, check_reference, check_repo, is_digest, verify_digest};
+use crate::streams::{IdleTimeout, Verifying};
 
 /// The manifest media types we accept when reading manifests.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
@@ -772,172 +773,9 @@ fn content_length(resp: &Response) -> Result<u64, ClientError> {
         .ok_or_else(|| ClientError::Protocol(format!("{} without a Content-Length", resp.url().path())))
 }
 
-fn is_digest(reference: &str) -> bool {
-    reference.contains(':')
-}
-
-fn verify_digest(expected: &str, bytes: &[u8]) -> Result<(), ClientError> {
-    let actual = match expected.split_once(':') {
-        Some(("sha256", _)) => format!("sha256:{}", hex::encode(Sha256::digest(bytes))),
-        Some(("sha512", _)) => format!("sha512:{}", hex::encode(sha2::Sha512::digest(bytes))),
-        _ => return Err(ClientError::Config(format!("unsupported digest algorithm in {expected}"))),
-    };
-    if actual != expected {
-        return Err(ClientError::DigestMismatch { expected: expected.to_string(), actual });
-    }
-    Ok(())
-}
-
-/// Names go into URL paths: accept only what the OCI spec allows, so nothing can add a
-/// path segment, a query or a fragment.
-fn check_repo(repo: &str) -> Result<(), ClientError> {
-    let ok = !repo.is_empty()
-        && repo.len() <= 255
-        && repo.split('/').all(|c| {
-            !c.is_empty()
-                && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-                && c.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(ClientError::Config(format!("invalid repository name {repo:?}")))
-    }
-}
-
-fn check_digest(digest: &str) -> Result<(), ClientError> {
-    let ok = match digest.split_once(':') {
-        Some((alg, hex)) => {
-            !alg.is_empty()
-                && alg.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b))
-                && !hex.is_empty()
-                && hex.bytes().all(|b| b.is_ascii_alphanumeric() || b"=_-".contains(&b))
-        }
-        None => false,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(ClientError::Config(format!("invalid digest {digest:?}")))
-    }
-}
-
-fn check_reference(reference: &str) -> Result<(), ClientError> {
-    if is_digest(reference) {
-        return check_digest(reference);
-    }
-    let ok = (1..=128).contains(&reference.len())
-        && reference.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && reference.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(ClientError::Config(format!("invalid tag {reference:?}")))
-    }
-}
-
-/// Fails a stream that yields nothing for `limit` (a stalled peer), instead of hanging.
-struct IdleTimeout<S> {
-    inner: Pin<Box<S>>,
-    limit: Duration,
-    deadline: Pin<Box<tokio::time::Sleep>>,
-}
-
-impl<S> IdleTimeout<S> {
-    fn new(inner: S, limit: Duration) -> Self {
-        IdleTimeout { inner: Box::pin(inner), limit, deadline: Box::pin(tokio::time::sleep(limit)) }
-    }
-}
-
-impl<S: Stream<Item = io::Result<Bytes>>> Stream for IdleTimeout<S> {
-    type Item = io::Result<Bytes>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match self.inner.as_mut().poll_next(cx) {
-            Poll::Ready(item) => {
-                let next = tokio::time::Instant::now() + self.limit;
-                self.deadline.as_mut().reset(next);
-                Poll::Ready(item)
-            }
-            Poll::Pending => match self.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::TimedOut, format!("no data for {:?}", self.limit))))),
-                Poll::Pending => Poll::Pending,
-            },
-        }
-    }
-}
-
-/// Hashes and counts a blob as it streams; fails at the end if either is wrong.
-struct Verifying<S> {
-    inner: S,
-    expected: String,
-    size: u64,
-    seen: u64,
-    hasher: Option<Sha256>,
-}
-
-impl<S> Verifying<S> {
-    fn new(inner: S, digest: &str, size: u64) -> Self {
-        // Only sha256 is checked as it streams; other algorithms pass through unverified.
-        let hasher = digest.starts_with("sha256:").then(Sha256::new);
-        Verifying { inner, expected: digest.to_string(), size, seen: 0, hasher }
-    }
-}
-
-impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for Verifying<S> {
-    type Item = io::Result<Bytes>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => {
-                this.seen += chunk.len() as u64;
-                if let Some(h) = this.hasher.as_mut() {
-                    h.update(&chunk);
-                }
-                if this.seen > this.size {
-                    return Poll::Ready(Some(Err(invalid(format!("blob longer than its {} bytes", this.size)))));
-                }
-                Poll::Ready(Some(Ok(chunk)))
-            }
-            Poll::Ready(None) => {
-                if this.seen != this.size {
-                    return Poll::Ready(Some(Err(invalid(format!("blob ended after {} of {} bytes", this.seen, this.size)))));
-                }
-                if let Some(h) = this.hasher.take() {
-                    let actual = format!("sha256:{}", hex::encode(h.finalize()));
-                    if actual != this.expected {
-                        let e = ClientError::DigestMismatch { expected: this.expected.clone(), actual };
-                        return Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::InvalidData, e))));
-                    }
-                }
-                Poll::Ready(None)
-            }
-            other => other,
-        }
-    }
-}
-
-fn invalid(message: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, message)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_that_could_escape_the_path_are_refused() {
-        assert!(check_repo("library/alpine").is_ok());
-        for bad in ["", "a/../b", "a?x=1", "a#f", "A", "a//b", "/a", ".a"] {
-            assert!(check_repo(bad).is_err(), "{bad}");
-        }
-        assert!(check_reference("v1.2_3-x").is_ok());
-        assert!(check_reference("sha256:abc").is_ok());
-        for bad in ["", "-x", "a/b", "a?b", "sha256:", ":abc", "sha256:a/b"] {
-            assert!(check_reference(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn retry_after_forms() {

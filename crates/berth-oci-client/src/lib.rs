@@ -42,7 +42,9 @@ mod auth;
 mod client;
 mod ecr;
 mod error;
+mod names;
 mod sigv4;
+mod streams;
 
 pub use auth::Credentials;
 pub use client::{BlobStream, ClientOptions, Endpoint, Manifest, ManifestInfo, OciClient, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES};
