@@ -122,3 +122,107 @@ def test_replication_to_another_region_and_account_with_the_aws_cli_and_skopeo(f
     assert f'berth_replication_completed_total{{destination="us-west-2/{b.account}"}} 2' in metrics
     assert f'berth_replication_completed_total{{destination="eu-west-1/{OTHER}"}} 1' in metrics
     assert f'berth_replication_failed_total{{destination="eu-west-1/{OTHER}"}} 1' in metrics
+
+
+REMOTE_ID = "111111111111"
+
+
+def add_remote(b, *args, secret=None):
+    import subprocess
+    from conftest import berth_bin
+    p = subprocess.run([berth_bin(), "admin", "add-remote-registry", "--data-dir", b.data_dir, *args],
+                       input=secret or "", capture_output=True, text=True, env=b.env)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_sites_push_to_a_pulls_the_same_digests_from_b_and_the_queue_survives_b_and_a_going_down(tmp_path):
+    from conftest import Berth
+    home = tmp_path / "home"
+    home.mkdir()
+    site_b = Berth(str(tmp_path / "b")).start()
+    site_a = Berth(str(tmp_path / "a")).start()
+    try:
+        added = add_remote(site_a, "--registry-id", REMOTE_ID, "--url", site_b.url, "--insecure", "--auth", "ecr",
+                           "--username", site_b.admin_key, secret=site_b.admin_secret)
+        assert added["url"] == site_b.url and site_b.admin_secret not in json.dumps(added)
+        listed = site_a.cli("admin", "list-remote-registries", "--data-dir", site_a.data_dir).stdout
+        assert site_b.admin_key in listed and site_b.admin_secret not in listed
+        configure(site_a, home, [{"destinations": [{"region": "us-east-1", "registryId": REMOTE_ID}]}])
+
+        img = images.build_image(str(tmp_path / "layout"), "v1", random_size=3 * 1024 * 1024, with_busybox=False)
+        skopeo_copy(site_a, img.ref, f"docker://{site_a.addr}/site/app:v1")
+        assert settled(site_a, home, "site/app", "v1") == {("us-east-1", REMOTE_ID): ("COMPLETE", None)}
+        digest = images.manifest_digest(img.layout, "v1")
+        assert pulled_digest(site_b, f"docker://{site_b.addr}/site/app:v1", f"AWS:{site_b.token()}") == digest
+        skopeo_copy(site_b, f"docker://{site_b.addr}/site/app:v1", f"dir:{tmp_path / 'from-b'}")
+        for d in [img.config_digest, *img.layer_digests]:
+            assert open(tmp_path / "from-b" / d.split(":")[1], "rb").read() == images.read_blob(img.layout, d)
+
+        # B is down during a push, and A is killed while the copy waits: nothing is lost.
+        site_b.stop()
+        img2 = images.build_image(str(tmp_path / "layout2"), "v2", random_size=1024 * 1024, with_busybox=False)
+        skopeo_copy(site_a, img2.ref, f"docker://{site_a.addr}/site/app:v2")
+        assert replication_statuses(site_a, home, "site/app", "v2") == {("us-east-1", REMOTE_ID): ("IN_PROGRESS", None)}
+        site_a.kill9()
+        site_b.start(listen=site_b.addr)
+        site_a.start(listen=site_a.addr)
+        assert settled(site_a, home, "site/app", "v2") == {("us-east-1", REMOTE_ID): ("COMPLETE", None)}
+        assert pulled_digest(site_b, f"docker://{site_b.addr}/site/app:v2", f"AWS:{site_b.token()}") \
+            == images.manifest_digest(img2.layout, "v2")
+    finally:
+        site_a.stop()
+        site_b.stop()
+
+
+def test_a_distribution_registry_as_a_destination_and_a_remote_that_refuses(fresh_berth, tmp_path):
+    import subprocess
+    b, home = fresh_berth, tmp_path / "home"
+    home.mkdir()
+    port = free_port()
+    config = tmp_path / "registry.yml"
+    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'dist'}\n"
+                      f"http:\n  addr: 127.0.0.1:{port}\n")
+    dist = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        end = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < end, "docker-registry did not start"
+            time.sleep(0.05)
+        add_remote(b, "--registry-id", REMOTE_ID, "--region", "eu-central-1", "--url", f"http://127.0.0.1:{port}",
+                   "--insecure", "--auth", "anonymous")
+        # A remote answering with a refusal: FAILED with the remote's error, after no retries.
+        add_remote(b, "--registry-id", "222222222222", "--url", f"{b.url}", "--insecure", "--auth", "basic",
+                   "--username", "nobody", secret="wrong")
+        configure(b, home, [{"destinations": [{"region": "eu-central-1", "registryId": REMOTE_ID},
+                                              {"region": "us-east-1", "registryId": "222222222222"}]}])
+        multi = images.build_multiarch(str(tmp_path / "multi"), "v1")
+        subprocess.run(["skopeo", "copy", "--all", "--dest-tls-verify=false", "--dest-creds", f"AWS:{b.token()}",
+                        multi.ref, f"docker://{b.addr}/dist/app:v1"], check=True, capture_output=True)
+        got = settled(b, home, "dist/app", "v1")
+        assert got[("eu-central-1", REMOTE_ID)] == ("COMPLETE", None)
+        status, reason = got[("us-east-1", "222222222222")]
+        assert status == "FAILED" and reason.startswith("RemoteError") and "wrong" not in reason, reason
+        # distribution serves the same index, and every platform's manifest, by digest.
+        head = requests.get(f"http://127.0.0.1:{port}/v2/dist/app/manifests/v1",
+                            headers={"Accept": "application/vnd.oci.image.index.v1+json"}, timeout=10)
+        assert head.status_code == 200 and head.content == multi.index_bytes
+        for m in json.loads(multi.index_bytes)["manifests"]:
+            r = requests.get(f"http://127.0.0.1:{port}/v2/dist/app/manifests/{m['digest']}",
+                             headers={"Accept": m["mediaType"]}, timeout=10)
+            assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == m["digest"]
+    finally:
+        dist.terminate()
+        dist.wait(timeout=30)

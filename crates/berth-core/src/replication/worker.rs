@@ -88,6 +88,7 @@ pub(crate) struct Replicator {
     wake: Arc<tokio::sync::Notify>,
     started: std::sync::OnceLock<()>,
     stats: Mutex<ReplicationStats>,
+    pub(crate) remotes: super::remote::RemoteClients,
 }
 
 impl Replicator {
@@ -202,7 +203,7 @@ impl Registry {
 
     async fn replicate(&self, source: &Repo, digest: &Digest, destination: &DestinationKey) -> Result<(), Failure> {
         match self.remote_for(&destination.registry_id, &destination.region).await.map_err(Failure::from)? {
-            Some(remote) => self.replicate_remote(&remote, source, digest).await,
+            Some(remote) => self.replicate_remote(&remote, &destination.region, source, digest).await,
             None => {
                 let dest = RegistryRef { account: destination.registry_id.clone(), region: destination.region.clone() };
                 self.replicate_local(source, digest, &dest).await
