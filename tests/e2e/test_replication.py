@@ -226,3 +226,51 @@ def test_a_distribution_registry_as_a_destination_and_a_remote_that_refuses(fres
     finally:
         dist.terminate()
         dist.wait(timeout=30)
+
+
+def ecr_call(b, action, body):
+    """A SigV4-signed ECR JSON call of an action botocore's model does not have (the backfills)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    from conftest import REGION
+    req = AWSRequest(method="POST", url=f"{b.url}/", data=json.dumps(body),
+                     headers={"X-Amz-Target": f"AmazonEC2ContainerRegistry_V20150921.{action}",
+                              "Content-Type": "application/x-amz-json-1.1"})
+    SigV4Auth(Credentials(b.admin_key, b.admin_secret), "ecr", REGION).add_auth(req)
+    r = requests.post(req.url, data=req.body, headers=dict(req.headers), timeout=30)
+    return r.status_code, r.json()
+
+
+def test_a_backfill_replicates_images_pushed_before_the_rule(fresh_berth, tmp_path):
+    b, home = fresh_berth, tmp_path / "home"
+    home.mkdir()
+    pushed = {}
+    for tag in ("v1", "v2"):
+        img = images.build_image(str(tmp_path / tag), tag, random_size=64 * 1024, with_busybox=False)
+        skopeo_copy(b, img.ref, f"docker://{b.addr}/old/app:{tag}")
+        pushed[tag] = images.manifest_digest(img.layout, tag)
+    status, refused = ecr_call(b, "StartReplicationBackfill", {})
+    assert status == 400 and refused["__type"] == "InvalidParameterException", refused
+    configure(b, home, [{"destinations": [{"region": "ap-south-1", "registryId": b.account}]}])
+    assert replication_statuses(b, home, "old/app", "v1") == {}, "a rule applies to pushes after it"
+
+    status, started = ecr_call(b, "StartReplicationBackfill",
+                               {"repositoryFilters": [{"filter": "old", "filterType": "PREFIX_MATCH"}]})
+    assert status == 200 and started["status"] == "IN_PROGRESS" and started["registryId"] == b.account, started
+    end = time.monotonic() + DEADLINE
+    while True:
+        _, results = ecr_call(b, "DescribeReplicationBackfillResults", {"backfillId": started["backfillId"]})
+        if results["status"] == "COMPLETE" and results["results"]["inProgress"] == 0:
+            break
+        assert time.monotonic() < end, results
+        time.sleep(0.1)
+    assert results["imagesQueued"] == 2 and results["results"] == {"inProgress": 0, "complete": 2, "failed": 0}
+    for tag, digest in pushed.items():
+        assert settled(b, home, "old/app", tag) == {("ap-south-1", b.account): ("COMPLETE", None)}
+        copy = b.ecr(region="ap-south-1").batch_get_image(repositoryName="old/app", imageIds=[{"imageTag": tag}])
+        assert copy["images"][0]["imageId"]["imageDigest"] == digest
+    _, listed = ecr_call(b, "ListReplicationBackfills", {})
+    assert [x["backfillId"] for x in listed["replicationBackfills"]] == [started["backfillId"]]
+    status, unknown = ecr_call(b, "StopReplicationBackfill", {"backfillId": "nope"})
+    assert status == 400 and unknown["__type"] == "InvalidParameterException"

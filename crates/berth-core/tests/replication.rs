@@ -211,3 +211,57 @@ async fn another_account_needs_its_registry_policy_and_gets_its_template() {
     assert!(refused[0].3.as_deref().unwrap().starts_with("ImageTagAlreadyExistsException"), "{refused:?}");
     assert_eq!(statuses(&r, &repo, &fourth).await[0].2, "COMPLETE", "the queue goes on");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_queues_images_pushed_before_the_rules() {
+    use berth_core::replication::BackfillRequest;
+    let env = Env::new();
+    let r = env.registry_with(RegistryConfig::default()).await;
+    let s = source();
+    let (app, lib, other) = (repo_in(&s, "prod/app"), repo_in(&s, "prod/lib"), repo_in(&s, "dev/tool"));
+    let old = [
+        push_image(&r, &app, b"app one", "v1").await,
+        push_image(&r, &app, b"app two", "v2").await,
+        push_image(&r, &lib, b"lib one", "v1").await,
+    ];
+    let skipped = push_image(&r, &other, b"dev one", "v1").await;
+    let refused = r.start_replication_backfill(&s, BackfillRequest::default()).await.unwrap_err();
+    assert!(invalid(refused).contains("no replication configuration"));
+    r.put_replication_configuration(&s, config(vec![rule(&[("us-west-2", ACCOUNT)], &[])])).await.unwrap();
+    assert_eq!(r.run_due_replication().await.unwrap(), 0, "rules apply to pushes from now on");
+
+    let bad = BackfillRequest {
+        destinations: vec![ReplicationDestination { region: "ap-south-1".into(), registry_id: ACCOUNT.into() }],
+        ..Default::default()
+    };
+    assert!(invalid(r.start_replication_backfill(&s, bad).await.unwrap_err()).contains("not a destination"));
+    let request = BackfillRequest {
+        repository_filters: vec![RepositoryFilter { filter: "prod".into(), filter_type: "PREFIX_MATCH".into() }],
+        ..Default::default()
+    };
+    let started = r.start_replication_backfill(&s, request.clone()).await.unwrap();
+    assert_eq!(started.status, "IN_PROGRESS");
+    assert!(matches!(r.start_replication_backfill(&s, request).await, Err(RegistryError::LimitExceeded(_))), "one at a time");
+    r.run_due_replication().await.unwrap();
+
+    let done = r.replication_backfill(&s, &started.id).await.unwrap();
+    assert_eq!((done.status.as_str(), done.images_queued), ("COMPLETE", 3));
+    assert_eq!(done.results.get("COMPLETE"), Some(&3));
+    let west = scope(ACCOUNT, "us-west-2");
+    for (repo, digest) in [(&app, &old[0]), (&app, &old[1]), (&lib, &old[2])] {
+        assert_eq!(statuses(&r, repo, digest).await[0].2, "COMPLETE");
+        assert!(r.get_manifest(&repo_in(&west, repo.name.as_str()), &Reference::Digest(digest.clone()), false).await.is_ok());
+    }
+    assert!(statuses(&r, &other, &skipped).await.is_empty(), "outside the backfill's filter");
+    assert_eq!(r.replication_backfills(&s).await.unwrap()[0].id, started.id);
+
+    // A stopped backfill queues nothing more; another may start.
+    let again = r.start_replication_backfill(&s, BackfillRequest::default()).await.unwrap();
+    let stopped = r.stop_replication_backfill(&s, &again.id).await.unwrap();
+    assert_eq!(stopped.status, "STOPPED");
+    r.run_due_replication().await.unwrap();
+    let after = r.replication_backfill(&s, &again.id).await.unwrap();
+    assert_eq!((after.status.as_str(), after.images_queued), ("STOPPED", 0));
+    assert!(statuses(&r, &other, &skipped).await.is_empty());
+    assert!(invalid(r.stop_replication_backfill(&s, "nope").await.unwrap_err()).contains("does not exist"));
+}

@@ -122,6 +122,10 @@ pub(crate) fn operations() -> &'static OperationTable<Handler> {
             op!(ListPullTimeUpdateExclusions => settings::list_pull_time_update_exclusions),
             op!(PutReplicationConfiguration => replication::put_replication_configuration),
             op!(DescribeImageReplicationStatus => replication::describe_image_replication_status),
+            op!(StartReplicationBackfill => replication::start_replication_backfill),
+            op!(StopReplicationBackfill => replication::stop_replication_backfill),
+            op!(ListReplicationBackfills => replication::list_replication_backfills),
+            op!(DescribeReplicationBackfillResults => replication::describe_replication_backfill_results),
         ])
     })
 }

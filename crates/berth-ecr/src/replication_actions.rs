@@ -1,13 +1,16 @@
 //! Replication: PutReplicationConfiguration, DescribeImageReplicationStatus (and the
-//! configuration DescribeRegistry shows). Parse, authorize, call the service, shape the output.
+//! configuration DescribeRegistry shows), and replication backfills. Parse, authorize, call the
+//! service, shape the output.
 
 use berth_core::auth::Resource;
-use berth_core::replication::{ReplicationConfiguration, ReplicationDestination, ReplicationRule, RepositoryFilter};
+use berth_core::replication::{
+    Backfill, BackfillRequest, ReplicationConfiguration, ReplicationDestination, ReplicationRule, RepositoryFilter,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::actions::{image_ids, registry_of, repo_of, Ctx, ImageIdIn, Out};
-use crate::shapes::image_id;
+use crate::shapes::{image_id, ts};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -124,4 +127,87 @@ pub(crate) async fn describe_image_replication_status(ctx: &Ctx<'_>, i: Describe
         "imageId": image_id(Some(&digest.to_string()), id.tag.as_deref()),
         "replicationStatuses": statuses,
     }))
+}
+
+// ---- backfill (berth's shapes: the installed botocore model has no such actions yet) ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct StartBackfillIn {
+    registry_id: Option<String>,
+    #[serde(default)]
+    repository_filters: Vec<FilterIn>,
+    #[serde(default)]
+    destinations: Vec<DestinationIn>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct BackfillIdIn {
+    registry_id: Option<String>,
+    backfill_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ListBackfillsIn {
+    registry_id: Option<String>,
+}
+
+fn backfill_json(b: &Backfill) -> Value {
+    json!({
+        "backfillId": b.id,
+        "status": b.status,
+        "imagesQueued": b.images_queued,
+        "createdAt": ts(b.created_at),
+        "updatedAt": ts(b.updated_at),
+    })
+}
+
+pub(crate) async fn start_replication_backfill(ctx: &Ctx<'_>, i: StartBackfillIn) -> Out {
+    let scope = registry_of(ctx, i.registry_id.as_deref())?;
+    ctx.allow(Resource::Registry(&scope)).await?;
+    let request = BackfillRequest {
+        repository_filters: i
+            .repository_filters
+            .into_iter()
+            .map(|f| RepositoryFilter { filter: f.filter, filter_type: f.filter_type })
+            .collect(),
+        destinations: i.destinations.into_iter().map(|d| ReplicationDestination { region: d.region, registry_id: d.registry_id }).collect(),
+    };
+    let b = ctx.registry.start_replication_backfill(&scope, request).await?;
+    let mut out = backfill_json(&b);
+    out["registryId"] = json!(scope.account);
+    Ok(out)
+}
+
+pub(crate) async fn stop_replication_backfill(ctx: &Ctx<'_>, i: BackfillIdIn) -> Out {
+    let scope = registry_of(ctx, i.registry_id.as_deref())?;
+    ctx.allow(Resource::Registry(&scope)).await?;
+    let b = ctx.registry.stop_replication_backfill(&scope, &i.backfill_id).await?;
+    let mut out = backfill_json(&b);
+    out["registryId"] = json!(scope.account);
+    Ok(out)
+}
+
+pub(crate) async fn list_replication_backfills(ctx: &Ctx<'_>, i: ListBackfillsIn) -> Out {
+    let scope = registry_of(ctx, i.registry_id.as_deref())?;
+    ctx.allow(Resource::Registry(&scope)).await?;
+    let backfills = ctx.registry.replication_backfills(&scope).await?;
+    Ok(json!({ "registryId": scope.account, "replicationBackfills": backfills.iter().map(backfill_json).collect::<Vec<_>>() }))
+}
+
+pub(crate) async fn describe_replication_backfill_results(ctx: &Ctx<'_>, i: BackfillIdIn) -> Out {
+    let scope = registry_of(ctx, i.registry_id.as_deref())?;
+    ctx.allow(Resource::Registry(&scope)).await?;
+    let b = ctx.registry.replication_backfill(&scope, &i.backfill_id).await?;
+    let count = |s: &str| b.results.get(s).copied().unwrap_or(0);
+    let mut out = backfill_json(&b);
+    out["registryId"] = json!(scope.account);
+    out["repositoryFilters"] =
+        b.request.repository_filters.iter().map(|f| json!({ "filter": f.filter, "filterType": f.filter_type })).collect::<Vec<_>>().into();
+    out["destinations"] =
+        b.request.destinations.iter().map(|d| json!({ "region": d.region, "registryId": d.registry_id })).collect::<Vec<_>>().into();
+    out["results"] = json!({ "inProgress": count("IN_PROGRESS"), "complete": count("COMPLETE"), "failed": count("FAILED") });
+    Ok(out)
 }

@@ -52,9 +52,12 @@ async fn call_with(
 fn every_operation_is_in_ecrs_model_and_needs_its_own_iam_action() {
     let model: serde_json::Value = serde_json::from_str(include_str!("ecr-constraints.json")).expect("model");
     let table = actions::operations();
-    assert_eq!(table.names().len(), 47);
+    assert_eq!(table.names().len(), 53);
+    // The backfill actions are not in the installed botocore model: their shapes are berth's.
+    let not_in_model =
+        ["StartReplicationBackfill", "StopReplicationBackfill", "ListReplicationBackfills", "DescribeReplicationBackfillResults"];
     for name in table.names() {
-        assert!(model["operations"].get(name).is_some(), "{name} is not an operation of ECR's model");
+        assert!(model["operations"].get(name).is_some() || not_in_model.contains(&name), "{name} is not an operation of ECR's model");
         assert_eq!(table.get(name).and_then(|op| op.iam_action).map(str::to_string), Some(format!("ecr:{name}")));
     }
 }

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use berth_store::sql::replication as sql;
-use berth_store::{Digest, Millis, QueuedJob, RemoteRegistryRow, ReplicationStatusRow, ReplicationStore, RepoKey, StoreError};
+use berth_store::{BackfillRow, Digest, Millis, QueuedJob, RemoteRegistryRow, ReplicationStatusRow, ReplicationStore, RepoKey, StoreError};
 
 use crate::postgres::PostgresMetadataStore;
 
@@ -34,6 +34,26 @@ impl ReplicationStore for PostgresMetadataStore {
 
     async fn replication_statuses(&self, repo: &RepoKey, digest: &Digest) -> Result<Vec<ReplicationStatusRow>, StoreError> {
         self.timed("replication_statuses", sql::replication_statuses(&self.pool, repo, digest)).await
+    }
+
+    async fn create_backfill(&self, account: &str, region: &str, row: &BackfillRow, job: &QueuedJob) -> Result<bool, StoreError> {
+        self.timed("create_backfill", sql::create_backfill(&self.pool, account, region, row, job)).await
+    }
+
+    async fn backfill(&self, account: &str, region: &str, id: &str) -> Result<Option<BackfillRow>, StoreError> {
+        self.timed("backfill", sql::backfill(&self.pool, account, region, id)).await
+    }
+
+    async fn backfills(&self, account: &str, region: &str, limit: u32) -> Result<Vec<BackfillRow>, StoreError> {
+        self.timed("backfills", sql::backfills(&self.pool, account, region, limit)).await
+    }
+
+    async fn advance_backfill(&self, account: &str, region: &str, row: &BackfillRow) -> Result<bool, StoreError> {
+        self.timed("advance_backfill", sql::advance_backfill(&self.pool, account, region, row)).await
+    }
+
+    async fn backfill_status_counts(&self, origin: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        self.timed("backfill_status_counts", sql::backfill_status_counts(&self.pool, origin)).await
     }
 
     async fn account_exists(&self, account: &str) -> Result<bool, StoreError> {

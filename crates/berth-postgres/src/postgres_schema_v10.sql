@@ -16,9 +16,26 @@ CREATE TABLE replication_statuses (
     dest_registry TEXT COLLATE "C" NOT NULL,
     status        TEXT NOT NULL,
     failure_code  TEXT,
+    origin        TEXT,
     queued_at     BIGINT NOT NULL,
     updated_at    BIGINT NOT NULL,
     PRIMARY KEY (account_id, region, name, digest, dest_region, dest_registry)
+);
+CREATE INDEX replication_statuses_origin ON replication_statuses (origin);
+-- Backfills: images pushed before the rules, queued for them page by page (the cursor lets a
+-- backfill resume after a restart); the statuses they queued carry their id as origin.
+CREATE TABLE replication_backfills (
+    account_id    TEXT COLLATE "C" NOT NULL,
+    region        TEXT COLLATE "C" NOT NULL,
+    id            TEXT COLLATE "C" NOT NULL,
+    status        TEXT NOT NULL,
+    request       TEXT NOT NULL,
+    cursor_repo   TEXT,
+    cursor_digest TEXT,
+    images_queued BIGINT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL,
+    PRIMARY KEY (account_id, region, id)
 );
 CREATE TABLE remote_registries (
     registry_id   TEXT COLLATE "C" NOT NULL,

@@ -16,6 +16,7 @@
 //! - Images arriving by replication are not replicated again (as in ECR), and deletes are never
 //!   replicated.
 
+mod backfill;
 mod local;
 mod remote;
 mod remotes;
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::{Digest, Registry, RegistryError, RegistryRef, Repo};
 
+pub use backfill::{Backfill, BackfillRequest};
 pub use remotes::{RemoteAuth, RemoteRegistry};
 pub(crate) use worker::Replicator;
 pub use worker::{ReplicationStats, ReplicationTotals};
@@ -110,6 +112,9 @@ pub(crate) struct ReplicationJob {
     pub dest_registry: String,
     /// When the push queued it (the lag metric's start).
     pub queued_at: i64,
+    /// The backfill that queued it; None for a push.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 impl ReplicationJob {
@@ -273,18 +278,31 @@ impl Registry {
         }
     }
 
-    /// Queues the image for its destinations; how many.
+    /// Queues the image for the destinations the registry's rules name for its repository; how many.
     pub(crate) async fn queue_replication(&self, repo: &Repo, digest: &Digest) -> Result<usize> {
         let config = self.replication_configuration(&repo.registry()).await?;
         let destinations = config.destinations_for(repo.name.as_str());
+        self.queue_replication_to(repo, digest, &destinations, None).await?;
+        Ok(destinations.len())
+    }
+
+    /// Records IN_PROGRESS and queues one job per destination, in one transaction; `origin`
+    /// names the backfill that asked (None: a push).
+    pub(crate) async fn queue_replication_to(
+        &self,
+        repo: &Repo,
+        digest: &Digest,
+        destinations: &[ReplicationDestination],
+        origin: Option<&str>,
+    ) -> Result<()> {
         if destinations.is_empty() {
-            return Ok(0);
+            return Ok(());
         }
         let now = self.now();
         let key = repo.key();
         let mut statuses = Vec::with_capacity(destinations.len());
         let mut jobs = Vec::with_capacity(destinations.len());
-        for d in &destinations {
+        for d in destinations {
             let job = ReplicationJob {
                 account: key.account.clone(),
                 region: key.region.clone(),
@@ -293,6 +311,7 @@ impl Registry {
                 dest_region: d.region.clone(),
                 dest_registry: d.registry_id.clone(),
                 queued_at: now,
+                origin: origin.map(str::to_string),
             };
             let payload = serde_json::to_string(&job).map_err(|e| invalid(e.to_string()))?;
             jobs.push(QueuedJob { kind: REPLICATE_JOB.into(), key: job.key(), payload });
@@ -300,13 +319,14 @@ impl Registry {
                 destination: DestinationKey { region: d.region.clone(), registry_id: d.registry_id.clone() },
                 status: IN_PROGRESS.into(),
                 failure_code: None,
+                origin: origin.map(str::to_string),
                 queued_at: now,
                 updated_at: now,
             });
         }
         self.meta.queue_replication(key, digest, &statuses, &jobs, now).await?;
         self.replicator.wake();
-        Ok(destinations.len())
+        Ok(())
     }
 }
 

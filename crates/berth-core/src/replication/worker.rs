@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use berth_store::{DestinationKey, JobRow, ReplicationStatusRow, RepoKey};
 
+use super::backfill::BACKFILL_JOB;
 use super::{ReplicationJob, COMPLETE, FAILED, REPLICATE_JOB};
 use crate::names::{RegistryRef, Repo};
 use crate::supervisor::{Restart, TaskResult};
@@ -137,7 +138,7 @@ impl Registry {
         let mut ran = 0;
         loop {
             let now = self.now();
-            let claimed = self.meta.claim_jobs(&[REPLICATE_JOB], &self.node_id, now, now + LEASE_MILLIS, 16).await?;
+            let claimed = self.meta.claim_jobs(&[REPLICATE_JOB, BACKFILL_JOB], &self.node_id, now, now + LEASE_MILLIS, 16).await?;
             if claimed.is_empty() {
                 return Ok(ran);
             }
@@ -149,6 +150,9 @@ impl Registry {
     }
 
     async fn run_replication_job(&self, job: JobRow) {
+        if job.kind == BACKFILL_JOB {
+            return self.run_backfill(job).await;
+        }
         let Ok(payload) = serde_json::from_str::<ReplicationJob>(&job.payload) else {
             let _ = self.meta.fail_job(job.id, &self.node_id, "unreadable replication job", None).await;
             return;
@@ -164,6 +168,7 @@ impl Registry {
             destination: destination.clone(),
             status: status.into(),
             failure_code,
+            origin: payload.origin.clone(),
             queued_at: payload.queued_at,
             updated_at: now,
         };
@@ -195,6 +200,26 @@ impl Registry {
         }
     }
 
+    async fn run_backfill(&self, job: JobRow) {
+        let ended = match self.run_backfill_job(&job).await {
+            Ok(()) => self.meta.complete_job(job.id, &self.node_id).await,
+            Err(e) => {
+                tracing::warn!(job = %job.key, error = %e, attempt = job.attempts, "replication backfill failed");
+                let retry_at = (job.attempts < MAX_ATTEMPTS).then(|| self.now() + FIRST_BACKOFF_MILLIS * job.attempts);
+                if retry_at.is_none() {
+                    // Given up: FAILED, so that the registry may start another.
+                    if let Err(e) = self.give_up_backfill(&job).await {
+                        tracing::error!(job = %job.key, error = %e, "recording the backfill as FAILED");
+                    }
+                }
+                self.meta.fail_job(job.id, &self.node_id, &e.to_string(), retry_at).await
+            }
+        };
+        if let Err(e) = ended {
+            tracing::error!(job = %job.key, error = %e, "recording the backfill job's end");
+        }
+    }
+
     /// COMPLETE, then the job is done (a crash between the two repeats a harmless copy).
     async fn finish(&self, job: &JobRow, source: &Repo, digest: &Digest, row: ReplicationStatusRow) -> Result<(), berth_store::StoreError> {
         self.meta.set_replication_status(source.key(), digest, &row).await?;
@@ -223,8 +248,11 @@ async fn replication_worker(registry: Weak<Registry>) -> TaskResult {
     loop {
         let Some(r) = registry.upgrade() else { return Ok(()) };
         let now = r.now();
-        let mut claimed =
-            r.meta.claim_jobs(&[REPLICATE_JOB], &r.node_id, now, now + LEASE_MILLIS, 1).await.map_err(|e| Box::new(e) as _)?;
+        let mut claimed = r
+            .meta
+            .claim_jobs(&[REPLICATE_JOB, BACKFILL_JOB], &r.node_id, now, now + LEASE_MILLIS, 1)
+            .await
+            .map_err(|e| Box::new(e) as _)?;
         match claimed.pop() {
             Some(job) => r.run_replication_job(job).await,
             None => {

@@ -20,6 +20,8 @@ pub struct ReplicationStatusRow {
     /// IN_PROGRESS, COMPLETE or FAILED (ECR's ReplicationStatus).
     pub status: String,
     pub failure_code: Option<String>,
+    /// The backfill that queued it; None for a push.
+    pub origin: Option<String>,
     /// When the push queued it (replication lag is measured from here).
     pub queued_at: Millis,
     pub updated_at: Millis,
@@ -31,6 +33,21 @@ pub struct QueuedJob {
     pub kind: String,
     pub key: String,
     pub payload: String,
+}
+
+/// A replication backfill: images pushed before the rules, queued page by page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackfillRow {
+    pub id: String,
+    /// IN_PROGRESS, COMPLETE, STOPPED or FAILED.
+    pub status: String,
+    /// What was asked for (JSON, the service's).
+    pub request: String,
+    /// The last (repository, digest) queued: the next page starts after it.
+    pub cursor: Option<(String, String)>,
+    pub images_queued: i64,
+    pub created_at: Millis,
+    pub updated_at: Millis,
 }
 
 /// Another registry destinations may name by registry id (and optionally region).
@@ -73,6 +90,22 @@ pub trait ReplicationStore: Send + Sync {
 
     /// The image's statuses, by destination.
     async fn replication_statuses(&self, repo: &RepoKey, digest: &Digest) -> Result<Vec<ReplicationStatusRow>, StoreError>;
+
+    /// Adds the backfill and its outbox job in one transaction, unless the registry has one
+    /// IN_PROGRESS already (checked under a table lock; false, nothing changed).
+    async fn create_backfill(&self, account: &str, region: &str, row: &BackfillRow, job: &QueuedJob) -> Result<bool, StoreError>;
+
+    async fn backfill(&self, account: &str, region: &str, id: &str) -> Result<Option<BackfillRow>, StoreError>;
+
+    /// The registry's backfills, newest first, at most `limit`.
+    async fn backfills(&self, account: &str, region: &str, limit: u32) -> Result<Vec<BackfillRow>, StoreError>;
+
+    /// Moves an IN_PROGRESS backfill on (its cursor, count and status); false when it is no
+    /// longer IN_PROGRESS (stopped meanwhile): nothing changed.
+    async fn advance_backfill(&self, account: &str, region: &str, row: &BackfillRow) -> Result<bool, StoreError>;
+
+    /// How many of the statuses a backfill queued are in each status.
+    async fn backfill_status_counts(&self, origin: &str) -> Result<Vec<(String, i64)>, StoreError>;
 
     /// Whether berth holds the account (a destination in another account of this berth).
     async fn account_exists(&self, account: &str) -> Result<bool, StoreError>;

@@ -44,9 +44,10 @@ async fn upsert_status<C: Conn>(conn: &mut C, repo: &RepoKey, digest: &Digest, r
     conn.exec(
         stmt(
             "INSERT INTO replication_statuses (account_id, region, name, digest, dest_region, dest_registry, status, failure_code, \
-             queued_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             origin, queued_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (account_id, region, name, digest, dest_region, dest_registry) DO UPDATE SET status = excluded.status, \
-             failure_code = excluded.failure_code, queued_at = excluded.queued_at, updated_at = excluded.updated_at",
+             failure_code = excluded.failure_code, origin = excluded.origin, queued_at = excluded.queued_at, \
+             updated_at = excluded.updated_at",
         )
         .bind_key(repo)
         .bind(digest)
@@ -54,6 +55,7 @@ async fn upsert_status<C: Conn>(conn: &mut C, repo: &RepoKey, digest: &Digest, r
         .bind(&row.destination.registry_id)
         .bind(&row.status)
         .bind(&row.failure_code)
+        .bind(&row.origin)
         .bind(row.queued_at)
         .bind(row.updated_at),
     )
@@ -101,7 +103,7 @@ pub async fn replication_statuses<DB: Backend>(
     let rows = conn
         .all(
             stmt(
-                "SELECT dest_region, dest_registry, status, failure_code, queued_at, updated_at FROM replication_statuses \
+                "SELECT dest_region, dest_registry, status, failure_code, origin, queued_at, updated_at FROM replication_statuses \
                  WHERE account_id = $1 AND region = $2 AND name = $3 AND digest = $4 ORDER BY dest_region, dest_registry",
             )
             .bind_key(repo)
@@ -115,12 +117,140 @@ pub async fn replication_statuses<DB: Backend>(
                 destination: DestinationKey { region: r.text("dest_region")?, registry_id: r.text("dest_registry")? },
                 status: r.text("status")?,
                 failure_code: r.opt_text("failure_code")?,
+                origin: r.opt_text("origin")?,
                 queued_at: r.int("queued_at")?,
                 updated_at: r.int("updated_at")?,
             })
         })
         .collect::<Result<_, sqlx::Error>>()
         .ctx("reading replication statuses")
+}
+
+const BACKFILL_COLS: &str = "id, status, request, cursor_repo, cursor_digest, images_queued, created_at, updated_at";
+
+fn backfill_of<R: Columns>(r: &R) -> Result<BackfillRow, sqlx::Error> {
+    let cursor = match (r.opt_text("cursor_repo")?, r.opt_text("cursor_digest")?) {
+        (Some(repo), Some(digest)) => Some((repo, digest)),
+        _ => None,
+    };
+    Ok(BackfillRow {
+        id: r.text("id")?,
+        status: r.text("status")?,
+        request: r.text("request")?,
+        cursor,
+        images_queued: r.int("images_queued")?,
+        created_at: r.int("created_at")?,
+        updated_at: r.int("updated_at")?,
+    })
+}
+
+pub async fn create_backfill<DB: Backend>(
+    pool: &Pool<DB>,
+    account: &str,
+    region: &str,
+    row: &BackfillRow,
+    job: &QueuedJob,
+) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await.ctx("starting a backfill")?;
+    tx.lock_table("replication_backfills").await.ctx("locking backfills")?;
+    let running = tx
+        .opt(
+            stmt("SELECT id FROM replication_backfills WHERE account_id = $1 AND region = $2 AND status = 'IN_PROGRESS'")
+                .bind(account)
+                .bind(region),
+        )
+        .await
+        .ctx("reading backfills")?;
+    if running.is_some() {
+        return Ok(false);
+    }
+    tx.exec(
+        stmt(
+            "INSERT INTO replication_backfills (account_id, region, id, status, request, cursor_repo, cursor_digest, images_queued, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6, $7, $8)",
+        )
+        .bind(account)
+        .bind(region)
+        .bind(&row.id)
+        .bind(&row.status)
+        .bind(&row.request)
+        .bind(row.images_queued)
+        .bind(row.created_at)
+        .bind(row.updated_at),
+    )
+    .await
+    .ctx("starting a backfill")?;
+    tx.exec(stmt(crate::jobs::sql::ENQUEUE).bind(&job.kind).bind(&job.key).bind(&job.payload).bind(row.created_at))
+        .await
+        .ctx("enqueueing the backfill")?;
+    tx.commit().await.ctx("committing a backfill")?;
+    Ok(true)
+}
+
+pub async fn backfill<DB: Backend>(pool: &Pool<DB>, account: &str, region: &str, id: &str) -> Result<Option<BackfillRow>, StoreError> {
+    let mut conn = acquire(pool).await?;
+    let row = conn
+        .opt(
+            stmt(format!("SELECT {BACKFILL_COLS} FROM replication_backfills WHERE account_id = $1 AND region = $2 AND id = $3"))
+                .bind(account)
+                .bind(region)
+                .bind(id),
+        )
+        .await
+        .ctx("reading backfill")?;
+    row.as_ref().map(backfill_of).transpose().ctx("reading backfill")
+}
+
+pub async fn backfills<DB: Backend>(pool: &Pool<DB>, account: &str, region: &str, limit: u32) -> Result<Vec<BackfillRow>, StoreError> {
+    let mut conn = acquire(pool).await?;
+    let rows = conn
+        .all(
+            stmt(format!(
+                "SELECT {BACKFILL_COLS} FROM replication_backfills WHERE account_id = $1 AND region = $2 \
+                 ORDER BY created_at DESC, id DESC LIMIT $3"
+            ))
+            .bind(account)
+            .bind(region)
+            .bind(i64::from(limit)),
+        )
+        .await
+        .ctx("listing backfills")?;
+    rows.iter().map(backfill_of).collect::<Result<_, sqlx::Error>>().ctx("listing backfills")
+}
+
+pub async fn advance_backfill<DB: Backend>(pool: &Pool<DB>, account: &str, region: &str, row: &BackfillRow) -> Result<bool, StoreError> {
+    let mut conn = acquire(pool).await?;
+    let (repo, digest) = match &row.cursor {
+        Some((r, d)) => (Some(r.as_str()), Some(d.as_str())),
+        None => (None, None),
+    };
+    let n = conn
+        .exec(
+            stmt(
+                "UPDATE replication_backfills SET status = $1, cursor_repo = $2, cursor_digest = $3, images_queued = $4, \
+                 updated_at = $5 WHERE account_id = $6 AND region = $7 AND id = $8 AND status = 'IN_PROGRESS'",
+            )
+            .bind(&row.status)
+            .bind(repo)
+            .bind(digest)
+            .bind(row.images_queued)
+            .bind(row.updated_at)
+            .bind(account)
+            .bind(region)
+            .bind(&row.id),
+        )
+        .await
+        .ctx("advancing backfill")?;
+    Ok(n > 0)
+}
+
+pub async fn backfill_status_counts<DB: Backend>(pool: &Pool<DB>, origin: &str) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut conn = acquire(pool).await?;
+    let rows = conn
+        .all(stmt("SELECT status, COUNT(*) AS n FROM replication_statuses WHERE origin = $1 GROUP BY status ORDER BY status").bind(origin))
+        .await
+        .ctx("counting backfill statuses")?;
+    rows.iter().map(|r| Ok((r.text("status")?, r.int("n")?))).collect::<Result<_, sqlx::Error>>().ctx("counting backfill statuses")
 }
 
 pub async fn account_exists<DB: Backend>(pool: &Pool<DB>, account: &str) -> Result<bool, StoreError> {

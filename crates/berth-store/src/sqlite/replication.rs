@@ -36,6 +36,26 @@ impl ReplicationStore for SqliteMetadataStore {
         sql::replication_statuses(&self.reader, repo, digest).await
     }
 
+    async fn create_backfill(&self, account: &str, region: &str, row: &BackfillRow, job: &QueuedJob) -> Result<bool, StoreError> {
+        sql::create_backfill(&self.writer, account, region, row, job).await
+    }
+
+    async fn backfill(&self, account: &str, region: &str, id: &str) -> Result<Option<BackfillRow>, StoreError> {
+        sql::backfill(&self.reader, account, region, id).await
+    }
+
+    async fn backfills(&self, account: &str, region: &str, limit: u32) -> Result<Vec<BackfillRow>, StoreError> {
+        sql::backfills(&self.reader, account, region, limit).await
+    }
+
+    async fn advance_backfill(&self, account: &str, region: &str, row: &BackfillRow) -> Result<bool, StoreError> {
+        sql::advance_backfill(&self.writer, account, region, row).await
+    }
+
+    async fn backfill_status_counts(&self, origin: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        sql::backfill_status_counts(&self.reader, origin).await
+    }
+
     async fn account_exists(&self, account: &str) -> Result<bool, StoreError> {
         sql::account_exists(&self.reader, account).await
     }

@@ -10,6 +10,7 @@ fn status(region: &str, registry: &str, status: &str, at: Millis) -> Replication
         destination: DestinationKey { region: region.into(), registry_id: registry.into() },
         status: status.into(),
         failure_code: None,
+        origin: None,
         queued_at: at,
         updated_at: at,
     }
@@ -81,4 +82,46 @@ pub async fn remote_registries(f: Fixture) {
     assert!(s.delete_remote_registry("111111111111", "").await.unwrap());
     assert!(!s.delete_remote_registry("111111111111", "").await.unwrap());
     assert_eq!(s.remote_registries().await.unwrap(), vec![regional]);
+}
+
+pub async fn replication_backfills(f: Fixture) {
+    let s = &f.store;
+    let row = |id: &str, at: Millis| BackfillRow {
+        id: id.into(),
+        status: "IN_PROGRESS".into(),
+        request: "{}".into(),
+        cursor: None,
+        images_queued: 0,
+        created_at: at,
+        updated_at: at,
+    };
+    let job = |id: &str| QueuedJob { kind: "replication_backfill".into(), key: id.into(), payload: "{}".into() };
+    assert!(s.create_backfill(ACCOUNT, REGION, &row("b1", NOW), &job("b1")).await.unwrap());
+    assert!(!s.create_backfill(ACCOUNT, REGION, &row("b2", NOW + 1), &job("b2")).await.unwrap(), "one at a time per registry");
+    assert!(s.create_backfill(ACCOUNT, "eu-west-1", &row("b3", NOW + 1), &job("b3")).await.unwrap(), "another registry");
+    assert_eq!(s.list_jobs(None, 10).await.unwrap().iter().map(|j| j.key.as_str()).collect::<Vec<_>>(), ["b1", "b3"]);
+
+    let mut moved = row("b1", NOW);
+    moved.cursor = Some(("app".into(), d("x").to_string()));
+    moved.images_queued = 7;
+    moved.updated_at = NOW + 5;
+    assert!(s.advance_backfill(ACCOUNT, REGION, &moved).await.unwrap());
+    assert_eq!(f.reopen().await.backfill(ACCOUNT, REGION, "b1").await.unwrap(), Some(moved.clone()));
+    let mut stopped = moved.clone();
+    stopped.status = "STOPPED".into();
+    assert!(s.advance_backfill(ACCOUNT, REGION, &stopped).await.unwrap());
+    assert!(!s.advance_backfill(ACCOUNT, REGION, &moved).await.unwrap(), "a stopped backfill stays stopped");
+    assert!(s.create_backfill(ACCOUNT, REGION, &row("b4", NOW + 10), &job("b4")).await.unwrap(), "the registry may start another");
+    let listed = s.backfills(ACCOUNT, REGION, 10).await.unwrap();
+    assert_eq!(listed.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), ["b4", "b1"], "newest first");
+    assert_eq!(s.backfill(ACCOUNT, REGION, "nope").await.unwrap(), None);
+
+    let mut queued = status("us-west-2", ACCOUNT, "COMPLETE", NOW);
+    queued.origin = Some("b1".into());
+    s.set_replication_status(&key("a"), &d("1"), &queued).await.unwrap();
+    s.set_replication_status(&key("a"), &d("2"), &queued).await.unwrap();
+    queued.status = "FAILED".into();
+    s.set_replication_status(&key("b"), &d("1"), &queued).await.unwrap();
+    s.set_replication_status(&key("c"), &d("1"), &status("us-west-2", ACCOUNT, "COMPLETE", NOW)).await.unwrap();
+    assert_eq!(s.backfill_status_counts("b1").await.unwrap(), vec![("COMPLETE".to_string(), 2), ("FAILED".to_string(), 1)]);
 }
