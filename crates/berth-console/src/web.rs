@@ -372,6 +372,7 @@ pub fn status_of(e: &RegistryError) -> StatusCode {
         // An outage (disk full, database or bucket unreachable) is not the caller's fault.
         R::Store(berth_store::StoreError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
         R::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        R::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
     }
 }
 

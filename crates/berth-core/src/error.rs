@@ -149,6 +149,9 @@ pub enum RegistryError {
     Kms { message: String, kms_error: &'static str },
     #[error("{0}")]
     LimitExceeded(String),
+    /// A rate limit (pulls per source address or principal) is spent for now.
+    #[error("{message}")]
+    Throttled { message: String, retry_after_secs: u64 },
     /// A repository creation template with this prefix exists already.
     #[error("{0}")]
     TemplateAlreadyExists(String),

@@ -35,6 +35,13 @@ pub struct RegistryConfig {
     /// storage underneath (an encrypted disk, the bucket's SSE-S3), as AWS leaves AES256 to
     /// S3. KMS and KMS_DSSE repositories are always encrypted by berth.
     pub aes256_by_storage: bool,
+    /// The host public repositories are served on (`<host>/<alias>/<name>`, like
+    /// public.ecr.aws); None: any host, where an alias path names a public repository that exists.
+    pub public_registry_host: Option<String>,
+    /// ECR Public's pull quotas: image pulls (manifest GETs) of public repositories per source
+    /// address without credentials, and per principal with them. None: unlimited.
+    pub anonymous_pulls: Option<crate::rate_limit::Rate>,
+    pub authenticated_pulls: Option<crate::rate_limit::Rate>,
 }
 
 impl Default for RegistryConfig {
@@ -45,6 +52,9 @@ impl Default for RegistryConfig {
             default_registry: RegistryRef { account: "000000000000".into(), region: "us-east-1".into() },
             registry_host_template: None,
             aes256_by_storage: false,
+            public_registry_host: None,
+            anonymous_pulls: crate::rate_limit::Rate::new(1.0, 20.0),
+            authenticated_pulls: crate::rate_limit::Rate::new(10.0, 100.0),
         }
     }
 }
@@ -72,6 +82,7 @@ pub struct Registry {
     pub(crate) pulls: crate::pulls::PullLog,
     pub(crate) scanner: crate::scanning::Scanner,
     pub(crate) replicator: crate::replication::Replicator,
+    pub(crate) public_access: crate::public_access::PublicAccess,
     pub(crate) pull_flush: tokio::sync::Mutex<()>,
     /// The key service, once `install_key_service` gave it its store and root key.
     pub(crate) kms: std::sync::OnceLock<crate::kms::KeyService>,
@@ -135,6 +146,7 @@ impl Registry {
         let digest_locks = Arc::new(DigestLocks::new());
         let integrity = Arc::new(crate::integrity::Integrity::new(blobs.clone(), meta.clone(), digest_locks.clone()));
         let sealed = blobs.namespace("sealed");
+        let public_access = crate::public_access::PublicAccess::new(&config);
         Registry {
             node_id: uuid::Uuid::new_v4().to_string(),
             meta,
@@ -152,6 +164,7 @@ impl Registry {
             pulls: Default::default(),
             scanner: Default::default(),
             replicator: Default::default(),
+            public_access,
             pull_flush: Default::default(),
             kms: Default::default(),
             supervisor: Default::default(),

@@ -32,6 +32,29 @@ pub(crate) async fn verify_download(registry: &Registry, capability: &str, name:
     Ok(registry.verify_download_capability(capability, name, &digest).await?)
 }
 
+/// The caller of a public read: the principal its credentials name (wrong ones are refused,
+/// not taken for anonymous), else the anonymous caller.
+pub(crate) async fn authenticate_if_any(registry: &Registry, creds: (Option<(String, String)>, Transport)) -> Result<Principal, OciError> {
+    match creds {
+        (None, transport) => Ok(berth_core::public_access::anonymous(transport)),
+        creds => authenticate(registry, creds).await,
+    }
+}
+
+/// For a read of a public repository: Some(whether it is an image pull, i.e. a manifest GET).
+/// None for everything else (private repositories, and writes to public ones).
+pub(crate) fn public_read(ep: &Endpoint<Repo>, method: &Method) -> Option<bool> {
+    let repo = repository(ep)?;
+    if !berth_core::public_access::is_public(repo) || !matches!(*method, Method::GET | Method::HEAD) {
+        return None;
+    }
+    match ep {
+        Endpoint::Manifest { .. } => Some(method == Method::GET),
+        Endpoint::Tags { .. } | Endpoint::Blob { .. } | Endpoint::Referrers { .. } => Some(false),
+        _ => None,
+    }
+}
+
 pub(crate) async fn authenticate(registry: &Registry, creds: (Option<(String, String)>, Transport)) -> Result<Principal, OciError> {
     let (basic, transport) = creds;
     let (user, password) = basic.ok_or(OciError::Registry(RegistryError::Unauthenticated(AuthFailure::Missing)))?;
@@ -54,6 +77,11 @@ fn basic_credentials(req: &Request<Body>) -> Option<(String, String)> {
     let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (user, password) = decoded.split_once(':')?;
+    // `Basic Og==` (empty user and password) is what containers/image sends when it has no
+    // login for the host: no credentials.
+    if user.is_empty() && password.is_empty() {
+        return None;
+    }
     Some((user.to_string(), password.to_string()))
 }
 
@@ -95,6 +123,15 @@ pub(crate) async fn authorize(
     _query: &HashMap<String, String>,
 ) -> Result<(), OciError> {
     let Some(action) = action(ep, method) else { return Ok(()) };
+    // A public repository's actions are ECR Public's (`ecr-public:PutImage`, …).
+    let public_action;
+    let action = match repository(ep).filter(|r| berth_core::public_access::is_public(r)) {
+        Some(_) => {
+            public_action = action.replacen("ecr:", "ecr-public:", 1);
+            public_action.as_str()
+        }
+        None => action,
+    };
     match repository(ep) {
         None => registry.authorize(principal, action, Resource::Registry(registry_ref)).await?,
         Some(repo) => {

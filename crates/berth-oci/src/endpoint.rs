@@ -35,20 +35,28 @@ impl<N> Endpoint<N> {
     }
 }
 
+/// A public repository when the path names one (ECR Public's `<alias>/<name>`), else the
+/// private repository the path and host address.
+async fn place(registry: &Registry, host: Option<&str>, name: RepositoryName) -> Result<Repo, OciError> {
+    match registry.public_repository(host, &name).await? {
+        Some(public) => Ok(public),
+        None => Ok(registry.addressed_repository(host, name)?),
+    }
+}
+
 impl Endpoint<RepositoryName> {
     /// Places the named repository in the registry the request addresses: by the path's
     /// `<account>/<region>/` prefix, else by the host (see `berth_core::addressing`).
-    pub fn address(self, registry: &Registry, host: Option<&str>) -> Result<(RegistryRef, Endpoint<Repo>), OciError> {
-        let r = |name| registry.addressed_repository(host, name);
+    pub async fn address(self, registry: &Registry, host: Option<&str>) -> Result<(RegistryRef, Endpoint<Repo>), OciError> {
         let ep = match self {
             Endpoint::Base => return Ok((registry.registry_for_host(host), Endpoint::Base)),
             Endpoint::Catalog => return Ok((registry.registry_for_host(host), Endpoint::Catalog)),
-            Endpoint::Tags { name } => Endpoint::Tags { name: r(name)? },
-            Endpoint::Manifest { name, reference } => Endpoint::Manifest { name: r(name)?, reference },
-            Endpoint::Blob { name, digest } => Endpoint::Blob { name: r(name)?, digest },
-            Endpoint::UploadStart { name } => Endpoint::UploadStart { name: r(name)? },
-            Endpoint::Upload { name, id } => Endpoint::Upload { name: r(name)?, id },
-            Endpoint::Referrers { name, digest } => Endpoint::Referrers { name: r(name)?, digest },
+            Endpoint::Tags { name } => Endpoint::Tags { name: place(registry, host, name).await? },
+            Endpoint::Manifest { name, reference } => Endpoint::Manifest { name: place(registry, host, name).await?, reference },
+            Endpoint::Blob { name, digest } => Endpoint::Blob { name: place(registry, host, name).await?, digest },
+            Endpoint::UploadStart { name } => Endpoint::UploadStart { name: place(registry, host, name).await? },
+            Endpoint::Upload { name, id } => Endpoint::Upload { name: place(registry, host, name).await?, id },
+            Endpoint::Referrers { name, digest } => Endpoint::Referrers { name: place(registry, host, name).await?, digest },
         };
         let registry_ref = match &ep {
             Endpoint::Tags { name }

@@ -77,7 +77,7 @@ impl OciError {
                 R::ScanNotFound(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
                 R::UnsupportedImageType(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
                 R::Kms { .. } => (StatusCode::FORBIDDEN, "DENIED"),
-                R::LimitExceeded(_) => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
+                R::LimitExceeded(_) | R::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
                 R::TooManyTags(_)
                 | R::InvalidTagParameter(_)
                 | R::EmptyUpload(_)
@@ -126,6 +126,9 @@ impl IntoResponse for OciError {
                     http::header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Basic realm=\"berth\",service=\"ecr.amazonaws.com\""),
                 );
+            }
+            OciError::Registry(RegistryError::Throttled { retry_after_secs, .. }) => {
+                resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             OciError::Registry(RegistryError::UploadRangeInvalid { current, .. }) => {
                 resp.headers_mut().insert(http::header::RANGE, crate::headers::upload_range(*current));

@@ -27,7 +27,7 @@ pub(crate) async fn handle(registry: &Registry, ep: Endpoint, req: Request<Body>
     let method = req.method().clone();
     let query = query_params(&req);
     let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
-    let (registry_ref, ep) = ep.address(registry, host)?;
+    let (registry_ref, ep) = ep.address(registry, host).await?;
     if let Some(action) = crate::access::action(&ep, &method) {
         facts.action = action.to_string();
     }
@@ -40,9 +40,23 @@ pub(crate) async fn handle(registry: &Registry, ep: Endpoint, req: Request<Body>
         facts.principal = Some(crate::access::verify_download(registry, capability, name, digest).await?);
         return get_blob(registry, name, digest, req.headers(), method == Method::HEAD).await;
     }
-    let principal = crate::access::authenticate(registry, creds).await?;
+    let principal = match crate::access::public_read(&ep, &method) {
+        // Anyone may read a public repository: no credentials needed, no policy consulted;
+        // image pulls count against the caller's quota.
+        Some(pull) => {
+            let principal = crate::access::authenticate_if_any(registry, creds).await?;
+            if pull {
+                registry.take_public_pull(&principal)?;
+            }
+            principal
+        }
+        None => {
+            let principal = crate::access::authenticate(registry, creds).await?;
+            crate::access::authorize(registry, &principal, &registry_ref, &ep, &method, &query).await?;
+            principal
+        }
+    };
     facts.principal = Some(principal.arn.clone());
-    crate::access::authorize(registry, &principal, &registry_ref, &ep, &method, &query).await?;
     match (ep, method) {
         (Endpoint::Base, Method::GET | Method::HEAD) => Ok(json_response(StatusCode::OK, json!({}))),
         (Endpoint::Catalog, Method::GET) => catalog(registry, &registry_ref, &query).await,

@@ -66,6 +66,23 @@ pub struct ServeArgs {
     /// `berth encrypt` seals what was stored in clear once this is off again.
     #[arg(long, env = "BERTH_AES256_BY_STORAGE")]
     pub aes256_by_storage: bool,
+    /// The host public (ECR Public) repositories are served on, as `<host>/<alias>/<name>`
+    /// (public.ecr.aws's role). Default: any host, where an alias path names an existing public
+    /// repository.
+    #[arg(long, env = "BERTH_PUBLIC_REGISTRY_HOST")]
+    pub public_registry_host: Option<String>,
+    /// Image pulls per second of public repositories without credentials, per source address
+    /// (ECR Public's quota: 1; 0: unlimited), with bursts of --anonymous-pull-burst.
+    #[arg(long, env = "BERTH_ANONYMOUS_PULL_RATE")]
+    pub anonymous_pull_rate: Option<f64>,
+    #[arg(long, env = "BERTH_ANONYMOUS_PULL_BURST")]
+    pub anonymous_pull_burst: Option<f64>,
+    /// Image pulls per second of public repositories with credentials, per principal (default
+    /// 10; 0: unlimited), with bursts of --authenticated-pull-burst.
+    #[arg(long, env = "BERTH_AUTHENTICATED_PULL_RATE")]
+    pub authenticated_pull_rate: Option<f64>,
+    #[arg(long, env = "BERTH_AUTHENTICATED_PULL_BURST")]
+    pub authenticated_pull_burst: Option<f64>,
     #[command(flatten)]
     pub identity: IdentityArgs,
     #[command(flatten)]
@@ -101,6 +118,11 @@ pub struct IdentityArgs {
 struct FileConfig {
     root_key_file: Option<PathBuf>,
     aes256_by_storage: Option<bool>,
+    public_registry_host: Option<String>,
+    anonymous_pull_rate: Option<f64>,
+    anonymous_pull_burst: Option<f64>,
+    authenticated_pull_rate: Option<f64>,
+    authenticated_pull_burst: Option<f64>,
     account_id: Option<String>,
     region: Option<String>,
     admin_access_key_id: Option<String>,
@@ -148,6 +170,9 @@ pub struct Settings {
     pub vulndb_check_seconds: u64,
     pub root_key_file: PathBuf,
     pub aes256_by_storage: bool,
+    pub public_registry_host: Option<String>,
+    pub anonymous_pulls: Option<berth_core::rate_limit::Rate>,
+    pub authenticated_pulls: Option<berth_core::rate_limit::Rate>,
     pub account_id: String,
     pub region: String,
     pub admin_key: Option<(String, String)>,
@@ -203,6 +228,15 @@ impl ServeArgs {
             create_repository_on_push: !self.identity.no_create_on_push && file.create_repository_on_push.unwrap_or(true),
             listen,
             aes256_by_storage: self.aes256_by_storage || file.aes256_by_storage.unwrap_or(false),
+            public_registry_host: self.public_registry_host.or(file.public_registry_host),
+            anonymous_pulls: berth_core::rate_limit::Rate::new(
+                self.anonymous_pull_rate.or(file.anonymous_pull_rate).unwrap_or(1.0),
+                self.anonymous_pull_burst.or(file.anonymous_pull_burst).unwrap_or(20.0),
+            ),
+            authenticated_pulls: berth_core::rate_limit::Rate::new(
+                self.authenticated_pull_rate.or(file.authenticated_pull_rate).unwrap_or(10.0),
+                self.authenticated_pull_burst.or(file.authenticated_pull_burst).unwrap_or(100.0),
+            ),
             root_key_file: match self.root_key_file.or(file.root_key_file) {
                 Some(path) => path,
                 None => self.data_dir.clone().or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)).join("root.key"),

@@ -35,6 +35,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         default_registry: RegistryRef { account: settings.account_id.clone(), region: settings.region.clone() },
         registry_host_template: settings.registry_host.clone(),
         aes256_by_storage: settings.aes256_by_storage,
+        public_registry_host: settings.public_registry_host.clone(),
+        anonymous_pulls: settings.anonymous_pulls,
+        authenticated_pulls: settings.authenticated_pulls,
     };
     let data = DataDir::open(&settings.data_dir, &settings.storage, config).await?;
     data.registry.init_identity().await.context("loading token signing keys")?;
