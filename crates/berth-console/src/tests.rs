@@ -1336,3 +1336,247 @@ async fn keys_page_manages_kms_keys_for_those_allowed() {
     let forged = h.post("/console/keys", Some(&rcookie), &[("csrf", &rcsrf), ("spec", "SYMMETRIC_DEFAULT")]).await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
 }
+
+// ---- registry settings ----
+
+fn scope() -> RegistryRef {
+    RegistryRef { account: ACCOUNT.into(), region: "us-east-1".into() }
+}
+
+/// A user whose only permissions are `actions` on every resource.
+async fn user_allowed(h: &Harness, name: &str, actions: &[&str]) -> (String, String) {
+    let doc =
+        serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}).to_string();
+    let (_, id, secret) = h.registry.create_user(ACCOUNT, name, &[(format!("{name}-policy"), doc)]).await.expect("user");
+    (id, secret)
+}
+
+async fn templates_of(h: &Harness) -> Vec<berth_core::templates::Template> {
+    h.registry.describe_repository_creation_templates(&scope(), &[], None, 100).await.expect("templates").templates
+}
+
+const TEMPLATE_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"pull","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":["ecr:BatchGetImage"]}]}"#;
+const TEMPLATE_LIFECYCLE: &str = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":14},"action":{"type":"expire"}}]}"#;
+
+#[tokio::test]
+async fn creation_templates_are_listed_created_edited_and_deleted() {
+    let h = harness().await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    let r = h.get("/console/registry/settings", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains(r#"href="/console/registry/settings" aria-current="page""#), "the navigation links the page");
+    assert!(r.body.contains("Repository creation templates") && r.body.contains("No repository creation templates"), "{}", r.body);
+    assert!(r.body.contains(r#"href="/console/registry/templates/new""#));
+    let r = h.get("/console/registry/templates/new", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    for text in ["Applied for", "CREATE_ON_PUSH", "REPLICATION", "PULL_THROUGH_CACHE", "Image tag mutability", "Encryption type"] {
+        assert!(r.body.contains(text), "{text}: {}", r.body);
+    }
+
+    let form = [
+        ("prefix", "prod"),
+        ("applied_for", "CREATE_ON_PUSH"),
+        ("applied_for", "REPLICATION"),
+        ("description", "production repositories"),
+        ("mutability", "IMMUTABLE_WITH_EXCLUSION"),
+        ("filter", "latest"),
+        ("encryption", "AES256"),
+        ("kms_key", ""),
+        ("tag_key", "team"),
+        ("tag_value", "platform"),
+        ("tag_key", ""),
+        ("tag_value", ""),
+        ("repository_policy", TEMPLATE_POLICY),
+        ("lifecycle_policy", TEMPLATE_LIFECYCLE),
+        ("custom_role_arn", ""),
+    ];
+    assert_eq!(h.post("/console/registry/templates", Some(&cookie), &form).await.status, StatusCode::FORBIDDEN, "no CSRF token");
+    assert!(templates_of(&h).await.is_empty());
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut v = vec![("csrf", csrf.as_str())];
+        v.extend_from_slice(extra);
+        v
+    };
+    let r = h.post("/console/registry/templates", Some(&cookie), &with(&form)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(location(&r), "/console/registry/settings?done=template-created#templates");
+    let t = templates_of(&h).await.pop().expect("created");
+    assert_eq!(t.prefix, "prod");
+    assert_eq!(t.applied_for.iter().map(|a| a.as_str()).collect::<Vec<_>>(), ["CREATE_ON_PUSH", "REPLICATION"]);
+    assert_eq!(t.description.as_deref(), Some("production repositories"));
+    assert_eq!(t.tag_mutability.as_str(), "IMMUTABLE_WITH_EXCLUSION");
+    assert_eq!(t.exclusion_filters.iter().map(|f| f.filter.as_str()).collect::<Vec<_>>(), ["latest"]);
+    assert_eq!(t.resource_tags, vec![("team".to_string(), "platform".to_string())]);
+    assert_eq!(t.repository_policy.as_deref(), Some(TEMPLATE_POLICY));
+    assert_eq!(t.lifecycle_policy.as_deref(), Some(TEMPLATE_LIFECYCLE));
+    assert_eq!(t.custom_role_arn, None);
+
+    let r = h.get("/console/registry/settings?done=template-created", Some(&cookie)).await;
+    assert!(r.body.contains("Repository creation template created."), "{}", r.body);
+    assert!(r.body.contains(r#"data-prefix="prod""#) && r.body.contains("prod/") && r.body.contains("production repositories"));
+    assert!(r.body.contains(r#"href="/console/registry/templates/edit?prefix=prod""#), "{}", r.body);
+
+    // Refusals in ECR's words, the form kept, nothing stored.
+    let bad_prefix = [("prefix", "Prod Apps"), ("applied_for", "CREATE_ON_PUSH"), ("description", "kept")];
+    let r = h.post("/console/registry/templates", Some(&cookie), &with(&bad_prefix)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("Invalid parameter at 'prefix' failed to satisfy constraint"), "{}", r.body);
+    assert!(r.body.contains(r#"value="Prod Apps""#) && r.body.contains(r#"value="kept""#), "the form is shown again: {}", r.body);
+    let r = h.post("/console/registry/templates", Some(&cookie), &with(&[("prefix", "dev")])).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("Invalid parameter at 'appliedFor'"), "{}", r.body);
+    let bad_lifecycle = [("prefix", "dev"), ("applied_for", "CREATE_ON_PUSH"), ("lifecycle_policy", r#"{"rules":[]}"#)];
+    assert_eq!(h.post("/console/registry/templates", Some(&cookie), &with(&bad_lifecycle)).await.status, StatusCode::BAD_REQUEST);
+    let r = h.post("/console/registry/templates", Some(&cookie), &with(&form)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.body.contains("The repository creation template with prefix 'prod' already exists"), "{}", r.body);
+    assert_eq!(templates_of(&h).await.len(), 1);
+
+    // Edit: the stored values in the form; a save replaces them (an emptied policy is removed).
+    let r = h.get("/console/registry/templates/edit?prefix=prod", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains(r#"value="production repositories""#) && r.body.contains("pull") && r.body.contains(r#"value="latest""#));
+    assert!(r.body.contains(r#"value="IMMUTABLE_WITH_EXCLUSION" checked"#), "{}", r.body);
+    let edit = [("prefix", "prod"), ("applied_for", "PULL_THROUGH_CACHE"), ("description", "prod"), ("mutability", "MUTABLE")];
+    let r = h.post("/console/registry/templates/update", Some(&cookie), &with(&edit)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let t = templates_of(&h).await.pop().expect("kept");
+    assert_eq!((t.description.as_deref(), t.tag_mutability.as_str()), (Some("prod"), "MUTABLE"));
+    assert_eq!(t.applied_for.iter().map(|a| a.as_str()).collect::<Vec<_>>(), ["PULL_THROUGH_CACHE"]);
+    assert!(t.repository_policy.is_none() && t.lifecycle_policy.is_none() && t.resource_tags.is_empty());
+    let bad = [("prefix", "prod"), ("applied_for", "PULL_THROUGH_CACHE"), ("mutability", "MUTABLE"), ("filter", "latest")];
+    let r = h.post("/console/registry/templates/update", Some(&cookie), &with(&bad)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("Exclusion filters apply only to the &quot;with exclusions&quot; settings"), "{}", r.body);
+    assert_eq!(templates_of(&h).await.pop().expect("kept").tag_mutability.as_str(), "MUTABLE");
+    assert_eq!(h.get("/console/registry/templates/edit?prefix=nothing", Some(&cookie)).await.status, StatusCode::NOT_FOUND);
+
+    // Delete confirms first.
+    let r = h.post("/console/registry/templates/delete", Some(&cookie), &with(&[("prefix", "prod")])).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Delete the repository creation template prod/?") && r.body.contains(r#"name="confirm" value="yes""#));
+    assert_eq!(templates_of(&h).await.len(), 1, "not before confirming");
+    let r = h.post("/console/registry/templates/delete", Some(&cookie), &with(&[("prefix", "prod"), ("confirm", "yes")])).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(templates_of(&h).await.is_empty());
+    let r = h.post("/console/registry/templates/delete", Some(&cookie), &with(&[("prefix", "prod"), ("confirm", "yes")])).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("The repository creation template with prefix 'prod' does not exist"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn account_settings_and_exclusions_are_edited_on_the_settings_page() {
+    let h = harness().await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    let r = h.get("/console/registry/settings", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    for (name, value) in [("BASIC_SCAN_TYPE_VERSION", "AWS_NATIVE"), ("REGISTRY_POLICY_SCOPE", "V2"), ("BLOB_MOUNTING", "ENABLED")] {
+        assert!(r.body.contains(&format!(r#"data-setting="{name}" data-value="{value}""#)), "{name}: {}", r.body);
+    }
+    assert!(r.body.contains("No exclusions"));
+
+    let put = [("name", "BLOB_MOUNTING"), ("value", "DISABLED")];
+    assert_eq!(h.post("/console/registry/settings/account", Some(&cookie), &put).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(h.registry.account_setting(&scope(), "BLOB_MOUNTING").await.expect("get"), "ENABLED");
+    let r = h.post("/console/registry/settings/account", Some(&cookie), &[("csrf", &csrf), put[0], put[1]]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(h.registry.account_setting(&scope(), "BLOB_MOUNTING").await.expect("get"), "DISABLED");
+    let r = h.get("/console/registry/settings?done=setting-saved", Some(&cookie)).await;
+    assert!(r.body.contains(r#"data-setting="BLOB_MOUNTING" data-value="DISABLED""#) && r.body.contains("Account setting saved."));
+
+    let r = h
+        .post("/console/registry/settings/account", Some(&cookie), &[("csrf", &csrf), ("name", "REGISTRY_POLICY_SCOPE"), ("value", "V3")])
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("Member must be one of [V1, V2] for REGISTRY_POLICY_SCOPE"), "{}", r.body);
+    assert_eq!(h.registry.account_setting(&scope(), "REGISTRY_POLICY_SCOPE").await.expect("get"), "V2");
+    let r = h.post("/console/registry/settings/account", Some(&cookie), &[("csrf", &csrf), ("name", "NO_SUCH"), ("value", "V2")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("Member must satisfy enum value set"), "{}", r.body);
+
+    // Every value the page offers is one the service takes.
+    for setting in crate::registry_settings::ACCOUNT_SETTINGS {
+        for (value, _) in setting.values {
+            h.registry.put_account_setting(&scope(), setting.name, value).await.expect("an offered value is accepted");
+        }
+    }
+
+    let scanner = format!("arn:aws:iam::{ACCOUNT}:role/scanner");
+    let r = h.post("/console/registry/settings/exclusions", Some(&cookie), &[("csrf", &csrf), ("principal_arn", &scanner)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let listed = || async { h.registry.pull_time_exclusions(&scope(), None, 100).await.expect("list").principal_arns };
+    assert_eq!(listed().await, vec![scanner.clone()]);
+    let r = h.get("/console/registry/settings", Some(&cookie)).await;
+    assert!(r.body.contains(&format!(r#"data-principal="{scanner}""#)), "{}", r.body);
+    let r = h.post("/console/registry/settings/exclusions", Some(&cookie), &[("csrf", &csrf), ("principal_arn", "scanner")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("Invalid parameter at 'principalArn' failed to satisfy constraint"), "{}", r.body);
+    assert!(r.body.contains(r#"value="scanner""#), "what was typed stays: {}", r.body);
+    let r = h.post("/console/registry/settings/exclusions", Some(&cookie), &[("csrf", &csrf), ("principal_arn", &scanner)]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.body.contains("is already excluded from pull time updates"), "{}", r.body);
+    assert_eq!(listed().await, vec![scanner.clone()]);
+
+    let r = h.post("/console/registry/settings/exclusions/delete", Some(&cookie), &[("csrf", &csrf), ("principal_arn", &scanner)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Remove the pull time update exclusion?"), "{}", r.body);
+    assert_eq!(listed().await.len(), 1, "not before confirming");
+    let form = [("csrf", csrf.as_str()), ("principal_arn", scanner.as_str()), ("confirm", "yes")];
+    assert_eq!(h.post("/console/registry/settings/exclusions/delete", Some(&cookie), &form).await.status, StatusCode::SEE_OTHER);
+    assert!(listed().await.is_empty());
+    let r = h.post("/console/registry/settings/exclusions/delete", Some(&cookie), &form).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn registry_settings_need_the_ecr_actions() {
+    let h = harness().await;
+    let (id, secret) = h.user("viewer", "AmazonEC2ContainerRegistryReadOnly").await;
+    let (cookie, csrf) = h.sign_in(&id, &secret).await;
+    let r = h.get("/console/repositories", Some(&cookie)).await;
+    assert!(!r.body.contains(r#"href="/console/registry/settings""#), "no link without the actions");
+    let r = h.get("/console/registry/settings", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("You do not have permission for this (ecr:DescribeRepositoryCreationTemplates)"), "{}", r.body);
+    let posts: [(&str, &[(&str, &str)]); 4] = [
+        ("/console/registry/templates", &[("prefix", "prod"), ("applied_for", "CREATE_ON_PUSH")]),
+        ("/console/registry/settings/account", &[("name", "BLOB_MOUNTING"), ("value", "DISABLED")]),
+        ("/console/registry/settings/exclusions", &[("principal_arn", "arn:aws:iam::123456789012:role/x")]),
+        ("/console/registry/templates/delete", &[("prefix", "prod"), ("confirm", "yes")]),
+    ];
+    for (path, fields) in posts {
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        let r = h.post(path, Some(&cookie), &form).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}: {}", r.body);
+    }
+    assert!(templates_of(&h).await.is_empty());
+    assert_eq!(h.registry.account_setting(&scope(), "BLOB_MOUNTING").await.expect("get"), "ENABLED");
+    assert!(h.registry.pull_time_exclusions(&scope(), None, 10).await.expect("list").principal_arns.is_empty());
+
+    // Reading without changing: values shown, no controls, and the server refuses changes anyway.
+    let readers = ["ecr:DescribeRepositoryCreationTemplates", "ecr:GetAccountSetting", "ecr:ListPullTimeUpdateExclusions"];
+    let (id, secret) = user_allowed(&h, "auditor", &readers).await;
+    let (cookie, csrf) = h.sign_in(&id, &secret).await;
+    h.registry
+        .create_repository_creation_template(
+            &scope(),
+            "ROOT",
+            berth_core::templates::TemplateInput { applied_for: Some(vec!["CREATE_ON_PUSH".into()]), ..Default::default() },
+        )
+        .await
+        .expect("template");
+    let r = h.get("/console/registry/settings", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains(r#"href="/console/registry/settings""#));
+    assert!(r.body.contains(r#"data-prefix="ROOT""#) && r.body.contains(r#"data-setting="BLOB_MOUNTING" data-value="ENABLED""#));
+    for control in ["Create template", "/console/registry/templates/edit", "Delete", "<select", "Add exclusion"] {
+        assert!(!r.body.contains(control), "{control} offered: {}", r.body);
+    }
+    let r = h
+        .post("/console/registry/settings/account", Some(&cookie), &[("csrf", &csrf), ("name", "BLOB_MOUNTING"), ("value", "DISABLED")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("(ecr:PutAccountSetting)"), "{}", r.body);
+    assert_eq!(h.get("/console/registry/templates/new", Some(&cookie)).await.status, StatusCode::FORBIDDEN);
+}
