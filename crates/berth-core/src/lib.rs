@@ -25,6 +25,7 @@ pub mod names;
 pub mod observe;
 mod pulls;
 mod registry;
+pub mod replication;
 pub mod repositories;
 pub mod scanning;
 mod sealing;

@@ -71,6 +71,7 @@ pub struct Registry {
     pub(crate) caches: crate::cache::Caches,
     pub(crate) pulls: crate::pulls::PullLog,
     pub(crate) scanner: crate::scanning::Scanner,
+    pub(crate) replicator: crate::replication::Replicator,
     pub(crate) pull_flush: tokio::sync::Mutex<()>,
     /// The key service, once `install_key_service` gave it its store and root key.
     pub(crate) kms: std::sync::OnceLock<crate::kms::KeyService>,
@@ -150,6 +151,7 @@ impl Registry {
             caches,
             pulls: Default::default(),
             scanner: Default::default(),
+            replicator: Default::default(),
             pull_flush: Default::default(),
             kms: Default::default(),
             supervisor: Default::default(),
@@ -341,23 +343,31 @@ impl Registry {
             _ => false,
         };
         if let Some(from) = from.filter(|_| readable) {
-            if self.meta.repository_blob_object(from.key(), digest).await?.is_some() {
-                // The same locks a collector takes, and a re-check under them: a blob the
-                // collector forgot meanwhile is not linked back without its bytes.
-                let _guard = self.digest_locks.lock(digest).await;
-                let _cluster_guard = self.meta.lock_blob(digest).await?;
-                if let Some(source) = self.meta.repository_blob_object(from.key(), digest).await? {
-                    let scope = self.write_scope(&target.settings);
-                    // Deduplication holds within one key: a mount into a repository under
-                    // another key stores a second object, sealed under that key.
-                    if self.provide_object(&source, digest, &scope).await? {
-                        self.meta.link_blob_in(repo.key(), digest, source.size, self.now(), &scope).await?;
-                        return Ok(MountOutcome::Mounted(digest.clone()));
-                    }
-                }
+            if self.link_blob_from(from, repo, &self.write_scope(&target.settings), digest).await? {
+                return Ok(MountOutcome::Mounted(digest.clone()));
             }
         }
         Ok(MountOutcome::Upload(self.start_upload(repo).await?))
+    }
+
+    /// Links `digest`, which `from` holds, into `to`, whose objects are sealed in `scope`
+    /// (a mount, a replicated copy). False when `from` does not hold it.
+    pub(crate) async fn link_blob_from(&self, from: &Repo, to: &Repo, scope: &str, digest: &Digest) -> Result<bool> {
+        if self.meta.repository_blob_object(from.key(), digest).await?.is_none() {
+            return Ok(false);
+        }
+        // The same locks a collector takes, and a re-check under them: a blob the
+        // collector forgot meanwhile is not linked back without its bytes.
+        let _guard = self.digest_locks.lock(digest).await;
+        let _cluster_guard = self.meta.lock_blob(digest).await?;
+        let Some(source) = self.meta.repository_blob_object(from.key(), digest).await? else { return Ok(false) };
+        // Deduplication holds within one key: a link into a repository under another key
+        // stores a second object, sealed under that key.
+        if !self.provide_object(&source, digest, scope).await? {
+            return Ok(false);
+        }
+        self.meta.link_blob_in(to.key(), digest, source.size, self.now(), scope).await?;
+        Ok(true)
     }
 
     // ---- manifests ----
@@ -445,6 +455,20 @@ impl Registry {
         content_type: &str,
         body: Bytes,
     ) -> Result<PutManifestResult> {
+        self.store_manifest(repo, reference, extra_tags, content_type, body, false).await
+    }
+
+    /// [`Registry::put_manifest_tagged`]; `replicated` for a copy made by replication, which is
+    /// not replicated again (as in ECR).
+    pub(crate) async fn store_manifest(
+        &self,
+        repo: &Repo,
+        reference: &Reference,
+        extra_tags: &[Tag],
+        content_type: &str,
+        body: Bytes,
+        replicated: bool,
+    ) -> Result<PutManifestResult> {
         let parsed = manifest::parse(&body, content_type)?;
         let media_type = parsed.media_type.clone();
         let digest = match reference {
@@ -506,6 +530,10 @@ impl Registry {
                 // ECR scans new images on push, not re-pushes of ones it holds (a new tag, say).
                 if inserted {
                     self.scan_after_push(repo, &digest, repository.settings.scan_on_push, parsed.subject.is_some(), &media_type).await;
+                }
+                // A re-push may have moved tags: the copies get them too.
+                if !replicated {
+                    self.replicate_after_push(repo, &digest).await;
                 }
                 let tags = tags.iter().map(|(t, _)| t.to_string()).collect();
                 Ok(PutManifestResult { digest, media_type, subject: parsed.subject, tags })

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use berth_aws::operation::{Authorizer, Operation, OperationTable};
 use futures::future::BoxFuture;
 
+use crate::replication_actions as replication;
 use crate::shapes::{self, image_id, next_token, parse_token};
 use crate::template_actions as templates;
 use crate::{lifecycle_actions as lifecycle, scan_actions as scan, settings_actions as settings, EcrError};
@@ -119,6 +120,8 @@ pub(crate) fn operations() -> &'static OperationTable<Handler> {
             op!(RegisterPullTimeUpdateExclusion => settings::register_pull_time_update_exclusion),
             op!(DeregisterPullTimeUpdateExclusion => settings::deregister_pull_time_update_exclusion),
             op!(ListPullTimeUpdateExclusions => settings::list_pull_time_update_exclusions),
+            op!(PutReplicationConfiguration => replication::put_replication_configuration),
+            op!(DescribeImageReplicationStatus => replication::describe_image_replication_status),
         ])
     })
 }
@@ -263,7 +266,8 @@ async fn get_authorization_token(ctx: &Ctx<'_>, _in: Value) -> Out {
 async fn describe_registry(ctx: &Ctx<'_>, _in: Value) -> Out {
     let scope = registry_of(ctx, None)?;
     ctx.allow(Resource::Registry(&scope)).await?;
-    Ok(json!({ "registryId": scope.account, "replicationConfiguration": { "rules": [] } }))
+    let config = ctx.registry.replication_configuration(&scope).await?;
+    Ok(json!({ "registryId": scope.account, "replicationConfiguration": replication::configuration_json(&config) }))
 }
 
 // ---- repositories ----

@@ -7,6 +7,7 @@ mod cluster;
 mod content;
 mod identity;
 mod lifecycle;
+mod replication;
 mod repos;
 mod scans;
 mod settings;
@@ -16,6 +17,7 @@ pub use cluster::*;
 pub use content::*;
 pub use identity::*;
 pub use lifecycle::*;
+pub use replication::*;
 pub use repos::*;
 pub use scans::*;
 pub use settings::*;
@@ -42,6 +44,7 @@ pub trait MetadataStore:
     + ClusterStore
     + TemplateStore
     + SettingsStore
+    + ReplicationStore
     + crate::jobs::JobStore
     + crate::keys::KeyStore
     + 'static
@@ -57,6 +60,7 @@ impl<T> MetadataStore for T where
         + ClusterStore
         + TemplateStore
         + SettingsStore
+        + ReplicationStore
         + crate::jobs::JobStore
         + crate::keys::KeyStore
         + 'static

@@ -26,6 +26,13 @@ pub enum AdminCommand {
     /// Make a new registry-token signing key current (every node picks it up on its own); tokens
     /// signed with the previous key keep working, older keys are retired.
     RotateSigningKey(StoreArgs),
+    /// Map a registry id (and optionally a region) to another registry, so replication rules
+    /// can name it as a destination; the password or secret key is read from stdin.
+    AddRemoteRegistry(crate::admin_remotes::AddRemoteArgs),
+    /// List the remote registries (without their secrets).
+    ListRemoteRegistries(crate::admin_remotes::RemoteStoreArgs),
+    /// Forget a remote registry.
+    RemoveRemoteRegistry(crate::admin_remotes::RemoveRemoteArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -140,6 +147,9 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             println!("{}", json!({ "signing_keys": kept }));
             Ok(ExitCode::SUCCESS)
         }
+        AdminCommand::AddRemoteRegistry(args) => crate::admin_remotes::add(args).await,
+        AdminCommand::ListRemoteRegistries(args) => crate::admin_remotes::list(args).await,
+        AdminCommand::RemoveRemoteRegistry(args) => crate::admin_remotes::remove(args).await,
     }
 }
 
@@ -185,6 +195,10 @@ fn policy_documents(args: &PolicyArgs) -> anyhow::Result<Vec<(String, String)>> 
         policies.push((name, doc));
     }
     Ok(policies)
+}
+
+pub(crate) async fn open_registry(dir: &std::path::Path, storage: &crate::storage::StorageArgs) -> anyhow::Result<Registry> {
+    registry(dir, storage).await
 }
 
 async fn registry(dir: &std::path::Path, storage: &crate::storage::StorageArgs) -> anyhow::Result<Registry> {

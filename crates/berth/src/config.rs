@@ -48,6 +48,9 @@ pub struct ServeArgs {
     /// Concurrent image scans (scan on push, StartImageScan, continuous rescans).
     #[arg(long, env = "BERTH_SCAN_WORKERS")]
     pub scan_workers: Option<usize>,
+    /// Concurrent image copies to replication destinations.
+    #[arg(long, env = "BERTH_REPLICATION_WORKERS")]
+    pub replication_workers: Option<usize>,
     /// Seconds between checks for a newly imported vulnerability database (continuous rescans).
     #[arg(long, env = "BERTH_VULNDB_CHECK_SECONDS")]
     pub vulndb_check_seconds: Option<u64>,
@@ -115,6 +118,7 @@ struct FileConfig {
     scrub_interval_seconds: Option<u64>,
     scrub_rate_mib: Option<u64>,
     scan_workers: Option<usize>,
+    replication_workers: Option<usize>,
     vulndb_check_seconds: Option<u64>,
     #[serde(flatten)]
     storage: StorageArgs,
@@ -140,6 +144,7 @@ pub struct Settings {
     pub scrub_interval_seconds: u64,
     pub scrub_rate_mib: u64,
     pub scan_workers: usize,
+    pub replication_workers: usize,
     pub vulndb_check_seconds: u64,
     pub root_key_file: PathBuf,
     pub aes256_by_storage: bool,
@@ -214,6 +219,7 @@ impl ServeArgs {
                 n => n,
             },
             scan_workers: self.scan_workers.or(file.scan_workers).unwrap_or(2),
+            replication_workers: self.replication_workers.or(file.replication_workers).unwrap_or(4),
             vulndb_check_seconds: self.vulndb_check_seconds.or(file.vulndb_check_seconds).unwrap_or(30),
             storage: self.storage.or(file.storage),
             connections: self.connections.or(file.connections).resolve()?,

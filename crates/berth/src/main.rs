@@ -1,12 +1,14 @@
 //! `berth`: a self-hosted container registry. Subcommands: `serve`, `gc`, `fsck`, `lifecycle`, `vulndb`, `admin`, `migrate`.
 
 mod admin;
+mod admin_remotes;
 mod config;
 mod connections;
 mod datadir;
 mod maintenance;
 mod migrate;
 mod observe;
+mod replication_metrics;
 mod root_key;
 mod serve;
 mod storage;

@@ -47,6 +47,7 @@ pub struct Metrics {
     gc_blobs: IntCounter,
     integrity: IntegrityMetrics,
     tasks: TaskMetrics,
+    replication: crate::replication_metrics::ReplicationMetrics,
 }
 
 /// The supervisor's tasks and the job outbox, read at each scrape. Task names are the fixed
@@ -173,7 +174,21 @@ impl Metrics {
         registry.register(Box::new(gc_blobs.clone()))?;
         let integrity = IntegrityMetrics::new(&registry)?;
         let tasks = TaskMetrics::new(&registry)?;
-        Ok(Metrics { registry, requests, latency, bytes_in, bytes_out, upload_sessions, gc_runs, gc_bytes, gc_blobs, integrity, tasks })
+        let replication = crate::replication_metrics::ReplicationMetrics::new(&registry)?;
+        Ok(Metrics {
+            registry,
+            requests,
+            latency,
+            bytes_in,
+            bytes_out,
+            upload_sessions,
+            gc_runs,
+            gc_bytes,
+            gc_blobs,
+            integrity,
+            tasks,
+            replication,
+        })
     }
 
     pub fn record_gc(&self, report: &GcReport) {
@@ -190,6 +205,7 @@ impl Metrics {
         }
         self.integrity.update(registry.integrity_counts());
         self.tasks.update(registry).await;
+        self.replication.update(registry.replication_stats());
         let mut buf = Vec::new();
         let encoder = TextEncoder::new();
         if let Err(e) = encoder.encode(&self.registry.gather(), &mut buf) {

@@ -103,6 +103,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         workers: settings.scan_workers,
         timeout: Duration::from_secs(300),
     });
+    // After the scanner: resuming requeues every job this node held, replication's too.
+    data.registry.start_replication(settings.replication_workers);
     match data.registry.resume_interrupted_scans().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(scans = n, "resumed scans interrupted by the last shutdown"),

@@ -107,6 +107,20 @@ impl Registry {
         self
     }
 
+    /// Seals a small secret of berth's own (a remote registry's password) under a key derived
+    /// from the root key for `purpose`; `aad` binds it to what it belongs to.
+    pub(crate) fn seal_own_secret(&self, purpose: &str, aad: &[u8], plaintext: &[u8]) -> KmsResult<Vec<u8>> {
+        let key = self.key_service()?.root.derive(purpose);
+        Ok(berth_crypto::seal(&key, aad, plaintext))
+    }
+
+    /// Opens what [`Registry::seal_own_secret`] sealed for the same `purpose` and `aad`.
+    pub(crate) fn open_own_secret(&self, purpose: &str, aad: &[u8], sealed: &[u8]) -> KmsResult<Zeroizing<Vec<u8>>> {
+        let key = self.key_service()?.root.derive(purpose);
+        berth_crypto::open(&key, aad, sealed)
+            .map_err(|e| KmsError::Internal(format!("a sealed secret of berth's ({purpose}) does not open under this root key: {e}")))
+    }
+
     fn key_service(&self) -> KmsResult<&KeyService> {
         self.kms.get().ok_or_else(|| KmsError::Internal("the key service is not configured on this server".into()))
     }
