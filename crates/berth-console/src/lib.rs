@@ -16,7 +16,8 @@
 //! | `POST /repositories/selected` | the list's selection: View push commands, Delete (asks for the name) |
 //! | `GET /repositories/new`, `POST /repositories` | CreateRepository |
 //! | `GET /registry`, `POST /registry/policy[/delete]` | registry policy |
-//! | `GET /registry/settings` | creation templates, account settings, pull-time update exclusions |
+//! | `GET /registry/settings` | creation templates, account settings, pull-time update exclusions, replication rules |
+//! | `POST /registry/replication/{rule,destination,filter,remove}` | one step of the replication configuration |
 //! | `POST /registry/settings/account`, `…/exclusions[/delete]` | PutAccountSetting, (De)RegisterPullTimeUpdateExclusion |
 //! | `GET /registry/templates/new`, `…/edit?prefix=`, `POST /registry/templates[/update\|/delete]` | creation templates |
 //! | `GET /repo/<name>` | images, newest first (`?q=` tag/digest search, `?page=` token), platforms and referrers nested |
@@ -48,6 +49,7 @@ mod keys;
 mod lifecycle;
 mod policy;
 mod registry_settings;
+mod replication;
 mod repo;
 mod repos;
 mod settings;
@@ -82,6 +84,10 @@ pub fn router(registry: Arc<Registry>, settings: ConsoleSettings) -> Router {
         .route("/registry/settings/account", post(registry_settings::put_setting))
         .route("/registry/settings/exclusions", post(registry_settings::register_exclusion))
         .route("/registry/settings/exclusions/delete", post(registry_settings::deregister_exclusion))
+        .route("/registry/replication/rule", post(replication::add_rule))
+        .route("/registry/replication/destination", post(replication::add_destination))
+        .route("/registry/replication/filter", post(replication::add_filter))
+        .route("/registry/replication/remove", post(replication::remove))
         .route("/registry/templates", post(creation_templates::create))
         .route("/registry/templates/new", get(creation_templates::new_form))
         .route("/registry/templates/edit", get(creation_templates::edit_form))

@@ -1,6 +1,7 @@
 //! Registry settings: repository creation templates ([`crate::creation_templates`]), account
-//! settings (Get/PutAccountSetting) and pull-time update exclusions (Register/Deregister/
-//! ListPullTimeUpdateExclusions), each authorized as the ECR action it is, on the registry.
+//! settings (Get/PutAccountSetting), pull-time update exclusions (Register/Deregister/
+//! ListPullTimeUpdateExclusions) and replication ([`crate::replication`]), each authorized as
+//! the ECR action it is, on the registry.
 
 use axum::extract::Query;
 use berth_core::auth::Resource;
@@ -68,8 +69,20 @@ struct Rejected {
     subject: String,
 }
 
+/// A refusal on the page: of an account setting or exclusion, or of a replication step.
+#[derive(Default)]
+struct Refusals {
+    settings: Option<Rejected>,
+    replication: Option<crate::replication::Rejected>,
+}
+
 pub async fn page(s: Session, Query(q): Query<SettingsQuery>) -> PageResult {
-    render(&s, q.done.as_deref(), None).await
+    render(&s, q.done.as_deref(), Refusals::default()).await
+}
+
+/// The page with a replication step's refusal in its form.
+pub async fn render_with_replication_refusal(s: &Session, r: crate::replication::Rejected) -> PageResult {
+    render(s, None, Refusals { replication: Some(r), ..Refusals::default() }).await
 }
 
 fn notice(done: Option<&str>) -> Option<String> {
@@ -80,6 +93,8 @@ fn notice(done: Option<&str>) -> Option<String> {
         "setting-saved" => "Account setting saved.",
         "exclusion-registered" => "The principal is excluded from pull time updates.",
         "exclusion-removed" => "The principal's pulls update the last recorded pull time again.",
+        "replication-rule-added" => "Replication rule added. Images pushed from now on to matching repositories are replicated.",
+        "replication-saved" => "Replication configuration saved.",
         _ => return None,
     };
     Some(text.to_string())
@@ -87,7 +102,9 @@ fn notice(done: Option<&str>) -> Option<String> {
 
 /// May the caller see anything on this page? (the navigation's link, and the page's own check)
 pub async fn may_view(s: &Session) -> Result<bool, Fail> {
-    for action in ["ecr:DescribeRepositoryCreationTemplates", "ecr:GetAccountSetting", "ecr:ListPullTimeUpdateExclusions"] {
+    let actions =
+        ["ecr:DescribeRepositoryCreationTemplates", "ecr:GetAccountSetting", "ecr:ListPullTimeUpdateExclusions", "ecr:DescribeRegistry"];
+    for action in actions {
         if s.may(action, Resource::Registry(&s.registry)).await? {
             return Ok(true);
         }
@@ -95,7 +112,8 @@ pub async fn may_view(s: &Session) -> Result<bool, Fail> {
     Ok(false)
 }
 
-async fn render(s: &Session, done: Option<&str>, rejected: Option<Rejected>) -> PageResult {
+async fn render(s: &Session, done: Option<&str>, refusals: Refusals) -> PageResult {
+    let rejected = refusals.settings;
     if !may_view(s).await? {
         // The refusal names the page's first section's action.
         s.allow("ecr:DescribeRepositoryCreationTemplates", Resource::Registry(&s.registry)).await?;
@@ -109,10 +127,12 @@ async fn render(s: &Session, done: Option<&str>, rejected: Option<Rejected>) -> 
             a href="#templates" { "Repository creation templates" }
             a href="#account-settings" { "Account settings" }
             a href="#exclusions" { "Pull time update exclusions" }
+            a href="#replication" { "Replication" }
         }
         (crate::creation_templates::section(s).await?)
         (account_settings(s, rejected.as_ref().filter(|r| r.section == Section::AccountSetting)).await?)
         (exclusions(s, rejected.as_ref().filter(|r| r.section == Section::Exclusions)).await?)
+        (crate::replication::section(s, refusals.replication.as_ref()).await?)
     };
     let crumbs = vec![("Registry settings".to_string(), None)];
     Ok(view::render(s, Page { title: "Registry settings", nav: Nav::Settings, crumbs, notice: notice(done), body }).await)
@@ -244,7 +264,7 @@ async fn refused(s: &Session, e: RegistryError, section: Section, subject: Strin
         return Err(e.into());
     }
     let rejected = Rejected { section, message: crate::web::message_of(&e), subject };
-    let mut resp = render(s, None, Some(rejected)).await?;
+    let mut resp = render(s, None, Refusals { settings: Some(rejected), ..Refusals::default() }).await?;
     *resp.status_mut() = status;
     Ok(resp)
 }

@@ -1580,3 +1580,156 @@ async fn registry_settings_need_the_ecr_actions() {
     assert!(r.body.contains("(ecr:PutAccountSetting)"), "{}", r.body);
     assert_eq!(h.get("/console/registry/templates/new", Some(&cookie)).await.status, StatusCode::FORBIDDEN);
 }
+
+async fn replication_of(h: &Harness) -> berth_core::replication::ReplicationConfiguration {
+    h.registry.replication_configuration(&scope()).await.expect("configuration")
+}
+
+/// The `version` field of the page's replication forms.
+fn replication_version(body: &str) -> String {
+    let at = body.find(r#"name="version" value=""#).expect("a replication form") + r#"name="version" value=""#.len();
+    body[at..].split('"').next().expect("value").to_string()
+}
+
+#[tokio::test]
+async fn replication_rules_are_added_and_removed_step_by_step() {
+    use berth_core::replication::{ReplicationDestination, RepositoryFilter};
+    let h = harness().await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    let r = h.get("/console/registry/settings", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Replication rules") && r.body.contains("No replication rules"), "{}", r.body);
+    let v = replication_version(&r.body);
+    let west = || ReplicationDestination { region: "us-west-2".into(), registry_id: ACCOUNT.into() };
+
+    let rule = [("version", v.as_str()), ("rule", "0"), ("region", "us-west-2"), ("registry_id", ACCOUNT), ("filter", "prod/")];
+    assert_eq!(h.post("/console/registry/replication/rule", Some(&cookie), &rule).await.status, StatusCode::FORBIDDEN, "no CSRF token");
+    assert!(replication_of(&h).await.rules.is_empty());
+    let with = |fields: &[(&'static str, &str)]| {
+        let mut f: Vec<(&str, String)> = vec![("csrf", csrf.clone())];
+        f.extend(fields.iter().map(|(k, v)| (*k, v.to_string())));
+        f
+    };
+    let post = |path: &'static str, f: Vec<(&'static str, String)>| {
+        let (h, cookie) = (&h, cookie.clone());
+        async move {
+            let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            h.post(path, Some(&cookie), &pairs).await
+        }
+    };
+    let r = post("/console/registry/replication/rule", with(&rule)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(location(&r), "/console/registry/settings?done=replication-rule-added#replication");
+    let config = replication_of(&h).await;
+    assert_eq!(config.rules.len(), 1);
+    assert_eq!(config.rules[0].destinations, vec![west()]);
+    assert_eq!(config.rules[0].repository_filters, vec![RepositoryFilter { filter: "prod/".into(), filter_type: "PREFIX_MATCH".into() }]);
+
+    // The form drawn from the old configuration is refused: its positions may name other entries.
+    let r = post("/console/registry/replication/rule", with(&rule)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("The replication configuration changed since this page was loaded"), "{}", r.body);
+    assert_eq!(replication_of(&h).await.rules.len(), 1);
+
+    let r = h.get("/console/registry/settings", Some(&cookie)).await;
+    assert!(r.body.contains(r#"data-rule="1""#) && r.body.contains(&format!(r#"data-destination="us-west-2/{ACCOUNT}""#)));
+    assert!(r.body.contains(r#"data-filter="prod/""#) && r.body.contains("PREFIX_MATCH"));
+    let v = replication_version(&r.body);
+    let dest = [("version", v.as_str()), ("rule", "0"), ("region", "eu-west-1"), ("registry_id", ACCOUNT)];
+    assert_eq!(post("/console/registry/replication/destination", with(&dest)).await.status, StatusCode::SEE_OTHER);
+    let v = replication_version(&h.get("/console/registry/settings", Some(&cookie)).await.body);
+    let filter = [("version", v.as_str()), ("rule", "0"), ("filter", "team-a")];
+    assert_eq!(post("/console/registry/replication/filter", with(&filter)).await.status, StatusCode::SEE_OTHER);
+    let config = replication_of(&h).await;
+    assert_eq!(config.rules[0].destinations.len(), 2);
+    assert_eq!(config.rules[0].repository_filters.iter().map(|f| f.filter.as_str()).collect::<Vec<_>>(), ["prod/", "team-a"]);
+
+    // The service's refusals, in its words, and nothing stored.
+    let v = replication_version(&h.get("/console/registry/settings", Some(&cookie)).await.body);
+    let same = [("version", v.as_str()), ("rule", "0"), ("region", "us-east-1"), ("registry_id", ACCOUNT)];
+    let r = post("/console/registry/replication/destination", with(&same)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("Replication destination cannot be the same as the source registry"), "{}", r.body);
+    assert!(r.body.contains(r#"value="us-east-1""#), "what was typed stays: {}", r.body);
+    let bad = [("version", v.as_str()), ("rule", "0"), ("filter", "Prod")];
+    let r = post("/console/registry/replication/filter", with(&bad)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("Invalid parameter at 'replicationConfiguration.rules.1.repositoryFilters'"), "{}", r.body);
+    assert_eq!(replication_of(&h).await, config);
+
+    // Removals confirm first; removing the rule's last destination is the service's refusal.
+    let remove =
+        |kind: &'static str, index: &'static str, v: &str| with(&[("version", v), ("kind", kind), ("rule", "0"), ("index", index)]);
+    let r = post("/console/registry/replication/remove", remove("destination", "1", &v)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("will no longer copy images to") && r.body.contains("eu-west-1"), "{}", r.body);
+    assert_eq!(replication_of(&h).await, config, "not before confirming");
+    let mut confirmed = remove("destination", "1", &v);
+    confirmed.push(("confirm", "yes".into()));
+    assert_eq!(post("/console/registry/replication/remove", confirmed).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(replication_of(&h).await.rules[0].destinations, vec![west()]);
+    let v = replication_version(&h.get("/console/registry/settings", Some(&cookie)).await.body);
+    let mut last = remove("destination", "0", &v);
+    last.push(("confirm", "yes".into()));
+    let r = post("/console/registry/replication/remove", last).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("a rule needs at least one destination"), "{}", r.body);
+    let mut rule_gone = remove("rule", "0", &v);
+    rule_gone.push(("confirm", "yes".into()));
+    assert_eq!(post("/console/registry/replication/remove", rule_gone).await.status, StatusCode::SEE_OTHER);
+    assert!(replication_of(&h).await.rules.is_empty());
+}
+
+#[tokio::test]
+async fn replication_needs_its_actions_and_the_image_page_shows_statuses() {
+    use berth_store::ReplicationStore;
+    let h = harness().await;
+    let put = berth_core::replication::ReplicationConfiguration {
+        rules: vec![berth_core::replication::ReplicationRule {
+            destinations: vec![berth_core::replication::ReplicationDestination { region: "us-west-2".into(), registry_id: ACCOUNT.into() }],
+            repository_filters: Vec::new(),
+        }],
+    };
+    h.registry.put_replication_configuration(&scope(), put.clone()).await.expect("put");
+    let repo = Harness::repo("team/app");
+    h.registry.create_repository(&repo, Default::default()).await.expect("repo");
+    let digest = push_image(&h.registry, &repo, "v1").await;
+
+    let (cookie, _) = h.sign_in(KEY, SECRET).await;
+    let r = h.get(&format!("/console/repo/team/app/-/image/{digest}"), Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Replication status"), "{}", r.body);
+    let statuses = h.registry.image_replication_statuses(&repo, &digest.parse().expect("digest")).await.expect("statuses");
+    assert_eq!(statuses.len(), 1, "the push queued the destination");
+    assert!(r.body.contains(&format!(r#"data-destination="us-west-2/{ACCOUNT}" data-status="{}""#, statuses[0].status)), "{}", r.body);
+    let row = berth_store::ReplicationStatusRow {
+        destination: berth_store::DestinationKey { region: "us-west-2".into(), registry_id: ACCOUNT.into() },
+        status: "FAILED".into(),
+        failure_code: Some("DESTINATION_UNREACHABLE".into()),
+        queued_at: 1,
+        updated_at: 2,
+    };
+    h.meta.set_replication_status(repo.key(), &digest.parse().expect("digest"), &row).await.expect("status");
+    let r = h.get(&format!("/console/repo/team/app/-/image/{digest}"), Some(&cookie)).await;
+    assert!(r.body.contains(r#"data-status="FAILED""#) && r.body.contains("DESTINATION_UNREACHABLE"), "{}", r.body);
+
+    // Without ecr:PutReplicationConfiguration: the rules, no controls, and changes refused.
+    let (id, secret) =
+        user_allowed(&h, "replication-reader", &["ecr:DescribeRegistry", "ecr:DescribeImages", "ecr:DescribeRepositories"]).await;
+    let (rcookie, rcsrf) = h.sign_in(&id, &secret).await;
+    let r = h.get("/console/registry/settings", Some(&rcookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains(&format!(r#"data-destination="us-west-2/{ACCOUNT}""#)));
+    assert!(!r.body.contains("Add rule") && !r.body.contains("/console/registry/replication/remove"), "{}", r.body);
+    let version = crate::replication::version(&put);
+    let form =
+        [("csrf", rcsrf.as_str()), ("version", version.as_str()), ("kind", "rule"), ("rule", "0"), ("index", "0"), ("confirm", "yes")];
+    let r = h.post("/console/registry/replication/remove", Some(&rcookie), &form).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("(ecr:PutReplicationConfiguration)"), "{}", r.body);
+    assert_eq!(h.registry.replication_configuration(&scope()).await.expect("config"), put);
+    // No ecr:DescribeImageReplicationStatus: no section on the image page.
+    let r = h.get(&format!("/console/repo/team/app/-/image/{digest}"), Some(&rcookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(!r.body.contains("Replication status"));
+}
