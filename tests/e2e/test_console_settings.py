@@ -2,8 +2,10 @@
 a repository creation template created and edited in the console is what
 `aws ecr describe-repository-creation-templates` answers, an account setting changed in the console
 is what `aws ecr get-account-setting` answers, an exclusion added there is listed by
-`aws ecr list-pull-time-update-exclusions`; what the CLI changes, the page shows; a refusal reads as
-the CLI's message; a form without the session's CSRF token changes nothing.
+`aws ecr list-pull-time-update-exclusions`, a replication rule added there is what
+`aws ecr describe-registry` answers (and a push's replication status on the image page is what
+`describe-image-replication-status` reports); what the CLI changes, the page shows; a refusal reads
+as the CLI's message; a form without the session's CSRF token changes nothing.
 
 Plain HTTP with requests, as a browser sends it (Origin on every POST).
 """
@@ -12,6 +14,8 @@ import json
 import re
 
 import requests
+
+import images
 
 from conftest import ACCOUNT, ADMIN_KEY, ADMIN_SECRET
 from test_ecr import Aws
@@ -154,3 +158,63 @@ def test_account_settings_and_exclusions_changed_in_the_console_are_what_the_cli
     r = console.post("/console/registry/settings/exclusions/delete", [("principal_arn", scanner), ("confirm", "yes")])
     assert r.status_code == 303
     assert aws.ecr("list-pull-time-update-exclusions")["pullTimeUpdateExclusions"] == []
+
+
+def replication_version(page):
+    m = re.search(r'name="version" value="([^"]+)"', page)
+    assert m, "no replication form on the page"
+    return m.group(1)
+
+
+def test_a_replication_rule_added_in_the_console_is_what_describe_registry_answers(fresh_berth, tmp_path):
+    from test_encryption import push
+    from test_replication import settled
+
+    aws = Aws(fresh_berth, tmp_path / "home")
+    console = Console(fresh_berth)
+    page = console.get("/console/registry/settings")
+    assert "No replication rules" in page
+    rule = [("version", replication_version(page)), ("rule", "0"), ("region", "us-west-2"), ("registry_id", ACCOUNT),
+            ("filter", "prod")]
+    assert console.post("/console/registry/replication/rule", rule, csrf=False).status_code == 403
+    assert aws.ecr("describe-registry")["replicationConfiguration"] == {"rules": []}
+
+    r = console.post("/console/registry/replication/rule", rule)
+    assert r.status_code == 303, (r.status_code, r.text[-2000:])
+    page = console.get("/console/registry/settings")
+    dest = [("version", replication_version(page)), ("rule", "0"), ("region", "eu-west-1"), ("registry_id", ACCOUNT)]
+    assert console.post("/console/registry/replication/destination", dest).status_code == 303
+    expected = {"rules": [{"destinations": [{"region": "us-west-2", "registryId": ACCOUNT},
+                                            {"region": "eu-west-1", "registryId": ACCOUNT}],
+                           "repositoryFilters": [{"filter": "prod", "filterType": "PREFIX_MATCH"}]}]}
+    assert aws.ecr("describe-registry") == {"registryId": ACCOUNT, "replicationConfiguration": expected}
+
+    # A refused step reads as the service's message and changes nothing.
+    page = console.get("/console/registry/settings")
+    same = [("version", replication_version(page)), ("rule", "0"), ("region", "us-east-1"), ("registry_id", ACCOUNT)]
+    r = console.post("/console/registry/replication/destination", same)
+    assert r.status_code == 400
+    assert any("Replication destination cannot be the same as the source registry" in a for a in alerts(r.text)), r.text[-2000:]
+    assert aws.ecr("describe-registry")["replicationConfiguration"] == expected
+
+    # A push is replicated; the image page shows each destination's status as the CLI reports it.
+    aws.ecr("create-repository", "--repository-name", "prod/app")
+    img = images.build_image(str(tmp_path / "layout"), "v1", random_size=4096, with_busybox=False)
+    push(fresh_berth, img, "prod/app", "v1")
+    statuses = settled(fresh_berth, tmp_path / "home", "prod/app", "v1")
+    assert statuses == {("us-west-2", ACCOUNT): ("COMPLETE", None), ("eu-west-1", ACCOUNT): ("COMPLETE", None)}
+    [detail] = aws.ecr("describe-images", "--repository-name", "prod/app", "--image-ids", "imageTag=v1")["imageDetails"]
+    page = console.get(f"/console/repo/prod/app/-/image/{detail['imageDigest']}")
+    assert "Replication status" in page
+    for region in ("us-west-2", "eu-west-1"):
+        assert f'data-destination="{region}/{ACCOUNT}" data-status="COMPLETE"' in page, page[-3000:]
+
+    # Removing the rule (confirmed) empties the configuration.
+    page = console.get("/console/registry/settings")
+    remove = [("version", replication_version(page)), ("kind", "rule"), ("rule", "0"), ("index", "0")]
+    r = console.post("/console/registry/replication/remove", remove)
+    assert r.status_code == 200 and "Remove replication rule 1?" in r.text
+    assert aws.ecr("describe-registry")["replicationConfiguration"] == expected
+    r = console.post("/console/registry/replication/remove", remove + [("confirm", "yes")])
+    assert r.status_code == 303
+    assert aws.ecr("describe-registry")["replicationConfiguration"] == {"rules": []}
