@@ -291,6 +291,7 @@ pub async fn page(s: &Session, repo: &Repo, digest: &str, severity: Option<&str>
     } else {
         None
     };
+    let replication = crate::replication::image_section(s, repo, &digest).await?;
     let uri = s.repository_uri(repo);
     let base = repo_url(repo);
     let config = parsed.as_ref().and_then(|v| v.get("config")).map(desc);
@@ -356,6 +357,7 @@ pub async fn page(s: &Session, repo: &Repo, digest: &str, severity: Option<&str>
             }
         }
         @if let Some(layer) = &sbom { (sbom_section(&base, &d, subject.as_ref(), layer)) }
+        (replication)
         @if !children.is_empty() {
             (platforms_section(&base, &children, may_findings.then_some(child_scans.as_slice())))
         }

@@ -16,6 +16,10 @@
 //! | `POST /repositories/selected` | the list's selection: View push commands, Delete (asks for the name) |
 //! | `GET /repositories/new`, `POST /repositories` | CreateRepository |
 //! | `GET /registry`, `POST /registry/policy[/delete]` | registry policy |
+//! | `GET /registry/settings` | creation templates, account settings, pull-time update exclusions, replication rules |
+//! | `POST /registry/replication/{rule,destination,filter,remove}` | one step of the replication configuration |
+//! | `POST /registry/settings/account`, `…/exclusions[/delete]` | PutAccountSetting, (De)RegisterPullTimeUpdateExclusion |
+//! | `GET /registry/templates/new`, `…/edit?prefix=`, `POST /registry/templates[/update\|/delete]` | creation templates |
 //! | `GET /repo/<name>` | images, newest first (`?q=` tag/digest search, `?page=` token), platforms and referrers nested |
 //! | `GET /repo/<name>/-/push` | push commands |
 //! | `GET /repo/<name>/-/image/<digest>` | one image: manifest, layers, platforms, referrers |
@@ -39,10 +43,13 @@ use http::header::{self, HeaderValue};
 
 mod assets;
 mod confirm;
+mod creation_templates;
 mod image;
 mod keys;
 mod lifecycle;
 mod policy;
+mod registry_settings;
+mod replication;
 mod repo;
 mod repos;
 mod settings;
@@ -73,6 +80,19 @@ pub fn router(registry: Arc<Registry>, settings: ConsoleSettings) -> Router {
         .route("/registry", get(policy::registry_page))
         .route("/registry/policy", post(policy::registry_save))
         .route("/registry/policy/delete", post(policy::registry_delete))
+        .route("/registry/settings", get(registry_settings::page))
+        .route("/registry/settings/account", post(registry_settings::put_setting))
+        .route("/registry/settings/exclusions", post(registry_settings::register_exclusion))
+        .route("/registry/settings/exclusions/delete", post(registry_settings::deregister_exclusion))
+        .route("/registry/replication/rule", post(replication::add_rule))
+        .route("/registry/replication/destination", post(replication::add_destination))
+        .route("/registry/replication/filter", post(replication::add_filter))
+        .route("/registry/replication/remove", post(replication::remove))
+        .route("/registry/templates", post(creation_templates::create))
+        .route("/registry/templates/new", get(creation_templates::new_form))
+        .route("/registry/templates/edit", get(creation_templates::edit_form))
+        .route("/registry/templates/update", post(creation_templates::update))
+        .route("/registry/templates/delete", post(creation_templates::delete))
         .route("/repo/{*path}", get(repo::get).post(repo::post))
         .fallback(|| async { web::Fail::not_found("There is no console page at this address.").into_response() })
         .layer(axum::middleware::from_fn_with_state(app.clone(), web::error_chrome))

@@ -520,7 +520,7 @@ pub fn exclusion_filters(form: &crate::web::FormData) -> Vec<ExclusionFilter> {
 
 /// The encryption keys the create form offers: the account's enabled symmetric keys by alias
 /// (value: the key ARN). None when the person may not list keys: the form then takes an ARN.
-async fn key_options(s: &Session) -> Result<Option<Vec<(String, String)>>, Fail> {
+pub async fn key_options(s: &Session) -> Result<Option<Vec<(String, String)>>, Fail> {
     if !s.may("kms:ListKeys", Resource::Registry(&s.registry)).await? {
         return Ok(None);
     }
@@ -546,14 +546,92 @@ async fn key_options(s: &Session) -> Result<Option<Vec<(String, String)>>, Fail>
     Ok(Some(options))
 }
 
+/// The encryption type choice and its KMS key (a select of the account's keys, or an ARN field
+/// when the person may not list keys).
+pub fn encryption_fields(encryption: &str, kms_key: &str, keys: Option<&[(String, String)]>, error: Option<&str>) -> Markup {
+    let encryption = if encryption.is_empty() { "AES256" } else { encryption };
+    html! {
+        fieldset.field data-invalid=[error.map(|_| "true")] {
+            legend { "Encryption type" }
+            @for (value, label, help) in [
+                ("AES256", "AES-256", "ECR's default: keys the registry manages."),
+                ("KMS", "AWS KMS", "A KMS key of this account (berth's key service), checked to exist and be enabled."),
+                ("KMS_DSSE", "AWS KMS, dual-layer (DSSE)", "Two layers under a KMS key, as ECR's dual-layer encryption."),
+            ] {
+                @let id = format!("enc-{}", value.to_ascii_lowercase());
+                div.choice {
+                    input type="radio" name="encryption" id=(id) value=(value) checked[encryption == value];
+                    label for=(id) { (label) }
+                    p.help { (help) }
+                }
+            }
+            div.field data-show-for="KMS KMS_DSSE" data-show-from="encryption" {
+                @match keys {
+                    Some(options) => {
+                        label for="kms_key" { "KMS key" }
+                        select #kms_key name="kms_key" {
+                            option value="" selected[kms_key.is_empty()] { "AWS managed key (alias/aws/ecr)" }
+                            @for (arn, label) in options {
+                                option value=(arn) selected[kms_key == arn] { (label) }
+                            }
+                            // A key the list does not offer (disabled since, or another account's) stays chosen.
+                            @if !kms_key.is_empty() && !options.iter().any(|(arn, _)| arn == kms_key) {
+                                option value=(kms_key) selected { (kms_key) }
+                            }
+                        }
+                        p.help { "Keys are managed on the " a href="/console/keys" { "Keys" } " page." }
+                    }
+                    None => {
+                        label for="kms_key" { "KMS key ARN " span.muted { "(optional: the AWS managed alias/aws/ecr when empty)" } }
+                        input #kms_key name="kms_key" value=(kms_key) spellcheck="false" autocapitalize="off"
+                            placeholder="arn:aws:kms:region:account:key/id";
+                    }
+                }
+            }
+            @if let Some(e) = error { p.error-text role="alert" { (e) } }
+        }
+    }
+}
+
+/// Key/value rows for resource tags (at least three, more with "Add tag").
+pub fn tag_rows(tags: &[(String, String)]) -> Markup {
+    let mut tags = tags.to_vec();
+    while tags.len() < 3 {
+        tags.push(Default::default());
+    }
+    html! {
+        div #tag-rows {
+            @for (i, (k, v)) in tags.iter().enumerate() {
+                div.tag-row {
+                    div.field {
+                        label for={"tag-key-" (i)} { "Key" }
+                        input id={"tag-key-" (i)} name="tag_key" value=(k) maxlength="128";
+                    }
+                    div.field {
+                        label for={"tag-value-" (i)} { "Value" }
+                        input id={"tag-value-" (i)} name="tag_value" value=(v) maxlength="256";
+                    }
+                }
+            }
+        }
+        button.btn.btn-quiet type="button" data-add-row="tag-rows" hidden { "Add tag" }
+    }
+}
+
+/// The tag rows of a posted form, rows left blank dropped.
+pub fn form_tags(f: &crate::web::FormData) -> Vec<(String, String)> {
+    f.all("tag_key")
+        .into_iter()
+        .zip(f.all("tag_value").into_iter().chain(std::iter::repeat("")))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .filter(|(k, v)| !k.is_empty() || !v.is_empty())
+        .collect()
+}
+
 fn create_form(s: &Session, f: &CreateForm, keys: Option<&[(String, String)]>) -> Markup {
     let err = |field: Field| f.error.as_ref().filter(|(w, _)| *w == field).map(|(_, m)| m.as_str());
     let prefix = s.uri_prefix();
     let encryption = if f.encryption.is_empty() { "AES256" } else { f.encryption.as_str() };
-    let mut tags = f.tags.clone();
-    while tags.len() < 3 {
-        tags.push(Default::default());
-    }
     html! {
         h1 { "Create repository" }
         @if let Some((_, m)) = &f.error { (view::alert(m)) }
@@ -585,63 +663,15 @@ fn create_form(s: &Session, f: &CreateForm, keys: Option<&[(String, String)]>) -
             }
             section.form-section aria-labelledby="enc-h" {
                 h2 #enc-h { "Encryption settings" }
-                fieldset.field data-invalid=[err(Field::Encryption).map(|_| "true")] {
-                    legend { "Encryption type" }
-                    @for (value, label, help) in [
-                        ("AES256", "AES-256", "ECR's default: keys the registry manages."),
-                        ("KMS", "AWS KMS", "A KMS key of this account (berth's key service), checked to exist and be enabled."),
-                        ("KMS_DSSE", "AWS KMS, dual-layer (DSSE)", "Two layers under a KMS key, as ECR's dual-layer encryption."),
-                    ] {
-                        @let id = format!("enc-{}", value.to_ascii_lowercase());
-                        div.choice {
-                            input type="radio" name="encryption" id=(id) value=(value) checked[encryption == value];
-                            label for=(id) { (label) }
-                            p.help { (help) }
-                        }
-                    }
-                    div.field data-show-for="KMS KMS_DSSE" data-show-from="encryption" {
-                        @match keys {
-                            Some(options) => {
-                                label for="kms_key" { "KMS key" }
-                                select #kms_key name="kms_key" {
-                                    option value="" selected[f.kms_key.is_empty()] { "AWS managed key (alias/aws/ecr)" }
-                                    @for (arn, label) in options {
-                                        option value=(arn) selected[&f.kms_key == arn] { (label) }
-                                    }
-                                }
-                                p.help { "Keys are managed on the " a href="/console/keys" { "Keys" } " page." }
-                            }
-                            None => {
-                                label for="kms_key" { "KMS key ARN " span.muted { "(optional: the AWS managed alias/aws/ecr when empty)" } }
-                                input #kms_key name="kms_key" value=(f.kms_key) spellcheck="false" autocapitalize="off"
-                                    placeholder="arn:aws:kms:region:account:key/id";
-                            }
-                        }
-                    }
-                    @if let Some(e) = err(Field::Encryption) { p.error-text role="alert" { (e) } }
-                    p.help { "The encryption settings cannot be changed after the repository is created." }
-                    p.help #enc-at-rest { "Every layer is stored encrypted: AES256 under a key berth manages, KMS under the chosen key "
-                        "(disabling it stops pushes and pulls of this repository until it is enabled again), KMS_DSSE in two layers." }
-                }
+                (encryption_fields(encryption, &f.kms_key, keys, err(Field::Encryption)))
+                p.help { "The encryption settings cannot be changed after the repository is created." }
+                p.help #enc-at-rest { "Every layer is stored encrypted: AES256 under a key berth manages, KMS under the chosen key "
+                    "(disabling it stops pushes and pulls of this repository until it is enabled again), KMS_DSSE in two layers." }
             }
             section.form-section aria-labelledby="tags-h" {
                 h2 #tags-h { "Tags " span.muted { "(optional)" } }
                 @if let Some(e) = err(Field::Tags) { p.error-text role="alert" { (e) } }
-                div #tag-rows {
-                    @for (i, (k, v)) in tags.iter().enumerate() {
-                        div.tag-row {
-                            div.field {
-                                label for={"tag-key-" (i)} { "Key" }
-                                input id={"tag-key-" (i)} name="tag_key" value=(k) maxlength="128";
-                            }
-                            div.field {
-                                label for={"tag-value-" (i)} { "Value" }
-                                input id={"tag-value-" (i)} name="tag_value" value=(v) maxlength="256";
-                            }
-                        }
-                    }
-                }
-                button.btn.btn-quiet type="button" data-add-row="tag-rows" hidden { "Add tag" }
+                (tag_rows(&f.tags))
             }
             div.form-actions {
                 a.btn href="/console/repositories" { "Cancel" }
@@ -695,13 +725,7 @@ async fn create_repository(s: &Session, name: &str, req: NewRepository) -> Resul
 
 pub async fn create(post: Post) -> Result<Response, Fail> {
     let (s, f) = (&post.session, &post.form);
-    let tags: Vec<(String, String)> = f
-        .all("tag_key")
-        .into_iter()
-        .zip(f.all("tag_value").into_iter().chain(std::iter::repeat("")))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .filter(|(k, v)| !k.is_empty() || !v.is_empty())
-        .collect();
+    let tags = form_tags(f);
     let filters = exclusion_filters(f);
     let encryption = f.text("encryption");
     let kms_key = f.text("kms_key");

@@ -107,13 +107,7 @@ async fn render(s: &Session, repo: &Repo, q: &[(String, String)], rejected: Opti
                                         td { code { (k) } }
                                         td { (v) }
                                         @if may_untag {
-                                            td.actions {
-                                                form method="post" action={(base) "/-/settings/untag"} {
-                                                    (view::csrf(s))
-                                                    input type="hidden" name="key" value=(k);
-                                                    button.btn.btn-danger-quiet.btn-small type="submit" { "Remove" span.sr-only { " tag " (k) } }
-                                                }
-                                            }
+                                            td.actions { (view::remove_button(s, &format!("{base}/-/settings/untag"), ("key", k), "Remove", &format!("tag {k}"))) }
                                         }
                                     }
                                 }

@@ -1336,3 +1336,400 @@ async fn keys_page_manages_kms_keys_for_those_allowed() {
     let forged = h.post("/console/keys", Some(&rcookie), &[("csrf", &rcsrf), ("spec", "SYMMETRIC_DEFAULT")]).await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
 }
+
+// ---- registry settings ----
+
+fn scope() -> RegistryRef {
+    RegistryRef { account: ACCOUNT.into(), region: "us-east-1".into() }
+}
+
+/// A user whose only permissions are `actions` on every resource.
+async fn user_allowed(h: &Harness, name: &str, actions: &[&str]) -> (String, String) {
+    let doc =
+        serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}).to_string();
+    let (_, id, secret) = h.registry.create_user(ACCOUNT, name, &[(format!("{name}-policy"), doc)]).await.expect("user");
+    (id, secret)
+}
+
+async fn templates_of(h: &Harness) -> Vec<berth_core::templates::Template> {
+    h.registry.describe_repository_creation_templates(&scope(), &[], None, 100).await.expect("templates").templates
+}
+
+const TEMPLATE_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"pull","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":["ecr:BatchGetImage"]}]}"#;
+const TEMPLATE_LIFECYCLE: &str = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":14},"action":{"type":"expire"}}]}"#;
+
+#[tokio::test]
+async fn creation_templates_are_listed_created_edited_and_deleted() {
+    let h = harness().await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    let r = h.get("/console/registry/settings", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains(r#"href="/console/registry/settings" aria-current="page""#), "the navigation links the page");
+    assert!(r.body.contains("Repository creation templates") && r.body.contains("No repository creation templates"), "{}", r.body);
+    assert!(r.body.contains(r#"href="/console/registry/templates/new""#));
+    let r = h.get("/console/registry/templates/new", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    for text in ["Applied for", "CREATE_ON_PUSH", "REPLICATION", "PULL_THROUGH_CACHE", "Image tag mutability", "Encryption type"] {
+        assert!(r.body.contains(text), "{text}: {}", r.body);
+    }
+
+    let form = [
+        ("prefix", "prod"),
+        ("applied_for", "CREATE_ON_PUSH"),
+        ("applied_for", "REPLICATION"),
+        ("description", "production repositories"),
+        ("mutability", "IMMUTABLE_WITH_EXCLUSION"),
+        ("filter", "latest"),
+        ("encryption", "AES256"),
+        ("kms_key", ""),
+        ("tag_key", "team"),
+        ("tag_value", "platform"),
+        ("tag_key", ""),
+        ("tag_value", ""),
+        ("repository_policy", TEMPLATE_POLICY),
+        ("lifecycle_policy", TEMPLATE_LIFECYCLE),
+        ("custom_role_arn", ""),
+    ];
+    assert_eq!(h.post("/console/registry/templates", Some(&cookie), &form).await.status, StatusCode::FORBIDDEN, "no CSRF token");
+    assert!(templates_of(&h).await.is_empty());
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut v = vec![("csrf", csrf.as_str())];
+        v.extend_from_slice(extra);
+        v
+    };
+    let r = h.post("/console/registry/templates", Some(&cookie), &with(&form)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(location(&r), "/console/registry/settings?done=template-created#templates");
+    let t = templates_of(&h).await.pop().expect("created");
+    assert_eq!(t.prefix, "prod");
+    assert_eq!(t.applied_for.iter().map(|a| a.as_str()).collect::<Vec<_>>(), ["CREATE_ON_PUSH", "REPLICATION"]);
+    assert_eq!(t.description.as_deref(), Some("production repositories"));
+    assert_eq!(t.tag_mutability.as_str(), "IMMUTABLE_WITH_EXCLUSION");
+    assert_eq!(t.exclusion_filters.iter().map(|f| f.filter.as_str()).collect::<Vec<_>>(), ["latest"]);
+    assert_eq!(t.resource_tags, vec![("team".to_string(), "platform".to_string())]);
+    assert_eq!(t.repository_policy.as_deref(), Some(TEMPLATE_POLICY));
+    assert_eq!(t.lifecycle_policy.as_deref(), Some(TEMPLATE_LIFECYCLE));
+    assert_eq!(t.custom_role_arn, None);
+
+    let r = h.get("/console/registry/settings?done=template-created", Some(&cookie)).await;
+    assert!(r.body.contains("Repository creation template created."), "{}", r.body);
+    assert!(r.body.contains(r#"data-prefix="prod""#) && r.body.contains("prod/") && r.body.contains("production repositories"));
+    assert!(r.body.contains(r#"href="/console/registry/templates/edit?prefix=prod""#), "{}", r.body);
+
+    // Refusals in ECR's words, the form kept, nothing stored.
+    let bad_prefix = [("prefix", "Prod Apps"), ("applied_for", "CREATE_ON_PUSH"), ("description", "kept")];
+    let r = h.post("/console/registry/templates", Some(&cookie), &with(&bad_prefix)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("Invalid parameter at 'prefix' failed to satisfy constraint"), "{}", r.body);
+    assert!(r.body.contains(r#"value="Prod Apps""#) && r.body.contains(r#"value="kept""#), "the form is shown again: {}", r.body);
+    let r = h.post("/console/registry/templates", Some(&cookie), &with(&[("prefix", "dev")])).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("Invalid parameter at 'appliedFor'"), "{}", r.body);
+    let bad_lifecycle = [("prefix", "dev"), ("applied_for", "CREATE_ON_PUSH"), ("lifecycle_policy", r#"{"rules":[]}"#)];
+    assert_eq!(h.post("/console/registry/templates", Some(&cookie), &with(&bad_lifecycle)).await.status, StatusCode::BAD_REQUEST);
+    let r = h.post("/console/registry/templates", Some(&cookie), &with(&form)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.body.contains("The repository creation template with prefix 'prod' already exists"), "{}", r.body);
+    assert_eq!(templates_of(&h).await.len(), 1);
+
+    // Edit: the stored values in the form; a save replaces them (an emptied policy is removed).
+    let r = h.get("/console/registry/templates/edit?prefix=prod", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains(r#"value="production repositories""#) && r.body.contains("pull") && r.body.contains(r#"value="latest""#));
+    assert!(r.body.contains(r#"value="IMMUTABLE_WITH_EXCLUSION" checked"#), "{}", r.body);
+    let edit = [("prefix", "prod"), ("applied_for", "PULL_THROUGH_CACHE"), ("description", "prod"), ("mutability", "MUTABLE")];
+    let r = h.post("/console/registry/templates/update", Some(&cookie), &with(&edit)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let t = templates_of(&h).await.pop().expect("kept");
+    assert_eq!((t.description.as_deref(), t.tag_mutability.as_str()), (Some("prod"), "MUTABLE"));
+    assert_eq!(t.applied_for.iter().map(|a| a.as_str()).collect::<Vec<_>>(), ["PULL_THROUGH_CACHE"]);
+    assert!(t.repository_policy.is_none() && t.lifecycle_policy.is_none() && t.resource_tags.is_empty());
+    let bad = [("prefix", "prod"), ("applied_for", "PULL_THROUGH_CACHE"), ("mutability", "MUTABLE"), ("filter", "latest")];
+    let r = h.post("/console/registry/templates/update", Some(&cookie), &with(&bad)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("Exclusion filters apply only to the &quot;with exclusions&quot; settings"), "{}", r.body);
+    assert_eq!(templates_of(&h).await.pop().expect("kept").tag_mutability.as_str(), "MUTABLE");
+    assert_eq!(h.get("/console/registry/templates/edit?prefix=nothing", Some(&cookie)).await.status, StatusCode::NOT_FOUND);
+
+    // Delete confirms first.
+    let r = h.post("/console/registry/templates/delete", Some(&cookie), &with(&[("prefix", "prod")])).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Delete the repository creation template prod/?") && r.body.contains(r#"name="confirm" value="yes""#));
+    assert_eq!(templates_of(&h).await.len(), 1, "not before confirming");
+    let r = h.post("/console/registry/templates/delete", Some(&cookie), &with(&[("prefix", "prod"), ("confirm", "yes")])).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(templates_of(&h).await.is_empty());
+    let r = h.post("/console/registry/templates/delete", Some(&cookie), &with(&[("prefix", "prod"), ("confirm", "yes")])).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("The repository creation template with prefix 'prod' does not exist"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn account_settings_and_exclusions_are_edited_on_the_settings_page() {
+    let h = harness().await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    let r = h.get("/console/registry/settings", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    for (name, value) in [("BASIC_SCAN_TYPE_VERSION", "AWS_NATIVE"), ("REGISTRY_POLICY_SCOPE", "V2"), ("BLOB_MOUNTING", "ENABLED")] {
+        assert!(r.body.contains(&format!(r#"data-setting="{name}" data-value="{value}""#)), "{name}: {}", r.body);
+    }
+    assert!(r.body.contains("No exclusions"));
+
+    let put = [("name", "BLOB_MOUNTING"), ("value", "DISABLED")];
+    assert_eq!(h.post("/console/registry/settings/account", Some(&cookie), &put).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(h.registry.account_setting(&scope(), "BLOB_MOUNTING").await.expect("get"), "ENABLED");
+    let r = h.post("/console/registry/settings/account", Some(&cookie), &[("csrf", &csrf), put[0], put[1]]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(h.registry.account_setting(&scope(), "BLOB_MOUNTING").await.expect("get"), "DISABLED");
+    let r = h.get("/console/registry/settings?done=setting-saved", Some(&cookie)).await;
+    assert!(r.body.contains(r#"data-setting="BLOB_MOUNTING" data-value="DISABLED""#) && r.body.contains("Account setting saved."));
+
+    let r = h
+        .post("/console/registry/settings/account", Some(&cookie), &[("csrf", &csrf), ("name", "REGISTRY_POLICY_SCOPE"), ("value", "V3")])
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("Member must be one of [V1, V2] for REGISTRY_POLICY_SCOPE"), "{}", r.body);
+    assert_eq!(h.registry.account_setting(&scope(), "REGISTRY_POLICY_SCOPE").await.expect("get"), "V2");
+    let r = h.post("/console/registry/settings/account", Some(&cookie), &[("csrf", &csrf), ("name", "NO_SUCH"), ("value", "V2")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("Member must satisfy enum value set"), "{}", r.body);
+
+    // Every value the page offers is one the service takes.
+    for setting in crate::registry_settings::ACCOUNT_SETTINGS {
+        for (value, _) in setting.values {
+            h.registry.put_account_setting(&scope(), setting.name, value).await.expect("an offered value is accepted");
+        }
+    }
+
+    let scanner = format!("arn:aws:iam::{ACCOUNT}:role/scanner");
+    let r = h.post("/console/registry/settings/exclusions", Some(&cookie), &[("csrf", &csrf), ("principal_arn", &scanner)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let listed = || async { h.registry.pull_time_exclusions(&scope(), None, 100).await.expect("list").principal_arns };
+    assert_eq!(listed().await, vec![scanner.clone()]);
+    let r = h.get("/console/registry/settings", Some(&cookie)).await;
+    assert!(r.body.contains(&format!(r#"data-principal="{scanner}""#)), "{}", r.body);
+    let r = h.post("/console/registry/settings/exclusions", Some(&cookie), &[("csrf", &csrf), ("principal_arn", "scanner")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("Invalid parameter at 'principalArn' failed to satisfy constraint"), "{}", r.body);
+    assert!(r.body.contains(r#"value="scanner""#), "what was typed stays: {}", r.body);
+    let r = h.post("/console/registry/settings/exclusions", Some(&cookie), &[("csrf", &csrf), ("principal_arn", &scanner)]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.body.contains("is already excluded from pull time updates"), "{}", r.body);
+    assert_eq!(listed().await, vec![scanner.clone()]);
+
+    let r = h.post("/console/registry/settings/exclusions/delete", Some(&cookie), &[("csrf", &csrf), ("principal_arn", &scanner)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Remove the pull time update exclusion?"), "{}", r.body);
+    assert_eq!(listed().await.len(), 1, "not before confirming");
+    let form = [("csrf", csrf.as_str()), ("principal_arn", scanner.as_str()), ("confirm", "yes")];
+    assert_eq!(h.post("/console/registry/settings/exclusions/delete", Some(&cookie), &form).await.status, StatusCode::SEE_OTHER);
+    assert!(listed().await.is_empty());
+    let r = h.post("/console/registry/settings/exclusions/delete", Some(&cookie), &form).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn registry_settings_need_the_ecr_actions() {
+    let h = harness().await;
+    let (id, secret) = h.user("viewer", "AmazonEC2ContainerRegistryReadOnly").await;
+    let (cookie, csrf) = h.sign_in(&id, &secret).await;
+    let r = h.get("/console/repositories", Some(&cookie)).await;
+    assert!(!r.body.contains(r#"href="/console/registry/settings""#), "no link without the actions");
+    let r = h.get("/console/registry/settings", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("You do not have permission for this (ecr:DescribeRepositoryCreationTemplates)"), "{}", r.body);
+    let posts: [(&str, &[(&str, &str)]); 4] = [
+        ("/console/registry/templates", &[("prefix", "prod"), ("applied_for", "CREATE_ON_PUSH")]),
+        ("/console/registry/settings/account", &[("name", "BLOB_MOUNTING"), ("value", "DISABLED")]),
+        ("/console/registry/settings/exclusions", &[("principal_arn", "arn:aws:iam::123456789012:role/x")]),
+        ("/console/registry/templates/delete", &[("prefix", "prod"), ("confirm", "yes")]),
+    ];
+    for (path, fields) in posts {
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        let r = h.post(path, Some(&cookie), &form).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}: {}", r.body);
+    }
+    assert!(templates_of(&h).await.is_empty());
+    assert_eq!(h.registry.account_setting(&scope(), "BLOB_MOUNTING").await.expect("get"), "ENABLED");
+    assert!(h.registry.pull_time_exclusions(&scope(), None, 10).await.expect("list").principal_arns.is_empty());
+
+    // Reading without changing: values shown, no controls, and the server refuses changes anyway.
+    let readers = ["ecr:DescribeRepositoryCreationTemplates", "ecr:GetAccountSetting", "ecr:ListPullTimeUpdateExclusions"];
+    let (id, secret) = user_allowed(&h, "auditor", &readers).await;
+    let (cookie, csrf) = h.sign_in(&id, &secret).await;
+    h.registry
+        .create_repository_creation_template(
+            &scope(),
+            "ROOT",
+            berth_core::templates::TemplateInput { applied_for: Some(vec!["CREATE_ON_PUSH".into()]), ..Default::default() },
+        )
+        .await
+        .expect("template");
+    let r = h.get("/console/registry/settings", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains(r#"href="/console/registry/settings""#));
+    assert!(r.body.contains(r#"data-prefix="ROOT""#) && r.body.contains(r#"data-setting="BLOB_MOUNTING" data-value="ENABLED""#));
+    for control in ["Create template", "/console/registry/templates/edit", "Delete", "<select", "Add exclusion"] {
+        assert!(!r.body.contains(control), "{control} offered: {}", r.body);
+    }
+    let r = h
+        .post("/console/registry/settings/account", Some(&cookie), &[("csrf", &csrf), ("name", "BLOB_MOUNTING"), ("value", "DISABLED")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("(ecr:PutAccountSetting)"), "{}", r.body);
+    assert_eq!(h.get("/console/registry/templates/new", Some(&cookie)).await.status, StatusCode::FORBIDDEN);
+}
+
+async fn replication_of(h: &Harness) -> berth_core::replication::ReplicationConfiguration {
+    h.registry.replication_configuration(&scope()).await.expect("configuration")
+}
+
+/// The `version` field of the page's replication forms.
+fn replication_version(body: &str) -> String {
+    let at = body.find(r#"name="version" value=""#).expect("a replication form") + r#"name="version" value=""#.len();
+    body[at..].split('"').next().expect("value").to_string()
+}
+
+#[tokio::test]
+async fn replication_rules_are_added_and_removed_step_by_step() {
+    use berth_core::replication::{ReplicationDestination, RepositoryFilter};
+    let h = harness().await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    let r = h.get("/console/registry/settings", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Replication rules") && r.body.contains("No replication rules"), "{}", r.body);
+    let v = replication_version(&r.body);
+    let west = || ReplicationDestination { region: "us-west-2".into(), registry_id: ACCOUNT.into() };
+
+    let rule = [("version", v.as_str()), ("rule", "0"), ("region", "us-west-2"), ("registry_id", ACCOUNT), ("filter", "prod/")];
+    assert_eq!(h.post("/console/registry/replication/rule", Some(&cookie), &rule).await.status, StatusCode::FORBIDDEN, "no CSRF token");
+    assert!(replication_of(&h).await.rules.is_empty());
+    let with = |fields: &[(&'static str, &str)]| {
+        let mut f: Vec<(&str, String)> = vec![("csrf", csrf.clone())];
+        f.extend(fields.iter().map(|(k, v)| (*k, v.to_string())));
+        f
+    };
+    let post = |path: &'static str, f: Vec<(&'static str, String)>| {
+        let (h, cookie) = (&h, cookie.clone());
+        async move {
+            let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            h.post(path, Some(&cookie), &pairs).await
+        }
+    };
+    let r = post("/console/registry/replication/rule", with(&rule)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(location(&r), "/console/registry/settings?done=replication-rule-added#replication");
+    let config = replication_of(&h).await;
+    assert_eq!(config.rules.len(), 1);
+    assert_eq!(config.rules[0].destinations, vec![west()]);
+    assert_eq!(config.rules[0].repository_filters, vec![RepositoryFilter { filter: "prod/".into(), filter_type: "PREFIX_MATCH".into() }]);
+
+    // The form drawn from the old configuration is refused: its positions may name other entries.
+    let r = post("/console/registry/replication/rule", with(&rule)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("The replication configuration changed since this page was loaded"), "{}", r.body);
+    assert_eq!(replication_of(&h).await.rules.len(), 1);
+
+    let r = h.get("/console/registry/settings", Some(&cookie)).await;
+    assert!(r.body.contains(r#"data-rule="1""#) && r.body.contains(&format!(r#"data-destination="us-west-2/{ACCOUNT}""#)));
+    assert!(r.body.contains(r#"data-filter="prod/""#) && r.body.contains("PREFIX_MATCH"));
+    let v = replication_version(&r.body);
+    let dest = [("version", v.as_str()), ("rule", "0"), ("region", "eu-west-1"), ("registry_id", ACCOUNT)];
+    assert_eq!(post("/console/registry/replication/destination", with(&dest)).await.status, StatusCode::SEE_OTHER);
+    let v = replication_version(&h.get("/console/registry/settings", Some(&cookie)).await.body);
+    let filter = [("version", v.as_str()), ("rule", "0"), ("filter", "team-a")];
+    assert_eq!(post("/console/registry/replication/filter", with(&filter)).await.status, StatusCode::SEE_OTHER);
+    let config = replication_of(&h).await;
+    assert_eq!(config.rules[0].destinations.len(), 2);
+    assert_eq!(config.rules[0].repository_filters.iter().map(|f| f.filter.as_str()).collect::<Vec<_>>(), ["prod/", "team-a"]);
+
+    // The service's refusals, in its words, and nothing stored.
+    let v = replication_version(&h.get("/console/registry/settings", Some(&cookie)).await.body);
+    let same = [("version", v.as_str()), ("rule", "0"), ("region", "us-east-1"), ("registry_id", ACCOUNT)];
+    let r = post("/console/registry/replication/destination", with(&same)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("Replication destination cannot be the same as the source registry"), "{}", r.body);
+    assert!(r.body.contains(r#"value="us-east-1""#), "what was typed stays: {}", r.body);
+    let bad = [("version", v.as_str()), ("rule", "0"), ("filter", "Prod")];
+    let r = post("/console/registry/replication/filter", with(&bad)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("Invalid parameter at 'replicationConfiguration.rules.1.repositoryFilters'"), "{}", r.body);
+    assert_eq!(replication_of(&h).await, config);
+
+    // Removals confirm first; removing the rule's last destination is the service's refusal.
+    let remove =
+        |kind: &'static str, index: &'static str, v: &str| with(&[("version", v), ("kind", kind), ("rule", "0"), ("index", index)]);
+    let r = post("/console/registry/replication/remove", remove("destination", "1", &v)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("will no longer copy images to") && r.body.contains("eu-west-1"), "{}", r.body);
+    assert_eq!(replication_of(&h).await, config, "not before confirming");
+    let mut confirmed = remove("destination", "1", &v);
+    confirmed.push(("confirm", "yes".into()));
+    assert_eq!(post("/console/registry/replication/remove", confirmed).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(replication_of(&h).await.rules[0].destinations, vec![west()]);
+    let v = replication_version(&h.get("/console/registry/settings", Some(&cookie)).await.body);
+    let mut last = remove("destination", "0", &v);
+    last.push(("confirm", "yes".into()));
+    let r = post("/console/registry/replication/remove", last).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("a rule needs at least one destination"), "{}", r.body);
+    let mut rule_gone = remove("rule", "0", &v);
+    rule_gone.push(("confirm", "yes".into()));
+    assert_eq!(post("/console/registry/replication/remove", rule_gone).await.status, StatusCode::SEE_OTHER);
+    assert!(replication_of(&h).await.rules.is_empty());
+}
+
+#[tokio::test]
+async fn replication_needs_its_actions_and_the_image_page_shows_statuses() {
+    use berth_store::ReplicationStore;
+    let h = harness().await;
+    let put = berth_core::replication::ReplicationConfiguration {
+        rules: vec![berth_core::replication::ReplicationRule {
+            destinations: vec![berth_core::replication::ReplicationDestination { region: "us-west-2".into(), registry_id: ACCOUNT.into() }],
+            repository_filters: Vec::new(),
+        }],
+    };
+    h.registry.put_replication_configuration(&scope(), put.clone()).await.expect("put");
+    let repo = Harness::repo("team/app");
+    h.registry.create_repository(&repo, Default::default()).await.expect("repo");
+    let digest = push_image(&h.registry, &repo, "v1").await;
+
+    let (cookie, _) = h.sign_in(KEY, SECRET).await;
+    let r = h.get(&format!("/console/repo/team/app/-/image/{digest}"), Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Replication status"), "{}", r.body);
+    let statuses = h.registry.image_replication_statuses(&repo, &digest.parse().expect("digest")).await.expect("statuses");
+    assert_eq!(statuses.len(), 1, "the push queued the destination");
+    assert!(r.body.contains(&format!(r#"data-destination="us-west-2/{ACCOUNT}" data-status="{}""#, statuses[0].status)), "{}", r.body);
+    let row = berth_store::ReplicationStatusRow {
+        destination: berth_store::DestinationKey { region: "us-west-2".into(), registry_id: ACCOUNT.into() },
+        status: "FAILED".into(),
+        failure_code: Some("DESTINATION_UNREACHABLE".into()),
+        queued_at: 1,
+        updated_at: 2,
+    };
+    h.meta.set_replication_status(repo.key(), &digest.parse().expect("digest"), &row).await.expect("status");
+    let r = h.get(&format!("/console/repo/team/app/-/image/{digest}"), Some(&cookie)).await;
+    assert!(r.body.contains(r#"data-status="FAILED""#) && r.body.contains("DESTINATION_UNREACHABLE"), "{}", r.body);
+
+    // Without ecr:PutReplicationConfiguration: the rules, no controls, and changes refused.
+    let (id, secret) =
+        user_allowed(&h, "replication-reader", &["ecr:DescribeRegistry", "ecr:DescribeImages", "ecr:DescribeRepositories"]).await;
+    let (rcookie, rcsrf) = h.sign_in(&id, &secret).await;
+    let r = h.get("/console/registry/settings", Some(&rcookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains(&format!(r#"data-destination="us-west-2/{ACCOUNT}""#)));
+    assert!(!r.body.contains("Add rule") && !r.body.contains("/console/registry/replication/remove"), "{}", r.body);
+    let version = crate::replication::version(&put);
+    let form =
+        [("csrf", rcsrf.as_str()), ("version", version.as_str()), ("kind", "rule"), ("rule", "0"), ("index", "0"), ("confirm", "yes")];
+    let r = h.post("/console/registry/replication/remove", Some(&rcookie), &form).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("(ecr:PutReplicationConfiguration)"), "{}", r.body);
+    assert_eq!(h.registry.replication_configuration(&scope()).await.expect("config"), put);
+    // No ecr:DescribeImageReplicationStatus: no section on the image page.
+    let r = h.get(&format!("/console/repo/team/app/-/image/{digest}"), Some(&rcookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(!r.body.contains("Replication status"));
+}

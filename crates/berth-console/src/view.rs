@@ -11,6 +11,7 @@ use crate::web::Session;
 pub enum Nav {
     Repositories,
     Registry,
+    Settings,
     Keys,
 }
 
@@ -42,6 +43,7 @@ pub async fn render(s: &Session, page: Page<'_>) -> Response {
     // The frame of every page (error pages too): an outage hides the link rather than the page.
     let registry_link = s.may("ecr:GetRegistryPolicy", Resource::Registry(&s.registry)).await.unwrap_or(false)
         || s.may("ecr:PutRegistryPolicy", Resource::Registry(&s.registry)).await.unwrap_or(false);
+    let settings_link = crate::registry_settings::may_view(s).await.unwrap_or(false);
     let keys_link = s.may("kms:ListKeys", Resource::Registry(&s.registry)).await.unwrap_or(false);
     let current = |n: Nav| if page.nav == n { Some("page") } else { None };
     let markup = html! {
@@ -58,6 +60,9 @@ pub async fn render(s: &Session, page: Page<'_>) -> Response {
                                 li { a href="/console/repositories" aria-current=[current(Nav::Repositories)] { "Repositories" } }
                                 @if registry_link {
                                     li { a href="/console/registry" aria-current=[current(Nav::Registry)] { "Registry policy" } }
+                                }
+                                @if settings_link {
+                                    li { a href="/console/registry/settings" aria-current=[current(Nav::Settings)] { "Registry settings" } }
                                 }
                                 @if keys_link {
                                     li { a href="/console/keys" aria-current=[current(Nav::Keys)] { "Keys" } }
@@ -143,6 +148,18 @@ pub fn error_body(title: &str, message: &str) -> Markup {
 
 pub fn csrf(s: &Session) -> Markup {
     html! { input type="hidden" name="csrf" value=(s.csrf); }
+}
+
+/// A table row's destructive button: a one-button form posting `field=value` to `action`
+/// (which confirms first). `what` names the row for screen readers.
+pub fn remove_button(s: &Session, action: &str, field: (&str, &str), label: &str, what: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(action) {
+            (csrf(s))
+            input type="hidden" name=(field.0) value=(field.1);
+            button.btn.btn-danger-quiet.btn-small type="submit" { (label) span.sr-only { " " (what) } }
+        }
+    }
 }
 
 /// Bytes as people read them (binary units), the exact count kept in `data-bytes`.
