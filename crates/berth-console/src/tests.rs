@@ -1706,6 +1706,7 @@ async fn replication_needs_its_actions_and_the_image_page_shows_statuses() {
         destination: berth_store::DestinationKey { region: "us-west-2".into(), registry_id: ACCOUNT.into() },
         status: "FAILED".into(),
         failure_code: Some("DESTINATION_UNREACHABLE".into()),
+        origin: None,
         queued_at: 1,
         updated_at: 2,
     };
