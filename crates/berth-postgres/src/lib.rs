@@ -31,4 +31,4 @@ mod postgres_scans;
 mod postgres_settings;
 mod postgres_templates;
 
-pub use postgres::{PostgresMetadataStore, DEFAULT_QUERY_TIMEOUT};
+pub use postgres::{PostgresMetadataStore, DEFAULT_QUERY_TIMEOUT, SCHEMA_VERSION};

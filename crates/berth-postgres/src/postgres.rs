@@ -11,7 +11,8 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 use crate::db::DbContext;
 
-const SCHEMA_VERSION: i64 = 10;
+/// The schema this build writes (and the newest it reads).
+pub const SCHEMA_VERSION: i64 = 10;
 const SCHEMA: [(i64, &str, &str); 10] = [
     (1, include_str!("postgres_schema.sql"), "creating schema v1"),
     (2, include_str!("postgres_schema_v2.sql"), "migrating to schema v2"),

@@ -91,7 +91,7 @@ async fn schema_version_recorded_once() {
     {
         let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
         let version: i64 = sqlx::query_scalar("SELECT version FROM berth_schema_version").fetch_one(&mut conn).await.unwrap();
-        assert_eq!(version, 9);
+        assert_eq!(version, berth_postgres::SCHEMA_VERSION);
         let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM berth_schema_version").fetch_one(&mut conn).await.unwrap();
         assert_eq!(rows, 1);
     }
@@ -201,7 +201,7 @@ async fn postgres_only() {
     let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
     sqlx::query("UPDATE berth_schema_version SET version = 99").execute(&mut conn).await.unwrap();
     match PostgresMetadataStore::connect(url).await {
-        Err(StoreError::SchemaTooNew { found, supported }) => assert_eq!((found, supported), (99, 9)),
+        Err(StoreError::SchemaTooNew { found, supported }) => assert_eq!((found, supported), (99, berth_postgres::SCHEMA_VERSION)),
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("a newer schema was accepted"),
     }

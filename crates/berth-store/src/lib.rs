@@ -32,4 +32,4 @@ pub use fs::FsBlobStore;
 pub use jobs::{JobRow, JobStatus, JobStore};
 pub use keys::{AliasRow, KeyRow, KeyStore};
 pub use meta::*;
-pub use sqlite::SqliteMetadataStore;
+pub use sqlite::{SqliteMetadataStore, SCHEMA_VERSION as SQLITE_SCHEMA_VERSION};

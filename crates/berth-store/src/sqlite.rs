@@ -24,7 +24,8 @@ mod scans;
 mod settings;
 mod templates;
 
-const SCHEMA_VERSION: i64 = 10;
+/// The schema this build writes (and the newest it reads).
+pub const SCHEMA_VERSION: i64 = 10;
 const SCHEMA_V1: &str = include_str!("sqlite_schema.sql");
 const SCHEMA_V2: &str = include_str!("sqlite_schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("sqlite_schema_v3.sql");

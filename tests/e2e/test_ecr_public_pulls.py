@@ -1,0 +1,129 @@
+"""ECR Public on /v2/ (issue 18): the guide's flow with the aws CLI — create-repository with catalog
+data, get-login-password, push with skopeo and podman to <host>/<alias>/<name> — then anonymous pulls
+of the same image with skopeo, podman and containerd's ctr (digests equal); anonymous pushes, deletes
+and private-repository reads refused; a private repository of the same name stays apart; the pull
+quota answering 429 TOOMANYREQUESTS with Retry-After, then recovering.
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+
+import images
+from conftest import Berth
+from test_addressing import Containerd, run
+from test_encryption import aws, skopeo_copy
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def public_uri(b, home, name):
+    _, registries = aws(b, home, "ecr-public", "describe-registries")
+    alias = registries["registries"][0]["aliases"][0]["name"]
+    return f"{b.addr}/{alias}/{name}", alias
+
+
+def anonymous_env(home):
+    """containers/image clients with no login at all (an empty auth file, no ~/.docker)."""
+    os.makedirs(home, exist_ok=True)
+    auth = os.path.join(home, "auth.json")
+    with open(auth, "w") as f:
+        json.dump({"auths": {}}, f)
+    conf = os.path.join(home, "registries.conf")
+    with open(conf, "w") as f:
+        f.write("unqualified-search-registries = []\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REGISTRY_AUTH", "DOCKER_"))}
+    env.update(HOME=str(home), REGISTRY_AUTH_FILE=auth, CONTAINERS_REGISTRIES_CONF=conf, TMPDIR=str(home))
+    return env
+
+
+def test_the_guides_public_repository_pulled_anonymously_by_skopeo_podman_and_ctr(fresh_berth, tmp_path):
+    b, home = fresh_berth, tmp_path / "home"
+    home.mkdir()
+    _, made = aws(b, home, "ecr-public", "create-repository", "--repository-name", "demorepo",
+                  "--catalog-data", "description=A demo,architectures=x86-64,operatingSystems=Linux")
+    uri, alias = public_uri(b, home, "demorepo")
+    assert made["repository"]["repositoryUri"] == uri
+    p, _ = aws(b, home, "ecr-public", "get-login-password")
+    password = p.stdout.strip()
+
+    img = images.build_image(str(tmp_path / "layout"), "v1", random_size=256 * 1024, with_busybox=False)
+    run("skopeo", "copy", "--dest-tls-verify=false", "--dest-creds", f"AWS:{password}", img.ref, f"docker://{uri}:v1")
+    digest = images.manifest_digest(img.layout, "v1")
+    # podman pushes a second tag of it, logged in the guide's way.
+    penv = anonymous_env(tmp_path / "podman-home")
+    run("podman", "login", "--tls-verify=false", "--username", "AWS", "--password-stdin", b.addr, input=password, env=penv)
+    run("podman", "pull", "--tls-verify=false", f"{uri}:v1", env=penv)
+    run("podman", "push", "--tls-verify=false", f"{uri}:v1", f"docker://{uri}:v2", env=penv)
+
+    # Anonymous pulls: no login anywhere.
+    anon = anonymous_env(tmp_path / "anon")
+    out = tmp_path / "anon-pull"
+    run("skopeo", "copy", "--src-tls-verify=false", f"docker://{uri}:v1", f"dir:{out}", env=anon)
+    assert open(out / "manifest.json", "rb").read() == img.manifest_bytes
+    for d in [img.config_digest, *img.layer_digests]:
+        assert open(out / d.split(":")[1], "rb").read() == images.read_blob(img.layout, d)
+    inspected = json.loads(run("skopeo", "inspect", "--tls-verify=false", f"docker://{uri}:v2", env=anon).stdout)
+    assert inspected["Digest"] == digest
+    run("podman", "pull", "--tls-verify=false", f"{uri}:v1", env=anon)
+    ids = run("podman", "image", "inspect", "--format", "{{.Digest}}", f"{uri}:v1", env=anon).stdout.strip()
+    assert ids == digest
+    d = tempfile.mkdtemp(prefix="berth-pub-", dir="/tmp")
+    c = Containerd(d)
+    try:
+        run("ctr", "-a", f"{d}/containerd.sock", "content", "fetch", "--plain-http", f"{uri}:v1")
+        for blob in [img.config_digest, *img.layer_digests]:
+            assert c.has_blob(blob)
+    finally:
+        c.stop()
+        subprocess.run(["umount", "-R", d], capture_output=True)
+        shutil.rmtree(d, ignore_errors=True)
+
+    # Anonymous writes are refused; nothing changed.
+    pushed = run("skopeo", "copy", "--dest-tls-verify=false", img.ref, f"docker://{uri}:evil", env=anon, check=False)
+    assert pushed.returncode != 0
+    r = requests.delete(f"{b.url}/v2/{alias}/demorepo/manifests/{digest}", timeout=10)
+    assert r.status_code == 401
+    r = requests.get(f"{b.url}/v2/{alias}/demorepo/tags/list", timeout=10)
+    assert r.status_code == 200 and sorted(r.json()["tags"]) == ["v1", "v2"]
+
+    # A private repository of the same name is another repository, and stays private.
+    b.ecr().create_repository(repositoryName="demorepo")
+    assert b.ecr().describe_images(repositoryName="demorepo")["imageDetails"] == []
+    for path in ("/v2/demorepo/tags/list", f"/v2/demorepo/manifests/{digest}", "/v2/_catalog"):
+        assert requests.get(b.url + path, timeout=10).status_code == 401, path
+    r = requests.get(f"{b.url}/v2/_catalog", headers={"Authorization": "Basic Og=="}, timeout=10)
+    assert r.status_code == 401
+
+
+def test_the_anonymous_pull_quota_answers_429_with_retry_after_then_recovers(tmp_path):
+    b = Berth(str(tmp_path / "data"), extra_args=["--anonymous-pull-rate", "1", "--anonymous-pull-burst", "2"]).start()
+    try:
+        home = tmp_path / "home"
+        home.mkdir()
+        aws(b, home, "ecr-public", "create-repository", "--repository-name", "limited")
+        uri, alias = public_uri(b, home, "limited")
+        img = images.build_image(str(tmp_path / "layout"), "v1", random_size=1024, with_busybox=False)
+        p, _ = aws(b, home, "ecr-public", "get-login-password")
+        run("skopeo", "copy", "--dest-tls-verify=false", "--dest-creds", f"AWS:{p.stdout.strip()}", img.ref, f"docker://{uri}:v1")
+        url = f"{b.url}/v2/{alias}/limited/manifests/v1"
+        hdr = {"Accept": OCI_MANIFEST}
+        assert [requests.get(url, headers=hdr, timeout=10).status_code for _ in range(2)] == [200, 200]
+        assert requests.head(url, headers=hdr, timeout=10).status_code == 200, "a HEAD is not an image pull"
+        r = requests.get(url, headers=hdr, timeout=10)
+        assert r.status_code == 429 and r.json()["errors"][0]["code"] == "TOOMANYREQUESTS"
+        wait = int(r.headers["Retry-After"])
+        assert 1 <= wait <= 2
+        # Authenticated pulls have their own, larger quota.
+        token = b.token()
+        assert requests.get(url, headers={**hdr, "Authorization": f"Basic {__import__('base64').b64encode(f'AWS:{token}'.encode()).decode()}"},
+                            timeout=10).status_code == 200
+        time.sleep(wait)  # the quota refills with time: waiting as long as Retry-After says is the client's part
+        assert requests.get(url, headers=hdr, timeout=10).status_code == 200
+    finally:
+        b.stop()
