@@ -127,7 +127,7 @@ async fn v7_makes_every_existing_blob_a_clear_object() {
     berth_store::testsuite::v6_rows_after_v7(&store).await;
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
     let version: i64 = sqlx::query_scalar("SELECT version FROM berth_schema_version").fetch_one(&mut conn).await.unwrap();
-    assert_eq!(version, 9, "and on to the current version");
+    assert_eq!(version, berth_postgres::SCHEMA_VERSION, "and on to the current version");
 }
 
 /// `berth migrate` carries the objects as they are: sealed ones with their scope, clear ones too.
