@@ -20,16 +20,17 @@
 #      berth-bench with REPL_CONNECTIONS (16) workers into local/burst-N (replicated) and into
 #      plain/burst-N (no rule), same server, order rotating; images/s each, A's CPU seconds,
 #      and for the replicated burst the lag (queued → COMPLETE, from A's replication_statuses
-#      rows) and the time from the burst's end until the last copy was COMPLETE. Last, once, the
-#      same burst into held/…, whose rule names a remote that is down: the pushes queue their
-#      copies but no copy runs (what queueing alone costs a push).
+#      rows) and the time from the burst's end until the last copy was COMPLETE. Then the same
+#      bursts into held/…, whose rule names a remote that is down (the pushes queue their copies
+#      but no copy runs: what queueing alone costs a push) vs into plain/…, order rotating.
 # Every copy is checked: its digest pulled from the destination (a, b) or counted COMPLETE (c).
 #
 # Environment (optional): REPL_SCALE=full|small, REPL_IMAGE_MIB, REPL_REPEAT, REPL_BURST,
 # REPL_BURST_REPEAT, REPL_CONNECTIONS (16), REPL_POLL_MS (10), REPL_REMOTE_POLL_MS (20),
 # REPL_DEADLINE_S (a replication not settled by then fails the run; full 300, small 30), REPL_OUT (the markdown
 # file whose "Replication" section is replaced; full: bench/RESULTS.md), BENCH_BUILD=0 (use the
-# built binaries), BENCH_KEEP=1 (keep the scratch directory).
+# built binaries), BERTH_BIN / BENCH_BIN (other binaries than the target dir's release ones),
+# BENCH_KEEP=1 (keep the scratch directory).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -38,7 +39,7 @@ for v in $(env | grep -o '^REPL_[A-Z_]*' | sort); do COMMAND="$v=${!v} $COMMAND"
 
 SCALE=${REPL_SCALE:-full}
 case "$SCALE" in
-  full) d_mib=200 d_repeat=5 d_burst=1000 d_burst_repeat=3 d_deadline=300 d_out=$ROOT/bench/RESULTS.md ;;
+  full) d_mib=200 d_repeat=5 d_burst=1000 d_burst_repeat=5 d_deadline=300 d_out=$ROOT/bench/RESULTS.md ;;
   small) d_mib=4 d_repeat=1 d_burst=100 d_burst_repeat=1 d_deadline=30 d_out="" ;;
   *) echo "REPL_SCALE must be full or small" >&2; exit 2 ;;
 esac
@@ -66,10 +67,11 @@ if [ "${BENCH_BUILD:-1}" = 1 ]; then
   cargo build --release -q -p berth -p berth-bench
 fi
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
-BERTH=$TARGET_DIR/release/berth
-BB=$TARGET_DIR/release/berth-bench
+BERTH=${BERTH_BIN:-$TARGET_DIR/release/berth}
+BB=${BENCH_BIN:-$TARGET_DIR/release/berth-bench}
 PROBE=(python3 "$ROOT/bench/replication_probe.py")
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 W=$(mktemp -d /var/tmp/berth-repl-bench.XXXXXX)
 RAW=$W/results.jsonl; : >"$RAW"
 PIDS=()
@@ -230,17 +232,27 @@ for rep in $(seq 1 "$BURST_REPEAT"); do
     rec burst "$kind" "$j"
   done
 done
-# Last (its jobs keep the workers in retries from then on): the same burst into held/…, whose
-# destination is down, so the push pays for queueing only and the workers stay off the store.
-j=$(BENCH_URL="${URL[a]}" BENCH_USER=AWS BENCH_PASSWORD="${CREDS[a]#AWS:}" "$BB" push-images --repo held/burst --count "$BURST" --workers "$CONNS" --layer-bytes 1024) \
-  || die "push-images into held/burst failed"
-rec burst queued "$j"
-log "  queued only (destination down): $(jq -r '"\(.images_per_s) images/s"' <<<"$j")"
+# Then (its jobs keep the workers in retries from then on, so after the above): bursts into
+# held/…, whose destination is down, so that a push pays for queueing its copy but no copy runs,
+# against bursts without a rule in the same conditions, order rotating.
+for rep in $(seq 1 "$BURST_REPEAT"); do
+  kinds=(queued off_held); [ $((rep % 2)) = 0 ] && kinds=(off_held queued)
+  for kind in "${kinds[@]}"; do
+    repo=plain/burst-held-$rep; [ "$kind" = queued ] && repo=held/burst-$rep
+    a0=$(cpu_ticks "${PID[a]}"); sync
+    j=$(BENCH_URL="${URL[a]}" BENCH_USER=AWS BENCH_PASSWORD="${CREDS[a]#AWS:}" "$BB" push-images --repo "$repo" --count "$BURST" --workers "$CONNS" --layer-bytes 1024) \
+      || die "push-images into $repo failed"
+    j=$(jq -c --argjson t "$(( $(cpu_ticks "${PID[a]}") - a0 ))" --argjson hz "$(getconf CLK_TCK)" '. + {server_cpu_s: ($t / $hz)}' <<<"$j")
+    rec burst "$kind" "$j"
+    log "  $kind: $(jq -r '"\(.images_per_s) images/s, server CPU \(.server_cpu_s) s"' <<<"$j")"
+  done
+done
 [ "$(metric a berth_replication_failed_total "$LOCAL_DEST")" = 0 ] || die "/metrics counts failed replications to $LOCAL_DEST"
 [ "$(metric a berth_replication_failed_total "us-east-1/$REMOTE_ID")" = 0 ] || die "/metrics counts failed replications to B"
 
 # ---------------------------------------------------------------- report
 meta=$(jq -n --arg date "$(date -u '+%Y-%m-%d %H:%M UTC')" --arg nproc "$(nproc)" \
+  --arg load "$LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end" \
   --arg ram "$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)" \
   --arg cpu "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" \
   --arg berth "$("$BERTH" --version | head -1) (git $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ', uncommitted changes in crates/'))" \
