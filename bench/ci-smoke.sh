@@ -17,3 +17,8 @@ echo "cluster bench smoke: ok"
 ENC_SCALE=small BENCH_BUILD=0 ENC_OUT="$out/ENCRYPTION.md" ./bench/encryption.sh >/dev/null
 grep -q '^| pull .* Range GETs (MB/s) ' "$out/ENCRYPTION.md"
 echo "encryption bench smoke: ok"
+# Replication, small: same instance, to a second berth, and a burst; fails if a copy does not
+# complete (within 30 s) or pulls with another digest.
+REPL_SCALE=small BENCH_BUILD=0 REPL_OUT="$out/REPLICATION.md" ./bench/replication.sh >/dev/null
+grep -q '^| \*\*on / off\*\* ' "$out/REPLICATION.md"
+echo "replication bench smoke: ok"
