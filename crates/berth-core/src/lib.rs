@@ -23,6 +23,7 @@ mod locks;
 pub mod manifest;
 pub mod names;
 pub mod observe;
+pub mod public;
 mod pulls;
 mod registry;
 pub mod replication;

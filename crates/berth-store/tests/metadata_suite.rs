@@ -67,5 +67,5 @@ async fn v7_makes_every_existing_blob_a_clear_object() {
     berth_store::testsuite::v6_rows_after_v7(&store).await;
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
     let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut conn).await.unwrap();
-    assert_eq!(version, 9, "and on to the current version");
+    assert_eq!(version, 11, "and on to the current version");
 }
