@@ -98,7 +98,7 @@ impl Resource<'_> {
         match self {
             Resource::Repository(repo) => repo.arn(),
             Resource::Registry(_) => "*".to_string(),
-            Resource::AllRepositories(r) => format!("arn:aws:ecr:{}:{}:repository/*", r.region, r.account),
+            Resource::AllRepositories(r) => r.repository_arn("*"),
             Resource::KmsKey { arn, .. } => arn.to_string(),
         }
     }

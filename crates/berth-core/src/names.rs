@@ -51,6 +51,17 @@ pub struct RegistryRef {
     pub region: String,
 }
 
+impl RegistryRef {
+    /// The ARN of repository `name` (or `*`) in this registry (see [`Repo::arn`]).
+    pub fn repository_arn(&self, name: &str) -> String {
+        if crate::public::is_public(self) {
+            format!("arn:aws:ecr-public::{}:repository/{name}", self.account)
+        } else {
+            format!("arn:aws:ecr:{}:{}:repository/{name}", self.region, self.account)
+        }
+    }
+}
+
 /// A repository in a registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repo {
@@ -69,9 +80,10 @@ impl Repo {
     pub fn registry(&self) -> RegistryRef {
         RegistryRef { account: self.key.account.clone(), region: self.key.region.clone() }
     }
-    /// `arn:aws:ecr:<region>:<account>:repository/<name>`
+    /// `arn:aws:ecr:<region>:<account>:repository/<name>`; ECR Public's
+    /// `arn:aws:ecr-public::<account>:repository/<name>` in an account's public registry.
     pub fn arn(&self) -> String {
-        format!("arn:aws:ecr:{}:{}:repository/{}", self.key.region, self.key.account, self.key.name)
+        self.registry().repository_arn(&self.key.name)
     }
 }
 

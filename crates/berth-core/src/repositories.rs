@@ -83,9 +83,9 @@ impl Registry {
         after: Option<&str>,
         limit: u32,
     ) -> Result<RepositoryPage> {
-        const ACTION: &str = "ecr:DescribeRepositories";
-        let everything = self.permits(principal, ACTION, Resource::Registry(scope)).await?
-            || self.permits(principal, ACTION, Resource::AllRepositories(scope)).await?;
+        let action = &crate::public::iam_action(scope, "DescribeRepositories");
+        let everything = self.permits(principal, action, Resource::Registry(scope)).await?
+            || self.permits(principal, action, Resource::AllRepositories(scope)).await?;
         let mut rows = self.repositories(scope, after, limit.saturating_add(1)).await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
@@ -94,12 +94,12 @@ impl Registry {
             let mut visible = Vec::with_capacity(rows.len());
             for row in rows {
                 let repo = Repo::new(scope, RepositoryName::parse(&row.key.name)?);
-                if self.permits(principal, ACTION, Resource::Repository(&repo)).await? {
+                if self.permits(principal, action, Resource::Repository(&repo)).await? {
                     visible.push(row);
                 }
             }
             if visible.is_empty() {
-                self.authorize(principal, ACTION, Resource::AllRepositories(scope)).await?;
+                self.authorize(principal, action, Resource::AllRepositories(scope)).await?;
             }
             rows = visible;
         }
@@ -107,11 +107,13 @@ impl Registry {
     }
 
     /// CreateRepository on behalf of `principal`: the name needs `ecr:CreateRepository` and,
-    /// when tags come with it, `ecr:TagResource` too (AWS checks both), whichever adapter asks.
+    /// when tags come with it, `ecr:TagResource` too (AWS checks both), whichever adapter asks
+    /// (`ecr-public:` actions in a public registry).
     pub async fn create_repository_as(&self, principal: &Principal, repo: &Repo, req: NewRepository) -> Result<RepositoryRow> {
-        self.authorize(principal, "ecr:CreateRepository", Resource::Repository(repo)).await?;
+        let scope = repo.registry();
+        self.authorize(principal, &crate::public::iam_action(&scope, "CreateRepository"), Resource::Repository(repo)).await?;
         if !req.tags.is_empty() {
-            self.authorize(principal, "ecr:TagResource", Resource::Repository(repo)).await?;
+            self.authorize(principal, &crate::public::iam_action(&scope, "TagResource"), Resource::Repository(repo)).await?;
         }
         self.create_repository(repo, req).await
     }

@@ -1151,11 +1151,80 @@ pub const AMAZON_EC2_CONTAINER_REGISTRY_READ_ONLY: &str = r#"{
   ]
 }"#;
 
-/// Names of the managed policies [`managed_policy`] knows.
-pub const MANAGED_POLICY_NAMES: [&str; 3] =
-    ["AmazonEC2ContainerRegistryFullAccess", "AmazonEC2ContainerRegistryPowerUser", "AmazonEC2ContainerRegistryReadOnly"];
+/// `arn:aws:iam::aws:policy/AmazonElasticContainerRegistryPublicFullAccess`
+pub const AMAZON_ECR_PUBLIC_FULL_ACCESS: &str = r#"{
+  "Version": "2012-10-17",
+  "Statement": [
+    {
+      "Effect": "Allow",
+      "Action": ["ecr-public:*", "sts:GetServiceBearerToken"],
+      "Resource": "*"
+    }
+  ]
+}"#;
 
-/// The JSON of an AWS managed ECR policy, by name or by ARN
+/// `arn:aws:iam::aws:policy/AmazonElasticContainerRegistryPublicPowerUser`: read and push,
+/// no repository creation or deletion, no policy or catalog changes.
+pub const AMAZON_ECR_PUBLIC_POWER_USER: &str = r#"{
+  "Version": "2012-10-17",
+  "Statement": [
+    {
+      "Effect": "Allow",
+      "Action": [
+        "ecr-public:GetAuthorizationToken",
+        "sts:GetServiceBearerToken",
+        "ecr-public:BatchCheckLayerAvailability",
+        "ecr-public:GetRepositoryPolicy",
+        "ecr-public:DescribeRepositories",
+        "ecr-public:DescribeRegistries",
+        "ecr-public:DescribeImages",
+        "ecr-public:DescribeImageTags",
+        "ecr-public:GetRepositoryCatalogData",
+        "ecr-public:GetRegistryCatalogData",
+        "ecr-public:InitiateLayerUpload",
+        "ecr-public:UploadLayerPart",
+        "ecr-public:CompleteLayerUpload",
+        "ecr-public:PutImage"
+      ],
+      "Resource": "*"
+    }
+  ]
+}"#;
+
+/// `arn:aws:iam::aws:policy/AmazonElasticContainerRegistryPublicReadOnly`
+pub const AMAZON_ECR_PUBLIC_READ_ONLY: &str = r#"{
+  "Version": "2012-10-17",
+  "Statement": [
+    {
+      "Effect": "Allow",
+      "Action": [
+        "ecr-public:GetAuthorizationToken",
+        "sts:GetServiceBearerToken",
+        "ecr-public:BatchCheckLayerAvailability",
+        "ecr-public:GetRepositoryPolicy",
+        "ecr-public:DescribeRepositories",
+        "ecr-public:DescribeRegistries",
+        "ecr-public:DescribeImages",
+        "ecr-public:DescribeImageTags",
+        "ecr-public:GetRepositoryCatalogData",
+        "ecr-public:GetRegistryCatalogData"
+      ],
+      "Resource": "*"
+    }
+  ]
+}"#;
+
+/// Names of the managed policies [`managed_policy`] knows.
+pub const MANAGED_POLICY_NAMES: [&str; 6] = [
+    "AmazonEC2ContainerRegistryFullAccess",
+    "AmazonEC2ContainerRegistryPowerUser",
+    "AmazonEC2ContainerRegistryReadOnly",
+    "AmazonElasticContainerRegistryPublicFullAccess",
+    "AmazonElasticContainerRegistryPublicPowerUser",
+    "AmazonElasticContainerRegistryPublicReadOnly",
+];
+
+/// The JSON of an AWS managed ECR or ECR Public policy, by name or by ARN
 /// (`arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly`).
 pub fn managed_policy(name: &str) -> Option<&'static str> {
     let name = name.strip_prefix("arn:aws:iam::aws:policy/").unwrap_or(name);
@@ -1163,6 +1232,9 @@ pub fn managed_policy(name: &str) -> Option<&'static str> {
         "AmazonEC2ContainerRegistryFullAccess" => Some(AMAZON_EC2_CONTAINER_REGISTRY_FULL_ACCESS),
         "AmazonEC2ContainerRegistryPowerUser" => Some(AMAZON_EC2_CONTAINER_REGISTRY_POWER_USER),
         "AmazonEC2ContainerRegistryReadOnly" => Some(AMAZON_EC2_CONTAINER_REGISTRY_READ_ONLY),
+        "AmazonElasticContainerRegistryPublicFullAccess" => Some(AMAZON_ECR_PUBLIC_FULL_ACCESS),
+        "AmazonElasticContainerRegistryPublicPowerUser" => Some(AMAZON_ECR_PUBLIC_POWER_USER),
+        "AmazonElasticContainerRegistryPublicReadOnly" => Some(AMAZON_ECR_PUBLIC_READ_ONLY),
         _ => None,
     }
 }

@@ -25,6 +25,7 @@ mod postgres_identity;
 mod postgres_jobs;
 mod postgres_keys;
 mod postgres_lifecycle;
+mod postgres_public;
 mod postgres_replication;
 mod postgres_repos;
 mod postgres_scans;

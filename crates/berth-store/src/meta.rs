@@ -7,6 +7,7 @@ mod cluster;
 mod content;
 mod identity;
 mod lifecycle;
+mod public;
 mod replication;
 mod repos;
 mod scans;
@@ -17,6 +18,7 @@ pub use cluster::*;
 pub use content::*;
 pub use identity::*;
 pub use lifecycle::*;
+pub use public::*;
 pub use replication::*;
 pub use repos::*;
 pub use scans::*;
@@ -45,6 +47,7 @@ pub trait MetadataStore:
     + TemplateStore
     + SettingsStore
     + ReplicationStore
+    + PublicStore
     + crate::jobs::JobStore
     + crate::keys::KeyStore
     + 'static
@@ -61,6 +64,7 @@ impl<T> MetadataStore for T where
         + TemplateStore
         + SettingsStore
         + ReplicationStore
+        + PublicStore
         + crate::jobs::JobStore
         + crate::keys::KeyStore
         + 'static

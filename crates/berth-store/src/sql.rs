@@ -29,6 +29,7 @@ pub mod identity;
 pub mod keys;
 pub mod lifecycle;
 pub mod objects;
+pub mod public;
 pub mod replication;
 pub mod repos;
 pub mod scans;

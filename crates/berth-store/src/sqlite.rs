@@ -18,6 +18,7 @@ mod content;
 mod identity;
 mod keys;
 mod lifecycle;
+mod public;
 mod replication;
 mod repos;
 mod scans;
@@ -25,7 +26,7 @@ mod settings;
 mod templates;
 
 /// The schema this build writes (and the newest it reads).
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 const SCHEMA_V1: &str = include_str!("sqlite_schema.sql");
 const SCHEMA_V2: &str = include_str!("sqlite_schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("sqlite_schema_v3.sql");
@@ -38,6 +39,7 @@ const SCHEMA_V7: &str = include_str!("sqlite_schema_v7.sql");
 const SCHEMA_V8: &str = include_str!("sqlite_schema_v8.sql");
 const SCHEMA_V9: &str = include_str!("sqlite_schema_v9.sql");
 const SCHEMA_V10: &str = include_str!("sqlite_schema_v10.sql");
+const SCHEMA_V11: &str = include_str!("sqlite_schema_v11.sql");
 
 pub struct SqliteMetadataStore {
     pub(crate) writer: SqlitePool,
@@ -122,6 +124,9 @@ impl SqliteMetadataStore {
         }
         if version < 10 {
             sqlx::raw_sql(SCHEMA_V10).execute(&mut *tx).await.ctx("migrating to schema v10")?;
+        }
+        if version < 11 {
+            sqlx::raw_sql(SCHEMA_V11).execute(&mut *tx).await.ctx("migrating to schema v11")?;
         }
         sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).execute(&mut *tx).await.ctx("recording schema version")?;
         tx.commit().await.ctx("committing migration")

@@ -33,6 +33,8 @@ pub enum AdminCommand {
     ListRemoteRegistries(crate::admin_remotes::RemoteStoreArgs),
     /// Forget a remote registry.
     RemoveRemoteRegistry(crate::admin_remotes::RemoveRemoteArgs),
+    /// Set an account's ECR Public registry alias (the `<alias>` of `<host>/<alias>/<name>`).
+    SetPublicAlias(crate::admin_public::SetPublicAliasArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -150,6 +152,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         AdminCommand::AddRemoteRegistry(args) => crate::admin_remotes::add(args).await,
         AdminCommand::ListRemoteRegistries(args) => crate::admin_remotes::list(args).await,
         AdminCommand::RemoveRemoteRegistry(args) => crate::admin_remotes::remove(args).await,
+        AdminCommand::SetPublicAlias(args) => crate::admin_public::set_public_alias(args).await,
     }
 }
 

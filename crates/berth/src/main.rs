@@ -1,6 +1,7 @@
 //! `berth`: a self-hosted container registry. Subcommands: `serve`, `gc`, `fsck`, `lifecycle`, `vulndb`, `admin`, `migrate`.
 
 mod admin;
+mod admin_public;
 mod admin_remotes;
 mod config;
 mod connections;

@@ -190,7 +190,12 @@ fn app(state: AppState, tls: bool, body_timeout: Duration) -> Router {
         .merge(berth_oci::router(state.registry.clone()))
         .merge(berth_aws::router(
             state.registry.clone(),
-            vec![Arc::new(berth_ecr::EcrApi), Arc::new(berth_kms::KmsApi), Arc::new(berth_sts::StsApi)],
+            vec![
+                Arc::new(berth_ecr::EcrApi),
+                Arc::new(berth_ecr_public::EcrPublicApi),
+                Arc::new(berth_kms::KmsApi),
+                Arc::new(berth_sts::StsApi),
+            ],
         ))
         .merge(admin)
         .nest("/console", berth_console::router(state.registry.clone(), berth_console::ConsoleSettings { tls }))

@@ -715,7 +715,7 @@ fn identity_policies_are_bounded_like_iams() {
     assert!(airy.len() > MAX_IDENTITY_POLICY_SIZE && Policy::parse_identity(&airy).is_ok());
     let too_airy = format!("{doc}{}", " ".repeat(MAX_IDENTITY_POLICY_CHARS));
     assert!(matches!(Policy::parse_identity(&too_airy), Err(PolicyError::TooLong { .. })));
-    for name in ["AmazonEC2ContainerRegistryFullAccess", "AmazonEC2ContainerRegistryPowerUser", "AmazonEC2ContainerRegistryReadOnly"] {
+    for name in MANAGED_POLICY_NAMES {
         let managed = managed_policy(name).unwrap();
         assert!(Policy::parse_identity(managed).is_ok(), "{name}");
     }
