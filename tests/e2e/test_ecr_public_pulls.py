@@ -28,6 +28,14 @@ def public_uri(b, home, name):
     return f"{b.addr}/{alias}/{name}", alias
 
 
+def login_password(b, home):
+    """`aws ecr-public get-login-password` (plain text, not JSON)."""
+    from conftest import REGION
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(HOME=str(home), AWS_ACCESS_KEY_ID=b.admin_key, AWS_SECRET_ACCESS_KEY=b.admin_secret, AWS_DEFAULT_REGION=REGION)
+    return run("aws", "--endpoint-url", b.url, "ecr-public", "get-login-password", env=env).stdout.strip()
+
+
 def anonymous_env(home):
     """containers/image clients with no login at all (an empty auth file, no ~/.docker)."""
     os.makedirs(home, exist_ok=True)
@@ -49,8 +57,7 @@ def test_the_guides_public_repository_pulled_anonymously_by_skopeo_podman_and_ct
                   "--catalog-data", "description=A demo,architectures=x86-64,operatingSystems=Linux")
     uri, alias = public_uri(b, home, "demorepo")
     assert made["repository"]["repositoryUri"] == uri
-    p, _ = aws(b, home, "ecr-public", "get-login-password")
-    password = p.stdout.strip()
+    password = login_password(b, home)
 
     img = images.build_image(str(tmp_path / "layout"), "v1", random_size=256 * 1024, with_busybox=False)
     run("skopeo", "copy", "--dest-tls-verify=false", "--dest-creds", f"AWS:{password}", img.ref, f"docker://{uri}:v1")
@@ -69,7 +76,9 @@ def test_the_guides_public_repository_pulled_anonymously_by_skopeo_podman_and_ct
     for d in [img.config_digest, *img.layer_digests]:
         assert open(out / d.split(":")[1], "rb").read() == images.read_blob(img.layout, d)
     inspected = json.loads(run("skopeo", "inspect", "--tls-verify=false", f"docker://{uri}:v2", env=anon).stdout)
-    assert inspected["Digest"] == digest
+    pushed_by_podman = json.loads(run("skopeo", "inspect", "--tls-verify=false", "--creds", f"AWS:{password}",
+                                      f"docker://{uri}:v2").stdout)
+    assert inspected["Digest"] == pushed_by_podman["Digest"], "the anonymous and the logged-in pull see the same image"
     run("podman", "pull", "--tls-verify=false", f"{uri}:v1", env=anon)
     ids = run("podman", "image", "inspect", "--format", "{{.Digest}}", f"{uri}:v1", env=anon).stdout.strip()
     assert ids == digest
@@ -109,8 +118,8 @@ def test_the_anonymous_pull_quota_answers_429_with_retry_after_then_recovers(tmp
         aws(b, home, "ecr-public", "create-repository", "--repository-name", "limited")
         uri, alias = public_uri(b, home, "limited")
         img = images.build_image(str(tmp_path / "layout"), "v1", random_size=1024, with_busybox=False)
-        p, _ = aws(b, home, "ecr-public", "get-login-password")
-        run("skopeo", "copy", "--dest-tls-verify=false", "--dest-creds", f"AWS:{p.stdout.strip()}", img.ref, f"docker://{uri}:v1")
+        run("skopeo", "copy", "--dest-tls-verify=false", "--dest-creds", f"AWS:{login_password(b, home)}", img.ref,
+            f"docker://{uri}:v1")
         url = f"{b.url}/v2/{alias}/limited/manifests/v1"
         hdr = {"Accept": OCI_MANIFEST}
         assert [requests.get(url, headers=hdr, timeout=10).status_code for _ in range(2)] == [200, 200]

@@ -74,6 +74,9 @@ impl Registry {
     /// name for the default registry, `<account>/<region>/<name>` otherwise. `Location` headers
     /// use it, so a client that addressed the long form stays in that registry.
     pub fn repository_path(&self, repo: &RepoKey) -> String {
+        if repo.region == crate::public::PUBLIC_REGION {
+            return format!("{}/{}", self.public_alias_seen(&repo.account), repo.name);
+        }
         let default = &self.config.default_registry;
         let is_default = repo.account == default.account && repo.region == default.region;
         if is_default && split_address(&repo.name).is_none() {

@@ -25,6 +25,8 @@ pub const ANONYMOUS: &str = "anonymous";
 /// The alias cache and the pull limiters.
 pub(crate) struct PublicAccess {
     aliases: moka::sync::Cache<String, Option<String>>,
+    /// account → alias, as last resolved (for the paths of `Location` headers).
+    alias_of: moka::sync::Cache<String, String>,
     anonymous: Option<RateLimiter>,
     authenticated: Option<RateLimiter>,
 }
@@ -33,6 +35,7 @@ impl PublicAccess {
     pub(crate) fn new(config: &RegistryConfig) -> PublicAccess {
         PublicAccess {
             aliases: moka::sync::Cache::builder().max_capacity(ALIASES_KEPT).time_to_live(ALIAS_TTL).build(),
+            alias_of: moka::sync::Cache::builder().max_capacity(ALIASES_KEPT).time_to_idle(Duration::from_secs(600)).build(),
             anonymous: config.anonymous_pulls.map(RateLimiter::new),
             authenticated: config.authenticated_pulls.map(RateLimiter::new),
         }
@@ -71,7 +74,16 @@ impl Registry {
         }
         let owner = self.public_account_by_alias(alias).await?;
         self.public_access.aliases.insert(alias.to_string(), owner.clone());
+        if let Some(account) = &owner {
+            self.public_access.alias_of.insert(account.clone(), alias.to_string());
+        }
         Ok(owner)
+    }
+
+    /// The alias a request just used to reach `account`'s public registry (it resolved it), for
+    /// the `Location` headers of its answer; the default alias if it was forgotten meanwhile.
+    pub(crate) fn public_alias_seen(&self, account: &str) -> String {
+        self.public_access.alias_of.get(account).unwrap_or_else(|| crate::public::default_alias(account, 10))
     }
 
     /// The public repository a `/v2/<path_name>/…` request to `host` names, if any.
