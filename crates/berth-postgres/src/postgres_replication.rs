@@ -28,6 +28,17 @@ impl ReplicationStore for PostgresMetadataStore {
         self.timed("queue_replication", sql::queue_replication(&self.pool, repo, digest, statuses, jobs, now)).await
     }
 
+    async fn finish_replication_job(
+        &self,
+        repo: &RepoKey,
+        digest: &Digest,
+        row: &ReplicationStatusRow,
+        job_id: i64,
+        holder: &str,
+    ) -> Result<bool, StoreError> {
+        self.timed("finish_replication_job", sql::finish_replication_job(&self.pool, repo, digest, row, job_id, holder)).await
+    }
+
     async fn set_replication_status(&self, repo: &RepoKey, digest: &Digest, row: &ReplicationStatusRow) -> Result<(), StoreError> {
         self.timed("set_replication_status", sql::set_replication_status(&self.pool, repo, digest, row)).await
     }

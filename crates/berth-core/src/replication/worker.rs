@@ -26,6 +26,8 @@ const MAX_BACKOFF_MILLIS: i64 = 60_000;
 /// next claim after that. Long enough for a large remote copy; a copy that overruns it may
 /// run twice, which is harmless (every step is idempotent).
 const LEASE_MILLIS: i64 = 15 * 60 * 1000;
+/// Jobs a worker claims at once.
+const CLAIM_BATCH: u32 = 4;
 /// How often idle workers look for jobs another node queued (this node's wake them at once).
 const POLL: Duration = Duration::from_secs(5);
 
@@ -220,10 +222,9 @@ impl Registry {
         }
     }
 
-    /// COMPLETE, then the job is done (a crash between the two repeats a harmless copy).
+    /// COMPLETE and the job done, in one transaction (one commit: the writer is shared with pushes).
     async fn finish(&self, job: &JobRow, source: &Repo, digest: &Digest, row: ReplicationStatusRow) -> Result<(), berth_store::StoreError> {
-        self.meta.set_replication_status(source.key(), digest, &row).await?;
-        self.meta.complete_job(job.id, &self.node_id).await.map(drop)
+        self.meta.finish_replication_job(source.key(), digest, &row, job.id, &self.node_id).await.map(drop)
     }
 
     async fn replicate(&self, source: &Repo, digest: &Digest, destination: &DestinationKey) -> Result<(), Failure> {
@@ -248,14 +249,19 @@ async fn replication_worker(registry: Weak<Registry>) -> TaskResult {
     loop {
         let Some(r) = registry.upgrade() else { return Ok(()) };
         let now = r.now();
-        let mut claimed = r
+        // A few at a time: one claim (one commit) for several copies when a burst queued many.
+        let claimed = r
             .meta
-            .claim_jobs(&[REPLICATE_JOB, BACKFILL_JOB], &r.node_id, now, now + LEASE_MILLIS, 1)
+            .claim_jobs(&[REPLICATE_JOB, BACKFILL_JOB], &r.node_id, now, now + LEASE_MILLIS, CLAIM_BATCH)
             .await
             .map_err(|e| Box::new(e) as _)?;
-        match claimed.pop() {
-            Some(job) => r.run_replication_job(job).await,
-            None => {
+        match claimed.is_empty() {
+            false => {
+                for job in claimed {
+                    r.run_replication_job(job).await;
+                }
+            }
+            true => {
                 let wake = r.replicator.wake.clone();
                 drop(r);
                 tokio::select! {

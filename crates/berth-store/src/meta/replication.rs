@@ -85,6 +85,18 @@ pub trait ReplicationStore: Send + Sync {
         now: Millis,
     ) -> Result<(), StoreError>;
 
+    /// Records the final status and deletes the finished job (`holder`'s) in one transaction;
+    /// false when `holder` no longer held the job (the status is recorded anyway: the copy
+    /// was made).
+    async fn finish_replication_job(
+        &self,
+        repo: &RepoKey,
+        digest: &Digest,
+        row: &ReplicationStatusRow,
+        job_id: i64,
+        holder: &str,
+    ) -> Result<bool, StoreError>;
+
     /// Replaces one destination's status.
     async fn set_replication_status(&self, repo: &RepoKey, digest: &Digest, row: &ReplicationStatusRow) -> Result<(), StoreError>;
 

@@ -84,6 +84,21 @@ pub async fn queue_replication<DB: Backend>(
     tx.commit().await.ctx("committing replication queue")
 }
 
+pub async fn finish_replication_job<DB: Backend>(
+    pool: &Pool<DB>,
+    repo: &RepoKey,
+    digest: &Digest,
+    row: &ReplicationStatusRow,
+    job_id: i64,
+    holder: &str,
+) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await.ctx("finishing a replication job")?;
+    upsert_status(&mut *tx, repo, digest, row).await?;
+    let n = tx.exec(stmt(crate::jobs::sql::COMPLETE).bind(job_id).bind(holder)).await.ctx("completing the replication job")?;
+    tx.commit().await.ctx("committing a finished replication job")?;
+    Ok(n > 0)
+}
+
 pub async fn set_replication_status<DB: Backend>(
     pool: &Pool<DB>,
     repo: &RepoKey,

@@ -28,6 +28,17 @@ impl ReplicationStore for SqliteMetadataStore {
         sql::queue_replication(&self.writer, repo, digest, statuses, jobs, now).await
     }
 
+    async fn finish_replication_job(
+        &self,
+        repo: &RepoKey,
+        digest: &Digest,
+        row: &ReplicationStatusRow,
+        job_id: i64,
+        holder: &str,
+    ) -> Result<bool, StoreError> {
+        sql::finish_replication_job(&self.writer, repo, digest, row, job_id, holder).await
+    }
+
     async fn set_replication_status(&self, repo: &RepoKey, digest: &Digest, row: &ReplicationStatusRow) -> Result<(), StoreError> {
         sql::set_replication_status(&self.writer, repo, digest, row).await
     }

@@ -43,14 +43,21 @@ pub async fn replication_configuration_and_statuses(f: Fixture) {
     let mut failed = status("eu-west-1", "210987654321", "FAILED", NOW);
     failed.failure_code = Some("denied by the destination's registry policy".into());
     s.set_replication_status(&repo, &digest, &failed).await.unwrap();
+    // Finishing records the status and deletes the holder's job in one step.
+    let claimed = s.claim_jobs(&["replicate"], "node-a", NOW, NOW + 1000, 1).await.unwrap();
+    let mut finished = status("us-west-2", ACCOUNT, "COMPLETE", NOW);
+    finished.updated_at = NOW + 5;
+    assert!(!s.finish_replication_job(&repo, &digest, &finished, claimed[0].id, "node-b").await.unwrap(), "not node-b's job");
+    assert!(s.finish_replication_job(&repo, &digest, &finished, claimed[0].id, "node-a").await.unwrap());
+    assert_eq!(s.list_jobs(None, 10).await.unwrap().iter().map(|j| j.key.as_str()).collect::<Vec<_>>(), ["b"]);
     let restarted = f.reopen().await;
     let got = restarted.replication_statuses(&repo, &digest).await.unwrap();
     assert_eq!(got, vec![failed, done]);
     assert!(restarted.replication_statuses(&key("other"), &digest).await.unwrap().is_empty());
 
     // Queueing again replaces the statuses; a job of the same key still waiting is not doubled.
-    s.queue_replication(&repo, &digest, &queued[..1], &[job("a")], NOW + 10).await.unwrap();
-    assert_eq!(s.list_jobs(None, 10).await.unwrap().len(), 2);
+    s.queue_replication(&repo, &digest, &queued[..1], &[job("b")], NOW + 10).await.unwrap();
+    assert_eq!(s.list_jobs(None, 10).await.unwrap().len(), 1);
     let got = s.replication_statuses(&repo, &digest).await.unwrap();
     assert_eq!(got.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(), ["FAILED", "IN_PROGRESS"]);
 }
