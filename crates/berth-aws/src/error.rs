@@ -24,6 +24,12 @@ impl AwsError {
         AwsError { code, message: message.into(), status: StatusCode::BAD_REQUEST, extra: Default::default() }
     }
 
+    /// AWS's front end's answer to a caller over its request rate (every JSON API alike; SDKs
+    /// retry it with backoff).
+    pub fn throttled(message: impl Into<String>) -> Self {
+        AwsError::new("ThrottlingException", message)
+    }
+
     pub fn with_status(self, status: StatusCode) -> Self {
         AwsError { status, ..self }
     }

@@ -201,7 +201,7 @@ async fn handle(
         headers: &parts.headers,
         payload_sha256: &payload_sha256,
     };
-    let principal = match registry.verify_sigv4(&request_parts, caller, transport) {
+    let principal = match registry.verify_sigv4(&request_parts, caller, transport).and_then(|p| registry.take_api_call(&p).map(|()| p)) {
         Ok(p) => p,
         Err(e) => return (api.reject(Rejection::Registry(e), request_id), facts),
     };

@@ -64,6 +64,17 @@ impl RateLimiter {
     }
 }
 
+impl crate::Registry {
+    /// Spends one AWS API call of `principal`'s rate (`--api-rate-limit`); Throttled when spent.
+    pub fn take_api_call(&self, principal: &crate::auth::Principal) -> Result<(), crate::RegistryError> {
+        let Some(limiter) = &self.api_limiter else { return Ok(()) };
+        limiter.take(&principal.arn, self.now()).map_err(|retry_after_secs| crate::RegistryError::Throttled {
+            message: format!("Rate exceeded: {} is over its API request rate; retry in {retry_after_secs} s", principal.arn),
+            retry_after_secs,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

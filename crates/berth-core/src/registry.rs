@@ -42,6 +42,8 @@ pub struct RegistryConfig {
     /// address without credentials, and per principal with them. None: unlimited.
     pub anonymous_pulls: Option<crate::rate_limit::Rate>,
     pub authenticated_pulls: Option<crate::rate_limit::Rate>,
+    /// Calls of the AWS APIs (ECR, ECR Public, KMS, STS) per principal. None: unlimited.
+    pub api_calls: Option<crate::rate_limit::Rate>,
 }
 
 impl Default for RegistryConfig {
@@ -55,6 +57,7 @@ impl Default for RegistryConfig {
             public_registry_host: None,
             anonymous_pulls: crate::rate_limit::Rate::new(1.0, 20.0),
             authenticated_pulls: crate::rate_limit::Rate::new(10.0, 100.0),
+            api_calls: None,
         }
     }
 }
@@ -83,6 +86,7 @@ pub struct Registry {
     pub(crate) scanner: crate::scanning::Scanner,
     pub(crate) replicator: crate::replication::Replicator,
     pub(crate) public_access: crate::public_access::PublicAccess,
+    pub(crate) api_limiter: Option<crate::rate_limit::RateLimiter>,
     pub(crate) pull_flush: tokio::sync::Mutex<()>,
     /// The key service, once `install_key_service` gave it its store and root key.
     pub(crate) kms: std::sync::OnceLock<crate::kms::KeyService>,
@@ -147,6 +151,7 @@ impl Registry {
         let integrity = Arc::new(crate::integrity::Integrity::new(blobs.clone(), meta.clone(), digest_locks.clone()));
         let sealed = blobs.namespace("sealed");
         let public_access = crate::public_access::PublicAccess::new(&config);
+        let api_limiter = config.api_calls.map(crate::rate_limit::RateLimiter::new);
         Registry {
             node_id: uuid::Uuid::new_v4().to_string(),
             meta,
@@ -165,6 +170,7 @@ impl Registry {
             scanner: Default::default(),
             replicator: Default::default(),
             public_access,
+            api_limiter,
             pull_flush: Default::default(),
             kms: Default::default(),
             supervisor: Default::default(),

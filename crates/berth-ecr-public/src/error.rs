@@ -111,6 +111,7 @@ pub(crate) fn from_registry(e: RegistryError) -> AwsError {
         R::ImageDigestMismatch(_) => E::ImageDigestDoesNotMatch,
         R::LimitExceeded(_) => E::LimitExceeded,
         R::Denied(m) => return AwsError::new("AccessDeniedException", m),
+        R::Throttled { message, .. } => return AwsError::throttled(message),
         R::Unauthenticated(f) => return AwsError::from_auth(&f),
         R::Store(e) => return AwsError::from_store(&e, E::Server.name(), E::Server.name()),
         R::Kms { .. } => E::Server,

@@ -101,7 +101,7 @@ impl From<RegistryError> for EcrError {
             R::ImageReferencedByIndex { .. } => EcrError::invalid(msg), // BatchDeleteImage reports it as a failure entry
             R::ScanNotFound(_) => EcrError::new("ScanNotFoundException", msg),
             R::LimitExceeded(_) => EcrError::new("LimitExceededException", msg),
-            R::Throttled { .. } => EcrError { status: http::StatusCode::TOO_MANY_REQUESTS, ..EcrError::new("ThrottlingException", msg) },
+            R::Throttled { .. } => EcrError::new("ThrottlingException", msg),
             R::TemplateAlreadyExists(_) => EcrError::new("TemplateAlreadyExistsException", msg),
             R::TemplateNotFound(_) => EcrError::new("TemplateNotFoundException", msg),
             R::Validation(_) => EcrError::new("ValidationException", msg),

@@ -43,6 +43,7 @@ pub(crate) fn from_registry(e: RegistryError) -> AwsError {
     match e {
         RegistryError::Unauthenticated(f) => AwsError::from_auth(&f),
         RegistryError::Denied(m) => AwsError::new("AccessDeniedException", m),
+        RegistryError::Throttled { message, .. } => AwsError::throttled(message),
         RegistryError::Store(e) => AwsError::from_store(&e, "DependencyTimeoutException", "KMSInternalException"),
         other => AwsError::new("ValidationException", other.to_string()),
     }

@@ -61,6 +61,7 @@ impl AwsApi for StsApi {
             Rejection::Registry(RegistryError::Store(_)) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "the registry's storage is unavailable; retry later".into())
             }
+            Rejection::Registry(e @ RegistryError::Throttled { .. }) => (StatusCode::BAD_REQUEST, "Throttling", e.to_string()),
             Rejection::Registry(e) => (StatusCode::BAD_REQUEST, "InvalidParameterValue", e.to_string()),
             Rejection::UnknownOperation(_) => (StatusCode::BAD_REQUEST, "MissingAction", "Action is required".into()),
             Rejection::BodyTooLarge { limit } => {

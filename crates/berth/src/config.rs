@@ -83,6 +83,12 @@ pub struct ServeArgs {
     pub authenticated_pull_rate: Option<f64>,
     #[arg(long, env = "BERTH_AUTHENTICATED_PULL_BURST")]
     pub authenticated_pull_burst: Option<f64>,
+    /// AWS API calls (ECR, ECR Public, KMS, STS) per second per principal, answered
+    /// ThrottlingException beyond it (default 0: unlimited), with bursts of --api-burst.
+    #[arg(long, env = "BERTH_API_RATE_LIMIT")]
+    pub api_rate_limit: Option<f64>,
+    #[arg(long, env = "BERTH_API_BURST")]
+    pub api_burst: Option<f64>,
     #[command(flatten)]
     pub identity: IdentityArgs,
     #[command(flatten)]
@@ -123,6 +129,8 @@ struct FileConfig {
     anonymous_pull_burst: Option<f64>,
     authenticated_pull_rate: Option<f64>,
     authenticated_pull_burst: Option<f64>,
+    api_rate_limit: Option<f64>,
+    api_burst: Option<f64>,
     account_id: Option<String>,
     region: Option<String>,
     admin_access_key_id: Option<String>,
@@ -173,6 +181,7 @@ pub struct Settings {
     pub public_registry_host: Option<String>,
     pub anonymous_pulls: Option<berth_core::rate_limit::Rate>,
     pub authenticated_pulls: Option<berth_core::rate_limit::Rate>,
+    pub api_calls: Option<berth_core::rate_limit::Rate>,
     pub account_id: String,
     pub region: String,
     pub admin_key: Option<(String, String)>,
@@ -236,6 +245,10 @@ impl ServeArgs {
             authenticated_pulls: berth_core::rate_limit::Rate::new(
                 self.authenticated_pull_rate.or(file.authenticated_pull_rate).unwrap_or(10.0),
                 self.authenticated_pull_burst.or(file.authenticated_pull_burst).unwrap_or(100.0),
+            ),
+            api_calls: berth_core::rate_limit::Rate::new(
+                self.api_rate_limit.or(file.api_rate_limit).unwrap_or(0.0),
+                self.api_burst.or(file.api_burst).unwrap_or(50.0),
             ),
             root_key_file: match self.root_key_file.or(file.root_key_file) {
                 Some(path) => path,

@@ -38,6 +38,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         public_registry_host: settings.public_registry_host.clone(),
         anonymous_pulls: settings.anonymous_pulls,
         authenticated_pulls: settings.authenticated_pulls,
+        api_calls: settings.api_calls,
     };
     let data = DataDir::open(&settings.data_dir, &settings.storage, config).await?;
     data.registry.init_identity().await.context("loading token signing keys")?;
