@@ -722,7 +722,7 @@ fn boxed(e: impl std::fmt::Display + Send + Sync + 'static) -> crate::supervisor
     Box::new(e)
 }
 
-fn repo_of_key(key: &RepoKey) -> Option<Repo> {
+pub(crate) fn repo_of_key(key: &RepoKey) -> Option<Repo> {
     let name = crate::RepositoryName::parse(&key.name).ok()?;
     Some(Repo::new(&RegistryRef { account: key.account.clone(), region: key.region.clone() }, name))
 }

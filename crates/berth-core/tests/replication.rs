@@ -125,6 +125,8 @@ async fn a_push_is_copied_to_another_region_without_copying_bytes() {
     assert_eq!(statuses(&r, &repo, &digest).await, vec![("us-west-2".into(), ACCOUNT.into(), "IN_PROGRESS".into(), None)]);
     assert!(statuses(&r, &repo_in(&s, "dev/app"), &unmatched).await.is_empty(), "no rule matches dev/");
 
+    // The destination registry replicates too: a copy arriving there must not go on.
+    r.put_replication_configuration(&scope(ACCOUNT, "us-west-2"), config(vec![rule(&[("eu-west-1", ACCOUNT)], &[])])).await.unwrap();
     let objects_before = stored_files(env.dir.path());
     assert_eq!(r.run_due_replication().await.unwrap(), 1);
     assert_eq!(statuses(&r, &repo, &digest).await, vec![("us-west-2".into(), ACCOUNT.into(), "COMPLETE".into(), None)]);
@@ -140,6 +142,8 @@ async fn a_push_is_copied_to_another_region_without_copying_bytes() {
     }
     // A replicated copy is not replicated again, and deleting the source leaves the copy.
     assert!(r.image_replication_statuses(&copy, &digest).await.unwrap().is_empty());
+    assert_eq!(r.run_due_replication().await.unwrap(), 0, "nothing queued by the copy");
+    assert!(!r.repository_exists(&repo_in(&scope(ACCOUNT, "eu-west-1"), "prod/app")).await.unwrap());
     r.batch_delete_images(&repo, &[ImageId { digest: Some(digest.to_string()), tag: None }]).await.unwrap();
     assert!(r.get_manifest(&copy, &Reference::Digest(digest.clone()), false).await.is_ok(), "deletes are not replicated");
     assert_eq!(r.replication_stats().destinations[&format!("us-west-2/{ACCOUNT}")].completed, 1);

@@ -123,12 +123,12 @@ pub(crate) async fn authorize(
     _query: &HashMap<String, String>,
 ) -> Result<(), OciError> {
     let Some(action) = action(ep, method) else { return Ok(()) };
-    // A public repository's actions are ECR Public's (`ecr-public:PutImage`, …).
-    let public_action;
-    let action = match repository(ep).filter(|r| berth_core::public_access::is_public(r)) {
-        Some(_) => {
-            public_action = action.replacen("ecr:", "ecr-public:", 1);
-            public_action.as_str()
+    // The service names the action in the repository's registry (`ecr-public:` in a public one).
+    let scoped;
+    let action = match repository(ep) {
+        Some(repo) => {
+            scoped = berth_core::public::iam_action(&repo.registry(), action.trim_start_matches("ecr:"));
+            scoped.as_str()
         }
         None => action,
     };

@@ -156,25 +156,26 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The password is the first line of stdin (piped, or typed at the terminal), without its newline.
+/// A secret from the first line of stdin (piped, or typed at the terminal), without its
+/// newline: never from an argument, which other users of the machine can see.
+pub(crate) fn secret_from_stdin(what: &str, command: &str) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprintln!("{what} (the input is shown; pipe it in to avoid that):");
+    }
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin().read_line(&mut line).with_context(|| format!("reading the {what} from stdin"))?;
+    let secret = zeroize::Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_string());
+    anyhow::ensure!(!secret.is_empty(), "no {what} on stdin (pipe it in, e.g. `printf %s \"$PW\" | berth admin {command} ...`)");
+    Ok(secret)
+}
+
 async fn set_console_password(args: ConsolePasswordArgs) -> anyhow::Result<ExitCode> {
-    let password = if args.remove {
-        None
-    } else {
-        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-            eprintln!("console password for {} in {} (the input is shown; pipe it in to avoid that):", args.user, args.account);
-        }
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line).context("reading the password from stdin")?;
-        let password = line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line).to_string();
-        anyhow::ensure!(
-            !password.is_empty(),
-            "no password on stdin (pipe it in, e.g. `printf %s \"$PW\" | berth admin set-console-password ...`)"
-        );
-        Some(password)
+    let password = match args.remove {
+        true => None,
+        false => Some(secret_from_stdin(&format!("console password for {} in {}", args.user, args.account), "set-console-password")?),
     };
     let registry = registry(&args.data_dir, &args.storage).await?;
-    registry.set_console_password(&args.account, &args.user, password.as_deref()).await?;
+    registry.set_console_password(&args.account, &args.user, password.as_ref().map(|p| p.as_str())).await?;
     let arn = berth_core::auth::user_arn(&args.account, &args.user);
     println!("{}", json!({ "user_arn": arn, "console_password": if args.remove { "removed" } else { "set" } }));
     Ok(ExitCode::SUCCESS)

@@ -5,10 +5,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use berth_core::replication::{RemoteAuth, RemoteRegistry};
 use serde_json::json;
-use zeroize::Zeroizing;
 
 use crate::config::DEFAULT_DATA_DIR;
 
@@ -75,27 +73,22 @@ async fn registry(args: &RemoteStoreArgs) -> anyhow::Result<berth_core::Registry
     Ok(registry)
 }
 
-fn secret_from_stdin(what: &str) -> anyhow::Result<Zeroizing<String>> {
-    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        eprintln!("{what} (the input is shown; pipe it in to avoid that):");
-    }
-    let mut line = Zeroizing::new(String::new());
-    std::io::stdin().read_line(&mut line).with_context(|| format!("reading the {what} from stdin"))?;
-    let secret = Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_string());
-    anyhow::ensure!(!secret.is_empty(), "no {what} on stdin (pipe it in, e.g. `printf %s \"$PW\" | berth admin add-remote-registry ...`)");
-    Ok(secret)
-}
-
 pub async fn add(args: AddRemoteArgs) -> anyhow::Result<ExitCode> {
     let auth = match args.auth {
         RemoteAuthKind::Anonymous => RemoteAuth::Anonymous,
         RemoteAuthKind::Basic => {
             anyhow::ensure!(!args.username.is_empty(), "--auth basic needs --username");
-            RemoteAuth::Basic { username: args.username.clone(), password: secret_from_stdin("password")? }
+            RemoteAuth::Basic {
+                username: args.username.clone(),
+                password: crate::admin::secret_from_stdin("password", "add-remote-registry")?,
+            }
         }
         RemoteAuthKind::Ecr => {
             anyhow::ensure!(!args.username.is_empty(), "--auth ecr needs --username <access key id>");
-            RemoteAuth::Ecr { access_key_id: args.username.clone(), secret_access_key: secret_from_stdin("secret access key")? }
+            RemoteAuth::Ecr {
+                access_key_id: args.username.clone(),
+                secret_access_key: crate::admin::secret_from_stdin("secret access key", "add-remote-registry")?,
+            }
         }
     };
     let remote = RemoteRegistry {

@@ -133,9 +133,7 @@ fn is_region(s: &str) -> bool {
     (2..=25).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-fn is_registry_id(s: &str) -> bool {
-    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
-}
+use crate::addressing::is_account_id as is_registry_id;
 
 /// The model's RepositoryFilterValue: a repository name prefix.
 fn is_prefix_filter(s: &str) -> bool {

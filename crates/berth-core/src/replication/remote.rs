@@ -98,10 +98,7 @@ impl Registry {
         })?;
         let (key, client) = self.remote_client(remote, region)?;
         let push = RemotePush { registry: self, client: &client, key: &key, source, name: source.name.as_str() };
-        push.manifest_tree(digest).await?;
-        let top = self.meta.get_manifest_by_digest(source.key(), digest).await.map_err(Failure::retry)?.ok_or_else(|| {
-            Failure::permanent(format!("ImageNotFound: manifest {digest} was deleted from {source} before it was replicated"))
-        })?;
+        let top = push.manifest_tree(digest).await?;
         for tag in &image.tags {
             client.put_manifest(push.name, tag, &top.media_type, top.content.clone()).await.map_err(client_failure)?;
         }
@@ -122,8 +119,8 @@ struct RemotePush<'a> {
 
 impl RemotePush<'_> {
     /// Stores `digest` at the remote by digest, after its blobs and (for an index) the
-    /// manifests it lists that the remote lacks.
-    async fn manifest_tree(&self, digest: &Digest) -> Result<(), Failure> {
+    /// manifests it lists that the remote lacks; the manifest, for its tags.
+    async fn manifest_tree(&self, digest: &Digest) -> Result<berth_store::ManifestRow, Failure> {
         let m = self.registry.meta.get_manifest_by_digest(self.source.key(), digest).await.map_err(Failure::retry)?.ok_or_else(|| {
             Failure::permanent(format!("ImageNotFound: manifest {digest} was deleted from {} before it was replicated", self.source))
         })?;
@@ -134,13 +131,13 @@ impl RemotePush<'_> {
                 RefKind::Manifest => {
                     let present = self.client.head_manifest(self.name, &r.digest.to_string()).await.map_err(client_failure)?.is_some();
                     if !present {
-                        Box::pin(self.manifest_tree(&r.digest)).await?;
+                        Box::pin(self.manifest_tree(&r.digest)).await.map(drop)?;
                     }
                 }
             }
         }
         self.client.put_manifest(self.name, &digest.to_string(), &m.media_type, m.content.clone()).await.map_err(client_failure)?;
-        Ok(())
+        Ok(m)
     }
 
     async fn blob(&self, digest: &Digest, size: u64) -> Result<(), Failure> {

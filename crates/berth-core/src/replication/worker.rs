@@ -15,7 +15,7 @@ use super::backfill::BACKFILL_JOB;
 use super::{ReplicationJob, COMPLETE, FAILED, REPLICATE_JOB};
 use crate::names::{RegistryRef, Repo};
 use crate::supervisor::{Restart, TaskResult};
-use crate::{Digest, Registry, RegistryError, RepositoryName};
+use crate::{Digest, Registry, RegistryError};
 
 /// Claims of one job before it is given up on (about 10 minutes of backoff in all).
 pub const MAX_ATTEMPTS: i64 = 12;
@@ -240,9 +240,7 @@ impl Registry {
 
 fn source_of(job: &ReplicationJob) -> Option<(Repo, Digest)> {
     let key = RepoKey { account: job.account.clone(), region: job.region.clone(), name: job.repository.clone() };
-    let name = RepositoryName::parse(&key.name).ok()?;
-    let repo = Repo::new(&RegistryRef { account: key.account, region: key.region }, name);
-    Some((repo, job.digest.parse().ok()?))
+    Some((crate::scanning::repo_of_key(&key)?, job.digest.parse().ok()?))
 }
 
 async fn replication_worker(registry: Weak<Registry>) -> TaskResult {
