@@ -437,6 +437,13 @@ impl Registry {
         }
     }
 
+    /// InitiateLayerUpload (ECR's and ECR Public's): an upload session in an existing
+    /// repository; the AWS APIs never create one on push (RepositoryNotFound instead).
+    pub async fn initiate_layer_upload(&self, repo: &Repo) -> Result<crate::UploadStatus> {
+        self.existing_repository(repo).await?;
+        self.start_upload(repo).await
+    }
+
     /// UploadLayerPart: appends `part` at `first_byte`. Every part but the last must be at
     /// least 5 MiB, which shows when the next part arrives.
     pub async fn upload_layer_part(&self, repo: &Repo, id: &str, first_byte: u64, last_byte: u64, part: Bytes) -> Result<u64> {

@@ -696,8 +696,7 @@ async fn batch_check_layer_availability(ctx: &Ctx<'_>, i: LayerAvailabilityIn) -
 async fn initiate_layer_upload(ctx: &Ctx<'_>, i: RepoOnly) -> Out {
     let repo = ctx.repo(i.registry_id.as_deref(), &i.repository_name).await?;
     ctx.allow(Resource::Repository(&repo)).await?;
-    ctx.registry.repository(&repo).await.map_err(from_registry)?;
-    let status = ctx.registry.start_upload(&repo).await.map_err(from_registry)?;
+    let status = ctx.registry.initiate_layer_upload(&repo).await.map_err(from_registry)?;
     Ok(json!({ "uploadId": status.id, "partSize": berth_core::images::MIN_LAYER_PART }))
 }
 

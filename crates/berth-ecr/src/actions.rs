@@ -716,8 +716,7 @@ async fn batch_check_layer_availability(ctx: &Ctx<'_>, i: LayerAvailabilityIn) -
 async fn initiate_layer_upload(ctx: &Ctx<'_>, i: RepoOnly) -> Out {
     let (_, repo) = repo_of(ctx, i.registry_id.as_deref(), &i.repository_name)?;
     ctx.allow(Resource::Repository(&repo)).await?;
-    ctx.registry.repository(&repo).await?;
-    let status = ctx.registry.start_upload(&repo).await?;
+    let status = ctx.registry.initiate_layer_upload(&repo).await?;
     Ok(json!({ "uploadId": status.id, "partSize": berth_core::images::MIN_LAYER_PART }))
 }
 
