@@ -50,6 +50,20 @@ def anonymous_env(home):
     return env
 
 
+def ctr_fetch(ref, blobs):
+    """containerd's `ctr content fetch` without a login; every blob lands in its content store."""
+    d = tempfile.mkdtemp(prefix="berth-pub-", dir="/tmp")
+    c = Containerd(d)
+    try:
+        run("ctr", "-a", f"{d}/containerd.sock", "content", "fetch", "--plain-http", ref)
+        for blob in blobs:
+            assert c.has_blob(blob), blob
+    finally:
+        c.stop()
+        subprocess.run(["umount", "-R", d], capture_output=True)
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_the_guides_public_repository_pulled_anonymously_by_skopeo_podman_and_ctr(fresh_berth, tmp_path):
     b, home = fresh_berth, tmp_path / "home"
     home.mkdir()
@@ -82,16 +96,7 @@ def test_the_guides_public_repository_pulled_anonymously_by_skopeo_podman_and_ct
     run("podman", "pull", "--tls-verify=false", f"{uri}:v1", env=anon)
     ids = run("podman", "image", "inspect", "--format", "{{.Digest}}", f"{uri}:v1", env=anon).stdout.strip()
     assert ids == digest
-    d = tempfile.mkdtemp(prefix="berth-pub-", dir="/tmp")
-    c = Containerd(d)
-    try:
-        run("ctr", "-a", f"{d}/containerd.sock", "content", "fetch", "--plain-http", f"{uri}:v1")
-        for blob in [img.config_digest, *img.layer_digests]:
-            assert c.has_blob(blob)
-    finally:
-        c.stop()
-        subprocess.run(["umount", "-R", d], capture_output=True)
-        shutil.rmtree(d, ignore_errors=True)
+    ctr_fetch(f"{uri}:v1", [img.config_digest, *img.layer_digests])
 
     # Anonymous writes are refused; nothing changed.
     pushed = run("skopeo", "copy", "--dest-tls-verify=false", img.ref, f"docker://{uri}:evil", env=anon, check=False)
@@ -134,5 +139,72 @@ def test_the_anonymous_pull_quota_answers_429_with_retry_after_then_recovers(tmp
                             timeout=10).status_code == 200
         time.sleep(wait)  # the quota refills with time: waiting as long as Retry-After says is the client's part
         assert requests.get(url, headers=hdr, timeout=10).status_code == 200
+    finally:
+        b.stop()
+
+
+def test_the_public_registry_host_offers_the_anonymous_bearer_token_flow(tmp_path):
+    """On the `--public-registry-host` /v2/ answers ECR Public's challenge (Bearer, realm /token):
+    docker, containerd and podman fetch an anonymous token there and pull with it; a logged-in
+    client exchanges its login at the same realm and pushes."""
+    b = Berth(str(tmp_path / "data"), extra_args=["--public-registry-host", "localhost"]).start()
+    try:
+        home = tmp_path / "home"
+        home.mkdir()
+        aws(b, home, "ecr-public", "create-repository", "--repository-name", "tokenflow")
+        _, alias = public_uri(b, home, "tokenflow")
+        port = b.addr.rsplit(":", 1)[1]
+        public = f"localhost:{port}"
+        uri = f"{public}/{alias}/tokenflow"
+        img = images.build_image(str(tmp_path / "layout"), "v1", random_size=64 * 1024, with_busybox=False)
+        digest = images.manifest_digest(img.layout, "v1")
+        password = login_password(b, home)
+        # A logged-in push through the public host: the client answers the Bearer challenge with
+        # its login at the realm.
+        run("skopeo", "copy", "--dest-tls-verify=false", "--dest-creds", f"AWS:{password}", img.ref, f"docker://{uri}:v1")
+
+        base = f"http://{public}"
+        ping = requests.get(f"{base}/v2/", timeout=10)
+        assert ping.status_code == 401
+        assert ping.headers["WWW-Authenticate"] == f'Bearer realm="{base}/token",service="{public}"'
+        # The private host keeps ECR's Basic challenge.
+        assert requests.get(f"{b.url}/v2/", timeout=10).headers["WWW-Authenticate"].startswith("Basic ")
+
+        scope = {"service": public, "scope": f"repository:{alias}/tokenflow:pull"}
+        token = requests.get(f"{base}/token", params=scope, timeout=10)
+        assert token.status_code == 200
+        anon = {"Authorization": f"Bearer {token.json()['token']}"}
+        assert token.json()["token"] == token.json()["access_token"]
+        assert requests.get(f"{base}/v2/", headers=anon, timeout=10).status_code == 200
+        m = requests.get(f"{base}/v2/{alias}/tokenflow/manifests/v1", headers={**anon, "Accept": OCI_MANIFEST}, timeout=10)
+        assert m.status_code == 200 and m.headers["Docker-Content-Digest"] == digest and m.content == img.manifest_bytes
+        # The anonymous token grants what no credentials grant, nothing more.
+        assert requests.get(f"{base}/v2/_catalog", headers=anon, timeout=10).status_code == 401
+        r = requests.delete(f"{base}/v2/{alias}/tokenflow/manifests/{digest}", headers=anon, timeout=10)
+        assert r.status_code == 401 and r.json()["errors"][0]["code"] == "UNAUTHORIZED"
+        r = requests.post(f"{base}/v2/{alias}/tokenflow/blobs/uploads/", headers=anon, timeout=10)
+        assert r.status_code == 401
+        # Wrong credentials at the realm are refused, not taken for anonymous.
+        bad = requests.get(f"{base}/token", params=scope, auth=("AWS", "not-a-token"), timeout=10)
+        assert bad.status_code == 401
+        # A login exchanged at the realm works as a bearer token.
+        good = requests.get(f"{base}/token", params=scope, auth=("AWS", password), timeout=10)
+        assert good.status_code == 200
+        tags = requests.get(f"{base}/v2/{alias}/tokenflow/tags/list", headers={"Authorization": f"Bearer {good.json()['token']}"},
+                            timeout=10)
+        assert tags.status_code == 200 and tags.json()["tags"] == ["v1"]
+
+        # Real clients with no login follow the flow: skopeo, podman and containerd's ctr.
+        env = anonymous_env(tmp_path / "anon")
+        out = tmp_path / "pulled"
+        run("skopeo", "copy", "--src-tls-verify=false", f"docker://{uri}:v1", f"dir:{out}", env=env)
+        assert open(out / "manifest.json", "rb").read() == img.manifest_bytes
+        run("podman", "pull", "--tls-verify=false", f"{uri}:v1", env=env)
+        assert run("podman", "image", "inspect", "--format", "{{.Digest}}", f"{uri}:v1", env=env).stdout.strip() == digest
+        ctr_fetch(f"{uri}:v1", [img.config_digest, *img.layer_digests])
+        # An anonymous push through the public host is refused and changes nothing.
+        pushed = run("skopeo", "copy", "--dest-tls-verify=false", img.ref, f"docker://{uri}:evil", env=env, check=False)
+        assert pushed.returncode != 0
+        assert requests.get(f"{base}/v2/{alias}/tokenflow/tags/list", headers=anon, timeout=10).json()["tags"] == ["v1"]
     finally:
         b.stop()

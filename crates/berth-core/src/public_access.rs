@@ -21,6 +21,10 @@ const ALIAS_TTL: Duration = Duration::from_secs(5);
 const ALIASES_KEPT: u64 = 10_000;
 /// The principal ARN of a caller without credentials (in logs and audit records).
 pub const ANONYMOUS: &str = "anonymous";
+/// The bearer token the realm hands a caller without credentials (docker's, containerd's and
+/// podman's anonymous token flow). It is no secret and grants nothing: a request carrying it is
+/// exactly as anonymous as one carrying nothing.
+pub const ANONYMOUS_BEARER_TOKEN: &str = "berth-anonymous";
 
 /// The alias cache and the pull limiters.
 pub(crate) struct PublicAccess {
@@ -86,9 +90,15 @@ impl Registry {
         self.public_access.alias_of.get(account).unwrap_or_else(|| crate::public::default_alias(account, 10))
     }
 
+    /// Whether `host` (a request's Host header) is the `--public-registry-host`, where every path
+    /// names a public repository and clients are offered the anonymous token flow.
+    pub fn is_public_host(&self, host: Option<&str>) -> bool {
+        self.config.public_registry_host.as_deref().is_some_and(|h| host_matches(h, host))
+    }
+
     /// The public repository a `/v2/<path_name>/…` request to `host` names, if any.
     pub async fn public_repository(&self, host: Option<&str>, path_name: &RepositoryName) -> Result<Option<Repo>> {
-        let on_public_host = self.config.public_registry_host.as_deref().is_some_and(|h| host_matches(h, host));
+        let on_public_host = self.is_public_host(host);
         let Some((alias, rest)) = path_name.as_str().split_once('/') else {
             return match on_public_host {
                 true => Err(RegistryError::NameInvalid(format!("{path_name}: public repositories are named <alias>/<name>"))),

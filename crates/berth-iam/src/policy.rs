@@ -1151,6 +1151,9 @@ pub const AMAZON_EC2_CONTAINER_REGISTRY_READ_ONLY: &str = r#"{
   ]
 }"#;
 
+// The three ECR Public policies are AWS's documents as published in the AWS Managed Policy
+// Reference (each at version v1, 2020-12-01), action for action.
+
 /// `arn:aws:iam::aws:policy/AmazonElasticContainerRegistryPublicFullAccess`
 pub const AMAZON_ECR_PUBLIC_FULL_ACCESS: &str = r#"{
   "Version": "2012-10-17",

@@ -65,6 +65,17 @@ pub(crate) fn transport(req: &Request<Body>) -> Transport {
     Transport::of(req.extensions())
 }
 
+/// Whether the request carries the realm's anonymous bearer token (which names no one: such a
+/// request is treated exactly as one without credentials, except that `GET /v2/` answers 200 to
+/// it, as a token client expects after its token exchange).
+pub(crate) fn anonymous_bearer(req: &Request<Body>) -> bool {
+    let Some((scheme, token)) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.split_once(' '))
+    else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("bearer") && token.trim() == berth_core::public_access::ANONYMOUS_BEARER_TOKEN
+}
+
 /// Basic `base64(AWS:<token>)`, or `Bearer` with the same value, as a token client sends what
 /// the realm's exchange gave it (ECR's `authorizationToken` form). A bare registry token is
 /// never a bearer token.
@@ -162,5 +173,13 @@ mod tests {
         }
         assert_eq!(basic_credentials(&with_auth("Bearer b1.x.y")), None);
         assert_eq!(basic_credentials(&with_auth(&format!("Digest {encoded}"))), None);
+    }
+
+    #[test]
+    fn the_anonymous_bearer_token_is_no_credential() {
+        let req = with_auth("Bearer berth-anonymous");
+        assert!(anonymous_bearer(&req));
+        assert_eq!(basic_credentials(&req), None);
+        assert!(!anonymous_bearer(&with_auth("Basic berth-anonymous")));
     }
 }

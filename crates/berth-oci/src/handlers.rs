@@ -32,6 +32,14 @@ pub(crate) async fn handle(registry: &Registry, ep: Endpoint, req: Request<Body>
         facts.action = action.to_string();
     }
     let creds = crate::access::credentials(&req);
+    // A token client pings `/v2/` with the token the realm gave it; the anonymous one is good
+    // for that (it is good for nothing a caller without credentials could not do).
+    if let (Endpoint::Base, None) = (&ep, &creds.0) {
+        if crate::access::anonymous_bearer(&req) {
+            facts.principal = Some(berth_core::public_access::ANONYMOUS.to_string());
+            return Ok(json_response(StatusCode::OK, json!({})));
+        }
+    }
     // A download URL (GetDownloadUrlForLayer) reads its one blob on its capability alone; on any
     // other request the capability is no credential, so a request without one is refused.
     if let (None, Some(capability), Endpoint::Blob { name, digest }, &Method::GET | &Method::HEAD) =

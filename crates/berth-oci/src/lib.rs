@@ -44,38 +44,59 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/v2/", axum::routing::any(dispatch))
         .route("/v2/{*rest}", axum::routing::any(dispatch))
         .route("/", axum::routing::get(token))
+        .route("/token", axum::routing::get(token))
         .with_state(registry)
 }
 
-/// The host and scheme a request came in on: the challenge's realm must send token clients
-/// back to this listener (http on a plain one), never to a guessed https URL.
-fn origin(req: &Request<Body>) -> (String, &'static str) {
-    let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_string();
-    let scheme = if access::transport(req).secure { "https" } else { "http" };
-    (host, scheme)
+/// Where a request came in: host, scheme, and whether the host is the public registry's.
+struct Origin {
+    host: String,
+    scheme: &'static str,
+    public_host: bool,
 }
 
-/// ECR's challenge, with its realm at this listener's root; docker/podman/skopeo answer it with
-/// the stored login, token clients (oras-py's default) fetch a token from the realm first.
-fn challenge(response: &mut Response, (host, scheme): &(String, &'static str)) {
-    let value = format!("Basic realm=\"{scheme}://{host}/\",service=\"ecr.amazonaws.com\"");
+/// The challenge's realm must send token clients back to this listener (http on a plain one),
+/// never to a guessed https URL.
+fn origin(registry: &Registry, req: &Request<Body>) -> Origin {
+    let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_string();
+    let scheme = if access::transport(req).secure { "https" } else { "http" };
+    let public_host = registry.is_public_host(Some(&host));
+    Origin { host, scheme, public_host }
+}
+
+/// ECR's challenge on the private registry: Basic, with its realm at this listener's root;
+/// docker/podman/skopeo answer it with the stored login, token clients (oras-py's default) fetch
+/// a token from the realm first. On the public registry's host, ECR Public's: the Bearer token
+/// flow, which docker, containerd and podman follow without a login to pull anonymously.
+fn challenge(response: &mut Response, origin: &Origin) {
+    let Origin { host, scheme, public_host } = origin;
+    let value = match public_host {
+        true => format!("Bearer realm=\"{scheme}://{host}/token\",service=\"{host}\""),
+        false => format!("Basic realm=\"{scheme}://{host}/\",service=\"ecr.amazonaws.com\""),
+    };
     if let Ok(v) = http::HeaderValue::from_str(&value) {
         response.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
     }
 }
 
-/// The challenge's realm, for clients that treat every challenge as the distribution token flow:
-/// Basic `AWS:<registry token>` is exchanged for `base64(AWS:<registry token>)` (ECR's
-/// `authorizationToken`), which `/v2/` then accepts as `Bearer`. Nothing new is granted: the
-/// credentials are the caller's own, checked before they are handed back.
+/// The challenge's realm. Basic `AWS:<registry token>` is exchanged for `base64(AWS:<registry
+/// token>)` (ECR's `authorizationToken`), which `/v2/` then accepts as `Bearer`; nothing new is
+/// granted: the credentials are the caller's own, checked before they are handed back. A caller
+/// without credentials gets the anonymous token, which is worth what no credentials are worth:
+/// reads of public repositories.
 async fn token(State(registry): State<Arc<Registry>>, req: Request<Body>) -> Response {
     use base64::Engine;
-    let origin = origin(&req);
+    let origin = origin(&registry, &req);
     let (creds, transport) = access::credentials(&req);
-    let token = creds.as_ref().map(|(u, p)| base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))).unwrap_or_default();
-    let mut response = match access::authenticate(&registry, (creds, transport)).await {
-        Ok(_) => axum::Json(serde_json::json!({ "token": token, "access_token": token })).into_response(),
-        Err(e) => e.into_response(),
+    let mut response = match creds {
+        None => bearer_token(berth_core::public_access::ANONYMOUS_BEARER_TOKEN),
+        Some((user, password)) => {
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            match access::authenticate(&registry, (Some((user, password)), transport)).await {
+                Ok(_) => bearer_token(&token),
+                Err(e) => e.into_response(),
+            }
+        }
     };
     if response.status() == http::StatusCode::UNAUTHORIZED {
         challenge(&mut response, &origin);
@@ -84,9 +105,13 @@ async fn token(State(registry): State<Arc<Registry>>, req: Request<Body>) -> Res
     response
 }
 
+fn bearer_token(token: &str) -> Response {
+    axum::Json(serde_json::json!({ "token": token, "access_token": token })).into_response()
+}
+
 async fn dispatch(State(registry): State<Arc<Registry>>, req: Request<Body>) -> Response {
     let endpoint = Endpoint::parse(req.uri().path());
-    let origin = origin(&req);
+    let origin = origin(&registry, &req);
     // An error may be answered before the request body is read. The connection then cannot be
     // reused (the unread body is still on the wire), so say so rather than let the client's
     // next request on it fail (RFC 9112 §9.3).
