@@ -89,6 +89,45 @@ impl SqliteMetadataStore {
         Ok(SqliteMetadataStore { writer, reader })
     }
 
+    /// Writes a consistent copy of the whole database as of one instant to `path`, which must
+    /// not exist (SQLite's `VACUUM INTO`: one read transaction, so writers carry on meanwhile;
+    /// the copy is compact and complete, with no WAL beside it).
+    pub async fn snapshot_into(&self, path: &Path) -> Result<(), StoreError> {
+        let target = path.to_str().ok_or_else(|| {
+            StoreError::io(path.display().to_string(), std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a UTF-8 path"))
+        })?;
+        sqlx::query("VACUUM INTO ?").bind(target).execute(&self.reader).await.ctx("writing a snapshot of the database")?;
+        Ok(())
+    }
+
+    /// Opens a database another process may be writing (a serving berth's), to read it and
+    /// take snapshots of it: read-only, no migration, never a writer beside the server's.
+    pub async fn open_live_read_only(path: &Path) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::new().filename(path).read_only(true).busy_timeout(Duration::from_secs(30));
+        Self::read_only(opts).await
+    }
+
+    /// Opens a snapshot (`snapshot_into`'s output) to read it, changing nothing: no journal mode
+    /// switch, no migration, no `-wal` file beside it.
+    pub async fn open_snapshot(path: &Path) -> Result<Self, StoreError> {
+        Self::read_only(SqliteConnectOptions::new().filename(path).read_only(true).immutable(true)).await
+    }
+
+    async fn read_only(opts: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let pool = SqlitePoolOptions::new().max_connections(2).connect_with(opts).await.ctx("opening a database to read")?;
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&pool).await.ctx("reading schema version")?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew { found: version, supported: SCHEMA_VERSION });
+        }
+        Ok(SqliteMetadataStore { writer: pool.clone(), reader: pool })
+    }
+
+    /// Closes the connections (a snapshot opened to be read is then a single file again).
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
     async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
         let mut tx = pool.begin().await.ctx("starting migration")?;
         let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut *tx).await.ctx("reading schema version")?;

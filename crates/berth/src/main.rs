@@ -1,8 +1,10 @@
-//! `berth`: a self-hosted container registry. Subcommands: `serve`, `gc`, `fsck`, `lifecycle`, `vulndb`, `admin`, `migrate`.
+//! `berth`: a self-hosted container registry. Subcommands: `serve`, `gc`, `fsck`, `encrypt`, `lifecycle`, `vulndb`, `admin`,
+//! `migrate`, `backup`, `restore`.
 
 mod admin;
 mod admin_public;
 mod admin_remotes;
+mod backup;
 mod config;
 mod connections;
 mod datadir;
@@ -51,6 +53,12 @@ enum Command {
     /// Copy an embedded install (SQLite + a data directory) into PostgreSQL + S3 (or another
     /// directory), resumably, re-checking every digest; then point the nodes at the copy.
     Migrate(migrate::MigrateArgs),
+    /// Back up an embedded berth (SQLite + filesystem) while it serves: a point-in-time snapshot
+    /// of the metadata and the blobs it names, incremental into the same directory; `backup
+    /// verify --from DIR` checks one.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into an empty data directory, re-hashing every blob, then fsck it.
+    Restore(backup::RestoreArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -72,6 +80,8 @@ fn main() -> std::process::ExitCode {
             Command::Vulndb(cmd) => vulndb::run(cmd).await,
             Command::Admin(cmd) => admin::run(cmd).await,
             Command::Migrate(args) => migrate::run(args).await,
+            Command::Backup(args) => backup::run(args).await,
+            Command::Restore(args) => backup::restore(args).await,
         }
     });
     match result {

@@ -1,0 +1,394 @@
+//! `berth backup`, `berth backup verify` and `berth restore`: backups of the embedded default
+//! (SQLite + filesystem) taken while berth serves.
+//!
+//! A backup is a data directory plus a record of it:
+//! - `berth.db`: a snapshot of the metadata as of one instant (SQLite's `VACUUM INTO`, one read
+//!   transaction, so pushes carry on meanwhile);
+//! - the objects that snapshot records (clear blobs under `blobs/`, encrypted ones under
+//!   `sealed/`, the data directory's own layout), each copied aside, hashed on the way, synced
+//!   and renamed into place;
+//! - `objects.tsv` (every object's path, size and the sha256 of its stored bytes) and
+//!   `BACKUP.json` (counts, bytes, the snapshot time, berth's and the schema's versions).
+//!
+//! Blobs are immutable and content-addressed, so a second backup into the same directory copies
+//! only the objects it does not hold yet, and a backup cut short resumes where it stopped. The
+//! snapshot replaces the previous one only after every object it needs is in place: an
+//! interrupted or failed backup leaves the previous backup whole. The root key is never written
+//! into a backup unless `--include-root-key` asks for it.
+
+mod objects;
+mod restore;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use berth_store::SqliteMetadataStore;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::config::DEFAULT_DATA_DIR;
+use objects::{Entry, Object};
+pub use restore::{restore, RestoreArgs};
+
+const MANIFEST_FILE: &str = "BACKUP.json";
+const SNAPSHOT_FILE: &str = "berth.db";
+const INCOMING_SNAPSHOT: &str = ".incoming.db";
+const ROOT_KEY_FILE: &str = "root.key";
+
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    pub command: Option<BackupCommand>,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BackupCommand {
+    /// Check a backup without restoring it: every object the snapshot records is there with
+    /// the bytes the backup recorded (clear blobs also against their digests).
+    Verify(VerifyArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CreateArgs {
+    /// The data directory of the berth to back up (it may be serving).
+    #[arg(long, env = "BERTH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// The backup directory (created if missing; a previous backup there is updated
+    /// incrementally).
+    #[arg(long)]
+    pub to: Option<PathBuf>,
+    /// Also write the root key into the backup (anyone holding the backup can then read every
+    /// encrypted blob and secret in it). Without it, a restore needs the key from elsewhere.
+    #[arg(long)]
+    pub include_root_key: bool,
+    /// The root key to include (BERTH_ROOT_KEY, if set, wins) [default: <data-dir>/root.key]
+    #[arg(long)]
+    pub root_key_file: Option<PathBuf>,
+    /// Objects copied at the same time.
+    #[arg(long, default_value_t = 4)]
+    pub jobs: usize,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// The backup directory.
+    #[arg(long)]
+    pub from: PathBuf,
+}
+
+/// `BACKUP.json`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub berth_version: String,
+    pub schema_version: i64,
+    /// Every push acknowledged before this instant (ms since the epoch) is in the backup.
+    pub snapshot_millis: i64,
+    pub objects: u64,
+    pub bytes: u64,
+    /// Objects this run copied (the rest were already in the backup).
+    pub copied: u64,
+    pub copied_bytes: u64,
+    /// Recorded objects whose bytes were gone on purpose (encrypted under a deleted KMS key).
+    pub absent: Vec<String>,
+    pub root_key_included: bool,
+    pub seconds: f64,
+}
+
+const FORMAT: &str = "berth-backup-v1";
+
+pub async fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Some(BackupCommand::Verify(v)) => verify(v).await,
+        None => create(args.create).await,
+    }
+}
+
+/// What became of one recorded object in this run.
+enum Outcome {
+    Kept(Object, Entry),
+    Copied(Object, Entry),
+    Absent(Object),
+    Failed(String),
+}
+
+async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let to = args.to.clone().context("--to DIR: where the backup goes")?;
+    let live_db = args.data_dir.join("berth.db");
+    if !live_db.is_file() {
+        anyhow::bail!(
+            "{} holds no berth.db: `berth backup` copies the embedded default (SQLite + filesystem); back a cluster up with PostgreSQL's and the bucket's own tools (docs/DEPLOY.md)",
+            args.data_dir.display()
+        );
+    }
+    std::fs::create_dir_all(&to).with_context(|| format!("creating {}", to.display()))?;
+    let _lock = lock(&to)?;
+
+    let incoming = to.join(INCOMING_SNAPSHOT);
+    remove_database(&incoming)?;
+    // Taken before the snapshot starts: whatever was acknowledged before it is in the snapshot.
+    let snapshot_millis = now_millis();
+    let live = SqliteMetadataStore::open_live_read_only(&live_db).await.context("opening the metadata database")?;
+    live.snapshot_into(&incoming).await?;
+    live.close().await;
+    let recorded = objects::recorded(&incoming).await?;
+    let previous = Arc::new(objects::read_list(&to)?);
+
+    let progress = progress_bar(recorded.len() as u64, "backing up");
+    let outcomes: Vec<Outcome> = futures::stream::iter(recorded)
+        .map(|object| {
+            let (data_dir, to, previous, progress) = (args.data_dir.clone(), to.clone(), previous.clone(), progress.clone());
+            async move {
+                let outcome = tokio::task::spawn_blocking(move || back_up_object(&data_dir, &to, &previous, object))
+                    .await
+                    .unwrap_or_else(|e| Outcome::Failed(format!("copy task failed: {e}")));
+                progress.inc(1);
+                outcome
+            }
+        })
+        .buffer_unordered(args.jobs.max(1))
+        .collect()
+        .await;
+    progress.finish_and_clear();
+
+    let mut manifest = Manifest {
+        format: FORMAT.into(),
+        berth_version: env!("CARGO_PKG_VERSION").into(),
+        schema_version: berth_store::SQLITE_SCHEMA_VERSION,
+        snapshot_millis,
+        objects: 0,
+        bytes: 0,
+        copied: 0,
+        copied_bytes: 0,
+        absent: Vec::new(),
+        root_key_included: false,
+        seconds: 0.0,
+    };
+    let mut kept = Vec::new();
+    let mut failures = Vec::new();
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Kept(o, e) => kept.push((o, e)),
+            Outcome::Copied(o, e) => {
+                manifest.copied += 1;
+                manifest.copied_bytes += e.size;
+                kept.push((o, e));
+            }
+            Outcome::Absent(o) => manifest.absent.push(o.path.display().to_string()),
+            Outcome::Failed(why) => failures.push(why),
+        }
+    }
+    if !failures.is_empty() {
+        for f in &failures {
+            eprintln!("berth backup: {f}");
+        }
+        eprintln!(
+            "berth backup: {} object(s) could not be backed up; the previous backup in {} is intact. Run the command again (it resumes); if an object keeps failing, run `berth fsck` on the source",
+            failures.len(),
+            to.display()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    kept.sort_by(|a, b| a.0.path.cmp(&b.0.path));
+    manifest.objects = kept.len() as u64;
+    manifest.bytes = kept.iter().map(|(_, e)| e.size).sum();
+    objects::write_list(&to, &kept)?;
+    // The new snapshot goes in only now that every object it names is in place.
+    std::fs::rename(&incoming, to.join(SNAPSHOT_FILE)).context("renaming the snapshot into place")?;
+    sync_dir(&to)?;
+    prune(&to, &previous, &kept)?;
+    manifest.root_key_included = args.include_root_key;
+    if args.include_root_key {
+        write_root_key(&args, &to)?;
+    } else {
+        let _ = std::fs::remove_file(to.join(ROOT_KEY_FILE));
+    }
+    manifest.seconds = started.elapsed().as_secs_f64();
+    write_manifest(&to, &manifest)?;
+    println!("{}", serde_json::to_string_pretty(&manifest)?);
+    if !args.include_root_key {
+        eprintln!(
+            "berth backup: the root key is NOT in the backup. Encrypted blobs and secrets in it open only with the root key of {} (BERTH_ROOT_KEY, or {}): keep a copy of it apart from the backup",
+            args.data_dir.display(),
+            args.root_key_file.clone().unwrap_or_else(|| args.data_dir.join(ROOT_KEY_FILE)).display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn back_up_object(data_dir: &Path, to: &Path, previous: &HashMap<PathBuf, Entry>, object: Object) -> Outcome {
+    let target = to.join(&object.path);
+    if let Some(entry) = previous.get(&object.path) {
+        // Content-addressed and written once: an object the backup holds at its recorded size
+        // is the same object (`backup verify` re-reads them).
+        if std::fs::metadata(&target).is_ok_and(|m| m.len() == entry.size) {
+            return Outcome::Kept(object, entry.clone());
+        }
+    }
+    let source = data_dir.join(&object.path);
+    if !source.exists() {
+        if object.may_be_shredded() {
+            return Outcome::Absent(object);
+        }
+        return Outcome::Failed(format!(
+            "{} ({}) is recorded but its file is missing (a GC removed it after the snapshot, or the source is damaged)",
+            object.digest,
+            source.display()
+        ));
+    }
+    match objects::copy(&source, &target, &object, None) {
+        Ok(entry) => Outcome::Copied(object, entry),
+        Err(e) => Outcome::Failed(format!("{:#}", e)),
+    }
+}
+
+/// Removes the objects of the previous backup that the new snapshot no longer names (deleted
+/// images the GC collected): the backup mirrors its snapshot.
+fn prune(to: &Path, previous: &HashMap<PathBuf, Entry>, kept: &[(Object, Entry)]) -> anyhow::Result<()> {
+    let now: std::collections::HashSet<&PathBuf> = kept.iter().map(|(o, _)| &o.path).collect();
+    for path in previous.keys().filter(|p| !now.contains(p)) {
+        match std::fs::remove_file(to.join(path)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
+        }
+    }
+    Ok(())
+}
+
+fn write_root_key(args: &CreateArgs, to: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let bytes = match std::env::var("BERTH_ROOT_KEY") {
+        Ok(hex) => hex.into_bytes(),
+        Err(_) => {
+            let path = args.root_key_file.clone().unwrap_or_else(|| args.data_dir.join(ROOT_KEY_FILE));
+            std::fs::read(&path).with_context(|| format!("reading the root key {}", path.display()))?
+        }
+    };
+    let path = to.join(ROOT_KEY_FILE);
+    let mut f = File::options().create(true).truncate(true).write(true).mode(0o600).open(&path).context("writing root.key")?;
+    f.write_all(&bytes).context("writing root.key")?;
+    f.sync_all().context("syncing root.key")?;
+    Ok(())
+}
+
+async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let manifest = read_manifest(&args.from)?;
+    let list = Arc::new(objects::read_list(&args.from)?);
+    let recorded = objects::recorded(&args.from.join(SNAPSHOT_FILE)).await?;
+    let absent: std::collections::HashSet<String> = manifest.absent.iter().cloned().collect();
+    let progress = progress_bar(recorded.len() as u64, "verifying");
+    let problems: Vec<String> = futures::stream::iter(recorded)
+        .map(|object| {
+            let (from, list, absent, progress) = (args.from.clone(), list.clone(), absent.clone(), progress.clone());
+            async move {
+                let problem = tokio::task::spawn_blocking(move || {
+                    let Some(entry) = list.get(&object.path) else {
+                        if absent.contains(&object.path.display().to_string()) {
+                            return None;
+                        }
+                        return Some(format!(
+                            "{} ({}) is recorded by the snapshot but not in the backup",
+                            object.digest,
+                            object.path.display()
+                        ));
+                    };
+                    objects::check(&from.join(&object.path), &object, entry).err().map(|e| format!("{} : {e:#}", object.digest))
+                })
+                .await
+                .unwrap_or_else(|e| Some(format!("check task failed: {e}")));
+                progress.inc(1);
+                problem
+            }
+        })
+        .buffer_unordered(4)
+        .filter_map(|p| async move { p })
+        .collect()
+        .await;
+    progress.finish_and_clear();
+    let report = serde_json::json!({
+        "snapshot_millis": manifest.snapshot_millis,
+        "objects_checked": list.len(),
+        "problems": problems,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+fn read_manifest(dir: &Path) -> anyhow::Result<Manifest> {
+    let path = dir.join(MANIFEST_FILE);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {} (is {} a berth backup?)", path.display(), dir.display()))?;
+    let manifest: Manifest = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    if manifest.format != FORMAT {
+        anyhow::bail!("{}: format {:?}, this berth reads {FORMAT:?}", path.display(), manifest.format);
+    }
+    if manifest.schema_version > berth_store::SQLITE_SCHEMA_VERSION {
+        anyhow::bail!(
+            "{}: the backup's schema version {} is newer than this berth's ({}); use berth {} or later",
+            path.display(),
+            manifest.schema_version,
+            berth_store::SQLITE_SCHEMA_VERSION,
+            manifest.berth_version
+        );
+    }
+    Ok(manifest)
+}
+
+fn write_manifest(dir: &Path, manifest: &Manifest) -> anyhow::Result<()> {
+    let partial = dir.join(format!(".{MANIFEST_FILE}.partial"));
+    std::fs::write(&partial, serde_json::to_vec_pretty(manifest)?).context("writing BACKUP.json")?;
+    File::open(&partial).and_then(|f| f.sync_all()).context("syncing BACKUP.json")?;
+    std::fs::rename(&partial, dir.join(MANIFEST_FILE)).context("renaming BACKUP.json into place")?;
+    sync_dir(dir)
+}
+
+/// One backup (or restore) at a time per directory.
+fn lock(dir: &Path) -> anyhow::Result<File> {
+    let path = dir.join("backup.lock");
+    let file =
+        File::options().create(true).truncate(false).write(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!("{} is in use by another `berth backup`", dir.display()),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).context("locking the backup directory"),
+    }
+}
+
+fn remove_database(path: &Path) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let p = PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", p.display())),
+        }
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!("{what} {{bar:40}} {{pos}}/{{len}} objects, eta {{eta}}")) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb
+}

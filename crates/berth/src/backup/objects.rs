@@ -1,0 +1,186 @@
+//! The objects of a backup: which files a metadata snapshot needs, how each is copied (hashed on
+//! the way, written aside, fsynced, renamed: never half-written), and the list that records them.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use berth_store::{Algorithm, BlobObject, ContentStore, Digest, FsBlobStore, SqliteMetadataStore};
+use sha2::Digest as _;
+
+/// The list of a backup's objects, one per line: `<path>\t<size>\t<sha256 of the stored bytes>`.
+pub const OBJECTS_FILE: &str = "objects.tsv";
+const COPY_CHUNK: usize = 1 << 20;
+
+/// One stored object a snapshot records: a clear blob (scope "") or an encrypted one.
+#[derive(Debug, Clone)]
+pub struct Object {
+    /// Path under the data directory (and under the backup).
+    pub path: PathBuf,
+    pub digest: Digest,
+    pub scope: String,
+}
+
+impl Object {
+    fn of(record: &BlobObject) -> Object {
+        let path = match record.scope.as_str() {
+            "" => FsBlobStore::at("").blob_path(&record.digest),
+            scope => FsBlobStore::at("sealed").blob_path(&berth_core::sealed_object_name(scope, &record.digest)),
+        };
+        Object { path, digest: record.digest.clone(), scope: record.scope.clone() }
+    }
+
+    /// Whether the object may be missing from a healthy registry: the bytes of objects under a
+    /// deleted KMS key are removed on purpose (their records stay).
+    pub fn may_be_shredded(&self) -> bool {
+        self.scope.starts_with("kms:") || self.scope.starts_with("dsse:")
+    }
+}
+
+/// What a backup knows of one stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Every object the snapshot at `snapshot` records, read through the store's own paging.
+pub async fn recorded(snapshot: &Path) -> anyhow::Result<Vec<Object>> {
+    let store = SqliteMetadataStore::open_snapshot(snapshot).await.context("opening the metadata snapshot")?;
+    let mut objects = Vec::new();
+    let mut after: Option<(Digest, String)> = None;
+    loop {
+        let page = store.list_blob_objects(after.as_ref().map(|(d, s)| (d, s.as_str())), 1000).await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.digest.clone(), last.scope.clone()));
+        objects.extend(page.iter().map(Object::of));
+    }
+    store.close().await;
+    Ok(objects)
+}
+
+/// Copies `from` to `to`, hashing the bytes on the way; `to` appears only complete and synced.
+/// When `expect` is given the bytes must match it (size and sha256), and a clear blob's bytes
+/// must also match its digest; nothing is left at `to` otherwise.
+pub fn copy(from: &Path, to: &Path, object: &Object, expect: Option<&Entry>) -> anyhow::Result<Entry> {
+    let dir = to.parent().context("an object path has a directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let partial = dir.join(format!(".{}.partial", to.file_name().and_then(|n| n.to_str()).unwrap_or("object")));
+    let mut out = File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+    let (hashes, size) =
+        read_through(from, object, |chunk| out.write_all(chunk).with_context(|| format!("writing {}", partial.display())))?;
+    let entry = Entry { size, sha256: hashes.sha256() };
+    if let Err(problem) = hashes.check(object, &entry, expect) {
+        let _ = std::fs::remove_file(&partial);
+        anyhow::bail!("{}: {problem}", from.display());
+    }
+    out.sync_all().with_context(|| format!("syncing {}", partial.display()))?;
+    std::fs::rename(&partial, to).with_context(|| format!("renaming {} into place", partial.display()))?;
+    File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))?;
+    Ok(entry)
+}
+
+/// Re-reads a stored object and checks it against its entry (and a clear blob against its digest).
+pub fn check(path: &Path, object: &Object, entry: &Entry) -> anyhow::Result<()> {
+    let (hashes, size) = read_through(path, object, |_| Ok(()))?;
+    let found = Entry { size, sha256: hashes.sha256() };
+    hashes.check(object, &found, Some(entry)).map_err(|problem| anyhow::anyhow!("{}: {problem}", path.display()))
+}
+
+/// Reads a file once, hashing it and handing each chunk to `sink`; returns the hashes and size.
+fn read_through(path: &Path, object: &Object, mut sink: impl FnMut(&[u8]) -> anyhow::Result<()>) -> anyhow::Result<(Hashes, u64)> {
+    let mut source = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hashes = Hashes::new(object);
+    let mut size = 0u64;
+    let mut buf = vec![0u8; COPY_CHUNK];
+    loop {
+        let n = source.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            return Ok((hashes, size));
+        }
+        hashes.update(&buf[..n]);
+        sink(&buf[..n])?;
+        size += n as u64;
+    }
+}
+
+/// The sha256 of the stored bytes, and of a clear sha512 blob its own digest too.
+struct Hashes {
+    sha256: sha2::Sha256,
+    sha512: Option<sha2::Sha512>,
+}
+
+impl Hashes {
+    fn new(object: &Object) -> Hashes {
+        let sha512 = (object.scope.is_empty() && object.digest.algorithm() == Algorithm::Sha512).then(sha2::Sha512::new);
+        Hashes { sha256: sha2::Sha256::new(), sha512 }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        self.sha256.update(data);
+        if let Some(h) = &mut self.sha512 {
+            h.update(data);
+        }
+    }
+
+    fn sha256(&self) -> String {
+        hex::encode(self.sha256.clone().finalize())
+    }
+
+    fn check(self, object: &Object, found: &Entry, expect: Option<&Entry>) -> Result<(), String> {
+        if let Some(expect) = expect {
+            if expect != found {
+                return Err(format!(
+                    "holds {} bytes with sha256 {}, the backup recorded {} bytes with sha256 {}",
+                    found.size, found.sha256, expect.size, expect.sha256
+                ));
+            }
+        }
+        if object.scope.is_empty() {
+            let actual = match self.sha512 {
+                Some(h) => hex::encode(h.finalize()),
+                None => found.sha256.clone(),
+            };
+            if actual != object.digest.hex() {
+                return Err(format!("holds content whose digest is not {}", object.digest));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a backup's object list (empty when there is none yet).
+pub fn read_list(dir: &Path) -> anyhow::Result<HashMap<PathBuf, Entry>> {
+    let path = dir.join(OBJECTS_FILE);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+    };
+    let mut entries = HashMap::new();
+    for (n, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("reading {}", path.display()))?;
+        let mut fields = line.split('\t');
+        let (Some(p), Some(size), Some(sha256), None) = (fields.next(), fields.next(), fields.next(), fields.next()) else {
+            anyhow::bail!("{} line {}: not <path>\\t<size>\\t<sha256>", path.display(), n + 1);
+        };
+        let size = size.parse().with_context(|| format!("{} line {}: size", path.display(), n + 1))?;
+        entries.insert(PathBuf::from(p), Entry { size, sha256: sha256.to_string() });
+    }
+    Ok(entries)
+}
+
+/// Writes a backup's object list (aside, then renamed: a crash leaves the previous one).
+pub fn write_list(dir: &Path, objects: &[(Object, Entry)]) -> anyhow::Result<()> {
+    let partial = dir.join(format!(".{OBJECTS_FILE}.partial"));
+    let mut out = std::io::BufWriter::new(File::create(&partial).with_context(|| format!("creating {}", partial.display()))?);
+    for (object, entry) in objects {
+        writeln!(out, "{}\t{}\t{}", object.path.display(), entry.size, entry.sha256)?;
+    }
+    let file = out.into_inner().map_err(|e| e.into_error()).context("writing the object list")?;
+    file.sync_all().context("syncing the object list")?;
+    std::fs::rename(&partial, dir.join(OBJECTS_FILE)).context("renaming the object list into place")?;
+    Ok(())
+}
