@@ -18,8 +18,8 @@
 #              anon-host, auth-host  anon and auth on berth's public registry host (--public-registry-host
 #                       localhost, reached as http://localhost:<port>), where the alias alone names the
 #                       repository (no lookup of the repository per request, as on the plain address)
-#            then the blob GET of the 64 MiB blob PUB_BLOB_PULLS times in a row for each of the three
-#            (one connection), and DescribeRepositories (SigV4, bench/api_load.py) at 16 connections.
+#            then PUB_BLOB_PULLS (30) rounds of one GET of the 64 MiB blob for each of the three (one
+#            connection; order rotating every round), and DescribeRepositories (SigV4, bench/api_load.py) at 16 connections.
 #   limited  every limiter on with a rate and a burst of 1e9 (never refuses; every request still
 #            takes a token): auth, auth-host and anon-host manifest GET at 16 connections (also run
 #            in open as the "off" points), DescribeRepositories at 16.
@@ -40,7 +40,7 @@ for v in $(env | grep -o '^\(PUB\|BERTH\|BENCH\)_[A-Z_]*' | grep -v '^BERTH_ADMI
 
 SCALE=${PUB_SCALE:-full}
 case "$SCALE" in
-  full) d_repeat=3 d_load=8 d_warmup=1 d_blob=64 d_pulls=10 d_out=$ROOT/bench/RESULTS.md ;;
+  full) d_repeat=3 d_load=8 d_warmup=1 d_blob=64 d_pulls=30 d_out=$ROOT/bench/RESULTS.md ;;
   small) d_repeat=1 d_load=0.5 d_warmup=0.2 d_blob=4 d_pulls=2 d_out="" ;;
   *) echo "PUB_SCALE must be full or small" >&2; exit 2 ;;
 esac
@@ -123,10 +123,25 @@ api_point() { # KEY TARGET
   check "$1" "$2" "$j"; rec "$1" "$2" "$j"
   log "  $1 $2 @$CONNS: $(jq -r '"\(.req_per_s) req/s, p99 \(.latency.p99_ms) ms, server \(.server_cpu_us_per_req) µs/req"' <<<"$j")"
 }
-blob_pulls() { # TARGET → BLOB_PULLS GETs of the blob in a row, one connection each, summed
-  local i
-  for i in $(seq 1 "$BLOB_PULLS"); do bb "$1" pull-blob --repo "${REPO[$1]}" --digest "$BLOB" || die "blob GET ($1) failed"; done \
-    | jq -s -c '{pulls: length, bytes: (map(.bytes) | add), secs: (map(.secs) | add)} | . + {requests: .pulls, mb_per_s: (.bytes / .secs / 1e6 * 10 | round / 10)}'
+blob_round() { # (repetition $rep) BLOB_PULLS rounds of one blob GET per target (one connection, order rotating
+  # every round, so that a machine whose load drifts weighs on every target alike); one row per target
+  local i t a j
+  for i in $(seq 1 "$BLOB_PULLS"); do
+    for t in $(order "$((rep + i))" anon auth private); do
+      a=$(cpu_ticks "${PID[berth]}")
+      j=$(bb "$t" pull-blob --repo "${REPO[$t]}" --digest "$BLOB") || die "blob GET ($t) failed"
+      jq -c --argjson t "$(( $(cpu_ticks "${PID[berth]}") - a ))" '. + {ticks: $t}' <<<"$j" >>"$W/blob-$t.jsonl"
+    done
+  done
+  for t in anon auth private; do
+    j=$(jq -s -c --argjson hz "$(getconf CLK_TCK)" '{pulls: length, bytes: (map(.bytes) | add), secs: (map(.secs) | add),
+        server_cpu_s: ((map(.ticks) | add) / $hz), pull_mb_per_s: map(.mb_per_s)}
+      | . + {mb_per_s: (.bytes / .secs / 1e6 * 10 | round / 10)}' "$W/blob-$t.jsonl")
+    rm -f "$W/blob-$t.jsonl"
+    [ "$(jq .pulls <<<"$j")" = "$BLOB_PULLS" ] || die "blob GETs ($t) failed"
+    rec blob "$t" "$j"
+    log "  blob $t: $(jq -r '"\(.mb_per_s) MB/s over \(.pulls) pulls, server CPU \(.server_cpu_s) s"' <<<"$j")"
+  done
 }
 # The items in an order that rotates with N.
 order() { local n=$1 i; shift; local a=("$@"); for i in $(seq 0 $((${#a[@]} - 1))); do echo "${a[$(( (i + n) % ${#a[@]} ))]}"; done; }
@@ -175,12 +190,7 @@ for rep in $(seq 1 "$REPEAT"); do
       for c in 1 "$CONNS"; do
         for t in $(order "$rep" anon auth private anon-host auth-host); do manifest_point "manifest_$c" "$t" "$c"; done
       done
-      for t in $(order "$rep" anon auth private); do
-        j=$(with_cpu blob_pulls "$t")
-        [ "$(jq .pulls <<<"$j")" = "$BLOB_PULLS" ] || die "blob GETs ($t) failed"
-        rec blob "$t" "$j"
-        log "  blob $t: $(jq -r '"\(.mb_per_s) MB/s over \(.pulls) pulls, server CPU \(.server_cpu_s) s"' <<<"$j")"
-      done
+      blob_round
       for t in $(order "$rep" auth auth-host anon-host); do manifest_point "limiter_off" "$t" "$CONNS"; done
       api_point "api_limiter" off
     else

@@ -53,7 +53,7 @@ def main():
                "`http://localhost:<port>`), where the alias alone names the repository — the same image (one manifest digest, checked), and "
                f"the same {meta['blob_mib']} MiB blob pushed to both repositories. Load: `berth-bench manifest-load` "
                "(one keep-alive connection per worker, one tokio thread); blob: `berth-bench pull-blob`, "
-               f"{meta['pulls']} GETs in a row per repetition; DescribeRepositories: `bench/api_load.py` (one "
+               f"{meta['pulls']} rounds of one GET per target per repetition (order rotating every round); DescribeRepositories: `bench/api_load.py` (one "
                "SigV4-signed request replayed on each keep-alive connection, so the server verifies the "
                "signature every time). Server µs/req: the berth process's utime + stime over the point, per "
                "request answered.")
