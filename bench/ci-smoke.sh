@@ -22,3 +22,6 @@ echo "encryption bench smoke: ok"
 REPL_SCALE=small BENCH_BUILD=0 REPL_OUT="$out/REPLICATION.md" ./bench/replication.sh >/dev/null
 grep -q '^| \*\*on / off\*\* ' "$out/REPLICATION.md"
 echo "replication bench smoke: ok"
+# ECR Public, small: anonymous / authenticated / private manifest and blob GETs, the limiters on
+# (never refusing) and off; fails on any refused or failed request, or an image pulled with another digest.
+PUB_SCALE=small BENCH_BUILD=0 PUB_OUT="$out/PUBLIC.md" ./bench/public.sh >/dev/null && grep -q '^| manifest GET by tag @16 ' "$out/PUBLIC.md" && echo "public bench smoke: ok"
