@@ -31,6 +31,9 @@ pub(crate) struct PublicAccess {
     aliases: moka::sync::Cache<String, Option<String>>,
     /// account → alias, as last resolved (for the paths of `Location` headers).
     alias_of: moka::sync::Cache<String, String>,
+    /// Public repositories known to exist (positives only: a repository created a moment ago
+    /// must never be taken for absent, which would send its path to a private namesake).
+    repositories: moka::sync::Cache<berth_store::RepoKey, ()>,
     anonymous: Option<RateLimiter>,
     authenticated: Option<RateLimiter>,
 }
@@ -40,6 +43,7 @@ impl PublicAccess {
         PublicAccess {
             aliases: moka::sync::Cache::builder().max_capacity(ALIASES_KEPT).time_to_live(ALIAS_TTL).build(),
             alias_of: moka::sync::Cache::builder().max_capacity(ALIASES_KEPT).time_to_idle(Duration::from_secs(600)).build(),
+            repositories: moka::sync::Cache::builder().max_capacity(ALIASES_KEPT).time_to_live(ALIAS_TTL).build(),
             anonymous: config.anonymous_pulls.map(RateLimiter::new),
             authenticated: config.authenticated_pulls.map(RateLimiter::new),
         }
@@ -116,10 +120,20 @@ impl Registry {
             }
             _ => return Ok(None),
         };
-        if on_public_host || self.meta.get_repository(repo.key()).await?.is_some() {
+        if on_public_host || self.public_access.repositories.contains_key(repo.key()) {
+            return Ok(Some(repo));
+        }
+        if self.meta.get_repository(repo.key()).await?.is_some() {
+            self.public_access.repositories.insert(repo.key().clone(), ());
             return Ok(Some(repo));
         }
         Ok(None)
+    }
+
+    /// Forgets that a public repository exists (it was deleted here; other nodes forget it
+    /// within ALIAS_TTL, as they do an alias).
+    pub(crate) fn forget_public_repository(&self, key: &berth_store::RepoKey) {
+        self.public_access.repositories.invalidate(key);
     }
 
     /// Spends one image pull of the caller's quota: anonymous callers per source address,

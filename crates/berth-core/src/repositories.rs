@@ -152,6 +152,7 @@ impl Registry {
     pub async fn delete_repository(&self, repo: &Repo, force: bool) -> Result<RepositoryRow> {
         let outcome = self.meta.delete_repository(repo.key(), force).await?;
         self.caches.invalidate_repository(repo.key());
+        self.forget_public_repository(repo.key());
         match outcome {
             DeleteRepositoryOutcome::Deleted(row) => Ok(*row),
             DeleteRepositoryOutcome::NotFound => Err(RegistryError::NameUnknown(repo.clone())),
