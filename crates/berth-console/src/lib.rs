@@ -15,6 +15,7 @@
 //! | `GET /repositories` | list: search, sortable columns, numbered pages |
 //! | `POST /repositories/selected` | the list's selection: View push commands, Delete (asks for the name) |
 //! | `GET /repositories/new`, `POST /repositories` | CreateRepository |
+//! | `GET /public`, `/public/new`, `/public/edit`, `POST /public[/update\|/delete]` | ECR Public repositories (`public_repos.rs`) |
 //! | `GET /registry`, `POST /registry/policy[/delete]` | registry policy |
 //! | `GET /registry/settings` | creation templates, account settings, pull-time update exclusions, replication rules |
 //! | `POST /registry/replication/{rule,destination,filter,remove}` | one step of the replication configuration |
@@ -44,10 +45,13 @@ use http::header::{self, HeaderValue};
 mod assets;
 mod confirm;
 mod creation_templates;
+mod gallery;
+mod gallery_markdown;
 mod image;
 mod keys;
 mod lifecycle;
 mod policy;
+mod public_repos;
 mod registry_settings;
 mod replication;
 mod repo;
@@ -75,6 +79,11 @@ pub fn router(registry: Arc<Registry>, settings: ConsoleSettings) -> Router {
         .route("/repositories", get(repos::list).post(repos::create))
         .route("/repositories/new", get(repos::new_form))
         .route("/repositories/selected", post(repos::selected))
+        .route("/public", get(public_repos::list).post(public_repos::create))
+        .route("/public/new", get(public_repos::new_form))
+        .route("/public/edit", get(public_repos::edit_form))
+        .route("/public/update", post(public_repos::update))
+        .route("/public/delete", post(public_repos::delete))
         .route("/keys", get(keys::page).post(keys::create))
         .route("/keys/action", post(keys::action))
         .route("/registry", get(policy::registry_page))
@@ -100,8 +109,13 @@ pub fn router(registry: Arc<Registry>, settings: ConsoleSettings) -> Router {
         .with_state(app)
 }
 
+/// The public gallery's routes (`/gallery/…`, no sign-in), to be merged at the root.
+pub fn gallery_router(registry: Arc<Registry>) -> Router {
+    gallery::router(registry)
+}
+
 /// Pages are never cached and never framed; scripts and styles come only from the console.
-async fn security_headers(req: Request, next: Next) -> Response {
+pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
     let is_asset = req.uri().path().contains("/static/");
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
@@ -115,11 +129,14 @@ async fn security_headers(req: Request, next: Next) -> Response {
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    if !is_asset {
+    // A response that chose its own caching (the gallery's logos) keeps it.
+    if !is_asset && !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     resp
 }
 
+#[cfg(test)]
+mod gallery_tests;
 #[cfg(test)]
 mod tests;

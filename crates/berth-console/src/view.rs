@@ -10,6 +10,7 @@ use crate::web::Session;
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
     Repositories,
+    Public,
     Registry,
     Settings,
     Keys,
@@ -24,7 +25,7 @@ pub struct Page<'a> {
     pub body: Markup,
 }
 
-fn head(title: &str) -> Markup {
+pub(crate) fn head(title: &str) -> Markup {
     html! {
         head {
             meta charset="utf-8";
@@ -58,6 +59,7 @@ pub async fn render(s: &Session, page: Page<'_>) -> Response {
                         nav.mainnav aria-label="Main" {
                             ul {
                                 li { a href="/console/repositories" aria-current=[current(Nav::Repositories)] { "Repositories" } }
+                                li { a href="/console/public" aria-current=[current(Nav::Public)] { "Public repositories" } }
                                 @if registry_link {
                                     li { a href="/console/registry" aria-current=[current(Nav::Registry)] { "Registry policy" } }
                                 }

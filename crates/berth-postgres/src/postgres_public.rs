@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use berth_store::sql::public as sql;
-use berth_store::{PublicAliasOutcome, PublicRegistryRow, PublicStore, RepoKey, RepositoryCatalogRow, StoreError};
+use berth_store::{PublicAliasOutcome, PublicRegistryRow, PublicRepositoryHit, PublicStore, RepoKey, RepositoryCatalogRow, StoreError};
 
 use crate::postgres::PostgresMetadataStore;
 
@@ -35,5 +35,15 @@ impl PublicStore for PostgresMetadataStore {
 
     async fn put_repository_catalog(&self, key: &RepoKey, row: &RepositoryCatalogRow) -> Result<bool, StoreError> {
         self.timed("put_repository_catalog", sql::put_repository_catalog(&self.pool, key, row)).await
+    }
+
+    async fn search_public_repositories(
+        &self,
+        region: &str,
+        needle: &str,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<PublicRepositoryHit>, StoreError> {
+        self.timed("search_public_repositories", sql::search_public_repositories(&self.pool, region, needle, after, limit)).await
     }
 }

@@ -163,6 +163,10 @@ pub trait Conn: Send {
     /// sets) compare and sort in byte order, as paging keys must.
     const BYTE_ORDER: &'static str;
 
+    /// The text of a JSON document's top-level member `member` (NULL when absent); `member`
+    /// is a fixed identifier of the caller's, never input.
+    fn json_text(column: &str, member: &'static str) -> String;
+
     /// Runs the statement; the number of rows it changed.
     fn exec(&mut self, s: Stmt<'_>) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
     fn all(&mut self, s: Stmt<'_>) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send;
@@ -231,6 +235,10 @@ impl Conn for SqliteConnection {
 
     runs_statements!(bind_sqlite);
 
+    fn json_text(column: &str, member: &'static str) -> String {
+        format!("json_extract({column}, '$.{member}')")
+    }
+
     async fn lock_table(&mut self, _table: &'static str) -> Result<(), sqlx::Error> {
         Ok(())
     }
@@ -251,6 +259,10 @@ impl Conn for PgConnection {
     const BYTE_ORDER: &'static str = " COLLATE \"C\"";
 
     runs_statements!(bind_postgres);
+
+    fn json_text(column: &str, member: &'static str) -> String {
+        format!("(({column})::jsonb ->> '{member}')")
+    }
 
     async fn lock_table(&mut self, table: &'static str) -> Result<(), sqlx::Error> {
         sqlx::query(&format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")).execute(self).await.map(drop)

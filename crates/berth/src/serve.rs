@@ -199,6 +199,7 @@ fn app(state: AppState, tls: bool, body_timeout: Duration) -> Router {
             ],
         ))
         .merge(admin)
+        .merge(berth_console::gallery_router(state.registry.clone()))
         .nest("/console", berth_console::router(state.registry.clone(), berth_console::ConsoleSettings { tls }))
         // `nest` does not route the trailing-slash form to the nested router.
         .route("/console/", get(|| async { axum::response::Redirect::permanent("/console/repositories") }))

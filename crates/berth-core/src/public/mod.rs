@@ -8,7 +8,8 @@
 //! the "aes256" scope) works on it unchanged. The ECR Public API reuses the private
 //! registry's service calls on that scope; this module adds only what ECR Public has and ECR
 //! has not: the registry alias and catalog data (`alias.rs`, `catalog.rs`), CreateRepository
-//! with catalog data and DescribeImageTags (`repositories.rs`).
+//! with catalog data and DescribeImageTags (`repositories.rs`), and the gallery's anonymous
+//! reads across accounts (`gallery.rs`).
 //!
 //! IAM: actions in a public registry are `ecr-public:<Action>` ([`iam_action`]), repository
 //! ARNs `arn:aws:ecr-public::<account>:repository/<name>` (`Repo::arn`), the registry's
@@ -16,10 +17,12 @@
 
 mod alias;
 mod catalog;
+mod gallery;
 mod repositories;
 
 pub use alias::{default_alias, validate_alias};
 pub use catalog::{CatalogInput, RepositoryCatalog, StoredCatalog, MAX_LOGO_BYTES};
+pub use gallery::{gallery_needle, GalleryEntry, GalleryPage, GalleryRepository, LOGO_CONTENT_TYPE, MAX_GALLERY_QUERY, MAX_GALLERY_TAGS};
 pub use repositories::ImageTagDetail;
 
 use crate::names::RegistryRef;

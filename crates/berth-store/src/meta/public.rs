@@ -33,6 +33,19 @@ pub struct RepositoryCatalogRow {
     pub updated_at: Millis,
 }
 
+/// One public repository found by [`PublicStore::search_public_repositories`]: the gallery's
+/// search result, across accounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicRepositoryHit {
+    pub key: RepoKey,
+    /// The registry alias of the repository's account.
+    pub alias: String,
+    pub created_at: Millis,
+    /// The catalog JSON document, when the repository has catalog data.
+    pub catalog: Option<String>,
+    pub has_logo: bool,
+}
+
 #[async_trait]
 pub trait PublicStore: Send + Sync {
     async fn public_registry(&self, account: &str) -> Result<Option<PublicRegistryRow>, StoreError>;
@@ -54,4 +67,16 @@ pub trait PublicStore: Send + Sync {
 
     /// Replaces the repository's catalog data; false when the repository does not exist.
     async fn put_repository_catalog(&self, key: &RepoKey, row: &RepositoryCatalogRow) -> Result<bool, StoreError>;
+
+    /// Public repositories of every account (the `region` scope given, with a registry
+    /// alias) whose name, alias or catalog description contains `needle` (already lower-cased;
+    /// compared with ASCII-lower-cased text; "" matches all), in (alias, name) order after
+    /// `after`, at most `limit`.
+    async fn search_public_repositories(
+        &self,
+        region: &str,
+        needle: &str,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<PublicRepositoryHit>, StoreError>;
 }

@@ -123,3 +123,60 @@ pub async fn put_repository_catalog<DB: Backend>(pool: &Pool<DB>, key: &RepoKey,
         .ctx("writing repository catalog data")?;
     Ok(n > 0)
 }
+
+/// The gallery's search: one statement, bounded by `limit`, so a page costs the same with any
+/// number of public repositories. Matching lower-cases in byte order (ASCII letters only, on
+/// both backends), as the needle is.
+pub async fn search_public_repositories<DB: Backend>(
+    pool: &Pool<DB>,
+    region: &str,
+    needle: &str,
+    after: Option<(&str, &str)>,
+    limit: u32,
+) -> Result<Vec<PublicRepositoryHit>, StoreError> {
+    let mut conn = acquire(pool).await?;
+    let instr = <DB::Connection as Conn>::INSTR;
+    let byte_order = <DB::Connection as Conn>::BYTE_ORDER;
+    let description = <DB::Connection as Conn>::json_text("c.catalog", "description");
+    let mut sql = String::from(
+        "SELECT r.account_id, r.region, r.name, r.created_at, p.alias, c.catalog, \
+         (c.logo IS NOT NULL) AS has_logo \
+         FROM repositories r JOIN public_registries p ON p.account_id = r.account_id \
+         LEFT JOIN public_repository_catalog c ON c.repository_id = r.id \
+         WHERE r.region = $1",
+    );
+    let mut next = 2;
+    if !needle.is_empty() {
+        sql.push_str(&format!(
+            " AND ({instr}(lower(r.name{byte_order}), $2) > 0 OR {instr}(lower(p.alias{byte_order}), $2) > 0 \
+             OR {instr}(lower(COALESCE({description}, ''){byte_order}), $2) > 0)"
+        ));
+        next += 1;
+    }
+    if after.is_some() {
+        sql.push_str(&format!(" AND (p.alias > ${a} OR (p.alias = ${a} AND r.name > ${n}))", a = next, n = next + 1));
+        next += 2;
+    }
+    sql.push_str(&format!(" ORDER BY p.alias, r.name LIMIT ${next}"));
+    let mut s = stmt(sql).bind(region);
+    if !needle.is_empty() {
+        s = s.bind(needle);
+    }
+    if let Some((alias, name)) = after {
+        s = s.bind(alias).bind(name);
+    }
+    let s = s.bind(i64::from(limit));
+    let rows = conn.all(s).await.ctx("searching public repositories")?;
+    rows.iter()
+        .map(|r| {
+            Ok(PublicRepositoryHit {
+                key: r.repo_key()?,
+                alias: r.text("alias")?,
+                created_at: r.int("created_at")?,
+                catalog: r.opt_text("catalog")?,
+                has_logo: r.flag("has_logo")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("searching public repositories")
+}

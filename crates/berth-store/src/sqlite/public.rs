@@ -37,4 +37,14 @@ impl PublicStore for SqliteMetadataStore {
     async fn put_repository_catalog(&self, key: &RepoKey, row: &RepositoryCatalogRow) -> Result<bool, StoreError> {
         sql::put_repository_catalog(&self.writer, key, row).await
     }
+
+    async fn search_public_repositories(
+        &self,
+        region: &str,
+        needle: &str,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<PublicRepositoryHit>, StoreError> {
+        sql::search_public_repositories(&self.reader, region, needle, after, limit).await
+    }
 }

@@ -45,3 +45,52 @@ pub async fn public_registries_and_catalog(f: Fixture) {
     s.create_repository(&k, &settings(), &[], NOW + 2).await.unwrap().expect("created again");
     assert_eq!(s.repository_catalog(&k).await.unwrap(), None, "the catalog went with its repository");
 }
+
+/// The gallery's search: every account's public repositories with an alias, matched on
+/// name, alias or description (ASCII case-insensitive), in (alias, name) order, paged by the
+/// last (alias, name), never a private repository.
+pub async fn public_repository_search(f: Fixture) {
+    let s = &f.store;
+    let (a, b, c) = ("111111111111", "222222222222", "333333333333");
+    s.create_public_registry(&registry(a, "zeta")).await.unwrap();
+    s.create_public_registry(&registry(b, "acme")).await.unwrap();
+    let key = |account: &str, region: &str, name: &str| RepoKey { account: account.into(), region: region.into(), name: name.into() };
+    let catalog = |json: &str| RepositoryCatalogRow { catalog: json.into(), logo: None, updated_at: NOW };
+    for (account, name) in [(a, "web/nginx"), (a, "tools"), (b, "db"), (b, "cache"), (c, "no-alias")] {
+        s.create_repository(&key(account, "@public", name), &settings(), &[], NOW).await.unwrap().expect("new");
+    }
+    // A private namesake, with a description-like name, never shows.
+    s.create_repository(&key(a, "us-east-1", "web/nginx"), &settings(), &[], NOW).await.unwrap().expect("new");
+    s.create_repository(&key(a, "us-east-1", "secret-database"), &settings(), &[], NOW).await.unwrap().expect("new");
+    assert!(s.put_repository_catalog(&key(b, "@public", "db"), &catalog(r#"{"description":"A fast DATABASE"}"#)).await.unwrap());
+    let logo = RepositoryCatalogRow { logo: Some(b"\x89PNG".to_vec()), ..catalog(r#"{"aboutText":"database inside"}"#) };
+    assert!(s.put_repository_catalog(&key(a, "@public", "tools"), &logo).await.unwrap());
+
+    let names = |hits: &[PublicRepositoryHit]| hits.iter().map(|h| format!("{}/{}", h.alias, h.key.name)).collect::<Vec<_>>();
+    let all = s.search_public_repositories("@public", "", None, 100).await.unwrap();
+    assert_eq!(names(&all), ["acme/cache", "acme/db", "zeta/tools", "zeta/web/nginx"], "no private repository, none without an alias");
+    assert!(all.iter().all(|h| h.key.region == "@public" && h.created_at == NOW));
+    let tools = &all[2];
+    assert!(tools.has_logo);
+    assert_eq!(tools.catalog.as_deref(), Some(r#"{"aboutText":"database inside"}"#));
+    assert!(!all[0].has_logo && all[0].catalog.is_none());
+
+    assert_eq!(
+        names(&s.search_public_repositories("@public", "database", None, 100).await.unwrap()),
+        ["acme/db"],
+        "the description, not the about text"
+    );
+    assert_eq!(names(&s.search_public_repositories("@public", "nginx", None, 100).await.unwrap()), ["zeta/web/nginx"]);
+    assert_eq!(names(&s.search_public_repositories("@public", "acme", None, 100).await.unwrap()), ["acme/cache", "acme/db"], "the alias");
+    assert!(s.search_public_repositories("@public", "secret", None, 100).await.unwrap().is_empty());
+    assert!(s.search_public_repositories("@public", "%", None, 100).await.unwrap().is_empty(), "no LIKE wildcards");
+
+    // Pages: the limit, then after the last (alias, name).
+    let first = s.search_public_repositories("@public", "", None, 3).await.unwrap();
+    assert_eq!(names(&first), ["acme/cache", "acme/db", "zeta/tools"]);
+    let last = first.last().unwrap();
+    let rest = s.search_public_repositories("@public", "", Some((&last.alias, &last.key.name)), 3).await.unwrap();
+    assert_eq!(names(&rest), ["zeta/web/nginx"]);
+    let after_acme = s.search_public_repositories("@public", "", Some(("acme", "zzz")), 10).await.unwrap();
+    assert_eq!(names(&after_acme), ["zeta/tools", "zeta/web/nginx"]);
+}
