@@ -134,6 +134,12 @@ impl SqliteMetadataStore {
         if version > SCHEMA_VERSION {
             return Err(StoreError::SchemaTooNew { found: version, supported: SCHEMA_VERSION });
         }
+        // Up to date: write nothing. A `berth admin` command opening the database beside a
+        // serving berth must not need the write lock (a deferred transaction that writes after
+        // the server committed fails at once with "database is locked", whatever the timeout).
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
         if version < 1 {
             sqlx::raw_sql(SCHEMA_V1).execute(&mut *tx).await.ctx("creating schema v1")?;
         }
