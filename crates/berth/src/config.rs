@@ -56,8 +56,9 @@ pub struct ServeArgs {
     pub vulndb_check_seconds: Option<u64>,
     /// Record data events in the audit trail (image and layer reads, layer part uploads:
     /// BatchGetImage, GetDownloadUrlForLayer, BatchCheckLayerAvailability, UploadLayerPart);
-    /// management events are always recorded.
-    #[arg(long, env = "BERTH_AUDIT_DATA_EVENTS", default_value_t = true, action = clap::ArgAction::Set)]
+    /// management events are always recorded. Off by default: with it, manifest GETs ran at
+    /// 0.43x (bench/audit_ab.py), every read being a row in the metadata store.
+    #[arg(long, env = "BERTH_AUDIT_DATA_EVENTS", default_value_t = false, action = clap::ArgAction::Set)]
     pub audit_data_events: bool,
     /// Days audit records are kept (CloudTrail's event history keeps 90); 0 keeps them.
     #[arg(long, env = "BERTH_AUDIT_RETENTION_DAYS", default_value_t = 90)]

@@ -36,7 +36,7 @@ pub struct AuditSettings {
 
 impl Default for AuditSettings {
     fn default() -> Self {
-        AuditSettings { data_events: true, retention_days: 90, queue: 8192 }
+        AuditSettings { data_events: false, retention_days: 90, queue: 8192 }
     }
 }
 
