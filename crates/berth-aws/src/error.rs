@@ -145,7 +145,11 @@ impl IntoResponse for AwsError {
         let mut body = self.extra;
         body.insert("__type".into(), json!(self.code));
         body.insert("message".into(), json!(self.message));
-        (self.status, [(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")], axum::Json(serde_json::Value::Object(body)))
-            .into_response()
+        let error = berth_core::observe::CallError { code: self.code.to_string(), message: self.message };
+        let mut response =
+            (self.status, [(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")], axum::Json(serde_json::Value::Object(body)))
+                .into_response();
+        response.extensions_mut().insert(error);
+        response
     }
 }

@@ -205,7 +205,9 @@ async fn handle(
         Ok(p) => p,
         Err(e) => return (api.reject(Rejection::Registry(e), request_id), facts),
     };
-    facts.principal = Some(principal.arn.clone());
+    facts.caller(&principal);
+    // The audit record's requestParameters: the request's own fields, secrets and long texts left out.
+    facts.request_parameters = berth_core::audit::redacted_parameters(&body);
     let record = Arc::new(operation::CallRecord::default());
     let call =
         Call { registry: registry.clone(), action, body, principal, host, request_id: request_id.to_string(), record: record.clone() };

@@ -121,7 +121,8 @@ pub async fn submit(State(app): State<App>, post: AnonymousPost) -> Response {
         ConsoleCredentials::AccessKey { access_key_id: &key_id_in, secret: f.get("secret_access_key").unwrap_or("") }
     };
     let issued = app.registry.console_sign_in(credentials, post.transport).await;
-    match issued {
+    let login = login_facts(&app, &issued, post.transport, method, &account_in, &key_id_in).await;
+    let mut response = match issued {
         Ok((value, expires_at)) => {
             let max_age = (expires_at - app.registry.now() / 1000).max(0);
             let mut resp = see_other(&next);
@@ -148,7 +149,47 @@ pub async fn submit(State(app): State<App>, post: AnonymousPost) -> Response {
             };
             (status, Html(view::bare("Sign in", form(&filled)).into_string())).into_response()
         }
+    };
+    response.extensions_mut().insert(login.0);
+    if let Some(error) = login.1 {
+        response.extensions_mut().insert(error);
     }
+    response
+}
+
+/// The audit record of a sign-in (CloudTrail's ConsoleLogin): who signed in, or, on failure,
+/// the account and access key id given (never what was typed as the user, which may be a
+/// password), responseElements `{"ConsoleLogin": "Success" | "Failure"}`.
+async fn login_facts(
+    app: &App,
+    issued: &Result<(String, i64), RegistryError>,
+    transport: berth_core::auth::Transport,
+    method: &str,
+    account: &str,
+    key_id: &str,
+) -> (berth_core::observe::CallFacts, Option<berth_core::observe::CallError>) {
+    let mut facts = berth_core::observe::CallFacts { action: "signin:ConsoleLogin".into(), ..Default::default() };
+    let outcome = match issued {
+        Ok((session, _)) => {
+            if let Ok(p) = app.registry.authenticate_console_session(session, transport).await {
+                facts.caller(&p);
+            }
+            "Success"
+        }
+        Err(_) => "Failure",
+    };
+    if outcome == "Failure" {
+        let default = &app.registry.config().default_registry.account;
+        facts.account =
+            Some(if method == "password" && berth_core::addressing::is_account_id(account) { account } else { default }.to_string());
+        if method != "password" && key_id.len() <= 128 && key_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            facts.access_key_id = Some(key_id.to_string()).filter(|k| !k.is_empty());
+        }
+    }
+    facts.response_elements = Some(serde_json::json!({ "ConsoleLogin": outcome }));
+    let error = (outcome == "Failure")
+        .then(|| berth_core::observe::CallError { code: "Failed authentication".into(), message: "Failed authentication".into() });
+    (facts, error)
 }
 
 /// Ends the session server-side first (a copied cookie must stop working too), then clears it.

@@ -4,6 +4,7 @@
 
 pub mod account_settings;
 pub mod addressing;
+pub mod audit;
 pub mod auth;
 mod cache;
 pub mod clock;

@@ -92,6 +92,8 @@ pub struct Registry {
     pub(crate) kms: std::sync::OnceLock<crate::kms::KeyService>,
     /// Every background task of this process (see crate::supervisor).
     pub(crate) supervisor: crate::supervisor::Supervisor,
+    /// The audit trail's recorder (see crate::audit).
+    pub(crate) audit: crate::audit::Auditor,
 }
 
 /// A manifest to serve.
@@ -174,6 +176,7 @@ impl Registry {
             pull_flush: Default::default(),
             kms: Default::default(),
             supervisor: Default::default(),
+            audit: Default::default(),
         }
     }
 

@@ -134,7 +134,11 @@ impl IntoResponse for EcrError {
         let mut body = self.extra;
         body.insert("__type".into(), json!(self.type_name));
         body.insert("message".into(), json!(self.message));
-        (self.status, [(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")], axum::Json(serde_json::Value::Object(body)))
-            .into_response()
+        let error = berth_core::observe::CallError { code: self.type_name.to_string(), message: self.message };
+        let mut response =
+            (self.status, [(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")], axum::Json(serde_json::Value::Object(body)))
+                .into_response();
+        response.extensions_mut().insert(error);
+        response
     }
 }

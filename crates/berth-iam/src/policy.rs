@@ -1144,7 +1144,8 @@ pub const AMAZON_EC2_CONTAINER_REGISTRY_READ_ONLY: &str = r#"{
         "ecr:GetLifecyclePolicy",
         "ecr:GetLifecyclePolicyPreview",
         "ecr:ListTagsForResource",
-        "ecr:DescribeImageScanFindings"
+        "ecr:DescribeImageScanFindings",
+        "cloudtrail:LookupEvents"
       ],
       "Resource": "*"
     }

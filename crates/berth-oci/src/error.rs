@@ -112,8 +112,10 @@ impl IntoResponse for OciError {
             }
             _ => json!(null),
         };
+        let error = berth_core::observe::CallError { code: audit_code(code).to_string(), message: message.clone() };
         let body = json!({ "errors": [{ "code": code, "message": message, "detail": detail }] });
         let mut resp = (status, axum::Json(body)).into_response();
+        resp.extensions_mut().insert(error);
         match &self {
             OciError::Registry(RegistryError::RangeNotSatisfiable { size }) => {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
@@ -136,5 +138,18 @@ impl IntoResponse for OciError {
             _ => {}
         }
         resp
+    }
+}
+
+/// The audit record's errorCode for a /v2/ refusal: ECR's exception name where the ECR API
+/// has one for it, else the distribution code.
+fn audit_code(code: &str) -> &str {
+    match code {
+        "DENIED" | "UNAUTHORIZED" => "AccessDenied",
+        "NAME_UNKNOWN" => "RepositoryNotFoundException",
+        "MANIFEST_UNKNOWN" => "ImageNotFoundException",
+        "BLOB_UNKNOWN" => "LayersNotFoundException",
+        "TOOMANYREQUESTS" => "ThrottlingException",
+        other => other,
     }
 }

@@ -31,6 +31,7 @@ pub(crate) async fn handle(registry: &Registry, ep: Endpoint, req: Request<Body>
     if let Some(action) = crate::access::action(&ep, &method) {
         facts.action = action.to_string();
     }
+    audit_facts(facts, &registry_ref, &ep, &query);
     let creds = crate::access::credentials(&req);
     // A token client pings `/v2/` with the token the realm gave it; the anonymous one is good
     // for that (it is good for nothing a caller without credentials could not do).
@@ -60,12 +61,14 @@ pub(crate) async fn handle(registry: &Registry, ep: Endpoint, req: Request<Body>
         }
         None => {
             let principal = crate::access::authenticate(registry, creds).await?;
+            // Known before the decision, so a denied call's record names its caller.
+            facts.caller(&principal);
             crate::access::authorize(registry, &principal, &registry_ref, &ep, &method, &query).await?;
             principal
         }
     };
-    facts.principal = Some(principal.arn.clone());
-    match (ep, method) {
+    facts.caller(&principal);
+    let result = match (ep, method) {
         (Endpoint::Base, Method::GET | Method::HEAD) => Ok(json_response(StatusCode::OK, json!({}))),
         (Endpoint::Catalog, Method::GET) => catalog(registry, &registry_ref, &query).await,
         (Endpoint::Tags { name }, Method::GET) => tags(registry, &name, &query).await,
@@ -91,6 +94,37 @@ pub(crate) async fn handle(registry: &Registry, ep: Endpoint, req: Request<Body>
         }
         (Endpoint::Referrers { name, digest }, Method::GET) => referrers(registry, &name, &digest, &query).await,
         _ => Err(OciError::MethodNotAllowed),
+    };
+    // A pushed manifest's digest is known once stored (PutImage by tag names only the tag).
+    if let (Ok(r), "ecr:PutImage") = (&result, facts.action.as_str()) {
+        if let Some(digest) = r.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()) {
+            facts.param("imageDigest", digest);
+        }
+    }
+    result
+}
+
+/// What the audit record says of a `/v2/` call, as ECR's API would name it: the repository,
+/// and the image, layer or upload.
+fn audit_facts(facts: &mut CallFacts, registry_ref: &RegistryRef, ep: &Endpoint<Repo>, query: &HashMap<String, String>) {
+    facts.region = Some(registry_ref.region.clone());
+    let (name, detail) = match ep {
+        Endpoint::Base | Endpoint::Catalog => return,
+        Endpoint::Tags { name } | Endpoint::UploadStart { name } => (name, None),
+        Endpoint::Manifest { name, reference } if reference.contains(':') => (name, Some(("imageDigest", reference.clone()))),
+        Endpoint::Manifest { name, reference } => (name, Some(("imageTag", reference.clone()))),
+        Endpoint::Blob { name, digest } => (name, Some(("layerDigest", digest.clone()))),
+        Endpoint::Referrers { name, digest } => (name, Some(("imageDigest", digest.clone()))),
+        Endpoint::Upload { name, id } => {
+            facts.param("uploadId", id.as_str());
+            (name, query.get("digest").map(|d| ("layerDigest", d.clone())))
+        }
+    };
+    facts.resources = vec![name.arn()];
+    facts.param("registryId", name.key().account.as_str());
+    facts.param("repositoryName", name.to_string());
+    if let Some((key, value)) = detail {
+        facts.param(key, value);
     }
 }
 

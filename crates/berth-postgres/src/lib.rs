@@ -19,6 +19,7 @@
 mod db;
 pub mod import;
 mod postgres;
+mod postgres_audit;
 mod postgres_cluster;
 mod postgres_content;
 mod postgres_identity;

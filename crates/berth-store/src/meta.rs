@@ -3,6 +3,7 @@
 //! One trait per concern, each in its own file, so a feature touches the one it needs;
 //! `MetadataStore` is all of them, which is what the service holds (`Arc<dyn MetadataStore>`).
 
+mod audit;
 mod cluster;
 mod content;
 mod identity;
@@ -14,6 +15,7 @@ mod scans;
 mod settings;
 mod templates;
 
+pub use audit::*;
 pub use cluster::*;
 pub use content::*;
 pub use identity::*;
@@ -48,6 +50,7 @@ pub trait MetadataStore:
     + SettingsStore
     + ReplicationStore
     + PublicStore
+    + AuditStore
     + crate::jobs::JobStore
     + crate::keys::KeyStore
     + 'static
@@ -65,6 +68,7 @@ impl<T> MetadataStore for T where
         + SettingsStore
         + ReplicationStore
         + PublicStore
+        + AuditStore
         + crate::jobs::JobStore
         + crate::keys::KeyStore
         + 'static

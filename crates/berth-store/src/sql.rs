@@ -23,6 +23,7 @@ use crate::error::DbContext;
 use crate::meta::{RepoKey, StorageClass};
 use crate::{Digest, StoreError};
 
+pub mod audit;
 pub mod cluster;
 pub mod content;
 pub mod identity;

@@ -13,6 +13,7 @@ use sqlx::SqlitePool;
 use crate::error::DbContext;
 use crate::StoreError;
 
+mod audit;
 mod cluster;
 mod content;
 mod identity;
@@ -26,7 +27,7 @@ mod settings;
 mod templates;
 
 /// The schema this build writes (and the newest it reads).
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 const SCHEMA_V1: &str = include_str!("sqlite_schema.sql");
 const SCHEMA_V2: &str = include_str!("sqlite_schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("sqlite_schema_v3.sql");
@@ -40,6 +41,7 @@ const SCHEMA_V8: &str = include_str!("sqlite_schema_v8.sql");
 const SCHEMA_V9: &str = include_str!("sqlite_schema_v9.sql");
 const SCHEMA_V10: &str = include_str!("sqlite_schema_v10.sql");
 const SCHEMA_V11: &str = include_str!("sqlite_schema_v11.sql");
+const SCHEMA_V12: &str = include_str!("sqlite_schema_v12.sql");
 
 pub struct SqliteMetadataStore {
     pub(crate) writer: SqlitePool,
@@ -172,6 +174,9 @@ impl SqliteMetadataStore {
         }
         if version < 11 {
             sqlx::raw_sql(SCHEMA_V11).execute(&mut *tx).await.ctx("migrating to schema v11")?;
+        }
+        if version < 12 {
+            sqlx::raw_sql(SCHEMA_V12).execute(&mut *tx).await.ctx("migrating to schema v12")?;
         }
         sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).execute(&mut *tx).await.ctx("recording schema version")?;
         tx.commit().await.ctx("committing migration")

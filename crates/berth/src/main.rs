@@ -1,9 +1,10 @@
 //! `berth`: a self-hosted container registry. Subcommands: `serve`, `gc`, `fsck`, `encrypt`, `lifecycle`, `vulndb`, `admin`,
-//! `migrate`, `backup`, `restore`.
+//! `audit`, `migrate`, `backup`, `restore`.
 
 mod admin;
 mod admin_public;
 mod admin_remotes;
+mod audit;
 mod backup;
 mod config;
 mod connections;
@@ -50,6 +51,9 @@ enum Command {
     /// Manage accounts, users, access keys and policies.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Verify the audit trail's hash chain, or export its records as JSON Lines.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Copy an embedded install (SQLite + a data directory) into PostgreSQL + S3 (or another
     /// directory), resumably, re-checking every digest; then point the nodes at the copy.
     Migrate(migrate::MigrateArgs),
@@ -79,6 +83,7 @@ fn main() -> std::process::ExitCode {
             Command::Lifecycle(cmd) => maintenance::lifecycle(cmd).await,
             Command::Vulndb(cmd) => vulndb::run(cmd).await,
             Command::Admin(cmd) => admin::run(cmd).await,
+            Command::Audit(cmd) => audit::run(cmd).await,
             Command::Migrate(args) => migrate::run(args).await,
             Command::Backup(args) => backup::run(args).await,
             Command::Restore(args) => backup::restore(args).await,

@@ -11,7 +11,7 @@ use axum::body::HttpBody as _;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use berth_core::observe::{CallFacts, RouteLabel};
+use berth_core::observe::{CallError, CallFacts, RouteLabel};
 use berth_core::{GcReport, Registry};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry as PromRegistry, TextEncoder,
@@ -345,9 +345,13 @@ fn counted(inner: Body, counter: &IntCounter, slot: Option<Arc<AtomicU64>>) -> B
 /// (hyper sends exactly that or fails the connection), else its Content-Length header set by
 /// berth, else 0 for a body of unknown length: the line is written when the headers are
 /// ready, before a streamed body has been sent (the metric still counts its bytes).
-pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request<Body>, next: Next) -> Response {
+/// Every call that is an API action also becomes one audit record (berth_core::audit), queued
+/// before the response goes out.
+pub async fn track(State((metrics, registry)): State<(Arc<Metrics>, Arc<Registry>)>, req: Request<Body>, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
+    let source_ip = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let user_agent = req.headers().get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     // The path only, never the query: presigned or token parameters must not reach the log.
     let path = req.uri().path().to_string();
     let read = Arc::new(AtomicU64::new(0));
@@ -379,6 +383,12 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request<Body>, next
         duration_ms = elapsed.as_secs_f64() * 1000.0,
         "request"
     );
+    if facts.action.contains(':') {
+        let error = response.extensions().get::<CallError>().cloned();
+        let request_id = response.headers().get("x-amzn-requestid").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let event = berth_core::audit::CallEvent { facts, error, status: status.as_u16(), source_ip, user_agent, request_id };
+        registry.record_call(event).await;
+    }
     response
 }
 

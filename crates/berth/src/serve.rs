@@ -98,6 +98,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let registry = state.registry.clone();
         tasks.start("scrub", Restart::Always, move || forever(scrub_schedule(registry.clone(), every, rate)));
     }
+    data.registry.start_audit(settings.audit.clone());
     let registry = state.registry.clone();
     tasks.start("flush_pulls", Restart::Always, move || forever(flush_pulls(registry.clone())));
     let registry = state.registry.clone();
@@ -156,6 +157,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             server.handle(handle).serve(make_service).await.context("serving HTTPS")?;
         }
     }
+    // Every request has finished: what they queued for the audit trail is written before the
+    // writer stops.
+    if !data.registry.flush_audit(Duration::from_secs(30)).await {
+        tracing::error!("the audit writer did not finish writing the queued records");
+    }
     // Background work stops first, so the last flush and the lease releases below are the last
     // writes (a GC or lifecycle run is stopped, not left running past its released lease).
     data.registry.supervisor().shutdown(Duration::from_secs(10)).await;
@@ -195,6 +201,7 @@ fn app(state: AppState, tls: bool, body_timeout: Duration) -> Router {
                 Arc::new(berth_ecr::EcrApi),
                 Arc::new(berth_ecr_public::EcrPublicApi),
                 Arc::new(berth_kms::KmsApi),
+                Arc::new(berth_cloudtrail::CloudTrailApi),
                 Arc::new(berth_sts::StsApi),
             ],
         ))
@@ -221,7 +228,7 @@ fn app(state: AppState, tls: bool, body_timeout: Duration) -> Router {
             req.extensions_mut().insert(berth_core::auth::Transport { source_ip, secure: tls });
             req
         }))
-        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), observe::track))
+        .layer(axum::middleware::from_fn_with_state((state.metrics.clone(), state.registry.clone()), observe::track))
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
