@@ -540,6 +540,7 @@ impl Registry {
             tracing::error!(repository = %repo, digest = %digest, error = %e, "storing scan result");
             return Err(e.into());
         }
+        self.emit_scan_result(repo, digest, &done).await;
         Ok(())
     }
 

@@ -13,6 +13,7 @@ mod repos;
 mod scans;
 mod settings;
 mod templates;
+mod webhooks;
 
 pub use cluster::*;
 pub use content::*;
@@ -24,6 +25,7 @@ pub use repos::*;
 pub use scans::*;
 pub use settings::*;
 pub use templates::*;
+pub use webhooks::*;
 
 /// Milliseconds since the Unix epoch, as supplied by the service's clock.
 pub type Millis = i64;
@@ -48,6 +50,7 @@ pub trait MetadataStore:
     + SettingsStore
     + ReplicationStore
     + PublicStore
+    + WebhookStore
     + crate::jobs::JobStore
     + crate::keys::KeyStore
     + 'static
@@ -65,6 +68,7 @@ impl<T> MetadataStore for T where
         + SettingsStore
         + ReplicationStore
         + PublicStore
+        + WebhookStore
         + crate::jobs::JobStore
         + crate::keys::KeyStore
         + 'static

@@ -3,6 +3,7 @@
 mod admin;
 mod admin_public;
 mod admin_remotes;
+mod admin_webhooks;
 mod config;
 mod connections;
 mod datadir;
@@ -14,6 +15,7 @@ mod root_key;
 mod serve;
 mod storage;
 mod vulndb;
+mod webhook_metrics;
 
 use clap::{Parser, Subcommand};
 
