@@ -4,7 +4,9 @@ secret (the test recomputes the HMAC), again under the same X-Berth-Event-Id aft
 500 twice, and, queued while it was down, after a berth restart.
 
 Synchronisation waits on a threading.Condition the receiver notifies, or on berth's own delivery
-counts in /metrics (generous timeouts), never on a fixed sleep.
+counts in /metrics (generous timeouts), never on a fixed sleep. `berth admin list-webhooks` runs
+once berth is stopped: opening SQLite, an admin command rewrites the schema version in a deferred
+transaction, which meets "database is locked" when berth committed a write meanwhile.
 """
 import hashlib
 import hmac
@@ -156,10 +158,11 @@ def test_a_push_and_a_delete_reach_the_webhook_signed_in_ecr_event_shapes(tmp_pa
 
         metrics = counted(b, "delivered", 2)
         assert 'berth_webhook_deliveries_total{result="delivered"} 2' in metrics
+        assert receiver.url not in metrics and secret not in metrics
+        b.stop()
         h = webhook(b, hook_id)
         assert [d["outcome"] for d in h["deliveries"]] == ["delivered", "delivered"]
         assert "secret" not in h and secret not in json.dumps(h), "list-webhooks never shows the secret"
-        assert receiver.url not in metrics and secret not in metrics
         assert secret not in open(b.log_path).read(), "the secret never reaches the log"
     finally:
         b.stop()
@@ -183,13 +186,14 @@ def test_a_receiver_answering_500_twice_gets_the_event_again_with_the_same_event
         assert json.loads(got[2][1])["detail"]["image-digest"] == digest
 
         metrics = counted(b, "delivered", 1)
+        assert 'berth_webhook_deliveries_total{result="retried"} 2' in metrics
+        assert 'berth_webhook_deliveries_total{result="delivered"} 1' in metrics
+        assert "berth_webhook_queue_depth 0" in metrics
+        b.stop()
         h = webhook(b, out["id"])
         assert [(d["attempt"], d["status_code"], d["outcome"]) for d in h["deliveries"]] == [
             (3, 200, "delivered"), (2, 500, "retrying"), (1, 500, "retrying")]
         assert h["last_error"] == "HTTP 500 Internal Server Error" and h["last_success_at"] > h["last_error_at"]
-        assert 'berth_webhook_deliveries_total{result="retried"} 2' in metrics
-        assert 'berth_webhook_deliveries_total{result="delivered"} 1' in metrics
-        assert "berth_webhook_queue_depth 0" in metrics
     finally:
         b.stop()
         receiver.close()
