@@ -62,7 +62,7 @@ def test_health_and_metrics(berth):
 
 
 def test_metrics_list_every_supervised_background_task(tmp_path):
-    b = Berth(str(tmp_path / "data"), extra_args=["--scan-workers", "3", "--replication-workers", "2"]).start()
+    b = Berth(str(tmp_path / "data"), extra_args=["--scan-workers", "3", "--replication-workers", "2", "--webhook-workers", "2"]).start()
     try:
         text = requests.get(b.url + "/metrics", timeout=10).text
     finally:
@@ -70,7 +70,8 @@ def test_metrics_list_every_supervised_background_task(tmp_path):
     up = dict(re.findall(r'^berth_task_up\{task="([a-z_]+)"\} (\d+)$', text, re.M))
     assert up == {"gc": "1", "lifecycle": "1", "scrub": "1", "flush_pulls": "1", "reload_signing_keys": "1",
                   "watch_vulndb": "1", "scan_worker": "3", "replication_worker": "2",
-                  "audit_writer": "1", "audit_retention": "1"}, text
+                  "audit_writer": "1", "audit_retention": "1",
+                  "webhook_worker": "2"}, text
     restarts = dict(re.findall(r'^berth_task_restarts_total\{task="([a-z_]+)"\} (\d+)$', text, re.M))
     assert set(restarts) == set(up) and set(restarts.values()) == {"0"}, restarts
 

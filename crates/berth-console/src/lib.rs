@@ -21,6 +21,7 @@
 //! | `POST /registry/replication/{rule,destination,filter,remove}` | one step of the replication configuration |
 //! | `POST /registry/settings/account`, `…/exclusions[/delete]` | PutAccountSetting, (De)RegisterPullTimeUpdateExclusion |
 //! | `GET /registry/templates/new`, `…/edit?prefix=`, `POST /registry/templates[/update\|/delete]` | creation templates |
+//! | `GET /webhooks`, `POST /webhooks[/remove]` | the account's webhooks, their newest deliveries; add, remove |
 //! | `GET /repo/<name>` | images, newest first (`?q=` tag/digest search, `?page=` token), platforms and referrers nested |
 //! | `GET /repo/<name>/-/push` | push commands |
 //! | `GET /repo/<name>/-/image/<digest>` | one image: manifest, layers, platforms, referrers |
@@ -60,6 +61,7 @@ mod settings;
 mod signin;
 mod view;
 mod web;
+mod webhooks;
 
 /// How the console is served.
 #[derive(Debug, Clone, Default)]
@@ -102,6 +104,8 @@ pub fn router(registry: Arc<Registry>, settings: ConsoleSettings) -> Router {
         .route("/registry/templates/edit", get(creation_templates::edit_form))
         .route("/registry/templates/update", post(creation_templates::update))
         .route("/registry/templates/delete", post(creation_templates::delete))
+        .route("/webhooks", get(webhooks::page).post(webhooks::create))
+        .route("/webhooks/remove", post(webhooks::remove))
         .route("/repo/{*path}", get(repo::get).post(repo::post))
         .fallback(|| async { web::Fail::not_found("There is no console page at this address.").into_response() })
         .layer(axum::middleware::from_fn_with_state(app.clone(), web::error_chrome))

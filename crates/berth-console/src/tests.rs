@@ -1734,3 +1734,32 @@ async fn replication_needs_its_actions_and_the_image_page_shows_statuses() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(!r.body.contains("Replication status"));
 }
+
+#[tokio::test]
+async fn webhooks_are_added_listed_and_removed_by_those_allowed() {
+    let h = harness().await;
+    let (cookie, csrf) = h.sign_in(KEY, SECRET).await;
+    let r = h.get("/console/webhooks", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("No webhooks yet") && r.body.contains("Add webhook"), "{}", r.body);
+    let form = [("csrf", csrf.as_str()), ("url", "http://127.0.0.1:9/hook"), ("detail_type", "ECR Image Scan")];
+    let r = h.post("/console/webhooks", Some(&cookie), &form).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("whsec_") && r.body.contains("not shown again"), "the secret, once: {}", r.body);
+    let r = h.get("/console/webhooks", Some(&cookie)).await;
+    assert!(r.body.contains("http://127.0.0.1:9/hook") && r.body.contains("ECR Image Scan") && r.body.contains("Nothing delivered yet"));
+    assert!(!r.body.contains("whsec_"), "never listed");
+    let r = h.post("/console/webhooks", Some(&cookie), &[("csrf", &csrf), ("url", "ftp://example/x")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+
+    let (id, secret) = h.user("viewer", "AmazonEC2ContainerRegistryReadOnly").await;
+    let (viewer, viewer_csrf) = h.sign_in(&id, &secret).await;
+    assert_eq!(h.get("/console/webhooks", Some(&viewer)).await.status, StatusCode::FORBIDDEN);
+    let hook = h.registry.list_webhooks(ACCOUNT).await.expect("list").remove(0);
+    let r = h.post("/console/webhooks/remove", Some(&viewer), &[("csrf", &viewer_csrf), ("id", &hook.id)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    let r = h.post("/console/webhooks/remove", Some(&cookie), &[("csrf", &csrf), ("id", &hook.id)]).await;
+    assert_eq!((r.status, location(&r)), (StatusCode::SEE_OTHER, "/console/webhooks?done=removed"));
+    assert!(h.registry.list_webhooks(ACCOUNT).await.expect("list").is_empty());
+}

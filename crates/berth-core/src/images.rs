@@ -337,6 +337,7 @@ impl Registry {
             }
             pending = refused.into_iter().map(|(p, _)| p).collect();
         }
+        self.emit_deletes(repo, &deleted).await;
         Ok((deleted, failures))
     }
 

@@ -12,6 +12,7 @@ mod cluster;
 pub mod console_auth;
 pub mod download_urls;
 pub mod error;
+pub mod events;
 pub mod fsck;
 pub mod gc;
 pub mod hash_state;

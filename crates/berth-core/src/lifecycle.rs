@@ -312,6 +312,7 @@ impl Registry {
                     repository = %repo, digest = %action.digest, rule = action.rule_priority, action = %action.action,
                     tags = ?action.tags, "lifecycle policy applied"
                 );
+                self.emit_lifecycle_action(repo, &action).await;
                 report.actions.push(action);
             } else {
                 tracing::info!(repository = %repo, digest = %action.digest, "lifecycle: image changed since evaluation; skipped");

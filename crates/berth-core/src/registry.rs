@@ -85,6 +85,7 @@ pub struct Registry {
     pub(crate) pulls: crate::pulls::PullLog,
     pub(crate) scanner: crate::scanning::Scanner,
     pub(crate) replicator: crate::replication::Replicator,
+    pub(crate) events: crate::events::Events,
     pub(crate) public_access: crate::public_access::PublicAccess,
     pub(crate) api_limiter: Option<crate::rate_limit::RateLimiter>,
     pub(crate) pull_flush: tokio::sync::Mutex<()>,
@@ -171,6 +172,7 @@ impl Registry {
             pulls: Default::default(),
             scanner: Default::default(),
             replicator: Default::default(),
+            events: Default::default(),
             public_access,
             api_limiter,
             pull_flush: Default::default(),
@@ -557,7 +559,8 @@ impl Registry {
                 if !replicated {
                     self.replicate_after_push(repo, &digest).await;
                 }
-                let tags = tags.iter().map(|(t, _)| t.to_string()).collect();
+                let tags: Vec<String> = tags.iter().map(|(t, _)| t.to_string()).collect();
+                self.emit_image_action(repo, &digest, "PUSH", &tags).await;
                 Ok(PutManifestResult { digest, media_type, subject: parsed.subject, tags })
             }
             PutManifestOutcome::MissingReference(d, RefKind::Blob) => Err(RegistryError::ManifestBlobUnknown(d)),
@@ -586,8 +589,11 @@ impl Registry {
     /// it (the index would lose a platform). By tag: deletes only the tag, always.
     pub async fn delete_manifest(&self, repo: &Repo, reference: &Reference) -> Result<()> {
         self.existing_repository(repo).await?;
+        let mut tagged = None;
         let deleted = match reference {
             Reference::Tag(t) => {
+                // For the DELETE event, which names the image the tag pointed at.
+                tagged = self.meta.get_manifest_by_tag(repo.key(), t.as_str()).await?.map(|m| m.digest);
                 let deleted = self.meta.delete_tag(repo.key(), t.as_str()).await?;
                 self.caches.invalidate_tag(repo.key(), t.as_str());
                 deleted
@@ -604,6 +610,7 @@ impl Registry {
             },
         };
         if deleted {
+            self.emit_deleted(repo, reference, tagged).await;
             Ok(())
         } else {
             Err(RegistryError::ManifestUnknown(reference.to_string()))

@@ -507,7 +507,12 @@ impl Registry {
             return;
         };
         let finished = match self.run_scan(&repo, &digest).await {
-            Ok(()) => self.meta.complete_job(job.id, &self.node_id).await,
+            Ok(done) => {
+                let completed = self.meta.complete_job(job.id, &self.node_id).await;
+                // After the job's end, so a receiver told of the scan never finds it still running.
+                self.emit_scan_result(&repo, &digest, &done).await;
+                completed
+            }
             Err(e) => {
                 let retry_at = (job.attempts < MAX_ATTEMPTS).then(|| self.now() + 30_000 * job.attempts);
                 self.meta.fail_job(job.id, &self.node_id, &e.to_string(), retry_at).await
@@ -519,9 +524,9 @@ impl Registry {
         }
     }
 
-    /// The scan: inventory → findings → stored result + SBOM referrer. Every failure ends in a
-    /// FAILED row with a reason; an error only when that row could not be stored.
-    async fn run_scan(&self, repo: &Repo, digest: &Digest) -> Result<()> {
+    /// The scan: inventory → findings → stored result + SBOM referrer (returned). Every failure
+    /// ends in a FAILED row with a reason; an error only when that row could not be stored.
+    async fn run_scan(&self, repo: &Repo, digest: &Digest) -> Result<ImageScanRow> {
         let started_at = self.now();
         let bound = self.scanner.settings.get().map(|s| s.timeout).unwrap_or(Duration::from_secs(300)) + Duration::from_secs(30);
         let outcome = match tokio::time::timeout(bound, self.scan_image(repo, digest, started_at)).await {
@@ -540,7 +545,7 @@ impl Registry {
             tracing::error!(repository = %repo, digest = %digest, error = %e, "storing scan result");
             return Err(e.into());
         }
-        Ok(())
+        Ok(done)
     }
 
     async fn scan_image(&self, repo: &Repo, digest: &Digest, started_at: Millis) -> Result<ImageScanRow> {

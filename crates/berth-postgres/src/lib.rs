@@ -32,5 +32,6 @@ mod postgres_repos;
 mod postgres_scans;
 mod postgres_settings;
 mod postgres_templates;
+mod postgres_webhooks;
 
 pub use postgres::{PostgresMetadataStore, DEFAULT_QUERY_TIMEOUT, SCHEMA_VERSION};

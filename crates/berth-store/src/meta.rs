@@ -14,6 +14,7 @@ mod repos;
 mod scans;
 mod settings;
 mod templates;
+mod webhooks;
 
 pub use audit::*;
 pub use cluster::*;
@@ -26,6 +27,7 @@ pub use repos::*;
 pub use scans::*;
 pub use settings::*;
 pub use templates::*;
+pub use webhooks::*;
 
 /// Milliseconds since the Unix epoch, as supplied by the service's clock.
 pub type Millis = i64;
@@ -51,6 +53,7 @@ pub trait MetadataStore:
     + ReplicationStore
     + PublicStore
     + AuditStore
+    + WebhookStore
     + crate::jobs::JobStore
     + crate::keys::KeyStore
     + 'static
@@ -69,6 +72,7 @@ impl<T> MetadataStore for T where
         + ReplicationStore
         + PublicStore
         + AuditStore
+        + WebhookStore
         + crate::jobs::JobStore
         + crate::keys::KeyStore
         + 'static

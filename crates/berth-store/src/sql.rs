@@ -36,6 +36,7 @@ pub mod repos;
 pub mod scans;
 pub mod settings;
 pub mod templates;
+pub mod webhooks;
 
 /// A statement's argument, as both backends bind it.
 #[derive(Debug, Clone)]

@@ -33,6 +33,13 @@ pub enum AdminCommand {
     ListRemoteRegistries(crate::admin_remotes::RemoteStoreArgs),
     /// Forget a remote registry.
     RemoveRemoteRegistry(crate::admin_remotes::RemoveRemoteArgs),
+    /// Send an account's events (ECR's EventBridge shapes) to a webhook; prints its id and,
+    /// unless --secret-stdin, the generated signing secret (shown this once).
+    AddWebhook(crate::admin_webhooks::AddWebhookArgs),
+    /// List an account's webhooks with their last deliveries (never their secrets).
+    ListWebhooks(crate::admin_webhooks::ListWebhooksArgs),
+    /// Remove a webhook; deliveries still queued for it are dropped.
+    RemoveWebhook(crate::admin_webhooks::RemoveWebhookArgs),
     /// Set an account's ECR Public registry alias (the `<alias>` of `<host>/<alias>/<name>`).
     SetPublicAlias(crate::admin_public::SetPublicAliasArgs),
 }
@@ -152,6 +159,9 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         AdminCommand::AddRemoteRegistry(args) => crate::admin_remotes::add(args).await,
         AdminCommand::ListRemoteRegistries(args) => crate::admin_remotes::list(args).await,
         AdminCommand::RemoveRemoteRegistry(args) => crate::admin_remotes::remove(args).await,
+        AdminCommand::AddWebhook(args) => crate::admin_webhooks::add(args).await,
+        AdminCommand::ListWebhooks(args) => crate::admin_webhooks::list(args).await,
+        AdminCommand::RemoveWebhook(args) => crate::admin_webhooks::remove(args).await,
         AdminCommand::SetPublicAlias(args) => crate::admin_public::set_public_alias(args).await,
     }
 }

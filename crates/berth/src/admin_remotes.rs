@@ -65,7 +65,7 @@ pub struct RemoveRemoteArgs {
     pub region: Option<String>,
 }
 
-async fn registry(args: &RemoteStoreArgs) -> anyhow::Result<berth_core::Registry> {
+pub(crate) async fn registry(args: &RemoteStoreArgs) -> anyhow::Result<berth_core::Registry> {
     let registry = crate::admin::open_registry(&args.data_dir, &args.storage).await?;
     // The key `serve` uses (created here when this runs before the first start, as serve would).
     let file = args.root_key_file.clone().unwrap_or_else(|| args.data_dir.join("root.key"));

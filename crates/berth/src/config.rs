@@ -51,6 +51,12 @@ pub struct ServeArgs {
     /// Concurrent image copies to replication destinations.
     #[arg(long, env = "BERTH_REPLICATION_WORKERS")]
     pub replication_workers: Option<usize>,
+    /// Concurrent webhook deliveries (events to the accounts' webhooks).
+    #[arg(long, env = "BERTH_WEBHOOK_WORKERS")]
+    pub webhook_workers: Option<usize>,
+    /// The first webhook retry's delay in milliseconds (default 1000; tests shorten it).
+    #[arg(long, env = "BERTH_WEBHOOK_RETRY_INITIAL_MS", hide = true)]
+    pub webhook_retry_initial_ms: Option<u64>,
     /// Seconds between checks for a newly imported vulnerability database (continuous rescans).
     #[arg(long, env = "BERTH_VULNDB_CHECK_SECONDS")]
     pub vulndb_check_seconds: Option<u64>,
@@ -158,6 +164,7 @@ struct FileConfig {
     scrub_rate_mib: Option<u64>,
     scan_workers: Option<usize>,
     replication_workers: Option<usize>,
+    webhook_workers: Option<usize>,
     vulndb_check_seconds: Option<u64>,
     #[serde(flatten)]
     storage: StorageArgs,
@@ -184,6 +191,8 @@ pub struct Settings {
     pub scrub_rate_mib: u64,
     pub scan_workers: usize,
     pub replication_workers: usize,
+    pub webhook_workers: usize,
+    pub webhook_retry_initial: std::time::Duration,
     pub vulndb_check_seconds: u64,
     pub audit: berth_core::audit::AuditSettings,
     pub root_key_file: PathBuf,
@@ -277,6 +286,8 @@ impl ServeArgs {
             },
             scan_workers: self.scan_workers.or(file.scan_workers).unwrap_or(2),
             replication_workers: self.replication_workers.or(file.replication_workers).unwrap_or(4),
+            webhook_workers: self.webhook_workers.or(file.webhook_workers).unwrap_or(2),
+            webhook_retry_initial: std::time::Duration::from_millis(self.webhook_retry_initial_ms.unwrap_or(1000).max(1)),
             vulndb_check_seconds: self.vulndb_check_seconds.or(file.vulndb_check_seconds).unwrap_or(30),
             audit: berth_core::audit::AuditSettings {
                 data_events: self.audit_data_events,

@@ -4,6 +4,7 @@
 mod admin;
 mod admin_public;
 mod admin_remotes;
+mod admin_webhooks;
 mod audit;
 mod backup;
 mod config;
@@ -17,6 +18,7 @@ mod root_key;
 mod serve;
 mod storage;
 mod vulndb;
+mod webhook_metrics;
 
 use clap::{Parser, Subcommand};
 

@@ -48,6 +48,7 @@ pub struct Metrics {
     integrity: IntegrityMetrics,
     tasks: TaskMetrics,
     replication: crate::replication_metrics::ReplicationMetrics,
+    webhooks: crate::webhook_metrics::WebhookMetrics,
 }
 
 /// The supervisor's tasks and the job outbox, read at each scrape. Task names are the fixed
@@ -175,6 +176,7 @@ impl Metrics {
         let integrity = IntegrityMetrics::new(&registry)?;
         let tasks = TaskMetrics::new(&registry)?;
         let replication = crate::replication_metrics::ReplicationMetrics::new(&registry)?;
+        let webhooks = crate::webhook_metrics::WebhookMetrics::new(&registry)?;
         Ok(Metrics {
             registry,
             requests,
@@ -188,6 +190,7 @@ impl Metrics {
             integrity,
             tasks,
             replication,
+            webhooks,
         })
     }
 
@@ -206,6 +209,7 @@ impl Metrics {
         self.integrity.update(registry.integrity_counts());
         self.tasks.update(registry).await;
         self.replication.update(registry.replication_stats());
+        self.webhooks.update(registry).await;
         let mut buf = Vec::new();
         let encoder = TextEncoder::new();
         if let Err(e) = encoder.encode(&self.registry.gather(), &mut buf) {

@@ -110,6 +110,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     });
     // After the scanner: resuming requeues every job this node held, replication's too.
     data.registry.start_replication(settings.replication_workers);
+    data.registry.start_webhook_delivery(
+        settings.webhook_workers,
+        berth_core::events::DeliverySettings { initial_backoff: settings.webhook_retry_initial, ..Default::default() },
+    );
     match data.registry.resume_interrupted_scans().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(scans = n, "resumed scans interrupted by the last shutdown"),

@@ -190,8 +190,12 @@ impl Registry {
                 tracing::warn!(repository = %source, digest = %digest, region = %destination.region, registry = %destination.registry_id,
                     error = %reason, "replication failed");
                 self.replicator.note(&destination, None);
-                match self.meta.set_replication_status(source.key(), &digest, &status(FAILED, Some(reason.clone()))).await {
-                    Ok(()) => self.meta.fail_job(job.id, &self.node_id, &reason, None).await.map(drop),
+                let failed = status(FAILED, Some(reason.clone()));
+                match self.meta.set_replication_status(source.key(), &digest, &failed).await {
+                    Ok(()) => {
+                        self.emit_replication_action(&source, &digest, &failed).await;
+                        self.meta.fail_job(job.id, &self.node_id, &reason, None).await.map(drop)
+                    }
                     Err(e) => Err(e),
                 }
             }
@@ -224,7 +228,9 @@ impl Registry {
 
     /// COMPLETE and the job done, in one transaction (one commit: the writer is shared with pushes).
     async fn finish(&self, job: &JobRow, source: &Repo, digest: &Digest, row: ReplicationStatusRow) -> Result<(), berth_store::StoreError> {
-        self.meta.finish_replication_job(source.key(), digest, &row, job.id, &self.node_id).await.map(drop)
+        self.meta.finish_replication_job(source.key(), digest, &row, job.id, &self.node_id).await?;
+        self.emit_replication_action(source, digest, &row).await;
+        Ok(())
     }
 
     async fn replicate(&self, source: &Repo, digest: &Digest, destination: &DestinationKey) -> Result<(), Failure> {
