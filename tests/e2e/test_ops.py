@@ -70,7 +70,7 @@ def test_metrics_list_every_supervised_background_task(tmp_path):
     up = dict(re.findall(r'^berth_task_up\{task="([a-z_]+)"\} (\d+)$', text, re.M))
     assert up == {"gc": "1", "lifecycle": "1", "scrub": "1", "flush_pulls": "1", "reload_signing_keys": "1",
                   "watch_vulndb": "1", "scan_worker": "3", "replication_worker": "2",
-                  "audit_writer": "1", "audit_retention": "1",
+                  "audit_writer": "1", "audit_digests": "1", "audit_retention": "1",
                   "webhook_worker": "2"}, text
     restarts = dict(re.findall(r'^berth_task_restarts_total\{task="([a-z_]+)"\} (\d+)$', text, re.M))
     assert set(restarts) == set(up) and set(restarts.values()) == {"0"}, restarts

@@ -30,6 +30,10 @@ pub enum Finding {
     Reordered { seq: i64, event_id: String, written_after_seq: i64 },
     /// The first record does not follow where the trail starts.
     StartMissing { first_seq: i64, event_id: String },
+    /// An hour's digest is not signed by this berth's key (forged, or another root key).
+    DigestUnsigned { hour_start: i64 },
+    /// The records of a signed hour are not the ones that were signed (rewritten, added, removed).
+    DigestMismatch { hour_start: i64 },
 }
 
 impl std::fmt::Display for Finding {
@@ -45,6 +49,16 @@ impl std::fmt::Display for Finding {
             Finding::StartMissing { first_seq, event_id } => {
                 write!(f, "the records before record {first_seq} (eventID {event_id}) were removed")
             }
+            Finding::DigestUnsigned { hour_start } => {
+                write!(f, "the digest of the hour from {} is not signed by this berth's key", super::record::rfc3339_seconds(*hour_start))
+            }
+            Finding::DigestMismatch { hour_start } => {
+                write!(
+                    f,
+                    "the records of the hour from {} are not the ones its signed digest covers",
+                    super::record::rfc3339_seconds(*hour_start)
+                )
+            }
         }
     }
 }
@@ -55,6 +69,10 @@ pub struct VerifyReport {
     pub first_seq: Option<i64>,
     pub last_seq: Option<i64>,
     pub findings: Vec<Finding>,
+    /// Signed hourly digests checked.
+    pub digests_checked: u64,
+    /// Why the digests were not checked (no root key), if they were not.
+    pub digests_unchecked: Option<String>,
 }
 
 /// Whether the lookup columns say what the record says.
@@ -79,6 +97,7 @@ impl Registry {
         // Every hash seen, to tell a moved record from an altered one.
         let mut seen: HashMap<String, i64> = HashMap::new();
         seen.insert(prev_hash.clone(), prev_seq);
+        let kept_after = prev_seq;
         let mut after = 0;
         loop {
             let rows = self.meta.audit_chain(after, 1000).await?;
@@ -117,6 +136,13 @@ impl Registry {
                 prev_seq = row.seq;
                 prev_hash = row.hash;
             }
+        }
+        match self.verify_audit_digests(kept_after).await? {
+            Ok((checked, findings)) => {
+                report.digests_checked = checked;
+                report.findings.extend(findings);
+            }
+            Err(why) => report.digests_unchecked = Some(why),
         }
         Ok(report)
     }

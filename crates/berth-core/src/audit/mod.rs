@@ -7,10 +7,12 @@
 //! queued in one transaction (`writer.rs`). A full channel makes requests wait; a clean
 //! shutdown flushes the channel before the writer stops (`Registry::flush_audit`); a crash
 //! loses what was queued and not yet written (at most one batch in flight plus the channel).
-//! Records are hash-chained (`chain.rs`, verified by `berth audit verify`), looked up by
+//! Records are hash-chained (`chain.rs`, verified by `berth audit verify`), each finished hour's
+//! chain position is signed with a key derived from the root key (`digests.rs`), looked up by
 //! LookupEvents (`lookup.rs`) and pruned after the retention (90 days by default).
 
 mod chain;
+mod digests;
 mod lookup;
 mod record;
 mod writer;
@@ -18,6 +20,7 @@ mod writer;
 use std::time::Duration;
 
 pub use chain::{link, Finding, VerifyReport, GENESIS};
+pub use digests::DIGEST_KEY;
 pub use lookup::{LookupPage, LookupRequest, PageToken, MAX_RESULTS};
 pub use record::{is_read_only, redacted_parameters, AuditRecord, AuditResource, CallEvent, UserIdentity, DATA_EVENTS, HIDDEN_USER};
 pub use writer::{Auditor, BATCH};

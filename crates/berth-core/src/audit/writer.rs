@@ -99,6 +99,8 @@ impl Registry {
         let registry = Arc::downgrade(self);
         let r = registry.clone();
         self.supervisor.start("audit_writer", Restart::Always, move || audit_writer(r.clone(), receiver.clone()));
+        let r = registry.clone();
+        self.supervisor.start("audit_digests", Restart::Always, move || audit_digests(r.clone()));
         if retention > 0 {
             self.supervisor.start("audit_retention", Restart::Always, move || audit_retention(registry.clone(), retention));
         }
@@ -150,6 +152,20 @@ async fn write(registry: &Registry, events: &[NewAuditEvent]) {
 }
 
 /// Prunes records older than the retention, hourly (and once at start).
+/// Signs each finished hour's digest (checked every few minutes; an hour is signed once).
+async fn audit_digests(registry: Weak<Registry>) -> TaskResult {
+    let mut ticker = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        ticker.tick().await;
+        let Some(registry) = registry.upgrade() else { return Ok(()) };
+        match registry.sign_audit_digests().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(hours = n, "signed the audit trail's hourly digests"),
+            Err(e) => tracing::warn!(error = %e, "signing the audit trail's hourly digests"),
+        }
+    }
+}
+
 async fn audit_retention(registry: Weak<Registry>, days: u32) -> TaskResult {
     let mut ticker = tokio::time::interval(Duration::from_secs(3600));
     loop {

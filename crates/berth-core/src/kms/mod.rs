@@ -121,6 +121,11 @@ impl Registry {
             .map_err(|e| KmsError::Internal(format!("a sealed secret of berth's ({purpose}) does not open under this root key: {e}")))
     }
 
+    /// A key of berth's own for `purpose`, derived from the root key (never stored).
+    pub(crate) fn own_key(&self, purpose: &str) -> KmsResult<Zeroizing<Vec<u8>>> {
+        Ok(Zeroizing::new(self.key_service()?.root.derive(purpose).to_vec()))
+    }
+
     fn key_service(&self) -> KmsResult<&KeyService> {
         self.kms.get().ok_or_else(|| KmsError::Internal("the key service is not configured on this server".into()))
     }
