@@ -256,3 +256,38 @@ def test_verify_detects_a_tampered_record_and_a_clean_shutdown_keeps_every_recor
         until(lambda: lookup_cli(b, "ResourceName", "after-restart"), lambda e: e, "after restart")
     finally:
         assert b.stop() == 0
+
+
+def test_operator_actions_are_service_events(tmp_path):
+    """A GC run and what a lifecycle policy did are recorded as AwsServiceEvent records (ECR
+    names the latter PolicyExecutionEvent), in the account whose images it acted on."""
+    b = Berth(str(tmp_path / "data")).start()
+    try:
+        token = b.token()
+        layout = str(tmp_path / "layout")
+        for tag in ("old", "new"):
+            skopeo_push(b, build_image(layout, tag, random_size=16 * 1024, with_busybox=False), f"{b.addr}/ops/app:{tag}",
+                        token, tmp_path)
+        policy = {"rules": [{"rulePriority": 1, "description": "keep one", "selection": {
+            "tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}]}
+        b.ecr().put_lifecycle_policy(repositoryName="ops/app", lifecyclePolicyText=json.dumps(policy))
+        r = requests.post(f"{b.url}/_berth/lifecycle", auth=("AWS", token), timeout=60)
+        assert r.status_code == 200, r.text
+        r = requests.post(f"{b.url}/_berth/gc?dry_run=false&grace_seconds=0", auth=("AWS", token), timeout=60)
+        assert r.status_code == 200, r.text
+        gc_report = r.json()
+
+        ct = cloudtrail(b)
+        lifecycle = until(lambda: ct.lookup_events(LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "PolicyExecutionEvent"}])["Events"],
+                          lambda e: len(e) == 1, "the lifecycle action")
+        rec = records(lifecycle)[0]
+        assert (rec["eventType"], rec["eventSource"], rec["userIdentity"]["type"]) == ("AwsServiceEvent", "ecr.amazonaws.com", "AWSService")
+        assert rec["recipientAccountId"] == ACCOUNT
+        assert rec["additionalEventData"]["repositoryName"] == "ops/app" and rec["additionalEventData"]["imageActionCount"] == 1
+        gc = until(lambda: ct.lookup_events(LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "GarbageCollection"}])["Events"],
+                   lambda e: len(e) == 1, "the GC run")
+        rec = records(gc)[0]
+        assert rec["eventType"] == "AwsServiceEvent"
+        assert rec["additionalEventData"]["blobsDeleted"] == gc_report["blobs_deleted"] >= 1
+    finally:
+        b.stop()

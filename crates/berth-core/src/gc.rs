@@ -132,6 +132,15 @@ impl Registry {
             shredded_deleted = report.shredded_deleted,
             "garbage collection finished"
         );
+        if !opts.dry_run {
+            let details = serde_json::json!({
+                "blobsDeleted": report.blobs_deleted,
+                "bytesReclaimed": report.bytes_reclaimed,
+                "uploadsDeleted": report.uploads_deleted,
+                "objectsDeleted": report.objects_deleted + report.shredded_deleted + report.orphans_deleted,
+            });
+            self.record_service_event("berth.amazonaws.com", "GarbageCollection", None, details).await;
+        }
         Ok(report)
     }
 }

@@ -336,7 +336,19 @@ impl Registry {
             let Ok(name) = crate::RepositoryName::parse(&key.name) else { continue };
             let repo = Repo::new(&crate::RegistryRef { account: key.account.clone(), region: key.region.clone() }, name);
             match self.run_lifecycle(&repo, dry_run).await {
-                Ok(r) => reports.push(r),
+                Ok(r) => {
+                    // ECR records what its lifecycle policies did as CloudTrail's PolicyExecutionEvent.
+                    let acted = !r.actions.is_empty() || !r.referrers_expired.is_empty();
+                    if acted && !r.dry_run {
+                        let details = serde_json::json!({
+                            "repositoryName": r.repository,
+                            "imageActionCount": r.actions.len(),
+                            "referrersExpired": r.referrers_expired.len(),
+                        });
+                        self.record_service_event("ecr.amazonaws.com", "PolicyExecutionEvent", Some(&repo.registry()), details).await;
+                    }
+                    reports.push(r)
+                }
                 Err(e) if only.is_some() => return Err(e),
                 Err(e) => tracing::error!(repository = %repo, account = %key.account, error = %e, "lifecycle run failed"),
             }

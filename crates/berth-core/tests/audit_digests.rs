@@ -19,7 +19,7 @@ async fn finished_hours_are_signed_once_and_verified() {
     let r = Arc::new(env.registry_with(RegistryConfig::default()).await);
     r.start_audit(AuditSettings::default());
     for n in 0..5 {
-        r.record_service_event("RunGarbageCollection", serde_json::json!({ "run": n })).await;
+        r.record_service_event("berth.amazonaws.com", "GarbageCollection", None, serde_json::json!({ "run": n })).await;
     }
     assert!(r.flush_audit(Duration::from_secs(30)).await);
     assert_eq!(r.sign_audit_digests().await.unwrap(), 0, "the hour is not over yet");

@@ -57,11 +57,13 @@ impl Registry {
         self.audit.send(&record, now).await;
     }
 
-    /// Records an event the service itself made (an operator's GC or lifecycle run).
-    pub async fn record_service_event(&self, name: &str, details: serde_json::Value) {
-        let default = &self.config.default_registry;
+    /// Records an event the service itself made (a GC run, a lifecycle action, an automatic key
+    /// rotation): `source` as CloudTrail names it, in `registry`'s account (default: the default
+    /// registry's).
+    pub async fn record_service_event(&self, source: &str, name: &str, registry: Option<&crate::RegistryRef>, details: serde_json::Value) {
+        let registry = registry.unwrap_or(&self.config.default_registry);
         let now = self.now();
-        let record = AuditRecord::service_event("berth.amazonaws.com", name, &default.account, &default.region, now, details);
+        let record = AuditRecord::service_event(source, name, &registry.account, &registry.region, now, details);
         self.audit.send(&record, now).await;
     }
 

@@ -75,6 +75,19 @@ impl Registry {
             return Ok(key);
         }
         tracing::info!(key = %key.doc.arn, "rotating the key's material (automatic rotation is due)");
-        self.rotate(key, "AUTOMATIC").await
+        let arn = key.doc.arn.clone();
+        let rotated = self.rotate(key, "AUTOMATIC").await?;
+        // KMS records an automatic rotation as CloudTrail's RotateKey service event.
+        let mut parts = arn.split(':').skip(3);
+        let (region, account) = (parts.next().unwrap_or_default().to_string(), parts.next().unwrap_or_default().to_string());
+        let owner = crate::RegistryRef { account, region };
+        self.record_service_event(
+            "kms.amazonaws.com",
+            "RotateKey",
+            Some(&owner),
+            serde_json::json!({ "keyId": arn, "rotationType": "AUTOMATIC" }),
+        )
+        .await;
+        Ok(rotated)
     }
 }
