@@ -8,6 +8,7 @@ import base64
 import concurrent.futures
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import time
@@ -289,5 +290,40 @@ def test_operator_actions_are_service_events(tmp_path):
         rec = records(gc)[0]
         assert rec["eventType"] == "AwsServiceEvent"
         assert rec["additionalEventData"]["blobsDeleted"] == gc_report["blobs_deleted"] >= 1
+    finally:
+        b.stop()
+
+
+def test_the_console_audit_page_filters_pages_and_shows_records(tmp_path):
+    from test_console_sessions import COOKIE, key_session
+
+    b = Berth(str(tmp_path / "data")).start()
+    try:
+        names = [f"console-{i}-{uuid.uuid4().hex[:6]}" for i in range(3)]
+        for n in names:
+            b.ecr().create_repository(repositoryName=n)
+        ct = cloudtrail(b)
+        attrs = [{"AttributeKey": "EventName", "AttributeValue": "CreateRepository"}]
+        until(lambda: ct.lookup_events(LookupAttributes=attrs)["Events"], lambda e: len(e) == 3, "3 CreateRepository")
+        cookie = key_session(b, b.admin_key, b.admin_secret)
+
+        def audit(**params):
+            r = requests.get(f"{b.url}/console/audit", params=params, cookies={COOKIE: cookie}, allow_redirects=False, timeout=30)
+            assert r.status_code == 200, (r.status_code, r.text[:500])
+            return r.text
+
+        html = audit(key="EventName", value="CreateRepository")
+        rows = re.findall(r'<tr data-event-id="([^"]+)"', html)
+        expected = [e["EventId"] for e in ct.lookup_events(LookupAttributes=attrs)["Events"]]
+        assert rows == expected, "the API's events, newest first"
+        assert all(n in html for n in names) and "&quot;eventName&quot;: &quot;CreateRepository&quot;" in html
+        assert re.findall(r'<tr data-event-id', audit(key="EventName", value="NoSuchCall")) == []
+        assert "true or false" in audit(key="ReadOnly", value="maybe")
+
+        # A user without cloudtrail:LookupEvents is refused.
+        key, secret = b.create_user("no-audit")
+        other = key_session(b, key, secret)
+        r = requests.get(f"{b.url}/console/audit", cookies={COOKIE: other}, allow_redirects=False, timeout=30)
+        assert r.status_code == 403
     finally:
         b.stop()

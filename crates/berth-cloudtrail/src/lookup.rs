@@ -40,27 +40,9 @@ fn attribute(given: &[Attribute]) -> Result<Option<AuditAttribute>, AwsError> {
             _ => Err(invalid("InvalidLookupAttributesException", "You cannot specify more than one lookup attribute.")),
         };
     };
-    let v = a.attribute_value.clone();
-    if v.is_empty() || v.chars().count() > 2000 {
-        return Err(invalid("InvalidLookupAttributesException", "AttributeValue must be 1 to 2000 characters."));
-    }
-    Ok(Some(match a.attribute_key.as_str() {
-        "EventName" => AuditAttribute::EventName(v),
-        "Username" => AuditAttribute::Username(v),
-        "ResourceName" => AuditAttribute::ResourceName(v),
-        "ResourceType" => AuditAttribute::ResourceType(v),
-        "EventSource" => AuditAttribute::EventSource(v),
-        "EventId" => AuditAttribute::EventId(v),
-        "AccessKeyId" => AuditAttribute::AccessKeyId(v),
-        "ReadOnly" => match v.as_str() {
-            "true" => AuditAttribute::ReadOnly(true),
-            "false" => AuditAttribute::ReadOnly(false),
-            _ => return Err(invalid("InvalidLookupAttributesException", "The ReadOnly attribute value must be true or false.")),
-        },
-        other => {
-            return Err(invalid("InvalidLookupAttributesException", format!("{other} is not a valid lookup attribute key.")));
-        }
-    }))
+    berth_core::audit::lookup_attribute(&a.attribute_key, &a.attribute_value)
+        .map(Some)
+        .map_err(|why| invalid("InvalidLookupAttributesException", why))
 }
 
 fn millis(seconds: Option<f64>) -> Option<i64> {

@@ -22,6 +22,7 @@
 //! | `POST /registry/settings/account`, `…/exclusions[/delete]` | PutAccountSetting, (De)RegisterPullTimeUpdateExclusion |
 //! | `GET /registry/templates/new`, `…/edit?prefix=`, `POST /registry/templates[/update\|/delete]` | creation templates |
 //! | `GET /webhooks`, `POST /webhooks[/remove]` | the account's webhooks, their newest deliveries; add, remove |
+//! | `GET /audit` | the account's audit trail: LookupEvents' filters, newest first, each record's JSON |
 //! | `GET /repo/<name>` | images, newest first (`?q=` tag/digest search, `?page=` token), platforms and referrers nested |
 //! | `GET /repo/<name>/-/push` | push commands |
 //! | `GET /repo/<name>/-/image/<digest>` | one image: manifest, layers, platforms, referrers |
@@ -44,6 +45,7 @@ use berth_core::Registry;
 use http::header::{self, HeaderValue};
 
 mod assets;
+mod audit;
 mod confirm;
 mod creation_templates;
 mod gallery;
@@ -104,6 +106,7 @@ pub fn router(registry: Arc<Registry>, settings: ConsoleSettings) -> Router {
         .route("/registry/templates/edit", get(creation_templates::edit_form))
         .route("/registry/templates/update", post(creation_templates::update))
         .route("/registry/templates/delete", post(creation_templates::delete))
+        .route("/audit", get(audit::page))
         .route("/webhooks", get(webhooks::page).post(webhooks::create))
         .route("/webhooks/remove", post(webhooks::remove))
         .route("/repo/{*path}", get(repo::get).post(repo::post))

@@ -11,6 +11,33 @@ use crate::Registry;
 
 /// CloudTrail's MaxResults bound.
 pub const MAX_RESULTS: u32 = 50;
+/// The lookup attribute keys, as CloudTrail names them.
+pub const ATTRIBUTE_KEYS: [&str; 8] =
+    ["EventName", "Username", "ResourceName", "ResourceType", "EventSource", "EventId", "ReadOnly", "AccessKeyId"];
+
+/// One lookup attribute from its key and value (CloudTrail's rules: a known key, a value of 1
+/// to 2000 characters, ReadOnly `true` or `false`); Err says what is wrong.
+pub fn lookup_attribute(key: &str, value: &str) -> std::result::Result<AuditAttribute, String> {
+    if value.is_empty() || value.chars().count() > 2000 {
+        return Err("AttributeValue must be 1 to 2000 characters.".into());
+    }
+    let v = value.to_string();
+    Ok(match key {
+        "EventName" => AuditAttribute::EventName(v),
+        "Username" => AuditAttribute::Username(v),
+        "ResourceName" => AuditAttribute::ResourceName(v),
+        "ResourceType" => AuditAttribute::ResourceType(v),
+        "EventSource" => AuditAttribute::EventSource(v),
+        "EventId" => AuditAttribute::EventId(v),
+        "AccessKeyId" => AuditAttribute::AccessKeyId(v),
+        "ReadOnly" => match value {
+            "true" => AuditAttribute::ReadOnly(true),
+            "false" => AuditAttribute::ReadOnly(false),
+            _ => return Err("The ReadOnly attribute value must be true or false.".into()),
+        },
+        other => return Err(format!("{other} is not a valid lookup attribute key.")),
+    })
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct LookupRequest {

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 pub use chain::{link, Finding, VerifyReport, GENESIS};
 pub use digests::DIGEST_KEY;
-pub use lookup::{LookupPage, LookupRequest, PageToken, MAX_RESULTS};
+pub use lookup::{lookup_attribute, LookupPage, LookupRequest, PageToken, ATTRIBUTE_KEYS, MAX_RESULTS};
 pub use record::{is_read_only, redacted_parameters, AuditRecord, AuditResource, CallEvent, UserIdentity, DATA_EVENTS, HIDDEN_USER};
 pub use writer::{Auditor, BATCH};
 
