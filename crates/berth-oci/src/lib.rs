@@ -83,13 +83,16 @@ fn challenge(response: &mut Response, origin: &Origin) {
 /// token>)` (ECR's `authorizationToken`), which `/v2/` then accepts as `Bearer`; nothing new is
 /// granted: the credentials are the caller's own, checked before they are handed back. A caller
 /// without credentials gets the anonymous token, which is worth what no credentials are worth:
-/// reads of public repositories.
+/// reads of public repositories (given on the public registry's host only).
 async fn token(State(registry): State<Arc<Registry>>, req: Request<Body>) -> Response {
     use base64::Engine;
     let origin = origin(&registry, &req);
     let (creds, transport) = access::credentials(&req);
     let mut response = match creds {
-        None => bearer_token(berth_core::public_access::ANONYMOUS_BEARER_TOKEN),
+        // Only where the public registry's challenge sent the caller: elsewhere the realm is the
+        // private registry's, and a caller without credentials is told to bring some.
+        None if origin.public_host => bearer_token(berth_core::public_access::ANONYMOUS_BEARER_TOKEN),
+        None => OciError::Registry(berth_core::RegistryError::Unauthenticated(berth_core::auth::AuthFailure::Missing)).into_response(),
         Some((user, password)) => {
             let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
             match access::authenticate(&registry, (Some((user, password)), transport)).await {
