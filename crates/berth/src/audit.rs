@@ -1,5 +1,6 @@
 //! `berth audit`: verify the audit trail's hash chain, export records as JSON Lines.
-//! Both read the metadata store only, so they run beside a running berth as well.
+//! Both open the data directory as the other offline commands do, so on the embedded backend
+//! berth must be stopped (the directory lock); on a cluster's PostgreSQL they run beside the nodes.
 
 use std::io::Write;
 use std::path::PathBuf;
