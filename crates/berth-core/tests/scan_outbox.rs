@@ -73,12 +73,15 @@ async fn a_restarted_node_resumes_its_own_scans_and_leaves_another_nodes() {
     assert_eq!(meta.claim_jobs(&["scan"], "node-b", 1, far, 1).await.unwrap().len(), 1);
 
     let node_a = Arc::new(env.registry_with(RegistryConfig::default()).await.with_node_id("node-a"));
+    // Counted before the workers start: a worker finishing a's requeued job between the listing
+    // of IN_PROGRESS scans and their enqueueing would make it count a twice (a harmless rescan,
+    // but not the count this test pins).
+    assert_eq!(node_a.resume_interrupted_scans().await.unwrap(), 2, "a requeued, c enqueued");
     node_a.start_scanner(berth_core::scanning::ScanSettings {
         vulndb_dir: env.dir.path().join("no-vulndb"),
         workers: 2,
         timeout: Duration::from_secs(30),
     });
-    assert_eq!(node_a.resume_interrupted_scans().await.unwrap(), 2, "a requeued, c enqueued");
 
     // The two resumed scans end (the layers are no tar archives: FAILED with the reason).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
