@@ -36,7 +36,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 . "$ROOT/bench/lib.sh"
 COMMAND="$(printf '%q ' "$0" "$@")"
-for v in $(env | grep -o '^\(PUB\|BERTH\|BENCH\)_[A-Z_]*' | grep -v '^BERTH_ADMIN' | sort -u); do COMMAND="$v=${!v} $COMMAND"; done
+# Only the bench's own settings (never other BERTH_* variables, which may hold credentials).
+for v in $(env | grep -o '^\(PUB_[A-Z0-9_]*\|BENCH_[A-Z0-9_]*\|BERTH_BIN\)=' | tr -d '=' | sort -u); do COMMAND="$v=${!v-} $COMMAND"; done
 
 SCALE=${PUB_SCALE:-full}
 case "$SCALE" in
