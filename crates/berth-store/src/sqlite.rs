@@ -57,6 +57,9 @@ impl SqliteMetadataStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
+            // A multi-row INSERT keeps a statement journal (to undo a half-done statement):
+            // in memory, not a temporary file per statement.
+            .pragma("temp_store", "memory")
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
         // Whether the writer connection may serve the next write, checked whenever it is released. A COMMIT that failed (a full disk,

@@ -87,6 +87,11 @@ pub const HIDDEN_USER: &str = "HIDDEN_DUE_TO_SECURITY_REASONS";
 /// The reads that are data events (recorded only with `--audit-data-events`).
 pub const DATA_EVENTS: &[&str] = &["BatchGetImage", "GetDownloadUrlForLayer", "BatchCheckLayerAvailability", "UploadLayerPart"];
 
+/// Whether an IAM action (`ecr:BatchGetImage`) is recorded as a data event.
+pub fn is_data_action(action: &str) -> bool {
+    action.split_once(':').is_some_and(|(_, name)| DATA_EVENTS.contains(&name))
+}
+
 /// `ecr:PutImage` → (`ecr.amazonaws.com`, `PutImage`); None for what is not an API action.
 pub fn split_action(action: &str) -> Option<(String, &str)> {
     let (service, name) = action.split_once(':')?;
@@ -229,11 +234,6 @@ impl AuditRecord {
             recipient_account_id: recipient,
             event_category: if data { "Data" } else { "Management" }.into(),
         })
-    }
-
-    /// Whether the record is a data event (see `DATA_EVENTS`).
-    pub fn is_data_event(&self) -> bool {
-        !self.management_event
     }
 
     /// An operator's action (GC, a lifecycle run, key rotation) as CloudTrail records AWS's

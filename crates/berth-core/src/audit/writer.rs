@@ -116,18 +116,17 @@ async fn audit_writer(registry: Weak<Registry>, receiver: Arc<Mutex<mpsc::Receiv
             return Ok(());
         }
         let Some(registry) = registry.upgrade() else { return Ok(()) };
-        let events: Vec<NewAuditEvent> = batch
-            .iter()
-            .filter_map(|m| match m {
-                Msg::Record(e) => Some((**e).clone()),
-                Msg::Flush(_) => None,
-            })
-            .collect();
-        write(&registry, &events).await;
+        let mut events = Vec::with_capacity(batch.len());
+        let mut flushes = Vec::new();
         for m in batch.drain(..) {
-            if let Msg::Flush(done) = m {
-                let _ = done.send(());
+            match m {
+                Msg::Record(e) => events.push(*e),
+                Msg::Flush(done) => flushes.push(done),
             }
+        }
+        write(&registry, &events).await;
+        for done in flushes {
+            let _ = done.send(());
         }
     }
 }

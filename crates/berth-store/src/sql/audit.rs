@@ -32,17 +32,28 @@ fn event_row<R: Columns>(r: &R) -> Result<AuditEventRow, sqlx::Error> {
     })
 }
 
-/// Fills in each row's resources (one query for the page).
+/// Fills in each row's resources (one query for the page, by its seqs: a page of rare
+/// records spans most of the trail, so a seq range would read nearly every resource row).
 async fn with_resources<C: Conn>(conn: &mut C, mut rows: Vec<AuditEventRow>) -> Result<Vec<AuditEventRow>, StoreError> {
-    let (Some(lo), Some(hi)) = (rows.iter().map(|r| r.seq).min(), rows.iter().map(|r| r.seq).max()) else { return Ok(rows) };
-    let found = conn
-        .all(
-            stmt("SELECT seq, resource_name, resource_type FROM audit_resources WHERE seq >= $1 AND seq <= $2 ORDER BY seq, resource_name")
-                .bind(lo)
-                .bind(hi),
-        )
-        .await
-        .ctx("reading audit resources")?;
+    if rows.is_empty() {
+        return Ok(rows);
+    }
+    let (lo, hi) = rows.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| (lo.min(r.seq), hi.max(r.seq)));
+    let s = if hi - lo < 2 * rows.len() as i64 {
+        // A walk of the chain: contiguous seqs, any number of them.
+        stmt("SELECT seq, resource_name, resource_type FROM audit_resources WHERE seq >= $1 AND seq <= $2 ORDER BY seq, resource_name")
+            .bind(lo)
+            .bind(hi)
+    } else {
+        // A lookup's page (at most MaxResults + 1 rows).
+        let list: Vec<String> = (1..=rows.len()).map(C::ordered_param).collect();
+        let sql = format!(
+            "SELECT seq, resource_name, resource_type FROM audit_resources WHERE seq IN ({}) ORDER BY seq, resource_name",
+            list.join(", ")
+        );
+        rows.iter().fold(stmt(sql), |s, row| s.bind(row.seq))
+    };
+    let found = conn.all(s).await.ctx("reading audit resources")?;
     for r in found {
         let seq = r.int("seq").ctx("reading audit resources")?;
         if let Some(row) = rows.iter_mut().find(|row| row.seq == seq) {
@@ -66,6 +77,44 @@ async fn last_link<C: Conn>(conn: &mut C) -> Result<(i64, String), StoreError> {
     }
 }
 
+/// Rows per `INSERT`: a batch of records goes in a few multi-row statements, because each
+/// statement is a round trip to the database (on SQLite, two thread hand-offs to its worker:
+/// one statement per row made the writer's context switches cost more than the rows). A few
+/// fixed sizes keep the prepared-statement cache small.
+const CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
+/// Splits `items` into runs of the sizes in `CHUNKS`, largest first.
+fn chunked<T>(mut items: &[T]) -> Vec<&[T]> {
+    let mut runs = Vec::new();
+    while !items.is_empty() {
+        let n = CHUNKS.into_iter().find(|&n| n <= items.len()).unwrap_or(1);
+        let (run, rest) = items.split_at(n);
+        runs.push(run);
+        items = rest;
+    }
+    runs
+}
+
+/// `INSERT INTO <head> VALUES ($1, …, $k), ($k+1, …), …` for `rows` rows of `width` columns.
+fn multi_row_insert<C: Conn>(head: &str, width: usize, rows: usize) -> String {
+    let mut sql = format!("INSERT INTO {head} VALUES ");
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..width {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&C::ordered_param(r * width + c + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+const EVENTS_HEAD: &str = "audit_events (seq, event_id, account_id, event_time, event_name, event_source, username, \
+                           access_key_id, read_only, record, prev_hash, hash)";
+const RESOURCES_HEAD: &str = "audit_resources (seq, account_id, resource_name, resource_type, event_time)";
+
 pub async fn append_audit_events<DB: Backend>(
     pool: &Pool<DB>,
     events: &[NewAuditEvent],
@@ -79,42 +128,42 @@ pub async fn append_audit_events<DB: Backend>(
     for e in events {
         seq += 1;
         let hash = chain(&prev, &e.record);
-        tx.exec(
-            stmt(
-                "INSERT INTO audit_events (seq, event_id, account_id, event_time, event_name, event_source, username, access_key_id, \
-                 read_only, record, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(seq)
-            .bind(&e.event_id)
-            .bind(&e.account)
-            .bind(e.event_time)
-            .bind(&e.event_name)
-            .bind(&e.event_source)
-            .bind(&e.username)
-            .bind(&e.access_key_id)
-            .bind(e.read_only)
-            .bind(&e.record)
-            .bind(&prev)
-            .bind(&hash),
-        )
-        .await
-        .ctx("appending an audit record")?;
-        let mut names: Vec<&(String, String)> = e.resources.iter().collect();
+        written.push(AuditEventRow { seq, event: e.clone(), prev_hash: std::mem::replace(&mut prev, hash.clone()), hash });
+    }
+    for run in chunked(&written) {
+        let sql = multi_row_insert::<DB::Connection>(EVENTS_HEAD, 12, run.len());
+        let mut s = stmt(sql);
+        for w in run {
+            let e = &w.event;
+            s = s
+                .bind(w.seq)
+                .bind(&e.event_id)
+                .bind(&e.account)
+                .bind(e.event_time)
+                .bind(&e.event_name)
+                .bind(&e.event_source)
+                .bind(&e.username)
+                .bind(&e.access_key_id)
+                .bind(e.read_only)
+                .bind(&e.record)
+                .bind(&w.prev_hash)
+                .bind(&w.hash);
+        }
+        tx.exec(s).await.ctx("appending audit records")?;
+    }
+    let mut resources: Vec<(&AuditEventRow, &str, &str)> = Vec::new();
+    for w in &written {
+        let mut names: Vec<&(String, String)> = w.event.resources.iter().collect();
         names.sort();
         names.dedup_by(|a, b| a.0 == b.0);
-        for (name, kind) in names {
-            tx.exec(
-                stmt("INSERT INTO audit_resources (seq, account_id, resource_name, resource_type, event_time) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(seq)
-                    .bind(&e.account)
-                    .bind(name)
-                    .bind(kind)
-                    .bind(e.event_time),
-            )
-            .await
-            .ctx("appending an audit record's resources")?;
+        resources.extend(names.into_iter().map(|(name, kind)| (w, name.as_str(), kind.as_str())));
+    }
+    for run in chunked(&resources) {
+        let mut s = stmt(multi_row_insert::<DB::Connection>(RESOURCES_HEAD, 5, run.len()));
+        for (w, name, kind) in run {
+            s = s.bind(w.seq).bind(&w.event.account).bind(*name).bind(*kind).bind(w.event.event_time);
         }
-        written.push(AuditEventRow { seq, event: e.clone(), prev_hash: std::mem::replace(&mut prev, hash.clone()), hash });
+        tx.exec(s).await.ctx("appending audit records' resources")?;
     }
     tx.commit().await.ctx("committing audit records")?;
     Ok(written)
@@ -122,45 +171,56 @@ pub async fn append_audit_events<DB: Backend>(
 
 /// The lookup's statement: one index range per attribute, newest first.
 fn lookup_statement(q: &AuditQuery) -> Stmt<'_> {
-    let mut sql = format!("SELECT {COLUMNS} FROM audit_events e");
-    let mut conds = vec!["e.account_id = $1".to_string()];
-    let mut s_args: Vec<AttrArg> = Vec::new();
-    let column = match &q.attribute {
-        None => None,
-        Some(AuditAttribute::EventName(v)) => Some(("e.event_name", AttrArg::Text(v))),
-        Some(AuditAttribute::Username(v)) => Some(("e.username", AttrArg::Text(v))),
-        Some(AuditAttribute::EventSource(v)) => Some(("e.event_source", AttrArg::Text(v))),
-        Some(AuditAttribute::EventId(v)) => Some(("e.event_id", AttrArg::Text(v))),
-        Some(AuditAttribute::AccessKeyId(v)) => Some(("e.access_key_id", AttrArg::Text(v))),
-        Some(AuditAttribute::ReadOnly(v)) => Some(("e.read_only", AttrArg::Flag(*v))),
+    // A resource lookup walks audit_resources' own (account, name|type, time, seq) index and
+    // joins each hit's record: `CROSS JOIN` fixes that order on SQLite, whose planner (no
+    // statistics) otherwise walked every record of the time range probing for the resource.
+    let resource = |col: &'static str, v| (format!("SELECT {COLUMNS} FROM audit_resources r CROSS JOIN audit_events e"), "r", col, v);
+    let (mut sql, t, column) = match &q.attribute {
         Some(AuditAttribute::ResourceName(v)) => {
-            sql.push_str(" JOIN audit_resources r ON r.seq = e.seq");
-            Some(("r.resource_name", AttrArg::Text(v)))
+            let (sql, t, col, v) = resource("r.resource_name", AttrArg::Text(v));
+            (sql, t, Some((col, v)))
         }
         Some(AuditAttribute::ResourceType(v)) => {
-            sql.push_str(" JOIN audit_resources r ON r.seq = e.seq");
-            Some(("r.resource_type", AttrArg::Text(v)))
+            let (sql, t, col, v) = resource("r.resource_type", AttrArg::Text(v));
+            (sql, t, Some((col, v)))
+        }
+        other => {
+            let column = match other {
+                Some(AuditAttribute::EventName(v)) => Some(("e.event_name", AttrArg::Text(v))),
+                Some(AuditAttribute::Username(v)) => Some(("e.username", AttrArg::Text(v))),
+                Some(AuditAttribute::EventSource(v)) => Some(("e.event_source", AttrArg::Text(v))),
+                Some(AuditAttribute::EventId(v)) => Some(("e.event_id", AttrArg::Text(v))),
+                Some(AuditAttribute::AccessKeyId(v)) => Some(("e.access_key_id", AttrArg::Text(v))),
+                Some(AuditAttribute::ReadOnly(v)) => Some(("e.read_only", AttrArg::Flag(*v))),
+                _ => None,
+            };
+            (format!("SELECT {COLUMNS} FROM audit_events e"), "e", column)
         }
     };
+    let mut conds = vec![format!("{t}.account_id = $1")];
+    if t == "r" {
+        conds.push("e.seq = r.seq".to_string());
+    }
+    let mut s_args: Vec<AttrArg> = Vec::new();
     if let Some((col, arg)) = column {
-        conds.push(format!("{col} = ${}", conds.len() + 1));
+        conds.push(format!("{col} = $2"));
         s_args.push(arg);
     }
-    let mut n = conds.len();
+    let mut n = 1 + s_args.len();
     if q.start.is_some() {
         n += 1;
-        conds.push(format!("e.event_time >= ${n}"));
+        conds.push(format!("{t}.event_time >= ${n}"));
     }
     if q.end.is_some() {
         n += 1;
-        conds.push(format!("e.event_time <= ${n}"));
+        conds.push(format!("{t}.event_time <= ${n}"));
     }
     if q.before.is_some() {
-        conds.push(format!("(e.event_time < ${} OR (e.event_time = ${} AND e.seq < ${}))", n + 1, n + 1, n + 2));
+        conds.push(format!("({t}.event_time < ${} OR ({t}.event_time = ${} AND {t}.seq < ${}))", n + 1, n + 1, n + 2));
     }
     sql.push_str(" WHERE ");
     sql.push_str(&conds.join(" AND "));
-    sql.push_str(&format!(" ORDER BY e.event_time DESC, e.seq DESC LIMIT {}", q.limit.max(1)));
+    sql.push_str(&format!(" ORDER BY {t}.event_time DESC, {t}.seq DESC LIMIT {}", q.limit.max(1)));
     let mut s = stmt(sql).bind(&q.account);
     for a in s_args {
         s = match a {

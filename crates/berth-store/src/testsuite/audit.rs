@@ -103,3 +103,32 @@ pub async fn audit_trail(f: Fixture) {
     assert_eq!((after[0].seq, after[0].prev_hash.as_str()), (14, walked[12].hash.as_str()), "the chain goes on from the anchor");
     assert_eq!(s.lookup_audit_events(&query(a, None)).await.unwrap().len(), 1);
 }
+
+/// A batch larger than one multi-row statement (64 + 64 + 16 + 4 + 1 + 1 records, several
+/// resources each) keeps seq order, the chain and every resource row.
+pub async fn audit_large_batch(f: Fixture) {
+    let s = &f.store;
+    let a = "111111111111";
+    let batch: Vec<_> = (0..150)
+        .map(|i| {
+            let mut e = event(i, a, "BatchGetImage", NOW + i);
+            e.resources.push((format!("arn:aws:ecr:us-east-1:{a}:repository/z{i}"), "AWS::ECR::Repository".into()));
+            e
+        })
+        .collect();
+    let written = s.append_audit_events(&batch, &chain).await.unwrap();
+    assert_eq!(written.iter().map(|r| r.seq).collect::<Vec<_>>(), (1..=150).collect::<Vec<_>>());
+    let walked = s.audit_chain(0, 200).await.unwrap();
+    assert_eq!(walked.len(), 150);
+    let mut prev = "0".repeat(64);
+    for (row, given) in walked.iter().zip(&batch) {
+        assert_eq!(row.hash, chain(&prev, &row.event.record), "seq {}", row.seq);
+        assert_eq!(&row.event, given, "stored as given, both resources included");
+        prev = row.hash.clone();
+    }
+    let found = s
+        .lookup_audit_events(&query(a, Some(AuditAttribute::ResourceName("arn:aws:ecr:us-east-1:111111111111:repository/z149".into()))))
+        .await
+        .unwrap();
+    assert_eq!(found.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![150]);
+}
