@@ -2,17 +2,22 @@
 //! ECR's detail-types and detail fields), delivered to the webhooks an account configured.
 //!
 //! ```text
-//!  push / delete / scan / lifecycle expiry / replication ──► Registry::emit (after the change
-//!    committed): the account's webhooks that want the detail-type → one `webhook_delivery`
-//!    outbox job per webhook (one transaction) ──► the request goes on
+//!  push / delete / lifecycle expiry or archive ──► the account's webhooks (cached per account)
+//!    that want the detail-type → one `webhook_delivery` outbox job per (event, webhook), which
+//!    the store writes in the change's own transaction ──► the request goes on
+//!  scan stored / replication finished ──► Registry::emit, right after the result committed
 //!  webhook_worker ×N (supervised): claim (lease 60 s) → POST the event, signed → 2xx: done;
 //!    anything else: retried with exponential backoff (1 s doubling, ≤ 1 h) for 24 h, then FAILED
 //! ```
 //!
 //! Delivery is at least once: the event id is the idempotency key a receiver de-duplicates on
-//! (`X-Berth-Event-Id`). Requests only ever queue; a slow or dead receiver holds up workers,
-//! never pushes. Events are queued right after the change commits, not in its transaction:
-//! a crash between the two loses that event (the change stands).
+//! (`X-Berth-Event-Id`). Requests only ever add rows to their own transaction; a slow or dead
+//! receiver holds up workers, never pushes. A push, delete or lifecycle action and its events
+//! commit together or not at all; what an event says that depends on the transaction (the image
+//! a deleted tag named, the tags a deleted manifest had) is built inside it, from what it found
+//! (`tag_delete_outbox`, `manifest_delete_outbox`). Scan and replication events are queued right
+//! after their result is stored: a crash between the two loses that event (the result stands).
+//! A webhook another process added shows within the cache's 3 s.
 
 mod delivery;
 mod webhooks;
