@@ -238,3 +238,81 @@ def test_add_webhook_refuses_what_it_cannot_deliver_to(tmp_path):
     removed = subprocess.run([berth_bin(), "admin", "remove-webhook", "--data-dir", b.data_dir, "--account", b.account,
                               "--id", "no-such-id"], capture_output=True, text=True, env=b.env)
     assert removed.returncode == 1 and json.loads(removed.stdout) == {"id": "no-such-id", "removed": False}
+
+
+def only(receiver, n, detail_type):
+    """The first `n` requests, each an event of `detail_type` (the webhook asked for it alone)."""
+    got = receiver.wait_for(n)
+    events = [json.loads(body) for _, body in got]
+    assert [e["detail-type"] for e in events] == [detail_type] * n, events
+    return got, events
+
+
+def test_scan_on_push_sends_ecr_image_scan_with_the_severity_counts(tmp_path):
+    from test_scanning import debian_layers, import_fixtures, push_layers
+    from test_ecr import reg_for
+
+    receiver = Receiver()
+    b = Berth(str(tmp_path / "data"))
+    try:
+        import_fixtures(b)
+        b.start()
+        _, secret = add_webhook(b, receiver.url, "--detail-type", "ECR Image Scan")
+        b.ecr().create_repository(repositoryName="hooks/scanned", imageScanningConfiguration={"scanOnPush": True})
+        digest = push_layers(reg_for(b), "hooks/scanned", "v1", debian_layers())
+        [(headers, body)], [event] = only(receiver, 1, "ECR Image Scan")
+        assert_signed(secret, headers, body)
+        assert headers["x-berth-event-id"] == event["id"]
+        assert event["resources"] == [f"arn:aws:ecr:{b.region}:{b.account}:repository/hooks/scanned"]
+        assert event["detail"] == {"scan-status": "COMPLETE", "repository-name": "hooks/scanned", "image-digest": digest,
+                                   "image-tags": ["v1"],
+                                   "finding-severity-counts": {"CRITICAL": 1, "HIGH": 1, "MEDIUM": 3, "LOW": 1}}
+        found = b.ecr().describe_image_scan_findings(repositoryName="hooks/scanned", imageId={"imageTag": "v1"})
+        assert found["imageScanFindings"]["findingSeverityCounts"] == event["detail"]["finding-severity-counts"]
+    finally:
+        b.stop()
+        receiver.close()
+
+
+def test_a_lifecycle_run_that_expires_an_image_sends_ecr_lifecycle_policy_action(tmp_path):
+    receiver = Receiver()
+    b = Berth(str(tmp_path / "data")).start()
+    try:
+        _, secret = add_webhook(b, receiver.url, "--detail-type", "ECR Lifecycle Policy Action")
+        old = push(b, tmp_path, "hooks/expiring", "old")
+        push(b, tmp_path, "hooks/expiring", "new")
+        policy = {"rules": [{"rulePriority": 1, "description": "keep one", "selection": {
+            "tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}]}
+        b.ecr().put_lifecycle_policy(repositoryName="hooks/expiring", lifecyclePolicyText=json.dumps(policy))
+        r = requests.post(f"{b.url}/_berth/lifecycle", auth=("AWS", b.token()), timeout=60)
+        assert r.status_code == 200, r.text
+        [(headers, body)], [event] = only(receiver, 1, "ECR Lifecycle Policy Action")
+        assert_signed(secret, headers, body)
+        assert event["detail"] == {"result": "SUCCESS", "action-type": "EXPIRE", "repository-name": "hooks/expiring",
+                                   "image-digest": old, "image-tags": ["old"], "rule-priority": 1}
+        left = b.ecr().list_images(repositoryName="hooks/expiring")["imageIds"]
+        assert [i["imageTag"] for i in left] == ["new"], left
+    finally:
+        b.stop()
+        receiver.close()
+
+
+def test_replication_to_another_region_sends_ecr_replication_action(tmp_path):
+    receiver = Receiver()
+    b = Berth(str(tmp_path / "data")).start()
+    try:
+        _, secret = add_webhook(b, receiver.url, "--detail-type", "ECR Replication Action")
+        b.ecr().put_replication_configuration(replicationConfiguration={"rules": [
+            {"destinations": [{"region": "us-west-2", "registryId": b.account}]}]})
+        digest = push(b, tmp_path, "hooks/replicated")
+        [(headers, body)], [event] = only(receiver, 1, "ECR Replication Action")
+        assert_signed(secret, headers, body)
+        assert event["region"] == b.region, "the source's event"
+        assert event["detail"] == {"result": "SUCCESS", "action-type": "REPLICATE", "repository-name": "hooks/replicated",
+                                   "image-digest": digest, "destination-region": "us-west-2",
+                                   "destination-registry-id": b.account}
+        copy = b.ecr(region="us-west-2").describe_images(repositoryName="hooks/replicated")["imageDetails"]
+        assert [i["imageDigest"] for i in copy] == [digest]
+    finally:
+        b.stop()
+        receiver.close()

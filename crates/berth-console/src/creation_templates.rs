@@ -370,13 +370,14 @@ async fn refused(s: &Session, mut f: TemplateForm, e: RegistryError, editing: bo
     f.error = Some((field_of(&e), crate::web::message_of(&e)));
     let mut resp = form_page(s, &f, editing).await?;
     *resp.status_mut() = status;
-    Ok(resp)
+    Ok(crate::web::refused_page(resp, e))
 }
 
 pub async fn create(post: Post) -> PageResult {
     let s = &post.session;
-    s.allow("ecr:CreateRepositoryCreationTemplate", Resource::Registry(&s.registry)).await?;
     let f = TemplateForm::posted(&post.form);
+    let params = serde_json::json!({ "prefix": f.prefix });
+    s.audit_allow("ecr:CreateRepositoryCreationTemplate", Resource::Registry(&s.registry), params).await?;
     match s.registry().create_repository_creation_template(&s.registry, &f.prefix, f.input()).await {
         Ok(_) => Ok(see_other(&format!("{SETTINGS}?done=template-created#templates"))),
         Err(e) => refused(s, f, e, false).await,
@@ -385,8 +386,9 @@ pub async fn create(post: Post) -> PageResult {
 
 pub async fn update(post: Post) -> PageResult {
     let s = &post.session;
-    s.allow("ecr:UpdateRepositoryCreationTemplate", Resource::Registry(&s.registry)).await?;
     let f = TemplateForm::posted(&post.form);
+    let params = serde_json::json!({ "prefix": f.prefix });
+    s.audit_allow("ecr:UpdateRepositoryCreationTemplate", Resource::Registry(&s.registry), params).await?;
     match s.registry().update_repository_creation_template(&s.registry, &f.prefix, f.input()).await {
         Ok(_) => Ok(see_other(&format!("{SETTINGS}?done=template-saved#templates"))),
         Err(e @ RegistryError::TemplateNotFound(_)) => Err(e.into()),
@@ -425,6 +427,7 @@ pub async fn delete(post: Post) -> PageResult {
         let page = Page { title: c.heading, nav: Nav::Settings, crumbs: crumbs(c.heading), notice: None, body };
         return Ok(view::render(s, page).await);
     }
+    s.audit("ecr:DeleteRepositoryCreationTemplate", &Resource::Registry(&s.registry), serde_json::json!({ "prefix": prefix }));
     s.registry().delete_repository_creation_template(&s.registry, &prefix).await?;
     Ok(see_other(&format!("{SETTINGS}?done=template-deleted#templates")))
 }

@@ -485,7 +485,8 @@ pub async fn sbom_download(s: &Session, repo: &Repo, digest: &str) -> PageResult
 /// UpdateImageStorageClass: archive an image, or restore an archived one.
 pub async fn set_storage_class(post: &Post, repo: &Repo, digest: &str) -> PageResult {
     let s = &post.session;
-    s.allow("ecr:UpdateImageStorageClass", Resource::Repository(repo)).await?;
+    let params = serde_json::json!({ "repositoryName": repo.name.as_str(), "imageId": { "imageDigest": digest }, "targetStorageClass": post.form.text("class") });
+    s.audit_allow("ecr:UpdateImageStorageClass", Resource::Repository(repo), params).await?;
     let class =
         StorageClass::parse(&post.form.text("class")).ok_or_else(|| Fail::bad_request("The storage class must be STANDARD or ARCHIVE."))?;
     let digest: Digest = digest.parse().map_err(|_| Fail::not_found(format!("'{digest}' is not an image digest.")))?;
@@ -497,7 +498,8 @@ pub async fn set_storage_class(post: &Post, repo: &Repo, digest: &str) -> PageRe
 /// StartImageScan (at most once per image per 24 hours, as ECR).
 pub async fn start_scan(post: &Post, repo: &Repo, digest: &str) -> PageResult {
     let s = &post.session;
-    s.allow("ecr:StartImageScan", Resource::Repository(repo)).await?;
+    let params = serde_json::json!({ "repositoryName": repo.name.as_str(), "imageId": { "imageDigest": digest } });
+    s.audit_allow("ecr:StartImageScan", Resource::Repository(repo), params).await?;
     let digest: Digest = digest.parse().map_err(|_| Fail::not_found(format!("'{digest}' is not an image digest.")))?;
     let id = ImageId { digest: Some(digest.to_string()), tag: None };
     s.registry().start_image_scan(repo, &id).await?;

@@ -151,6 +151,8 @@ pub async fn create(State(_app): State<App>, post: Post) -> PageResult {
         policy: None,
         tags: Vec::new(),
     };
+    let params = serde_json::json!({ "description": new.description, "keyUsage": new.key_usage, "keySpec": new.key_spec });
+    s.audit("kms:CreateKey", &Resource::Registry(&s.registry), params);
     s.registry().kms_create_key(&s.principal, new).await?;
     Ok(see_other("/console/keys?done=created"))
 }
@@ -161,19 +163,24 @@ pub async fn action(State(_app): State<App>, post: Post) -> PageResult {
     let r = s.registry();
     match post.form.text("op").as_str() {
         "enable" => {
+            s.audit("kms:EnableKey", &Resource::Registry(&s.registry), serde_json::json!({ "keyId": key_id }));
             r.kms_set_enabled(&s.principal, &key_id, true).await?;
             Ok(see_other("/console/keys?done=enabled"))
         }
         "disable" => {
+            s.audit("kms:DisableKey", &Resource::Registry(&s.registry), serde_json::json!({ "keyId": key_id }));
             r.kms_set_enabled(&s.principal, &key_id, false).await?;
             Ok(see_other("/console/keys?done=disabled"))
         }
         "cancel" => {
+            s.audit("kms:CancelKeyDeletion", &Resource::Registry(&s.registry), serde_json::json!({ "keyId": key_id }));
             r.kms_cancel_deletion(&s.principal, &key_id).await?;
             Ok(see_other("/console/keys?done=cancelled"))
         }
         "schedule" if confirm::confirmed(&post) => {
             let days = post.form.text("days").parse::<i64>().ok();
+            let params = serde_json::json!({ "keyId": key_id, "pendingWindowInDays": days });
+            s.audit("kms:ScheduleKeyDeletion", &Resource::Registry(&s.registry), params);
             r.kms_schedule_deletion(&s.principal, &key_id, days).await?;
             Ok(see_other("/console/keys?done=scheduled"))
         }

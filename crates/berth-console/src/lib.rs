@@ -111,6 +111,7 @@ pub fn router(registry: Arc<Registry>, settings: ConsoleSettings) -> Router {
         .route("/webhooks/remove", post(webhooks::remove))
         .route("/repo/{*path}", get(repo::get).post(repo::post))
         .fallback(|| async { web::Fail::not_found("There is no console page at this address.").into_response() })
+        .layer(axum::middleware::from_fn(web::console_calls))
         .layer(axum::middleware::from_fn_with_state(app.clone(), web::error_chrome))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(app)

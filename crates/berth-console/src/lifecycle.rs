@@ -419,13 +419,14 @@ async fn refused(post: &Post, repo: &Repo, text: String, e: RegistryError) -> Pa
     let mut resp =
         render(&post.session, repo, &[], Draft { text: Some(text), error: Some(crate::web::message_of(&e)), ..Draft::default() }).await?;
     *resp.status_mut() = status;
-    Ok(resp)
+    Ok(crate::web::refused_page(resp, e))
 }
 
 pub async fn save(post: &Post, repo: &Repo) -> PageResult {
     let s = &post.session;
-    s.allow("ecr:PutLifecyclePolicy", Resource::Repository(repo)).await?;
     let text = post.form.get("policy").unwrap_or("").to_string();
+    let params = serde_json::json!({ "repositoryName": repo.name.as_str(), "lifecyclePolicyText": text });
+    s.audit_allow("ecr:PutLifecyclePolicy", Resource::Repository(repo), params).await?;
     match s.registry().put_lifecycle_policy(repo, &text).await {
         Ok(()) => Ok(see_other(&format!("{}/-/lifecycle?done=lifecycle-saved", repo_url(repo)))),
         Err(e) => refused(post, repo, text, e).await,
@@ -454,9 +455,10 @@ pub async fn add(post: &Post, repo: &Repo) -> PageResult {
 /// its result (GetLifecyclePolicyPreview), so a reload reads the result instead of posting again.
 pub async fn preview(post: &Post, repo: &Repo) -> PageResult {
     let s = &post.session;
-    s.allow("ecr:StartLifecyclePolicyPreview", Resource::Repository(repo)).await?;
-    s.allow("ecr:GetLifecyclePolicyPreview", Resource::Repository(repo)).await?;
     let text = post.form.get("policy").unwrap_or("").to_string();
+    let params = serde_json::json!({ "repositoryName": repo.name.as_str(), "lifecyclePolicyText": text });
+    s.audit_allow("ecr:StartLifecyclePolicyPreview", Resource::Repository(repo), params).await?;
+    s.allow("ecr:GetLifecyclePolicyPreview", Resource::Repository(repo)).await?;
     if let Err(e) = s.app.registry.start_lifecycle_preview(repo, Some(&text)).await {
         return refused(post, repo, text, e).await;
     }
@@ -497,6 +499,7 @@ pub async fn delete(post: &Post, repo: &Repo) -> PageResult {
         };
         return confirm::repo_page(s, repo, Tab::Lifecycle, c).await;
     }
+    s.audit("ecr:DeleteLifecyclePolicy", &Resource::Repository(repo), serde_json::json!({ "repositoryName": repo.name.as_str() }));
     match s.registry().delete_lifecycle_policy(repo).await {
         Ok(_) => Ok(see_other(&format!("{}/-/lifecycle?done=lifecycle-deleted", repo_url(repo)))),
         Err(e) => Err(Fail::from(e)),

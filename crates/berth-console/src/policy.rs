@@ -345,6 +345,11 @@ pub async fn repo_save(post: &Post, repo: &Repo) -> PageResult {
     if !unknown.is_empty() {
         return repo_page(s, repo, &[], Some(Draft { text, error: None, unknown })).await;
     }
+    s.audit(
+        "ecr:SetRepositoryPolicy",
+        &Resource::Repository(repo),
+        serde_json::json!({ "repositoryName": repo.name.as_str(), "policyText": text }),
+    );
     match s.registry().set_repository_policy(repo, &text).await {
         Ok(()) => Ok(see_other(&format!("{}/-/permissions?done=policy-saved", repo_url(repo)))),
         Err(e @ RegistryError::Store(_)) => Err(e.into()),
@@ -353,7 +358,7 @@ pub async fn repo_save(post: &Post, repo: &Repo) -> PageResult {
             let draft = Draft { text, error: Some(crate::web::message_of(&e)), unknown: Vec::new() };
             let mut resp: Response = repo_page(s, repo, &[], Some(draft)).await?;
             *resp.status_mut() = status;
-            Ok(resp)
+            Ok(crate::web::refused_page(resp, e))
         }
     }
 }
@@ -379,6 +384,7 @@ pub async fn repo_delete(post: &Post, repo: &Repo) -> PageResult {
         };
         return confirm::repo_page(s, repo, Tab::Permissions, c).await;
     }
+    s.audit("ecr:DeleteRepositoryPolicy", &Resource::Repository(repo), serde_json::json!({ "repositoryName": repo.name.as_str() }));
     s.registry().delete_repository_policy(repo).await?;
     Ok(see_other(&format!("{}/-/permissions?done=policy-deleted", repo_url(repo))))
 }
@@ -459,6 +465,7 @@ pub async fn registry_save(State(_app): State<App>, post: Post) -> PageResult {
     if !unknown.is_empty() {
         return registry_view(s, &RegistryQuery::default(), Some(Draft { text, error: None, unknown })).await;
     }
+    s.audit("ecr:PutRegistryPolicy", &Resource::Registry(&s.registry), serde_json::json!({ "policyText": text }));
     match s.registry().set_registry_policy(&s.registry, &text).await {
         Ok(()) => Ok(see_other("/console/registry?done=registry-policy-saved")),
         Err(e @ RegistryError::Store(_)) => Err(e.into()),
@@ -467,7 +474,7 @@ pub async fn registry_save(State(_app): State<App>, post: Post) -> PageResult {
             let draft = Draft { text, error: Some(crate::web::message_of(&e)), unknown: Vec::new() };
             let mut resp = registry_view(s, &RegistryQuery::default(), Some(draft)).await?;
             *resp.status_mut() = status;
-            Ok(resp)
+            Ok(crate::web::refused_page(resp, e))
         }
     }
 }
@@ -495,6 +502,7 @@ pub async fn registry_delete(State(_app): State<App>, post: Post) -> PageResult 
         let page = Page { title: c.heading, nav: Nav::Registry, crumbs, notice: None, body };
         return Ok(view::render(s, page).await);
     }
+    s.audit("ecr:DeleteRegistryPolicy", &Resource::Registry(&s.registry), serde_json::json!({}));
     s.registry().delete_registry_policy(&s.registry).await?;
     Ok(see_other("/console/registry?done=registry-policy-deleted"))
 }

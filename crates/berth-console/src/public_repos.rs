@@ -226,7 +226,10 @@ pub async fn create(post: Post) -> PageResult {
     let input = CatalogInput { catalog: catalog.clone(), logo: None };
     // The service authorizes the name (ecr-public:CreateRepository) and checks the catalog.
     let result = match repo(s, &name) {
-        Ok(r) => s.registry().create_public_repository_as(&s.principal, &r, Some(input), Vec::new()).await.map(|_| ()),
+        Ok(r) => {
+            s.audit("ecr-public:CreateRepository", &Resource::Repository(&r), serde_json::json!({ "repositoryName": name }));
+            s.registry().create_public_repository_as(&s.principal, &r, Some(input), Vec::new()).await.map(|_| ())
+        }
         Err(e) => Err(e),
     };
     match result {
@@ -234,7 +237,7 @@ pub async fn create(post: Post) -> PageResult {
         Err(e) => match shown_status(&e) {
             Some(status) => {
                 let body = form(s, Some(&name), false, &catalog, Some(&crate::web::message_of(&e)));
-                form_page(s, "Create public repository", body, status).await
+                form_page(s, "Create public repository", body, status).await.map(|resp| crate::web::refused_page(resp, e))
             }
             None => Err(e.into()),
         },
@@ -254,7 +257,7 @@ pub async fn update(post: Post) -> PageResult {
     let (s, f) = (&post.session, &post.form);
     let name = f.text("name");
     let r = repo(s, &name)?;
-    s.allow("ecr-public:PutRepositoryCatalogData", Resource::Repository(&r)).await?;
+    s.audit_allow("ecr-public:PutRepositoryCatalogData", Resource::Repository(&r), serde_json::json!({ "repositoryName": name })).await?;
     let catalog = catalog_of(f);
     // A put replaces all of the catalog, logo included; the form has no logo, so it keeps the stored one.
     let logo = s.registry().repository_catalog(&r).await?.and_then(|c| c.logo);
@@ -263,7 +266,7 @@ pub async fn update(post: Post) -> PageResult {
         Err(e) => match shown_status(&e) {
             Some(status) => {
                 let body = form(s, Some(&name), true, &catalog, Some(&crate::web::message_of(&e)));
-                form_page(s, "Edit catalog data", body, status).await
+                form_page(s, "Edit catalog data", body, status).await.map(|resp| crate::web::refused_page(resp, e))
             }
             None => Err(e.into()),
         },
@@ -279,6 +282,8 @@ pub async fn delete(post: Post) -> PageResult {
     s.allow("ecr-public:DeleteRepository", Resource::Repository(&r)).await?;
     let typed = f.text("confirm_name");
     if confirm::confirmed(&post) && typed == name {
+        let params = serde_json::json!({ "repositoryName": name, "force": f.checked("force") });
+        s.audit("ecr-public:DeleteRepository", &Resource::Repository(&r), params);
         s.registry().delete_repository(&r, f.checked("force")).await.map_err(Fail::from)?;
         return Ok(see_other(&format!("{LIST_URL}?done=deleted")));
     }

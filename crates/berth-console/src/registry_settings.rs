@@ -266,13 +266,14 @@ async fn refused(s: &Session, e: RegistryError, section: Section, subject: Strin
     let rejected = Rejected { section, message: crate::web::message_of(&e), subject };
     let mut resp = render(s, None, Refusals { settings: Some(rejected), ..Refusals::default() }).await?;
     *resp.status_mut() = status;
-    Ok(resp)
+    Ok(crate::web::refused_page(resp, e))
 }
 
 pub async fn put_setting(post: Post) -> PageResult {
     let s = &post.session;
-    s.allow("ecr:PutAccountSetting", Resource::Registry(&s.registry)).await?;
     let (name, value) = (post.form.text("name"), post.form.text("value"));
+    let params = serde_json::json!({ "name": name, "value": value });
+    s.audit_allow("ecr:PutAccountSetting", Resource::Registry(&s.registry), params).await?;
     match s.registry().put_account_setting(&s.registry, &name, &value).await {
         Ok(()) => Ok(see_other(&format!("{SETTINGS}?done=setting-saved#account-settings"))),
         Err(e) => refused(s, e, Section::AccountSetting, name).await,
@@ -281,8 +282,9 @@ pub async fn put_setting(post: Post) -> PageResult {
 
 pub async fn register_exclusion(post: Post) -> PageResult {
     let s = &post.session;
-    s.allow("ecr:RegisterPullTimeUpdateExclusion", Resource::Registry(&s.registry)).await?;
     let arn = post.form.text("principal_arn");
+    let params = serde_json::json!({ "principalArn": arn });
+    s.audit_allow("ecr:RegisterPullTimeUpdateExclusion", Resource::Registry(&s.registry), params).await?;
     match s.registry().register_pull_time_exclusion(&s.registry, &arn).await {
         Ok(_) => Ok(see_other(&format!("{SETTINGS}?done=exclusion-registered#exclusions"))),
         Err(e) => refused(s, e, Section::Exclusions, arn).await,
@@ -310,6 +312,7 @@ pub async fn deregister_exclusion(post: Post) -> PageResult {
         let page = Page { title: c.heading, nav: Nav::Settings, crumbs, notice: None, body };
         return Ok(view::render(s, page).await);
     }
+    s.audit("ecr:DeregisterPullTimeUpdateExclusion", &Resource::Registry(&s.registry), serde_json::json!({ "principalArn": arn }));
     s.registry().deregister_pull_time_exclusion(&s.registry, &arn).await?;
     Ok(see_other(&format!("{SETTINGS}?done=exclusion-removed#exclusions")))
 }

@@ -276,6 +276,8 @@ async fn change(post: Post, step: Step, edit: impl FnOnce(&mut ReplicationConfig
     if !edit(&mut config, &step) {
         return Err(Fail::bad_request("There is no such replication rule or entry; reload the page and try again."));
     }
+    let params = serde_json::to_value(&config).map(|c| serde_json::json!({ "replicationConfiguration": c })).unwrap_or_default();
+    s.audit("ecr:PutReplicationConfiguration", &Resource::Registry(&s.registry), params);
     match s.registry().put_replication_configuration(&s.registry, config).await {
         Ok(_) => Ok(see_other(&format!("{SETTINGS}?done={done}#replication"))),
         Err(e) => refused(s, e, step).await,
@@ -290,7 +292,7 @@ async fn refused(s: &Session, e: RegistryError, step: Step) -> PageResult {
     let r = step.rejected(crate::web::message_of(&e));
     let mut resp = crate::registry_settings::render_with_replication_refusal(s, r).await?;
     *resp.status_mut() = status;
-    Ok(resp)
+    Ok(crate::web::refused_page(resp, e))
 }
 
 pub async fn add_rule(post: Post) -> PageResult {

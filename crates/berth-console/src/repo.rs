@@ -438,6 +438,8 @@ async fn delete_images(post: &Post, repo: &Repo) -> PageResult {
         let page = Page { title: "Delete images", nav: Nav::Repositories, crumbs: crumbs(repo, Some("Delete images")), notice: None, body };
         return Ok(view::render(s, page).await);
     }
+    let params = serde_json::json!({ "repositoryName": repo.name.as_str(), "imageIds": digests.iter().map(|d| serde_json::json!({ "imageDigest": d })).collect::<Vec<_>>() });
+    s.audit("ecr:BatchDeleteImage", &Resource::Repository(repo), params);
     let (_, failures) = s.registry().batch_delete_images(repo, &ids).await?;
     if failures.is_empty() {
         return Ok(see_other(&format!("{base}?done=images-deleted")));

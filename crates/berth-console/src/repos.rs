@@ -738,6 +738,16 @@ pub async fn create(post: Post) -> Result<Response, Fail> {
         tags: tags.clone(),
     };
     let name = f.text("name");
+    let params = serde_json::json!({
+        "repositoryName": name,
+        "imageTagMutability": f.text("mutability"),
+        "imageScanningConfiguration": { "scanOnPush": f.checked("scan_on_push") },
+        "encryptionConfiguration": { "encryptionType": encryption, "kmsKey": kms_key },
+    });
+    match s.repo(&name) {
+        Ok(repo) => s.audit("ecr:CreateRepository", &Resource::Repository(&repo), params),
+        Err(_) => s.audit("ecr:CreateRepository", &Resource::Registry(&s.registry), params),
+    }
     match create_repository(s, &name, req).await {
         Ok(repo) => Ok(see_other(&format!("/console/repo/{}/-/push?done=created", repo.name))),
         Err(e) => {
@@ -760,7 +770,7 @@ pub async fn create(post: Post) -> Result<Response, Fail> {
             let page = Page { title: "Create repository", nav: Nav::Repositories, crumbs: crumbs("Create repository"), notice: None, body };
             let mut resp = view::render(s, page).await;
             *resp.status_mut() = status;
-            Ok(resp)
+            Ok(crate::web::refused_page(resp, e))
         }
     }
 }

@@ -150,7 +150,7 @@ async fn refused(post: &Post, repo: &Repo, e: RegistryError, section: Section, r
     r.section = section;
     let mut resp = render(&post.session, repo, &[], Some(r)).await?;
     *resp.status_mut() = status;
-    Ok(resp)
+    Ok(crate::web::refused_page(resp, e))
 }
 
 fn rejected(message: String) -> Rejected {
@@ -159,7 +159,8 @@ fn rejected(message: String) -> Rejected {
 
 pub async fn save_mutability(post: &Post, repo: &Repo) -> PageResult {
     let s = &post.session;
-    s.allow("ecr:PutImageTagMutability", Resource::Repository(repo)).await?;
+    let params = serde_json::json!({ "repositoryName": repo.name.as_str(), "imageTagMutability": post.form.text("mutability") });
+    s.audit_allow("ecr:PutImageTagMutability", Resource::Repository(repo), params).await?;
     let mutability = post.form.text("mutability");
     let filters = crate::repos::exclusion_filters(&post.form);
     match s.registry().set_tag_mutability(repo, &mutability, &filters).await {
@@ -173,7 +174,11 @@ pub async fn save_mutability(post: &Post, repo: &Repo) -> PageResult {
 
 pub async fn save_scanning(post: &Post, repo: &Repo) -> PageResult {
     let s = &post.session;
-    s.allow("ecr:PutImageScanningConfiguration", Resource::Repository(repo)).await?;
+    let params = serde_json::json!({
+        "repositoryName": repo.name.as_str(),
+        "imageScanningConfiguration": { "scanOnPush": post.form.checked("scan_on_push") },
+    });
+    s.audit_allow("ecr:PutImageScanningConfiguration", Resource::Repository(repo), params).await?;
     match s.registry().set_scan_on_push(repo, post.form.checked("scan_on_push")).await {
         Ok(_) => Ok(see_other(&format!("{}/-/settings?done=scanning-saved", repo_url(repo)))),
         Err(e) => refused(post, repo, e, Section::Scanning, rejected).await,
@@ -182,8 +187,9 @@ pub async fn save_scanning(post: &Post, repo: &Repo) -> PageResult {
 
 pub async fn add_tag(post: &Post, repo: &Repo) -> PageResult {
     let s = &post.session;
-    s.allow("ecr:TagResource", Resource::Repository(repo)).await?;
     let (key, value) = (post.form.text("key"), post.form.get("value").unwrap_or("").trim().to_string());
+    let params = serde_json::json!({ "resourceArn": repo.arn(), "tags": [{ "Key": key, "Value": value }] });
+    s.audit_allow("ecr:TagResource", Resource::Repository(repo), params).await?;
     match s.registry().tag_repository(repo, &[(key.clone(), value.clone())]).await {
         Ok(()) => Ok(see_other(&format!("{}/-/settings?done=tags-saved", repo_url(repo)))),
         Err(e) => refused(post, repo, e, Section::Tags, |m| Rejected { tag: Some((key, value)), ..rejected(m) }).await,
@@ -215,6 +221,7 @@ pub async fn remove_tag(post: &Post, repo: &Repo) -> PageResult {
         };
         return confirm::repo_page(s, repo, Tab::Settings, c).await;
     }
+    s.audit("ecr:UntagResource", &Resource::Repository(repo), serde_json::json!({ "resourceArn": repo.arn(), "tagKeys": [key] }));
     match s.registry().untag_repository(repo, &[key]).await {
         Ok(()) => Ok(see_other(&format!("{}/-/settings?done=tag-removed", repo_url(repo)))),
         Err(e) => refused(post, repo, e, Section::Tags, rejected).await,
@@ -228,6 +235,8 @@ pub async fn delete_repository(post: &Post, repo: &Repo) -> PageResult {
         let e = RegistryError::invalid(format!("Type the repository name '{}' exactly to confirm the deletion.", repo.name));
         return refused(post, repo, e, Section::Delete, rejected).await;
     }
+    let params = serde_json::json!({ "repositoryName": repo.name.as_str(), "force": post.form.checked("force") });
+    s.audit("ecr:DeleteRepository", &Resource::Repository(repo), params);
     match s.registry().delete_repository(repo, post.form.checked("force")).await {
         Ok(_) => Ok(see_other("/console/repositories?done=repository-deleted")),
         Err(e) => refused(post, repo, e, Section::Delete, rejected).await,

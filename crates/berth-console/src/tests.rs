@@ -48,6 +48,9 @@ struct Resp {
     status: StatusCode,
     headers: http::HeaderMap,
     body: String,
+    /// What the audit trail will record of the call (the request middleware reads these).
+    facts: Option<berth_core::observe::CallFacts>,
+    error: Option<berth_core::observe::CallError>,
 }
 
 impl Harness {
@@ -55,8 +58,10 @@ impl Harness {
         let resp = self.app.clone().oneshot(req).await.expect("response");
         let status = resp.status();
         let headers = resp.headers().clone();
+        let facts = resp.extensions().get::<berth_core::observe::CallFacts>().cloned();
+        let error = resp.extensions().get::<berth_core::observe::CallError>().cloned();
         let body = String::from_utf8_lossy(&resp.into_body().collect().await.expect("body").to_bytes()).into_owned();
-        Resp { status, headers, body }
+        Resp { status, headers, body, facts, error }
     }
 
     async fn get(&self, path: &str, cookie: Option<&str>) -> Resp {
@@ -1762,4 +1767,75 @@ async fn webhooks_are_added_listed_and_removed_by_those_allowed() {
     let r = h.post("/console/webhooks/remove", Some(&cookie), &[("csrf", &csrf), ("id", &hook.id)]).await;
     assert_eq!((r.status, location(&r)), (StatusCode::SEE_OTHER, "/console/webhooks?done=removed"));
     assert!(h.registry.list_webhooks(ACCOUNT).await.expect("list").is_empty());
+}
+
+/// Console actions reach the audit trail as the API calls they mirror: the action, the
+/// signed-in user, the resource, the request's small parameters, marked as the console's; a
+/// refusal with the API's exception name; a confirmation page and a plain page view are no call.
+#[tokio::test]
+async fn console_actions_are_audited_like_the_api_calls_they_mirror() {
+    let h = harness().await;
+    let (admin, csrf) = h.sign_in(KEY, SECRET).await;
+    let r = h.post("/console/repositories", Some(&admin), &[("csrf", &csrf), ("name", "team/app"), ("scan_on_push", "on")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let facts = r.facts.expect("an audited call");
+    assert_eq!(facts.action, "ecr:CreateRepository");
+    assert!(facts.from_console);
+    assert_eq!(facts.principal.as_deref(), Some(format!("arn:aws:iam::{ACCOUNT}:user/admin").as_str()));
+    assert_eq!((facts.account.as_deref(), facts.region.as_deref()), (Some(ACCOUNT), Some("us-east-1")));
+    assert_eq!(facts.resources, vec![Harness::repo("team/app").arn()]);
+    let params = facts.request_parameters.expect("parameters");
+    assert_eq!(params["repositoryName"], "team/app");
+    assert_eq!(params["imageScanningConfiguration"]["scanOnPush"], true);
+    assert!(r.error.is_none());
+
+    // Again: refused as the API refuses it.
+    let r = h.post("/console/repositories", Some(&admin), &[("csrf", &csrf), ("name", "team/app")]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert_eq!(r.facts.map(|f| f.action).as_deref(), Some("ecr:CreateRepository"));
+    assert_eq!(r.error.map(|e| e.code).as_deref(), Some("RepositoryAlreadyExistsException"));
+
+    // Viewing is no call; asking to delete shows a confirmation (no call); confirming is one.
+    assert!(h.get("/console/repositories", Some(&admin)).await.facts.is_none());
+    let r = h.post("/console/repo/team/app/-/lifecycle/delete", Some(&admin), &[("csrf", &csrf)]).await;
+    assert!(r.facts.is_none() || r.status.is_client_error(), "no change without confirmation");
+    let r = h.post("/console/repo/team/app/-/delete", Some(&admin), &[("csrf", &csrf), ("confirm_name", "team/app")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let facts = r.facts.expect("an audited call");
+    assert_eq!((facts.action.as_str(), facts.request_parameters.map(|p| p["force"].clone())), ("ecr:DeleteRepository", Some(false.into())));
+
+    // A read-only user's forged change: recorded, refused as AccessDeniedException.
+    let (id, secret) = h.user("viewer", "AmazonEC2ContainerRegistryReadOnly").await;
+    let (viewer, viewer_csrf) = h.sign_in(&id, &secret).await;
+    let r = h.post("/console/repositories", Some(&viewer), &[("csrf", &viewer_csrf), ("name", "team/other")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let facts = r.facts.expect("an audited refusal");
+    assert_eq!(facts.principal.as_deref(), Some(format!("arn:aws:iam::{ACCOUNT}:user/viewer").as_str()));
+    assert_eq!(r.error.map(|e| e.code).as_deref(), Some("AccessDeniedException"));
+    let r = h
+        .post(
+            "/console/registry/settings/account",
+            Some(&viewer),
+            &[("csrf", &viewer_csrf), ("name", "BASIC_SCAN_TYPE_VERSION"), ("value", "CLAIR")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.facts.map(|f| f.action).as_deref(), Some("ecr:PutAccountSetting"));
+    assert_eq!(r.error.map(|e| e.code).as_deref(), Some("AccessDeniedException"));
+}
+
+/// The nav links to Webhooks for whoever may list them, and the page opens from it.
+#[tokio::test]
+async fn the_nav_links_to_webhooks() {
+    let h = harness().await;
+    let (admin, _) = h.sign_in(KEY, SECRET).await;
+    let r = h.get("/console/repositories", Some(&admin)).await;
+    assert!(r.body.contains(r#"href="/console/webhooks""#), "{}", r.body);
+    let r = h.get("/console/webhooks", Some(&admin)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains(r#"<a href="/console/webhooks" aria-current="page">Webhooks</a>"#), "{}", r.body);
+    let (id, secret) = h.user("viewer", "AmazonEC2ContainerRegistryReadOnly").await;
+    let (viewer, _) = h.sign_in(&id, &secret).await;
+    let r = h.get("/console/repositories", Some(&viewer)).await;
+    assert!(!r.body.contains(r#"href="/console/webhooks""#), "no Webhooks link without events:ListTargetsByRule");
 }

@@ -14,6 +14,7 @@ pub enum Nav {
     Registry,
     Settings,
     Keys,
+    Webhooks,
 }
 
 /// One page: title, breadcrumbs (label, link), the notice to show, the content.
@@ -46,6 +47,7 @@ pub async fn render(s: &Session, page: Page<'_>) -> Response {
         || s.may("ecr:PutRegistryPolicy", Resource::Registry(&s.registry)).await.unwrap_or(false);
     let settings_link = crate::registry_settings::may_view(s).await.unwrap_or(false);
     let keys_link = s.may("kms:ListKeys", Resource::Registry(&s.registry)).await.unwrap_or(false);
+    let webhooks_link = s.may("events:ListTargetsByRule", Resource::Registry(&s.registry)).await.unwrap_or(false);
     let current = |n: Nav| if page.nav == n { Some("page") } else { None };
     let markup = html! {
         (DOCTYPE)
@@ -68,6 +70,9 @@ pub async fn render(s: &Session, page: Page<'_>) -> Response {
                                 }
                                 @if keys_link {
                                     li { a href="/console/keys" aria-current=[current(Nav::Keys)] { "Keys" } }
+                                }
+                                @if webhooks_link {
+                                    li { a href="/console/webhooks" aria-current=[current(Nav::Webhooks)] { "Webhooks" } }
                                 }
                             }
                         }

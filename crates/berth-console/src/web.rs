@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
 use berth_core::auth::{Principal, Resource, Transport};
+use berth_core::observe::{CallError, CallFacts};
 use berth_core::{Param, Registry, RegistryError, RegistryRef, Repo, RepositoryName};
 use http::request::Parts;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -50,6 +51,8 @@ pub struct Session {
     pub registry: RegistryRef,
     /// The Host the browser used (the registry host when no template is configured).
     pub host: String,
+    /// What this request did, for the audit trail (see [`console_calls`]).
+    call: CallSlot,
 }
 
 impl Session {
@@ -66,6 +69,31 @@ impl Session {
     /// Authorizes `action` or fails with the service's refusal.
     pub async fn allow(&self, action: &str, resource: Resource<'_>) -> Result<(), Fail> {
         Ok(self.registry().authorize(&self.principal, action, resource).await?)
+    }
+
+    /// Records this request in the audit trail as the API call it mirrors: `action` (an ECR,
+    /// ECR Public or KMS action, `ecr:CreateRepository`) on `resource`, with the fields the API
+    /// request would carry (`params`, redacted as the API's are). Called where the console is
+    /// about to make the change, after any confirmation; a refusal after it is recorded with
+    /// its exception name.
+    pub fn audit(&self, action: &str, resource: &Resource<'_>, params: serde_json::Value) {
+        let mut facts = CallFacts { action: action.to_string(), region: Some(self.registry.region.clone()), ..CallFacts::default() };
+        facts.caller(&self.principal);
+        facts.from_console = true;
+        let arn = resource.arn();
+        if arn != "*" {
+            facts.resources = vec![arn];
+        }
+        facts.request_parameters = serde_json::to_vec(&params).ok().and_then(|body| berth_core::audit::redacted_parameters(&body));
+        if let Ok(mut slot) = self.call.0.lock() {
+            *slot = Some(facts);
+        }
+    }
+
+    /// [`Session::audit`], then [`Session::allow`]: a refused authorization is recorded too.
+    pub async fn audit_allow(&self, action: &str, resource: Resource<'_>, params: serde_json::Value) -> Result<(), Fail> {
+        self.audit(action, &resource, params);
+        self.allow(action, resource).await
     }
 
     pub fn repo(&self, name: &str) -> Result<Repo, RegistryError> {
@@ -128,7 +156,7 @@ impl Session {
         let principal = app.registry.authenticate_console_session(&cookie, transport).await?;
         let csrf = app.registry.console_csrf_token(&cookie)?;
         let registry = RegistryRef { account: principal.account.clone(), region: app.registry.config().default_registry.region.clone() };
-        Ok(Session { app: app.clone(), principal, cookie, csrf, registry, host })
+        Ok(Session { app: app.clone(), principal, cookie, csrf, registry, host, call: CallSlot::default() })
     }
 }
 
@@ -140,7 +168,12 @@ impl FromRequestParts<App> for Session {
             return Err(to_signin(parts, app, false));
         };
         match Session::open(app, cookie, transport(parts), request_host(parts)).await {
-            Ok(s) => Ok(s),
+            Ok(mut s) => {
+                if let Some(slot) = parts.extensions.get::<CallSlot>() {
+                    s.call = slot.clone();
+                }
+                Ok(s)
+            }
             Err(RegistryError::Unauthenticated(_)) => Err(to_signin(parts, app, true)),
             Err(e) => Err(Fail::from(e).into_response()),
         }
@@ -165,7 +198,53 @@ pub async fn error_chrome(axum::extract::State(app): axum::extract::State<App>, 
     };
     let mut out = crate::view::render(&s, page).await;
     *out.status_mut() = resp.status();
+    // What the audit trail needs of the call survives the new page.
+    if let Some(facts) = resp.extensions().get::<CallFacts>().cloned() {
+        out.extensions_mut().insert(facts);
+    }
+    if let Some(error) = resp.extensions().get::<CallError>().cloned() {
+        out.extensions_mut().insert(error);
+    }
     out
+}
+
+/// Where a handler notes the API call it made ([`Session::audit`]), for [`console_calls`].
+#[derive(Clone, Default)]
+struct CallSlot(Arc<std::sync::Mutex<Option<CallFacts>>>);
+
+/// Console actions in the audit trail: the call a handler noted goes on the response as
+/// `CallFacts` (marked as the console's), which the request middleware records like an API
+/// call, with the refusal's exception name when the handler answered one (`CallError`).
+pub async fn console_calls(mut req: Request, next: axum::middleware::Next) -> Response {
+    let slot = CallSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let mut resp = next.run(req).await;
+    let noted = slot.0.lock().ok().and_then(|mut s| s.take());
+    if let Some(facts) = noted {
+        if resp.status().is_client_error() || resp.status().is_server_error() {
+            // A refusal shown without a service error (a form the console itself rejected).
+            if resp.extensions().get::<CallError>().is_none() {
+                let status = resp.status();
+                let code = if status == StatusCode::FORBIDDEN { "AccessDeniedException" } else { "InvalidParameterException" };
+                resp.extensions_mut().insert(CallError { code: code.into(), message: status.to_string() });
+            }
+        }
+        resp.extensions_mut().insert(facts);
+    }
+    resp
+}
+
+/// The exception name (and message) the ECR API answers for a service refusal.
+pub fn call_error(e: RegistryError) -> CallError {
+    let e = berth_ecr::EcrError::from(e);
+    CallError { code: e.type_name.to_string(), message: e.message }
+}
+
+/// A page shown for a refusal (a form again, with the service's message), carrying the
+/// refusal's exception name for the audit trail.
+pub fn refused_page(mut resp: Response, e: RegistryError) -> Response {
+    resp.extensions_mut().insert(call_error(e));
+    resp
 }
 
 /// A failure as shown, kept on the response for [`error_chrome`].
@@ -295,6 +374,8 @@ pub struct Fail {
     pub status: StatusCode,
     pub title: &'static str,
     pub message: String,
+    /// The API's exception name for a service refusal (the audit trail's errorCode).
+    pub error: Option<CallError>,
 }
 
 impl Fail {
@@ -306,7 +387,7 @@ impl Fail {
             s if s.is_server_error() => "Something went wrong",
             _ => "That did not work",
         };
-        Fail { status, title, message: message.into() }
+        Fail { status, title, message: message.into(), error: None }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
@@ -440,7 +521,9 @@ fn denied_sentence(why: &str) -> String {
 
 impl From<RegistryError> for Fail {
     fn from(e: RegistryError) -> Self {
-        Fail::new(status_of(&e), message_of(&e))
+        let mut fail = Fail::new(status_of(&e), message_of(&e));
+        fail.error = Some(call_error(e));
+        fail
     }
 }
 
@@ -448,6 +531,9 @@ impl IntoResponse for Fail {
     fn into_response(self) -> Response {
         let mut resp = (self.status, crate::view::error_page(self.title, &self.message)).into_response();
         resp.extensions_mut().insert(Shown { title: self.title, message: self.message });
+        if let Some(error) = self.error {
+            resp.extensions_mut().insert(error);
+        }
         resp
     }
 }

@@ -88,7 +88,7 @@ pub async fn page(s: Session, Query(q): Query<WebhooksQuery>) -> PageResult {
         Some("removed") => Some("Webhook removed; deliveries still queued for it are dropped.".to_string()),
         _ => None,
     };
-    let page = Page { title: "Webhooks", nav: Nav::Settings, crumbs: vec![("Webhooks".into(), None)], notice, body };
+    let page = Page { title: "Webhooks", nav: Nav::Webhooks, crumbs: vec![("Webhooks".into(), None)], notice, body };
     Ok(view::render(&s, page).await)
 }
 
@@ -124,13 +124,14 @@ fn outcome(o: &str) -> Markup {
 
 pub async fn create(State(_app): State<App>, post: Post) -> PageResult {
     let s = &post.session;
-    s.allow("events:PutTargets", Resource::Registry(&s.registry)).await?;
     let new = NewWebhook {
         account: s.registry.account.clone(),
         url: post.form.text("url").trim().to_string(),
         detail_types: post.form.all("detail_type").into_iter().map(str::to_string).collect(),
         secret: None,
     };
+    // Never the URL: it may carry the receiver's token.
+    s.audit_allow("events:PutTargets", Resource::Registry(&s.registry), serde_json::json!({ "detailTypes": new.detail_types })).await?;
     let (hook, secret) = s.registry().add_webhook(new).await?;
     // The secret is shown on this one answer (never stored in clear, never shown again).
     let body = html! {
@@ -145,7 +146,7 @@ pub async fn create(State(_app): State<App>, post: Post) -> PageResult {
     };
     let page = Page {
         title: "Webhook added",
-        nav: Nav::Settings,
+        nav: Nav::Webhooks,
         crumbs: vec![("Webhooks".into(), Some(LIST.into())), ("Added".into(), None)],
         notice: None,
         body,
@@ -155,7 +156,8 @@ pub async fn create(State(_app): State<App>, post: Post) -> PageResult {
 
 pub async fn remove(State(_app): State<App>, post: Post) -> PageResult {
     let s = &post.session;
-    s.allow("events:RemoveTargets", Resource::Registry(&s.registry)).await?;
+    let params = serde_json::json!({ "ids": [post.form.text("id")] });
+    s.audit_allow("events:RemoveTargets", Resource::Registry(&s.registry), params).await?;
     s.registry().remove_webhook(&s.registry.account, &post.form.text("id")).await?;
     Ok(see_other("/console/webhooks?done=removed"))
 }

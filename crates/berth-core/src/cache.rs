@@ -45,6 +45,10 @@ pub(crate) struct Caches {
     pub registry_policies: Cache<(String, String), Arc<Option<Policy>>>,
     /// Account settings and pull-time update exclusions per registry (read on every manifest GET).
     pub registry_settings: Cache<(String, String), Arc<crate::account_settings::RegistrySettings>>,
+    /// Each account's webhooks (read on every push and delete; most accounts have none).
+    /// `berth admin add-webhook` writes from another process even on the embedded store, so
+    /// entries expire after `IDENTITY_TTL` whatever the store.
+    pub webhooks: Cache<String, Arc<[berth_store::WebhookRow]>>,
 }
 
 impl Caches {
@@ -64,6 +68,7 @@ impl Caches {
             repo_authz: Cache::builder().max_capacity(50_000).time_to_live(policy_ttl).build(),
             registry_policies: Cache::builder().max_capacity(1_000).time_to_live(policy_ttl).build(),
             registry_settings: Cache::builder().max_capacity(1_000).time_to_live(policy_ttl).build(),
+            webhooks: Cache::builder().max_capacity(10_000).time_to_live(IDENTITY_TTL).build(),
         }
     }
 
@@ -120,6 +125,11 @@ impl Caches {
     pub(crate) fn invalidate_registry_policy(&self, account: &str, region: &str) {
         self.bump();
         self.registry_policies.invalidate(&(account.to_string(), region.to_string()));
+    }
+
+    pub(crate) fn invalidate_webhooks(&self, account: &str) {
+        self.bump();
+        self.webhooks.invalidate(account);
     }
 
     pub(crate) fn invalidate_registry_settings(&self, account: &str, region: &str) {

@@ -337,19 +337,21 @@ impl Registry {
             }
             pending = refused.into_iter().map(|(p, _)| p).collect();
         }
-        self.emit_deletes(repo, &deleted).await;
         Ok((deleted, failures))
     }
 
     /// One image of a BatchDeleteImage: the identifiers it deleted, or the index that lists it.
     async fn delete_one(&self, repo: &Repo, id: &ImageId, d: &Digest, tag: Option<String>) -> Result<Result<Vec<ImageId>, Digest>> {
         let digest = Some(d.to_string());
+        // The DELETE events are built inside each delete's transaction, from what it removed.
+        let hooks = self.event_webhooks(repo).await;
         if let (Some(tag), None) = (&tag, &id.digest) {
             // A tag alone: untag, then delete the image if that was its last tag. An index that
             // lists the image keeps it (untagged); removing the tag itself never breaks an index.
             // A retry after the index went finds the tag already gone and deletes the image.
-            self.meta.delete_tag(repo.key(), tag).await?;
+            self.meta.delete_tag_queueing(repo.key(), tag, self.now(), &self.tag_delete_outbox(&hooks, repo, tag)).await?;
             self.caches.invalidate_tag(repo.key(), tag);
+            self.outbox_committed(&hooks);
             let image = self.meta.get_image(repo.key(), d).await?;
             if image.is_some_and(|i| i.tags.is_empty()) {
                 if let DeleteManifestOutcome::ListedBy(index) = self.meta.delete_manifest(repo.key(), d).await? {
@@ -359,9 +361,10 @@ impl Registry {
             return Ok(Ok(vec![ImageId { digest, tag: Some(tag.clone()) }]));
         }
         let image = self.meta.get_image(repo.key(), d).await?;
-        match self.meta.delete_manifest(repo.key(), d).await? {
+        match self.meta.delete_manifest_queueing(repo.key(), d, self.now(), &self.manifest_delete_outbox(&hooks, repo, d)).await? {
             DeleteManifestOutcome::ListedBy(index) => return Ok(Err(index)),
-            DeleteManifestOutcome::Deleted | DeleteManifestOutcome::NotFound => {}
+            DeleteManifestOutcome::Deleted => self.outbox_committed(&hooks),
+            DeleteManifestOutcome::NotFound => {}
         }
         self.caches.invalidate_repository_tags();
         Ok(Ok(match (tag, image) {

@@ -293,11 +293,14 @@ impl Registry {
 
     async fn apply_planned(&self, repo: &Repo, planned: Vec<PlannedAction>, report: &mut LifecycleRunReport) -> Result<()> {
         let key = repo.key();
+        let hooks = self.event_webhooks(repo).await;
         for action in planned {
             self.lease_checkpoint()?;
             let digest: Digest = action.digest.parse().map_err(|e| RegistryError::DigestInvalid(format!("{e}")))?;
+            // The event is queued in the same transaction as the expiry (or archiving).
+            let outbox = self.lifecycle_outbox(&hooks, repo, &action);
             let applied = if action.action == ActionKind::Expire.as_api_str() {
-                match self.meta.expire_manifest(key, &digest, &action.tags).await? {
+                match self.meta.expire_manifest_queueing(key, &digest, &action.tags, &outbox, self.now()).await? {
                     ExpireOutcome::Expired(gone) => {
                         report.referrers_expired.extend(gone.iter().skip(1).map(|d| d.to_string()));
                         true
@@ -305,14 +308,14 @@ impl Registry {
                     ExpireOutcome::Changed | ExpireOutcome::NotFound => false,
                 }
             } else {
-                self.meta.archive_if_unchanged(key, &digest, &action.tags, self.now()).await?
+                self.meta.archive_if_unchanged_queueing(key, &digest, &action.tags, self.now(), &outbox).await?
             };
             if applied {
                 tracing::info!(
                     repository = %repo, digest = %action.digest, rule = action.rule_priority, action = %action.action,
                     tags = ?action.tags, "lifecycle policy applied"
                 );
-                self.emit_lifecycle_action(repo, &action).await;
+                self.outbox_committed(&hooks);
                 report.actions.push(action);
             } else {
                 tracing::info!(repository = %repo, digest = %action.digest, "lifecycle: image changed since evaluation; skipped");

@@ -20,6 +20,8 @@ pub struct CallFacts {
     /// secret, token, password or key material).
     pub request_parameters: Option<serde_json::Value>,
     pub response_elements: Option<serde_json::Value>,
+    /// A console action (CloudTrail's `"sessionCredentialFromConsole": "true"`).
+    pub from_console: bool,
 }
 
 impl CallFacts {

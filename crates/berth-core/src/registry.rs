@@ -520,6 +520,9 @@ impl Registry {
             let rule = if crate::immutability::tag_is_immutable(&repository.settings, name)? { TagMove::CreateOnly } else { TagMove::Move };
             tags.push((name, rule));
         }
+        let hooks = self.event_webhooks(repo).await;
+        let tag_names: Vec<String> = tags.iter().map(|(t, _)| t.to_string()).collect();
+        let outbox = self.push_outbox(&hooks, repo, &digest, &tag_names);
         let outcome = self
             .meta
             .put_manifest(NewManifest {
@@ -537,6 +540,7 @@ impl Registry {
                 },
                 references: parsed.references,
                 tags: tags.clone(),
+                outbox,
             })
             .await?;
         if let PutManifestOutcome::Stored { restored, .. } = &outcome {
@@ -551,6 +555,7 @@ impl Registry {
         }
         match outcome {
             PutManifestOutcome::Stored { inserted, .. } => {
+                self.outbox_committed(&hooks);
                 // ECR scans new images on push, not re-pushes of ones it holds (a new tag, say).
                 if inserted {
                     self.scan_after_push(repo, &digest, repository.settings.scan_on_push, parsed.subject.is_some(), &media_type).await;
@@ -559,9 +564,7 @@ impl Registry {
                 if !replicated {
                     self.replicate_after_push(repo, &digest).await;
                 }
-                let tags: Vec<String> = tags.iter().map(|(t, _)| t.to_string()).collect();
-                self.emit_image_action(repo, &digest, "PUSH", &tags).await;
-                Ok(PutManifestResult { digest, media_type, subject: parsed.subject, tags })
+                Ok(PutManifestResult { digest, media_type, subject: parsed.subject, tags: tag_names })
             }
             PutManifestOutcome::MissingReference(d, RefKind::Blob) => Err(RegistryError::ManifestBlobUnknown(d)),
             PutManifestOutcome::MissingReference(d, RefKind::Manifest) => Err(RegistryError::ManifestChildUnknown(d)),
@@ -589,28 +592,30 @@ impl Registry {
     /// it (the index would lose a platform). By tag: deletes only the tag, always.
     pub async fn delete_manifest(&self, repo: &Repo, reference: &Reference) -> Result<()> {
         self.existing_repository(repo).await?;
-        let mut tagged = None;
+        // The DELETE events are built inside the delete's transaction, from what it removed.
+        let hooks = self.event_webhooks(repo).await;
         let deleted = match reference {
             Reference::Tag(t) => {
-                // For the DELETE event, which names the image the tag pointed at.
-                tagged = self.meta.get_manifest_by_tag(repo.key(), t.as_str()).await?.map(|m| m.digest);
-                let deleted = self.meta.delete_tag(repo.key(), t.as_str()).await?;
+                let outbox = self.tag_delete_outbox(&hooks, repo, t.as_str());
+                let deleted = self.meta.delete_tag_queueing(repo.key(), t.as_str(), self.now(), &outbox).await?;
                 self.caches.invalidate_tag(repo.key(), t.as_str());
                 deleted
             }
-            Reference::Digest(d) => match self.meta.delete_manifest(repo.key(), d).await? {
-                DeleteManifestOutcome::Deleted => {
-                    self.caches.invalidate_repository_tags();
-                    true
+            Reference::Digest(d) => {
+                match self.meta.delete_manifest_queueing(repo.key(), d, self.now(), &self.manifest_delete_outbox(&hooks, repo, d)).await? {
+                    DeleteManifestOutcome::Deleted => {
+                        self.caches.invalidate_repository_tags();
+                        true
+                    }
+                    DeleteManifestOutcome::NotFound => false,
+                    DeleteManifestOutcome::ListedBy(index) => {
+                        return Err(RegistryError::ImageReferencedByIndex { image: d.clone(), index });
+                    }
                 }
-                DeleteManifestOutcome::NotFound => false,
-                DeleteManifestOutcome::ListedBy(index) => {
-                    return Err(RegistryError::ImageReferencedByIndex { image: d.clone(), index });
-                }
-            },
+            }
         };
         if deleted {
-            self.emit_deleted(repo, reference, tagged).await;
+            self.outbox_committed(&hooks);
             Ok(())
         } else {
             Err(RegistryError::ManifestUnknown(reference.to_string()))

@@ -236,3 +236,86 @@ async fn an_unreachable_webhook_is_given_up_on_after_a_day_and_filters_and_remov
     r.run_due_deliveries().await.unwrap();
     assert!(receiver.received().is_empty());
 }
+
+/// The events queued in the outbox (their bodies), in queueing order, read through another
+/// handle on the store as a restarted node would.
+async fn queued_events(env: &Env) -> Vec<serde_json::Value> {
+    let (meta, _) = common::stores(env.dir.path()).await;
+    let mut jobs = meta.list_jobs(None, 100).await.expect("jobs");
+    jobs.retain(|j| j.kind == events::DELIVERY_JOB);
+    jobs.sort_by_key(|j| j.id);
+    jobs.iter()
+        .map(|j| {
+            let payload: serde_json::Value = serde_json::from_str(&j.payload).expect("a delivery payload");
+            serde_json::from_str(payload["body"].as_str().expect("the body")).expect("an event")
+        })
+        .collect()
+}
+
+fn image_action(e: &serde_json::Value) -> (String, String, Option<String>) {
+    let d = &e["detail"];
+    (d["action-type"].as_str().unwrap().into(), d["image-digest"].as_str().unwrap().into(), d["image-tag"].as_str().map(str::to_string))
+}
+
+#[tokio::test]
+async fn events_are_queued_in_the_transaction_of_the_change_and_only_when_it_commits() {
+    let env = Env::new();
+    let r = env.registry_with(RegistryConfig::default()).await;
+    let repo = repo("outbox");
+
+    // No webhook: a push queues nothing (and caches the account's empty list).
+    push_image(&r, &repo, "v0", b"layer zero").await;
+    assert!(queued_events(&env).await.is_empty());
+
+    // Adding a webhook shows at once to this process's next push (the cache is invalidated).
+    let receiver = Receiver::start().await;
+    add(&r, &receiver.url, &["ECR Image Action"]).await;
+    let digest = push_image(&r, &repo, "v1", b"layer one").await;
+    let (meta, _) = common::stores(env.dir.path()).await;
+    assert!(meta.get_manifest_by_digest(repo.key(), &digest).await.unwrap().is_some());
+    let queued = queued_events(&env).await;
+    assert_eq!(queued.iter().map(image_action).collect::<Vec<_>>(), vec![("PUSH".into(), digest.to_string(), Some("v1".into()))]);
+
+    // A refused push (a layer that was never uploaded) stores nothing and queues nothing.
+    let missing = Digest::sha256_of(b"never uploaded");
+    let body = Bytes::from(format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{missing}","size":14}},"layers":[]}}"#
+    ));
+    let refused =
+        r.put_manifest(&repo, &Reference::Tag(Registry::tag("bad").unwrap()), "application/vnd.oci.image.manifest.v1+json", body).await;
+    assert!(refused.is_err());
+    assert_eq!(queued_events(&env).await.len(), 1, "a refused push queues nothing");
+
+    // A tag delete names the image the tag named when it was deleted; a digest delete, one
+    // event per tag it removed.
+    let other = push_image(&r, &repo, "v2", b"layer two").await;
+    r.put_manifest_tagged(
+        &repo,
+        &Reference::Digest(other.clone()),
+        &[Registry::tag("v3").unwrap()],
+        "application/vnd.oci.image.manifest.v1+json",
+        meta.get_manifest_by_digest(repo.key(), &other).await.unwrap().unwrap().content,
+    )
+    .await
+    .unwrap();
+    r.delete_manifest(&repo, &Reference::Tag(Registry::tag("v1").unwrap())).await.unwrap();
+    r.delete_manifest(&repo, &Reference::Digest(other.clone())).await.unwrap();
+    assert!(r.delete_manifest(&repo, &Reference::Digest(other.clone())).await.is_err(), "already gone");
+    let actions: Vec<_> = queued_events(&env).await.iter().map(image_action).collect();
+    assert_eq!(
+        actions[1..],
+        [
+            ("PUSH".into(), other.to_string(), Some("v2".into())),
+            ("PUSH".into(), other.to_string(), Some("v3".into())),
+            ("DELETE".into(), digest.to_string(), Some("v1".into())),
+            ("DELETE".into(), other.to_string(), Some("v2".into())),
+            ("DELETE".into(), other.to_string(), Some("v3".into())),
+        ]
+    );
+
+    // BatchDeleteImage by digest of the untagged image: one DELETE without a tag.
+    let (deleted, failures) = r.batch_delete_images(&repo, &[ImageId { digest: Some(digest.to_string()), tag: None }]).await.unwrap();
+    assert_eq!((deleted.len(), failures.len()), (1, 0));
+    let last = queued_events(&env).await.last().map(image_action);
+    assert_eq!(last, Some(("DELETE".into(), digest.to_string(), None)));
+}

@@ -80,6 +80,26 @@ impl ContentStore for PostgresMetadataStore {
         self.timed("delete_manifest", retrying(|| Box::pin(sql::delete_manifest(&self.pool, key, digest)))).await
     }
 
+    async fn delete_manifest_queueing(
+        &self,
+        key: &RepoKey,
+        digest: &Digest,
+        now: Millis,
+        outbox: &(dyn for<'t> Fn(&'t [String]) -> Vec<QueuedJob> + Send + Sync),
+    ) -> Result<DeleteManifestOutcome, StoreError> {
+        self.timed("delete_manifest", retrying(|| Box::pin(sql::delete_manifest_queueing(&self.pool, key, digest, now, outbox)))).await
+    }
+
+    async fn delete_tag_queueing(
+        &self,
+        key: &RepoKey,
+        tag: &str,
+        now: Millis,
+        outbox: &(dyn for<'t> Fn(&'t Digest) -> Vec<QueuedJob> + Send + Sync),
+    ) -> Result<bool, StoreError> {
+        self.timed("delete_tag", retrying(|| Box::pin(sql::delete_tag_queueing(&self.pool, key, tag, now, outbox)))).await
+    }
+
     async fn manifest_parents(&self, key: &RepoKey, digest: &Digest) -> Result<Vec<Digest>, StoreError> {
         self.timed("manifest_parents", sql::manifest_parents(&self.pool, key, digest)).await
     }

@@ -53,6 +53,36 @@ impl LifecycleStore for PostgresMetadataStore {
             .await
     }
 
+    async fn expire_manifest_queueing(
+        &self,
+        key: &RepoKey,
+        digest: &Digest,
+        expected_tags: &[String],
+        outbox: &[QueuedJob],
+        now: Millis,
+    ) -> Result<ExpireOutcome, StoreError> {
+        self.timed(
+            "expire_manifest",
+            retrying(|| Box::pin(sql::expire_manifest_queueing(&self.pool, key, digest, expected_tags, outbox, now))),
+        )
+        .await
+    }
+
+    async fn archive_if_unchanged_queueing(
+        &self,
+        key: &RepoKey,
+        digest: &Digest,
+        expected_tags: &[String],
+        now: Millis,
+        outbox: &[QueuedJob],
+    ) -> Result<bool, StoreError> {
+        self.timed(
+            "archive_if_unchanged",
+            retrying(|| Box::pin(sql::archive_if_unchanged_queueing(&self.pool, key, digest, expected_tags, now, outbox))),
+        )
+        .await
+    }
+
     async fn lifecycle_repositories(&self) -> Result<Vec<RepoKey>, StoreError> {
         self.timed("lifecycle_repositories", sql::lifecycle_repositories(&self.pool)).await
     }

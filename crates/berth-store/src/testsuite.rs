@@ -70,7 +70,7 @@ impl Fixture {
 #[macro_export]
 macro_rules! metadata_suite {
     ($fixture:expr) => {
-        $crate::metadata_suite!(@tests $fixture; repositories, repository_delete, blobs, manifests_and_tags, listings, referrers, pulls_and_storage_class, lifecycle_policies, expire_and_archive, garbage_collection, uploads, scans, identity, leases, jobs, keys, reopen_keeps_data, racing_put_manifest, racing_gc_and_push, racing_expire_and_push, blob_objects_per_scope, gc_of_objects, clear_objects_and_unsealed_blobs, creation_templates, repository_with_policies, account_settings_and_exclusions, racing_exclusions_keep_the_limit, replication_configuration_and_statuses, remote_registries, replication_backfills, public_registries_and_catalog, public_repository_search, audit_trail, audit_large_batch, webhooks_deliveries_and_history);
+        $crate::metadata_suite!(@tests $fixture; repositories, repository_delete, blobs, manifests_and_tags, listings, referrers, pulls_and_storage_class, lifecycle_policies, expire_and_archive, garbage_collection, uploads, scans, identity, leases, jobs, keys, reopen_keeps_data, racing_put_manifest, racing_gc_and_push, racing_expire_and_push, blob_objects_per_scope, gc_of_objects, clear_objects_and_unsealed_blobs, creation_templates, repository_with_policies, account_settings_and_exclusions, racing_exclusions_keep_the_limit, replication_configuration_and_statuses, remote_registries, replication_backfills, public_registries_and_catalog, public_repository_search, audit_trail, audit_large_batch, webhooks_deliveries_and_history, outbox_jobs_commit_with_their_change);
     };
     (@tests $fixture:expr; $($name:ident),*) => {
         $(
@@ -137,7 +137,9 @@ async fn as_stored(s: &Store, k: &RepoKey, refs: Vec<(Digest, RefKind)>) -> Vec<
 
 async fn put(s: &Store, k: &RepoKey, m: ManifestRow, refs: Vec<(Digest, RefKind)>, tag: Option<(&str, TagMove)>) -> PutManifestOutcome {
     let references = as_stored(s, k, refs).await;
-    s.put_manifest(NewManifest { repository: k, manifest: m, references, tags: tag.into_iter().collect() }).await.expect("put manifest")
+    s.put_manifest(NewManifest { repository: k, manifest: m, references, tags: tag.into_iter().collect(), outbox: Vec::new() })
+        .await
+        .expect("put manifest")
 }
 
 /// Pushes `content` with one layer `layer` (linked first) and an optional moving tag.
@@ -369,6 +371,7 @@ pub async fn manifests_and_tags(f: Fixture) {
             manifest: manifest("m4", NOW),
             references: vec![wrong.clone()],
             tags: vec![("v4", TagMove::Move)],
+            outbox: Vec::new(),
         };
         match s.put_manifest(new).await.unwrap() {
             PutManifestOutcome::SizeMismatch { reference, stored } => {
@@ -1019,13 +1022,15 @@ pub async fn racing_put_manifest(f: Fixture) {
                 repository: &k,
                 manifest: manifest(&c1, NOW),
                 references: layer.clone(),
-                tags: vec![("latest", TagMove::Move)]
+                tags: vec![("latest", TagMove::Move)],
+                outbox: Vec::new()
             }),
             s2.put_manifest(NewManifest {
                 repository: &k,
                 manifest: manifest(&c2, NOW),
                 references: layer.clone(),
-                tags: vec![("latest", TagMove::Move)]
+                tags: vec![("latest", TagMove::Move)],
+                outbox: Vec::new()
             }),
         );
         assert!(matches!(r1.unwrap(), PutManifestOutcome::Stored { inserted: true, restored: false }));
@@ -1043,13 +1048,15 @@ pub async fn racing_put_manifest(f: Fixture) {
                 repository: &k,
                 manifest: manifest(&format!("im1-{round}"), NOW),
                 references: layer.clone(),
-                tags: vec![(&tag, TagMove::CreateOnly)]
+                tags: vec![(&tag, TagMove::CreateOnly)],
+                outbox: Vec::new()
             }),
             s2.put_manifest(NewManifest {
                 repository: &k,
                 manifest: manifest(&format!("im2-{round}"), NOW),
                 references: layer.clone(),
-                tags: vec![(&tag, TagMove::CreateOnly)]
+                tags: vec![(&tag, TagMove::CreateOnly)],
+                outbox: Vec::new()
             }),
         );
         let winner = s1.get_manifest_by_tag(&k, &tag).await.unwrap().expect("tag").digest;
@@ -1089,7 +1096,8 @@ pub async fn racing_gc_and_push(f: Fixture) {
                 repository: &k,
                 manifest: manifest(&content, NOW),
                 references: vec![reference(layer.clone(), RefKind::Blob, 1)],
-                tags: vec![]
+                tags: vec![],
+                outbox: Vec::new()
             }),
         );
         match (gc.unwrap(), pushed.unwrap()) {
@@ -1126,7 +1134,8 @@ pub async fn racing_expire_and_push(f: Fixture) {
                 repository: &k,
                 manifest: manifest(&new, NOW),
                 references: layer_ref.clone(),
-                tags: vec![(&tag, TagMove::Move)]
+                tags: vec![(&tag, TagMove::Move)],
+                outbox: Vec::new()
             }),
         );
         assert!(matches!(pushed.unwrap(), PutManifestOutcome::Stored { inserted: true, .. }));

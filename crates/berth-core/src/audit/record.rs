@@ -41,6 +41,9 @@ pub struct AuditRecord {
     pub management_event: bool,
     pub recipient_account_id: String,
     pub event_category: String,
+    /// CloudTrail's mark of a call made from the console ("true"), absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_credential_from_console: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -233,6 +236,7 @@ impl AuditRecord {
             management_event: !data,
             recipient_account_id: recipient,
             event_category: if data { "Data" } else { "Management" }.into(),
+            session_credential_from_console: facts.from_console.then(|| "true".to_string()),
         })
     }
 
@@ -268,6 +272,7 @@ impl AuditRecord {
             management_event: true,
             recipient_account_id: account.into(),
             event_category: "Management".into(),
+            session_credential_from_console: None,
         }
     }
 }

@@ -2,21 +2,29 @@
 //! ECR's detail-types and detail fields), delivered to the webhooks an account configured.
 //!
 //! ```text
-//!  push / delete / scan / lifecycle expiry / replication ──► Registry::emit (after the change
-//!    committed): the account's webhooks that want the detail-type → one `webhook_delivery`
-//!    outbox job per webhook (one transaction) ──► the request goes on
+//!  push / delete / lifecycle expiry or archive ──► the account's webhooks (cached per account)
+//!    that want the detail-type → one `webhook_delivery` outbox job per (event, webhook), which
+//!    the store writes in the change's own transaction ──► the request goes on
+//!  scan stored / replication finished ──► Registry::emit, right after the result committed
 //!  webhook_worker ×N (supervised): claim (lease 60 s) → POST the event, signed → 2xx: done;
 //!    anything else: retried with exponential backoff (1 s doubling, ≤ 1 h) for 24 h, then FAILED
 //! ```
 //!
 //! Delivery is at least once: the event id is the idempotency key a receiver de-duplicates on
-//! (`X-Berth-Event-Id`). Requests only ever queue; a slow or dead receiver holds up workers,
-//! never pushes. Events are queued right after the change commits, not in its transaction:
-//! a crash between the two loses that event (the change stands).
+//! (`X-Berth-Event-Id`). Requests only ever add rows to their own transaction; a slow or dead
+//! receiver holds up workers, never pushes. A push, delete or lifecycle action and its events
+//! commit together or not at all; what an event says that depends on the transaction (the image
+//! a deleted tag named, the tags a deleted manifest had) is built inside it, from what it found
+//! (`tag_delete_outbox`, `manifest_delete_outbox`). Scan and replication events are queued right
+//! after their result is stored: a crash between the two loses that event (the result stands).
+//! A webhook another process added shows within the cache's 3 s.
 
 mod delivery;
 mod webhooks;
 
+use std::sync::Arc;
+
+use berth_store::{QueuedJob, WebhookRow};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -81,9 +89,48 @@ impl Registry {
         }
     }
 
-    /// "ECR Image Action": a push (one event per tag it moved, or one without a tag) or a
-    /// delete (one per identifier deleted).
-    pub(crate) async fn emit_image_action(&self, repo: &Repo, digest: &Digest, action: &str, tags: &[String]) {
+    /// The webhooks that may want `repo`'s events: none for a public repository (ECR Public
+    /// sends no EventBridge events); none either, logged and counted, when they cannot be read
+    /// (the change goes on without its events rather than fail).
+    pub(crate) async fn event_webhooks(&self, repo: &Repo) -> Arc<[WebhookRow]> {
+        if repo.key().region == crate::public::PUBLIC_REGION {
+            return Arc::from(Vec::new());
+        }
+        match self.account_webhooks(&repo.key().account).await {
+            Ok(hooks) => hooks,
+            Err(e) => {
+                self.events.note_queue_failure();
+                tracing::error!(repository = %repo, error = %e, "reading the account's webhooks; the change's events are lost");
+                Arc::from(Vec::new())
+            }
+        }
+    }
+
+    /// The outbox jobs of `events` for `hooks` (nothing without webhooks: no event is built).
+    fn outbox_of(&self, hooks: &[WebhookRow], events: impl FnOnce() -> Vec<Event>) -> Vec<QueuedJob> {
+        if hooks.is_empty() {
+            return Vec::new();
+        }
+        let events = events();
+        match webhooks::delivery_jobs(hooks, &events, self.now()) {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                self.events.note_queue_failure();
+                tracing::error!(error = %e, "encoding events for webhooks; they are lost");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Wakes this node's delivery workers once a change that carried outbox jobs committed.
+    pub(crate) fn outbox_committed(&self, hooks: &[WebhookRow]) {
+        if !hooks.is_empty() {
+            self.events.wake();
+        }
+    }
+
+    /// "ECR Image Action" events: one per tag, or one without a tag.
+    fn image_action_events(&self, repo: &Repo, digest: &Digest, action: &str, tags: &[String]) -> Vec<Event> {
         let detail = |tag: Option<&String>| {
             let mut d = json!({ "result": "SUCCESS", "repository-name": repo.name.as_str(), "image-digest": digest.to_string(), "action-type": action });
             if let Some(t) = tag {
@@ -91,31 +138,38 @@ impl Registry {
             }
             d
         };
-        let events: Vec<Event> = match tags {
+        match tags {
             [] => vec![self.event(repo, IMAGE_ACTION, detail(None))],
             tags => tags.iter().map(|t| self.event(repo, IMAGE_ACTION, detail(Some(t)))).collect(),
-        };
-        for e in events {
-            self.emit(e).await;
         }
     }
 
-    /// DELETE events of a BatchDeleteImage: one per identifier deleted.
-    pub(crate) async fn emit_deletes(&self, repo: &Repo, deleted: &[crate::images::ImageId]) {
-        for id in deleted {
-            if let Some(digest) = id.digest.as_deref().and_then(|d| d.parse::<Digest>().ok()) {
-                self.emit_image_action(repo, &digest, "DELETE", id.tag.as_slice()).await;
-            }
-        }
+    /// The PUSH events of a manifest push (one per tag it names, or one without a tag), as
+    /// outbox jobs the store adds in the push's own transaction.
+    pub(crate) fn push_outbox(&self, hooks: &[WebhookRow], repo: &Repo, digest: &Digest, tags: &[String]) -> Vec<QueuedJob> {
+        self.outbox_of(hooks, || self.image_action_events(repo, digest, "PUSH", tags))
     }
 
-    /// The DELETE event of a `/v2/` manifest delete; `tagged` is the image a deleted tag named.
-    pub(crate) async fn emit_deleted(&self, repo: &Repo, reference: &crate::Reference, tagged: Option<Digest>) {
-        match (reference, tagged) {
-            (crate::Reference::Digest(d), _) => self.emit_image_action(repo, d, "DELETE", &[]).await,
-            (crate::Reference::Tag(t), Some(d)) => self.emit_image_action(repo, &d, "DELETE", &[t.as_str().to_string()]).await,
-            (crate::Reference::Tag(_), None) => {}
-        }
+    /// The DELETE event of a deleted tag, built inside the delete's transaction from the image
+    /// the tag named there.
+    pub(crate) fn tag_delete_outbox<'a>(
+        &'a self,
+        hooks: &'a [WebhookRow],
+        repo: &'a Repo,
+        tag: &'a str,
+    ) -> impl Fn(&Digest) -> Vec<QueuedJob> + Send + Sync + 'a {
+        move |digest| self.outbox_of(hooks, || self.image_action_events(repo, digest, "DELETE", &[tag.to_string()]))
+    }
+
+    /// The DELETE events of a deleted manifest, built inside the delete's transaction: one per
+    /// tag it removed, or one without a tag.
+    pub(crate) fn manifest_delete_outbox<'a>(
+        &'a self,
+        hooks: &'a [WebhookRow],
+        repo: &'a Repo,
+        digest: &'a Digest,
+    ) -> impl Fn(&[String]) -> Vec<QueuedJob> + Send + Sync + 'a {
+        move |tags| self.outbox_of(hooks, || self.image_action_events(repo, digest, "DELETE", tags))
     }
 
     /// The scan event of a stored scan result.
@@ -152,17 +206,20 @@ impl Registry {
         self.emit(self.event(repo, IMAGE_SCAN, detail)).await;
     }
 
-    /// "ECR Lifecycle Policy Action" for an image a rule expired or archived.
-    pub(crate) async fn emit_lifecycle_action(&self, repo: &Repo, action: &crate::lifecycle::PlannedAction) {
-        let detail = json!({
-            "result": "SUCCESS",
-            "action-type": action.action,
-            "repository-name": repo.name.as_str(),
-            "image-digest": action.digest,
-            "image-tags": action.tags,
-            "rule-priority": action.rule_priority,
-        });
-        self.emit(self.event(repo, LIFECYCLE_ACTION, detail)).await;
+    /// "ECR Lifecycle Policy Action" for an image a rule expires or archives, as outbox jobs
+    /// the store adds in the expiry's (or archiving's) own transaction.
+    pub(crate) fn lifecycle_outbox(&self, hooks: &[WebhookRow], repo: &Repo, action: &crate::lifecycle::PlannedAction) -> Vec<QueuedJob> {
+        self.outbox_of(hooks, || {
+            let detail = json!({
+                "result": "SUCCESS",
+                "action-type": action.action,
+                "repository-name": repo.name.as_str(),
+                "image-digest": action.digest,
+                "image-tags": action.tags,
+                "rule-priority": action.rule_priority,
+            });
+            vec![self.event(repo, LIFECYCLE_ACTION, detail)]
+        })
     }
 
     /// "ECR Replication Action" when a copy to a destination is COMPLETE or FAILED.

@@ -3,6 +3,8 @@
 //! derivation bound to the webhook, never stored, logged or listed in clear), and the queueing
 //! of an event for the webhooks that want it.
 
+use std::sync::Arc;
+
 use berth_store::{DeliveryRow, QueuedJob, WebhookRow};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -150,6 +152,7 @@ impl Registry {
             last_success_at: None,
         };
         self.meta.put_webhook(&row).await?;
+        self.caches.invalidate_webhooks(&row.account);
         Ok((row.into(), generated.then_some(secret)))
     }
 
@@ -170,22 +173,50 @@ impl Registry {
 
     /// False when the account has no such webhook. Its queued deliveries end unsent.
     pub async fn remove_webhook(&self, account: &str, id: &str) -> Result<bool> {
-        Ok(self.meta.delete_webhook(account, id).await?)
+        let removed = self.meta.delete_webhook(account, id).await?;
+        self.caches.invalidate_webhooks(account);
+        Ok(removed)
+    }
+
+    /// The account's webhooks for queueing events, from the cache (a push in an account without
+    /// webhooks costs one map lookup): this process's changes show at once, another process's
+    /// (`berth admin`, another node) within the cache's few seconds.
+    pub(crate) async fn account_webhooks(&self, account: &str) -> Result<Arc<[WebhookRow]>> {
+        if let Some(hit) = self.caches.webhooks.get(account) {
+            return Ok(hit);
+        }
+        let generation = self.caches.generation();
+        let hooks: Arc<[WebhookRow]> = self.meta.webhooks(account).await?.into();
+        self.caches.fill(&self.caches.webhooks, generation, account.to_string(), hooks.clone());
+        Ok(hooks)
     }
 
     /// One delivery job per webhook of the account that wants the event, in one transaction;
     /// how many.
     pub(super) async fn queue_event(&self, event: &Event) -> Result<usize> {
-        let hooks = self.meta.webhooks(&event.account).await?;
-        let wanted: Vec<&WebhookRow> =
-            hooks.iter().filter(|w| w.detail_types.is_empty() || w.detail_types.contains(&event.detail_type)).collect();
-        if wanted.is_empty() {
-            return Ok(0);
+        let hooks = self.account_webhooks(&event.account).await?;
+        let jobs = delivery_jobs(&hooks, std::slice::from_ref(event), self.now())?;
+        if !jobs.is_empty() {
+            self.meta.queue_deliveries(&jobs, self.now()).await?;
         }
-        let body = serde_json::to_string(event).map_err(|e| RegistryError::Validation(format!("encoding an event: {e}")))?;
-        let now = self.now();
-        let mut jobs = Vec::with_capacity(wanted.len());
-        for w in &wanted {
+        Ok(jobs.len())
+    }
+}
+
+/// The outbox jobs of `events`: one per (event, webhook that wants its detail-type), each
+/// carrying the exact body every attempt sends.
+pub(super) fn delivery_jobs(hooks: &[WebhookRow], events: &[Event], now: i64) -> Result<Vec<QueuedJob>> {
+    let mut jobs = Vec::new();
+    for event in events {
+        let wanted = hooks.iter().filter(|w| w.detail_types.is_empty() || w.detail_types.contains(&event.detail_type));
+        let mut body = None;
+        for w in wanted {
+            let body = match &body {
+                Some(b) => b,
+                None => {
+                    body.insert(serde_json::to_string(event).map_err(|e| RegistryError::Validation(format!("encoding an event: {e}")))?)
+                }
+            };
             let payload = DeliveryJob {
                 webhook: w.id.clone(),
                 event_id: event.id.clone(),
@@ -196,9 +227,8 @@ impl Registry {
             let payload = serde_json::to_string(&payload).map_err(|e| RegistryError::Validation(format!("encoding a delivery: {e}")))?;
             jobs.push(QueuedJob { kind: DELIVERY_JOB.into(), key: format!("{}/{}", event.id, w.id), payload });
         }
-        self.meta.queue_deliveries(&jobs, now).await?;
-        Ok(jobs.len())
     }
+    Ok(jobs)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{Millis, RepoKey};
+use super::{Millis, QueuedJob, RepoKey};
 use crate::{Digest, StoreError, UploadCursor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +91,9 @@ pub struct NewManifest<'a> {
     /// Tags to point at the manifest, all in the same transaction (a PUT by tag, or by digest
     /// with `?tag=` parameters).
     pub tags: Vec<(&'a str, TagMove)>,
+    /// Jobs to add to the outbox (due at the push time) in the same transaction, only when the
+    /// manifest is stored: the push's events can never be lost to a crash after its commit.
+    pub outbox: Vec<QueuedJob>,
 }
 
 #[derive(Debug)]
@@ -261,6 +264,26 @@ pub trait ContentStore: Send + Sync {
     /// Deletes the manifest and every tag pointing at it, unless an index of the repository
     /// lists it (checked in the same transaction, so an index push cannot race it).
     async fn delete_manifest(&self, key: &RepoKey, digest: &Digest) -> Result<DeleteManifestOutcome, StoreError>;
+
+    /// `delete_manifest` that, when it deletes, adds `outbox(the tags it removed, by name)` to the
+    /// jobs outbox (due at `now`) in the same transaction.
+    async fn delete_manifest_queueing(
+        &self,
+        key: &RepoKey,
+        digest: &Digest,
+        now: Millis,
+        outbox: &(dyn for<'t> Fn(&'t [String]) -> Vec<QueuedJob> + Send + Sync),
+    ) -> Result<DeleteManifestOutcome, StoreError>;
+
+    /// `delete_tag` that, when it deletes, adds `outbox(the manifest the tag named)` to the jobs
+    /// outbox (due at `now`) in the same transaction.
+    async fn delete_tag_queueing(
+        &self,
+        key: &RepoKey,
+        tag: &str,
+        now: Millis,
+        outbox: &(dyn for<'t> Fn(&'t Digest) -> Vec<QueuedJob> + Send + Sync),
+    ) -> Result<bool, StoreError>;
 
     /// The manifests of the repository (indexes) that list this one, in digest order.
     async fn manifest_parents(&self, key: &RepoKey, digest: &Digest) -> Result<Vec<Digest>, StoreError>;

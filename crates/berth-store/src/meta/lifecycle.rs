@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{content::StorageClass, Millis, RepoKey};
+use super::{content::StorageClass, Millis, QueuedJob, RepoKey};
 use crate::{Digest, StoreError};
 
 /// What the lifecycle evaluator needs to know about one image.
@@ -75,6 +75,28 @@ pub trait LifecycleStore: Send + Sync {
     /// tags (sorted) and no index lists it; false if anything changed.
     async fn archive_if_unchanged(&self, key: &RepoKey, digest: &Digest, expected_tags: &[String], now: Millis)
         -> Result<bool, StoreError>;
+
+    /// `expire_manifest` that, when it expires, adds `outbox` to the jobs outbox (due at `now`)
+    /// in the same transaction.
+    async fn expire_manifest_queueing(
+        &self,
+        key: &RepoKey,
+        digest: &Digest,
+        expected_tags: &[String],
+        outbox: &[QueuedJob],
+        now: Millis,
+    ) -> Result<ExpireOutcome, StoreError>;
+
+    /// `archive_if_unchanged` that, when it archives, adds `outbox` to the jobs outbox in the
+    /// same transaction.
+    async fn archive_if_unchanged_queueing(
+        &self,
+        key: &RepoKey,
+        digest: &Digest,
+        expected_tags: &[String],
+        now: Millis,
+        outbox: &[QueuedJob],
+    ) -> Result<bool, StoreError>;
 
     /// Every repository that has a lifecycle policy.
     async fn lifecycle_repositories(&self) -> Result<Vec<RepoKey>, StoreError>;

@@ -358,6 +358,7 @@ pub async fn put_manifest<DB: Backend>(pool: &Pool<DB>, new: &NewManifest<'_>) -
             return Err(StoreError::Db { context: "immutable tag changed while it was being created", source: sqlx::Error::RowNotFound });
         }
     }
+    super::webhooks::enqueue_in(&mut *tx, &new.outbox, m.pushed_at).await?;
     tx.commit().await.ctx("committing manifest")?;
     Ok(PutManifestOutcome::Stored { inserted, restored })
 }
@@ -480,6 +481,19 @@ pub async fn get_manifest_by_tag<DB: Backend>(pool: &Pool<DB>, key: &RepoKey, ta
 /// reference check below reads, or waits and then finds its child gone. On SQLite the one
 /// writer puts an index push wholly before the check or after the delete.
 pub async fn delete_manifest<DB: Backend>(pool: &Pool<DB>, key: &RepoKey, digest: &Digest) -> Result<DeleteManifestOutcome, StoreError> {
+    delete_manifest_queueing(pool, key, digest, 0, &|_| Vec::new()).await
+}
+
+/// `delete_manifest`, adding `outbox(the tags it removed, by name)` to the jobs outbox in the
+/// same transaction when it deletes (the tags are read under the manifest's lock, so they are
+/// exactly the ones that went).
+pub async fn delete_manifest_queueing<DB: Backend>(
+    pool: &Pool<DB>,
+    key: &RepoKey,
+    digest: &Digest,
+    now: Millis,
+    outbox: &(dyn for<'t> Fn(&'t [String]) -> Vec<QueuedJob> + Send + Sync),
+) -> Result<DeleteManifestOutcome, StoreError> {
     let mut tx = pool.begin().await.ctx("deleting manifest")?;
     let Some(repo_id) = repo_id_locked(&mut *tx, key).await? else { return Ok(DeleteManifestOutcome::NotFound) };
     let lock = format!("SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2{}", <DB::Connection as Conn>::FOR_UPDATE);
@@ -500,6 +514,14 @@ pub async fn delete_manifest<DB: Backend>(pool: &Pool<DB>, key: &RepoKey, digest
     if let Some(parent) = parent {
         return Ok(DeleteManifestOutcome::ListedBy(parent.digest("manifest_digest").ctx("checking index references")?));
     }
+    let tags = tx
+        .all(stmt("SELECT name FROM tags WHERE repository_id = $1 AND manifest_digest = $2 ORDER BY name").bind(repo_id).bind(digest))
+        .await
+        .ctx("listing the tags of a deleted manifest")?
+        .iter()
+        .map(|r| r.text("name"))
+        .collect::<Result<Vec<_>, _>>()
+        .ctx("listing the tags of a deleted manifest")?;
     for sql in [
         "DELETE FROM tags WHERE repository_id = $1 AND manifest_digest = $2",
         "DELETE FROM manifest_references WHERE repository_id = $1 AND manifest_digest = $2",
@@ -507,6 +529,7 @@ pub async fn delete_manifest<DB: Backend>(pool: &Pool<DB>, key: &RepoKey, digest
     ] {
         tx.exec(stmt(sql).bind(repo_id).bind(digest)).await.ctx("deleting manifest")?;
     }
+    super::webhooks::enqueue_in(&mut *tx, &outbox(&tags), now).await?;
     tx.commit().await.ctx("committing manifest delete")?;
     Ok(DeleteManifestOutcome::Deleted)
 }
@@ -558,6 +581,26 @@ pub async fn delete_tag<DB: Backend>(pool: &Pool<DB>, key: &RepoKey, tag: &str) 
         .await
         .ctx("deleting tag")?;
     Ok(deleted > 0)
+}
+
+/// `delete_tag`, adding `outbox(the manifest the tag named)` to the jobs outbox in the same
+/// transaction when it deletes (the tag row is locked before it is read).
+pub async fn delete_tag_queueing<DB: Backend>(
+    pool: &Pool<DB>,
+    key: &RepoKey,
+    tag: &str,
+    now: Millis,
+    outbox: &(dyn for<'t> Fn(&'t Digest) -> Vec<QueuedJob> + Send + Sync),
+) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await.ctx("deleting tag")?;
+    let Some(repo_id) = repo_id_locked(&mut *tx, key).await? else { return Ok(false) };
+    let sql = format!("SELECT manifest_digest FROM tags WHERE repository_id = $1 AND name = $2{}", <DB::Connection as Conn>::FOR_UPDATE);
+    let Some(row) = tx.opt(stmt(sql).bind(repo_id).bind(tag)).await.ctx("locking tag")? else { return Ok(false) };
+    let digest = row.digest("manifest_digest").ctx("locking tag")?;
+    tx.exec(stmt("DELETE FROM tags WHERE repository_id = $1 AND name = $2").bind(repo_id).bind(tag)).await.ctx("deleting tag")?;
+    super::webhooks::enqueue_in(&mut *tx, &outbox(&digest), now).await?;
+    tx.commit().await.ctx("committing tag delete")?;
+    Ok(true)
 }
 
 pub async fn list_tags<DB: Backend>(pool: &Pool<DB>, key: &RepoKey, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {

@@ -170,6 +170,18 @@ pub async fn expire_manifest<DB: Backend>(
     digest: &Digest,
     expected_tags: &[String],
 ) -> Result<ExpireOutcome, StoreError> {
+    expire_manifest_queueing(pool, key, digest, expected_tags, &[], 0).await
+}
+
+/// `expire_manifest`, adding `outbox` to the jobs outbox in the same transaction when it expires.
+pub async fn expire_manifest_queueing<DB: Backend>(
+    pool: &Pool<DB>,
+    key: &RepoKey,
+    digest: &Digest,
+    expected_tags: &[String],
+    outbox: &[QueuedJob],
+    now: Millis,
+) -> Result<ExpireOutcome, StoreError> {
     let mut tx = pool.begin().await.ctx("expiring image")?;
     let Some(repo_id) = repo_id_locked(&mut *tx, key).await? else { return Ok(ExpireOutcome::NotFound) };
     let d = digest.to_string();
@@ -211,6 +223,7 @@ pub async fn expire_manifest<DB: Backend>(
             tx.exec(stmt(sql).bind(repo_id).bind(m.as_str())).await.ctx("expiring image")?;
         }
     }
+    super::webhooks::enqueue_in(&mut *tx, outbox, now).await?;
     tx.commit().await.ctx("committing expiry")?;
     doomed
         .iter()
@@ -228,6 +241,19 @@ pub async fn archive_if_unchanged<DB: Backend>(
     digest: &Digest,
     expected_tags: &[String],
     now: Millis,
+) -> Result<bool, StoreError> {
+    archive_if_unchanged_queueing(pool, key, digest, expected_tags, now, &[]).await
+}
+
+/// `archive_if_unchanged`, adding `outbox` to the jobs outbox in the same transaction when it
+/// archives.
+pub async fn archive_if_unchanged_queueing<DB: Backend>(
+    pool: &Pool<DB>,
+    key: &RepoKey,
+    digest: &Digest,
+    expected_tags: &[String],
+    now: Millis,
+    outbox: &[QueuedJob],
 ) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await.ctx("archiving image")?;
     let Some(repo_id) = repo_id_locked(&mut *tx, key).await? else { return Ok(false) };
@@ -251,6 +277,9 @@ pub async fn archive_if_unchanged<DB: Backend>(
         )
         .await
         .ctx("archiving image")?;
+    if changed > 0 {
+        super::webhooks::enqueue_in(&mut *tx, outbox, now).await?;
+    }
     tx.commit().await.ctx("committing archive")?;
     Ok(changed > 0)
 }

@@ -96,12 +96,19 @@ pub async fn queue_deliveries<DB: Backend>(pool: &Pool<DB>, jobs: &[QueuedJob], 
         return Ok(());
     }
     let mut tx = pool.begin().await.ctx("queueing webhook deliveries")?;
-    for job in jobs {
-        tx.exec(stmt(crate::jobs::sql::ENQUEUE).bind(&job.kind).bind(&job.key).bind(&job.payload).bind(now))
-            .await
-            .ctx("enqueueing a webhook delivery")?;
-    }
+    enqueue_in(&mut *tx, jobs, now).await?;
     tx.commit().await.ctx("committing webhook deliveries")
+}
+
+/// Adds outbox jobs inside the caller's transaction (as `JobStore::enqueue_job`, due at `now`):
+/// the change that announces them and the jobs commit together or not at all.
+pub(crate) async fn enqueue_in<C: Conn>(conn: &mut C, jobs: &[QueuedJob], now: Millis) -> Result<(), StoreError> {
+    for job in jobs {
+        conn.exec(stmt(crate::jobs::sql::ENQUEUE).bind(&job.kind).bind(&job.key).bind(&job.payload).bind(now))
+            .await
+            .ctx("enqueueing an outbox job")?;
+    }
+    Ok(())
 }
 
 pub async fn record_delivery<DB: Backend>(pool: &Pool<DB>, row: &DeliveryRow, keep: u32) -> Result<bool, StoreError> {

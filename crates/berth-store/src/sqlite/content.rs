@@ -77,6 +77,26 @@ impl ContentStore for SqliteMetadataStore {
         sql::delete_manifest(&self.writer, key, digest).await
     }
 
+    async fn delete_manifest_queueing(
+        &self,
+        key: &RepoKey,
+        digest: &Digest,
+        now: Millis,
+        outbox: &(dyn for<'t> Fn(&'t [String]) -> Vec<QueuedJob> + Send + Sync),
+    ) -> Result<DeleteManifestOutcome, StoreError> {
+        sql::delete_manifest_queueing(&self.writer, key, digest, now, outbox).await
+    }
+
+    async fn delete_tag_queueing(
+        &self,
+        key: &RepoKey,
+        tag: &str,
+        now: Millis,
+        outbox: &(dyn for<'t> Fn(&'t Digest) -> Vec<QueuedJob> + Send + Sync),
+    ) -> Result<bool, StoreError> {
+        sql::delete_tag_queueing(&self.writer, key, tag, now, outbox).await
+    }
+
     async fn manifest_parents(&self, key: &RepoKey, digest: &Digest) -> Result<Vec<Digest>, StoreError> {
         sql::manifest_parents(&self.reader, key, digest).await
     }

@@ -50,6 +50,28 @@ impl LifecycleStore for SqliteMetadataStore {
         sql::archive_if_unchanged(&self.writer, key, digest, expected_tags, now).await
     }
 
+    async fn expire_manifest_queueing(
+        &self,
+        key: &RepoKey,
+        digest: &Digest,
+        expected_tags: &[String],
+        outbox: &[QueuedJob],
+        now: Millis,
+    ) -> Result<ExpireOutcome, StoreError> {
+        sql::expire_manifest_queueing(&self.writer, key, digest, expected_tags, outbox, now).await
+    }
+
+    async fn archive_if_unchanged_queueing(
+        &self,
+        key: &RepoKey,
+        digest: &Digest,
+        expected_tags: &[String],
+        now: Millis,
+        outbox: &[QueuedJob],
+    ) -> Result<bool, StoreError> {
+        sql::archive_if_unchanged_queueing(&self.writer, key, digest, expected_tags, now, outbox).await
+    }
+
     async fn lifecycle_repositories(&self) -> Result<Vec<RepoKey>, StoreError> {
         sql::lifecycle_repositories(&self.reader).await
     }

@@ -71,3 +71,94 @@ pub async fn webhooks_deliveries_and_history(f: Fixture) {
     assert!(restarted.deliveries("w1", 10).await.unwrap().is_empty(), "its history went with it");
     assert_eq!(restarted.webhooks(ACCOUNT).await.unwrap().len(), 1);
 }
+
+/// Outbox jobs written with the change they announce: only when it is applied, built from what
+/// its transaction found (the manifest a deleted tag named, the tags a deleted manifest had).
+pub async fn outbox_jobs_commit_with_their_change(f: Fixture) {
+    let s = &f.store;
+    let k = repo(s, "outbox").await;
+    let job = |key: &str| QueuedJob { kind: "webhook_delivery".into(), key: key.into(), payload: key.into() };
+    let keys = |s: &Store| {
+        let s = s.clone();
+        async move { s.list_jobs(None, 100).await.expect("jobs").into_iter().map(|j| j.key).collect::<Vec<_>>() }
+    };
+
+    // A push: its jobs iff it is stored.
+    s.link_blob(&k, &d("layer"), 10, NOW).await.expect("link");
+    let layer = vec![reference(d("layer"), RefKind::Blob, 10)];
+    let stored = s
+        .put_manifest(NewManifest {
+            repository: &k,
+            manifest: manifest("m1", NOW),
+            references: layer.clone(),
+            tags: vec![("v1", TagMove::CreateOnly), ("v2", TagMove::Move)],
+            outbox: vec![job("push-m1")],
+        })
+        .await
+        .expect("put");
+    assert!(matches!(stored, PutManifestOutcome::Stored { .. }), "{stored:?}");
+    let refused = s
+        .put_manifest(NewManifest {
+            repository: &k,
+            manifest: manifest("m2", NOW),
+            references: layer.clone(),
+            tags: vec![("v1", TagMove::CreateOnly)],
+            outbox: vec![job("push-m2")],
+        })
+        .await
+        .expect("put");
+    assert!(matches!(refused, PutManifestOutcome::TagExists(_)), "{refused:?}");
+    assert_eq!(keys(s).await, vec!["push-m1"], "a refused push queues nothing");
+
+    // A tag delete: built from the manifest the tag named.
+    let named = |digest: &Digest| vec![job(&format!("untag-{digest}"))];
+    assert!(s.delete_tag_queueing(&k, "v2", NOW, &named).await.expect("untag"));
+    assert!(!s.delete_tag_queueing(&k, "v2", NOW, &named).await.expect("untag again"), "gone: nothing");
+    assert!(!s.delete_tag_queueing(&key("missing"), "v2", NOW, &named).await.expect("no repository"));
+
+    // A manifest delete: built from the tags it removed; refused (an index lists it): nothing.
+    let listed = s
+        .put_manifest(NewManifest {
+            repository: &k,
+            manifest: manifest("index", NOW),
+            references: vec![reference(d("m1"), RefKind::Manifest, 2)],
+            tags: Vec::new(),
+            outbox: Vec::new(),
+        })
+        .await
+        .expect("index");
+    assert!(matches!(listed, PutManifestOutcome::Stored { .. }), "{listed:?}");
+    let removed = |tags: &[String]| vec![job(&format!("delete-{}", tags.join(",")))];
+    assert_eq!(s.delete_manifest_queueing(&k, &d("m1"), NOW, &removed).await.expect("delete"), DeleteManifestOutcome::ListedBy(d("index")));
+    assert_eq!(s.delete_manifest_queueing(&k, &d("index"), NOW, &removed).await.expect("delete"), DeleteManifestOutcome::Deleted);
+    assert_eq!(s.delete_manifest_queueing(&k, &d("m1"), NOW, &removed).await.expect("delete"), DeleteManifestOutcome::Deleted);
+    assert_eq!(s.delete_manifest_queueing(&k, &d("m1"), NOW, &removed).await.expect("delete"), DeleteManifestOutcome::NotFound);
+
+    // Lifecycle: only when the image is unchanged since evaluation.
+    push(s, &k, "old", "layer3", Some("old"), NOW).await;
+    assert_eq!(
+        s.expire_manifest_queueing(&k, &d("old"), &strings(&["other"]), &[job("expire-wrong")], NOW).await.expect("expire"),
+        ExpireOutcome::Changed
+    );
+    assert!(matches!(
+        s.expire_manifest_queueing(&k, &d("old"), &strings(&["old"]), &[job("expire-old")], NOW).await.expect("expire"),
+        ExpireOutcome::Expired(_)
+    ));
+    push(s, &k, "cold", "layer4", Some("cold"), NOW).await;
+    assert!(!s.archive_if_unchanged_queueing(&k, &d("cold"), &[], NOW, &[job("archive-wrong")]).await.expect("archive"));
+    assert!(s.archive_if_unchanged_queueing(&k, &d("cold"), &strings(&["cold"]), NOW, &[job("archive-cold")]).await.expect("archive"));
+
+    let restarted = f.reopen().await;
+    let mut queued = keys(&restarted).await;
+    queued.sort();
+    let mut expected = vec![
+        "push-m1".to_string(),
+        format!("untag-{}", d("m1")),
+        "delete-".into(),
+        "delete-v1".into(),
+        "expire-old".into(),
+        "archive-cold".into(),
+    ];
+    expected.sort();
+    assert_eq!(queued, expected);
+}
