@@ -1763,3 +1763,6 @@ async fn webhooks_are_added_listed_and_removed_by_those_allowed() {
     assert_eq!((r.status, location(&r)), (StatusCode::SEE_OTHER, "/console/webhooks?done=removed"));
     assert!(h.registry.list_webhooks(ACCOUNT).await.expect("list").is_empty());
 }
+
+#[path = "secrets_tests.rs"]
+mod secrets_tests;

@@ -14,6 +14,7 @@ pub enum Nav {
     Registry,
     Settings,
     Keys,
+    Secrets,
 }
 
 /// One page: title, breadcrumbs (label, link), the notice to show, the content.
@@ -46,6 +47,7 @@ pub async fn render(s: &Session, page: Page<'_>) -> Response {
         || s.may("ecr:PutRegistryPolicy", Resource::Registry(&s.registry)).await.unwrap_or(false);
     let settings_link = crate::registry_settings::may_view(s).await.unwrap_or(false);
     let keys_link = s.may("kms:ListKeys", Resource::Registry(&s.registry)).await.unwrap_or(false);
+    let secrets_link = crate::secrets::may_view(s).await.unwrap_or(false);
     let current = |n: Nav| if page.nav == n { Some("page") } else { None };
     let markup = html! {
         (DOCTYPE)
@@ -68,6 +70,9 @@ pub async fn render(s: &Session, page: Page<'_>) -> Response {
                                 }
                                 @if keys_link {
                                     li { a href="/console/keys" aria-current=[current(Nav::Keys)] { "Keys" } }
+                                }
+                                @if secrets_link {
+                                    li { a href="/console/secrets" aria-current=[current(Nav::Secrets)] { "Secrets" } }
                                 }
                             }
                         }
