@@ -16,6 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from conftest import ACCOUNT, REGION
+from test_audit import until
 
 COOKIE = "berth_console"
 
@@ -151,17 +152,6 @@ def test_a_user_without_a_secretsmanager_grant_is_denied(berth):
     assert error_of(c.list_secrets) == ("AccessDeniedException", 400)
 
 
-def until(fetch, ok, what, deadline=20.0):
-    end = time.monotonic() + deadline
-    while True:
-        result = fetch()
-        if ok(result):
-            return result
-        if time.monotonic() > end:
-            raise AssertionError(f"{what}: not within {deadline}s; last: {result!r}")
-        time.sleep(0.05)
-
-
 def test_a_value_appears_nowhere_but_get_secret_value(fresh_berth, tmp_path):
     b = fresh_berth
     c = sm(b)
@@ -194,7 +184,7 @@ def test_a_value_appears_nowhere_but_get_secret_value(fresh_berth, tmp_path):
     assert marker not in trail
 
     metrics = requests.get(f"{b.url}/metrics", timeout=30).text
-    assert "secretsmanager" in metrics and marker not in metrics
+    assert "berth_" in metrics and marker not in metrics
     b.stop()
     log = open(b.log_path, encoding="utf-8", errors="replace").read()
     assert "secretsmanager:GetSecretValue" in log, "the calls are logged (by name)"
