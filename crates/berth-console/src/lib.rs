@@ -22,6 +22,7 @@
 //! | `POST /registry/settings/account`, `…/exclusions[/delete]` | PutAccountSetting, (De)RegisterPullTimeUpdateExclusion |
 //! | `GET /registry/templates/new`, `…/edit?prefix=`, `POST /registry/templates[/update\|/delete]` | creation templates |
 //! | `GET /webhooks`, `POST /webhooks[/remove]` | the account's webhooks, their newest deliveries; add, remove |
+//! | `GET /secrets`, `/secrets/value?id=`, `POST /secrets[/value\|/delete\|/restore]` | Secrets Manager secrets by name (values write-only) |
 //! | `GET /audit` | the account's audit trail: LookupEvents' filters, newest first, each record's JSON |
 //! | `GET /repo/<name>` | images, newest first (`?q=` tag/digest search, `?page=` token), platforms and referrers nested |
 //! | `GET /repo/<name>/-/push` | push commands |
@@ -59,6 +60,7 @@ mod registry_settings;
 mod replication;
 mod repo;
 mod repos;
+mod secrets;
 mod settings;
 mod signin;
 mod view;
@@ -109,6 +111,10 @@ pub fn router(registry: Arc<Registry>, settings: ConsoleSettings) -> Router {
         .route("/audit", get(audit::page))
         .route("/webhooks", get(webhooks::page).post(webhooks::create))
         .route("/webhooks/remove", post(webhooks::remove))
+        .route("/secrets", get(secrets::page).post(secrets::create))
+        .route("/secrets/value", get(secrets::value_form).post(secrets::put_value))
+        .route("/secrets/delete", post(secrets::delete))
+        .route("/secrets/restore", post(secrets::restore))
         .route("/repo/{*path}", get(repo::get).post(repo::post))
         .fallback(|| async { web::Fail::not_found("There is no console page at this address.").into_response() })
         .layer(axum::middleware::from_fn(web::console_calls))

@@ -1839,3 +1839,5 @@ async fn the_nav_links_to_webhooks() {
     let r = h.get("/console/repositories", Some(&viewer)).await;
     assert!(!r.body.contains(r#"href="/console/webhooks""#), "no Webhooks link without events:ListTargetsByRule");
 }
+#[path = "secrets_tests.rs"]
+mod secrets_tests;

@@ -15,6 +15,7 @@ pub enum Nav {
     Settings,
     Keys,
     Webhooks,
+    Secrets,
 }
 
 /// One page: title, breadcrumbs (label, link), the notice to show, the content.
@@ -48,6 +49,7 @@ pub async fn render(s: &Session, page: Page<'_>) -> Response {
     let settings_link = crate::registry_settings::may_view(s).await.unwrap_or(false);
     let keys_link = s.may("kms:ListKeys", Resource::Registry(&s.registry)).await.unwrap_or(false);
     let webhooks_link = s.may("events:ListTargetsByRule", Resource::Registry(&s.registry)).await.unwrap_or(false);
+    let secrets_link = crate::secrets::may_view(s).await.unwrap_or(false);
     let current = |n: Nav| if page.nav == n { Some("page") } else { None };
     let markup = html! {
         (DOCTYPE)
@@ -73,6 +75,9 @@ pub async fn render(s: &Session, page: Page<'_>) -> Response {
                                 }
                                 @if webhooks_link {
                                     li { a href="/console/webhooks" aria-current=[current(Nav::Webhooks)] { "Webhooks" } }
+                                }
+                                @if secrets_link {
+                                    li { a href="/console/secrets" aria-current=[current(Nav::Secrets)] { "Secrets" } }
                                 }
                             }
                         }

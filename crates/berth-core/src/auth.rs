@@ -89,6 +89,12 @@ pub enum Resource<'a> {
         region: &'a str,
         policy: &'a str,
     },
+    /// A Secrets Manager secret (IAM policies decide; no resource policy yet).
+    Secret {
+        arn: &'a str,
+        account: &'a str,
+        region: &'a str,
+    },
 }
 
 impl Resource<'_> {
@@ -99,7 +105,7 @@ impl Resource<'_> {
             Resource::Repository(repo) => repo.arn(),
             Resource::Registry(_) => "*".to_string(),
             Resource::AllRepositories(r) => r.repository_arn("*"),
-            Resource::KmsKey { arn, .. } => arn.to_string(),
+            Resource::KmsKey { arn, .. } | Resource::Secret { arn, .. } => arn.to_string(),
         }
     }
 }
@@ -429,12 +435,14 @@ impl Registry {
         let (account, region) = match &resource {
             Resource::Repository(repo) => (repo.key().account.clone(), repo.key().region.clone()),
             Resource::Registry(r) | Resource::AllRepositories(r) => (r.account.clone(), r.region.clone()),
-            Resource::KmsKey { account, region, .. } => (account.to_string(), region.to_string()),
+            Resource::KmsKey { account, region, .. } | Resource::Secret { account, region, .. } => {
+                (account.to_string(), region.to_string())
+            }
         };
         let identity = self.user_policies(&principal.arn).await?;
         let repo_authz = match &resource {
             Resource::Repository(repo) => Some(self.repo_authz(repo).await?),
-            Resource::Registry(_) | Resource::AllRepositories(_) | Resource::KmsKey { .. } => None,
+            Resource::Registry(_) | Resource::AllRepositories(_) | Resource::KmsKey { .. } | Resource::Secret { .. } => None,
         };
         // A key's policy was validated when written; one that no longer parses grants nothing.
         let key_policy = match &resource {
@@ -445,7 +453,8 @@ impl Registry {
             _ => None,
         };
         let registry_policy = match &resource {
-            Resource::KmsKey { .. } => Arc::new(None),
+            // The registry policy is ECR's; it says nothing about keys or secrets.
+            Resource::KmsKey { .. } | Resource::Secret { .. } => Arc::new(None),
             _ => self.registry_policy_parsed(&account, &region).await?,
         };
         let resource_policies: Vec<&Policy> =

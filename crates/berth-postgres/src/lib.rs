@@ -30,6 +30,7 @@ mod postgres_public;
 mod postgres_replication;
 mod postgres_repos;
 mod postgres_scans;
+mod postgres_secrets;
 mod postgres_settings;
 mod postgres_templates;
 mod postgres_webhooks;

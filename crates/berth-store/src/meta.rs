@@ -12,6 +12,7 @@ mod public;
 mod replication;
 mod repos;
 mod scans;
+mod secrets;
 mod settings;
 mod templates;
 mod webhooks;
@@ -25,6 +26,7 @@ pub use public::*;
 pub use replication::*;
 pub use repos::*;
 pub use scans::*;
+pub use secrets::*;
 pub use settings::*;
 pub use templates::*;
 pub use webhooks::*;
@@ -54,6 +56,7 @@ pub trait MetadataStore:
     + PublicStore
     + AuditStore
     + WebhookStore
+    + SecretStore
     + crate::jobs::JobStore
     + crate::keys::KeyStore
     + 'static
@@ -73,6 +76,8 @@ impl<T> MetadataStore for T where
         + PublicStore
         + AuditStore
         + WebhookStore
+        + SecretStore
+        + SecretStore
         + crate::jobs::JobStore
         + crate::keys::KeyStore
         + 'static

@@ -34,6 +34,7 @@ pub mod public;
 pub mod replication;
 pub mod repos;
 pub mod scans;
+pub mod secrets;
 pub mod settings;
 pub mod templates;
 pub mod webhooks;

@@ -23,12 +23,13 @@ mod public;
 mod replication;
 mod repos;
 mod scans;
+mod secrets;
 mod settings;
 mod templates;
 mod webhooks;
 
 /// The schema this build writes (and the newest it reads).
-pub const SCHEMA_VERSION: i64 = 13;
+pub const SCHEMA_VERSION: i64 = 14;
 const SCHEMA_V1: &str = include_str!("sqlite_schema.sql");
 const SCHEMA_V2: &str = include_str!("sqlite_schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("sqlite_schema_v3.sql");
@@ -44,6 +45,7 @@ const SCHEMA_V10: &str = include_str!("sqlite_schema_v10.sql");
 const SCHEMA_V11: &str = include_str!("sqlite_schema_v11.sql");
 const SCHEMA_V12: &str = include_str!("sqlite_schema_v12.sql");
 const SCHEMA_V13: &str = include_str!("sqlite_schema_v13.sql");
+const SCHEMA_V14: &str = include_str!("sqlite_schema_v14.sql");
 
 pub struct SqliteMetadataStore {
     pub(crate) writer: SqlitePool,
@@ -185,6 +187,9 @@ impl SqliteMetadataStore {
         }
         if version < 13 {
             sqlx::raw_sql(SCHEMA_V13).execute(&mut *tx).await.ctx("migrating to schema v13")?;
+        }
+        if version < 14 {
+            sqlx::raw_sql(SCHEMA_V14).execute(&mut *tx).await.ctx("migrating to schema v14")?;
         }
         sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).execute(&mut *tx).await.ctx("recording schema version")?;
         tx.commit().await.ctx("committing migration")

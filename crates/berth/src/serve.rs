@@ -206,6 +206,7 @@ fn app(state: AppState, tls: bool, body_timeout: Duration) -> Router {
                 Arc::new(berth_ecr_public::EcrPublicApi),
                 Arc::new(berth_kms::KmsApi),
                 Arc::new(berth_cloudtrail::CloudTrailApi),
+                Arc::new(berth_secretsmanager::SecretsManagerApi),
                 Arc::new(berth_sts::StsApi),
             ],
         ))

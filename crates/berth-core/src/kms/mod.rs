@@ -16,6 +16,7 @@ pub mod error;
 mod manage;
 mod policy_tags;
 mod rotation;
+mod secret_keys;
 mod signing;
 
 use base64::Engine;
