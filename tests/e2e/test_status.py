@@ -75,7 +75,7 @@ def test_status_reports_workers_storage_and_needs_get_status(tmp_path):
         assert table.returncode == 0, table.stderr
         assert f"berth {version} on node" in table.stdout
         assert "backends blobs up, metadata up" in table.stdout
-        assert re.search(r"^storage  .*: [\d.]+ GiB used, [\d.]+ GiB free of [\d.]+ GiB$", table.stdout, re.M), table.stdout
+        assert re.search(r"^storage  .*: [\d.]+ (B|KiB|MiB) used, [\d.]+ [KMGT]iB free of [\d.]+ [KMGT]iB$", table.stdout, re.M), table.stdout
         assert re.search(r"^gc\s+(idle|running)\s+1\s+0\s+\d+s ago\s+-$", table.stdout, re.M), table.stdout
         assert re.search(r"^scan_worker\s+running\s+2\s+0\s+-\s+-$", table.stdout, re.M), table.stdout
     finally:

@@ -200,7 +200,6 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
 fn render(s: &Status, now: i64) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let gib = |b: u64| format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64);
     let _ = writeln!(
         out,
         "berth {} on node {}, up {}{}",
@@ -213,9 +212,9 @@ fn render(s: &Status, now: i64) -> String {
         out,
         "storage  {}: {} used, {} free of {}",
         s.storage.data_dir,
-        gib(s.storage.used_bytes),
-        s.storage.free_bytes.map_or("?".into(), gib),
-        s.storage.total_bytes.map_or("?".into(), gib)
+        human(s.storage.used_bytes),
+        s.storage.free_bytes.map_or("?".into(), human),
+        s.storage.total_bytes.map_or("?".into(), human)
     );
     let backends: Vec<String> = s.backends.iter().map(|(k, v)| format!("{k} {v}")).collect();
     let _ = writeln!(out, "backends {}", backends.join(", "));
@@ -241,6 +240,21 @@ fn render(s: &Status, now: i64) -> String {
         let _ = writeln!(out, "{:<22} {:<11} {:>4} {:>8}  {:<14} {error}", w.name, w.state, w.instances, w.restarts, last);
     }
     out
+}
+
+/// 320.0 KiB, 1.5 GiB.
+fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let (mut v, mut unit) = (n as f64, 0);
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 /// 3d4h, 5h2m, 4m10s, 12s.
@@ -289,6 +303,11 @@ mod tests {
                 ("scan_worker", "running", 2, 1, Some("panicked: x")),
             ]
         );
+    }
+
+    #[test]
+    fn sizes_read_easily() {
+        assert_eq!((human(512), human(327_680), human(3 << 30)), ("512 B".into(), "320.0 KiB".into(), "3.0 GiB".into()));
     }
 
     #[test]
