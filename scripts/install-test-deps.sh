@@ -29,5 +29,12 @@ if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postgresql
   $SUDO rm -f /usr/sbin/policy-rc.d
 fi
+# promtool (tests/e2e/test_dashboards.py validates ops/prometheus/berth-alerts.yml): Debian's prometheus package.
+if ! command -v promtool >/dev/null 2>&1; then
+  echo 'exit 101' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null; $SUDO chmod +x /usr/sbin/policy-rc.d
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus
+  $SUDO rm -f /usr/sbin/policy-rc.d
+fi
 # 0.15+ needs a newer rustc than this toolchain.
 command -v s3s-fs >/dev/null 2>&1 || cargo install s3s-fs --version 0.14.1 --features binary --locked

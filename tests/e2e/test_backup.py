@@ -1,4 +1,4 @@
-"""Backups of the embedded default (issue 21): `berth backup` while 16 skopeo pushes run, `berth restore`
+"""Backups of the embedded default (issue 21): scheduled backups as linked generations; `berth backup` while 16 skopeo pushes run, `berth restore`
 into another data directory, a berth started there pulling every image acknowledged before the
 snapshot with its digests (and nothing half-written); incremental backups copying only new blobs;
 `berth backup verify` and `berth restore` finding a corrupted backup blob; the root key never in a
@@ -6,6 +6,7 @@ backup unless asked for.
 """
 import json
 import os
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -164,3 +165,71 @@ def test_the_root_key_goes_into_a_backup_only_when_asked(tmp_path):
         assert not (bk / "root.key").exists()
     finally:
         b.stop()
+
+
+def backup_successes(b):
+    text = requests.get(b.url + "/metrics", timeout=10).text
+    m = re.search(r'^berth_backup_runs_total\{result="success"\} (\d+)$', text, re.M)
+    return int(m.group(1)), text
+
+
+def generations(d):
+    return sorted(p for p in os.listdir(d) if re.fullmatch(r"\d{8}T\d{6}\.\d{3}Z", p))
+
+
+def test_scheduled_backups_are_linked_generations_pruned_to_keep(tmp_path):
+    data, gens = str(tmp_path / "data"), tmp_path / "generations"
+    b = Berth(data, extra_args=["--backup-dir", str(gens), "--backup-interval", "1", "--backup-keep", "2"]).start()
+    try:
+        img = images.build_image(str(tmp_path / "layout"), "v1", random_size=256 * 1024, with_busybox=False)
+        push(b, b.token(), img, "sched/app:v1")
+        # Runs that start after the push was acknowledged: the one in progress then may predate it.
+        at_push, _ = backup_successes(b)
+        deadline = time.time() + 60
+        while True:
+            n, text = backup_successes(b)
+            if n >= at_push + 3:
+                break
+            assert time.time() < deadline, f"scheduled backups stalled at {n}: {text}"
+            time.sleep(0.2)
+        assert float(re.search(r"^berth_backup_last_success_timestamp_seconds (\S+)$", text, re.M).group(1)) > time.time() - 60
+        assert re.search(r'^berth_backup_runs_total\{result="failure"\} 0$', text, re.M), text
+        assert re.search(r"^berth_backup_interval_seconds 1$", text, re.M)
+        status = requests.get(b.url + "/_berth/status", auth=("AWS", b.token()), timeout=30).json()
+        assert status["backups"]["dir"] == str(gens) and status["backups"]["failed"] == 0
+        assert re.fullmatch(r"\d{8}T\d{6}\.\d{3}Z", status["backups"]["last_generation"]) and status["backups"]["succeeded"] >= n
+        assert {w["name"]: w for w in status["workers"]}["backup"]["last_error"] is None
+    finally:
+        assert b.stop() == 0
+
+    kept = generations(gens)
+    assert len(kept) == 2, f"--backup-keep 2: {os.listdir(gens)}"
+    assert not [p for p in os.listdir(gens) if p.startswith(".partial-")]
+    older, newer = (gens / g for g in kept)
+    newest = json.loads((newer / "BACKUP.json").read_text())
+    assert newest["objects"] >= 2 and newest["copied"] == 0 and newest["linked"] == newest["objects"], newest
+    # Unchanged objects are the previous generation's files (same inode), not copies.
+    for line in (newer / "objects.tsv").read_text().splitlines():
+        path = line.split("\t")[0]
+        assert os.stat(newer / path).st_ino == os.stat(older / path).st_ino, path
+    verified = b.cli("backup", "verify", "--from", str(newer))
+    assert json.loads(verified.stdout)["problems"] == []
+
+    restored = tmp_path / "restored"
+    done = b.cli("restore", "--from", str(newer), "--data-dir", str(restored), "--root-key-file", os.path.join(data, "root.key"))
+    assert json.loads(done.stdout)["fsck"]["problems"] == []
+    b2 = Berth(str(restored)).start()
+    try:
+        digest, body = pulled_digest(b2, "sched/app", "v1")
+        assert digest == images.manifest_digest(img.layout, "v1") and body == img.manifest_bytes
+    finally:
+        b2.stop()
+
+
+def test_scheduled_backups_are_refused_on_postgresql(tmp_path):
+    b = Berth(str(tmp_path / "data"))
+    p = b.cli("serve", "--listen", "127.0.0.1:0", "--data-dir", b.data_dir, "--metadata", "postgres://berth@127.0.0.1:1/berth",
+              "--backup-dir", str(tmp_path / "gens"), check=False)
+    assert p.returncode != 0 and "listening on" not in p.stdout
+    assert "--backup-dir backs up the embedded default" in p.stderr and "PostgreSQL" in p.stderr, p.stderr
+    assert not (tmp_path / "gens").exists()

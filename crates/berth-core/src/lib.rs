@@ -25,6 +25,7 @@ mod locks;
 pub mod manifest;
 pub mod names;
 pub mod observe;
+pub mod operations;
 pub mod public;
 pub mod public_access;
 mod pulls;

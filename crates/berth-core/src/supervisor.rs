@@ -2,13 +2,15 @@
 //! pull flushes, scan workers, …) is started here, restarted with a growing delay when it
 //! panics or returns an error, listed with its state, and stopped and awaited at shutdown.
 //! One-shot tasks (a lifecycle preview) run in the same set, so shutdown ends them too.
+//! Tasks that work in runs (a scheduled GC pass, a backup) wrap each run in `track_run`, so
+//! `runs()` can tell a busy task from an idle one and say when it last ran and how it ended.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::FutureExt;
 use tokio::task::JoinSet;
@@ -65,6 +67,23 @@ pub struct TaskStatus {
     pub last_error: Option<String>,
 }
 
+/// What the runs of the tasks of one name did (see `Supervisor::track_run`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunRecord {
+    /// Runs under way now (tasks of one name may run side by side).
+    pub in_progress: u32,
+    /// Unix milliseconds of the start of the latest run.
+    pub last_started_millis: Option<i64>,
+    /// Unix milliseconds of the end of the latest finished run.
+    pub last_finished_millis: Option<i64>,
+    /// Unix milliseconds of the end of the latest run that succeeded.
+    pub last_success_millis: Option<i64>,
+    /// The latest run's error; None when it succeeded.
+    pub last_error: Option<String>,
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
 /// An error a task returns; anything printable.
 pub type TaskError = Box<dyn std::fmt::Display + Send + Sync>;
 pub type TaskResult = Result<(), TaskError>;
@@ -74,6 +93,7 @@ pub struct Supervisor {
     tasks: Mutex<JoinSet<()>>,
     /// One row per started task, in start order (several may share a name: scan workers).
     status: Arc<Mutex<BTreeMap<u64, TaskStatus>>>,
+    runs: Mutex<BTreeMap<String, RunRecord>>,
     started: AtomicU64,
     backoff: Backoff,
 }
@@ -90,6 +110,7 @@ impl Supervisor {
             cancel: CancellationToken::new(),
             tasks: Mutex::new(JoinSet::new()),
             status: Default::default(),
+            runs: Default::default(),
             started: AtomicU64::new(0),
             backoff,
         }
@@ -171,6 +192,50 @@ impl Supervisor {
         tasks.spawn(task);
     }
 
+    /// Runs `run` as one run of the task `name` (a closed set of names, as for `start`),
+    /// recording when it started and ended and its error; answers what it answered.
+    pub async fn track_run<T, E: std::fmt::Display>(&self, name: &str, run: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+        {
+            let mut runs = lock(&self.runs);
+            let r = runs.entry(name.to_string()).or_default();
+            r.in_progress += 1;
+            r.last_started_millis = Some(now_millis());
+        }
+        // A run dropped part-way (shutdown) still ends its "in progress".
+        struct Ending<'a>(&'a Supervisor, &'a str, Option<Result<(), String>>);
+        impl Drop for Ending<'_> {
+            fn drop(&mut self) {
+                let mut runs = lock(&self.0.runs);
+                let Some(r) = runs.get_mut(self.1) else { return };
+                r.in_progress = r.in_progress.saturating_sub(1);
+                let Some(outcome) = self.2.take() else { return };
+                let now = now_millis();
+                r.last_finished_millis = Some(now);
+                match outcome {
+                    Ok(()) => {
+                        r.last_success_millis = Some(now);
+                        r.last_error = None;
+                        r.succeeded += 1;
+                    }
+                    Err(e) => {
+                        r.last_error = Some(e);
+                        r.failed += 1;
+                    }
+                }
+            }
+        }
+        let mut ending = Ending(self, name, None);
+        let result = run.await;
+        ending.2 = Some(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        drop(ending);
+        result
+    }
+
+    /// What the tracked runs did, by task name.
+    pub fn runs(&self) -> BTreeMap<String, RunRecord> {
+        lock(&self.runs).clone()
+    }
+
     /// Every task started, in start order.
     pub fn status(&self) -> Vec<TaskStatus> {
         lock(&self.status).values().cloned().collect()
@@ -205,6 +270,10 @@ fn update(status: &Mutex<BTreeMap<u64, TaskStatus>>, id: u64, change: impl FnOnc
     if let Some(s) = lock(status).get_mut(&id) {
         change(s);
     }
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -267,6 +336,35 @@ mod tests {
         let s = &sup.status()[0];
         assert_eq!((s.name.as_str(), s.state, s.restarts), ("flaky", TaskState::Stopped, 3));
         assert!(sup.shutdown(Duration::from_secs(1)).await);
+    }
+
+    #[tokio::test]
+    async fn tracked_runs_record_their_outcome() {
+        let sup = Supervisor::default();
+        let ok: Result<u32, String> = sup.track_run("gc", async { Ok(7) }).await;
+        assert_eq!(ok, Ok(7));
+        let r = &sup.runs()["gc"];
+        assert_eq!((r.in_progress, r.succeeded, r.failed, r.last_error.as_deref()), (0, 1, 0, None));
+        assert!(r.last_success_millis.is_some() && r.last_finished_millis == r.last_success_millis);
+
+        let failed: Result<(), String> = sup.track_run("gc", async { Err("disk full".to_string()) }).await;
+        assert!(failed.is_err());
+        let r = &sup.runs()["gc"];
+        assert_eq!((r.succeeded, r.failed, r.last_error.as_deref()), (1, 1, Some("disk full")));
+
+        // A run under way counts as in progress; one dropped part-way ends it without an outcome.
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let pending = sup.track_run("backup", async move {
+            let _ = rx.await;
+            Ok::<(), String>(())
+        });
+        let mut pending = Box::pin(pending);
+        assert!(futures::poll!(pending.as_mut()).is_pending());
+        assert_eq!(sup.runs()["backup"].in_progress, 1);
+        drop(pending);
+        drop(tx);
+        let r = &sup.runs()["backup"];
+        assert_eq!((r.in_progress, r.succeeded, r.failed, r.last_finished_millis), (0, 0, 0, None));
     }
 
     #[tokio::test(start_paused = true)]

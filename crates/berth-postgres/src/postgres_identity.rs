@@ -99,4 +99,8 @@ impl IdentityStore for PostgresMetadataStore {
     async fn rotate_signing_key(&self, fresh: &[u8], now: Millis, keep: usize) -> Result<Vec<Vec<u8>>, StoreError> {
         self.timed("rotate_signing_key", sql::rotate_signing_key(&self.pool, fresh, now, keep)).await
     }
+
+    async fn current_signing_key_created(&self) -> Result<Option<Millis>, StoreError> {
+        self.timed("current_signing_key_created", sql::current_signing_key_created(&self.pool)).await
+    }
 }

@@ -851,8 +851,12 @@ pub async fn identity(f: Fixture) {
     assert!(!s.set_console_password("arn:nobody", Some("x")).await.unwrap());
     assert_eq!(s.console_password("arn:nobody").await.unwrap(), None);
 
+    assert_eq!(s.current_signing_key_created().await.unwrap(), None, "no key before the first start");
     assert_eq!(s.signing_keys(b"first", NOW).await.unwrap(), vec![b"first".to_vec()]);
     assert_eq!(s.signing_keys(b"second", NOW).await.unwrap(), vec![b"first".to_vec()], "the first key stays");
+    assert_eq!(s.current_signing_key_created().await.unwrap(), Some(NOW));
+    s.rotate_signing_key(b"third", NOW + 5000, 2).await.unwrap();
+    assert_eq!(s.current_signing_key_created().await.unwrap(), Some(NOW + 5000), "the newest key's age");
 }
 
 pub async fn leases(f: Fixture) {

@@ -110,6 +110,8 @@ pub struct ServeArgs {
     pub storage: StorageArgs,
     #[command(flatten)]
     pub connections: ConnectionArgs,
+    #[command(flatten)]
+    pub ops: crate::ops::OpsArgs,
 }
 
 /// The default registry and its admin.

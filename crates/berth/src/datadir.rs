@@ -17,25 +17,28 @@ pub struct DataDir {
 impl DataDir {
     pub async fn open(dir: &Path, storage: &crate::storage::StorageArgs, config: RegistryConfig) -> anyhow::Result<DataDir> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
-        let lock_path = dir.join("berth.lock");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .with_context(|| format!("opening {}", lock_path.display()))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-                "{} is in use by another berth process (a running `berth serve`?); stop it first, or use its online GC (POST /_berth/gc)",
-                dir.display()
-            ),
-            Err(std::fs::TryLockError::Error(e)) => return Err(e).context("locking the data directory"),
-        }
+        let busy = format!(
+            "{} is in use by another berth process (a running `berth serve`?); stop it first, or use its online GC (POST /_berth/gc)",
+            dir.display()
+        );
+        let lock = lock_dir(dir, "berth.lock", &busy)?;
         let (meta, blobs) = crate::storage::open(dir, storage).await?;
         let registry = Registry::new(meta, blobs, Arc::new(SystemClock), config);
         let node_id = stable_node_id(dir, registry.node_id())?;
         Ok(DataDir { registry: Arc::new(registry.with_node_id(node_id)), _lock: lock })
+    }
+}
+
+/// Takes the exclusive lock file `name` in `dir` (held while the returned file lives); `busy`
+/// is the error when another process holds it.
+pub fn lock_dir(dir: &Path, name: &str, busy: &str) -> anyhow::Result<File> {
+    let path = dir.join(name);
+    let file =
+        File::options().create(true).truncate(false).write(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!("{busy}"),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
     }
 }
 

@@ -1,5 +1,5 @@
 //! `berth`: a self-hosted container registry. Subcommands: `serve`, `gc`, `fsck`, `encrypt`, `lifecycle`, `vulndb`, `admin`,
-//! `audit`, `migrate`, `backup`, `restore`.
+//! `audit`, `migrate`, `backup`, `restore`, `status`.
 
 mod admin;
 mod admin_public;
@@ -13,9 +13,13 @@ mod datadir;
 mod maintenance;
 mod migrate;
 mod observe;
+mod ops;
+mod ops_metrics;
 mod replication_metrics;
 mod root_key;
 mod serve;
+mod sigv4_client;
+mod status;
 mod storage;
 mod vulndb;
 mod webhook_metrics;
@@ -65,6 +69,9 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Restore a backup into an empty data directory, re-hashing every blob, then fsck it.
     Restore(backup::RestoreArgs),
+    /// Ask a running server what it is doing: version, uptime, storage, backends and each
+    /// background worker's state, last run and last error (needs `berth:GetStatus`).
+    Status(status::StatusArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -89,6 +96,7 @@ fn main() -> std::process::ExitCode {
             Command::Migrate(args) => migrate::run(args).await,
             Command::Backup(args) => backup::run(args).await,
             Command::Restore(args) => backup::restore(args).await,
+            Command::Status(args) => status::run(args).await,
         }
     });
     match result {

@@ -18,12 +18,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use berth_postgres::import::{self, ImportReport, SqliteSource};
-use berth_store::{Algorithm, BlobStore, Digest, FsBlobStore, StoreError};
+use berth_store::{BlobStore, Digest, FsBlobStore, StoreError};
 use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use sha2::Digest as _;
 
+use crate::backup::objects::DigestHasher;
 use crate::storage::StorageArgs;
 
 #[derive(clap::Args, Debug)]
@@ -258,20 +259,8 @@ fn check_destination(source: &Path, to: &StorageArgs) -> anyhow::Result<String> 
 
 /// The same exclusive lock `DataDir::open` takes (`berth.lock`).
 fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
-    let lock_path = dir.join("berth.lock");
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))?;
-    match lock.try_lock() {
-        Ok(()) => Ok(lock),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            anyhow::bail!("{} is in use by another berth process (a running `berth serve`?); stop it first", dir.display())
-        }
-        Err(std::fs::TryLockError::Error(e)) => Err(e).context("locking the source data directory"),
-    }
+    let busy = format!("{} is in use by another berth process (a running `berth serve`?); stop it first", dir.display());
+    crate::datadir::lock_dir(dir, "berth.lock", &busy)
 }
 
 fn bar(len: u64, template: &str) -> ProgressBar {
@@ -343,33 +332,6 @@ async fn copy_blobs(
     Ok(totals)
 }
 
-/// An incremental hash of either algorithm a digest may name.
-enum Hasher {
-    Sha256(sha2::Sha256),
-    Sha512(sha2::Sha512),
-}
-
-impl Hasher {
-    fn new(alg: Algorithm) -> Hasher {
-        match alg {
-            Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
-            Algorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
-        }
-    }
-    fn update(&mut self, data: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(data),
-            Hasher::Sha512(h) => h.update(data),
-        }
-    }
-    fn finish(self, alg: Algorithm) -> Digest {
-        match self {
-            Hasher::Sha256(h) => Digest::from_parts(alg, &h.finalize()),
-            Hasher::Sha512(h) => Digest::from_parts(alg, &h.finalize()),
-        }
-    }
-}
-
 /// Copies one blob, streaming: the source's chunks go to the destination's upload as they are
 /// read and hashed, so memory holds a few chunks (and, for S3, one part), never the blob.
 /// Source problems are an outcome (reported, the run goes on); destination errors abort the
@@ -425,7 +387,7 @@ async fn copy_blob(
 
     let id = upload_id(&digest);
     let cursor = dest.create_upload(&id).await.with_context(|| format!("starting the upload of {digest} to the destination"))?;
-    let hasher = Arc::new(Mutex::new(Hasher::new(digest.algorithm())));
+    let hasher = Arc::new(Mutex::new(DigestHasher::new(digest.algorithm())));
     let body = {
         let hasher = hasher.clone();
         let pb = pb.clone();
@@ -650,7 +612,7 @@ async fn verify_blob(dest: &dyn BlobStore, digest_text: &str, size: u64, rehash:
         pb.inc(size);
         return Ok(Some("missing in the destination".into()));
     };
-    let mut hasher = Hasher::new(digest.algorithm());
+    let mut hasher = DigestHasher::new(digest.algorithm());
     let mut len = 0u64;
     let mut body = reader.body;
     while let Some(chunk) = body.next().await {

@@ -49,6 +49,7 @@ pub struct Metrics {
     tasks: TaskMetrics,
     replication: crate::replication_metrics::ReplicationMetrics,
     webhooks: crate::webhook_metrics::WebhookMetrics,
+    pub(crate) ops: crate::ops_metrics::OpsMetrics,
 }
 
 /// The supervisor's tasks and the job outbox, read at each scrape. Task names are the fixed
@@ -177,6 +178,7 @@ impl Metrics {
         let tasks = TaskMetrics::new(&registry)?;
         let replication = crate::replication_metrics::ReplicationMetrics::new(&registry)?;
         let webhooks = crate::webhook_metrics::WebhookMetrics::new(&registry)?;
+        let ops = crate::ops_metrics::OpsMetrics::new(&registry)?;
         Ok(Metrics {
             registry,
             requests,
@@ -191,6 +193,7 @@ impl Metrics {
             tasks,
             replication,
             webhooks,
+            ops,
         })
     }
 
@@ -210,6 +213,7 @@ impl Metrics {
         self.tasks.update(registry).await;
         self.replication.update(registry.replication_stats());
         self.webhooks.update(registry).await;
+        self.ops.update(registry).await;
         let mut buf = Vec::new();
         let encoder = TextEncoder::new();
         if let Err(e) = encoder.encode(&self.registry.gather(), &mut buf) {

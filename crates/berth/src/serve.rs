@@ -19,15 +19,24 @@ use crate::config::ServeArgs;
 use crate::connections::{ConnectionLimits, LimitedAcceptor};
 use crate::datadir::DataDir;
 use crate::observe::{self, Metrics};
+use crate::ops::OpsState;
 
 #[derive(Clone)]
 struct AppState {
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
+    ops: Arc<OpsState>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let ops_args = args.ops.clone();
     let settings = args.resolve()?;
+    if ops_args.backup_dir.is_some() && !embedded(&settings.storage) {
+        anyhow::bail!(
+            "--backup-dir backs up the embedded default (SQLite + blobs under the data directory); this node uses {}: back PostgreSQL and the bucket up with their own tools (docs/DEPLOY.md)",
+            settings.storage.describe()
+        );
+    }
     let _log_guard = observe::init_logging(settings.log_format);
     let config = RegistryConfig {
         gc_grace_millis: (settings.gc_grace_seconds as i64).saturating_mul(1000),
@@ -62,7 +71,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         crate::datadir::announce_admin_key(&settings.data_dir, &settings.account_id, &settings.region, &id, &secret)?;
     }
     let metrics = Arc::new(Metrics::new()?);
-    let state = AppState { registry: data.registry.clone(), metrics: metrics.clone() };
+    let ops = Arc::new(OpsState::new(&settings.data_dir, ops_args));
+    metrics.ops.attach(ops.clone());
+    let state = AppState { registry: data.registry.clone(), metrics: metrics.clone(), ops: ops.clone() };
     let app = app(state.clone(), settings.tls.is_some(), settings.connections.body_timeout);
 
     let listener = std::net::TcpListener::bind(settings.listen).with_context(|| format!("binding {}", settings.listen))?;
@@ -70,6 +81,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let local = listener.local_addr()?;
     let scheme = if settings.tls.is_some() { "https" } else { "http" };
     tracing::info!(addr = %local, data_dir = %settings.data_dir.display(), storage = %settings.storage.describe(), node = data.registry.node_id(), "berth listening on {scheme}://{local}");
+    // Registered before anyone learns the address: a SIGTERM right after start drains too,
+    // rather than killing the process with the default action.
+    let signals = ShutdownSignals::register();
     // Scripts and tests read the bound address (port 0 = any free port) from this first stdout line.
     println!("listening on {local}");
     std::io::stdout().flush().ok();
@@ -119,6 +133,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Ok(n) => tracing::info!(scans = n, "resumed scans interrupted by the last shutdown"),
         Err(e) => tracing::error!(error = %e, "resuming interrupted scans"),
     }
+    if ops.args.backup_dir.is_some() {
+        let (ops, registry) = (ops.clone(), state.registry.clone());
+        tasks.start("backup", Restart::Always, move || forever(crate::backup::schedule::run(ops.clone(), registry.clone())));
+    }
     if settings.vulndb_check_seconds > 0 {
         let every = Duration::from_secs(settings.vulndb_check_seconds);
         let registry = state.registry.clone();
@@ -135,9 +153,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     );
     let handle = axum_server::Handle::new();
     let h = handle.clone();
+    let draining = ops.clone();
     tasks.run_once(async move {
-        shutdown_signal().await;
-        h.graceful_shutdown(Some(Duration::from_secs(30)));
+        signals.wait().await;
+        // Health turns 503 first, so a load balancer stops sending; the listener closes after
+        // the drain delay, and requests in flight get the grace period to finish.
+        draining.start_draining();
+        let delay = Duration::from_secs(draining.args.shutdown_drain_delay_seconds);
+        if !delay.is_zero() {
+            tracing::info!(seconds = delay.as_secs(), "draining: /health answers 503 before the listener closes");
+            tokio::time::sleep(delay).await;
+        }
+        h.graceful_shutdown(Some(Duration::from_secs(draining.args.shutdown_grace_seconds)));
     });
     // TCP_NODELAY: a streamed body (blobs) goes out after its headers in a second write, which
     // Nagle's algorithm held until the client's delayed ACK (~40 ms): 4 KiB blob GETs on one
@@ -190,8 +217,9 @@ fn bound_silence(builder: &mut hyper_util::server::conn::auto::Builder<hyper_uti
 
 fn app(state: AppState, tls: bool, body_timeout: Duration) -> Router {
     let admin = Router::new()
-        .route("/health", get(|| async { "ok\n" }))
+        .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/_berth/status", get(status_now))
         .route("/_berth/gc", post(gc_now))
         .route("/_berth/lifecycle", post(lifecycle_now))
         .route("/_berth/scrub", post(scrub_now))
@@ -234,6 +262,28 @@ fn app(state: AppState, tls: bool, body_timeout: Duration) -> Router {
             req
         }))
         .layer(axum::middleware::from_fn_with_state((state.metrics.clone(), state.registry.clone()), observe::track))
+}
+
+/// 503 while shutting down, so a load balancer stops sending before the listener closes.
+async fn health(State(state): State<AppState>) -> Response {
+    if state.ops.draining() {
+        return (http::StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
+    }
+    "ok\n".into_response()
+}
+
+/// What the server is doing (`berth status`): needs a registry token of a principal allowed
+/// `berth:GetStatus` on the registry.
+async fn status_now(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    if let Err(denied) = authorize_operator(&state.registry, req, "berth:GetStatus").await {
+        return denied;
+    }
+    axum::Json(crate::status::collect(&state.registry, &state.ops).await).into_response()
+}
+
+/// SQLite and blobs under the data directory: what `berth backup` copies.
+fn embedded(storage: &crate::storage::StorageArgs) -> bool {
+    storage.metadata.as_deref().is_none_or(|m| m == "sqlite") && storage.blobs.as_deref().is_none_or(|b| b == "fs")
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -347,7 +397,8 @@ async fn lifecycle_schedule(state: AppState, every: Duration) {
         ticker.tick().await;
         // Claimed for this period and renewed while it runs (see berth_core::cluster).
         let registry = &state.registry;
-        if let Err(e) = registry.run_leased("lifecycle", every, |_| registry.run_lifecycle_policies(None, false)).await {
+        let run = registry.run_leased("lifecycle", every, |_| registry.run_lifecycle_policies(None, false));
+        if let Err(e) = registry.supervisor().track_run("lifecycle", run).await {
             tracing::error!(error = %e, "scheduled lifecycle run failed");
         }
     }
@@ -411,7 +462,7 @@ async fn scrub_schedule(registry: Arc<Registry>, every: Duration, bytes_per_seco
     loop {
         ticker.tick().await;
         let opts = ScrubOptions { bytes_per_second: Some(bytes_per_second) };
-        match registry.run_leased("scrub", every, |_| registry.scrub(opts)).await {
+        match registry.supervisor().track_run("scrub", registry.run_leased("scrub", every, |_| registry.scrub(opts))).await {
             Ok(None) => {}
             Ok(Some(r)) if r.corrupt.is_empty() => tracing::info!(blobs = r.blobs_checked, bytes = r.bytes_checked, "scrub pass finished"),
             Ok(Some(r)) => tracing::error!(blobs = r.blobs_checked, corrupt = ?r.corrupt, "scrub pass found corrupt blobs (quarantined)"),
@@ -427,7 +478,7 @@ async fn gc_schedule(state: AppState, every: Duration) {
         ticker.tick().await;
         let registry = &state.registry;
         let opts = GcOptions { dry_run: false, grace_millis: None };
-        match registry.run_leased("gc", every, |_| registry.collect_garbage(opts)).await {
+        match registry.supervisor().track_run("gc", registry.run_leased("gc", every, |_| registry.collect_garbage(opts))).await {
             Ok(Some(report)) => state.metrics.record_gc(&report),
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "scheduled garbage collection failed"),
@@ -435,18 +486,28 @@ async fn gc_schedule(state: AppState, every: Duration) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// SIGTERM or SIGINT, listened for from start-up.
+struct ShutdownSignals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    fn register() -> ShutdownSignals {
+        use tokio::signal::unix::{signal, SignalKind};
+        ShutdownSignals { term: signal(SignalKind::terminate()).ok(), int: signal(SignalKind::interrupt()).ok() }
+    }
+
+    async fn wait(mut self) {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: finishing in-flight requests");
+        tokio::select! { _ = recv(&mut self.term) => {}, _ = recv(&mut self.int) => {} }
+        tracing::info!("shutting down: finishing in-flight requests");
+    }
 }

@@ -58,4 +58,8 @@ pub trait IdentityStore: Send + Sync {
     /// Adds `fresh` as the newest signing key and keeps only the newest `keep` keys (tokens
     /// signed with a dropped key stop verifying); returns the kept keys, newest first.
     async fn rotate_signing_key(&self, fresh: &[u8], now: Millis, keep: usize) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    /// When the newest signing key was created (its age is what a rotation policy watches);
+    /// None while there is none.
+    async fn current_signing_key_created(&self) -> Result<Option<Millis>, StoreError>;
 }

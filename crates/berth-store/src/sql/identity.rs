@@ -139,6 +139,14 @@ async fn add_signing_key<C: Conn>(conn: &mut C, fresh: &[u8], now: Millis, conte
     Ok(())
 }
 
+/// When the newest signing key (the one new tokens are signed with) was created; None before
+/// the first start.
+pub async fn current_signing_key_created<DB: Backend>(pool: &Pool<DB>) -> Result<Option<Millis>, StoreError> {
+    let mut conn = acquire(pool).await?;
+    let row = conn.opt(stmt("SELECT created_at FROM signing_keys ORDER BY id DESC LIMIT 1")).await.ctx("reading signing keys")?;
+    row.map(|r| r.int("created_at")).transpose().ctx("reading signing keys")
+}
+
 /// Two nodes starting on an empty table must agree on one first key: the table lock (taken only
 /// when it looked empty) makes the second wait and then find the first's key.
 pub async fn signing_keys<DB: Backend>(pool: &Pool<DB>, fresh: &[u8], now: Millis) -> Result<Vec<Vec<u8>>, StoreError> {

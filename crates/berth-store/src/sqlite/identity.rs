@@ -70,4 +70,8 @@ impl IdentityStore for SqliteMetadataStore {
     async fn rotate_signing_key(&self, fresh: &[u8], now: Millis, keep: usize) -> Result<Vec<Vec<u8>>, StoreError> {
         sql::rotate_signing_key(&self.writer, fresh, now, keep).await
     }
+
+    async fn current_signing_key_created(&self) -> Result<Option<Millis>, StoreError> {
+        sql::current_signing_key_created(&self.reader).await
+    }
 }

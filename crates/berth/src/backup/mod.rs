@@ -16,8 +16,9 @@
 //! interrupted or failed backup leaves the previous backup whole. The root key is never written
 //! into a backup unless `--include-root-key` asks for it.
 
-mod objects;
+pub(crate) mod objects;
 mod restore;
+pub(crate) mod schedule;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -97,6 +98,9 @@ pub struct Manifest {
     /// Objects this run copied (the rest were already in the backup).
     pub copied: u64,
     pub copied_bytes: u64,
+    /// Objects hard-linked from the previous generation (scheduled backups).
+    #[serde(default)]
+    pub linked: u64,
     /// Recorded objects whose bytes were gone on purpose (encrypted under a deleted KMS key).
     pub absent: Vec<String>,
     pub root_key_included: bool,
@@ -116,96 +120,48 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
 enum Outcome {
     Kept(Object, Entry),
     Copied(Object, Entry),
+    /// Hard-linked from the previous generation of a scheduled backup.
+    Linked(Object, Entry),
     Absent(Object),
     Failed(String),
+}
+
+/// One backup run into `to`.
+pub(crate) struct TakeOptions {
+    pub data_dir: PathBuf,
+    pub to: PathBuf,
+    /// A previous complete backup whose objects are hard-linked into `to` (a new generation)
+    /// instead of copied; None: `to` itself is updated incrementally.
+    pub link_from: Option<PathBuf>,
+    pub jobs: usize,
+    pub progress: bool,
+}
+
+/// A run's result: the backup's record, or why objects could not be backed up (the previous
+/// backup in `to` is then intact).
+pub(crate) enum Taken {
+    Done(Manifest),
+    Failed(Vec<String>),
 }
 
 async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let to = args.to.clone().context("--to DIR: where the backup goes")?;
-    let live_db = args.data_dir.join("berth.db");
-    if !live_db.is_file() {
-        anyhow::bail!(
-            "{} holds no berth.db: `berth backup` copies the embedded default (SQLite + filesystem); back a cluster up with PostgreSQL's and the bucket's own tools (docs/DEPLOY.md)",
-            args.data_dir.display()
-        );
-    }
-    std::fs::create_dir_all(&to).with_context(|| format!("creating {}", to.display()))?;
-    let _lock = lock(&to)?;
-
-    let incoming = to.join(INCOMING_SNAPSHOT);
-    remove_database(&incoming)?;
-    // Taken before the snapshot starts: whatever was acknowledged before it is in the snapshot.
-    let snapshot_millis = now_millis();
-    let live = SqliteMetadataStore::open_live_read_only(&live_db).await.context("opening the metadata database")?;
-    live.snapshot_into(&incoming).await?;
-    live.close().await;
-    let recorded = objects::recorded(&incoming).await?;
-    let previous = Arc::new(objects::read_list(&to)?);
-
-    let progress = progress_bar(recorded.len() as u64, "backing up");
-    let outcomes: Vec<Outcome> = futures::stream::iter(recorded)
-        .map(|object| {
-            let (data_dir, to, previous, progress) = (args.data_dir.clone(), to.clone(), previous.clone(), progress.clone());
-            async move {
-                let outcome = tokio::task::spawn_blocking(move || back_up_object(&data_dir, &to, &previous, object))
-                    .await
-                    .unwrap_or_else(|e| Outcome::Failed(format!("copy task failed: {e}")));
-                progress.inc(1);
-                outcome
+    let opts = TakeOptions { data_dir: args.data_dir.clone(), to: to.clone(), link_from: None, jobs: args.jobs, progress: true };
+    let mut manifest = match take(&opts).await? {
+        Taken::Done(m) => m,
+        Taken::Failed(failures) => {
+            for f in &failures {
+                eprintln!("berth backup: {f}");
             }
-        })
-        .buffer_unordered(args.jobs.max(1))
-        .collect()
-        .await;
-    progress.finish_and_clear();
-
-    let mut manifest = Manifest {
-        format: FORMAT.into(),
-        berth_version: env!("CARGO_PKG_VERSION").into(),
-        schema_version: berth_store::SQLITE_SCHEMA_VERSION,
-        snapshot_millis,
-        objects: 0,
-        bytes: 0,
-        copied: 0,
-        copied_bytes: 0,
-        absent: Vec::new(),
-        root_key_included: false,
-        seconds: 0.0,
+            eprintln!(
+                "berth backup: {} object(s) could not be backed up; the previous backup in {} is intact. Run the command again (it resumes); if an object keeps failing, run `berth fsck` on the source",
+                failures.len(),
+                to.display()
+            );
+            return Ok(ExitCode::from(1));
+        }
     };
-    let mut kept = Vec::new();
-    let mut failures = Vec::new();
-    for outcome in outcomes {
-        match outcome {
-            Outcome::Kept(o, e) => kept.push((o, e)),
-            Outcome::Copied(o, e) => {
-                manifest.copied += 1;
-                manifest.copied_bytes += e.size;
-                kept.push((o, e));
-            }
-            Outcome::Absent(o) => manifest.absent.push(o.path.display().to_string()),
-            Outcome::Failed(why) => failures.push(why),
-        }
-    }
-    if !failures.is_empty() {
-        for f in &failures {
-            eprintln!("berth backup: {f}");
-        }
-        eprintln!(
-            "berth backup: {} object(s) could not be backed up; the previous backup in {} is intact. Run the command again (it resumes); if an object keeps failing, run `berth fsck` on the source",
-            failures.len(),
-            to.display()
-        );
-        return Ok(ExitCode::from(1));
-    }
-    kept.sort_by(|a, b| a.0.path.cmp(&b.0.path));
-    manifest.objects = kept.len() as u64;
-    manifest.bytes = kept.iter().map(|(_, e)| e.size).sum();
-    objects::write_list(&to, &kept)?;
-    // The new snapshot goes in only now that every object it names is in place.
-    std::fs::rename(&incoming, to.join(SNAPSHOT_FILE)).context("renaming the snapshot into place")?;
-    sync_dir(&to)?;
-    prune(&to, &previous, &kept)?;
     manifest.root_key_included = args.include_root_key;
     if args.include_root_key {
         write_root_key(&args, &to)?;
@@ -225,13 +181,110 @@ async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn back_up_object(data_dir: &Path, to: &Path, previous: &HashMap<PathBuf, Entry>, object: Object) -> Outcome {
+/// Snapshots the metadata, then brings every object it records into `to`; the snapshot goes in
+/// last. The caller writes `BACKUP.json` (and the root key, if asked).
+pub(crate) async fn take(opts: &TakeOptions) -> anyhow::Result<Taken> {
+    let to = &opts.to;
+    let live_db = opts.data_dir.join("berth.db");
+    if !live_db.is_file() {
+        anyhow::bail!(
+            "{} holds no berth.db: `berth backup` copies the embedded default (SQLite + filesystem); back a cluster up with PostgreSQL's and the bucket's own tools (docs/DEPLOY.md)",
+            opts.data_dir.display()
+        );
+    }
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    let _lock = crate::datadir::lock_dir(to, "backup.lock", &format!("{} is in use by another `berth backup`", to.display()))?;
+
+    let incoming = to.join(INCOMING_SNAPSHOT);
+    remove_database(&incoming)?;
+    // Taken before the snapshot starts: whatever was acknowledged before it is in the snapshot.
+    let snapshot_millis = now_millis();
+    let live = SqliteMetadataStore::open_live_read_only(&live_db).await.context("opening the metadata database")?;
+    live.snapshot_into(&incoming).await?;
+    live.close().await;
+    let recorded = objects::recorded(&incoming).await?;
+    let previous = Arc::new(objects::read_list(opts.link_from.as_deref().unwrap_or(to))?);
+
+    let progress = if opts.progress { progress_bar(recorded.len() as u64, "backing up") } else { indicatif::ProgressBar::hidden() };
+    let outcomes: Vec<Outcome> = futures::stream::iter(recorded)
+        .map(|object| {
+            let (data_dir, to, link_from, previous, progress) =
+                (opts.data_dir.clone(), to.clone(), opts.link_from.clone(), previous.clone(), progress.clone());
+            async move {
+                let outcome = tokio::task::spawn_blocking(move || back_up_object(&data_dir, &to, link_from.as_deref(), &previous, object))
+                    .await
+                    .unwrap_or_else(|e| Outcome::Failed(format!("copy task failed: {e}")));
+                progress.inc(1);
+                outcome
+            }
+        })
+        .buffer_unordered(opts.jobs.max(1))
+        .collect()
+        .await;
+    progress.finish_and_clear();
+
+    let mut manifest = Manifest {
+        format: FORMAT.into(),
+        berth_version: env!("CARGO_PKG_VERSION").into(),
+        schema_version: berth_store::SQLITE_SCHEMA_VERSION,
+        snapshot_millis,
+        objects: 0,
+        bytes: 0,
+        copied: 0,
+        copied_bytes: 0,
+        linked: 0,
+        absent: Vec::new(),
+        root_key_included: false,
+        seconds: 0.0,
+    };
+    let mut kept = Vec::new();
+    let mut failures = Vec::new();
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Kept(o, e) => kept.push((o, e)),
+            Outcome::Copied(o, e) => {
+                manifest.copied += 1;
+                manifest.copied_bytes += e.size;
+                kept.push((o, e));
+            }
+            Outcome::Linked(o, e) => {
+                manifest.linked += 1;
+                kept.push((o, e));
+            }
+            Outcome::Absent(o) => manifest.absent.push(o.path.display().to_string()),
+            Outcome::Failed(why) => failures.push(why),
+        }
+    }
+    if !failures.is_empty() {
+        return Ok(Taken::Failed(failures));
+    }
+    kept.sort_by(|a, b| a.0.path.cmp(&b.0.path));
+    manifest.objects = kept.len() as u64;
+    manifest.bytes = kept.iter().map(|(_, e)| e.size).sum();
+    objects::write_list(to, &kept)?;
+    // The new snapshot goes in only now that every object it names is in place.
+    std::fs::rename(&incoming, to.join(SNAPSHOT_FILE)).context("renaming the snapshot into place")?;
+    sync_dir(to)?;
+    if opts.link_from.is_none() {
+        prune(to, &previous, &kept)?;
+    }
+    Ok(Taken::Done(manifest))
+}
+
+fn back_up_object(data_dir: &Path, to: &Path, link_from: Option<&Path>, previous: &HashMap<PathBuf, Entry>, object: Object) -> Outcome {
     let target = to.join(&object.path);
     if let Some(entry) = previous.get(&object.path) {
-        // Content-addressed and written once: an object the backup holds at its recorded size
+        // Content-addressed and written once: an object a backup holds at its recorded size
         // is the same object (`backup verify` re-reads them).
-        if std::fs::metadata(&target).is_ok_and(|m| m.len() == entry.size) {
-            return Outcome::Kept(object, entry.clone());
+        match link_from {
+            None if std::fs::metadata(&target).is_ok_and(|m| m.len() == entry.size) => return Outcome::Kept(object, entry.clone()),
+            None => {}
+            Some(prev) => {
+                let source = prev.join(&object.path);
+                if std::fs::metadata(&source).is_ok_and(|m| m.len() == entry.size) && objects::link(&source, &target).is_ok() {
+                    return Outcome::Linked(object, entry.clone());
+                }
+            }
         }
     }
     let source = data_dir.join(&object.path);
@@ -345,24 +398,12 @@ fn read_manifest(dir: &Path) -> anyhow::Result<Manifest> {
     Ok(manifest)
 }
 
-fn write_manifest(dir: &Path, manifest: &Manifest) -> anyhow::Result<()> {
+pub(crate) fn write_manifest(dir: &Path, manifest: &Manifest) -> anyhow::Result<()> {
     let partial = dir.join(format!(".{MANIFEST_FILE}.partial"));
     std::fs::write(&partial, serde_json::to_vec_pretty(manifest)?).context("writing BACKUP.json")?;
     File::open(&partial).and_then(|f| f.sync_all()).context("syncing BACKUP.json")?;
     std::fs::rename(&partial, dir.join(MANIFEST_FILE)).context("renaming BACKUP.json into place")?;
     sync_dir(dir)
-}
-
-/// One backup (or restore) at a time per directory.
-fn lock(dir: &Path) -> anyhow::Result<File> {
-    let path = dir.join("backup.lock");
-    let file =
-        File::options().create(true).truncate(false).write(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!("{} is in use by another `berth backup`", dir.display()),
-        Err(std::fs::TryLockError::Error(e)) => Err(e).context("locking the backup directory"),
-    }
 }
 
 fn remove_database(path: &Path) -> anyhow::Result<()> {
@@ -377,7 +418,7 @@ fn remove_database(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> anyhow::Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))
 }
 

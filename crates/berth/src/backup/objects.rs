@@ -106,15 +106,46 @@ fn read_through(path: &Path, object: &Object, mut sink: impl FnMut(&[u8]) -> any
     }
 }
 
+/// An incremental hash of either algorithm a digest may name (`berth migrate` re-hashes with it
+/// too).
+pub(crate) enum DigestHasher {
+    Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
+}
+
+impl DigestHasher {
+    pub(crate) fn new(alg: Algorithm) -> DigestHasher {
+        match alg {
+            Algorithm::Sha256 => DigestHasher::Sha256(sha2::Sha256::new()),
+            Algorithm::Sha512 => DigestHasher::Sha512(sha2::Sha512::new()),
+        }
+    }
+
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        match self {
+            DigestHasher::Sha256(h) => h.update(data),
+            DigestHasher::Sha512(h) => h.update(data),
+        }
+    }
+
+    pub(crate) fn finish(self, alg: Algorithm) -> Digest {
+        match self {
+            DigestHasher::Sha256(h) => Digest::from_parts(alg, &h.finalize()),
+            DigestHasher::Sha512(h) => Digest::from_parts(alg, &h.finalize()),
+        }
+    }
+}
+
 /// The sha256 of the stored bytes, and of a clear sha512 blob its own digest too.
 struct Hashes {
     sha256: sha2::Sha256,
-    sha512: Option<sha2::Sha512>,
+    sha512: Option<DigestHasher>,
 }
 
 impl Hashes {
     fn new(object: &Object) -> Hashes {
-        let sha512 = (object.scope.is_empty() && object.digest.algorithm() == Algorithm::Sha512).then(sha2::Sha512::new);
+        let sha512 =
+            (object.scope.is_empty() && object.digest.algorithm() == Algorithm::Sha512).then(|| DigestHasher::new(Algorithm::Sha512));
         Hashes { sha256: sha2::Sha256::new(), sha512 }
     }
 
@@ -140,7 +171,7 @@ impl Hashes {
         }
         if object.scope.is_empty() {
             let actual = match self.sha512 {
-                Some(h) => hex::encode(h.finalize()),
+                Some(h) => h.finish(Algorithm::Sha512).hex().to_string(),
                 None => found.sha256.clone(),
             };
             if actual != object.digest.hex() {
@@ -148,6 +179,17 @@ impl Hashes {
             }
         }
         Ok(())
+    }
+}
+
+/// Hard-links a previous generation's object into a new one (same inode, no bytes copied).
+pub fn link(from: &Path, to: &Path) -> std::io::Result<()> {
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::hard_link(from, to) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
     }
 }
 
