@@ -241,6 +241,10 @@ const ROUTES: &[&str] = &[
     "v2_referrers",
     "v2_unknown",
     "ecr",
+    "ecr-public",
+    "kms",
+    "cloudtrail",
+    "secretsmanager",
     "sts",
     "aws_unknown",
 ];

@@ -143,6 +143,7 @@ pub fn resource_of(arn: &str) -> Option<AuditResource> {
         ("kms", "key") => "AWS::KMS::Key",
         ("kms", "alias") => "AWS::KMS::Alias",
         ("ecr", _) => "AWS::ECR::Registry",
+        ("secretsmanager", r) if r.starts_with("secret:") => "AWS::SecretsManager::Secret",
         _ => return None,
     };
     Some(AuditResource { arn: arn.to_string(), account_id: account.to_string(), kind: kind.into() })
@@ -303,6 +304,10 @@ pub fn redacted_parameters(body: &[u8]) -> Option<Value> {
 const SECRET_WORDS: &[&str] =
     &["secret", "password", "token", "plaintext", "keymaterial", "authorization", "credential", "blob", "privatekey", "signature"];
 
+/// Fields whose name has a secret word but whose value only names something, which CloudTrail
+/// records: Secrets Manager's SecretId (a name or an ARN).
+const NAMES_NOT_SECRETS: &[&str] = &["secretid"];
+
 fn keep(v: &Value, depth: usize) -> Option<Value> {
     match v {
         Value::String(s) if s.len() > 256 => None,
@@ -311,7 +316,7 @@ fn keep(v: &Value, depth: usize) -> Option<Value> {
             map.iter()
                 .filter(|(k, _)| {
                     let k = k.to_ascii_lowercase();
-                    !SECRET_WORDS.iter().any(|w| k.contains(w))
+                    NAMES_NOT_SECRETS.contains(&k.as_str()) || !SECRET_WORDS.iter().any(|w| k.contains(w))
                 })
                 .filter_map(|(k, v)| keep(v, depth + 1).map(|v| (k.clone(), v)))
                 .collect(),
@@ -327,11 +332,14 @@ mod tests {
 
     #[test]
     fn secrets_and_long_texts_are_left_out() {
-        let body = br#"{"repositoryName":"r","imageManifest":"{\"x\":\"%LONG%\"}","Plaintext":"c2VjcmV0","SecretString":"s",
+        let body = br#"{"repositoryName":"r","imageManifest":"{\"x\":\"%LONG%\"}","Plaintext":"c2VjcmV0","SecretString":"s","SecretId":"ecr-pullthroughcache/hub",
             "imageIds":[{"imageTag":"v1"}],"authorizationToken":"t","layerPartBlob":"AAAA","KeyId":"alias/k"}"#;
         let body = String::from_utf8_lossy(body).replace("%LONG%", &"a".repeat(300));
         let kept = redacted_parameters(body.as_bytes()).unwrap();
-        assert_eq!(kept, serde_json::json!({"repositoryName":"r","imageIds":[{"imageTag":"v1"}],"KeyId":"alias/k"}));
+        assert_eq!(
+            kept,
+            serde_json::json!({"repositoryName":"r","imageIds":[{"imageTag":"v1"}],"KeyId":"alias/k","SecretId":"ecr-pullthroughcache/hub"})
+        );
     }
 
     #[test]
