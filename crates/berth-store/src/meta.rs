@@ -9,6 +9,7 @@ mod content;
 mod identity;
 mod lifecycle;
 mod public;
+mod pull_through;
 mod replication;
 mod repos;
 mod scans;
@@ -22,6 +23,7 @@ pub use content::*;
 pub use identity::*;
 pub use lifecycle::*;
 pub use public::*;
+pub use pull_through::*;
 pub use replication::*;
 pub use repos::*;
 pub use scans::*;
@@ -52,6 +54,7 @@ pub trait MetadataStore:
     + SettingsStore
     + ReplicationStore
     + PublicStore
+    + PullThroughStore
     + AuditStore
     + WebhookStore
     + crate::jobs::JobStore
@@ -71,6 +74,8 @@ impl<T> MetadataStore for T where
         + SettingsStore
         + ReplicationStore
         + PublicStore
+        + PullThroughStore
+        + PullThroughStore
         + AuditStore
         + WebhookStore
         + crate::jobs::JobStore

@@ -20,6 +20,7 @@ mod identity;
 mod keys;
 mod lifecycle;
 mod public;
+mod pull_through;
 mod replication;
 mod repos;
 mod scans;
@@ -28,7 +29,7 @@ mod templates;
 mod webhooks;
 
 /// The schema this build writes (and the newest it reads).
-pub const SCHEMA_VERSION: i64 = 13;
+pub const SCHEMA_VERSION: i64 = 15;
 const SCHEMA_V1: &str = include_str!("sqlite_schema.sql");
 const SCHEMA_V2: &str = include_str!("sqlite_schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("sqlite_schema_v3.sql");
@@ -44,6 +45,8 @@ const SCHEMA_V10: &str = include_str!("sqlite_schema_v10.sql");
 const SCHEMA_V11: &str = include_str!("sqlite_schema_v11.sql");
 const SCHEMA_V12: &str = include_str!("sqlite_schema_v12.sql");
 const SCHEMA_V13: &str = include_str!("sqlite_schema_v13.sql");
+const SCHEMA_V14: &str = include_str!("sqlite_schema_v14.sql");
+const SCHEMA_V15: &str = include_str!("sqlite_schema_v15.sql");
 
 pub struct SqliteMetadataStore {
     pub(crate) writer: SqlitePool,
@@ -182,6 +185,12 @@ impl SqliteMetadataStore {
         }
         if version < 13 {
             sqlx::raw_sql(SCHEMA_V13).execute(&mut *tx).await.ctx("migrating to schema v13")?;
+        }
+        if version < 14 {
+            sqlx::raw_sql(SCHEMA_V14).execute(&mut *tx).await.ctx("migrating to schema v14")?;
+        }
+        if version < 15 {
+            sqlx::raw_sql(SCHEMA_V15).execute(&mut *tx).await.ctx("migrating to schema v15")?;
         }
         sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).execute(&mut *tx).await.ctx("recording schema version")?;
         tx.commit().await.ctx("committing migration")
