@@ -197,16 +197,22 @@ impl Registry {
             }
             return Ok(m);
         };
-        let m = match (local, reference) {
-            (Ok(m), Reference::Digest(_)) => m,
-            (Ok(m), Reference::Tag(tag)) => self.refreshed(principal, repo, &target, tag.as_str(), m).await?,
-            (Err(RegistryError::ManifestUnknown(_) | RegistryError::NameUnknown(_) | RegistryError::ImageNotFound(_)), _) => {
+        // A tag fetched anew whose image is still being stored is served as fetched.
+        let pending = match reference {
+            Reference::Tag(_) => self.pull_through.pending(repo, reference),
+            Reference::Digest(_) => None,
+        };
+        let m = match (pending, local, reference) {
+            (Some(m), _, _) => m,
+            (None, Ok(m), Reference::Digest(_)) => m,
+            (None, Ok(m), Reference::Tag(tag)) => self.refreshed(principal, repo, &target, tag.as_str(), m).await?,
+            (None, Err(RegistryError::ManifestUnknown(_) | RegistryError::NameUnknown(_) | RegistryError::ImageNotFound(_)), _) => {
                 match self.pull_through.pending(repo, reference) {
                     Some(m) => m,
                     None => self.fetch_manifest(principal, repo, &target, reference).await?,
                 }
             }
-            (Err(e), _) => return Err(e),
+            (None, Err(e), _) => return Err(e),
         };
         if !head && self.repository_exists(repo).await? {
             self.note_pull(repo, &m.digest, Some(&principal.arn)).await;
