@@ -264,3 +264,20 @@ def test_a_tag_moved_upstream_is_seen_after_the_refresh_interval(cache, upstream
     assert time.monotonic() - moved_at >= REFRESH_SECONDS - 1
     pull_to_dir(cache, ref, str(tmp_path / "second"))
     assert open(tmp_path / "second" / "manifest.json", "rb").read() == second.manifest_bytes
+
+
+def test_containerd_pulls_through(cache, upstream, tmp_path):
+    """`ctr content fetch` through the cache: containerd verifies every blob's digest."""
+    import tempfile
+    from test_addressing import Containerd
+    home = aws_home(tmp_path)
+    img = images.build_image(str(tmp_path / "oci"), "ctr", random_size=128 * 1024)
+    upstream.push(img, "team/ctr", "v1")
+    assert add_rule(cache, home, "dist", upstream.url)[0].returncode == 0
+    c = Containerd(tempfile.mkdtemp(prefix="berth-ctrd-", dir="/tmp"))
+    try:
+        c.fetch(f"{cache.addr}/dist/team/ctr:v1", cache.token())
+        for d in [img.manifest_digest, img.config_digest, *img.layer_digests]:
+            assert c.has_blob(d), d
+    finally:
+        c.stop()
