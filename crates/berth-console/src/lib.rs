@@ -56,6 +56,7 @@ mod keys;
 mod lifecycle;
 mod policy;
 mod public_repos;
+mod pull_through;
 mod registry_settings;
 mod replication;
 mod repo;
@@ -108,6 +109,8 @@ pub fn router(registry: Arc<Registry>, settings: ConsoleSettings) -> Router {
         .route("/registry/templates/edit", get(creation_templates::edit_form))
         .route("/registry/templates/update", post(creation_templates::update))
         .route("/registry/templates/delete", post(creation_templates::delete))
+        .route("/pull-through", get(pull_through::page).post(pull_through::create))
+        .route("/pull-through/delete", post(pull_through::delete))
         .route("/audit", get(audit::page))
         .route("/webhooks", get(webhooks::page).post(webhooks::create))
         .route("/webhooks/remove", post(webhooks::remove))

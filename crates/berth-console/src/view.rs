@@ -69,6 +69,7 @@ pub async fn render(s: &Session, page: Page<'_>) -> Response {
                                 }
                                 @if settings_link {
                                     li { a href="/console/registry/settings" aria-current=[current(Nav::Settings)] { "Registry settings" } }
+                                    li { a href="/console/pull-through" { "Pull through cache" } }
                                 }
                                 @if keys_link {
                                     li { a href="/console/keys" aria-current=[current(Nav::Keys)] { "Keys" } }

@@ -449,7 +449,9 @@ pub fn status_of(e: &RegistryError) -> StatusCode {
         | R::ManifestChildUnknown(_)
         | R::ManifestTooLarge { .. }
         | R::SizeInvalid(_)
-        | R::Unsupported(_) => StatusCode::BAD_REQUEST,
+        | R::Unsupported(_)
+        | R::PullThrough { .. } => StatusCode::BAD_REQUEST,
+        R::Upstream(_) => StatusCode::BAD_GATEWAY,
         // An outage (disk full, database or bucket unreachable) is not the caller's fault.
         R::Store(berth_store::StoreError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
         R::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -189,6 +189,22 @@ pub enum RegistryError {
     Unauthenticated(crate::auth::AuthFailure),
     #[error("storage failure: {0}")]
     Store(#[from] StoreError),
+    /// A pull-through cache rule refusal (ECR's exception is the kind's).
+    #[error("{message}")]
+    PullThrough { kind: PullThroughRefusal, message: String },
+    /// The upstream registry of a pull-through cache could not give what a pull needed; the
+    /// message names the upstream and its answer.
+    #[error("{0}")]
+    Upstream(String),
+}
+
+/// Why a pull-through cache rule action was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullThroughRefusal {
+    RuleExists,
+    RuleNotFound,
+    UnsupportedUpstream,
+    SecretNotFound,
 }
 
 /// An image identifier that names no image of a repository, as ECR reports it.

@@ -44,6 +44,13 @@ pub struct RegistryConfig {
     pub authenticated_pulls: Option<crate::rate_limit::Rate>,
     /// Calls of the AWS APIs (ECR, ECR Public, KMS, STS) per principal. None: unlimited.
     pub api_calls: Option<crate::rate_limit::Rate>,
+    /// Pull-through cache rules may name plain-HTTP upstreams (`--allow-insecure-upstreams`).
+    pub allow_insecure_upstreams: bool,
+    /// A cached tag is re-checked against its upstream at most this often (ECR: 24 hours).
+    pub pull_through_refresh_millis: i64,
+    /// Where blobs being pulled through are spooled for the clients reading them; None: the
+    /// system's temporary directory.
+    pub pull_through_spool_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RegistryConfig {
@@ -58,6 +65,9 @@ impl Default for RegistryConfig {
             anonymous_pulls: crate::rate_limit::Rate::new(1.0, 20.0),
             authenticated_pulls: crate::rate_limit::Rate::new(10.0, 100.0),
             api_calls: None,
+            allow_insecure_upstreams: false,
+            pull_through_refresh_millis: 24 * 3600 * 1000,
+            pull_through_spool_dir: None,
         }
     }
 }
@@ -95,6 +105,8 @@ pub struct Registry {
     pub(crate) supervisor: crate::supervisor::Supervisor,
     /// The audit trail's recorder (see crate::audit).
     pub(crate) audit: crate::audit::Auditor,
+    /// Pull-through cache rules, upstream clients and blob flights (see crate::pull_through).
+    pub(crate) pull_through: crate::pull_through::PullThroughState,
 }
 
 /// A manifest to serve.
@@ -179,6 +191,7 @@ impl Registry {
             kms: Default::default(),
             supervisor: Default::default(),
             audit: Default::default(),
+            pull_through: Default::default(),
         }
     }
 

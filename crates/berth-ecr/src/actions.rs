@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use berth_aws::operation::{Authorizer, Operation, OperationTable};
 use futures::future::BoxFuture;
 
+use crate::pull_through_actions as pull_through;
 use crate::replication_actions as replication;
 use crate::shapes::{self, image_id, next_token, parse_token};
 use crate::template_actions as templates;
@@ -126,6 +127,11 @@ pub(crate) fn operations() -> &'static OperationTable<Handler> {
             op!(StopReplicationBackfill => replication::stop_replication_backfill),
             op!(ListReplicationBackfills => replication::list_replication_backfills),
             op!(DescribeReplicationBackfillResults => replication::describe_replication_backfill_results),
+            op!(CreatePullThroughCacheRule => pull_through::create_pull_through_cache_rule),
+            op!(DescribePullThroughCacheRules => pull_through::describe_pull_through_cache_rules),
+            op!(UpdatePullThroughCacheRule => pull_through::update_pull_through_cache_rule),
+            op!(DeletePullThroughCacheRule => pull_through::delete_pull_through_cache_rule),
+            op!(ValidatePullThroughCacheRule => pull_through::validate_pull_through_cache_rule),
         ])
     })
 }

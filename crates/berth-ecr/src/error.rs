@@ -125,6 +125,16 @@ impl From<RegistryError> for EcrError {
             R::Denied(m) => EcrError::new("AccessDeniedException", m),
             R::Unauthenticated(f) => AwsError::from_auth(&f).into(),
             R::Store(e) => AwsError::from_store(&e, "ServiceUnavailableException", "ServerException").into(),
+            R::PullThrough { kind, message } => EcrError::new(
+                match kind {
+                    berth_core::PullThroughRefusal::RuleExists => "PullThroughCacheRuleAlreadyExistsException",
+                    berth_core::PullThroughRefusal::RuleNotFound => "PullThroughCacheRuleNotFoundException",
+                    berth_core::PullThroughRefusal::UnsupportedUpstream => "UnsupportedUpstreamRegistryException",
+                    berth_core::PullThroughRefusal::SecretNotFound => "SecretNotFoundException",
+                },
+                message,
+            ),
+            R::Upstream(m) => EcrError::server(m),
         }
     }
 }

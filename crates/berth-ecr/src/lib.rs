@@ -11,6 +11,7 @@
 mod actions;
 mod error;
 mod lifecycle_actions;
+mod pull_through_actions;
 mod replication_actions;
 mod scan_actions;
 mod settings_actions;

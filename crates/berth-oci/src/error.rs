@@ -84,6 +84,9 @@ impl OciError {
                 | R::LayerPartTooSmall(_)
                 | R::InvalidLayerPart { .. } => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
                 R::ImageDigestMismatch(_) => (StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
+                R::PullThrough { .. } => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
+                // The cache's upstream failed: a gateway's answer, naming the upstream and its status.
+                R::Upstream(_) => (StatusCode::BAD_GATEWAY, "UNAVAILABLE"),
             },
         }
     }

@@ -2,6 +2,7 @@
 //! registry service, and shapes the response. No registry rule lives here.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -23,7 +24,7 @@ use crate::{Endpoint, OciError};
 type HandlerResult = Result<Response, OciError>;
 
 /// Handles one `/v2/` request; `facts` tells the request log which action it was and who asked.
-pub(crate) async fn handle(registry: &Registry, ep: Endpoint, req: Request<Body>, facts: &mut CallFacts) -> HandlerResult {
+pub(crate) async fn handle(registry: &Arc<Registry>, ep: Endpoint, req: Request<Body>, facts: &mut CallFacts) -> HandlerResult {
     let method = req.method().clone();
     let query = query_params(&req);
     let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
@@ -47,7 +48,7 @@ pub(crate) async fn handle(registry: &Registry, ep: Endpoint, req: Request<Body>
         (&creds.0, crate::access::download_capability(&query), &ep, &method)
     {
         facts.principal = Some(crate::access::verify_download(registry, capability, name, digest).await?);
-        return get_blob(registry, name, digest, req.headers(), method == Method::HEAD).await;
+        return get_blob(registry, None, name, digest, req.headers(), method == Method::HEAD).await;
     }
     let principal = match crate::access::public_read(&ep, &method) {
         // Anyone may read a public repository: no credentials needed, no policy consulted;
@@ -78,7 +79,7 @@ pub(crate) async fn handle(registry: &Registry, ep: Endpoint, req: Request<Body>
         (Endpoint::Manifest { name, reference }, Method::PUT) => put_manifest(registry, &name, &reference, req).await,
         (Endpoint::Manifest { name, reference }, Method::DELETE) => delete_manifest(registry, &name, &reference).await,
         (Endpoint::Blob { name, digest }, m @ (Method::GET | Method::HEAD)) => {
-            get_blob(registry, &name, &digest, req.headers(), m == Method::HEAD).await
+            get_blob(registry, Some(&principal), &name, &digest, req.headers(), m == Method::HEAD).await
         }
         (Endpoint::Blob { name, digest }, Method::DELETE) => delete_blob(registry, &name, &digest).await,
         (Endpoint::UploadStart { name }, Method::POST) => start_upload(registry, &principal, &name, &query, req).await,
@@ -230,15 +231,12 @@ async fn referrers(registry: &Registry, name: &Repo, digest: &str, query: &HashM
 
 // ---- manifests ----
 
-async fn get_manifest(registry: &Registry, principal: &Principal, name: &Repo, reference: &str, head: bool) -> HandlerResult {
+async fn get_manifest(registry: &Arc<Registry>, principal: &Principal, name: &Repo, reference: &str, head: bool) -> HandlerResult {
     // No manifest can have a name that is neither a tag nor a digest: the spec's answer is
     // MANIFEST_UNKNOWN (a PUT of one stays a 400).
     let reference = Reference::parse(reference).map_err(|_| RegistryError::ManifestUnknown(reference.to_string()))?;
-    let m = if head {
-        registry.get_manifest(name, &reference, false).await?
-    } else {
-        registry.pull_manifest(name, &reference, &principal.arn).await?
-    };
+    // A cache repository's miss goes to its upstream (berth_core::pull_through).
+    let m = registry.serve_manifest(principal, name, &reference, head).await?;
     let builder = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, hv(&m.media_type))
@@ -311,7 +309,37 @@ async fn delete_blob(registry: &Registry, name: &Repo, digest: &str) -> HandlerR
     }
 }
 
-async fn get_blob(registry: &Registry, name: &Repo, digest: &str, headers: &HeaderMap, head: bool) -> HandlerResult {
+/// A blob read; one the repository lacks is pulled through when the repository is a cache
+/// (never for a download capability, which names a stored blob).
+async fn get_blob(
+    registry: &Arc<Registry>,
+    principal: Option<&Principal>,
+    name: &Repo,
+    digest: &str,
+    headers: &HeaderMap,
+    head: bool,
+) -> HandlerResult {
+    match (local_blob(registry, name, digest, headers, head).await, principal) {
+        (Err(OciError::Registry(e @ (RegistryError::BlobUnknown(_) | RegistryError::NameUnknown(_)))), Some(p)) => {
+            match registry.pull_through_blob(p, name, &parse_digest(digest)?).await? {
+                Some((size, body)) => {
+                    let builder = Response::builder()
+                        .status(StatusCode::OK)
+                        .header(header::CONTENT_LENGTH, size)
+                        .header(header::CONTENT_TYPE, "application/octet-stream")
+                        .header("docker-content-digest", hv(digest))
+                        .header(header::ETAG, hv(&format!("\"{digest}\"")));
+                    let body = if head { Body::empty() } else { Body::from_stream(body) };
+                    builder.body(body).map_err(|e| OciError::BadRequest(e.to_string()))
+                }
+                None => Err(e.into()),
+            }
+        }
+        (result, _) => result,
+    }
+}
+
+async fn local_blob(registry: &Registry, name: &Repo, digest: &str, headers: &HeaderMap, head: bool) -> HandlerResult {
     let digest = parse_digest(digest)?;
     let digest_s = digest.to_string();
     if head {

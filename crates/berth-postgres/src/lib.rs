@@ -27,6 +27,7 @@ mod postgres_jobs;
 mod postgres_keys;
 mod postgres_lifecycle;
 mod postgres_public;
+mod postgres_pull_through;
 mod postgres_replication;
 mod postgres_repos;
 mod postgres_scans;

@@ -9,6 +9,7 @@ mod content;
 mod identity;
 mod lifecycle;
 mod public;
+mod pull_through;
 mod replication;
 mod repos;
 mod scans;
@@ -23,6 +24,7 @@ pub use content::*;
 pub use identity::*;
 pub use lifecycle::*;
 pub use public::*;
+pub use pull_through::*;
 pub use replication::*;
 pub use repos::*;
 pub use scans::*;
@@ -54,6 +56,7 @@ pub trait MetadataStore:
     + SettingsStore
     + ReplicationStore
     + PublicStore
+    + PullThroughStore
     + AuditStore
     + WebhookStore
     + SecretStore
@@ -74,6 +77,8 @@ impl<T> MetadataStore for T where
         + SettingsStore
         + ReplicationStore
         + PublicStore
+        + PullThroughStore
+        + PullThroughStore
         + AuditStore
         + WebhookStore
         + SecretStore

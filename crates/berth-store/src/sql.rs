@@ -31,6 +31,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod objects;
 pub mod public;
+pub mod pull_through;
 pub mod replication;
 pub mod repos;
 pub mod scans;

@@ -12,6 +12,7 @@ use crate::*;
 mod audit;
 mod objects;
 mod public;
+mod pull_through;
 mod replication;
 mod secrets;
 mod settings;
@@ -20,6 +21,7 @@ mod webhooks;
 pub use audit::*;
 pub use objects::*;
 pub use public::*;
+pub use pull_through::*;
 pub use replication::*;
 pub use secrets::*;
 pub use settings::*;
@@ -72,7 +74,7 @@ impl Fixture {
 #[macro_export]
 macro_rules! metadata_suite {
     ($fixture:expr) => {
-        $crate::metadata_suite!(@tests $fixture; repositories, repository_delete, blobs, manifests_and_tags, listings, referrers, pulls_and_storage_class, lifecycle_policies, expire_and_archive, garbage_collection, uploads, scans, identity, leases, jobs, keys, reopen_keeps_data, racing_put_manifest, racing_gc_and_push, racing_expire_and_push, blob_objects_per_scope, gc_of_objects, clear_objects_and_unsealed_blobs, creation_templates, repository_with_policies, account_settings_and_exclusions, racing_exclusions_keep_the_limit, replication_configuration_and_statuses, remote_registries, replication_backfills, public_registries_and_catalog, public_repository_search, audit_trail, audit_large_batch, webhooks_deliveries_and_history, outbox_jobs_commit_with_their_change, secrets_rows);
+        $crate::metadata_suite!(@tests $fixture; repositories, repository_delete, blobs, manifests_and_tags, listings, referrers, pulls_and_storage_class, lifecycle_policies, expire_and_archive, garbage_collection, uploads, scans, identity, leases, jobs, keys, reopen_keeps_data, racing_put_manifest, racing_gc_and_push, racing_expire_and_push, blob_objects_per_scope, gc_of_objects, clear_objects_and_unsealed_blobs, creation_templates, repository_with_policies, account_settings_and_exclusions, racing_exclusions_keep_the_limit, replication_configuration_and_statuses, remote_registries, replication_backfills, public_registries_and_catalog, public_repository_search, audit_trail, audit_large_batch, webhooks_deliveries_and_history, outbox_jobs_commit_with_their_change, secrets_rows, pull_through_rules_and_tag_checks);
     };
     (@tests $fixture:expr; $($name:ident),*) => {
         $(

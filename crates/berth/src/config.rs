@@ -104,6 +104,13 @@ pub struct ServeArgs {
     pub api_rate_limit: Option<f64>,
     #[arg(long, env = "BERTH_API_BURST")]
     pub api_burst: Option<f64>,
+    /// Pull-through cache rules may name plain-HTTP upstream registries (off: https only).
+    #[arg(long, env = "BERTH_ALLOW_INSECURE_UPSTREAMS")]
+    pub allow_insecure_upstreams: bool,
+    /// Seconds a pulled-through tag is served before it is re-checked against its upstream
+    /// (ECR's rule: 24 hours).
+    #[arg(long, env = "BERTH_PULL_THROUGH_REFRESH_SECONDS")]
+    pub pull_through_refresh_seconds: Option<u64>,
     #[command(flatten)]
     pub identity: IdentityArgs,
     #[command(flatten)]
@@ -203,6 +210,8 @@ pub struct Settings {
     pub anonymous_pulls: Option<berth_core::rate_limit::Rate>,
     pub authenticated_pulls: Option<berth_core::rate_limit::Rate>,
     pub api_calls: Option<berth_core::rate_limit::Rate>,
+    pub allow_insecure_upstreams: bool,
+    pub pull_through_refresh_seconds: u64,
     pub account_id: String,
     pub region: String,
     pub admin_key: Option<(String, String)>,
@@ -271,6 +280,8 @@ impl ServeArgs {
                 self.api_rate_limit.or(file.api_rate_limit).unwrap_or(0.0),
                 self.api_burst.or(file.api_burst).unwrap_or(50.0),
             ),
+            allow_insecure_upstreams: self.allow_insecure_upstreams,
+            pull_through_refresh_seconds: self.pull_through_refresh_seconds.unwrap_or(24 * 3600),
             root_key_file: match self.root_key_file.or(file.root_key_file) {
                 Some(path) => path,
                 None => self.data_dir.clone().or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)).join("root.key"),

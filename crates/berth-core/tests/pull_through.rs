@@ -1,0 +1,432 @@
+//! The pull-through cache, on every backend `common` selects: the rule actions (what they
+//! accept and refuse), and pulling an image through from a fake upstream registry: streamed blobs,
+//! one upstream fetch per blob however many clients ask, digests verified before anything is
+//! kept, cached content served while the upstream is down, and tags re-checked after the
+//! refresh interval (the injected clock).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use berth_core::auth::Principal;
+use berth_core::pull_through::NewRule;
+use berth_core::{Digest, PullThroughRefusal, Reference, Registry, RegistryConfig, RegistryError, RegistryRef, Repo, RepositoryName};
+use bytes::Bytes;
+use futures::StreamExt;
+
+mod common;
+use common::Env;
+
+const ACCOUNT: &str = "123456789012";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+fn scope() -> RegistryRef {
+    RegistryRef { account: ACCOUNT.into(), region: "us-east-1".into() }
+}
+
+fn repo(s: &str) -> Repo {
+    Repo::new(&scope(), RepositoryName::parse(s).unwrap())
+}
+
+async fn admin(r: &Registry) -> Principal {
+    let all = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    let (arn, access_key_id, _) = r.create_user(ACCOUNT, "keeper", &[("all".into(), all.into())]).await.expect("user");
+    Principal { arn, account: ACCOUNT.into(), access_key_id, region: None, source_ip: None, secure_transport: false }
+}
+
+fn rule(prefix: &str, url: &str) -> NewRule {
+    NewRule { prefix: prefix.into(), upstream_url: url.into(), ..Default::default() }
+}
+
+fn refusal(e: RegistryError) -> PullThroughRefusal {
+    match e {
+        RegistryError::PullThrough { kind, .. } => kind,
+        other => panic!("expected a pull-through refusal, got {other:?}"),
+    }
+}
+
+fn is_invalid(e: &RegistryError) -> bool {
+    matches!(e, RegistryError::InvalidParameter(_))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_are_created_described_updated_validated_and_deleted() {
+    let env = Env::new();
+    let r = env.registry_with(RegistryConfig::default()).await;
+    let s = scope();
+
+    let hub = r.create_pull_through_cache_rule(&s, rule("hub/", "registry-1.docker.io")).await.expect("create");
+    assert_eq!(hub.prefix, "hub", "the trailing / is assumed");
+    assert_eq!(hub.upstream_registry.as_deref(), Some("docker-hub"), "a known host names its upstream");
+    assert_eq!(hub.upstream_prefix, "ROOT");
+    let mut quay = rule("quay", "https://quay.io");
+    quay.upstream_prefix = Some("team".into());
+    quay.custom_role_arn = Some("arn:aws:iam::123456789012:role/puller".into());
+    r.create_pull_through_cache_rule(&s, quay).await.expect("create quay");
+    let mine = r.create_pull_through_cache_rule(&s, rule("ROOT", "registry.example.com:5443")).await.expect("any OCI registry");
+    assert_eq!(mine.upstream_registry, None);
+
+    let page = r.describe_pull_through_cache_rules(&s, &[], None, 2).await.expect("describe");
+    assert_eq!(page.rules.iter().map(|r| r.prefix.as_str()).collect::<Vec<_>>(), ["ROOT", "hub"]);
+    assert!(page.more);
+    let rest = r.describe_pull_through_cache_rules(&s, &[], Some("hub"), 2).await.expect("next page");
+    assert_eq!(rest.rules.iter().map(|r| r.prefix.as_str()).collect::<Vec<_>>(), ["quay"]);
+    assert!(!rest.more);
+    let named = r.describe_pull_through_cache_rules(&s, &["quay/".into()], None, 100).await.expect("by prefix");
+    assert_eq!(named.rules[0].upstream_prefix, "team");
+    let missing = r.describe_pull_through_cache_rules(&s, &["nope".into()], None, 100).await.expect_err("unknown prefix");
+    assert_eq!(refusal(missing), PullThroughRefusal::RuleNotFound);
+
+    // Matching: the longest prefix, else ROOT; Docker Hub's official images under library/.
+    let t = r.pull_through_target(&repo("hub/alpine")).await.unwrap().expect("hub rule");
+    assert_eq!((t.rule.prefix.as_str(), t.repository.as_str()), ("hub", "library/alpine"));
+    let t = r.pull_through_target(&repo("quay/coreos/etcd")).await.unwrap().expect("quay rule");
+    assert_eq!(t.repository, "team/coreos/etcd");
+    let t = r.pull_through_target(&repo("hubble/x")).await.unwrap().expect("ROOT rule");
+    assert_eq!((t.rule.prefix.as_str(), t.repository.as_str()), ("ROOT", "hubble/x"));
+
+    env.advance(5_000);
+    let updated = r.update_pull_through_cache_rule(&s, "quay", None, Some("arn:aws:iam::123456789012:role/other".into())).await.unwrap();
+    assert_eq!(updated.custom_role_arn.as_deref(), Some("arn:aws:iam::123456789012:role/other"));
+    assert_eq!(updated.updated_at, updated.created_at + 5_000);
+    assert_eq!(refusal(r.update_pull_through_cache_rule(&s, "nope", None, None).await.unwrap_err()), PullThroughRefusal::RuleNotFound);
+
+    // Nothing listens there: invalid, with the reason.
+    let v = r.validate_pull_through_cache_rule(&s, "ROOT").await.expect("validate");
+    assert!(!v.is_valid);
+    assert!(v.failure.as_deref().unwrap_or("").contains("registry.example.com:5443"), "{:?}", v.failure);
+
+    let deleted = r.delete_pull_through_cache_rule(&s, "hub/").await.expect("delete");
+    assert_eq!(deleted.upstream_url, "registry-1.docker.io");
+    assert_eq!(refusal(r.delete_pull_through_cache_rule(&s, "hub").await.unwrap_err()), PullThroughRefusal::RuleNotFound);
+    let restarted = env.registry_with(RegistryConfig::default()).await;
+    let left = restarted.describe_pull_through_cache_rules(&s, &[], None, 100).await.unwrap();
+    assert_eq!(left.rules.iter().map(|r| r.prefix.as_str()).collect::<Vec<_>>(), ["ROOT", "quay"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rules_are_refused() {
+    let env = Env::new();
+    let r = env.registry_with(RegistryConfig::default()).await;
+    let s = scope();
+    for bad in ["h", "Hub", "-hub", "a//b", "abcdefghijabcdefghijabcdefghijk", "hub/../x"] {
+        let e = r.create_pull_through_cache_rule(&s, rule(bad, "quay.io")).await.expect_err(bad);
+        assert!(is_invalid(&e), "{bad:?}: {e:?}");
+    }
+    let mut upstream_prefix = rule("ok", "quay.io");
+    upstream_prefix.upstream_prefix = Some("Bad".into());
+    assert!(is_invalid(&r.create_pull_through_cache_rule(&s, upstream_prefix).await.unwrap_err()));
+    for bad in ["", "https://quay.io/v2/", "ftp://quay.io", "https://user@quay.io"] {
+        let e = r.create_pull_through_cache_rule(&s, rule("ok", bad)).await.expect_err(bad);
+        assert!(is_invalid(&e) || matches!(e, RegistryError::PullThrough { .. }), "{bad:?}: {e:?}");
+    }
+    let mut unknown = rule("ok", "quay.io");
+    unknown.upstream_registry = Some("dockerhub".into());
+    assert_eq!(refusal(r.create_pull_through_cache_rule(&s, unknown).await.unwrap_err()), PullThroughRefusal::UnsupportedUpstream);
+    let e = r.create_pull_through_cache_rule(&s, rule("ok", "http://127.0.0.1:5000")).await.unwrap_err();
+    assert_eq!(refusal(e), PullThroughRefusal::UnsupportedUpstream, "plain HTTP needs the operator's consent");
+    let allowing = env.registry_with(RegistryConfig { allow_insecure_upstreams: true, ..Default::default() }).await;
+    allowing.create_pull_through_cache_rule(&s, rule("local", "http://127.0.0.1:5000")).await.expect("allowed");
+
+    let mut secret = rule("ok", "ghcr.io");
+    secret.credential_arn = Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/ghcr-AbCdEf".into());
+    assert_eq!(refusal(r.create_pull_through_cache_rule(&s, secret).await.unwrap_err()), PullThroughRefusal::SecretNotFound);
+    let mut bad_arn = rule("ok", "ghcr.io");
+    bad_arn.credential_arn = Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:other/ghcr-AbCdEf-and-some-more".into());
+    assert!(is_invalid(&r.create_pull_through_cache_rule(&s, bad_arn).await.unwrap_err()));
+
+    r.create_pull_through_cache_rule(&s, rule("dup", "quay.io")).await.expect("first");
+    assert_eq!(refusal(r.create_pull_through_cache_rule(&s, rule("dup/", "ghcr.io")).await.unwrap_err()), PullThroughRefusal::RuleExists);
+    for i in 0..48 {
+        r.create_pull_through_cache_rule(&s, rule(&format!("p{i:02}"), "quay.io")).await.expect("within the quota");
+    }
+    let over = r.create_pull_through_cache_rule(&s, rule("p99", "quay.io")).await.unwrap_err();
+    assert!(matches!(over, RegistryError::LimitExceeded(_)), "{over:?}");
+    assert_eq!(r.describe_pull_through_cache_rules(&s, &[], None, 1000).await.unwrap().rules.len(), 50);
+}
+
+// ---- a fake upstream registry ----
+
+#[derive(Default)]
+struct Upstream {
+    manifests: Mutex<HashMap<String, (String, Bytes)>>,
+    blobs: Mutex<HashMap<String, Bytes>>,
+    blob_gets: Mutex<HashMap<String, usize>>,
+    manifest_gets: AtomicUsize,
+    manifest_heads: AtomicUsize,
+    down: AtomicBool,
+    /// Blob bodies stop after their first half until this is notified.
+    gate: Mutex<Option<Arc<tokio::sync::Notify>>>,
+    /// Blobs whose bytes are served with their last byte changed.
+    corrupt: Mutex<Vec<String>>,
+    /// Manifests answered with a Docker-Content-Digest that is not theirs.
+    lying: AtomicBool,
+}
+
+impl Upstream {
+    fn put_blob(&self, data: &[u8]) -> Digest {
+        let d = Digest::sha256_of(data);
+        self.blobs.lock().unwrap().insert(d.to_string(), Bytes::copy_from_slice(data));
+        d
+    }
+
+    /// An image of a config and one layer of `layer_size` bytes, tagged `repo:tag`.
+    fn put_image(&self, repo: &str, tag: &str, seed: u8, layer_size: usize) -> (Digest, Vec<Digest>) {
+        let config = format!(r#"{{"architecture":"amd64","os":"linux","seed":{seed}}}"#);
+        let layer: Vec<u8> = (0..layer_size).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+        let c = self.put_blob(config.as_bytes());
+        let l = self.put_blob(&layer);
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{c}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{l}","size":{}}}]}}"#,
+            config.len(),
+            layer.len()
+        );
+        let d = Digest::sha256_of(manifest.as_bytes());
+        let entry = (OCI_MANIFEST.to_string(), Bytes::from(manifest));
+        let mut m = self.manifests.lock().unwrap();
+        m.insert(format!("{repo}:{tag}"), entry.clone());
+        m.insert(format!("{repo}:{d}"), entry);
+        (d, vec![c, l])
+    }
+
+    fn gets_of(&self, d: &Digest) -> usize {
+        self.blob_gets.lock().unwrap().get(&d.to_string()).copied().unwrap_or(0)
+    }
+}
+
+async fn serve_upstream(State(up): State<Arc<Upstream>>, req: Request) -> Response {
+    let status = |code: u16| Response::builder().status(code).body(Body::empty()).unwrap();
+    if up.down.load(Ordering::SeqCst) {
+        return status(503);
+    }
+    let path = req.uri().path().to_string();
+    if path == "/v2/" {
+        return status(200);
+    }
+    let Some(rest) = path.strip_prefix("/v2/") else { return status(404) };
+    if let Some((name, reference)) = rest.rsplit_once("/manifests/") {
+        let head = req.method() == http::Method::HEAD;
+        if head {
+            up.manifest_heads.fetch_add(1, Ordering::SeqCst);
+        } else {
+            up.manifest_gets.fetch_add(1, Ordering::SeqCst);
+        }
+        let Some((media_type, bytes)) = up.manifests.lock().unwrap().get(&format!("{name}:{reference}")).cloned() else {
+            return Response::builder().status(404).body(Body::from(r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"no"}]}"#)).unwrap();
+        };
+        let digest = if up.lying.load(Ordering::SeqCst) { Digest::sha256_of(b"something else") } else { Digest::sha256_of(&bytes) };
+        let b = Response::builder()
+            .status(200)
+            .header("content-type", media_type)
+            .header("content-length", bytes.len())
+            .header("docker-content-digest", digest.to_string());
+        return b.body(if head { Body::empty() } else { Body::from(bytes) }).unwrap();
+    }
+    if let Some((_, digest)) = rest.rsplit_once("/blobs/") {
+        *up.blob_gets.lock().unwrap().entry(digest.to_string()).or_default() += 1;
+        let Some(mut bytes) = up.blobs.lock().unwrap().get(digest).cloned() else { return status(404) };
+        if up.corrupt.lock().unwrap().iter().any(|c| c == digest) {
+            let mut v = bytes.to_vec();
+            if let Some(last) = v.last_mut() {
+                *last ^= 0xff;
+            }
+            bytes = Bytes::from(v);
+        }
+        let len = bytes.len();
+        let gate = up.gate.lock().unwrap().clone();
+        let (first, second) = (bytes.slice(..len / 2), bytes.slice(len / 2..));
+        let body = futures::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(futures::stream::once(async move {
+            if let Some(g) = gate {
+                g.notified().await;
+            }
+            Ok::<_, std::io::Error>(second)
+        }));
+        return Response::builder().status(200).header("content-length", len).body(Body::from_stream(body)).unwrap();
+    }
+    status(404)
+}
+
+async fn start_upstream() -> (Arc<Upstream>, String) {
+    let up = Arc::new(Upstream::default());
+    let app = axum::Router::new().fallback(serve_upstream).with_state(up.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (up, url)
+}
+
+async fn cache(env: &Env, url: &str) -> (Arc<Registry>, Principal) {
+    let config = RegistryConfig { allow_insecure_upstreams: true, pull_through_refresh_millis: 60_000, ..Default::default() };
+    let r = Arc::new(env.registry_with(config).await);
+    r.create_pull_through_cache_rule(&scope(), rule("up", url)).await.expect("rule");
+    let p = admin(&r).await;
+    (r, p)
+}
+
+fn tag(t: &str) -> Reference {
+    Reference::parse(t).unwrap()
+}
+
+async fn read_all(mut body: berth_core::BlobStream) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        out.extend_from_slice(&chunk?);
+    }
+    Ok(out)
+}
+
+/// Polls until the image is stored in the repository (the pull-through task is asynchronous).
+async fn stored_image(r: &Registry, repo: &Repo, reference: &Reference) -> berth_core::Manifest {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(m) = r.get_manifest(repo, reference, false).await {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "the image was not cached in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_is_pulled_through_cached_and_served_while_the_upstream_is_down() {
+    let env = Env::new();
+    let (up, url) = start_upstream().await;
+    let (digest, blobs) = up.put_image("team/app", "v1", 1, 300_000);
+    let (r, p) = cache(&env, &url).await;
+    let cached = repo("up/team/app");
+
+    let m = r.serve_manifest(&p, &cached, &tag("v1"), false).await.expect("pulled through");
+    assert_eq!(m.digest, digest);
+    for d in &blobs {
+        let (size, body) = r.pull_through_blob(&p, &cached, d).await.expect("blob").expect("a cache repository");
+        let bytes = read_all(body).await.expect("bytes");
+        assert_eq!(bytes.len() as u64, size);
+        assert_eq!(Digest::sha256_of(&bytes), *d);
+    }
+    let stored = stored_image(&r, &cached, &tag("v1")).await;
+    assert_eq!(stored.digest, digest, "cached as an ordinary image");
+    for d in &blobs {
+        assert_eq!(up.gets_of(d), 1, "each blob fetched once");
+        assert!(r.stat_blob(&cached, d).await.is_ok());
+    }
+    let row = r.repository(&cached).await.expect("the cache repository was created");
+    assert_eq!(row.key.name, "up/team/app");
+
+    up.down.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    assert_eq!(r.serve_manifest(&p, &cached, &tag("v1"), false).await.expect("cached tag").digest, digest);
+    assert_eq!(r.serve_manifest(&p, &cached, &Reference::Digest(digest.clone()), false).await.expect("cached digest").digest, digest);
+    env.advance(120_000);
+    assert_eq!(r.serve_manifest(&p, &cached, &tag("v1"), false).await.expect("stale tag, upstream down").digest, digest);
+    let e = r.serve_manifest(&p, &cached, &tag("v2"), false).await.expect_err("uncached while down");
+    let message = e.to_string();
+    assert!(matches!(e, RegistryError::Upstream(_)), "{e:?}");
+    assert!(message.contains(&url) && (message.contains("503") || message.contains("unavailable")), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(10), "no hang: {:?}", started.elapsed());
+
+    up.down.store(false, Ordering::SeqCst);
+    let e = r.serve_manifest(&p, &repo("up/team/none"), &tag("v1"), false).await.expect_err("unknown upstream");
+    assert!(matches!(e, RegistryError::ManifestUnknown(_) | RegistryError::Upstream(_)), "{e:?}");
+    let plain = repo("elsewhere/app");
+    assert!(r.pull_through_blob(&p, &plain, &blobs[0]).await.expect("no rule").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_stream_before_they_are_whole_and_are_fetched_once() {
+    let env = Env::new();
+    let (up, url) = start_upstream().await;
+    let (_, blobs) = up.put_image("app", "v1", 2, 2 * 1024 * 1024);
+    let gate = Arc::new(tokio::sync::Notify::new());
+    *up.gate.lock().unwrap() = Some(gate.clone());
+    let (r, p) = cache(&env, &url).await;
+    let cached = repo("up/app");
+    let layer = blobs[1].clone();
+
+    let (size, mut first) = r.pull_through_blob(&p, &cached, &layer).await.unwrap().unwrap();
+    assert_eq!(size, 2 * 1024 * 1024);
+    let chunk = tokio::time::timeout(Duration::from_secs(10), first.next()).await.expect("a first chunk while the upstream holds the rest");
+    assert!(!chunk.expect("some bytes").expect("no error").is_empty());
+    assert!(r.stat_blob(&cached, &layer).await.is_err(), "not visible before it is verified");
+
+    let others = futures::future::join_all((0..12).map(|_| {
+        let (r, p, cached, layer) = (r.clone(), p.clone(), cached.clone(), layer.clone());
+        async move {
+            let (_, body) = r.pull_through_blob(&p, &cached, &layer).await.unwrap().unwrap();
+            body
+        }
+    }))
+    .await;
+    assert_eq!(r.pull_through_flights(), 1);
+    gate.notify_waiters();
+    gate.notify_one();
+    for body in others {
+        let bytes = read_all(body).await.expect("whole blob");
+        assert_eq!(Digest::sha256_of(&bytes), layer);
+    }
+    assert_eq!(up.gets_of(&layer), 1, "one upstream GET for 13 clients");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while r.stat_blob(&cached, &layer).await.is_err() {
+        assert!(Instant::now() < deadline, "stored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_that_does_not_match_its_digest_is_never_cached() {
+    let env = Env::new();
+    let (up, url) = start_upstream().await;
+    let (_, blobs) = up.put_image("app", "v1", 3, 100_000);
+    up.corrupt.lock().unwrap().push(blobs[1].to_string());
+    let (r, p) = cache(&env, &url).await;
+    let cached = repo("up/app");
+
+    let (_, body) = r.pull_through_blob(&p, &cached, &blobs[1]).await.unwrap().unwrap();
+    let e = read_all(body).await.expect_err("the stream fails at its end");
+    assert!(e.to_string().contains("digest") || e.to_string().contains("match"), "{e}");
+    // The flight ends; nothing was stored.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while r.pull_through_flights() > 0 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(r.stat_blob(&cached, &blobs[1]).await.is_err());
+
+    up.lying.store(true, Ordering::SeqCst);
+    let e = r.serve_manifest(&p, &repo("up/app"), &tag("v1"), false).await.expect_err("a manifest that is not its digest");
+    assert!(matches!(e, RegistryError::Upstream(_)), "{e:?}");
+    assert!(e.to_string().contains("digest"), "{e}");
+    assert!(r.get_manifest(&cached, &tag("v1"), false).await.is_err(), "nothing cached");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_moved_upstream_is_seen_after_the_refresh_interval() {
+    let env = Env::new();
+    let (up, url) = start_upstream().await;
+    let (first, blobs) = up.put_image("app", "latest", 4, 1000);
+    let (r, p) = cache(&env, &url).await;
+    let cached = repo("up/app");
+    assert_eq!(r.serve_manifest(&p, &cached, &tag("latest"), false).await.unwrap().digest, first);
+    for d in &blobs {
+        let (_, body) = r.pull_through_blob(&p, &cached, d).await.unwrap().unwrap();
+        read_all(body).await.unwrap();
+    }
+    stored_image(&r, &cached, &tag("latest")).await;
+
+    let (second, _) = up.put_image("app", "latest", 5, 1000);
+    let gets = up.manifest_gets.load(Ordering::SeqCst);
+    env.advance(30_000);
+    assert_eq!(r.serve_manifest(&p, &cached, &tag("latest"), false).await.unwrap().digest, first, "within the interval");
+    assert_eq!(up.manifest_heads.load(Ordering::SeqCst), 0, "no upstream request within the interval");
+    env.advance(31_000);
+    assert_eq!(r.serve_manifest(&p, &cached, &tag("latest"), false).await.unwrap().digest, second, "re-checked after it");
+    assert_eq!(up.manifest_heads.load(Ordering::SeqCst), 1, "one HEAD");
+    assert_eq!(up.manifest_gets.load(Ordering::SeqCst), gets + 1, "one GET of the new manifest");
+    // By digest, the cached image never goes upstream again.
+    up.down.store(true, Ordering::SeqCst);
+    env.advance(10 * 60_000);
+    assert_eq!(r.serve_manifest(&p, &cached, &Reference::Digest(first.clone()), false).await.unwrap().digest, first);
+}
