@@ -17,7 +17,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   [ "${created_policy:-0}" = 1 ] && $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 command -v docker >/dev/null 2>&1 || { echo "exit 101" | $SUDO tee /usr/sbin/policy-rc.d >/dev/null; $SUDO chmod +x /usr/sbin/policy-rc.d; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker.io; $SUDO rm -f /usr/sbin/policy-rc.d; }
-python3 -m pip install -q --disable-pip-version-check pytest requests oras awscli boto3 cryptography
+python3 -m pip install -q --disable-pip-version-check pytest requests oras awscli boto3 cryptography bcrypt
 # Web console browser tests (tests/e2e/test_console.py): Debian's Chromium, a font, and playwright-core from the lock file.
 command -v chromium >/dev/null 2>&1 || { $SUDO apt-get update -qq; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; }
 (cd "$(dirname "$0")/../tests/e2e/console" && npm ci --no-audit --no-fund --loglevel=error)

@@ -12,12 +12,14 @@ import re
 import socket
 import subprocess
 import time
+import uuid
 
+import boto3
 import pytest
 import requests
 
 import images
-from conftest import Berth
+from conftest import REGION, Berth
 from test_encryption import aws
 
 REFRESH_SECONDS = 4
@@ -33,14 +35,15 @@ def free_port():
 class Distribution:
     """docker-registry on a free port, its access log (stderr) captured."""
 
-    def __init__(self, d):
+    def __init__(self, d, htpasswd=None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.addr = f"127.0.0.1:{self.port}"
         self.config = os.path.join(d, "registry.yml")
+        auth = f"auth:\n  htpasswd:\n    realm: upstream\n    path: {htpasswd}\n" if htpasswd else ""
         with open(self.config, "w") as f:
             f.write(f"version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {d}/dist\n"
-                    f"http:\n  addr: {self.addr}\n")
+                    f"http:\n  addr: {self.addr}\n{auth}")
         self.log_path = os.path.join(d, "registry.log")
         self.proc = None
         self.start()
@@ -51,7 +54,7 @@ class Distribution:
         end = time.monotonic() + 30
         while True:
             try:
-                if requests.get(f"{self.url}/v2/", timeout=2).status_code == 200:
+                if requests.get(f"{self.url}/v2/", timeout=2).status_code in (200, 401):
                     return
             except requests.ConnectionError:
                 pass
@@ -63,8 +66,9 @@ class Distribution:
             self.proc.terminate()
             self.proc.wait(timeout=30)
 
-    def push(self, img, repo, tag):
-        run("skopeo", "copy", "--dest-tls-verify=false", img.ref, f"docker://{self.addr}/{repo}:{tag}")
+    def push(self, img, repo, tag, creds=None):
+        auth = ["--dest-creds", creds] if creds else []
+        run("skopeo", "copy", "--dest-tls-verify=false", *auth, img.ref, f"docker://{self.addr}/{repo}:{tag}")
 
     def blob_gets(self, repo):
         """Successful blob GETs of `repo` in the access log, by digest."""
@@ -281,3 +285,61 @@ def test_containerd_pulls_through(cache, upstream, tmp_path):
             assert c.has_blob(d), d
     finally:
         c.stop()
+
+
+def secrets(b):
+    return boto3.client("secretsmanager", endpoint_url=b.url, region_name=REGION,
+                        aws_access_key_id=b.admin_key, aws_secret_access_key=b.admin_secret)
+
+
+def test_upstream_credentials_from_a_secret_htpasswd_distribution_and_a_second_berth(cache, tmp_path):
+    """Credentials held in a Secrets Manager secret (ECR's `ecr-pullthroughcache/…` with
+    {"username", "accessToken"}): distribution behind htpasswd, and another berth (ECR private,
+    a registry token as the access token). Without the secret the upstream refuses berth."""
+    import bcrypt
+
+    home = aws_home(tmp_path)
+    password = f"pw-{uuid.uuid4().hex}"
+    auth_dir = tmp_path / "auth"
+    auth_dir.mkdir()
+    (auth_dir / "htpasswd").write_text(f"puller:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()}\n")
+    private = Distribution(str(auth_dir), htpasswd=str(auth_dir / "htpasswd"))
+    try:
+        img = images.build_image(str(tmp_path / "oci"), "v1", random_size=128 * 1024)
+        private.push(img, "team/app", "v1", creds=f"puller:{password}")
+        secret_arn = secrets(cache).create_secret(
+            Name="ecr-pullthroughcache/private", SecretString=json.dumps({"username": "puller", "accessToken": password}))["ARN"]
+
+        # Without credentials the upstream answers 401: a clear failure, nothing cached.
+        assert add_rule(cache, home, "anon", private.url)[0].returncode == 0
+        p = pull_to_dir(cache, f"{cache.addr}/anon/team/app:v1", str(tmp_path / "refused"), check=False)
+        assert p.returncode != 0
+        if "anon/team/app" in {r["repositoryName"] for r in cache.ecr().describe_repositories()["repositories"]}:
+            assert cache.ecr().list_images(repositoryName="anon/team/app")["imageIds"] == []
+
+        p, made = add_rule(cache, home, "private", private.url, credential_arn=secret_arn)
+        assert p.returncode == 0, p.stderr
+        assert made["credentialArn"] == secret_arn
+        ref = f"{cache.addr}/private/team/app:v1"
+        pull_to_dir(cache, ref, str(tmp_path / "pulled"))
+        assert open(tmp_path / "pulled" / "manifest.json", "rb").read() == img.manifest_bytes
+        for d in [img.config_digest, *img.layer_digests]:
+            assert open(tmp_path / "pulled" / d.split(":")[1], "rb").read() == images.read_blob(img.layout, d)
+        assert skopeo_digest(cache, ref) == img.manifest_digest
+    finally:
+        private.stop()
+
+    # A second berth as the upstream (ECR private): its registry token in the secret.
+    up = Berth(str(tmp_path / "upstream-berth")).start()
+    try:
+        img2 = images.build_image(str(tmp_path / "oci2"), "v1", random_size=96 * 1024)
+        run("skopeo", "copy", "--dest-tls-verify=false", "--dest-creds", f"AWS:{up.token()}", img2.ref,
+            f"docker://{up.addr}/team/svc:v1")
+        arn2 = secrets(cache).create_secret(
+            Name="ecr-pullthroughcache/berth", SecretString=json.dumps({"username": "AWS", "accessToken": up.token()}))["ARN"]
+        p, _ = add_rule(cache, home, "ecrup", up.url, credential_arn=arn2)
+        assert p.returncode == 0, p.stderr
+        assert skopeo_digest(cache, f"{cache.addr}/ecrup/team/svc:v1") == img2.manifest_digest
+        wait_for_image(cache.ecr(), "ecrup/team/svc", "v1")
+    finally:
+        up.stop()

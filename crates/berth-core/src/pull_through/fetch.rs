@@ -36,7 +36,9 @@ const UPSTREAM_PAUSE: Duration = Duration::from_secs(10);
 #[derive(Default)]
 pub(crate) struct PullThroughState {
     pub(crate) rules: RuleCache,
-    clients: Mutex<HashMap<String, Arc<OciClient>>>,
+    /// Upstream clients by (account, upstream, secret), each with when it was made: a client is
+    /// remade after `CLIENT_TTL`, so a secret's new value (a rotated password) is picked up.
+    clients: Mutex<HashMap<String, (Instant, Arc<OciClient>)>>,
     pub(crate) flights: Flights,
     manifest_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Fetched manifests not stored yet, by (repository, digest), and the tags naming them.
@@ -102,6 +104,9 @@ impl PullThroughState {
     }
 }
 
+/// How long an upstream client (and the credentials it was made with) is reused.
+const CLIENT_TTL: Duration = Duration::from_secs(60);
+
 /// The client's options for an upstream: bounded waits, few attempts (clients retry themselves).
 fn upstream_options() -> ClientOptions {
     ClientOptions {
@@ -129,8 +134,10 @@ impl Registry {
             _ => base,
         };
         let key = format!("{}\n{base}\n{}", scope.account, rule.credential_arn.as_deref().unwrap_or(""));
-        if let Some(c) = locked(&self.pull_through.clients).get(&key) {
-            return Ok(c.clone());
+        if let Some((made, c)) = locked(&self.pull_through.clients).get(&key) {
+            if made.elapsed() < CLIENT_TTL {
+                return Ok(c.clone());
+            }
         }
         let credentials = match &rule.credential_arn {
             None => Credentials::Anonymous,
@@ -142,7 +149,7 @@ impl Registry {
         let client = OciClient::new(Endpoint { base, credentials, allow_insecure }, upstream_options())
             .map_err(|e| RegistryError::Upstream(format!("upstream registry {}: {e}", rule.upstream_url)))?;
         let client = Arc::new(client);
-        locked(&self.pull_through.clients).insert(key, client.clone());
+        locked(&self.pull_through.clients).insert(key, (Instant::now(), client.clone()));
         Ok(client)
     }
 
