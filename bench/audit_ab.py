@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Manifest GET throughput with data-event auditing on vs off (issue 19's goal: on >= 0.8x off).
 
-    BERTH_BIN=... BENCH_BIN=.../berth-bench python3 bench/audit_ab.py [ROUNDS] [SECONDS]
+    BERTH_BIN=... BENCH_BIN=.../berth-bench python3 bench/audit_ab.py [ROUNDS] [SECONDS] [get|push]
+
+`push` measures pushes instead: `berth-bench push-images` (400 distinct small images, 16 workers;
+each push is InitiateLayerUpload/CompleteLayerUpload/PutImage management events, recorded in
+both modes, plus a BatchCheckLayerAvailability data event per blob), images/s.
 
 Rounds alternate on/off on fresh data directories; prints one JSON line per run and the ratio
 of the medians. Uses tests/e2e's Berth fixture class to start servers.
@@ -17,6 +21,7 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "e2e"))
 from conftest import Berth  # noqa: E402
 
+LOAD = sys.argv[3] if len(sys.argv) > 3 else "get"
 BENCH = os.environ.get("BENCH_BIN", os.path.join(os.path.dirname(__file__), "..", "target", "release", "berth-bench"))
 
 
@@ -26,6 +31,12 @@ def run(data_events, seconds):
     try:
         b.ecr().create_repository(repositoryName="bench")
         env = dict(os.environ, BENCH_URL=b.url, BENCH_USER="AWS", BENCH_PASSWORD=b.token())
+        if LOAD == "push":
+            out = subprocess.run([BENCH, "push-images", "--repo", "bench", "--count", "400", "--workers", "16"], env=env,
+                                 check=True, capture_output=True, text=True)
+            text = out.stdout + out.stderr
+            m = re.search(r'"images_per_s"\s*:\s*([0-9.]+)', text)
+            return float(m.group(1)), text.strip().splitlines()[-1]
         subprocess.run([BENCH, "push-image", "--repo", "bench"], env=env, check=True, capture_output=True)
         out = subprocess.run([BENCH, "manifest-load", "--repo", "bench", "--duration", str(seconds)], env=env, check=True,
                              capture_output=True, text=True)
@@ -44,9 +55,9 @@ def main():
         for mode in ("true", "false"):
             rps, line = run(mode, seconds)
             got[mode].append(rps)
-            print(json.dumps({"data_events": mode, "req_per_s": rps, "raw": line}), flush=True)
+            print(json.dumps({"load": LOAD, "data_events": mode, "per_s": rps, "raw": line}), flush=True)
     on, off = statistics.median(got["true"]), statistics.median(got["false"])
-    print(json.dumps({"median_on": on, "median_off": off, "ratio": round(on / off, 3), "load": os.getloadavg()}))
+    print(json.dumps({"load": LOAD, "median_on": on, "median_off": off, "ratio": round(on / off, 3), "loadavg": os.getloadavg()}))
 
 
 if __name__ == "__main__":
