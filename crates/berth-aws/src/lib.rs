@@ -84,6 +84,25 @@ pub enum Rejection {
     BodyUnreadable(String),
 }
 
+impl Rejection {
+    /// The answer of an API whose envelope refusals are ValidationException and whose unknown
+    /// actions are UnknownOperationException (KMS, Secrets Manager): one mapping for all of them;
+    /// `api` names the service in the message, `from_registry` maps an identity refusal.
+    pub fn into_validation_answer(self, api: &str, from_registry: impl FnOnce(RegistryError) -> error::AwsError) -> Response {
+        let error = match self {
+            Rejection::Registry(e) => from_registry(e),
+            Rejection::UnknownOperation(target) => {
+                error::AwsError::new("UnknownOperationException", format!("unknown operation {target:?}"))
+            }
+            Rejection::BodyTooLarge { limit } => {
+                error::AwsError::new("ValidationException", format!("the request body is larger than {api} accepts ({limit} bytes)"))
+            }
+            Rejection::BodyUnreadable(e) => error::AwsError::new("ValidationException", format!("request body could not be read: {e}")),
+        };
+        error.into_response()
+    }
+}
+
 /// Routes `POST /` to the first API that claims the request.
 pub fn router(registry: Arc<Registry>, apis: Vec<Arc<dyn AwsApi>>) -> Router {
     let state = Arc::new(Apis { registry, apis });

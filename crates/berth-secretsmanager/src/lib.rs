@@ -51,14 +51,6 @@ impl AwsApi for SecretsManagerApi {
     }
 
     fn reject(&self, error: Rejection, _request_id: &str) -> Response {
-        let error = match error {
-            Rejection::Registry(e) => error::from_registry(e),
-            Rejection::UnknownOperation(target) => AwsError::new("UnknownOperationException", format!("unknown operation {target:?}")),
-            Rejection::BodyTooLarge { limit } => {
-                AwsError::new("ValidationException", format!("the request body is larger than Secrets Manager accepts ({limit} bytes)"))
-            }
-            Rejection::BodyUnreadable(e) => AwsError::new("ValidationException", format!("request body could not be read: {e}")),
-        };
-        error.into_response()
+        error.into_validation_answer("Secrets Manager", error::from_registry)
     }
 }
