@@ -46,62 +46,23 @@ OUT=${ENC_OUT-$d_out}
 TARGETS=(clear kms aes256)
 export BENCH_CLIENT_THREADS=${BENCH_CLIENT_THREADS:-1}
 
-log() { echo "[$(date +%T)] $*" >&2; }
-die() { log "error: $*"; exit 1; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
+. "$ROOT/bench/lib.sh"
 
 for c in jq curl openssl python3 aws; do command -v "$c" >/dev/null || die "$c is needed"; done
 python3 -c 'import boto3' 2>/dev/null || die "boto3 is needed (pip install boto3)"
 [ "$SKOPEO" = 1 ] && { command -v skopeo >/dev/null && command -v umoci >/dev/null || die "skopeo and umoci are needed (or ENC_SKOPEO=0)"; }
 
-if [ "${BENCH_BUILD:-1}" = 1 ]; then
-  log "building berth and berth-bench (release)"
-  cargo build --release -q -p berth -p berth-bench
-  [ "$CRYPTO" = 1 ] && cargo build --release -q -p berth-crypto --example throughput
-fi
+bench_binaries
+if [ "${BENCH_BUILD:-1}" = 1 ] && [ "$CRYPTO" = 1 ]; then cargo build --release -q -p berth-crypto --example throughput; fi
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
-BERTH=$TARGET_DIR/release/berth
-BB=$TARGET_DIR/release/berth-bench
-
-W=$(mktemp -d /var/tmp/berth-enc-bench.XXXXXX)
-RAW=$W/results.jsonl; : >"$RAW"
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $W"; else rm -rf "$W"; fi
-}
-trap cleanup EXIT
+bench_scratch berth-enc-bench
 
 export BERTH_ACCOUNT_ID=123456789012 BERTH_ADMIN_ACCESS_KEY_ID=AKIABERTHBENCH000003 AWS_DEFAULT_REGION=us-east-1
 export BERTH_ADMIN_SECRET_ACCESS_KEY=${BERTH_ADMIN_SECRET_ACCESS_KEY:-$(openssl rand -hex 20)}
 # No background scrub reading blobs during the measurements.
 export BERTH_SCRUB_INTERVAL_SECONDS=0
-declare -A URL PID CREDS DATA
 
-start_server() { # NAME [berth serve args...]
-  local name=$1; shift
-  mkdir -p "$W/$name"
-  DATA[$name]=$W/$name/data
-  BERTH_LOG=warn "$BERTH" serve --listen 127.0.0.1:0 --data-dir "${DATA[$name]}" "$@" >"$W/$name/stdout" 2>"$W/$name/stderr" &
-  PID[$name]=$!; PIDS+=("$!")
-  local addr=""
-  for _ in $(seq 1 100); do
-    addr=$(awk '/^listening on / { print $3; exit }' "$W/$name/stdout" 2>/dev/null || true)
-    [ -n "$addr" ] && break
-    kill -0 "${PID[$name]}" 2>/dev/null || { cat "$W/$name/stderr" >&2; die "berth ($name) exited"; }
-    sleep 0.1
-  done
-  [ -n "$addr" ] || die "berth ($name) printed no 'listening on' line"
-  URL[$name]=http://$addr
-  local token
-  token=$(AWS_ACCESS_KEY_ID=$BERTH_ADMIN_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$BERTH_ADMIN_SECRET_ACCESS_KEY \
-    aws --endpoint-url "${URL[$name]}" ecr get-login-password) || die "get-login-password ($name) failed"
-  CREDS[$name]=AWS:$token
-  log "berth $name ${URL[$name]} pid ${PID[$name]} $*"
-}
+start_server() { start_berth "$@" && berth_login "$1"; } # NAME [berth serve args...]
 start_server plain --aes256-by-storage
 start_server sealed
 declare -A SERVER=([clear]=plain [kms]=plain [aes256]=sealed)
@@ -132,8 +93,6 @@ bb() { # TARGET SUBCOMMAND ARGS... → JSON on stdout
   local s=${SERVER[$1]}; shift
   BENCH_URL="${URL[$s]}" BENCH_USER="${CREDS[$s]%%:*}" BENCH_PASSWORD="${CREDS[$s]#*:}" "$BB" "$@"
 }
-rec() { jq -c --arg k "$1" --arg t "$2" '. + {key: $k, target: $t}' <<<"$3" >>"$RAW"; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # Runs "$@" (a berth-bench call printing JSON) and adds the server's CPU seconds it took.
 with_cpu() { # TARGET CMD...
   local pid=${PID[${SERVER[$1]}]} a j

@@ -4,8 +4,9 @@
 #   . "$ROOT/bench/lib.sh"
 #   bench_binaries                 # BERTH and BB (berth-bench): BERTH_BIN / BENCH_BIN, else the target dir's
 #   bench_scratch berth-x-bench    # W (removed on exit unless BENCH_KEEP=1), RAW=$W/results.jsonl
-#   start_berth NAME [serve args]  # URL[NAME] PID[NAME] DATA[NAME] (DATA[NAME] kept if already set: a restart)
+#   start_berth NAME [serve args]  # URL[NAME] PID[NAME] DATA[NAME] (DATA[NAME] kept if already set: a restart); logs at $BERTH_LOG or warn
 #   stop_berth NAME
+#   berth_login NAME               # CREDS[NAME]=AWS:<token> (ECR GetAuthorizationToken with the admin key, boto3)
 #   replace_section OUT SECTION NAME   # OUT's <!-- NAME:start --> … <!-- NAME:end --> becomes SECTION's text
 # The caller exports BERTH_ACCOUNT_ID and the BERTH_ADMIN_* key before starting a berth.
 
@@ -36,7 +37,7 @@ bench_binaries() {
   [ -x "$BB" ] || die "no berth-bench binary at $BB"
 }
 
-declare -A URL PID DATA
+declare -A URL PID DATA CREDS
 PIDS=()
 bench_scratch() { # PREFIX
   W=$(mktemp -d "/var/tmp/$1.XXXXXX")
@@ -55,7 +56,7 @@ start_berth() { # NAME [berth serve args...]
   local name=$1; shift
   mkdir -p "$W/$name"
   DATA[$name]=${DATA[$name]:-$W/$name/data}
-  BERTH_LOG=warn "$BERTH" serve --listen 127.0.0.1:0 --data-dir "${DATA[$name]}" "$@" >"$W/$name/stdout" 2>"$W/$name/stderr" &
+  BERTH_LOG=${BERTH_LOG:-warn} "$BERTH" serve --listen 127.0.0.1:0 --data-dir "${DATA[$name]}" "$@" >"$W/$name/stdout" 2>"$W/$name/stderr" &
   PID[$name]=$!; PIDS+=("$!")
   local addr=""
   for _ in $(seq 1 100); do
@@ -67,6 +68,19 @@ start_berth() { # NAME [berth serve args...]
   [ -n "$addr" ] || die "berth ($name) printed no 'listening on' line"
   URL[$name]=http://$addr
   log "berth $name ${URL[$name]} pid ${PID[$name]} $*"
+}
+
+berth_login() { # NAME
+  local token
+  token=$(python3 - "${URL[$1]}" <<'EOF'
+import base64, os, sys, boto3
+ecr = boto3.client("ecr", endpoint_url=sys.argv[1], region_name="us-east-1",
+                   aws_access_key_id=os.environ["BERTH_ADMIN_ACCESS_KEY_ID"],
+                   aws_secret_access_key=os.environ["BERTH_ADMIN_SECRET_ACCESS_KEY"])
+print(base64.b64decode(ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]).decode().split(":", 1)[1])
+EOF
+  ) || die "logging in to berth ($1) failed"
+  CREDS[$1]=AWS:$token
 }
 
 stop_berth() { # NAME

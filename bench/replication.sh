@@ -54,34 +54,16 @@ DEADLINE_S=${REPL_DEADLINE_S:-$d_deadline}
 OUT=${REPL_OUT-$d_out}
 export BENCH_CLIENT_THREADS=${BENCH_CLIENT_THREADS:-1}
 
-log() { echo "[$(date +%T)] $*" >&2; }
-die() { log "error: $*"; exit 1; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
+. "$ROOT/bench/lib.sh"
 
 for c in jq curl openssl python3 skopeo; do command -v "$c" >/dev/null || die "$c is needed"; done
 python3 -c 'import boto3' 2>/dev/null || die "boto3 is needed (pip install boto3)"
 
-if [ "${BENCH_BUILD:-1}" = 1 ]; then
-  log "building berth and berth-bench (release)"
-  cargo build --release -q -p berth -p berth-bench
-fi
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
-BERTH=${BERTH_BIN:-$TARGET_DIR/release/berth}
-BB=${BENCH_BIN:-$TARGET_DIR/release/berth-bench}
+bench_binaries
 PROBE=(python3 "$ROOT/bench/replication_probe.py")
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-W=$(mktemp -d /var/tmp/berth-repl-bench.XXXXXX)
-RAW=$W/results.jsonl; : >"$RAW"
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $W"; else rm -rf "$W"; fi
-}
-trap cleanup EXIT
+bench_scratch berth-repl-bench
 
 export BERTH_ACCOUNT_ID=123456789012 BERTH_ADMIN_ACCESS_KEY_ID=AKIABERTHBENCH000004 AWS_DEFAULT_REGION=us-east-1
 export BERTH_ADMIN_SECRET_ACCESS_KEY=${BERTH_ADMIN_SECRET_ACCESS_KEY:-$(openssl rand -hex 20)}
@@ -91,35 +73,8 @@ REMOTE_ID=111111111111
 DOWN_ID=222222222222
 TINY_KIB=16
 LOCAL_DEST=us-west-2/$BERTH_ACCOUNT_ID
-declare -A URL PID CREDS DATA
 
-start_server() { # NAME [berth serve args...]
-  local name=$1; shift
-  mkdir -p "$W/$name"
-  DATA[$name]=$W/$name/data
-  BERTH_LOG=warn "$BERTH" serve --listen 127.0.0.1:0 --data-dir "${DATA[$name]}" "$@" >"$W/$name/stdout" 2>"$W/$name/stderr" &
-  PID[$name]=$!; PIDS+=("$!")
-  local addr=""
-  for _ in $(seq 1 100); do
-    addr=$(awk '/^listening on / { print $3; exit }' "$W/$name/stdout" 2>/dev/null || true)
-    [ -n "$addr" ] && break
-    kill -0 "${PID[$name]}" 2>/dev/null || { cat "$W/$name/stderr" >&2; die "berth ($name) exited"; }
-    sleep 0.1
-  done
-  [ -n "$addr" ] || die "berth ($name) printed no 'listening on' line"
-  URL[$name]=http://$addr
-  local token
-  token=$(python3 - "${URL[$name]}" <<'EOF'
-import base64, os, sys, boto3
-ecr = boto3.client("ecr", endpoint_url=sys.argv[1], region_name="us-east-1",
-                   aws_access_key_id=os.environ["BERTH_ADMIN_ACCESS_KEY_ID"],
-                   aws_secret_access_key=os.environ["BERTH_ADMIN_SECRET_ACCESS_KEY"])
-print(base64.b64decode(ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]).decode().split(":", 1)[1])
-EOF
-  ) || die "get-login-password ($name) failed"
-  CREDS[$name]=AWS:$token
-  log "berth $name ${URL[$name]} pid ${PID[$name]} $*"
-}
+start_server() { start_berth "$@" && berth_login "$1"; } # NAME [berth serve args...]
 start_server a
 start_server b
 
@@ -137,8 +92,6 @@ DOWN_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1",
   {destinations: [{region: "us-east-1", registryId: $down}], repositoryFilters: [{filter: "held", filterType: "PREFIX_MATCH"}]}]')" \
   >/dev/null || die "put-replication-configuration failed"
 
-rec() { jq -c --arg k "$1" --arg t "$2" '. + {key: $k, target: $t}' <<<"$3" >>"$RAW"; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 stored_bytes() { { du -sb "${DATA[$1]}/blobs" "${DATA[$1]}/sealed" 2>/dev/null || true; } | awk '{ s += $1 } END { print s + 0 }'; }
 forget_blob_locations() { # skopeo's cache would turn an upload into a mount attempt
   rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb "$HOME/.local/share/containers/cache/blob-info-cache-v1.boltdb"

@@ -8,6 +8,7 @@
 //! Adapters stay thin: parse the model's input shape, call the service, build the output.
 
 pub mod error;
+pub mod json;
 pub mod operation;
 pub mod query;
 pub mod validate;
@@ -46,6 +47,14 @@ pub struct Call {
     pub request_id: String,
     /// What the call's authorization decided; read back into the request's [`CallFacts`].
     pub record: Arc<operation::CallRecord>,
+}
+
+impl Call {
+    /// The authorization of this call for `operation` (its IAM action, this caller, this
+    /// call's record).
+    pub fn authorizer<H>(&self, operation: &operation::Operation<H>) -> operation::Authorizer<'_> {
+        operation::Authorizer::new(&self.registry, &self.principal, operation.iam_action, self.record.clone())
+    }
 }
 
 /// One AWS API on `POST /`.

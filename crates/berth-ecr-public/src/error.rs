@@ -2,7 +2,6 @@
 //! of the registry service becomes one of the model's exception names (`Exception`).
 
 use berth_aws::error::AwsError;
-use berth_aws::validate::Violation;
 use berth_core::RegistryError;
 use http::StatusCode;
 
@@ -77,10 +76,6 @@ impl Exception {
 
 pub(crate) fn invalid(message: impl Into<String>) -> AwsError {
     Exception::InvalidParameter.error(message)
-}
-
-pub(crate) fn from_violations(violations: &[Violation]) -> AwsError {
-    AwsError::from_violations(violations, Exception::InvalidParameter.name())
 }
 
 /// The service's refusal as ECR Public's exception.

@@ -4,40 +4,24 @@
 
 use base64::Engine;
 use berth_aws::error::AwsError;
-use berth_aws::operation::{Authorizer, Operation, OperationTable};
+use berth_aws::json::{Ctx, Handler, JsonApi, Output as Out};
+use berth_aws::operation::OperationTable;
 use berth_aws::validate;
-use berth_core::auth::{Principal, Resource};
+use berth_core::auth::Resource;
 use berth_core::images::{ImageFailure, ImageId};
 use berth_core::public::{self, CatalogInput, RepositoryCatalog, StoredCatalog};
-use berth_core::{Digest, Registry, RegistryRef, Repo, RepositoryName};
+use berth_core::{Digest, RegistryRef, Repo, RepositoryName};
 use berth_store::{ImageRow, RepositoryRow, TagStatus};
 use bytes::Bytes;
-use futures::future::BoxFuture;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::error::{from_registry, from_violations, invalid, Exception};
-
-pub(crate) struct Ctx<'a> {
-    pub registry: &'a std::sync::Arc<Registry>,
-    pub principal: &'a Principal,
-    /// The Host the client called: the public registry's host in repository URIs.
-    pub host: &'a str,
-    pub auth: Authorizer<'a>,
-}
-
-type Out = Result<Value, AwsError>;
-pub(crate) type Handler = for<'a> fn(&'a Ctx<'a>, Value) -> BoxFuture<'a, Out>;
+use crate::error::{from_registry, invalid, Exception};
 
 /// `op!(PutImage => put_image)`: the operation `PutImage`, IAM action `ecr-public:PutImage`.
 macro_rules! op {
     ($name:ident => $handler:ident) => {
-        Operation::<Handler> {
-            name: stringify!($name),
-            iam_action: Some(concat!("ecr-public:", stringify!($name))),
-            handler: |ctx, input| Box::pin(async move { $handler(ctx, typed(input)?).await }),
-        }
+        berth_aws::json_operation!("ecr-public", $name => $handler)
     };
 }
 
@@ -79,26 +63,16 @@ fn model() -> Option<&'static validate::Model> {
 }
 
 /// The model check, the handler, and the fail-closed check that it authorized its caller.
-pub(crate) async fn run(ctx: &Ctx<'_>, op: &Operation<Handler>, body: &[u8]) -> Out {
-    let body = if body.is_empty() { b"{}".as_slice() } else { body };
-    let input: Value = serde_json::from_slice(body).map_err(serialization)?;
-    if let Some(model) = model() {
-        let violations = model.check(op.name, &input);
-        if !violations.is_empty() {
-            return Err(from_violations(&violations));
-        }
+/// The API on the shared JSON 1.1 steps: this table and model, these exceptions.
+pub(crate) fn api() -> JsonApi {
+    JsonApi {
+        operations: operations(),
+        model: model(),
+        constraint_exception: Exception::InvalidParameter.name(),
+        from_registry: crate::error::from_registry,
+        unsupported: |action| Exception::UnsupportedCommand.error(format!("berth does not implement the ECR Public action {action}")),
+        internal: |e| Exception::Server.error(e),
     }
-    let output = (op.handler)(ctx, input).await?;
-    ctx.auth.ensure_decided().map_err(from_registry)?;
-    Ok(output)
-}
-
-fn serialization(e: serde_json::Error) -> AwsError {
-    AwsError::new("SerializationException", format!("could not read the request: {e}"))
-}
-
-fn typed<T: DeserializeOwned>(input: Value) -> Result<T, AwsError> {
-    serde_json::from_value(input).map_err(serialization)
 }
 
 fn ts(millis: i64) -> Value {
@@ -121,7 +95,18 @@ fn page_size(max_results: Option<u32>) -> u32 {
     max_results.unwrap_or(100).clamp(1, 1000)
 }
 
-impl Ctx<'_> {
+/// What ECR Public's handlers ask of the shared call context: its public scope and host.
+trait PublicCtx {
+    async fn allow(&self, resource: Resource<'_>) -> Result<(), AwsError>;
+    fn scheme(&self) -> &'static str;
+    fn public_host(&self) -> &str;
+    async fn scope(&self, registry_id: Option<&str>) -> Result<RegistryRef, AwsError>;
+    async fn repo(&self, registry_id: Option<&str>, name: &str) -> Result<Repo, AwsError>;
+    async fn repository_shape(&self, row: &RepositoryRow) -> Result<Value, AwsError>;
+    async fn catalog_shape(&self, repo: &Repo, stored: &StoredCatalog) -> Result<Value, AwsError>;
+}
+
+impl PublicCtx for Ctx<'_> {
     async fn allow(&self, resource: Resource<'_>) -> Result<(), AwsError> {
         self.auth.allow(resource).await.map_err(from_registry)
     }

@@ -14,7 +14,6 @@ mod handlers;
 
 use axum::response::{IntoResponse, Response};
 use berth_aws::error::AwsError;
-use berth_aws::operation::Authorizer;
 use berth_aws::{AwsApi, Call, Protocol, Rejection};
 use berth_core::public::PUBLIC_API_REGION;
 
@@ -52,13 +51,7 @@ impl AwsApi for EcrPublicApi {
             let message = format!("The action isn't supported in this Region ({region}): ECR Public answers in {PUBLIC_API_REGION} only");
             return Exception::UnsupportedCommand.error(message).into_response();
         }
-        let Some(op) = handlers::operations().get(&call.action) else {
-            let message = format!("berth does not implement the ECR Public action {}", call.action);
-            return Exception::UnsupportedCommand.error(message).into_response();
-        };
-        let auth = Authorizer::new(&call.registry, &call.principal, op.iam_action, call.record.clone());
-        let ctx = handlers::Ctx { registry: &call.registry, principal: &call.principal, host: &call.host, auth };
-        berth_aws::json_answer(handlers::run(&ctx, op, &call.body).await, |e| Exception::Server.error(e))
+        handlers::api().call(&call).await
     }
 
     fn reject(&self, error: Rejection, _request_id: &str) -> Response {

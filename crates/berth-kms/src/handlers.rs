@@ -5,35 +5,19 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use berth_aws::error::AwsError;
-use berth_aws::operation::{Authorizer, Operation, OperationTable};
+use berth_aws::json::{Ctx, Handler, JsonApi, Output as Out};
+use berth_aws::operation::OperationTable;
 use berth_aws::validate;
-use berth_core::auth::Principal;
 use berth_core::kms::{Key, KeyState, KeyTag, NewKey};
-use berth_core::Registry;
-use futures::future::BoxFuture;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::from_kms;
 
-pub(crate) struct Ctx<'a> {
-    pub registry: &'a std::sync::Arc<Registry>,
-    pub principal: &'a Principal,
-    pub auth: Authorizer<'a>,
-}
-
-type Out = Result<Value, AwsError>;
-pub(crate) type Handler = for<'a> fn(&'a Ctx<'a>, Value) -> BoxFuture<'a, Out>;
-
 /// `op!(Encrypt => encrypt)`: the operation `Encrypt`, IAM action `kms:Encrypt`.
 macro_rules! op {
     ($name:ident => $handler:ident) => {
-        Operation::<Handler> {
-            name: stringify!($name),
-            iam_action: Some(concat!("kms:", stringify!($name))),
-            handler: |ctx, input| Box::pin(async move { $handler(ctx, typed(input)?).await }),
-        }
+        berth_aws::json_operation!("kms", $name => $handler)
     };
 }
 
@@ -79,23 +63,18 @@ fn model() -> Option<&'static validate::Model> {
     validate::Model::embedded(&MODEL, include_str!("kms-constraints.json"), "KMS")
 }
 
-pub(crate) async fn run(ctx: &Ctx<'_>, op: &Operation<Handler>, body: &[u8]) -> Out {
-    let body = if body.is_empty() { b"{}".as_slice() } else { body };
-    let input: Value =
-        serde_json::from_slice(body).map_err(|e| AwsError::new("SerializationException", format!("could not read the request: {e}")))?;
-    if let Some(model) = model() {
-        let violations = model.check(op.name, &input);
-        if !violations.is_empty() {
-            return Err(AwsError::from_violations(&violations, "ValidationException"));
-        }
+/// The API on the shared JSON 1.1 steps: this table and model, these exceptions.
+pub(crate) fn api() -> JsonApi {
+    JsonApi {
+        operations: operations(),
+        model: model(),
+        constraint_exception: "ValidationException",
+        from_registry: crate::error::from_registry,
+        unsupported: |action| {
+            AwsError::new("UnsupportedOperationException", format!("berth's key service does not implement the KMS action {action} yet"))
+        },
+        internal: |e| AwsError::new("KMSInternalException", e).with_status(http::StatusCode::INTERNAL_SERVER_ERROR),
     }
-    let output = (op.handler)(ctx, input).await?;
-    ctx.auth.ensure_decided().map_err(crate::error::from_registry)?;
-    Ok(output)
-}
-
-fn typed<T: DeserializeOwned>(input: Value) -> Result<T, AwsError> {
-    serde_json::from_value(input).map_err(|e| AwsError::new("SerializationException", format!("could not read the request: {e}")))
 }
 
 fn b64(bytes: &[u8]) -> String {

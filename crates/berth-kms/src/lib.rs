@@ -9,9 +9,7 @@
 mod error;
 mod handlers;
 
-use axum::response::{IntoResponse, Response};
-use berth_aws::error::AwsError;
-use berth_aws::operation::Authorizer;
+use axum::response::Response;
 use berth_aws::{AwsApi, Call, Protocol, Rejection};
 
 const TARGET_PREFIX: &str = "TrentService.";
@@ -35,15 +33,7 @@ impl AwsApi for KmsApi {
     }
 
     async fn call(&self, call: Call) -> Response {
-        let Some(op) = handlers::operations().get(&call.action) else {
-            let message = format!("berth's key service does not implement the KMS action {} yet", call.action);
-            return AwsError::new("UnsupportedOperationException", message).into_response();
-        };
-        let auth = Authorizer::new(&call.registry, &call.principal, op.iam_action, call.record.clone());
-        let ctx = handlers::Ctx { registry: &call.registry, principal: &call.principal, auth };
-        berth_aws::json_answer(handlers::run(&ctx, op, &call.body).await, |e| {
-            AwsError::new("KMSInternalException", e).with_status(http::StatusCode::INTERNAL_SERVER_ERROR)
-        })
+        handlers::api().call(&call).await
     }
 
     fn reject(&self, error: Rejection, _request_id: &str) -> Response {

@@ -4,36 +4,20 @@
 
 use base64::Engine;
 use berth_aws::error::AwsError;
-use berth_aws::operation::{Authorizer, Operation, OperationTable};
+use berth_aws::json::{Ctx, Handler, JsonApi, Output as Out};
+use berth_aws::operation::OperationTable;
 use berth_aws::validate;
-use berth_core::auth::Principal;
 use berth_core::secrets::{ListSecrets, NewSecret, NewValue, Secret, SecretFilter, SecretTag, SecretValue, SecretsError};
-use berth_core::Registry;
-use futures::future::BoxFuture;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
 use crate::error::from_secrets;
 
-pub(crate) struct Ctx<'a> {
-    pub registry: &'a std::sync::Arc<Registry>,
-    pub principal: &'a Principal,
-    pub auth: Authorizer<'a>,
-}
-
-type Out = Result<Value, AwsError>;
-pub(crate) type Handler = for<'a> fn(&'a Ctx<'a>, Value) -> BoxFuture<'a, Out>;
-
 /// `op!(GetSecretValue => get_secret_value)`: IAM action `secretsmanager:GetSecretValue`.
 macro_rules! op {
     ($name:ident => $handler:ident) => {
-        Operation::<Handler> {
-            name: stringify!($name),
-            iam_action: Some(concat!("secretsmanager:", stringify!($name))),
-            handler: |ctx, input| Box::pin(async move { $handler(ctx, typed(input)?).await }),
-        }
+        berth_aws::json_operation!("secretsmanager", $name => $handler)
     };
 }
 
@@ -59,27 +43,18 @@ fn model() -> Option<&'static validate::Model> {
     validate::Model::embedded(&MODEL, include_str!("secretsmanager-constraints.json"), "Secrets Manager")
 }
 
-pub(crate) async fn run(ctx: &Ctx<'_>, op: &Operation<Handler>, body: &[u8]) -> Out {
-    let body = if body.is_empty() { b"{}".as_slice() } else { body };
-    // serde's message could quote the body (a value); the caller gets only where it failed.
-    let input: Value = serde_json::from_slice(body).map_err(|e| {
-        AwsError::new("SerializationException", format!("could not read the request as JSON (line {}, column {})", e.line(), e.column()))
-    })?;
-    if let Some(model) = model() {
-        let violations = model.check(op.name, &input);
-        if !violations.is_empty() {
-            return Err(AwsError::from_violations(&violations, "ValidationException"));
-        }
+/// The API on the shared JSON 1.1 steps: this table and model, these exceptions.
+pub(crate) fn api() -> JsonApi {
+    JsonApi {
+        operations: operations(),
+        model: model(),
+        constraint_exception: "ValidationException",
+        from_registry: crate::error::from_registry,
+        unsupported: |action| {
+            AwsError::new("UnsupportedOperationException", format!("berth's Secrets Manager does not implement the action {action} yet"))
+        },
+        internal: |e| AwsError::new("InternalServiceError", e).with_status(http::StatusCode::INTERNAL_SERVER_ERROR),
     }
-    let output = (op.handler)(ctx, input).await?;
-    ctx.auth.ensure_decided().map_err(crate::error::from_registry)?;
-    Ok(output)
-}
-
-/// The input shape; a mismatch is reported without serde's message, which may quote a value.
-fn typed<T: DeserializeOwned>(input: Value) -> Result<T, AwsError> {
-    serde_json::from_value(input)
-        .map_err(|_| AwsError::new("SerializationException", "could not read the request: a member has the wrong type"))
 }
 
 fn secs(millis: i64) -> f64 {
@@ -349,7 +324,7 @@ mod tests {
 
     #[test]
     fn a_value_of_the_wrong_type_is_not_quoted() {
-        let err = typed::<CreateSecretIn>(json!({"Name": "n", "SecretString": 12345})).err().expect("refused");
+        let err = berth_aws::json::typed::<CreateSecretIn>(json!({"Name": "n", "SecretString": 12345})).err().expect("refused");
         assert!(!err.message.contains("12345"), "{}", err.message);
         let err = value_in(None, Some("not base64 hunter2!".into())).expect_err("refused");
         assert!(!err.message.contains("hunter2"), "{}", err.message);

@@ -13,9 +13,7 @@
 mod error;
 mod handlers;
 
-use axum::response::{IntoResponse, Response};
-use berth_aws::error::AwsError;
-use berth_aws::operation::Authorizer;
+use axum::response::Response;
 use berth_aws::{AwsApi, Call, Protocol, Rejection};
 
 const TARGET_PREFIX: &str = "secretsmanager.";
@@ -39,15 +37,7 @@ impl AwsApi for SecretsManagerApi {
     }
 
     async fn call(&self, call: Call) -> Response {
-        let Some(op) = handlers::operations().get(&call.action) else {
-            let message = format!("berth's Secrets Manager does not implement the action {} yet", call.action);
-            return AwsError::new("UnsupportedOperationException", message).into_response();
-        };
-        let auth = Authorizer::new(&call.registry, &call.principal, op.iam_action, call.record.clone());
-        let ctx = handlers::Ctx { registry: &call.registry, principal: &call.principal, auth };
-        berth_aws::json_answer(handlers::run(&ctx, op, &call.body).await, |e| {
-            AwsError::new("InternalServiceError", e).with_status(http::StatusCode::INTERNAL_SERVER_ERROR)
-        })
+        handlers::api().call(&call).await
     }
 
     fn reject(&self, error: Rejection, _request_id: &str) -> Response {
