@@ -81,6 +81,68 @@ class Distribution:
         return counts
 
 
+def tar_image(layout, tag, layer_sizes, arch="amd64"):
+    """An image of complete gzipped tar layers (one random file each) written with Python's
+    tarfile into an OCI layout, so runtimes that unpack layers (containerd) accept them (umoci's
+    are truncated); random content makes every digest unique. Returns images.Image."""
+    import gzip
+    import shutil
+    import tarfile
+
+    images.init_layout(layout)
+    index_path = os.path.join(layout, "index.json")
+    index = images.read_index(layout)
+    if index.get("manifests") is None:  # umoci init writes null
+        index["manifests"] = []
+        with open(index_path, "w") as f:
+            json.dump(index, f)
+    layers, diff_ids = [], []
+    for i, size in enumerate(layer_sizes):
+        # gzip (level 1: the content is random anyway): skopeo pushes compressed layers as they
+        # are, so the upstream holds exactly these digests.
+        tar_path = os.path.join(layout, f".layer-{tag}-{i}.tar")
+        with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tf:
+            info = tarfile.TarInfo(f"data/layer{i}.bin")
+            info.size = size
+            with open("/dev/urandom", "rb") as rnd:
+                tf.addfile(info, _Limited(rnd, size))
+        diff_ids.append(images.file_digest(tar_path))
+        gz_path = tar_path + ".gz"
+        with open(tar_path, "rb") as src, gzip.GzipFile(gz_path, "wb", compresslevel=1, mtime=0) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.remove(tar_path)
+        digest = images.file_digest(gz_path)
+        target = images.blob_path(layout, digest)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(gz_path, target)
+        layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest,
+                       "size": os.path.getsize(target)})
+    config = json.dumps({"architecture": arch, "os": "linux", "config": {"Cmd": ["/bin/sh"]},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                         "history": [{"created_by": f"berth test {uuid.uuid4()}"}]}).encode()
+    config_digest = images.write_blob(layout, config)
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": images.MT_OCI_MANIFEST,
+                           "config": {"mediaType": images.MT_OCI_CONFIG, "digest": config_digest, "size": len(config)},
+                           "layers": layers}).encode()
+    digest = images.write_blob(layout, manifest)
+    images.add_ref(layout, {"mediaType": images.MT_OCI_MANIFEST, "digest": digest, "size": len(manifest)}, tag)
+    return images.Image(layout=layout, tag=tag, manifest_digest=digest, config_digest=config_digest,
+                        layer_digests=[l["digest"] for l in layers], architecture=arch)
+
+
+class _Limited:
+    """The first `n` bytes of a file object (tarfile reads a member's body through it)."""
+
+    def __init__(self, f, n):
+        self.f, self.left = f, n
+
+    def read(self, size=-1):
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        data = self.f.read(size)
+        self.left -= len(data)
+        return data
+
+
 def run(*cmd, check=True, **kw):
     p = subprocess.run(list(cmd), capture_output=True, text=True, **kw)
     if check:
@@ -343,3 +405,14 @@ def test_upstream_credentials_from_a_secret_htpasswd_distribution_and_a_second_b
         wait_for_image(cache.ecr(), "ecrup/team/svc", "v1")
     finally:
         up.stop()
+
+
+def tar_index(layout, tag, arches, layer_size=64 * 1024):
+    """An OCI index tagged `tag` over one tar_image per architecture (children tagged tag-arch)."""
+    children = [tar_image(layout, f"{tag}-{a}", [layer_size], arch=a) for a in arches]
+    index = json.dumps({"schemaVersion": 2, "mediaType": images.MT_OCI_INDEX, "manifests": [
+        {"mediaType": images.MT_OCI_MANIFEST, "digest": c.manifest_digest, "size": len(c.manifest_bytes),
+         "platform": {"architecture": c.architecture, "os": "linux"}} for c in children]}).encode()
+    digest = images.write_blob(layout, index)
+    images.add_ref(layout, {"mediaType": images.MT_OCI_INDEX, "digest": digest, "size": len(index)}, tag)
+    return images.MultiArch(layout=layout, tag=tag, index_digest=digest, children=children)

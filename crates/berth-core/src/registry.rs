@@ -507,6 +507,20 @@ impl Registry {
         replicated: bool,
     ) -> Result<PutManifestResult> {
         let parsed = manifest::parse(&body, content_type)?;
+        self.store_parsed_manifest(repo, reference, extra_tags, parsed, body, replicated).await
+    }
+
+    /// [`Registry::store_manifest`] of a manifest already parsed; the pull-through cache stores
+    /// an index with only the children it holds among its `references` (ECR's partial index).
+    pub(crate) async fn store_parsed_manifest(
+        &self,
+        repo: &Repo,
+        reference: &Reference,
+        extra_tags: &[Tag],
+        parsed: manifest::ParsedManifest,
+        body: Bytes,
+        replicated: bool,
+    ) -> Result<PutManifestResult> {
         let media_type = parsed.media_type.clone();
         let digest = match reference {
             Reference::Digest(expected) => {

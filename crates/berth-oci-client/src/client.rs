@@ -28,6 +28,8 @@ use crate::error::{from_status, ClientError};
 use crate::names::{check_digest, check_reference, check_repo, is_digest, verify_digest};
 use crate::streams::{IdleTimeout, Verifying};
 
+/// What the OCI referrers API answers.
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// The manifest media types we accept when reading manifests.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
      application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
@@ -375,6 +377,24 @@ impl OciClient {
             }
         };
         Ok(Manifest { digest, media_type, bytes })
+    }
+
+    /// The referrers index of `digest` (the OCI referrers API: an image index of the manifests
+    /// whose `subject` is `digest`), or `None` when the remote has no such API (a 404, as from
+    /// registries before distribution-spec 1.1).
+    pub async fn referrers(&self, repo: &str, digest: &str) -> Result<Option<Bytes>, ClientError> {
+        check_repo(repo)?;
+        check_digest(digest)?;
+        let url = self.url(&format!("v2/{repo}/referrers/{digest}"))?;
+        self.retrying(|| async {
+            let req = Request::new(Method::GET, url.clone(), vec![repo_scope(repo, false)]).header(ACCEPT, OCI_INDEX)?;
+            match self.send_following(req).await {
+                Ok(resp) => Ok(Some(read_limited(resp, MAX_MANIFEST_BYTES).await?)),
+                Err(ClientError::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .await
     }
 
     /// Stores a manifest under `reference` (a tag or its digest); returns its digest.

@@ -21,7 +21,8 @@ pub struct AddWebhookArgs {
     #[arg(long)]
     pub url: String,
     /// Only events of this detail-type ("ECR Image Action", "ECR Image Scan", "ECR Lifecycle
-    /// Policy Action", "ECR Replication Action"); repeatable; default: every one.
+    /// Policy Action", "ECR Replication Action", "ECR Pull Through Cache Action"); repeatable;
+    /// default: every one.
     #[arg(long = "detail-type")]
     pub detail_types: Vec<String>,
     /// Read the signing secret from stdin instead of generating one.

@@ -44,9 +44,11 @@ pub const IMAGE_SCAN: &str = "ECR Image Scan";
 pub const LIFECYCLE_ACTION: &str = "ECR Lifecycle Policy Action";
 /// EventBridge lists this detail-type for ECR without a documented detail: berth's shape.
 pub const REPLICATION_ACTION: &str = "ECR Replication Action";
+/// ECR's sample's fields (`sync-status`, `ecr-repository-prefix`, `upstream-registry-url`, ...).
+pub const PULL_THROUGH_ACTION: &str = "ECR Pull Through Cache Action";
 
 /// Every detail-type berth emits (what a webhook may ask for).
-pub const DETAIL_TYPES: [&str; 4] = [IMAGE_ACTION, IMAGE_SCAN, LIFECYCLE_ACTION, REPLICATION_ACTION];
+pub const DETAIL_TYPES: [&str; 5] = [IMAGE_ACTION, IMAGE_SCAN, LIFECYCLE_ACTION, REPLICATION_ACTION, PULL_THROUGH_ACTION];
 
 /// One event, as EventBridge would deliver it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -236,6 +238,29 @@ impl Registry {
             detail["failure-reason"] = json!(code);
         }
         self.emit(self.event(repo, REPLICATION_ACTION, detail)).await;
+    }
+
+    /// "ECR Pull Through Cache Action" when an image is first cached from an upstream (SUCCESS)
+    /// or a fetch of one failed (FAILED, with the reason).
+    pub(crate) async fn emit_pull_through_action(&self, repo: &Repo, sync: &crate::pull_through::SyncOutcome<'_>) {
+        let mut detail = json!({
+            "rule-version": "1",
+            "sync-status": if sync.failure.is_none() { "SUCCESS" } else { "FAILED" },
+            "ecr-repository-prefix": sync.prefix,
+            "repository-name": repo.name.as_str(),
+            "upstream-registry-url": sync.upstream_url,
+        });
+        if let Some(tag) = sync.tag {
+            detail["image-tag"] = json!(tag);
+        }
+        if let Some(digest) = sync.digest {
+            detail["image-digest"] = json!(digest.to_string());
+        }
+        if let Some((code, reason)) = &sync.failure {
+            detail["failure-code"] = json!(code);
+            detail["failure-reason"] = json!(reason);
+        }
+        self.emit(self.event(repo, PULL_THROUGH_ACTION, detail)).await;
     }
 
     /// Queues the event for the account's webhooks that want it. Never fails the caller: the

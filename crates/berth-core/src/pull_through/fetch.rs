@@ -7,28 +7,38 @@
 //! fetched manifest is verified (by digest: the digest; by tag: the upstream's
 //! `Docker-Content-Digest`), parsed, and stored at once when the repository holds everything it
 //! references; otherwise it is served from memory (`pending`) while a task stores its blobs
-//! through the blob flights clients join, then stores it. An index waits there until every
-//! child it lists is stored (children are fetched as clients ask for them).
+//! through the blob flights clients join, then stores it. An index is stored at once with the
+//! children the repository holds (ECR stores the index on first pull): its other children are
+//! fetched as clients ask for them, and each one cached links itself to the partial indexes
+//! (`partial`) that list it. Every image cached (or failing to be) is an "ECR Pull Through
+//! Cache Action" event.
 //!
 //! Upstream failures: 404 is the client's MANIFEST_UNKNOWN / BLOB_UNKNOWN; anything else is
 //! `RegistryError::Upstream` naming the upstream and its answer. A failed upstream (down, 5xx,
 //! 429) is left alone for `UPSTREAM_PAUSE` (or its Retry-After): stale tags are served from the
 //! cache meanwhile and misses fail at once, so a crowd of clients makes no retry storm.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use berth_oci_client::{ClientError, ClientOptions, Credentials, Endpoint, OciClient};
-use berth_store::{ByteStream, Digest, RefKind};
+use berth_store::{ByteStream, Digest, NewManifest, RefKind, StorageClass};
+use futures::future::BoxFuture;
 
 use super::flight::{self, Flights, Source};
-use super::{credentials, upstream_base, Rule, RuleCache, UpstreamTarget};
+use super::{credentials, upstream_base, Rule, RuleCache, SyncOutcome, UpstreamTarget};
 use crate::auth::{Principal, Resource};
 use crate::error::Result;
+use crate::manifest::{media_types, ParsedManifest};
 use crate::names::{Reference, RegistryRef, Repo};
 use crate::templates::AppliedFor;
 use crate::{Manifest, Registry, RegistryError};
+
+/// `failure-code`s of a FAILED "ECR Pull Through Cache Action" (berth's: ECR documents none).
+const UPSTREAM_FAILED: &str = "UPSTREAM_ERROR";
+const INVALID_CONTENT: &str = "INVALID_UPSTREAM_CONTENT";
+const CACHING_FAILED: &str = "CACHING_FAILED";
 
 /// How long a failing upstream is left alone.
 const UPSTREAM_PAUSE: Duration = Duration::from_secs(10);
@@ -46,6 +56,11 @@ pub(crate) struct PullThroughState {
     pending_tags: Mutex<HashMap<(String, String), String>>,
     /// Upstreams that failed lately: until when they are left alone, and why.
     paused: Mutex<HashMap<String, (Instant, String)>>,
+    /// Stored indexes (by repository) some of whose children are not cached yet.
+    partial: Mutex<HashMap<String, HashSet<Digest>>>,
+    /// Stored indexes this process checked for uncached children (after a restart `partial`
+    /// is refilled as they are served).
+    checked_indexes: Mutex<HashSet<(String, Digest)>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -221,6 +236,9 @@ impl Registry {
             }
             (None, Err(e), _) => return Err(e),
         };
+        if is_index(&m.media_type) {
+            self.note_partial_index(repo, &m).await;
+        }
         if !head && self.repository_exists(repo).await? {
             self.note_pull(repo, &m.digest, Some(&principal.arn)).await;
         }
@@ -273,6 +291,11 @@ impl Registry {
         reference: &Reference,
     ) -> Result<Manifest> {
         self.authorize_import(principal, repo).await?;
+        self.import_manifest(repo, target, reference).await
+    }
+
+    /// A manifest from the upstream into the cache repository (its caller authorized the import).
+    async fn import_manifest(self: &Arc<Self>, repo: &Repo, target: &UpstreamTarget, reference: &Reference) -> Result<Manifest> {
         let lock = self.pull_through.manifest_lock(format!("{}\n{reference}", repo_id(repo)));
         let _one = lock.lock().await;
         // Another request may have fetched it while this one waited.
@@ -289,21 +312,31 @@ impl Registry {
             Err(ClientError::NotFound { .. }) => return Err(RegistryError::ManifestUnknown(reference_text)),
             Err(e) => {
                 self.pull_through.note_failure(&target.rule.upstream_url, &e);
-                return Err(upstream_error(target, &format!("manifest {reference_text}"), &e));
+                let failure = upstream_error(target, &format!("manifest {reference_text}"), &e);
+                let code = if matches!(e, ClientError::DigestMismatch { .. }) { INVALID_CONTENT } else { UPSTREAM_FAILED };
+                self.emit_sync(repo, target, reference, None, Some((code, failure.to_string()))).await;
+                return Err(failure);
             }
         };
-        let digest: Digest = fetched.digest.parse().map_err(|e| {
-            RegistryError::Upstream(format!(
-                "upstream registry {} named an invalid digest {:?}: {e}",
-                target.rule.upstream_url, fetched.digest
-            ))
-        })?;
-        let parsed = crate::manifest::parse(&fetched.bytes, &fetched.media_type).map_err(|e| {
-            RegistryError::Upstream(format!(
-                "upstream registry {} sent a manifest for {}:{reference_text} that berth cannot read: {e}",
-                target.rule.upstream_url, target.repository
-            ))
-        })?;
+        let checked = fetched
+            .digest
+            .parse::<Digest>()
+            .map_err(|e| format!("upstream registry {} named an invalid digest {:?}: {e}", target.rule.upstream_url, fetched.digest))
+            .and_then(|digest| {
+                crate::manifest::parse(&fetched.bytes, &fetched.media_type).map(|parsed| (digest, parsed)).map_err(|e| {
+                    format!(
+                        "upstream registry {} sent a manifest for {}:{reference_text} that berth cannot read: {e}",
+                        target.rule.upstream_url, target.repository
+                    )
+                })
+            });
+        let (digest, parsed) = match checked {
+            Ok(ok) => ok,
+            Err(message) => {
+                self.emit_sync(repo, target, reference, None, Some((INVALID_CONTENT, message.clone()))).await;
+                return Err(RegistryError::Upstream(message));
+            }
+        };
         let manifest = Manifest { digest: digest.clone(), media_type: parsed.media_type.clone(), content: fetched.bytes };
         self.ensure_cache_repository(repo).await?;
         let stored_as = match reference {
@@ -313,9 +346,18 @@ impl Registry {
         if let Reference::Tag(t) = reference {
             self.meta.set_pull_through_tag_checked(repo.key(), t.as_str(), self.now()).await?;
         }
-        match self.store_manifest(repo, &stored_as, &[], &manifest.media_type, manifest.content.clone(), false).await {
-            Ok(_) => return Ok(manifest),
-            Err(RegistryError::ManifestBlobUnknown(_) | RegistryError::ManifestChildUnknown(_)) => {}
+        if parsed.references.iter().any(|r| r.kind == RefKind::Manifest) {
+            self.store_index(repo, &stored_as, parsed, &manifest).await?;
+            self.cached(repo, target, &stored_as, &digest).await;
+            return Ok(manifest);
+        }
+        let blobs: Vec<Digest> = parsed.references.iter().filter(|r| r.kind == RefKind::Blob).map(|r| r.digest.clone()).collect();
+        match self.store_parsed_manifest(repo, &stored_as, &[], parsed, manifest.content.clone(), false).await {
+            Ok(_) => {
+                self.cached(repo, target, &stored_as, &digest).await;
+                return Ok(manifest);
+            }
+            Err(RegistryError::ManifestBlobUnknown(_)) => {}
             Err(e) => return Err(e),
         }
         let id = repo_id(repo);
@@ -323,17 +365,23 @@ impl Registry {
         if let Reference::Tag(t) = reference {
             locked(&self.pull_through.pending_tags).insert((id, t.as_str().to_string()), digest.to_string());
         }
-        let blobs: Vec<Digest> = parsed.references.iter().filter(|r| r.kind == RefKind::Blob).map(|r| r.digest.clone()).collect();
-        let is_index = parsed.references.iter().any(|r| r.kind == RefKind::Manifest);
-        if !is_index {
-            let (me, repo, manifest) = (self.clone(), repo.clone(), manifest.clone());
-            tokio::spawn(async move { me.complete_image(&repo, source, blobs, stored_as, manifest).await });
+        {
+            let (me, repo, manifest, target) = (self.clone(), repo.clone(), manifest.clone(), target.clone());
+            tokio::spawn(async move { me.complete_image(&repo, &target, source, blobs, stored_as, manifest).await });
         }
         Ok(manifest)
     }
 
     /// Stores every blob of a fetched image (joining the flights clients started), then the image.
-    async fn complete_image(self: &Arc<Self>, repo: &Repo, source: Source, blobs: Vec<Digest>, stored_as: Reference, manifest: Manifest) {
+    async fn complete_image(
+        self: &Arc<Self>,
+        repo: &Repo,
+        target: &UpstreamTarget,
+        source: Source,
+        blobs: Vec<Digest>,
+        stored_as: Reference,
+        manifest: Manifest,
+    ) {
         let result = async {
             for digest in &blobs {
                 if self.stat_blob(repo, digest).await.is_ok() {
@@ -347,29 +395,156 @@ impl Registry {
         .await;
         self.pull_through.forget_pending(repo, &manifest.digest);
         match result {
-            Ok(_) => self.store_pending_indexes(repo).await,
-            Err(e) => tracing::warn!(repository = %repo, digest = %manifest.digest, error = %e, "caching a pulled-through image failed"),
+            Ok(_) => self.cached(repo, target, &stored_as, &manifest.digest).await,
+            Err(e) => {
+                tracing::warn!(repository = %repo, digest = %manifest.digest, error = %e, "caching a pulled-through image failed");
+                self.emit_sync(repo, target, &stored_as, Some(&manifest.digest), Some((CACHING_FAILED, e.to_string()))).await;
+            }
         }
     }
 
-    /// Pending indexes of the repository whose children are all stored now.
-    async fn store_pending_indexes(&self, repo: &Repo) {
-        let id = repo_id(repo);
-        let candidates: Vec<Manifest> =
-            locked(&self.pull_through.pending).iter().filter(|((r, _), _)| *r == id).map(|(_, m)| m.clone()).collect();
-        for m in candidates {
-            let tags: Vec<String> = locked(&self.pull_through.pending_tags)
-                .iter()
-                .filter(|((r, _), d)| *r == id && **d == m.digest.to_string())
-                .map(|((_, t), _)| t.clone())
-                .collect();
-            let extra: Vec<crate::Tag> = tags.iter().filter_map(|t| Registry::tag(t).ok()).collect();
-            let stored =
-                self.store_manifest(repo, &Reference::Digest(m.digest.clone()), &extra, &m.media_type, m.content.clone(), false).await;
-            if stored.is_ok() {
-                self.pull_through.forget_pending(repo, &m.digest);
+    /// An image or index just cached: its event, the partial indexes it completes, and its
+    /// referrers fetched in the background.
+    async fn cached(self: &Arc<Self>, repo: &Repo, target: &UpstreamTarget, stored_as: &Reference, digest: &Digest) {
+        self.emit_sync(repo, target, stored_as, Some(digest), None).await;
+        self.link_partial_indexes(repo).await;
+        tokio::spawn(self.clone().import_referrers(repo.clone(), target.clone(), digest.clone()));
+    }
+
+    /// The upstream's referrers of a subject just cached (signatures, SBOMs, attestations),
+    /// fetched with it so clients listing referrers through the cache see them. An upstream
+    /// without the referrers API has none to give. Boxed: a referrer cached imports its own.
+    fn import_referrers(self: Arc<Self>, repo: Repo, target: UpstreamTarget, subject: Digest) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let Ok(source) = self.upstream_source(&repo, &target).await else { return };
+            let index = match source.client.referrers(&target.repository, &subject.to_string()).await {
+                Ok(Some(index)) => index,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!(repository = %repo, %subject, error = %e, "listing the upstream's referrers failed");
+                    return;
+                }
+            };
+            let Ok(index) = serde_json::from_slice::<ReferrersIndex>(&index) else {
+                tracing::warn!(repository = %repo, %subject, upstream = %target.rule.upstream_url, "the upstream's referrers list is not an image index");
+                return;
+            };
+            for d in index.manifests.iter().take(MAX_REFERRERS) {
+                let Ok(digest) = d.digest.parse::<Digest>() else { continue };
+                if matches!(self.meta.get_manifest_by_digest(repo.key(), &digest).await, Ok(Some(_))) {
+                    continue;
+                }
+                if let Err(e) = self.import_manifest(&repo, &target, &Reference::Digest(digest.clone())).await {
+                    tracing::warn!(repository = %repo, %subject, referrer = %digest, error = %e, "caching a referrer failed");
+                }
+            }
+        })
+    }
+
+    async fn emit_sync(
+        &self,
+        repo: &Repo,
+        target: &UpstreamTarget,
+        reference: &Reference,
+        digest: Option<&Digest>,
+        failure: Option<(&'static str, String)>,
+    ) {
+        let tag = match reference {
+            Reference::Tag(t) => Some(t.as_str()),
+            Reference::Digest(_) => None,
+        };
+        let digest = digest.or(match reference {
+            Reference::Digest(d) => Some(d),
+            Reference::Tag(_) => None,
+        });
+        let sync = SyncOutcome { prefix: &target.rule.prefix, upstream_url: &target.rule.upstream_url, tag, digest, failure };
+        self.emit_pull_through_action(repo, &sync).await;
+    }
+
+    /// The manifest's references without the children the repository does not hold, and
+    /// whether none was left out.
+    async fn held_references(&self, repo: &Repo, mut parsed: ParsedManifest) -> Result<(ParsedManifest, bool)> {
+        let mut complete = true;
+        let mut kept = Vec::with_capacity(parsed.references.len());
+        for r in std::mem::take(&mut parsed.references) {
+            if r.kind == RefKind::Blob || self.meta.get_manifest_by_digest(repo.key(), &r.digest).await?.is_some() {
+                kept.push(r);
+            } else {
+                complete = false;
             }
         }
+        parsed.references = kept;
+        Ok((parsed, complete))
+    }
+
+    /// An index stored at once, referencing the children held now; it stays in `partial` until
+    /// every child is cached.
+    async fn store_index(&self, repo: &Repo, stored_as: &Reference, parsed: ParsedManifest, manifest: &Manifest) -> Result<()> {
+        let (held, complete) = self.held_references(repo, parsed).await?;
+        self.store_parsed_manifest(repo, stored_as, &[], held, manifest.content.clone(), false).await?;
+        if !complete {
+            locked(&self.pull_through.partial).entry(repo_id(repo)).or_default().insert(manifest.digest.clone());
+        }
+        Ok(())
+    }
+
+    /// A stored index served from a cache repository: remembered as partial when some of its
+    /// children are not cached (once per index and process; after a restart this refills
+    /// `partial`).
+    async fn note_partial_index(&self, repo: &Repo, m: &Manifest) {
+        let id = repo_id(repo);
+        {
+            let mut checked = locked(&self.pull_through.checked_indexes);
+            if checked.len() > 100_000 {
+                checked.clear();
+            }
+            if !checked.insert((id.clone(), m.digest.clone())) {
+                return;
+            }
+        }
+        let Ok(parsed) = crate::manifest::parse(&m.content, &m.media_type) else { return };
+        if let Ok((_, false)) = self.held_references(repo, parsed).await {
+            locked(&self.pull_through.partial).entry(id).or_default().insert(m.digest.clone());
+        }
+    }
+
+    /// Adds the references of children cached since to the repository's partial indexes.
+    async fn link_partial_indexes(&self, repo: &Repo) {
+        let id = repo_id(repo);
+        let indexes: Vec<Digest> = locked(&self.pull_through.partial).get(&id).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        for index in indexes {
+            match self.link_index(repo, &index).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    if let Some(set) = locked(&self.pull_through.partial).get_mut(&id) {
+                        set.remove(&index);
+                    }
+                }
+                Err(e) => tracing::warn!(repository = %repo, %index, error = %e, "linking cached children to a partial index"),
+            }
+        }
+    }
+
+    /// Whether the index is complete (or gone) after recording the children held now.
+    async fn link_index(&self, repo: &Repo, index: &Digest) -> Result<bool> {
+        let row = match self.meta.get_manifest_by_digest(repo.key(), index).await? {
+            Some(row) if row.storage_class == StorageClass::Standard => row,
+            // Gone, or archived (storing it again would restore it): nothing to link.
+            _ => return Ok(true),
+        };
+        let parsed = crate::manifest::parse(&row.content, &row.media_type)?;
+        let (held, complete) = self.held_references(repo, parsed).await?;
+        // The row as stored: only references are added (no tag moves, no push event).
+        self.meta
+            .put_manifest(NewManifest {
+                repository: repo.key(),
+                manifest: row,
+                references: held.references,
+                tags: Vec::new(),
+                outbox: Vec::new(),
+            })
+            .await?;
+        Ok(complete)
     }
 
     /// A blob read that missed in a cache repository: fetched from the upstream (one flight per
@@ -398,6 +573,24 @@ impl Registry {
     pub fn pull_through_flights(&self) -> usize {
         self.pull_through.flights.len()
     }
+}
+
+/// Referrers fetched per subject at most (an upstream may list many signatures).
+const MAX_REFERRERS: usize = 100;
+
+#[derive(serde::Deserialize)]
+struct ReferrersIndex {
+    #[serde(default)]
+    manifests: Vec<ReferrerDescriptor>,
+}
+
+#[derive(serde::Deserialize)]
+struct ReferrerDescriptor {
+    digest: String,
+}
+
+fn is_index(media_type: &str) -> bool {
+    matches!(media_type, media_types::OCI_INDEX | media_types::DOCKER_LIST)
 }
 
 fn source_clone(s: &Source) -> Source {

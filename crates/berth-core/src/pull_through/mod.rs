@@ -103,6 +103,16 @@ pub struct UpstreamTarget {
     pub repository: String,
 }
 
+/// What an "ECR Pull Through Cache Action" event says: the rule, the image, and for a failed
+/// sync its code and reason.
+pub(crate) struct SyncOutcome<'a> {
+    pub prefix: &'a str,
+    pub upstream_url: &'a str,
+    pub tag: Option<&'a str>,
+    pub digest: Option<&'a berth_store::Digest>,
+    pub failure: Option<(&'static str, String)>,
+}
+
 impl From<PullThroughRuleRow> for Rule {
     fn from(r: PullThroughRuleRow) -> Rule {
         Rule {

@@ -323,21 +323,21 @@ pub async fn put_manifest<DB: Backend>(pool: &Pool<DB>, new: &NewManifest<'_>) -
         }
     }
     let (inserted, restored) = store_manifest_row(&mut *tx, repo_id, m, &digest).await?;
-    if inserted {
-        for reference in &new.references {
-            tx.exec(
-                stmt(
-                    "INSERT INTO manifest_references (repository_id, manifest_digest, child_digest, kind) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(repo_id)
-                .bind(digest.as_str())
-                .bind(&reference.digest)
-                .bind(kind_code(reference.kind)),
+    // Also for a manifest already stored: a pull-through index stored with the children it had
+    // then gains the references of the children cached since.
+    for reference in &new.references {
+        tx.exec(
+            stmt(
+                "INSERT INTO manifest_references (repository_id, manifest_digest, child_digest, kind) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT DO NOTHING",
             )
-            .await
-            .ctx("recording manifest reference")?;
-        }
+            .bind(repo_id)
+            .bind(digest.as_str())
+            .bind(&reference.digest)
+            .bind(kind_code(reference.kind)),
+        )
+        .await
+        .ctx("recording manifest reference")?;
     }
     for &(tag, tag_move) in &new.tags {
         let only_same = match tag_move {
