@@ -4,9 +4,12 @@
 # and B per repetition.
 #   bench/blob-get-ab.sh OLD_BERTH NEW_BERTH        (needs target/release/berth-bench, boto3)
 # Env: AB_SECONDS (10) AB_CONNECTIONS ("1 16") AB_BLOB_MIB (256) AB_REPEAT (3)
+#      AB_BERTH_ARGS ("--aes256-by-storage": blobs in clear, the filesystem's mapped reader; "" for
+#      berth as shipped, every blob sealed at rest)
 set -euo pipefail
 A=$1 B=$2
 BB=${BB:-$(dirname "$0")/../target/release/berth-bench}
+BERTH_ARGS=${AB_BERTH_ARGS---aes256-by-storage}
 SECONDS_=${AB_SECONDS:-10} CONNS=${AB_CONNECTIONS:-"1 16"} MIB=${AB_BLOB_MIB:-256} REPEAT=${AB_REPEAT:-3}
 W=$(mktemp -d /var/tmp/berth-ab.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$W"' EXIT
@@ -15,7 +18,8 @@ export BERTH_SCRUB_INTERVAL_SECONDS=0
 export BERTH_ADMIN_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE BERTH_ADMIN_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
 start() { # name binary [listen] -> prints the URL
   : >"$W/$1.out"
-  "$2" serve --listen "${3:-127.0.0.1:0}" --data-dir "$W/$1" >"$W/$1.out" 2>"$W/$1.log" &
+  # shellcheck disable=SC2086 # BERTH_ARGS is a list of flags
+  "$2" serve --listen "${3:-127.0.0.1:0}" --data-dir "$W/$1" $BERTH_ARGS >"$W/$1.out" 2>"$W/$1.log" &
   echo $! >"$W/$1.pid"
   until grep -q "listening on" "$W/$1.out" 2>/dev/null; do
     kill -0 "$(cat "$W/$1.pid")" 2>/dev/null || { echo "$2 did not start: $(tail -3 "$W/$1.log")" >&2; exit 1; }

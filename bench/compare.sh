@@ -15,10 +15,17 @@
 #   BENCH_CLIENT_THREADS=1         threads of the load generator (it shares the machine with the server)
 #   BENCH_BUILD=1                 0 uses target/release/{berth,berth-bench} as they are (no cargo build)
 #   BENCH_QUIET_LOGS=0             1: both servers log warnings only (default: as shipped, one line per request)
+#   BENCH_BERTH_ARGS="--aes256-by-storage"   berth serve flags; the default stores blobs in clear, as
+#                                  distribution does ("" runs berth as shipped: every blob sealed at rest)
+#
+# Writes its part of BENCH_OUT (between <!-- compare:start --> and <!-- compare:end -->; the other
+# scripts' sections stay) and prints it.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+# replace_section (this script defines its own log, rec and start_berth after it)
+. "$ROOT/bench/lib.sh"
 COMMAND="${BENCH_COMMAND:-$(printf '%q ' "$0" "$@")}"
 for v in $(env | grep -o '^BENCH_[A-Z_]*' | grep -v '^BENCH_COMMAND$' | sort); do COMMAND="$v=${!v} $COMMAND"; done
 
@@ -43,6 +50,7 @@ TARGETS=${BENCH_TARGETS:-"berth distribution"}
 SKOPEO=${BENCH_SKOPEO:-1}
 OUT=${BENCH_OUT:-$ROOT/bench/RESULTS.md}
 QUIET=${BENCH_QUIET_LOGS:-0}
+BERTH_ARGS=${BENCH_BERTH_ARGS---aes256-by-storage}
 export BENCH_CLIENT_THREADS=${BENCH_CLIENT_THREADS:-1}
 has() { [[ " $TARGETS " == *" $1 "* ]]; }
 
@@ -109,7 +117,8 @@ start_berth() {
   mkdir -p "$W/berth"
   local env=()
   [ "$QUIET" = 1 ] && env=(BERTH_LOG=warn)
-  env "${env[@]}" "$BERTH" serve --listen 127.0.0.1:0 --data-dir "$W/berth/data" >"$W/berth/stdout" 2>"$W/berth/stderr" &
+  # shellcheck disable=SC2086 # BERTH_ARGS is a list of flags
+  env "${env[@]}" "$BERTH" serve --listen 127.0.0.1:0 --data-dir "$W/berth/data" $BERTH_ARGS >"$W/berth/stdout" 2>"$W/berth/stderr" &
   PID[berth]=$!; PIDS+=("$!")
   local addr=""
   for _ in $(seq 1 100); do
@@ -213,6 +222,8 @@ t0=$(now); cat "$BLOB" >/dev/null; s=$(since "$t0")
 rec limit_cat machine "{\"mb_per_s\": $(awk -v b=$bytes -v s="$s" 'BEGIN { printf "%.1f", b / s / 1e6 }')}"
 sync; t0=$(now); dd if="$BLOB" of="$W/dd.out" bs=4M conv=fsync status=none; s=$(since "$t0"); rm -f "$W/dd.out"
 rec limit_dd_fsync machine "{\"mb_per_s\": $(awk -v b=$bytes -v s="$s" 'BEGIN { printf "%.1f", b / s / 1e6 }')}"
+# The loopback limit of a download: the pull client (berth-bench) from a minimal server that sendfile()s the blob.
+rec limit_loopback machine "$(python3 "$ROOT/bench/loopback.py" "$BLOB" --modes sendfile --repeat 3 --bench-bin "$BB" | jq -c '{mb_per_s: .sendfile.mb_per_s}')"
 rm -f "$BLOB"
 
 # ---------------------------------------------------------------- blob push / pull
@@ -363,10 +374,10 @@ meta=$(jq -n \
   --arg command "$COMMAND" \
   --arg scale "$SCALE" --arg blob "$BLOB_MIB" --arg chunk "$CHUNK_MIB" --arg stages "$TAG_STAGES" --arg repos "$REPOS" \
   --arg load "$LOAD_S" --arg images "$IMAGES" --arg workers "$IMAGE_WORKERS" --arg skopeo_mib "$SKOPEO_MIB" --arg repeat "$REPEAT" \
-  --arg targets "$TARGETS" --arg quiet "$QUIET" --arg threads "$BENCH_CLIENT_THREADS" \
+  --arg targets "$TARGETS" --arg quiet "$QUIET" --arg threads "$BENCH_CLIENT_THREADS" --arg berth_args "$BERTH_ARGS" \
   '$ARGS.named')
-python3 "$ROOT/bench/report.py" "$RAW" "$meta" >"$OUT.tmp"
-mv "$OUT.tmp" "$OUT"
+{ echo "<!-- compare:start -->"; python3 "$ROOT/bench/report.py" "$RAW" "$meta"; echo "<!-- compare:end -->"; } >"$W/section.md"
+replace_section "$OUT" "$W/section.md" compare
 cp "$RAW" "${OUT%.md}.jsonl"
-cat "$OUT"
+cat "$W/section.md"
 log "wrote $OUT and ${OUT%.md}.jsonl"

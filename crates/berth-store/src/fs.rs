@@ -29,7 +29,6 @@ use crate::blob::{BlobRange, BlobReader, BlobStore, ByteStream, UploadCursor};
 use crate::{Algorithm, Digest, StoreError};
 
 const READ_CHUNK: usize = 256 * 1024;
-const READ_QUEUE: usize = 4;
 const WRITE_QUEUE: usize = 32;
 const WRITE_BUFFER: usize = 1024 * 1024;
 
@@ -236,78 +235,28 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn get(&self, digest: &Digest, range: Option<BlobRange>) -> Result<Option<BlobReader>, StoreError> {
-        // Reads run on a blocking thread into a bounded channel (see append_upload): large
-        // sequential reads, no per-read thread-pool hop, bounded memory per download. The open
-        // and stat happen there too (no blocking call on the async side); their outcome comes
-        // back first, on its own channel, before any bytes.
+        // The open and stat are the only blocking calls, made on the pool; the bytes then come
+        // straight from the page cache (see fs_read for why, and for what keeps that safe).
         let path = self.blob_path(digest);
         let what = digest.to_string();
-        let (opened_tx, opened) = tokio::sync::oneshot::channel::<Result<Option<u64>, StoreError>>();
-        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(READ_QUEUE);
-        tokio::task::spawn_blocking(move || {
-            use std::io::{Read, Seek};
-            let open = || -> Result<Option<(std::fs::File, u64)>, StoreError> {
-                let Some(file) =
-                    not_found_is_none(std::fs::File::open(&path)).map_err(|e| StoreError::io(format!("opening blob {what}"), e))?
-                else {
-                    return Ok(None);
-                };
-                let size = file.metadata().map_err(|e| StoreError::io(format!("stat blob {what}"), e))?.len();
-                Ok(Some((file, size)))
+        let opened = tokio::task::spawn_blocking(move || -> Result<Option<(std::fs::File, u64)>, StoreError> {
+            let Some(file) =
+                not_found_is_none(std::fs::File::open(&path)).map_err(|e| StoreError::io(format!("opening blob {what}"), e))?
+            else {
+                return Ok(None);
             };
-            let (mut file, size) = match open() {
-                Ok(Some(opened)) => opened,
-                Ok(None) => {
-                    let _ = opened_tx.send(Ok(None));
-                    return;
-                }
-                Err(e) => {
-                    let _ = opened_tx.send(Err(e));
-                    return;
-                }
-            };
-            let (start, len) = match range {
-                Some(r) => (r.start, r.end_inclusive - r.start + 1),
-                None => (0, size),
-            };
-            if opened_tx.send(Ok(Some(len))).is_err() {
-                return;
-            }
-            if let Err(e) = file.seek(SeekFrom::Start(start)) {
-                let _ = tx.blocking_send(Err(e));
-                return;
-            }
-            let mut remaining = len;
-            while remaining > 0 {
-                let mut buf = bytes::BytesMut::zeroed(READ_CHUNK.min(remaining as usize));
-                match file.read(&mut buf) {
-                    Ok(0) => {
-                        let _ = tx.blocking_send(Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob shorter than recorded")));
-                        return;
-                    }
-                    Ok(n) => {
-                        buf.truncate(n);
-                        remaining -= n as u64;
-                        if tx.blocking_send(Ok(buf.freeze())).is_err() {
-                            return; // the client went away
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
-                        return;
-                    }
-                }
-            }
-        });
-        let len = match opened.await {
-            Ok(Ok(Some(len))) => len,
-            Ok(Ok(None)) => return Ok(None),
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(StoreError::io(format!("opening blob {digest}"), io::Error::other("the reader thread stopped"))),
+            let size = file.metadata().map_err(|e| StoreError::io(format!("stat blob {what}"), e))?.len();
+            crate::fs_read::advise_sequential(&file);
+            Ok(Some((file, size)))
+        })
+        .await
+        .map_err(|e| StoreError::io(format!("opening blob {digest}"), io::Error::other(e.to_string())))??;
+        let Some((file, size)) = opened else { return Ok(None) };
+        let (start, len) = match range {
+            Some(r) => (r.start, r.end_inclusive - r.start + 1),
+            None => (0, size),
         };
-        let body = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed();
-        Ok(Some(BlobReader { len, body }))
+        Ok(Some(BlobReader { len, body: crate::fs_read::mapped(file, size, start, len) }))
     }
 
     async fn delete(&self, digest: &Digest) -> Result<bool, StoreError> {

@@ -16,6 +16,7 @@ pub mod blob;
 pub mod digest;
 pub mod error;
 pub mod fs;
+mod fs_read;
 pub mod jobs;
 pub mod keys;
 pub mod meta;
