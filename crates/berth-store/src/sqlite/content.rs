@@ -56,7 +56,7 @@ impl ContentStore for SqliteMetadataStore {
         // acknowledged PATCH promises, and the upload file's own bytes are not fsynced before a
         // commit either, so after a power loss the session resumes from what the file holds
         // (`Registry::ensure_hashed` rebuilds a hash that does not match it). The next FULL
-        // commit syncs the WAL, this row with it. One fsync per PATCH was ~4 ms of a 10 MiB
+        // commit syncs the WAL, this row with it. One fsync per PATCH was 2–3 ms of a 10 MiB
         // PATCH's time on a virtio disk while the upload's data was being written back.
         let mut conn = crate::sql::repos::acquire(&self.writer).await?;
         sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await.ctx("recording upload progress")?;
