@@ -24,6 +24,10 @@ pub struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "BERTH_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Log lines queued for the log writer thread; beyond it lines are dropped (and counted in
+    /// berth_log_lines_dropped_total) rather than making requests wait.
+    #[arg(long, env = "BERTH_LOG_BUFFER_LINES")]
+    pub log_buffer_lines: Option<usize>,
     /// PEM certificate chain; with --tls-key, serve HTTPS.
     #[arg(long, env = "BERTH_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -164,6 +168,7 @@ struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     log_format: Option<String>,
+    log_buffer_lines: Option<usize>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     gc_interval_seconds: Option<u64>,
@@ -192,6 +197,7 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
+    pub log_buffer_lines: usize,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub gc_interval_seconds: u64,
     pub gc_grace_seconds: u64,
@@ -288,6 +294,10 @@ impl ServeArgs {
             },
             data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             log_format,
+            log_buffer_lines: match self.log_buffer_lines.or(file.log_buffer_lines).unwrap_or(crate::observe::DEFAULT_LOG_BUFFER_LINES) {
+                0 => anyhow::bail!("--log-buffer-lines must be at least 1"),
+                n => n,
+            },
             tls,
             gc_interval_seconds: self.gc_interval_seconds.or(file.gc_interval_seconds).unwrap_or(3600),
             gc_grace_seconds: self.gc_grace_seconds.or(file.gc_grace_seconds).unwrap_or(24 * 3600),

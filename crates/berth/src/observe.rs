@@ -19,20 +19,40 @@ use prometheus::{
 
 use crate::config::LogFormat;
 
-/// Logs go to stderr through a background writer thread, so a request never waits on the
-/// terminal or file behind stderr; keep the returned guard alive to flush at exit.
-pub fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+/// Log lines held for the writer thread by default (about 250 bytes each as text, so ~4 MiB).
+pub const DEFAULT_LOG_BUFFER_LINES: usize = 16_384;
+/// Bytes the writer thread gathers before one write(2) to stderr (it also writes whenever its
+/// queue runs empty, so a quiet server's lines are not held back).
+const LOG_WRITE_BUFFER: usize = 64 * 1024;
+
+/// The process's log writer: keep it alive to flush at exit; `dropped` counts lines let go.
+pub struct Logging {
+    _guard: tracing_appender::non_blocking::WorkerGuard,
+    pub dropped: tracing_appender::non_blocking::ErrorCounter,
+}
+
+/// Logs go to stderr through a background writer thread behind a bounded queue of
+/// `buffer_lines` lines. A request never waits for the log: when stderr cannot keep up (a slow
+/// disk, a stalled pipe, a terminal) lines beyond the queue are dropped and counted
+/// (`berth_log_lines_dropped_total`), since a registry that stops answering because its log
+/// is slow fails every user to keep a record of their requests. The thread writes in batches
+/// of up to 64 KiB (stderr itself is unbuffered: one syscall per line otherwise).
+pub fn init_logging(format: LogFormat, buffer_lines: usize) -> Logging {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| "info".into());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    // Not lossy: under overload, requests wait for the log rather than lines going missing.
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(std::io::stderr());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(buffer_lines.max(1))
+        .thread_name("berth-log")
+        .finish(std::io::BufWriter::with_capacity(LOG_WRITE_BUFFER, std::io::stderr()));
+    let dropped = writer.error_counter();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
-    guard
+    Logging { _guard: guard, dropped }
 }
 
 pub struct Metrics {
@@ -42,6 +62,11 @@ pub struct Metrics {
     bytes_in: IntCounter,
     bytes_out: IntCounter,
     upload_sessions: IntGauge,
+    log_dropped: IntCounter,
+    /// The log writer's own count, copied into `log_dropped` at each scrape.
+    log_dropped_source: Option<tracing_appender::non_blocking::ErrorCounter>,
+    /// Two scrapes at once would both add the same difference.
+    log_dropped_updating: std::sync::Mutex<()>,
     gc_runs: IntCounter,
     gc_bytes: IntCounter,
     gc_blobs: IntCounter,
@@ -149,7 +174,8 @@ impl IntegrityMetrics {
 }
 
 impl Metrics {
-    pub fn new() -> anyhow::Result<Metrics> {
+    /// `log_drops`: the log writer's count of dropped lines (None when logging is not set up).
+    pub fn new(log_drops: Option<tracing_appender::non_blocking::ErrorCounter>) -> anyhow::Result<Metrics> {
         let registry = PromRegistry::new();
         let requests = IntCounterVec::new(
             Opts::new("berth_http_requests_total", "HTTP requests by route, method and status"),
@@ -163,6 +189,7 @@ impl Metrics {
         let bytes_in = IntCounter::new("berth_http_request_bytes_total", "Request body bytes read")?;
         let bytes_out = IntCounter::new("berth_http_response_bytes_total", "Response body bytes sent")?;
         let upload_sessions = IntGauge::new("berth_upload_sessions_open", "Open blob upload sessions")?;
+        let log_dropped = IntCounter::new("berth_log_lines_dropped_total", "Log lines dropped because the log writer's queue was full")?;
         let gc_runs = IntCounter::new("berth_gc_runs_total", "Garbage collection runs")?;
         let gc_bytes = IntCounter::new("berth_gc_bytes_reclaimed_total", "Bytes reclaimed by garbage collection")?;
         let gc_blobs = IntCounter::new("berth_gc_blobs_deleted_total", "Blobs deleted by garbage collection")?;
@@ -171,6 +198,7 @@ impl Metrics {
         registry.register(Box::new(bytes_in.clone()))?;
         registry.register(Box::new(bytes_out.clone()))?;
         registry.register(Box::new(upload_sessions.clone()))?;
+        registry.register(Box::new(log_dropped.clone()))?;
         registry.register(Box::new(gc_runs.clone()))?;
         registry.register(Box::new(gc_bytes.clone()))?;
         registry.register(Box::new(gc_blobs.clone()))?;
@@ -186,6 +214,9 @@ impl Metrics {
             bytes_in,
             bytes_out,
             upload_sessions,
+            log_dropped,
+            log_dropped_source: log_drops,
+            log_dropped_updating: std::sync::Mutex::new(()),
             gc_runs,
             gc_bytes,
             gc_blobs,
@@ -208,6 +239,12 @@ impl Metrics {
     pub async fn render(&self, registry: &Registry) -> Response {
         if let Ok(n) = registry.open_upload_sessions().await {
             self.upload_sessions.set(n as i64);
+        }
+        if let Some(source) = &self.log_dropped_source {
+            let _one_at_a_time = self.log_dropped_updating.lock().unwrap_or_else(|p| p.into_inner());
+            // The writer's count only grows (saturating); the counter catches up by the difference.
+            let total = source.dropped_lines() as u64;
+            self.log_dropped.inc_by(total.saturating_sub(self.log_dropped.get()));
         }
         self.integrity.update(registry.integrity_counts());
         self.tasks.update(registry).await;
@@ -288,14 +325,18 @@ const STATUS_LABELS: &[&str] = &[
 
 /// The method as the request log shows it: extension methods are arbitrary tokens of any
 /// length, so the line keeps at most 16 characters and no control characters.
-fn method_for_log(method: &http::Method) -> String {
+fn method_for_log(method: &http::Method) -> std::borrow::Cow<'_, str> {
     const MAX: usize = 16;
     let s = method.as_str();
+    // Every standard method: borrowed, no allocation per request.
+    if s.len() <= MAX && !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
     let mut out: String = s.chars().take(MAX).map(|c| if c.is_control() { '?' } else { c }).collect();
     if s.chars().count() > MAX {
         out.push('…');
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// Counts the data bytes of a body as its frames pass, into a process-wide counter (one
@@ -363,9 +404,10 @@ pub async fn track(State((metrics, registry)): State<(Arc<Metrics>, Arc<Registry
     let start = Instant::now();
     let method = req.method().clone();
     let source_ip = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
-    let user_agent = req.headers().get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    // The path only, never the query: presigned or token parameters must not reach the log.
-    let path = req.uri().path().to_string();
+    // Both kept as shared handles on the request's bytes (no copy per request); the user agent
+    // becomes a string only for an audited call.
+    let user_agent = req.headers().get(http::header::USER_AGENT).cloned();
+    let uri = req.uri().clone();
     let read = Arc::new(AtomicU64::new(0));
     let req = req.map(|b| counted(b, &metrics.bytes_in, Some(read.clone())));
     let response = next.run(req).await;
@@ -388,15 +430,18 @@ pub async fn track(State((metrics, registry)): State<(Arc<Metrics>, Arc<Registry
         route,
         action = %facts.action,
         principal = facts.principal.as_deref().unwrap_or("-"),
-        path = %path,
+        // The path only, never the query: presigned or token parameters must not reach the log.
+        path = %uri.path(),
         status = status.as_u16(),
         bytes_in,
         bytes_out,
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        // Microsecond precision: the full f64 printed 18 digits of noise into every line.
+        duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1000.0,
         "request"
     );
     if facts.action.contains(':') {
         let error = response.extensions().get::<CallError>().cloned();
+        let user_agent = user_agent.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         let request_id = response.headers().get("x-amzn-requestid").and_then(|v| v.to_str().ok()).map(str::to_string);
         let event = berth_core::audit::CallEvent { facts, error, status: status.as_u16(), source_ip, user_agent, request_id };
         registry.record_call(event).await;

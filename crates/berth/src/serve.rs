@@ -37,7 +37,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             settings.storage.describe()
         );
     }
-    let _log_guard = observe::init_logging(settings.log_format);
+    let logging = observe::init_logging(settings.log_format, settings.log_buffer_lines);
     let config = RegistryConfig {
         gc_grace_millis: (settings.gc_grace_seconds as i64).saturating_mul(1000),
         create_repository_on_push: settings.create_repository_on_push,
@@ -74,7 +74,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some((id, secret)) = data.registry.bootstrap_admin(settings.admin_key.clone()).await.context("creating the admin user")? {
         crate::datadir::announce_admin_key(&settings.data_dir, &settings.account_id, &settings.region, &id, &secret)?;
     }
-    let metrics = Arc::new(Metrics::new()?);
+    let metrics = Arc::new(Metrics::new(Some(logging.dropped.clone()))?);
     let ops = Arc::new(OpsState::new(&settings.data_dir, ops_args));
     metrics.ops.attach(ops.clone());
     let state = AppState { registry: data.registry.clone(), metrics: metrics.clone(), ops: ops.clone() };

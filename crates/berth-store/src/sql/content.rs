@@ -270,6 +270,17 @@ pub async fn record_upload_progress<DB: Backend>(
     hash_state: &[u8],
 ) -> Result<bool, StoreError> {
     let mut conn = acquire(pool).await?;
+    record_upload_progress_on(&mut *conn, id, expected_len, cursor, hash_state).await
+}
+
+/// [`record_upload_progress`] on a connection the caller holds.
+pub async fn record_upload_progress_on<C: Conn>(
+    conn: &mut C,
+    id: &str,
+    expected_len: u64,
+    cursor: &UploadCursor,
+    hash_state: &[u8],
+) -> Result<bool, StoreError> {
     let changed = conn
         .exec(
             stmt("UPDATE uploads SET len = $1, cursor = $2, hash_state = $3 WHERE id = $4 AND len = $5")
