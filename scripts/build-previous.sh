@@ -22,6 +22,7 @@ start=$(date +%s)
 wt=$(mktemp -d /tmp/berth-previous.XXXXXX)
 cleanup() { git worktree remove --force "$wt" >/dev/null 2>&1 || rm -rf "$wt"; git worktree prune; }
 trap cleanup EXIT
+trap 'exit 143' TERM INT  # so that the EXIT trap removes the worktree when stopped
 git worktree add --detach --quiet "$wt" "$commit"
 (cd "$wt" && CARGO_TARGET_DIR="$target" cargo build --release --locked -p berth >&2)
 mkdir -p "$target/previous"
