@@ -30,6 +30,10 @@ cargo nextest run --workspace --locked
 # The service suite again on each shared backend (see crates/berth-core/tests/common).
 BERTH_TEST_BACKEND=postgres-fs cargo nextest run --locked -p berth-core
 BERTH_TEST_BACKEND=postgres-s3 cargo nextest run --locked -p berth-core
+# The previous release's berth for the rolling-upgrade test (tests/e2e/test_upgrade.py), built
+# first: the build below then only recompiles berth's own crates.
+BERTH_PREVIOUS_BIN=$(./scripts/build-previous.sh)
+export BERTH_PREVIOUS_BIN
 cargo build --release --locked -p berth
 disk "before the end-to-end tests"
 BERTH_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/berth" python3 -m pytest -v -p no:cacheprovider tests/e2e "$@"

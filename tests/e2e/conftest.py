@@ -42,8 +42,9 @@ class Berth:
     admin_key = ADMIN_KEY
     admin_secret = ADMIN_SECRET
 
-    def __init__(self, data_dir, extra_args=(), env=None):
+    def __init__(self, data_dir, extra_args=(), env=None, binary=None):
         self.data_dir = data_dir
+        self.binary = binary  # another build of berth (the previous release); default BERTH_BIN
         self.extra_args = list(extra_args)
         base = {
             "BERTH_ACCOUNT_ID": ACCOUNT,
@@ -60,7 +61,7 @@ class Berth:
     def start(self, listen="127.0.0.1:0"):
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [berth_bin(), "serve", "--listen", listen, "--data-dir", self.data_dir, *self.extra_args],
+            [self.binary or berth_bin(), "serve", "--listen", listen, "--data-dir", self.data_dir, *self.extra_args],
             stdout=subprocess.PIPE,
             stderr=log,
             env=self.env,

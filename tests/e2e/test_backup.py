@@ -2,7 +2,7 @@
 into another data directory, a berth started there pulling every image acknowledged before the
 snapshot with its digests (and nothing half-written); incremental backups copying only new blobs;
 `berth backup verify` and `berth restore` finding a corrupted backup blob; the root key never in a
-backup unless asked for.
+backup unless asked for; the same into and out of an S3-compatible bucket (s3s-fs).
 """
 import json
 import os
@@ -16,6 +16,7 @@ import requests
 import images
 from conftest import Berth
 from test_addressing import run
+from test_cluster import S3Server
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -233,3 +234,59 @@ def test_scheduled_backups_are_refused_on_postgresql(tmp_path):
     assert p.returncode != 0 and "listening on" not in p.stdout
     assert "--backup-dir backs up the embedded default" in p.stderr and "PostgreSQL" in p.stderr, p.stderr
     assert not (tmp_path / "gens").exists()
+
+
+def test_backups_in_a_bucket_copy_only_new_blobs_verify_and_restore(tmp_path):
+    s3 = S3Server(str(tmp_path / "s3")).start()
+    b = Berth(str(tmp_path / "data")).start()
+    try:
+        password = b.token()
+        layout = str(tmp_path / "layout")
+        imgs = {f"s{i}": images.build_image(layout, f"s{i}", random_size=40 * 1024 + i, with_busybox=False) for i in range(5)}
+        for tag in ("s0", "s1", "s2"):
+            push(b, password, imgs[tag], f"bucket/app:{tag}")
+        url = f"s3://{s3.bucket}/backups/nightly"
+        flags = ["--s3-endpoint", s3.endpoint, "--s3-path-style", "--s3-access-key-id", s3.access,
+                 "--s3-secret-access-key", s3.secret]
+        _, first = backup(b, url, *flags)
+        assert first["objects"] == 6 and first["copied"] == 6, first
+        stored = tmp_path / "s3" / "root" / s3.bucket / "backups" / "nightly"
+        assert (stored / "BACKUP.json").is_file() and (stored / "berth.db").is_file() and not (stored / "root.key").exists()
+        _, unchanged = backup(b, url, *flags)
+        assert unchanged["copied"] == 0 and unchanged["objects"] == 6
+        for tag in ("s3", "s4"):
+            push(b, password, imgs[tag], f"bucket/app:{tag}")
+        _, after_two = backup(b, url, *flags)
+        assert after_two["copied"] == 4 and after_two["objects"] == 10, after_two
+
+        verified = b.cli("backup", "verify", "--from", url, *flags, check=False)
+        assert verified.returncode == 0 and json.loads(verified.stdout)["problems"] == [], verified.stderr
+        restored = tmp_path / "restored"
+        done = b.cli("restore", "--from", url, *flags, "--data-dir", str(restored),
+                     "--root-key-file", os.path.join(b.data_dir, "root.key"), check=False)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["fsck"]["problems"] == []
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".berth-backup")) == [], "the download is removed"
+        b2 = Berth(str(restored)).start()
+        try:
+            for tag, img in imgs.items():
+                digest, body = pulled_digest(b2, "bucket/app", tag)
+                assert digest == img.manifest_digest and body == img.manifest_bytes
+        finally:
+            b2.stop()
+
+        # A corrupted object in the bucket: verify and restore both name it.
+        victim = next(p for p in sorted((stored / "sealed").rglob("*")) if p.is_file())
+        raw = bytearray(victim.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        victim.write_bytes(bytes(raw))
+        name = str(victim.relative_to(stored))
+        bad = b.cli("backup", "verify", "--from", url, *flags, check=False)
+        assert bad.returncode == 2 and name in json.loads(bad.stdout)["problems"][0], bad.stdout
+        failed = b.cli("restore", "--from", url, *flags, "--data-dir", str(tmp_path / "r2"),
+                       "--root-key-file", os.path.join(b.data_dir, "root.key"), check=False)
+        assert failed.returncode != 0 and name in failed.stderr, failed.stderr
+        assert not (tmp_path / "r2" / "berth.db").exists()
+    finally:
+        b.stop()
+        s3.stop()

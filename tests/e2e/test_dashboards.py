@@ -96,14 +96,14 @@ def test_the_rules_pass_promtool():
     assert promtool, "promtool is not installed (scripts/install-test-deps.sh installs Debian's prometheus package)"
     p = subprocess.run([promtool, "check", "rules", RULES], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "SUCCESS: 12 rules found" in p.stdout, p.stdout
+    assert "SUCCESS: 13 rules found" in p.stdout, p.stdout
 
 
 def test_every_metric_the_dashboard_and_the_alerts_name_is_exposed(tmp_path):
     names = set()
     for e in dashboard_exprs() + rule_exprs():
         names |= metric_names(e)
-    assert len(dashboard_exprs()) >= 25 and len(rule_exprs()) == 12
+    assert len(dashboard_exprs()) >= 25 and len(rule_exprs()) == 13
     assert all(n.startswith("berth_") for n in names), names
 
     b = Berth(str(tmp_path / "data"), extra_args=[
@@ -137,6 +137,7 @@ def test_every_metric_the_dashboard_and_the_alerts_name_is_exposed(tmp_path):
             assert time.monotonic() < deadline, f"not exposed: {missing}, a scheduled gc run: {bool(gc_ran)}"
             time.sleep(0.5)
         assert re.search(r'^berth_backend_up\{backend="metadata"\} 1$', text, re.M), text
+        assert re.search(r'^berth_store_errors_total\{backend="blobs",operation="write"\} 0$', text, re.M), "no storage error yet"
         assert re.search(r'^berth_backend_up\{backend="blobs"\} 1$', text, re.M)
         free = float(re.search(r"^berth_data_dir_free_bytes (\S+)$", text, re.M).group(1))
         size = float(re.search(r"^berth_data_dir_size_bytes (\S+)$", text, re.M).group(1))

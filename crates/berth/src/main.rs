@@ -10,6 +10,7 @@ mod backup;
 mod config;
 mod connections;
 mod datadir;
+mod drain;
 mod maintenance;
 mod migrate;
 mod observe;

@@ -67,6 +67,7 @@ pub struct Metrics {
     log_dropped_source: Option<tracing_appender::non_blocking::ErrorCounter>,
     /// Two scrapes at once would both add the same difference.
     log_dropped_updating: std::sync::Mutex<()>,
+    store_errors: IntCounterVec,
     gc_runs: IntCounter,
     gc_bytes: IntCounter,
     gc_blobs: IntCounter,
@@ -190,6 +191,19 @@ impl Metrics {
         let bytes_out = IntCounter::new("berth_http_response_bytes_total", "Response body bytes sent")?;
         let upload_sessions = IntGauge::new("berth_upload_sessions_open", "Open blob upload sessions")?;
         let log_dropped = IntCounter::new("berth_log_lines_dropped_total", "Log lines dropped because the log writer's queue was full")?;
+        let store_errors = IntCounterVec::new(
+            Opts::new(
+                "berth_store_errors_total",
+                "Requests failed by a storage error, by backend (metadata: the database; blobs: the blob store or bucket; disk: a full disk; other: an internal storage error) and operation (read: GET/HEAD; write: the rest)",
+            ),
+            &["backend", "operation"],
+        )?;
+        // Zero from the start, so rate() and the alert see the series before the first error.
+        for backend in ["metadata", "blobs"] {
+            for operation in ["read", "write"] {
+                store_errors.with_label_values(&[backend, operation]);
+            }
+        }
         let gc_runs = IntCounter::new("berth_gc_runs_total", "Garbage collection runs")?;
         let gc_bytes = IntCounter::new("berth_gc_bytes_reclaimed_total", "Bytes reclaimed by garbage collection")?;
         let gc_blobs = IntCounter::new("berth_gc_blobs_deleted_total", "Blobs deleted by garbage collection")?;
@@ -199,6 +213,7 @@ impl Metrics {
         registry.register(Box::new(bytes_out.clone()))?;
         registry.register(Box::new(upload_sessions.clone()))?;
         registry.register(Box::new(log_dropped.clone()))?;
+        registry.register(Box::new(store_errors.clone()))?;
         registry.register(Box::new(gc_runs.clone()))?;
         registry.register(Box::new(gc_bytes.clone()))?;
         registry.register(Box::new(gc_blobs.clone()))?;
@@ -217,6 +232,7 @@ impl Metrics {
             log_dropped,
             log_dropped_source: log_drops,
             log_dropped_updating: std::sync::Mutex::new(()),
+            store_errors,
             gc_runs,
             gc_bytes,
             gc_blobs,
@@ -390,6 +406,25 @@ fn counted(inner: Body, counter: &IntCounter, slot: Option<Arc<AtomicU64>>) -> B
     Body::new(CountingBody { inner, counter: counter.clone(), seen: 0, slot })
 }
 
+/// The backend a storage failure came from, read off the answer the adapters made of it
+/// (berth-oci's and berth-aws's `StoreError` mapping: "<what> is unavailable; retry later" for an
+/// outage, a fixed message for any other storage error); None for every other answer.
+fn store_error_backend(e: &CallError) -> Option<&'static str> {
+    if e.message == "internal storage error; see the server log" {
+        return Some("other");
+    }
+    let what = e.message.strip_suffix(" is unavailable; retry later")?;
+    Some(if what.contains("database") {
+        "metadata"
+    } else if what.contains("disk") {
+        "disk"
+    } else if what.contains("blob") || what.contains("bucket") {
+        "blobs"
+    } else {
+        "other"
+    })
+}
+
 /// One log line and the metrics for every request.
 ///
 /// Byte counters count what actually crosses the socket, never a declared Content-Length
@@ -420,6 +455,10 @@ pub async fn track(State((metrics, registry)): State<(Arc<Metrics>, Arc<Registry
     let method_label = method_label(&method);
     metrics.requests.with_label_values(&[route, method_label, status_label(status)]).inc();
     metrics.latency.with_label_values(&[route, method_label]).observe(elapsed.as_secs_f64());
+    if let Some(backend) = response.extensions().get::<CallError>().and_then(store_error_backend) {
+        let operation = if matches!(method, http::Method::GET | http::Method::HEAD) { "read" } else { "write" };
+        metrics.store_errors.with_label_values(&[backend, operation]).inc();
+    }
     let response = response.map(|b| counted(b, &metrics.bytes_out, None));
     // The handler has dropped the request body by now (unless it kept it past its answer,
     // when this is 0): its total is in `read`.
@@ -474,6 +513,21 @@ mod tests {
                 assert_eq!(status_label(status), status.as_str(), "{code}");
             }
         }
+    }
+
+    #[test]
+    fn storage_failures_are_told_apart_by_backend() {
+        let e = |m: &str| CallError { code: "x".into(), message: m.into() };
+        assert_eq!(store_error_backend(&e("the metadata database is unavailable; retry later")), Some("metadata"));
+        assert_eq!(store_error_backend(&e("blob storage is unavailable; retry later")), Some("blobs"));
+        assert_eq!(store_error_backend(&e("internal storage error; see the server log")), Some("other"));
+        assert_eq!(store_error_backend(&e("repository not found")), None);
+        let berth_store::StoreError::Unavailable { what, .. } =
+            berth_store::StoreError::io("writing", std::io::Error::from_raw_os_error(28))
+        else {
+            panic!("a full disk is an outage");
+        };
+        assert_eq!(store_error_backend(&e(&format!("{what} is unavailable; retry later"))), Some("disk"));
     }
 
     #[test]

@@ -3,8 +3,7 @@
 //! the data directory's disk, the latest scheduled backup, whether it is draining).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// `berth serve` flags of operations (flattened into `ServeArgs`).
@@ -52,7 +51,7 @@ pub struct OpsState {
     pub data_dir: PathBuf,
     pub args: OpsArgs,
     pub backups: Mutex<BackupStats>,
-    draining: AtomicBool,
+    pub drain: Arc<crate::drain::Drain>,
 }
 
 impl OpsState {
@@ -62,16 +61,16 @@ impl OpsState {
             data_dir: data_dir.to_path_buf(),
             args,
             backups: Mutex::new(BackupStats::default()),
-            draining: AtomicBool::new(false),
+            drain: Default::default(),
         }
     }
 
     pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::SeqCst);
+        self.drain.start_draining();
     }
 
     pub fn draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
+        self.drain.draining()
     }
 
     pub fn backups(&self) -> BackupStats {

@@ -168,7 +168,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             tracing::info!(seconds = delay.as_secs(), "draining: /health answers 503 before the listener closes");
             tokio::time::sleep(delay).await;
         }
-        h.graceful_shutdown(Some(Duration::from_secs(draining.args.shutdown_grace_seconds)));
+        // New work is refused from here; uploads in progress carry on until they go quiet.
+        let left = draining.drain.close(Duration::from_secs(draining.args.shutdown_grace_seconds)).await;
+        tracing::info!("closing the listener; responses in flight get {} s more", left.as_secs());
+        h.graceful_shutdown(Some(left));
     });
     // TCP_NODELAY: a streamed body (blobs) goes out after its headers in a second write, which
     // Nagle's algorithm held until the client's delayed ACK (~40 ms): 4 KiB blob GETs on one
@@ -265,6 +268,7 @@ fn app(state: AppState, tls: bool, body_timeout: Duration) -> Router {
             req.extensions_mut().insert(berth_core::auth::Transport { source_ip, secure: tls });
             req
         }))
+        .layer(axum::middleware::from_fn_with_state(state.ops.drain.clone(), crate::drain::gate))
         .layer(axum::middleware::from_fn_with_state((state.metrics.clone(), state.registry.clone()), observe::track))
 }
 

@@ -18,6 +18,7 @@
 
 pub(crate) mod objects;
 mod restore;
+mod s3;
 pub(crate) mod schedule;
 
 use std::collections::HashMap;
@@ -62,10 +63,12 @@ pub struct CreateArgs {
     /// The data directory of the berth to back up (it may be serving).
     #[arg(long, env = "BERTH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
-    /// The backup directory (created if missing; a previous backup there is updated
-    /// incrementally).
+    /// The backup directory (created if missing), or `s3://BUCKET/PREFIX` in an S3-compatible
+    /// bucket; a previous backup there is updated incrementally.
     #[arg(long)]
     pub to: Option<PathBuf>,
+    #[command(flatten)]
+    pub bucket: s3::BucketArgs,
     /// Also write the root key into the backup (anyone holding the backup can then read every
     /// encrypted blob and secret in it). Without it, a restore needs the key from elsewhere.
     #[arg(long)]
@@ -80,9 +83,11 @@ pub struct CreateArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
-    /// The backup directory.
+    /// The backup directory, or `s3://BUCKET/PREFIX`.
     #[arg(long)]
     pub from: PathBuf,
+    #[command(flatten)]
+    pub bucket: s3::BucketArgs,
 }
 
 /// `BACKUP.json`.
@@ -146,9 +151,15 @@ pub(crate) enum Taken {
 
 async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let to = args.to.clone().context("--to DIR: where the backup goes")?;
-    let opts = TakeOptions { data_dir: args.data_dir.clone(), to: to.clone(), link_from: None, jobs: args.jobs, progress: true };
-    let mut manifest = match take(&opts).await? {
+    let to = args.to.clone().context("--to DIR|s3://BUCKET/PREFIX: where the backup goes")?;
+    let bucket = s3::Bucket::for_location(&to, &args.bucket)?;
+    let taken = match &bucket {
+        Some(bucket) => s3::take(bucket, &args.data_dir, args.jobs).await?,
+        None => {
+            take(&TakeOptions { data_dir: args.data_dir.clone(), to: to.clone(), link_from: None, jobs: args.jobs, progress: true }).await?
+        }
+    };
+    let mut manifest = match taken {
         Taken::Done(m) => m,
         Taken::Failed(failures) => {
             for f in &failures {
@@ -163,13 +174,16 @@ async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         }
     };
     manifest.root_key_included = args.include_root_key;
-    if args.include_root_key {
-        write_root_key(&args, &to)?;
-    } else {
-        let _ = std::fs::remove_file(to.join(ROOT_KEY_FILE));
+    let key = if args.include_root_key { Some(root_key_bytes(&args)?) } else { None };
+    match &bucket {
+        Some(bucket) => bucket.put_root_key(key).await?,
+        None => write_root_key(&to, key)?,
     }
     manifest.seconds = started.elapsed().as_secs_f64();
-    write_manifest(&to, &manifest)?;
+    match &bucket {
+        Some(bucket) => bucket.put_file(MANIFEST_FILE, serde_json::to_vec_pretty(&manifest)?).await?,
+        None => write_manifest(&to, &manifest)?,
+    }
     println!("{}", serde_json::to_string_pretty(&manifest)?);
     if !args.include_root_key {
         eprintln!(
@@ -223,6 +237,25 @@ pub(crate) async fn take(opts: &TakeOptions) -> anyhow::Result<Taken> {
         .await;
     progress.finish_and_clear();
 
+    let (manifest, kept) = match tally(outcomes, snapshot_millis) {
+        Ok(t) => t,
+        Err(failures) => return Ok(Taken::Failed(failures)),
+    };
+    objects::write_list(to, &kept)?;
+    // The new snapshot goes in only now that every object it names is in place.
+    std::fs::rename(&incoming, to.join(SNAPSHOT_FILE)).context("renaming the snapshot into place")?;
+    sync_dir(to)?;
+    if opts.link_from.is_none() {
+        prune(to, &previous, &kept)?;
+    }
+    Ok(Taken::Done(manifest))
+}
+
+/// The objects a backup holds, with what it knows of each.
+type Kept = Vec<(Object, Entry)>;
+
+/// The backup's record from each object's outcome, its objects sorted by path; or every failure.
+fn tally(outcomes: Vec<Outcome>, snapshot_millis: i64) -> Result<(Manifest, Kept), Vec<String>> {
     let mut manifest = Manifest {
         format: FORMAT.into(),
         berth_version: env!("CARGO_PKG_VERSION").into(),
@@ -256,19 +289,12 @@ pub(crate) async fn take(opts: &TakeOptions) -> anyhow::Result<Taken> {
         }
     }
     if !failures.is_empty() {
-        return Ok(Taken::Failed(failures));
+        return Err(failures);
     }
     kept.sort_by(|a, b| a.0.path.cmp(&b.0.path));
     manifest.objects = kept.len() as u64;
     manifest.bytes = kept.iter().map(|(_, e)| e.size).sum();
-    objects::write_list(to, &kept)?;
-    // The new snapshot goes in only now that every object it names is in place.
-    std::fs::rename(&incoming, to.join(SNAPSHOT_FILE)).context("renaming the snapshot into place")?;
-    sync_dir(to)?;
-    if opts.link_from.is_none() {
-        prune(to, &previous, &kept)?;
-    }
-    Ok(Taken::Done(manifest))
+    Ok((manifest, kept))
 }
 
 fn back_up_object(data_dir: &Path, to: &Path, link_from: Option<&Path>, previous: &HashMap<PathBuf, Entry>, object: Object) -> Outcome {
@@ -289,14 +315,7 @@ fn back_up_object(data_dir: &Path, to: &Path, link_from: Option<&Path>, previous
     }
     let source = data_dir.join(&object.path);
     if !source.exists() {
-        if object.may_be_shredded() {
-            return Outcome::Absent(object);
-        }
-        return Outcome::Failed(format!(
-            "{} ({}) is recorded but its file is missing (a GC removed it after the snapshot, or the source is damaged)",
-            object.digest,
-            source.display()
-        ));
+        return source_missing(&source, object);
     }
     match objects::copy(&source, &target, &object, None) {
         Ok(entry) => Outcome::Copied(object, entry),
@@ -304,11 +323,27 @@ fn back_up_object(data_dir: &Path, to: &Path, link_from: Option<&Path>, previous
     }
 }
 
-/// Removes the objects of the previous backup that the new snapshot no longer names (deleted
-/// images the GC collected): the backup mirrors its snapshot.
-fn prune(to: &Path, previous: &HashMap<PathBuf, Entry>, kept: &[(Object, Entry)]) -> anyhow::Result<()> {
+/// A recorded object whose file is gone: absent on purpose (a shredded KMS key's), or a failure.
+fn source_missing(source: &Path, object: Object) -> Outcome {
+    if object.may_be_shredded() {
+        return Outcome::Absent(object);
+    }
+    Outcome::Failed(format!(
+        "{} ({}) is recorded but its file is missing (a GC removed it after the snapshot, or the source is damaged)",
+        object.digest,
+        source.display()
+    ))
+}
+
+/// The objects of the previous backup that the new snapshot no longer names (deleted images the
+/// GC collected): removed after the snapshot is in, so the backup mirrors it.
+fn no_longer_named<'a>(previous: &'a HashMap<PathBuf, Entry>, kept: &[(Object, Entry)]) -> Vec<&'a PathBuf> {
     let now: std::collections::HashSet<&PathBuf> = kept.iter().map(|(o, _)| &o.path).collect();
-    for path in previous.keys().filter(|p| !now.contains(p)) {
+    previous.keys().filter(|p| !now.contains(p)).collect()
+}
+
+fn prune(to: &Path, previous: &HashMap<PathBuf, Entry>, kept: &[(Object, Entry)]) -> anyhow::Result<()> {
+    for path in no_longer_named(previous, kept) {
         match std::fs::remove_file(to.join(path)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -318,17 +353,25 @@ fn prune(to: &Path, previous: &HashMap<PathBuf, Entry>, kept: &[(Object, Entry)]
     Ok(())
 }
 
-fn write_root_key(args: &CreateArgs, to: &Path) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let bytes = match std::env::var("BERTH_ROOT_KEY") {
-        Ok(hex) => hex.into_bytes(),
+fn root_key_bytes(args: &CreateArgs) -> anyhow::Result<Vec<u8>> {
+    match std::env::var("BERTH_ROOT_KEY") {
+        Ok(hex) => Ok(hex.into_bytes()),
         Err(_) => {
             let path = args.root_key_file.clone().unwrap_or_else(|| args.data_dir.join(ROOT_KEY_FILE));
-            std::fs::read(&path).with_context(|| format!("reading the root key {}", path.display()))?
+            std::fs::read(&path).with_context(|| format!("reading the root key {}", path.display()))
         }
-    };
+    }
+}
+
+/// Writes the root key into the backup directory (mode 0600), or removes it when not asked for.
+fn write_root_key(to: &Path, key: Option<Vec<u8>>) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let path = to.join(ROOT_KEY_FILE);
+    let Some(bytes) = key else {
+        let _ = std::fs::remove_file(&path);
+        return Ok(());
+    };
     let mut f = File::options().create(true).truncate(true).write(true).mode(0o600).open(&path).context("writing root.key")?;
     f.write_all(&bytes).context("writing root.key")?;
     f.sync_all().context("syncing root.key")?;
@@ -336,14 +379,24 @@ fn write_root_key(args: &CreateArgs, to: &Path) -> anyhow::Result<()> {
 }
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let manifest = read_manifest(&args.from)?;
-    let list = Arc::new(objects::read_list(&args.from)?);
-    let recorded = objects::recorded(&args.from.join(SNAPSHOT_FILE)).await?;
+    match s3::Bucket::for_location(&args.from, &args.bucket)? {
+        Some(bucket) => {
+            let local = s3::Download::into_temp(&bucket, &std::env::temp_dir()).await?;
+            verify_dir(&local.dir).await
+        }
+        None => verify_dir(&args.from).await,
+    }
+}
+
+async fn verify_dir(from: &Path) -> anyhow::Result<ExitCode> {
+    let manifest = read_manifest(from)?;
+    let list = Arc::new(objects::read_list(from)?);
+    let recorded = objects::recorded(&from.join(SNAPSHOT_FILE)).await?;
     let absent: std::collections::HashSet<String> = manifest.absent.iter().cloned().collect();
     let progress = progress_bar(recorded.len() as u64, "verifying");
     let problems: Vec<String> = futures::stream::iter(recorded)
         .map(|object| {
-            let (from, list, absent, progress) = (args.from.clone(), list.clone(), absent.clone(), progress.clone());
+            let (from, list, absent, progress) = (from.to_path_buf(), list.clone(), absent.clone(), progress.clone());
             async move {
                 let problem = tokio::task::spawn_blocking(move || {
                     let Some(entry) = list.get(&object.path) else {

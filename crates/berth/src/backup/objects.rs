@@ -89,6 +89,30 @@ pub fn check(path: &Path, object: &Object, entry: &Entry) -> anyhow::Result<()> 
     hashes.check(object, &found, Some(entry)).map_err(|problem| anyhow::anyhow!("{}: {problem}", path.display()))
 }
 
+/// The checks of [`copy`] for bytes streamed elsewhere (a bucket): fed chunk by chunk, then
+/// judged against the object (and an expected entry) at the end.
+pub struct Checker {
+    hashes: Hashes,
+    size: u64,
+}
+
+impl Checker {
+    pub fn new(object: &Object) -> Checker {
+        Checker { hashes: Hashes::new(object), size: 0 }
+    }
+
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.hashes.update(chunk);
+        self.size += chunk.len() as u64;
+    }
+
+    pub fn finish(self, object: &Object, expect: Option<&Entry>) -> Result<Entry, String> {
+        let entry = Entry { size: self.size, sha256: self.hashes.sha256() };
+        self.hashes.check(object, &entry, expect)?;
+        Ok(entry)
+    }
+}
+
 /// Reads a file once, hashing it and handing each chunk to `sink`; returns the hashes and size.
 fn read_through(path: &Path, object: &Object, mut sink: impl FnMut(&[u8]) -> anyhow::Result<()>) -> anyhow::Result<(Hashes, u64)> {
     let mut source = File::open(path).with_context(|| format!("opening {}", path.display()))?;

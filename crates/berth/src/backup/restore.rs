@@ -1,7 +1,7 @@
 //! `berth restore`: a backup into an empty data directory, every object re-hashed on the way,
 //! ending with `berth fsck` of the result.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use berth_core::RegistryConfig;
 use futures::StreamExt;
 
 use super::objects;
+use super::s3::{Bucket, BucketArgs, Download};
 use super::{progress_bar, read_manifest, sync_dir, ROOT_KEY_FILE, SNAPSHOT_FILE};
 use crate::config::DEFAULT_DATA_DIR;
 
@@ -29,17 +30,36 @@ pub struct RestoreArgs {
     /// Objects copied at the same time.
     #[arg(long, default_value_t = 4)]
     pub jobs: usize,
+    #[command(flatten)]
+    pub bucket: BucketArgs,
 }
 
 pub async fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
-    let manifest = read_manifest(&args.from)?;
-    if let Some(entry) = std::fs::read_dir(&args.data_dir).ok().and_then(|mut d| d.next()) {
+    let Some(bucket) = Bucket::for_location(&args.from, &args.bucket)? else {
+        return restore_dir(args).await;
+    };
+    refuse_non_empty(&args.data_dir)?;
+    // Downloaded beside the target (same filesystem, no second disk's worth in /tmp), then
+    // restored as a directory backup is: every object re-hashed, then fsck.
+    let beside = args.data_dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let local = Download::into_temp(&bucket, beside).await?;
+    restore_dir(RestoreArgs { from: local.dir.clone(), ..args }).await
+}
+
+fn refuse_non_empty(data_dir: &Path) -> anyhow::Result<()> {
+    if let Some(entry) = std::fs::read_dir(data_dir).ok().and_then(|mut d| d.next()) {
         let entry = entry.map(|e| e.file_name().to_string_lossy().into_owned()).unwrap_or_default();
         anyhow::bail!(
             "refusing to restore into {}: it is not empty (it holds {entry:?}); restore into an empty or new directory",
-            args.data_dir.display()
+            data_dir.display()
         );
     }
+    Ok(())
+}
+
+async fn restore_dir(args: RestoreArgs) -> anyhow::Result<ExitCode> {
+    let manifest = read_manifest(&args.from)?;
+    refuse_non_empty(&args.data_dir)?;
     let list = Arc::new(objects::read_list(&args.from)?);
     let recorded = objects::recorded(&args.from.join(SNAPSHOT_FILE)).await?;
     let sealed = recorded.iter().any(|o| !o.scope.is_empty());

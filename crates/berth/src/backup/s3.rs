@@ -1,0 +1,280 @@
+//! Backups in an S3-compatible bucket: `berth backup --to s3://BUCKET/PREFIX`, `berth backup
+//! verify` and `berth restore --from s3://BUCKET/PREFIX`.
+//!
+//! Under PREFIX the bucket holds what a backup directory holds (`BACKUP.json`, `berth.db`,
+//! `objects.tsv`, `blobs/…`, `sealed/…`). A run snapshots the metadata into a local temporary
+//! directory, uploads only the objects the bucket's `objects.tsv` does not list yet (each read
+//! once, hashed and checked on the way, as into a directory), then `objects.tsv`, the snapshot,
+//! and `BACKUP.json` last; objects no longer named are deleted after. An S3 PUT is atomic, so a
+//! run cut short leaves the previous backup whole (its objects are never removed before the new
+//! snapshot is in). Verify and restore download the backup into a temporary directory and check
+//! or restore it as a directory backup (every object re-hashed, then fsck).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures::{StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::buffered::BufWriter;
+use object_store::path::Path as Key;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::objects::{self, Checker, Entry, Object, OBJECTS_FILE};
+use super::{no_longer_named, now_millis, progress_bar, source_missing, tally, Outcome, Taken, ROOT_KEY_FILE, SNAPSHOT_FILE};
+
+const CHUNK: usize = 1 << 20;
+
+/// How to reach the backup's bucket. The same flags and environment as `berth serve --blobs
+/// s3://…` (storage.rs), declared again because this bucket is the backup's own: on a cluster it
+/// is not the bucket the blobs live in.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct BucketArgs {
+    /// S3 endpoint of a non-AWS server (MinIO, Ceph RGW, Garage), e.g. http://127.0.0.1:9000.
+    #[arg(long, env = "BERTH_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region (default us-east-1).
+    #[arg(long, env = "BERTH_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// S3 access key id (default: the AWS_* environment and instance credentials).
+    #[arg(long, env = "BERTH_S3_ACCESS_KEY_ID", hide_env_values = true)]
+    pub s3_access_key_id: Option<String>,
+    #[arg(long, env = "BERTH_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+    /// Path-style requests (https://host/bucket/key), as MinIO, Ceph and Garage usually want.
+    #[arg(long, env = "BERTH_S3_PATH_STYLE")]
+    pub s3_path_style: bool,
+}
+
+pub struct Bucket {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    url: String,
+}
+
+impl Bucket {
+    /// The bucket a `--to`/`--from` names, or None for a directory.
+    pub fn for_location(location: &Path, args: &BucketArgs) -> anyhow::Result<Option<Bucket>> {
+        let Some(rest) = location.to_str().and_then(|l| l.strip_prefix("s3://")) else { return Ok(None) };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        anyhow::ensure!(!bucket.is_empty(), "{}: expected s3://BUCKET/PREFIX", location.display());
+        let allow_http = args.s3_endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_region(args.s3_region.clone().unwrap_or_else(|| "us-east-1".into()))
+            .with_allow_http(allow_http)
+            .with_virtual_hosted_style_request(!args.s3_path_style);
+        if let Some(endpoint) = &args.s3_endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let (Some(key), Some(secret)) = (&args.s3_access_key_id, &args.s3_secret_access_key) {
+            builder = builder.with_access_key_id(key).with_secret_access_key(secret);
+        }
+        let store = builder.build().with_context(|| format!("configuring the bucket {}", location.display()))?;
+        Ok(Some(Bucket { store: Arc::new(store), prefix: prefix.trim_matches('/').to_string(), url: location.display().to_string() }))
+    }
+
+    fn key(&self, relative: &Path) -> Key {
+        let relative = relative.to_string_lossy();
+        match self.prefix.as_str() {
+            "" => Key::from(relative.as_ref()),
+            prefix => Key::from(format!("{prefix}/{relative}")),
+        }
+    }
+
+    pub async fn put_file(&self, name: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
+        self.store
+            .put(&self.key(Path::new(name)), PutPayload::from(bytes))
+            .await
+            .with_context(|| format!("writing {name} to {}", self.url))?;
+        Ok(())
+    }
+
+    /// The root key into the backup when asked for, else removed from it.
+    pub async fn put_root_key(&self, key: Option<Vec<u8>>) -> anyhow::Result<()> {
+        match key {
+            Some(bytes) => self.put_file(ROOT_KEY_FILE, bytes).await,
+            None => match self.store.delete(&self.key(Path::new(ROOT_KEY_FILE))).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e).with_context(|| format!("removing {ROOT_KEY_FILE} from {}", self.url)),
+            },
+        }
+    }
+
+    /// Streams a local file into the bucket (multipart when large).
+    async fn upload(&self, from: &Path, name: &Path) -> anyhow::Result<()> {
+        let mut file = tokio::fs::File::open(from).await.with_context(|| format!("opening {}", from.display()))?;
+        let mut out = BufWriter::new(self.store.clone(), self.key(name));
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = file.read(&mut buf).await.with_context(|| format!("reading {}", from.display()))?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n]).await.with_context(|| format!("writing {} to {}", name.display(), self.url))?;
+        }
+        out.shutdown().await.with_context(|| format!("writing {} to {}", name.display(), self.url))
+    }
+
+    /// One recorded object into the bucket, checked as a directory copy is (size, sha256, and a
+    /// clear blob's own digest); a failed check leaves nothing under its key.
+    async fn back_up_object(&self, data_dir: &Path, object: Object) -> Outcome {
+        let source = data_dir.join(&object.path);
+        let mut file = match tokio::fs::File::open(&source).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return source_missing(&source, object),
+            Err(e) => return Outcome::Failed(format!("opening {}: {e}", source.display())),
+        };
+        let mut out = BufWriter::new(self.store.clone(), self.key(&object.path));
+        let mut check = Checker::new(&object);
+        let mut buf = vec![0u8; CHUNK];
+        let streamed: anyhow::Result<()> = async {
+            loop {
+                let n = file.read(&mut buf).await.with_context(|| format!("reading {}", source.display()))?;
+                if n == 0 {
+                    return Ok(());
+                }
+                check.update(&buf[..n]);
+                out.write_all(&buf[..n]).await.with_context(|| format!("writing {} to {}", object.path.display(), self.url))?;
+            }
+        }
+        .await;
+        let checked = streamed.and_then(|()| check.finish(&object, None).map_err(|p| anyhow::anyhow!("{}: {p}", source.display())));
+        match checked {
+            Ok(entry) => match out.shutdown().await {
+                Ok(()) => Outcome::Copied(object, entry),
+                Err(e) => Outcome::Failed(format!("writing {} to {}: {e}", object.path.display(), self.url)),
+            },
+            Err(e) => {
+                let _ = out.abort().await;
+                Outcome::Failed(format!("{e:#}"))
+            }
+        }
+    }
+
+    /// Every key under the prefix, relative to it.
+    async fn list(&self) -> anyhow::Result<Vec<PathBuf>> {
+        let base = (!self.prefix.is_empty()).then(|| Key::from(self.prefix.as_str()));
+        let strip = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
+        let metas: Vec<_> = self.store.list(base.as_ref()).try_collect().await.with_context(|| format!("listing {}", self.url))?;
+        Ok(metas.into_iter().filter_map(|m| m.location.as_ref().strip_prefix(strip.as_str()).map(PathBuf::from)).collect())
+    }
+
+    /// A key into a local file; false when the bucket has no such key.
+    async fn download(&self, name: &Path, to: &Path) -> anyhow::Result<bool> {
+        let got = match self.store.get(&self.key(name)).await {
+            Ok(g) => g,
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e).with_context(|| format!("reading {} from {}", name.display(), self.url)),
+        };
+        if let Some(dir) = to.parent() {
+            tokio::fs::create_dir_all(dir).await.with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let mut file = tokio::fs::File::create(to).await.with_context(|| format!("creating {}", to.display()))?;
+        let mut stream = got.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.with_context(|| format!("reading {} from {}", name.display(), self.url))?;
+            file.write_all(&chunk).await.with_context(|| format!("writing {}", to.display()))?;
+        }
+        file.sync_all().await.with_context(|| format!("syncing {}", to.display()))?;
+        Ok(true)
+    }
+}
+
+/// A backup downloaded from a bucket into a temporary directory, removed when dropped.
+pub struct Download {
+    pub dir: PathBuf,
+}
+
+impl Download {
+    pub async fn into_temp(bucket: &Bucket, beside: &Path) -> anyhow::Result<Download> {
+        let dir = beside.join(format!(".berth-backup-download-{}-{}", std::process::id(), now_millis()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let download = Download { dir };
+        let keys = bucket.list().await?;
+        anyhow::ensure!(!keys.is_empty(), "{} holds no backup", bucket.url);
+        let progress = progress_bar(keys.len() as u64, "downloading");
+        let dir = download.dir.clone();
+        futures::stream::iter(keys)
+            .map(|key| {
+                let (dir, progress) = (dir.clone(), progress.clone());
+                async move {
+                    bucket.download(&key, &dir.join(&key)).await?;
+                    progress.inc(1);
+                    anyhow::Ok(())
+                }
+            })
+            .buffer_unordered(8)
+            .try_collect::<Vec<()>>()
+            .await?;
+        progress.finish_and_clear();
+        Ok(download)
+    }
+}
+
+impl Drop for Download {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One backup run into the bucket: the snapshot, the objects its `objects.tsv` lacks, the
+/// list and the snapshot; the caller writes `BACKUP.json` (and the root key, if asked).
+pub async fn take(bucket: &Bucket, data_dir: &Path, jobs: usize) -> anyhow::Result<Taken> {
+    let live_db = data_dir.join(SNAPSHOT_FILE);
+    anyhow::ensure!(
+        live_db.is_file(),
+        "{} holds no berth.db: `berth backup` copies the embedded default (SQLite + filesystem)",
+        data_dir.display()
+    );
+    // The snapshot and the object lists are staged locally, then uploaded.
+    let staging = Download { dir: std::env::temp_dir().join(format!(".berth-backup-staging-{}-{}", std::process::id(), now_millis())) };
+    std::fs::create_dir_all(&staging.dir).with_context(|| format!("creating {}", staging.dir.display()))?;
+    let snapshot = staging.dir.join(SNAPSHOT_FILE);
+    let snapshot_millis = now_millis();
+    let live = berth_store::SqliteMetadataStore::open_live_read_only(&live_db).await.context("opening the metadata database")?;
+    live.snapshot_into(&snapshot).await?;
+    live.close().await;
+    let recorded = objects::recorded(&snapshot).await?;
+    let previous: HashMap<PathBuf, Entry> =
+        match bucket.download(Path::new(OBJECTS_FILE), &staging.dir.join("previous").join(OBJECTS_FILE)).await? {
+            true => objects::read_list(&staging.dir.join("previous"))?,
+            false => HashMap::new(),
+        };
+
+    let progress = progress_bar(recorded.len() as u64, "backing up");
+    let outcomes: Vec<Outcome> = futures::stream::iter(recorded)
+        .map(|object| {
+            let (previous, progress) = (&previous, progress.clone());
+            async move {
+                // Content-addressed and written once: an object the bucket's list names is there.
+                let outcome = match previous.get(&object.path) {
+                    Some(entry) => Outcome::Kept(object, entry.clone()),
+                    None => bucket.back_up_object(data_dir, object).await,
+                };
+                progress.inc(1);
+                outcome
+            }
+        })
+        .buffer_unordered(jobs.max(1))
+        .collect()
+        .await;
+    progress.finish_and_clear();
+    let (manifest, kept) = match tally(outcomes, snapshot_millis) {
+        Ok(t) => t,
+        Err(failures) => return Ok(Taken::Failed(failures)),
+    };
+    objects::write_list(&staging.dir, &kept)?;
+    bucket.upload(&staging.dir.join(OBJECTS_FILE), Path::new(OBJECTS_FILE)).await?;
+    // The new snapshot goes in only now that every object it names is in place.
+    bucket.upload(&snapshot, Path::new(SNAPSHOT_FILE)).await?;
+    for gone in no_longer_named(&previous, &kept) {
+        match bucket.store.delete(&bucket.key(gone)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {} from {}", gone.display(), bucket.url)),
+        }
+    }
+    Ok(Taken::Done(manifest))
+}
