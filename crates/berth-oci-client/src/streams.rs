@@ -55,13 +55,16 @@ pub(crate) struct Verifying<S> {
     hasher: Option<Sha256>,
     /// The length was reached (and checked): the inner stream must end now.
     complete: bool,
+    /// An error or the end was yielded: the stream is over (an error is yielded once, so a
+    /// consumer that polls on is not fed the same failure forever).
+    finished: bool,
 }
 
 impl<S> Verifying<S> {
     pub(crate) fn new(inner: S, digest: &str, size: u64) -> Self {
         // Only sha256 is checked as it streams; other algorithms pass through unverified.
         let hasher = digest.starts_with("sha256:").then(Sha256::new);
-        Verifying { inner, expected: digest.to_string(), size, seen: 0, hasher, complete: false }
+        Verifying { inner, expected: digest.to_string(), size, seen: 0, hasher, complete: false, finished: false }
     }
 
     /// The digest check, once every byte is in.
@@ -79,6 +82,20 @@ impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for Verifying<S> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        let polled = this.poll_inner(cx);
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            this.finished = true;
+        }
+        polled
+    }
+}
+
+impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Verifying<S> {
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        let this = self;
         match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 this.seen += chunk.len() as u64;
