@@ -48,9 +48,6 @@ pub struct RegistryConfig {
     pub allow_insecure_upstreams: bool,
     /// A cached tag is re-checked against its upstream at most this often (ECR: 24 hours).
     pub pull_through_refresh_millis: i64,
-    /// Where blobs being pulled through are spooled for the clients reading them; None: the
-    /// system's temporary directory.
-    pub pull_through_spool_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RegistryConfig {
@@ -67,7 +64,6 @@ impl Default for RegistryConfig {
             api_calls: None,
             allow_insecure_upstreams: false,
             pull_through_refresh_millis: 24 * 3600 * 1000,
-            pull_through_spool_dir: None,
         }
     }
 }

@@ -349,6 +349,49 @@ impl Registry {
         }
     }
 
+    /// Stores a blob whose bytes their source checked against `digest` as they streamed (a
+    /// sha256 digest checked by `berth_oci_client`'s blob stream, which withholds the chunk
+    /// completing a blob that does not match): written once, without hashing them again. A
+    /// body that fails, or does not hold exactly `size` bytes, commits nothing.
+    pub(crate) async fn upload_verified_blob(&self, repo: &Repo, digest: &Digest, size: u64, body: ByteStream) -> Result<()> {
+        let status = self.start_upload(repo).await?;
+        let result = self.commit_verified(repo, &status.id, digest, size, body).await;
+        if result.is_err() {
+            let _ = self.discard_upload(&status.id).await;
+        }
+        result
+    }
+
+    async fn commit_verified(&self, repo: &Repo, id: &str, digest: &Digest, size: u64, body: ByteStream) -> Result<()> {
+        let Some(row) = self.meta.get_upload(id).await? else { return Err(RegistryError::BlobUploadUnknown) };
+        // A sealed append keeps what arrived before a broken stream (an upload resumes from
+        // there); this one must know the stream broke.
+        let broke = Arc::new(Mutex::new(None::<std::io::Error>));
+        let tap = broke.clone();
+        let body = body
+            .map(move |chunk| {
+                if let Err(e) = &chunk {
+                    *tap.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::io::Error::new(e.kind(), e.to_string()));
+                }
+                chunk
+            })
+            .boxed();
+        let cursor = self.sealed_append(id, &row.cursor, body).await?;
+        if let Some(e) = broke.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(RegistryError::Store(StoreError::io(format!("receiving blob {digest}"), e)));
+        }
+        if cursor.len != size {
+            return Err(RegistryError::DigestInvalid(format!("received {} of the {size} bytes of {digest}", cursor.len)));
+        }
+        let _digest_guard = self.digest_locks.lock(digest).await;
+        let _cluster_guard = self.meta.lock_upload(id, Some(digest)).await?;
+        let scope = self.sealed_commit(id, &cursor, digest).await?;
+        self.integrity.mark_verified(digest);
+        self.meta.link_blob_in(repo.key(), digest, size, self.now(), &scope).await?;
+        self.meta.delete_upload(id).await?;
+        Ok(())
+    }
+
     pub async fn cancel_upload(&self, repo: &Repo, id: &str) -> Result<()> {
         self.session(repo, id).await?;
         self.discard_upload(id).await

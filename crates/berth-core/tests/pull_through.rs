@@ -430,3 +430,82 @@ async fn a_tag_moved_upstream_is_seen_after_the_refresh_interval() {
     env.advance(10 * 60_000);
     assert_eq!(r.serve_manifest(&p, &cached, &Reference::Digest(first.clone()), false).await.unwrap().digest, first);
 }
+
+/// Reads a body to its end or its first error: the bytes that arrived and the error.
+async fn read_until_error(mut body: berth_core::BlobStream) -> (usize, Option<std::io::Error>) {
+    let mut n = 0;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(c) => n += c.len(),
+            Err(e) => return (n, Some(e)),
+        }
+    }
+    (n, None)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_that_does_not_match_never_reaches_a_client_whole() {
+    let env = Env::new();
+    let (up, url) = start_upstream().await;
+    let (_, blobs) = up.put_image("app", "v1", 7, 3 * 1024 * 1024);
+    up.corrupt.lock().unwrap().push(blobs[1].to_string());
+    let (r, p) = cache(&env, &url).await;
+    let cached = repo("up/app");
+    let clients = futures::future::join_all((0..4).map(|_| {
+        let (r, p, cached, layer) = (r.clone(), p.clone(), cached.clone(), blobs[1].clone());
+        async move {
+            let (size, body) = r.pull_through_blob(&p, &cached, &layer).await.unwrap().unwrap();
+            (size, read_until_error(body).await)
+        }
+    }))
+    .await;
+    for (size, (got, error)) in clients {
+        assert!((got as u64) < size, "the body is cut before its end ({got} of {size})");
+        let e = error.expect("the body ends with an error");
+        assert!(e.to_string().contains("digest"), "{e}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while r.pull_through_flights() > 0 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(r.stat_blob(&cached, &blobs[1]).await.is_err(), "nothing cached");
+    assert_eq!(up.gets_of(&blobs[1]), 1, "one upstream fetch for the four clients");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_behind_the_memory_window_reads_the_stored_blob_and_one_leaving_stops_nothing() {
+    let env = Env::new();
+    let (up, url) = start_upstream().await;
+    // 80 MiB: the upstream pauses after 40, more than the 32 MiB a download keeps in memory.
+    let (_, blobs) = up.put_image("big", "v1", 8, 80 * 1024 * 1024);
+    let gate = Arc::new(tokio::sync::Notify::new());
+    *up.gate.lock().unwrap() = Some(gate.clone());
+    let (r, p) = cache(&env, &url).await;
+    let cached = repo("up/big");
+    let layer = blobs[1].clone();
+
+    // A client reads a chunk and leaves.
+    let (size, mut leaving) = r.pull_through_blob(&p, &cached, &layer).await.unwrap().unwrap();
+    assert!(!leaving.next().await.expect("a chunk").expect("bytes").is_empty());
+    drop(leaving);
+    // The window fills, lets its first bytes go and stays bounded while the upstream holds the rest.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while r.pull_through_window_bytes().1 == 0 {
+        assert!(Instant::now() < deadline, "the first half arrives");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (held, _) = r.pull_through_window_bytes();
+    assert!(held <= 33 * 1024 * 1024, "bounded: {held}");
+    // A late client: its first bytes are gone from memory, so it reads the stored blob.
+    let (_, late) = r.pull_through_blob(&p, &cached, &layer).await.unwrap().unwrap();
+    let late = tokio::spawn(read_all(late));
+    gate.notify_waiters();
+    gate.notify_one();
+    let bytes = late.await.unwrap().expect("the whole blob");
+    assert_eq!(bytes.len() as u64, size);
+    assert_eq!(Digest::sha256_of(&bytes), layer);
+    assert_eq!(up.gets_of(&layer), 1, "one upstream fetch");
+    assert!(r.stat_blob(&cached, &layer).await.is_ok(), "stored though the first client left");
+    assert_eq!(r.pull_through_window_bytes().0, 0);
+}

@@ -208,14 +208,22 @@ impl SegmentCipher {
     /// Opens the stored segment at `buffer[start..]` in place; its plaintext is left at
     /// `buffer[start..]` (the tags are cut off).
     fn open_tail(&self, index: u32, last: bool, aad: &[u8], buffer: &mut Vec<u8>, start: usize) -> Result<(), CryptoError> {
+        let plain = self.open_slice(index, last, aad, &mut buffer[start..])?;
+        buffer.truncate(start + plain);
+        Ok(())
+    }
+
+    /// Opens the stored segment `segment` in place; returns the length of its plaintext, left
+    /// at its start.
+    fn open_slice(&self, index: u32, last: bool, aad: &[u8], segment: &mut [u8]) -> Result<usize, CryptoError> {
+        let mut len = segment.len();
         for layer in self.layers.iter().rev() {
-            let plain = layer
-                .open_in_place(self.nonce(index, last), ring::aead::Aad::from(aad), &mut buffer[start..])
+            len = layer
+                .open_in_place(self.nonce(index, last), ring::aead::Aad::from(aad), &mut segment[..len])
                 .map_err(|_| CryptoError::NotAuthentic)?
                 .len();
-            buffer.truncate(start + plain);
         }
-        Ok(())
+        Ok(len)
     }
 
     #[cfg(test)]
@@ -364,6 +372,44 @@ impl Decryptor {
         self.index
     }
 
+    /// Stored bytes of a whole segment.
+    pub fn stored_segment(&self) -> usize {
+        self.stored_segment
+    }
+
+    /// Whether the next segment is the object's last (which only the end of the stored
+    /// bytes delimits: it may be whole or shorter).
+    pub fn next_is_last(&self) -> bool {
+        self.index + 1 == self.segments
+    }
+
+    /// Whether every segment of the object was opened.
+    pub fn is_complete(&self) -> bool {
+        self.index == self.segments
+    }
+
+    /// Opens the next segment where it lies, for callers that cut the stored bytes at segment
+    /// boundaries themselves (no copy): `segment` holds exactly its stored bytes (a whole
+    /// segment, or all that is left of the object for the last one). Returns the length of
+    /// its plaintext, left at its start. Not to be mixed with [`Decryptor::update`].
+    pub fn open_in_place(&mut self, segment: &mut [u8]) -> Result<usize, CryptoError> {
+        if !self.buffer.is_empty() {
+            return Err(CryptoError::Malformed("a segment opened in place while another is held"));
+        }
+        if self.index >= self.segments {
+            return Err(CryptoError::Malformed("more bytes than the object holds"));
+        }
+        let last = self.next_is_last();
+        if segment.len() > self.stored_segment || (!last && segment.len() != self.stored_segment) {
+            return Err(CryptoError::NotAuthentic);
+        }
+        let index = u32::try_from(self.index).map_err(|_| CryptoError::Malformed("too many segments"))?;
+        let aad: &[u8] = if last { &self.aad } else { b"" };
+        let plain = self.cipher.open_slice(index, last, aad, segment)?;
+        self.index += 1;
+        Ok(plain)
+    }
+
     fn open_segment(&mut self, last: bool, out: &mut Vec<u8>) -> Result<(), CryptoError> {
         let index = u32::try_from(self.index).map_err(|_| CryptoError::Malformed("too many segments"))?;
         let aad: &[u8] = if last { &self.aad } else { b"" };
@@ -484,6 +530,49 @@ mod tests {
         let mut longer = stored.clone();
         longer.extend_from_slice(&[0u8; 16]);
         assert!(decrypt(&keys, &longer, len, b"sha256:abc").is_err());
+    }
+
+    /// What berth-core's sealed reader does: cut the stored bytes at segment boundaries and
+    /// open each segment where it lies.
+    fn decrypt_in_place(keys: &Keys, stored: &[u8], plain_len: u64, aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let header = Header::parse(stored)?;
+        let mut dec = Decryptor::new(&header, cipher(&header, keys), aad, plain_len, 0);
+        let mut rest = stored[header.len as usize..].to_vec();
+        let mut out = Vec::new();
+        while !dec.is_complete() {
+            let take = if dec.next_is_last() { rest.len() } else { dec.stored_segment().min(rest.len()) };
+            let mut segment: Vec<u8> = rest.drain(..take).collect();
+            let n = dec.open_in_place(&mut segment)?;
+            out.extend_from_slice(&segment[..n]);
+        }
+        if !rest.is_empty() {
+            return Err(CryptoError::Malformed("more bytes than the object holds"));
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn segments_opened_in_place_give_what_update_gives_and_refuse_what_it_refuses() {
+        for layers in [1, 2] {
+            let keys: Keys = (0..layers).map(|_| random_key()).collect();
+            for len in [0, 1, SEGMENT - 1, SEGMENT, SEGMENT + 1, 3 * SEGMENT, 3 * SEGMENT + 17] {
+                let plain: Vec<u8> = (0..len).map(|i| (i % 241) as u8).collect();
+                let stored = encrypt(&keys, &plain, 5000);
+                assert_eq!(decrypt_in_place(&keys, &stored, len as u64, b"sha256:abc").expect("opens"), plain, "len {len}");
+                assert!(decrypt_in_place(&keys, &stored, len as u64, b"sha256:other").is_err(), "bound to its digest");
+                let header = Header::parse(&stored).expect("header");
+                if len > 0 {
+                    let mut flipped = stored.clone();
+                    flipped[header.len as usize + len / 2] ^= 1;
+                    assert_eq!(decrypt_in_place(&keys, &flipped, len as u64, b"sha256:abc"), Err(CryptoError::NotAuthentic));
+                }
+                if len > SEGMENT {
+                    // Cut after whole segments: the last one left is not flagged last.
+                    let cut = &stored[..header.len as usize + header.stored_segment() as usize];
+                    assert!(decrypt_in_place(&keys, cut, len as u64, b"sha256:abc").is_err());
+                }
+            }
+        }
     }
 
     #[test]

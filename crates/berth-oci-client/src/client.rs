@@ -96,9 +96,9 @@ pub struct Manifest {
     pub bytes: Bytes,
 }
 
-/// A blob being downloaded. The stream checks length and digest as it goes: its last item is
-/// an `io::ErrorKind::InvalidData` error if the bytes do not match, so a consumer that stores
-/// everything up to the end never keeps a corrupt blob.
+/// A blob being downloaded. The stream checks length and digest as it goes: if the bytes do
+/// not match, an `io::ErrorKind::InvalidData` error takes the place of the chunk that completes
+/// the blob, so a consumer never keeps, nor passes on, a complete-looking corrupt blob.
 pub struct BlobStream {
     pub size: u64,
     pub stream: BoxStream<'static, io::Result<Bytes>>,

@@ -30,11 +30,11 @@
 //! Blobs are never held in memory. [`OciClient::push_blob`] takes a factory of byte
 //! streams, so a retry re-opens the source and sends it from the start in one `PUT` with
 //! `Content-Length`. [`OciClient::get_blob`] returns a stream that checks length and
-//! sha256 as it goes and fails at its end if they do not match. Redirects are followed by
-//! hand: our `Authorization` is only sent to the registry's own origin (never to an object
-//! store's presigned URL), and plain HTTP is refused unless `allow_insecure`. Streams fail
-//! after [`ClientOptions::request_timeout`] without progress; other requests are bounded
-//! by it as a whole.
+//! sha256 as it goes and withholds the chunk that completes the blob unless both match.
+//! Redirects are followed by hand: our `Authorization` is only sent to the registry's own
+//! origin (never to an object store's presigned URL), and plain HTTP is refused unless
+//! `allow_insecure`. Streams fail after [`ClientOptions::request_timeout`] without progress;
+//! other requests are bounded by it as a whole.
 //!
 //! No `Debug` or `Display` here shows a password, secret key or token.
 

@@ -43,20 +43,37 @@ impl<S: Stream<Item = io::Result<Bytes>>> Stream for IdleTimeout<S> {
     }
 }
 
-/// Hashes and counts a blob as it streams; fails at the end if either is wrong.
+/// Hashes and counts a blob as it streams. The chunk that completes the blob is passed on only
+/// once the whole blob matched its length and digest; otherwise an error takes its place. So a
+/// consumer that forwards chunks as they come (a pull-through cache serving its clients) never
+/// hands on a complete-looking body that is wrong: it lacks at least its last chunk.
 pub(crate) struct Verifying<S> {
     inner: S,
     expected: String,
     size: u64,
     seen: u64,
     hasher: Option<Sha256>,
+    /// The length was reached (and checked): the inner stream must end now.
+    complete: bool,
+    /// An error or the end was yielded: the stream is over (an error is yielded once, so a
+    /// consumer that polls on is not fed the same failure forever).
+    finished: bool,
 }
 
 impl<S> Verifying<S> {
     pub(crate) fn new(inner: S, digest: &str, size: u64) -> Self {
         // Only sha256 is checked as it streams; other algorithms pass through unverified.
         let hasher = digest.starts_with("sha256:").then(Sha256::new);
-        Verifying { inner, expected: digest.to_string(), size, seen: 0, hasher }
+        Verifying { inner, expected: digest.to_string(), size, seen: 0, hasher, complete: false, finished: false }
+    }
+
+    /// The digest check, once every byte is in.
+    fn check(&mut self) -> Option<io::Error> {
+        let actual = format!("sha256:{}", hex::encode(self.hasher.take()?.finalize()));
+        (actual != self.expected).then(|| {
+            let e = ClientError::DigestMismatch { expected: self.expected.clone(), actual };
+            io::Error::new(io::ErrorKind::InvalidData, e)
+        })
     }
 }
 
@@ -65,14 +82,35 @@ impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for Verifying<S> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        let polled = this.poll_inner(cx);
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            this.finished = true;
+        }
+        polled
+    }
+}
+
+impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Verifying<S> {
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        let this = self;
         match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 this.seen += chunk.len() as u64;
+                if this.seen > this.size {
+                    this.hasher = None;
+                    return Poll::Ready(Some(Err(invalid(format!("blob longer than its {} bytes", this.size)))));
+                }
                 if let Some(h) = this.hasher.as_mut() {
                     h.update(&chunk);
                 }
-                if this.seen > this.size {
-                    return Poll::Ready(Some(Err(invalid(format!("blob longer than its {} bytes", this.size)))));
+                if this.seen == this.size && !this.complete {
+                    this.complete = true;
+                    if let Some(e) = this.check() {
+                        return Poll::Ready(Some(Err(e)));
+                    }
                 }
                 Poll::Ready(Some(Ok(chunk)))
             }
@@ -80,12 +118,9 @@ impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for Verifying<S> {
                 if this.seen != this.size {
                     return Poll::Ready(Some(Err(invalid(format!("blob ended after {} of {} bytes", this.seen, this.size)))));
                 }
-                if let Some(h) = this.hasher.take() {
-                    let actual = format!("sha256:{}", hex::encode(h.finalize()));
-                    if actual != this.expected {
-                        let e = ClientError::DigestMismatch { expected: this.expected.clone(), actual };
-                        return Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::InvalidData, e))));
-                    }
+                // An empty blob completes here.
+                if let Some(e) = this.check() {
+                    return Poll::Ready(Some(Err(e)));
                 }
                 Poll::Ready(None)
             }
@@ -96,4 +131,40 @@ impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for Verifying<S> {
 
 fn invalid(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    fn chunks(parts: &[&'static [u8]]) -> futures::stream::Iter<std::vec::IntoIter<io::Result<Bytes>>> {
+        futures::stream::iter(parts.iter().map(|p| Ok(Bytes::from_static(p))).collect::<Vec<_>>())
+    }
+
+    fn sha(bytes: &[u8]) -> String {
+        format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    }
+
+    #[tokio::test]
+    async fn the_last_chunk_is_released_only_after_the_digest_matched() {
+        let good: Vec<_> = Verifying::new(chunks(&[b"abc", b"def"]), &sha(b"abcdef"), 6).collect().await;
+        assert_eq!(good.len(), 2);
+        assert!(good.iter().all(Result::is_ok));
+
+        // Wrong content: the first chunk passes (it cannot be judged yet), the last never does.
+        let bad: Vec<_> = Verifying::new(chunks(&[b"abc", b"deX"]), &sha(b"abcdef"), 6).collect().await;
+        assert_eq!(bad.len(), 2);
+        assert_eq!(bad[0].as_ref().map(|b| b.len()).ok(), Some(3));
+        let e = bad[1].as_ref().expect_err("the mismatch replaces the last chunk");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("digest mismatch"), "{e}");
+
+        let empty: Vec<_> = Verifying::new(chunks(&[]), &sha(b""), 0).collect().await;
+        assert!(empty.is_empty());
+        let short: Vec<_> = Verifying::new(chunks(&[b"abc"]), &sha(b"abcdef"), 6).collect().await;
+        assert!(short[1].is_err());
+        let long: Vec<_> = Verifying::new(chunks(&[b"abcdef", b"g"]), &sha(b"abcdef"), 6).collect().await;
+        assert!(long[0].is_ok() && long[1].is_err());
+    }
 }

@@ -50,9 +50,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         api_calls: settings.api_calls,
         allow_insecure_upstreams: settings.allow_insecure_upstreams,
         pull_through_refresh_millis: (settings.pull_through_refresh_seconds as i64).saturating_mul(1000),
-        pull_through_spool_dir: Some(settings.data_dir.join("pull-through")),
     };
-    std::fs::create_dir_all(settings.data_dir.join("pull-through")).context("creating the pull-through spool directory")?;
     let data = DataDir::open(&settings.data_dir, &settings.storage, config).await?;
     data.registry.init_identity().await.context("loading token signing keys")?;
     let root_key = crate::root_key::load(&settings.root_key_file)?;

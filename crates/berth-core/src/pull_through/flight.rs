@@ -1,51 +1,40 @@
 //! One upstream download per blob at a time (single flight), streamed to every client that asks
 //! while it runs and stored while it streams.
 //!
-//! The leader task reads the upstream's digest-checked stream (`OciClient::get_blob`) and writes
-//! each chunk to a spool file and into an ordinary upload (`Registry::upload_blob`, which hashes
-//! again and commits only a matching digest). Clients read the spool file as it grows, following
-//! a watch of the bytes written, so the first byte waits for the first chunk only, memory does not
-//! grow with the blob, and a client that leaves does not stop the download. The spool file lives
-//! as long as the flight is referenced (a client still reading, the table), then is removed.
+//! The leader task reads the upstream's stream (`OciClient::get_blob`, which hashes it once and
+//! withholds the chunk that completes a blob that does not match its digest) and hands each chunk
+//! to the clients through an in-memory window (`window.rs`: bounded, never waits for a client)
+//! and to one writer, the store's upload, which writes it once without hashing it again
+//! (`Registry::upload_verified_blob`) and commits only a complete, verified blob. The writer's
+//! bounded queue is the only thing that slows the leader (the disk sets the pace, not the
+//! clients). A client that falls out of the window, or joins late, reads the stored blob from
+//! its offset once it is stored; a client that leaves does not stop the download.
 
 use std::collections::HashMap;
 use std::io;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use berth_oci_client::OciClient;
-use berth_store::{ByteStream, Digest};
+use berth_store::{Algorithm, ByteStream, Digest};
 use bytes::Bytes;
-use futures::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 
+use super::window::{self, Fallback, Publisher, Window};
 use crate::error::Result;
 use crate::names::Repo;
 use crate::{Registry, RegistryError};
 
-const READ_CHUNK: u64 = 256 * 1024;
-
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Progress {
-    /// Known once the upstream answered.
-    size: Option<u64>,
-    written: u64,
-    /// Every byte arrived and matched the digest.
-    verified: bool,
-    /// `Ok`: the blob is stored in the repository; `Err`: the flight failed (the message says why).
-    done: Option<std::result::Result<(), String>>,
-}
+/// Bytes of a download kept in memory for its clients (per blob being fetched).
+const WINDOW: u64 = 32 * 1024 * 1024;
+/// Chunks queued for the writer before the leader waits for the disk.
+const WRITE_QUEUE: usize = 256;
 
 pub(crate) struct Flight {
-    path: PathBuf,
-    progress: watch::Receiver<Progress>,
-}
-
-impl Drop for Flight {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
+    registry: Arc<Registry>,
+    repo: Repo,
+    digest: Digest,
+    window: watch::Receiver<Window>,
 }
 
 #[derive(Default)]
@@ -59,6 +48,11 @@ impl Flights {
     /// How many blobs are being fetched now (for tests and metrics).
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Bytes held in memory for the clients of every download now, and bytes already let go.
+    fn window_bytes(&self) -> (u64, u64) {
+        self.lock().values().map(|f| f.window.borrow().bytes()).fold((0, 0), |(h, r), (fh, fr)| (h + fh, r + fr))
     }
 }
 
@@ -82,26 +76,28 @@ impl Registry {
         if let Some(f) = flights.get(&key) {
             return Ok(f.clone());
         }
-        let dir = self.config.pull_through_spool_dir.clone().unwrap_or_else(std::env::temp_dir);
-        let path = dir.join(format!("berth-pull-through-{}", uuid::Uuid::new_v4()));
-        let file = std::fs::File::create(&path).map_err(|e| berth_store::StoreError::io(path.display().to_string(), e))?;
-        let (tx, rx) = watch::channel(Progress::default());
-        let flight = Arc::new(Flight { path, progress: rx });
+        let (publisher, rx) = window::window(WINDOW);
+        let flight = Arc::new(Flight { registry: self.clone(), repo: repo.clone(), digest: digest.clone(), window: rx });
         flights.insert(key.clone(), flight.clone());
         drop(flights);
         let me = self.clone();
         let (repo, digest) = (repo.clone(), digest.clone());
-        let held = flight.clone();
         tokio::spawn(async move {
-            let outcome = me.fly(&repo, &digest, &source, tokio::fs::File::from_std(file), &tx).await;
+            let outcome = me.fly(&repo, &digest, &source, &publisher).await;
             if let Err(message) = &outcome {
                 tracing::warn!(repository = %repo, %digest, upstream = %source.upstream, error = %message, "pull-through blob fetch failed");
             }
-            tx.send_modify(|p| p.done = Some(outcome));
+            publisher.stored(outcome);
             me.pull_through.flights.lock().remove(&key);
-            drop(held);
         });
         Ok(flight)
+    }
+
+    /// Bytes of blobs being pulled through held in memory for their clients (at most 32 MiB
+    /// and a chunk per download), and bytes they let go (clients behind them read the stored
+    /// blob), over every download now (for tests and metrics).
+    pub fn pull_through_window_bytes(&self) -> (u64, u64) {
+        self.pull_through.flights.window_bytes()
     }
 
     async fn fly(
@@ -109,51 +105,66 @@ impl Registry {
         repo: &Repo,
         digest: &Digest,
         source: &Source,
-        mut file: tokio::fs::File,
-        tx: &watch::Sender<Progress>,
+        publisher: &Publisher,
     ) -> std::result::Result<(), String> {
         let blob = source
             .client
             .get_blob(&source.repository, &digest.to_string())
             .await
             .map_err(|e| format!("upstream registry {} failed for blob {digest} of {}: {e}", source.upstream, source.repository))?;
-        tx.send_modify(|p| p.size = Some(blob.size));
-        let (chunks, received) = mpsc::channel::<io::Result<Bytes>>(32);
+        let size = blob.size;
+        publisher.set_size(size);
+        // The upstream stream checks sha256 digests itself; a blob under another algorithm is
+        // hashed by the store, and its last chunk waits for that verdict.
+        let checked_upstream = digest.algorithm() == Algorithm::Sha256;
+        let (chunks, received) = mpsc::channel::<io::Result<Bytes>>(WRITE_QUEUE);
         let body: ByteStream = Box::pin(futures::stream::unfold(received, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) }));
         let store = {
             let (me, repo, digest) = (self.clone(), repo.clone(), digest.clone());
-            tokio::spawn(async move { me.upload_blob(&repo, &digest, body).await })
+            tokio::spawn(async move {
+                if checked_upstream {
+                    me.upload_verified_blob(&repo, &digest, size, body).await
+                } else {
+                    me.upload_blob(&repo, &digest, body).await.map(|_| ())
+                }
+            })
         };
         let mut stream = blob.stream;
-        let mut written = 0u64;
+        let mut received_bytes = 0u64;
+        let mut held_back = None;
         while let Some(item) = stream.next().await {
             let chunk = match item {
                 Ok(c) => c,
                 Err(e) => {
                     let message = format!("upstream registry {} sent blob {digest} of {}: {e}", source.upstream, source.repository);
+                    publisher.fail(message.clone());
                     let _ = chunks.send(Err(io::Error::new(e.kind(), message.clone()))).await;
                     drop(chunks);
                     let _ = store.await;
                     return Err(message);
                 }
             };
-            let spooled = async {
-                file.write_all(&chunk).await?;
-                file.flush().await
-            };
-            spooled.await.map_err(|e| format!("spooling blob {digest}: {e}"))?;
-            written += chunk.len() as u64;
-            tx.send_modify(|p| p.written = written);
-            // A failed store leaves the clients' copy intact; its error is reported below.
+            received_bytes += chunk.len() as u64;
+            if !checked_upstream && received_bytes == size {
+                held_back = Some(chunk.clone());
+            } else {
+                publisher.publish(chunk.clone());
+            }
+            // A writer that failed leaves the clients' copy intact; its error is reported below.
             let _ = chunks.send(Ok(chunk)).await;
         }
-        tx.send_modify(|p| p.verified = true);
         drop(chunks);
-        match store.await {
-            Ok(Ok(_)) => Ok(()),
+        let stored = match store.await {
+            Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("storing blob {digest}: {e}")),
             Err(e) => Err(format!("storing blob {digest}: {e}")),
+        };
+        match (held_back, &stored) {
+            (Some(last), Ok(())) => publisher.publish(last),
+            (Some(_), Err(m)) => publisher.fail(m.clone()),
+            (None, _) => {}
         }
+        stored
     }
 }
 
@@ -163,86 +174,17 @@ fn failed(message: &str) -> RegistryError {
 
 /// The blob's size once the upstream answered, and its bytes as they arrive.
 pub(crate) async fn read(flight: Arc<Flight>) -> Result<(u64, ByteStream)> {
-    let mut rx = flight.progress.clone();
-    let size = loop {
-        let p = rx.borrow_and_update().clone();
-        if let Some(s) = p.size {
-            break s;
-        }
-        if let Some(Err(m)) = &p.done {
-            return Err(failed(m));
-        }
-        if rx.changed().await.is_err() {
-            return Err(failed("the upstream fetch ended without an answer"));
-        }
-    };
-    let file = tokio::fs::File::open(&flight.path).await.map_err(|e| berth_store::StoreError::io(flight.path.display().to_string(), e))?;
-    let state = Reader { _flight: flight, file, pos: 0, size, rx, closed: false, finished: false };
-    Ok((size, Box::pin(futures::stream::unfold(state, Reader::next))))
+    let size = window::size(flight.window.clone()).await.map_err(|m| failed(&m))?;
+    let rx = flight.window.clone();
+    let (registry, repo, digest) = (flight.registry.clone(), flight.repo.clone(), flight.digest.clone());
+    let fallback: Fallback = Arc::new(move |from: u64| {
+        let (registry, repo, digest) = (registry.clone(), repo.clone(), digest.clone());
+        async move { Ok(registry.read_blob(&repo, &digest, Some((Some(from), None))).await?.2.body) }.boxed()
+    });
+    Ok((size, window::read(rx, size, fallback, Box::new(flight))))
 }
 
 /// Waits until the flight stored the blob (or failed).
 pub(crate) async fn stored(flight: &Flight) -> Result<()> {
-    let mut rx = flight.progress.clone();
-    loop {
-        match rx.borrow_and_update().done.clone() {
-            Some(Ok(())) => return Ok(()),
-            Some(Err(m)) => return Err(failed(&m)),
-            None => {}
-        }
-        if rx.changed().await.is_err() {
-            return Err(failed("the upstream fetch ended"));
-        }
-    }
-}
-
-struct Reader {
-    /// Keeps the spool file until this client has read it.
-    _flight: Arc<Flight>,
-    file: tokio::fs::File,
-    pos: u64,
-    size: u64,
-    rx: watch::Receiver<Progress>,
-    closed: bool,
-    finished: bool,
-}
-
-impl Reader {
-    async fn next(mut self) -> Option<(io::Result<Bytes>, Self)> {
-        if self.finished {
-            return None;
-        }
-        loop {
-            let p = self.rx.borrow_and_update().clone();
-            if self.pos < p.written {
-                let n = (p.written - self.pos).min(READ_CHUNK) as usize;
-                let mut buf = vec![0u8; n];
-                return match self.file.read_exact(&mut buf).await {
-                    Ok(_) => {
-                        self.pos += n as u64;
-                        Some((Ok(Bytes::from(buf)), self))
-                    }
-                    Err(e) => {
-                        self.finished = true;
-                        Some((Err(e), self))
-                    }
-                };
-            }
-            if p.verified && self.pos >= self.size {
-                return None;
-            }
-            let failure = match &p.done {
-                Some(Err(m)) => Some(m.clone()),
-                _ if self.closed => Some("the upstream fetch ended early".to_string()),
-                _ => None,
-            };
-            if let Some(m) = failure {
-                self.finished = true;
-                return Some((Err(io::Error::other(m)), self));
-            }
-            if self.rx.changed().await.is_err() {
-                self.closed = true;
-            }
-        }
-    }
+    window::stored(flight.window.clone()).await.map_err(|m| failed(&m))
 }

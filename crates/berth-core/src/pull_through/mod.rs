@@ -1,5 +1,5 @@
 //! ECR's pull-through cache: rules (Create/Describe/Update/Delete/ValidatePullThroughCacheRule)
-//! and pulling images of another registry through this one (`fetch.rs`, `flight.rs`).
+//! and pulling images of another registry through this one (`fetch.rs`, `flight.rs`, `window.rs`).
 //!
 //! A rule maps repositories named `<prefix>/<rest>` (any name for `ROOT`) to `<rest>` (under the
 //! rule's upstream repository prefix) at its upstream registry. Unlike ECR, any OCI registry
@@ -10,6 +10,7 @@
 mod credentials;
 mod fetch;
 mod flight;
+mod window;
 
 use std::collections::HashMap;
 use std::sync::Arc;

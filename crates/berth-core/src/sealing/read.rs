@@ -1,11 +1,13 @@
 //! Reading sealed objects: the header first (which names the key), then the segments a read
 //! needs, each authenticated before a byte of it is passed on.
 
+use std::collections::VecDeque;
 use std::io;
 
 use berth_crypto::segmented::{Decryptor, Header, MAX_HEADER_LEN};
+use berth_crypto::CryptoError;
 use berth_store::{BlobRange, BlobReader, ByteStream, Digest};
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures::StreamExt;
 
 use super::object_name;
@@ -41,7 +43,7 @@ impl Registry {
                 let decryptor = Decryptor::new(&header, cipher(&header, &keys)?, &aad, plain_len, 0);
                 let stored = futures::stream::once(async move { Ok::<_, io::Error>(rest) }).chain(body).boxed();
                 let body = decrypting(stored, decryptor, 0, 0, plain_len, true, label).with_failure_noted(self.integrity.clone(), name);
-                Ok(Some(BlobReader { len: plain_len, body: body.boxed() }))
+                Ok(Some(BlobReader { len: plain_len, body: read_ahead(body) }))
             }
             Some(r) => {
                 let Some(stored_len) = store.stat(&name).await? else { return Ok(None) };
@@ -66,6 +68,25 @@ impl Registry {
             }
         }
     }
+}
+
+/// Opened segments queued ahead of the client (64 KiB each).
+const READ_AHEAD: usize = 16;
+
+/// Runs `body` on its own task, up to `READ_AHEAD` items ahead of its reader: the next segments
+/// are read and opened on the other core while the current ones are sent. The task stops when
+/// the reader goes away.
+fn read_ahead(mut body: ByteStream) -> ByteStream {
+    let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+    tokio::spawn(async move {
+        while let Some(item) = body.next().await {
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
 }
 
 /// Notes an object whose read failed authentication (see `Integrity::sealed_object_failed`).
@@ -138,6 +159,9 @@ async fn read_header(body: ByteStream, label: &str) -> Result<(Header, Bytes, By
 /// Decrypts stored bytes as they stream: drops `skip_stored` leading stored bytes, then
 /// passes on plaintext from offset `skip` for `take` bytes; `finish` when the stream ends
 /// at the object's end (the last segment is opened and checked as the last).
+///
+/// Each segment is opened where it lies in the chunk the store read (the plaintext handed on
+/// is a slice of that chunk): only a segment split across two chunks is copied, once.
 pub(crate) fn decrypting(
     stored: ByteStream,
     decryptor: Decryptor,
@@ -147,71 +171,138 @@ pub(crate) fn decrypting(
     finish: bool,
     label: String,
 ) -> ByteStream {
-    struct State {
-        stored: ByteStream,
-        decryptor: Option<Decryptor>,
-        skip_stored: u64,
-        skip: u64,
-        left: u64,
-        finish: bool,
-        label: String,
-    }
-    impl State {
-        /// Trims plaintext to the requested window.
-        fn window(&mut self, mut out: Vec<u8>) -> Option<Bytes> {
-            let drop = self.skip.min(out.len() as u64) as usize;
-            self.skip -= drop as u64;
-            out.drain(..drop);
-            out.truncate(self.left.min(out.len() as u64) as usize);
-            self.left -= out.len() as u64;
-            (!out.is_empty()).then(|| Bytes::from(out))
-        }
-        fn failed(&mut self, e: berth_crypto::CryptoError) -> io::Error {
-            self.decryptor = None;
-            tracing::error!(object = %self.label, error = %e, "an encrypted object failed authentication; the read ends here");
-            io::Error::new(io::ErrorKind::InvalidData, format!("the stored object of {} failed authentication: {e}", self.label))
-        }
-    }
-    let state = State { stored, decryptor: Some(decryptor), skip_stored, skip, left: take, finish, label };
+    let state = Opening {
+        stored,
+        decryptor: Some(decryptor),
+        partial: BytesMut::new(),
+        ready: VecDeque::new(),
+        skip_stored,
+        skip,
+        left: take,
+        finish,
+        label,
+    };
     futures::stream::unfold(state, |mut s| async move {
         loop {
+            while let Some(plain) = s.ready.pop_front() {
+                if let Some(b) = s.window(plain) {
+                    return Some((Ok(b), s));
+                }
+            }
             if s.left == 0 {
                 return None;
             }
             s.decryptor.as_ref()?;
-            match s.stored.next().await {
+            let opened = match s.stored.next().await {
                 Some(Err(e)) => {
                     s.decryptor = None;
                     return Some((Err(e), s));
                 }
-                Some(Ok(mut chunk)) => {
+                Some(Ok(chunk)) => {
                     let drop = s.skip_stored.min(chunk.len() as u64) as usize;
                     s.skip_stored -= drop as u64;
-                    let chunk = chunk.split_off(drop);
-                    let mut out = Vec::with_capacity(chunk.len());
-                    let opened = s.decryptor.as_mut().map(|d| d.update(&chunk, &mut out));
-                    if let Some(Err(e)) = opened {
-                        let err = s.failed(e);
-                        return Some((Err(err), s));
-                    }
-                    if let Some(b) = s.window(out) {
-                        return Some((Ok(b), s));
-                    }
+                    s.open_chunk(if drop == 0 { chunk } else { chunk.slice(drop..) })
                 }
-                None => {
-                    let decryptor = s.decryptor.take()?;
-                    if !s.finish {
-                        return None;
-                    }
-                    let mut out = Vec::new();
-                    if let Err(e) = decryptor.finish(&mut out) {
-                        let err = s.failed(e);
-                        return Some((Err(err), s));
-                    }
-                    return s.window(out).map(|b| (Ok(b), s));
-                }
+                None => s.open_end(),
+            };
+            if let Err(e) = opened {
+                let err = s.failed(e);
+                return Some((Err(err), s));
             }
         }
     })
     .boxed()
+}
+
+struct Opening {
+    stored: ByteStream,
+    decryptor: Option<Decryptor>,
+    /// The stored bytes of a segment begun in an earlier chunk.
+    partial: BytesMut,
+    /// Opened plaintext not passed on yet.
+    ready: VecDeque<Bytes>,
+    skip_stored: u64,
+    skip: u64,
+    left: u64,
+    finish: bool,
+    label: String,
+}
+
+impl Opening {
+    /// Trims plaintext to the requested window.
+    fn window(&mut self, mut plain: Bytes) -> Option<Bytes> {
+        let drop = self.skip.min(plain.len() as u64) as usize;
+        self.skip -= drop as u64;
+        plain.advance(drop);
+        plain.truncate(self.left.min(plain.len() as u64) as usize);
+        self.left -= plain.len() as u64;
+        (!plain.is_empty()).then_some(plain)
+    }
+
+    fn failed(&mut self, e: CryptoError) -> io::Error {
+        self.decryptor = None;
+        tracing::error!(object = %self.label, error = %e, "an encrypted object failed authentication; the read ends here");
+        io::Error::new(io::ErrorKind::InvalidData, format!("the stored object of {} failed authentication: {e}", self.label))
+    }
+
+    /// Opens `segment` (its whole stored bytes) in place and queues its plaintext.
+    fn open(&mut self, mut segment: BytesMut) -> Result<(), CryptoError> {
+        let Some(d) = self.decryptor.as_mut() else { return Ok(()) };
+        let plain = d.open_in_place(&mut segment[..])?;
+        segment.truncate(plain);
+        self.ready.push_back(segment.freeze());
+        Ok(())
+    }
+
+    /// Opens every segment `chunk` completes; keeps the start of the next one. The last
+    /// segment waits for the end of the stored bytes, which delimits it.
+    fn open_chunk(&mut self, chunk: Bytes) -> Result<(), CryptoError> {
+        let Some(d) = self.decryptor.as_ref() else { return Ok(()) };
+        let whole = d.stored_segment();
+        // Unique (as the store's chunks are): opened in place. Shared: copied once.
+        let mut chunk = chunk.try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..]));
+        if !self.partial.is_empty() {
+            if self.next_is_last() {
+                // Everything up to the end belongs to the last segment (too much fails it).
+                self.partial.extend_from_slice(&chunk);
+                return Ok(());
+            }
+            let need = (whole - self.partial.len()).min(chunk.len());
+            self.partial.reserve(whole - self.partial.len());
+            self.partial.extend_from_slice(&chunk.split_to(need));
+            if self.partial.len() < whole {
+                return Ok(());
+            }
+            let segment = std::mem::take(&mut self.partial);
+            self.open(segment)?;
+        }
+        while chunk.len() >= whole && !self.next_is_last() {
+            let segment = chunk.split_to(whole);
+            self.open(segment)?;
+        }
+        if !chunk.is_empty() {
+            self.partial = chunk;
+        }
+        Ok(())
+    }
+
+    fn next_is_last(&self) -> bool {
+        self.decryptor.as_ref().is_some_and(Decryptor::next_is_last)
+    }
+
+    /// The stored bytes ended: the last segment is what is held (when the read reaches the
+    /// object's end); nothing may be left over otherwise.
+    fn open_end(&mut self) -> Result<(), CryptoError> {
+        let held = std::mem::take(&mut self.partial);
+        if self.finish {
+            if !self.next_is_last() {
+                return Err(CryptoError::NotAuthentic);
+            }
+            self.open(held)?;
+        } else if !held.is_empty() {
+            return Err(CryptoError::Malformed("the stored bytes end inside a segment"));
+        }
+        self.decryptor = None;
+        Ok(())
+    }
 }
