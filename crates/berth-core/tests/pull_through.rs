@@ -449,16 +449,21 @@ async fn a_blob_that_does_not_match_never_reaches_a_client_whole() {
     let (up, url) = start_upstream().await;
     let (_, blobs) = up.put_image("app", "v1", 7, 3 * 1024 * 1024);
     up.corrupt.lock().unwrap().push(blobs[1].to_string());
+    // The upstream holds the second half until every client has joined the flight, so the four
+    // are concurrent however slow the metadata store is (a client arriving after a failed flight
+    // would rightly start another fetch).
+    let gate = Arc::new(tokio::sync::Notify::new());
+    *up.gate.lock().unwrap() = Some(gate.clone());
     let (r, p) = cache(&env, &url).await;
     let cached = repo("up/app");
-    let clients = futures::future::join_all((0..4).map(|_| {
-        let (r, p, cached, layer) = (r.clone(), p.clone(), cached.clone(), blobs[1].clone());
-        async move {
-            let (size, body) = r.pull_through_blob(&p, &cached, &layer).await.unwrap().unwrap();
-            (size, read_until_error(body).await)
-        }
-    }))
-    .await;
+    let mut bodies = Vec::new();
+    for _ in 0..4 {
+        bodies.push(r.pull_through_blob(&p, &cached, &blobs[1]).await.unwrap().unwrap());
+    }
+    gate.notify_waiters();
+    gate.notify_one();
+    let clients =
+        futures::future::join_all(bodies.into_iter().map(|(size, body)| async move { (size, read_until_error(body).await) })).await;
     for (size, (got, error)) in clients {
         assert!((got as u64) < size, "the body is cut before its end ({got} of {size})");
         let e = error.expect("the body ends with an error");
