@@ -559,6 +559,11 @@ impl Registry {
         self.authorize_import(principal, repo).await?;
         self.ensure_cache_repository(repo).await?;
         let source = self.upstream_source(repo, &target).await?;
+        // Stored a moment ago by another flight (the image's own storing task, say) after the
+        // caller found it missing: read from the store rather than fetched again.
+        if let Ok((size, _, reader)) = self.read_blob(repo, digest, None).await {
+            return Ok(Some((size, reader.body)));
+        }
         let f = self.blob_flight(repo, digest, source)?;
         match flight::read(f).await {
             Ok(read) => Ok(Some(read)),
