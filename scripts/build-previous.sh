@@ -28,5 +28,10 @@ git worktree add --detach --quiet "$wt" "$commit"
 mkdir -p "$target/previous"
 cp "$target/release/berth" "$out.tmp"
 mv "$out.tmp" "$out"
+# The previous release's crates went into the same files as the current tree's (cargo names a
+# path crate's artifacts by its workspace-relative path), and the current tree's sources are
+# older than them: without this, the next release build would link the previous release's
+# crates into the current berth. Only berth's own crates are rebuilt; the dependencies stay.
+rm -rf "$target"/release/.fingerprint/berth-*
 echo "build-previous.sh: berth $commit built in $(($(date +%s) - start)) s" >&2
 echo "$out"
