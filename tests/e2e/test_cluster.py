@@ -117,11 +117,16 @@ def infra(tmp_path_factory):
 
 
 class Cluster:
-    def __init__(self, infra, tmp_path, env=None):
+    """One database and bucket prefix shared by nodes named `names` (started at once); `node()`
+    starts another, with this build or another `binary` (tests/e2e/test_upgrade.py)."""
+
+    def __init__(self, infra, tmp_path, env=None, names=("a", "b"), node_args=()):
         self.pg, self.s3 = infra
         self.db = self.pg.new_database()
         self.prefix = "p" + uuid.uuid4().hex[:12]
         self.tmp = tmp_path
+        self.args = ["--metadata", self.db, "--blobs", f"s3://{self.s3.bucket}/{self.prefix}",
+                     "--s3-endpoint", self.s3.endpoint, "--s3-path-style", *node_args]
         self.env = {
             "BERTH_S3_ACCESS_KEY_ID": self.s3.access,
             "BERTH_S3_SECRET_ACCESS_KEY": self.s3.secret,
@@ -131,12 +136,14 @@ class Cluster:
             "BERTH_LIFECYCLE_INTERVAL_SECONDS": "0",
             **(env or {}),
         }
-        self.nodes = [self.node("a"), self.node("b")]
+        self.nodes = []
+        for name in names:
+            self.node(name)
 
-    def node(self, name):
-        args = ["--metadata", self.db, "--blobs", f"s3://{self.s3.bucket}/{self.prefix}",
-                "--s3-endpoint", self.s3.endpoint, "--s3-path-style"]
-        return Berth(str(self.tmp / f"node-{name}"), extra_args=args, env=self.env).start()
+    def node(self, name, binary=None):
+        n = Berth(str(self.tmp / f"node-{name}"), extra_args=self.args, env=self.env, binary=binary).start()
+        self.nodes.append(n)
+        return n
 
     def stop(self):
         for n in self.nodes:

@@ -11,13 +11,12 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
 
 import images
-from conftest import ROOT, Berth, berth_bin
+from conftest import ROOT, berth_bin
 from lbproxy import LoadBalancer
 from test_clients import Clients
-from test_cluster import infra, short_dirs  # noqa: F401 (fixtures)
+from test_cluster import Cluster, infra, short_dirs  # noqa: F401 (fixtures)
 
 MiB = 1024 * 1024
 REPO = "upgrade/app"
@@ -33,28 +32,11 @@ def previous_bin():
     return path
 
 
-class Deployment:
+class Deployment(Cluster):
     """One database and bucket prefix; nodes started with the binary asked for."""
 
     def __init__(self, infra, tmp_path):
-        self.pg, self.s3 = infra
-        self.db = self.pg.new_database()
-        self.tmp = tmp_path
-        self.args = ["--metadata", self.db, "--blobs", f"s3://{self.s3.bucket}/p{uuid.uuid4().hex[:12]}",
-                     "--s3-endpoint", self.s3.endpoint, "--s3-path-style", *NODE_ARGS]
-        self.env = {
-            "BERTH_S3_ACCESS_KEY_ID": self.s3.access,
-            "BERTH_S3_SECRET_ACCESS_KEY": self.s3.secret,
-            "BERTH_ROOT_KEY": os.urandom(32).hex(),
-            "BERTH_GC_INTERVAL_SECONDS": "0",
-            "BERTH_LIFECYCLE_INTERVAL_SECONDS": "0",
-        }
-        self.nodes = []
-
-    def node(self, name, binary=None):
-        n = Berth(str(self.tmp / f"node-{name}"), extra_args=self.args, env=self.env, binary=binary).start()
-        self.nodes.append(n)
-        return n
+        super().__init__(infra, tmp_path, names=(), node_args=NODE_ARGS)
 
     def serve_once(self, binary):
         """Starts `berth serve` on the deployment: (True, "") once it listens (it is then stopped),
@@ -73,11 +55,6 @@ class Deployment:
         out = subprocess.run(["psql", self.db, "-tA", "-c", "SELECT version FROM berth_schema_version"],
                              capture_output=True, text=True, check=True).stdout
         return int(out.strip())
-
-    def stop(self):
-        for n in self.nodes:
-            n.stop()
-
 
 class Front:
     """What Clients needs of a registry: its address (the balancer's), a token, a log to show."""

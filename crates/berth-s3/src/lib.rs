@@ -49,4 +49,4 @@ mod config;
 mod store;
 
 pub use config::{S3Config, DEFAULT_PART_SIZE, MAX_PART_SIZE, MIN_PART_SIZE};
-pub use store::S3BlobStore;
+pub use store::{bucket_client, S3BlobStore};

@@ -94,42 +94,7 @@ impl S3BlobStore {
     fn open_with_retry(cfg: S3Config, retry: Option<RetryConfig>) -> Result<Self, StoreError> {
         cfg.validate()?;
         let prefix = crate::config::normalize_prefix(&cfg.prefix);
-        // `from_env` picks up the usual AWS variables (credentials, web identity, container
-        // credentials); anything set explicitly below overrides them.
-        let mut builder = AmazonS3Builder::from_env()
-            .with_bucket_name(&cfg.bucket)
-            .with_region(&cfg.region)
-            .with_allow_http(cfg.allow_http)
-            .with_virtual_hosted_style_request(!cfg.path_style)
-            .with_client_options(
-                ClientOptions::new()
-                    .with_allow_http(cfg.allow_http)
-                    .with_timeout_disabled()
-                    .with_read_timeout(READ_TIMEOUT)
-                    .with_connect_timeout(CONNECT_TIMEOUT),
-            );
-        let endpoint = cfg.endpoint.clone().or_else(env_endpoint);
-        if let Some(endpoint) = endpoint {
-            let endpoint = if cfg.path_style { endpoint } else { virtual_hosted_endpoint(&endpoint, &cfg.bucket) };
-            builder = builder.with_endpoint(endpoint);
-        }
-        // A few quick retries, not object_store's default of minutes: a request waiting on a
-        // bucket that is down should soon become a 503 the client can retry.
-        builder = builder.with_retry(retry.unwrap_or(RetryConfig {
-            max_retries: 3,
-            retry_timeout: Duration::from_secs(10),
-            ..Default::default()
-        }));
-        if let (Some(key), Some(secret)) = (&cfg.access_key_id, &cfg.secret_access_key) {
-            builder = builder.with_access_key_id(key).with_secret_access_key(secret);
-            if let Some(token) = &cfg.session_token {
-                builder = builder.with_token(token);
-            }
-        }
-        let s3 = builder.build().map_err(|e| {
-            // Builder errors name the offending setting, never a credential value.
-            StoreError::io(format!("configuring S3 bucket {}", cfg.bucket), io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
-        })?;
+        let s3 = bucket_client(&cfg, retry)?;
         let s3 = Arc::new(s3);
         Ok(S3BlobStore {
             parts: s3.clone(),
@@ -968,6 +933,46 @@ impl PointerCache {
             order.retain(|x| x != d);
         }
     }
+}
+
+/// The object_store client of a bucket configuration: credentials from the configuration or the
+/// usual AWS environment, the endpoint (virtual-hosted unless path style), bounded timeouts and a
+/// few quick retries (`retry` overrides them). Every berth use of a bucket — the blob store, and
+/// `berth backup --to s3://…` — goes through it, so they reach a bucket the same way.
+pub fn bucket_client(cfg: &S3Config, retry: Option<RetryConfig>) -> Result<AmazonS3, StoreError> {
+    // `from_env` picks up the usual AWS variables (credentials, web identity, container
+    // credentials); anything set explicitly below overrides them.
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(&cfg.bucket)
+        .with_region(&cfg.region)
+        .with_allow_http(cfg.allow_http)
+        .with_virtual_hosted_style_request(!cfg.path_style)
+        .with_client_options(
+            ClientOptions::new()
+                .with_allow_http(cfg.allow_http)
+                .with_timeout_disabled()
+                .with_read_timeout(READ_TIMEOUT)
+                .with_connect_timeout(CONNECT_TIMEOUT),
+        );
+    let endpoint = cfg.endpoint.clone().or_else(env_endpoint);
+    if let Some(endpoint) = endpoint {
+        let endpoint = if cfg.path_style { endpoint } else { virtual_hosted_endpoint(&endpoint, &cfg.bucket) };
+        builder = builder.with_endpoint(endpoint);
+    }
+    // A few quick retries, not object_store's default of minutes: a request waiting on a
+    // bucket that is down should soon become a 503 the client can retry.
+    builder =
+        builder.with_retry(retry.unwrap_or(RetryConfig { max_retries: 3, retry_timeout: Duration::from_secs(10), ..Default::default() }));
+    if let (Some(key), Some(secret)) = (&cfg.access_key_id, &cfg.secret_access_key) {
+        builder = builder.with_access_key_id(key).with_secret_access_key(secret);
+        if let Some(token) = &cfg.session_token {
+            builder = builder.with_token(token);
+        }
+    }
+    builder.build().map_err(|e| {
+        // Builder errors name the offending setting, never a credential value.
+        StoreError::io(format!("configuring S3 bucket {}", cfg.bucket), io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+    })
 }
 
 #[cfg(test)]

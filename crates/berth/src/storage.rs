@@ -128,14 +128,14 @@ pub async fn open(data_dir: &Path, args: &StorageArgs) -> anyhow::Result<(Arc<dy
         }
         Some(url) if url.starts_with("s3://") => {
             let mut cfg = S3Config::from_url(url).with_context(|| format!("--blobs {url}"))?;
-            cfg.endpoint = args.s3_endpoint.clone();
-            cfg.allow_http = args.s3_endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
-            if let Some(region) = &args.s3_region {
-                cfg.region = region.clone();
-            }
-            cfg.access_key_id = args.s3_access_key_id.clone();
-            cfg.secret_access_key = args.s3_secret_access_key.clone();
-            cfg.path_style = args.s3_path_style;
+            apply_s3_flags(
+                &mut cfg,
+                &args.s3_endpoint,
+                &args.s3_region,
+                &args.s3_access_key_id,
+                &args.s3_secret_access_key,
+                args.s3_path_style,
+            );
             cfg.presign_expiry = args.s3_presign_seconds.filter(|s| *s > 0).map(Duration::from_secs);
             let store = S3BlobStore::open(cfg).with_context(|| format!("opening the bucket {url}"))?;
             // A wrong bucket, endpoint or key is a start-up error, not a 500 on the first push.
@@ -151,6 +151,27 @@ pub async fn open(data_dir: &Path, args: &StorageArgs) -> anyhow::Result<(Arc<dy
         );
     }
     Ok((meta, blobs))
+}
+
+/// The `--s3-*` flags onto a bucket's configuration: `--blobs s3://…` and `berth backup --to
+/// s3://…` take the same flags (declared twice, since a backup's bucket is its own) and read
+/// them here, once.
+pub fn apply_s3_flags(
+    cfg: &mut S3Config,
+    endpoint: &Option<String>,
+    region: &Option<String>,
+    access_key_id: &Option<String>,
+    secret_access_key: &Option<String>,
+    path_style: bool,
+) {
+    cfg.endpoint = endpoint.clone();
+    cfg.allow_http = endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
+    if let Some(region) = region {
+        cfg.region = region.clone();
+    }
+    cfg.access_key_id = access_key_id.clone();
+    cfg.secret_access_key = secret_access_key.clone();
+    cfg.path_style = path_style;
 }
 
 #[cfg(test)]

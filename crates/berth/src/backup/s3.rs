@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
-use object_store::aws::AmazonS3Builder;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as Key;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -57,23 +56,19 @@ pub struct Bucket {
 impl Bucket {
     /// The bucket a `--to`/`--from` names, or None for a directory.
     pub fn for_location(location: &Path, args: &BucketArgs) -> anyhow::Result<Option<Bucket>> {
-        let Some(rest) = location.to_str().and_then(|l| l.strip_prefix("s3://")) else { return Ok(None) };
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        anyhow::ensure!(!bucket.is_empty(), "{}: expected s3://BUCKET/PREFIX", location.display());
-        let allow_http = args.s3_endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
-        let mut builder = AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
-            .with_region(args.s3_region.clone().unwrap_or_else(|| "us-east-1".into()))
-            .with_allow_http(allow_http)
-            .with_virtual_hosted_style_request(!args.s3_path_style);
-        if let Some(endpoint) = &args.s3_endpoint {
-            builder = builder.with_endpoint(endpoint);
-        }
-        if let (Some(key), Some(secret)) = (&args.s3_access_key_id, &args.s3_secret_access_key) {
-            builder = builder.with_access_key_id(key).with_secret_access_key(secret);
-        }
-        let store = builder.build().with_context(|| format!("configuring the bucket {}", location.display()))?;
-        Ok(Some(Bucket { store: Arc::new(store), prefix: prefix.trim_matches('/').to_string(), url: location.display().to_string() }))
+        let Some(url) = location.to_str().filter(|l| l.starts_with("s3://")) else { return Ok(None) };
+        let mut cfg = berth_s3::S3Config::from_url(url).with_context(|| format!("{url}: expected s3://BUCKET/PREFIX"))?;
+        crate::storage::apply_s3_flags(
+            &mut cfg,
+            &args.s3_endpoint,
+            &args.s3_region,
+            &args.s3_access_key_id,
+            &args.s3_secret_access_key,
+            args.s3_path_style,
+        );
+        // The blob store's own client: the same credentials, endpoint, timeouts and retries.
+        let store = berth_s3::bucket_client(&cfg, None).with_context(|| format!("configuring the bucket {url}"))?;
+        Ok(Some(Bucket { store: Arc::new(store), prefix: cfg.prefix, url: url.to_string() }))
     }
 
     fn key(&self, relative: &Path) -> Key {
