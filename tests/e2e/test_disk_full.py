@@ -4,6 +4,7 @@ upload that filled the disk is dropped so berth recovers by itself, nothing writ
 failure is lost, and a restart finds exactly what was acknowledged."""
 import json
 import os
+import re
 import subprocess
 import uuid
 
@@ -128,6 +129,10 @@ def test_full_disk_refuses_writes_keeps_reads_and_loses_nothing(small_disk):
             assert "closing the database writer connection" in open(b.log_path, errors="replace").read()
         r, _ = push.image("team/before", "v2")
         assert r.status_code == 503, (r.status_code, r.text)
+        # What an operator's alert reads (ops/prometheus: BerthStoreErrors): the refusals counted.
+        metrics = requests.get(f"{b.url}/metrics", timeout=30).text
+        m = re.search(r'^berth_store_errors_total\{backend="disk",operation="write"\} (\d+)$', metrics, re.M)
+        assert m and int(m.group(1)) >= 1, "the full disk's refusals are not in berth_store_errors_total"
         assert push.get_manifest("team/before", "v1").status_code == 200
         names = {x["repositoryName"] for x in ecr.describe_repositories()["repositories"]}
         assert {"team/before", "team/after-upload"} <= names and not names & set(refused_repos)
