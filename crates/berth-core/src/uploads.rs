@@ -312,14 +312,7 @@ impl Registry {
             self.discard_upload(id).await?;
             return Err(RegistryError::DigestInvalid(format!("uploaded content has digest {actual}, not {digest}")));
         }
-        let scope = self.sealed_commit(id, &session.cursor, digest).await.map_err(|e| match e {
-            RegistryError::Store(e) => blob_upload_unknown(e),
-            other => other,
-        })?;
-        // Hashed as it arrived; this also lifts the quarantine of a clear blob of this digest.
-        self.integrity.mark_verified(digest);
-        self.meta.link_blob_in(repo.key(), digest, session.cursor.len, self.now(), &scope).await?;
-        self.meta.delete_upload(id).await?;
+        self.publish_upload(repo, id, &session.cursor, digest).await?;
         drop(state);
         self.forget_session_state(id);
         Ok(actual)
@@ -385,9 +378,20 @@ impl Registry {
         }
         let _digest_guard = self.digest_locks.lock(digest).await;
         let _cluster_guard = self.meta.lock_upload(id, Some(digest)).await?;
-        let scope = self.sealed_commit(id, &cursor, digest).await?;
+        self.publish_upload(repo, id, &cursor, digest).await
+    }
+
+    /// The last step of every upload whose bytes were verified against `digest` (the caller
+    /// holds the digest and session locks): the object made visible under its digest, linked
+    /// into the repository, the session gone.
+    async fn publish_upload(&self, repo: &Repo, id: &str, cursor: &UploadCursor, digest: &Digest) -> Result<()> {
+        let scope = self.sealed_commit(id, cursor, digest).await.map_err(|e| match e {
+            RegistryError::Store(e) => blob_upload_unknown(e),
+            other => other,
+        })?;
+        // Verified as it arrived; this also lifts the quarantine of a clear blob of this digest.
         self.integrity.mark_verified(digest);
-        self.meta.link_blob_in(repo.key(), digest, size, self.now(), &scope).await?;
+        self.meta.link_blob_in(repo.key(), digest, cursor.len, self.now(), &scope).await?;
         self.meta.delete_upload(id).await?;
         Ok(())
     }
