@@ -42,6 +42,7 @@ mod auth;
 mod client;
 mod ecr;
 mod error;
+mod hashing;
 mod names;
 mod sigv4;
 mod streams;

@@ -7,10 +7,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::ready;
 use futures::Stream;
-use sha2::{Digest, Sha256};
 
 use crate::error::ClientError;
+use crate::hashing::BackgroundSha256;
 
 /// Fails a stream that yields nothing for `limit` (a stalled peer), instead of hanging.
 pub(crate) struct IdleTimeout<S> {
@@ -46,13 +47,18 @@ impl<S: Stream<Item = io::Result<Bytes>>> Stream for IdleTimeout<S> {
 /// Hashes and counts a blob as it streams. The chunk that completes the blob is passed on only
 /// once the whole blob matched its length and digest; otherwise an error takes its place. So a
 /// consumer that forwards chunks as they come (a pull-through cache serving its clients) never
-/// hands on a complete-looking body that is wrong: it lacks at least its last chunk.
+/// hands on a complete-looking body that is wrong: it lacks at least its last chunk. Chunks are
+/// hashed beside the stream (`BackgroundSha256`), so the consumer's work on one chunk overlaps
+/// the hashing of the ones before it.
 pub(crate) struct Verifying<S> {
     inner: S,
     expected: String,
     size: u64,
     seen: u64,
-    hasher: Option<Sha256>,
+    /// Only sha256 is checked as it streams; other algorithms pass through unverified.
+    hasher: Option<BackgroundSha256>,
+    /// The chunk that completed the blob, held until the digest is known.
+    last: Option<Bytes>,
     /// The length was reached (and checked): the inner stream must end now.
     complete: bool,
     /// An error or the end was yielded: the stream is over (an error is yielded once, so a
@@ -62,18 +68,17 @@ pub(crate) struct Verifying<S> {
 
 impl<S> Verifying<S> {
     pub(crate) fn new(inner: S, digest: &str, size: u64) -> Self {
-        // Only sha256 is checked as it streams; other algorithms pass through unverified.
-        let hasher = digest.starts_with("sha256:").then(Sha256::new);
-        Verifying { inner, expected: digest.to_string(), size, seen: 0, hasher, complete: false, finished: false }
+        let hasher = digest.starts_with("sha256:").then(BackgroundSha256::new);
+        Verifying { inner, expected: digest.to_string(), size, seen: 0, hasher, last: None, complete: false, finished: false }
     }
 
     /// The digest check, once every byte is in.
-    fn check(&mut self) -> Option<io::Error> {
-        let actual = format!("sha256:{}", hex::encode(self.hasher.take()?.finalize()));
-        (actual != self.expected).then(|| {
-            let e = ClientError::DigestMismatch { expected: self.expected.clone(), actual };
-            io::Error::new(io::ErrorKind::InvalidData, e)
-        })
+    fn check(&self, digest: [u8; 32]) -> io::Result<()> {
+        let actual = format!("sha256:{}", hex::encode(digest));
+        if actual == self.expected {
+            return Ok(());
+        }
+        Err(io::Error::new(io::ErrorKind::InvalidData, ClientError::DigestMismatch { expected: self.expected.clone(), actual }))
     }
 }
 
@@ -95,36 +100,54 @@ impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for Verifying<S> {
 
 impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Verifying<S> {
     fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
-        let this = self;
-        match Pin::new(&mut this.inner).poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => {
-                this.seen += chunk.len() as u64;
-                if this.seen > this.size {
-                    this.hasher = None;
-                    return Poll::Ready(Some(Err(invalid(format!("blob longer than its {} bytes", this.size)))));
+        loop {
+            if self.complete {
+                if let Some(hasher) = self.hasher.as_mut() {
+                    let verdict = match ready!(hasher.poll_finish(cx)) {
+                        Ok(digest) => self.check(digest),
+                        Err(e) => Err(e),
+                    };
+                    self.hasher = None;
+                    verdict?;
+                    // None: an empty blob, whose stream already ended.
+                    return Poll::Ready(self.last.take().map(Ok));
                 }
-                if let Some(h) = this.hasher.as_mut() {
-                    h.update(&chunk);
-                }
-                if this.seen == this.size && !this.complete {
-                    this.complete = true;
-                    if let Some(e) = this.check() {
-                        return Poll::Ready(Some(Err(e)));
+            } else if let Some(hasher) = self.hasher.as_mut() {
+                // Taking no more than the hasher can keep up with.
+                ready!(hasher.poll_ready(cx))?;
+            }
+            match ready!(Pin::new(&mut self.inner).poll_next(cx)) {
+                Some(Ok(chunk)) => {
+                    self.seen += chunk.len() as u64;
+                    if self.seen > self.size {
+                        self.hasher = None;
+                        return Poll::Ready(Some(Err(invalid(format!("blob longer than its {} bytes", self.size)))));
                     }
+                    if let Some(hasher) = self.hasher.as_mut() {
+                        hasher.push(chunk.clone());
+                    }
+                    if self.seen == self.size && !self.complete {
+                        self.complete = true;
+                        if self.hasher.is_some() {
+                            self.last = Some(chunk);
+                            continue;
+                        }
+                    }
+                    return Poll::Ready(Some(Ok(chunk)));
                 }
-                Poll::Ready(Some(Ok(chunk)))
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => {
+                    if self.seen != self.size {
+                        return Poll::Ready(Some(Err(invalid(format!("blob ended after {} of {} bytes", self.seen, self.size)))));
+                    }
+                    if !self.complete {
+                        // An empty blob completes here.
+                        self.complete = true;
+                        continue;
+                    }
+                    return Poll::Ready(None);
+                }
             }
-            Poll::Ready(None) => {
-                if this.seen != this.size {
-                    return Poll::Ready(Some(Err(invalid(format!("blob ended after {} of {} bytes", this.seen, this.size)))));
-                }
-                // An empty blob completes here.
-                if let Some(e) = this.check() {
-                    return Poll::Ready(Some(Err(e)));
-                }
-                Poll::Ready(None)
-            }
-            other => other,
         }
     }
 }
@@ -137,6 +160,7 @@ fn invalid(message: String) -> io::Error {
 mod tests {
     use super::*;
     use futures::StreamExt;
+    use sha2::{Digest, Sha256};
 
     fn chunks(parts: &[&'static [u8]]) -> futures::stream::Iter<std::vec::IntoIter<io::Result<Bytes>>> {
         futures::stream::iter(parts.iter().map(|p| Ok(Bytes::from_static(p))).collect::<Vec<_>>())
