@@ -30,7 +30,7 @@ mod templates;
 mod webhooks;
 
 /// The schema this build writes (and the newest it reads).
-pub const SCHEMA_VERSION: i64 = 15;
+pub const SCHEMA_VERSION: i64 = 17;
 const SCHEMA_V1: &str = include_str!("sqlite_schema.sql");
 const SCHEMA_V2: &str = include_str!("sqlite_schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("sqlite_schema_v3.sql");
@@ -48,6 +48,8 @@ const SCHEMA_V12: &str = include_str!("sqlite_schema_v12.sql");
 const SCHEMA_V13: &str = include_str!("sqlite_schema_v13.sql");
 const SCHEMA_V14: &str = include_str!("sqlite_schema_v14.sql");
 const SCHEMA_V15: &str = include_str!("sqlite_schema_v15.sql");
+// 16 is another feature's (reserved).
+const SCHEMA_V17: &str = include_str!("sqlite_schema_v17.sql");
 
 pub struct SqliteMetadataStore {
     pub(crate) writer: SqlitePool,
@@ -195,6 +197,9 @@ impl SqliteMetadataStore {
         }
         if version < 15 {
             sqlx::raw_sql(SCHEMA_V15).execute(&mut *tx).await.ctx("migrating to schema v15")?;
+        }
+        if version < 17 {
+            sqlx::raw_sql(SCHEMA_V17).execute(&mut *tx).await.ctx("migrating to schema v17")?;
         }
         sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).execute(&mut *tx).await.ctx("recording schema version")?;
         tx.commit().await.ctx("committing migration")
