@@ -8,11 +8,13 @@
 //! entries expire after a few seconds instead.
 //!
 //! When several nodes share the metadata store, writes on another node never
-//! reach this process's invalidations: manifests by tag are then not cached
-//! at all (a tag moved on node A must be what node B serves next), and policy
+//! reach this process's invalidations. Manifests by tag are then cached only
+//! while the store's change feed vouches for them (PostgreSQL LISTEN/NOTIFY,
+//! see `cache_feed.rs`): every change anywhere drops them all, and while the
+//! feed is down nothing is cached and every read goes to the database. Policy
 //! inputs expire after the same few seconds as identity rows.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +40,8 @@ pub(crate) struct Caches {
     generation: AtomicU64,
     /// Other processes write the same metadata store (see the module doc).
     pub shared_metadata: bool,
+    /// With shared metadata: the change feed is listening, so tags may be cached.
+    feed_live: AtomicBool,
     pub tags: Cache<(RepoKey, String), Arc<ManifestRow>>,
     pub access_keys: Cache<String, Arc<AccessKeyRow>>,
     pub user_policies: Cache<String, Arc<Vec<Policy>>>,
@@ -57,6 +61,7 @@ impl Caches {
         Caches {
             generation: AtomicU64::new(0),
             shared_metadata,
+            feed_live: AtomicBool::new(false),
             // Weighed by manifest size (up to 4 MiB each), so memory stays bounded whatever is pushed.
             tags: Cache::builder()
                 .weigher(|_k, v: &Arc<ManifestRow>| u32::try_from(v.content.len() + 256).unwrap_or(u32::MAX))
@@ -70,6 +75,25 @@ impl Caches {
             registry_settings: Cache::builder().max_capacity(1_000).time_to_live(policy_ttl).build(),
             webhooks: Cache::builder().max_capacity(10_000).time_to_live(IDENTITY_TTL).build(),
         }
+    }
+
+    /// Whether manifests by tag may be cached (and served from the cache) now.
+    pub(crate) fn tags_cacheable(&self) -> bool {
+        !self.shared_metadata || self.feed_live.load(Ordering::SeqCst)
+    }
+
+    /// The change feed listens (again): whatever changed while it did not was never
+    /// reported, so everything cached goes before caching resumes.
+    pub(crate) fn feed_listening(&self) {
+        self.invalidate_repository_tags();
+        self.feed_live.store(true, Ordering::SeqCst);
+    }
+
+    /// The change feed stopped: caching stops first, then what it cached goes (a fill racing
+    /// this sees the bump and drops its entry).
+    pub(crate) fn feed_lost(&self) {
+        self.feed_live.store(false, Ordering::SeqCst);
+        self.invalidate_repository_tags();
     }
 
     /// Call before reading the database for a fill.
@@ -152,6 +176,26 @@ mod tests {
         c.bump(); // a write committed while a reader was reading
         c.fill(&c.access_keys, stale, "k2".to_string(), Arc::new(key("k2")));
         assert!(c.access_keys.get("k2").is_none());
+    }
+
+    #[test]
+    fn shared_tags_are_cached_only_while_the_feed_listens() {
+        let c = Caches::new(true);
+        assert!(!c.tags_cacheable(), "not before the feed listens");
+        let before = c.generation();
+        c.feed_listening();
+        assert!(c.tags_cacheable());
+        // A fill that read before the feed listened may have missed a change: dropped.
+        c.fill(&c.access_keys, before, "k0".to_string(), Arc::new(key("k0")));
+        assert!(c.access_keys.get("k0").is_none());
+        let g = c.generation();
+        c.fill(&c.access_keys, g, "k1".to_string(), Arc::new(key("k1")));
+        assert!(c.access_keys.get("k1").is_some());
+        c.feed_lost();
+        assert!(!c.tags_cacheable());
+        c.fill(&c.access_keys, g, "k2".to_string(), Arc::new(key("k2")));
+        assert!(c.access_keys.get("k2").is_none(), "a fill racing the loss is dropped");
+        assert!(Caches::new(false).tags_cacheable(), "one process: its own invalidations suffice");
     }
 
     fn key(id: &str) -> AccessKeyRow {

@@ -7,6 +7,7 @@ pub mod addressing;
 pub mod audit;
 pub mod auth;
 mod cache;
+mod cache_feed;
 pub mod clock;
 mod cluster;
 pub mod console_auth;

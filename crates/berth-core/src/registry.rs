@@ -445,8 +445,9 @@ impl Registry {
 
     async fn find_manifest(&self, repo: &Repo, reference: &Reference) -> Result<ManifestRow> {
         let row = match reference {
-            // Another node may move the tag at any time: no cache (see cache.rs).
-            Reference::Tag(t) if self.caches.shared_metadata => self.meta.get_manifest_by_tag(repo.key(), t.as_str()).await?,
+            // Another node may move the tag at any time: cached only while the change feed
+            // listens (see cache.rs).
+            Reference::Tag(t) if !self.caches.tags_cacheable() => self.meta.get_manifest_by_tag(repo.key(), t.as_str()).await?,
             Reference::Tag(t) => {
                 let key = (repo.key().clone(), t.as_str().to_string());
                 if let Some(hit) = self.caches.tags.get(&key) {

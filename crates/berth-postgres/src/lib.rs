@@ -26,6 +26,7 @@ mod postgres_identity;
 mod postgres_jobs;
 mod postgres_keys;
 mod postgres_lifecycle;
+mod postgres_notify;
 mod postgres_public;
 mod postgres_pull_through;
 mod postgres_replication;

@@ -12,8 +12,8 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use crate::db::DbContext;
 
 /// The schema this build writes (and the newest it reads).
-pub const SCHEMA_VERSION: i64 = 15;
-const SCHEMA: [(i64, &str, &str); 15] = [
+pub const SCHEMA_VERSION: i64 = 16;
+const SCHEMA: [(i64, &str, &str); 16] = [
     (1, include_str!("postgres_schema.sql"), "creating schema v1"),
     (2, include_str!("postgres_schema_v2.sql"), "migrating to schema v2"),
     (3, include_str!("postgres_schema_v3.sql"), "migrating to schema v3"),
@@ -29,6 +29,7 @@ const SCHEMA: [(i64, &str, &str); 15] = [
     (13, include_str!("postgres_schema_v13.sql"), "migrating to schema v13"),
     (14, include_str!("postgres_schema_v14.sql"), "migrating to schema v14"),
     (15, include_str!("postgres_schema_v15.sql"), "migrating to schema v15"),
+    (16, include_str!("postgres_schema_v16.sql"), "migrating to schema v16"),
 ];
 /// Advisory lock key (two-int form, so it never meets a blob lock's bigint key) serializing
 /// migrations of nodes that start at the same time.

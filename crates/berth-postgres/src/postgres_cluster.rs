@@ -73,4 +73,8 @@ impl ClusterStore for PostgresMetadataStore {
     async fn lock_upload(&self, id: &str, committing: Option<&Digest>) -> Result<Option<BlobLockGuard>, StoreError> {
         self.timed_lock("lock_upload", lock_upload(&self.locks, id, committing)).await.map(Some)
     }
+
+    async fn watch_changes(&self, sink: &dyn ChangeSink) -> Result<bool, StoreError> {
+        crate::postgres_notify::watch(&self.pool, sink).await.map(|()| true)
+    }
 }

@@ -225,3 +225,62 @@ async fn postgres_only() {
     };
     assert!(!err.contains("s3cr3t"), "{err}");
 }
+
+/// What `watch_changes` was told.
+#[derive(Default)]
+struct Recorder {
+    listening: std::sync::atomic::AtomicUsize,
+    changes: std::sync::atomic::AtomicUsize,
+}
+
+impl ChangeSink for Recorder {
+    fn listening(&self) {
+        self.listening.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn tags_changed(&self) {
+        self.changes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Polls a condition (not a timing assumption: the deadline is only a safety net).
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(std::time::Instant::now() < end, "not within 20 s: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A change to tags committed by anyone reaches the listener; heartbeats are not changes; a
+/// killed listening connection ends the watch with an error (the caller then distrusts its cache).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_changes_reports_tag_changes_and_a_lost_connection() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (f, url) = postgres_with_url().await;
+    let sink = Arc::new(Recorder::default());
+    let (store, s) = (f.store.clone(), sink.clone());
+    let watching = tokio::spawn(async move { store.watch_changes(&*s).await });
+    eventually("the store listens", || sink.listening.load(SeqCst) == 1).await;
+
+    // Written outside the store, as another process would; a statement on tags notifies at its
+    // commit even when it changes no row.
+    f.backend.execute("DELETE FROM tags WHERE repository_id = -1").await;
+    eventually("the change is reported", || sink.changes.load(SeqCst) == 1).await;
+    // A transaction that rolls back says nothing (the next change is the second reported).
+    f.backend.execute("BEGIN; DELETE FROM tags WHERE repository_id = -2; ROLLBACK").await;
+    f.backend.execute("DELETE FROM tags WHERE repository_id = -3").await;
+    eventually("the second change is reported", || sink.changes.load(SeqCst) == 2).await;
+    assert!(!watching.is_finished());
+
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN \"berth_cache\"'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(killed, vec![true], "one listening connection");
+    let outcome = tokio::time::timeout(Duration::from_secs(20), watching).await.expect("the watch ends").unwrap();
+    assert!(matches!(outcome, Err(StoreError::Unavailable { .. })), "{outcome:?}");
+    assert_eq!(sink.changes.load(SeqCst), 2);
+}

@@ -45,6 +45,7 @@
 //! Bucket housekeeping worth configuring: an "abort incomplete multipart uploads after N days"
 //! lifecycle rule catches parts of sessions that were never committed nor swept.
 
+mod coalesce;
 mod config;
 mod store;
 

@@ -30,7 +30,7 @@ mod templates;
 mod webhooks;
 
 /// The schema this build writes (and the newest it reads).
-pub const SCHEMA_VERSION: i64 = 15;
+pub const SCHEMA_VERSION: i64 = 16;
 const SCHEMA_V1: &str = include_str!("sqlite_schema.sql");
 const SCHEMA_V2: &str = include_str!("sqlite_schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("sqlite_schema_v3.sql");
@@ -48,6 +48,7 @@ const SCHEMA_V12: &str = include_str!("sqlite_schema_v12.sql");
 const SCHEMA_V13: &str = include_str!("sqlite_schema_v13.sql");
 const SCHEMA_V14: &str = include_str!("sqlite_schema_v14.sql");
 const SCHEMA_V15: &str = include_str!("sqlite_schema_v15.sql");
+const SCHEMA_V16: &str = include_str!("sqlite_schema_v16.sql");
 
 pub struct SqliteMetadataStore {
     pub(crate) writer: SqlitePool,
@@ -195,6 +196,9 @@ impl SqliteMetadataStore {
         }
         if version < 15 {
             sqlx::raw_sql(SCHEMA_V15).execute(&mut *tx).await.ctx("migrating to schema v15")?;
+        }
+        if version < 16 {
+            sqlx::raw_sql(SCHEMA_V16).execute(&mut *tx).await.ctx("migrating to schema v16")?;
         }
         sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).execute(&mut *tx).await.ctx("recording schema version")?;
         tx.commit().await.ctx("committing migration")

@@ -115,6 +115,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tasks.start("scrub", Restart::Always, move || forever(scrub_schedule(registry.clone(), every, rate)));
     }
     data.registry.start_audit(settings.audit.clone());
+    data.registry.start_cluster_cache();
     let registry = state.registry.clone();
     tasks.start("flush_pulls", Restart::Always, move || forever(flush_pulls(registry.clone())));
     let registry = state.registry.clone();

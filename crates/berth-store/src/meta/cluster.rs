@@ -8,6 +8,14 @@ use crate::{Digest, StoreError};
 /// Holds a cluster-wide blob lock while alive (see `MetadataStore::lock_blob`).
 pub type BlobLockGuard = Box<dyn std::any::Any + Send + Sync>;
 
+/// Where `ClusterStore::watch_changes` reports.
+pub trait ChangeSink: Send + Sync {
+    /// From now on every committed change is reported (until `watch_changes` returns).
+    fn listening(&self);
+    /// Tags or a manifest's storage class changed somewhere in the cluster (committed).
+    fn tags_changed(&self);
+}
+
 #[async_trait]
 pub trait ClusterStore: Send + Sync {
     /// True when other processes (other berth nodes) change these rows too, so nothing read
@@ -39,5 +47,14 @@ pub trait ClusterStore: Send + Sync {
     /// only one process uses the store (the service's per-session mutex covers that).
     async fn lock_upload(&self, _id: &str, _committing: Option<&Digest>) -> Result<Option<BlobLockGuard>, StoreError> {
         Ok(None)
+    }
+
+    /// Reports changes any process commits to what a manifest GET by tag reads, for as long
+    /// as it can vouch that it misses none: `sink.listening()` once it listens, then
+    /// `sink.tags_changed()` per change. Returns when it can no longer vouch (connection lost,
+    /// silence past its heartbeat), after which nothing it reported before may be trusted.
+    /// Stores that cannot tell return `Ok(false)` at once without calling `listening`.
+    async fn watch_changes(&self, _sink: &dyn ChangeSink) -> Result<bool, StoreError> {
+        Ok(false)
     }
 }
