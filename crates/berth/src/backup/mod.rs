@@ -131,6 +131,15 @@ enum Outcome {
     Failed(String),
 }
 
+impl Outcome {
+    fn bytes_copied(&self) -> u64 {
+        match self {
+            Outcome::Copied(_, e) => e.size,
+            _ => 0,
+        }
+    }
+}
+
 /// One backup run into `to`.
 pub(crate) struct TakeOptions {
     pub data_dir: PathBuf,
@@ -218,16 +227,23 @@ pub(crate) async fn take(opts: &TakeOptions) -> anyhow::Result<Taken> {
     live.close().await;
     let recorded = objects::recorded(&incoming).await?;
     let previous = Arc::new(objects::read_list(opts.link_from.as_deref().unwrap_or(to))?);
+    let flusher = Arc::new(objects::Flusher::new(to));
 
     let progress = if opts.progress { progress_bar(recorded.len() as u64, "backing up") } else { indicatif::ProgressBar::hidden() };
     let outcomes: Vec<Outcome> = futures::stream::iter(recorded)
         .map(|object| {
-            let (data_dir, to, link_from, previous, progress) =
-                (opts.data_dir.clone(), to.clone(), opts.link_from.clone(), previous.clone(), progress.clone());
+            let (data_dir, to, link_from, previous, flusher, progress) =
+                (opts.data_dir.clone(), to.clone(), opts.link_from.clone(), previous.clone(), flusher.clone(), progress.clone());
             async move {
-                let outcome = tokio::task::spawn_blocking(move || back_up_object(&data_dir, &to, link_from.as_deref(), &previous, object))
-                    .await
-                    .unwrap_or_else(|e| Outcome::Failed(format!("copy task failed: {e}")));
+                let outcome = tokio::task::spawn_blocking(move || {
+                    let outcome = back_up_object(&data_dir, &to, link_from.as_deref(), &previous, object);
+                    match (&outcome, flusher.copied(outcome.bytes_copied())) {
+                        (_, Ok(())) | (Outcome::Failed(_), _) => outcome,
+                        (_, Err(e)) => Outcome::Failed(format!("{e:#}")),
+                    }
+                })
+                .await
+                .unwrap_or_else(|e| Outcome::Failed(format!("copy task failed: {e}")));
                 progress.inc(1);
                 outcome
             }
@@ -241,6 +257,8 @@ pub(crate) async fn take(opts: &TakeOptions) -> anyhow::Result<Taken> {
         Ok(t) => t,
         Err(failures) => return Ok(Taken::Failed(failures)),
     };
+    // Every object copied or linked, durable before the list that vouches for them.
+    objects::sync_filesystem(to)?;
     objects::write_list(to, &kept)?;
     // The new snapshot goes in only now that every object it names is in place.
     std::fs::rename(&incoming, to.join(SNAPSHOT_FILE)).context("renaming the snapshot into place")?;

@@ -107,7 +107,9 @@ async fn restore_dir(args: RestoreArgs) -> anyhow::Result<ExitCode> {
             args.data_dir.display()
         );
     }
-    // The metadata goes in last, so a data directory with a berth.db holds every object it names.
+    // The metadata goes in last, so a data directory with a berth.db holds every object it
+    // names, durably (the objects were not synced one by one).
+    objects::sync_filesystem(&args.data_dir)?;
     let db = args.data_dir.join(SNAPSHOT_FILE);
     let partial = args.data_dir.join(".berth.db.partial");
     std::fs::copy(args.from.join(SNAPSHOT_FILE), &partial).context("copying the metadata snapshot")?;
