@@ -95,10 +95,21 @@ async fn a_restarted_node_resumes_its_own_scans_and_leaves_another_nodes() {
         assert!(scan.row.description.is_some_and(|d| !d.is_empty()));
     }
 
-    // b is still node-b's: neither requeued nor scanned here.
+    // b is still node-b's: neither requeued nor scanned here. A worker records the scan's
+    // result before it finishes the job, so node-a's jobs may linger a moment after the
+    // statuses changed: polled for (the deadline is only a safety net).
     assert_eq!(status_of(&node_a, &b, &db).await, "IN_PROGRESS");
-    let jobs = meta.list_jobs(None, 10).await.unwrap();
-    assert_eq!(jobs.iter().map(|j| (j.status, j.holder.as_deref())).collect::<Vec<_>>(), [(JobStatus::Running, Some("node-b"))]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let jobs = meta.list_jobs(None, 10).await.unwrap();
+        let jobs: Vec<_> = jobs.iter().map(|j| (j.status, j.holder.clone())).collect();
+        if jobs.iter().all(|(_, holder)| holder.as_deref() != Some("node-a")) {
+            assert_eq!(jobs, [(JobStatus::Running, Some("node-b".to_string()))]);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "node-a's jobs did not finish: {jobs:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(node_a.supervisor().shutdown(Duration::from_secs(5)).await);
 }
 
