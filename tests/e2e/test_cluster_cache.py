@@ -115,3 +115,24 @@ def test_cache_stays_right_when_the_listening_connection_is_killed(cluster):  # 
     ra.put_manifest(repo, "t", two["manifest"], OCI_MANIFEST)
     wait_until("B serves a move after the listener came back", sees(rb, repo, "t", two["digest"]))
     steady(rb, repo, "t", two["digest"])
+
+
+def test_a_node_serves_tags_from_its_cache_until_it_is_told(cluster):  # noqa: F811
+    """The cache is really used: with the trigger off, a move on A never reaches B, which keeps
+    serving what it cached (a node that read the database every time would see the move)."""
+    ra, rb = listening_registries(cluster)
+    repo = "cache/used"
+    one = ra.push_image(repo, "t", nlayers=1)
+    two = ra.push_image(repo, "u", nlayers=1)
+    steady(rb, repo, "t", one["digest"])  # cached on B
+    psql(cluster.db, "ALTER TABLE tags DISABLE TRIGGER tags_notify_cache")
+    try:
+        ra.put_manifest(repo, "t", two["manifest"], OCI_MANIFEST)
+        assert tag_digest(ra, repo, "t") == two["digest"], "A serves its own move"
+        steady(rb, repo, "t", one["digest"])  # B was not told
+    finally:
+        psql(cluster.db, "ALTER TABLE tags ENABLE TRIGGER tags_notify_cache")
+    # Told again (the trigger back on), B follows the next move.
+    ra.put_manifest(repo, "t", one["manifest"], OCI_MANIFEST)
+    ra.put_manifest(repo, "t", two["manifest"], OCI_MANIFEST)
+    wait_until("B serves the move once notified", sees(rb, repo, "t", two["digest"]))
