@@ -111,6 +111,16 @@ def populate(b):
             "lifecycle": lifecycle, "user": (key, secret)}
 
 
+def serves_app_images(reg, got):
+    """Every tag and blob of populate()'s mig/app, byte for byte."""
+    for tag, image in (("v1", got["v1"]), ("latest", got["v1"]), ("v2", got["v2"])):
+        m = reg.get(f"/v2/mig/app/manifests/{tag}", headers=ACCEPT)
+        assert m.status_code == 200 and m.content == image["manifest"], (tag, m.status_code)
+    for digest, body in got["v1"]["blobs"] + got["v2"]["blobs"] + got["sbom"]["blobs"]:
+        blob = reg.get(f"/v2/mig/app/blobs/{digest}")
+        assert blob.status_code == 200 and blob.content == body, digest
+
+
 def test_migrate_embedded_install_into_a_cluster(infra, tmp_path):
     src = Berth(str(tmp_path / "source")).start()
     dest = Destination(infra, tmp_path)
@@ -164,12 +174,7 @@ def test_migrate_embedded_install_into_a_cluster(infra, tmp_path):
         ra, rb = Registry(a.url, token=a.token()), Registry(b.url, token=b.token())
         assert rb.get("/v2/mig/app/tags/list").json()["tags"] == ["latest", "v1", "v2"]
         for reg in (ra, rb):
-            for tag, image in (("v1", got["v1"]), ("latest", got["v1"]), ("v2", got["v2"])):
-                m = reg.get(f"/v2/mig/app/manifests/{tag}", headers=ACCEPT)
-                assert m.status_code == 200 and m.content == image["manifest"], (tag, m.status_code)
-            for digest, body in got["v1"]["blobs"] + got["v2"]["blobs"] + got["sbom"]["blobs"]:
-                blob = reg.get(f"/v2/mig/app/blobs/{digest}")
-                assert blob.status_code == 200 and blob.content == body, digest
+            serves_app_images(reg, got)
         m = ra.get("/v2/mig/multi/manifests/v1", headers=ACCEPT)
         assert m.status_code == 200 and m.content == got["index"]
         assert m.headers["Content-Type"] == OCI_INDEX

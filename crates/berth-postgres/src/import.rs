@@ -207,15 +207,7 @@ pub async fn import_sqlite(
     let source = SqliteSource::open(sqlite_path).await?;
     // The store's own migrations, under their advisory lock: the schema is the one nodes expect.
     drop(PostgresMetadataStore::connect(pg_url).await?);
-    // Reported without the URL: it carries the password.
-    let opts = PgConnectOptions::from_str(pg_url).map_err(|_| StoreError::Db {
-        context: "reading the PostgreSQL URL",
-        source: sqlx::Error::Configuration("expected postgres://user:password@host:port/database".into()),
-    })?;
-    let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&opts))
-        .await
-        .map_err(|_| StoreError::Unavailable { what: "the metadata database", detail: "no answer from PostgreSQL within 5 s".into() })?
-        .ctx("connecting to PostgreSQL")?;
+    let mut conn = connect(pg_url).await?;
 
     let source_version = source.schema_version().await?;
     let dest_version: i64 = sqlx::query_scalar("SELECT version FROM berth_schema_version")
@@ -260,15 +252,47 @@ async fn copy_tables(
     Ok(())
 }
 
+/// Whether the database at `pg_url` already holds a registry (a repository or a blob): a
+/// restore goes only into an empty one.
+pub async fn holds_registry(pg_url: &str) -> Result<bool, StoreError> {
+    let mut conn = connect(pg_url).await?;
+    let created: bool = sqlx::query_scalar("SELECT to_regclass('repositories') IS NOT NULL AND to_regclass('blobs') IS NOT NULL")
+        .fetch_one(&mut conn)
+        .await
+        .ctx("looking for berth's tables")?;
+    let holds = created
+        && sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM repositories) OR EXISTS (SELECT 1 FROM blobs)")
+            .fetch_one(&mut conn)
+            .await
+            .ctx("looking for repositories and blobs")?;
+    let _ = conn.close().await;
+    Ok(holds)
+}
+
+/// One connection of its own to the database at `pg_url` (a long transaction or a long copy
+/// would hold a pooled one).
+pub(crate) async fn connect(pg_url: &str) -> Result<PgConnection, StoreError> {
+    // Reported without the URL: it carries the password.
+    let opts = PgConnectOptions::from_str(pg_url).map_err(|_| StoreError::Db {
+        context: "reading the PostgreSQL URL",
+        source: sqlx::Error::Configuration("expected postgres://user:password@host:port/database".into()),
+    })?;
+    let conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&opts))
+        .await
+        .map_err(|_| StoreError::Unavailable { what: "the metadata database", detail: "no answer from PostgreSQL within 5 s".into() })?
+        .ctx("connecting to PostgreSQL")?;
+    Ok(conn)
+}
+
 /// A destination column: its name, how source values convert to it, whether it is an identity.
-struct Column {
-    name: String,
-    kind: Kind,
+pub(crate) struct Column {
+    pub(crate) name: String,
+    pub(crate) kind: Kind,
     identity: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Kind {
+pub(crate) enum Kind {
     Bool,
     Int2,
     Int4,
@@ -373,7 +397,7 @@ async fn copy_table(
     dry_run: bool,
     progress: &impl Fn(&str, u64),
 ) -> Result<TableReport, StoreError> {
-    let columns = destination_columns(conn, table).await?;
+    let columns = postgres_columns(conn, table).await?;
     let source_columns: HashSet<String> = source.columns(table).await?.into_iter().collect();
     let dest_names: HashSet<String> = columns.iter().map(|c| c.name.clone()).collect();
     if source_columns != dest_names {
@@ -509,7 +533,7 @@ async fn insert_batch(
     Ok((inserted, present))
 }
 
-async fn destination_columns(conn: &mut PgConnection, table: &str) -> Result<Vec<Column>, StoreError> {
+pub(crate) async fn postgres_columns(conn: &mut PgConnection, table: &str) -> Result<Vec<Column>, StoreError> {
     let rows: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT column_name::text, data_type::text, is_identity::text FROM information_schema.columns \
          WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
@@ -519,7 +543,7 @@ async fn destination_columns(conn: &mut PgConnection, table: &str) -> Result<Vec
     .await
     .map_err(|e| sql_err(format!("reading the destination columns of {table}"), e))?;
     if rows.is_empty() {
-        return Err(mismatch(format!("table {table} of the source does not exist in the destination")));
+        return Err(mismatch(format!("table {table} does not exist in the PostgreSQL database (not the same schema)")));
     }
     rows.into_iter()
         .map(|(name, data_type, identity)| {
@@ -532,7 +556,7 @@ async fn destination_columns(conn: &mut PgConnection, table: &str) -> Result<Vec
 }
 
 /// Names go into SQL text (they cannot be bound), so only plain identifiers are accepted.
-fn check_ident(name: &str) -> Result<(), StoreError> {
+pub(crate) fn check_ident(name: &str) -> Result<(), StoreError> {
     let ok = !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && !name.as_bytes()[0].is_ascii_digit();
@@ -543,13 +567,13 @@ fn check_ident(name: &str) -> Result<(), StoreError> {
     }
 }
 
-fn mismatch(msg: String) -> StoreError {
+pub(crate) fn mismatch(msg: String) -> StoreError {
     StoreError::io("importing metadata", io::Error::new(io::ErrorKind::InvalidData, msg))
 }
 
 /// A database error with a context naming the table (`StoreError::Db` only takes static text);
 /// a database that cannot be reached stays `Unavailable`.
-fn sql_err(context: String, e: sqlx::Error) -> StoreError {
+pub(crate) fn sql_err(context: String, e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
             StoreError::Unavailable { what: "the metadata database", detail: format!("{context}: {e}") }

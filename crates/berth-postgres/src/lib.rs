@@ -17,6 +17,7 @@
 //! and migrations.
 
 mod db;
+pub mod export;
 pub mod import;
 mod postgres;
 mod postgres_audit;

@@ -80,11 +80,46 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     // Held until the end: `berth serve` takes the same lock, so it cannot start on the source
     // mid-copy, and a running one makes this fail here rather than copy a moving target.
     let _lock = lock_data_dir(&source_dir)?;
+    let (ok, summary) =
+        transfer(&source_dir, &args.to, &pg_url, &Transfer { verify: args.verify, dry_run: args.dry_run, jobs: args.jobs }).await?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if ok {
+        eprintln!(
+            "berth migrate: {}. Start the nodes with the same --metadata/--blobs options.",
+            if args.dry_run { "dry run finished, nothing written" } else { "done, everything matches" }
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("berth migrate: finished with problems (see above); running it again resumes where it stopped");
+        Ok(ExitCode::from(2))
+    }
+}
 
+/// How a transfer runs.
+pub(crate) struct Transfer {
+    /// Re-read and re-hash every destination blob afterwards.
+    pub verify: bool,
+    pub dry_run: bool,
+    pub jobs: usize,
+}
+
+/// Copies the data directory `source_dir` (an embedded install, or a backup: the same layout)
+/// into the cluster `to` names: blobs, then encrypted objects, then the metadata, then checks.
+/// Returns whether everything matches, and the summary (printed by the caller). The caller
+/// holds whatever lock keeps the source still.
+pub(crate) async fn transfer(
+    source_dir: &Path,
+    to: &StorageArgs,
+    pg_url: &str,
+    args: &Transfer,
+) -> anyhow::Result<(bool, serde_json::Value)> {
+    let source_dir = source_dir.to_path_buf();
+    let db_path = source_dir.join("berth.db");
     let source_meta = SqliteSource::open(&db_path).await.context("opening the source metadata")?;
-    let source_blobs = FsBlobStore::open(&source_dir).await.context("opening the source blobs")?;
-    let (_dest_meta, dest_blobs) = crate::storage::open(&source_dir, &args.to).await.context("opening the destination")?;
-    eprintln!("berth migrate: {} -> {}", source_dir.display(), args.to.describe());
+    // Read only: nothing is created in the source.
+    let source_blobs = FsBlobStore::at(&source_dir);
+    let (_dest_meta, dest_blobs) = crate::storage::open(&source_dir, to).await.context("opening the destination")?;
+    eprintln!("berth migrate: {} -> {}", source_dir.display(), to.describe());
 
     // 1. Blobs.
     let blobs = source_meta.blobs().await.context("listing the source blobs")?;
@@ -155,12 +190,11 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
             source_dir.display()
         );
         summary["ok"] = json!(false);
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-        return Ok(ExitCode::from(2));
+        return Ok((false, summary));
     }
 
     // 2. Metadata.
-    let report = copy_metadata(&source_meta, &db_path, &pg_url, args.dry_run).await?;
+    let report = copy_metadata(&source_meta, &db_path, pg_url, args.dry_run).await?;
     ok &= report.matches() || args.dry_run;
     summary["schema_version"] = json!(report.schema_version);
     summary["tables"] = json!(report
@@ -214,22 +248,12 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         ok &= problems.is_empty();
     }
     summary["ok"] = json!(ok);
-    println!("{}", serde_json::to_string_pretty(&summary)?);
-    if ok {
-        eprintln!(
-            "berth migrate: {}. Start the nodes with the same --metadata/--blobs options.",
-            if args.dry_run { "dry run finished, nothing written" } else { "done, everything matches" }
-        );
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!("berth migrate: finished with problems (see above); running it again resumes where it stopped");
-        Ok(ExitCode::from(2))
-    }
+    Ok((ok, summary))
 }
 
 /// The destination's PostgreSQL URL, after refusing destinations that would be the source
 /// itself or that this command does not write.
-fn check_destination(source: &Path, to: &StorageArgs) -> anyhow::Result<String> {
+pub(crate) fn check_destination(source: &Path, to: &StorageArgs) -> anyhow::Result<String> {
     let pg_url = match to.metadata.as_deref() {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => url.to_string(),
         None | Some("sqlite") => anyhow::bail!(

@@ -120,6 +120,19 @@ pub async fn open(data_dir: &Path, args: &StorageArgs) -> anyhow::Result<(Arc<dy
         }
         Some(other) => anyhow::bail!("--metadata {:?} is neither `sqlite` nor a postgres:// URL", redact_url(other)),
     };
+    let blobs = open_blobs(data_dir, args).await?;
+    if meta.is_shared() && matches!(args.blobs.as_deref(), None | Some("fs")) {
+        tracing::warn!(
+            "shared metadata with blobs under this node's data directory: other nodes cannot read these blobs; \
+             use --blobs s3://… or a file:/// directory every node mounts unless this is the only node"
+        );
+    }
+    Ok((meta, blobs))
+}
+
+/// The blob store alone (`berth backup` of a cluster reads blobs without opening the metadata
+/// store, whose connection would migrate the schema).
+pub async fn open_blobs(data_dir: &Path, args: &StorageArgs) -> anyhow::Result<Arc<dyn BlobStore>> {
     let blobs: Arc<dyn BlobStore> = match args.blobs.as_deref() {
         None | Some("fs") => Arc::new(FsBlobStore::open(data_dir).await.context("opening blob storage")?),
         Some(url) if url.starts_with("file://") => {
@@ -144,13 +157,7 @@ pub async fn open(data_dir: &Path, args: &StorageArgs) -> anyhow::Result<(Arc<dy
         }
         Some(other) => anyhow::bail!("--blobs {other:?} is not `fs`, file:///PATH or s3://BUCKET/PREFIX"),
     };
-    if meta.is_shared() && matches!(args.blobs.as_deref(), None | Some("fs")) {
-        tracing::warn!(
-            "shared metadata with blobs under this node's data directory: other nodes cannot read these blobs; \
-             use --blobs s3://… or a file:/// directory every node mounts unless this is the only node"
-        );
-    }
-    Ok((meta, blobs))
+    Ok(blobs)
 }
 
 /// The `--s3-*` flags onto a bucket's configuration: `--blobs s3://…` and `berth backup --to

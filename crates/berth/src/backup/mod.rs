@@ -20,6 +20,7 @@ pub(crate) mod objects;
 mod restore;
 mod s3;
 pub(crate) mod schedule;
+pub(crate) mod source;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -29,13 +30,13 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use berth_store::SqliteMetadataStore;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::config::DEFAULT_DATA_DIR;
 use objects::{Entry, Object};
 pub use restore::{restore, RestoreArgs};
+use source::Source;
 
 const MANIFEST_FILE: &str = "BACKUP.json";
 const SNAPSHOT_FILE: &str = "berth.db";
@@ -63,6 +64,14 @@ pub struct CreateArgs {
     /// The data directory of the berth to back up (it may be serving).
     #[arg(long, env = "BERTH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    /// Back up a cluster instead (its nodes may be serving): its PostgreSQL,
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+    #[arg(long, env = "BERTH_METADATA", hide_env_values = true)]
+    pub metadata: Option<String>,
+    /// The cluster's blobs: s3://BUCKET/PREFIX (reached with the --s3-* flags below, which then
+    /// serve both buckets when the backup also goes to one) or file:///PATH.
+    #[arg(long, env = "BERTH_BLOBS")]
+    pub blobs: Option<String>,
     /// The backup directory (created if missing), or `s3://BUCKET/PREFIX` in an S3-compatible
     /// bucket; a previous backup there is updated incrementally.
     #[arg(long)]
@@ -142,7 +151,7 @@ impl Outcome {
 
 /// One backup run into `to`.
 pub(crate) struct TakeOptions {
-    pub data_dir: PathBuf,
+    pub source: Arc<Source>,
     pub to: PathBuf,
     /// A previous complete backup whose objects are hard-linked into `to` (a new generation)
     /// instead of copied; None: `to` itself is updated incrementally.
@@ -162,11 +171,10 @@ async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let to = args.to.clone().context("--to DIR|s3://BUCKET/PREFIX: where the backup goes")?;
     let bucket = s3::Bucket::for_location(&to, &args.bucket)?;
+    let source = Arc::new(Source::open(&args.data_dir, args.metadata.as_deref(), args.blobs.as_deref(), &args.bucket).await?);
     let taken = match &bucket {
-        Some(bucket) => s3::take(bucket, &args.data_dir, args.jobs).await?,
-        None => {
-            take(&TakeOptions { data_dir: args.data_dir.clone(), to: to.clone(), link_from: None, jobs: args.jobs, progress: true }).await?
-        }
+        Some(bucket) => s3::take(bucket, &source, args.jobs).await?,
+        None => take(&TakeOptions { source: source.clone(), to: to.clone(), link_from: None, jobs: args.jobs, progress: true }).await?,
     };
     let mut manifest = match taken {
         Taken::Done(m) => m,
@@ -195,10 +203,16 @@ async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     }
     println!("{}", serde_json::to_string_pretty(&manifest)?);
     if !args.include_root_key {
+        let whose = match &*source {
+            Source::DataDir(dir) => format!(
+                "the root key of {} (BERTH_ROOT_KEY, or {})",
+                dir.display(),
+                args.root_key_file.clone().unwrap_or_else(|| dir.join(ROOT_KEY_FILE)).display()
+            ),
+            Source::Cluster(_) => "the cluster nodes' root key (their BERTH_ROOT_KEY or --root-key-file)".to_string(),
+        };
         eprintln!(
-            "berth backup: the root key is NOT in the backup. Encrypted blobs and secrets in it open only with the root key of {} (BERTH_ROOT_KEY, or {}): keep a copy of it apart from the backup",
-            args.data_dir.display(),
-            args.root_key_file.clone().unwrap_or_else(|| args.data_dir.join(ROOT_KEY_FILE)).display()
+            "berth backup: the root key is NOT in the backup. Encrypted blobs and secrets in it open only with {whose}: keep a copy of it apart from the backup"
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -208,13 +222,6 @@ async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
 /// last. The caller writes `BACKUP.json` (and the root key, if asked).
 pub(crate) async fn take(opts: &TakeOptions) -> anyhow::Result<Taken> {
     let to = &opts.to;
-    let live_db = opts.data_dir.join("berth.db");
-    if !live_db.is_file() {
-        anyhow::bail!(
-            "{} holds no berth.db: `berth backup` copies the embedded default (SQLite + filesystem); back a cluster up with PostgreSQL's and the bucket's own tools (docs/DEPLOY.md)",
-            opts.data_dir.display()
-        );
-    }
     std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
     let _lock = crate::datadir::lock_dir(to, "backup.lock", &format!("{} is in use by another `berth backup`", to.display()))?;
 
@@ -222,9 +229,7 @@ pub(crate) async fn take(opts: &TakeOptions) -> anyhow::Result<Taken> {
     remove_database(&incoming)?;
     // Taken before the snapshot starts: whatever was acknowledged before it is in the snapshot.
     let snapshot_millis = now_millis();
-    let live = SqliteMetadataStore::open_live_read_only(&live_db).await.context("opening the metadata database")?;
-    live.snapshot_into(&incoming).await?;
-    live.close().await;
+    opts.source.snapshot_into(&incoming).await?;
     let recorded = objects::recorded(&incoming).await?;
     let previous = Arc::new(objects::read_list(opts.link_from.as_deref().unwrap_or(to))?);
     let flusher = Arc::new(objects::Flusher::new(to));
@@ -232,18 +237,17 @@ pub(crate) async fn take(opts: &TakeOptions) -> anyhow::Result<Taken> {
     let progress = if opts.progress { progress_bar(recorded.len() as u64, "backing up") } else { indicatif::ProgressBar::hidden() };
     let outcomes: Vec<Outcome> = futures::stream::iter(recorded)
         .map(|object| {
-            let (data_dir, to, link_from, previous, flusher, progress) =
-                (opts.data_dir.clone(), to.clone(), opts.link_from.clone(), previous.clone(), flusher.clone(), progress.clone());
+            let (source, to, link_from, previous, flusher, progress) =
+                (opts.source.clone(), to.clone(), opts.link_from.clone(), previous.clone(), flusher.clone(), progress.clone());
             async move {
-                let outcome = tokio::task::spawn_blocking(move || {
-                    let outcome = back_up_object(&data_dir, &to, link_from.as_deref(), &previous, object);
-                    match (&outcome, flusher.copied(outcome.bytes_copied())) {
-                        (_, Ok(())) | (Outcome::Failed(_), _) => outcome,
-                        (_, Err(e)) => Outcome::Failed(format!("{e:#}")),
-                    }
-                })
-                .await
-                .unwrap_or_else(|e| Outcome::Failed(format!("copy task failed: {e}")));
+                let outcome = back_up_object(source, to, link_from, previous, object).await;
+                let copied = outcome.bytes_copied();
+                let outcome = match tokio::task::spawn_blocking(move || flusher.copied(copied)).await {
+                    Ok(Ok(())) => outcome,
+                    _ if matches!(outcome, Outcome::Failed(_)) => outcome,
+                    Ok(Err(e)) => Outcome::Failed(format!("{e:#}")),
+                    Err(e) => Outcome::Failed(format!("flush task failed: {e}")),
+                };
                 progress.inc(1);
                 outcome
             }
@@ -315,25 +319,70 @@ fn tally(outcomes: Vec<Outcome>, snapshot_millis: i64) -> Result<(Manifest, Kept
     Ok((manifest, kept))
 }
 
-fn back_up_object(data_dir: &Path, to: &Path, link_from: Option<&Path>, previous: &HashMap<PathBuf, Entry>, object: Object) -> Outcome {
+/// One recorded object into the backup directory: kept or linked when the backup already holds
+/// it, else copied (a data directory's file on a blocking thread, a store's object streamed).
+async fn back_up_object(
+    source: Arc<Source>,
+    to: PathBuf,
+    link_from: Option<PathBuf>,
+    previous: Arc<HashMap<PathBuf, Entry>>,
+    object: Object,
+) -> Outcome {
+    let from_files = {
+        let (source, to) = (source.clone(), to.clone());
+        tokio::task::spawn_blocking(move || {
+            if let Some(done) = reuse(&to, link_from.as_deref(), &previous, &object) {
+                return Ok(done);
+            }
+            match &*source {
+                Source::DataDir(data_dir) => Ok(copy_file(data_dir, &to, object)),
+                Source::Cluster(_) => Err(object),
+            }
+        })
+        .await
+    };
+    let object = match from_files {
+        Ok(Ok(outcome)) => return outcome,
+        Ok(Err(object)) => object,
+        Err(e) => return Outcome::Failed(format!("copy task failed: {e}")),
+    };
+    match source.read(&object).await {
+        Ok(None) => source_missing(&source.describe(), object),
+        Err(e) => Outcome::Failed(format!("{e:#}")),
+        Ok(Some((len, body))) => match objects::copy_stream(body, len, &to.join(&object.path), &object).await {
+            Ok(entry) => Outcome::Copied(object, entry),
+            Err(e) => Outcome::Failed(format!("{e:#}")),
+        },
+    }
+}
+
+/// The backup's own copy of an object it already holds (or the previous generation's, linked).
+fn reuse(to: &Path, link_from: Option<&Path>, previous: &HashMap<PathBuf, Entry>, object: &Object) -> Option<Outcome> {
     let target = to.join(&object.path);
     if let Some(entry) = previous.get(&object.path) {
         // Content-addressed and written once: an object a backup holds at its recorded size
         // is the same object (`backup verify` re-reads them).
         match link_from {
-            None if std::fs::metadata(&target).is_ok_and(|m| m.len() == entry.size) => return Outcome::Kept(object, entry.clone()),
+            None if std::fs::metadata(&target).is_ok_and(|m| m.len() == entry.size) => {
+                return Some(Outcome::Kept(object.clone(), entry.clone()))
+            }
             None => {}
             Some(prev) => {
                 let source = prev.join(&object.path);
                 if std::fs::metadata(&source).is_ok_and(|m| m.len() == entry.size) && objects::link(&source, &target).is_ok() {
-                    return Outcome::Linked(object, entry.clone());
+                    return Some(Outcome::Linked(object.clone(), entry.clone()));
                 }
             }
         }
     }
+    None
+}
+
+fn copy_file(data_dir: &Path, to: &Path, object: Object) -> Outcome {
+    let target = to.join(&object.path);
     let source = data_dir.join(&object.path);
     if !source.exists() {
-        return source_missing(&source, object);
+        return source_missing(&source.display(), object);
     }
     match objects::copy(&source, &target, &object, None) {
         Ok(entry) => Outcome::Copied(object, entry),
@@ -342,14 +391,13 @@ fn back_up_object(data_dir: &Path, to: &Path, link_from: Option<&Path>, previous
 }
 
 /// A recorded object whose file is gone: absent on purpose (a shredded KMS key's), or a failure.
-fn source_missing(source: &Path, object: Object) -> Outcome {
+fn source_missing(source: &dyn std::fmt::Display, object: Object) -> Outcome {
     if object.may_be_shredded() {
         return Outcome::Absent(object);
     }
     Outcome::Failed(format!(
         "{} ({}) is recorded but its file is missing (a GC removed it after the snapshot, or the source is damaged)",
-        object.digest,
-        source.display()
+        object.digest, source
     ))
 }
 
@@ -407,6 +455,27 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn verify_dir(from: &Path) -> anyhow::Result<ExitCode> {
+    let checked = check_backup(from).await?;
+    let report = serde_json::json!({
+        "snapshot_millis": checked.manifest.snapshot_millis,
+        "objects_checked": checked.objects,
+        "problems": checked.problems,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(if checked.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+/// What re-reading a backup found.
+pub(crate) struct Checked {
+    pub manifest: Manifest,
+    /// Objects the backup lists.
+    pub objects: usize,
+    pub problems: Vec<String>,
+}
+
+/// Re-reads every object the snapshot of the backup directory `from` records, against the bytes
+/// the backup recorded (and a clear blob against its digest).
+pub(crate) async fn check_backup(from: &Path) -> anyhow::Result<Checked> {
     let manifest = read_manifest(from)?;
     let list = Arc::new(objects::read_list(from)?);
     let recorded = objects::recorded(&from.join(SNAPSHOT_FILE)).await?;
@@ -440,13 +509,7 @@ async fn verify_dir(from: &Path) -> anyhow::Result<ExitCode> {
         .collect()
         .await;
     progress.finish_and_clear();
-    let report = serde_json::json!({
-        "snapshot_millis": manifest.snapshot_millis,
-        "objects_checked": list.len(),
-        "problems": problems,
-    });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(Checked { manifest, objects: list.len(), problems })
 }
 
 fn read_manifest(dir: &Path) -> anyhow::Result<Manifest> {

@@ -90,6 +90,42 @@ pub fn copy(from: &Path, to: &Path, object: &Object, expect: Option<&Entry>) -> 
     Ok(entry)
 }
 
+/// [`copy`] for bytes read from a store (a cluster's bucket): streamed into `to` aside, checked,
+/// renamed into place. `expect_len` is the size the store announced.
+pub async fn copy_stream(mut body: berth_store::ByteStream, expect_len: u64, to: &Path, object: &Object) -> anyhow::Result<Entry> {
+    use futures::TryStreamExt;
+    use tokio::io::AsyncWriteExt;
+    let dir = to.parent().context("an object path has a directory")?;
+    tokio::fs::create_dir_all(dir).await.with_context(|| format!("creating {}", dir.display()))?;
+    let partial = dir.join(format!(".{}.partial", to.file_name().and_then(|n| n.to_str()).unwrap_or("object")));
+    let mut out = tokio::fs::File::create(&partial).await.with_context(|| format!("creating {}", partial.display()))?;
+    let mut check = Checker::new(object);
+    let written: anyhow::Result<()> = async {
+        while let Some(chunk) = body.try_next().await.with_context(|| format!("reading {}", object.path.display()))? {
+            check.update(&chunk);
+            out.write_all(&chunk).await.with_context(|| format!("writing {}", partial.display()))?;
+        }
+        out.flush().await.with_context(|| format!("writing {}", partial.display()))
+    }
+    .await;
+    let checked = written.and_then(|()| {
+        anyhow::ensure!(check.size == expect_len, "{}: {} bytes read, the store announced {expect_len}", object.path.display(), check.size);
+        check.finish(object, None).map_err(|p| anyhow::anyhow!("{}: {p}", object.path.display()))
+    });
+    match checked {
+        Ok(entry) => {
+            drop(out);
+            tokio::fs::rename(&partial, to).await.with_context(|| format!("renaming {} into place", partial.display()))?;
+            Ok(entry)
+        }
+        Err(e) => {
+            drop(out);
+            let _ = tokio::fs::remove_file(&partial).await;
+            Err(e)
+        }
+    }
+}
+
 /// Bytes a backup copies between two syncs of the target filesystem, so the backup never leaves
 /// more than this (plus what is in flight) for the kernel to write back at once. It does not
 /// make a backup gentler on a registry serving from the same disk: push p99 rose 8–9× during a

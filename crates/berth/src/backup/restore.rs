@@ -1,5 +1,7 @@
 //! `berth restore`: a backup into an empty data directory, every object re-hashed on the way,
-//! ending with `berth fsck` of the result.
+//! ending with `berth fsck` of the result; or into an empty cluster (PostgreSQL + a bucket):
+//! the backup is checked whole first, then copied in as `berth migrate` copies a data
+//! directory, then the cluster is checked as a node sees it.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,10 +21,16 @@ pub struct RestoreArgs {
     /// The backup directory (`berth backup --to`).
     #[arg(long)]
     pub from: PathBuf,
-    /// The data directory to restore into; it must be empty or missing. (For a cluster,
-    /// restore into a directory, then `berth migrate` it into PostgreSQL + S3.)
+    /// The data directory to restore into; it must be empty or missing.
     #[arg(long, env = "BERTH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    /// Restore into a cluster instead: its PostgreSQL (postgres://…), whose database must hold
+    /// no registry yet.
+    #[arg(long, env = "BERTH_METADATA", hide_env_values = true)]
+    pub metadata: Option<String>,
+    /// The cluster's blobs: s3://BUCKET/PREFIX (reached with the --s3-* flags) or file:///PATH.
+    #[arg(long, env = "BERTH_BLOBS")]
+    pub blobs: Option<String>,
     /// The root key of the backed-up berth, when the backup does not include it (BERTH_ROOT_KEY,
     /// if set, wins).
     #[arg(long)]
@@ -35,6 +43,14 @@ pub struct RestoreArgs {
 }
 
 pub async fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
+    match args.metadata.as_deref() {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let url = url.to_string();
+            return restore_cluster(args, url).await;
+        }
+        None | Some("sqlite") => {}
+        Some(_) => anyhow::bail!("--metadata: `sqlite` or a cluster's postgres://USER:PASSWORD@HOST:PORT/DATABASE"),
+    }
     let Some(bucket) = Bucket::for_location(&args.from, &args.bucket)? else {
         return restore_dir(args).await;
     };
@@ -63,15 +79,7 @@ async fn restore_dir(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     let list = Arc::new(objects::read_list(&args.from)?);
     let recorded = objects::recorded(&args.from.join(SNAPSHOT_FILE)).await?;
     let sealed = recorded.iter().any(|o| !o.scope.is_empty());
-    let key_in_backup = args.from.join(ROOT_KEY_FILE);
-    let key_in_backup = (manifest.root_key_included && key_in_backup.is_file()).then_some(key_in_backup);
-    let key_file = args.root_key_file.clone().or(key_in_backup);
-    // Checked before anything is written: encrypted blobs restored without their key are lost.
-    if sealed && std::env::var_os("BERTH_ROOT_KEY").is_none() && !key_file.as_ref().is_some_and(|k| k.is_file()) {
-        anyhow::bail!(
-            "the backup holds encrypted blobs and not the root key they open with: pass --root-key-file (or set BERTH_ROOT_KEY) with the backed-up berth's root key"
-        );
-    }
+    let key_file = root_key_for(&args, &args.from, &manifest, sealed)?;
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
 
     let progress = progress_bar(recorded.len() as u64, "restoring");
@@ -117,26 +125,131 @@ async fn restore_dir(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     std::fs::rename(&partial, &db).context("renaming the metadata into place")?;
     // The restored directory holds its root key where `berth serve` looks for it, as the
     // backed-up one did (unless the key comes from BERTH_ROOT_KEY, which stays the operator's).
-    if let (Some(key), None) = (&key_file, std::env::var_os("BERTH_ROOT_KEY")) {
+    install_root_key(key_file.as_deref(), &args.data_dir)?;
+    sync_dir(&args.data_dir)?;
+
+    let report = fsck(&args.data_dir, &crate::storage::StorageArgs::default(), sealed).await?;
+    println!("{}", serde_json::json!({ "restored_objects": list.len(), "snapshot_millis": manifest.snapshot_millis, "fsck": report }));
+    Ok(fsck_exit(&report))
+}
+
+/// The root key the restored objects open with: `--root-key-file`, else the backup's own copy,
+/// else BERTH_ROOT_KEY. Checked before anything is written: encrypted blobs restored without
+/// their key are lost.
+fn root_key_for(args: &RestoreArgs, from: &Path, manifest: &super::Manifest, sealed: bool) -> anyhow::Result<Option<PathBuf>> {
+    let key_in_backup = from.join(ROOT_KEY_FILE);
+    let key_in_backup = (manifest.root_key_included && key_in_backup.is_file()).then_some(key_in_backup);
+    let key_file = args.root_key_file.clone().or(key_in_backup);
+    if sealed && std::env::var_os("BERTH_ROOT_KEY").is_none() && !key_file.as_ref().is_some_and(|k| k.is_file()) {
+        anyhow::bail!(
+            "the backup holds encrypted blobs and not the root key they open with: pass --root-key-file (or set BERTH_ROOT_KEY) with the backed-up berth's root key"
+        );
+    }
+    Ok(key_file)
+}
+
+/// The key where `berth serve` looks for it in `dir` (unless it comes from BERTH_ROOT_KEY, which
+/// stays the operator's).
+fn install_root_key(key_file: Option<&Path>, dir: &Path) -> anyhow::Result<()> {
+    if let (Some(key), None) = (key_file, std::env::var_os("BERTH_ROOT_KEY")) {
         use std::os::unix::fs::PermissionsExt;
-        let target = args.data_dir.join(ROOT_KEY_FILE);
+        let target = dir.join(ROOT_KEY_FILE);
         std::fs::copy(key, &target).with_context(|| format!("copying the root key {}", key.display()))?;
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).context("protecting the root key")?;
     }
-    sync_dir(&args.data_dir)?;
+    Ok(())
+}
 
-    let data = crate::datadir::DataDir::open(&args.data_dir, &crate::storage::StorageArgs::default(), RegistryConfig::default()).await?;
-    if let Err(e) = crate::root_key::install_existing(&data.registry, &args.data_dir, None) {
+/// `berth fsck` of the restored registry, opened as a node opens it with `node_dir` as its data
+/// directory.
+async fn fsck(node_dir: &Path, storage: &crate::storage::StorageArgs, sealed: bool) -> anyhow::Result<berth_core::fsck::FsckReport> {
+    let data = crate::datadir::DataDir::open(node_dir, storage, RegistryConfig::default()).await?;
+    if let Err(e) = crate::root_key::install_existing(&data.registry, node_dir, None) {
         if sealed {
             return Err(e);
         }
         eprintln!("berth restore: no root key ({e:#}); the backup holds no encrypted blob, so none is needed to check it");
     }
-    let report = data.registry.fsck().await?;
-    println!("{}", serde_json::json!({ "restored_objects": list.len(), "snapshot_millis": manifest.snapshot_millis, "fsck": report }));
-    if !report.ok() {
-        eprintln!("berth restore: fsck found problems in the restored data (listed above)");
-        return Ok(ExitCode::from(2));
+    Ok(data.registry.fsck().await?)
+}
+
+fn fsck_exit(report: &berth_core::fsck::FsckReport) -> ExitCode {
+    if report.ok() {
+        return ExitCode::SUCCESS;
     }
-    Ok(ExitCode::SUCCESS)
+    eprintln!("berth restore: fsck found problems in the restored data (listed above)");
+    ExitCode::from(2)
+}
+
+/// A backup into a cluster whose database holds no registry yet.
+async fn restore_cluster(args: RestoreArgs, pg_url: String) -> anyhow::Result<ExitCode> {
+    let download;
+    let from = match Bucket::for_location(&args.from, &args.bucket)? {
+        Some(bucket) => {
+            download = Download::into_temp(&bucket, &std::env::temp_dir()).await?;
+            download.dir.clone()
+        }
+        None => args.from.clone(),
+    };
+    let to = crate::storage::StorageArgs {
+        metadata: Some(pg_url.clone()),
+        blobs: args.blobs.clone(),
+        s3_endpoint: args.bucket.s3_endpoint.clone(),
+        s3_region: args.bucket.s3_region.clone(),
+        s3_access_key_id: args.bucket.s3_access_key_id.clone(),
+        s3_secret_access_key: args.bucket.s3_secret_access_key.clone(),
+        s3_path_style: args.bucket.s3_path_style,
+        ..Default::default()
+    };
+    crate::migrate::check_destination(&from, &to)?;
+    if berth_postgres::import::holds_registry(&pg_url).await.context("looking into the destination database")? {
+        anyhow::bail!(
+            "refusing to restore into {}: its database holds a registry already (repositories or blobs); restore into a new, empty database",
+            to.describe()
+        );
+    }
+    // The whole backup is re-read first: a damaged backup writes nothing into the cluster.
+    let checked = super::check_backup(&from).await?;
+    if !checked.problems.is_empty() {
+        for p in &checked.problems {
+            eprintln!("berth restore: {p}");
+        }
+        anyhow::bail!(
+            "{} object(s) of the backup are damaged or missing; nothing was written to {}",
+            checked.problems.len(),
+            to.describe()
+        );
+    }
+    let sealed = objects::recorded(&from.join(SNAPSHOT_FILE)).await?.iter().any(|o| !o.scope.is_empty());
+    let key_file = root_key_for(&args, &from, &checked.manifest, sealed)?;
+
+    let transfer = crate::migrate::Transfer { verify: false, dry_run: false, jobs: args.jobs.max(1) };
+    let (copied, summary) = crate::migrate::transfer(&from, &to, &pg_url, &transfer).await?;
+    if !copied {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        anyhow::bail!(
+            "the copy into {} did not complete (see above); drop the database and bucket prefix and restore again",
+            to.describe()
+        );
+    }
+    // Checked as a node sees it, from a scratch node directory that holds only the key.
+    let node_dir = std::env::temp_dir().join(format!(".berth-restore-node-{}-{}", std::process::id(), super::now_millis()));
+    std::fs::create_dir_all(&node_dir).with_context(|| format!("creating {}", node_dir.display()))?;
+    let report = async {
+        install_root_key(key_file.as_deref(), &node_dir)?;
+        fsck(&node_dir, &to, sealed).await
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&node_dir);
+    let report = report?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "restored_objects": checked.objects,
+            "snapshot_millis": checked.manifest.snapshot_millis,
+            "copy": summary,
+            "fsck": report,
+        })
+    );
+    Ok(fsck_exit(&report))
 }

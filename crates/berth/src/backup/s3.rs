@@ -22,6 +22,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::objects::{self, Checker, Entry, Object, OBJECTS_FILE};
+use super::source::Source;
 use super::{no_longer_named, now_millis, progress_bar, source_missing, tally, Outcome, Taken, ROOT_KEY_FILE, SNAPSHOT_FILE};
 
 const CHUNK: usize = 1 << 20;
@@ -115,28 +116,23 @@ impl Bucket {
 
     /// One recorded object into the bucket, checked as a directory copy is (size, sha256, and a
     /// clear blob's own digest); a failed check leaves nothing under its key.
-    async fn back_up_object(&self, data_dir: &Path, object: Object) -> Outcome {
-        let source = data_dir.join(&object.path);
-        let mut file = match tokio::fs::File::open(&source).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return source_missing(&source, object),
-            Err(e) => return Outcome::Failed(format!("opening {}: {e}", source.display())),
+    async fn back_up_object(&self, source: &Source, object: Object) -> Outcome {
+        let mut body = match source.read(&object).await {
+            Ok(Some((_, body))) => body,
+            Ok(None) => return source_missing(&source.describe(), object),
+            Err(e) => return Outcome::Failed(format!("{e:#}")),
         };
         let mut out = BufWriter::new(self.store.clone(), self.key(&object.path));
         let mut check = Checker::new(&object);
-        let mut buf = vec![0u8; CHUNK];
         let streamed: anyhow::Result<()> = async {
-            loop {
-                let n = file.read(&mut buf).await.with_context(|| format!("reading {}", source.display()))?;
-                if n == 0 {
-                    return Ok(());
-                }
-                check.update(&buf[..n]);
-                out.write_all(&buf[..n]).await.with_context(|| format!("writing {} to {}", object.path.display(), self.url))?;
+            while let Some(chunk) = body.try_next().await.with_context(|| format!("reading {}", object.path.display()))? {
+                check.update(&chunk);
+                out.write_all(&chunk).await.with_context(|| format!("writing {} to {}", object.path.display(), self.url))?;
             }
+            Ok(())
         }
         .await;
-        let checked = streamed.and_then(|()| check.finish(&object, None).map_err(|p| anyhow::anyhow!("{}: {p}", source.display())));
+        let checked = streamed.and_then(|()| check.finish(&object, None).map_err(|p| anyhow::anyhow!("{}: {p}", object.path.display())));
         match checked {
             Ok(entry) => match out.shutdown().await {
                 Ok(()) => Outcome::Copied(object, entry),
@@ -217,21 +213,13 @@ impl Drop for Download {
 
 /// One backup run into the bucket: the snapshot, the objects its `objects.tsv` lacks, the
 /// list and the snapshot; the caller writes `BACKUP.json` (and the root key, if asked).
-pub async fn take(bucket: &Bucket, data_dir: &Path, jobs: usize) -> anyhow::Result<Taken> {
-    let live_db = data_dir.join(SNAPSHOT_FILE);
-    anyhow::ensure!(
-        live_db.is_file(),
-        "{} holds no berth.db: `berth backup` copies the embedded default (SQLite + filesystem)",
-        data_dir.display()
-    );
+pub async fn take(bucket: &Bucket, source: &Source, jobs: usize) -> anyhow::Result<Taken> {
     // The snapshot and the object lists are staged locally, then uploaded.
     let staging = Download { dir: std::env::temp_dir().join(format!(".berth-backup-staging-{}-{}", std::process::id(), now_millis())) };
     std::fs::create_dir_all(&staging.dir).with_context(|| format!("creating {}", staging.dir.display()))?;
     let snapshot = staging.dir.join(SNAPSHOT_FILE);
     let snapshot_millis = now_millis();
-    let live = berth_store::SqliteMetadataStore::open_live_read_only(&live_db).await.context("opening the metadata database")?;
-    live.snapshot_into(&snapshot).await?;
-    live.close().await;
+    source.snapshot_into(&snapshot).await?;
     let recorded = objects::recorded(&snapshot).await?;
     let previous: HashMap<PathBuf, Entry> =
         match bucket.download(Path::new(OBJECTS_FILE), &staging.dir.join("previous").join(OBJECTS_FILE)).await? {
@@ -247,7 +235,7 @@ pub async fn take(bucket: &Bucket, data_dir: &Path, jobs: usize) -> anyhow::Resu
                 // Content-addressed and written once: an object the bucket's list names is there.
                 let outcome = match previous.get(&object.path) {
                     Some(entry) => Outcome::Kept(object, entry.clone()),
-                    None => bucket.back_up_object(data_dir, object).await,
+                    None => bucket.back_up_object(source, object).await,
                 };
                 progress.inc(1);
                 outcome

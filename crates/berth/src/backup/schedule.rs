@@ -55,7 +55,13 @@ async fn generation(data_dir: &Path, dir: &Path, keep: usize) -> anyhow::Result<
     let partial = dir.join(format!("{PARTIAL_PREFIX}{name}"));
     let previous = generations(dir)?.pop().map(|g| dir.join(g));
     let started = Instant::now();
-    let opts = TakeOptions { data_dir: data_dir.to_path_buf(), to: partial.clone(), link_from: previous, jobs: 4, progress: false };
+    let opts = TakeOptions {
+        source: std::sync::Arc::new(super::Source::DataDir(data_dir.to_path_buf())),
+        to: partial.clone(),
+        link_from: previous,
+        jobs: 4,
+        progress: false,
+    };
     let mut manifest = match take(&opts).await {
         Ok(Taken::Done(m)) => m,
         Ok(Taken::Failed(failures)) => {
