@@ -13,7 +13,8 @@ by 4 threads; the fill rate is printed. Then, with berth serving:
   incremental the same command again, nothing changed (goal: < 5 s);
   restore     `berth restore --from B` into an empty directory (includes fsck);
   latency     push (1 image, 64 KiB layer) + pull (its layer) round trips, p50/p99, idle and while
-              a full backup into a new directory runs (goal: p99 during <= 1.5x idle).
+              a full backup into a new directory runs (goal: p99 during <= 1.5x idle); again with
+              `--max-rate-mib N` for each N in $BACKUP_MAX_RATES_MIB (e.g. "100 50").
 Prints one JSON object. Page cache: the data was just written, so it is mostly cached (both the
 reference copy and the backup read it the same way); each copy's writes are synced.
 """
@@ -121,32 +122,35 @@ def main():
 
         n = 200
         idle_push, idle_pull = round_trips(b, n, "idle")
-        busy = os.path.join(work, "backup-during")
-        done = threading.Event()
-        during_push, during_pull = [], []
+        out["latency_ms"] = {"idle": {"push_p50": pct(idle_push, .5), "push_p99": pct(idle_push, .99),
+                                      "pull_p50": pct(idle_pull, .5), "pull_p99": pct(idle_pull, .99), "n": n}}
+        # Unthrottled, then at each --max-rate-mib of BACKUP_MAX_RATES_MIB (e.g. "100 50").
+        for rate in [None] + [int(r) for r in os.environ.get("BACKUP_MAX_RATES_MIB", "").split()]:
+            busy = os.path.join(work, f"backup-during-{rate or 'full'}")
+            done = threading.Event()
+            during_push, during_pull = [], []
 
-        def load():
-            while not done.is_set():
-                p, q = round_trips(b, 10, f"d{len(during_push)}-")
-                during_push.extend(p)
-                during_pull.extend(q)
+            def load():
+                while not done.is_set():
+                    p, q = round_trips(b, 10, f"d{rate}-{len(during_push)}-")
+                    during_push.extend(p)
+                    during_pull.extend(q)
 
-        t = threading.Thread(target=load)
-        t.start()
-        secs, _ = timed(berth_bin(), "backup", "--data-dir", data, "--to", busy, env=env)
-        done.set()
-        t.join()
-        out["backup_under_load_seconds"] = secs
-        out["latency_ms"] = {
-            "idle": {"push_p50": pct(idle_push, .5), "push_p99": pct(idle_push, .99),
-                     "pull_p50": pct(idle_pull, .5), "pull_p99": pct(idle_pull, .99), "n": n},
-            "during_backup": {"push_p50": pct(during_push, .5), "push_p99": pct(during_push, .99),
-                              "pull_p50": pct(during_pull, .5), "pull_p99": pct(during_pull, .99),
-                              "n": len(during_push)},
-        }
-        lat = out["latency_ms"]
-        out["push_p99_ratio"] = lat["during_backup"]["push_p99"] / lat["idle"]["push_p99"]
-        out["pull_p99_ratio"] = lat["during_backup"]["pull_p99"] / lat["idle"]["pull_p99"]
+            t = threading.Thread(target=load)
+            t.start()
+            extra = ["--max-rate-mib", str(rate)] if rate else []
+            secs, _ = timed(berth_bin(), "backup", "--data-dir", data, "--to", busy, *extra, env=env)
+            done.set()
+            t.join()
+            shutil.rmtree(busy)
+            key = "during_backup" if rate is None else f"during_backup_max_{rate}_mib"
+            out[f"{key}_seconds"] = secs
+            lat = out["latency_ms"][key] = {
+                "push_p50": pct(during_push, .5), "push_p99": pct(during_push, .99),
+                "pull_p50": pct(during_pull, .5), "pull_p99": pct(during_pull, .99), "n": len(during_push)}
+            idle = out["latency_ms"]["idle"]
+            out[f"{key}_push_p99_ratio"] = lat["push_p99"] / idle["push_p99"]
+            out[f"{key}_pull_p99_ratio"] = lat["pull_p99"] / idle["pull_p99"]
     finally:
         b.stop()
         if len(sys.argv) <= 3:

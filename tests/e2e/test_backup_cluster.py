@@ -57,7 +57,7 @@ def test_cluster_backup_restores_into_a_data_dir_and_into_a_new_cluster(infra, t
         # Incremental: one more image, only its objects are copied.
         r = Registry(node.url, token=node.token())
         extra = r.push_image("mig/later", "v1", nlayers=1, layer_size=32 * 1024)
-        p = cluster_cli(source, "backup", *source.args, "--to", str(bk))
+        p = cluster_cli(source, "backup", *source.args, "--to", str(bk), "--max-rate-mib", "500")
         assert p.returncode == 0, p.stderr
         second = json.loads(p.stdout)
         assert second["copied"] == 2 and second["objects"] == first["objects"] + 2, second  # config + layer

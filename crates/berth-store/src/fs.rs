@@ -34,6 +34,9 @@ const WRITE_BUFFER: usize = 1024 * 1024;
 
 pub struct FsBlobStore {
     root: PathBuf,
+    /// Downloads come as buffers of their own (pread) rather than mapped page-cache frames:
+    /// for objects their reader rewrites in place (see `namespace`).
+    owned_frames: bool,
 }
 
 impl FsBlobStore {
@@ -42,12 +45,12 @@ impl FsBlobStore {
         for dir in [root.join("blobs/sha256"), root.join("blobs/sha512"), root.join("uploads")] {
             fs::create_dir_all(&dir).await.map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
         }
-        Ok(FsBlobStore { root })
+        Ok(FsBlobStore { root, owned_frames: false })
     }
 
     /// The store at `root` without touching the disk: directories are made on first write.
     pub fn at(root: impl Into<PathBuf>) -> Self {
-        FsBlobStore { root: root.into() }
+        FsBlobStore { root: root.into(), owned_frames: false }
     }
 
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -256,7 +259,11 @@ impl BlobStore for FsBlobStore {
             Some(r) => (r.start, r.end_inclusive - r.start + 1),
             None => (0, size),
         };
-        Ok(Some(BlobReader { len, body: crate::fs_read::mapped(file, size, start, len) }))
+        let body = match self.owned_frames {
+            true => crate::fs_read::owned(file, size, start, len),
+            false => crate::fs_read::mapped(file, size, start, len),
+        };
+        Ok(Some(BlobReader { len, body }))
     }
 
     async fn delete(&self, digest: &Digest) -> Result<bool, StoreError> {
@@ -321,6 +328,9 @@ impl BlobStore for FsBlobStore {
     }
 
     fn namespace(&self, name: &str) -> Option<std::sync::Arc<dyn BlobStore>> {
-        Some(std::sync::Arc::new(FsBlobStore::at(self.root.join(name))))
+        // A namespace holds encrypted objects, which are decrypted in place as they are read: a
+        // mapped frame is shared and read-only, so each would be copied before decryption; a
+        // pread into a buffer of its own is one copy and no page-table work.
+        Some(std::sync::Arc::new(FsBlobStore { root: self.root.join(name), owned_frames: true }))
     }
 }

@@ -66,6 +66,53 @@ pub(crate) fn mapped(file: File, size: u64, start: u64, len: u64) -> ByteStream 
     .boxed()
 }
 
+/// The same bytes as [`mapped`], read (pread, on the blocking pool, a chunk at a time) into
+/// buffers each frame owns alone, so a reader may rewrite a frame in place (`Bytes::try_into_mut`
+/// succeeds). For sealed objects, which are decrypted in place: a mapped frame would be copied
+/// first, and mapping it cost page-table work besides (bench/RESULTS.md, the sealed cached pull).
+pub(crate) fn owned(file: File, size: u64, start: u64, len: u64) -> ByteStream {
+    let reader = Reader { file: Arc::new(file), pos: start, end: start.saturating_add(len), size };
+    futures::stream::unfold(reader, |mut r| async move {
+        if r.pos >= r.end {
+            return None;
+        }
+        let (file, pos, stop) = (r.file.clone(), r.pos, (r.pos + CHUNK).min(r.end).min(r.size));
+        let read = match pos >= r.size {
+            true => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob shorter than recorded")),
+            false => tokio::task::spawn_blocking(move || read_at(&file, pos, (stop - pos) as usize))
+                .await
+                .unwrap_or_else(|e| Err(io::Error::other(format!("reading a blob chunk: {e}")))),
+        };
+        match read {
+            Ok(chunk) => {
+                r.pos += chunk.len() as u64;
+                Some((Ok(chunk), r))
+            }
+            Err(e) => {
+                r.pos = r.end;
+                Some((Err(e), r))
+            }
+        }
+    })
+    .boxed()
+}
+
+/// `len` bytes of `file` from `offset` into a new buffer, never zero-filled first (the read
+/// writes into the vector's spare capacity).
+fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        let want = len - buf.len();
+        let at = offset + buf.len() as u64;
+        let n = rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at).map_err(io::Error::from)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob shorter than recorded"));
+        }
+        debug_assert!(n <= want);
+    }
+    Ok(Bytes::from(buf))
+}
+
 /// Asks the kernel for sequential readahead (twice the default window) on a blob about to be
 /// streamed; advisory, so a failure changes nothing.
 pub(crate) fn advise_sequential(file: &File) {
@@ -150,7 +197,13 @@ mod tests {
         let file = File::open(path)?;
         let size = file.metadata()?.len();
         let chunks: Vec<Bytes> = mapped(file, size, start, len).try_collect().await?;
-        Ok(chunks.concat())
+        let mapped = chunks.concat();
+        // The owned frames hold the same bytes, each frame writable in place.
+        let file = File::open(path)?;
+        let owned: Vec<Bytes> = owned(file, size, start, len).try_collect().await?;
+        assert_eq!(owned.concat(), mapped, "owned and mapped frames differ for {start}+{len}");
+        assert!(owned.into_iter().all(|frame| frame.try_into_mut().is_ok()), "owned frames are unique");
+        Ok(mapped)
     }
 
     #[tokio::test]

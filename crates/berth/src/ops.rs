@@ -20,6 +20,10 @@ pub struct OpsArgs {
     /// Generations kept (older ones are removed after a successful backup).
     #[arg(long, env = "BERTH_BACKUP_KEEP", default_value_t = 7)]
     pub backup_keep: usize,
+    /// Scheduled backups copy at most this many MiB per second (default: unlimited), leaving
+    /// the disk to the pushes and pulls this berth serves meanwhile.
+    #[arg(long, env = "BERTH_BACKUP_MAX_RATE_MIB")]
+    pub backup_max_rate_mib: Option<u64>,
     /// On SIGTERM, answer /health with 503 (draining) for this many seconds while still
     /// serving, so a load balancer stops sending before the listener closes.
     #[arg(long, env = "BERTH_SHUTDOWN_DRAIN_DELAY_SECONDS", default_value_t = 0)]

@@ -88,6 +88,10 @@ pub struct CreateArgs {
     /// Objects copied at the same time.
     #[arg(long, default_value_t = 4)]
     pub jobs: usize,
+    /// Copy at most this many MiB per second (default: as fast as the disks go), leaving the
+    /// disk to a registry that serves from it.
+    #[arg(long, env = "BERTH_BACKUP_MAX_RATE_MIB")]
+    pub max_rate_mib: Option<u64>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -158,6 +162,7 @@ pub(crate) struct TakeOptions {
     pub link_from: Option<PathBuf>,
     pub jobs: usize,
     pub progress: bool,
+    pub pacer: Arc<objects::Pacer>,
 }
 
 /// A run's result: the backup's record, or why objects could not be backed up (the previous
@@ -173,8 +178,11 @@ async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     let bucket = s3::Bucket::for_location(&to, &args.bucket)?;
     let source = Arc::new(Source::open(&args.data_dir, args.metadata.as_deref(), args.blobs.as_deref(), &args.bucket).await?);
     let taken = match &bucket {
-        Some(bucket) => s3::take(bucket, &source, args.jobs).await?,
-        None => take(&TakeOptions { source: source.clone(), to: to.clone(), link_from: None, jobs: args.jobs, progress: true }).await?,
+        Some(bucket) => s3::take(bucket, &source, args.jobs, &objects::Pacer::new(args.max_rate_mib)).await?,
+        None => {
+            let pacer = Arc::new(objects::Pacer::new(args.max_rate_mib));
+            take(&TakeOptions { source: source.clone(), to: to.clone(), link_from: None, jobs: args.jobs, progress: true, pacer }).await?
+        }
     };
     let mut manifest = match taken {
         Taken::Done(m) => m,
@@ -237,10 +245,17 @@ pub(crate) async fn take(opts: &TakeOptions) -> anyhow::Result<Taken> {
     let progress = if opts.progress { progress_bar(recorded.len() as u64, "backing up") } else { indicatif::ProgressBar::hidden() };
     let outcomes: Vec<Outcome> = futures::stream::iter(recorded)
         .map(|object| {
-            let (source, to, link_from, previous, flusher, progress) =
-                (opts.source.clone(), to.clone(), opts.link_from.clone(), previous.clone(), flusher.clone(), progress.clone());
+            let (source, to, link_from, previous, flusher, progress, pacer) = (
+                opts.source.clone(),
+                to.clone(),
+                opts.link_from.clone(),
+                previous.clone(),
+                flusher.clone(),
+                progress.clone(),
+                opts.pacer.clone(),
+            );
             async move {
-                let outcome = back_up_object(source, to, link_from, previous, object).await;
+                let outcome = back_up_object(source, to, link_from, previous, pacer, object).await;
                 let copied = outcome.bytes_copied();
                 let outcome = match tokio::task::spawn_blocking(move || flusher.copied(copied)).await {
                     Ok(Ok(())) => outcome,
@@ -326,16 +341,17 @@ async fn back_up_object(
     to: PathBuf,
     link_from: Option<PathBuf>,
     previous: Arc<HashMap<PathBuf, Entry>>,
+    pacer: Arc<objects::Pacer>,
     object: Object,
 ) -> Outcome {
     let from_files = {
-        let (source, to) = (source.clone(), to.clone());
+        let (source, to, pacer) = (source.clone(), to.clone(), pacer.clone());
         tokio::task::spawn_blocking(move || {
             if let Some(done) = reuse(&to, link_from.as_deref(), &previous, &object) {
                 return Ok(done);
             }
             match &*source {
-                Source::DataDir(data_dir) => Ok(copy_file(data_dir, &to, object)),
+                Source::DataDir(data_dir) => Ok(copy_file(data_dir, &to, object, &pacer)),
                 Source::Cluster(_) => Err(object),
             }
         })
@@ -349,7 +365,7 @@ async fn back_up_object(
     match source.read(&object).await {
         Ok(None) => source_missing(&source.describe(), object),
         Err(e) => Outcome::Failed(format!("{e:#}")),
-        Ok(Some((len, body))) => match objects::copy_stream(body, len, &to.join(&object.path), &object).await {
+        Ok(Some((len, body))) => match objects::copy_stream(body, len, &to.join(&object.path), &object, &pacer).await {
             Ok(entry) => Outcome::Copied(object, entry),
             Err(e) => Outcome::Failed(format!("{e:#}")),
         },
@@ -378,13 +394,13 @@ fn reuse(to: &Path, link_from: Option<&Path>, previous: &HashMap<PathBuf, Entry>
     None
 }
 
-fn copy_file(data_dir: &Path, to: &Path, object: Object) -> Outcome {
+fn copy_file(data_dir: &Path, to: &Path, object: Object, pacer: &objects::Pacer) -> Outcome {
     let target = to.join(&object.path);
     let source = data_dir.join(&object.path);
     if !source.exists() {
         return source_missing(&source.display(), object);
     }
-    match objects::copy(&source, &target, &object, None) {
+    match objects::copy(&source, &target, &object, None, pacer) {
         Ok(entry) => Outcome::Copied(object, entry),
         Err(e) => Outcome::Failed(format!("{:#}", e)),
     }

@@ -13,6 +13,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use berth_store::{Algorithm, BlobObject, ContentStore, Digest, FsBlobStore, SqliteMetadataStore};
@@ -73,13 +74,16 @@ pub async fn recorded(snapshot: &Path) -> anyhow::Result<Vec<Object>> {
 /// the caller's `sync_filesystem` returns).
 /// When `expect` is given the bytes must match it (size and sha256), and a clear blob's bytes
 /// must also match its digest; nothing is left at `to` otherwise.
-pub fn copy(from: &Path, to: &Path, object: &Object, expect: Option<&Entry>) -> anyhow::Result<Entry> {
+pub fn copy(from: &Path, to: &Path, object: &Object, expect: Option<&Entry>, pacer: &Pacer) -> anyhow::Result<Entry> {
     let dir = to.parent().context("an object path has a directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let partial = dir.join(format!(".{}.partial", to.file_name().and_then(|n| n.to_str()).unwrap_or("object")));
     let mut out = File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
-    let (hashes, size) =
-        read_through(from, object, |chunk| out.write_all(chunk).with_context(|| format!("writing {}", partial.display())))?;
+    let (hashes, size) = read_through(from, object, |chunk| {
+        out.write_all(chunk).with_context(|| format!("writing {}", partial.display()))?;
+        pacer.pace_blocking(chunk.len() as u64);
+        Ok(())
+    })?;
     let entry = Entry { size, sha256: hashes.sha256() };
     if let Err(problem) = hashes.check(object, &entry, expect) {
         let _ = std::fs::remove_file(&partial);
@@ -92,7 +96,13 @@ pub fn copy(from: &Path, to: &Path, object: &Object, expect: Option<&Entry>) -> 
 
 /// [`copy`] for bytes read from a store (a cluster's bucket): streamed into `to` aside, checked,
 /// renamed into place. `expect_len` is the size the store announced.
-pub async fn copy_stream(mut body: berth_store::ByteStream, expect_len: u64, to: &Path, object: &Object) -> anyhow::Result<Entry> {
+pub async fn copy_stream(
+    mut body: berth_store::ByteStream,
+    expect_len: u64,
+    to: &Path,
+    object: &Object,
+    pacer: &Pacer,
+) -> anyhow::Result<Entry> {
     use futures::TryStreamExt;
     use tokio::io::AsyncWriteExt;
     let dir = to.parent().context("an object path has a directory")?;
@@ -104,6 +114,7 @@ pub async fn copy_stream(mut body: berth_store::ByteStream, expect_len: u64, to:
         while let Some(chunk) = body.try_next().await.with_context(|| format!("reading {}", object.path.display()))? {
             check.update(&chunk);
             out.write_all(&chunk).await.with_context(|| format!("writing {}", partial.display()))?;
+            pacer.pace(chunk.len() as u64).await;
         }
         out.flush().await.with_context(|| format!("writing {}", partial.display()))
     }
@@ -122,6 +133,46 @@ pub async fn copy_stream(mut body: berth_store::ByteStream, expect_len: u64, to:
             drop(out);
             let _ = tokio::fs::remove_file(&partial).await;
             Err(e)
+        }
+    }
+}
+
+/// Holds a backup's copying to a rate (`--max-rate-mib`) so that it leaves the disk to the
+/// registry serving from it: every copy reports its chunks, and waits while the bytes copied so
+/// far are ahead of the rate since the start. Unlimited by default.
+pub struct Pacer {
+    bytes_per_second: Option<u64>,
+    started: Instant,
+    copied: AtomicU64,
+}
+
+impl Pacer {
+    pub fn new(mib_per_second: Option<u64>) -> Pacer {
+        let bytes_per_second = mib_per_second.filter(|m| *m > 0).map(|m| m.saturating_mul(1 << 20));
+        Pacer { bytes_per_second, started: Instant::now(), copied: AtomicU64::new(0) }
+    }
+
+    pub fn unlimited() -> Pacer {
+        Pacer::new(None)
+    }
+
+    /// How long a copy that just moved `bytes` waits.
+    fn wait(&self, bytes: u64) -> Option<Duration> {
+        let rate = self.bytes_per_second?;
+        let copied = self.copied.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        Duration::from_secs_f64(copied as f64 / rate as f64).checked_sub(self.started.elapsed())
+    }
+
+    /// On a blocking thread (a file copy).
+    pub fn pace_blocking(&self, bytes: u64) {
+        if let Some(wait) = self.wait(bytes) {
+            std::thread::sleep(wait);
+        }
+    }
+
+    pub async fn pace(&self, bytes: u64) {
+        if let Some(wait) = self.wait(bytes) {
+            tokio::time::sleep(wait).await;
         }
     }
 }
@@ -327,4 +378,21 @@ pub fn write_list(dir: &Path, objects: &[(Object, Entry)]) -> anyhow::Result<()>
     file.sync_all().context("syncing the object list")?;
     std::fs::rename(&partial, dir.join(OBJECTS_FILE)).context("renaming the object list into place")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pacer_holds_copies_to_its_rate() {
+        let unlimited = Pacer::unlimited();
+        assert_eq!(unlimited.wait(u64::MAX / 2), None);
+        let pacer = Pacer::new(Some(2));
+        // 4 MiB at 2 MiB/s is due 2 s after the start: the copy waits for most of that.
+        let wait = pacer.wait(4 << 20).expect("ahead of the rate");
+        assert!(wait > Duration::from_millis(1900) && wait <= Duration::from_secs(2), "{wait:?}");
+        // A rate of 0 is no limit (as the flag's absence).
+        assert_eq!(Pacer::new(Some(0)).wait(1 << 30), None);
+    }
 }

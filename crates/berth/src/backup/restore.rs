@@ -90,7 +90,7 @@ async fn restore_dir(args: RestoreArgs) -> anyhow::Result<ExitCode> {
                 let problem = tokio::task::spawn_blocking(move || {
                     // Objects the backup knows to be absent (their key was deleted) stay absent.
                     let entry = list.get(&object.path)?;
-                    objects::copy(&from.join(&object.path), &to.join(&object.path), &object, Some(entry))
+                    objects::copy(&from.join(&object.path), &to.join(&object.path), &object, Some(entry), &objects::Pacer::unlimited())
                         .err()
                         .map(|e| format!("{}: {e:#}", object.digest))
                 })

@@ -21,7 +21,7 @@ use object_store::path::Path as Key;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::objects::{self, Checker, Entry, Object, OBJECTS_FILE};
+use super::objects::{self, Checker, Entry, Object, Pacer, OBJECTS_FILE};
 use super::source::Source;
 use super::{no_longer_named, now_millis, progress_bar, source_missing, tally, Outcome, Taken, ROOT_KEY_FILE, SNAPSHOT_FILE};
 
@@ -116,7 +116,7 @@ impl Bucket {
 
     /// One recorded object into the bucket, checked as a directory copy is (size, sha256, and a
     /// clear blob's own digest); a failed check leaves nothing under its key.
-    async fn back_up_object(&self, source: &Source, object: Object) -> Outcome {
+    async fn back_up_object(&self, source: &Source, object: Object, pacer: &Pacer) -> Outcome {
         let mut body = match source.read(&object).await {
             Ok(Some((_, body))) => body,
             Ok(None) => return source_missing(&source.describe(), object),
@@ -128,6 +128,7 @@ impl Bucket {
             while let Some(chunk) = body.try_next().await.with_context(|| format!("reading {}", object.path.display()))? {
                 check.update(&chunk);
                 out.write_all(&chunk).await.with_context(|| format!("writing {} to {}", object.path.display(), self.url))?;
+                pacer.pace(chunk.len() as u64).await;
             }
             Ok(())
         }
@@ -213,7 +214,7 @@ impl Drop for Download {
 
 /// One backup run into the bucket: the snapshot, the objects its `objects.tsv` lacks, the
 /// list and the snapshot; the caller writes `BACKUP.json` (and the root key, if asked).
-pub async fn take(bucket: &Bucket, source: &Source, jobs: usize) -> anyhow::Result<Taken> {
+pub async fn take(bucket: &Bucket, source: &Source, jobs: usize, pacer: &Pacer) -> anyhow::Result<Taken> {
     // The snapshot and the object lists are staged locally, then uploaded.
     let staging = Download { dir: std::env::temp_dir().join(format!(".berth-backup-staging-{}-{}", std::process::id(), now_millis())) };
     std::fs::create_dir_all(&staging.dir).with_context(|| format!("creating {}", staging.dir.display()))?;
@@ -235,7 +236,7 @@ pub async fn take(bucket: &Bucket, source: &Source, jobs: usize) -> anyhow::Resu
                 // Content-addressed and written once: an object the bucket's list names is there.
                 let outcome = match previous.get(&object.path) {
                     Some(entry) => Outcome::Kept(object, entry.clone()),
-                    None => bucket.back_up_object(source, object).await,
+                    None => bucket.back_up_object(source, object, pacer).await,
                 };
                 progress.inc(1);
                 outcome

@@ -26,7 +26,10 @@ pub async fn run(state: Arc<OpsState>, registry: Arc<berth_core::Registry>) {
     loop {
         ticker.tick().await;
         let started = Instant::now();
-        let result = registry.supervisor().track_run("backup", generation(&state.data_dir, &dir, state.args.backup_keep)).await;
+        let result = registry
+            .supervisor()
+            .track_run("backup", generation(&state.data_dir, &dir, state.args.backup_keep, state.args.backup_max_rate_mib))
+            .await;
         let mut stats = state.backups.lock().unwrap_or_else(|p| p.into_inner());
         stats.last_duration_seconds = started.elapsed().as_secs_f64();
         match result {
@@ -49,7 +52,7 @@ pub async fn run(state: Arc<OpsState>, registry: Arc<berth_core::Registry>) {
 }
 
 /// One generation: backed up aside, renamed into place, then the old ones pruned.
-async fn generation(data_dir: &Path, dir: &Path, keep: usize) -> anyhow::Result<(String, super::Manifest)> {
+async fn generation(data_dir: &Path, dir: &Path, keep: usize, max_rate_mib: Option<u64>) -> anyhow::Result<(String, super::Manifest)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let name = stamp(std::time::SystemTime::now());
     let partial = dir.join(format!("{PARTIAL_PREFIX}{name}"));
@@ -61,6 +64,7 @@ async fn generation(data_dir: &Path, dir: &Path, keep: usize) -> anyhow::Result<
         link_from: previous,
         jobs: 4,
         progress: false,
+        pacer: std::sync::Arc::new(super::objects::Pacer::new(max_rate_mib)),
     };
     let mut manifest = match take(&opts).await {
         Ok(Taken::Done(m)) => m,
