@@ -33,7 +33,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = args.resolve()?;
     if ops_args.backup_dir.is_some() && !embedded(&settings.storage) {
         anyhow::bail!(
-            "--backup-dir backs up the embedded default (SQLite + blobs under the data directory); this node uses {}: back the cluster up with `berth backup --metadata postgres://… --blobs …` run from cron (docs/DEPLOY.md)",
+            "--backup-dir backs up the embedded default (SQLite + blobs under the data directory); this node uses {}: back a cluster on PostgreSQL up with `berth backup --metadata postgres://… --blobs …`, run from cron (docs/DEPLOY.md)",
             settings.storage.describe()
         );
     }
