@@ -12,7 +12,8 @@ BB=${BB:-$(dirname "$0")/../target/release/berth-bench}
 BERTH_ARGS=${AB_BERTH_ARGS---aes256-by-storage}
 SECONDS_=${AB_SECONDS:-10} CONNS=${AB_CONNECTIONS:-"1 16"} MIB=${AB_BLOB_MIB:-256} REPEAT=${AB_REPEAT:-3}
 W=$(mktemp -d /var/tmp/berth-ab.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$W"' EXIT
+# The servers are started inside $(start …) subshells, so they are not this shell's jobs: their pid files name them.
+trap 'kill $(cat "$W"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$W"' EXIT
 # No background scrub during the measurement (an environment variable: older binaries ignore it).
 export BERTH_SCRUB_INTERVAL_SECONDS=0
 export BERTH_ADMIN_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE BERTH_ADMIN_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
