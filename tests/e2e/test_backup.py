@@ -7,6 +7,7 @@ backup unless asked for; the same into and out of an S3-compatible bucket (s3s-f
 import json
 import os
 import re
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 import images
-from conftest import Berth
+from conftest import Berth, berth_bin
 from test_addressing import run
+from httputil import Registry
 from test_cluster import S3Server
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -290,3 +292,33 @@ def test_backups_in_a_bucket_copy_only_new_blobs_verify_and_restore(tmp_path):
     finally:
         b.stop()
         s3.stop()
+
+
+def test_a_killed_backup_resumes_where_it_stopped(tmp_path):
+    b = Berth(str(tmp_path / "data")).start()
+    try:
+        r = Registry(b.url, token=b.token())
+        for i in range(8):
+            r.push_image("resume/app", f"v{i}", nlayers=1, layer_size=1024 * 1024 + i)
+        bk = tmp_path / "backup"
+        journal = bk / ".objects.journal.tsv"
+        # Held to 1 MiB/s, the run journals what it has made durable every 2 s; killed once it has.
+        slow = subprocess.Popen([berth_bin(), "backup", "--data-dir", b.data_dir, "--to", str(bk), "--max-rate-mib", "1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=b.env)
+        deadline = time.monotonic() + 60
+        while not (journal.exists() and journal.read_text().count("\n") >= 1):
+            assert slow.poll() is None, "the backup ended before journaling anything"
+            assert time.monotonic() < deadline, "no journal within 60 s"
+            time.sleep(0.05)
+        slow.kill()
+        slow.wait()
+        journaled = {line.split("\t")[0] for line in journal.read_text().splitlines() if line.count("\t") == 2}
+        assert journaled and not (bk / "berth.db").exists() and not (bk / "objects.tsv").exists()
+
+        _, resumed = backup(b, bk)
+        assert resumed["copied"] == resumed["objects"] - len(journaled) and resumed["objects"] == 16, (resumed, journaled)
+        assert not journal.exists(), "the journal goes once the list records the run"
+        v = b.cli("backup", "verify", "--from", str(bk), check=False)
+        assert v.returncode == 0 and json.loads(v.stdout)["problems"] == [], v.stdout
+    finally:
+        b.stop()

@@ -239,7 +239,11 @@ pub(crate) async fn take(opts: &TakeOptions) -> anyhow::Result<Taken> {
     let snapshot_millis = now_millis();
     opts.source.snapshot_into(&incoming).await?;
     let recorded = objects::recorded(&incoming).await?;
-    let previous = Arc::new(objects::read_list(opts.link_from.as_deref().unwrap_or(to))?);
+    // What the directory holds: its last list, and what an unfinished run since then journaled.
+    let previous = Arc::new(match &opts.link_from {
+        Some(from) => objects::read_list(from)?,
+        None => objects::read_list_and_journal(to)?,
+    });
     let flusher = Arc::new(objects::Flusher::new(to));
 
     let progress = if opts.progress { progress_bar(recorded.len() as u64, "backing up") } else { indicatif::ProgressBar::hidden() };
@@ -256,11 +260,19 @@ pub(crate) async fn take(opts: &TakeOptions) -> anyhow::Result<Taken> {
             );
             async move {
                 let outcome = back_up_object(source, to, link_from, previous, pacer, object).await;
-                let copied = outcome.bytes_copied();
-                let outcome = match tokio::task::spawn_blocking(move || flusher.copied(copied)).await {
-                    Ok(Ok(())) => outcome,
-                    _ if matches!(outcome, Outcome::Failed(_)) => outcome,
-                    Ok(Err(e)) => Outcome::Failed(format!("{e:#}")),
+                let outcome = match tokio::task::spawn_blocking(move || {
+                    let done = match &outcome {
+                        Outcome::Copied(o, e) | Outcome::Linked(o, e) => Some((o, e)),
+                        _ => None,
+                    };
+                    let flushed = flusher.copied(done, outcome.bytes_copied());
+                    (outcome, flushed)
+                })
+                .await
+                {
+                    Ok((outcome, Ok(()))) => outcome,
+                    Ok((outcome @ Outcome::Failed(_), _)) => outcome,
+                    Ok((_, Err(e))) => Outcome::Failed(format!("{e:#}")),
                     Err(e) => Outcome::Failed(format!("flush task failed: {e}")),
                 };
                 progress.inc(1);
@@ -282,6 +294,7 @@ pub(crate) async fn take(opts: &TakeOptions) -> anyhow::Result<Taken> {
     // The new snapshot goes in only now that every object it names is in place.
     std::fs::rename(&incoming, to.join(SNAPSHOT_FILE)).context("renaming the snapshot into place")?;
     sync_dir(to)?;
+    objects::remove_journal(to)?;
     if opts.link_from.is_none() {
         prune(to, &previous, &kept)?;
     }

@@ -5,8 +5,11 @@
 //! `FLUSH_EVERY` bytes copied (`Flusher`) and once more before the list or the metadata that
 //! names them is written. An fsync of each file and its directory cost two disk flushes per
 //! object, which for thousands of small layers was most of a backup's time; this is as safe,
-//! since nothing trusts an object before the list that records it is written (an interrupted
-//! run copies again).
+//! since nothing trusts an object before the list that records it is written.
+//!
+//! Resuming: each sync also appends the objects it made durable to a journal
+//! (`JOURNAL_FILE`), so a run that is killed or fails keeps them, and the next run into the same
+//! directory copies only the rest. The journal goes once the run's object list is written.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -21,6 +24,8 @@ use sha2::Digest as _;
 
 /// The list of a backup's objects, one per line: `<path>\t<size>\t<sha256 of the stored bytes>`.
 pub const OBJECTS_FILE: &str = "objects.tsv";
+/// Objects an unfinished run made durable, in the list's format.
+pub const JOURNAL_FILE: &str = ".objects.journal.tsv";
 const COPY_CHUNK: usize = 1 << 20;
 
 /// One stored object a snapshot records: a clear blob (scope "") or an encrypted one.
@@ -183,24 +188,71 @@ impl Pacer {
 /// 5 GB backup with one flush at the end and with these (bench/RESULTS.md, issue 21).
 const FLUSH_EVERY: u64 = 64 * 1024 * 1024;
 
-/// Syncs the target filesystem every `FLUSH_EVERY` bytes copied, from whichever copy crosses
-/// the mark (copies run on several threads).
+/// And at least this often while objects are being copied, so a slow (rate-held) run journals
+/// its progress too.
+const FLUSH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Syncs the target filesystem every `FLUSH_EVERY` bytes copied or `FLUSH_INTERVAL`, from
+/// whichever copy crosses the mark (copies run on several threads), then journals the objects
+/// that sync made durable.
 pub struct Flusher {
     dir: PathBuf,
     unsynced: AtomicU64,
+    state: std::sync::Mutex<FlushState>,
+}
+
+struct FlushState {
+    last_sync: Instant,
+    /// Objects in place (renamed) since the last sync began: durable once the next one returns.
+    pending: Vec<(PathBuf, Entry)>,
 }
 
 impl Flusher {
     pub fn new(dir: &Path) -> Flusher {
-        Flusher { dir: dir.to_path_buf(), unsynced: AtomicU64::new(0) }
+        let state = FlushState { last_sync: Instant::now(), pending: Vec::new() };
+        Flusher { dir: dir.to_path_buf(), unsynced: AtomicU64::new(0), state: std::sync::Mutex::new(state) }
     }
 
-    pub fn copied(&self, bytes: u64) -> anyhow::Result<()> {
-        if self.unsynced.fetch_add(bytes, Ordering::SeqCst) + bytes < FLUSH_EVERY {
-            return Ok(());
-        }
-        self.unsynced.store(0, Ordering::SeqCst);
-        sync_filesystem(&self.dir)
+    /// A copy finished: `done` is the object it put in place (None when it copied nothing).
+    pub fn copied(&self, done: Option<(&Object, &Entry)>, bytes: u64) -> anyhow::Result<()> {
+        let unsynced = self.unsynced.fetch_add(bytes, Ordering::SeqCst) + bytes;
+        let journaled = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((object, entry)) = done {
+                state.pending.push((object.path.clone(), entry.clone()));
+            }
+            if unsynced < FLUSH_EVERY && state.last_sync.elapsed() < FLUSH_INTERVAL {
+                return Ok(());
+            }
+            state.last_sync = Instant::now();
+            self.unsynced.store(0, Ordering::SeqCst);
+            // Taken before the sync: every one of them was renamed into place before it starts.
+            std::mem::take(&mut state.pending)
+        };
+        sync_filesystem(&self.dir)?;
+        append_journal(&self.dir, &journaled)
+    }
+}
+
+fn append_journal(dir: &Path, entries: &[(PathBuf, Entry)]) -> anyhow::Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let path = dir.join(JOURNAL_FILE);
+    let mut out = String::new();
+    for (p, e) in entries {
+        out.push_str(&format!("{}\t{}\t{}\n", p.display(), e.size, e.sha256));
+    }
+    let mut file = File::options().create(true).append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+    file.write_all(out.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    file.sync_data().with_context(|| format!("syncing {}", path.display()))
+}
+
+/// Forgets the journal once the object list records the run.
+pub fn remove_journal(dir: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(dir.join(JOURNAL_FILE)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).context("removing the backup journal"),
+        _ => Ok(()),
     }
 }
 
@@ -348,7 +400,37 @@ pub fn link(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// Reads a backup's object list (empty when there is none yet).
 pub fn read_list(dir: &Path) -> anyhow::Result<HashMap<PathBuf, Entry>> {
-    let path = dir.join(OBJECTS_FILE);
+    read_entries(&dir.join(OBJECTS_FILE))
+}
+
+/// The list and, when an unfinished run left one, its journal: every object the directory
+/// holds durably. A journal's last line may be torn (a crash while appending): it is skipped.
+pub fn read_list_and_journal(dir: &Path) -> anyhow::Result<HashMap<PathBuf, Entry>> {
+    let mut entries = read_list(dir)?;
+    let journal = dir.join(JOURNAL_FILE);
+    match std::fs::read_to_string(&journal) {
+        Ok(text) => {
+            for line in text.lines() {
+                if let Some((p, e)) = parse_entry(line) {
+                    entries.insert(p, e);
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", journal.display())),
+    }
+    Ok(entries)
+}
+
+fn parse_entry(line: &str) -> Option<(PathBuf, Entry)> {
+    let mut fields = line.split('\t');
+    let (Some(p), Some(size), Some(sha256), None) = (fields.next(), fields.next(), fields.next(), fields.next()) else { return None };
+    let size = size.parse().ok()?;
+    (sha256.len() == 64).then(|| (PathBuf::from(p), Entry { size, sha256: sha256.to_string() }))
+}
+
+fn read_entries(path: &Path) -> anyhow::Result<HashMap<PathBuf, Entry>> {
+    let path = path.to_path_buf();
     let file = match File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
