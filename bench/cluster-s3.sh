@@ -3,7 +3,10 @@
 #   plain   `aws s3 cp` up and down (the CLI's defaults: 8 MiB parts, 10 requests at once),
 #   dist    distribution 2.8 (Debian's docker-registry) on its own S3 driver (redirect off, so
 #           the bytes pass through the registry as they do through berth),
-#   berth   two berth nodes on PostgreSQL + the bucket: push through A, pull through B.
+#   berth   two berth nodes on PostgreSQL + the bucket: push through A, pull through B (blobs
+#           sealed at rest, the default: node B decrypts every byte it serves),
+#   berth-clear  the same through nodes C and D started with --aes256-by-storage (blobs in clear,
+#           as distribution stores them: the like-for-like comparison).
 # Each repetition runs the three in a rotating order; figures are medians.
 #
 #   bench/cluster-s3.sh                       # writes the "cluster-s3" section of bench/RESULTS.md
@@ -11,7 +14,7 @@
 #
 # Environment: CLUSTER_S3_BLOB_MIB (256), CLUSTER_S3_REPEAT (3), CLUSTER_S3_OUT (bench/RESULTS.md),
 # CLUSTER_S3_SERVER (s3s-fs | moto: distribution cannot push to s3s-fs 0.14.1, see below),
-# CLUSTER_S3_TARGETS ("plain dist berth"),
+# CLUSTER_S3_TARGETS ("plain dist berth berth-clear"),
 # CLUSTER_S3_NOTE (a line printed under the table), BERTH_BIN / BENCH_BIN (default: build them,
 # release), BENCH_BUILD=0 (use the built ones).
 set -euo pipefail
@@ -20,7 +23,7 @@ cd "$ROOT"
 BLOB_MIB=${CLUSTER_S3_BLOB_MIB:-256}
 REPEAT=${CLUSTER_S3_REPEAT:-3}
 SERVER=${CLUSTER_S3_SERVER:-s3s-fs}
-TARGETS=${CLUSTER_S3_TARGETS:-plain dist berth}
+TARGETS=${CLUSTER_S3_TARGETS:-plain dist berth berth-clear}
 OUT=${CLUSTER_S3_OUT:-$ROOT/bench/RESULTS.md}
 log() { echo "[$(date +%T)] $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -128,11 +131,12 @@ BERTH_ROOT_KEY=$(openssl rand -hex 32)
 export BERTH_ADMIN_SECRET_ACCESS_KEY BERTH_ROOT_KEY
 export BERTH_S3_ACCESS_KEY_ID=$BERTH_TEST_S3_ACCESS_KEY BERTH_S3_SECRET_ACCESS_KEY=$BERTH_TEST_S3_SECRET_KEY
 declare -A URL CREDS
-start_node() { # NAME
+start_node() { # NAME [SERVE FLAGS...]
   local name=$1 addr="" token pid
+  shift
   mkdir -p "$W/$name"
   BERTH_LOG=warn BERTH_GC_INTERVAL_SECONDS=0 BERTH_LIFECYCLE_INTERVAL_SECONDS=0 "$BERTH" serve --listen 127.0.0.1:0 \
-    --data-dir "$W/$name/data" --metadata "$DB" --blobs "s3://$BUCKET/berth" --s3-endpoint "$EP" --s3-path-style \
+    --data-dir "$W/$name/data" --metadata "$DB" --blobs "s3://$BUCKET/berth" --s3-endpoint "$EP" --s3-path-style "$@" \
     >"$W/$name/stdout" 2>"$W/$name/stderr" &
   pid=$!
   PIDS+=("$pid")
@@ -151,6 +155,10 @@ start_node() { # NAME
 }
 start_node node-a
 start_node node-b
+if [[ " $TARGETS " == *" berth-clear "* ]]; then
+  start_node node-c --aes256-by-storage
+  start_node node-d --aes256-by-storage
+fi
 bb_berth() { local n=$1; shift; BENCH_URL="${URL[$n]}" BENCH_USER="${CREDS[$n]%%:*}" BENCH_PASSWORD="${CREDS[$n]#*:}" "$BB" "$@"; }
 bb_dist() { BENCH_URL="http://127.0.0.1:$DPORT" "$BB" "$@"; }
 
@@ -174,16 +182,16 @@ run_dist() { # REP FILE DIGEST
   j=$(bb_dist pull-blob --repo "blob/r$1" --digest "$3"); rec pull_again dist "$j"
   log "distribution-on-S3 pull again: $(jq -r .mb_per_s <<<"$j") MB/s"
 }
-run_berth() { # REP FILE DIGEST
-  local j
+run_berth() { # REP FILE DIGEST TARGET PUSH-NODE PULL-NODE
+  local j t=$4
   sync
-  j=$(bb_berth node-a push-blob --repo "blob/r$1" --file "$2" --digest "$3"); rec push berth "$j"
-  log "berth cluster push (A): $(jq -r .mb_per_s <<<"$j") MB/s"
-  j=$(bb_berth node-b pull-blob --repo "blob/r$1" --digest "$3"); rec pull berth "$j"
-  log "berth cluster pull (B): $(jq -r .mb_per_s <<<"$j") MB/s"
-  # Node B checks a blob's digest on its first read back only (berth-core's integrity).
-  j=$(bb_berth node-b pull-blob --repo "blob/r$1" --digest "$3"); rec pull_again berth "$j"
-  log "berth cluster pull again (B): $(jq -r .mb_per_s <<<"$j") MB/s"
+  j=$(bb_berth "$5" push-blob --repo "$t/r$1" --file "$2" --digest "$3"); rec push "$t" "$j"
+  log "$t cluster push ($5): $(jq -r .mb_per_s <<<"$j") MB/s"
+  j=$(bb_berth "$6" pull-blob --repo "$t/r$1" --digest "$3"); rec pull "$t" "$j"
+  log "$t cluster pull ($6): $(jq -r .mb_per_s <<<"$j") MB/s"
+  # The pulling node checks a blob's digest on its first read back only (berth-core's integrity).
+  j=$(bb_berth "$6" pull-blob --repo "$t/r$1" --digest "$3"); rec pull_again "$t" "$j"
+  log "$t cluster pull again ($6): $(jq -r .mb_per_s <<<"$j") MB/s"
 }
 
 read -r -a targets <<<"$TARGETS"
@@ -197,7 +205,8 @@ for rep in $(seq 1 "$REPEAT"); do
     case $t in
       plain) run_plain "$rep" "$f" "$bytes" ;;
       dist) run_dist "$rep" "$f" "$digest" ;;
-      berth) run_berth "$rep" "$f" "$digest" ;;
+      berth) run_berth "$rep" "$f" "$digest" berth node-a node-b ;;
+      berth-clear) run_berth "$rep" "$f" "$digest" berth-clear node-c node-d ;;
     esac
   done
   rm -f "$f"
@@ -215,14 +224,15 @@ section=$W/section.md
   echo "\`$0\` ($(date -u +%F), $(nproc) cores; ${BLOB_MIB} MiB blob, median of $REPEAT, order rotating per repetition;"
   echo "$SERVER_VERSION, distribution $(docker-registry --version | awk '{print $3}'), PostgreSQL 15, all on this machine)."
   echo "Plain: \`aws s3 cp\` (CLI defaults: 8 MiB parts, 10 at once; down to stdout → /dev/null). Distribution: its s3 driver on the same"
-  echo "bucket, \`redirect: disable\`. Berth: push through node A, pull through node B. Each repetition's MB/s in brackets."
+  echo "bucket, \`redirect: disable\`. Berth: push through node A, pull through node B, blobs sealed at rest (the default);"
+  echo "berth clear: the same through two nodes started with \`--aes256-by-storage\` (blobs in clear, as distribution keeps them). Each repetition's MB/s in brackets."
   echo "pull_again: the same blob pulled a second time (berth's node B hashes a blob on its first read back only)."
   echo
-  echo "| MB/s | plain aws s3 cp | distribution on S3 | berth cluster | berth / distribution | berth / plain |"
-  echo "|---|---:|---:|---:|---:|---:|"
+  echo "| MB/s | plain aws s3 cp | distribution on S3 | berth cluster | berth clear | berth / distribution | berth clear / distribution | berth / plain |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
   for k in push pull pull_again; do
-    p=$(med $k plain) d=$(med $k dist) b=$(med $k berth)
-    echo "| $k | $(cell "$p" "$(all $k plain)") | $(cell "$d" "$(all $k dist)") | $(cell "$b" "$(all $k berth)") | $(ratio "$b" "$d") | $(ratio "$b" "$p") |"
+    p=$(med $k plain) d=$(med $k dist) b=$(med $k berth) c=$(med $k berth-clear)
+    echo "| $k | $(cell "$p" "$(all $k plain)") | $(cell "$d" "$(all $k dist)") | $(cell "$b" "$(all $k berth)") | $(cell "$c" "$(all $k berth-clear)") | $(ratio "$b" "$d") | $(ratio "$c" "$d") | $(ratio "$b" "$p") |"
   done
   [ -n "${CLUSTER_S3_NOTE:-}" ] && { echo; echo "$CLUSTER_S3_NOTE"; }
   echo "<!-- cluster-s3-$SERVER:end -->"
