@@ -294,31 +294,69 @@ def test_backups_in_a_bucket_copy_only_new_blobs_verify_and_restore(tmp_path):
         s3.stop()
 
 
+def push_eight(b):
+    r = Registry(b.url, token=b.token())
+    for i in range(8):
+        r.push_image("resume/app", f"v{i}", nlayers=1, layer_size=1024 * 1024 + i)
+
+
+def kill_once_journaled(b, to, journaled, *extra):
+    """Runs a backup held to 1 MiB/s (it journals what it has made durable every 2 s) and kills it
+    once `journaled()` names an object; returns those objects' paths."""
+    slow = subprocess.Popen([berth_bin(), "backup", "--data-dir", b.data_dir, "--to", str(to), "--max-rate-mib", "1", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=b.env)
+    deadline = time.monotonic() + 60
+    while not journaled():
+        assert slow.poll() is None, "the backup ended before journaling anything"
+        assert time.monotonic() < deadline, "no journal within 60 s"
+        time.sleep(0.05)
+    slow.kill()
+    slow.wait()
+    return journaled()
+
+
+def journal_paths(*files):
+    return {line.split("\t")[0] for f in files for line in f.read_text().splitlines() if line.count("\t") == 2}
+
+
 def test_a_killed_backup_resumes_where_it_stopped(tmp_path):
     b = Berth(str(tmp_path / "data")).start()
     try:
-        r = Registry(b.url, token=b.token())
-        for i in range(8):
-            r.push_image("resume/app", f"v{i}", nlayers=1, layer_size=1024 * 1024 + i)
+        push_eight(b)
         bk = tmp_path / "backup"
         journal = bk / ".objects.journal.tsv"
-        # Held to 1 MiB/s, the run journals what it has made durable every 2 s; killed once it has.
-        slow = subprocess.Popen([berth_bin(), "backup", "--data-dir", b.data_dir, "--to", str(bk), "--max-rate-mib", "1"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=b.env)
-        deadline = time.monotonic() + 60
-        while not (journal.exists() and journal.read_text().count("\n") >= 1):
-            assert slow.poll() is None, "the backup ended before journaling anything"
-            assert time.monotonic() < deadline, "no journal within 60 s"
-            time.sleep(0.05)
-        slow.kill()
-        slow.wait()
-        journaled = {line.split("\t")[0] for line in journal.read_text().splitlines() if line.count("\t") == 2}
-        assert journaled and not (bk / "berth.db").exists() and not (bk / "objects.tsv").exists()
+        done = kill_once_journaled(b, bk, lambda: journal.exists() and journal_paths(journal))
+        assert not (bk / "berth.db").exists() and not (bk / "objects.tsv").exists()
 
         _, resumed = backup(b, bk)
-        assert resumed["copied"] == resumed["objects"] - len(journaled) and resumed["objects"] == 16, (resumed, journaled)
+        assert resumed["copied"] == resumed["objects"] - len(done) and resumed["objects"] == 16, (resumed, done)
         assert not journal.exists(), "the journal goes once the list records the run"
         v = b.cli("backup", "verify", "--from", str(bk), check=False)
         assert v.returncode == 0 and json.loads(v.stdout)["problems"] == [], v.stdout
     finally:
         b.stop()
+
+
+def test_a_killed_backup_into_a_bucket_resumes_where_it_stopped(tmp_path):
+    s3 = S3Server(str(tmp_path / "s3")).start()
+    b = Berth(str(tmp_path / "data")).start()
+    try:
+        push_eight(b)
+        url = f"s3://{s3.bucket}/backups/resume"
+        flags = ["--s3-endpoint", s3.endpoint, "--s3-path-style", "--s3-access-key-id", s3.access,
+                 "--s3-secret-access-key", s3.secret]
+        journals = tmp_path / "s3" / "root" / s3.bucket / "backups" / "resume" / ".journal"
+
+        def journaled():
+            files = sorted(journals.glob("*.tsv")) if journals.is_dir() else []
+            return journal_paths(*files)
+
+        done = kill_once_journaled(b, url, journaled, *flags)
+        _, resumed = backup(b, url, *flags)
+        assert resumed["copied"] == resumed["objects"] - len(done) and resumed["objects"] == 16, (resumed, done)
+        assert not list(journals.glob("*.tsv")), "the journal objects go once the list records the run"
+        v = b.cli("backup", "verify", "--from", url, *flags, check=False)
+        assert v.returncode == 0 and json.loads(v.stdout)["problems"] == [], v.stdout
+    finally:
+        b.stop()
+        s3.stop()

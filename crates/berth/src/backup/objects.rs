@@ -239,10 +239,7 @@ fn append_journal(dir: &Path, entries: &[(PathBuf, Entry)]) -> anyhow::Result<()
         return Ok(());
     }
     let path = dir.join(JOURNAL_FILE);
-    let mut out = String::new();
-    for (p, e) in entries {
-        out.push_str(&format!("{}\t{}\t{}\n", p.display(), e.size, e.sha256));
-    }
+    let out = entries_text(entries);
     let mut file = File::options().create(true).append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
     file.write_all(out.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     file.sync_data().with_context(|| format!("syncing {}", path.display()))
@@ -449,13 +446,21 @@ fn read_entries(path: &Path) -> anyhow::Result<HashMap<PathBuf, Entry>> {
     Ok(entries)
 }
 
+/// A list's text (objects.tsv's format, one line per object).
+pub fn list_text(objects: &[(Object, Entry)]) -> String {
+    let entries: Vec<(PathBuf, Entry)> = objects.iter().map(|(o, e)| (o.path.clone(), e.clone())).collect();
+    entries_text(&entries)
+}
+
+fn entries_text(entries: &[(PathBuf, Entry)]) -> String {
+    entries.iter().map(|(p, e)| format!("{}\t{}\t{}\n", p.display(), e.size, e.sha256)).collect()
+}
+
 /// Writes a backup's object list (aside, then renamed: a crash leaves the previous one).
 pub fn write_list(dir: &Path, objects: &[(Object, Entry)]) -> anyhow::Result<()> {
     let partial = dir.join(format!(".{OBJECTS_FILE}.partial"));
     let mut out = std::io::BufWriter::new(File::create(&partial).with_context(|| format!("creating {}", partial.display()))?);
-    for (object, entry) in objects {
-        writeln!(out, "{}\t{}\t{}", object.path.display(), entry.size, entry.sha256)?;
-    }
+    out.write_all(list_text(objects).as_bytes()).context("writing the object list")?;
     let file = out.into_inner().map_err(|e| e.into_error()).context("writing the object list")?;
     file.sync_all().context("syncing the object list")?;
     std::fs::rename(&partial, dir.join(OBJECTS_FILE)).context("renaming the object list into place")?;

@@ -7,7 +7,9 @@
 //! once, hashed and checked on the way, as into a directory), then `objects.tsv`, the snapshot,
 //! and `BACKUP.json` last; objects no longer named are deleted after. An S3 PUT is atomic, so a
 //! run cut short leaves the previous backup whole (its objects are never removed before the new
-//! snapshot is in). Verify and restore download the backup into a temporary directory and check
+//! snapshot is in). A run that is killed or fails leaves what it uploaded recorded in journal
+//! objects (`.journal/…`, written every 2 s or 500 objects), so the next run uploads only the rest;
+//! they are deleted once `objects.tsv` records a finished run. Verify and restore download the backup into a temporary directory and check
 //! or restore it as a directory backup (every object re-hashed, then fsck).
 
 use std::collections::HashMap;
@@ -148,7 +150,15 @@ impl Bucket {
 
     /// Every key under the prefix, relative to it.
     async fn list(&self) -> anyhow::Result<Vec<PathBuf>> {
-        let base = (!self.prefix.is_empty()).then(|| Key::from(self.prefix.as_str()));
+        self.list_in(None).await
+    }
+
+    /// Every key under the prefix (or under `dir` in it), relative to the prefix.
+    async fn list_in(&self, dir: Option<&Path>) -> anyhow::Result<Vec<PathBuf>> {
+        let base = match dir {
+            Some(d) => Some(self.key(d)),
+            None => (!self.prefix.is_empty()).then(|| Key::from(self.prefix.as_str())),
+        };
         let strip = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
         let metas: Vec<_> = self.store.list(base.as_ref()).try_collect().await.with_context(|| format!("listing {}", self.url))?;
         Ok(metas.into_iter().filter_map(|m| m.location.as_ref().strip_prefix(strip.as_str()).map(PathBuf::from)).collect())
@@ -212,6 +222,72 @@ impl Drop for Download {
     }
 }
 
+/// Under the prefix: what unfinished runs uploaded, one object per batch, each in the list's format.
+const JOURNAL_PREFIX: &str = ".journal";
+const JOURNAL_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+const JOURNAL_BATCH: usize = 500;
+
+/// Records uploaded objects in journal objects as the run goes.
+struct Journal<'a> {
+    bucket: &'a Bucket,
+    run: i64,
+    state: tokio::sync::Mutex<JournalState>,
+}
+
+struct JournalState {
+    pending: Vec<(Object, Entry)>,
+    last: std::time::Instant,
+    written: Vec<PathBuf>,
+}
+
+impl<'a> Journal<'a> {
+    fn new(bucket: &'a Bucket) -> Journal<'a> {
+        let state = JournalState { pending: Vec::new(), last: std::time::Instant::now(), written: Vec::new() };
+        Journal { bucket, run: now_millis(), state: tokio::sync::Mutex::new(state) }
+    }
+
+    /// An object is in the bucket (its PUT completed): journaled with the next batch.
+    async fn uploaded(&self, object: &Object, entry: &Entry) -> anyhow::Result<()> {
+        let mut state = self.state.lock().await;
+        state.pending.push((object.clone(), entry.clone()));
+        if state.pending.len() < JOURNAL_BATCH && state.last.elapsed() < JOURNAL_EVERY {
+            return Ok(());
+        }
+        state.last = std::time::Instant::now();
+        let batch = std::mem::take(&mut state.pending);
+        let name = PathBuf::from(JOURNAL_PREFIX).join(format!("{}-{:06}.tsv", self.run, state.written.len()));
+        self.bucket.put_file(&name.to_string_lossy(), objects::list_text(&batch).into_bytes()).await?;
+        state.written.push(name);
+        Ok(())
+    }
+
+    /// Every journal object under the prefix (this run's and unfinished runs'), once the list
+    /// records the run.
+    async fn remove_all(&self, found: &[PathBuf]) -> anyhow::Result<()> {
+        let state = self.state.lock().await;
+        for name in found.iter().chain(state.written.iter()) {
+            match self.bucket.store.delete(&self.bucket.key(name)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e).with_context(|| format!("removing {} from {}", name.display(), self.bucket.url)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The journal objects unfinished runs left, and the entries they record.
+async fn read_journals(bucket: &Bucket, staging: &Path) -> anyhow::Result<(Vec<PathBuf>, HashMap<PathBuf, Entry>)> {
+    let names = bucket.list_in(Some(Path::new(JOURNAL_PREFIX))).await?;
+    let mut entries = HashMap::new();
+    for (i, name) in names.iter().enumerate() {
+        let local = staging.join(format!("journal-{i}"));
+        if bucket.download(name, &local.join(OBJECTS_FILE)).await? {
+            entries.extend(objects::read_list(&local)?);
+        }
+    }
+    Ok((names, entries))
+}
+
 /// One backup run into the bucket: the snapshot, the objects its `objects.tsv` lacks, the
 /// list and the snapshot; the caller writes `BACKUP.json` (and the root key, if asked).
 pub async fn take(bucket: &Bucket, source: &Source, jobs: usize, pacer: &Pacer) -> anyhow::Result<Taken> {
@@ -222,21 +298,31 @@ pub async fn take(bucket: &Bucket, source: &Source, jobs: usize, pacer: &Pacer) 
     let snapshot_millis = now_millis();
     source.snapshot_into(&snapshot).await?;
     let recorded = objects::recorded(&snapshot).await?;
-    let previous: HashMap<PathBuf, Entry> =
+    let mut previous: HashMap<PathBuf, Entry> =
         match bucket.download(Path::new(OBJECTS_FILE), &staging.dir.join("previous").join(OBJECTS_FILE)).await? {
             true => objects::read_list(&staging.dir.join("previous"))?,
             false => HashMap::new(),
         };
+    // What unfinished runs since then uploaded is in the bucket too.
+    let (journals, journaled) = read_journals(bucket, &staging.dir).await?;
+    previous.extend(journaled);
+    let journal = Journal::new(bucket);
 
     let progress = progress_bar(recorded.len() as u64, "backing up");
     let outcomes: Vec<Outcome> = futures::stream::iter(recorded)
         .map(|object| {
-            let (previous, progress) = (&previous, progress.clone());
+            let (previous, progress, journal) = (&previous, progress.clone(), &journal);
             async move {
                 // Content-addressed and written once: an object the bucket's list names is there.
                 let outcome = match previous.get(&object.path) {
                     Some(entry) => Outcome::Kept(object, entry.clone()),
-                    None => bucket.back_up_object(source, object, pacer).await,
+                    None => match bucket.back_up_object(source, object, pacer).await {
+                        Outcome::Copied(object, entry) => match journal.uploaded(&object, &entry).await {
+                            Ok(()) => Outcome::Copied(object, entry),
+                            Err(e) => Outcome::Failed(format!("{e:#}")),
+                        },
+                        other => other,
+                    },
                 };
                 progress.inc(1);
                 outcome
@@ -254,6 +340,7 @@ pub async fn take(bucket: &Bucket, source: &Source, jobs: usize, pacer: &Pacer) 
     bucket.upload(&staging.dir.join(OBJECTS_FILE), Path::new(OBJECTS_FILE)).await?;
     // The new snapshot goes in only now that every object it names is in place.
     bucket.upload(&snapshot, Path::new(SNAPSHOT_FILE)).await?;
+    journal.remove_all(&journals).await?;
     for gone in no_longer_named(&previous, &kept) {
         match bucket.store.delete(&bucket.key(gone)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
