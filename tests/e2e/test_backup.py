@@ -352,7 +352,16 @@ def test_a_killed_backup_into_a_bucket_resumes_where_it_stopped(tmp_path):
             return journal_paths(*files)
 
         done = kill_once_journaled(b, url, journaled, *flags)
-        _, resumed = backup(b, url, *flags)
+        # The killed run still holds the prefix: another run is refused, naming the holder and
+        # the way out, and writes nothing.
+        lock = journals.parent / ".lock"
+        holder = json.loads(lock.read_text())
+        refused = b.cli("backup", "--data-dir", b.data_dir, "--to", url, *flags, check=False)
+        assert refused.returncode != 0 and "in use by another `berth backup`" in refused.stderr, refused.stderr
+        assert "--break-lock" in refused.stderr and str(holder["pid"]) in refused.stderr
+        assert not (journals.parent / "berth.db").exists()
+        _, resumed = backup(b, url, *flags, "--break-lock")
+        assert not lock.exists(), "a finished run releases the prefix"
         assert resumed["copied"] == resumed["objects"] - len(done) and resumed["objects"] == 16, (resumed, done)
         assert not list(journals.glob("*.tsv")), "the journal objects go once the list records the run"
         v = b.cli("backup", "verify", "--from", url, *flags, check=False)

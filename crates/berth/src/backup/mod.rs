@@ -92,6 +92,9 @@ pub struct CreateArgs {
     /// disk to a registry that serves from it.
     #[arg(long, env = "BERTH_BACKUP_MAX_RATE_MIB")]
     pub max_rate_mib: Option<u64>,
+    /// Remove the lock a killed backup left in the bucket (`--to s3://…`) before taking it.
+    #[arg(long)]
+    pub break_lock: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -173,9 +176,20 @@ pub(crate) enum Taken {
 }
 
 async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
     let to = args.to.clone().context("--to DIR|s3://BUCKET/PREFIX: where the backup goes")?;
     let bucket = s3::Bucket::for_location(&to, &args.bucket)?;
+    // A directory is locked inside `take` (flock); a bucket prefix here, for the whole run.
+    let Some(bucket) = bucket else { return create_in(args, to, None).await };
+    let lock = bucket.lock(args.break_lock).await?;
+    let result = create_in(args, to, Some(&bucket)).await;
+    let released = lock.release().await;
+    let code = result?;
+    released?;
+    Ok(code)
+}
+
+async fn create_in(args: CreateArgs, to: PathBuf, bucket: Option<&s3::Bucket>) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
     let source = Arc::new(Source::open(&args.data_dir, args.metadata.as_deref(), args.blobs.as_deref(), &args.bucket).await?);
     let taken = match &bucket {
         Some(bucket) => s3::take(bucket, &source, args.jobs, &objects::Pacer::new(args.max_rate_mib)).await?,

@@ -82,6 +82,35 @@ impl Bucket {
         }
     }
 
+    /// Takes the prefix for this run: two backups writing one prefix at once would remove each
+    /// other's objects. `break_lock` first removes a lock a killed run left.
+    pub async fn lock(&self, break_lock: bool) -> anyhow::Result<BucketLock<'_>> {
+        let key = self.key(Path::new(LOCK_FILE));
+        if break_lock {
+            BucketLock { bucket: self }.release().await?;
+        }
+        let holder = serde_json::json!({
+            "pid": std::process::id(),
+            "host": std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim(),
+            "started_millis": now_millis(),
+        });
+        let opts = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
+        match self.store.put_opts(&key, PutPayload::from(holder.to_string().into_bytes()), opts).await {
+            Ok(_) => Ok(BucketLock { bucket: self }),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                let held = match self.store.get(&key).await {
+                    Ok(got) => got.bytes().await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                anyhow::bail!(
+                    "{} is in use by another `berth backup` (lock {LOCK_FILE}: {held}); if none is running (a killed run left it), run again with --break-lock",
+                    self.url
+                )
+            }
+            Err(e) => Err(e).with_context(|| format!("locking {} for this backup", self.url)),
+        }
+    }
+
     pub async fn put_file(&self, name: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
         self.store
             .put(&self.key(Path::new(name)), PutPayload::from(bytes))
@@ -219,6 +248,23 @@ impl Download {
 impl Drop for Download {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Under the prefix: held while a run writes there (created only if absent, S3's If-None-Match).
+const LOCK_FILE: &str = ".lock";
+
+/// A bucket prefix locked for one run (`Bucket::lock`); `release` removes the lock object.
+pub struct BucketLock<'a> {
+    bucket: &'a Bucket,
+}
+
+impl BucketLock<'_> {
+    pub async fn release(self) -> anyhow::Result<()> {
+        match self.bucket.store.delete(&self.bucket.key(Path::new(LOCK_FILE))).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing the lock {LOCK_FILE} from {}", self.bucket.url)),
+        }
     }
 }
 
