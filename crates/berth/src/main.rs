@@ -11,6 +11,7 @@ mod config;
 mod connections;
 mod datadir;
 mod drain;
+mod log_writer;
 mod maintenance;
 mod migrate;
 mod observe;

@@ -1,5 +1,6 @@
 //! Logs (one line per request) and Prometheus metrics.
 
+use anyhow::Context as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,14 +22,11 @@ use crate::config::LogFormat;
 
 /// Log lines held for the writer thread by default (about 250 bytes each as text, so ~4 MiB).
 pub const DEFAULT_LOG_BUFFER_LINES: usize = 16_384;
-/// Bytes the writer thread gathers before one write(2) to stderr (it also writes whenever its
-/// queue runs empty, so a quiet server's lines are not held back).
-const LOG_WRITE_BUFFER: usize = 64 * 1024;
 
 /// The process's log writer: keep it alive to flush at exit; `dropped` counts lines let go.
 pub struct Logging {
-    _guard: tracing_appender::non_blocking::WorkerGuard,
-    pub dropped: tracing_appender::non_blocking::ErrorCounter,
+    _guard: crate::log_writer::LogGuard,
+    pub dropped: crate::log_writer::DroppedLines,
 }
 
 /// Logs go to stderr through a background writer thread behind a bounded queue of
@@ -36,23 +34,19 @@ pub struct Logging {
 /// disk, a stalled pipe, a terminal) lines beyond the queue are dropped and counted
 /// (`berth_log_lines_dropped_total`), since a registry that stops answering because its log
 /// is slow fails every user to keep a record of their requests. The thread writes in batches
-/// of up to 64 KiB (stderr itself is unbuffered: one syscall per line otherwise).
-pub fn init_logging(format: LogFormat, buffer_lines: usize) -> Logging {
+/// (crate::log_writer: every 10 ms, or at 64 KiB).
+pub fn init_logging(format: LogFormat, buffer_lines: usize) -> anyhow::Result<Logging> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| "info".into());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(buffer_lines.max(1))
-        .thread_name("berth-log")
-        .finish(std::io::BufWriter::with_capacity(LOG_WRITE_BUFFER, std::io::stderr()));
-    let dropped = writer.error_counter();
+    let (writer, dropped, guard) =
+        crate::log_writer::batch_writer(std::io::stderr(), buffer_lines).context("starting the log writer thread")?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
-    Logging { _guard: guard, dropped }
+    Ok(Logging { _guard: guard, dropped })
 }
 
 pub struct Metrics {
@@ -64,7 +58,7 @@ pub struct Metrics {
     upload_sessions: IntGauge,
     log_dropped: IntCounter,
     /// The log writer's own count, copied into `log_dropped` at each scrape.
-    log_dropped_source: Option<tracing_appender::non_blocking::ErrorCounter>,
+    log_dropped_source: Option<crate::log_writer::DroppedLines>,
     /// Two scrapes at once would both add the same difference.
     log_dropped_updating: std::sync::Mutex<()>,
     store_errors: IntCounterVec,
@@ -176,7 +170,7 @@ impl IntegrityMetrics {
 
 impl Metrics {
     /// `log_drops`: the log writer's count of dropped lines (None when logging is not set up).
-    pub fn new(log_drops: Option<tracing_appender::non_blocking::ErrorCounter>) -> anyhow::Result<Metrics> {
+    pub fn new(log_drops: Option<crate::log_writer::DroppedLines>) -> anyhow::Result<Metrics> {
         let registry = PromRegistry::new();
         let requests = IntCounterVec::new(
             Opts::new("berth_http_requests_total", "HTTP requests by route, method and status"),
@@ -259,7 +253,7 @@ impl Metrics {
         if let Some(source) = &self.log_dropped_source {
             let _one_at_a_time = self.log_dropped_updating.lock().unwrap_or_else(|p| p.into_inner());
             // The writer's count only grows (saturating); the counter catches up by the difference.
-            let total = source.dropped_lines() as u64;
+            let total = source.count();
             self.log_dropped.inc_by(total.saturating_sub(self.log_dropped.get()));
         }
         self.integrity.update(registry.integrity_counts());

@@ -37,7 +37,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             settings.storage.describe()
         );
     }
-    let logging = observe::init_logging(settings.log_format, settings.log_buffer_lines);
+    let logging = observe::init_logging(settings.log_format, settings.log_buffer_lines)?;
     let config = RegistryConfig {
         gc_grace_millis: (settings.gc_grace_seconds as i64).saturating_mul(1000),
         create_repository_on_push: settings.create_repository_on_push,
