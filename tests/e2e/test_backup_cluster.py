@@ -127,4 +127,4 @@ def test_cluster_backup_needs_both_stores(tmp_path):
     assert p.returncode != 0 and "--metadata postgres://" in p.stderr, p.stderr
     p = b.cli("backup", "--data-dir", str(tmp_path / "nothing"), "--to", str(tmp_path / "bk"), check=False)
     assert p.returncode != 0 and "holds no berth.db" in p.stderr, p.stderr
-    assert not (tmp_path / "bk" / "berth.db").exists()
+    assert not (tmp_path / "bk").exists(), "nothing is written at the target"

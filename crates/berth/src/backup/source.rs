@@ -36,6 +36,8 @@ impl Source {
                     blobs.is_none_or(|b| b == "fs"),
                     "--blobs names a cluster's blob store: give its PostgreSQL with --metadata postgres://… too"
                 );
+                // Checked before anything is written at the target.
+                anyhow::ensure!(data_dir.join(super::SNAPSHOT_FILE).is_file(), "{}", no_database(data_dir));
                 return Ok(Source::DataDir(data_dir.to_path_buf()));
             }
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => url.to_string(),
@@ -68,11 +70,7 @@ impl Source {
         match self {
             Source::DataDir(data_dir) => {
                 let live_db = data_dir.join(super::SNAPSHOT_FILE);
-                anyhow::ensure!(
-                    live_db.is_file(),
-                    "{} holds no berth.db: not an embedded berth's data directory (for a cluster, give --metadata postgres://… and --blobs)",
-                    data_dir.display()
-                );
+                anyhow::ensure!(live_db.is_file(), "{}", no_database(data_dir));
                 let live = SqliteMetadataStore::open_live_read_only(&live_db).await.context("opening the metadata database")?;
                 let taken = live.snapshot_into(path).await;
                 live.close().await;
@@ -108,4 +106,11 @@ impl Source {
         let reader = store.get(&name, None).await.with_context(|| format!("reading {} from {}", object.path.display(), self.describe()))?;
         Ok(reader.map(|r| (r.len, r.body)))
     }
+}
+
+fn no_database(data_dir: &Path) -> String {
+    format!(
+        "{} holds no berth.db: not an embedded berth's data directory (for a cluster, give --metadata postgres://… and --blobs)",
+        data_dir.display()
+    )
 }
