@@ -61,7 +61,13 @@ impl DroppedLines {
 pub struct LogGuard {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// Told when the thread has written everything and ended.
+    done: std::sync::mpsc::Receiver<()>,
 }
+
+/// How long exiting waits for the last lines: a stalled stderr (a full pipe nobody reads) must
+/// not keep berth from exiting.
+const LAST_WRITE: Duration = Duration::from_secs(1);
 
 /// The writer into `out`, holding at most `limit_lines` lines waiting.
 pub fn batch_writer(out: impl Write + Send + 'static, limit_lines: usize) -> io::Result<(BatchWriter, DroppedLines, LogGuard)> {
@@ -71,11 +77,15 @@ pub fn batch_writer(out: impl Write + Send + 'static, limit_lines: usize) -> io:
         dropped: AtomicU64::new(0),
         limit_lines: limit_lines.max(1),
     });
+    let (finished, done) = std::sync::mpsc::channel();
     let thread = {
         let shared = shared.clone();
-        std::thread::Builder::new().name("berth-log".into()).spawn(move || write_batches(&shared, out))?
+        std::thread::Builder::new().name("berth-log".into()).spawn(move || {
+            write_batches(&shared, out);
+            let _ = finished.send(());
+        })?
     };
-    Ok((BatchWriter { shared: shared.clone() }, DroppedLines(shared.clone()), LogGuard { shared, thread: Some(thread) }))
+    Ok((BatchWriter { shared: shared.clone() }, DroppedLines(shared.clone()), LogGuard { shared, thread: Some(thread), done }))
 }
 
 fn write_batches(shared: &Shared, mut out: impl Write) {
@@ -105,8 +115,11 @@ impl Drop for LogGuard {
     fn drop(&mut self) {
         self.shared.lock().closed = true;
         self.shared.wake.notify_one();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        // Joined only once it has finished: a thread stuck in write(2) is left behind.
+        if self.done.recv_timeout(LAST_WRITE).is_ok() {
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
         }
     }
 }
@@ -177,6 +190,17 @@ mod tests {
         let expected: String = (0..5000).map(|i| format!("line {i}\n")).collect();
         assert_eq!(text, expected);
         assert_eq!(dropped.count(), 0);
+    }
+
+    #[test]
+    fn exiting_does_not_wait_on_a_stalled_output_for_long() {
+        let out = Captured::default();
+        let _stalled = out.gate.lock().expect("gate");
+        let (writer, _, guard) = batch_writer(out.clone(), 100).expect("writer");
+        tracing_subscriber::fmt::MakeWriter::make_writer(&writer).write_all(b"stuck\n").expect("write");
+        let started = std::time::Instant::now();
+        drop(guard);
+        assert!(started.elapsed() < LAST_WRITE * 5, "the guard waited {:?}", started.elapsed());
     }
 
     #[test]
