@@ -75,10 +75,18 @@ def main():
             node.stop()
 
         dest = Destination((pg, s3), Tmp(work))
-        secs, p = timed(berth_bin(), "restore", "--from", bk, *dest.args, env=dict(dest.env, BERTH_ROOT_KEY=root_key))
-        report = json.loads(p.stdout)
+        # Each stderr line with the second it appeared: where the restore's time goes.
+        t0 = time.monotonic()
+        proc = subprocess.Popen([berth_bin(), "restore", "--from", bk, *dest.args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=dict(dest.env, BERTH_ROOT_KEY=root_key))
+        timeline = [(round(time.monotonic() - t0, 1), line.rstrip()[:120]) for line in proc.stderr if line.strip()]
+        stdout = proc.stdout.read()
+        assert proc.wait() == 0, timeline[-5:]
+        secs = time.monotonic() - t0
+        report = json.loads(stdout)
         assert report["fsck"]["problems"] == [], report["fsck"]
         out["restore_seconds"], out["restore_mb_s"] = secs, out["backup_bytes"] / secs / 1e6
+        out["restore_timeline"] = [f"{t:7.1f} s  {line}" for t, line in timeline if "\r" not in line]
     finally:
         s3.stop()
         pg.stop()
