@@ -14,7 +14,9 @@ by 4 threads; the fill rate is printed. Then, with berth serving:
   restore     `berth restore --from B` into an empty directory (includes fsck);
   latency     push (1 image, 64 KiB layer) + pull (its layer) round trips, p50/p99, idle and while
               a full backup into a new directory runs (goal: p99 during <= 1.5x idle); again with
-              `--max-rate-mib N` for each N in $BACKUP_MAX_RATES_MIB (e.g. "100 50").
+              `--max-rate-mib N` for each N in $BACKUP_MAX_RATES_MIB (e.g. "100 50"). Each phase
+              is compared with idle round trips measured just before it ($BACKUP_LATENCY_ROUNDS,
+              default 300, after a sync so the last phase's writeback is not counted as idle).
 Prints one JSON object. Page cache: the data was just written, so it is mostly cached (both the
 reference copy and the backup read it the same way); each copy's writes are synced.
 """
@@ -119,13 +121,21 @@ def main():
                         "--root-key-file", os.path.join(data, "root.key"), env=env)
         out["restore_seconds"], out["restore_mb_s"] = secs, out["backup_bytes"] / secs / 1e6
         shutil.rmtree(restored)
+        subprocess.run(["sync"], check=True)
 
-        n = 200
+        n = int(os.environ.get("BACKUP_LATENCY_ROUNDS", "300"))
         idle_push, idle_pull = round_trips(b, n, "idle")
         out["latency_ms"] = {"idle": {"push_p50": pct(idle_push, .5), "push_p99": pct(idle_push, .99),
                                       "pull_p50": pct(idle_pull, .5), "pull_p99": pct(idle_pull, .99), "n": n}}
         # Unthrottled, then at each --max-rate-mib of BACKUP_MAX_RATES_MIB (e.g. "100 50").
         for rate in [None] + [int(r) for r in os.environ.get("BACKUP_MAX_RATES_MIB", "").split()]:
+            key = "during_backup" if rate is None else f"during_backup_max_{rate}_mib"
+            # Idle again just before each phase: the disk's state (writeback of the last
+            # phase, the host's cache) moves, so each phase compares with its own idle.
+            idle_push, idle_pull = round_trips(b, n, f"i{rate}-")
+            idle = out["latency_ms"][f"idle_before_{key}"] = {
+                "push_p50": pct(idle_push, .5), "push_p99": pct(idle_push, .99),
+                "pull_p50": pct(idle_pull, .5), "pull_p99": pct(idle_pull, .99), "n": n}
             busy = os.path.join(work, f"backup-during-{rate or 'full'}")
             done = threading.Event()
             during_push, during_pull = [], []
@@ -143,12 +153,12 @@ def main():
             done.set()
             t.join()
             shutil.rmtree(busy)
-            key = "during_backup" if rate is None else f"during_backup_max_{rate}_mib"
+            # The removal's own writeback must not land in the next phase's idle figures.
+            subprocess.run(["sync"], check=True)
             out[f"{key}_seconds"] = secs
             lat = out["latency_ms"][key] = {
                 "push_p50": pct(during_push, .5), "push_p99": pct(during_push, .99),
                 "pull_p50": pct(during_pull, .5), "pull_p99": pct(during_pull, .99), "n": len(during_push)}
-            idle = out["latency_ms"]["idle"]
             out[f"{key}_push_p99_ratio"] = lat["push_p99"] / idle["push_p99"]
             out[f"{key}_pull_p99_ratio"] = lat["pull_p99"] / idle["pull_p99"]
     finally:

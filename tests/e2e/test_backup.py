@@ -229,12 +229,14 @@ def test_scheduled_backups_are_linked_generations_pruned_to_keep(tmp_path):
         b2.stop()
 
 
-def test_scheduled_backups_are_refused_on_postgresql(tmp_path):
+def test_scheduled_backups_are_refused_for_sqlite_beside_a_bucket(tmp_path):
+    # Neither the embedded default nor a cluster: the metadata is in the node's SQLite, its blobs
+    # elsewhere. Refused before serving (a cluster's scheduled backups: test_backup_cluster.py).
     b = Berth(str(tmp_path / "data"))
-    p = b.cli("serve", "--listen", "127.0.0.1:0", "--data-dir", b.data_dir, "--metadata", "postgres://berth@127.0.0.1:1/berth",
+    p = b.cli("serve", "--listen", "127.0.0.1:0", "--data-dir", b.data_dir, "--blobs", f"file://{tmp_path / 'shared'}",
               "--backup-dir", str(tmp_path / "gens"), check=False)
     assert p.returncode != 0 and "listening on" not in p.stdout
-    assert "--backup-dir backs up the embedded default" in p.stderr and "PostgreSQL" in p.stderr, p.stderr
+    assert "--backup-dir" in p.stderr and "SQLite" in p.stderr and "PostgreSQL" in p.stderr, p.stderr
     assert not (tmp_path / "gens").exists()
 
 

@@ -6,7 +6,12 @@ serving every image byte for byte, with policies and users; a restore into a dat
 already holds a registry, or from a damaged backup, is refused and writes nothing.
 """
 import json
+import os
+import re
 import secrets
+import time
+
+import requests
 
 from conftest import Berth
 from httputil import OCI_INDEX, Registry
@@ -34,13 +39,29 @@ def check_serves(b, got):
     assert {"mig/app", "mig/multi"} <= set(names)
 
 
-def test_cluster_backup_restores_into_a_data_dir_and_into_a_new_cluster(infra, tmp_path):  # noqa: F811
+def populated_cluster(infra, tmp_path, name):  # noqa: F811
+    """A fresh cluster (database + bucket prefix), its root key and one node serving it."""
     root_key = secrets.token_hex(32)
     source = Destination(infra, tmp_path)
-    node = source.node("a", root_key)
+    node = source.node(name, root_key)
     # `berth admin` (populate's user) on the cluster, not on the node's own directory.
     node.env.update(BERTH_METADATA=source.db, BERTH_BLOBS=f"s3://{source.s3.bucket}/{source.prefix}",
                     BERTH_S3_ENDPOINT=source.s3.endpoint, BERTH_S3_PATH_STYLE="true")
+    return root_key, source, node
+
+
+def restored_into_data_dir(backup, tmp_path, root_key):
+    """`berth restore` of the backup into a new data directory (fsck clean), started there."""
+    restored = tmp_path / "restored"
+    key_env = {"BERTH_ROOT_KEY": root_key}
+    p = Berth("unused", env=key_env).cli("restore", "--from", str(backup), "--data-dir", str(restored), check=False)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["fsck"]["problems"] == []
+    return Berth(str(restored), env=key_env).start()
+
+
+def test_cluster_backup_restores_into_a_data_dir_and_into_a_new_cluster(infra, tmp_path):  # noqa: F811
+    root_key, source, node = populated_cluster(infra, tmp_path, "a")
     bk = tmp_path / "backup"
     try:
         got = populate(node)
@@ -74,11 +95,7 @@ def test_cluster_backup_restores_into_a_data_dir_and_into_a_new_cluster(infra, t
 
     key_env = {"BERTH_ROOT_KEY": root_key}
     # 1. Into an embedded data directory.
-    restored = tmp_path / "restored"
-    p = Berth("unused", env=key_env).cli("restore", "--from", str(bk), "--data-dir", str(restored), check=False)
-    assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout)["fsck"]["problems"] == []
-    b = Berth(str(restored), env=key_env).start()
+    b = restored_into_data_dir(bk, tmp_path, root_key)
     try:
         check_serves(b, got)
         m = Registry(b.url, token=b.token()).get("/v2/mig/later/manifests/v1", headers=ACCEPT)
@@ -119,6 +136,58 @@ def test_cluster_backup_restores_into_a_data_dir_and_into_a_new_cluster(infra, t
     p = Berth("unused", env=dict(empty.env, **key_env)).cli("restore", "--from", str(bk), *empty.args, check=False)
     assert p.returncode != 0 and str(victim.relative_to(bk)) in p.stderr and "nothing was written" in p.stderr, p.stderr
     assert empty.sql("SELECT to_regclass('repositories') IS NULL") == "t"  # not even the schema
+
+
+def backup_runs(node):
+    text = requests.get(node.url + "/metrics", timeout=10).text
+    return {r: int(n) for r, n in re.findall(r'^berth_backup_runs_total\{result="(\w+)"\} (\d+)$', text, re.M)}
+
+
+def wait_for_run(node, result):
+    deadline = time.time() + 120
+    while (runs := backup_runs(node)).get(result, 0) < 1:
+        assert runs.get("failure", 0) == 0, requests.get(node.url + "/_berth/status", auth=("AWS", node.token()), timeout=30).text
+        assert time.time() < deadline, f"no scheduled backup ({result}) on {node.url}: {runs}"
+        time.sleep(0.2)
+    return runs
+
+
+def test_scheduled_backups_in_a_cluster_are_taken_by_one_node(infra, tmp_path):  # noqa: F811
+    root_key, source, writer = populated_cluster(infra, tmp_path, "w")
+    # Every node started with the same flags and one directory they all mount.
+    gens = tmp_path / "generations"
+    sched = {"BERTH_BACKUP_DIR": str(gens), "BERTH_BACKUP_INTERVAL": "3600", "BERTH_BACKUP_KEEP": "2"}
+    a = b = None
+    try:
+        got = populate(writer)
+        a = source.node("a", root_key, extra_env=sched)
+        runs_a = wait_for_run(a, "success")
+        # A second node finds this period's backup taken (the lease) and takes none itself.
+        b = source.node("b", root_key, extra_env=sched)
+        runs_b = wait_for_run(b, "elsewhere")
+        assert runs_b.get("success") == 0 and runs_b.get("failure") == 0, runs_b
+        assert runs_a["success"] == 1 and runs_a.get("elsewhere") == 0, runs_a
+        status = requests.get(b.url + "/_berth/status", auth=("AWS", b.token()), timeout=30).json()["backups"]
+        assert status["taken_elsewhere"] >= 1 and status["succeeded"] == 0 and status["last_error"] is None, status
+        status = requests.get(a.url + "/_berth/status", auth=("AWS", a.token()), timeout=30).json()["backups"]
+        assert status["succeeded"] == 1 and status["last_generation"], status
+    finally:
+        for n in (writer, a, b):
+            if n:
+                n.stop()
+
+    kept = [g for g in os.listdir(gens) if not g.startswith(".")]
+    assert kept == [status["last_generation"]], os.listdir(gens)
+    gen = gens / kept[0]
+    manifest = json.loads((gen / "BACKUP.json").read_text())
+    assert manifest["objects"] == manifest["copied"] >= 9 and manifest["absent"] == [], manifest
+    assert not (gen / "root.key").exists()
+    assert ":pw@" not in (gen / "BACKUP.json").read_text()
+    r = restored_into_data_dir(gen, tmp_path, root_key)
+    try:
+        check_serves(r, got)
+    finally:
+        r.stop()
 
 
 def test_cluster_backup_needs_both_stores(tmp_path):

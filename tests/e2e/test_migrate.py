@@ -60,9 +60,9 @@ class Destination:
             summary = json.loads(p.stdout)
         return p, summary
 
-    def node(self, name, root_key=None):
+    def node(self, name, root_key=None, extra_env=None):
         env = {"BERTH_S3_ACCESS_KEY_ID": self.s3.access, "BERTH_S3_SECRET_ACCESS_KEY": self.s3.secret,
-               "BERTH_GC_INTERVAL_SECONDS": "0", "BERTH_LIFECYCLE_INTERVAL_SECONDS": "0"}
+               "BERTH_GC_INTERVAL_SECONDS": "0", "BERTH_LIFECYCLE_INTERVAL_SECONDS": "0", **(extra_env or {})}
         if root_key:
             env["BERTH_ROOT_KEY"] = root_key
         return Berth(str(self.tmp / f"node-{name}"), extra_args=self.args, env=env).start()

@@ -11,6 +11,9 @@ use crate::integrity::ContentHasher;
 use crate::sealing::object_name;
 use crate::Registry;
 
+/// Encrypted objects `fsck` reads at once.
+const FSCK_READS: usize = 4;
+
 #[derive(Debug, Default, Serialize)]
 pub struct FsckReport {
     pub blobs_checked: u64,
@@ -86,7 +89,9 @@ impl Registry {
 }
 
 impl Registry {
-    /// Decrypts every encrypted object the metadata records and re-hashes its plaintext.
+    /// Decrypts every encrypted object the metadata records and re-hashes its plaintext,
+    /// `FSCK_READS` at a time (a bucket answers each read after a round trip, and a restore ends
+    /// with this check of everything it wrote).
     async fn fsck_sealed(&self, report: &mut FsckReport) -> Result<()> {
         let mut walk = crate::sealing::ObjectWalk::default();
         loop {
@@ -94,42 +99,35 @@ impl Registry {
             if page.is_empty() {
                 return Ok(());
             }
-            for object in page.iter().filter(|o| !o.scope.is_empty()) {
-                report.sealed_checked += 1;
-                let what = format!("blob {} (encrypted under {})", object.digest, object.scope);
-                let reader = match self.sealed_get(&object.scope, &object.digest, object.size, None).await {
-                    Ok(Some(r)) => r,
-                    Ok(None) => {
-                        report.problems.push(format!("{what} is recorded but its object is missing"));
-                        continue;
-                    }
-                    Err(e) => {
-                        report.problems.push(format!("{what} cannot be opened: {e}"));
-                        continue;
-                    }
-                };
-                let mut hasher = ContentHasher::for_digest(&object.digest);
-                let mut body = reader.body;
-                let mut failed = None;
-                while let Some(c) = body.next().await {
-                    match c {
-                        Ok(c) => hasher.update(&c),
-                        Err(e) => {
-                            failed = Some(e);
-                            break;
-                        }
-                    }
-                }
-                match failed {
-                    Some(e) => report.problems.push(format!("{what} failed authentication: {e}")),
-                    None => {
-                        let actual = hasher.finish();
-                        if actual != object.digest {
-                            report.problems.push(format!("{what} decrypts to content with digest {actual}"));
-                        }
-                    }
-                }
+            let sealed: Vec<_> = page.iter().filter(|o| !o.scope.is_empty()).collect();
+            report.sealed_checked += sealed.len() as u64;
+            let problems: Vec<String> = futures::stream::iter(sealed)
+                .map(|object| self.check_sealed(&object.scope, &object.digest, object.size))
+                .buffered(FSCK_READS)
+                .filter_map(|problem| async move { problem })
+                .collect()
+                .await;
+            report.problems.extend(problems);
+        }
+    }
+
+    /// One encrypted object: what is wrong with it, if anything.
+    async fn check_sealed(&self, scope: &str, digest: &berth_store::Digest, size: u64) -> Option<String> {
+        let what = format!("blob {digest} (encrypted under {scope})");
+        let reader = match self.sealed_get(scope, digest, size, None).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Some(format!("{what} is recorded but its object is missing")),
+            Err(e) => return Some(format!("{what} cannot be opened: {e}")),
+        };
+        let mut hasher = ContentHasher::for_digest(digest);
+        let mut body = reader.body;
+        while let Some(c) = body.next().await {
+            match c {
+                Ok(c) => hasher.update(&c),
+                Err(e) => return Some(format!("{what} failed authentication: {e}")),
             }
         }
+        let actual = hasher.finish();
+        (actual != *digest).then(|| format!("{what} decrypts to content with digest {actual}"))
     }
 }

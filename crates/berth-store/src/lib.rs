@@ -25,6 +25,7 @@ pub mod sqlite;
 mod sqlite_jobs;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
+pub mod writeback;
 
 pub use blob::{BlobRange, BlobReader, BlobStore, ByteStream, UploadCursor};
 pub use digest::{Algorithm, Digest, DigestError};

@@ -10,8 +10,9 @@ use std::time::{Duration, SystemTime};
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct OpsArgs {
     /// Take scheduled backups into this directory: each run a complete backup in a generation
-    /// DIR/<UTC time>/, objects unchanged since the previous generation hard-linked from it
-    /// (embedded backend only).
+    /// DIR/<UTC time>/, objects unchanged since the previous generation hard-linked from it.
+    /// In a cluster one node takes each backup (a lease); give every node a directory they all
+    /// mount.
     #[arg(long, env = "BERTH_BACKUP_DIR")]
     pub backup_dir: Option<PathBuf>,
     /// Seconds between scheduled backups (the first starts at once).
@@ -42,6 +43,8 @@ pub struct OpsArgs {
 pub struct BackupStats {
     pub succeeded: u64,
     pub failed: u64,
+    /// Periods whose backup another node of the cluster took (it held the lease).
+    pub elsewhere: u64,
     pub last_success_millis: Option<i64>,
     pub last_duration_seconds: f64,
     pub copied_bytes_total: u64,

@@ -64,7 +64,10 @@ impl OpsMetrics {
                 Opts::new("berth_task_last_success_timestamp_seconds", "Unix time the task's latest successful run ended"),
                 &["task"],
             )?,
-            backup_runs: IntCounterVec::new(Opts::new("berth_backup_runs_total", "Scheduled backups by result"), &["result"])?,
+            backup_runs: IntCounterVec::new(
+                Opts::new("berth_backup_runs_total", "Scheduled backups by result (elsewhere: another node of the cluster took it)"),
+                &["result"],
+            )?,
             backup_last_success: Gauge::new(
                 "berth_backup_last_success_timestamp_seconds",
                 "Unix time the latest successful scheduled backup ended (0: none yet)",
@@ -88,6 +91,7 @@ impl OpsMetrics {
         registry.register(Box::new(m.backup_runs.clone()))?;
         registry.register(Box::new(m.backup_copied.clone()))?;
         m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        m.backup_runs.with_label_values(&["elsewhere"]);
         for result in ["success", "failure"] {
             m.backup_runs.with_label_values(&[result]);
             // Zero series from the start, so a rate over them is defined before the first run.
@@ -145,7 +149,7 @@ impl OpsMetrics {
         let scheduled = state.args.backup_dir.is_some();
         self.backup_interval.set(if scheduled { i64::try_from(state.args.backup_interval).unwrap_or(i64::MAX) } else { 0 });
         let b = state.backups();
-        for (result, total) in [("success", b.succeeded), ("failure", b.failed)] {
+        for (result, total) in [("success", b.succeeded), ("failure", b.failed), ("elsewhere", b.elsewhere)] {
             let c = self.backup_runs.with_label_values(&[result]);
             c.inc_by(total.saturating_sub(c.get()));
         }

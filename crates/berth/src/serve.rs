@@ -31,12 +31,12 @@ struct AppState {
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let ops_args = args.ops.clone();
     let settings = args.resolve()?;
-    if ops_args.backup_dir.is_some() && !embedded(&settings.storage) {
-        anyhow::bail!(
-            "--backup-dir backs up the embedded default (SQLite + blobs under the data directory); this node uses {}: back a cluster on PostgreSQL up with `berth backup --metadata postgres://… --blobs …`, run from cron (docs/DEPLOY.md)",
-            settings.storage.describe()
-        );
-    }
+    // What scheduled backups copy, settled before anything starts (a mixed SQLite + bucket
+    // node is refused here).
+    let backup_source = match ops_args.backup_dir {
+        Some(_) => Some(Arc::new(crate::backup::source::Source::of_node(&settings.data_dir, &settings.storage).await?)),
+        None => None,
+    };
     let logging = observe::init_logging(settings.log_format, settings.log_buffer_lines)?;
     let config = RegistryConfig {
         gc_grace_millis: (settings.gc_grace_seconds as i64).saturating_mul(1000),
@@ -136,9 +136,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Ok(n) => tracing::info!(scans = n, "resumed scans interrupted by the last shutdown"),
         Err(e) => tracing::error!(error = %e, "resuming interrupted scans"),
     }
-    if ops.args.backup_dir.is_some() {
+    if let Some(source) = backup_source {
         let (ops, registry) = (ops.clone(), state.registry.clone());
-        tasks.start("backup", Restart::Always, move || forever(crate::backup::schedule::run(ops.clone(), registry.clone())));
+        tasks
+            .start("backup", Restart::Always, move || forever(crate::backup::schedule::run(ops.clone(), registry.clone(), source.clone())));
     }
     if settings.vulndb_check_seconds > 0 {
         let every = Duration::from_secs(settings.vulndb_check_seconds);
@@ -206,7 +207,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::error!(error = %e, "recording pull times at shutdown");
     }
     // Another node takes the scheduled jobs at its next tick instead of after a whole period.
-    for job in ["gc", "lifecycle", "scrub"] {
+    for job in ["gc", "lifecycle", "scrub", crate::backup::schedule::LEASE] {
         if let Err(e) = data.registry.release_periodic_job(job).await {
             tracing::warn!(job, error = %e, "releasing the job's lease at shutdown");
         }
@@ -289,10 +290,6 @@ async fn status_now(State(state): State<AppState>, req: axum::extract::Request) 
 }
 
 /// SQLite and blobs under the data directory: what `berth backup` copies.
-fn embedded(storage: &crate::storage::StorageArgs) -> bool {
-    storage.metadata.as_deref().is_none_or(|m| m == "sqlite") && storage.blobs.as_deref().is_none_or(|b| b == "fs")
-}
-
 async fn metrics(State(state): State<AppState>) -> Response {
     state.metrics.render(&state.registry).await
 }

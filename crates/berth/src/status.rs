@@ -62,6 +62,8 @@ pub struct Backups {
     pub keep: usize,
     pub succeeded: u64,
     pub failed: u64,
+    /// Periods another node of the cluster took the backup of.
+    pub taken_elsewhere: u64,
     pub last_success_millis: Option<i64>,
     pub last_duration_seconds: f64,
     pub last_generation: Option<String>,
@@ -104,6 +106,7 @@ fn backups(dir: &std::path::Path, args: &crate::ops::OpsArgs, b: BackupStats) ->
         keep: args.backup_keep,
         succeeded: b.succeeded,
         failed: b.failed,
+        taken_elsewhere: b.elsewhere,
         last_success_millis: b.last_success_millis,
         last_duration_seconds: b.last_duration_seconds,
         last_generation: b.last_generation,

@@ -4,6 +4,11 @@
 //! hard-linked from it (same inode: an unchanged registry costs a snapshot and a walk, not a
 //! copy), so deleting an old generation never takes bytes a newer one needs. After a success
 //! only the newest N generations are kept.
+//!
+//! In a cluster every node may be started with the same flags: one node takes each period's
+//! backup, the one holding the `backup` lease in the shared metadata (as with GC), and the others
+//! count the period as taken elsewhere. DIR is then best a directory every node mounts, so the
+//! generations stay in one place whichever node holds the lease.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,14 +16,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::{take, write_manifest, TakeOptions, Taken};
+use super::{take, write_manifest, Source, TakeOptions, Taken};
 use crate::ops::OpsState;
 
 const PARTIAL_PREFIX: &str = ".partial-";
 
+/// The lease naming the job among a cluster's nodes.
+pub const LEASE: &str = "backup";
+
 /// Runs forever: a backup at once, then one per interval (a run longer than the interval
 /// delays the next, never overlaps it).
-pub async fn run(state: Arc<OpsState>, registry: Arc<berth_core::Registry>) {
+pub async fn run(state: Arc<OpsState>, registry: Arc<berth_core::Registry>, source: Arc<Source>) {
     let Some(dir) = state.args.backup_dir.clone() else { return };
     let every = Duration::from_secs(state.args.backup_interval.max(1));
     let mut ticker = tokio::time::interval(every);
@@ -26,10 +34,21 @@ pub async fn run(state: Arc<OpsState>, registry: Arc<berth_core::Registry>) {
     loop {
         ticker.tick().await;
         let started = Instant::now();
-        let result = registry
-            .supervisor()
-            .track_run("backup", generation(&state.data_dir, &dir, state.args.backup_keep, state.args.backup_max_rate_mib))
+        let (keep, rate) = (state.args.backup_keep, state.args.backup_max_rate_mib);
+        let leased = registry
+            .run_leased(LEASE, every, |_| async {
+                Ok(registry.supervisor().track_run("backup", generation(source.clone(), &dir, keep, rate)).await)
+            })
             .await;
+        let result = match leased {
+            Ok(Some(result)) => result,
+            Ok(None) => {
+                tracing::debug!("another node took this period's backup");
+                state.backups.lock().unwrap_or_else(|p| p.into_inner()).elsewhere += 1;
+                continue;
+            }
+            Err(e) => Err(anyhow::Error::from(e).context("claiming this period's backup")),
+        };
         let mut stats = state.backups.lock().unwrap_or_else(|p| p.into_inner());
         stats.last_duration_seconds = started.elapsed().as_secs_f64();
         match result {
@@ -52,14 +71,14 @@ pub async fn run(state: Arc<OpsState>, registry: Arc<berth_core::Registry>) {
 }
 
 /// One generation: backed up aside, renamed into place, then the old ones pruned.
-async fn generation(data_dir: &Path, dir: &Path, keep: usize, max_rate_mib: Option<u64>) -> anyhow::Result<(String, super::Manifest)> {
+async fn generation(source: Arc<Source>, dir: &Path, keep: usize, max_rate_mib: Option<u64>) -> anyhow::Result<(String, super::Manifest)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let name = stamp(std::time::SystemTime::now());
     let partial = dir.join(format!("{PARTIAL_PREFIX}{name}"));
     let previous = generations(dir)?.pop().map(|g| dir.join(g));
     let started = Instant::now();
     let opts = TakeOptions {
-        source: std::sync::Arc::new(super::Source::DataDir(data_dir.to_path_buf())),
+        source,
         to: partial.clone(),
         link_from: previous,
         jobs: 4,

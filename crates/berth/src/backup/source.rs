@@ -44,7 +44,7 @@ impl Source {
             Some(_) => anyhow::bail!("--metadata: `sqlite` or a cluster's postgres://USER:PASSWORD@HOST:PORT/DATABASE"),
         };
         let args = StorageArgs {
-            metadata: Some(pg_url.clone()),
+            metadata: Some(pg_url),
             blobs: blobs.map(str::to_string),
             s3_endpoint: bucket.s3_endpoint.clone(),
             s3_region: bucket.s3_region.clone(),
@@ -53,9 +53,29 @@ impl Source {
             s3_path_style: bucket.s3_path_style,
             ..Default::default()
         };
-        let store = crate::storage::open_blobs(data_dir, &args).await?;
+        Source::cluster(data_dir, &args).await
+    }
+
+    /// What a serving node's scheduled backups copy: its data directory when it runs on the
+    /// embedded default, else the cluster its storage flags name (PostgreSQL and its blobs).
+    pub async fn of_node(data_dir: &Path, storage: &StorageArgs) -> anyhow::Result<Source> {
+        let metadata = storage.metadata.as_deref().unwrap_or("sqlite");
+        if metadata == "sqlite" {
+            anyhow::ensure!(
+                storage.blobs.as_deref().is_none_or(|b| b == "fs"),
+                "--backup-dir: this node keeps its metadata in SQLite but its blobs in {}; scheduled backups cover the embedded default (SQLite + blobs under the data directory) or a cluster on PostgreSQL",
+                storage.describe()
+            );
+            return Ok(Source::DataDir(data_dir.to_path_buf()));
+        }
+        Source::cluster(data_dir, storage).await
+    }
+
+    async fn cluster(data_dir: &Path, storage: &StorageArgs) -> anyhow::Result<Source> {
+        let pg_url = storage.metadata.clone().context("a cluster's PostgreSQL (--metadata postgres://…)")?;
+        let store = crate::storage::open_blobs(data_dir, storage).await?;
         let sealed = store.namespace("sealed").context("the cluster's blob store has no place for encrypted objects")?;
-        Ok(Source::Cluster(Cluster { pg_url, blobs: store, sealed, described: args.describe() }))
+        Ok(Source::Cluster(Cluster { pg_url, blobs: store, sealed, described: storage.describe() }))
     }
 
     pub fn describe(&self) -> String {
