@@ -17,6 +17,8 @@ by 4 threads; the fill rate is printed. Then, with berth serving:
               `--max-rate-mib N` for each N in $BACKUP_MAX_RATES_MIB (e.g. "100 50"). Each phase
               is compared with idle round trips measured just before it ($BACKUP_LATENCY_ROUNDS,
               default 300, after a sync so the last phase's writeback is not counted as idle).
+              $BACKUP_LATENCY_DIR puts these backups elsewhere (default: the work directory, on
+              the disk berth serves from; e.g. /dev/shm for "another disk").
 Prints one JSON object. Page cache: the data was just written, so it is mostly cached (both the
 reference copy and the backup read it the same way); each copy's writes are synced.
 """
@@ -136,7 +138,7 @@ def main():
             idle = out["latency_ms"][f"idle_before_{key}"] = {
                 "push_p50": pct(idle_push, .5), "push_p99": pct(idle_push, .99),
                 "pull_p50": pct(idle_pull, .5), "pull_p99": pct(idle_pull, .99), "n": n}
-            busy = os.path.join(work, f"backup-during-{rate or 'full'}")
+            busy = os.path.join(os.environ.get("BACKUP_LATENCY_DIR", work), f"backup-during-{rate or 'full'}")
             done = threading.Event()
             during_push, during_pull = [], []
 

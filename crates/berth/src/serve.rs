@@ -289,7 +289,6 @@ async fn status_now(State(state): State<AppState>, req: axum::extract::Request) 
     axum::Json(crate::status::collect(&state.registry, &state.ops).await).into_response()
 }
 
-/// SQLite and blobs under the data directory: what `berth backup` copies.
 async fn metrics(State(state): State<AppState>) -> Response {
     state.metrics.render(&state.registry).await
 }
