@@ -267,12 +267,25 @@ def test_a_node_restart_loses_nothing(cluster):
     assert r.status_code == 201, r.text
 
 
+def store_errors(node):
+    """berth_store_errors_total by (backend, operation)."""
+    text = Registry(node.url).get("/metrics").text
+    found = re.findall(r'^berth_store_errors_total\{backend="(\w+)",operation="(\w+)"\} (\d+)$', text, re.M)
+    return {(backend, op): int(n) for backend, op, n in found}
+
+
+def counted(before, after):
+    """The store errors a node counted between two readings (nonzero only)."""
+    return {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+
+
 def test_database_outage_is_503_then_recovers(cluster, infra):
     pg, _ = infra
     a, b = cluster.nodes
     ra = Registry(a.url, token=a.token())
     pushed = ra.push_image("cluster/dbdown", "v1", nlayers=1)
     accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
+    errors_a, errors_b = store_errors(a), store_errors(b)
     pg.stop()
     try:
         r = ra.get("/v2/cluster/dbdown/manifests/v1", headers=accept)
@@ -287,6 +300,10 @@ def test_database_outage_is_503_then_recovers(cluster, infra):
         assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
     finally:
         pg.start()
+    # Counted by the backend each refusal named, OCI and ECR alike.
+    assert counted(errors_a, store_errors(a)) == {("metadata", "read"): 1, ("metadata", "write"): 1}
+    # DescribeRepositories is a POST; botocore's retries max_attempts 1 means one retry: two calls.
+    assert counted(errors_b, store_errors(b)) == {("metadata", "write"): 2}
     r = ra.get("/v2/cluster/dbdown/manifests/v1", headers=accept)
     assert r.status_code == 200 and r.content == pushed["manifest"]
     # The push refused during the outage left nothing behind.
@@ -302,6 +319,7 @@ def test_bucket_outage_is_503_then_recovers(cluster, infra):
     ra = Registry(a.url, token=a.token())
     pushed = ra.push_image("cluster/s3down", "v1", nlayers=1, layer_size=300 * 1024)
     layer_digest, layer = pushed["blobs"][-1]
+    errors = store_errors(a)
     s3.stop()
     try:
         r = ra.get(f"/v2/cluster/s3down/blobs/{layer_digest}")
@@ -315,6 +333,7 @@ def test_bucket_outage_is_503_then_recovers(cluster, infra):
         assert m.status_code == 200
     finally:
         s3.start()
+    assert counted(errors, store_errors(a)) == {("blobs", "read"): 1, ("blobs", "write"): 1}
     rb = Registry(b.url, token=b.token())
     assert rb.get(f"/v2/cluster/s3down/blobs/{layer_digest}").content == layer
     # The upload refused during the outage is not visible.

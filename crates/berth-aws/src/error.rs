@@ -17,11 +17,13 @@ pub struct AwsError {
     pub status: StatusCode,
     /// Extra members of the exception shape.
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// The storage backend that failed (`from_store`), for the store error metric.
+    pub store: Option<&'static str>,
 }
 
 impl AwsError {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        AwsError { code, message: message.into(), status: StatusCode::BAD_REQUEST, extra: Default::default() }
+        AwsError { code, message: message.into(), status: StatusCode::BAD_REQUEST, extra: Default::default(), store: None }
     }
 
     /// AWS's front end's answer to a caller over its request rate (every JSON API alike; SDKs
@@ -55,7 +57,7 @@ impl AwsError {
     /// A storage failure: an outage is the API's `unavailable` code with 503 (retryable by the
     /// SDKs), anything else its `internal` code with 500. The cause goes to the server log only.
     pub fn from_store(e: &StoreError, unavailable: &'static str, internal: &'static str) -> Self {
-        match e {
+        let answer = match e {
             StoreError::Unavailable { what, .. } => {
                 tracing::error!(error = %e, "storage unavailable");
                 AwsError::new(unavailable, format!("{what} is unavailable; retry later")).with_status(StatusCode::SERVICE_UNAVAILABLE)
@@ -64,7 +66,8 @@ impl AwsError {
                 tracing::error!(error = %e, "storage failure");
                 AwsError::new(internal, "internal storage error; see the server log").with_status(StatusCode::INTERNAL_SERVER_ERROR)
             }
-        }
+        };
+        AwsError { store: Some(e.backend()), ..answer }
     }
 
     /// A request the model check refused, as AWS's JSON front end answers: a member of the
@@ -145,7 +148,7 @@ impl IntoResponse for AwsError {
         let mut body = self.extra;
         body.insert("__type".into(), json!(self.code));
         body.insert("message".into(), json!(self.message));
-        let error = berth_core::observe::CallError { code: self.code.to_string(), message: self.message };
+        let error = berth_core::observe::CallError::new(self.code, self.message).with_store(self.store);
         let mut response =
             (self.status, [(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")], axum::Json(serde_json::Value::Object(body)))
                 .into_response();

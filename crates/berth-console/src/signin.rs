@@ -187,8 +187,7 @@ async fn login_facts(
         }
     }
     facts.response_elements = Some(serde_json::json!({ "ConsoleLogin": outcome }));
-    let error = (outcome == "Failure")
-        .then(|| berth_core::observe::CallError { code: "Failed authentication".into(), message: "Failed authentication".into() });
+    let error = (outcome == "Failure").then(|| berth_core::observe::CallError::new("Failed authentication", "Failed authentication"));
     (facts, error)
 }
 

@@ -226,7 +226,7 @@ pub async fn console_calls(mut req: Request, next: axum::middleware::Next) -> Re
             if resp.extensions().get::<CallError>().is_none() {
                 let status = resp.status();
                 let code = if status == StatusCode::FORBIDDEN { "AccessDeniedException" } else { "InvalidParameterException" };
-                resp.extensions_mut().insert(CallError { code: code.into(), message: status.to_string() });
+                resp.extensions_mut().insert(CallError::new(code, status.to_string()));
             }
         }
         resp.extensions_mut().insert(facts);
@@ -237,7 +237,7 @@ pub async fn console_calls(mut req: Request, next: axum::middleware::Next) -> Re
 /// The exception name (and message) the ECR API answers for a service refusal.
 pub fn call_error(e: RegistryError) -> CallError {
     let e = berth_ecr::EcrError::from(e);
-    CallError { code: e.type_name.to_string(), message: e.message }
+    CallError::new(e.type_name, e.message).with_store(e.store)
 }
 
 /// A page shown for a refusal (a form again, with the service's message), carrying the

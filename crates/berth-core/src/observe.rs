@@ -50,6 +50,19 @@ impl CallFacts {
 pub struct CallError {
     pub code: String,
     pub message: String,
+    /// The storage backend whose failure the call answered (`StoreError::backend`), for
+    /// `berth_store_errors_total`; None for every other refusal.
+    pub store: Option<&'static str>,
+}
+
+impl CallError {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> CallError {
+        CallError { code: code.into(), message: message.into(), store: None }
+    }
+
+    pub fn with_store(self, store: Option<&'static str>) -> CallError {
+        CallError { store, ..self }
+    }
 }
 
 /// The route a request took, as a low-cardinality label for logs and metrics.

@@ -16,11 +16,13 @@ pub struct EcrError {
     pub status: StatusCode,
     /// Extra members of the exception shape (e.g. InvalidLayerPartException's lastValidByteReceived).
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// The storage backend that failed, for the store error metric.
+    pub store: Option<&'static str>,
 }
 
 impl EcrError {
     pub fn new(type_name: &'static str, message: impl Into<String>) -> Self {
-        EcrError { type_name, message: message.into(), status: StatusCode::BAD_REQUEST, extra: Default::default() }
+        EcrError { type_name, message: message.into(), status: StatusCode::BAD_REQUEST, extra: Default::default(), store: None }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new("InvalidParameterException", message)
@@ -40,7 +42,7 @@ impl EcrError {
 
 impl From<AwsError> for EcrError {
     fn from(e: AwsError) -> Self {
-        EcrError { type_name: e.code, message: e.message, status: e.status, extra: e.extra }
+        EcrError { type_name: e.code, message: e.message, status: e.status, extra: e.extra, store: e.store }
     }
 }
 
@@ -144,7 +146,7 @@ impl IntoResponse for EcrError {
         let mut body = self.extra;
         body.insert("__type".into(), json!(self.type_name));
         body.insert("message".into(), json!(self.message));
-        let error = berth_core::observe::CallError { code: self.type_name.to_string(), message: self.message };
+        let error = berth_core::observe::CallError::new(self.type_name, self.message).with_store(self.store);
         let mut response =
             (self.status, [(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")], axum::Json(serde_json::Value::Object(body)))
                 .into_response();

@@ -115,7 +115,11 @@ impl IntoResponse for OciError {
             }
             _ => json!(null),
         };
-        let error = berth_core::observe::CallError { code: audit_code(code).to_string(), message: message.clone() };
+        let store = match &self {
+            OciError::Registry(RegistryError::Store(e)) => Some(e.backend()),
+            _ => None,
+        };
+        let error = berth_core::observe::CallError::new(audit_code(code), message.clone()).with_store(store);
         let body = json!({ "errors": [{ "code": code, "message": message, "detail": detail }] });
         let mut resp = (status, axum::Json(body)).into_response();
         resp.extensions_mut().insert(error);

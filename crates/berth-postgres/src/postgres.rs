@@ -65,7 +65,7 @@ pub struct PostgresMetadataStore {
 /// What a call that met its deadline reports: the database is unavailable (503), not broken.
 fn timed_out(context: &'static str, after: Duration) -> StoreError {
     StoreError::Unavailable {
-        what: "the metadata database",
+        what: berth_store::error::METADATA_DATABASE,
         detail: format!("{context}: no answer from PostgreSQL within {} ms", after.as_millis()),
     }
 }

@@ -155,7 +155,7 @@ impl S3BlobStore {
         if is_unreachable(&e) {
             // Unavailable: the service answers 503 and clients retry.
             return StoreError::Unavailable {
-                what: "blob storage",
+                what: berth_store::error::BLOB_STORAGE,
                 detail: format!("{context}: S3 bucket {} is unreachable: {e}", self.bucket),
             };
         }

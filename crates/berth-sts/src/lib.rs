@@ -46,6 +46,10 @@ impl AwsApi for StsApi {
     }
 
     fn reject(&self, error: Rejection, request_id: &str) -> Response {
+        let store = match &error {
+            Rejection::Registry(RegistryError::Store(e)) => Some(e.backend()),
+            _ => None,
+        };
         let (status, code, message) = match error {
             Rejection::Registry(RegistryError::Unauthenticated(f)) => match f {
                 AuthFailure::Missing => {
@@ -69,6 +73,8 @@ impl AwsApi for StsApi {
             }
             Rejection::BodyUnreadable(m) => (StatusCode::BAD_REQUEST, "MalformedInput", m),
         };
-        query::error(NAMESPACE, status, code, &message, request_id)
+        let mut response = query::error(NAMESPACE, status, code, &message, request_id);
+        response.extensions_mut().insert(berth_core::observe::CallError::new(code, message).with_store(store));
+        response
     }
 }

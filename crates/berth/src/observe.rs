@@ -400,25 +400,6 @@ fn counted(inner: Body, counter: &IntCounter, slot: Option<Arc<AtomicU64>>) -> B
     Body::new(CountingBody { inner, counter: counter.clone(), seen: 0, slot })
 }
 
-/// The backend a storage failure came from, read off the answer the adapters made of it
-/// (berth-oci's and berth-aws's `StoreError` mapping: "<what> is unavailable; retry later" for an
-/// outage, a fixed message for any other storage error); None for every other answer.
-fn store_error_backend(e: &CallError) -> Option<&'static str> {
-    if e.message == "internal storage error; see the server log" {
-        return Some("other");
-    }
-    let what = e.message.strip_suffix(" is unavailable; retry later")?;
-    Some(if what.contains("database") {
-        "metadata"
-    } else if what.contains("disk") {
-        "disk"
-    } else if what.contains("blob") || what.contains("bucket") {
-        "blobs"
-    } else {
-        "other"
-    })
-}
-
 /// One log line and the metrics for every request.
 ///
 /// Byte counters count what actually crosses the socket, never a declared Content-Length
@@ -449,7 +430,8 @@ pub async fn track(State((metrics, registry)): State<(Arc<Metrics>, Arc<Registry
     let method_label = method_label(&method);
     metrics.requests.with_label_values(&[route, method_label, status_label(status)]).inc();
     metrics.latency.with_label_values(&[route, method_label]).observe(elapsed.as_secs_f64());
-    if let Some(backend) = response.extensions().get::<CallError>().and_then(store_error_backend) {
+    // The adapters' error mappings name the failed backend (`StoreError::backend`).
+    if let Some(backend) = response.extensions().get::<CallError>().and_then(|e| e.store) {
         let operation = if matches!(method, http::Method::GET | http::Method::HEAD) { "read" } else { "write" };
         metrics.store_errors.with_label_values(&[backend, operation]).inc();
     }
@@ -507,21 +489,6 @@ mod tests {
                 assert_eq!(status_label(status), status.as_str(), "{code}");
             }
         }
-    }
-
-    #[test]
-    fn storage_failures_are_told_apart_by_backend() {
-        let e = |m: &str| CallError { code: "x".into(), message: m.into() };
-        assert_eq!(store_error_backend(&e("the metadata database is unavailable; retry later")), Some("metadata"));
-        assert_eq!(store_error_backend(&e("blob storage is unavailable; retry later")), Some("blobs"));
-        assert_eq!(store_error_backend(&e("internal storage error; see the server log")), Some("other"));
-        assert_eq!(store_error_backend(&e("repository not found")), None);
-        let berth_store::StoreError::Unavailable { what, .. } =
-            berth_store::StoreError::io("writing", std::io::Error::from_raw_os_error(28))
-        else {
-            panic!("a full disk is an outage");
-        };
-        assert_eq!(store_error_backend(&e(&format!("{what} is unavailable; retry later"))), Some("disk"));
     }
 
     #[test]
