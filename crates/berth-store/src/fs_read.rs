@@ -47,23 +47,7 @@ const CHUNK: u64 = 2 << 20;
 /// The bytes `[start, start + len)` of `file` (`size` bytes long when opened) as a stream of
 /// mapped chunks. A file shorter than the range ends the stream with UnexpectedEof.
 pub(crate) fn mapped(file: File, size: u64, start: u64, len: u64) -> ByteStream {
-    let reader = Reader { file: Arc::new(file), pos: start, end: start.saturating_add(len), size };
-    futures::stream::unfold(reader, |mut r| async move {
-        if r.pos >= r.end {
-            return None;
-        }
-        match r.next_chunk().await {
-            Ok(chunk) => {
-                r.pos += chunk.len() as u64;
-                Some((Ok(chunk), r))
-            }
-            Err(e) => {
-                r.pos = r.end;
-                Some((Err(e), r))
-            }
-        }
-    })
-    .boxed()
+    chunks(file, size, start, len, Frames::Mapped)
 }
 
 /// The same bytes as [`mapped`], read (pread, on the blocking pool, a chunk at a time) into
@@ -71,19 +55,28 @@ pub(crate) fn mapped(file: File, size: u64, start: u64, len: u64) -> ByteStream 
 /// succeeds). For sealed objects, which are decrypted in place: a mapped frame would be copied
 /// first, and mapping it cost page-table work besides (bench/RESULTS.md, the sealed cached pull).
 pub(crate) fn owned(file: File, size: u64, start: u64, len: u64) -> ByteStream {
+    chunks(file, size, start, len, Frames::Owned)
+}
+
+/// How a stream's frames hold their bytes.
+#[derive(Clone, Copy)]
+enum Frames {
+    Mapped,
+    Owned,
+}
+
+/// The range as a stream of chunks read the way `frames` says; after an error, nothing more.
+fn chunks(file: File, size: u64, start: u64, len: u64, frames: Frames) -> ByteStream {
     let reader = Reader { file: Arc::new(file), pos: start, end: start.saturating_add(len), size };
-    futures::stream::unfold(reader, |mut r| async move {
+    futures::stream::unfold(reader, move |mut r| async move {
         if r.pos >= r.end {
             return None;
         }
-        let (file, pos, stop) = (r.file.clone(), r.pos, (r.pos + CHUNK).min(r.end).min(r.size));
-        let read = match pos >= r.size {
-            true => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob shorter than recorded")),
-            false => tokio::task::spawn_blocking(move || read_at(&file, pos, (stop - pos) as usize))
-                .await
-                .unwrap_or_else(|e| Err(io::Error::other(format!("reading a blob chunk: {e}")))),
+        let next = match frames {
+            Frames::Mapped => r.next_chunk().await,
+            Frames::Owned => r.read_chunk().await,
         };
-        match read {
+        match next {
             Ok(chunk) => {
                 r.pos += chunk.len() as u64;
                 Some((Ok(chunk), r))
@@ -130,6 +123,18 @@ struct Reader {
 }
 
 impl Reader {
+    /// The next chunk read into a buffer of its own (`owned`).
+    async fn read_chunk(&self) -> io::Result<Bytes> {
+        if self.pos >= self.size {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob shorter than recorded"));
+        }
+        let (file, pos, stop) = (self.file.clone(), self.pos, (self.pos + CHUNK).min(self.end).min(self.size));
+        tokio::task::spawn_blocking(move || read_at(&file, pos, (stop - pos) as usize))
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(format!("reading a blob chunk: {e}"))))
+    }
+
+    /// The next chunk as a mapping (`mapped`).
     async fn next_chunk(&self) -> io::Result<Bytes> {
         if self.pos >= self.size {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob shorter than recorded"));
@@ -227,5 +232,9 @@ mod tests {
         std::fs::write(&path, vec![1u8; 5000]).expect("writing");
         let err = read(&path, 0, 9000).await.expect_err("short");
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        // Owned frames too (`read` stops at the mapped stream's error).
+        let file = File::open(&path).expect("opening");
+        let owned: io::Result<Vec<Bytes>> = owned(file, 9000, 0, 9000).try_collect().await;
+        assert_eq!(owned.expect_err("short").kind(), io::ErrorKind::UnexpectedEof);
     }
 }
