@@ -34,6 +34,11 @@ impl FsckReport {
 
 impl Registry {
     pub async fn fsck(&self) -> Result<FsckReport> {
+        // The stored bytes themselves, not a node's cached copy of them.
+        berth_store::store_walk(self.fsck_pass()).await
+    }
+
+    async fn fsck_pass(&self) -> Result<FsckReport> {
         let mut report = FsckReport::default();
         for digest in self.blobs.list_blobs().await? {
             report.blobs_checked += 1;

@@ -330,6 +330,11 @@ pub struct ScrubOptions {
 impl Registry {
     /// Re-hashes every stored blob (see the module documentation); corrupt ones are quarantined.
     pub async fn scrub(&self, opts: ScrubOptions) -> Result<ScrubReport> {
+        // The stored bytes themselves, not a node's cached copy of them.
+        berth_store::store_walk(self.scrub_pass(opts)).await
+    }
+
+    async fn scrub_pass(&self, opts: ScrubOptions) -> Result<ScrubReport> {
         let mut report = ScrubReport::default();
         let mut throttle = opts.bytes_per_second.map(Throttle::new);
         for digest in self.blobs.list_blobs().await? {

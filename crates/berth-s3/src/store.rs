@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
 use crate::config::S3Config;
+use crate::local_cache::LocalCache;
 
 /// S3 allows 10,000 parts; appends keep one free for the tail, which `commit_upload` sends last.
 const MAX_FULL_PARTS: usize = 9_999;
@@ -45,6 +46,10 @@ pub struct S3BlobStore {
     part_size: usize,
     presign_expiry: Option<Duration>,
     pointers: PointerCache,
+    /// Copies of data objects on this node's disk (`with_local_cache`); shared by namespaces.
+    local: Option<Arc<LocalCache>>,
+    /// Reads hand out chunks in buffers of their own (the sealed namespace, decrypted in place).
+    owned_frames: bool,
 }
 
 /// `UploadCursor::state`: everything needed to continue or complete the session elsewhere.
@@ -104,7 +109,16 @@ impl S3BlobStore {
             part_size: cfg.part_size,
             presign_expiry: cfg.presign_expiry,
             pointers: PointerCache::new(POINTER_CACHE_ENTRIES),
+            local: None,
+            owned_frames: false,
         })
+    }
+
+    /// Keeps copies of the blobs this node reads in `cache` on its own disk, and serves later
+    /// reads from there (see `local_cache`). Namespaces made afterwards share it.
+    pub fn with_local_cache(mut self, cache: Arc<LocalCache>) -> Self {
+        self.local = Some(cache);
+        self
     }
 
     /// One cheap request proving the bucket answers and the credentials may list it; for
@@ -451,6 +465,14 @@ impl S3BlobStore {
         }
     }
 
+    /// Drops this node's copy of a pointer's data (deleted or quarantined: the copy would
+    /// outlive its purpose, and a quarantined blob's copy may be the damaged bytes).
+    fn forget_local(&self, ptr: &Pointer) {
+        if let Some(local) = &self.local {
+            local.remove(self.key(&ptr.data).as_ref());
+        }
+    }
+
     /// Opens the pointer's data; Ok(None) when the data object is gone.
     async fn open_data(&self, digest: &Digest, ptr: &Pointer, range: Option<BlobRange>) -> Result<Option<BlobReader>, StoreError> {
         let (get_range, len) = match range {
@@ -469,6 +491,13 @@ impl S3BlobStore {
             None => (None, ptr.size),
         };
         let key = self.key(&ptr.data);
+        // A walk over the whole store reads the bucket itself and fills nothing (store_walk).
+        let local = self.local.as_ref().filter(|_| !berth_store::in_store_walk());
+        if let Some(local) = local {
+            if let Some(body) = local.read(key.as_ref(), ptr.size, range, self.owned_frames).await {
+                return Ok(Some(BlobReader { len, body }));
+            }
+        }
         let opts = GetOptions { range: get_range, ..Default::default() };
         let res = match self.s3.get_opts(&key, opts).await {
             Ok(r) => r,
@@ -482,6 +511,10 @@ impl S3BlobStore {
             ));
         }
         let body = crate::coalesce::coalesce(res.into_stream().map_err(io::Error::from).boxed());
+        let body = match (local, range) {
+            (Some(local), None) => local.fill(key.as_ref(), ptr.size, body),
+            _ => body,
+        };
         Ok(Some(BlobReader { len, body }))
     }
 }
@@ -672,6 +705,7 @@ impl BlobStore for S3BlobStore {
         };
         self.delete_key(&self.pointer_key(digest), "blob pointer").await?;
         self.pointers.remove(digest);
+        self.forget_local(&ptr);
         self.delete_key(&self.key(&ptr.data), "blob data").await?;
         Ok(true)
     }
@@ -703,6 +737,7 @@ impl BlobStore for S3BlobStore {
         self.put_small(&aside, PutPayload::from(raw), "quarantined blob pointer").await?;
         self.delete_key(&self.pointer_key(digest), "blob pointer").await?;
         self.pointers.remove(digest);
+        self.forget_local(&ptr);
         Ok(true)
     }
 
@@ -759,6 +794,9 @@ impl BlobStore for S3BlobStore {
             part_size: self.part_size,
             presign_expiry: self.presign_expiry,
             pointers: PointerCache::new(POINTER_CACHE_ENTRIES),
+            local: self.local.clone(),
+            // Sealed objects are decrypted in place (see FsBlobStore::namespace).
+            owned_frames: true,
         }))
     }
 }

@@ -8,7 +8,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_s3::{S3BlobStore, S3Config};
+use berth_s3::{LocalCache, S3BlobStore, S3Config};
 use berth_store::{Algorithm, BlobRange, BlobStore, ByteStream, Digest, FsBlobStore, StoreError, UploadCursor};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -23,14 +23,15 @@ struct Backend {
     /// A second, independent instance over the same storage: another node.
     other: Arc<dyn BlobStore>,
     s3: bool,
-    _dir: Option<tempfile::TempDir>,
+    /// The filesystem's directory, or the node-local caches' (one per node).
+    _dirs: Vec<tempfile::TempDir>,
 }
 
 async fn fs_backend() -> Backend {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = FsBlobStore::open(dir.path()).await.expect("open fs store");
     let other = FsBlobStore::open(dir.path()).await.expect("open second fs store");
-    Backend { store: Arc::new(store), other: Arc::new(other), s3: false, _dir: Some(dir) }
+    Backend { store: Arc::new(store), other: Arc::new(other), s3: false, _dirs: vec![dir] }
 }
 
 fn env(name: &str) -> String {
@@ -60,7 +61,19 @@ async fn s3_backend() -> Backend {
     let store = S3BlobStore::open(s3_config(&prefix)).expect("open s3 store");
     store.check().await.expect("test bucket answers");
     let other = S3BlobStore::open(s3_config(&prefix)).expect("open second s3 store");
-    Backend { store: Arc::new(store), other: Arc::new(other), s3: true, _dir: None }
+    Backend { store: Arc::new(store), other: Arc::new(other), s3: true, _dirs: Vec::new() }
+}
+
+/// Two nodes on the bucket, each with its own node-local cache (`--blob-cache-dir`): every
+/// case must hold exactly as without one.
+async fn s3_cached_backend() -> Backend {
+    let prefix = format!("suite/{}", uuid::Uuid::new_v4().simple());
+    let (a, b) = (tempfile::tempdir().expect("temp dir"), tempfile::tempdir().expect("temp dir"));
+    let cache = |dir: &tempfile::TempDir| LocalCache::open(dir.path(), 256 << 20).expect("open the local cache");
+    let store = S3BlobStore::open(s3_config(&prefix)).expect("open s3 store").with_local_cache(cache(&a));
+    store.check().await.expect("test bucket answers");
+    let other = S3BlobStore::open(s3_config(&prefix)).expect("open second s3 store").with_local_cache(cache(&b));
+    Backend { store: Arc::new(store), other: Arc::new(other), s3: true, _dirs: vec![a, b] }
 }
 
 // ---- helpers ----
@@ -458,6 +471,14 @@ macro_rules! suite {
                 }
             )*
         }
+        mod s3_cached {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::s3_cached_backend().await).await;
+                }
+            )*
+        }
     };
 }
 
@@ -478,3 +499,96 @@ suite!(
     large_blob_throughput,
     download_url,
 );
+
+// ---- the node-local cache (`S3BlobStore::with_local_cache`): what a node serves from its
+// disk, and what never comes from there ----
+
+/// The whole blob, or the error that cut its body short.
+async fn read_through(store: &dyn BlobStore, digest: &Digest) -> io::Result<Vec<u8>> {
+    let mut body = store.get(digest, None).await.unwrap().expect("stored").body;
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        out.extend_from_slice(&chunk?);
+    }
+    Ok(out)
+}
+
+struct Node {
+    store: S3BlobStore,
+    cache: Arc<LocalCache>,
+    dir: tempfile::TempDir,
+}
+
+fn node(prefix: &str) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = LocalCache::open(dir.path(), 1 << 30).unwrap();
+    Node { store: S3BlobStore::open(s3_config(prefix)).unwrap().with_local_cache(cache.clone()), cache, dir }
+}
+
+fn cached_files(node: &Node) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(node.dir.path()).unwrap().map(|e| e.unwrap().path()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_serves_its_second_read_from_its_disk() {
+    let prefix = format!("cache/{}", uuid::Uuid::new_v4().simple());
+    let writer = S3BlobStore::open(s3_config(&prefix)).unwrap();
+    let data = pattern(9 << 20, 21);
+    let digest = push(&writer, &data, 4 * MIB).await;
+    let b = node(&prefix);
+
+    assert!(read_through(&b.store, &digest).await.unwrap() == data);
+    b.cache.idle().await;
+    let c = b.cache.counts();
+    assert_eq!((c.misses, c.hits, c.fills, c.bytes), (1, 0, 1, data.len() as u64));
+    // The copy is the object as stored, byte for byte.
+    let files = cached_files(&b);
+    assert_eq!(files.len(), 1);
+    assert!(std::fs::read(&files[0]).unwrap() == data);
+
+    assert!(read_through(&b.store, &digest).await.unwrap() == data);
+    let range = b.store.get(&digest, Some(berth_store::BlobRange { start: 5, end_inclusive: 4_000_004 })).await.unwrap().unwrap();
+    assert_eq!(range.len, 4_000_000);
+    assert_eq!(b.cache.counts().hits, 2);
+
+    // A walk over the store (scrub, fsck, backup) reads the bucket and copies nothing.
+    let walked = berth_store::store_walk(async { read_through(&b.store, &digest).await.unwrap() }).await;
+    assert!(walked == data);
+    let c = b.cache.counts();
+    assert_eq!((c.hits, c.misses, c.fills), (2, 1, 1), "the walk neither hit nor counted");
+
+    // Deleting through this node drops its copy with the blob.
+    assert!(b.store.delete(&digest).await.unwrap());
+    assert_eq!(b.cache.counts().bytes, 0);
+    assert!(cached_files(&b).is_empty());
+    assert!(b.store.get(&digest, None).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_damaged_on_the_node_is_never_served_whole_and_the_bucket_is_untouched() {
+    let prefix = format!("cache/{}", uuid::Uuid::new_v4().simple());
+    let b = node(&prefix);
+    let data = pattern(6 << 20, 22);
+    let digest = push(&b.store, &data, 4 * MIB).await;
+    read_through(&b.store, &digest).await.unwrap();
+    b.cache.idle().await;
+    let file = cached_files(&b).pop().expect("a copy");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[1234] ^= 0x40;
+    std::fs::write(&file, bytes).unwrap();
+
+    let err = read_through(&b.store, &digest).await.expect_err("the damaged copy ends short");
+    assert_ne!(err.kind(), io::ErrorKind::InvalidData);
+    assert_eq!(b.cache.counts().damaged, 1);
+    // The bucket's object is whole and is what the next read serves (and copies again).
+    assert!(read_through(&b.store, &digest).await.unwrap() == data);
+    assert_eq!(b.store.stat(&digest).await.unwrap(), Some(data.len() as u64));
+    assert!(b.store.list_quarantined().await.unwrap().is_empty());
+
+    // A quarantine drops the node's copy too.
+    b.cache.idle().await;
+    assert_eq!(b.cache.counts().bytes, data.len() as u64);
+    assert!(b.store.quarantine(&digest).await.unwrap());
+    assert_eq!(b.cache.counts().bytes, 0);
+    assert!(b.store.get(&digest, None).await.unwrap().is_none());
+}

@@ -97,3 +97,19 @@ pub trait BlobStore: Send + Sync + 'static {
         None
     }
 }
+
+tokio::task_local! {
+    static STORE_WALK: ();
+}
+
+/// Runs `f` as a walk over the whole store (scrub, fsck, backup): stores that keep a node-local
+/// cache in front of their storage read the storage itself inside it and copy nothing into the
+/// cache, so a walk checks (or saves) the stored bytes and does not evict what clients pull.
+pub async fn store_walk<F: std::future::Future>(f: F) -> F::Output {
+    STORE_WALK.scope((), f).await
+}
+
+/// Whether the current task is inside [`store_walk`].
+pub fn in_store_walk() -> bool {
+    STORE_WALK.try_with(|_| ()).is_ok()
+}

@@ -7,6 +7,7 @@ mod admin_remotes;
 mod admin_webhooks;
 mod audit;
 mod backup;
+mod blob_cache_metrics;
 mod config;
 mod connections;
 mod datadir;

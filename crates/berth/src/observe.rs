@@ -68,6 +68,7 @@ pub struct Metrics {
     integrity: IntegrityMetrics,
     tasks: TaskMetrics,
     replication: crate::replication_metrics::ReplicationMetrics,
+    blob_cache: crate::blob_cache_metrics::BlobCacheMetrics,
     webhooks: crate::webhook_metrics::WebhookMetrics,
     pub(crate) ops: crate::ops_metrics::OpsMetrics,
 }
@@ -214,6 +215,7 @@ impl Metrics {
         let integrity = IntegrityMetrics::new(&registry)?;
         let tasks = TaskMetrics::new(&registry)?;
         let replication = crate::replication_metrics::ReplicationMetrics::new(&registry)?;
+        let blob_cache = crate::blob_cache_metrics::BlobCacheMetrics::new(&registry)?;
         let webhooks = crate::webhook_metrics::WebhookMetrics::new(&registry)?;
         let ops = crate::ops_metrics::OpsMetrics::new(&registry)?;
         Ok(Metrics {
@@ -233,6 +235,7 @@ impl Metrics {
             integrity,
             tasks,
             replication,
+            blob_cache,
             webhooks,
             ops,
         })
@@ -259,6 +262,7 @@ impl Metrics {
         self.integrity.update(registry.integrity_counts());
         self.tasks.update(registry).await;
         self.replication.update(registry.replication_stats());
+        self.blob_cache.update(crate::storage::local_blob_cache().map(|c| c.counts()).unwrap_or_default());
         self.webhooks.update(registry).await;
         self.ops.update(registry).await;
         let mut buf = Vec::new();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use berth_postgres::PostgresMetadataStore;
-use berth_s3::{S3BlobStore, S3Config};
+use berth_s3::{LocalCache, S3BlobStore, S3Config};
 use berth_store::{BlobStore, FsBlobStore, MetadataStore, SqliteMetadataStore};
 use serde::Deserialize;
 
@@ -48,6 +48,24 @@ pub struct StorageArgs {
     /// stops waiting 1 s later (a primary that does not answer at all). Default 15.
     #[arg(long, env = "BERTH_POSTGRES_QUERY_TIMEOUT_SECONDS")]
     pub postgres_query_timeout_seconds: Option<u64>,
+    /// With `--blobs s3://…`: keep a copy of each blob this node serves in this directory on its
+    /// own disk (as stored: encrypted blobs stay encrypted) and serve later pulls of it from
+    /// there. Bounded by --blob-cache-gib, least recently used first out. Off by default.
+    #[arg(long, env = "BERTH_BLOB_CACHE_DIR")]
+    pub blob_cache_dir: Option<String>,
+    /// The bound of --blob-cache-dir, in GiB (default 10).
+    #[arg(long, env = "BERTH_BLOB_CACHE_GIB")]
+    pub blob_cache_gib: Option<u64>,
+}
+
+/// `--blob-cache-gib` when not given.
+const DEFAULT_BLOB_CACHE_GIB: u64 = 10;
+
+/// The node-local blob cache `open` set up, for /metrics (one per process).
+static LOCAL_BLOB_CACHE: std::sync::OnceLock<Arc<LocalCache>> = std::sync::OnceLock::new();
+
+pub fn local_blob_cache() -> Option<&'static Arc<LocalCache>> {
+    LOCAL_BLOB_CACHE.get()
 }
 
 impl StorageArgs {
@@ -63,6 +81,8 @@ impl StorageArgs {
             s3_path_style: self.s3_path_style || file.s3_path_style,
             s3_presign_seconds: self.s3_presign_seconds.or(file.s3_presign_seconds),
             postgres_query_timeout_seconds: self.postgres_query_timeout_seconds.or(file.postgres_query_timeout_seconds),
+            blob_cache_dir: self.blob_cache_dir.or(file.blob_cache_dir),
+            blob_cache_gib: self.blob_cache_gib.or(file.blob_cache_gib),
         }
     }
 
@@ -120,7 +140,7 @@ pub async fn open(data_dir: &Path, args: &StorageArgs) -> anyhow::Result<(Arc<dy
         }
         Some(other) => anyhow::bail!("--metadata {:?} is neither `sqlite` nor a postgres:// URL", redact_url(other)),
     };
-    let blobs = open_blobs(data_dir, args).await?;
+    let blobs = open_blobs_cached(data_dir, args, local_cache(args)?).await?;
     if meta.is_shared() && matches!(args.blobs.as_deref(), None | Some("fs")) {
         tracing::warn!(
             "shared metadata with blobs under this node's data directory: other nodes cannot read these blobs; \
@@ -133,6 +153,32 @@ pub async fn open(data_dir: &Path, args: &StorageArgs) -> anyhow::Result<(Arc<dy
 /// The blob store alone (`berth backup` of a cluster reads blobs without opening the metadata
 /// store, whose connection would migrate the schema).
 pub async fn open_blobs(data_dir: &Path, args: &StorageArgs) -> anyhow::Result<Arc<dyn BlobStore>> {
+    open_blobs_cached(data_dir, args, None).await
+}
+
+/// The node-local blob cache `--blob-cache-dir` asks for (opened once per process: a scheduled
+/// backup opens the blob store again, without it).
+fn local_cache(args: &StorageArgs) -> anyhow::Result<Option<Arc<LocalCache>>> {
+    let Some(dir) = args.blob_cache_dir.as_deref() else {
+        anyhow::ensure!(args.blob_cache_gib.is_none(), "--blob-cache-gib needs --blob-cache-dir");
+        return Ok(None);
+    };
+    anyhow::ensure!(
+        args.blobs.as_deref().is_some_and(|b| b.starts_with("s3://")),
+        "--blob-cache-dir keeps copies of a bucket's blobs; with --blobs {} they are on a filesystem already",
+        args.blobs.as_deref().unwrap_or("fs")
+    );
+    let gib = args.blob_cache_gib.unwrap_or(DEFAULT_BLOB_CACHE_GIB);
+    anyhow::ensure!(gib > 0, "--blob-cache-gib must be at least 1");
+    if let Some(cache) = LOCAL_BLOB_CACHE.get() {
+        return Ok(Some(cache.clone()));
+    }
+    let cache = LocalCache::open(dir, gib.saturating_mul(1 << 30)).with_context(|| format!("opening the blob cache in {dir}"))?;
+    tracing::info!(dir, gib, held_bytes = cache.counts().bytes, "node-local blob cache");
+    Ok(Some(LOCAL_BLOB_CACHE.get_or_init(|| cache).clone()))
+}
+
+async fn open_blobs_cached(data_dir: &Path, args: &StorageArgs, cache: Option<Arc<LocalCache>>) -> anyhow::Result<Arc<dyn BlobStore>> {
     let blobs: Arc<dyn BlobStore> = match args.blobs.as_deref() {
         None | Some("fs") => Arc::new(FsBlobStore::open(data_dir).await.context("opening blob storage")?),
         Some(url) if url.starts_with("file://") => {
@@ -153,7 +199,10 @@ pub async fn open_blobs(data_dir: &Path, args: &StorageArgs) -> anyhow::Result<A
             let store = S3BlobStore::open(cfg).with_context(|| format!("opening the bucket {url}"))?;
             // A wrong bucket, endpoint or key is a start-up error, not a 500 on the first push.
             store.check().await.with_context(|| format!("checking the bucket {url}"))?;
-            Arc::new(store)
+            match cache {
+                Some(cache) => Arc::new(store.with_local_cache(cache)),
+                None => Arc::new(store),
+            }
         }
         Some(other) => anyhow::bail!("--blobs {other:?} is not `fs`, file:///PATH or s3://BUCKET/PREFIX"),
     };

@@ -123,7 +123,9 @@ impl Source {
             Source::Cluster(c) if object.scope.is_empty() => (&c.blobs, object.digest.clone()),
             Source::Cluster(c) => (&c.sealed, berth_core::sealed_object_name(&object.scope, &object.digest)),
         };
-        let reader = store.get(&name, None).await.with_context(|| format!("reading {} from {}", object.path.display(), self.describe()))?;
+        let reader = berth_store::store_walk(store.get(&name, None))
+            .await
+            .with_context(|| format!("reading {} from {}", object.path.display(), self.describe()))?;
         Ok(reader.map(|r| (r.len, r.body)))
     }
 }

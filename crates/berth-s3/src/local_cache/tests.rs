@@ -1,0 +1,157 @@
+use std::io;
+use std::sync::Arc;
+
+use berth_store::{BlobRange, ByteStream};
+use bytes::Bytes;
+use futures::StreamExt;
+
+use super::LocalCache;
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+fn stream_of(data: &[u8]) -> ByteStream {
+    let chunks: Vec<io::Result<Bytes>> = data.chunks(64 * 1024).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    futures::stream::iter(chunks).boxed()
+}
+
+async fn drain(mut body: ByteStream) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        out.extend_from_slice(&chunk?);
+    }
+    Ok(out)
+}
+
+/// Reads `key` through the cache as the store does: from the copy, or (a miss) from `data`
+/// with a fill; waits for the fill to end. True when it was a hit.
+async fn read_through(cache: &Arc<LocalCache>, key: &str, data: &[u8]) -> bool {
+    if let Some(body) = cache.read(key, data.len() as u64, None, false).await {
+        assert!(drain(body).await.expect("a hit streams whole") == data);
+        return true;
+    }
+    let body = cache.fill(key, data.len() as u64, stream_of(data));
+    assert!(drain(body).await.expect("the teed body streams whole") == data, "the client gets the bucket's bytes unchanged");
+    cache.idle().await;
+    false
+}
+
+fn files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filled_copy_serves_whole_reads_and_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = LocalCache::open(dir.path(), 64 << 20).unwrap();
+    let data = pattern(5 * 1024 * 1024 + 17, 1);
+    assert!(!read_through(&cache, "p/data/a", &data).await, "first read misses");
+    assert!(read_through(&cache, "p/data/a", &data).await, "second read hits");
+    let body = cache.read("p/data/a", data.len() as u64, Some(BlobRange { start: 3_000_000, end_inclusive: 3_000_099 }), true).await;
+    assert!(drain(body.expect("range hit")).await.unwrap() == data[3_000_000..3_000_100]);
+    let c = cache.counts();
+    assert_eq!((c.hits, c.misses, c.fills, c.bytes), (2, 1, 1, data.len() as u64));
+    // Another size under the same key is not this copy: never served, and dropped.
+    assert!(cache.read("p/data/a", 10, None, false).await.is_none());
+    assert_eq!(cache.counts().bytes, 0);
+    assert!(files(dir.path()).is_empty(), "{:?}", files(dir.path()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bound_holds_and_the_least_recently_used_goes_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mib = 1 << 20;
+    let cache = LocalCache::open(dir.path(), 2 * mib as u64 + 10).unwrap();
+    let (a, b, c) = (pattern(mib, 1), pattern(mib, 2), pattern(mib, 3));
+    read_through(&cache, "a", &a).await;
+    read_through(&cache, "b", &b).await;
+    assert!(read_through(&cache, "a", &a).await, "a is now the most recently used");
+    read_through(&cache, "c", &c).await;
+    let counts = cache.counts();
+    assert_eq!((counts.evictions, counts.bytes), (1, 2 * mib as u64));
+    assert!(read_through(&cache, "a", &a).await, "a stayed");
+    assert!(read_through(&cache, "c", &c).await, "c is in");
+    assert!(!read_through(&cache, "b", &b).await, "b, least recently used, went");
+    assert!(cache.counts().bytes <= 2 * mib as u64 + 10);
+    assert_eq!(files(dir.path()).len(), 2);
+    // An object larger than the bound is never copied.
+    let big = pattern(3 * mib, 4);
+    assert!(!read_through(&cache, "big", &big).await);
+    assert!(!read_through(&cache, "big", &big).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_cut_short_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = LocalCache::open(dir.path(), 64 << 20).unwrap();
+    let data = pattern(1 << 20, 5);
+    // The bucket's body fails midway.
+    let mut items: Vec<io::Result<Bytes>> = data[..300_000].chunks(65536).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    items.push(Err(io::Error::new(io::ErrorKind::ConnectionReset, "bucket went away")));
+    let body = cache.fill("k", data.len() as u64, futures::stream::iter(items).boxed());
+    assert!(drain(body).await.is_err());
+    cache.idle().await;
+    // The client goes away after the first chunk.
+    let mut body = cache.fill("k", data.len() as u64, stream_of(&data));
+    body.next().await.unwrap().unwrap();
+    drop(body);
+    cache.idle().await;
+    let c = cache.counts();
+    assert_eq!((c.fills, c.fills_dropped, c.bytes), (0, 2, 0));
+    assert!(files(dir.path()).is_empty(), "{:?}", files(dir.path()));
+    assert!(cache.read("k", data.len() as u64, None, false).await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_copy_is_never_passed_on_whole_and_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = LocalCache::open(dir.path(), 64 << 20).unwrap();
+    let data = pattern(3 << 20, 6);
+    read_through(&cache, "k", &data).await;
+    let name = files(dir.path()).pop().unwrap();
+    let path = dir.path().join(&name);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[2_000_000] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+
+    let mut body = cache.read("k", data.len() as u64, None, false).await.expect("hit");
+    let mut passed = 0usize;
+    let err = loop {
+        match body.next().await {
+            Some(Ok(chunk)) => passed += chunk.len(),
+            Some(Err(e)) => break e,
+            None => panic!("a damaged copy streamed to its end"),
+        }
+    };
+    assert!(passed < data.len(), "the last chunk was held back");
+    assert_ne!(err.kind(), io::ErrorKind::InvalidData, "not taken for the bucket's object being corrupt");
+    assert_eq!(cache.counts().damaged, 1);
+    assert!(files(dir.path()).is_empty());
+    assert!(!read_through(&cache, "k", &data).await, "the next read goes to the bucket");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopening_keeps_copies_and_clears_unfinished_fills() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (pattern(1 << 20, 7), pattern(1 << 20, 8));
+    {
+        let cache = LocalCache::open(dir.path(), 64 << 20).unwrap();
+        read_through(&cache, "a", &a).await;
+        read_through(&cache, "b", &b).await;
+    }
+    std::fs::write(dir.path().join(format!("{}.0123abcd.tmp", "f".repeat(64))), b"half").unwrap();
+    let cache = LocalCache::open(dir.path(), 64 << 20).unwrap();
+    assert_eq!(cache.counts().bytes, 2 << 20);
+    assert_eq!(files(dir.path()).len(), 2, "the unfinished fill is gone");
+    assert!(read_through(&cache, "a", &a).await);
+    cache.remove("a");
+    assert!(!read_through(&cache, "a", &a).await, "removed copies are not served");
+    // Reopened under a smaller bound: the oldest go.
+    drop(cache);
+    let cache = LocalCache::open(dir.path(), (1 << 20) + 1).unwrap();
+    assert_eq!(cache.counts().bytes, 1 << 20);
+    assert_eq!(files(dir.path()).len(), 1);
+}
