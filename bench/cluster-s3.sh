@@ -7,6 +7,9 @@
 #           sealed at rest, the default: node B decrypts every byte it serves),
 #   berth-clear  the same through nodes C and D started with --aes256-by-storage (blobs in clear,
 #           as distribution stores them: the like-for-like comparison).
+#   berth-cached  push through E, pull through F started with --blob-cache-dir (sealed): the
+#           first pull comes from the bucket and is copied to F's disk as it streams, the
+#           second (pull_again) is served from F's disk.
 # Each repetition runs the three in a rotating order; figures are medians.
 #
 #   bench/cluster-s3.sh                       # writes the "cluster-s3" section of bench/RESULTS.md
@@ -14,7 +17,7 @@
 #
 # Environment: CLUSTER_S3_BLOB_MIB (256), CLUSTER_S3_REPEAT (3), CLUSTER_S3_OUT (bench/RESULTS.md),
 # CLUSTER_S3_SERVER (s3s-fs | moto: distribution cannot push to s3s-fs 0.14.1, see below),
-# CLUSTER_S3_TARGETS ("plain dist berth berth-clear"),
+# CLUSTER_S3_TARGETS ("plain dist berth berth-clear berth-cached"),
 # CLUSTER_S3_NOTE (a line printed under the table), BERTH_BIN / BENCH_BIN (default: build them,
 # release), BENCH_BUILD=0 (use the built ones).
 set -euo pipefail
@@ -23,7 +26,7 @@ cd "$ROOT"
 BLOB_MIB=${CLUSTER_S3_BLOB_MIB:-256}
 REPEAT=${CLUSTER_S3_REPEAT:-3}
 SERVER=${CLUSTER_S3_SERVER:-s3s-fs}
-TARGETS=${CLUSTER_S3_TARGETS:-plain dist berth berth-clear}
+TARGETS=${CLUSTER_S3_TARGETS:-plain dist berth berth-clear berth-cached}
 OUT=${CLUSTER_S3_OUT:-$ROOT/bench/RESULTS.md}
 log() { echo "[$(date +%T)] $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -159,6 +162,10 @@ if [[ " $TARGETS " == *" berth-clear "* ]]; then
   start_node node-c --aes256-by-storage
   start_node node-d --aes256-by-storage
 fi
+if [[ " $TARGETS " == *" berth-cached "* ]]; then
+  start_node node-e
+  start_node node-f --blob-cache-dir "$W/node-f/cache" --blob-cache-gib 4
+fi
 bb_berth() { local n=$1; shift; BENCH_URL="${URL[$n]}" BENCH_USER="${CREDS[$n]%%:*}" BENCH_PASSWORD="${CREDS[$n]#*:}" "$BB" "$@"; }
 bb_dist() { BENCH_URL="http://127.0.0.1:$DPORT" "$BB" "$@"; }
 
@@ -182,6 +189,15 @@ run_dist() { # REP FILE DIGEST
   j=$(bb_dist pull-blob --repo "blob/r$1" --digest "$3"); rec pull_again dist "$j"
   log "distribution-on-S3 pull again: $(jq -r .mb_per_s <<<"$j") MB/s"
 }
+wait_cache_fill() { # NODE COUNT: the node's copies done (the copy is written after the pull's last byte)
+  local n
+  for _ in $(seq 1 600); do
+    n=$(curl -fsS "${URL[$1]}/metrics" | awk '/^berth_blob_cache_fills_total\{result="done"\}/ { print $2 }')
+    [ "${n:-0}" -ge "$2" ] && return 0
+    sleep 0.1
+  done
+  die "$1 never finished copying the blob to its cache"
+}
 run_berth() { # REP FILE DIGEST TARGET PUSH-NODE PULL-NODE
   local j t=$4
   sync
@@ -189,6 +205,7 @@ run_berth() { # REP FILE DIGEST TARGET PUSH-NODE PULL-NODE
   log "$t cluster push ($5): $(jq -r .mb_per_s <<<"$j") MB/s"
   j=$(bb_berth "$6" pull-blob --repo "$t/r$1" --digest "$3"); rec pull "$t" "$j"
   log "$t cluster pull ($6): $(jq -r .mb_per_s <<<"$j") MB/s"
+  [ "$t" = berth-cached ] && wait_cache_fill "$6" "$1"
   # The pulling node checks a blob's digest on its first read back only (berth-core's integrity).
   j=$(bb_berth "$6" pull-blob --repo "$t/r$1" --digest "$3"); rec pull_again "$t" "$j"
   log "$t cluster pull again ($6): $(jq -r .mb_per_s <<<"$j") MB/s"
@@ -207,6 +224,7 @@ for rep in $(seq 1 "$REPEAT"); do
       dist) run_dist "$rep" "$f" "$digest" ;;
       berth) run_berth "$rep" "$f" "$digest" berth node-a node-b ;;
       berth-clear) run_berth "$rep" "$f" "$digest" berth-clear node-c node-d ;;
+      berth-cached) run_berth "$rep" "$f" "$digest" berth-cached node-e node-f ;;
     esac
   done
   rm -f "$f"
@@ -226,13 +244,14 @@ section=$W/section.md
   echo "Plain: \`aws s3 cp\` (CLI defaults: 8 MiB parts, 10 at once; down to stdout → /dev/null). Distribution: its s3 driver on the same"
   echo "bucket, \`redirect: disable\`. Berth: push through node A, pull through node B, blobs sealed at rest (the default);"
   echo "berth clear: the same through two nodes started with \`--aes256-by-storage\` (blobs in clear, as distribution keeps them). Each repetition's MB/s in brackets."
-  echo "pull_again: the same blob pulled a second time (berth's node B hashes a blob on its first read back only)."
+  echo "berth cached: push through node E, pull through node F started with \`--blob-cache-dir\` (sealed; F's first pull copies the blob to its disk as it streams)."
+  echo "pull_again: the same blob pulled a second time (berth's node B hashes a blob on its first read back only; node F serves it from its disk)."
   echo
-  echo "| MB/s | plain aws s3 cp | distribution on S3 | berth cluster | berth clear | berth / distribution | berth clear / distribution | berth / plain |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| MB/s | plain aws s3 cp | distribution on S3 | berth cluster | berth clear | berth cached | berth / distribution | berth clear / distribution | berth cached / distribution | berth / plain |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for k in push pull pull_again; do
-    p=$(med $k plain) d=$(med $k dist) b=$(med $k berth) c=$(med $k berth-clear)
-    echo "| $k | $(cell "$p" "$(all $k plain)") | $(cell "$d" "$(all $k dist)") | $(cell "$b" "$(all $k berth)") | $(cell "$c" "$(all $k berth-clear)") | $(ratio "$b" "$d") | $(ratio "$c" "$d") | $(ratio "$b" "$p") |"
+    p=$(med $k plain) d=$(med $k dist) b=$(med $k berth) c=$(med $k berth-clear) e=$(med $k berth-cached)
+    echo "| $k | $(cell "$p" "$(all $k plain)") | $(cell "$d" "$(all $k dist)") | $(cell "$b" "$(all $k berth)") | $(cell "$c" "$(all $k berth-clear)") | $(cell "$e" "$(all $k berth-cached)") | $(ratio "$b" "$d") | $(ratio "$c" "$d") | $(ratio "$e" "$d") | $(ratio "$b" "$p") |"
   done
   [ -n "${CLUSTER_S3_NOTE:-}" ] && { echo; echo "$CLUSTER_S3_NOTE"; }
   echo "<!-- cluster-s3-$SERVER:end -->"

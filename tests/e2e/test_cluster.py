@@ -340,6 +340,66 @@ def test_bucket_outage_is_503_then_recovers(cluster, infra):
     assert rb.head(f"/v2/cluster/s3down/blobs/{sha256(data)}").status_code == 404
 
 
+def blob_cache_figures(node):
+    """berth_blob_cache_* series as {name{labels}: value}."""
+    text = Registry(node.url).get("/metrics").text
+    return {k: int(float(v)) for k, v in re.findall(r"^(berth_blob_cache_\w+(?:\{[^}]*\})?) (\S+)$", text, re.M)}
+
+
+def test_a_node_with_a_blob_cache_serves_pulls_from_its_disk_even_with_the_bucket_down(infra, tmp_path, short_dirs):
+    c = Cluster(infra, tmp_path, names=("a",))
+    try:
+        (a,) = c.nodes
+        cache_dir = tmp_path / "cache-b"
+        b = Berth(str(tmp_path / "node-b"), extra_args=[*c.args, "--blob-cache-dir", str(cache_dir), "--blob-cache-gib", "1"],
+                  env=c.env).start()
+        c.nodes.append(b)
+        layout = str(tmp_path / "layout")
+        image = images.build_image(layout, "cached", random_size=3 * MiB, with_busybox=False)
+        via_a = Clients(a, tmp_path / "ca", short_dirs())
+        via_b = Clients(b, tmp_path / "cb", short_dirs())
+        repo = "cluster/cached"
+        via_a.skopeo_copy(image.ref, via_a.docker_ref(repo, "v1"))
+        blobs = [image.config_digest, *image.layer_digests]
+
+        # First pull through B: from the bucket, copied to B's disk as it streams.
+        first = tmp_path / "first"
+        via_b.skopeo_copy(via_b.docker_ref(repo, "v1"), f"dir:{first}")
+        assert (first / "manifest.json").read_bytes() == image.manifest_bytes
+        deadline = time.monotonic() + 60
+        while blob_cache_figures(b).get('berth_blob_cache_fills_total{result="done"}', 0) < len(blobs):
+            assert time.monotonic() < deadline, blob_cache_figures(b)
+            time.sleep(0.1)  # polling for the copies' outcome, not ordering events
+        figures = blob_cache_figures(b)
+        assert figures['berth_blob_cache_reads_total{result="miss"}'] == len(blobs), figures
+        assert figures['berth_blob_cache_reads_total{result="hit"}'] == 0, figures
+        assert figures["berth_blob_cache_max_bytes"] == 1 << 30
+        assert 3 * MiB < figures["berth_blob_cache_bytes"] < 4 * MiB, figures
+        # The copies are the bucket's objects: encrypted, never the layer in clear.
+        layer = (first / image.layer_digests[0].split(":")[1]).read_bytes()
+        copies = [p.read_bytes() for p in cache_dir.iterdir()]
+        assert len(copies) == len(blobs) and all(layer[4096:8192] not in copy for copy in copies)
+
+        # The bucket goes down: B serves the image from its disk, A (no cache) cannot.
+        infra[1].stop()
+        try:
+            second = tmp_path / "second"
+            via_b.skopeo_copy(via_b.docker_ref(repo, "v1"), f"dir:{second}")
+            for d in blobs:
+                assert images.file_digest(second / d.split(":")[1]) == d
+            r = Registry(a.url, token=a.token()).get(f"/v2/{repo}/blobs/{image.layer_digests[0]}")
+            assert r.status_code == 503 and error_codes(r) == ["UNAVAILABLE"], (r.status_code, r.text)
+        finally:
+            infra[1].start()
+        figures = blob_cache_figures(b)
+        assert figures['berth_blob_cache_reads_total{result="hit"}'] == len(blobs), figures
+        assert figures['berth_blob_cache_reads_total{result="miss"}'] == len(blobs), figures
+        # Nodes without the cache report the same series, at zero.
+        assert blob_cache_figures(a)["berth_blob_cache_max_bytes"] == 0
+    finally:
+        c.stop()
+
+
 def test_scheduled_gc_on_two_nodes_collects_each_blob_once(infra, tmp_path):
     c = Cluster(infra, tmp_path, env={"BERTH_GC_INTERVAL_SECONDS": "1", "BERTH_GC_GRACE_SECONDS": "0"})
     try:

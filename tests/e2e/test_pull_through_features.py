@@ -228,6 +228,29 @@ def test_referrers_of_an_image_come_with_it_from_an_upstream_with_the_referrers_
         want = requests.get(f"{up.url}/v2/team/signed/manifests/{ref}", auth=("AWS", token), timeout=30,
                             headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
         assert got.status_code == 200 and got.content == want.content
+
+        # An SBOM added upstream after the image was cached arrives at the tag's next re-check
+        # (every REFRESH_SECONDS here, 24 h by default), with no pull of the referrer itself.
+        sbom = tmp_path / "sbom.json"
+        sbom.write_text(json.dumps({"sbom": img.manifest_digest}))
+        client.push(target=f"{up.addr}/team/signed:sbom", files=[f"{sbom}:application/vnd.test.sbom+json"],
+                    subject=subject, disable_path_validation=True)
+        upstream_now = requests.get(f"{up.url}/v2/team/signed/referrers/{img.manifest_digest}", auth=("AWS", token),
+                                    timeout=30).json()["manifests"]
+        assert len(upstream_now) == 2, upstream_now
+        deadline = time.monotonic() + 60
+        while True:
+            # A pull of the tag is what re-checks it once the interval has passed.
+            assert skopeo_digest(cache, f"{cache.addr}/signed/team/signed:v1") == img.manifest_digest
+            r = requests.get(f"{cache.url}/v2/signed/team/signed/referrers/{img.manifest_digest}",
+                             auth=("AWS", ctoken), timeout=30)
+            assert r.status_code == 200, r.text
+            if len(r.json()["manifests"]) == 2:
+                break
+            assert time.monotonic() < deadline, "the referrer added upstream later was never cached"
+            time.sleep(0.5)  # polling for the re-check's outcome, not ordering events
+        assert sorted((m["digest"], m.get("artifactType")) for m in r.json()["manifests"]) == \
+            sorted((m["digest"], m.get("artifactType")) for m in upstream_now)
         up.stop()  # served from the cache from here on
         layer = json.loads(got.content)["layers"][0]["digest"]
         blob = requests.get(f"{cache.url}/v2/signed/team/signed/blobs/{layer}", auth=("AWS", ctoken), timeout=30)

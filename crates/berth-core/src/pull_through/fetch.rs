@@ -10,7 +10,9 @@
 //! through the blob flights clients join, then stores it. An index is stored at once with the
 //! children the repository holds (ECR stores the index on first pull): its other children are
 //! fetched as clients ask for them, and each one cached links itself to the partial indexes
-//! (`partial`) that list it. Every image cached (or failing to be) is an "ECR Pull Through
+//! (`partial`) that list it. An image's referrers (signatures, SBOMs) are fetched when it is
+//! cached and listed again at each re-check of a tag naming it, so ones added upstream later
+//! arrive within the refresh interval. Every image cached (or failing to be) is an "ECR Pull Through
 //! Cache Action" event.
 //!
 //! Upstream failures: 404 is the client's MANIFEST_UNKNOWN / BLOB_UNKNOWN; anything else is
@@ -264,6 +266,12 @@ impl Registry {
         match source.client.head_manifest(&target.repository, tag).await {
             Ok(Some(info)) if info.digest == cached.digest.to_string() => {
                 self.meta.set_pull_through_tag_checked(repo.key(), tag, now).await?;
+                // Signatures and SBOMs are often added upstream after the image: the re-check
+                // also lists the subject's referrers again and caches the new ones (in the
+                // background; only for a principal that may import into the cache).
+                if self.authorize_import(principal, repo).await.is_ok() {
+                    tokio::spawn(self.clone().import_referrers(repo.clone(), target.clone(), cached.digest.clone()));
+                }
                 Ok(cached)
             }
             Ok(Some(_)) => match self.fetch_manifest(principal, repo, target, &Reference::Tag(Registry::tag(tag)?)).await {
