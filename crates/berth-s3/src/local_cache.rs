@@ -27,6 +27,7 @@
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -59,7 +60,7 @@ pub struct LocalCacheCounts {
     pub fills_dropped: u64,
     /// Copies removed to stay within the bound.
     pub evictions: u64,
-    /// Copies found damaged on the node's disk (and removed).
+    /// Copies found damaged or unreadable on the node's disk (and removed).
     pub damaged: u64,
     /// Bytes the cache holds now.
     pub bytes: u64,
@@ -106,7 +107,8 @@ impl LocalCache {
     /// Unfinished fills of an earlier run are removed; what is over the bound goes, oldest first.
     pub fn open(dir: impl Into<PathBuf>, max_bytes: u64) -> io::Result<Arc<LocalCache>> {
         let dir = dir.into();
-        fs::create_dir_all(&dir)?;
+        // Only berth reads the copies (blobs left in clear by --aes256-by-storage among them).
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
         let mut found = Vec::new();
         for item in fs::read_dir(&dir)? {
             let item = item?;
@@ -450,7 +452,15 @@ impl Stream for Checked {
                 }
                 Poll::Ready(Some(Ok(chunk)))
             }
-            other => Poll::Ready(other),
+            Some(Err(e)) => {
+                // Unreadable (a disk error, a file cut short): the next read goes to the bucket.
+                self.cache.damaged(&self.stem);
+                tracing::warn!(file = %self.stem, error = %e, "node-local blob cache: a copy could not be read; removed");
+                Poll::Ready(Some(Err(io::Error::other(format!(
+                    "this node's cached copy of the blob could not be read (removed; retry): {e}"
+                )))))
+            }
+            None => Poll::Ready(None),
         }
     }
 }

@@ -131,6 +131,13 @@ async fn a_damaged_copy_is_never_passed_on_whole_and_is_removed() {
     assert_eq!(cache.counts().damaged, 1);
     assert!(files(dir.path()).is_empty());
     assert!(!read_through(&cache, "k", &data).await, "the next read goes to the bucket");
+
+    // A copy cut short on disk is not served either, and goes.
+    let name = files(dir.path()).pop().expect("copied again");
+    std::fs::OpenOptions::new().write(true).open(dir.path().join(name)).unwrap().set_len(1000).unwrap();
+    assert!(cache.read("k", data.len() as u64, None, false).await.is_none());
+    assert!(files(dir.path()).is_empty());
+    assert_eq!(cache.counts().bytes, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
