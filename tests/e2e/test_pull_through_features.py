@@ -251,6 +251,27 @@ def test_referrers_of_an_image_come_with_it_from_an_upstream_with_the_referrers_
             time.sleep(0.5)  # polling for the re-check's outcome, not ordering events
         assert sorted((m["digest"], m.get("artifactType")) for m in r.json()["manifests"]) == \
             sorted((m["digest"], m.get("artifactType")) for m in upstream_now)
+
+        # A client that only lists referrers by digest (cosign or notation verifying a
+        # digest-pinned image) gets new ones too: once the interval has passed, the listing
+        # itself asks the upstream first.
+        att = tmp_path / "attestation.json"
+        att.write_text(json.dumps({"attests": img.manifest_digest}))
+        client.push(target=f"{up.addr}/team/signed:att", files=[f"{att}:application/vnd.test.attestation+json"],
+                    subject=subject, disable_path_validation=True)
+        deadline = time.monotonic() + 60
+        while True:
+            r = requests.get(f"{cache.url}/v2/signed/team/signed/referrers/{img.manifest_digest}",
+                             auth=("AWS", ctoken), timeout=30)
+            assert r.status_code == 200, r.text
+            if len(r.json()["manifests"]) == 3:
+                break
+            assert time.monotonic() < deadline, "a referrers listing never brought the new referrer"
+            time.sleep(0.5)  # polling for the interval to pass, not ordering events
+        upstream_now = requests.get(f"{up.url}/v2/team/signed/referrers/{img.manifest_digest}", auth=("AWS", token),
+                                    timeout=30).json()["manifests"]
+        assert sorted((m["digest"], m.get("artifactType")) for m in r.json()["manifests"]) == \
+            sorted((m["digest"], m.get("artifactType")) for m in upstream_now)
         up.stop()  # served from the cache from here on
         layer = json.loads(got.content)["layers"][0]["digest"]
         blob = requests.get(f"{cache.url}/v2/signed/team/signed/blobs/{layer}", auth=("AWS", ctoken), timeout=30)

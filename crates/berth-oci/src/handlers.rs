@@ -93,7 +93,7 @@ pub(crate) async fn handle(registry: &Arc<Registry>, ep: Endpoint, req: Request<
             registry.cancel_upload(&name, &id).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        (Endpoint::Referrers { name, digest }, Method::GET) => referrers(registry, &name, &digest, &query).await,
+        (Endpoint::Referrers { name, digest }, Method::GET) => referrers(registry, &principal, &name, &digest, &query).await,
         _ => Err(OciError::MethodNotAllowed),
     };
     // A pushed manifest's digest is known once stored (PutImage by tag names only the tag).
@@ -203,10 +203,16 @@ async fn tags(registry: &Registry, name: &Repo, query: &HashMap<String, String>)
     Ok(resp)
 }
 
-async fn referrers(registry: &Registry, name: &Repo, digest: &str, query: &HashMap<String, String>) -> HandlerResult {
+async fn referrers(
+    registry: &Arc<Registry>,
+    principal: &Principal,
+    name: &Repo,
+    digest: &str,
+    query: &HashMap<String, String>,
+) -> HandlerResult {
     let subject = parse_digest(digest)?;
     let filter = query.get("artifactType").map(String::as_str).filter(|s| !s.is_empty());
-    let found = registry.referrers(name, &subject, filter).await?;
+    let found = registry.serve_referrers(principal, name, &subject, filter).await?;
     let manifests: Vec<serde_json::Value> = found
         .into_iter()
         .map(|m| {

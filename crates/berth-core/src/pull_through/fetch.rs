@@ -10,9 +10,7 @@
 //! through the blob flights clients join, then stores it. An index is stored at once with the
 //! children the repository holds (ECR stores the index on first pull): its other children are
 //! fetched as clients ask for them, and each one cached links itself to the partial indexes
-//! (`partial`) that list it. An image's referrers (signatures, SBOMs) are fetched when it is
-//! cached and listed again at each re-check of a tag naming it, so ones added upstream later
-//! arrive within the refresh interval. Every image cached (or failing to be) is an "ECR Pull Through
+//! (`partial`) that list it. Referrers: see `referrers`. Every image cached (or failing to be) is an "ECR Pull Through
 //! Cache Action" event.
 //!
 //! Upstream failures: 404 is the client's MANIFEST_UNKNOWN / BLOB_UNKNOWN; anything else is
@@ -26,7 +24,6 @@ use std::time::{Duration, Instant};
 
 use berth_oci_client::{ClientError, ClientOptions, Credentials, Endpoint, OciClient};
 use berth_store::{ByteStream, Digest, NewManifest, RefKind, StorageClass};
-use futures::future::BoxFuture;
 
 use super::flight::{self, Flights, Source};
 use super::{credentials, upstream_base, Rule, RuleCache, SyncOutcome, UpstreamTarget};
@@ -63,13 +60,15 @@ pub(crate) struct PullThroughState {
     /// Stored indexes this process checked for uncached children (after a restart `partial`
     /// is refilled as they are served).
     checked_indexes: Mutex<HashSet<(String, Digest)>>,
+    /// When each subject's referrers were last listed upstream (Registry's clock, ms).
+    pub(super) referrers_listed: Mutex<HashMap<(String, Digest), i64>>,
 }
 
-fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn repo_id(repo: &Repo) -> String {
+pub(super) fn repo_id(repo: &Repo) -> String {
     let k = repo.key();
     format!("{}\n{}\n{}", k.account, k.region, k.name)
 }
@@ -170,7 +169,7 @@ impl Registry {
         Ok(client)
     }
 
-    async fn upstream_source(&self, repo: &Repo, target: &UpstreamTarget) -> Result<Source> {
+    pub(super) async fn upstream_source(&self, repo: &Repo, target: &UpstreamTarget) -> Result<Source> {
         if let Some(why) = self.pull_through.paused(&target.rule.upstream_url) {
             return Err(RegistryError::Upstream(format!(
                 "upstream registry {} is unavailable (last error: {why}); cached images of {} are still served",
@@ -183,7 +182,7 @@ impl Registry {
 
     /// Pulling through needs, beyond the pull itself, ECR's import and (for a new cache
     /// repository) creation permissions.
-    async fn authorize_import(&self, principal: &Principal, repo: &Repo) -> Result<()> {
+    pub(super) async fn authorize_import(&self, principal: &Principal, repo: &Repo) -> Result<()> {
         self.authorize(principal, "ecr:BatchImportUpstreamImage", Resource::Repository(repo)).await?;
         if !self.repository_exists(repo).await? {
             self.authorize(principal, "ecr:CreateRepository", Resource::Repository(repo)).await?;
@@ -269,7 +268,7 @@ impl Registry {
                 // Signatures and SBOMs are often added upstream after the image: the re-check
                 // also lists the subject's referrers again and caches the new ones (in the
                 // background; only for a principal that may import into the cache).
-                if self.authorize_import(principal, repo).await.is_ok() {
+                if self.referrers_due(repo, &cached.digest) && self.authorize_import(principal, repo).await.is_ok() {
                     tokio::spawn(self.clone().import_referrers(repo.clone(), target.clone(), cached.digest.clone()));
                 }
                 Ok(cached)
@@ -303,7 +302,7 @@ impl Registry {
     }
 
     /// A manifest from the upstream into the cache repository (its caller authorized the import).
-    async fn import_manifest(self: &Arc<Self>, repo: &Repo, target: &UpstreamTarget, reference: &Reference) -> Result<Manifest> {
+    pub(super) async fn import_manifest(self: &Arc<Self>, repo: &Repo, target: &UpstreamTarget, reference: &Reference) -> Result<Manifest> {
         let lock = self.pull_through.manifest_lock(format!("{}\n{reference}", repo_id(repo)));
         let _one = lock.lock().await;
         // Another request may have fetched it while this one waited.
@@ -417,36 +416,6 @@ impl Registry {
         self.emit_sync(repo, target, stored_as, Some(digest), None).await;
         self.link_partial_indexes(repo).await;
         tokio::spawn(self.clone().import_referrers(repo.clone(), target.clone(), digest.clone()));
-    }
-
-    /// The upstream's referrers of a subject just cached (signatures, SBOMs, attestations),
-    /// fetched with it so clients listing referrers through the cache see them. An upstream
-    /// without the referrers API has none to give. Boxed: a referrer cached imports its own.
-    fn import_referrers(self: Arc<Self>, repo: Repo, target: UpstreamTarget, subject: Digest) -> BoxFuture<'static, ()> {
-        Box::pin(async move {
-            let Ok(source) = self.upstream_source(&repo, &target).await else { return };
-            let index = match source.client.referrers(&target.repository, &subject.to_string()).await {
-                Ok(Some(index)) => index,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::debug!(repository = %repo, %subject, error = %e, "listing the upstream's referrers failed");
-                    return;
-                }
-            };
-            let Ok(index) = serde_json::from_slice::<ReferrersIndex>(&index) else {
-                tracing::warn!(repository = %repo, %subject, upstream = %target.rule.upstream_url, "the upstream's referrers list is not an image index");
-                return;
-            };
-            for d in index.manifests.iter().take(MAX_REFERRERS) {
-                let Ok(digest) = d.digest.parse::<Digest>() else { continue };
-                if matches!(self.meta.get_manifest_by_digest(repo.key(), &digest).await, Ok(Some(_))) {
-                    continue;
-                }
-                if let Err(e) = self.import_manifest(&repo, &target, &Reference::Digest(digest.clone())).await {
-                    tracing::warn!(repository = %repo, %subject, referrer = %digest, error = %e, "caching a referrer failed");
-                }
-            }
-        })
     }
 
     async fn emit_sync(
@@ -586,20 +555,6 @@ impl Registry {
     pub fn pull_through_flights(&self) -> usize {
         self.pull_through.flights.len()
     }
-}
-
-/// Referrers fetched per subject at most (an upstream may list many signatures).
-const MAX_REFERRERS: usize = 100;
-
-#[derive(serde::Deserialize)]
-struct ReferrersIndex {
-    #[serde(default)]
-    manifests: Vec<ReferrerDescriptor>,
-}
-
-#[derive(serde::Deserialize)]
-struct ReferrerDescriptor {
-    digest: String,
 }
 
 fn is_index(media_type: &str) -> bool {

@@ -10,6 +10,7 @@
 mod credentials;
 mod fetch;
 mod flight;
+mod referrers;
 mod window;
 
 use std::collections::HashMap;

@@ -1,0 +1,110 @@
+//! Referrers (signatures, SBOMs, attestations) in cache repositories: the upstream's referrers of
+//! a subject are fetched when the subject is cached, and listed upstream again when a tag naming
+//! the subject is re-checked or when a client lists the subject's referrers through the cache,
+//! each at most once per refresh interval (`RegistryConfig::pull_through_refresh_millis`). So a
+//! signature added upstream after its image was cached arrives for digest-pinned pulls too
+//! (cosign and notation look referrers up by digest), and a crowd listing referrers asks the
+//! upstream once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_store::{Digest, ManifestSummary};
+use futures::future::BoxFuture;
+
+use super::fetch::{locked, repo_id};
+use super::UpstreamTarget;
+use crate::auth::Principal;
+use crate::error::Result;
+use crate::names::{Reference, Repo};
+use crate::Registry;
+
+/// Referrers fetched per subject at most (an upstream may list many signatures).
+const MAX_REFERRERS: usize = 100;
+/// How long a referrers listing waits for the upstream's new referrers before answering with
+/// what the cache holds (the import goes on in the background).
+const LISTING_WAIT: Duration = Duration::from_secs(5);
+/// Subjects whose last listing time is remembered; past this the record starts afresh (each
+/// subject is then listed upstream once more).
+const LISTED_SUBJECTS: usize = 100_000;
+
+#[derive(serde::Deserialize)]
+struct ReferrersIndex {
+    #[serde(default)]
+    manifests: Vec<ReferrerDescriptor>,
+}
+
+#[derive(serde::Deserialize)]
+struct ReferrerDescriptor {
+    digest: String,
+}
+
+impl Registry {
+    /// A `/v2/` referrers listing. In a cache repository whose subject is cached, the upstream
+    /// is asked first when it was not within the refresh interval (by a principal that may
+    /// import into the cache), for at most `LISTING_WAIT`.
+    pub async fn serve_referrers(
+        self: &Arc<Self>,
+        principal: &Principal,
+        repo: &Repo,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<ManifestSummary>> {
+        if let Some(target) = self.pull_through_target(repo).await? {
+            let cached = matches!(self.meta.get_manifest_by_digest(repo.key(), subject).await, Ok(Some(_)));
+            if cached && self.referrers_due(repo, subject) && self.authorize_import(principal, repo).await.is_ok() {
+                let listing = tokio::spawn(self.clone().import_referrers(repo.clone(), target, subject.clone()));
+                // Either way the listing below answers: with the new referrers when they came in time.
+                let _ = tokio::time::timeout(LISTING_WAIT, listing).await;
+            }
+        }
+        self.referrers(repo, subject, artifact_type).await
+    }
+
+    /// Whether `subject`'s referrers are due to be listed upstream again; if so, this caller
+    /// does it (the time is recorded now, so concurrent callers do not).
+    pub(super) fn referrers_due(&self, repo: &Repo, subject: &Digest) -> bool {
+        let now = self.now();
+        let mut listed = locked(&self.pull_through.referrers_listed);
+        let key = (repo_id(repo), subject.clone());
+        if listed.get(&key).is_some_and(|at| now.saturating_sub(*at) < self.config.pull_through_refresh_millis) {
+            return false;
+        }
+        if listed.len() >= LISTED_SUBJECTS {
+            listed.clear();
+        }
+        listed.insert(key, now);
+        true
+    }
+
+    /// The upstream's referrers of a cached subject, each not cached yet fetched into the cache
+    /// repository. An upstream without the referrers API has none to give. Boxed: a referrer
+    /// cached imports its own.
+    pub(super) fn import_referrers(self: Arc<Self>, repo: Repo, target: UpstreamTarget, subject: Digest) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            locked(&self.pull_through.referrers_listed).insert((repo_id(&repo), subject.clone()), self.now());
+            let Ok(source) = self.upstream_source(&repo, &target).await else { return };
+            let index = match source.client.referrers(&target.repository, &subject.to_string()).await {
+                Ok(Some(index)) => index,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!(repository = %repo, %subject, error = %e, "listing the upstream's referrers failed");
+                    return;
+                }
+            };
+            let Ok(index) = serde_json::from_slice::<ReferrersIndex>(&index) else {
+                tracing::warn!(repository = %repo, %subject, upstream = %target.rule.upstream_url, "the upstream's referrers list is not an image index");
+                return;
+            };
+            for d in index.manifests.iter().take(MAX_REFERRERS) {
+                let Ok(digest) = d.digest.parse::<Digest>() else { continue };
+                if matches!(self.meta.get_manifest_by_digest(repo.key(), &digest).await, Ok(Some(_))) {
+                    continue;
+                }
+                if let Err(e) = self.import_manifest(&repo, &target, &Reference::Digest(digest.clone())).await {
+                    tracing::warn!(repository = %repo, %subject, referrer = %digest, error = %e, "caching a referrer failed");
+                }
+            }
+        })
+    }
+}
