@@ -215,7 +215,10 @@ impl Integrity {
     async fn quarantine(&self, digest: &Digest, seen: &Digest) -> Result<BlobCheck> {
         let _guard = self.locks.lock(digest).await;
         let _cluster_guard = self.meta.lock_blob(digest).await?;
-        let actual = match self.hash_stored(digest, None).await? {
+        // The verdict is about the stored bytes: this node's cached copy of them (if it keeps
+        // one) goes, and the second hash reads the store itself.
+        self.blobs.forget_cached(digest).await;
+        let actual = match berth_store::store_walk(self.hash_stored(digest, None)).await? {
             None => return Ok(BlobCheck::Missing),
             Some((actual, _)) if &actual == digest => {
                 self.mark_verified(digest);

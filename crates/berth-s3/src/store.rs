@@ -48,8 +48,9 @@ pub struct S3BlobStore {
     pointers: PointerCache,
     /// Copies of data objects on this node's disk (`with_local_cache`); shared by namespaces.
     local: Option<Arc<LocalCache>>,
-    /// Reads hand out chunks in buffers of their own (the sealed namespace, decrypted in place).
-    owned_frames: bool,
+    /// Objects are named by the digest of their bytes (not the sealed namespace's, whose names
+    /// are not their ciphertext's): copies into the local cache are checked against it.
+    content_addressed: bool,
 }
 
 /// `UploadCursor::state`: everything needed to continue or complete the session elsewhere.
@@ -110,7 +111,7 @@ impl S3BlobStore {
             presign_expiry: cfg.presign_expiry,
             pointers: PointerCache::new(POINTER_CACHE_ENTRIES),
             local: None,
-            owned_frames: false,
+            content_addressed: true,
         })
     }
 
@@ -494,7 +495,7 @@ impl S3BlobStore {
         // A walk over the whole store reads the bucket itself and fills nothing (store_walk).
         let local = self.local.as_ref().filter(|_| !berth_store::in_store_walk());
         if let Some(local) = local {
-            if let Some(body) = local.read(key.as_ref(), ptr.size, range, self.owned_frames).await {
+            if let Some(body) = local.read(key.as_ref(), ptr.size, range).await {
                 return Ok(Some(BlobReader { len, body }));
             }
         }
@@ -512,7 +513,7 @@ impl S3BlobStore {
         }
         let body = crate::coalesce::coalesce(res.into_stream().map_err(io::Error::from).boxed());
         let body = match (local, range) {
-            (Some(local), None) => local.fill(key.as_ref(), ptr.size, body),
+            (Some(local), None) => local.fill(key.as_ref(), ptr.size, self.content_addressed.then_some(digest), body),
             _ => body,
         };
         Ok(Some(BlobReader { len, body }))
@@ -784,6 +785,15 @@ impl BlobStore for S3BlobStore {
         Ok(removed)
     }
 
+    async fn forget_cached(&self, digest: &Digest) {
+        if self.local.is_none() {
+            return;
+        }
+        if let Ok(Some(ptr)) = self.pointer(digest).await {
+            self.forget_local(&ptr);
+        }
+    }
+
     fn namespace(&self, name: &str) -> Option<Arc<dyn BlobStore>> {
         let prefix = if self.prefix.is_empty() { name.to_string() } else { format!("{}/{name}", self.prefix) };
         Some(Arc::new(S3BlobStore {
@@ -795,8 +805,8 @@ impl BlobStore for S3BlobStore {
             presign_expiry: self.presign_expiry,
             pointers: PointerCache::new(POINTER_CACHE_ENTRIES),
             local: self.local.clone(),
-            // Sealed objects are decrypted in place (see FsBlobStore::namespace).
-            owned_frames: true,
+            // Named by `sealing::object_name`, not by their bytes.
+            content_addressed: false,
         }))
     }
 }

@@ -96,6 +96,10 @@ pub trait BlobStore: Send + Sync + 'static {
     fn namespace(&self, _name: &str) -> Option<std::sync::Arc<dyn BlobStore>> {
         None
     }
+    /// Drops this node's cached copy of the blob, if the store keeps one (the S3 store's
+    /// node-local cache): a read of it failed a check the store cannot make itself (sealed
+    /// objects' authentication), or a decision about the stored bytes is next (quarantine).
+    async fn forget_cached(&self, _digest: &Digest) {}
 }
 
 tokio::task_local! {

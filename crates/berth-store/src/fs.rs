@@ -259,7 +259,10 @@ impl BlobStore for FsBlobStore {
             Some(r) => (r.start, r.end_inclusive - r.start + 1),
             None => (0, size),
         };
-        let body = crate::fs_read::stream_file(file, size, start, len, self.owned_frames);
+        let body = match self.owned_frames {
+            true => crate::fs_read::owned(file, size, start, len),
+            false => crate::fs_read::mapped(file, size, start, len),
+        };
         Ok(Some(BlobReader { len, body }))
     }
 

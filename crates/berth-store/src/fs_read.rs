@@ -44,17 +44,6 @@ use crate::blob::ByteStream;
 /// each), while a download's resident set stays a few MiB.
 const CHUNK: u64 = 2 << 20;
 
-/// The bytes `[start, start + len)` of an immutable file (`size` bytes long when opened) as
-/// `FsBlobStore::get` streams a blob's: mapped chunks, or with `owned` chunks read into buffers
-/// of their own, which a reader may change in place (decryption). For other stores that keep
-/// immutable files of their own (the S3 store's node-local cache).
-pub fn stream_file(file: File, size: u64, start: u64, len: u64, owned: bool) -> ByteStream {
-    match owned {
-        true => self::owned(file, size, start, len),
-        false => mapped(file, size, start, len),
-    }
-}
-
 /// The bytes `[start, start + len)` of `file` (`size` bytes long when opened) as a stream of
 /// mapped chunks. A file shorter than the range ends the stream with UnexpectedEof.
 pub(crate) fn mapped(file: File, size: u64, start: u64, len: u64) -> ByteStream {
@@ -119,7 +108,7 @@ fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
 
 /// Asks the kernel for sequential readahead (twice the default window) on a blob about to be
 /// streamed; advisory, so a failure changes nothing.
-pub fn advise_sequential(file: &File) {
+pub(crate) fn advise_sequential(file: &File) {
     // SAFETY: posix_fadvise only reads its arguments; the descriptor is open for the call.
     unsafe {
         libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_SEQUENTIAL);

@@ -31,7 +31,6 @@ pub use blob::{in_store_walk, store_walk, BlobRange, BlobReader, BlobStore, Byte
 pub use digest::{Algorithm, Digest, DigestError};
 pub use error::StoreError;
 pub use fs::FsBlobStore;
-pub use fs_read::{advise_sequential, stream_file};
 pub use jobs::{JobRow, JobStatus, JobStore};
 pub use keys::{AliasRow, KeyRow, KeyStore};
 pub use meta::*;

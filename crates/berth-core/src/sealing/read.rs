@@ -6,7 +6,9 @@ use std::io;
 
 use berth_crypto::segmented::{Decryptor, Header, MAX_HEADER_LEN};
 use berth_crypto::CryptoError;
-use berth_store::{BlobRange, BlobReader, ByteStream, Digest};
+use std::sync::Arc;
+
+use berth_store::{BlobRange, BlobReader, BlobStore, ByteStream, Digest};
 use bytes::{Buf, Bytes, BytesMut};
 use futures::StreamExt;
 
@@ -42,7 +44,11 @@ impl Registry {
                 let keys = self.open_blob_keys(&header).await?;
                 let decryptor = Decryptor::new(&header, cipher(&header, &keys)?, &aad, plain_len, 0);
                 let stored = futures::stream::once(async move { Ok::<_, io::Error>(rest) }).chain(body).boxed();
-                let body = decrypting(stored, decryptor, 0, 0, plain_len, true, label).with_failure_noted(self.integrity.clone(), name);
+                let body = decrypting(stored, decryptor, 0, 0, plain_len, true, label).with_failure_noted(
+                    self.integrity.clone(),
+                    store.clone(),
+                    name,
+                );
                 Ok(Some(BlobReader { len: plain_len, body: read_ahead(body) }))
             }
             Some(r) => {
@@ -62,8 +68,11 @@ impl Registry {
                 let skip = r.start - header.segment_start(first);
                 let take = end - r.start;
                 let finish = span.end == stored_len;
-                let body =
-                    decrypting(reader.body, decryptor, 0, skip, take, finish, label).with_failure_noted(self.integrity.clone(), name);
+                let body = decrypting(reader.body, decryptor, 0, skip, take, finish, label).with_failure_noted(
+                    self.integrity.clone(),
+                    store.clone(),
+                    name,
+                );
                 Ok(Some(BlobReader { len: take, body: body.boxed() }))
             }
         }
@@ -89,16 +98,30 @@ fn read_ahead(mut body: ByteStream) -> ByteStream {
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
 }
 
-/// Notes an object whose read failed authentication (see `Integrity::sealed_object_failed`).
+/// Notes an object whose read failed authentication (see `Integrity::sealed_object_failed`),
+/// and drops the store's node-local copy of it (`BlobStore::forget_cached`): the copy may be
+/// what was wrong, and the next read then goes to the store itself.
 trait NoteFailure {
-    fn with_failure_noted(self, integrity: std::sync::Arc<crate::integrity::Integrity>, name: Digest) -> ByteStream;
+    fn with_failure_noted(
+        self,
+        integrity: std::sync::Arc<crate::integrity::Integrity>,
+        store: Arc<dyn BlobStore>,
+        name: Digest,
+    ) -> ByteStream;
 }
 
 impl NoteFailure for ByteStream {
-    fn with_failure_noted(self, integrity: std::sync::Arc<crate::integrity::Integrity>, name: Digest) -> ByteStream {
+    fn with_failure_noted(
+        self,
+        integrity: std::sync::Arc<crate::integrity::Integrity>,
+        store: Arc<dyn BlobStore>,
+        name: Digest,
+    ) -> ByteStream {
         self.inspect(move |item| {
             if matches!(item, Err(e) if e.kind() == io::ErrorKind::InvalidData) {
                 integrity.sealed_object_failed(&name);
+                let (store, name) = (store.clone(), name.clone());
+                tokio::spawn(async move { store.forget_cached(&name).await });
             }
         })
         .boxed()
@@ -111,6 +134,11 @@ impl Registry {
     /// given another root key than the one the data was written with refuses to serve instead
     /// of failing every pull. Ok(false) when there is nothing to check yet.
     pub async fn check_root_key(&self) -> Result<bool> {
+        // The stored objects themselves, not a node's cached copy of them.
+        berth_store::store_walk(self.check_root_key_stored()).await
+    }
+
+    async fn check_root_key_stored(&self) -> Result<bool> {
         let store = self.sealed_store()?;
         let mut walk = super::ObjectWalk::default();
         for _ in 0..4 {
