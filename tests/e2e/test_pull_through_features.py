@@ -229,49 +229,44 @@ def test_referrers_of_an_image_come_with_it_from_an_upstream_with_the_referrers_
                             headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
         assert got.status_code == 200 and got.content == want.content
 
+        def add_referrer_upstream(name, body, media_type):
+            f = tmp_path / f"{name}.json"
+            f.write_text(json.dumps(body))
+            client.push(target=f"{up.addr}/team/signed:{name}", files=[f"{f}:{media_type}"], subject=subject,
+                        disable_path_validation=True)
+            return requests.get(f"{up.url}/v2/team/signed/referrers/{img.manifest_digest}", auth=("AWS", token),
+                                timeout=30).json()["manifests"]
+
+        def cached_referrers_once(count, pull_tag, why):
+            deadline = time.monotonic() + 60
+            while True:
+                if pull_tag:
+                    assert skopeo_digest(cache, f"{cache.addr}/signed/team/signed:v1") == img.manifest_digest
+                r = requests.get(f"{cache.url}/v2/signed/team/signed/referrers/{img.manifest_digest}",
+                                 auth=("AWS", ctoken), timeout=30)
+                assert r.status_code == 200, r.text
+                if len(r.json()["manifests"]) == count:
+                    return r.json()["manifests"]
+                assert time.monotonic() < deadline, why
+                time.sleep(0.5)  # polling for the refresh interval to pass, not ordering events
+
+        def pairs(manifests):
+            return sorted((m["digest"], m.get("artifactType")) for m in manifests)
+
         # An SBOM added upstream after the image was cached arrives at the tag's next re-check
         # (every REFRESH_SECONDS here, 24 h by default), with no pull of the referrer itself.
-        sbom = tmp_path / "sbom.json"
-        sbom.write_text(json.dumps({"sbom": img.manifest_digest}))
-        client.push(target=f"{up.addr}/team/signed:sbom", files=[f"{sbom}:application/vnd.test.sbom+json"],
-                    subject=subject, disable_path_validation=True)
-        upstream_now = requests.get(f"{up.url}/v2/team/signed/referrers/{img.manifest_digest}", auth=("AWS", token),
-                                    timeout=30).json()["manifests"]
+        upstream_now = add_referrer_upstream("sbom", {"sbom": img.manifest_digest}, "application/vnd.test.sbom+json")
         assert len(upstream_now) == 2, upstream_now
-        deadline = time.monotonic() + 60
-        while True:
-            # A pull of the tag is what re-checks it once the interval has passed.
-            assert skopeo_digest(cache, f"{cache.addr}/signed/team/signed:v1") == img.manifest_digest
-            r = requests.get(f"{cache.url}/v2/signed/team/signed/referrers/{img.manifest_digest}",
-                             auth=("AWS", ctoken), timeout=30)
-            assert r.status_code == 200, r.text
-            if len(r.json()["manifests"]) == 2:
-                break
-            assert time.monotonic() < deadline, "the referrer added upstream later was never cached"
-            time.sleep(0.5)  # polling for the re-check's outcome, not ordering events
-        assert sorted((m["digest"], m.get("artifactType")) for m in r.json()["manifests"]) == \
-            sorted((m["digest"], m.get("artifactType")) for m in upstream_now)
+        cached = cached_referrers_once(2, True, "the referrer added upstream later was never cached")
+        assert pairs(cached) == pairs(upstream_now)
 
         # A client that only lists referrers by digest (cosign or notation verifying a
         # digest-pinned image) gets new ones too: once the interval has passed, the listing
         # itself asks the upstream first.
-        att = tmp_path / "attestation.json"
-        att.write_text(json.dumps({"attests": img.manifest_digest}))
-        client.push(target=f"{up.addr}/team/signed:att", files=[f"{att}:application/vnd.test.attestation+json"],
-                    subject=subject, disable_path_validation=True)
-        deadline = time.monotonic() + 60
-        while True:
-            r = requests.get(f"{cache.url}/v2/signed/team/signed/referrers/{img.manifest_digest}",
-                             auth=("AWS", ctoken), timeout=30)
-            assert r.status_code == 200, r.text
-            if len(r.json()["manifests"]) == 3:
-                break
-            assert time.monotonic() < deadline, "a referrers listing never brought the new referrer"
-            time.sleep(0.5)  # polling for the interval to pass, not ordering events
-        upstream_now = requests.get(f"{up.url}/v2/team/signed/referrers/{img.manifest_digest}", auth=("AWS", token),
-                                    timeout=30).json()["manifests"]
-        assert sorted((m["digest"], m.get("artifactType")) for m in r.json()["manifests"]) == \
-            sorted((m["digest"], m.get("artifactType")) for m in upstream_now)
+        upstream_now = add_referrer_upstream("att", {"attests": img.manifest_digest}, "application/vnd.test.attestation+json")
+        assert len(upstream_now) == 3, upstream_now
+        cached = cached_referrers_once(3, False, "a referrers listing never brought the new referrer")
+        assert pairs(cached) == pairs(upstream_now)
         up.stop()  # served from the cache from here on
         layer = json.loads(got.content)["layers"][0]["digest"]
         blob = requests.get(f"{cache.url}/v2/signed/team/signed/blobs/{layer}", auth=("AWS", ctoken), timeout=30)
