@@ -79,6 +79,39 @@ def test_one_platform_of_an_index_caches_the_index_and_that_child_only(cache, up
     assert raw.stdout.encode() == multi.index_bytes
 
 
+def test_a_child_cached_by_a_process_that_never_served_its_index_is_linked_when_it_does(cache, upstream, tmp_path):
+    """Which stored indexes still miss children is kept per process: a second node, or this one
+    restarted, caches a child by digest without knowing the index lists it. The first time that
+    process serves the index, the children cached since are linked to it."""
+    home = aws_home(tmp_path)
+    multi = tar_index(str(tmp_path / "oci"), "v1", ["amd64", "arm64"])
+    amd64, arm64 = multi.children
+    run("skopeo", "copy", "--all", "--dest-tls-verify=false", multi.ref, f"docker://{upstream.addr}/team/multi:v1")
+    assert add_rule(cache, home, "dist", upstream.url)[0].returncode == 0
+    ref = f"{cache.addr}/dist/team/multi"
+    run("skopeo", "copy", "--override-arch", "arm64", "--src-tls-verify=false", "--src-creds", f"AWS:{cache.token()}",
+        f"docker://{ref}:v1", f"dir:{tmp_path / 'arm64'}")
+    ecr = cache.ecr()
+    deadline = time.monotonic() + 60
+    while (arm64.manifest_digest, ()) not in image_ids(cache, "dist/team/multi"):
+        assert time.monotonic() < deadline, image_ids(cache, "dist/team/multi")
+        time.sleep(0.1)
+    assert_listed_by_the_index(ecr, arm64.manifest_digest)
+
+    cache.restart()
+    ref = f"{cache.addr}/dist/team/multi"
+    pull_to_dir(cache, f"{ref}@{amd64.manifest_digest}", str(tmp_path / "amd64"))
+    assert open(tmp_path / "amd64" / "manifest.json", "rb").read() == amd64.manifest_bytes
+    ecr = cache.ecr()
+    deadline = time.monotonic() + 60
+    while (amd64.manifest_digest, ()) not in image_ids(cache, "dist/team/multi"):
+        assert time.monotonic() < deadline, image_ids(cache, "dist/team/multi")
+        time.sleep(0.1)
+    raw = run("skopeo", "inspect", "--raw", "--tls-verify=false", "--creds", f"AWS:{cache.token()}", f"docker://{ref}:v1")
+    assert raw.stdout.encode() == multi.index_bytes
+    assert_listed_by_the_index(ecr, amd64.manifest_digest)
+
+
 def test_ctr_images_pull_through_the_cache_unpacks_the_upstreams_image(cache, upstream, tmp_path):
     home = aws_home(tmp_path)
     img = tar_image(str(tmp_path / "oci"), "v1", [256 * 1024, 64 * 1024])

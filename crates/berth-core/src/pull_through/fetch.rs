@@ -465,9 +465,10 @@ impl Registry {
         Ok(())
     }
 
-    /// A stored index served from a cache repository: remembered as partial when some of its
-    /// children are not cached (once per index and process; after a restart this refills
-    /// `partial`).
+    /// A stored index served from a cache repository, first time in this process: the children
+    /// cached since it was stored (by another node, or before a restart, whose `partial` this
+    /// process does not share) are linked to it now, and it is remembered as partial while some
+    /// are still missing.
     async fn note_partial_index(&self, repo: &Repo, m: &Manifest) {
         let id = repo_id(repo);
         {
@@ -479,9 +480,12 @@ impl Registry {
                 return;
             }
         }
-        let Ok(parsed) = crate::manifest::parse(&m.content, &m.media_type) else { return };
-        if let Ok((_, false)) = self.held_references(repo, parsed).await {
-            locked(&self.pull_through.partial).entry(id).or_default().insert(m.digest.clone());
+        match self.link_index(repo, &m.digest).await {
+            Ok(true) => {}
+            Ok(false) => {
+                locked(&self.pull_through.partial).entry(id).or_default().insert(m.digest.clone());
+            }
+            Err(e) => tracing::warn!(repository = %repo, index = %m.digest, error = %e, "linking cached children to an index"),
         }
     }
 
