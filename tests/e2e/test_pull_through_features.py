@@ -31,17 +31,34 @@ def assert_listed_by_the_index(ecr, child):
     assert out["imageIds"] == [] and out["failures"][0]["failureCode"] == "ImageReferencedByManifestList", out
 
 
-def test_one_platform_of_an_index_caches_the_index_and_that_child_only(cache, upstream, tmp_path):
-    home = aws_home(tmp_path)
+def multi_upstream(cache, upstream, tmp_path):
+    """A two-platform index at the upstream's team/multi:v1 and a `dist` rule for it."""
     multi = tar_index(str(tmp_path / "oci"), "v1", ["amd64", "arm64"])
-    amd64, arm64 = multi.children
     run("skopeo", "copy", "--all", "--dest-tls-verify=false", multi.ref, f"docker://{upstream.addr}/team/multi:v1")
-    assert add_rule(cache, home, "dist", upstream.url)[0].returncode == 0
+    assert add_rule(cache, aws_home(tmp_path), "dist", upstream.url)[0].returncode == 0
+    return multi
+
+
+def pull_platform(cache, ref, arch, out):
+    run("skopeo", "copy", "--override-arch", arch, "--src-tls-verify=false", "--src-creds", f"AWS:{cache.token()}",
+        f"docker://{ref}", f"dir:{out}")
+
+
+def wait_for_child(cache, digest):
+    """The child is stored once its blobs are: poll describe-images for it."""
+    deadline = time.monotonic() + 60
+    while (digest, ()) not in image_ids(cache, "dist/team/multi"):
+        assert time.monotonic() < deadline, image_ids(cache, "dist/team/multi")
+        time.sleep(0.1)  # polling for the background store, not ordering events
+
+
+def test_one_platform_of_an_index_caches_the_index_and_that_child_only(cache, upstream, tmp_path):
+    multi = multi_upstream(cache, upstream, tmp_path)
+    amd64, arm64 = multi.children
     ref = f"{cache.addr}/dist/team/multi:v1"
 
     out = tmp_path / "arm64"
-    run("skopeo", "copy", "--override-arch", "arm64", "--src-tls-verify=false", "--src-creds", f"AWS:{cache.token()}",
-        f"docker://{ref}", f"dir:{out}")
+    pull_platform(cache, ref, "arm64", out)
     assert open(out / "manifest.json", "rb").read() == arm64.manifest_bytes
     ecr = cache.ecr()
     wait_for_image(ecr, "dist/team/multi", "v1")
@@ -64,13 +81,9 @@ def test_one_platform_of_an_index_caches_the_index_and_that_child_only(cache, up
 
     # The other platform later: its child is fetched and cached; the index stays as it was.
     out = tmp_path / "amd64"
-    run("skopeo", "copy", "--override-arch", "amd64", "--src-tls-verify=false", "--src-creds", f"AWS:{cache.token()}",
-        f"docker://{ref}", f"dir:{out}")
+    pull_platform(cache, ref, "amd64", out)
     assert open(out / "manifest.json", "rb").read() == amd64.manifest_bytes
-    deadline = time.monotonic() + 60
-    while (amd64.manifest_digest, ()) not in image_ids(cache, "dist/team/multi"):
-        assert time.monotonic() < deadline, image_ids(cache, "dist/team/multi")
-        time.sleep(0.1)
+    wait_for_child(cache, amd64.manifest_digest)
     assert image_ids(cache, "dist/team/multi") == {(multi.index_digest, ("v1",)), (arm64.manifest_digest, ()),
                                                     (amd64.manifest_digest, ())}
     # The child cached later was linked to the stored index (as a pushed index's children are).
@@ -83,33 +96,20 @@ def test_a_child_cached_by_a_process_that_never_served_its_index_is_linked_when_
     """Which stored indexes still miss children is kept per process: a second node, or this one
     restarted, caches a child by digest without knowing the index lists it. The first time that
     process serves the index, the children cached since are linked to it."""
-    home = aws_home(tmp_path)
-    multi = tar_index(str(tmp_path / "oci"), "v1", ["amd64", "arm64"])
+    multi = multi_upstream(cache, upstream, tmp_path)
     amd64, arm64 = multi.children
-    run("skopeo", "copy", "--all", "--dest-tls-verify=false", multi.ref, f"docker://{upstream.addr}/team/multi:v1")
-    assert add_rule(cache, home, "dist", upstream.url)[0].returncode == 0
-    ref = f"{cache.addr}/dist/team/multi"
-    run("skopeo", "copy", "--override-arch", "arm64", "--src-tls-verify=false", "--src-creds", f"AWS:{cache.token()}",
-        f"docker://{ref}:v1", f"dir:{tmp_path / 'arm64'}")
-    ecr = cache.ecr()
-    deadline = time.monotonic() + 60
-    while (arm64.manifest_digest, ()) not in image_ids(cache, "dist/team/multi"):
-        assert time.monotonic() < deadline, image_ids(cache, "dist/team/multi")
-        time.sleep(0.1)
-    assert_listed_by_the_index(ecr, arm64.manifest_digest)
+    pull_platform(cache, f"{cache.addr}/dist/team/multi:v1", "arm64", tmp_path / "arm64")
+    wait_for_child(cache, arm64.manifest_digest)
+    assert_listed_by_the_index(cache.ecr(), arm64.manifest_digest)
 
     cache.restart()
     ref = f"{cache.addr}/dist/team/multi"
     pull_to_dir(cache, f"{ref}@{amd64.manifest_digest}", str(tmp_path / "amd64"))
     assert open(tmp_path / "amd64" / "manifest.json", "rb").read() == amd64.manifest_bytes
-    ecr = cache.ecr()
-    deadline = time.monotonic() + 60
-    while (amd64.manifest_digest, ()) not in image_ids(cache, "dist/team/multi"):
-        assert time.monotonic() < deadline, image_ids(cache, "dist/team/multi")
-        time.sleep(0.1)
+    wait_for_child(cache, amd64.manifest_digest)
     raw = run("skopeo", "inspect", "--raw", "--tls-verify=false", "--creds", f"AWS:{cache.token()}", f"docker://{ref}:v1")
     assert raw.stdout.encode() == multi.index_bytes
-    assert_listed_by_the_index(ecr, amd64.manifest_digest)
+    assert_listed_by_the_index(cache.ecr(), amd64.manifest_digest)
 
 
 def test_ctr_images_pull_through_the_cache_unpacks_the_upstreams_image(cache, upstream, tmp_path):
