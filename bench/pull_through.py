@@ -21,6 +21,10 @@ compares like with like (manifest + layer both ways); first_layer_vs_direct_laye
 alone.
 PTC_BERTH_ARGS adds berth serve flags (e.g. "--aes256-by-storage": AES256 repositories' blobs in
 clear, as distribution stores them; by default berth seals every blob at rest).
+PTC_UPSTREAM_MBPS=N puts the upstream behind a link of N MB/s (10^6 bytes/s, upstream to client;
+e.g. 125 for 1 Gbit/s): a pacing TCP proxy that the direct pulls, berth and distribution's proxy
+all go through. Unset, the upstream is on loopback (~2 GB/s), where every target is bound by the
+2 cores it shares with the upstream and curl rather than by the link.
 """
 import json
 import os
@@ -30,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "e2e"))
@@ -73,6 +78,62 @@ class Distribution:
         self.proc.wait(timeout=30)
 
 
+class PacedLink:
+    """A TCP proxy in front of ADDR that sends upstream-to-client bytes at RATE bytes/s over all its
+    connections together (one shared link), the other direction unpaced. A bench helper, not a
+    test fixture: it models a WAN upstream on loopback without root (tc) and costs ~1% of a core at
+    125 MB/s."""
+
+    def __init__(self, addr, rate):
+        self.target = addr.rsplit(":", 1)
+        self.rate = rate
+        self.lock = threading.Lock()
+        self.next_free = time.monotonic()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.addr = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.url = f"http://{self.addr}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            up = socket.create_connection((self.target[0], int(self.target[1])))
+            threading.Thread(target=self._pump, args=(client, up, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, client, True), daemon=True).start()
+
+    def _pump(self, src, dst, paced):
+        try:
+            while True:
+                data = src.recv(256 * 1024)
+                if not data:
+                    break
+                if paced:
+                    with self.lock:
+                        now = time.monotonic()
+                        self.next_free = max(self.next_free, now) + len(data) / self.rate
+                        wait = self.next_free - now - len(data) / self.rate
+                    if wait > 0:
+                        time.sleep(wait)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self):
+        self.sock.close()
+
+
 def curl_seconds(url, user=None, accept=None):
     cmd = ["curl", "-sf", "-o", "/dev/null", "-w", "%{time_total} %{size_download}", url]
     if user:
@@ -102,18 +163,20 @@ def main():
     img = images.build_image(os.path.join(work, "oci"), "big", random_size=mib * 1024 * 1024, with_busybox=False)
     subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", img.ref, f"docker://{upstream.addr}/bench/big:v1"],
                    check=True, capture_output=True)
+    mbps = float(os.environ.get("PTC_UPSTREAM_MBPS", "0"))
+    link = PacedLink(upstream.addr, mbps * 1e6) if mbps > 0 else upstream
     layer = max(img.layer_digests, key=lambda d: os.path.getsize(os.path.join(img.layout, "blobs", "sha256", d[7:])))
     size = os.path.getsize(os.path.join(img.layout, "blobs", "sha256", layer[7:]))
     rows = []
     try:
         for r in range(rounds):
             b = Berth(os.path.join(work, f"berth-{r}"), extra_args=["--allow-insecure-upstreams", *os.environ.get("PTC_BERTH_ARGS", "").split()]).start()
-            proxy = Distribution(os.path.join(work, f"proxy-{r}"), proxy_of=upstream.url)
+            proxy = Distribution(os.path.join(work, f"proxy-{r}"), proxy_of=link.url)
             try:
-                b.ecr().create_pull_through_cache_rule(ecrRepositoryPrefix="up", upstreamRegistryUrl=upstream.url)
+                b.ecr().create_pull_through_cache_rule(ecrRepositoryPrefix="up", upstreamRegistryUrl=link.url)
                 user = f"AWS:{b.token()}"
-                dm, _ = curl_seconds(f"{upstream.url}/v2/bench/big/manifests/v1", None, ACCEPT)
-                direct, n = curl_seconds(f"{upstream.url}/v2/bench/big/blobs/{layer}")
+                dm, _ = curl_seconds(f"{link.url}/v2/bench/big/manifests/v1", None, ACCEPT)
+                direct, n = curl_seconds(f"{link.url}/v2/bench/big/blobs/{layer}")
                 assert n == size
                 # First pulls: the manifest by tag (a miss), then the layer (a miss, streamed).
                 m1, _ = curl_seconds(f"{b.url}/v2/up/bench/big/manifests/v1", user, ACCEPT)
@@ -158,7 +221,7 @@ def main():
         "cached_speedup_vs_distribution_proxy": round(med["distribution_proxy_cached_s"] / med["berth_cached_s"], 2),
         "cached_speedup_vs_distribution_proxy_bench_client":
             round(med["distribution_proxy_cached_bench_client_s"] / med["berth_cached_bench_client_s"], 2),
-        "cached_goal": ">= 1.5", "layer_mib": rows[0]["layer_mib"], "rounds": len(rows), "load": os.getloadavg(),
+        "cached_goal": ">= 1.5", "upstream_link_mbps": mbps or "loopback", "layer_mib": rows[0]["layer_mib"], "rounds": len(rows), "load": os.getloadavg(),
     }))
 
 
