@@ -7,9 +7,9 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::integrity::ContentHasher;
 use crate::sealing::object_name;
 use crate::Registry;
+use berth_store::DigestHasher;
 
 /// Encrypted objects `fsck` reads at once.
 const FSCK_READS: usize = 4;
@@ -46,7 +46,7 @@ impl Registry {
                 report.problems.push(format!("blob {digest} vanished while checking"));
                 continue;
             };
-            let mut hasher = ContentHasher::for_digest(&digest);
+            let mut hasher = DigestHasher::for_digest(&digest);
             let mut body = reader.body;
             while let Some(c) = body.next().await {
                 hasher.update(&c.map_err(|e| berth_store::StoreError::io(format!("reading {digest}"), e))?);
@@ -124,7 +124,7 @@ impl Registry {
             Ok(None) => return Some(format!("{what} is recorded but its object is missing")),
             Err(e) => return Some(format!("{what} cannot be opened: {e}")),
         };
-        let mut hasher = ContentHasher::for_digest(digest);
+        let mut hasher = DigestHasher::for_digest(digest);
         let mut body = reader.body;
         while let Some(c) = body.next().await {
             match c {

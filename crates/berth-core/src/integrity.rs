@@ -20,44 +20,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use berth_store::{Algorithm, BlobReader, BlobStore, ByteStream, MetadataStore, StoreError};
+use berth_store::{BlobReader, BlobStore, ByteStream, DigestHasher, MetadataStore, StoreError};
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::Serialize;
-use sha2::{Digest as _, Sha256, Sha512};
 
 use crate::error::Result;
 use crate::locks::DigestLocks;
 use crate::{Digest, Registry, RegistryError};
-
-/// Hashes content with a digest's own algorithm.
-pub(crate) enum ContentHasher {
-    Sha256(Sha256),
-    Sha512(Sha512),
-}
-
-impl ContentHasher {
-    pub(crate) fn for_digest(d: &Digest) -> Self {
-        match d.algorithm() {
-            Algorithm::Sha256 => ContentHasher::Sha256(Sha256::new()),
-            Algorithm::Sha512 => ContentHasher::Sha512(Sha512::new()),
-        }
-    }
-
-    pub(crate) fn update(&mut self, data: &[u8]) {
-        match self {
-            ContentHasher::Sha256(h) => h.update(data),
-            ContentHasher::Sha512(h) => h.update(data),
-        }
-    }
-
-    pub(crate) fn finish(self) -> Digest {
-        match self {
-            ContentHasher::Sha256(h) => Digest::from_parts(Algorithm::Sha256, &h.finalize()),
-            ContentHasher::Sha512(h) => Digest::from_parts(Algorithm::Sha512, &h.finalize()),
-        }
-    }
-}
 
 /// What a check of one stored blob found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,7 +153,7 @@ impl Integrity {
         let Some(reader) = self.blobs.get(digest, None).await? else {
             return Ok(None);
         };
-        let mut hasher = ContentHasher::for_digest(digest);
+        let mut hasher = DigestHasher::for_digest(digest);
         let mut body = reader.body;
         let mut len = 0u64;
         while let Some(chunk) = body.next().await {
@@ -239,7 +209,7 @@ impl Integrity {
         let state = VerifyState {
             integrity: self.clone(),
             inner: reader.body,
-            hasher: Some(ContentHasher::for_digest(&digest)),
+            hasher: Some(DigestHasher::for_digest(&digest)),
             digest,
             expected: reader.len,
             seen: 0,
@@ -257,7 +227,7 @@ struct VerifyState {
     integrity: Arc<Integrity>,
     inner: ByteStream,
     /// None once the verdict is in (the stream then ends).
-    hasher: Option<ContentHasher>,
+    hasher: Option<DigestHasher>,
     digest: Digest,
     expected: u64,
     seen: u64,

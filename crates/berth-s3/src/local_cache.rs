@@ -42,12 +42,12 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use berth_store::{Algorithm, BlobRange, ByteStream, Digest};
+use berth_store::{BlobRange, ByteStream, Digest, DigestHasher};
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use hashlink::LinkedHashMap;
 use serde::Serialize;
-use sha2::{Digest as _, Sha256, Sha512};
+use sha2::{Digest as _, Sha256};
 
 /// Bytes a fill may have queued for its writer before it gives up rather than slow the client.
 const FILL_BACKLOG: u64 = 16 << 20;
@@ -264,7 +264,7 @@ impl LocalCache {
         let (tx, rx) = mpsc::channel();
         let backlog = Arc::new(AtomicU64::new(0));
         let writer_backlog = backlog.clone();
-        let hasher = verify.map(ContentHasher::for_digest);
+        let hasher = verify.map(DigestHasher::for_digest);
         let expected = verify.cloned();
         tokio::task::spawn_blocking(move || {
             let mut slot = slot;
@@ -310,7 +310,7 @@ impl LocalCache {
         slot: &mut FillSlot,
         rx: mpsc::Receiver<Bytes>,
         backlog: &AtomicU64,
-        verify: Option<(ContentHasher, Digest)>,
+        verify: Option<(DigestHasher, Digest)>,
     ) -> io::Result<bool> {
         let tmp = self.dir.join(format!("{}.{}.tmp", slot.stem, uuid::Uuid::new_v4().simple()));
         let written = (|| -> io::Result<bool> {
@@ -594,35 +594,6 @@ impl ChunkCrcs {
         self.done.extend_from_slice(&size.to_le_bytes());
         self.done.extend_from_slice(MAGIC);
         self.done
-    }
-}
-
-/// Hashes with a digest's own algorithm (the stores' content addresses).
-enum ContentHasher {
-    Sha256(Sha256),
-    Sha512(Sha512),
-}
-
-impl ContentHasher {
-    fn for_digest(d: &Digest) -> Self {
-        match d.algorithm() {
-            Algorithm::Sha256 => ContentHasher::Sha256(Sha256::new()),
-            Algorithm::Sha512 => ContentHasher::Sha512(Sha512::new()),
-        }
-    }
-
-    fn update(&mut self, data: &[u8]) {
-        match self {
-            ContentHasher::Sha256(h) => h.update(data),
-            ContentHasher::Sha512(h) => h.update(data),
-        }
-    }
-
-    fn finish(self) -> Digest {
-        match self {
-            ContentHasher::Sha256(h) => Digest::from_parts(Algorithm::Sha256, &h.finalize()),
-            ContentHasher::Sha512(h) => Digest::from_parts(Algorithm::Sha512, &h.finalize()),
-        }
     }
 }
 

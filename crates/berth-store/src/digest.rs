@@ -66,6 +66,42 @@ impl Digest {
     }
 }
 
+/// An incremental hash with either algorithm a digest may name: what every layer that checks bytes
+/// against a content address uses (uploads, the integrity check, fsck, resealing, backups, the
+/// node-local blob cache).
+pub enum DigestHasher {
+    Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
+}
+
+impl DigestHasher {
+    pub fn new(algorithm: Algorithm) -> DigestHasher {
+        match algorithm {
+            Algorithm::Sha256 => DigestHasher::Sha256(sha2::Sha256::new()),
+            Algorithm::Sha512 => DigestHasher::Sha512(sha2::Sha512::new()),
+        }
+    }
+
+    /// A hasher with the algorithm `digest` names, to check bytes against it.
+    pub fn for_digest(digest: &Digest) -> DigestHasher {
+        DigestHasher::new(digest.algorithm())
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            DigestHasher::Sha256(h) => h.update(data),
+            DigestHasher::Sha512(h) => h.update(data),
+        }
+    }
+
+    pub fn finish(self) -> Digest {
+        match self {
+            DigestHasher::Sha256(h) => Digest::from_parts(Algorithm::Sha256, &h.finalize()),
+            DigestHasher::Sha512(h) => Digest::from_parts(Algorithm::Sha512, &h.finalize()),
+        }
+    }
+}
+
 impl FromStr for Digest {
     type Err = DigestError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -28,7 +28,7 @@ pub mod testsuite;
 pub mod writeback;
 
 pub use blob::{in_store_walk, store_walk, BlobRange, BlobReader, BlobStore, ByteStream, UploadCursor};
-pub use digest::{Algorithm, Digest, DigestError};
+pub use digest::{Algorithm, Digest, DigestError, DigestHasher};
 pub use error::StoreError;
 pub use fs::FsBlobStore;
 pub use jobs::{JobRow, JobStatus, JobStore};

@@ -24,8 +24,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use sha2::Digest as _;
 
-use crate::backup::objects::DigestHasher;
 use crate::storage::StorageArgs;
+use berth_store::DigestHasher;
 
 #[derive(clap::Args, Debug)]
 pub struct MigrateArgs {
@@ -435,7 +435,7 @@ async fn copy_blob(
         // The stream (and its clone of the hasher) is gone once append_upload returned.
         Err(_) => anyhow::bail!("internal: the hash of {digest} is still shared after its upload"),
     };
-    let got = hasher.finish(digest.algorithm());
+    let got = hasher.finish();
     if got != digest || cursor.len != size {
         discard(dest, &id, Some(&cursor)).await;
         return Ok(BlobOutcome::Failed(format!("corrupt in the source: its {} bytes hash to {got}; not copied", cursor.len)));
@@ -645,7 +645,7 @@ async fn verify_blob(dest: &dyn BlobStore, digest_text: &str, size: u64, rehash:
         len += chunk.len() as u64;
         pb.inc(chunk.len() as u64);
     }
-    let got = hasher.finish(digest.algorithm());
+    let got = hasher.finish();
     Ok(if got != digest || len != size { Some(format!("the destination's {len} bytes hash to {got}")) } else { None })
 }
 

@@ -8,9 +8,9 @@ use futures::StreamExt;
 
 use super::{object_name, BlobLocation};
 use crate::error::Result;
-use crate::integrity::ContentHasher;
 use crate::kms::blob_keys::sealing_failure;
 use crate::Registry;
+use berth_store::DigestHasher;
 
 impl Registry {
     /// Makes sure `scope` holds an object of `digest`, copying it from where `source` says a
@@ -52,7 +52,7 @@ impl Registry {
 
     async fn reseal_into(&self, id: &str, body: berth_store::ByteStream, digest: &Digest, size: u64, to_scope: &str) -> Result<()> {
         let cursor = self.sealed_create_upload(id, to_scope).await?;
-        let hasher = Arc::new(Mutex::new(ContentHasher::for_digest(digest)));
+        let hasher = Arc::new(Mutex::new(DigestHasher::for_digest(digest)));
         let tap = hasher.clone();
         let tapped = body
             .map(move |chunk| {

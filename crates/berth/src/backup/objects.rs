@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use berth_store::{Algorithm, BlobObject, ContentStore, Digest, FsBlobStore, SqliteMetadataStore};
+use berth_store::{Algorithm, BlobObject, ContentStore, Digest, DigestHasher, FsBlobStore, SqliteMetadataStore};
 use sha2::Digest as _;
 
 /// The list of a backup's objects, one per line: `<path>\t<size>\t<sha256 of the stored bytes>`.
@@ -313,36 +313,6 @@ fn read_through(path: &Path, object: &Object, mut sink: impl FnMut(&[u8]) -> any
     }
 }
 
-/// An incremental hash of either algorithm a digest may name (`berth migrate` re-hashes with it
-/// too).
-pub(crate) enum DigestHasher {
-    Sha256(sha2::Sha256),
-    Sha512(sha2::Sha512),
-}
-
-impl DigestHasher {
-    pub(crate) fn new(alg: Algorithm) -> DigestHasher {
-        match alg {
-            Algorithm::Sha256 => DigestHasher::Sha256(sha2::Sha256::new()),
-            Algorithm::Sha512 => DigestHasher::Sha512(sha2::Sha512::new()),
-        }
-    }
-
-    pub(crate) fn update(&mut self, data: &[u8]) {
-        match self {
-            DigestHasher::Sha256(h) => h.update(data),
-            DigestHasher::Sha512(h) => h.update(data),
-        }
-    }
-
-    pub(crate) fn finish(self, alg: Algorithm) -> Digest {
-        match self {
-            DigestHasher::Sha256(h) => Digest::from_parts(alg, &h.finalize()),
-            DigestHasher::Sha512(h) => Digest::from_parts(alg, &h.finalize()),
-        }
-    }
-}
-
 /// The sha256 of the stored bytes, and of a clear sha512 blob its own digest too.
 struct Hashes {
     sha256: sha2::Sha256,
@@ -378,7 +348,7 @@ impl Hashes {
         }
         if object.scope.is_empty() {
             let actual = match self.sha512 {
-                Some(h) => h.finish(Algorithm::Sha512).hex().to_string(),
+                Some(h) => h.finish().hex().to_string(),
                 None => found.sha256.clone(),
             };
             if actual != object.digest.hex() {
