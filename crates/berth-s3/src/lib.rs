@@ -51,5 +51,5 @@ mod local_cache;
 mod store;
 
 pub use config::{S3Config, DEFAULT_PART_SIZE, MAX_PART_SIZE, MIN_PART_SIZE};
-pub use local_cache::{LocalCache, LocalCacheCounts};
+pub use local_cache::{HeldCopies, LocalCache, LocalCacheCounts};
 pub use store::{bucket_client, S3BlobStore};

@@ -78,6 +78,8 @@ pub struct LocalCacheCounts {
     pub evictions: u64,
     /// Copies found damaged or unreadable on the node's disk (and removed).
     pub damaged: u64,
+    /// Copies removed because their object left the bucket (deleted through another node).
+    pub swept: u64,
     /// Bytes the cache holds now.
     pub bytes: u64,
     /// The bound.
@@ -92,6 +94,7 @@ struct Counters {
     fills_dropped: AtomicU64,
     evictions: AtomicU64,
     damaged: AtomicU64,
+    swept: AtomicU64,
 }
 
 #[derive(Default)]
@@ -103,6 +106,8 @@ struct Index {
     /// Bytes reserved by fills in progress.
     reserved: u64,
     filling: HashSet<String>,
+    /// Fills in progress whose key was removed meanwhile (`remove`): they must not land.
+    revoked: HashSet<String>,
 }
 
 pub struct LocalCache {
@@ -183,6 +188,7 @@ impl LocalCache {
             fills_dropped: c.fills_dropped.load(Ordering::Relaxed),
             evictions: c.evictions.load(Ordering::Relaxed),
             damaged: c.damaged.load(Ordering::Relaxed),
+            swept: c.swept.load(Ordering::Relaxed),
             bytes: self.lock().bytes,
             max_bytes: self.max_bytes,
         }
@@ -299,9 +305,40 @@ impl LocalCache {
         }
     }
 
-    /// Removes the cached copy of `key`, if any (deleted, quarantined, or found wrong above).
+    /// Removes the cached copy of `key`, if any (deleted, quarantined, or found wrong above),
+    /// and keeps a fill of it in progress from landing: the read that found the bytes wrong may
+    /// be the one whose copy is still being written.
     pub fn remove(self: &Arc<Self>, key: &str) {
-        self.forget(&stem(key));
+        let stem = stem(key);
+        {
+            let mut index = self.lock();
+            if index.filling.contains(&stem) {
+                index.revoked.insert(stem.clone());
+            }
+        }
+        self.forget(&stem);
+    }
+
+    /// The copies held now, to be checked off against a listing of the bucket that starts after
+    /// this call (`HeldCopies::saw`, then `drop_absent`). A copy is only ever made of an object
+    /// that exists, and listings are consistent, so a copy held before the listing whose object
+    /// the listing does not show is a copy of a deleted object. Copies made during the listing
+    /// are not in the set and are never judged by it.
+    pub fn held(&self) -> HeldCopies {
+        HeldCopies(self.lock().entries.keys().cloned().collect())
+    }
+
+    /// Removes the copies `held` still names (their objects were not listed); returns how many.
+    pub fn drop_absent(self: &Arc<Self>, held: HeldCopies) -> u64 {
+        let mut dropped = 0;
+        for stem in held.0 {
+            if self.take_out(&mut self.lock(), &stem) {
+                self.discard(&stem);
+                dropped += 1;
+            }
+        }
+        self.counters.swept.fetch_add(dropped, Ordering::Relaxed);
+        dropped
     }
 
     /// The writer's side of a fill: Ok(true) when the copy is in place.
@@ -346,6 +383,11 @@ impl LocalCache {
             return written;
         }
         let mut index = self.lock();
+        if index.revoked.contains(&slot.stem) {
+            drop(index);
+            let _ = fs::remove_file(&tmp);
+            return Ok(false);
+        }
         if let Err(e) = fs::rename(&tmp, self.path(&slot.stem)) {
             drop(index);
             let _ = fs::remove_file(&tmp);
@@ -431,6 +473,22 @@ impl LocalCache {
     }
 }
 
+/// Copies a sweep has not yet seen the object of (`LocalCache::held`).
+pub struct HeldCopies(HashSet<String>);
+
+impl HeldCopies {
+    /// `key` exists in the bucket: its copy, if held, stays.
+    pub fn saw(&mut self, key: &str) {
+        if !self.0.is_empty() {
+            self.0.remove(&stem(key));
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// A fill's hold on its slot and reservation, given back however the writer ends (a panic too).
 struct FillSlot {
     cache: Arc<LocalCache>,
@@ -447,6 +505,7 @@ impl Drop for FillSlot {
                 index.reserved -= self.size;
             }
             index.filling.remove(&self.stem);
+            index.revoked.remove(&self.stem);
         }
         self.cache.fills.fetch_sub(1, Ordering::AcqRel);
         self.cache.fill_ended.notify_waiters();

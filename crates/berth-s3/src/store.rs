@@ -136,6 +136,24 @@ impl S3BlobStore {
         }
     }
 
+    /// Removes this node's copies of data objects that left the bucket (a blob deleted, or its
+    /// orphaned data swept, through another node): one listing of the store's keys, namespaces
+    /// included, checked off against the copies held when it started. Returns how many copies
+    /// went; nothing to do without a node-local cache.
+    pub async fn sweep_local_cache(&self) -> Result<u64, StoreError> {
+        let Some(local) = &self.local else { return Ok(0) };
+        let mut held = local.held();
+        if held.is_empty() {
+            return Ok(0);
+        }
+        let base = (!self.prefix.is_empty()).then(|| Path::from(self.prefix.as_str()));
+        let mut listing = self.s3.list(base.as_ref());
+        while let Some(meta) = listing.try_next().await.map_err(|e| self.err("listing the bucket for the node-local blob cache", e))? {
+            held.saw(meta.location.as_ref());
+        }
+        Ok(local.drop_absent(held))
+    }
+
     // ---- keys ----
 
     fn key(&self, rel: &str) -> Path {

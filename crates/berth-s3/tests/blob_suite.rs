@@ -593,3 +593,47 @@ async fn a_copy_damaged_on_the_node_is_never_served_whole_and_the_bucket_is_unto
     assert_eq!(b.cache.counts().bytes, 0);
     assert!(b.store.get(&digest, None).await.unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_of_blobs_deleted_through_another_node_are_swept() {
+    let prefix = format!("cache/{}", uuid::Uuid::new_v4().simple());
+    let a = S3BlobStore::open(s3_config(&prefix)).unwrap();
+    let b = node(&prefix);
+    let (kept, gone, sealed) = (pattern(3 << 20, 31), pattern(2 << 20, 32), pattern(1 << 20, 33));
+    let kept_digest = push(&a, &kept, 4 * MIB).await;
+    let gone_digest = push(&a, &gone, 4 * MIB).await;
+    // A namespace's objects (sealed blobs) share the node's cache and the sweep's listing.
+    let sealed_digest = push(&*a.namespace("sealed").unwrap(), &sealed, 4 * MIB).await;
+    assert!(read_through(&b.store, &kept_digest).await.unwrap() == kept);
+    assert!(read_through(&b.store, &gone_digest).await.unwrap() == gone);
+    assert!(read_through(&*b.store.namespace("sealed").unwrap(), &sealed_digest).await.unwrap() == sealed);
+    b.cache.idle().await;
+    assert_eq!(b.cache.counts().bytes, (kept.len() + gone.len() + sealed.len()) as u64);
+
+    // While every object is in the bucket, a sweep removes nothing.
+    assert_eq!(b.store.sweep_local_cache().await.unwrap(), 0);
+    assert_eq!(cached_files(&b).len(), 3);
+
+    // Deleted through node A: B's copy goes at B's next sweep, the others stay and are served.
+    assert!(a.delete(&gone_digest).await.unwrap());
+    assert_eq!(b.store.sweep_local_cache().await.unwrap(), 1);
+    b.cache.idle().await;
+    let c = b.cache.counts();
+    assert_eq!((c.swept, c.bytes), (1, (kept.len() + sealed.len()) as u64));
+    assert_eq!(cached_files(&b).len(), 2);
+    let hits = c.hits;
+    assert!(read_through(&b.store, &kept_digest).await.unwrap() == kept);
+    assert_eq!(b.cache.counts().hits, hits + 1, "a copy whose object is listed is still served from the disk");
+    assert!(b.store.get(&gone_digest, None).await.unwrap().is_none());
+
+    // A copy made after the sweep's snapshot is never judged by its listing.
+    let held = b.cache.held();
+    let late = pattern(1 << 20, 34);
+    let late_digest = push(&a, &late, 4 * MIB).await;
+    assert!(read_through(&b.store, &late_digest).await.unwrap() == late);
+    b.cache.idle().await;
+    assert_eq!(b.cache.drop_absent(held), 2, "nothing seen: the two copies held before go");
+    b.cache.idle().await;
+    assert_eq!(b.cache.counts().bytes, late.len() as u64);
+    assert_eq!(cached_files(&b).len(), 1);
+}

@@ -11,6 +11,7 @@ pub(crate) struct BlobCacheMetrics {
     fills: IntCounterVec,
     evictions: IntCounter,
     damaged: IntCounter,
+    swept: IntCounter,
     bytes: IntGauge,
     max_bytes: IntGauge,
     /// Two scrapes at once would both add the same difference.
@@ -33,6 +34,10 @@ impl BlobCacheMetrics {
             )?,
             evictions: IntCounter::new("berth_blob_cache_evictions_total", "Copies removed to keep the node-local blob cache within its bound")?,
             damaged: IntCounter::new("berth_blob_cache_damaged_total", "Copies found damaged on the node's disk (removed; the bucket's copy was not touched)")?,
+            swept: IntCounter::new(
+                "berth_blob_cache_swept_total",
+                "Copies removed because their blob left the bucket (deleted through another node; checked every 10 minutes)",
+            )?,
             bytes: IntGauge::new("berth_blob_cache_bytes", "Bytes the node-local blob cache holds")?,
             max_bytes: IntGauge::new("berth_blob_cache_max_bytes", "The node-local blob cache's bound (0: no cache)")?,
             updating: std::sync::Mutex::new(()),
@@ -41,6 +46,7 @@ impl BlobCacheMetrics {
         registry.register(Box::new(m.fills.clone()))?;
         registry.register(Box::new(m.evictions.clone()))?;
         registry.register(Box::new(m.damaged.clone()))?;
+        registry.register(Box::new(m.swept.clone()))?;
         registry.register(Box::new(m.bytes.clone()))?;
         registry.register(Box::new(m.max_bytes.clone()))?;
         Ok(m)
@@ -56,6 +62,7 @@ impl BlobCacheMetrics {
             (self.fills.with_label_values(&["dropped"]), now.fills_dropped),
             (self.evictions.clone(), now.evictions),
             (self.damaged.clone(), now.damaged),
+            (self.swept.clone(), now.swept),
         ] {
             counter.inc_by(total.saturating_sub(counter.get()));
         }

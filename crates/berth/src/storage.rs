@@ -200,13 +200,37 @@ async fn open_blobs_cached(data_dir: &Path, args: &StorageArgs, cache: Option<Ar
             // A wrong bucket, endpoint or key is a start-up error, not a 500 on the first push.
             store.check().await.with_context(|| format!("checking the bucket {url}"))?;
             match cache {
-                Some(cache) => Arc::new(store.with_local_cache(cache)),
+                Some(cache) => {
+                    let store = Arc::new(store.with_local_cache(cache));
+                    tokio::spawn(sweep_blob_cache(store.clone()));
+                    store
+                }
                 None => Arc::new(store),
             }
         }
         Some(other) => anyhow::bail!("--blobs {other:?} is not `fs`, file:///PATH or s3://BUCKET/PREFIX"),
     };
     Ok(blobs)
+}
+
+/// How often a node checks its blob cache's copies against the bucket.
+const BLOB_CACHE_SWEEP: Duration = Duration::from_secs(600);
+
+/// Copies of blobs deleted through another node are never served (reads go through the shared
+/// metadata first), but they would stay on this node's disk until evicted: a blob deleted to
+/// remove what it held should leave every node. At start-up (copies kept across a restart) and
+/// every `BLOB_CACHE_SWEEP`, copies whose object the bucket no longer lists are removed.
+async fn sweep_blob_cache(store: Arc<S3BlobStore>) {
+    let mut every = tokio::time::interval(BLOB_CACHE_SWEEP);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        every.tick().await;
+        match store.sweep_local_cache().await {
+            Ok(0) => {}
+            Ok(copies) => tracing::info!(copies, "node-local blob cache: removed copies of blobs deleted from the bucket"),
+            Err(e) => tracing::warn!(error = %e, "node-local blob cache: checking copies against the bucket failed; trying again later"),
+        }
+    }
 }
 
 /// The `--s3-*` flags onto a bucket's configuration: `--blobs s3://…` and `berth backup --to
