@@ -48,6 +48,9 @@ pub struct RegistryConfig {
     pub allow_insecure_upstreams: bool,
     /// A cached tag is re-checked against its upstream at most this often (ECR: 24 hours).
     pub pull_through_refresh_millis: i64,
+    /// How long a referrers listing in a cache repository waits for the upstream's new referrers
+    /// before answering with those the cache holds (the import goes on in the background).
+    pub pull_through_listing_wait: std::time::Duration,
 }
 
 impl Default for RegistryConfig {
@@ -64,6 +67,7 @@ impl Default for RegistryConfig {
             api_calls: None,
             allow_insecure_upstreams: false,
             pull_through_refresh_millis: 24 * 3600 * 1000,
+            pull_through_listing_wait: std::time::Duration::from_secs(5),
         }
     }
 }

@@ -4,43 +4,18 @@
 //! kept, cached content served while the upstream is down, and tags re-checked after the
 //! refresh interval (the injected clock).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::response::Response;
-use berth_core::auth::Principal;
-use berth_core::pull_through::NewRule;
-use berth_core::{Digest, PullThroughRefusal, Reference, Registry, RegistryConfig, RegistryError, RegistryRef, Repo, RepositoryName};
-use bytes::Bytes;
+use berth_core::{Digest, PullThroughRefusal, Reference, RegistryConfig, RegistryError};
 use futures::StreamExt;
 
 mod common;
+#[path = "common/upstream.rs"]
+mod upstream;
 use common::Env;
-
-const ACCOUNT: &str = "123456789012";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
-fn scope() -> RegistryRef {
-    RegistryRef { account: ACCOUNT.into(), region: "us-east-1".into() }
-}
-
-fn repo(s: &str) -> Repo {
-    Repo::new(&scope(), RepositoryName::parse(s).unwrap())
-}
-
-async fn admin(r: &Registry) -> Principal {
-    let all = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
-    let (arn, access_key_id, _) = r.create_user(ACCOUNT, "keeper", &[("all".into(), all.into())]).await.expect("user");
-    Principal { arn, account: ACCOUNT.into(), access_key_id, region: None, source_ip: None, secure_transport: false }
-}
-
-fn rule(prefix: &str, url: &str) -> NewRule {
-    NewRule { prefix: prefix.into(), upstream_url: url.into(), ..Default::default() }
-}
+use upstream::{cache, repo, rule, scope, start_upstream, stored_image, tag};
 
 fn refusal(e: RegistryError) -> PullThroughRefusal {
     match e {
@@ -149,146 +124,12 @@ async fn bad_rules_are_refused() {
     assert_eq!(r.describe_pull_through_cache_rules(&s, &[], None, 1000).await.unwrap().rules.len(), 50);
 }
 
-// ---- a fake upstream registry ----
-
-#[derive(Default)]
-struct Upstream {
-    manifests: Mutex<HashMap<String, (String, Bytes)>>,
-    blobs: Mutex<HashMap<String, Bytes>>,
-    blob_gets: Mutex<HashMap<String, usize>>,
-    manifest_gets: AtomicUsize,
-    manifest_heads: AtomicUsize,
-    down: AtomicBool,
-    /// Blob bodies stop after their first half until this is notified.
-    gate: Mutex<Option<Arc<tokio::sync::Notify>>>,
-    /// Blobs whose bytes are served with their last byte changed.
-    corrupt: Mutex<Vec<String>>,
-    /// Manifests answered with a Docker-Content-Digest that is not theirs.
-    lying: AtomicBool,
-}
-
-impl Upstream {
-    fn put_blob(&self, data: &[u8]) -> Digest {
-        let d = Digest::sha256_of(data);
-        self.blobs.lock().unwrap().insert(d.to_string(), Bytes::copy_from_slice(data));
-        d
-    }
-
-    /// An image of a config and one layer of `layer_size` bytes, tagged `repo:tag`.
-    fn put_image(&self, repo: &str, tag: &str, seed: u8, layer_size: usize) -> (Digest, Vec<Digest>) {
-        let config = format!(r#"{{"architecture":"amd64","os":"linux","seed":{seed}}}"#);
-        let layer: Vec<u8> = (0..layer_size).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
-        let c = self.put_blob(config.as_bytes());
-        let l = self.put_blob(&layer);
-        let manifest = format!(
-            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{c}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{l}","size":{}}}]}}"#,
-            config.len(),
-            layer.len()
-        );
-        let d = Digest::sha256_of(manifest.as_bytes());
-        let entry = (OCI_MANIFEST.to_string(), Bytes::from(manifest));
-        let mut m = self.manifests.lock().unwrap();
-        m.insert(format!("{repo}:{tag}"), entry.clone());
-        m.insert(format!("{repo}:{d}"), entry);
-        (d, vec![c, l])
-    }
-
-    fn gets_of(&self, d: &Digest) -> usize {
-        self.blob_gets.lock().unwrap().get(&d.to_string()).copied().unwrap_or(0)
-    }
-}
-
-async fn serve_upstream(State(up): State<Arc<Upstream>>, req: Request) -> Response {
-    let status = |code: u16| Response::builder().status(code).body(Body::empty()).unwrap();
-    if up.down.load(Ordering::SeqCst) {
-        return status(503);
-    }
-    let path = req.uri().path().to_string();
-    if path == "/v2/" {
-        return status(200);
-    }
-    let Some(rest) = path.strip_prefix("/v2/") else { return status(404) };
-    if let Some((name, reference)) = rest.rsplit_once("/manifests/") {
-        let head = req.method() == http::Method::HEAD;
-        if head {
-            up.manifest_heads.fetch_add(1, Ordering::SeqCst);
-        } else {
-            up.manifest_gets.fetch_add(1, Ordering::SeqCst);
-        }
-        let Some((media_type, bytes)) = up.manifests.lock().unwrap().get(&format!("{name}:{reference}")).cloned() else {
-            return Response::builder().status(404).body(Body::from(r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"no"}]}"#)).unwrap();
-        };
-        let digest = if up.lying.load(Ordering::SeqCst) { Digest::sha256_of(b"something else") } else { Digest::sha256_of(&bytes) };
-        let b = Response::builder()
-            .status(200)
-            .header("content-type", media_type)
-            .header("content-length", bytes.len())
-            .header("docker-content-digest", digest.to_string());
-        return b.body(if head { Body::empty() } else { Body::from(bytes) }).unwrap();
-    }
-    if let Some((_, digest)) = rest.rsplit_once("/blobs/") {
-        *up.blob_gets.lock().unwrap().entry(digest.to_string()).or_default() += 1;
-        let Some(mut bytes) = up.blobs.lock().unwrap().get(digest).cloned() else { return status(404) };
-        if up.corrupt.lock().unwrap().iter().any(|c| c == digest) {
-            let mut v = bytes.to_vec();
-            if let Some(last) = v.last_mut() {
-                *last ^= 0xff;
-            }
-            bytes = Bytes::from(v);
-        }
-        let len = bytes.len();
-        let gate = up.gate.lock().unwrap().clone();
-        let (first, second) = (bytes.slice(..len / 2), bytes.slice(len / 2..));
-        let body = futures::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(futures::stream::once(async move {
-            if let Some(g) = gate {
-                g.notified().await;
-            }
-            Ok::<_, std::io::Error>(second)
-        }));
-        return Response::builder().status(200).header("content-length", len).body(Body::from_stream(body)).unwrap();
-    }
-    status(404)
-}
-
-async fn start_upstream() -> (Arc<Upstream>, String) {
-    let up = Arc::new(Upstream::default());
-    let app = axum::Router::new().fallback(serve_upstream).with_state(up.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (up, url)
-}
-
-async fn cache(env: &Env, url: &str) -> (Arc<Registry>, Principal) {
-    let config = RegistryConfig { allow_insecure_upstreams: true, pull_through_refresh_millis: 60_000, ..Default::default() };
-    let r = Arc::new(env.registry_with(config).await);
-    r.create_pull_through_cache_rule(&scope(), rule("up", url)).await.expect("rule");
-    let p = admin(&r).await;
-    (r, p)
-}
-
-fn tag(t: &str) -> Reference {
-    Reference::parse(t).unwrap()
-}
-
 async fn read_all(mut body: berth_core::BlobStream) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     while let Some(chunk) = body.next().await {
         out.extend_from_slice(&chunk?);
     }
     Ok(out)
-}
-
-/// Polls until the image is stored in the repository (the pull-through task is asynchronous).
-async fn stored_image(r: &Registry, repo: &Repo, reference: &Reference) -> berth_core::Manifest {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(m) = r.get_manifest(repo, reference, false).await {
-            return m;
-        }
-        assert!(Instant::now() < deadline, "the image was not cached in time");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

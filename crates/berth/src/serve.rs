@@ -50,6 +50,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         api_calls: settings.api_calls,
         allow_insecure_upstreams: settings.allow_insecure_upstreams,
         pull_through_refresh_millis: (settings.pull_through_refresh_seconds as i64).saturating_mul(1000),
+        pull_through_listing_wait: RegistryConfig::default().pull_through_listing_wait,
     };
     let data = DataDir::open(&settings.data_dir, &settings.storage, config).await?;
     data.registry.init_identity().await.context("loading token signing keys")?;

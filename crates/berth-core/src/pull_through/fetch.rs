@@ -303,14 +303,25 @@ impl Registry {
 
     /// A manifest from the upstream into the cache repository (its caller authorized the import).
     pub(super) async fn import_manifest(self: &Arc<Self>, repo: &Repo, target: &UpstreamTarget, reference: &Reference) -> Result<Manifest> {
+        Ok(self.import_manifest_storing(repo, target, reference).await?.0)
+    }
+
+    /// [`Registry::import_manifest`], and the task storing it when it could not be stored at once
+    /// (its blobs are fetched first); None when it is stored, or was pending already.
+    pub(super) async fn import_manifest_storing(
+        self: &Arc<Self>,
+        repo: &Repo,
+        target: &UpstreamTarget,
+        reference: &Reference,
+    ) -> Result<(Manifest, Option<tokio::task::JoinHandle<()>>)> {
         let lock = self.pull_through.manifest_lock(format!("{}\n{reference}", repo_id(repo)));
         let _one = lock.lock().await;
         // Another request may have fetched it while this one waited.
         if let Some(m) = self.pull_through.pending(repo, reference) {
-            return Ok(m);
+            return Ok((m, None));
         }
         if let (Ok(m), Reference::Digest(_)) = (self.get_manifest(repo, reference, false).await, reference) {
-            return Ok(m);
+            return Ok((m, None));
         }
         let source = self.upstream_source(repo, target).await?;
         let reference_text = reference.to_string();
@@ -356,13 +367,13 @@ impl Registry {
         if parsed.references.iter().any(|r| r.kind == RefKind::Manifest) {
             self.store_index(repo, &stored_as, parsed, &manifest).await?;
             self.cached(repo, target, &stored_as, &digest).await;
-            return Ok(manifest);
+            return Ok((manifest, None));
         }
         let blobs: Vec<Digest> = parsed.references.iter().filter(|r| r.kind == RefKind::Blob).map(|r| r.digest.clone()).collect();
         match self.store_parsed_manifest(repo, &stored_as, &[], parsed, manifest.content.clone(), false).await {
             Ok(_) => {
                 self.cached(repo, target, &stored_as, &digest).await;
-                return Ok(manifest);
+                return Ok((manifest, None));
             }
             Err(RegistryError::ManifestBlobUnknown(_)) => {}
             Err(e) => return Err(e),
@@ -372,11 +383,11 @@ impl Registry {
         if let Reference::Tag(t) = reference {
             locked(&self.pull_through.pending_tags).insert((id, t.as_str().to_string()), digest.to_string());
         }
-        {
+        let storing = {
             let (me, repo, manifest, target) = (self.clone(), repo.clone(), manifest.clone(), target.clone());
-            tokio::spawn(async move { me.complete_image(&repo, &target, source, blobs, stored_as, manifest).await });
-        }
-        Ok(manifest)
+            tokio::spawn(async move { me.complete_image(&repo, &target, source, blobs, stored_as, manifest).await })
+        };
+        Ok((manifest, Some(storing)))
     }
 
     /// Stores every blob of a fetched image (joining the flights clients started), then the image.

@@ -4,10 +4,11 @@
 //! each at most once per refresh interval (`RegistryConfig::pull_through_refresh_millis`). So a
 //! signature added upstream after its image was cached arrives for digest-pinned pulls too
 //! (cosign and notation look referrers up by digest), and a crowd listing referrers asks the
-//! upstream once.
+//! upstream once. A listing that asks waits (at most `RegistryConfig::pull_through_listing_wait`)
+//! until the new referrers are stored, blobs and all, so it lists them itself; a principal that
+//! may not import into the cache is answered from the cache and claims no interval.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use berth_store::{Digest, ManifestSummary};
 use futures::future::BoxFuture;
@@ -21,9 +22,6 @@ use crate::Registry;
 
 /// Referrers fetched per subject at most (an upstream may list many signatures).
 const MAX_REFERRERS: usize = 100;
-/// How long a referrers listing waits for the upstream's new referrers before answering with
-/// what the cache holds (the import goes on in the background).
-const LISTING_WAIT: Duration = Duration::from_secs(5);
 /// Subjects whose last listing time is remembered; past this the record starts afresh (each
 /// subject is then listed upstream once more).
 const LISTED_SUBJECTS: usize = 100_000;
@@ -42,7 +40,7 @@ struct ReferrerDescriptor {
 impl Registry {
     /// A `/v2/` referrers listing. In a cache repository whose subject is cached, the upstream
     /// is asked first when it was not within the refresh interval (by a principal that may
-    /// import into the cache), for at most `LISTING_WAIT`.
+    /// import into the cache), for at most `RegistryConfig::pull_through_listing_wait`.
     pub async fn serve_referrers(
         self: &Arc<Self>,
         principal: &Principal,
@@ -52,13 +50,26 @@ impl Registry {
     ) -> Result<Vec<ManifestSummary>> {
         if let Some(target) = self.pull_through_target(repo).await? {
             let cached = matches!(self.meta.get_manifest_by_digest(repo.key(), subject).await, Ok(Some(_)));
-            if cached && self.referrers_due(repo, subject) && self.authorize_import(principal, repo).await.is_ok() {
+            // Authorized before the interval is claimed: a principal that may not import
+            // must not hold the next listing back for a whole interval.
+            if cached
+                && !self.referrers_listed_lately(repo, subject)
+                && self.authorize_import(principal, repo).await.is_ok()
+                && self.referrers_due(repo, subject)
+            {
                 let listing = tokio::spawn(self.clone().import_referrers(repo.clone(), target, subject.clone()));
                 // Either way the listing below answers: with the new referrers when they came in time.
-                let _ = tokio::time::timeout(LISTING_WAIT, listing).await;
+                let _ = tokio::time::timeout(self.config.pull_through_listing_wait, listing).await;
             }
         }
         self.referrers(repo, subject, artifact_type).await
+    }
+
+    /// Whether `subject`'s referrers were listed upstream within the refresh interval.
+    fn referrers_listed_lately(&self, repo: &Repo, subject: &Digest) -> bool {
+        let now = self.now();
+        let listed = locked(&self.pull_through.referrers_listed);
+        listed.get(&(repo_id(repo), subject.clone())).is_some_and(|at| now.saturating_sub(*at) < self.config.pull_through_refresh_millis)
     }
 
     /// Whether `subject`'s referrers are due to be listed upstream again; if so, this caller
@@ -78,8 +89,8 @@ impl Registry {
     }
 
     /// The upstream's referrers of a cached subject, each not cached yet fetched into the cache
-    /// repository. An upstream without the referrers API has none to give. Boxed: a referrer
-    /// cached imports its own.
+    /// repository; done once they are stored. An upstream without the referrers API has none to
+    /// give. Boxed: a referrer cached imports its own.
     pub(super) fn import_referrers(self: Arc<Self>, repo: Repo, target: UpstreamTarget, subject: Digest) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             locked(&self.pull_through.referrers_listed).insert((repo_id(&repo), subject.clone()), self.now());
@@ -96,15 +107,21 @@ impl Registry {
                 tracing::warn!(repository = %repo, %subject, upstream = %target.rule.upstream_url, "the upstream's referrers list is not an image index");
                 return;
             };
+            let mut storing = Vec::new();
             for d in index.manifests.iter().take(MAX_REFERRERS) {
                 let Ok(digest) = d.digest.parse::<Digest>() else { continue };
                 if matches!(self.meta.get_manifest_by_digest(repo.key(), &digest).await, Ok(Some(_))) {
                     continue;
                 }
-                if let Err(e) = self.import_manifest(&repo, &target, &Reference::Digest(digest.clone())).await {
-                    tracing::warn!(repository = %repo, %subject, referrer = %digest, error = %e, "caching a referrer failed");
+                match self.import_manifest_storing(&repo, &target, &Reference::Digest(digest.clone())).await {
+                    Ok((_, Some(task))) => storing.push(task),
+                    Ok((_, None)) => {}
+                    Err(e) => tracing::warn!(repository = %repo, %subject, referrer = %digest, error = %e, "caching a referrer failed"),
                 }
             }
+            // Done once the referrers are stored (their blobs fetched), not only fetched: a
+            // listing waiting for this lists them.
+            futures::future::join_all(storing).await;
         })
     }
 }
