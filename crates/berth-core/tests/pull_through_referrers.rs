@@ -1,9 +1,10 @@
 //! Referrers listings (`/v2/<repo>/referrers/<digest>`) in a pull-through cache repository,
 //! against a fake upstream that serves the OCI referrers API and counts its listings: a cached
 //! subject's referrers are listed upstream again at most once per refresh interval and subject
-//! (the injected clock), only for a principal that may import into the cache, and a listing
-//! waits for the upstream at most `RegistryConfig::pull_through_listing_wait` before answering
-//! with the referrers the cache holds.
+//! (the injected clock), only for a principal that may import into the cache (listing or
+//! re-checking a tag), and a listing waits for the upstream at most
+//! `RegistryConfig::pull_through_listing_wait` before answering with the referrers the cache
+//! holds.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -156,8 +157,12 @@ async fn a_principal_that_may_not_import_lists_cached_referrers_without_asking_t
     for _ in 0..3 {
         assert_eq!(list(&r, &puller, &cached, &a).await, sorted(&[&sig]), "the cached referrers");
     }
+    // Its pull re-checks the tag upstream, but lists no referrers there either.
+    let heads = up.manifest_heads.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(r.serve_manifest(&puller, &cached, &tag("a"), false).await.expect("cached tag").digest, a);
+    assert_eq!(up.manifest_heads.load(std::sync::atomic::Ordering::SeqCst), heads + 1, "the tag was re-checked");
     assert_eq!(up.referrers_gets_of(&a), 1, "no upstream listing for a principal that may not import");
-    // Nor did those listings use up the interval: the next one by a principal that may import asks.
+    // Nor did its requests use up the interval: the next listing by a principal that may import asks.
     assert_eq!(list(&r, &admin, &cached, &a).await, sorted(&[&sig, &sbom]));
     assert_eq!(up.referrers_gets_of(&a), 2);
     assert_eq!(list(&r, &puller, &cached, &a).await, sorted(&[&sig, &sbom]), "then served to the puller from the cache");

@@ -268,7 +268,7 @@ impl Registry {
                 // Signatures and SBOMs are often added upstream after the image: the re-check
                 // also lists the subject's referrers again and caches the new ones (in the
                 // background; only for a principal that may import into the cache).
-                if self.referrers_due(repo, &cached.digest) && self.authorize_import(principal, repo).await.is_ok() {
+                if self.referrers_due(principal, repo, &cached.digest).await {
                     tokio::spawn(self.clone().import_referrers(repo.clone(), target.clone(), cached.digest.clone()));
                 }
                 Ok(cached)

@@ -8,6 +8,7 @@
 //! until the new referrers are stored, blobs and all, so it lists them itself; a principal that
 //! may not import into the cache is answered from the cache and claims no interval.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use berth_store::{Digest, ManifestSummary};
@@ -50,13 +51,7 @@ impl Registry {
     ) -> Result<Vec<ManifestSummary>> {
         if let Some(target) = self.pull_through_target(repo).await? {
             let cached = matches!(self.meta.get_manifest_by_digest(repo.key(), subject).await, Ok(Some(_)));
-            // Authorized before the interval is claimed: a principal that may not import
-            // must not hold the next listing back for a whole interval.
-            if cached
-                && !self.referrers_listed_lately(repo, subject)
-                && self.authorize_import(principal, repo).await.is_ok()
-                && self.referrers_due(repo, subject)
-            {
+            if cached && self.referrers_due(principal, repo, subject).await {
                 let listing = tokio::spawn(self.clone().import_referrers(repo.clone(), target, subject.clone()));
                 // Either way the listing below answers: with the new referrers when they came in time.
                 let _ = tokio::time::timeout(self.config.pull_through_listing_wait, listing).await;
@@ -65,26 +60,27 @@ impl Registry {
         self.referrers(repo, subject, artifact_type).await
     }
 
-    /// Whether `subject`'s referrers were listed upstream within the refresh interval.
-    fn referrers_listed_lately(&self, repo: &Repo, subject: &Digest) -> bool {
-        let now = self.now();
-        let listed = locked(&self.pull_through.referrers_listed);
-        listed.get(&(repo_id(repo), subject.clone())).is_some_and(|at| now.saturating_sub(*at) < self.config.pull_through_refresh_millis)
-    }
-
-    /// Whether `subject`'s referrers are due to be listed upstream again; if so, this caller
-    /// does it (the time is recorded now, so concurrent callers do not).
-    pub(super) fn referrers_due(&self, repo: &Repo, subject: &Digest) -> bool {
-        let now = self.now();
-        let mut listed = locked(&self.pull_through.referrers_listed);
+    /// Whether `principal` is to list `subject`'s referrers upstream now: they were not listed
+    /// within the refresh interval and it may import into the cache. If so the time is recorded
+    /// now, so concurrent callers do not; a principal that may not import claims nothing (its
+    /// request must not hold back the next importer's for a whole interval).
+    pub(super) async fn referrers_due(&self, principal: &Principal, repo: &Repo, subject: &Digest) -> bool {
         let key = (repo_id(repo), subject.clone());
-        if listed.get(&key).is_some_and(|at| now.saturating_sub(*at) < self.config.pull_through_refresh_millis) {
+        let lately = |listed: &HashMap<(String, Digest), i64>| {
+            listed.get(&key).is_some_and(|at| self.now().saturating_sub(*at) < self.config.pull_through_refresh_millis)
+        };
+        let listed_lately = lately(&locked(&self.pull_through.referrers_listed));
+        if listed_lately || self.authorize_import(principal, repo).await.is_err() {
+            return false;
+        }
+        let mut listed = locked(&self.pull_through.referrers_listed);
+        if lately(&listed) {
             return false;
         }
         if listed.len() >= LISTED_SUBJECTS {
             listed.clear();
         }
-        listed.insert(key, now);
+        listed.insert(key, self.now());
         true
     }
 
