@@ -13,6 +13,8 @@
 
 #![allow(dead_code)]
 
+pub mod s3_cache;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;

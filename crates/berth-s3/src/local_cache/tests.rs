@@ -208,3 +208,55 @@ async fn reopening_keeps_copies_and_clears_unfinished_fills() {
     assert_eq!(cache.counts().bytes, 1 << 20);
     assert_eq!(files(dir.path()).len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_removed_while_its_fill_runs_is_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = LocalCache::open(dir.path(), 64 << 20).unwrap();
+    let data = pattern(1 << 20, 9);
+    let (tx, rx) = futures::channel::mpsc::unbounded::<io::Result<Bytes>>();
+    let mut body = cache.fill("k", data.len() as u64, None, rx.boxed());
+    tx.unbounded_send(Ok(Bytes::copy_from_slice(&data[..1000]))).unwrap();
+    assert!(body.next().await.unwrap().unwrap() == data[..1000]);
+    // The read that found the bytes wrong (a sealed object failing authentication) may be the
+    // one whose copy is still being written.
+    cache.remove("k");
+    tx.unbounded_send(Ok(Bytes::copy_from_slice(&data[1000..]))).unwrap();
+    drop(tx);
+    assert!(drain(body).await.unwrap() == data[1000..], "the reader still gets every byte");
+    cache.idle().await;
+    let c = cache.counts();
+    assert_eq!((c.fills, c.fills_dropped, c.bytes), (0, 1, 0), "the fill did not land");
+    assert!(files(dir.path()).is_empty(), "{:?}", files(dir.path()));
+    assert!(cache.read("k", data.len() as u64, None).await.is_none());
+    // The removal held that fill only: the next read copies again.
+    assert!(!read_through(&cache, "k", &data).await);
+    assert!(read_through(&cache, "k", &data).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_owner_may_read_the_directory_and_the_copies() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let base = tempfile::tempdir().unwrap();
+
+    // A directory the cache makes.
+    let made = base.path().join("made").join("cache");
+    let cache = LocalCache::open(&made, 64 << 20).unwrap();
+    assert_eq!(mode(&made), 0o700, "the directory");
+    assert_eq!(mode(&made.join(".lock")), 0o600, "the lock file");
+    read_through(&cache, "k", &pattern(100_000, 10)).await;
+    let copies = files(&made);
+    assert_eq!(copies.len(), 1);
+    assert_eq!(mode(&made.join(&copies[0])), 0o600, "a copy (blobs left in clear among them)");
+    close(cache).await;
+
+    // A directory someone else made, open to all: closed when the cache opens it.
+    let given = base.path().join("given");
+    std::fs::create_dir(&given).unwrap();
+    std::fs::set_permissions(&given, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let cache = LocalCache::open(&given, 64 << 20).unwrap();
+    assert_eq!(mode(&given), 0o700);
+    read_through(&cache, "k", &pattern(100_000, 11)).await;
+    assert_eq!(mode(&given.join(&files(&given)[0])), 0o600);
+}
