@@ -355,3 +355,46 @@ async fn a_client_behind_the_memory_window_reads_the_stored_blob_and_one_leaving
     assert!(r.stat_blob(&cached, &layer).await.is_ok(), "stored though the first client left");
     assert_eq!(r.pull_through_window_bytes().0, 0);
 }
+
+/// The manifests of `name` that reference `child`, read beneath the service.
+async fn parents_of(env: &Env, name: &berth_core::Repo, child: &Digest) -> Vec<Digest> {
+    let (meta, _) = common::stores(env.dir.path()).await;
+    meta.manifest_parents(name.key(), child).await.expect("parents")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_cached_on_another_node_is_linked_to_the_index_stored_without_it() {
+    let env = Env::new();
+    let (up, url) = start_upstream().await;
+    let (amd, _) = up.put_image("lib/multi", "amd", 1, 1_000);
+    let (arm, _) = up.put_image("lib/multi", "arm", 2, 1_000);
+    let index = up.put_index("lib/multi", "v1", &[amd.clone(), arm.clone()]);
+    let (a, p) = cache(&env, &url).await;
+    // Node B: a second process over the same stores, which never serves the index.
+    let b = Arc::new(env.registry_with(upstream::cache_config()).await);
+    let name = repo("up/lib/multi");
+
+    // A stores the index at once, holding neither child.
+    assert_eq!(a.serve_manifest(&p, &name, &tag("v1"), false).await.expect("the index").digest, index);
+    // B caches one child by digest (what a runtime does after picking its platform from the
+    // index A served).
+    assert_eq!(b.serve_manifest(&p, &name, &Reference::Digest(arm.clone()), false).await.expect("a child").digest, arm);
+    stored_image(&b, &name, &Reference::Digest(arm.clone())).await;
+
+    // Linked by B as it cached the child: no process had to serve the index again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while parents_of(&env, &name, &arm).await.is_empty() {
+        assert!(Instant::now() < deadline, "the child cached on B was never linked to the index A stored");
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(parents_of(&env, &name, &arm).await, vec![index.clone()]);
+    assert!(parents_of(&env, &name, &amd).await.is_empty(), "the uncached child is not referenced");
+    let (deleted, failures) = a
+        .batch_delete_images(&name, &[berth_core::images::ImageId { digest: Some(arm.to_string()), tag: None }])
+        .await
+        .expect("batch delete");
+    assert!(deleted.is_empty());
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].code, "ImageReferencedByManifestList", "{}", failures[0].reason);
+    assert!(a.get_manifest(&name, &Reference::Digest(arm.clone()), false).await.is_ok(), "the child is still there");
+}

@@ -9,8 +9,8 @@
 //! references; otherwise it is served from memory (`pending`) while a task stores its blobs
 //! through the blob flights clients join, then stores it. An index is stored at once with the
 //! children the repository holds (ECR stores the index on first pull): its other children are
-//! fetched as clients ask for them, and each one cached links itself to the partial indexes
-//! (`partial`) that list it. Referrers: see `referrers`. Every image cached (or failing to be) is an "ECR Pull Through
+//! fetched as clients ask for them, and each one cached links itself to the indexes that list it
+//! (see `children`). Referrers: see `referrers`. Every image cached (or failing to be) is an "ECR Pull Through
 //! Cache Action" event.
 //!
 //! Upstream failures: 404 is the client's MANIFEST_UNKNOWN / BLOB_UNKNOWN; anything else is
@@ -23,13 +23,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use berth_oci_client::{ClientError, ClientOptions, Credentials, Endpoint, OciClient};
-use berth_store::{ByteStream, Digest, NewManifest, RefKind, StorageClass};
+use berth_store::{ByteStream, Digest, RefKind};
 
 use super::flight::{self, Flights, Source};
 use super::{credentials, upstream_base, Rule, RuleCache, SyncOutcome, UpstreamTarget};
 use crate::auth::{Principal, Resource};
 use crate::error::Result;
-use crate::manifest::{media_types, ParsedManifest};
+use crate::manifest::media_types;
 use crate::names::{Reference, RegistryRef, Repo};
 use crate::templates::AppliedFor;
 use crate::{Manifest, Registry, RegistryError};
@@ -56,10 +56,10 @@ pub(crate) struct PullThroughState {
     /// Upstreams that failed lately: until when they are left alone, and why.
     paused: Mutex<HashMap<String, (Instant, String)>>,
     /// Stored indexes (by repository) some of whose children are not cached yet.
-    partial: Mutex<HashMap<String, HashSet<Digest>>>,
+    pub(super) partial: Mutex<HashMap<String, HashSet<Digest>>>,
     /// Stored indexes this process checked for uncached children (after a restart `partial`
     /// is refilled as they are served).
-    checked_indexes: Mutex<HashSet<(String, Digest)>>,
+    pub(super) checked_indexes: Mutex<HashSet<(String, Digest)>>,
     /// When each subject's referrers were last listed upstream (Registry's clock, ms).
     pub(super) referrers_listed: Mutex<HashMap<(String, Digest), i64>>,
 }
@@ -421,11 +421,14 @@ impl Registry {
         }
     }
 
-    /// An image or index just cached: its event, the partial indexes it completes, and its
+    /// An image or index just cached: its event, its links to the indexes that list it, and its
     /// referrers fetched in the background.
     async fn cached(self: &Arc<Self>, repo: &Repo, target: &UpstreamTarget, stored_as: &Reference, digest: &Digest) {
         self.emit_sync(repo, target, stored_as, Some(digest), None).await;
         self.link_partial_indexes(repo).await;
+        if let Err(e) = self.link_to_parents(repo, digest).await {
+            tracing::warn!(repository = %repo, %digest, error = %e, "linking a cached manifest to the indexes that list it");
+        }
         tokio::spawn(self.clone().import_referrers(repo.clone(), target.clone(), digest.clone()));
     }
 
@@ -447,96 +450,6 @@ impl Registry {
         });
         let sync = SyncOutcome { prefix: &target.rule.prefix, upstream_url: &target.rule.upstream_url, tag, digest, failure };
         self.emit_pull_through_action(repo, &sync).await;
-    }
-
-    /// The manifest's references without the children the repository does not hold, and
-    /// whether none was left out.
-    async fn held_references(&self, repo: &Repo, mut parsed: ParsedManifest) -> Result<(ParsedManifest, bool)> {
-        let mut complete = true;
-        let mut kept = Vec::with_capacity(parsed.references.len());
-        for r in std::mem::take(&mut parsed.references) {
-            if r.kind == RefKind::Blob || self.meta.get_manifest_by_digest(repo.key(), &r.digest).await?.is_some() {
-                kept.push(r);
-            } else {
-                complete = false;
-            }
-        }
-        parsed.references = kept;
-        Ok((parsed, complete))
-    }
-
-    /// An index stored at once, referencing the children held now; it stays in `partial` until
-    /// every child is cached.
-    async fn store_index(&self, repo: &Repo, stored_as: &Reference, parsed: ParsedManifest, manifest: &Manifest) -> Result<()> {
-        let (held, complete) = self.held_references(repo, parsed).await?;
-        self.store_parsed_manifest(repo, stored_as, &[], held, manifest.content.clone(), false).await?;
-        if !complete {
-            locked(&self.pull_through.partial).entry(repo_id(repo)).or_default().insert(manifest.digest.clone());
-        }
-        Ok(())
-    }
-
-    /// A stored index served from a cache repository, first time in this process: the children
-    /// cached since it was stored (by another node, or before a restart, whose `partial` this
-    /// process does not share) are linked to it now, and it is remembered as partial while some
-    /// are still missing.
-    async fn note_partial_index(&self, repo: &Repo, m: &Manifest) {
-        let id = repo_id(repo);
-        {
-            let mut checked = locked(&self.pull_through.checked_indexes);
-            if checked.len() > 100_000 {
-                checked.clear();
-            }
-            if !checked.insert((id.clone(), m.digest.clone())) {
-                return;
-            }
-        }
-        match self.link_index(repo, &m.digest).await {
-            Ok(true) => {}
-            Ok(false) => {
-                locked(&self.pull_through.partial).entry(id).or_default().insert(m.digest.clone());
-            }
-            Err(e) => tracing::warn!(repository = %repo, index = %m.digest, error = %e, "linking cached children to an index"),
-        }
-    }
-
-    /// Adds the references of children cached since to the repository's partial indexes.
-    async fn link_partial_indexes(&self, repo: &Repo) {
-        let id = repo_id(repo);
-        let indexes: Vec<Digest> = locked(&self.pull_through.partial).get(&id).map(|s| s.iter().cloned().collect()).unwrap_or_default();
-        for index in indexes {
-            match self.link_index(repo, &index).await {
-                Ok(false) => {}
-                Ok(true) => {
-                    if let Some(set) = locked(&self.pull_through.partial).get_mut(&id) {
-                        set.remove(&index);
-                    }
-                }
-                Err(e) => tracing::warn!(repository = %repo, %index, error = %e, "linking cached children to a partial index"),
-            }
-        }
-    }
-
-    /// Whether the index is complete (or gone) after recording the children held now.
-    async fn link_index(&self, repo: &Repo, index: &Digest) -> Result<bool> {
-        let row = match self.meta.get_manifest_by_digest(repo.key(), index).await? {
-            Some(row) if row.storage_class == StorageClass::Standard => row,
-            // Gone, or archived (storing it again would restore it): nothing to link.
-            _ => return Ok(true),
-        };
-        let parsed = crate::manifest::parse(&row.content, &row.media_type)?;
-        let (held, complete) = self.held_references(repo, parsed).await?;
-        // The row as stored: only references are added (no tag moves, no push event).
-        self.meta
-            .put_manifest(NewManifest {
-                repository: repo.key(),
-                manifest: row,
-                references: held.references,
-                tags: Vec::new(),
-                outbox: Vec::new(),
-            })
-            .await?;
-        Ok(complete)
     }
 
     /// A blob read that missed in a cache repository: fetched from the upstream (one flight per
@@ -572,7 +485,7 @@ impl Registry {
     }
 }
 
-fn is_index(media_type: &str) -> bool {
+pub(super) fn is_index(media_type: &str) -> bool {
     matches!(media_type, media_types::OCI_INDEX | media_types::DOCKER_LIST)
 }
 

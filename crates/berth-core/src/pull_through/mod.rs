@@ -7,6 +7,7 @@
 //! (`RegistryConfig::allow_insecure_upstreams`). A cache prefix is kept without its trailing
 //! `/`, as creation templates keep theirs, and the longest matching prefix wins over `ROOT`.
 
+mod children;
 mod credentials;
 mod fetch;
 mod flight;

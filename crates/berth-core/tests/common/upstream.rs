@@ -114,8 +114,12 @@ impl Upstream {
     }
 
     fn put_manifest(&self, repo: &str, tag: Option<&str>, manifest: String) -> Digest {
+        self.put_typed(repo, tag, OCI_MANIFEST, manifest)
+    }
+
+    fn put_typed(&self, repo: &str, tag: Option<&str>, media_type: &str, manifest: String) -> Digest {
         let d = Digest::sha256_of(manifest.as_bytes());
-        let entry = (OCI_MANIFEST.to_string(), Bytes::from(manifest));
+        let entry = (media_type.to_string(), Bytes::from(manifest));
         let mut m = self.manifests.lock().unwrap();
         if let Some(tag) = tag {
             m.insert(format!("{repo}:{tag}"), entry.clone());
@@ -136,6 +140,21 @@ impl Upstream {
             layer.len()
         );
         (self.put_manifest(repo, Some(tag), manifest), vec![c, l])
+    }
+
+    /// An OCI index of `children` (manifests already put in `repo`), tagged `repo:tag`.
+    pub fn put_index(&self, repo: &str, tag: &str, children: &[Digest]) -> Digest {
+        let manifests: Vec<serde_json::Value> = children
+            .iter()
+            .enumerate()
+            .map(|(i, child)| {
+                let size = self.manifests.lock().unwrap().get(&format!("{repo}:{child}")).expect("the child upstream").1.len();
+                serde_json::json!({"mediaType": OCI_MANIFEST, "digest": child.to_string(), "size": size,
+                                   "platform": {"architecture": format!("arch{i}"), "os": "linux"}})
+            })
+            .collect();
+        let index = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).to_string();
+        self.put_typed(repo, Some(tag), OCI_INDEX, index)
     }
 
     /// An artifact of `artifact_type` (one layer, `payload`) whose subject is the manifest
