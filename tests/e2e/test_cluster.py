@@ -400,6 +400,63 @@ def test_a_node_with_a_blob_cache_serves_pulls_from_its_disk_even_with_the_bucke
         c.stop()
 
 
+def test_a_blob_deleted_through_one_node_leaves_the_other_nodes_blob_cache(infra, tmp_path, short_dirs):
+    """B keeps copies of what it served; an image deleted and collected through A leaves B's disk
+    at B's next sweep (at start-up here; every 10 minutes while running), the others stay."""
+    c = Cluster(infra, tmp_path, names=("a",))
+    try:
+        (a,) = c.nodes
+        cache_dir = tmp_path / "cache-b"
+        b = Berth(str(tmp_path / "node-b"), extra_args=[*c.args, "--blob-cache-dir", str(cache_dir), "--blob-cache-gib", "1"],
+                  env=c.env).start()
+        c.nodes.append(b)
+        via_a = Clients(a, tmp_path / "ca", short_dirs())
+        via_b = Clients(b, tmp_path / "cb", short_dirs())
+        kept = images.build_image(str(tmp_path / "kept"), "kept", random_size=2 * MiB, with_busybox=False)
+        gone = images.build_image(str(tmp_path / "gone"), "gone", random_size=3 * MiB, with_busybox=False)
+        for image, repo in ((kept, "cluster/kept"), (gone, "cluster/gone")):
+            via_a.skopeo_copy(image.ref, via_a.docker_ref(repo, "v1"))
+            via_b.skopeo_copy(via_b.docker_ref(repo, "v1"), f"dir:{tmp_path / ('pulled-' + repo.split('/')[1])}")
+        kept_blobs = [kept.config_digest, *kept.layer_digests]
+        gone_blobs = [gone.config_digest, *gone.layer_digests]
+        deadline = time.monotonic() + 60
+        while blob_cache_figures(b).get('berth_blob_cache_fills_total{result="done"}', 0) < len(kept_blobs) + len(gone_blobs):
+            assert time.monotonic() < deadline, blob_cache_figures(b)
+            time.sleep(0.1)  # polling for the copies' outcome, not ordering events
+        copies = lambda: sorted(p.name for p in cache_dir.iterdir() if p.name.endswith(".blob"))  # noqa: E731
+        before = copies()
+        assert len(before) == len(kept_blobs) + len(gone_blobs)
+
+        ra = Registry(a.url, token=a.token())
+        r = ra.delete(f"/v2/cluster/gone/manifests/{gone.manifest_digest}")
+        assert r.status_code == 202, (r.status_code, r.text)
+        r = ra.post("/_berth/gc?grace_seconds=0", timeout=300)
+        assert r.status_code == 200, (r.status_code, r.text)
+        for d in gone_blobs:
+            assert ra.get(f"/v2/cluster/gone/blobs/{d}").status_code == 404
+
+        b.restart()
+        deadline = time.monotonic() + 60
+        while blob_cache_figures(b).get("berth_blob_cache_swept_total", 0) < len(gone_blobs):
+            assert time.monotonic() < deadline, blob_cache_figures(b)
+            time.sleep(0.1)  # polling for the start-up sweep's outcome, not ordering events
+        figures = blob_cache_figures(b)
+        assert figures["berth_blob_cache_swept_total"] == len(gone_blobs), figures
+        deadline = time.monotonic() + 30
+        while len(copies()) != len(kept_blobs):
+            assert time.monotonic() < deadline, copies()
+            time.sleep(0.1)  # the removed copies are unlinked on the blocking pool
+        assert set(copies()) < set(before)
+        # What stays is still served from B's disk.
+        again = tmp_path / "again"
+        via_b.skopeo_copy(via_b.docker_ref("cluster/kept", "v1"), f"dir:{again}")
+        for d in kept_blobs:
+            assert images.file_digest(again / d.split(":")[1]) == d
+        assert blob_cache_figures(b)['berth_blob_cache_reads_total{result="hit"}'] == len(kept_blobs)
+    finally:
+        c.stop()
+
+
 def test_scheduled_gc_on_two_nodes_collects_each_blob_once(infra, tmp_path):
     c = Cluster(infra, tmp_path, env={"BERTH_GC_INTERVAL_SECONDS": "1", "BERTH_GC_GRACE_SECONDS": "0"})
     try:
