@@ -346,14 +346,24 @@ def blob_cache_figures(node):
     return {k: int(float(v)) for k, v in re.findall(r"^(berth_blob_cache_\w+(?:\{[^}]*\})?) (\S+)$", text, re.M)}
 
 
-def test_a_node_with_a_blob_cache_serves_pulls_from_its_disk_even_with_the_bucket_down(infra, tmp_path, short_dirs):
+def cluster_with_a_cached_node(infra, tmp_path):
+    """Node A without a blob cache, node B with one (1 GiB) in tmp_path/cache-b."""
     c = Cluster(infra, tmp_path, names=("a",))
+    (a,) = c.nodes
+    cache_dir = tmp_path / "cache-b"
     try:
-        (a,) = c.nodes
-        cache_dir = tmp_path / "cache-b"
         b = Berth(str(tmp_path / "node-b"), extra_args=[*c.args, "--blob-cache-dir", str(cache_dir), "--blob-cache-gib", "1"],
                   env=c.env).start()
-        c.nodes.append(b)
+    except BaseException:
+        c.stop()
+        raise
+    c.nodes.append(b)
+    return c, a, b, cache_dir
+
+
+def test_a_node_with_a_blob_cache_serves_pulls_from_its_disk_even_with_the_bucket_down(infra, tmp_path, short_dirs):
+    c, a, b, cache_dir = cluster_with_a_cached_node(infra, tmp_path)
+    try:
         layout = str(tmp_path / "layout")
         image = images.build_image(layout, "cached", random_size=3 * MiB, with_busybox=False)
         via_a = Clients(a, tmp_path / "ca", short_dirs())
@@ -403,13 +413,8 @@ def test_a_node_with_a_blob_cache_serves_pulls_from_its_disk_even_with_the_bucke
 def test_a_blob_deleted_through_one_node_leaves_the_other_nodes_blob_cache(infra, tmp_path, short_dirs):
     """B keeps copies of what it served; an image deleted and collected through A leaves B's disk
     at B's next sweep (at start-up here; every 10 minutes while running), the others stay."""
-    c = Cluster(infra, tmp_path, names=("a",))
+    c, a, b, cache_dir = cluster_with_a_cached_node(infra, tmp_path)
     try:
-        (a,) = c.nodes
-        cache_dir = tmp_path / "cache-b"
-        b = Berth(str(tmp_path / "node-b"), extra_args=[*c.args, "--blob-cache-dir", str(cache_dir), "--blob-cache-gib", "1"],
-                  env=c.env).start()
-        c.nodes.append(b)
         via_a = Clients(a, tmp_path / "ca", short_dirs())
         via_b = Clients(b, tmp_path / "cb", short_dirs())
         kept = images.build_image(str(tmp_path / "kept"), "kept", random_size=2 * MiB, with_busybox=False)
