@@ -167,3 +167,28 @@ async fn a_principal_that_may_not_import_lists_cached_referrers_without_asking_t
     assert_eq!(up.referrers_gets_of(&a), 2);
     assert_eq!(list(&r, &puller, &cached, &a).await, sorted(&[&sig, &sbom]), "then served to the puller from the cache");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_that_found_the_upstream_down_is_retried_minutes_later_not_a_whole_interval_later() {
+    let env = Env::new();
+    let (up, url) = start_upstream().await;
+    let (a, _) = up.put_image("app", "a", 31, 1000);
+    let day: i64 = 24 * 3600 * 1000;
+    let (r, p) = cache_with(&env, &url, RegistryConfig { pull_through_refresh_millis: day, ..cache_config() }).await;
+    let cached = repo("up/app");
+    assert_eq!(pull_with_referrers(&r, &p, &up, "a", &[]).await, a);
+    let sig = up.put_referrer("app", &a, SIGNATURE, b"signed after the image was cached");
+
+    // A day on, the listing finds the upstream down: answered from the cache.
+    env.advance(day);
+    up.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(list(&r, &p, &cached, &a).await.is_empty());
+    up.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    // Right after, the failed listing still counts: the upstream is not asked again at once.
+    assert!(list(&r, &p, &cached, &a).await.is_empty());
+    assert_eq!(up.referrers_gets_of(&a), 1, "only the listing made when the subject was cached reached the upstream");
+    // Five minutes on (not a day): asked again, and the signature arrives.
+    env.advance(5 * 60 * 1000);
+    assert_eq!(list(&r, &p, &cached, &a).await, sorted(&[&sig]));
+    assert_eq!(up.referrers_gets_of(&a), 2);
+}

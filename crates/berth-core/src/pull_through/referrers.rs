@@ -6,7 +6,8 @@
 //! (cosign and notation look referrers up by digest), and a crowd listing referrers asks the
 //! upstream once. A listing that asks waits (at most `RegistryConfig::pull_through_listing_wait`)
 //! until the new referrers are stored, blobs and all, so it lists them itself; a principal that
-//! may not import into the cache is answered from the cache and claims no interval.
+//! may not import into the cache is answered from the cache and claims no interval. A listing
+//! that failed makes its subject due again after `LISTING_RETRY_MILLIS`, not a whole interval.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +24,9 @@ use crate::Registry;
 
 /// Referrers fetched per subject at most (an upstream may list many signatures).
 const MAX_REFERRERS: usize = 100;
+/// After a failed upstream listing the subject is due again this soon (at most its refresh
+/// interval): one transient upstream error must not hold a new signature back for a day.
+const LISTING_RETRY_MILLIS: i64 = 5 * 60 * 1000;
 /// Subjects whose last listing time is remembered; past this the record starts afresh (each
 /// subject is then listed upstream once more).
 const LISTED_SUBJECTS: usize = 100_000;
@@ -90,34 +94,50 @@ impl Registry {
     pub(super) fn import_referrers(self: Arc<Self>, repo: Repo, target: UpstreamTarget, subject: Digest) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             locked(&self.pull_through.referrers_listed).insert((repo_id(&repo), subject.clone()), self.now());
-            let Ok(source) = self.upstream_source(&repo, &target).await else { return };
-            let index = match source.client.referrers(&target.repository, &subject.to_string()).await {
-                Ok(Some(index)) => index,
-                Ok(None) => return,
+            if !self.list_and_cache_referrers(&repo, &target, &subject).await {
+                // Due again after LISTING_RETRY_MILLIS rather than a whole interval.
+                let refresh = self.config.pull_through_refresh_millis;
+                let at = self.now().saturating_sub(refresh).saturating_add(LISTING_RETRY_MILLIS.min(refresh));
+                locked(&self.pull_through.referrers_listed).insert((repo_id(&repo), subject), at);
+            }
+        })
+    }
+
+    /// `import_referrers`' work; false when the upstream could not be asked or a referrer could
+    /// not be cached.
+    async fn list_and_cache_referrers(self: &Arc<Self>, repo: &Repo, target: &UpstreamTarget, subject: &Digest) -> bool {
+        let Ok(source) = self.upstream_source(repo, target).await else { return false };
+        let index = match source.client.referrers(&target.repository, &subject.to_string()).await {
+            Ok(Some(index)) => index,
+            Ok(None) => return true,
+            Err(e) => {
+                tracing::debug!(repository = %repo, %subject, error = %e, "listing the upstream's referrers failed");
+                return false;
+            }
+        };
+        let Ok(index) = serde_json::from_slice::<ReferrersIndex>(&index) else {
+            tracing::warn!(repository = %repo, %subject, upstream = %target.rule.upstream_url, "the upstream's referrers list is not an image index");
+            return false;
+        };
+        let mut complete = true;
+        let mut storing = Vec::new();
+        for d in index.manifests.iter().take(MAX_REFERRERS) {
+            let Ok(digest) = d.digest.parse::<Digest>() else { continue };
+            if matches!(self.meta.get_manifest_by_digest(repo.key(), &digest).await, Ok(Some(_))) {
+                continue;
+            }
+            match self.import_manifest_storing(repo, target, &Reference::Digest(digest.clone())).await {
+                Ok((_, Some(task))) => storing.push(task),
+                Ok((_, None)) => {}
                 Err(e) => {
-                    tracing::debug!(repository = %repo, %subject, error = %e, "listing the upstream's referrers failed");
-                    return;
-                }
-            };
-            let Ok(index) = serde_json::from_slice::<ReferrersIndex>(&index) else {
-                tracing::warn!(repository = %repo, %subject, upstream = %target.rule.upstream_url, "the upstream's referrers list is not an image index");
-                return;
-            };
-            let mut storing = Vec::new();
-            for d in index.manifests.iter().take(MAX_REFERRERS) {
-                let Ok(digest) = d.digest.parse::<Digest>() else { continue };
-                if matches!(self.meta.get_manifest_by_digest(repo.key(), &digest).await, Ok(Some(_))) {
-                    continue;
-                }
-                match self.import_manifest_storing(&repo, &target, &Reference::Digest(digest.clone())).await {
-                    Ok((_, Some(task))) => storing.push(task),
-                    Ok((_, None)) => {}
-                    Err(e) => tracing::warn!(repository = %repo, %subject, referrer = %digest, error = %e, "caching a referrer failed"),
+                    tracing::warn!(repository = %repo, %subject, referrer = %digest, error = %e, "caching a referrer failed");
+                    complete = false;
                 }
             }
-            // Done once the referrers are stored (their blobs fetched), not only fetched: a
-            // listing waiting for this lists them.
-            futures::future::join_all(storing).await;
-        })
+        }
+        // Done once the referrers are stored (their blobs fetched), not only fetched: a
+        // listing waiting for this lists them.
+        futures::future::join_all(storing).await;
+        complete
     }
 }
